@@ -1,0 +1,86 @@
+"""Small helpers every part of the engine uses: atomic files, ids, docker-shaped times."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import secrets
+import tempfile
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def new_id() -> str:
+    """A fresh 64-hex-digit id, as docker's container and exec ids."""
+    return secrets.token_hex(32)
+
+
+def now_rfc3339() -> str:
+    """The current UTC time in RFC 3339 with nanosecond digits and a zone, as docker prints it."""
+    return format_time(datetime.datetime.now(datetime.timezone.utc))
+
+
+def format_time(dt: datetime.datetime) -> str:
+    return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+
+def parse_time(text: str) -> datetime.datetime:
+    """Parse an RFC 3339 time as docker writes it (up to nanoseconds, Z or an offset)."""
+    if not text or text.startswith("0001-01-01"):
+        return datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
+    t = text.strip()
+    if t.endswith("Z"):
+        t = t[:-1] + "+00:00"
+    if "." in t:
+        head, rest = t.split(".", 1)
+        digits = ""
+        while rest and rest[0].isdigit():
+            digits, rest = digits + rest[0], rest[1:]
+        t = head + "." + (digits + "000000")[:6] + rest
+    return datetime.datetime.fromisoformat(t)
+
+
+def unix_time(text: str) -> int:
+    """Seconds since the epoch of an RFC 3339 time (0 for docker's zero time)."""
+    if not text or text.startswith("0001-01-01"):
+        return 0
+    return int(parse_time(text).timestamp())
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half."""
+    d = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: str, obj, mode: int = 0o644) -> None:
+    """Atomically write ``obj`` as JSON."""
+    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode)
+
+
+def read_json(path: str, default=None):
+    """Read a JSON file; ``default`` when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return default
+
+
+def makedirs(path: str, mode: int = 0o700) -> str:
+    os.makedirs(path, mode=mode, exist_ok=True)
+    return path

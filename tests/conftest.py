@@ -1,0 +1,31 @@
+"""Shared fixtures. Tiers: unit (no marker), root (real namespaces/cgroups/overlay), vm (QEMU)."""
+
+import os
+import sys
+
+import pytest
+
+ROOT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT_DIR not in sys.path:
+    sys.path.insert(0, ROOT_DIR)
+
+from tests.support import busybox  # noqa: E402
+
+IS_ROOT = os.geteuid() == 0
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_root = pytest.mark.skip(reason="needs root (namespaces, cgroups, overlayfs): run as root or use .ci/run")
+    skip_vm = pytest.mark.skip(reason="boots a QEMU VM: set HOSTBRIDGE_TEST_VM=1 (as .ci/run does)")
+    run_vm = os.environ.get("HOSTBRIDGE_TEST_VM") == "1"
+    for item in items:
+        if ("root" in item.keywords or "vm" in item.keywords) and not IS_ROOT:
+            item.add_marker(skip_root)
+        elif "vm" in item.keywords and not run_vm:
+            item.add_marker(skip_vm)
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs_tar(tmp_path_factory):
+    """Path of a busybox rootfs tar built offline from Debian's busybox-static."""
+    return busybox.cached_rootfs_tar(str(tmp_path_factory.mktemp("busybox")))

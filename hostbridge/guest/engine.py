@@ -10,6 +10,7 @@ import time
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from .containers import logs as logs_mod
 from .containers import views
+from .containers.execs import ExecManager
 from .containers.manager import ContainerManager
 from .errors import Conflict, InvalidParameter, NotFound
 from .events import Events
@@ -32,6 +33,7 @@ class Engine:
         self.events = Events()
         self.images = ImageStore(root)
         self.containers = ContainerManager(root, self.images, self.events)
+        self.execs = ExecManager(self.containers, self.events)
         self.containers.restore()
 
     def shutdown(self):

@@ -3,8 +3,8 @@
 
 def build_router():
     from ..server import Router
-    from . import containers, images, system
+    from . import containers, execs, images, system
     r = Router()
-    for mod in (system, containers, images):
+    for mod in (system, containers, execs, images):
         mod.register(r)
     return r

@@ -3,8 +3,8 @@
 
 def build_router():
     from ..server import Router
-    from . import containers, execs, images, system
+    from . import container_ops, containers, execs, images, system
     r = Router()
-    for mod in (system, containers, execs, images):
+    for mod in (system, containers, container_ops, execs, images):
         mod.register(r)
     return r

@@ -38,13 +38,13 @@ class _Archive:
         self.tar = tar
         self.members = {}
         for m in tar.getmembers():
-            self.members[tarsafe.clean_name(m.name, "archive member")] = m
+            self.members[tarsafe.clean_name(m.name)] = m
 
     def has(self, name):
-        return tarsafe.clean_name(name, "archive member") in self.members
+        return tarsafe.clean_name(name) in self.members
 
     def open(self, name):
-        m = self.members.get(tarsafe.clean_name(name, "archive member"))
+        m = self.members.get(tarsafe.clean_name(name))
         f = self.tar.extractfile(m) if m is not None else None
         if f is None:
             raise InvalidParameter("invalid archive: %s is missing or not a file" % name)
@@ -78,7 +78,7 @@ def _legacy_entries(arc) -> list:
         m = _HEX_NAME.search(cfg)
         layers = []
         for p in it.get("Layers") or []:
-            b = _BLOB.match(tarsafe.clean_name(p, "archive member"))
+            b = _BLOB.match(tarsafe.clean_name(p))
             layers.append((p, "sha256:" + b.group(1) if b else None))
         out.append((cfg, "sha256:" + m.group(1) if m else None, layers,
                     list(it.get("RepoTags") or []), it.get("Parent") or ""))

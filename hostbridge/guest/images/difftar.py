@@ -44,36 +44,37 @@ def _empty_file(name, like: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def write_diff_tar(diff_dir: str, out) -> None:
-    """Write the tree under ``diff_dir`` to ``out`` as a layer tar (sorted, parents first).
+    """Write the tree under ``diff_dir`` to ``out`` as a layer tar (depth first, sorted).
 
     Args:
         diff_dir: an overlay upper dir (or any directory).
         out: a writable binary file.
     """
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for top, dirs, files in os.walk(diff_dir):
-            dirs.sort()
-            rel_top = os.path.relpath(top, diff_dir)
-            names = sorted(dirs + files)
-            for name in names:
-                path = os.path.join(top, name)
-                arc = name if rel_top == "." else rel_top + "/" + name
-                st = os.lstat(path)
-                if stat.S_ISSOCK(st.st_mode):
-                    continue  # docker skips sockets: they mean nothing outside a live system
-                ti = tar.gettarinfo(path, arc)
-                ti.uname = ti.gname = ""
-                ti.mtime = int(st.st_mtime)
-                if ti.ischr() and ti.devmajor == 0 and ti.devminor == 0:
-                    tar.addfile(_empty_file(os.path.dirname(arc) + "/" + WH_PREFIX + name
-                                            if "/" in arc else WH_PREFIX + name, ti))
-                    continue
-                for k, v in _xattrs(path).items():
-                    ti.pax_headers["SCHILY.xattr." + k] = v.decode("utf-8", "surrogateescape")
-                if ti.isreg():
-                    with open(path, "rb") as f:
-                        tar.addfile(ti, f)
-                else:
-                    tar.addfile(ti)
-                if ti.isdir() and _is_opaque(path):
-                    tar.addfile(_empty_file(arc + "/" + WH_OPAQUE, ti))
+        _add_tree(tar, diff_dir, "")
+
+
+def _add_tree(tar, path, arc_dir):
+    for name in sorted(os.listdir(path)):
+        full = os.path.join(path, name)
+        arc = arc_dir + name
+        st = os.lstat(full)
+        if stat.S_ISSOCK(st.st_mode):
+            continue  # docker skips sockets: they mean nothing outside a live system
+        ti = tar.gettarinfo(full, arc)
+        ti.uname = ti.gname = ""
+        ti.mtime = int(st.st_mtime)
+        if ti.ischr() and ti.devmajor == 0 and ti.devminor == 0:
+            tar.addfile(_empty_file(arc_dir + WH_PREFIX + name, ti))
+            continue
+        for k, v in _xattrs(full).items():
+            ti.pax_headers["SCHILY.xattr." + k] = v.decode("utf-8", "surrogateescape")
+        if ti.isreg():
+            with open(full, "rb") as f:
+                tar.addfile(ti, f)
+        else:
+            tar.addfile(ti)
+        if ti.isdir():
+            if _is_opaque(full):
+                tar.addfile(_empty_file(arc + "/" + WH_OPAQUE, ti))
+            _add_tree(tar, full, arc + "/")

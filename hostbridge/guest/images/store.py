@@ -59,6 +59,8 @@ class ImageStore:
         self.lock = threading.RLock()
         self.driver = storage_driver or driver.probe(self.tmp)
         self.repos = util.read_json(self.repos_path, {})
+        self.held_path = os.path.join(self.root, "held.json")
+        self.held = util.read_json(self.held_path, {})  # image id -> chains kept for containers
         self.images = {}  # id -> {"config": dict, "meta": dict}
         for n in os.listdir(self.imagedb):
             if n.endswith(".json") and not n.endswith(".meta.json") and not n.startswith("."):
@@ -207,11 +209,32 @@ class ImageStore:
                     self.layers.discard(p)
                 for iid in added_images:
                     self._forget(iid)
-                kept = {c for i in self.images for c in self.chains(i)}
+                kept = self._referenced()
                 for c in added_layers:
                     if c not in kept:
                         self.layers.remove(c)
                 raise
+
+    def _referenced(self, usage=None) -> set:
+        """Chains still needed: by images, and by containers of force-deleted images
+        (all such holds when ``usage`` is None, else those whose image is still in use)."""
+        kept = {c for i in self.images for c in self.chains(i)}
+        for iid, chains in self.held.items():
+            if usage is None or usage.get(iid):
+                kept.update(chains)
+        return kept
+
+    def _release_holds(self, usage) -> None:
+        """Drop holds of images no container uses any more, and the layers only they kept."""
+        gone = [i for i in self.held if not usage.get(i)]
+        if not gone:
+            return
+        chains = [c for i in gone for c in self.held.pop(i)]
+        util.write_json(self.held_path, self.held)
+        kept = self._referenced(usage)
+        for c in chains:
+            if c not in kept:
+                self.layers.remove(c)
 
     def _forget(self, iid):
         del self.images[iid]
@@ -263,9 +286,9 @@ class ImageStore:
             quiet = False
             if not (iid.startswith(name) or iid[7:].startswith(name)):
                 if not force and _single_reference(refs) and usage.get(iid):
-                    raise Conflict("conflict: unable to remove repository reference %r (must force)"
+                    raise Conflict("conflict: unable to remove repository reference %s (must force)"
                                    " - container %s is using its referenced image %s"
-                                   % (name, usage[iid][0][0][:12], _short(iid)))
+                                   % (json.dumps(name), usage[iid][0][0][:12], _short(iid)))
                 ref = reference.parse_normalized(name)
                 self._untag(ref.familiar(), records)
                 refs = self.refs(iid)
@@ -317,10 +340,11 @@ class ImageStore:
         chains = self.chains(iid)
         self._forget(iid)
         records.append({"Deleted": iid})
-        kept = set()
-        for other in list(self.images) + list(usage):
-            if other in self.images:
-                kept.update(self.chains(other))
+        if usage.get(iid):
+            # Forced out while a (stopped) container still runs on its layers: hold them.
+            self.held[iid] = chains
+            util.write_json(self.held_path, self.held)
+        kept = self._referenced(usage)
         for c in reversed(chains):
             if c not in kept:
                 self.layers.remove(c)
@@ -356,6 +380,7 @@ class ImageStore:
                         deleted.extend(self.delete(n, False, True, usage))
                     except (Conflict, NotFound):
                         continue
+            self._release_holds(usage)
             reclaimed = sum(sizes.get(d["Deleted"], 0) for d in deleted if "Deleted" in d)
             return {"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}
 

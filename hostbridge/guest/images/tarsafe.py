@@ -104,15 +104,25 @@ def decompressed(raw):
     return stream
 
 
-def clean_name(name: str, what: str = "member") -> str:
-    """Normalise a member name relative to the root; refuse ``..`` escapes and the root itself."""
+def clean_name(name: str, member: str = None) -> str:
+    """Normalise a path relative to the root (``/etc/x`` → ``etc/x``); refuse ``..`` escapes.
+
+    Args:
+        name: the path as the tar gives it.
+        member: the member it belongs to, when ``name`` is a link target (for the message).
+
+    Raises:
+        UnsafeArchive: the path climbs above the root.
+    """
     parts = []
     for p in name.replace("\\", "/").split("/"):
         if p in ("", "."):
             continue
         if p == "..":
             if not parts:
-                raise UnsafeArchive("refusing tar %s %r: path escapes the destination" % (what, name))
+                what = "its link target %r" % name if member else "its path"
+                raise UnsafeArchive("refusing tar member %r: %s escapes the destination"
+                                    % (member or name, what))
             parts.pop()
         else:
             parts.append(p)
@@ -219,13 +229,17 @@ class Extractor:
             os.symlink(ti.linkname, base, dir_fd=fd)
             self.size += len(ti.linkname.encode())
         elif ti.islnk():
-            target = clean_name(ti.linkname, "hard link target")
-            tfd = self._parent_fd(target, ti.name, create=False) if "/" in target else os.dup(self.root_fd)
+            target = clean_name(ti.linkname, ti.name)
+            missing = UnsafeArchive("refusing tar member %r: hard link target %r is not in the "
+                                    "layer" % (ti.name, ti.linkname))
+            try:
+                tfd = self._parent_fd(target, ti.name, create=False)
+            except FileNotFoundError:
+                raise missing from None
             try:
                 tbase = target.rsplit("/", 1)[-1]
-                if _lexists_at(tbase, tfd) is None:
-                    raise UnsafeArchive("refusing tar member %r: hard link target %r is not in "
-                                        "the layer" % (ti.name, ti.linkname))
+                if not target or _lexists_at(tbase, tfd) is None:
+                    raise missing
                 os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
             finally:
                 os.close(tfd)

@@ -77,7 +77,7 @@ class ImageStore:
 
         Raises:
             NotFound: ``No such image: busybox:latest`` (docker's wording).
-            InvalidParameter: an id prefix matching several images.
+            InvalidParameter: an invalid reference, or an id prefix matching several images.
         """
         with self.lock:
             text = name_or_id or ""
@@ -86,16 +86,19 @@ class ImageStore:
                 if iid in self.images:
                     return iid
                 raise NotFound("No such image: %s" % iid)
+            prefix = text[7:] if text.startswith("sha256:") else text
+            is_hex = bool(prefix) and all(c in "0123456789abcdef" for c in prefix)
             try:
                 ref = reference.parse(text)
             except InvalidParameter:
+                if not is_hex:
+                    raise
                 ref = None
             if ref is not None:
                 iid = self.repos.get(ref.with_default_tag().familiar())
                 if iid in self.images:
                     return iid
-            prefix = text[7:] if text.startswith("sha256:") else text
-            if prefix and all(c in "0123456789abcdef" for c in prefix):
+            if is_hex:
                 found = [i for i in self.images if i[7:].startswith(prefix)]
                 if len(found) == 1:
                     return found[0]

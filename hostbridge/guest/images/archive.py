@@ -18,7 +18,7 @@ import shutil
 import tarfile
 import tempfile
 
-from ..errors import InvalidParameter, NotFound
+from ..errors import InvalidParameter
 from . import reference, tarsafe, views
 from .layers import chain_ids
 
@@ -233,23 +233,62 @@ def _selection(store, names) -> list:
     return list(out.items())
 
 
-def _add(tar, name, data=None, path=None, mode=0o644):
+def _add(tar, name, data=None, fileobj=None, size=0):
     ti = tarfile.TarInfo(name)
-    ti.mode = mode
-    if data is None and path is None:
-        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-        tar.addfile(ti)
-    elif path is not None:
-        ti.size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            tar.addfile(ti, f)
-    else:
+    ti.mode = 0o644
+    if fileobj is not None:
+        ti.size = size
+        tar.addfile(ti, fileobj)
+    elif data is not None:
         ti.size = len(data)
         tar.addfile(ti, io.BytesIO(data))
+    else:
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(ti)
 
 
 def _dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _plan(store, names, opened) -> tuple:
+    """Blobs and the two indexes for ``names`` (caller holds the lock). Layer tars are opened
+    here, so that writing can go on without the lock even if an image is deleted meanwhile."""
+    selected = _selection(store, names)
+    if not selected:
+        raise InvalidParameter("nothing to save: name at least one image")
+    blobs, manifest, index, repos = {}, [], [], {}
+    for iid, tags in selected:
+        cfg_bytes = store.config_bytes(iid)
+        diff_ids = list(store.config(iid).get("rootfs", {}).get("diff_ids") or [])
+        blobs[iid] = (cfg_bytes, None, 0)
+        layer_descs = []
+        for d, c in zip(diff_ids, store.chains(iid)):
+            if d not in blobs:
+                f = open(store.layers.tar_path(c), "rb")
+                opened.append(f)
+                blobs[d] = (None, f, os.fstat(f.fileno()).st_size)
+            layer_descs.append({"mediaType": LAYER_TYPE, "digest": d, "size": blobs[d][2]})
+        man = _dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
+                      "config": {"mediaType": CONFIG_TYPE, "digest": iid, "size": len(cfg_bytes)},
+                      "layers": layer_descs})
+        man_digest = "sha256:" + hashlib.sha256(man).hexdigest()
+        blobs[man_digest] = (man, None, 0)
+        parent = store.images[iid]["meta"].get("parent") or ""
+        item = {"Config": _blob_path(iid), "RepoTags": tags or None,
+                "Layers": [_blob_path(d) for d in diff_ids]}
+        if parent and parent in dict(selected):
+            item["Parent"] = parent  # as docker: only when the parent is saved too
+        manifest.append(item)
+        desc = {"mediaType": MANIFEST_TYPE, "digest": man_digest, "size": len(man)}
+        for t in tags:
+            r = reference.parse(t)
+            index.append(dict(desc, annotations={"io.containerd.image.name": str(r),
+                                                 "org.opencontainers.image.ref.name": r.tag}))
+            repos.setdefault(r.familiar_name, {})[r.tag] = iid[7:]
+        if not tags:
+            index.append(desc)
+    return blobs, manifest, index, repos
 
 
 def save(store, names, out) -> None:
@@ -262,52 +301,21 @@ def save(store, names, out) -> None:
     Raises:
         NotFound: a name that resolves to no image.
     """
-    with store.lock:
-        selected = _selection(store, names)
-        if not selected:
-            raise NotFound("No such image: nothing to save")
-        blobs, manifest, index, repos = [], [], [], {}
-        written = set()
-        for iid, tags in selected:
-            cfg_bytes = store.config_bytes(iid)
-            cfg = store.config(iid)
-            diff_ids = list(cfg.get("rootfs", {}).get("diff_ids") or [])
-            blobs.append((iid, cfg_bytes, None))
-            layer_descs = []
-            for d, c in zip(diff_ids, store.chains(iid)):
-                path = store.layers.tar_path(c)
-                blobs.append((d, None, path))
-                layer_descs.append({"mediaType": LAYER_TYPE, "digest": d,
-                                    "size": os.path.getsize(path)})
-            man = _dumps({"schemaVersion": 2, "mediaType": MANIFEST_TYPE,
-                          "config": {"mediaType": CONFIG_TYPE, "digest": iid, "size": len(cfg_bytes)},
-                          "layers": layer_descs})
-            man_digest = "sha256:" + hashlib.sha256(man).hexdigest()
-            blobs.append((man_digest, man, None))
-            parent = store.images[iid]["meta"].get("parent") or ""
-            item = {"Config": _blob_path(iid), "RepoTags": tags or None,
-                    "Layers": [_blob_path(d) for d in diff_ids]}
-            if parent and parent in dict(selected):
-                item["Parent"] = parent
-            manifest.append(item)
-            desc = {"mediaType": MANIFEST_TYPE, "digest": man_digest, "size": len(man)}
-            for t in tags:
-                r = reference.parse(t)
-                index.append(dict(desc, annotations={"io.containerd.image.name": str(r),
-                                                     "org.opencontainers.image.ref.name": r.tag}))
-                repos.setdefault(r.familiar_name, {})[r.tag] = iid[7:]
-            if not tags:
-                index.append(desc)
+    opened = []
+    try:
+        with store.lock:
+            blobs, manifest, index, repos = _plan(store, names, opened)
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             _add(tar, "blobs/")
             _add(tar, "blobs/sha256/")
-            for digest, data, path in blobs:
-                if digest not in written:
-                    written.add(digest)
-                    _add(tar, _blob_path(digest), data, path)
+            for digest, (data, f, size) in blobs.items():
+                _add(tar, _blob_path(digest), data, f, size)
             _add(tar, "index.json", _dumps({"schemaVersion": 2, "mediaType": _INDEX_TYPES[0],
                                             "manifests": index}))
             _add(tar, "manifest.json", _dumps(manifest))
             _add(tar, "oci-layout", _dumps({"imageLayoutVersion": "1.0.0"}))
             if repos:
                 _add(tar, "repositories", _dumps(repos))
+    finally:
+        for f in opened:
+            f.close()

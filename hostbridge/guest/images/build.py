@@ -8,6 +8,7 @@ import os
 import tempfile
 
 from .. import ENGINE_VERSION, util
+from ..errors import InvalidParameter
 from . import changes as changes_mod
 from . import reference, views
 from .difftar import write_diff_tar
@@ -18,6 +19,13 @@ DOCKER_VERSION = "hostbridge-" + ENGINE_VERSION
 def config_bytes(cfg: dict) -> bytes:
     """An image config serialised the way its id is computed from (compact, sorted keys)."""
     return json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _check_ref(ref):
+    """A new image's name must be ``name[:tag]``; digests name content, they are not given."""
+    if ref and reference.parse(ref).digest is not None:
+        raise InvalidParameter("invalid reference %r: a new image cannot be named by digest; "
+                               "use name:tag" % ref)
 
 
 def _omit_empty(d: dict) -> dict:
@@ -40,8 +48,7 @@ def import_rootfs(store, stream, ref=None, changes=None, message="", src="-") ->
     Raises:
         InvalidParameter: a bad ref, change or tar (the store is left unchanged); UnsafeArchive.
     """
-    if ref:
-        reference.parse_normalized(ref)  # fail before reading a large body
+    _check_ref(ref)  # fail before reading a large body
     cfg = changes_mod.apply(views.container_config(None), changes)
     pending = store.layers.extract(stream, None)
     created = util.now_rfc3339()
@@ -98,8 +105,7 @@ def commit(store, parent_image_id, diff_dir, config=None, author="", comment="",
     Returns:
         str: the new image id.
     """
-    if ref:
-        reference.parse_normalized(ref)
+    _check_ref(ref)
     parent = copy.deepcopy(store.config(parent_image_id)) if parent_image_id else {}
     chains = store.chains(parent_image_id) if parent_image_id else []
     base = config if config is not None else parent.get("config")

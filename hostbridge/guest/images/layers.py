@@ -52,6 +52,7 @@ class LayerStore:
 
     def __init__(self, root: str, tmp: str):
         self.root, self.tmp = util.makedirs(root), util.makedirs(tmp)
+        self._meta = {}
 
     def path(self, chain: str) -> str:
         return os.path.join(self.root, _hex(chain))
@@ -67,8 +68,12 @@ class LayerStore:
 
     def meta(self, chain: str) -> dict:
         """Raises NotFound when the layer is missing."""
-        m = util.read_json(os.path.join(self.path(chain), "meta.json"))
+        m = self._meta.get(chain)
         if m is None:
+            m = util.read_json(os.path.join(self.path(chain), "meta.json"))
+        if m is not None:
+            self._meta[chain] = m  # a layer never changes once in place
+        else:
             raise NotFound("layer %s does not exist: the image store is damaged; remove the "
                            "image and load or pull it again" % chain)
         return m
@@ -127,6 +132,7 @@ class LayerStore:
 
     def remove(self, chain: str) -> None:
         """Delete a layer: rename it aside first so a half-deleted layer is never visible."""
+        self._meta.pop(chain, None)
         src = self.path(chain)
         if not os.path.exists(src):
             return

@@ -147,10 +147,22 @@ class ImageStore:
         return [self.layers.diff_dir(c) for c in reversed(self.chains(image_id))]
 
     def materialize(self, image_id: str, dest: str) -> None:
-        """Build a flat rootfs in ``dest`` (an existing dir) for the vfs driver: layers bottom-up."""
-        for c in self.chains(image_id):
-            with open(self.layers.tar_path(c), "rb") as f:
+        """Build a flat rootfs in ``dest`` (an existing dir) for the vfs driver: layers bottom-up.
+
+        Raises:
+            NotFound: no such image (or a layer is missing).
+        """
+        files = []
+        try:
+            with self.lock:  # open under the lock; an open file outlives a concurrent delete
+                for c in self.chains(image_id):
+                    self.layers.meta(c)  # NotFound rather than a bare OSError
+                    files.append(open(self.layers.tar_path(c), "rb"))
+            for f in files:
                 tarsafe.extract(f, dest, whiteouts="apply")
+        finally:
+            for f in files:
+                f.close()
 
     # -- mutations -------------------------------------------------------------------------
 
@@ -254,6 +266,8 @@ class ImageStore:
             NotFound: no such image. InvalidParameter: a bad reference.
         """
         r = reference.parse_normalized(ref)
+        if r.digest is not None:
+            r = reference.Reference(r.domain, r.path, None, r.digest)  # canonical: name@digest
         with self.lock:
             self.get(image_id)
             self.repos[r.familiar()] = image_id
@@ -384,6 +398,10 @@ class ImageStore:
                     except (Conflict, NotFound):
                         continue
             self._release_holds(usage)
+            kept = self._referenced(usage)
+            for c in self.layers.all():  # orphans: a crash between extraction and registration
+                if c not in kept:
+                    self.layers.remove(c)
             reclaimed = sum(sizes.get(d["Deleted"], 0) for d in deleted if "Deleted" in d)
             return {"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}
 

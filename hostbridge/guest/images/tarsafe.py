@@ -240,7 +240,11 @@ class Extractor:
                 tbase = target.rsplit("/", 1)[-1]
                 if not target or _lexists_at(tbase, tfd) is None:
                     raise missing
-                os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+                try:
+                    os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+                except PermissionError:  # a directory: no tar tool makes such a link
+                    raise InvalidParameter("invalid tar member %r: hard link to directory %r"
+                                           % (ti.name, ti.linkname)) from None
             finally:
                 os.close(tfd)
         elif ti.ischr() or ti.isblk() or ti.isfifo():

@@ -256,3 +256,33 @@ def test_state_survives_restart(store, busybox):
     store.tag(busybox, "again:2")
     again = ImageStore(os.path.dirname(store.root), storage_driver=store.driver)
     assert again.resolve("again:2") == busybox and again.inspect(busybox) == store.inspect(busybox)
+
+
+def test_digest_references(store, busybox):
+    digest = "sha256:" + "ab" * 32
+    store.tag(busybox, "registry.local:5000/bb:1.0@" + digest)  # a tag with it is dropped
+    store.tag(busybox, "registry.local:5000/bb:1.0")
+    assert store.inspect(busybox)["RepoDigests"] == ["registry.local:5000/bb@" + digest]
+    assert store.resolve("registry.local:5000/bb@" + digest) == busybox
+    # untagging the repository's last tag also drops its digests (moby)
+    recs = store.delete("registry.local:5000/bb:1.0")
+    assert recs == [{"Untagged": "registry.local:5000/bb:1.0"},
+                    {"Untagged": "registry.local:5000/bb@" + digest}]
+    with pytest.raises(InvalidParameter, match="cannot be named by digest"):
+        store.commit(busybox, None, ref="x@" + digest)
+
+
+def test_prune_removes_orphan_layers(store, busybox, tmp_path):
+    upper = tmp_path / "orphan"
+    upper.mkdir()
+    (upper / "f").write_bytes(b"1")
+    diff_id = store.layer_from_dir(str(upper), busybox)
+    orphan = [c for c in store.layers.all() if c not in store.chains(busybox)]
+    assert len(orphan) == 1 and store.layers.meta(orphan[0])["diff_id"] == diff_id
+    store.prune()
+    assert store.layers.all() == store.chains(busybox)
+
+
+def test_resolve_invalid_reference(store):
+    with pytest.raises(InvalidParameter, match="invalid reference format"):
+        store.resolve("Not/Valid!")

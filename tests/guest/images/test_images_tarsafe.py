@@ -200,3 +200,17 @@ def test_diff_tar_converts_overlay_whiteouts_back(tmp_path):
     assert stat.S_ISCHR(os.lstat(back / "etc" / "passwd").st_mode)
     assert os.getxattr(back / "opq", "trusted.overlay.opaque") == b"y"
     assert os.stat(back / "opq" / "g").st_ino == os.stat(back / "opq" / "f").st_ino
+
+
+def test_hardlink_to_directory_is_invalid(tmp_path, make_tar):
+    data = make_tar([("d", "dir"), ("h", "hardlink", {"link": "d"})])
+    with pytest.raises(InvalidParameter, match="hard link to directory"):
+        extract(data, tmp_path / "dest")
+
+
+def test_later_member_replaces_earlier(tmp_path, make_tar):
+    data = make_tar([("x", "dir"), ("x/y", "file"), ("x", "file", {"data": b"now a file"}),
+                     ("s", "symlink", {"link": "/a"}), ("s", "dir")])
+    extract(data, tmp_path / "dest")
+    assert (tmp_path / "dest" / "x").read_bytes() == b"now a file"
+    assert (tmp_path / "dest" / "s").is_dir() and not (tmp_path / "dest" / "s").is_symlink()

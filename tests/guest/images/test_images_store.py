@@ -3,6 +3,7 @@
 import io
 import os
 import stat
+import threading
 
 import pytest
 
@@ -286,3 +287,44 @@ def test_prune_removes_orphan_layers(store, busybox, tmp_path):
 def test_resolve_invalid_reference(store):
     with pytest.raises(InvalidParameter, match="invalid reference format"):
         store.resolve("Not/Valid!")
+
+
+class _Watched:
+    """A stream that, halfway through, checks from another thread what others would see."""
+
+    def __init__(self, data, store):
+        self.f, self.store, self.half = io.BytesIO(data), store, len(data) // 2
+        self.seen = None
+
+    def read(self, n=-1):
+        if self.seen is None and self.f.tell() >= self.half:
+            out = {}
+
+            def look():
+                got = self.store.lock.acquire(timeout=5)
+                out["lock"] = got
+                out["layers"] = os.listdir(os.path.join(self.store.root, "layers"))
+                out["list"] = self.store.list()
+                if got:
+                    self.store.lock.release()
+
+            t = threading.Thread(target=look)
+            t.start()
+            t.join(10)
+            self.seen = out
+        return self.f.read(n)
+
+
+def test_import_holds_no_lock_and_shows_nothing_partial(store, busybox_rootfs_tar):
+    with open(busybox_rootfs_tar, "rb") as f:
+        watched = _Watched(f.read(), store)
+    iid = store.import_rootfs(watched, "bb")
+    assert watched.seen == {"lock": True, "layers": [], "list": []}
+    assert store.resolve("bb") == iid
+
+
+def test_driver_probe_leaves_no_mount(store):
+    assert store.driver in ("overlay", "vfs")
+    with open("/proc/self/mounts") as f:
+        assert store.root not in f.read()
+    assert os.listdir(store.tmp) == []

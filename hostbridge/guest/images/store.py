@@ -109,6 +109,7 @@ class ImageStore:
             raise NotFound("No such image: %s" % shown)
 
     def get(self, image_id: str) -> dict:
+        """The record ``{"config", "meta"}`` of an image id. Raises NotFound."""
         try:
             return self.images[image_id]
         except KeyError:
@@ -119,6 +120,7 @@ class ImageStore:
         return self.get(image_id)["config"]
 
     def config_bytes(self, image_id: str) -> bytes:
+        """The config blob exactly as stored (its sha256 is the id)."""
         with open(os.path.join(self.imagedb, image_id[7:] + ".json"), "rb") as f:
             return f.read()
 
@@ -127,6 +129,7 @@ class ImageStore:
         return chain_ids(self.config(image_id).get("rootfs", {}).get("diff_ids") or [])
 
     def size(self, image_id: str) -> int:
+        """Docker's image size: the sum of its layers' sizes."""
         return sum(self.layers.meta(c)["size"] for c in self.chains(image_id))
 
     def refs(self, image_id: str) -> list:
@@ -134,12 +137,15 @@ class ImageStore:
         return [reference.parse(k) for k, v in sorted(self.repos.items()) if v == image_id]
 
     def repo_tags(self, image_id):
+        """``["busybox:latest", …]``"""
         return [r.familiar() for r in self.refs(image_id) if r.digest is None]
 
     def repo_digests(self, image_id):
+        """``["busybox@sha256:…", …]``"""
         return [r.familiar() for r in self.refs(image_id) if r.digest is not None]
 
     def children(self, image_id: str) -> list:
+        """Ids of the images whose parent is ``image_id``."""
         return [i for i, v in self.images.items() if v["meta"].get("parent") == image_id]
 
     def lower_dirs(self, image_id: str) -> list:

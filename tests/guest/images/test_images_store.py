@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from hostbridge.guest.errors import Conflict, InvalidParameter, NotFound
+from hostbridge.guest.errors import Conflict, InvalidParameter, NotFound, UnsafeArchive
 from hostbridge.guest.images.store import ImageStore
 
 pytestmark = pytest.mark.root  # layers keep uids (chown) and whiteouts (mknod): root as in the engine
@@ -328,3 +328,15 @@ def test_driver_probe_leaves_no_mount(store):
     with open("/proc/self/mounts") as f:
         assert store.root not in f.read()
     assert os.listdir(store.tmp) == []
+
+
+def test_import_hostile_tar_leaves_store_unchanged(store, busybox, make_tar, state_of, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    before = state_of(store)
+    for members in ([("ok", "file"), ("../../../../x", "file")],
+                    [("l", "symlink", {"link": str(outside)}), ("l/x", "file")]):
+        with pytest.raises(UnsafeArchive):
+            store.import_rootfs(io.BytesIO(make_tar(members)), "evil:1")
+        assert state_of(store) == before
+    assert os.listdir(outside) == []

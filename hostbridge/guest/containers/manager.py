@@ -75,7 +75,7 @@ class ContainerManager:
         cid = new_id()
         if not name:
             name = random_name(self.store.names())
-        data = new_record(cid, name, body, image_id, image_cfg, self.images.driver_name)
+        data = new_record(cid, name, body, image_id, image_cfg, "vfs" if self.images.driver == "vfs" else "overlay2")
         c = self.store.reserve(cid, name, data)
         try:
             self._prepare_rootfs(c)
@@ -91,8 +91,8 @@ class ContainerManager:
 
     def _prepare_rootfs(self, c):
         d = makedirs(os.path.join(self.rootfs_root, c.id))
-        if self.images.driver_name == "vfs":
-            path = os.path.join(d, "rootfs")
+        if self.images.driver == "vfs":
+            path = makedirs(os.path.join(d, "rootfs"), 0o755)
             self.images.materialize(c.data["Image"], path)
             c.data["GraphDriver"]["Data"] = {"Dir": path}
         else:
@@ -105,7 +105,7 @@ class ContainerManager:
 
     def rootfs_spec(self, c):
         d = os.path.join(self.rootfs_root, c.id)
-        if self.images.driver_name == "vfs":
+        if self.images.driver == "vfs":
             return {"driver": "vfs", "path": os.path.join(d, "rootfs")}
         return {"driver": "overlay", "lower": self.images.lower_dirs(c.data["Image"]),
                 "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),
@@ -113,7 +113,7 @@ class ContainerManager:
 
     def upper_dir(self, c):
         d = os.path.join(self.rootfs_root, c.id)
-        return os.path.join(d, "rootfs" if self.images.driver_name == "vfs" else "upper")
+        return os.path.join(d, "rootfs" if self.images.driver == "vfs" else "upper")
 
     def _write_etc_files(self, c):
         cfg, hc = c.config, c.host_config

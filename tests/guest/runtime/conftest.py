@@ -98,3 +98,19 @@ def bundles(tmp_path, busybox_lower):
     b = Bundles(tmp_path, busybox_lower)
     yield b
     b.cleanup()
+
+
+def run_exec(c: ShimClient, args, timeout=20, **spec):
+    """Run the exec helper into ``c``'s container; returns the CompletedProcess."""
+    import subprocess
+
+    from hostbridge.guest import selfexec
+
+    st = c.state()
+    full = {"pid": st["pid"], "args": list(args), "env": ["PATH=/usr/bin:/bin"], "cwd": "/",
+            "user": "", "tty": False, "privileged": False,
+            "cgroup_procs": [os.path.join(p, "cgroup.procs")
+                             for p in sorted(set(st["cgroup_paths"].values()))]}
+    full.update(spec)
+    return subprocess.run(selfexec.argv("exec") + [json.dumps(full)], env=selfexec.env(),
+                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -12,6 +12,7 @@ import pytest
 
 from hostbridge.guest import util
 from hostbridge.guest.errors import RuntimeFailure
+from hostbridge.guest.runtime import logs
 from hostbridge.guest.runtime.client import ShimClient
 
 
@@ -72,6 +73,26 @@ class Bundles:
             out[line["stream"]] += line["log"]
         return c, rec, out["stdout"], out["stderr"]
 
+    def exec(self, c: ShimClient, args, timeout=20, **spec):
+        """Run the exec helper into ``c``'s container; returns the CompletedProcess."""
+        import subprocess
+
+        from hostbridge.guest import selfexec
+
+        st = c.state()
+        full = {"pid": st["pid"], "args": list(args), "env": ["PATH=/usr/bin:/bin"], "cwd": "/",
+                "user": "", "tty": False, "privileged": False,
+                "cgroup_procs": [os.path.join(p, "cgroup.procs")
+                                 for p in sorted(set(st["cgroup_paths"].values()))]}
+        full.update(spec)
+        return subprocess.run(selfexec.argv("exec") + [json.dumps(full)], env=selfexec.env(),
+                              capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+    @staticmethod
+    def log(c: ShimClient) -> list:
+        """The container's json-file log records."""
+        return read_log(c)
+
     def cleanup(self):
         for c in self.made:
             try:
@@ -89,8 +110,7 @@ class Bundles:
 
 
 def read_log(c: ShimClient) -> list:
-    from hostbridge.guest.runtime.logs import read_log as _read
-    return _read(c.config["log_path"])
+    return logs.read_log(c.config["log_path"])
 
 
 @pytest.fixture
@@ -99,18 +119,3 @@ def bundles(tmp_path, busybox_lower):
     yield b
     b.cleanup()
 
-
-def run_exec(c: ShimClient, args, timeout=20, **spec):
-    """Run the exec helper into ``c``'s container; returns the CompletedProcess."""
-    import subprocess
-
-    from hostbridge.guest import selfexec
-
-    st = c.state()
-    full = {"pid": st["pid"], "args": list(args), "env": ["PATH=/usr/bin:/bin"], "cwd": "/",
-            "user": "", "tty": False, "privileged": False,
-            "cgroup_procs": [os.path.join(p, "cgroup.procs")
-                             for p in sorted(set(st["cgroup_paths"].values()))]}
-    full.update(spec)
-    return subprocess.run(selfexec.argv("exec") + [json.dumps(full)], env=selfexec.env(),
-                          capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)

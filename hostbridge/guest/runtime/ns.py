@@ -7,11 +7,20 @@ Every wrapper raises ``OSError`` carrying errno and the call's name, so callers 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc():
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)  # glibc: no need to run ldconfig
+    except OSError:
+        from ctypes.util import find_library  # musl and others: slower (may run ldconfig)
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+_libc = _load_libc()
+_MACHINE = os.uname().machine
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -92,7 +101,7 @@ def umount2(target, flags: int = 0) -> None:
 
 def pivot_root(new_root, put_old) -> None:
     """pivot_root(2), through syscall(2): glibc has no wrapper."""
-    nr = _SYS_PIVOT_ROOT[platform.machine()]
+    nr = _SYS_PIVOT_ROOT[_MACHINE]
     _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
 
 
@@ -127,7 +136,7 @@ def capget(pid: int = 0) -> tuple:
     """capget(2): ``(effective, permitted, inheritable)`` as 64-bit masks."""
     hdr = _CapHeader(_CAP_V3, pid)
     data = (_CapData * 2)()
-    nr = _SYS_CAPGET[platform.machine()]
+    nr = _SYS_CAPGET[_MACHINE]
     _check(_libc.syscall(ctypes.c_long(nr), ctypes.byref(hdr), ctypes.byref(data)), "capget")
     return tuple(getattr(data[0], f) | (getattr(data[1], f) << 32)
                  for f in ("effective", "permitted", "inheritable"))
@@ -141,7 +150,7 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> (32 * i)) & 0xFFFFFFFF
         data[i].permitted = (permitted >> (32 * i)) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> (32 * i)) & 0xFFFFFFFF
-    nr = _SYS_CAPSET[platform.machine()]
+    nr = _SYS_CAPSET[_MACHINE]
     _check(_libc.syscall(ctypes.c_long(nr), ctypes.byref(hdr), ctypes.byref(data)), "capset")
 
 

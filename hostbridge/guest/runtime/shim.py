@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import sys
-import traceback
 
 from . import container, ns
 from .cgroups import Cgroup
@@ -54,6 +53,8 @@ def main(argv) -> int:
             os._exit(0)
         _daemon(bundle, w)
     except BaseException:  # noqa: BLE001 - a daemon has nobody else to tell
+        import traceback
+
         traceback.print_exc()
     os._exit(0)
 
@@ -75,6 +76,8 @@ def _daemon(bundle: str, report_fd: int) -> None:
     try:
         sup = create(bundle)
     except Exception as e:  # noqa: BLE001 - every failure goes back to the caller as text
+        import traceback
+
         traceback.print_exc()
         os.write(report_fd, json.dumps({"error": str(e) or e.__class__.__name__}).encode())
         os.close(report_fd)

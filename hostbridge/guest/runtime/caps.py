@@ -80,6 +80,15 @@ def names_of(bits: int) -> list:
     return [NAMES[i] for i in range(len(NAMES)) if bits >> i & 1]
 
 
+def own_bounding() -> int:
+    """This process's bounding set: no container can hold more (privileged means "all of these")."""
+    m = 0
+    for i in range(last_cap() + 1):
+        if ns.prctl(ns.PR_CAPBSET_READ, i) == 1:
+            m |= 1 << i
+    return m
+
+
 def drop_bounding(keep: int) -> None:
     """Drop every capability not in mask ``keep`` from this process's bounding set.
 

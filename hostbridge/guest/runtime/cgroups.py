@@ -86,11 +86,16 @@ def layout() -> dict:
     return out
 
 
-def default_paths(name: str) -> dict:
-    """``{controller: directory}`` for a new container cgroup called ``name``."""
+def default_paths(name: str, where: dict = None) -> dict:
+    """``{controller: directory}`` for a new container cgroup called ``name``.
+
+    Args:
+        name: the leaf name.
+        where: a ``layout()`` result to use instead of this host's.
+    """
     own_v1, _ = _own_paths()
     out = {}
-    for c, (ver, mnt) in layout().items():
+    for c, (ver, mnt) in (layout() if where is None else where).items():
         if ver == "v1":
             base = own_v1.get(c, "/")
             # a process already inside a container cgroup places siblings, not children
@@ -144,12 +149,13 @@ class Cgroup:
     Args:
         name: the leaf name (the container id).
         paths: recorded ``{controller: directory}``; computed from this process when omitted.
+        where: a ``layout()`` to use instead of this host's (e.g. only the v2 hierarchy).
     """
 
-    def __init__(self, name: str, paths: dict = None):
+    def __init__(self, name: str, paths: dict = None, where: dict = None):
         self.name = name
-        self.paths = dict(paths) if paths else default_paths(name)
-        lay = layout()
+        lay = layout() if where is None else where
+        self.paths = dict(paths) if paths else default_paths(name, lay)
         self._ver = {c: lay.get(c, ("v1", ""))[0] for c in self.paths}
 
     def dirs(self) -> list:

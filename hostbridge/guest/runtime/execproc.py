@@ -14,13 +14,38 @@ import fcntl
 import json
 import os
 import signal
+import struct
 import sys
 import termios
 
 from . import ns, process
 from .container import exit_status
 
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTN = 0x80045430
+
 _NS_ORDER = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]  # mnt last: it changes "/" and /proc
+
+
+def open_pty_in(pid: int) -> tuple:
+    """Open a pty in the devpts of container ``pid`` (for an exec with a tty).
+
+    Opened through /proc/PID/root, the terminal is one the container can name: ``tty``
+    inside prints ``/dev/pts/N``. Give the slave to the exec helper as its stdio.
+
+    Returns:
+        ``(master_fd, slave_fd, "/dev/pts/N")``, both fds close-on-exec and not our ctty.
+    """
+    root = "/proc/%d/root/dev" % pid
+    master = os.open(root + "/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+        slave = os.open("%s/pts/%d" % (root, n), os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave, "/dev/pts/%d" % n
 
 
 def _read_spec(argv) -> dict:

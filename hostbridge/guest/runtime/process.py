@@ -148,7 +148,7 @@ def prepare(proc: dict, extra_env: dict = None) -> Prepared:
         pass
     nnp = proc.get("no_new_privileges")
     path = find_executable(args[0], env)
-    return Prepared(args, env, cwd, uid, gid, groups, caps.mask(names),
+    return Prepared(args, env, cwd, uid, gid, groups, caps.mask(names) & caps.own_bounding(),
                     True if nnp is None else bool(nnp), path)
 
 

@@ -137,7 +137,13 @@ class Supervisor:
                 elif kind == "stdin":
                     self._flush_stdin()
                 else:
-                    self._on_conn(kind, events)
+                    try:
+                        self._on_conn(kind, events)
+                    except Exception:  # noqa: BLE001 - one bad client must not orphan the container
+                        import traceback
+
+                        traceback.print_exc()
+                        self._drop(kind)
         self._leave()
 
     def _reap(self) -> None:

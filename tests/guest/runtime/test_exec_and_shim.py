@@ -81,3 +81,51 @@ def test_shim_survives_its_spawner(bundles, tmp_path):
         time.sleep(0.02)
     assert fresh.state() == {"pid": 0, "status": "exited"}
     assert fresh.wait()["exit_code"] == 137  # from exit.json once the shim has gone
+
+
+def test_exec_with_a_pty_from_the_containers_devpts(bundles):
+    # the engine opens the pty through the container's root, so `tty` names it as the
+    # container sees it; the helper makes it the controlling terminal
+    from hostbridge.guest.runtime.execproc import open_pty_in
+
+    c = _running(bundles)
+    pid = c.state()["pid"]
+    master, slave, name = open_pty_in(pid)
+    from hostbridge.guest import selfexec
+    import json
+
+    st = c.state()
+    spec = {"pid": pid, "args": ["sh", "-c", "tty; [ -t 0 ] && echo interactive"], "env": [],
+            "tty": True, "cgroup_procs": [os.path.join(p, "cgroup.procs")
+                                          for p in sorted(set(st["cgroup_paths"].values()))]}
+    p = subprocess.Popen(selfexec.argv("exec") + [json.dumps(spec)], env=selfexec.env(),
+                         stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    assert p.wait(timeout=20) == 0
+    out = b""
+    while True:
+        try:
+            b = os.read(master, 4096)
+        except OSError:
+            break
+        if not b:
+            break
+        out += b
+    os.close(master)
+    assert out.replace(b"\r\n", b"\n") == name.encode() + b"\ninteractive\n"
+
+
+def test_tty_with_init(bundles):
+    c = bundles.make(["sh", "-c", "tty; echo $$"], process={"tty": True, "init": True})
+    c.spawn()
+    s = c.attach(stdin=False, stdout=True, stderr=True)
+    c.start()
+    s.settimeout(10)
+    data = b""
+    while True:
+        b = s.recv(4096)
+        if not b:
+            break
+        data += b
+    assert data.replace(b"\r\n", b"\n").split() == [b"/dev/pts/0", b"2"]
+    assert c.wait(timeout=10)["exit_code"] == 0

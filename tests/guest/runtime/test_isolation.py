@@ -146,3 +146,42 @@ def test_cleanup_after_exit(bundles):
     with open("/proc/self/mountinfo") as f:
         assert c.config["rootfs"]["merged"] not in f.read()
     assert c.read_exit()["exit_code"] == 0
+
+
+def test_host_namespaces(bundles):
+    ns = {"net": "host", "pid": "host", "ipc": "host", "uts": "host"}
+    _, rec, out, _ = bundles.run(["sh", "-c", "echo $$; hostname; ls /sys/class/net | grep -c .; "
+                                 "grep ' /sys ' /proc/mounts"], namespaces=ns)
+    lines = out.splitlines()
+    assert rec["exit_code"] == 0
+    assert int(lines[0]) != 1 and lines[1] == os.uname().nodename
+    assert int(lines[2]) == len(os.listdir("/sys/class/net"))
+    assert lines[3].split()[3].startswith("ro")
+
+
+def test_network_none_has_only_loopback_up(bundles):
+    _, _, out, _ = bundles.run(["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/operstate; "
+                               "grep ' /sys ' /proc/mounts"], namespaces={"net": "none"})
+    lines = out.split("\n")
+    assert lines[0] == "lo" and lines[1] in ("unknown", "up")
+    assert lines[2].split()[2] == "sysfs" and lines[2].split()[3].startswith("ro")
+
+
+def test_join_another_containers_netns(bundles):
+    a = bundles.make(["sh", "-c", "while :; do sleep 0.1; done"])
+    pid = a.spawn()
+    a.start()
+    _, _, out, _ = bundles.run(["readlink", "/proc/self/ns/net"],
+                               namespaces={"net": "/proc/%d/ns/net" % pid})
+    assert out.strip() == os.readlink("/proc/%d/ns/net" % pid)
+
+
+def test_privileged_has_every_capability_and_no_masks(bundles):
+    from hostbridge.guest.runtime import caps
+
+    _, _, out, _ = bundles.run(["sh", "-c", "grep CapEff /proc/self/status; "
+                               "grep -c ' /proc/timer_list ' /proc/mounts"],
+                               process={"privileged": True})
+    lines = out.split()
+    assert int(lines[1], 16) == caps.own_bounding()  # everything we have to give
+    assert lines[2] == "0"

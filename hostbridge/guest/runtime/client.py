@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 
+from . import sockpath
 from .. import selfexec, util
 from ..errors import RuntimeFailure
 
@@ -52,7 +53,8 @@ class ShimClient:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
         try:
-            s.connect(self.sock_path)
+            with sockpath.usable(self.sock_path) as addr:
+                s.connect(addr)
         except OSError as e:
             s.close()
             raise RuntimeFailure("the container's shim is not running (%s)" % e.strerror) from e

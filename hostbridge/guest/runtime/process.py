@@ -144,8 +144,9 @@ def prepare(proc: dict, extra_env: dict = None) -> Prepared:
     cwd = proc.get("cwd") or "/"
     try:
         os.makedirs(cwd, 0o755, exist_ok=True)  # docker creates a missing working dir
+        os.chdir(cwd)  # a relative command ("./run") is found from there
     except OSError:
-        pass
+        pass  # become() reports an unusable working dir
     nnp = proc.get("no_new_privileges")
     path = find_executable(args[0], env)
     return Prepared(args, env, cwd, uid, gid, groups, caps.mask(names) & caps.own_bounding(),

@@ -23,6 +23,7 @@ _DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
             ("urandom", 1, 9), ("tty", 5, 0)]
 _MOUNT_FLAGS = {"ro": ns.MS_RDONLY, "nosuid": ns.MS_NOSUID, "nodev": ns.MS_NODEV,
                 "noexec": ns.MS_NOEXEC, "noatime": ns.MS_NOATIME}
+_MOUNT_DATA_MAX = 4000
 _IGNORED_OPTS = {"rw", "bind", "rbind", "private", "rprivate", "slave", "rslave", "shared",
                  "rshared", "z", "Z", "nocopy"}
 
@@ -69,9 +70,18 @@ def mount_root(rootfs: dict) -> str:
     if rootfs.get("driver", "overlay") == "overlay":
         merged = rootfs["merged"]
         os.makedirs(merged, exist_ok=True)
-        data = "lowerdir=%s,upperdir=%s,workdir=%s" % (
-            ":".join(rootfs["lower"]), rootfs["upper"], rootfs["work"])
+        lower = list(rootfs["lower"])
+        data = "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(lower), rootfs["upper"], rootfs["work"])
+        if len(data) > _MOUNT_DATA_MAX:
+            # the options must fit a page: name the layers relative to their common parent
+            base = os.path.commonpath(lower)
+            os.chdir(base)
+            data = "lowerdir=%s,upperdir=%s,workdir=%s" % (
+                ":".join(os.path.relpath(p, base) for p in lower), rootfs["upper"], rootfs["work"])
+            if len(data) > _MOUNT_DATA_MAX:
+                raise OSError(errno.E2BIG, "too many image layers (%d) for one overlay mount" % len(lower))
         ns.mount("overlay", merged, "overlay", 0, data)
+        os.chdir("/")
         return merged
     path = rootfs["path"]
     ns.mount(path, path, None, ns.MS_BIND | ns.MS_REC)  # pivot_root needs a mount point

@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 
-from . import container, ns
+from . import container, ns, sockpath
 from .cgroups import Cgroup
 from .supervisor import Supervisor
 from .. import util
@@ -113,14 +113,15 @@ def create(bundle: str) -> Supervisor:
     proc = config.get("process") or {}
     cg_cfg = dict(config.get("cgroup") or {})
     cgroup = Cgroup(cg_cfg.get("name") or config["id"])
-    cgroup.create(cg_cfg)
     child_end = None
     try:
+        cgroup.create(cg_cfg)
         sock_path = os.path.join(bundle, "shim.sock")
         if os.path.lexists(sock_path):
             os.unlink(sock_path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(sock_path)
+        with sockpath.usable(sock_path) as addr:
+            listener.bind(addr)
         os.chmod(sock_path, 0o600)
         listener.listen(64)
         sync, child_end = socket.socketpair()

@@ -137,3 +137,35 @@ def test_init_forwards_sigterm(bundles):
     c.kill(signal.SIGTERM)
     assert c.wait(timeout=10)["exit_code"] == 7
     assert any(r["log"] == "got-term\n" for r in bundles.log(c))
+
+
+def test_long_bundle_path_and_many_layers(bundles, busybox_lower, tmp_path):
+    import os
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    layers = []
+    for i in range(45):  # 45 absolute lower dirs overflow a page of mount options
+        d = tmp_path / "layers" / ("%064x" % i) / "diff"
+        d.mkdir(parents=True)
+        (d / ("f%d" % i)).write_text("%d\n" % i)
+        layers.append(str(d))
+    os.symlink(busybox_lower, str(tmp_path / "layers" / "busybox"))
+    c = bundles.make(["sh", "-c", "cat /f0 /f44"],
+                     rootfs={"lower": layers + [str(tmp_path / "layers" / "busybox")]})
+    long_bundle = str(deep / "bundle")
+    os.rename(c.bundle, long_bundle)
+    from hostbridge.guest.runtime.client import ShimClient
+
+    lc = ShimClient(long_bundle)
+    lc.config = dict(c.config, log_path=os.path.join(long_bundle, os.path.basename(c.config["log_path"])))
+    with open(os.path.join(long_bundle, "config.json"), "w") as f:
+        import json
+
+        json.dump(lc.config, f)
+    bundles.made.append(lc)
+    assert len(lc.sock_path) > 108
+    lc.spawn()
+    lc.start()
+    assert lc.wait(timeout=20)["exit_code"] == 0
+    assert [r["log"] for r in bundles.log(lc)] == ["0\n", "44\n"]

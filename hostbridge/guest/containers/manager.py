@@ -208,7 +208,7 @@ class ContainerManager:
                 break
             except GuestError:
                 result = shim.read_exit()
-                if result is None and shim.alive():
+                if result is None and _shim_alive(shim):
                     time.sleep(0.1)
                     continue
                 break
@@ -446,7 +446,7 @@ class ContainerManager:
                         self.store.save(c)
                     continue
                 shim = ShimClient(c.bundle)
-                if shim.alive():
+                if _shim_alive(shim):
                     c.shim = shim
                     threading.Thread(target=self._monitor, args=(c, shim), daemon=True).start()
                     continue
@@ -454,6 +454,13 @@ class ContainerManager:
 
     def shutdown(self):
         self.stopping = True
+
+
+def _shim_alive(shim):
+    try:
+        return shim.state().get("status") != "exited"
+    except GuestError:
+        return False
 
 
 def _container_resolv_conf(dns, search, options, host_path="/etc/resolv.conf"):

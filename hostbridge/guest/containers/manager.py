@@ -98,16 +98,31 @@ class ContainerManager:
         else:
             for sub in ("upper", "work", "merged"):
                 makedirs(os.path.join(d, sub), 0o755)
-            lower = self.images.lower_dirs(c.data["Image"])
+            self._make_init_layer(os.path.join(d, "init"))
+            lower = self.lower_dirs(c)
             c.data["GraphDriver"]["Data"] = {
                 "LowerDir": ":".join(lower), "UpperDir": os.path.join(d, "upper"),
                 "WorkDir": os.path.join(d, "work"), "MergedDir": os.path.join(d, "merged")}
+
+    def _make_init_layer(self, init):
+        """Docker's "-init" layer: the mount points the runtime binds over (/etc/hosts, /dev,
+        /proc…), so that they are not recorded as changes of the container (diff, commit)."""
+        for sub in ("dev", "proc", "sys", "etc", "dev/pts", "dev/shm"):
+            makedirs(os.path.join(init, sub), 0o755)
+        for f in ("etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console"):
+            open(os.path.join(init, f), "a").close()
+
+    def lower_dirs(self, c):
+        """The overlay lower dirs of ``c``, top first: its init layer, then the image's layers."""
+        init = os.path.join(self.rootfs_root, c.id, "init")
+        image = self.images.lower_dirs(c.data["Image"])
+        return [init] + image if os.path.isdir(init) else image
 
     def rootfs_spec(self, c):
         d = os.path.join(self.rootfs_root, c.id)
         if self.images.driver == "vfs":
             return {"driver": "vfs", "path": os.path.join(d, "rootfs")}
-        return {"driver": "overlay", "lower": self.images.lower_dirs(c.data["Image"]),
+        return {"driver": "overlay", "lower": self.lower_dirs(c),
                 "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),
                 "merged": os.path.join(d, "merged")}
 

@@ -1,0 +1,67 @@
+"""Basic (htpasswd) and Bearer (token server) auth against a real docker-registry; login."""
+
+import os
+
+import pytest
+
+from hostbridge.guest.registry import client as rc
+from hostbridge.guest.registry import pull, push
+from hostbridge.guest.registry.auth import AuthConfig
+from hostbridge.guest.registry.errors import Unauthorized
+from tests.registry import regsupport
+
+CFG = rc.RegistryConfig(retries=1, backoff=0.05, timeout=10)
+
+
+def _image(tmp_path):
+    tar = regsupport.small_layer_tar(str(tmp_path / "l.tar"), {"a.txt": b"a" * 1000, "b.bin": os.urandom(5000)})
+    return regsupport.image_config([regsupport.file_digest(tar)]), [tar]
+
+
+def test_basic_auth_good_and_bad_credentials(tmp_path, basic_registry):
+    d = basic_registry.domain
+    cfg, tars = _image(tmp_path)
+    good = AuthConfig("alice", "wonderland", d)
+    res = push.push("%s/app:1" % d, cfg, tars, auth=good, config=CFG)
+    got = pull.pull("%s/app:1" % d, regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl"),
+                    auth=good, config=CFG)
+    assert got.digest == res["Digest"]
+    assert rc.login(good, CFG) == {"Status": "Login Succeeded", "IdentityToken": ""}
+
+    with pytest.raises(Unauthorized) as e:
+        rc.login(AuthConfig("alice", "wrong", d), CFG)
+    assert "incorrect username or password" in str(e.value) and "hostbridge login %s" % d in str(e.value)
+    with pytest.raises(Unauthorized) as e:
+        pull.pull("%s/app:1" % d, regsupport.DirStore(str(tmp_path / "s2")), str(tmp_path / "dl"), config=CFG)
+    msg = str(e.value)
+    assert msg.startswith("unauthorized: authentication required") and "`hostbridge login %s`" % d in msg
+    assert "\n" not in msg and e.value.status == 401
+
+
+def test_bearer_token_flow(tmp_path, token_registry):
+    d, tokens = token_registry.domain, token_registry.tokens
+    cfg, tars = _image(tmp_path)
+    bob = AuthConfig("bob", "builder", d)
+    res = push.push("%s/team/app:1" % d, cfg, tars, auth=bob, config=CFG)
+    scopes = [q for r in tokens.requests for q in r["query"].get("scope", [])]
+    assert "repository:team/app:pull,push" in scopes
+    assert all(r["query"]["service"] == [tokens.SERVICE] for r in tokens.requests)
+    assert all(r["auth"] and r["auth"].startswith("Basic ") for r in tokens.requests)
+    n_push_tokens = len(tokens.requests)
+    assert n_push_tokens <= 2  # cached per scope: not one token per request
+
+    # anonymous pull: the token server grants pull to anyone
+    got = pull.pull("%s/team/app:1" % d, regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl"),
+                    config=CFG)
+    assert got.digest == res["Digest"]
+    anon = tokens.requests[n_push_tokens:]
+    assert anon and all(r["auth"] is None for r in anon)
+
+    # anonymous push: the token carries no push right → the registry answers 401
+    with pytest.raises(Unauthorized, match="authentication required"):
+        push.push("%s/team/app:2" % d, cfg, tars, config=CFG)
+    with pytest.raises(Unauthorized, match="incorrect username or password"):
+        push.push("%s/team/app:2" % d, cfg, tars, auth=AuthConfig("bob", "nope", d), config=CFG)
+    assert rc.login(bob, CFG)["Status"] == "Login Succeeded"
+    with pytest.raises(Unauthorized):
+        rc.login(AuthConfig("bob", "nope", d), CFG)

@@ -231,6 +231,7 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.rules = []
         self.log = []
+        self.auth_seen = []       # (path, Authorization header or None) per request
         self.on_blob_half = None  # callable(path) run once half a blob was relayed (then cut)
         self.corrupt = set()      # blob digests whose bytes are flipped
         self.cut = {}             # blob digest → how many more times to cut it in half
@@ -262,6 +263,7 @@ class FaultProxy:
 
             def _relay(self):
                 proxy.log.append((self.command, self.path, self.headers.get("Range")))
+                proxy.auth_seen.append((self.path, self.headers.get("Authorization")))
                 for rule in proxy.rules:
                     if rule(self, self.command, self.path):
                         return

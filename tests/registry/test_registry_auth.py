@@ -65,3 +65,29 @@ def test_bearer_token_flow(tmp_path, token_registry):
     assert rc.login(bob, CFG)["Status"] == "Login Succeeded"
     with pytest.raises(Unauthorized):
         rc.login(AuthConfig("bob", "nope", d), CFG)
+
+
+def test_redirect_to_other_host_drops_authorization(tmp_path, basic_registry, registry):
+    """Blob GETs redirected to 'storage' (another host:port) must not carry the credentials."""
+    cfg, tars = _image(tmp_path)
+    alice = AuthConfig("alice", "wonderland", basic_registry.domain)
+    res = push.push("%s/app:1" % basic_registry.domain, cfg, tars, auth=alice, config=CFG)
+    push.push("%s/app:1" % registry.domain, cfg, tars, config=CFG)  # the "storage" has the same blobs
+    storage = regsupport.FaultProxy(registry.port).start()
+    front = regsupport.FaultProxy(basic_registry.port).start()
+    try:
+        def redirect(h, meth, path):
+            if meth == "GET" and "/blobs/sha256:" in path:
+                regsupport.reply(h, 307, b"", headers={"Location": "http://%s%s" % (storage.domain, path)})
+                return True
+            return False
+        front.rules.append(redirect)
+        got = pull.pull("%s/app:1" % front.domain, regsupport.DirStore(str(tmp_path / "s")),
+                        str(tmp_path / "dl"), auth=alice, config=CFG)
+        assert got.digest == res["Digest"]
+        blob_reqs = [a for (p, a) in storage.auth_seen if "/blobs/" in p]
+        assert len(blob_reqs) == 2 and blob_reqs == [None, None]
+        assert any(a and a.startswith("Basic ") for (p, a) in front.auth_seen if "/manifests/" in p)
+    finally:
+        front.stop()
+        storage.stop()

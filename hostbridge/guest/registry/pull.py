@@ -110,7 +110,7 @@ def pull(name, store, download_dir, auth=None, config=None, platform=None, progr
 def _pull_from(client, ref, store, download_dir, platform, out, max_parallel):
     repo = ref.path
     scopes = [repository_scope(repo)]
-    out.status("Pulling from %s" % ref.familiar_name, id=ref.tag or ref.digest)
+    out.status("Pulling from %s" % ref.path, id=ref.tag or ref.digest)
     top, image = _manifest.resolve(client, repo, ref.digest or ref.tag, scopes, platform)
     cfg_bytes = blobs.fetch_small(client, repo, image.config, scopes)
     diff_ids = _diff_ids(cfg_bytes, len(image.layers))

@@ -119,13 +119,18 @@ def _apply_filters(results, filters):
         return vals[0] if vals else None
 
     official, automated, stars = first("is-official"), first("is-automated"), first("stars")
+    if stars is not None:
+        try:
+            stars = int(stars)
+        except ValueError:
+            raise InvalidParameter("invalid filter 'stars=%s': give a number" % stars) from None
     out = []
     for r in results:
         if official is not None and r["is_official"] != (official.lower() == "true"):
             continue
         if automated is not None and r["is_automated"] != (automated.lower() == "true"):
             continue
-        if stars is not None and r["star_count"] < int(stars):
+        if stars is not None and r["star_count"] < stars:
             continue
         out.append(r)
     return out

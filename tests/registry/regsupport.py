@@ -108,6 +108,28 @@ def htpasswd_yaml(workdir, users: dict) -> str:
     return "auth:\n  htpasswd:\n    realm: test-realm\n    path: %s\n" % path
 
 
+class _LocalServer:
+    """A threaded http.server on 127.0.0.1 (random port) serving ``handler``."""
+
+    def _serve(self, handler):
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def domain(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 # ---- token server ----------------------------------------------------------------------------
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -121,7 +143,7 @@ def libtrust_key_id(public_key) -> str:
     return ":".join(s[i:i + 4] for i in range(0, len(s), 4))
 
 
-class TokenServer:
+class TokenServer(_LocalServer):
     """Issues RS256 JWTs the registry trusts (its cert is the registry's rootcertbundle).
 
     ``users``: name → password; a known user gets every action asked for, anonymous gets
@@ -150,9 +172,7 @@ class TokenServer:
             f.write(cert.public_bytes(serialization.Encoding.PEM))
         self.kid = libtrust_key_id(self.key.public_key())
         self.requests = []
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._serve(self._handler())
 
     @property
     def realm(self):
@@ -161,14 +181,6 @@ class TokenServer:
     def registry_yaml(self):
         return ("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n"
                 % (self.realm, self.SERVICE, self.ISSUER, self.cert_path))
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def issue(self, subject, access):
         from cryptography.hazmat.primitives import hashes
@@ -220,7 +232,7 @@ class TokenServer:
 
 
 # ---- fault proxy -----------------------------------------------------------------------------
-class FaultProxy:
+class FaultProxy(_LocalServer):
     """An HTTP proxy in front of a registry that can corrupt, cut or replace answers.
 
     Set ``rules`` (a list of callables ``rule(handler, method, path) -> bool``; True means the
@@ -235,22 +247,7 @@ class FaultProxy:
         self.on_blob_half = None  # callable(path) run once half a blob was relayed (then cut)
         self.corrupt = set()      # blob digests whose bytes are flipped
         self.cut = {}             # blob digest → how many more times to cut it in half
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def domain(self):
-        return "127.0.0.1:%d" % self.port
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self._serve(self._handler())
 
     def _handler(self):
         proxy = self
@@ -334,12 +331,7 @@ def small_layer_tar(path, files: dict) -> str:
     return path
 
 
-def file_digest(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
+file_digest = blobs.file_digest
 
 
 def image_config(diff_ids, arch="amd64", variant=None, os_name="linux", cmd=("sh",)) -> bytes:

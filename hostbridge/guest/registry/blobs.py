@@ -31,12 +31,13 @@ def partial_path(download_dir: str, digest: str) -> str:
     return blob_path(download_dir, digest) + ".partial"
 
 
-def _hash_file(path: str):
+def file_digest(path: str) -> str:
+    """``sha256:…`` of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             h.update(chunk)
-    return h
+    return "sha256:" + h.hexdigest()
 
 
 def download(client, repo, desc, download_dir, scopes, on_progress=None, cancel: threading.Event = None) -> str:
@@ -95,7 +96,7 @@ def download(client, repo, desc, download_dir, scopes, on_progress=None, cancel:
         raise BlobVerificationError("%s: size mismatch (got %d bytes, expected %d) — retry the pull; if it "
                                     "persists the registry is serving a broken blob" % (what, size, desc.size),
                                     registry=client.domain)
-    digest = "sha256:" + _hash_file(part).hexdigest()
+    digest = file_digest(part)
     if digest != desc.digest:
         _unlink(part)
         raise BlobVerificationError("%s: digest mismatch (got %s) — the data was corrupted in transit or "

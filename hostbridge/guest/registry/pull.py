@@ -23,7 +23,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
-import os
 import threading
 
 from ..errors import GuestError, NotFound

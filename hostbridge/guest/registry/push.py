@@ -23,7 +23,7 @@ import urllib.parse
 
 from ..images import reference as _reference
 from ..util import read_json, write_json
-from . import manifest as _manifest
+from . import blobs, manifest as _manifest
 from .auth import repository_scope
 from .client import RegistryClient, RegistryConfig
 from .errors import RegistryError
@@ -231,7 +231,7 @@ def push(name, config_bytes, layer_tars, diff_ids=None, auth=None, config=None, 
     client = RegistryClient(ref.domain, auth, config or RegistryConfig())
     repo, scopes = ref.path, [repository_scope(ref.path, ("pull", "push"))]
     cache = _LayerCache(cache_dir)
-    diff_ids = list(diff_ids) if diff_ids else [_file_sha256(t) for t in layer_tars]
+    diff_ids = list(diff_ids) if diff_ids else [blobs.file_digest(t) for t in layer_tars]
     out.status("The push refers to repository [%s]" % ref.name)
     for d in reversed(diff_ids):
         out.status("Preparing", id=short_id(d), detail=True)
@@ -259,14 +259,6 @@ def push(name, config_bytes, layer_tars, diff_ids=None, auth=None, config=None, 
     result = {"Tag": ref.tag, "Digest": digest, "Size": len(raw)}
     out.aux(result)
     return result
-
-
-def _file_sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
 
 
 def _push_layer(client, ref, tar_path, diff_id, cache, tmp, scopes, out, chunk_size, gzip_level):

@@ -151,3 +151,11 @@ def test_manifest_by_digest_is_verified(tmp_path, registry, proxy):
     with pytest.raises(BadManifest, match="manifest digest mismatch"):
         pull.pull("%s/faulty@%s" % (proxy.domain, m.digest), regsupport.DirStore(str(tmp_path / "s")),
                   str(tmp_path / "dl"), config=CFG)
+
+
+def test_no_progress_before_the_manifest_resolves(tmp_path, registry):
+    msgs = []
+    with pytest.raises(RegistryNotFound):
+        pull.pull("%s/nothing:here" % registry.domain, regsupport.DirStore(str(tmp_path / "s")),
+                  str(tmp_path / "dl"), config=CFG, progress=msgs.append)
+    assert msgs == []

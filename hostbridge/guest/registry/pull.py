@@ -109,8 +109,10 @@ def pull(name, store, download_dir, auth=None, config=None, platform=None, progr
 def _pull_from(client, ref, store, download_dir, platform, out, max_parallel):
     repo = ref.path
     scopes = [repository_scope(repo)]
-    out.status("Pulling from %s" % ref.path, id=ref.tag or ref.digest)
+    # Nothing is emitted before the manifest resolves (as dockerd): an unknown tag, a 401 or a
+    # 404 can still be answered with an HTTP status instead of an error inside the stream.
     top, image = _manifest.resolve(client, repo, ref.digest or ref.tag, scopes, platform)
+    out.status("Pulling from %s" % ref.path, id=ref.tag or ref.digest)
     cfg_bytes = blobs.fetch_small(client, repo, image.config, scopes)
     diff_ids = _diff_ids(cfg_bytes, len(image.layers))
     image_id = image.config.digest

@@ -75,12 +75,14 @@ def basic_registry(tmp_path):
 
 @pytest.fixture
 def token_registry(tmp_path):
-    """A registry with token auth; the token server knows bob / builder, anonymous may pull."""
+    """A registry with token auth; the token server knows bob / builder and reader / books (pull
+    only); anonymous may pull."""
     _need_registry()
     pytest.importorskip("cryptography")
     work = str(tmp_path / "registry")
     os.makedirs(work)
-    tokens = regsupport.TokenServer(work, {"bob": "builder"}, anonymous_actions=("pull",)).start()
+    tokens = regsupport.TokenServer(work, {"bob": "builder", "reader": "books"},
+                                   anonymous_actions=("pull",), readers=("reader",)).start()
     srv = regsupport.RegistryServer(work, tokens.registry_yaml()).start()
     srv.tokens = tokens
     yield srv

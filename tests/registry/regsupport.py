@@ -146,19 +146,19 @@ def libtrust_key_id(public_key) -> str:
 class TokenServer(_LocalServer):
     """Issues RS256 JWTs the registry trusts (its cert is the registry's rootcertbundle).
 
-    ``users``: name → password; a known user gets every action asked for, anonymous gets
-    ``anonymous_actions``. Bad credentials get 401.
+    ``users``: name → password; a known user gets every action asked for (only ``pull`` for the
+    names in ``readers``), anonymous gets ``anonymous_actions``. Bad credentials get 401.
     """
 
     SERVICE = "test-registry"
     ISSUER = "test-token-issuer"
 
-    def __init__(self, workdir, users, anonymous_actions=()):
+    def __init__(self, workdir, users, anonymous_actions=(), readers=()):
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.x509.oid import NameOID
-        self.users, self.anonymous_actions = users, list(anonymous_actions)
+        self.users, self.anonymous_actions, self.readers = users, list(anonymous_actions), set(readers)
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-token-issuer")])
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -214,8 +214,8 @@ class TokenServer(_LocalServer):
                 for scope in q.get("scope", []):
                     typ, _, rest = scope.partition(":")
                     rname, _, actions = rest.rpartition(":")
-                    granted = actions.split(",") if user else [
-                        a for a in actions.split(",") if a in server.anonymous_actions]
+                    allowed = (["pull"] if user in server.readers else None) if user else server.anonymous_actions
+                    granted = [a for a in actions.split(",") if allowed is None or a in allowed]
                     access.append({"type": typ, "name": rname, "actions": granted})
                 token = server.issue(user or "", access)
                 self._reply(200, {"token": token, "access_token": token, "expires_in": 300})

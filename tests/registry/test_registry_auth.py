@@ -62,6 +62,9 @@ def test_bearer_token_flow(tmp_path, token_registry):
         push.push("%s/team/app:2" % d, cfg, tars, config=CFG)
     with pytest.raises(Unauthorized, match="incorrect username or password"):
         push.push("%s/team/app:2" % d, cfg, tars, auth=AuthConfig("bob", "nope", d), config=CFG)
+    with pytest.raises(Unauthorized) as e:
+        push.push("%s/team/app:2" % d, cfg, tars, auth=AuthConfig("reader", "books", d), config=CFG)
+    assert "is not granted to reader on %s" % d in str(e.value) and "permissions" in str(e.value)
     assert rc.login(bob, CFG)["Status"] == "Login Succeeded"
     with pytest.raises(Unauthorized):
         rc.login(AuthConfig("bob", "nope", d), CFG)

@@ -351,7 +351,13 @@ class RegistryClient:
         detail = _detail_from(body)
         reg = self.domain
         if status == 401:
-            if what == "token" or not self.auth.anonymous:
+            bearer = self._challenge is not None and self._challenge.scheme == "bearer"
+            if what not in ("token", "login") and bearer and not self.auth.anonymous:
+                # The token server took the credentials; the token just lacks this access.
+                msg = ("unauthorized: %s is not granted to %s on %s%s — check the repository name and "
+                       "your permissions, or `hostbridge login %s` as another user"
+                       % (what, self.auth.username or "this login", reg, _paren(detail), reg))
+            elif what == "token" or not self.auth.anonymous:
                 msg = ("unauthorized: incorrect username or password for %s — run `hostbridge login %s` "
                        "with the right credentials" % (reg, reg))
             else:

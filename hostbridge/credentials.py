@@ -17,6 +17,7 @@ import json
 import sys
 
 from .errors import CredentialsError
+from .guest.images.reference import parse as parse_reference
 from .guest.registry.client import registry_domain
 
 SERVICE_PREFIX = "hostbridge:"
@@ -165,6 +166,16 @@ def auth_header(server: str) -> str:
         return encode_auth({})
     return encode_auth({"username": cred.username, "password": cred.secret,
                         "serveraddress": cred.server_url})
+
+
+def auth_header_for_image(image: str) -> str:
+    """The ``X-Registry-Auth`` value for pulling or pushing ``image`` (its registry's credentials).
+
+    Raises:
+        CredentialsError: the keyring refused.
+        hostbridge.guest.errors.InvalidParameter: not a valid image reference.
+    """
+    return auth_header(parse_reference(image).domain)
 
 
 # ---- docker credential helper protocol ---------------------------------------------------

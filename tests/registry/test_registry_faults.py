@@ -159,3 +159,13 @@ def test_no_progress_before_the_manifest_resolves(tmp_path, registry):
         pull.pull("%s/nothing:here" % registry.domain, regsupport.DirStore(str(tmp_path / "s")),
                   str(tmp_path / "dl"), config=CFG, progress=msgs.append)
     assert msgs == []
+
+
+def test_diff_id_mismatch_is_refused_by_the_store_and_leaves_nothing(tmp_path, registry):
+    tar = regsupport.small_layer_tar(str(tmp_path / "l.tar"), {"x": os.urandom(1000)})
+    lying = regsupport.image_config(["sha256:" + "0" * 64])  # config claims another DiffID
+    push.push("%s/liar:1" % registry.domain, lying, [tar], config=CFG)
+    store, dl = regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl")
+    with pytest.raises(Exception, match="DiffID mismatch"):
+        pull.pull("%s/liar:1" % registry.domain, store, dl, config=CFG)
+    assert os.listdir(dl) == [] and os.listdir(os.path.join(store.root, "layers")) == []

@@ -56,6 +56,9 @@ def test_x_registry_auth_header_round_trip(kr):
     decoded = decode_registry_auth(header)
     assert (decoded.username, decoded.password, decoded.serveraddress) == ("ana", "pä$$/+?", "myreg:5000")
     assert decode_registry_auth(credentials.auth_header("unknown.example")).anonymous
+    assert credentials.auth_header_for_image("myreg:5000/team/app:1") == header
+    credentials.store("docker.io", "hubby", "tok")
+    assert decode_registry_auth(credentials.auth_header_for_image("redis")).username == "hubby"
 
 
 def test_locked_keyring_is_a_clear_error():

@@ -70,11 +70,12 @@ def download(client, repo, desc, download_dir, scopes, on_progress=None, cancel:
     cfg = client.config
     attempt = 0
     last_error = None
+    hashed = _Hashed()
     while True:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         try:
-            _fetch_into(client, repo, desc, part, scopes, what, on_progress, cancel)
+            _fetch_into(client, repo, desc, part, scopes, what, on_progress, cancel, hashed)
             break
         except (OSError, http.client.HTTPException) as e:
             last_error = e  # the stream broke: resume from what is on disk
@@ -96,7 +97,7 @@ def download(client, repo, desc, download_dir, scopes, on_progress=None, cancel:
         raise BlobVerificationError("%s: size mismatch (got %d bytes, expected %d) — retry the pull; if it "
                                     "persists the registry is serving a broken blob" % (what, size, desc.size),
                                     registry=client.domain)
-    digest = file_digest(part)
+    digest = hashed.digest(part, size)
     if digest != desc.digest:
         _unlink(part)
         raise BlobVerificationError("%s: digest mismatch (got %s) — the data was corrupted in transit or "
@@ -106,8 +107,34 @@ def download(client, repo, desc, download_dir, scopes, on_progress=None, cancel:
     return final
 
 
-def _fetch_into(client, repo, desc, part, scopes, what, on_progress, cancel):
-    """One GET (ranged when a partial file exists); appends to ``part``."""
+class _Hashed:
+    """sha256 of a partial file's first ``n`` bytes, kept up to date as data is appended (so a
+    fresh download is hashed once, in flight; a resume rehashes the prefix it starts from)."""
+
+    def __init__(self):
+        self.h, self.n = hashlib.sha256(), 0
+
+    def at(self, path, offset):
+        if offset != self.n:
+            self.h, self.n = hashlib.sha256(), 0
+            with open(path, "rb") as f:
+                while self.n < offset:
+                    chunk = f.read(min(CHUNK, offset - self.n))
+                    if not chunk:
+                        break
+                    self.update(chunk)
+
+    def update(self, chunk):
+        self.h.update(chunk)
+        self.n += len(chunk)
+
+    def digest(self, path, size):
+        self.at(path, size)
+        return "sha256:" + self.h.hexdigest()
+
+
+def _fetch_into(client, repo, desc, part, scopes, what, on_progress, cancel, hashed):
+    """One GET (ranged when a partial file exists); appends to ``part`` and to ``hashed``."""
     offset = os.path.getsize(part) if os.path.exists(part) else 0
     if offset > desc.size:
         _unlink(part)
@@ -123,6 +150,7 @@ def _fetch_into(client, repo, desc, part, scopes, what, on_progress, cancel):
         with open(part, "r+b" if offset else "wb") as f:
             f.seek(offset)
             f.truncate()
+            hashed.at(part, offset)
             current = offset
             while True:
                 if cancel is not None and cancel.is_set():
@@ -131,6 +159,7 @@ def _fetch_into(client, repo, desc, part, scopes, what, on_progress, cancel):
                 if not chunk:
                     break
                 f.write(chunk)
+                hashed.update(chunk)
                 current += len(chunk)
                 if current > desc.size:
                     raise BlobVerificationError("%s: the registry sent more than the %d bytes the "

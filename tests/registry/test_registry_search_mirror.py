@@ -1,10 +1,14 @@
 """Catalog search on a private registry, and a docker.io mirror (both on 127.0.0.1)."""
 
+import json
 import os
+
+import pytest
 
 from hostbridge.guest.registry import client as rc
 from hostbridge.guest.registry import pull, push, search
 from hostbridge.guest.registry.auth import AuthConfig
+from hostbridge.guest.registry.errors import TooManyRequests
 from tests.registry import regsupport
 
 CFG = rc.RegistryConfig(retries=1, backoff=0.05, timeout=10)
@@ -44,3 +48,36 @@ def test_docker_io_pull_goes_to_the_mirror(tmp_path, registry, proxy):
     assert msgs[-1]["status"] == "Status: Downloaded newer image for hbmirror:1"
     assert any(p.startswith("/v2/library/hbmirror/manifests/1") for (_, p, _) in proxy.log)
     assert all(a is None for (_, a) in proxy.auth_seen)  # Docker Hub credentials never go to a mirror
+
+
+def test_hub_search_shape_from_a_local_index(tmp_path, proxy):
+    """Docker Hub's /v1/search answered by a local stand-in index (no traffic leaves 127.0.0.1)."""
+    seen = []
+    hub = {"num_results": 2, "query": "redis", "results": [
+        {"name": "redis", "description": "Redis is an open source key-value store", "star_count": 12000,
+         "is_official": True, "is_automated": False},
+        {"name": "bitnami/redis", "description": "Bitnami Redis", "star_count": 250,
+         "is_official": False, "is_automated": True}]}
+
+    def index(h, meth, path):
+        if not path.startswith("/v1/search"):
+            return False
+        seen.append(path)
+        if "q=busy" in path:
+            regsupport.reply(h, 429, b'{"message": "slow down"}')
+        else:
+            regsupport.reply(h, 200, json.dumps(hub).encode())
+        return True
+    proxy.rules.append(index)
+    cfg = rc.RegistryConfig(hub_index="http://%s" % proxy.domain, retries=0)
+    got = search.search("redis", limit=10, config=cfg)
+    assert got == [
+        {"name": "redis", "description": "Redis is an open source key-value store", "star_count": 12000,
+         "is_official": True, "is_automated": False},
+        {"name": "bitnami/redis", "description": "Bitnami Redis", "star_count": 250,
+         "is_official": False, "is_automated": True}]
+    assert seen == ["/v1/search?q=redis&n=10"]
+    assert [r["name"] for r in search.search("redis", config=cfg, filters={"is-official": ["true"]})] == ["redis"]
+    assert not any(p.startswith("/v2/") for (_, p, _) in proxy.log)  # the v1 index is not pinged
+    with pytest.raises(TooManyRequests):
+        search.search("busy", config=cfg)

@@ -126,10 +126,11 @@ class RegistryClient:
         domain: the registry as in a reference (``docker.io``, ``localhost:5000``).
         auth: an ``auth.AuthConfig`` (anonymous when None).
         config: a RegistryConfig.
-        endpoint: override the base URL (a mirror).
+        endpoint: override the base URL (a mirror, Docker Hub's v1 index).
+        v2: ping ``/v2/`` before the first request (False for the v1 search index).
     """
 
-    def __init__(self, domain: str, auth=None, config=None, endpoint=None):
+    def __init__(self, domain: str, auth=None, config=None, endpoint=None, v2=True):
         self.domain = domain
         self.auth = auth or _auth.AuthConfig()
         self.config = config or RegistryConfig()
@@ -137,7 +138,7 @@ class RegistryClient:
         self._netloc = urllib.parse.urlsplit(self.base).netloc
         self._tokens = _auth.TokenCache()
         self._challenge = None
-        self._pinged = False
+        self._pinged = not v2
         self._lock = threading.Lock()
         self._ssl = ssl.create_default_context()
 

@@ -70,7 +70,7 @@ def search(term, limit=25, auth=None, config=None, filters=None) -> list:
 
 
 def _search_hub(text, limit, auth, config):
-    client = RegistryClient("index.docker.io", auth, config, endpoint=config.hub_index)
+    client = RegistryClient("index.docker.io", auth, config, endpoint=config.hub_index, v2=False)
     query = urllib.parse.urlencode({"q": text, "n": limit})
     with client.request("GET", "/v1/search?" + query, what="search for %r" % text) as resp:
         doc = json.loads(resp.read_limited(16 << 20) or b"{}")

@@ -40,7 +40,7 @@ def free_port() -> int:
 class RegistryServer:
     """Debian's docker-registry on 127.0.0.1:PORT with storage under ``workdir``."""
 
-    def __init__(self, workdir, auth_yaml="", port=None):
+    def __init__(self, workdir, auth_yaml="", port=None, tls=None):
         self.workdir = workdir
         self.port = port or free_port()
         self.storage = os.path.join(workdir, "storage")
@@ -49,8 +49,9 @@ class RegistryServer:
         with open(self.config_path, "w") as f:
             f.write("version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
                     "storage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\n"
-                    "http:\n  addr: 127.0.0.1:%d\n  secret: test-secret\n%s"
-                    % (self.storage, self.port, auth_yaml))
+                    "http:\n  addr: 127.0.0.1:%d\n  secret: test-secret\n%s%s"
+                    % (self.storage, self.port,
+                       "  tls:\n    certificate: %s\n    key: %s\n" % tls if tls else "", auth_yaml))
         self.proc = None
 
     @property
@@ -128,6 +129,31 @@ class _LocalServer:
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def make_tls_cert(workdir, ip="127.0.0.1"):
+    """A self-signed server certificate for ``ip`` (its own CA). Returns (cert_path, key_path)."""
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hostbridge test registry")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 # ---- token server ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import os
 import pytest
 
 from hostbridge.guest.registry import client as rc
+from hostbridge.guest.registry import manifest as mf
 from hostbridge.guest.registry import pull, push
 from hostbridge.guest.registry.auth import AuthConfig
 from hostbridge.guest.registry.errors import Unauthorized
@@ -94,3 +95,35 @@ def test_redirect_to_other_host_drops_authorization(tmp_path, basic_registry, re
     finally:
         front.stop()
         storage.stop()
+
+
+def test_tls_registry_needs_its_ca_from_certs_dir(tmp_path, monkeypatch):
+    """HTTPS with verification: refused (at once, no retries) until the CA is in certs.d."""
+    pytest.importorskip("cryptography")
+    work = str(tmp_path / "tls")
+    os.makedirs(work)
+    cert, key = regsupport.make_tls_cert(work)
+    srv = regsupport.RegistryServer(work, tls=(cert, key)).start()
+    try:
+        url = "https://%s" % srv.domain
+        scopes = ["repository:secure:pull,push"]
+        untrusted = rc.RegistryClient(srv.domain, config=rc.RegistryConfig(retries=3, backoff=1.0), endpoint=url)
+        sleeps = []
+        monkeypatch.setattr(rc.time, "sleep", sleeps.append)  # records retry back-offs
+        with pytest.raises(rc.RegistryUnavailable) as e:
+            untrusted.ping()
+        monkeypatch.undo()
+        assert sleeps == []  # a certificate problem is not retried
+        assert "is not trusted" in str(e.value) and "ca.crt" in str(e.value)
+
+        certs = tmp_path / "certs.d" / srv.domain
+        certs.mkdir(parents=True)
+        (certs / "ca.crt").write_bytes(open(cert, "rb").read())
+        client = rc.RegistryClient(srv.domain, config=rc.RegistryConfig(certs_dir=str(tmp_path / "certs.d")),
+                                   endpoint=url)
+        cfg, tars = _image(tmp_path)
+        cfg_digest = mf.sha256_digest(cfg)
+        push.upload_blob(client, "secure", cfg, cfg_digest, scopes, monolithic=True)
+        assert push.blob_exists(client, "secure", cfg_digest, scopes)
+    finally:
+        srv.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import threading
@@ -39,10 +40,12 @@ class RegistryConfig:
         retries: extra attempts after a connection error or a 5xx.
         backoff: first retry delay in seconds, doubled each time up to ``max_backoff``.
         hub_index: Docker Hub's v1 index (search), overridable for a private index.
+        certs_dir: docker's ``certs.d`` layout: ``DIR/<registry>/*.crt`` are extra CAs,
+            ``*.cert`` + ``*.key`` a client certificate (e.g. ``/etc/docker/certs.d``).
     """
 
     def __init__(self, insecure_registries=(), mirrors=(), timeout=30.0, retries=3, backoff=0.25,
-                 max_backoff=2.0, hub_index=HUB_INDEX):
+                 max_backoff=2.0, hub_index=HUB_INDEX, certs_dir=None):
         self.insecure_registries = list(insecure_registries)
         self.mirrors = [m.rstrip("/") for m in mirrors]
         self.timeout = timeout
@@ -50,6 +53,22 @@ class RegistryConfig:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.hub_index = hub_index.rstrip("/")
+        self.certs_dir = certs_dir
+
+    def ssl_context(self, domain: str) -> ssl.SSLContext:
+        """The system's trust store plus the registry's own CAs and client cert from ``certs_dir``."""
+        ctx = ssl.create_default_context()
+        d = os.path.join(self.certs_dir, domain) if self.certs_dir else None
+        if d and os.path.isdir(d):
+            for name in sorted(os.listdir(d)):
+                path = os.path.join(d, name)
+                if name.endswith(".crt"):
+                    ctx.load_verify_locations(cafile=path)
+                elif name.endswith(".cert"):
+                    key = path[:-5] + ".key"
+                    if os.path.exists(key):
+                        ctx.load_cert_chain(path, key)
+        return ctx
 
     def is_insecure(self, domain: str) -> bool:
         """True for loopback hosts and configured insecure registries (plain HTTP)."""
@@ -140,7 +159,7 @@ class RegistryClient:
         self._challenge = None
         self._pinged = not v2
         self._lock = threading.Lock()
-        self._ssl = ssl.create_default_context()
+        self._ssl = self.config.ssl_context(domain)
 
     # ---- transport -------------------------------------------------------------------------
     def _connect(self, url):
@@ -242,6 +261,12 @@ class RegistryClient:
             raise self.error_for(resp.status, what, data)
 
     def _retry_or_raise(self, attempt, err):
+        if isinstance(err, ssl.SSLCertVerificationError):  # retrying cannot help
+            raise RegistryUnavailable(
+                "the TLS certificate of registry %s is not trusted (%s) — add its CA as %s/%s/ca.crt, or "
+                "list it in the insecure registries" % (self.domain, err.verify_message or err,
+                                                         self.config.certs_dir or "CERTS_DIR", self.domain),
+                registry=self.domain) from err
         if attempt >= self.config.retries:
             raise RegistryUnavailable(
                 "cannot reach registry %s (%s): check that it is running and reachable, then retry"

@@ -18,7 +18,7 @@ import sys
 
 from .errors import CredentialsError
 from .guest.images.reference import parse as parse_reference
-from .guest.registry.client import registry_domain
+from .guest.registry.config import registry_domain
 
 SERVICE_PREFIX = "hostbridge:"
 INDEX_SERVICE = "hostbridge"

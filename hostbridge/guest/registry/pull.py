@@ -29,7 +29,8 @@ from ..errors import GuestError, NotFound
 from ..images import reference as _reference
 from . import blobs, manifest as _manifest
 from .auth import repository_scope
-from .client import HUB_DOMAIN, RegistryClient, RegistryConfig
+from .client import RegistryClient
+from .config import HUB_DOMAIN, RegistryConfig
 from .errors import BadManifest, RegistryNotFound, RegistryUnavailable, Unauthorized
 from .progress import Progress, short_id
 

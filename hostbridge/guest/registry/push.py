@@ -25,7 +25,8 @@ from ..images import reference as _reference
 from ..util import read_json, write_json
 from . import blobs, manifest as _manifest
 from .auth import repository_scope
-from .client import RegistryClient, RegistryConfig
+from .client import RegistryClient
+from .config import RegistryConfig
 from .errors import RegistryError
 from .progress import Progress, short_id
 

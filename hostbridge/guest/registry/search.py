@@ -11,7 +11,8 @@ import re
 import urllib.parse
 
 from ..errors import InvalidParameter
-from .client import HUB_DOMAIN, RegistryClient, RegistryConfig
+from .client import RegistryClient
+from .config import HUB_DOMAIN, RegistryConfig
 from .errors import RegistryError
 
 CATALOG_PAGE = 100

@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import urllib.parse
 
+from ..errors import InvalidParameter
 from ..images import reference as _reference
 from ..util import read_json, write_json
 from . import blobs, manifest as _manifest
@@ -227,7 +228,7 @@ def push(name, config_bytes, layer_tars, diff_ids=None, auth=None, config=None, 
     """
     ref = _reference.parse_normalized(name)
     if ref.tag is None:
-        raise RegistryError("push needs a tag, not a digest: %s — push NAME:TAG" % name)
+        raise InvalidParameter("push needs a tag, not a digest: %s — push NAME:TAG" % name)
     out = Progress(progress)
     client = RegistryClient(ref.domain, auth, config or RegistryConfig())
     repo, scopes = ref.path, [repository_scope(ref.path, ("pull", "push"))]

@@ -169,3 +169,20 @@ def test_diff_id_mismatch_is_refused_by_the_store_and_leaves_nothing(tmp_path, r
     with pytest.raises(Exception, match="DiffID mismatch"):
         pull.pull("%s/liar:1" % registry.domain, store, dl, config=CFG)
     assert os.listdir(dl) == [] and os.listdir(os.path.join(store.root, "layers")) == []
+
+
+def test_client_gone_mid_pull_stops_without_retrying(tmp_path, registry, proxy):
+    from hostbridge.guest.registry.progress import ProgressAborted
+    m, _ = _push_three(tmp_path, registry.domain)
+    seen = []
+
+    def consumer(msg):
+        seen.append(msg)
+        if msg.get("status") == "Downloading":
+            raise BrokenPipeError("client went away")
+    dl = str(tmp_path / "dl")
+    with pytest.raises(ProgressAborted, match="client went away"):
+        pull.pull("%s/faulty:1" % proxy.domain, regsupport.DirStore(str(tmp_path / "s")), dl, config=CFG,
+                  progress=consumer, max_parallel=1)
+    assert len(_blob_gets(proxy, m.layers[0].digest)) == 1  # not retried as if the registry broke
+    assert os.listdir(dl) == []

@@ -36,19 +36,37 @@ def short_id(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
+class ProgressAborted(Exception):
+    """The progress consumer failed (the API client went away): stop the pull or push.
+
+    Not an OSError on purpose, so that a broken client connection is never mistaken for a
+    broken registry connection and retried.
+    """
+
+
 class Progress:
-    """Thread-safe sink for progress messages; ``callback`` may be None (messages dropped)."""
+    """Thread-safe sink for progress messages; ``callback`` may be None (messages dropped).
+
+    Once the callback raises, every later ``emit`` raises ProgressAborted too.
+    """
 
     def __init__(self, callback=None):
         self._cb = callback
         self._lock = threading.Lock()
         self._last = {}
+        self._failed = None
 
     def emit(self, msg: dict) -> None:
         if self._cb is None:
             return
         with self._lock:
-            self._cb(msg)
+            if self._failed is not None:
+                raise ProgressAborted(self._failed)
+            try:
+                self._cb(msg)
+            except Exception as e:
+                self._failed = "progress consumer failed: %s" % (str(e) or e.__class__.__name__)
+                raise ProgressAborted(self._failed) from e
 
     def status(self, status: str, id: str = None, detail: bool = None) -> None:
         """A plain status line; ``detail=True`` adds docker's empty ``progressDetail``."""

@@ -25,7 +25,7 @@ import hashlib
 import json
 import threading
 
-from ..errors import GuestError, NotFound
+from ..errors import NotFound
 from ..images import reference as _reference
 from . import blobs, manifest as _manifest
 from .auth import repository_scope
@@ -192,8 +192,4 @@ def _download_all(client, repo, layers, download_dir, scopes, out, max_parallel)
         for lay in layers:
             blobs._unlink(blobs.partial_path(download_dir, lay.digest))
             blobs._unlink(blobs.blob_path(download_dir, lay.digest))
-    first = errors[0]
-    if isinstance(first, GuestError):
-        raise first
-    raise RegistryUnavailable("pull from %s failed: %s — retry the pull" % (client.domain, first),
-                              registry=client.domain) from first
+    raise errors[0]

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -101,3 +102,25 @@ def test_docker_credential_helper_protocol(tmp_path):
     # the credentials live in the keyring backend's own store, where the helper put them
     with open(tmp_path / "helper-keyring.json") as f:
         assert json.load(f)["hostbridge:docker.io"] == {"hubby": "tok"}
+
+
+@pytest.mark.skipif(not shutil.which("docker"), reason="the stock docker CLI is not installed")
+def test_stock_docker_cli_uses_the_helper(tmp_path):
+    """`docker logout` (no daemon needed) erases through docker-credential-hostbridge."""
+    bindir, cfgdir = tmp_path / "bin", tmp_path / "dockercfg"
+    bindir.mkdir()
+    cfgdir.mkdir()
+    helper = bindir / "docker-credential-hostbridge"
+    helper.write_text("#!/bin/sh\nexec %s -m hostbridge.credentials \"$@\"\n" % sys.executable)
+    helper.chmod(0o755)
+    (cfgdir / "config.json").write_text(json.dumps({"credsStore": "hostbridge"}))
+    assert _helper(tmp_path, "store", json.dumps({"ServerURL": "127.0.0.1:5999", "Username": "ana",
+                                                  "Secret": "pw"})).returncode == 0
+    env = dict(os.environ, PATH="%s:%s" % (bindir, os.environ["PATH"]), DOCKER_CONFIG=str(cfgdir),
+               DOCKER_HOST="unix://%s" % (tmp_path / "no-daemon.sock"), PYTHONPATH=ROOT,
+               PYTHON_KEYRING_BACKEND="tests.unit.filekeyring.FileKeyring",
+               HOSTBRIDGE_TEST_KEYRING=str(tmp_path / "helper-keyring.json"))
+    r = subprocess.run(["docker", "logout", "127.0.0.1:5999"], capture_output=True, text=True, env=env,
+                       cwd=ROOT, timeout=60)
+    assert r.returncode == 0 and "Removing login credentials for 127.0.0.1:5999" in r.stdout, r.stdout + r.stderr
+    assert _helper(tmp_path, "get", "127.0.0.1:5999").returncode == 1

@@ -22,7 +22,34 @@ def parse_args(argv):
     p.add_argument("--pidfile")
     p.add_argument("--log-file")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   help="reach this registry over plain HTTP (repeatable; loopback always is)")
+    p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
+                   help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
+    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors")
     return p.parse_args(argv)
+
+
+def registry_config(args):
+    """The RegistryConfig from the flags and the config file (flags first, both kept).
+
+    Raises:
+        GuestError: the config file is unreadable or not a JSON object.
+    """
+    from .errors import InvalidParameter
+    from .registry.config import RegistryConfig
+    from .util import read_json
+    conf = {}
+    if args.config_file:
+        try:
+            conf = read_json(args.config_file, {})
+        except ValueError as e:
+            raise InvalidParameter("config file %s is not valid JSON (%s): fix it" % (args.config_file, e))
+        if not isinstance(conf, dict):
+            raise InvalidParameter("config file %s must hold a JSON object" % args.config_file)
+    insecure = list(args.insecure_registry) + list(conf.get("insecure-registries") or [])
+    mirrors = list(args.registry_mirror) + list(conf.get("registry-mirrors") or [])
+    return RegistryConfig(insecure_registries=insecure, mirrors=mirrors)
 
 
 def _group_id(name):
@@ -48,7 +75,7 @@ def main(argv):
     from .engine import Engine
     from .errors import GuestError
     try:
-        engine = Engine(root)
+        engine = Engine(root, registry_config(args))
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)

@@ -60,7 +60,7 @@ def main():
         res = push.push(name, config, tars, diff_ids=diff_ids, config=cfg, max_parallel=args.parallel)
         t_push = time.perf_counter() - t0
 
-        store = regsupport.DirStore(os.path.join(work, "store"))
+        store = regsupport.new_store(os.path.join(work, "store"))
         t0 = time.perf_counter()
         got = pull.pull(name, store, os.path.join(work, "dl"), config=cfg, max_parallel=args.parallel)
         t_pull = time.perf_counter() - t0

@@ -1,0 +1,79 @@
+"""Faults seen through the engine: a registry killed mid-pull, a client that goes away."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from tests.registry.engine_support import docker, image_files, image_ids, push_image
+
+pytestmark = pytest.mark.root
+
+
+def test_registry_killed_mid_pull_then_retry_resumes(tmp_path, engine, docker_env, busybox_rootfs_tar,
+                                                      registry, proxy):
+    _, iid = push_image(tmp_path, "%s/killed:1" % registry.domain, [{"big": os.urandom(3 << 20)}],
+                        busybox_rootfs_tar)
+    proxy.on_blob_half = lambda path: registry.kill()
+    name = "%s/killed:1" % proxy.domain
+    r = docker(docker_env, "pull", name, check=False)
+    assert r.returncode != 0
+    assert "cannot reach registry %s" % proxy.domain in r.stderr and "retry" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert iid not in image_ids(docker_env)
+    assert image_files(engine)["tmp"] == []
+
+    registry.start()
+    proxy.log.clear()
+    docker(docker_env, "pull", name)
+    assert docker(docker_env, "inspect", "-f", "{{.Id}}", name).stdout.strip() == iid
+    ranges = [rng for (meth, p, rng) in proxy.log if meth == "GET" and "/blobs/" in p and rng]
+    assert ranges and all(x != "bytes=0-" for x in ranges)  # resumed, not started over
+    assert image_files(engine)["downloads"] == []
+    docker(docker_env, "rmi", name)
+
+
+def _raw_pull(engine, image, tag):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(engine.sock)
+    s.sendall(("POST /v1.44/images/create?fromImage=%s&tag=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+               % (image, tag)).encode())
+    return s
+
+
+def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busybox_rootfs_tar, registry, proxy):
+    _, iid = push_image(tmp_path, "%s/slow:1" % registry.domain, [{"x": os.urandom(200000)}], busybox_rootfs_tar)
+    held = []
+
+    def slow_blobs(handler, method, path):
+        if method == "GET" and "/blobs/" in path and len(held) < 5:
+            held.append(path)
+            time.sleep(1.5)  # long enough for the client to leave first
+        return False
+    proxy.rules.append(slow_blobs)
+    before = image_files(engine)
+    s = _raw_pull(engine, "%s/slow" % proxy.domain, "1")
+    got = b""
+    end = time.monotonic() + 15
+    while b"Pulling fs layer" not in got and time.monotonic() < end:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and b"Pulling fs layer" in got
+    s.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = image_files(engine)
+        if now["downloads"] == [] and now["tmp"] == [] and len(held) >= 1:
+            break
+        time.sleep(0.2)
+    time.sleep(2)  # the stopped pull would have finished by now
+    assert iid not in image_ids(docker_env)
+    assert image_files(engine) == before
+    assert engine.request("GET", "/_ping")[0] == 200
+    assert "error serving POST /v1.44/images/create" not in engine.log_tail(400)  # a clean stop, not a bug
+    docker(docker_env, "pull", "%s/slow:1" % proxy.domain)  # and a new pull works
+    docker(docker_env, "rmi", "%s/slow:1" % proxy.domain)

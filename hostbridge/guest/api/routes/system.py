@@ -93,7 +93,12 @@ def auth(engine, req, resp):
     return engine.auth(body)
 
 
+def disk_usage(engine, req, resp):
+    return engine.disk_usage()
+
+
 def register(r):
+    r.add("GET", "/system/df", disk_usage)
     r.add("GET", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)

@@ -18,7 +18,7 @@ import shutil
 import threading
 
 from . import util
-from .errors import NotFound, Unauthenticated
+from .errors import InvalidParameter, NotFound, Unauthenticated
 from .images import reference
 from .registry import client as reg_client
 from .registry import pull as reg_pull
@@ -142,7 +142,9 @@ class Transfers:
             NotFound: no image by that name (docker's ``An image does not exist locally…``);
             GuestError kinds from the registry.
         """
-        r = reference.parse_normalized(name + (":" + tag if tag else ""))
+        r = reference.parse(name + (":" + tag if tag else ""))
+        if r.digest is not None:
+            raise InvalidParameter("cannot push a digest reference: %s — push NAME:TAG" % r.familiar())
         if r.tag is not None:
             targets = [r]
         else:

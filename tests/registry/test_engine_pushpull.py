@@ -201,3 +201,37 @@ def test_diff_id_mismatch_fails_and_leaves_nothing(tmp_path, engine, docker_env,
     assert len(r.stderr.strip().splitlines()) == 1
     assert "liar" not in docker(docker_env, "images").stdout
     assert image_files(engine) == before
+
+
+def test_push_all_tags_and_digest_refused(docker_env, registry):
+    n = "%s/alltags" % registry.domain
+    for t in ("a", "b"):
+        docker(docker_env, "tag", "busybox", "%s:%s" % (n, t))
+    r = docker(docker_env, "push", n, check=False)  # the CLI adds :latest, which is not there
+    assert r.returncode != 0 and "An image does not exist locally with the tag: %s:latest" % n in r.stderr
+    out = docker(docker_env, "push", "-a", n).stdout
+    assert "a: digest: sha256:" in out and "b: digest: sha256:" in out
+    client = RegistryClient(registry.domain, config=CFG)
+    with client.request("GET", "/v2/alltags/tags/list", ["repository:alltags:pull"]) as resp:
+        assert sorted(json.loads(resp.read())["tags"]) == ["a", "b"]
+    for t in ("a", "b"):
+        docker(docker_env, "rmi", "%s:%s" % (n, t))
+
+
+def test_login_push_pull_with_token_auth(tmp_path, engine, token_registry):
+    env = dict(os.environ, DOCKER_HOST=engine.url, DOCKER_CONFIG=str(tmp_path / "docker-config"),
+               DOCKER_CLI_HINTS="false")
+    d = token_registry.domain
+    name = "%s/tokens/app:1" % d
+    docker(env, "tag", "busybox", name)
+    r = docker(env, "push", name, check=False)  # anonymous may pull, not push
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    bad = docker(env, "login", "-u", "bob", "--password-stdin", d, input="nope\n", check=False)
+    assert bad.returncode != 0 and "incorrect username or password" in bad.stderr
+    docker(env, "login", "-u", "bob", "--password-stdin", d, input="builder\n")
+    docker(env, "push", name)
+    docker(env, "logout", d)
+    docker(env, "rmi", name)
+    docker(env, "pull", name)  # anonymous pull is granted
+    assert docker(env, "image", "inspect", "-f", "{{.Id}}", name).returncode == 0
+    docker(env, "rmi", name)

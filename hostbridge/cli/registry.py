@@ -147,8 +147,10 @@ def _auth_for(image):
         return ""
 
 
-def _show(app, messages):
-    printer = ProgressPrinter(lambda s: app.out(s, nl=False), tty=sys.stdout.isatty())
+def _show(app, messages, quiet=False):
+    """Print a pull/push stream as the docker CLI does (nothing but errors when ``quiet``)."""
+    write = (lambda s: None) if quiet else (lambda s: app.out(s, nl=False))
+    printer = ProgressPrinter(write, tty=sys.stdout.isatty())
     try:
         for msg in messages:
             printer.feed(msg)
@@ -223,30 +225,27 @@ def search(app, limit, filters, no_trunc, term):
 @click.pass_obj
 def pull(app, platform, quiet, name):
     """Pull an image from a registry."""
-    messages = RegistryCalls(app.client).pull(name, platform, _auth_for(name))
-    if quiet:
-        for msg in messages:
-            if msg.get("error") or msg.get("errorDetail"):
-                app.abort((msg.get("errorDetail") or {}).get("message") or msg["error"])
-    else:
-        _show(app, messages)
+    if _split_tag(name)[0] == name and not quiet:
+        app.out("Using default tag: latest")
+    _show(app, RegistryCalls(app.client).pull(name, platform, _auth_for(name)), quiet)
     app.out(_full_name(name))
 
 
 @click.command()
+@click.option("-a", "--all-tags", is_flag=True, help="Push all tags of the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.argument("name")
 @click.pass_obj
-def push(app, quiet, name):
-    """Push an image to a registry."""
+def push(app, all_tags, quiet, name):
+    """Push an image (or, with -a, every tag of a repository) to a registry."""
     repo, tag = _split_tag(name)
-    messages = RegistryCalls(app.client).push(repo, tag, _auth_for(name))
-    if quiet:
-        for msg in messages:
-            if msg.get("error") or msg.get("errorDetail"):
-                app.abort((msg.get("errorDetail") or {}).get("message") or msg["error"])
-    else:
-        _show(app, messages)
+    if all_tags:
+        if repo != name:
+            app.abort("tag can't be used with --all-tags/-a")
+        tag = None
+    elif repo == name and not quiet:
+        app.out("Using default tag: latest")
+    _show(app, RegistryCalls(app.client).push(repo, tag, _auth_for(name)), quiet)
 
 
 def _full_name(name):

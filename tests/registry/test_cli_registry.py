@@ -133,3 +133,21 @@ def test_search_table_truncates_like_docker():
     assert rows[1].split() == ["redis", "x" * 44 + "…", "12", "[OK]"]
     assert rows[2].split() == ["a/b", "short", "line", "0"]
     assert json.dumps(format_search([], True)) == json.dumps(["NAME      DESCRIPTION   STARS     OFFICIAL"])
+
+
+@pytest.mark.root
+@needs_cli
+def test_default_tag_and_all_tags_as_docker_says(hb, registry):
+    n = "%s/scratch" % registry.domain
+    docker(hb.env, "tag", "busybox", n + ":latest")
+    docker(hb.env, "tag", "busybox", n + ":x")
+    ours, theirs = hb("push", n), docker(hb.env, "push", n)
+    assert ours.stdout.splitlines()[0] == theirs.stdout.splitlines()[0] == "Using default tag: latest"
+    ours = hb("push", "-a", n)
+    assert ours.returncode == 0 and "x: digest:" in ours.stdout, ours.stderr
+    docker(hb.env, "rmi", n + ":latest")
+    ours, theirs = hb("pull", n), docker(hb.env, "pull", n)
+    assert ours.stdout.splitlines()[0] == theirs.stdout.splitlines()[0] == "Using default tag: latest"
+    assert ours.stdout.splitlines()[-1] == theirs.stdout.splitlines()[-1] == n + ":latest"
+    docker(hb.env, "rmi", n + ":latest")
+    docker(hb.env, "rmi", n + ":x")

@@ -77,3 +77,19 @@ def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busyb
     assert "error serving POST /v1.44/images/create" not in engine.log_tail(400)  # a clean stop, not a bug
     docker(docker_env, "pull", "%s/slow:1" % proxy.domain)  # and a new pull works
     docker(docker_env, "rmi", "%s/slow:1" % proxy.domain)
+
+
+def test_concurrent_pulls_of_one_image(tmp_path, engine, docker_env, busybox_rootfs_tar, registry):
+    import subprocess
+    name = "%s/together:1" % registry.domain
+    _, iid = push_image(tmp_path, name, [{"a": os.urandom(400000)}, {"b": os.urandom(400000)}], busybox_rootfs_tar)
+    env = docker_env
+    procs = [subprocess.Popen(["docker", "pull", name], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert docker(env, "inspect", "-f", "{{.Id}}", name).stdout.strip() == iid
+    again = docker(env, "pull", name).stdout
+    assert "Status: Image is up to date for %s" % name in again
+    assert image_files(engine)["downloads"] == [] and image_files(engine)["tmp"] == []
+    docker(env, "rmi", name)

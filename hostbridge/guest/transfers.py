@@ -24,8 +24,9 @@ from .registry import client as reg_client
 from .registry import pull as reg_pull
 from .registry import push as reg_push
 from .registry import search as reg_search
+from .registry.auth import repository_scope
 from .registry.config import RegistryConfig
-from .registry.errors import RegistryNotFound, Unauthorized
+from .registry.errors import RegistryError, RegistryNotFound, Unauthorized
 
 
 def pull_reference(from_image: str, tag: str = "") -> str:
@@ -60,8 +61,6 @@ def _translate_pull_error(err, ref, repo_exists):
 
 def _repo_exists(ref, auth, config) -> bool:
     """True when the registry lists tags for the repository (False on any error)."""
-    from .registry.auth import repository_scope
-    from .registry.errors import RegistryError
     try:
         c = reg_client.RegistryClient(ref.domain, auth, config)
         with c.request("GET", "/v2/%s/tags/list?n=1" % ref.path, [repository_scope(ref.path)],
@@ -95,11 +94,11 @@ class Transfers:
         for d in os.listdir(self.downloads):
             path = os.path.join(self.downloads, d)
             if not os.path.isdir(path):
-                util_remove(path)
+                _remove(path)
                 continue
             for n in os.listdir(path):
                 if not n.endswith(".partial"):
-                    util_remove(os.path.join(path, n))
+                    _remove(os.path.join(path, n))
             _rmdir_if_empty(path)
 
     def _repo_lock(self, key):
@@ -125,10 +124,18 @@ class Transfers:
         dl = os.path.join(self.downloads, key)
         with self._repo_lock(key):
             os.makedirs(dl, exist_ok=True)
+            started = []
+
+            def relay(msg):
+                started[:] = [True]
+                if progress is not None:
+                    progress(msg)
             try:
                 return reg_pull.pull(name, self.store, dl, auth=auth, config=self.config,
-                                     platform=platform or None, progress=progress)
+                                     platform=platform or None, progress=relay)
             except RegistryNotFound as e:
+                if started:  # a blob gone mid-pull: the registry's own words fit
+                    raise
                 raise _translate_pull_error(e, ref, lambda: _repo_exists(ref, auth, self.config)) from None
             finally:
                 _rmdir_if_empty(dl)
@@ -209,7 +216,7 @@ class Transfers:
                 "Mirrors": [m + "/" for m in self.config.mirrors]}
 
 
-def util_remove(path):
+def _remove(path):
     """Remove a file or a tree, ignoring what is already gone."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)

@@ -14,6 +14,7 @@ from .containers.execs import ExecManager
 from .containers.manager import ContainerManager
 from .errors import Conflict, InvalidParameter, NotFound
 from .events import Events
+from .images import reference
 from .images.store import ImageStore
 from .registry.auth import AuthConfig, decode_registry_auth
 from .registry.progress import ProgressAborted
@@ -117,13 +118,19 @@ class Engine:
         name = pull_reference(req.query.get("fromImage", ""), req.query.get("tag", ""))
         auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
         out = _ProgressStream(resp)
+        platform_ = req.query.get("platform") or None
+        ref = reference.parse(name)
+        all_tags = ref.tag is None and ref.digest is None
         try:
-            res = self.transfers.pull(name, auth=auth, platform=req.query.get("platform") or None,
-                                      progress=out)
+            if all_tags:
+                results = self.transfers.pull_all_tags(name, auth, platform_, out)
+            else:
+                results = [self.transfers.pull(name, auth, platform_, out)]
         except ProgressAborted:
             resp.close_after = True  # the client went away mid-stream: nothing more to say
             return
-        self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
+        for res in results:
+            self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
         out.finish()
 
     def push(self, req, resp, name):

@@ -32,14 +32,15 @@ from .registry.errors import RegistryError, RegistryNotFound, Unauthorized
 def pull_reference(from_image: str, tag: str = "") -> str:
     """The reference ``POST /images/create`` names: ``fromImage`` plus ``tag`` (a tag or a digest).
 
+    A repository with neither (``docker pull -a``) stays bare: every tag is pulled, as dockerd does.
+
     Raises:
         InvalidParameter: not a valid reference.
     """
     name = (from_image or "").strip()
     if tag:
         name += ("@" if tag.startswith("sha256:") else ":") + tag
-    r = reference.parse_normalized(name)
-    return r.with_default_tag().familiar() if r.digest is None else r.familiar()
+    return reference.parse(name).familiar()
 
 
 def _translate_pull_error(err, ref, repo_exists):
@@ -139,6 +140,24 @@ class Transfers:
                 raise _translate_pull_error(e, ref, lambda: _repo_exists(ref, auth, self.config)) from None
             finally:
                 _rmdir_if_empty(dl)
+
+    def pull_all_tags(self, repo, auth=None, platform=None, progress=None):
+        """``docker pull -a``: every tag the registry lists for ``repo``, one after another.
+
+        Returns:
+            list: a registry.pull.PullResult per tag.
+        Raises:
+            RegistryNotFound: no such repository (docker's ``pull access denied`` words); as ``pull``.
+        """
+        ref = reference.parse(repo)
+        client = reg_client.RegistryClient(ref.domain, auth, self.config)
+        try:
+            names = sorted(reg_search.tags(client, ref.path))
+        except RegistryNotFound as e:
+            raise _translate_pull_error(e, ref, lambda: False) from None
+        if not names:
+            raise RegistryNotFound("repository %s has no tags to pull — push one first" % ref.familiar_name)
+        return [self.pull("%s:%s" % (ref.familiar_name, t), auth, platform, progress) for t in names]
 
     def push(self, name, tag="", auth=None, progress=None):
         """Push ``name`` (``repo[:tag]``; no tag and ``tag`` empty: every tag of the repository).

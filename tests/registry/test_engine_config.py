@@ -33,7 +33,7 @@ def test_bad_config_file_is_one_clear_error(tmp_path):
 
 def test_pull_reference_joins_tag_or_digest():
     digest = "sha256:" + "a" * 64
-    assert pull_reference("busybox", "") == "busybox:latest"
+    assert pull_reference("busybox", "") == "busybox"  # all tags (docker pull -a)
     assert pull_reference("busybox", "1.36") == "busybox:1.36"
     assert pull_reference("127.0.0.1:5000/team/app", digest) == "127.0.0.1:5000/team/app@" + digest
     assert pull_reference("docker.io/library/redis", "7") == "redis:7"

@@ -235,3 +235,15 @@ def test_login_push_pull_with_token_auth(tmp_path, engine, token_registry):
     docker(env, "pull", name)  # anonymous pull is granted
     assert docker(env, "image", "inspect", "-f", "{{.Id}}", name).returncode == 0
     docker(env, "rmi", name)
+
+
+def test_pull_all_tags(tmp_path, docker_env, busybox_rootfs_tar, registry):
+    n = "%s/every" % registry.domain
+    ids = {t: push_image(tmp_path, "%s:%s" % (n, t), [{"t": t.encode()}], busybox_rootfs_tar)[1] for t in ("a", "b")}
+    out = docker(docker_env, "pull", "-a", n).stdout
+    assert "a: Pulling from every" in out and "b: Pulling from every" in out
+    for t, iid in ids.items():
+        assert docker(docker_env, "inspect", "-f", "{{.Id}}", "%s:%s" % (n, t)).stdout.strip() == iid
+        docker(docker_env, "rmi", "%s:%s" % (n, t))
+    r = docker(docker_env, "pull", "-a", "%s/nobody" % registry.domain, check=False)
+    assert r.returncode != 0 and "pull access denied for %s/nobody" % registry.domain in r.stderr

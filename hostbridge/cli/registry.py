@@ -42,10 +42,10 @@ class RegistryCalls:
             "/images/search", params={"term": term, "limit": limit, "filters": filters or None},
             headers={"X-Registry-Auth": auth} if auth else None))
 
-    def pull(self, name, platform=None, auth=""):
-        """``POST /images/create?fromImage=``. Yields docker's progress messages."""
+    def pull(self, name, platform=None, auth="", all_tags=False):
+        """``POST /images/create?fromImage=`` (no tag: every tag). Yields docker's progress messages."""
         repo, tag = _split_tag(name)
-        params = {"fromImage": repo, "tag": tag, "platform": platform or None}
+        params = {"fromImage": repo, "tag": None if all_tags else tag, "platform": platform or None}
         return self._stream("/images/create", params, auth)
 
     def push(self, name, tag=None, auth=""):
@@ -219,16 +219,20 @@ def search(app, limit, filters, no_trunc, term):
 
 
 @click.command()
+@click.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository.")
 @click.option("--platform", help="Pull this platform (os/arch[/variant]).")
 @click.option("-q", "--quiet", is_flag=True, help="Only print the image reference.")
 @click.argument("name")
 @click.pass_obj
-def pull(app, platform, quiet, name):
-    """Pull an image from a registry."""
-    if _split_tag(name)[0] == name and not quiet:
+def pull(app, all_tags, platform, quiet, name):
+    """Pull an image (or, with -a, every tag of a repository) from a registry."""
+    bare = _split_tag(name)[0] == name
+    if all_tags and not bare:
+        app.abort("tag can't be used with --all-tags/-a")
+    if bare and not all_tags and not quiet:
         app.out("Using default tag: latest")
-    _show(app, RegistryCalls(app.client).pull(name, platform, _auth_for(name)), quiet)
-    app.out(_full_name(name))
+    _show(app, RegistryCalls(app.client).pull(name, platform, _auth_for(name), all_tags), quiet)
+    app.out(_full_name(name, all_tags))
 
 
 @click.command()
@@ -248,11 +252,12 @@ def push(app, all_tags, quiet, name):
     _show(app, RegistryCalls(app.client).push(repo, tag, _auth_for(name)), quiet)
 
 
-def _full_name(name):
+def _full_name(name, bare=False):
     """What docker prints after a pull: the full reference (``docker.io/library/busybox:latest``)."""
-    from ..guest.images.reference import parse_normalized
+    from ..guest.images.reference import parse
 
-    return str(parse_normalized(name).with_default_tag())
+    ref = parse(name)
+    return str(ref if bare else ref.with_default_tag())
 
 
 COMMANDS = {"login": login, "logout": logout, "search": search, "pull": pull, "push": push}

@@ -151,3 +151,10 @@ def test_default_tag_and_all_tags_as_docker_says(hb, registry):
     assert ours.stdout.splitlines()[-1] == theirs.stdout.splitlines()[-1] == n + ":latest"
     docker(hb.env, "rmi", n + ":latest")
     docker(hb.env, "rmi", n + ":x")
+    ours = hb("pull", "-a", n)
+    assert ours.returncode == 0 and ours.stdout.splitlines()[-1] == n, ours.stderr
+    assert "x: Pulling from scratch" in ours.stdout
+    theirs = docker(hb.env, "pull", "-a", n)
+    assert theirs.stdout.splitlines()[-1] == n
+    docker(hb.env, "rmi", n + ":latest")
+    docker(hb.env, "rmi", n + ":x")

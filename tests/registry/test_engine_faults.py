@@ -1,12 +1,16 @@
-"""Faults seen through the engine: a registry killed mid-pull, a client that goes away."""
+"""Faults seen through the engine: a registry killed mid-pull, clients that go away mid-pull or
+mid-push, concurrent pulls of one image."""
 
 import os
 import socket
+import subprocess
 import time
 
 import pytest
 
-from tests.registry.engine_support import docker, image_files, image_ids, push_image
+from hostbridge.guest.registry.client import RegistryClient
+from hostbridge.guest.registry.errors import RegistryNotFound
+from tests.registry.engine_support import CFG, docker, image_files, image_ids, push_image
 
 pytestmark = pytest.mark.root
 
@@ -80,7 +84,6 @@ def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busyb
 
 
 def test_concurrent_pulls_of_one_image(tmp_path, engine, docker_env, busybox_rootfs_tar, registry):
-    import subprocess
     name = "%s/together:1" % registry.domain
     _, iid = push_image(tmp_path, name, [{"a": os.urandom(400000)}, {"b": os.urandom(400000)}], busybox_rootfs_tar)
     env = docker_env
@@ -93,3 +96,49 @@ def test_concurrent_pulls_of_one_image(tmp_path, engine, docker_env, busybox_roo
     assert "Status: Image is up to date for %s" % name in again
     assert image_files(engine)["downloads"] == [] and image_files(engine)["tmp"] == []
     docker(env, "rmi", name)
+
+
+def test_client_gone_mid_push_stops_and_cleans_up(tmp_path, engine, docker_env, registry, proxy):
+    name = "%s/leaving:1" % proxy.domain
+    tar = str(tmp_path / "big.tar")
+    with open(tar, "wb") as f:
+        f.write(os.urandom(3 << 20))
+    cid = docker(docker_env, "create", "busybox", "true").stdout.strip()
+    try:
+        docker(docker_env, "cp", tar, cid + ":/big.bin")
+        docker(docker_env, "commit", cid, name)
+    finally:
+        docker(docker_env, "rm", "-f", cid)
+    held = []
+
+    def slow_uploads(handler, method, path):
+        if method in ("PATCH", "PUT") and "/blobs/uploads/" in path and len(held) < 5:
+            held.append(path)
+            time.sleep(1.5)
+        return False
+    proxy.rules.append(slow_uploads)
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(engine.sock)
+    s.sendall(("POST /v1.44/images/%s/push?tag=1 HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: e30=\r\n"
+               "Content-Length: 0\r\n\r\n" % name.rsplit(":", 1)[0].replace("/", "%2F")).encode())
+    got = b""
+    end = time.monotonic() + 15
+    while b"Preparing" not in got and time.monotonic() < end:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200") and b"The push refers to repository" in got
+    s.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and image_files(engine)["tmp"]:
+        time.sleep(0.2)
+    assert image_files(engine)["tmp"] == []  # the compressed copies are gone
+    time.sleep(3)  # held uploads end; a push that went on would have put its manifest by now
+    with pytest.raises(RegistryNotFound):
+        with RegistryClient(registry.domain, config=CFG).request(
+                "GET", "/v2/leaving/manifests/1", ["repository:leaving:pull"]) as resp:
+            resp.read()
+    assert engine.request("GET", "/_ping")[0] == 200
+    docker(docker_env, "rmi", name)

@@ -1,6 +1,6 @@
 """Pull and push through the engine vs dockerd, same image, same local docker-registry, one run.
 
-    sudo python3 bench/registry_pull.py [--size-mb 100] [--layers 5] [-n 3]
+    sudo python3 bench/registry_pull.py [--size-mb 200] [--layers 5] [-n 3]
 
 Starts Debian's docker-registry on 127.0.0.1 (random port, temp storage) and pushes a generated
 image there (LAYERS layer tars adding up to SIZE-MB, half random bytes, half repetitive text,
@@ -55,7 +55,7 @@ def _median(xs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size-mb", type=int, default=100)
+    ap.add_argument("--size-mb", type=int, default=200)
     ap.add_argument("--layers", type=int, default=5)
     ap.add_argument("-n", type=int, default=3)
     args = ap.parse_args()

@@ -247,3 +247,36 @@ def test_pull_all_tags(tmp_path, docker_env, busybox_rootfs_tar, registry):
         docker(docker_env, "rmi", "%s:%s" % (n, t))
     r = docker(docker_env, "pull", "-a", "%s/nobody" % registry.domain, check=False)
     assert r.returncode != 0 and "pull access denied for %s/nobody" % registry.domain in r.stderr
+
+
+def _hostile_tar(path, kind, target):
+    import io
+    import tarfile
+    with tarfile.open(path, "w") as tar:
+        if kind == "traversal":
+            ti = tarfile.TarInfo("../../../../../../.." + target)
+            ti.size = 5
+            tar.addfile(ti, io.BytesIO(b"evil\n"))
+        else:  # an absolute symlink, then a write through it
+            link = tarfile.TarInfo("escape")
+            link.type, link.linkname = tarfile.SYMTYPE, os.path.dirname(target)
+            tar.addfile(link)
+            ti = tarfile.TarInfo("escape/" + os.path.basename(target))
+            ti.size = 5
+            tar.addfile(ti, io.BytesIO(b"evil\n"))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["traversal", "symlink"])
+def test_hostile_layer_is_refused(tmp_path, engine, docker_env, registry, kind):
+    target = str(tmp_path / ("outside-" + kind))
+    tar = _hostile_tar(str(tmp_path / "evil.tar"), kind, target)
+    cfg = regsupport.image_config([regsupport.file_digest(tar)])
+    push.push("%s/evil:%s" % (registry.domain, kind), cfg, [tar], config=CFG)
+    before = image_files(engine)
+    r = docker(docker_env, "pull", "%s/evil:%s" % (registry.domain, kind), check=False)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "unsafe" in r.stderr.lower() or "refus" in r.stderr.lower(), r.stderr
+    assert not os.path.exists(target)
+    assert "evil" not in docker(docker_env, "images").stdout
+    assert image_files(engine) == before

@@ -1,6 +1,7 @@
 """Faults seen through the engine: a registry killed mid-pull, clients that go away mid-pull or
 mid-push, concurrent pulls of one image."""
 
+import json
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import pytest
 
 from hostbridge.guest.registry.client import RegistryClient
 from hostbridge.guest.registry.errors import RegistryNotFound
+from tests.registry import regsupport
 from tests.registry.engine_support import CFG, docker, image_files, image_ids, push_image
 
 pytestmark = pytest.mark.root
@@ -142,3 +144,16 @@ def test_client_gone_mid_push_stops_and_cleans_up(tmp_path, engine, docker_env, 
             resp.read()
     assert engine.request("GET", "/_ping")[0] == 200
     docker(docker_env, "rmi", name)
+
+
+def test_403_and_429_are_one_line_errors_saying_what_to_do(docker_env, registry, proxy):
+    def body(code, message):
+        return json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
+    proxy.rules.append(lambda h, meth, p: "/manifests/" in p and "forbidden" in p and regsupport.reply(
+        h, 403, body("DENIED", "requested access to the resource is denied")) is None)
+    proxy.rules.append(lambda h, meth, p: "/manifests/" in p and "busy" in p and regsupport.reply(
+        h, 429, body("TOOMANYREQUESTS", "slow down")) is None)
+    for repo, words in (("forbidden", ("denied:", "permissions")), ("busy", ("toomanyrequests:", "retry later"))):
+        r = docker(docker_env, "pull", "%s/%s:1" % (proxy.domain, repo), check=False)
+        assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert all(w in r.stderr for w in words), r.stderr

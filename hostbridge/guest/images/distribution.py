@@ -9,11 +9,14 @@ hostile tar or a crash leaves nothing of the image under ``ROOT/images``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 
 from ..errors import InvalidParameter, NotFound
 from . import reference
+
+MAX_PARALLEL = 3  # layers extracted at once
 
 
 def has_layer(store, chain_id: str) -> bool:
@@ -47,14 +50,23 @@ def add_pulled_image(store, config_bytes: bytes, layers, ref, manifest_digest: s
         raise InvalidParameter("image config %s and the layers handed over disagree: the image is broken"
                                % image_id)
     names = _names(ref, manifest_digest)
+    parents = [None] + [lay.chain_id for lay in layers[:-1]]
+    todo = [(lay, parent) for lay, parent in zip(layers, parents)
+            if lay.path is not None and not store.layers.exists(lay.chain_id)]
     pendings = []
     try:
-        parent = None
-        for lay in layers:
-            if lay.path is not None and not store.layers.exists(lay.chain_id):
-                with open(lay.path, "rb") as blob:
-                    pendings.append(store.layers.extract(blob, parent, lay.diff_id, lay.digest))
-            parent = lay.chain_id
+        # Layers extract independently (a layer dir holds its own diff, whiteouts included), so
+        # they go in parallel: decompression, hashing and writes release the GIL.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, min(len(todo), MAX_PARALLEL))) as pool:
+            futures = [pool.submit(_extract, store, lay, parent) for lay, parent in todo]
+            errors = []
+            for f in futures:
+                try:
+                    pendings.append(f.result())
+                except BaseException as e:  # keep collecting, so every finished extraction is discarded
+                    errors.append(e)
+        if errors:
+            raise errors[0]
         with store.lock:
             store.install(pendings, [(config_bytes, "")])
             pendings = []  # installed (moved into place) or discarded by install
@@ -64,6 +76,11 @@ def add_pulled_image(store, config_bytes: bytes, layers, ref, manifest_digest: s
         for p in pendings:
             store.layers.discard(p)
     return image_id
+
+
+def _extract(store, lay, parent):
+    with open(lay.path, "rb") as blob:
+        return store.layers.extract(blob, parent, lay.diff_id, lay.digest)
 
 
 def _names(ref, manifest_digest) -> list:

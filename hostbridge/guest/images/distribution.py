@@ -79,6 +79,9 @@ def add_pulled_image(store, config_bytes: bytes, layers, ref, manifest_digest: s
 
 
 def _extract(store, lay, parent):
+    wait = getattr(lay, "wait", None)
+    if wait is not None:
+        wait()  # the blob may still be downloading: pull overlaps downloads and extraction
     with open(lay.path, "rb") as blob:
         return store.layers.extract(blob, parent, lay.diff_id, lay.digest)
 

@@ -9,8 +9,10 @@ The image store is reached through three methods (the seam; ``images/store.py`` 
 ``store.add_pulled_image(config_bytes, layers, ref, manifest_digest) -> image_id``
     ``config_bytes``: the config blob, byte-exact, digest already verified (image id = its
     sha256). ``layers``: a list of ``PulledLayer`` bottom first; ``path`` is None for a layer
-    ``has_layer`` reported present, else a verified compressed blob (``open_layer(path,
-    media_type)`` gives its tar stream). The store must check each layer's uncompressed sha256
+    ``has_layer`` reported present, else where its compressed blob is being downloaded: call
+    ``layer.wait()`` before reading it (it returns once the blob is verified, or raises the
+    download's error), so the store extracts each layer while the others still download
+    (``open_layer(path, media_type)`` gives its tar stream). The store must check each layer's uncompressed sha256
     against ``diff_id`` (= ``config["rootfs"]["diff_ids"][i]``) while applying it and raise a
     GuestError, storing nothing of the image, on a mismatch. It may move or hardlink the blob
     files; pull deletes what is left. ``ref``: a ``reference.Reference`` with a tag or a digest

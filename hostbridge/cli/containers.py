@@ -62,6 +62,7 @@ def ps_row(c, trunc=True, now=None):
         "Mounts": ",".join(fmt.ellipsis(m, 15) if trunc else m for m in mounts),
         "Networks": ",".join(nets),
         "LocalVolumes": str(sum(1 for m in c.get("Mounts") or () if m.get("Driver") == "local")),
+        "Platform": c.get("ImageManifestDescriptor", {}).get("platform") if c.get("ImageManifestDescriptor") else None,
     }
 
 
@@ -77,17 +78,18 @@ def ps_row(c, trunc=True, now=None):
 @click.pass_obj
 def ps(app, all_, quiet, size, last, latest, no_trunc, filters, format_):
     """List containers."""
-    from .template import render_rows
+    from .template import render_rows, wants_field
 
     limit = 1 if latest else last
+    template = format_ or (PS_FORMAT + ("\t{{.Size}}" if size else ""))
+    if template == "json":
+        template = "{{json .}}"
+    size = size or (not quiet and wants_field(template, "Size"))
     items = app.client.containers(all=all_, limit=limit, size=size, filters=parse_filters(filters))
     if quiet:
         for c in items:
             app.out(c["Id"] if no_trunc else fmt.short_id(c["Id"]))
         return
-    template = format_ or (PS_FORMAT + ("\t{{.Size}}" if size else ""))
-    if template == "json":
-        template = "{{json .}}"
     now = time.time()
     app.out(render_rows(template, [ps_row(c, not no_trunc, now) for c in items], PS_COLUMNS), nl=False)
 

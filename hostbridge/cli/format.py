@@ -204,6 +204,5 @@ def table(rows, minwidth=10, padding=3) -> str:
 
 
 def indent_json(obj) -> str:
-    """JSON indented like ``docker inspect``: 4 spaces, Unicode kept, ``<>&`` escaped as Go does."""
-    text = json.dumps(obj, indent=4, ensure_ascii=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    """JSON indented like ``docker inspect``: 4 spaces, Unicode and ``<>&`` kept as they are."""
+    return json.dumps(obj, indent=4, ensure_ascii=False)

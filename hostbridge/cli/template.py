@@ -57,9 +57,16 @@ def _arg(dot, token):
     raise TemplateError("template: unsupported argument %r" % token, hint="use .Field or \"string\" arguments")
 
 
+class Row(dict):
+    """A formatting context (a ``ps``/``images`` row): ``{{json .}}`` prints it with sorted keys
+    and ``<>&`` escaped, as Go's json.Marshal of docker's context does; other values keep them."""
+
+
 def _json(value):
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).replace("<", "\\u003c") \
-        .replace(">", "\\u003e").replace("&", "\\u0026")
+    if isinstance(value, Row):
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 _FUNCS = {
@@ -124,6 +131,11 @@ class Template:
         return "".join(out)
 
 
+def wants_field(fmt, field):
+    """Whether ``fmt`` reads ``.field`` (directly or through ``{{json .}}``)."""
+    return ("." + field) in fmt or re.search(r"json\s+\.\s*-?}}", fmt) is not None
+
+
 def render_rows(fmt, rows, names):
     """Render ``rows`` (dicts) with ``fmt``; a ``table`` format gets a header and aligned columns.
 
@@ -137,7 +149,7 @@ def render_rows(fmt, rows, names):
     from .format import table
 
     tpl = Template(fmt)
-    lines = [tpl.render(r) for r in rows]
+    lines = [tpl.render(Row(r)) for r in rows]
     if not tpl.is_table:
         return "".join(line + "\n" for line in lines)
     if "\t" not in tpl.fmt and not rows:

@@ -35,9 +35,9 @@ COMMANDS = {
     "history": ("images", "history"),
     "version": ("system", "version"),
     "info": ("system", "info"),
-    "up": ("native", "up"),
-    "down": ("native", "down"),
-    "status": ("native", "status"),
+    "up": ("machine", "up"),
+    "down": ("machine", "down"),
+    "status": ("machine", "status"),
 }
 
 

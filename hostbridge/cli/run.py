@@ -193,7 +193,11 @@ def attach_and_wait(app, cid, tty, stdin, start, condition="next-exit"):
     return int(result.get("StatusCode", 0))
 
 
-@click.command(context_settings={"ignore_unknown_options": False, "allow_interspersed_args": False})
+# Flags stop at the image: what follows is the container's command, as in docker.
+COMMAND_SETTINGS = {"allow_interspersed_args": False}
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
 @create_options
 @click.argument("image")
@@ -218,7 +222,7 @@ def run(app, detach, image, command, **o):
     click.get_current_context().exit(code)
 
 
-@click.command()
+@click.command(context_settings=COMMAND_SETTINGS)
 @create_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)

@@ -202,7 +202,11 @@ class NativeEngine:
         if pid is None:
             self._check_installed()
             for d in (self.root, os.path.dirname(self.socket_path)):
-                os.makedirs(d, mode=0o711, exist_ok=True)
+                try:
+                    os.makedirs(d, mode=0o711, exist_ok=True)
+                except OSError as e:
+                    raise MachineError("cannot create %s: %s" % (d, e.strerror or e),
+                                       hint="check native.root and native.socket", machine="default", stage="engine")
             proc = self._spawn()
         else:
             proc = None  # started earlier and still coming up: wait for it

@@ -85,6 +85,28 @@ class App:
         """Stop the command: ``message`` on stderr, exit ``code``."""
         raise Abort(message, code)
 
+    def for_each(self, names, action):
+        """Run ``action(name)`` for each name as docker does: carry on past failures, exit 1 at the end.
+
+        Args:
+            names: container or image names.
+            action: returns the lines to print (a string or a list), or None to print the name.
+        Raises:
+            click.exceptions.Exit: status 1 when any failed (each failure already reported).
+        """
+        failed = False
+        for name in names:
+            try:
+                result = action(name)
+            except APIError as e:
+                self.report(e)
+                failed = True
+                continue
+            for line in [name] if result is None else [result] if isinstance(result, str) else result:
+                self.out(line)
+        if failed:
+            raise click.exceptions.Exit(1)
+
     def report(self, err):
         """Print a ``HostbridgeError`` as one line (API errors in docker's words)."""
         if isinstance(err, Abort):

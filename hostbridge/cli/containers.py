@@ -6,7 +6,6 @@ import time
 
 import click
 
-from ..errors import APIError
 from . import format as fmt
 from .options import parse_filters, parse_timestamp
 
@@ -111,20 +110,6 @@ def logs(app, follow, tail, timestamps, since, until, container):
         app.write_bytes(data, 2 if stream_no == 2 else 1)
 
 
-def _each(app, names, action):
-    # docker carries on past a failing container, reports each, and exits 1 at the end.
-    failed = False
-    for name in names:
-        try:
-            result = action(name)
-            app.out(name if result is None else result)
-        except APIError as e:
-            app.report(e)
-            failed = True
-    if failed:
-        raise click.exceptions.Exit(1)
-
-
 @click.command()
 @click.option("-s", "--signal", help="Signal to send to the container.")
 @click.option("-t", "--timeout", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
@@ -132,7 +117,7 @@ def _each(app, names, action):
 @click.pass_obj
 def stop(app, signal, timeout, containers):
     """Stop one or more running containers."""
-    _each(app, containers, lambda c: app.client.stop(c, timeout=timeout, signal=signal))
+    app.for_each(containers, lambda c: app.client.stop(c, timeout=timeout, signal=signal))
 
 
 @click.command()
@@ -141,7 +126,7 @@ def stop(app, signal, timeout, containers):
 @click.pass_obj
 def kill(app, signal, containers):
     """Kill one or more running containers."""
-    _each(app, containers, lambda c: app.client.kill(c, signal=signal))
+    app.for_each(containers, lambda c: app.client.kill(c, signal=signal))
 
 
 @click.command()
@@ -151,7 +136,7 @@ def kill(app, signal, containers):
 @click.pass_obj
 def restart(app, signal, timeout, containers):
     """Restart one or more containers."""
-    _each(app, containers, lambda c: app.client.restart(c, timeout=timeout, signal=signal))
+    app.for_each(containers, lambda c: app.client.restart(c, timeout=timeout, signal=signal))
 
 
 @click.command()
@@ -161,7 +146,7 @@ def restart(app, signal, timeout, containers):
 @click.pass_obj
 def rm(app, force, volumes, containers):
     """Remove one or more containers."""
-    _each(app, containers, lambda c: app.client.remove_container(c, force=force, v=volumes))
+    app.for_each(containers, lambda c: app.client.remove_container(c, force=force, v=volumes))
 
 
 @click.command()
@@ -169,7 +154,7 @@ def rm(app, force, volumes, containers):
 @click.pass_obj
 def wait(app, containers):
     """Block until one or more containers stop, then print their exit codes."""
-    _each(app, containers, lambda c: str(app.client.wait(c)["StatusCode"]))
+    app.for_each(containers, lambda c: str(app.client.wait(c)["StatusCode"]))
 
 
 @click.command()

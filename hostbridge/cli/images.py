@@ -93,18 +93,11 @@ def images(app, all_, quiet, no_trunc, filters, format_, repository):
 @click.pass_obj
 def rmi(app, force, no_prune, images):
     """Remove one or more images."""
-    failed = False
-    for name in images:
-        try:
-            for item in app.client.remove_image(name, force=force, noprune=no_prune) or ():
-                for key in ("Untagged", "Deleted"):
-                    if key in item:
-                        app.out("%s: %s" % (key, item[key]))
-        except APIError as e:
-            app.report(e)
-            failed = True
-    if failed:
-        raise click.exceptions.Exit(1)
+    def remove(name):
+        items = app.client.remove_image(name, force=force, noprune=no_prune) or ()
+        return ["%s: %s" % (key, item[key]) for item in items for key in ("Untagged", "Deleted") if key in item]
+
+    app.for_each(images, remove)
 
 
 @click.command()
@@ -153,8 +146,6 @@ def _print_progress(app, messages):
             raise APIError(msg.get("error") or detail.get("message", "failed"))
         if "stream" in msg:
             app.out(msg["stream"], nl=False)
-        elif msg.get("status") and "progressDetail" not in msg and not msg.get("id"):
-            last = msg
         last = msg
     return last
 
@@ -171,7 +162,8 @@ def _input(path):
 
 
 @click.command()
-@click.option("-i", "--input", "input_", type=click.Path(dir_okay=False), help="Read from tar archive file, instead of STDIN.")
+@click.option("-i", "--input", "input_", type=click.Path(dir_okay=False),
+              help="Read from tar archive file, instead of STDIN.")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
 @click.pass_obj
 def load(app, input_, quiet):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import click
 
@@ -18,7 +17,8 @@ def create_options(f):
     decorators = [
         click.option("--name", help="Assign a name to the container."),
         click.option("-e", "--env", multiple=True, help="Set environment variables (KEY=value, or KEY from here)."),
-        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False), help="Read in a file of environment variables."),
+        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False),
+                     help="Read in a file of environment variables."),
         click.option("-w", "--workdir", help="Working directory inside the container."),
         click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
         click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
@@ -27,7 +27,8 @@ def create_options(f):
         click.option("--pids-limit", type=int, help="Tune the container's pids limit (-1 for unlimited)."),
         click.option("-l", "--label", multiple=True, help="Set meta data on a container (key=value)."),
         click.option("-h", "--hostname", help="Container host name."),
-        click.option("--init", is_flag=True, default=None, help="Run an init inside the container that forwards signals and reaps processes."),
+        click.option("--init", is_flag=True, default=None,
+                     help="Run an init inside the container that forwards signals and reaps processes."),
         click.option("--restart", help="Restart policy: no, always, unless-stopped, on-failure[:N]."),
         click.option("--stop-signal", help="Signal to stop the container."),
         click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
@@ -247,13 +248,4 @@ def start(app, attach, interactive, containers):
         tty = bool(info.get("Config", {}).get("Tty"))
         code = attach_and_wait(app, info["Id"], tty, interactive, lambda: client.start(info["Id"]))
         click.get_current_context().exit(code)
-    failed = False
-    for name in containers:
-        try:
-            client.start(name)
-            app.out(name)
-        except APIError as e:
-            app.report(e)
-            failed = True
-    if failed:
-        app.abort("Error: failed to start containers: %s" % ", ".join(containers))
+    app.for_each(containers, client.start)

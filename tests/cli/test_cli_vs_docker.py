@@ -1,7 +1,6 @@
 """hostbridge's CLI next to the stock docker CLI, against the same engine: same output."""
 
 import json
-import os
 import re
 import subprocess
 import sys

@@ -152,3 +152,55 @@ def load(flags: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[st
             values[key] = _coerce(setting, value, name)
             origin[key] = name
     return Config(values, origin, path)
+
+
+def _toml_value(value):
+    if isinstance(value, float):
+        return repr(int(value)) if value.is_integer() else repr(value)
+    import json
+
+    return json.dumps(value, ensure_ascii=False)  # a TOML basic string is a JSON string
+
+
+def dump_toml(flat: Dict[str, Any]) -> str:
+    """Write flat ``{"section.key": value}`` settings as TOML (top-level keys first, then sections)."""
+    top = {k: v for k, v in flat.items() if "." not in k}
+    sections: Dict[str, Dict[str, Any]] = {}
+    for key, value in flat.items():
+        if "." in key:
+            section, _, name = key.rpartition(".")
+            sections.setdefault(section, {})[name] = value
+    lines = ["%s = %s" % (k, _toml_value(v)) for k, v in sorted(top.items())]
+    for section in sorted(sections):
+        lines += ["", "[%s]" % section]
+        lines += ["%s = %s" % (k, _toml_value(v)) for k, v in sorted(sections[section].items())]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def set_value(key: str, value: Optional[str], path: Optional[str] = None) -> str:
+    """Set (or with ``value=None`` remove) one setting in the config file, validated first.
+
+    Args:
+        key: a dotted key from ``SETTINGS``.
+        value: the new value as text, or None to remove it (back to its default).
+        path: the config file (``paths.config_file()`` by default).
+    Returns:
+        The file written.
+    Raises:
+        ConfigError: an unknown key or a bad value.
+    """
+    path = path or paths.config_file()
+    setting = SETTINGS.get(key)
+    if setting is None:
+        raise ConfigError("unknown setting %r" % key, hint="known: %s" % ", ".join(sorted(SETTINGS)))
+    current = load_file(path)
+    if value is None:
+        current.pop(key, None)
+    else:
+        current[key] = _coerce(setting, value, "the command line")
+    paths.ensure_dir(os.path.dirname(path))
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(dump_toml(current))
+    os.replace(tmp, path)
+    return path

@@ -35,6 +35,7 @@ COMMANDS = {
     "history": ("images", "history"),
     "version": ("system", "version"),
     "info": ("system", "info"),
+    "config": ("config_cmd", "config"),
     "up": ("machine", "up"),
     "down": ("machine", "down"),
     "status": ("machine", "status"),

@@ -81,3 +81,16 @@ def test_native_up_as_non_root_is_one_clear_line(tmp_path, monkeypatch, capsys):
     assert main(["up"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "Error: native mode needs root: run `sudo hostbridge up`"
+
+
+def test_config_commands(tmp_path):
+    assert _hb("config", "set", "native.socket", "/tmp/hb-test.sock", tmp=tmp_path).returncode == 0
+    assert _hb("config", "get", "native.socket", tmp=tmp_path).stdout == "/tmp/hb-test.sock\n"
+    listing = _hb("config", "list", env_extra={"HOSTBRIDGE_TIMEOUT": "9"}, tmp=tmp_path).stdout
+    assert "timeout                9                     environment\n" in listing
+    assert "native.socket          /tmp/hb-test.sock     %s\n" % (tmp_path / "config" / "config.toml") in listing
+    # The default machine's endpoint follows the setting.
+    r = _hb("ps", tmp=tmp_path)
+    assert "unix:///tmp/hb-test.sock" in r.stderr
+    bad = _hb("config", "set", "timeout", "soon", tmp=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: timeout")

@@ -62,3 +62,24 @@ def test_bad_toml_names_the_file(tmp_path):
 def test_bad_env_value_names_the_source(tmp_path):
     with pytest.raises(ConfigError, match="environment"):
         config.load(environ={"HOSTBRIDGE_TIMEOUT": "x"}, path=str(tmp_path / "none.toml"))
+
+
+def test_set_value_round_trips_through_the_file(tmp_path):
+    path = str(tmp_path / "cfg" / "config.toml")
+    config.set_value("native.socket", '/tmp/a "quoted".sock', path=path)
+    config.set_value("timeout", "2.5", path=path)
+    config.set_value("machine", "dev", path=path)
+    c = config.load(environ={}, path=path)
+    assert (c["native.socket"], c["timeout"], c["machine"]) == ('/tmp/a "quoted".sock', 2.5, "dev")
+    config.set_value("machine", None, path=path)
+    assert config.load(environ={}, path=path)["machine"] == "default"
+    assert open(path).read() == 'timeout = 2.5\n\n[native]\nsocket = "/tmp/a \\"quoted\\".sock"\n'
+
+
+def test_set_value_validates_before_writing(tmp_path):
+    path = tmp_path / "config.toml"
+    with pytest.raises(ConfigError):
+        config.set_value("timeout", "soon", path=str(path))
+    with pytest.raises(ConfigError, match="unknown setting"):
+        config.set_value("nope", "1", path=str(path))
+    assert not path.exists()

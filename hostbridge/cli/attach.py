@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
@@ -39,6 +40,53 @@ class Terminal:
             return size.lines, size.columns
         except OSError:
             return None
+
+
+# The signals `docker run` forwards to a container without a TTY (its --sig-proxy default).
+PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+
+
+class SignalProxy:
+    """While attached: forward signals we receive to the container, or follow window resizes.
+
+    Args:
+        kill: ``kill(signal_number_text)`` (the client's ``kill`` bound to the container).
+        resize: ``resize()`` for a TTY session, called on SIGWINCH; None without a TTY.
+        forward: forward ``PROXIED`` signals (docker does so only without a TTY).
+    """
+
+    def __init__(self, kill, resize=None, forward=True):
+        self.kill, self.resize, self.forward = kill, resize, forward
+        self._saved = {}
+
+    def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # handlers can only be set from the main thread
+        names = (PROXIED if self.forward else ()) + (("SIGWINCH",) if self.resize else ())
+        for name in names:
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        # HTTP from a signal handler could interleave with the main thread's: use a thread.
+        target = self.resize if signum == getattr(signal, "SIGWINCH", None) else (lambda: self.kill(str(signum)))
+        threading.Thread(target=quietly, args=(target,), daemon=True).start()
+
+
+def quietly(call):
+    """Call ``call()``, ignoring engine errors (the container may be gone already)."""
+    from ..errors import HostbridgeError
+
+    try:
+        call()
+    except HostbridgeError:
+        pass
 
 
 def _pump_stdin(sock):

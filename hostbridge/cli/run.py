@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import APIError, HostbridgeError, NotFound
+from ..errors import APIError, NotFound
 from . import options as opt
 
 # Exit statuses of `docker run` when the container could not run at all.
@@ -167,7 +167,7 @@ def attach_and_wait(app, cid, tty, stdin, start, condition="next-exit"):
     Raises:
         APIError: the start failed (``exit_code`` set as ``docker run`` would exit).
     """
-    from .attach import Terminal, stream
+    from .attach import SignalProxy, Terminal, quietly, stream
 
     client = app.client
     sock = client.attach_socket(cid, stdin=stdin, stdout=True, stderr=True, stream=True)
@@ -176,16 +176,19 @@ def attach_and_wait(app, cid, tty, stdin, start, condition="next-exit"):
         start()
     except APIError as e:
         sock.close()
+        waiter.close()
         e.exit_code = start_error_status(str(e))
         raise
-    with Terminal(tty and stdin):
+
+    def resize():
+        size = Terminal.size()
+        if size:
+            client.resize(cid, *size)
+
+    proxy = SignalProxy(lambda sig: client.kill(cid, sig), resize=resize if tty else None, forward=not tty)
+    with Terminal(tty and stdin), proxy:
         if tty:
-            size = Terminal.size()
-            if size:
-                try:
-                    client.resize(cid, *size)
-                except HostbridgeError:
-                    pass  # a resize the engine refuses is not worth failing the run
+            quietly(resize)  # a resize the engine refuses is not worth failing the run
         stream(app, sock, tty, stdin)
     result = waiter.json() or {}
     err = (result.get("Error") or {}).get("Message") if isinstance(result.get("Error"), dict) else None

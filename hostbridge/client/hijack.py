@@ -146,6 +146,10 @@ class PendingResponse:
         self.endpoint = endpoint
         self.sock = sock
 
+    def close(self):
+        """Give up on the reply."""
+        self.sock.close()
+
     def json(self):
         """Read the reply: its decoded JSON body.
 

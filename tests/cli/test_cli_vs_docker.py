@@ -2,6 +2,7 @@
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -241,3 +242,19 @@ def test_info_counts(backend):
     assert " Images: %d\n" % data["Images"] in r.stdout
     assert " Server Version: %s\n" % data["ServerVersion"] in r.stdout
     assert backend.hb("info", "-f", "{{.NCPU}}").stdout == "%d\n" % data["NCPU"]
+
+
+def test_run_forwards_signals_to_the_container(backend):
+    script = 'trap "echo got-term; exit 5" TERM; echo ready; while true; do sleep 0.1; done'
+    proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "run", "--rm", "--network", "none", "busybox",
+                             "sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=backend.env(), cwd=backend.env()["PYTHONPATH"])
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, out) == (5, "got-term\n"), err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -156,24 +156,47 @@ def container_status(state, now=None) -> str:
     return "Exited (%d) %s ago" % (state.get("ExitCode", 0), ago(state.get("FinishedAt")))
 
 
+def _join_host_port(ip, port):
+    return "[%s]:%s" % (ip, port) if ":" in ip else "%s:%s" % (ip, port)
+
+
+def _port_group(key, first, last):
+    ip, _, proto = key.rpartition("/")
+    group = str(first) if first == last else "%d-%d" % (first, last)
+    if ip:
+        group = "%s->%s" % (_join_host_port(ip, group), group)
+    return "%s/%s" % (group, proto)
+
+
 def ports(port_list) -> str:
-    """The ps PORTS cell: ``0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 53/udp``."""
-    cells = []
-    for p in sorted(port_list or (), key=lambda p: (p.get("PrivatePort", 0), p.get("Type", ""),
-                                                      p.get("IP", ""), p.get("PublicPort", 0))):
-        proto = p.get("Type", "tcp")
-        if p.get("PublicPort"):
-            ip = p.get("IP", "")
-            host = "[%s]" % ip if ":" in ip else ip
-            cells.append("%s:%d->%d/%s" % (host, p["PublicPort"], p.get("PrivatePort", 0), proto))
+    """The ps PORTS cell, as docker's DisplayablePorts groups it.
+
+    Unpublished and same-number ports are grouped into ranges per IP and protocol
+    (``0.0.0.0:8000-8001->8000-8001/tcp``, ``53/udp``); other mappings follow, one each
+    (``[::]:8080->80/tcp``).
+    """
+    ordered = sorted(port_list or (), key=lambda p: (p.get("PrivatePort", 0), p.get("IP", ""),
+                                                      p.get("PublicPort", 0), p.get("Type", "")))
+    groups, order, result, mappings = {}, [], [], []
+    for p in ordered:
+        current, proto, ip = p.get("PrivatePort", 0), p.get("Type", "tcp"), p.get("IP", "")
+        key = proto
+        if ip:
+            if p.get("PublicPort", 0) != current:
+                mappings.append("%s->%d/%s" % (_join_host_port(ip, p.get("PublicPort", 0)), current, proto))
+                continue
+            key = "%s/%s" % (ip, proto)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [current, current]
+            order.append(key)
+        elif current == group[1] + 1:
+            group[1] = current
         else:
-            cells.append("%d/%s" % (p.get("PrivatePort", 0), proto))
-    seen, out = set(), []
-    for c in cells:
-        if c not in seen:
-            seen.add(c)
-            out.append(c)
-    return ", ".join(out)
+            result.append(_port_group(key, *group))
+            groups[key] = [current, current]
+    result += [_port_group(k, *groups[k]) for k in order]
+    return ", ".join(result + mappings)
 
 
 def ansic(ts) -> str:

@@ -65,6 +65,13 @@ def test_ports_cell():
     assert fmt.ports(ports) == "53/udp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
 
 
+def test_ports_cell_groups_ranges_like_docker():
+    same = [{"PrivatePort": p, "PublicPort": p, "IP": "0.0.0.0", "Type": "tcp"} for p in (8001, 8000, 8003)]
+    exposed = [{"PrivatePort": p, "Type": "tcp"} for p in (90, 91)]
+    # A range closed early comes first, as in docker (groups still open are listed after).
+    assert fmt.ports(same + exposed) == "0.0.0.0:8000-8001->8000-8001/tcp, 90-91/tcp, 0.0.0.0:8003->8003/tcp"
+
+
 def test_short_id_and_ellipsis():
     assert fmt.short_id("sha256:" + "ab" * 32) == "abababababab"
     assert fmt.ellipsis("abcdef", 4) == "abc…"

@@ -140,11 +140,24 @@ def parse_restart(value):
     return {"Name": name, "MaximumRetryCount": retries}
 
 
-def parse_port(spec):
-    """``[ip:][hostPort:]containerPort[/proto]`` → ``("80/tcp", {"HostIp": ip, "HostPort": "8080"})``.
+def _port_range(text, spec):
+    first, sep, last = text.partition("-")
+    try:
+        lo, hi = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise UsageError("invalid port %r in %r" % (text, spec))
+    if not 0 < lo <= hi < 65536:
+        raise UsageError("invalid port range %r in %r" % (text, spec))
+    return lo, hi
 
+
+def parse_port(spec):
+    """``[ip:][hostPort:]containerPort[/proto]``, ports or equal-sized ranges (``8000-8001:80-81``).
+
+    Returns:
+        ``[("80/tcp", {"HostIp": ip, "HostPort": "8080"}), …]``, one pair per container port.
     Raises:
-        UsageError: a malformed spec (port ranges are not supported yet).
+        UsageError: a malformed spec.
     """
     body, _, proto = spec.partition("/")
     proto = proto or "tcp"
@@ -161,12 +174,16 @@ def parse_port(spec):
         host, cport = parts
     else:
         host, cport = "", parts[0]
-    for p in (host, cport):
-        if p and (not p.isdigit() or not 0 < int(p) < 65536):
-            raise UsageError("invalid port %r in %r (port ranges are not supported yet)" % (p, spec))
     if not cport:
         raise UsageError("no container port in %r" % spec)
-    return "%s/%s" % (cport, proto), {"HostIp": ip, "HostPort": host}
+    clo, chi = _port_range(cport, spec)
+    hosts = [""] * (chi - clo + 1)
+    if host:
+        hlo, hhi = _port_range(host, spec)
+        if hhi - hlo != chi - clo:
+            raise UsageError("invalid ranges in %r: the host and container ranges must have the same size" % spec)
+        hosts = [str(h) for h in range(hlo, hhi + 1)]
+    return [("%d/%s" % (c, proto), {"HostIp": ip, "HostPort": h}) for c, h in zip(range(clo, chi + 1), hosts)]
 
 
 def parse_volume(spec, cwd=None):

@@ -106,9 +106,9 @@ def build_config(image, cmd, o, attach=False, environ=None):
     if o.get("publish"):
         exposed, bindings = {}, {}
         for spec in o["publish"]:
-            port, binding = opt.parse_port(spec)
-            exposed[port] = {}
-            bindings.setdefault(port, []).append(binding)
+            for port, binding in opt.parse_port(spec):
+                exposed[port] = {}
+                bindings.setdefault(port, []).append(binding)
         body["ExposedPorts"] = exposed
         host["PortBindings"] = bindings
     for spec in o.get("volume") or ():

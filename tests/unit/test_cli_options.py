@@ -54,7 +54,16 @@ def test_bad_sizes_and_cpus():
     ("[::1]:8080:80", "80/tcp", {"HostIp": "::1", "HostPort": "8080"}),
 ])
 def test_ports(spec, port, binding):
-    assert opt.parse_port(spec) == (port, binding)
+    assert opt.parse_port(spec) == [(port, binding)]
+
+
+def test_port_ranges():
+    assert opt.parse_port("8000-8001:80-81") == [("80/tcp", {"HostIp": "", "HostPort": "8000"}),
+                                                  ("81/tcp", {"HostIp": "", "HostPort": "8001"})]
+    assert [p for p, _ in opt.parse_port("90-92/udp")] == ["90/udp", "91/udp", "92/udp"]
+    for bad in ("8000-8002:80-81", "0:80", "70000", "80/icmp", "x:80", "81-80"):
+        with pytest.raises(opt.UsageError):
+            opt.parse_port(bad)
 
 
 def test_restart_policies():

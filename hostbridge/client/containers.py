@@ -96,7 +96,8 @@ class ContainerAPIMixin:
         resp = self._get("/containers/{}/logs", container, params=params, stream=True,
                          timeout=None if follow else False)
         try:
-            read = resp.raw.read
+            # read1: return what has arrived (a followed TTY log must not wait for a full buffer).
+            read = getattr(resp.raw, "read1", resp.raw.read)
             yield from (raw_chunks(read) if tty else frames(read))
         finally:
             resp.close()

@@ -258,3 +258,27 @@ def test_run_forwards_signals_to_the_container(backend):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_logs_follow_delivers_before_the_container_ends(backend, tty):
+    import select
+
+    name = _name("follow")
+    flags = ["-t"] if tty else []
+    assert backend.docker("run", "-d", *flags, "--name", name, "--network", "none", "busybox", "sh", "-c",
+                          "echo first; sleep 60").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "logs", "-f", name], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=backend.env(), cwd=backend.env()["PYTHONPATH"])
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "logs -f printed nothing while the container runs"
+        assert proc.stdout.readline().rstrip(b"\r\n") == b"first"
+        assert proc.poll() is None  # still following
+        backend.docker("stop", "-t", "0", name)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        backend.docker("rm", "-f", name)

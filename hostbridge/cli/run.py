@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import APIError, NotFound
+from ..errors import APIError, HostbridgeError, NotFound
 from . import options as opt
 
 # Exit statuses of `docker run` when the container could not run at all.
@@ -132,7 +132,7 @@ def create_container(app, image, cmd, o, attach):
     Returns:
         The new container's ID.
     Raises:
-        APIError: exit status 125 (the daemon refused).
+        APIError: the daemon refused (a missing image with a hint of what to do instead).
     """
     body = build_config(image, cmd, o, attach=attach)
     try:
@@ -141,10 +141,6 @@ def create_container(app, image, cmd, o, attach):
         if "image" in str(e).lower():
             app.err("Unable to find image '%s' locally" % _familiar(image))
             e.hint = "pulling is not available yet: `hostbridge load` or `hostbridge import` it"
-        e.exit_code = EXIT_DAEMON
-        raise
-    except APIError as e:
-        e.exit_code = EXIT_DAEMON
         raise
     for warning in reply.get("Warnings") or ():
         app.err("WARNING: %s" % warning)
@@ -212,7 +208,11 @@ def run(app, detach, image, command, **o):
     if detach and o["rm"] and o.get("restart") not in (None, "no"):
         app.abort("Error: conflicting options: --restart and --rm", 125)
     attach = not detach
-    cid = create_container(app, image, command, o, attach)
+    try:
+        cid = create_container(app, image, command, o, attach)
+    except HostbridgeError as e:
+        e.exit_code = EXIT_DAEMON  # docker run: 125 when the container could not be made
+        raise
     if detach:
         try:
             app.client.start(cid)

@@ -10,7 +10,7 @@ import json
 
 import requests
 
-from ..errors import APIError, api_error_from
+from ..errors import APIError, EngineUnreachable, api_error_from
 from .endpoint import Endpoint, parse_endpoint, unreachable
 from .transport import UnixHTTPAdapter
 
@@ -94,8 +94,9 @@ class BaseClient:
         except requests.exceptions.ConnectionError as e:
             raise unreachable(self.endpoint, _root_cause(e))
         except requests.exceptions.Timeout:
-            raise APIError("the engine at %s did not answer %s %s in time" % (
-                self.endpoint.url, method, path.format(*args)), explanation="timeout")
+            raise EngineUnreachable("the engine at %s did not answer %s %s within %gs" % (
+                self.endpoint.url, method, path.format(*args), self.timeout),
+                hint="raise the limit with `hostbridge config set timeout 120`")
         raise_for_status(resp)
         return resp
 
@@ -120,6 +121,7 @@ class BaseClient:
 
 
 def _root_cause(err):
+    # requests wraps urllib3 wraps the socket error; the socket's strerror is what a user needs.
     seen = err
     while getattr(seen, "__context__", None) is not None or getattr(seen, "reason", None) is not None:
         nxt = getattr(seen, "reason", None) or seen.__context__

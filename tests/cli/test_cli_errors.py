@@ -94,3 +94,16 @@ def test_config_commands(tmp_path):
     assert "unix:///tmp/hb-test.sock" in r.stderr
     bad = _hb("config", "set", "timeout", "soon", tmp=tmp_path)
     assert bad.returncode == 1 and bad.stderr.startswith("Error: timeout")
+
+
+def test_silent_engine_times_out_with_one_line(tmp_path):
+    import socket
+
+    path = str(tmp_path / "silent.sock")
+    with socket.socket(socket.AF_UNIX) as listener:  # accepts (backlog) and never answers
+        listener.bind(path)
+        listener.listen(4)
+        r = _hb("--host", "unix://" + path, "ps", env_extra={"HOSTBRIDGE_TIMEOUT": "1"}, tmp=tmp_path)
+    assert r.returncode == 1
+    assert r.stderr.strip() == ("Error: the engine at unix://%s did not answer GET /containers/json within 1s "
+                                "(raise the limit with `hostbridge config set timeout 120`)" % path)

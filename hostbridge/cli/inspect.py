@@ -9,12 +9,12 @@ from ..errors import NotFound
 TYPES = ("container", "image")
 
 
-def _find(client, name, type_):
+def _find(client, name, type_, size=False):
     kinds = [type_] if type_ else list(TYPES)
     for kind in kinds:
         try:
             if kind == "container":
-                return client.inspect_container(name)
+                return client.inspect_container(name, size=size)
             return client.inspect_image(name)
         except NotFound:
             continue
@@ -34,7 +34,7 @@ def inspect(app, format_, type_, size, names):
 
     found, missing = [], []
     for name in names:
-        obj = _find(app.client, name, type_)
+        obj = _find(app.client, name, type_, size)
         if obj is None:
             missing.append(name)
         else:

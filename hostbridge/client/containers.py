@@ -41,9 +41,9 @@ class ContainerAPIMixin:
         return self._json(self._post("/containers/create", params={"name": name, "platform": platform},
                                      json_body=config))
 
-    def inspect_container(self, container):
-        """``GET /containers/ID/json``: the docker ContainerInspect dict."""
-        return self._json(self._get("/containers/{}/json", container))
+    def inspect_container(self, container, size=False):
+        """``GET /containers/ID/json``: the docker ContainerInspect dict (with SizeRw/SizeRootFs if ``size``)."""
+        return self._json(self._get("/containers/{}/json", container, params={"size": size or None}))
 
     def start(self, container):
         """Start a container (starting a running one is not an error)."""

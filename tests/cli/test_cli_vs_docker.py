@@ -64,6 +64,7 @@ def test_images_and_history(backend, args):
 def test_inspect(backend, containers):
     for args in (["inspect", containers["fail"]], ["inspect", "busybox"],
                  ["inspect", containers["ok"], containers["new"]], ["inspect", "--type", "image", "busybox"],
+                 ["inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", containers["ok"]],
                  ["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{json .Config.Cmd}}", containers["fail"]],
                  ["inspect", "-f", "{{.Name}} {{index .Config.Labels \"hbtest\"}}", containers["ok"]]):
         ours, theirs = backend.same(*args)

@@ -92,6 +92,11 @@ def parse_endpoint(url: str) -> Endpoint:
     raise ConfigError("unsupported endpoint %r" % url, hint="use unix:///path or tcp://127.0.0.1:PORT")
 
 
+# Modes whose endpoint takes work to provide (a tunnel agent to start) name a module with
+# ``endpoint_for(name) -> URL``; other machines use the URL their record holds.
+ENDPOINT_PROVIDERS = {"remote": "hostbridge.vm.remote"}
+
+
 def resolve_endpoint(config, machine_loader=None) -> Endpoint:
     """Choose the engine endpoint: an explicit host, else the machine's, else native's socket.
 
@@ -101,7 +106,7 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
     Returns:
         The ``Endpoint``.
     Raises:
-        MachineError: the selected machine does not exist.
+        MachineError: the selected machine does not exist or has no endpoint yet.
         ConfigError: a malformed endpoint.
     """
     if config["host"]:
@@ -110,12 +115,19 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
         from ..vm.machine import load as machine_loader
     name = config["machine"]
     machine = machine_loader(name)
-    if machine is not None and machine.endpoint:
-        return parse_endpoint(machine.endpoint)
-    if name == NATIVE_MACHINE:
-        return parse_endpoint("unix://" + config["native.socket"])
     if machine is None:
+        if name == NATIVE_MACHINE:
+            return parse_endpoint("unix://" + config["native.socket"])
         raise MachineError("no machine named %r" % name, hint="create it first, or pick another with --machine",
                            machine=name)
+    if machine.mode == "native":
+        return parse_endpoint(machine.endpoint_url or "unix://" + config["native.socket"])
+    provider = ENDPOINT_PROVIDERS.get(machine.mode)
+    if provider:
+        import importlib
+
+        return parse_endpoint(importlib.import_module(provider).endpoint_for(name))
+    if machine.endpoint_url:
+        return parse_endpoint(machine.endpoint_url)
     raise MachineError("machine %r has no engine endpoint yet" % name, hint="start it with `hostbridge up`",
                        machine=name)

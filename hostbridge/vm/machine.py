@@ -2,7 +2,8 @@
 
 Kept small on purpose: this module only reads and writes ``machine.json``. Sequencing a start
 (boot → ssh → deploy → engine → tunnel → /_ping) belongs to the mode modules (``native.py``,
-the VM drivers, ``remote.py``), which extend the record through ``settings``.
+the VM drivers, ``remote.py``), which keep their own fields in the same record: fields this
+module does not know are read and written back untouched.
 """
 
 from __future__ import annotations
@@ -24,16 +25,17 @@ class Machine:
         name: the machine's name (its directory under ``paths.machines_dir()``).
         mode: ``native``, ``vm`` or ``remote``.
         driver: the VM driver (``qemu``, ``vagrant``) or ``""``.
-        endpoint: the local engine endpoint (``unix:///…``), ``""`` until known.
-        settings: mode-specific settings (cpus, memory, ssh host, …).
+        endpoint_url: the local engine endpoint (``unix:///…``, ``tcp://127.0.0.1:N``), ``""``
+            until known.
+        fields: every other field of the record (mode-specific), kept as found.
     """
 
-    def __init__(self, name, mode="native", driver="", endpoint="", settings=None):
+    def __init__(self, name, mode="native", driver="", endpoint_url="", fields=None):
         if mode not in MODES:
             raise MachineError("machine %r has unknown mode %r" % (name, mode), hint="one of: %s" % ", ".join(MODES),
                                machine=name)
-        self.name, self.mode, self.driver, self.endpoint = name, mode, driver, endpoint
-        self.settings = dict(settings or {})
+        self.name, self.mode, self.driver, self.endpoint_url = name, mode, driver, endpoint_url
+        self.fields = dict(fields or {})
 
     @property
     def paths(self) -> paths.MachinePaths:
@@ -42,8 +44,18 @@ class Machine:
 
     def to_dict(self):
         """The JSON form stored in ``machine.json``."""
-        return {"name": self.name, "mode": self.mode, "driver": self.driver, "endpoint": self.endpoint,
-                "settings": self.settings}
+        return dict(self.fields, name=self.name, mode=self.mode, driver=self.driver, endpoint_url=self.endpoint_url)
+
+    @classmethod
+    def from_dict(cls, name, data):
+        """Build from a ``machine.json`` object (``endpoint`` holding a URL is read as ``endpoint_url``)."""
+        url = data.get("endpoint_url") or ""
+        legacy = data.get("endpoint")
+        if not url and isinstance(legacy, str) and "://" in legacy:
+            url = legacy
+        known = ("name", "mode", "driver", "endpoint_url")
+        return cls(name, data.get("mode", "native"), data.get("driver") or "", url,
+                   {k: v for k, v in data.items() if k not in known})
 
     def save(self):
         """Write ``machine.json`` atomically (creating the machine's directory)."""
@@ -78,8 +90,7 @@ def load(name: str) -> Optional[Machine]:
         raise MachineError("cannot read %s: %s" % (path, e), hint="fix or remove that file", machine=name)
     if not isinstance(data, dict):
         raise MachineError("%s is not a JSON object" % path, hint="fix or remove that file", machine=name)
-    return Machine(name, data.get("mode", "native"), data.get("driver", ""), data.get("endpoint", ""),
-                   data.get("settings"))
+    return Machine.from_dict(name, data)
 
 
 def list_names():

@@ -53,10 +53,30 @@ def test_endpoint_choice(tmp_path, monkeypatch):
     # An explicit host wins over everything.
     assert resolve_endpoint(_config(tmp_path, HOSTBRIDGE_HOST="tcp://127.0.0.1:9")).url == "tcp://127.0.0.1:9"
     # A machine's recorded endpoint.
-    Machine("dev", mode="vm", driver="qemu", endpoint="unix:///tmp/dev.sock").save()
+    Machine("dev", mode="vm", driver="qemu", endpoint_url="unix:///tmp/dev.sock").save()
     assert resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="dev")).url == "unix:///tmp/dev.sock"
     with pytest.raises(MachineError, match="no machine named 'ghost'"):
         resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="ghost"))
-    Machine("cold", mode="remote").save()
+    Machine("cold", mode="vm", driver="qemu").save()
     with pytest.raises(MachineError, match="no engine endpoint"):
         resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="cold"))
+
+
+def test_machine_record_keeps_fields_it_does_not_know(tmp_path, monkeypatch):
+    import json
+
+    from hostbridge.vm import machine
+
+    monkeypatch.setenv("HOSTBRIDGE_HOME", str(tmp_path))
+    m = Machine("far", mode="remote", fields={"endpoint": "unix", "ssh": {"hostname": "h"}})
+    m.endpoint_url = "unix:///tmp/far.sock"
+    m.save()
+    again = machine.load("far")
+    assert (again.mode, again.endpoint_url, again.fields["ssh"]) == ("remote", "unix:///tmp/far.sock", {"hostname": "h"})
+    with open(m.paths.machine_json) as f:
+        assert json.load(f)["endpoint"] == "unix"  # another module's field, untouched
+    assert machine.list_names() == ["far"]
+    # A record whose "endpoint" is a URL (older shape) reads as the endpoint URL.
+    with open(m.paths.machine_json, "w") as f:
+        json.dump({"mode": "vm", "endpoint": "tcp://127.0.0.1:7"}, f)
+    assert machine.load("far").endpoint_url == "tcp://127.0.0.1:7"

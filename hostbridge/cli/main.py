@@ -19,6 +19,7 @@ COMMANDS = {
     "start": ("run", "start"),
     "ps": ("containers", "ps"),
     "logs": ("containers", "logs"),
+    "exec": ("execs", "exec_"),
     "stop": ("containers", "stop"),
     "kill": ("containers", "kill"),
     "rm": ("containers", "rm"),

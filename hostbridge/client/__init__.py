@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from .api import BaseClient
 from .containers import ContainerAPIMixin
+from .execs import ExecAPIMixin
 from .images import ImageAPIMixin
 from .system import SystemAPIMixin
 
 
-class APIClient(BaseClient, ContainerAPIMixin, ImageAPIMixin, SystemAPIMixin):
+class APIClient(BaseClient, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, SystemAPIMixin):
     """A low-level client for one engine endpoint.
 
     Args:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -283,3 +284,27 @@ def test_logs_follow_delivers_before_the_container_ends(backend, tty):
             proc.kill()
             proc.wait()
         backend.docker("rm", "-f", name)
+
+
+def test_exec(backend):
+    name = _name("ex")
+    assert backend.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "60").returncode == 0
+    try:
+        r = backend.hb("exec", name, "sh", "-c", "echo out; echo err >&2; exit 4")
+        assert (r.returncode, r.stdout, r.stderr) == (4, "out\n", "err\n")
+        r = backend.hb("exec", "-i", "-e", "A=1", "-w", "/tmp", "-u", "1000", name, "sh", "-c",
+                       'cat; echo "$A $(pwd) $(id -u)"', input="piped\n")
+        assert (r.returncode, r.stdout) == (0, "piped\n1 /tmp 1000\n"), r.stderr
+        ours, theirs = backend.hb("exec", name, "no-such-command"), backend.docker("exec", name, "no-such-command")
+        assert ours.returncode == theirs.returncode != 0
+        assert backend.hb("exec", "-d", name, "touch", "/tmp/detached").returncode == 0
+        for _ in range(50):  # the detached process runs on its own: give it up to 5 s
+            if backend.docker("exec", name, "test", "-e", "/tmp/detached").returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("exec -d did not run its command")
+    finally:
+        backend.docker("rm", "-f", name)
+    r = backend.hb("exec", name, "true")
+    assert r.returncode == 1 and r.stderr.startswith("Error response from daemon: ")

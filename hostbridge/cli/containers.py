@@ -164,3 +164,30 @@ def wait(app, containers):
 def rename(app, container, new_name):
     """Rename a container."""
     app.client.rename(container, new_name)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def pause(app, containers):
+    """Pause all processes within one or more containers."""
+    app.for_each(containers, app.client.pause)
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def unpause(app, containers):
+    """Unpause all processes within one or more containers."""
+    app.for_each(containers, app.client.unpause)
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.argument("container")
+@click.argument("ps_options", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def top(app, container, ps_options):
+    """Display the running processes of a container."""
+    result = app.client.top(container, " ".join(ps_options) or None)
+    rows = [result.get("Titles") or []] + [list(p) for p in result.get("Processes") or ()]
+    app.out(fmt.table(rows, minwidth=20, padding=3), nl=False)

@@ -112,6 +112,18 @@ class ContainerAPIMixin:
                   "stderr": "1" if stderr else "0", "logs": "1" if logs else "0", "stream": "1" if stream else "0"}
         return hijack(self.endpoint, "/containers/%s/attach" % quote(container, safe=""), params)
 
+    def pause(self, container):
+        """Freeze every process of a container."""
+        self._post("/containers/{}/pause", container)
+
+    def unpause(self, container):
+        """Thaw a paused container."""
+        self._post("/containers/{}/unpause", container)
+
+    def top(self, container, ps_args=None):
+        """``GET /containers/ID/top``: ``{"Titles": [...], "Processes": [[...], ...]}``."""
+        return self._json(self._get("/containers/{}/top", container, params={"ps_args": ps_args}))
+
     def resize(self, container, height, width):
         """Resize a container's TTY."""
         self._post("/containers/{}/resize", container, params={"h": height, "w": width})

@@ -107,3 +107,28 @@ def test_silent_engine_times_out_with_one_line(tmp_path):
     assert r.returncode == 1
     assert r.stderr.strip() == ("Error: the engine at unix://%s did not answer GET /containers/json within 1s "
                                 "(raise the limit with `hostbridge config set timeout 120`)" % path)
+
+
+def test_unexpected_error_is_one_line_unless_verbose(capsys, monkeypatch, tmp_path):
+    import click
+
+    from hostbridge.cli.main import cli, main
+
+    monkeypatch.setenv("HOSTBRIDGE_HOME", str(tmp_path))
+    monkeypatch.delenv("HOSTBRIDGE_DEBUG", raising=False)
+    boom = click.Command("boom", callback=lambda: {}["missing"])  # a bug: KeyError
+    monkeypatch.setitem(cli.commands, "boom", boom)
+    assert main(["boom"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("Error: unexpected KeyError: 'missing' (run with -v or HOSTBRIDGE_DEBUG=1 for the traceback)\n")
+    assert main(["-v", "boom"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):") and "KeyError: 'missing'" in err
+
+
+def test_quiet_silences_status_lines(tmp_path):
+    loud = _hb("config", "set", "timeout", "5", tmp=tmp_path)
+    assert loud.stderr.startswith("Wrote ")
+    quiet = _hb("-q", "config", "set", "timeout", "6", tmp=tmp_path)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    assert _hb("--version", tmp=tmp_path).stdout == "hostbridge 0.1.0\n"

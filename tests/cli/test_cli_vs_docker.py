@@ -308,3 +308,17 @@ def test_exec(backend):
         backend.docker("rm", "-f", name)
     r = backend.hb("exec", name, "true")
     assert r.returncode == 1 and r.stderr.startswith("Error response from daemon: ")
+
+
+def test_pause_unpause_top(backend):
+    name = _name("pz")
+    assert backend.docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "60").returncode == 0
+    try:
+        ours, theirs = backend.same("top", name)
+        assert ours.returncode == 0 and ours.stdout == theirs.stdout and "sleep 60" in ours.stdout
+        assert backend.hb("pause", name).stdout == name + "\n"
+        assert backend.docker("inspect", "-f", "{{.State.Status}}", name).stdout == "paused\n"
+        assert backend.hb("unpause", name).stdout == name + "\n"
+        assert backend.docker("inspect", "-f", "{{.State.Status}}", name).stdout == "running\n"
+    finally:
+        backend.docker("rm", "-f", name)

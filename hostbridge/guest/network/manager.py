@@ -37,7 +37,7 @@ def instance_names(root):
     if root == DEFAULT_ROOT:
         return "HOSTBRIDGE", "hb0"
     tag = hashlib.sha256(root.encode()).hexdigest()[:6]
-    return "HOSTBRIDGE-" + tag, "hb-" + tag
+    return "HB-" + tag, "hb-" + tag  # iptables chain names stay under 29 characters
 
 
 def _veth_name(cid, nid):
@@ -292,15 +292,15 @@ class NetworkManager:
         ports.requested(cfg, hc)
         nm = hc.get("NetworkMode") or "bridge"
         epc = dict(((body or {}).get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
+        if "default" in epc:  # the CLI names the default network "default"
+            epc.setdefault("bridge", epc.pop("default"))
         nets = {}
         if nm.startswith("container:"):
             pass
         else:
             rec = self.store.get(nm)
-            if rec["Name"] in _SHARED:
-                nets[rec["Name"]] = _blank_endpoint(rec["Id"], epc.pop(nm, None) or epc.pop(rec["Name"], None))
-            else:
-                nets[rec["Name"]] = _blank_endpoint(rec["Id"], epc.pop(nm, None) or epc.pop(rec["Name"], None))
+            nets[rec["Name"]] = _blank_endpoint(rec["Id"], epc.pop(nm, None) or epc.pop(rec["Name"], None))
+            if rec["Name"] not in _SHARED:
                 for other, ecfg in epc.items():
                     orec = self.store.get(other)
                     if orec["Name"] in _SHARED:
@@ -321,7 +321,7 @@ class NetworkManager:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
         return self._pool(rec).allocate(c.id, wanted)
 
-    def on_remove(self, c):
+    def on_remove(self, c, volumes=False):
         """Release every address the container holds."""
         with self.lock:
             for rec in self.store.all():
@@ -339,10 +339,7 @@ class NetworkManager:
 
     def _start(self, c, pid, restoring):
         nm = c.host_config.get("NetworkMode") or "bridge"
-        if nm == "none":
-            netdev._batch(["link set lo up"], pid)
-            return
-        if nm == "host" or nm.startswith("container:"):
+        if nm in _SHARED or nm.startswith("container:"):  # the runtime brought lo up for "none"
             return
         with self.lock:
             try:
@@ -536,12 +533,16 @@ class NetworkManager:
     # ---- engine lifecycle -----------------------------------------------------------------
     def restore(self):
         """Bring bridges, rules, links and proxies back for the containers still running."""
-        netdev.set_forwarding()
         with self.lock:
-            for rec in self.store.all():
-                if rec["Driver"] == "bridge":
-                    self._up(rec)
-            self._sync_fw()
+            try:
+                netdev.set_forwarding()
+                for rec in self.store.all():
+                    if rec["Driver"] == "bridge":
+                        self._up(rec)
+                self._sync_fw()
+            except BaseException:
+                self.shutdown()  # an engine that cannot start leaves no bridge or rule behind
+                raise
         for c in self.containers.store.all():
             with c.lock:
                 pid = c.state.get("Pid")

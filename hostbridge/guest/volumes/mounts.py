@@ -160,6 +160,12 @@ class VolumeManager:
                 lowers = spec.get("lower") or [spec["path"]]
             seed.copy_from_layers(lowers, dst, path)
 
+    def on_start(self, c, pid):
+        """Nothing to do: the runtime mounts what ``runtime_mounts`` lists."""
+
+    def on_stop(self, c):
+        """Nothing to do: volumes outlive their containers."""
+
     def on_remove(self, c, volumes=False):
         """With ``volumes`` (``rm -v``, ``--rm``): remove the container's anonymous volumes."""
         if not volumes:

@@ -288,6 +288,14 @@ class NetworkManager:
     # ---- container hooks ------------------------------------------------------------------
     def on_create(self, c, body):
         """Resolve the container's networks into ``NetworkSettings.Networks``; reserve ``--ip``."""
+        try:
+            self._resolve_endpoints(c, body)
+        except NotFound as e:
+            # not a 404: on a 404 from create the docker CLI goes off to pull the image
+            raise InvalidParameter(str(e)) from None
+        hosts.save_base(c.dir)
+
+    def _resolve_endpoints(self, c, body):
         hc, cfg = c.host_config, c.config
         ports.requested(cfg, hc)
         nm = hc.get("NetworkMode") or "bridge"
@@ -311,7 +319,6 @@ class NetworkManager:
             for name, ep in nets.items():
                 self._reserve(c, self.store.get(ep["NetworkID"]), ep)
         c.data["NetworkSettings"]["Networks"] = nets
-        hosts.save_base(c.dir)
 
     def _reserve(self, c, rec, ep):
         wanted = (ep.get("IPAMConfig") or {}).get("IPv4Address")

@@ -7,7 +7,6 @@ container's namespace. All traffic goes to 127.0.0.1 or into that namespace.
 import shutil
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,6 +15,7 @@ from hostbridge.guest.errors import Conflict
 from hostbridge.guest.network import ipam, netdev
 from hostbridge.guest.network.firewall import Firewall, NetRule, PortRule
 from hostbridge.guest.network.proxy import Proxy
+from tests.guest.network.netutil import udp_echo
 
 pytestmark = pytest.mark.root
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -47,18 +47,6 @@ def _serve(pid, procs, *argv):
     q = subprocess.Popen(["nsenter", "-t", str(pid), "-n", BUSYBOX] + list(argv),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(q)
-    time.sleep(0.3)
-    return q
-
-
-def udp_echo(pid, port, count=20):
-    """A UDP echo server (answers ``count`` datagrams, lives 60 s at most) in ``pid``'s netns.
-
-    Debian's busybox has no UDP server applet, so the host's python serves inside the namespace.
-    """
-    code = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',%d));"
-            "s.settimeout(60)\nfor _ in range(%d):\n d,a=s.recvfrom(65535);s.sendto(d,a)" % (port, count))
-    q = subprocess.Popen(["nsenter", "-t", str(pid), "-n", sys.executable, "-c", code])
     time.sleep(0.3)
     return q
 

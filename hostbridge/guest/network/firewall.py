@@ -115,6 +115,7 @@ class Firewall:
     def __init__(self, prefix="HOSTBRIDGE", backend=None):
         self.prefix = prefix
         self.backend = backend or detect()
+        self._jumps_in_place = False
 
     @property
     def table(self):
@@ -131,12 +132,16 @@ class Firewall:
             _run(["nft", "-f", "-"], text.encode())
             return
         _run(["iptables-restore", "-w", "--noflush"], render_iptables(self.prefix, nets, ports).encode())
+        if self._jumps_in_place:
+            return  # checked once per engine: a container start costs one process, not five
         for table, chain, rule in _jumps(self.prefix):
             if _run(["iptables", "-w", "-t", table, "-C", chain] + rule, check=False).returncode != 0:
                 _run(["iptables", "-w", "-t", table, "-I", chain, "1"] + rule)
+        self._jumps_in_place = True
 
     def clear(self):
         """Remove every rule and chain of ours (no error for what is already gone)."""
+        self._jumps_in_place = False
         if self.backend == "nft":
             _run(["nft", "delete", "table", "ip", self.table], check=False)
             return

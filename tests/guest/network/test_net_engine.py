@@ -172,3 +172,49 @@ def test_network_cli_shapes(docker_env, cleanup):
     missing = dk(docker_env, "run", "--rm", "--network", "nt-nope", "busybox", "true", check=False)
     assert missing.returncode != 0 and "network nt-nope not found" in missing.stderr
     assert "nt-shape" in dk(docker_env, "network", "prune", "-f").stdout
+
+
+def test_publish_all_exposed_ports(docker_env, cleanup):
+    cleanup["containers"].append("nt-all")
+    dk(docker_env, "run", "-d", "--name", "nt-all", "-P", "--expose", "80", "--expose", "81/udp", "busybox",
+       "httpd", "-f", "-p", "80", "-h", "/etc")
+    ports = inspect(docker_env, "nt-all")["NetworkSettings"]["Ports"]
+    assert set(ports) == {"80/tcp", "81/udp"}
+    tcp = ports["80/tcp"][0]
+    assert tcp["HostIp"] == "0.0.0.0" and int(tcp["HostPort"]) > 0 and int(ports["81/udp"][0]["HostPort"]) > 0
+    assert _get("http://127.0.0.1:%s/hostname" % tcp["HostPort"]).strip()
+
+
+def test_hostname_add_host_dns_and_restart_keeps_address(docker_env, cleanup):
+    cleanup["networks"].append("nt-etc")
+    cleanup["containers"].append("nt-etc1")
+    dk(docker_env, "network", "create", "nt-etc")
+    dk(docker_env, "run", "-d", "--name", "nt-etc1", "--network", "nt-etc", "--hostname", "myhost",
+       "--add-host", "gateway.test:10.1.2.3", "--dns", "10.9.9.9", "busybox", "sleep", "120")
+    hosts = dk(docker_env, "exec", "nt-etc1", "cat", "/etc/hosts").stdout
+    ip = inspect(docker_env, "nt-etc1")["NetworkSettings"]["Networks"]["nt-etc"]["IPAddress"]
+    assert "10.1.2.3\tgateway.test" in hosts and "%s\tmyhost" % ip in hosts
+    assert dk(docker_env, "exec", "nt-etc1", "hostname").stdout.strip() == "myhost"
+    assert "nameserver 10.9.9.9" in dk(docker_env, "exec", "nt-etc1", "cat", "/etc/resolv.conf").stdout
+    dk(docker_env, "restart", "-t", "0", "nt-etc1")
+    assert inspect(docker_env, "nt-etc1")["NetworkSettings"]["Networks"]["nt-etc"]["IPAddress"] == ip
+
+
+def test_sdk_shapes(engine, cleanup):
+    docker = pytest.importorskip("docker")
+    cleanup["networks"].append("nt-sdk")
+    cleanup["containers"].append("nt-sdk-c")
+    client = docker.DockerClient(base_url=engine.url)
+    try:
+        net = client.networks.create("nt-sdk", driver="bridge", ipam=docker.types.IPAMConfig(
+            pool_configs=[docker.types.IPAMPool(subnet="10.214.0.0/24")]))
+        c = client.containers.run("busybox", ["sleep", "60"], name="nt-sdk-c", detach=True, network="nt-sdk",
+                                  ports={"80/tcp": ("127.0.0.1", None)})
+        c.reload()
+        assert c.attrs["NetworkSettings"]["Networks"]["nt-sdk"]["IPAddress"].startswith("10.214.0.")
+        assert c.ports["80/tcp"][0]["HostIp"] == "127.0.0.1"
+        net.reload()
+        assert [x.name for x in net.containers] == ["nt-sdk-c"]
+        assert {n.name for n in client.networks.list()} >= {"bridge", "host", "none", "nt-sdk"}
+    finally:
+        client.close()

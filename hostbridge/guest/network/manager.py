@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 
+from ..containers.views import _label_match
 from ..errors import Conflict, Forbidden, GuestError, InvalidParameter, NotFound
 from ..util import makedirs, new_id
 from . import hosts, ipam, netdev, ports
@@ -584,9 +585,4 @@ class NetworkManager:
 
 
 def _label_filter(rec, filters):
-    for want in (filters or {}).get("label", []):
-        k, eq, v = want.partition("=")
-        labels = rec.get("Labels") or {}
-        if k not in labels or (eq and labels[k] != v):
-            return False
-    return True
+    return _label_match(rec.get("Labels") or {}, (filters or {}).get("label", []))

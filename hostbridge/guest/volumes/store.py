@@ -8,6 +8,7 @@ import re
 import shutil
 import threading
 
+from ..containers.views import _label_match, dir_size_of
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..util import makedirs, new_id, read_json, write_json
 
@@ -21,17 +22,6 @@ def check_name(name):
     if not isinstance(name, str) or "/" in name or ".." in name or not _NAME_OK.match(name):
         raise InvalidParameter('invalid volume name "%s": it must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and contain '
                                'no "/" or ".."' % name)
-
-
-def _size(path):
-    total = 0
-    for base, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(base, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 class VolumeStore:
@@ -85,7 +75,7 @@ class VolumeStore:
              "Mountpoint": self.path(meta["Name"]), "Name": meta["Name"], "Options": meta.get("Options"),
              "Scope": "local"}
         if size:
-            v["UsageData"] = {"Size": _size(self.path(meta["Name"])), "RefCount": -1}
+            v["UsageData"] = {"Size": dir_size_of(self.path(meta["Name"])), "RefCount": -1}
         return v
 
     def get(self, name):
@@ -132,7 +122,7 @@ class VolumeStore:
                 continue
             if not _labels_match(labels, f.get("label", []), f.get("label!", [])):
                 continue
-            reclaimed += _size(self.path(name))
+            reclaimed += dir_size_of(self.path(name))
             self.remove(name)
             deleted.append(name)
         return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
@@ -158,12 +148,4 @@ class VolumeStore:
 
 
 def _labels_match(labels, want, refuse):
-    for w in want:
-        k, eq, v = w.partition("=")
-        if k not in labels or (eq and labels[k] != v):
-            return False
-    for w in refuse:
-        k, eq, v = w.partition("=")
-        if k in labels and (not eq or labels[k] == v):
-            return False
-    return True
+    return _label_match(labels, want) and not any(_label_match(labels, [r]) for r in refuse)

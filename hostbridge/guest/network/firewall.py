@@ -23,6 +23,7 @@ from ..errors import Unavailable
 class NetRule:
     bridge: str
     subnet: str
+    internal: bool = False  # no way in or out of the bridge, no NAT (docker's --internal)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ def render_iptables(prefix, nets, ports):
     fwd, nat, post = prefix + "-FORWARD", prefix, prefix + "-POSTROUTING"
     f = ["*filter", ":%s - [0:0]" % fwd]
     for n in nets:
+        if n.internal:
+            f.append("-A %s -i %s ! -o %s -j DROP" % (fwd, n.bridge, n.bridge))
+            f.append("-A %s -o %s ! -i %s -j DROP" % (fwd, n.bridge, n.bridge))
         f.append("-A %s -o %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" % (fwd, n.bridge))
         f.append("-A %s -i %s -j ACCEPT" % (fwd, n.bridge))
         f.append("-A %s -o %s -j ACCEPT" % (fwd, n.bridge))
@@ -76,7 +80,8 @@ def render_iptables(prefix, nets, ports):
     for p in ports:
         t.append("-A %s %s -j DNAT --to-destination %s:%d" % (nat, _dnat_match(p), p.ip, p.port))
     for n in nets:
-        t.append("-A %s -s %s ! -o %s -j MASQUERADE" % (post, n.subnet, n.bridge))
+        if not n.internal:
+            t.append("-A %s -s %s ! -o %s -j MASQUERADE" % (post, n.subnet, n.bridge))
     t.append("COMMIT")
     return "\n".join(f + t) + "\n"
 
@@ -93,6 +98,9 @@ def render_nft(table, nets, ports):
     lines = ["table ip %s {" % table,
              " chain forward { type filter hook forward priority -1; policy accept;"]
     for n in nets:
+        if n.internal:
+            lines += ['  iifname "%s" oifname != "%s" drop' % (n.bridge, n.bridge),
+                      '  oifname "%s" iifname != "%s" drop' % (n.bridge, n.bridge)]
         lines += ['  oifname "%s" ct state related,established accept' % n.bridge,
                   '  iifname "%s" accept' % n.bridge, '  oifname "%s" accept' % n.bridge]
     lines += [" }", " chain prerouting { type nat hook prerouting priority -101; policy accept;",
@@ -104,7 +112,8 @@ def render_nft(table, nets, ports):
         lines.append('  iifname != "%s"%s %s dport %d dnat to %s:%d' % (p.bridge, dst, p.proto, p.host_port, p.ip, p.port))
     lines += [" }", " chain postrouting { type nat hook postrouting priority 99; policy accept;"]
     for n in nets:
-        lines.append('  ip saddr %s oifname != "%s" masquerade' % (n.subnet, n.bridge))
+        if not n.internal:
+            lines.append('  ip saddr %s oifname != "%s" masquerade' % (n.subnet, n.bridge))
     lines += [" }", "}"]
     return "\n".join(lines) + "\n"
 

@@ -533,7 +533,7 @@ class NetworkManager:
             hosts.write(c.dir, own, peers)
 
     def _sync_fw(self):
-        nets = [NetRule(r["_bridge"], r["IPAM"]["Config"][0]["Subnet"]) for r in self.store.all()
+        nets = [NetRule(r["_bridge"], r["IPAM"]["Config"][0]["Subnet"], bool(r.get("Internal"))) for r in self.store.all()
                 if r["Driver"] == "bridge" and r.get("_bridge")]
         rules = [p for rs in self.portrules.values() for p in rs]
         self.fw.apply(nets, rules)

@@ -116,3 +116,10 @@ def test_rule_rendering_is_confined_to_our_chains():
     assert "-A HB-T-POSTROUTING -s 172.17.0.0/16 ! -o hb0 -j MASQUERADE" in text
     nft = render_nft("hb_t", nets, prules)
     assert nft.startswith("table ip hb_t {") and "dnat to 172.17.0.2:80" in nft
+
+
+def test_internal_network_has_no_nat_and_no_way_out():
+    text = render_iptables("HB-T", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])
+    assert "MASQUERADE" not in text
+    assert "-A HB-T-FORWARD -i br-x ! -o br-x -j DROP" in text
+    assert "drop" in render_nft("hb_t", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])

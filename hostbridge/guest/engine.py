@@ -72,14 +72,14 @@ class Engine:
         return {
             "ID": self._engine_id(), "Containers": len(cs), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(cs) - running - paused,
-            "Images": len(self.images.list(all=False)), "Driver": self.images.driver_name,
+            "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
             "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
             "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version_label(),
+            "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if all(v == "v2" for v, _ in cgroups.layout().values()) else "1",
             "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": {
@@ -116,6 +116,20 @@ class Engine:
             ref += (":" if not req.query["tag"].startswith("sha256:") else "@") + req.query["tag"]
         raise NotFound("pull access denied for %s: pulling from registries is not available in this engine "
                        "yet; load the image with `docker load` or `docker import`" % ref)
+
+    def commit(self, ref, repo_tag, config, comment, author, changes, pause=True):
+        """docker commit: the container's upper dir becomes a layer over its image."""
+        c = self.containers.get(ref)
+        if self.images.driver == "vfs":
+            raise InvalidParameter("docker commit is not available with the vfs storage driver")
+        cfg = dict(c.config)
+        if config:
+            cfg.update({k: v for k, v in config.items() if v not in (None, "")})
+        image_id = self.images.commit(c.data["Image"], self.containers.upper_dir(c), config=cfg, author=author,
+                                      comment=comment, changes=changes, ref=repo_tag, container_id=c.id,
+                                      container_config=c.config)
+        self.containers._emit(c, "commit")
+        return image_id
 
     # ---- containers -----------------------------------------------------------------------
     def _dir_size(self, c):
@@ -175,26 +189,41 @@ class Engine:
         self.events.emit("container", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
+    def disk_usage(self):
+        """GET /system/df: images (with how many containers use each), containers, volumes."""
+        used = self._images_in_use()
+        images = self.images.list(all=True)
+        layers = 0
+        for im in images:
+            im["Containers"] = len(used.get(im["Id"], []))
+            layers += im.get("Size", 0) - max(im.get("SharedSize", 0), 0)
+        containers = self.list_containers(all=True, size=True)
+        volumes = self.volumes.disk_usage() if getattr(self, "volumes", None) else []
+        return {"LayersSize": self.images.layers_size() if hasattr(self.images, "layers_size") else layers,
+                "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}
+
     # ---- images ---------------------------------------------------------------------------
     def _images_in_use(self):
-        running, used = set(), set()
+        """{image_id: [(container_id, running)]}, as the image store's delete rules need."""
+        used = {}
         for c in self.containers.store.all():
-            used.add(c.data["Image"])
-            if c.running:
-                running.add(c.data["Image"])
-        return used, running
+            used.setdefault(c.data["Image"], []).append((c.id, c.running))
+        return used
 
     def delete_image(self, name, force=False, prune=True):
-        used, running = self._images_in_use()
-        res = self.images.delete(name, force=force, prune=prune, in_use=used, running=running)
+        res = self.images.delete(name, force=force, prune=prune, in_use=self._images_in_use())
         for item in res:
             for k, v in item.items():
                 self.events.emit("image", "untag" if k == "Untagged" else "delete", v, {"name": v})
         return res
 
     def prune_images(self, filters=None):
-        used, _ = self._images_in_use()
-        return self.images.prune(filters=filters, in_use=used)
+        f = views.normalize_filters(filters)
+        dangling_only = [x.lower() for x in f.pop("dangling", ["true"])] != ["false"]
+        res = self.images.prune(dangling_only=dangling_only, in_use=self._images_in_use(), filters=f)
+        if not res.get("ImagesDeleted"):
+            res["ImagesDeleted"] = None
+        return res
 
 
 def _os_name():

@@ -112,13 +112,13 @@ def write_archive(root, path, out):
 
 def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
     """Extract a tar stream into directory ``path`` inside the container, refusing escapes."""
-    from ..images.tarsafe import extract_into
+    from ..images.tarsafe import extract
     host = resolve_in_root(root, path)
     if not os.path.isdir(host):
         if os.path.exists(host):
             raise InvalidParameter("extraction point is not a directory: %s" % path)
         raise NotFound("Could not find the file %s in container" % path)
-    extract_into(stream, host, no_overwrite_dir_non_dir=no_overwrite_dir_non_dir)
+    extract(stream, host, whiteouts="apply")
 
 
 @contextlib.contextmanager

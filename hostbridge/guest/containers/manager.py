@@ -75,7 +75,7 @@ class ContainerManager:
         cid = new_id()
         if not name:
             name = random_name(self.store.names())
-        data = new_record(cid, name, body, image_id, image_cfg, self.images.driver_name)
+        data = new_record(cid, name, body, image_id, image_cfg, "vfs" if self.images.driver == "vfs" else "overlay2")
         c = self.store.reserve(cid, name, data)
         try:
             self._prepare_rootfs(c)
@@ -94,29 +94,44 @@ class ContainerManager:
 
     def _prepare_rootfs(self, c):
         d = makedirs(os.path.join(self.rootfs_root, c.id))
-        if self.images.driver_name == "vfs":
-            path = os.path.join(d, "rootfs")
+        if self.images.driver == "vfs":
+            path = makedirs(os.path.join(d, "rootfs"), 0o755)
             self.images.materialize(c.data["Image"], path)
             c.data["GraphDriver"]["Data"] = {"Dir": path}
         else:
             for sub in ("upper", "work", "merged"):
                 makedirs(os.path.join(d, sub), 0o755)
-            lower = self.images.lower_dirs(c.data["Image"])
+            self._make_init_layer(os.path.join(d, "init"))
+            lower = self.lower_dirs(c)
             c.data["GraphDriver"]["Data"] = {
                 "LowerDir": ":".join(lower), "UpperDir": os.path.join(d, "upper"),
                 "WorkDir": os.path.join(d, "work"), "MergedDir": os.path.join(d, "merged")}
 
+    def _make_init_layer(self, init):
+        """Docker's "-init" layer: the mount points the runtime binds over (/etc/hosts, /dev,
+        /proc…), so that they are not recorded as changes of the container (diff, commit)."""
+        for sub in ("dev", "proc", "sys", "etc", "dev/pts", "dev/shm"):
+            makedirs(os.path.join(init, sub), 0o755)
+        for f in ("etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console"):
+            open(os.path.join(init, f), "a").close()
+
+    def lower_dirs(self, c):
+        """The overlay lower dirs of ``c``, top first: its init layer, then the image's layers."""
+        init = os.path.join(self.rootfs_root, c.id, "init")
+        image = self.images.lower_dirs(c.data["Image"])
+        return [init] + image if os.path.isdir(init) else image
+
     def rootfs_spec(self, c):
         d = os.path.join(self.rootfs_root, c.id)
-        if self.images.driver_name == "vfs":
+        if self.images.driver == "vfs":
             return {"driver": "vfs", "path": os.path.join(d, "rootfs")}
-        return {"driver": "overlay", "lower": self.images.lower_dirs(c.data["Image"]),
+        return {"driver": "overlay", "lower": self.lower_dirs(c),
                 "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),
                 "merged": os.path.join(d, "merged")}
 
     def upper_dir(self, c):
         d = os.path.join(self.rootfs_root, c.id)
-        return os.path.join(d, "rootfs" if self.images.driver_name == "vfs" else "upper")
+        return os.path.join(d, "rootfs" if self.images.driver == "vfs" else "upper")
 
     def _write_etc_files(self, c):
         cfg, hc = c.config, c.host_config
@@ -191,6 +206,12 @@ class ContainerManager:
         self._emit(c, "start")
         threading.Thread(target=self._monitor, args=(c, shim), name="monitor-" + c.id[:12], daemon=True).start()
 
+    def _remove_quietly(self, c):
+        try:
+            self.remove(c.id, force=True)
+        except GuestError:
+            pass
+
     def _record_start_failure(self, c, message, code):
         st = c.state
         st.update(Status="exited" if st.get("StartedAt") != ZERO_TIME else "created", Running=False,
@@ -201,6 +222,8 @@ class ContainerManager:
         c.exit_generation += 1
         c.changed.notify_all()
         self.store.save(c)
+        if c.host_config.get("AutoRemove"):
+            threading.Thread(target=self._remove_quietly, args=(c,), daemon=True).start()
 
     # ---- exit -----------------------------------------------------------------------------
     def _monitor(self, c, shim):
@@ -211,7 +234,7 @@ class ContainerManager:
                 break
             except GuestError:
                 result = shim.read_exit()
-                if result is None and shim.alive():
+                if result is None and _shim_alive(shim):
                     time.sleep(0.1)
                     continue
                 break
@@ -373,26 +396,42 @@ class ContainerManager:
             return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": err} if err else None}
 
     # ---- attach ---------------------------------------------------------------------------
-    def attach_socket(self, ref, stdin, stdout, stderr, wait_start=None):
-        """A socket streaming the container's stdio (docker frames unless TTY), or None when the
-        container has exited. Before start: blocks until start connects it.
-        ``wait_start``: returns true while the caller still wants to wait."""
+    def attach_begin(self, ref, stdin, stdout, stderr):
+        """Register an attach; call before answering the client (which then starts the container).
+
+        Returns a socket (running container), a PendingAttach (before start: ``attach_wait``
+        gives the socket once start connects it), or None (the container has exited).
+        """
         c = self.get(ref)
         with c.lock:
             if c.running and c.shim is not None:
                 return c.shim.attach(stdin, stdout, stderr)
-            if c.state["Status"] != "created" and not c.state.get("Restarting"):
+            if c.state["Status"] != "created" and not c.state.get("Restarting") and c.state.get("Status") != "exited":
                 return None
             pa = PendingAttach(stdin, stdout, stderr)
+            pa.container = c
             c.pending_attaches.append(pa)
+            return pa
+
+    def attach_wait(self, pa, keep_waiting=lambda: True):
+        """The socket of a PendingAttach once start connected it; None if cancelled."""
         while not pa.ready.wait(0.5):
-            if wait_start is not None and not wait_start():
-                pa.cancelled = True
-                with c.lock:
-                    if pa in c.pending_attaches:
-                        c.pending_attaches.remove(pa)
+            if not keep_waiting():
+                self.attach_cancel(pa)
                 return None
         return pa.sock
+
+    def attach_cancel(self, pa):
+        c = pa.container
+        pa.cancelled = True
+        with c.lock:
+            if pa in c.pending_attaches:
+                c.pending_attaches.remove(pa)
+        if pa.sock is not None:
+            try:
+                pa.sock.close()
+            except OSError:
+                pass
 
     def resize(self, ref, h, w):
         c = self.get(ref)
@@ -457,7 +496,7 @@ class ContainerManager:
                         self.store.save(c)
                     continue
                 shim = ShimClient(c.bundle)
-                if shim.alive():
+                if _shim_alive(shim):
                     c.shim = shim
                     threading.Thread(target=self._monitor, args=(c, shim), daemon=True).start()
                     continue
@@ -465,6 +504,13 @@ class ContainerManager:
 
     def shutdown(self):
         self.stopping = True
+
+
+def _shim_alive(shim):
+    try:
+        return shim.state().get("status") != "exited"
+    except GuestError:
+        return False
 
 
 def _container_resolv_conf(dns, search, options, host_path="/etc/resolv.conf"):

@@ -32,35 +32,33 @@ def _stats_json(c, cur, pre, read_at, pre_at, sys_cur, sys_pre):
     ncpu = os.cpu_count() or 1
 
     def cpu(s, sysns):
-        if not s:
-            return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0},
-                    "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
-        d = {"cpu_usage": {"total_usage": int(s.get("cpu_usage_ns", 0)),
-                           "usage_in_kernelmode": int(s.get("cpu_system_ns", 0)),
-                           "usage_in_usermode": int(s.get("cpu_user_ns", 0))},
-             "system_cpu_usage": sysns, "online_cpus": ncpu,
+        c = (s or {}).get("cpu") or {}
+        d = {"cpu_usage": {"total_usage": int(c.get("total_ns", 0)), "usage_in_kernelmode": 0,
+                           "usage_in_usermode": 0},
              "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
-        if s.get("percpu_ns"):
-            d["cpu_usage"]["percpu_usage"] = [int(x) for x in s["percpu_ns"]]
+        if s:
+            d["system_cpu_usage"] = sysns
+            d["online_cpus"] = ncpu
+        if c.get("percpu_ns"):
+            d["cpu_usage"]["percpu_usage"] = [int(x) for x in c["percpu_ns"]]
         return d
 
-    mem = {}
-    pids = {}
+    mem, pids = {}, {}
     if cur:
-        limit = int(cur.get("memory_limit", 0))
+        m = cur.get("memory") or {}
+        limit = int(m.get("limit", 0))
         if not limit or limit >= 1 << 62:
             try:
                 with open("/proc/meminfo") as f:
                     limit = int(f.readline().split()[1]) * 1024
             except OSError:
                 limit = 0
-        mem = {"usage": int(cur.get("memory_usage", 0)), "limit": limit,
-               "stats": {k: int(v) for k, v in (cur.get("memory_stats") or {}).items()}}
-        if cur.get("memory_max_usage"):
-            mem["max_usage"] = int(cur["memory_max_usage"])
-        pids = {"current": int(cur.get("pids_current", 0))}
-        if cur.get("pids_limit"):
-            pids["limit"] = int(cur["pids_limit"])
+        mem = {"usage": int(m.get("usage", 0)), "limit": limit,
+               "stats": {k: int(v) for k, v in (m.get("stats") or {}).items() if str(v).isdigit()}}
+        pids = {"current": int((cur.get("pids") or {}).get("current", 0))}
+        plim = c.host_config.get("PidsLimit") or 0
+        if plim > 0:
+            pids["limit"] = plim
     return {"read": read_at, "preread": pre_at, "pids_stats": pids, "blkio_stats": {
                 "io_service_bytes_recursive": None, "io_serviced_recursive": None, "io_queue_recursive": None,
                 "io_service_time_recursive": None, "io_wait_time_recursive": None, "io_merged_recursive": None,

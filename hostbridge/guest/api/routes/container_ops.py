@@ -41,7 +41,7 @@ def changes(engine, req, resp, id):
     spec = engine.containers.rootfs_spec(c)
     if spec["driver"] == "vfs":
         raise InvalidParameter("docker diff is not available with the vfs storage driver")
-    return fs.changes(spec["upper"], spec["lower"]) or None
+    return fs.changes(spec["upper"], spec["lower"][1:]) or None
 
 
 class _ChunkWriter:

@@ -60,9 +60,8 @@ def load(engine, req, resp):
     except GuestError:
         raise
     resp.start_stream()
-    for n in names:
-        text = ("Loaded image ID: %s\n" if n.startswith("sha256:") else "Loaded image: %s\n") % n
-        resp.write_json({"stream": text})
+    for line in names:
+        resp.write_json({"stream": line.rstrip("\n") + "\n"})
     resp.end_stream()
     _ = quiet
 

@@ -65,6 +65,20 @@ class VolumeManager:
         return {m.get("Name") for c in self.containers.store.all() for m in c.data.get("Mounts") or []
                 if m.get("Type") == "volume"}
 
+    def disk_usage(self):
+        """``GET /system/df``'s Volumes: each volume with ``UsageData`` (size, containers using it)."""
+        refs = {}
+        for c in self.containers.store.all():
+            for m in c.data.get("Mounts") or []:
+                if m.get("Type") == "volume":
+                    refs[m.get("Name")] = refs.get(m.get("Name"), 0) + 1
+        out = []
+        for meta in self.store.all():
+            v = self.store.view(meta, size=True)
+            v["UsageData"]["RefCount"] = refs.get(meta["Name"], 0)
+            out.append(v)
+        return out
+
     # ---- hooks ------------------------------------------------------------------------------
     def on_create(self, c, body=None):
         """Resolve the container's mounts into ``c.data["Mounts"]``; create and seed volumes.

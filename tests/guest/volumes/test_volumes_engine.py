@@ -42,6 +42,8 @@ def test_named_volume_survives_its_container(docker_env, made):
     b, _, out = _run(docker_env, "-v", "vt-data:/data", "busybox", "cat", "/data/f")
     made["containers"].append(b)
     assert out.strip() == "kept"
+    df = {v["Name"]: v for v in json.loads(dk(docker_env, "system", "df", "-v", "--format", "{{json .Volumes}}").stdout)}
+    assert str(df["vt-data"]["Links"]) == "1" and df["vt-data"]["Size"] != "0B"
     busy = dk(docker_env, "volume", "rm", "vt-data", check=False)
     assert busy.returncode != 0 and "volume is in use" in busy.stderr
 

@@ -4,7 +4,8 @@ Run as root from the repository root: ``python3 bench/network.py [MiB] [trials]`
 
 Measures, for each engine:
   - host → container TCP through a port published on 127.0.0.1 (our userland proxy vs
-    docker-proxy), ``MiB`` sent per trial (default 512), best of ``trials`` (default 3);
+    docker-proxy), ``MiB`` sent per trial (default 512), best of ``trials`` (default 3), the two
+    engines' trials interleaved so that load from elsewhere on the machine hits both alike;
   - container → container TCP on a user network (kernel path on both; a sanity ratio);
   - container start (``docker run -d``, median of 10) with default networking vs ``--network none``.
 Prints each number and the hostbridge/dockerd ratios (throughput: > 1 means faster than docker).
@@ -144,44 +145,39 @@ def _send(port, mib, chunk=bytes(1 << 20)):
         return time.perf_counter() - t
 
 
-def host_to_container(d, mib, trials):
-    """Best MiB/s from the host through a 127.0.0.1-published port."""
-    d("run", "-d", "--name", "bench-sink", "-p", "127.0.0.1::%d" % PORT, "busybox", "sleep", "600")
-    c = d.inspect("bench-sink")
-    sink = in_netns(c["State"]["Pid"], SINK)
-    try:
-        port = int(c["NetworkSettings"]["Ports"]["%d/tcp" % PORT][0]["HostPort"])
-        time.sleep(0.5)
-        return max(mib / _send(port, mib) for _ in range(trials))
-    finally:
-        sink.kill()
-        sink.wait()
-        d("rm", "-f", "bench-sink", check=False)
+class Setup:
+    """One engine's bench containers: a sink behind a published 127.0.0.1 port, and a
+    server/client pair on a user network; each sink is the host's python in the namespace."""
 
-
-def container_to_container(d, mib, trials):
-    """Best MiB/s between two containers on a user network (timed by the client in its namespace)."""
-    d("network", "create", "bench-net")
-    try:
+    def __init__(self, d):
+        self.d = d
+        self.procs = []
+        d("network", "create", "bench-net")
+        d("run", "-d", "--name", "bench-sink", "-p", "127.0.0.1::%d" % PORT, "busybox", "sleep", "900")
         for name in ("bench-srv", "bench-cli"):
-            d("run", "-d", "--name", name, "--network", "bench-net", "busybox", "sleep", "600")
-        srv, cli = d.inspect("bench-srv"), d.inspect("bench-cli")
-        sink = in_netns(srv["State"]["Pid"], SINK)
-        try:
-            time.sleep(0.5)
-            best = 0.0
-            for _ in range(trials):
-                p = in_netns(cli["State"]["Pid"], CLIENT, srv["NetworkSettings"]["Networks"]["bench-net"]["IPAddress"],
-                             str(mib), stdout=subprocess.PIPE)
-                out, _ = p.communicate(timeout=300)
-                best = max(best, mib / float(out))
-            return best
-        finally:
-            sink.kill()
-            sink.wait()
-    finally:
-        d("rm", "-f", "bench-srv", "bench-cli", check=False)
-        d("network", "rm", "bench-net", check=False)
+            d("run", "-d", "--name", name, "--network", "bench-net", "busybox", "sleep", "900")
+        sink, self.srv, self.cli = d.inspect("bench-sink"), d.inspect("bench-srv"), d.inspect("bench-cli")
+        self.port = int(sink["NetworkSettings"]["Ports"]["%d/tcp" % PORT][0]["HostPort"])
+        self.srv_ip = self.srv["NetworkSettings"]["Networks"]["bench-net"]["IPAddress"]
+        self.procs = [in_netns(c["State"]["Pid"], SINK) for c in (sink, self.srv)]
+        time.sleep(0.5)
+
+    def host_to_container(self, mib):
+        """MiB/s from the host through the 127.0.0.1-published port."""
+        return mib / _send(self.port, mib)
+
+    def container_to_container(self, mib):
+        """MiB/s between the two containers on the user network (timed in the client's netns)."""
+        p = in_netns(self.cli["State"]["Pid"], CLIENT, self.srv_ip, str(mib), stdout=subprocess.PIPE)
+        out, _ = p.communicate(timeout=300)
+        return mib / float(out)
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.d("rm", "-f", "bench-sink", "bench-srv", "bench-cli", check=False)
+        self.d("network", "rm", "bench-net", check=False)
 
 
 def start_times(d, n=10):
@@ -196,9 +192,21 @@ def start_times(d, n=10):
     return {mode: statistics.median(v) for mode, v in ts.items()}
 
 
-def measure(d, mib, trials):
-    return {"h2c": host_to_container(d, mib, trials), "c2c": container_to_container(d, mib, trials),
-            "start": start_times(d)}
+def measure(engines, mib, trials):
+    """Best of ``trials`` per engine, the engines' trials interleaved (the machine is shared)."""
+    setups = {name: Setup(d) for name, d in engines.items()}
+    results = {name: {"h2c": 0.0, "c2c": 0.0} for name in engines}
+    try:
+        for _ in range(trials):
+            for name, st in setups.items():
+                results[name]["h2c"] = max(results[name]["h2c"], st.host_to_container(mib))
+                results[name]["c2c"] = max(results[name]["c2c"], st.container_to_container(mib))
+    finally:
+        for st in setups.values():
+            st.close()
+    for name, d in engines.items():
+        results[name]["start"] = start_times(d)
+    return results
 
 
 def main():
@@ -208,19 +216,19 @@ def main():
     trials = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     base = tempfile.mkdtemp(prefix="hb-netbench-")
     tar = busybox.write_rootfs_tar(os.path.join(base, "busybox.tar"))
-    results = {}
     hb = Engine(os.path.join(base, "hb")).start()
+    dockerd = None
     try:
         hb.import_tar(tar, "busybox:latest")
-        results["hostbridge"] = measure(Docker("hostbridge", hb.url, os.path.join(base, "hb-cli")), mib, trials)
+        engines = {"hostbridge": Docker("hostbridge", hb.url, os.path.join(base, "hb-cli"))}
+        if shutil.which("dockerd"):
+            dockerd = start_dockerd(os.path.join(base, "dockerd"), tar)
+            engines["dockerd"] = dockerd[0]
+        results = measure(engines, mib, trials)
     finally:
         hb.close()
-    if shutil.which("dockerd"):
-        d, proc, bridge = start_dockerd(os.path.join(base, "dockerd"), tar)
-        try:
-            results["dockerd"] = measure(d, mib, trials)
-        finally:
-            stop_dockerd(d, proc, bridge)
+        if dockerd:
+            stop_dockerd(*dockerd)
     shutil.rmtree(base, ignore_errors=True)
     for name, r in results.items():
         print("%-10s host→container via 127.0.0.1: %7.0f MiB/s   container→container: %7.0f MiB/s   "

@@ -125,6 +125,7 @@ class Firewall:
         self.prefix = prefix
         self.backend = backend or detect()
         self._jumps_in_place = False
+        self._applied = None  # the last rule set applied: a start without ports changes nothing
 
     @property
     def table(self):
@@ -136,11 +137,16 @@ class Firewall:
         Raises:
             Unavailable: the firewall tool refused the rules.
         """
+        key = (tuple(nets), tuple(ports))
+        if key == self._applied:
+            return
         if self.backend == "nft":
             text = "table ip %s {}\ndelete table ip %s\n" % (self.table, self.table) + render_nft(self.table, nets, ports)
             _run(["nft", "-f", "-"], text.encode())
+            self._applied = key
             return
         _run(["iptables-restore", "-w", "--noflush"], render_iptables(self.prefix, nets, ports).encode())
+        self._applied = key
         if self._jumps_in_place:
             return  # checked once per engine: a container start costs one process, not five
         for table, chain, rule in _jumps(self.prefix):
@@ -151,6 +157,7 @@ class Firewall:
     def clear(self):
         """Remove every rule and chain of ours (no error for what is already gone)."""
         self._jumps_in_place = False
+        self._applied = None
         if self.backend == "nft":
             _run(["nft", "delete", "table", "ip", self.table], check=False)
             return

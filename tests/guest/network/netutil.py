@@ -26,8 +26,23 @@ def udp_echo(pid, port, count=20):
     code = ("import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',%d));"
             "s.settimeout(60)\nfor _ in range(%d):\n d,a=s.recvfrom(65535);s.sendto(d,a)" % (port, count))
     q = subprocess.Popen(["nsenter", "-t", str(pid), "-n", sys.executable, "-c", code])
-    time.sleep(0.3)
+    wait_bound(pid, port, "udp")
     return q
+
+
+def wait_bound(pid, port, proto="tcp", timeout=10.0):
+    """Wait until something in ``pid``'s network namespace listens on (or binds) ``port``."""
+    want = ":%04X " % port
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        for table in (proto, proto + "6"):  # busybox listens on an IPv6 socket (v4-mapped)
+            with open("/proc/%d/net/%s" % (pid, table)) as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if want in fields[1] + " " and (proto == "udp" or fields[3] == "0A"):
+                        return
+        time.sleep(0.05)
+    raise AssertionError("nothing bound %s port %d in the namespace of %d within %ss" % (proto, port, pid, timeout))
 
 
 def links():

@@ -15,7 +15,7 @@ from hostbridge.guest.errors import Conflict
 from hostbridge.guest.network import ipam, netdev
 from hostbridge.guest.network.firewall import Firewall, NetRule, PortRule
 from hostbridge.guest.network.proxy import Proxy
-from tests.guest.network.netutil import udp_echo
+from tests.guest.network.netutil import udp_echo, wait_bound
 
 pytestmark = pytest.mark.root
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -47,7 +47,6 @@ def _serve(pid, procs, *argv):
     q = subprocess.Popen(["nsenter", "-t", str(pid), "-n", BUSYBOX] + list(argv),
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs.append(q)
-    time.sleep(0.3)
     return q
 
 
@@ -70,6 +69,7 @@ def test_veth_in_namespace(netns):
 def test_tcp_proxy_through_loopback(netns):
     pid, _, _, procs = netns
     _serve(pid, procs, "nc", "-l", "-p", "8080", "-e", "cat")
+    wait_bound(pid, 8080)
     px = Proxy("tcp", "127.0.0.1", 0, IP, 8080).start()
     try:
         with socket.create_connection(("127.0.0.1", px.host_port), timeout=5) as s:

@@ -2,8 +2,8 @@
 
 DNAT cannot reach a container from 127.0.0.1 (without route_localnet), so each published port
 also gets a listener in the engine. It also holds the host port, so a port in use fails the
-start at once. TCP is moved with ``splice(2)`` through a pipe (no copy into Python) when the
-platform has ``os.splice``, else with large ``recv_into`` buffers.
+start at once. TCP is moved with ``splice(2)`` through a pipe (no copy into Python), else with
+large ``recv_into`` buffers.
 """
 
 from __future__ import annotations
@@ -41,6 +41,32 @@ def _bind(proto, host_ip, port):
     return s
 
 
+def _libc_splice():
+    """``os.splice`` where Python has it (3.10+), else libc's through ctypes (GIL released too)."""
+    if hasattr(os, "splice"):
+        return os.splice
+    import ctypes
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.splice
+    except (OSError, AttributeError):
+        return None
+    fn.restype = ctypes.c_ssize_t
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint]
+
+    def splice(src, dst, count, flags=0):
+        n = fn(src, None, dst, None, count, flags)
+        if n < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return n
+    return splice
+
+
+_splice = _libc_splice()
+_SPLICE_F_MOVE = 1
+
+
 def _pump_splice(src, dst):
     r, w = os.pipe()
     try:
@@ -50,11 +76,11 @@ def _pump_splice(src, dst):
             pass
         sfd, dfd = src.fileno(), dst.fileno()
         while True:
-            n = os.splice(sfd, w, _CHUNK, flags=os.SPLICE_F_MOVE)
+            n = _splice(sfd, w, _CHUNK, flags=_SPLICE_F_MOVE)
             if n == 0:
                 break
             while n:
-                n -= os.splice(r, dfd, n, flags=os.SPLICE_F_MOVE)
+                n -= _splice(r, dfd, n, flags=_SPLICE_F_MOVE)
     finally:
         os.close(r)
         os.close(w)
@@ -70,7 +96,7 @@ def _pump_copy(src, dst):
         dst.sendall(view[:n])
 
 
-_pump = _pump_splice if hasattr(os, "splice") else _pump_copy
+_pump = _pump_splice if _splice else _pump_copy
 
 
 def _relay(src, dst, done):

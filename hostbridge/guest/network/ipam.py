@@ -7,10 +7,13 @@ gives every container back the address it had.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import os
 import subprocess
+import tempfile
 import threading
 
 from ..errors import Conflict, InvalidParameter, Unavailable
@@ -44,6 +47,22 @@ def host_routes(run=subprocess.run):
         if net.version == 4 and not net.is_loopback and not net.is_link_local:
             nets.append((net, r.get("dev", "")))
     return nets
+
+
+@contextlib.contextmanager
+def host_lock():
+    """Serialise subnet choice between engines on this host until the chosen bridge is up.
+
+    Two engines starting at once would otherwise both read the routes, both pick the same free
+    subnet, and both create a bridge for it.
+    """
+    d = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+    fd = os.open(os.path.join(d, "hostbridge-ipam.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def parse_subnet(text, field="Subnet"):

@@ -101,6 +101,10 @@ class NetworkManager(Endpoints):
                 rec = None
         if rec:
             return
+        with ipam.host_lock():
+            self._create_default_bridge(bip, bridge)
+
+    def _create_default_bridge(self, bip, bridge):
         if bip:
             subnet = ipam.parse_subnet(bip, "--bip")
             gateway = bip.split("/")[0] if "/" in bip and bip.split("/")[0] != str(subnet.network_address) else None
@@ -111,7 +115,8 @@ class NetworkManager(Endpoints):
                 "com.docker.network.bridge.enable_ip_masquerade": "true",
                 "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0", "com.docker.network.bridge.name": bridge,
                 "com.docker.network.driver.mtu": "1500"}
-        self.store.add(new_network("bridge", "bridge", subnet, gateway, opts, bridge=bridge))
+        rec = self.store.add(new_network("bridge", "bridge", subnet, gateway, opts, bridge=bridge))
+        self._up(rec)  # its route now tells the next engine that this subnet is taken
 
     def create_network(self, body):
         """``POST /networks/create``: a bridge network with its own subnet and bridge device.
@@ -138,7 +143,7 @@ class NetworkManager(Endpoints):
         cfg = configs[0] if configs else {}
         if (cfg.get("Gateway") or cfg.get("IPRange")) and not cfg.get("Subnet"):
             raise InvalidParameter("a gateway or IP range needs a subnet (--subnet)")
-        with self.lock:
+        with self.lock, ipam.host_lock():
             if self.store.by_name(name):
                 raise Conflict("network with name %s already exists" % name)
             taken = self._taken()

@@ -130,6 +130,7 @@ class Proxy:
         self.host_port = self.sock.getsockname()[1]
         self.closed = False
         self._conns = set()
+        self._flows = {}
         self._lock = threading.Lock()
 
     def start(self):
@@ -194,7 +195,7 @@ class Proxy:
         _relay(client, upstream, done)
 
     def _serve_udp(self):
-        flows = {}
+        flows = self._flows = {}
         while not self.closed:
             try:
                 data, peer = self.sock.recvfrom(65535)
@@ -204,19 +205,23 @@ class Proxy:
                 continue
             if self.closed:
                 break
-            up = flows.get(peer)
-            if up is None or up.fileno() < 0:
+            with self._lock:
+                up = flows.get(peer)
+            if up is None:
                 up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 up.connect(self.target)
                 up.settimeout(_UDP_IDLE)
-                flows[peer] = up
-                self._track(up)
+                with self._lock:
+                    flows[peer] = up
+                    self._conns.add(up)
                 threading.Thread(target=self._udp_replies, args=(up, peer), daemon=True).start()
             try:
                 up.send(data)
             except OSError:
                 pass
-        for up in flows.values():
+        with self._lock:
+            ups, flows = list(flows.values()), {}
+        for up in ups:
             up.close()
 
     def _udp_replies(self, up, peer):
@@ -229,6 +234,8 @@ class Proxy:
         except OSError:
             pass
         finally:
-            with self._lock:
+            with self._lock:  # an idle flow ends; the next datagram from that peer opens a new one
                 self._conns.discard(up)
+                if self._flows.get(peer) is up:
+                    del self._flows[peer]
             up.close()

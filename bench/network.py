@@ -229,7 +229,7 @@ def main():
         hb.close()
         if dockerd:
             stop_dockerd(*dockerd)
-    shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
     for name, r in results.items():
         print("%-10s host→container via 127.0.0.1: %7.0f MiB/s   container→container: %7.0f MiB/s   "
               "start: %.3f s (none: %.3f s, networking adds %+.3f s)"

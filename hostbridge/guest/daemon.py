@@ -22,6 +22,10 @@ def parse_args(argv):
     p.add_argument("--pidfile")
     p.add_argument("--log-file")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--bip", help="the default bridge's GATEWAY/PREFIX (default: the first free /16 of "
+                                 "172.17-31.0.0/16, then 192.168.N.0/20, chosen against the host's routes)")
+    p.add_argument("--bridge", help="the default bridge's device name (default hb0; a non-default --root "
+                                    "gets hb-<tag> so that engines side by side never share one)")
     return p.parse_args(argv)
 
 
@@ -48,7 +52,7 @@ def main(argv):
     from .engine import Engine
     from .errors import GuestError
     try:
-        engine = Engine(root)
+        engine = Engine(root, bip=args.bip, bridge=args.bridge)
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)

@@ -15,7 +15,9 @@ from .containers.manager import ContainerManager
 from .errors import Conflict, InvalidParameter, NotFound
 from .events import Events
 from .images.store import ImageStore
+from .network.manager import NetworkManager
 from .util import now_rfc3339
+from .volumes.mounts import VolumeManager
 
 
 def go_arch():
@@ -27,17 +29,22 @@ def go_arch():
 class Engine:
     """Everything the routers need, behind one narrow object."""
 
-    def __init__(self, root):
+    def __init__(self, root, bip=None, bridge=None):
         self.root = root
         self.started = time.time()
         self.events = Events()
         self.images = ImageStore(root)
         self.containers = ContainerManager(root, self.images, self.events)
+        self.volumes = VolumeManager(root, self.containers)
+        self.network = NetworkManager(root, self.containers, bip=bip, bridge=bridge)
+        self.containers.hooks += [self.volumes, self.network]
         self.execs = ExecManager(self.containers, self.events)
         self.containers.restore()
+        self.network.restore()
 
     def shutdown(self):
         self.containers.shutdown()
+        self.network.shutdown()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):

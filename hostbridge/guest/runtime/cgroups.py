@@ -110,8 +110,7 @@ def default_paths(name: str, where: dict = None) -> dict:
 
 def _v2_enable(path: str, ctrls) -> None:
     """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
-    want = " ".join("+" + c for c in ctrls)
-    if not want:
+    if not ctrls:
         return
     parts, cur = [], os.path.dirname(path)
     while os.path.exists(os.path.join(cur, "cgroup.subtree_control")):
@@ -120,10 +119,11 @@ def _v2_enable(path: str, ctrls) -> None:
             break
         cur = os.path.dirname(cur)
     for d in reversed(parts):
-        try:
-            _write(os.path.join(d, "cgroup.subtree_control"), want)
-        except OSError:
-            pass  # e.g. a namespaced root holding processes: limits then fail visibly later
+        for c in ctrls:  # one at a time: a write naming an unavailable one fails whole
+            try:
+                _write(os.path.join(d, "cgroup.subtree_control"), "+" + c)
+            except OSError:
+                pass  # e.g. a namespaced root holding processes: limits then fail visibly later
 
 
 def _v1_mkdirs(path: str, controller: str) -> None:

@@ -48,6 +48,7 @@ class Supervisor:
         proc = config.get("process") or {}
         self.tty = bool(proc.get("tty"))
         self.stdin_once = bool(proc.get("stdin_once"))
+        self.open_stdin = bool(proc.get("open_stdin"))
         self.stdin_fd, out_r, err_r = stdio
         self.outputs = {} if self.tty else {out_r: logs.STDOUT, err_r: logs.STDERR}
         self.stdin_buf = b""
@@ -173,9 +174,9 @@ class Supervisor:
             self.sync = None
             if self.start_error is None and self.exit_status is None:
                 self.status = "running"
-            for c in self.start_waiters:
+            waiters, self.start_waiters = self.start_waiters, []
+            for c in waiters:
                 self._reply(c, self._start_reply())
-            self.start_waiters = []
 
     def _start_reply(self) -> dict:
         if self.start_error is not None:
@@ -272,7 +273,7 @@ class Supervisor:
             elif not data:
                 self._on_eof(c)
             elif c.mode == "attach":
-                if c.streams[0] and self.exit_record is None:
+                if c.streams[0] and self.open_stdin and self.exit_record is None:
                     self.stdin_buf += data
                     self._stdin_interest()
             elif c.mode == "request":
@@ -288,7 +289,7 @@ class Supervisor:
         c.read_open = False
         self._update_interest(c)
         if c.mode == "attach":
-            if c.streams[0] and (self.stdin_once or not self.tty):
+            if c.streams[0] and self.open_stdin and (self.stdin_once or not self.tty):
                 self._stdin_close_pending = True
                 self._stdin_interest()  # closes once what the client sent is written
             if not any(c.streams[1:]) or self.exit_record is not None:
@@ -415,9 +416,12 @@ class Supervisor:
         self.finished_at = time.monotonic()
         util.write_json(os.path.join(self.bundle, "exit.json"), self.exit_record)
         self.status = "exited"
-        for c in self.waiters + self.start_waiters:
-            self._reply(c, self.exit_record if c in self.waiters else self._start_reply())
+        waiters, starters = self.waiters, self.start_waiters
         self.waiters, self.start_waiters = [], []
+        for c in waiters:
+            self._reply(c, self.exit_record)
+        for c in starters:
+            self._reply(c, self._start_reply())
         for c in list(self.conns.values()):
             if c.mode == "attach":
                 self._close_after_flush(c)

@@ -17,6 +17,7 @@ from . import container, ns, sockpath
 from .cgroups import Cgroup
 from .supervisor import Supervisor
 from .. import util
+from ..errors import RuntimeFailure
 
 
 def _read_all(fd: int) -> bytes:
@@ -98,6 +99,23 @@ def _stdio_pipes(proc: dict) -> tuple:
     return (in_r, out_w, err_w), (in_w, out_r, err_r)
 
 
+def _claim(sock_path: str) -> None:
+    """Remove a dead shim's socket; refuse when a live shim still answers on it."""
+    if not os.path.lexists(sock_path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with sockpath.usable(sock_path) as addr:
+            probe.connect(addr)
+    except OSError:
+        os.unlink(sock_path)
+        return
+    finally:
+        probe.close()
+    raise RuntimeFailure("a shim is already running for %s: stop that container first"
+                         % os.path.dirname(sock_path))
+
+
 def create(bundle: str) -> Supervisor:
     """Create the container of ``bundle``: cgroup, namespaces, root, waiting for go.
 
@@ -112,13 +130,15 @@ def create(bundle: str) -> Supervisor:
         raise FileNotFoundError("no config.json in %s" % bundle)
     proc = config.get("process") or {}
     cg_cfg = dict(config.get("cgroup") or {})
+    sock_path = os.path.join(bundle, "shim.sock")
+    _claim(sock_path)  # before the cgroup: a live twin's cgroup has the same name
     cgroup = Cgroup(cg_cfg.get("name") or config["id"])
     child_end = None
     try:
         cgroup.create(cg_cfg)
-        sock_path = os.path.join(bundle, "shim.sock")
-        if os.path.lexists(sock_path):
-            os.unlink(sock_path)
+        for stale in ("exit.json",):  # a restarted container reuses its bundle
+            if os.path.exists(os.path.join(bundle, stale)):
+                os.unlink(os.path.join(bundle, stale))
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with sockpath.usable(sock_path) as addr:
             listener.bind(addr)

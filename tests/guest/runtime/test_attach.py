@@ -34,24 +34,27 @@ def _joined(frames, stream) -> bytes:
     return b"".join(d for s, d in frames if s == stream)
 
 
-def test_non_tty_frames_stdout_and_stderr(bundles):
-    c = bundles.make(["sh", "-c", "echo to-out; echo to-err >&2; echo again"])
+def _attached_output(bundles, args, **streams):
+    """Create, attach, start; all the frames the attach stream got, and the exit record."""
+    c = bundles.make(args)
     c.spawn()
-    s = c.attach(stdin=False, stdout=True, stderr=True)
+    s = c.attach(stdin=False, **streams)
     c.start()
     frames = _frames(_read_all(s))
     s.close()
+    return frames, c.wait(timeout=10)
+
+
+def test_non_tty_frames_stdout_and_stderr(bundles):
+    frames, rec = _attached_output(bundles, ["sh", "-c", "echo to-out; echo to-err >&2; echo again"],
+                                   stdout=True, stderr=True)
     assert _joined(frames, 1) == b"to-out\nagain\n"
     assert _joined(frames, 2) == b"to-err\n"
-    assert c.wait(timeout=10)["exit_code"] == 0
+    assert rec["exit_code"] == 0
 
 
 def test_attach_stdout_only_gets_no_stderr(bundles):
-    c = bundles.make(["sh", "-c", "echo o; echo e >&2"])
-    c.spawn()
-    s = c.attach(stdin=False, stdout=True, stderr=False)
-    c.start()
-    frames = _frames(_read_all(s))
+    frames, _ = _attached_output(bundles, ["sh", "-c", "echo o; echo e >&2"], stdout=True, stderr=False)
     assert frames == [(1, b"o\n")]
 
 
@@ -104,3 +107,17 @@ def test_second_attach_client_and_late_attach(bundles):
     a.sendall(b"ping\n")
     fa, fb = _frames(_read_all(a)), _frames(_read_all(b))
     assert fa == fb == [(1, b"got ping\n")]
+
+
+def test_no_output_lost_to_a_slow_client(bundles):
+    c = bundles.make(["seq", "1", "100000"])
+    c.spawn()
+    s = c.attach(stdin=False, stdout=True, stderr=True)
+    c.start()
+    rec = c.wait(timeout=20)  # the container is done before the client has read anything
+    assert rec["exit_code"] == 0
+    time.sleep(0.2)
+    frames = _frames(_read_all(s))
+    expected = "".join("%d\n" % i for i in range(1, 100001)).encode()
+    assert _joined(frames, 1) == expected
+    assert "".join(r["log"] for r in bundles.log(c)).encode() == expected

@@ -129,3 +129,22 @@ def test_tty_with_init(bundles):
         data += b
     assert data.replace(b"\r\n", b"\n").split() == [b"/dev/pts/0", b"2"]
     assert c.wait(timeout=10)["exit_code"] == 0
+
+
+def test_second_spawn_refused_and_restart_reuses_bundle(bundles):
+    from hostbridge.guest.errors import RuntimeFailure
+
+    c = _running(bundles)
+    with pytest.raises(RuntimeFailure, match="already running"):
+        ShimClient(c.bundle).spawn()
+    c.kill(signal.SIGKILL)
+    assert c.wait(timeout=10)["exit_code"] == 137
+    deadline = time.monotonic() + 5
+    while os.path.exists(c.sock_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    c.spawn()  # docker restart: same bundle, same rootfs dirs, a fresh shim
+    assert c.read_exit() is None and c.state()["status"] == "created"
+    c.start()
+    assert c.state()["status"] == "running"
+    c.kill(signal.SIGKILL)
+    assert c.wait(timeout=10)["exit_code"] == 137

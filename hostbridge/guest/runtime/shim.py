@@ -16,7 +16,6 @@ import sys
 from . import container, ns, sockpath
 from .cgroups import Cgroup
 from .supervisor import Supervisor
-from .. import util
 from ..errors import RuntimeFailure
 
 
@@ -125,9 +124,8 @@ def create(bundle: str) -> Supervisor:
     Raises:
         GuestError or OSError: any step failed; nothing is left behind.
     """
-    config = util.read_json(os.path.join(bundle, "config.json"))
-    if config is None:
-        raise FileNotFoundError("no config.json in %s" % bundle)
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        config = json.load(f)
     proc = config.get("process") or {}
     cg_cfg = dict(config.get("cgroup") or {})
     sock_path = os.path.join(bundle, "shim.sock")

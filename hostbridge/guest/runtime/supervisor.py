@@ -21,7 +21,6 @@ import time
 
 from . import logs, ns
 from .container import exit_status
-from .. import util
 from ..errors import RuntimeFailure
 
 _READ = 65536
@@ -410,6 +409,8 @@ class Supervisor:
                 self.sel.unregister(self.stdin_fd)
             os.close(self.stdin_fd)
             self.stdin_fd = None
+        from .. import util  # late: util's imports cost the shim's start-up several ms
+
         err = self.start_error["error"] if self.start_error else ""
         self.exit_record = {"exit_code": self.exit_status, "oom_killed": self.cgroup.oom_killed(),
                             "finished_at": util.now_rfc3339(), "error": err}

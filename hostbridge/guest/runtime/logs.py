@@ -6,6 +6,8 @@ import json
 import os
 import struct
 
+from .. import util
+
 
 STDIN, STDOUT, STDERR = 0, 1, 2
 STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
@@ -19,8 +21,6 @@ def frame(stream: int, data: bytes) -> bytes:
 
 def log_line(stream: int, text: bytes, time: str = None) -> bytes:
     """One json-file record for ``text`` (which keeps its trailing newline, if any)."""
-    from .. import util  # late: the shim imports this module on its start-up path
-
     rec = {"log": text.decode("utf-8", "replace"), "stream": STREAM_NAMES[stream],
            "time": time or util.now_rfc3339()}
     return json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"

@@ -21,6 +21,7 @@ import time
 
 from . import logs, ns
 from .container import exit_status
+from .. import util
 from ..errors import RuntimeFailure
 
 _READ = 65536
@@ -409,13 +410,12 @@ class Supervisor:
                 self.sel.unregister(self.stdin_fd)
             os.close(self.stdin_fd)
             self.stdin_fd = None
-        from .. import util  # late: util's imports cost the shim's start-up several ms
-
         err = self.start_error["error"] if self.start_error else ""
         self.exit_record = {"exit_code": self.exit_status, "oom_killed": self.cgroup.oom_killed(),
                             "finished_at": util.now_rfc3339(), "error": err}
         self.finished_at = time.monotonic()
-        util.write_json(os.path.join(self.bundle, "exit.json"), self.exit_record)
+        # no fsync: after a crash of the machine the container is gone whatever this file says
+        util.write_json(os.path.join(self.bundle, "exit.json"), self.exit_record, durable=False)
         self.status = "exited"
         waiters, starters = self.waiters, self.start_waiters
         self.waiters, self.start_waiters = [], []

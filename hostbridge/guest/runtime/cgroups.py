@@ -5,6 +5,8 @@ Where a container's cgroup lives, per hierarchy:
   cgroup keeps any limit put on the engine (e.g. a sandbox's memory cgroup) over its containers.
 - v2: ``<mount>/hostbridge/<name>``. v2 forbids enabling controllers for children of a cgroup
   that holds processes, and the engine's own cgroup does hold one; the root is exempt.
+- systemd's tracking hierarchies (v1 ``name=systemd``, a hybrid host's cgroup2 mount):
+  ``<mount>/hostbridge/<name>``, outside the engine's unit.
 ``Cgroup(name, paths=…)`` reopens a cgroup whose paths were recorded (e.g. by the shim), so a
 process in another cgroup still finds it.
 """
@@ -20,6 +22,9 @@ from ..errors import Unavailable
 
 PARENT = "hostbridge"
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
+# Hierarchies without limits that systemd tracks units by: a container must leave the
+# engine's unit there too, or stopping the engine's service would kill it (runc does the same).
+SYSTEMD, UNIFIED = "name=systemd", "unified"
 _CFS_PERIOD_US = 100000
 
 
@@ -45,7 +50,7 @@ def _mounts() -> tuple:
                 v2 = mnt
             elif fstype == "cgroup":
                 for opt in opts.split(","):
-                    if opt in CONTROLLERS:
+                    if opt in CONTROLLERS or opt == SYSTEMD:
                         v1.setdefault(opt, mnt)
     return v1, v2
 
@@ -83,6 +88,10 @@ def layout() -> dict:
         elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer")):
             # v2 accounts cpu usage and freezes in its core files, with no controller
             out[c] = ("v2", v2)
+    if SYSTEMD in v1:
+        out[SYSTEMD] = ("v1", v1[SYSTEMD])
+    if v2:
+        out[UNIFIED] = ("v2", v2)
     return out
 
 
@@ -97,7 +106,7 @@ def default_paths(name: str, where: dict = None) -> dict:
     out = {}
     for c, (ver, mnt) in (layout() if where is None else where).items():
         if ver == "v1":
-            base = own_v1.get(c, "/")
+            base = "/" if c == SYSTEMD else own_v1.get(c, "/")
             # a process already inside a container cgroup places siblings, not children
             marker = "/%s/" % PARENT
             if marker in base + "/":

@@ -111,8 +111,6 @@ class ShimClient:
             rec = self.read_exit()
             if rec is not None or time.monotonic() > deadline:
                 return rec
-            if os.path.exists(self.sock_path):
-                return None
             time.sleep(0.02)
 
     def attach(self, stdin: bool = False, stdout: bool = True, stderr: bool = True) -> socket.socket:

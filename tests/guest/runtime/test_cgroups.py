@@ -69,3 +69,18 @@ def test_missing_controller_is_reported():
     cg = cgroups.Cgroup("nothing", where={})
     with pytest.raises(cgroups.Unavailable, match="memory cgroup controller is not available"):
         cg.create({"memory": 1 << 20})
+
+
+def test_container_is_in_its_cgroup_in_every_hierarchy(bundles):
+    c = bundles.make(["sh", "-c", "while :; do sleep 0.1; done"])
+    pid = c.spawn()
+    c.start()
+    name = c.config["cgroup"]["name"]
+    with open("/proc/%d/cgroup" % pid) as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    # every hierarchy, systemd's tracking ones included, so the engine's unit can stop alone
+    for _, ctrls, path in lines:
+        if ctrls in ("", "name=systemd") or set(ctrls.split(",")) & set(cgroups.CONTROLLERS):
+            assert path.endswith("/hostbridge/" + name), (ctrls, path)
+    c.kill(9)
+    c.wait(timeout=10)

@@ -34,9 +34,10 @@ class _Conn:
         self.sock = sock
         self.inbuf = b""
         self.outbuf = b""
-        self.mode = "request"  # then "attach", or "reply" (close once the reply is out)
-        self.streams = (False, False, False)
+        self.mode = "request"  # then "attach", "waiting" (for start/exit), or "reply"
+        self.streams = (False, False, False)  # stdin, stdout, stderr wanted by an attach
         self.read_open = True
+        self.close_when_flushed = False
 
 
 class Supervisor:
@@ -232,15 +233,9 @@ class Supervisor:
             self._close_stdin()
 
     def _close_stdin(self) -> None:
-        """End the container's input: close the pipe, or send a terminal's EOF (^D) on a tty."""
+        """End the container's input (the stdin pipe's write end)."""
         self._stdin_close_pending = False
-        if self.stdin_fd is None:
-            return
-        if self.tty:
-            try:
-                os.write(self.stdin_fd, b"\x04")
-            except OSError:
-                pass
+        if self.stdin_fd is None or self.tty:
             return
         if self.stdin_fd in self.sel.get_map():
             self.sel.unregister(self.stdin_fd)
@@ -289,7 +284,9 @@ class Supervisor:
         c.read_open = False
         self._update_interest(c)
         if c.mode == "attach":
-            if c.streams[0] and self.open_stdin and (self.stdin_once or not self.tty):
+            # docker's rule: only a stdin_once container without a tty loses its stdin; a
+            # client that merely detaches leaves it open for the next one
+            if c.streams[0] and self.open_stdin and self.stdin_once and not self.tty:
                 self._stdin_close_pending = True
                 self._stdin_interest()  # closes once what the client sent is written
             if not any(c.streams[1:]) or self.exit_record is not None:
@@ -359,7 +356,7 @@ class Supervisor:
             except OSError:
                 self._drop(c)
                 return
-        if not c.outbuf and getattr(c, "close_when_flushed", False):
+        if not c.outbuf and c.close_when_flushed:
             self._drop(c)
             return
         self._update_interest(c)

@@ -121,3 +121,17 @@ def test_no_output_lost_to_a_slow_client(bundles):
     expected = "".join("%d\n" % i for i in range(1, 100001)).encode()
     assert _joined(frames, 1) == expected
     assert "".join(r["log"] for r in bundles.log(c)).encode() == expected
+
+
+def test_detaching_client_leaves_stdin_open_without_stdin_once(bundles):
+    c = bundles.make(["sh", "-c", "read a; read b; echo $a $b"], process={"open_stdin": True})
+    c.spawn()
+    c.start()
+    first = c.attach(stdin=True, stdout=False, stderr=False)
+    first.sendall(b"one\n")
+    first.shutdown(socket.SHUT_WR)
+    first.close()
+    second = c.attach(stdin=True, stdout=True, stderr=False)
+    second.sendall(b"two\n")
+    assert _frames(_read_all(second)) == [(1, b"one two\n")]
+    assert c.wait(timeout=10)["exit_code"] == 0

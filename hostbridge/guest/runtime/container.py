@@ -45,7 +45,8 @@ def _recv_byte(sock: socket.socket) -> bytes:
     return b
 
 
-def _unshare(config: dict) -> None:
+def _unshare(config: dict) -> bool:
+    """Enter the container's namespaces; True when it has a cgroup namespace of its own."""
     nss = config.get("namespaces") or {}
     flags = ns.CLONE_NEWNS
     if nss.get("uts", "new") == "new":
@@ -58,8 +59,9 @@ def _unshare(config: dict) -> None:
     ns.unshare(flags)
     try:
         ns.unshare(ns.CLONE_NEWCGROUP)  # the container sees its own cgroup as the root
+        cgroupns = True
     except OSError:
-        pass
+        cgroupns = False
     if net.startswith("/"):
         fd = os.open(net, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -72,6 +74,7 @@ def _unshare(config: dict) -> None:
         ns.sethostname(config.get("hostname") or (config.get("id") or "")[:12])
         if config.get("domainname"):
             ns.setdomainname(config["domainname"])
+    return cgroupns
 
 
 def _make_tty() -> int:
@@ -101,8 +104,8 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
                 os.dup2(fd, target)
         _close_fds_except({0, 1, 2, sync.fileno()})
         _recv_byte(sync)
-        _unshare(config)
-        rootfs.setup(config)
+        cgroupns = _unshare(config)
+        rootfs.setup(config, cgroupns)
         proc = config.get("process") or {}
         fds = [_make_tty()] if proc.get("tty") else []
         extra = {"HOSTNAME": config.get("hostname") or ""}

@@ -187,3 +187,14 @@ def test_privileged_has_every_capability_and_no_masks(bundles):
     lines = out.split()
     assert int(lines[1], 16) == caps.own_bounding()  # everything we have to give
     assert lines[2] == "0"
+
+
+def test_sys_fs_cgroup_shows_the_containers_own_limits(bundles):
+    _, rec, out, err = bundles.run(["sh", "-c", "cat /proc/self/cgroup | grep -c ':/$'; "
+                                   "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                                   "/sys/fs/cgroup/memory.max 2>/dev/null; touch /sys/fs/cgroup/x"],
+                                   cgroup={"memory": 48 << 20})
+    lines = out.split()
+    assert int(lines[0]) >= 2  # its own cgroup is its root, in every hierarchy it has one in
+    assert str(48 << 20) in lines[1:]
+    assert "Read-only file system" in err

@@ -151,12 +151,7 @@ def create(bundle: str) -> Supervisor:
             ns.unshare(ns.CLONE_NEWPID)  # our next child is pid 1 of a new pid namespace
         pid = os.fork()
         if pid == 0:
-            listener.close()
-            sync.close()
-            for fd in shim_stdio:
-                if fd is not None:
-                    os.close(fd)
-            container.child_main(config, child_end, child_stdio)
+            container.child_main(config, child_end, child_stdio)  # closes what it inherits
         child_end.close()
         if child_stdio:
             for fd in child_stdio:
@@ -172,4 +167,6 @@ def create(bundle: str) -> Supervisor:
         return sup
     except BaseException:
         cgroup.destroy()
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
         raise

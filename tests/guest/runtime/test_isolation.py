@@ -198,3 +198,17 @@ def test_sys_fs_cgroup_shows_the_containers_own_limits(bundles):
     assert int(lines[0]) >= 2  # its own cgroup is its root, in every hierarchy it has one in
     assert str(48 << 20) in lines[1:]
     assert "Read-only file system" in err
+
+
+def test_vfs_rootfs_dir(bundles, busybox_lower, tmp_path):
+    import shutil
+
+    rootdir = str(tmp_path / "vfs-rootfs")
+    shutil.copytree(busybox_lower, rootdir, symlinks=True)
+    _, rec, out, _ = bundles.run(["sh", "-c", "echo written > /etc/vfs; grep ' / ' /proc/mounts"],
+                                 rootfs={"driver": "vfs", "path": rootdir})
+    assert rec["exit_code"] == 0
+    assert open(os.path.join(rootdir, "etc", "vfs")).read() == "written\n"
+    assert out.split()[1] == "/"
+    with open("/proc/self/mountinfo") as f:
+        assert rootdir not in f.read()

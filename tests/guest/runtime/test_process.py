@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -82,6 +83,10 @@ def test_setup_failure_fails_spawn(bundles, tmp_path):
                                         "destination": "/x", "options": []}])
     with pytest.raises(RuntimeFailure, match="container setup failed"):
         c.spawn()
+    assert not os.path.exists(c.sock_path)
+    from hostbridge.guest.runtime.cgroups import Cgroup
+
+    assert not any(os.path.exists(d) for d in Cgroup(c.config["cgroup"]["name"]).dirs())
 
 
 def test_json_file_log_lines(bundles):

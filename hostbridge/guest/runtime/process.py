@@ -7,11 +7,13 @@ the exec helper (after setns). Error texts are runc's, which docker shows verbat
 from __future__ import annotations
 
 import os
+import signal
 import stat
 
 from . import caps, ns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PY_IGNORED = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, n)]
 
 
 class ExecError(Exception):
@@ -179,6 +181,8 @@ def exec_prepared(p: Prepared) -> None:
     Raises:
         ExecError: execve failed (docker's wording; 126 for permission, 127 for missing).
     """
+    for sig in _PY_IGNORED:  # ignored signals survive execve: give the process the defaults
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execve(p.path, p.args, dict(e.split("=", 1) if "=" in e else (e, "") for e in p.env))
     except PermissionError:

@@ -174,3 +174,14 @@ def test_long_bundle_path_and_many_layers(bundles, busybox_lower, tmp_path):
     lc.start()
     assert lc.wait(timeout=20)["exit_code"] == 0
     assert [r["log"] for r in bundles.log(lc)] == ["0\n", "44\n"]
+
+
+def test_process_starts_with_default_signal_dispositions(bundles):
+    # python ignores SIGPIPE and SIGXFSZ for itself; the container's process must not inherit that
+    _, _, out, _ = bundles.run(["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+    assert [int(line.split()[1], 16) for line in out.splitlines()] == [0, 0]
+    c = bundles.make(["sh", "-c", "while :; do sleep 1; done"])
+    c.spawn()
+    c.start()
+    r = bundles.exec(c, ["grep", "^SigIgn", "/proc/self/status"])
+    assert int(r.stdout.split()[1], 16) == 0

@@ -107,7 +107,11 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
         cgroupns = _unshare(config)
         rootfs.setup(config, cgroupns)
         proc = config.get("process") or {}
-        fds = [_make_tty()] if proc.get("tty") else []
+        if proc.get("tty"):
+            fds = [_make_tty()]
+        else:
+            fds = []
+            os.setsid()  # its own session, as runc gives, not the shim's
         extra = {"HOSTNAME": config.get("hostname") or ""}
         if proc.get("tty"):
             extra["TERM"] = "xterm"

@@ -166,6 +166,7 @@ def become(p: Prepared) -> None:
     except OSError as e:
         raise ExecError('chdir to cwd ("%s") set in config.json failed: %s'
                         % (p.cwd, e.strerror.lower()), 126)
+    os.umask(0o022)  # runc's; the engine's own umask says nothing about the container
     caps.drop_bounding(p.cap_mask)
     os.setgroups(p.groups)
     os.setgid(p.gid)

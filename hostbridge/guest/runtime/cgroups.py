@@ -21,7 +21,11 @@ import time
 from ..errors import Unavailable
 
 PARENT = "hostbridge"
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "devices")
+# docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
+DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                   "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+                   "c 10:200 rwm"]
 # Hierarchies without limits that systemd tracks units by: a container must leave the
 # engine's unit there too, or stopping the engine's service would kill it (runc does the same).
 SYSTEMD, UNIFIED = "name=systemd", "unified"
@@ -200,6 +204,26 @@ class Cgroup:
             else:
                 _v1_mkdirs(p, c)
         self.update(limits or {})
+
+    def restrict_devices(self, allow_all: bool = False) -> None:
+        """Apply docker's device rules (all devices when ``allow_all``, i.e. privileged).
+
+        Without them a container holding CAP_MKNOD could make and open the host's disks.
+        Only cgroup v1 has a devices file interface; on v2 this needs an eBPF program, which
+        the runtime does not load yet, so there the rules are not enforced.
+        """
+        p = self._path("devices")
+        if p is None or self._ver["devices"] != "v1":
+            return
+        try:
+            if allow_all:
+                _write(os.path.join(p, "devices.allow"), "a")
+                return
+            _write(os.path.join(p, "devices.deny"), "a")
+            for rule in DEFAULT_DEVICES:
+                _write(os.path.join(p, "devices.allow"), rule)
+        except OSError as e:
+            raise Unavailable("cannot set the device rules of %s: %s" % (self.name, e)) from e
 
     def update(self, limits: dict) -> None:
         """Change limits of a live cgroup; zero / missing values leave a limit as it is."""

@@ -134,6 +134,7 @@ def create(bundle: str) -> Supervisor:
     child_end = None
     try:
         cgroup.create(cg_cfg)
+        cgroup.restrict_devices(bool(proc.get("privileged")))
         for stale in ("exit.json",):  # a restarted container reuses its bundle
             if os.path.exists(os.path.join(bundle, stale)):
                 os.unlink(os.path.join(bundle, stale))

@@ -212,3 +212,15 @@ def test_vfs_rootfs_dir(bundles, busybox_lower, tmp_path):
     assert out.split()[1] == "/"
     with open("/proc/self/mountinfo") as f:
         assert rootdir not in f.read()
+
+
+def test_devices_cgroup_refuses_host_block_devices(bundles):
+    from hostbridge.guest.runtime import cgroups
+
+    if cgroups.layout().get("devices", ("v2",))[0] != "v1":
+        pytest.skip("device rules are enforced through the v1 devices controller only")
+    script = ("mknod /tmp/disk b 7 0 && echo made; head -c 1 /tmp/disk >/dev/null || echo refused; "
+              "echo ok > /dev/null && head -c 4 /dev/zero | wc -c")
+    _, rec, out, err = bundles.run(["sh", "-c", script])
+    assert out.split() == ["made", "refused", "4"]
+    assert "Operation not permitted" in err

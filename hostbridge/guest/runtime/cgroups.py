@@ -18,6 +18,7 @@ import os
 import signal
 import time
 
+from . import devices
 from ..errors import Unavailable
 
 PARENT = "hostbridge"
@@ -89,8 +90,9 @@ def layout() -> dict:
     for c in CONTROLLERS:
         if c in v1:
             out[c] = ("v1", v1[c])
-        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer")):
-            # v2 accounts cpu usage and freezes in its core files, with no controller
+        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer", "devices")):
+            # v2 accounts cpu usage and freezes in its core files, with no controller, and
+            # guards devices with an eBPF program
             out[c] = ("v2", v2)
     if SYSTEMD in v1:
         out[SYSTEMD] = ("v1", v1[SYSTEMD])
@@ -209,13 +211,16 @@ class Cgroup:
         """Apply docker's device rules (all devices when ``allow_all``, i.e. privileged).
 
         Without them a container holding CAP_MKNOD could make and open the host's disks.
-        Only cgroup v1 has a devices file interface; on v2 this needs an eBPF program, which
-        the runtime does not load yet, so there the rules are not enforced.
+        v1 has devices.allow/deny files; v2 gets an eBPF program (``devices.py``).
         """
         p = self._path("devices")
-        if p is None or self._ver["devices"] != "v1":
+        if p is None:
             return
         try:
+            if self._ver["devices"] == "v2":
+                if not allow_all:
+                    devices.attach(p, DEFAULT_DEVICES)
+                return
             if allow_all:
                 _write(os.path.join(p, "devices.allow"), "a")
                 return

@@ -224,3 +224,16 @@ def test_devices_cgroup_refuses_host_block_devices(bundles):
     _, rec, out, err = bundles.run(["sh", "-c", script])
     assert out.split() == ["made", "refused", "4"]
     assert "Operation not permitted" in err
+
+
+def test_sysctls_and_domainname(bundles):
+    key = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+    with open(key) as f:
+        host_value = f.read()
+    _, rec, out, _ = bundles.run(["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+                                 "cat /proc/sys/kernel/domainname"],
+                                 sysctls={"net.ipv4.ip_unprivileged_port_start": "80"},
+                                 domainname="example.test")
+    assert out.split() == ["80", "example.test"]
+    with open(key) as f:
+        assert f.read() == host_value  # set in the container's network namespace only

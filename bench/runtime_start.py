@@ -20,9 +20,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hostbridge.guest import util  # noqa: E402
-from hostbridge.guest.runtime.client import ShimClient  # noqa: E402
-from tests.support import busybox  # noqa: E402
+from hostbridge.guest import util
+from hostbridge.guest.runtime.client import ShimClient
+from tests.support import busybox
 
 
 def make_bundle(tmp: str, lower: str) -> ShimClient:

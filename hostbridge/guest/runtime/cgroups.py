@@ -18,8 +18,8 @@ import os
 import signal
 import time
 
-from . import devices
 from ..errors import Unavailable
+from . import devices
 
 PARENT = "hostbridge"
 CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "devices")
@@ -101,7 +101,7 @@ def layout() -> dict:
     return out
 
 
-def default_paths(name: str, where: dict = None) -> dict:
+def default_paths(name: str, where: dict | None = None) -> dict:
     """``{controller: directory}`` for a new container cgroup called ``name``.
 
     Args:
@@ -167,7 +167,7 @@ class Cgroup:
         where: a ``layout()`` to use instead of this host's (e.g. only the v2 hierarchy).
     """
 
-    def __init__(self, name: str, paths: dict = None, where: dict = None):
+    def __init__(self, name: str, paths: dict | None = None, where: dict | None = None):
         self.name = name
         lay = layout() if where is None else where
         self.paths = dict(paths) if paths else default_paths(name, lay)
@@ -191,7 +191,7 @@ class Cgroup:
                               "run without that limit" % controller)
         return p
 
-    def create(self, limits: dict = None) -> None:
+    def create(self, limits: dict | None = None) -> None:
         """Make the cgroup directories and apply ``limits`` (keys as config.json's "cgroup").
 
         Raises:
@@ -354,11 +354,11 @@ class Cgroup:
         if self._ver["freezer"] == "v2":
             _write(os.path.join(p, "cgroup.freeze"), 1 if on else 0)
             want = "frozen 1" if on else "frozen 0"
-            check = lambda: want in _read(os.path.join(p, "cgroup.events"))  # noqa: E731
+            check = lambda: want in _read(os.path.join(p, "cgroup.events"))
         else:
             _write(os.path.join(p, "freezer.state"), "FROZEN" if on else "THAWED")
             want = "FROZEN" if on else "THAWED"
-            check = lambda: _read(os.path.join(p, "freezer.state")) == want  # noqa: E731
+            check = lambda: _read(os.path.join(p, "freezer.state")) == want
         deadline = time.monotonic() + 2
         while not check() and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -8,9 +8,9 @@ import socket
 import subprocess
 import time
 
-from . import sockpath
 from .. import selfexec, util
 from ..errors import RuntimeFailure
+from . import sockpath
 
 
 class ShimClient:
@@ -87,7 +87,7 @@ class ShimClient:
             err.exit_code = reply.get("exit_code", 1)
             raise err
 
-    def wait(self, timeout: float = None) -> dict:
+    def wait(self, timeout: float | None = None) -> dict:
         """Block until the process exits.
 
         Returns:

@@ -132,7 +132,7 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
     except process.ExecError as e:
         code = e.exit_code
         _try_send(sync, {"error": e.message, "exit_code": e.exit_code})
-    except BaseException as e:  # noqa: BLE001 - report anything to the shim, then die
+    except BaseException as e:
         _try_send(sync, {"error": "container setup failed: %s" % e, "exit_code": 1})
     os._exit(code)
 
@@ -193,7 +193,7 @@ def _run_init(prepared: process.Prepared, sync: socket.socket, tty: bool) -> Non
         except process.ExecError as e:
             _try_send(sync, {"error": e.message, "exit_code": e.exit_code})
             os._exit(e.exit_code)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             _try_send(sync, {"error": "init: %s" % e, "exit_code": 1})
             os._exit(1)
     child[0] = pid

@@ -8,7 +8,6 @@ import struct
 
 from .. import util
 
-
 STDIN, STDOUT, STDERR = 0, 1, 2
 STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
 PARTIAL_MAX = 16 * 1024  # docker flushes a line without a newline once it reaches 16K
@@ -19,7 +18,7 @@ def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxI", stream, len(data)) + data
 
 
-def log_line(stream: int, text: bytes, time: str = None) -> bytes:
+def log_line(stream: int, text: bytes, time: str | None = None) -> bytes:
     """One json-file record for ``text`` (which keeps its trailing newline, if any)."""
     rec = {"log": text.decode("utf-8", "replace"), "stream": STREAM_NAMES[stream],
            "time": time or util.now_rfc3339()}

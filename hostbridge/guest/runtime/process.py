@@ -69,7 +69,7 @@ def resolve_user(spec: str) -> tuple:
     return uid, gid, supplementary, home or "/"
 
 
-def build_env(env, home: str, extra: dict = None) -> list:
+def build_env(env, home: str, extra: dict | None = None) -> list:
     """The final environment: HOME and PATH filled in as docker does, ``extra`` when unset."""
     out = list(env or [])
     keys = {e.split("=", 1)[0] for e in out}
@@ -130,7 +130,7 @@ class Prepared:
         self.cap_mask, self.no_new_privs, self.path = cap_mask, no_new_privs, path
 
 
-def prepare(proc: dict, extra_env: dict = None) -> Prepared:
+def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
     """Resolve config.json's "process" (or an exec spec) against the current root.
 
     Raises:

@@ -13,10 +13,10 @@ import os
 import socket
 import sys
 
+from ..errors import RuntimeFailure
 from . import container, ns, sockpath
 from .cgroups import Cgroup
 from .supervisor import Supervisor
-from ..errors import RuntimeFailure
 
 
 def _read_all(fd: int) -> bytes:
@@ -52,7 +52,7 @@ def main(argv) -> int:
         if os.fork():
             os._exit(0)
         _daemon(bundle, w)
-    except BaseException:  # noqa: BLE001 - a daemon has nobody else to tell
+    except BaseException:
         import traceback
 
         traceback.print_exc()
@@ -75,7 +75,7 @@ def _daemon(bundle: str, report_fd: int) -> None:
     _detach_stdio(bundle)
     try:
         sup = create(bundle)
-    except Exception as e:  # noqa: BLE001 - every failure goes back to the caller as text
+    except Exception as e:
         import traceback
 
         traceback.print_exc()

@@ -19,10 +19,10 @@ import struct
 import termios
 import time
 
-from . import logs, ns
-from .container import exit_status
 from .. import util
 from ..errors import RuntimeFailure
+from . import logs, ns
+from .container import exit_status
 
 _READ = 65536
 _CLIENT_GRACE = 30.0  # how long finished output may wait for a stuck client before we leave
@@ -141,7 +141,7 @@ class Supervisor:
                 else:
                     try:
                         self._on_conn(kind, events)
-                    except Exception:  # noqa: BLE001 - one bad client must not orphan the container
+                    except Exception:
                         import traceback
 
                         traceback.print_exc()

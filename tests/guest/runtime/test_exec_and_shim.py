@@ -91,8 +91,9 @@ def test_exec_with_a_pty_from_the_containers_devpts(bundles):
     c = _running(bundles)
     pid = c.state()["pid"]
     master, slave, name = open_pty_in(pid)
-    from hostbridge.guest import selfexec
     import json
+
+    from hostbridge.guest import selfexec
 
     st = c.state()
     spec = {"pid": pid, "args": ["sh", "-c", "tty; [ -t 0 ] && echo interactive"], "env": [],

@@ -23,6 +23,7 @@ def test_host_processes_are_invisible(bundles):
 
 def test_hostname_is_the_containers(bundles):
     c, rec, out, _ = bundles.run(["hostname"])
+    assert rec["exit_code"] == 0
     assert out.strip() == c.config["hostname"] != os.uname().nodename
 
 
@@ -40,9 +41,10 @@ def test_mounts_are_the_containers_own(bundles):
 def test_writes_stay_in_the_containers_upper_dir(bundles, busybox_lower):
     a, rec, _, _ = bundles.run(["sh", "-c", "echo mine > /etc/mark && cat /etc/mark"])
     assert rec["exit_code"] == 0
-    assert open(os.path.join(a.config["rootfs"]["upper"], "etc", "mark")).read() == "mine\n"
+    with open(os.path.join(a.config["rootfs"]["upper"], "etc", "mark")) as f:
+        assert f.read() == "mine\n"
     assert not os.path.exists(os.path.join(busybox_lower, "etc", "mark"))
-    _, rec, out, err = bundles.run(["cat", "/etc/mark"])
+    _, rec, _, err = bundles.run(["cat", "/etc/mark"])
     assert rec["exit_code"] == 1 and "No such file" in err
 
 
@@ -66,6 +68,7 @@ def test_cap_drop_all_and_add(bundles):
 def test_non_root_user_has_no_effective_caps(bundles):
     _, rec, out, _ = bundles.run(["sh", "-c", "id; grep -E '^Cap(Eff|Bnd)' /proc/self/status; echo $HOME"],
                                  process={"user": "ana"})
+    assert rec["exit_code"] == 0
     lines = out.splitlines()
     assert lines[0].startswith("uid=1000(ana) gid=1000(ana) groups=100(users),1000(ana)") or \
         lines[0].startswith("uid=1000(ana) gid=1000(ana) groups=1000(ana),100(users)")
@@ -77,7 +80,8 @@ def test_masked_and_readonly_proc_paths(bundles):
     # this kernel may lack /proc/kcore; timer_list and acpi exist everywhere we run
     masked = [p for p in ("/proc/kcore", "/proc/timer_list", "/proc/keys", "/proc/acpi")
               if os.path.exists(p)]
-    assert os.path.getsize("/proc/timer_list") == 0 and open("/proc/timer_list").read()
+    with open("/proc/timer_list") as f:
+        assert os.path.getsize("/proc/timer_list") == 0 and f.read()  # sized 0, yet not empty
     script = "; ".join("wc -c < %s" % p for p in masked if os.path.isfile(p))
     script += "; grep -E ' /proc/(kcore|timer_list|keys|acpi|sys) ' /proc/mounts"
     script += "; echo 1 > /proc/sys/kernel/ns_last_pid || echo refused"
@@ -96,6 +100,7 @@ def test_masked_and_readonly_proc_paths(bundles):
 def test_readonly_rootfs_refuses_writes(bundles):
     _, rec, out, err = bundles.run(["sh", "-c", "touch /x || echo refused; touch /dev/shm/ok && echo shm"],
                                    rootfs={"readonly": True})
+    assert rec["exit_code"] == 0
     assert out.split() == ["refused", "shm"] and "Read-only file system" in err
 
 
@@ -107,6 +112,7 @@ def test_extra_mounts_bind_and_tmpfs(bundles, tmp_path):
               {"type": "tmpfs", "source": "tmpfs", "destination": "/scratch", "options": ["size=1m"]}]
     _, rec, out, _ = bundles.run(["sh", "-c", "cat /data/f; touch /data/g || echo ro; "
                                  "touch /scratch/a && grep ' /scratch ' /proc/mounts"], mounts=mounts)
+    assert rec["exit_code"] == 0
     lines = out.splitlines()
     assert lines[0] == "from host" and lines[1] == "ro" and "tmpfs" in lines[2] and "size=1024k" in lines[2]
     assert not (src / "g").exists()
@@ -194,6 +200,7 @@ def test_sys_fs_cgroup_shows_the_containers_own_limits(bundles):
                                    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
                                    "/sys/fs/cgroup/memory.max 2>/dev/null; touch /sys/fs/cgroup/x"],
                                    cgroup={"memory": 48 << 20})
+    assert rec["exit_code"] == 1  # the touch
     lines = out.split()
     assert int(lines[0]) >= 2  # its own cgroup is its root, in every hierarchy it has one in
     assert str(48 << 20) in lines[1:]
@@ -208,7 +215,8 @@ def test_vfs_rootfs_dir(bundles, busybox_lower, tmp_path):
     _, rec, out, _ = bundles.run(["sh", "-c", "echo written > /etc/vfs; grep ' / ' /proc/mounts"],
                                  rootfs={"driver": "vfs", "path": rootdir})
     assert rec["exit_code"] == 0
-    assert open(os.path.join(rootdir, "etc", "vfs")).read() == "written\n"
+    with open(os.path.join(rootdir, "etc", "vfs")) as f:
+        assert f.read() == "written\n"
     assert out.split()[1] == "/"
     with open("/proc/self/mountinfo") as f:
         assert rootdir not in f.read()
@@ -222,6 +230,7 @@ def test_devices_cgroup_refuses_host_block_devices(bundles):
     script = ("mknod /tmp/disk b 7 0 && echo made; head -c 1 /tmp/disk >/dev/null || echo refused; "
               "echo ok > /dev/null && head -c 4 /dev/zero | wc -c")
     _, rec, out, err = bundles.run(["sh", "-c", script])
+    assert rec["exit_code"] == 0
     assert out.split() == ["made", "refused", "4"]
     assert "Operation not permitted" in err
 
@@ -234,6 +243,6 @@ def test_sysctls_and_domainname(bundles):
                                  "cat /proc/sys/kernel/domainname"],
                                  sysctls={"net.ipv4.ip_unprivileged_port_start": "80"},
                                  domainname="example.test")
-    assert out.split() == ["80", "example.test"]
+    assert rec["exit_code"] == 0 and out.split() == ["80", "example.test"]
     with open(key) as f:
         assert f.read() == host_value  # set in the container's network namespace only

@@ -29,6 +29,7 @@ def test_pids_limit_makes_forks_fail(bundles):
               "while read -r l; do echo \"$l\"; done < /tmp/err; kill -9 -1")
     _, rec, out, _ = bundles.run(["sh", "-c", script], timeout=60, cgroup={"pids_limit": 20})
     lines = out.splitlines()
+    assert rec["exit_code"] == 0  # the outer shell's last word, kill -9 -1
     assert lines[0] == "inner=2"
     assert int(lines[1].split("=")[1]) <= 20
     assert "can't fork" in out or "Resource temporarily unavailable" in out

@@ -91,13 +91,15 @@ def test_setup_failure_fails_spawn(bundles, tmp_path):
 
 def test_json_file_log_lines(bundles):
     c, rec, _, _ = bundles.run(["sh", "-c", "echo out1; echo err1 >&2; printf 'two\\nlines\\n'; printf tail"])
+    assert rec["exit_code"] == 0
     lines = bundles.log(c)
     got = [(r["stream"], r["log"]) for r in lines]
     assert ("stdout", "out1\n") in got and ("stderr", "err1\n") in got
     assert [g for g in got if g[0] == "stdout"] == [("stdout", "out1\n"), ("stdout", "two\n"),
                                                     ("stdout", "lines\n"), ("stdout", "tail")]
     assert all(RFC3339NANO.match(r["time"]) for r in lines)
-    raw = open(c.config["log_path"]).readline()
+    with open(c.config["log_path"]) as f:
+        raw = f.readline()
     assert list(json.loads(raw)) == ["log", "stream", "time"]
 
 
@@ -110,6 +112,7 @@ def test_long_partial_line_is_split_at_16k(bundles):
 def test_user_env_and_cwd(bundles):
     c, rec, out, _ = bundles.run(["sh", "-c", "id -u; id -g; pwd; echo $HOME; echo $PATH; echo $HOSTNAME"],
                                  process={"user": "33:100", "cwd": "/work/dir", "env": ["A=1"]})
+    assert rec["exit_code"] == 0
     lines = out.splitlines()
     assert lines[:3] == ["33", "100", "/work/dir"]
     assert lines[3] == "/var/www"

@@ -81,3 +81,13 @@ def test_stats_freeze_and_update(bundles):
     while any(os.path.exists(d) for d in cg.dirs()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(os.path.exists(d) for d in cg.dirs())
+
+
+def test_cpuset_cpus_and_cpu_shares(bundles):
+    c, rec, out, _ = bundles.run(["sh", "-c", "grep Cpus_allowed_list /proc/self/status; "
+                                  "cat /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpu.weight 2>/dev/null"],
+                                 cgroup={"cpuset_cpus": "0", "cpu_shares": 512})
+    assert rec["exit_code"] in (0, 1)  # whichever of the two cgroup files this host lacks
+    lines = out.splitlines()
+    assert lines[0].split() == ["Cpus_allowed_list:", "0"]
+    assert lines[1] in ("512", str(1 + (512 - 2) * 9999 // 262142))

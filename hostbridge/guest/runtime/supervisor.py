@@ -274,11 +274,15 @@ class Supervisor:
             elif c.mode == "request":
                 c.inbuf += data
                 if b"\n" in c.inbuf:
-                    line = c.inbuf.split(b"\n", 1)[0]
+                    line, _, rest = c.inbuf.partition(b"\n")
+                    c.inbuf = b""
                     try:
                         self._handle(c, json.loads(line))
                     except (ValueError, KeyError, TypeError) as e:
                         self._reply(c, {"error": "bad request: %s" % e})
+                    if rest and c.mode == "attach" and c.streams[0] and self.open_stdin:
+                        self.stdin_buf += rest  # stdin sent right behind the request
+                        self._stdin_interest()
 
     def _on_eof(self, c: _Conn) -> None:
         c.read_open = False

@@ -135,3 +135,18 @@ def test_detaching_client_leaves_stdin_open_without_stdin_once(bundles):
     second.sendall(b"two\n")
     assert _frames(_read_all(second)) == [(1, b"one two\n")]
     assert c.wait(timeout=10)["exit_code"] == 0
+
+
+def test_stdin_sent_with_the_attach_request(bundles):
+    import json
+
+    c = bundles.make(["cat"], process={"open_stdin": True, "stdin_once": True})
+    c.spawn()
+    c.start()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(c.sock_path)
+    s.sendall(json.dumps({"op": "attach", "stdin": True, "stdout": True}).encode() + b"\nearly\n")
+    s.shutdown(socket.SHUT_WR)
+    data = _read_all(s)
+    assert data.startswith(b'{"ok":true}\n')
+    assert _frames(data[len(b'{"ok":true}\n'):]) == [(1, b"early\n")]

@@ -80,6 +80,12 @@ def _unshare(config: dict) -> bool:
 def _make_tty() -> int:
     """Open a pty in the container's own devpts; the slave becomes stdio and controlling tty."""
     master, slave = os.openpty()
+    try:
+        # as docker: /dev/console is the container's terminal
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        ns.mount(os.ttyname(slave), "/dev/console", None, ns.MS_BIND)
+    except OSError:
+        pass  # a read-only /dev of the user's own: go without a console
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):

@@ -71,7 +71,7 @@ def test_stdin_reaches_cat_and_half_close_ends_it(bundles):
 
 
 def test_tty_is_raw_and_tty_works(bundles):
-    c = bundles.make(["sh", "-c", "tty; stty size; echo done"], process={"tty": True})
+    c = bundles.make(["sh", "-c", "tty; stty size; echo done > /dev/console"], process={"tty": True})
     c.spawn()
     s = c.attach(stdin=False, stdout=True, stderr=True)
     c.resize(30, 100)

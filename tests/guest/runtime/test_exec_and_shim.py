@@ -149,3 +149,24 @@ def test_second_spawn_refused_and_restart_reuses_bundle(bundles):
     assert c.state()["status"] == "running"
     c.kill(signal.SIGKILL)
     assert c.wait(timeout=10)["exit_code"] == 137
+
+
+def test_exec_spec_on_fd_3(bundles):
+    import json
+
+    from hostbridge.guest import selfexec
+
+    c = _running(bundles)
+    st = c.state()
+    spec = json.dumps({"pid": st["pid"], "args": ["hostname"], "env": [],
+                       "cgroup_procs": [os.path.join(p, "cgroup.procs")
+                                        for p in sorted(set(st["cgroup_paths"].values()))]})
+    r, w = os.pipe()
+    os.write(w, spec.encode())
+    os.close(w)
+    # a shell puts the spec pipe on fd 3, as an engine passing it would
+    p = subprocess.run(["sh", "-c", 'exec "$@" 3<&0 </dev/null', "sh"] + selfexec.argv("exec"),
+                       env=selfexec.env(), stdin=r, capture_output=True, timeout=20, check=False)
+    os.close(r)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() == c.config["hostname"]

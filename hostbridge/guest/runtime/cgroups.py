@@ -123,6 +123,23 @@ def default_paths(name: str, where: dict | None = None) -> dict:
     return out
 
 
+def device_rule(path: str, access: str = "rwm"):
+    """The allow rule for device node ``path`` ("c 10:229 rwm"), or None if it is not one."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return "%s %d:%d %s" % (kind, os.major(st.st_rdev), os.minor(st.st_rdev), access)
+
+
 def _v2_enable(path: str, ctrls) -> None:
     """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
     if not ctrls:
@@ -207,25 +224,30 @@ class Cgroup:
                 _v1_mkdirs(p, c)
         self.update(limits or {})
 
-    def restrict_devices(self, allow_all: bool = False) -> None:
+    def restrict_devices(self, allow_all: bool = False, extra=()) -> None:
         """Apply docker's device rules (all devices when ``allow_all``, i.e. privileged).
 
         Without them a container holding CAP_MKNOD could make and open the host's disks.
         v1 has devices.allow/deny files; v2 gets an eBPF program (``devices.py``).
+
+        Args:
+            allow_all: no restriction at all (--privileged).
+            extra: more allow rules in devices.allow syntax ("c 10:229 rwm"), e.g. --device.
         """
+        rules = DEFAULT_DEVICES + [r for r in extra if r not in DEFAULT_DEVICES]
         p = self._path("devices")
         if p is None:
             return
         try:
             if self._ver["devices"] == "v2":
                 if not allow_all:
-                    devices.attach(p, DEFAULT_DEVICES)
+                    devices.attach(p, rules)
                 return
             if allow_all:
                 _write(os.path.join(p, "devices.allow"), "a")
                 return
             _write(os.path.join(p, "devices.deny"), "a")
-            for rule in DEFAULT_DEVICES:
+            for rule in rules:
                 _write(os.path.join(p, "devices.allow"), rule)
         except OSError as e:
             raise Unavailable("cannot set the device rules of %s: %s" % (self.name, e)) from e

@@ -14,8 +14,7 @@ import socket
 import sys
 
 from ..errors import RuntimeFailure
-from . import container, ns, sockpath
-from .cgroups import Cgroup
+from . import cgroups, container, ns, sockpath
 from .supervisor import Supervisor
 
 
@@ -117,6 +116,17 @@ def _claim(sock_path: str) -> None:
                          % os.path.dirname(sock_path))
 
 
+def _device_rules(config: dict) -> list:
+    """Extra device rules: the config's own, and one per device node bound in (--device)."""
+    rules = list((config.get("cgroup") or {}).get("device_rules") or [])
+    for m in config.get("mounts") or ():
+        if m.get("type", "bind") == "bind":
+            rule = cgroups.device_rule(m.get("source") or "")
+            if rule:
+                rules.append(rule)
+    return rules
+
+
 def create(bundle: str) -> Supervisor:
     """Create the container of ``bundle``: cgroup, namespaces, root, waiting for go.
 
@@ -132,11 +142,11 @@ def create(bundle: str) -> Supervisor:
     cg_cfg = dict(config.get("cgroup") or {})
     sock_path = os.path.join(bundle, "shim.sock")
     _claim(sock_path)  # before the cgroup: a live twin's cgroup has the same name
-    cgroup = Cgroup(cg_cfg.get("name") or config["id"])
+    cgroup = cgroups.Cgroup(cg_cfg.get("name") or config["id"])
     child_end = None
     try:
         cgroup.create(cg_cfg)
-        cgroup.restrict_devices(bool(proc.get("privileged")))
+        cgroup.restrict_devices(bool(proc.get("privileged")), _device_rules(config))
         for stale in ("exit.json",):  # a restarted container reuses its bundle
             if os.path.exists(os.path.join(bundle, stale)):
                 os.unlink(os.path.join(bundle, stale))

@@ -246,3 +246,15 @@ def test_sysctls_and_domainname(bundles):
     assert rec["exit_code"] == 0 and out.split() == ["80", "example.test"]
     with open(key) as f:
         assert f.read() == host_value  # set in the container's network namespace only
+
+
+def test_device_bound_in_is_allowed(bundles):
+    # --device: the node comes in as a bind mount and is usable; others stay refused
+    mounts = [{"type": "bind", "source": "/dev/loop-control", "destination": "/dev/loop-control",
+               "options": []}]
+    if not os.path.exists("/dev/loop-control"):
+        pytest.skip("no /dev/loop-control on this host")
+    _, rec, out, err = bundles.run(["sh", "-c", "head -c 0 /dev/loop-control && echo usable; "
+                                   "mknod /tmp/l b 7 0; head -c 1 /tmp/l || echo refused"],
+                                   mounts=mounts)
+    assert out.split() == ["usable", "refused"], err

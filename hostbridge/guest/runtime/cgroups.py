@@ -43,20 +43,28 @@ def _write(path: str, value) -> None:
         f.write(str(value))
 
 
-def _mounts() -> tuple:
-    """``({controller: v1 mount}, v2 mount or None)`` from /proc/self/mountinfo."""
-    v1, v2 = {}, None
+def hierarchies() -> list:
+    """Every cgroup mount: ``[(fstype, mount point, [super options]), …]`` (mountinfo order)."""
+    out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            fstype, _src, opts = (right.split() + ["", ""])[:3]
-            mnt = left.split()[4]
-            if fstype == "cgroup2" and v2 is None:
-                v2 = mnt
-            elif fstype == "cgroup":
-                for opt in opts.split(","):
-                    if opt in CONTROLLERS or opt == SYSTEMD:
-                        v1.setdefault(opt, mnt)
+            fields = right.split()
+            if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
+                out.append((fields[0], left.split()[4], fields[2].split(",")))
+    return out
+
+
+def _mounts() -> tuple:
+    """``({controller: v1 mount}, v2 mount or None)``."""
+    v1, v2 = {}, None
+    for fstype, mnt, opts in hierarchies():
+        if fstype == "cgroup2":
+            v2 = v2 or mnt
+            continue
+        for opt in opts:
+            if opt in CONTROLLERS or opt == SYSTEMD:
+                v1.setdefault(opt, mnt)
     return v1, v2
 
 

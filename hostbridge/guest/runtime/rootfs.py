@@ -167,24 +167,16 @@ def mount_cgroups(root: str) -> None:
     the namespace's root, which is then the container's cgroup.
     """
     v1, v2 = [], None
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = right.split()
-            if len(fields) < 3:
-                continue
-            if fields[0] == "cgroup2" and v2 is None:
-                v2 = left.split()[4]
-            elif fields[0] == "cgroup":
-                opts = [o for o in fields[2].split(",") if o not in ("rw", "ro")
-                        and not o.startswith(("release_agent", "clone_children", "xattr"))]
-                name = os.path.basename(left.split()[4])
-                # only hierarchies the container has a cgroup of its own in: the namespace
-                # root of any other (blkio, devices here) would be a host cgroup
-                if not set(opts) & _OWN_HIERARCHIES:
-                    continue
-                if (name, opts) not in v1:
-                    v1.append((name, opts))
+    for fstype, mnt, options in cgroups.hierarchies():
+        if fstype == "cgroup2":
+            v2 = v2 or mnt
+            continue
+        opts = [o for o in options if o not in ("rw", "ro")
+                and not o.startswith(("release_agent", "clone_children", "xattr"))]
+        # only hierarchies the container has a cgroup of its own in: the namespace root of
+        # any other (blkio here) would be a host cgroup
+        if set(opts) & _OWN_HIERARCHIES and (os.path.basename(mnt), opts) not in v1:
+            v1.append((os.path.basename(mnt), opts))
     if not v1 and not v2:
         return
     base = secure_join(root, "/sys/fs/cgroup")

@@ -1,0 +1,289 @@
+"""The build context: the tar the client uploads, unpacked safely, with its Dockerfile found.
+
+The stock CLI sends the context as a tar (it filters it with .dockerignore first, and puts a
+Dockerfile from stdin or from outside the context into it under a random name, listed in
+.dockerignore); the body may be gzip, bzip2 or xz compressed, and a body that is not a tar at
+all is taken as the Dockerfile itself. As docker's daemon does, we read the Dockerfile, then
+apply .dockerignore (again: the SDK and older clients may not have), which also drops the
+Dockerfile and .dockerignore when they are listed there.
+
+Extraction is hostbridge's own minimal safe extractor (``images/tarsafe.py`` did not exist on
+main when this was written): names are normalised, ``..`` and writes through symlinks refused,
+hard links must point inside; devices and fifos are skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import shutil
+import tarfile
+import tempfile
+
+from ..errors import InvalidParameter, NotFound, UnsafeArchive
+from . import dockerignore
+
+DEFAULT_DOCKERFILE = "Dockerfile"
+DOCKERIGNORE = ".dockerignore"
+_COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with some bytes already read put back in front."""
+
+    def __init__(self, head: bytes, rest):
+        self.head, self.rest = head, rest
+
+    def readable(self):
+        return True
+
+    def readinto(self, buf):
+        if self.head:
+            n = min(len(buf), len(self.head))
+            buf[:n], self.head = self.head[:n], self.head[n:]
+            return n
+        data = self.rest.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+
+def _read_head(stream, n: int) -> bytes:
+    head = b""
+    while len(head) < n:
+        chunk = stream.read(n - len(head))
+        if not chunk:
+            break
+        head += chunk
+    return head
+
+
+def _is_tar_header(block: bytes) -> bool:
+    if len(block) < 512:
+        return False
+    if block[257:262] == b"ustar":
+        return True
+    try:
+        return int(block[148:156].strip(b" \0") or b"-1", 8) == tarfile.calc_chksums(block)[0]
+    except ValueError:
+        return False
+
+
+class BuildContext:
+    """An unpacked build context in a temp dir; close() removes it.
+
+    Attributes:
+        root: the context directory.
+        dockerfile_name: the Dockerfile's path inside the context as requested.
+        dockerfile: the Dockerfile's bytes.
+    """
+
+    def __init__(self, root: str, dockerfile_name: str, dockerfile: bytes):
+        self.root, self.dockerfile_name, self.dockerfile = root, dockerfile_name, dockerfile
+
+    @classmethod
+    def from_stream(cls, stream, dockerfile: str = "", tmp_parent: str = None) -> "BuildContext":
+        """Unpack a context upload.
+
+        Args:
+            stream: the request body (file-like with ``read``), already de-chunked.
+            dockerfile: the ``dockerfile`` query parameter ("" → ``Dockerfile``).
+            tmp_parent: where to make the temp dir (default: the system's).
+
+        Returns:
+            A BuildContext.
+
+        Raises:
+            UnsafeArchive: a member would escape the context.
+            NotFound: ``Cannot locate specified Dockerfile: NAME``.
+            InvalidParameter: the Dockerfile is empty, or the name points outside the context.
+        """
+        root = tempfile.mkdtemp(prefix="build-", dir=tmp_parent)
+        try:
+            head = _read_head(stream, 512)
+            body = _Prefixed(head, stream)
+            if head.startswith(_COMPRESSED_MAGIC) or _is_tar_header(head) or not head:
+                if head:
+                    extract_tar(io.BufferedReader(body, 1 << 16), root)
+                name = dockerfile or DEFAULT_DOCKERFILE
+            else:
+                # not a tar: the body is the Dockerfile (``docker build - < Dockerfile``)
+                name = DEFAULT_DOCKERFILE
+                with open(os.path.join(root, name), "wb") as f:
+                    shutil.copyfileobj(body, f)
+            ctx = cls(root, name, _read_dockerfile(root, name, explicit=bool(dockerfile)))
+            ctx._apply_dockerignore()
+            return ctx
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+
+    def _apply_dockerignore(self) -> None:
+        path = os.path.join(self.root, DOCKERIGNORE)
+        if not os.path.isfile(path) or os.path.islink(path):
+            return
+        with open(path, "rb") as f:
+            matcher = dockerignore.Matcher(dockerignore.read_patterns(f.read()))
+        remove_ignored(self.root, matcher)
+
+    def close(self) -> None:
+        """Remove the unpacked context."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _read_dockerfile(root: str, name: str, explicit: bool) -> bytes:
+    rel = posixpath.normpath("/" + name.replace("\\", "/")).lstrip("/")
+    if not rel or rel == ".":
+        raise InvalidParameter("Cannot locate specified Dockerfile: %s" % name)
+    path = os.path.join(root, rel)
+    if not explicit and not os.path.exists(path):
+        lower = os.path.join(root, rel.lower())
+        if os.path.exists(lower):
+            path = lower
+    try:
+        real = follow_in_scope(root, os.path.relpath(path, root))
+        with open(real, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise NotFound("Cannot locate specified Dockerfile: %s" % name) from None
+    if not data.strip():
+        raise InvalidParameter("the Dockerfile (%s) cannot be empty" % name)
+    return data
+
+
+def remove_ignored(root: str, matcher) -> None:
+    """Delete what ``matcher`` excludes under ``root`` (directories kept when an exception
+    may re-include something inside them)."""
+    for dirpath, dirnames, filenames in os.walk(root, topdown=True):
+        rel_dir = os.path.relpath(dirpath, root)
+        keep_dirs = []
+        for d in dirnames:
+            rel = d if rel_dir == "." else rel_dir + "/" + d
+            full = os.path.join(dirpath, d)
+            if matcher.excluded(rel) and not matcher.has_exceptions():
+                shutil.rmtree(full) if not os.path.islink(full) else os.unlink(full)
+            elif os.path.islink(full):
+                if matcher.excluded(rel):
+                    os.unlink(full)
+            else:
+                keep_dirs.append(d)
+        dirnames[:] = keep_dirs
+        for fn in filenames:
+            rel = fn if rel_dir == "." else rel_dir + "/" + fn
+            if matcher.excluded(rel):
+                os.unlink(os.path.join(dirpath, fn))
+    if matcher.has_exceptions():
+        # drop excluded directories that ended up empty, deepest first
+        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+            rel = os.path.relpath(dirpath, root)
+            if rel != "." and matcher.excluded(rel) and not os.listdir(dirpath):
+                os.rmdir(dirpath)
+
+
+def _member_name(name: str) -> str:
+    clean = posixpath.normpath("/" + name).lstrip("/")
+    if ".." in name.split("/") or not clean or clean == ".":
+        raise UnsafeArchive("build context member %r would escape the context" % name)
+    return clean
+
+
+def _check_parents(root: str, rel: str) -> None:
+    """Refuse a member whose parent directories include a symlink (a write through it)."""
+    path = root
+    for part in rel.split("/")[:-1]:
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            raise UnsafeArchive("build context member %r is inside a symlink" % rel)
+
+
+def extract_tar(fileobj, dest: str) -> None:
+    """Safely unpack a (possibly compressed) tar stream into ``dest``.
+
+    Raises:
+        UnsafeArchive: a member name or hard link would reach outside ``dest``, or a member
+            would be written through a symlink.
+        InvalidParameter: the stream is not a readable tar.
+    """
+    dir_modes = []
+    try:
+        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+            for m in tar:
+                if m.name in ("", ".", "./"):
+                    continue
+                rel = _member_name(m.name)
+                _check_parents(root=dest, rel=rel)
+                path = os.path.join(dest, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                if m.isdir():
+                    if not os.path.isdir(path):
+                        _remove(path)
+                        os.mkdir(path, 0o700)
+                    dir_modes.append((path, m.mode & 0o7777, m.mtime))
+                    continue
+                _remove(path)
+                if m.isreg():
+                    with open(path, "wb") as out:
+                        shutil.copyfileobj(tar.extractfile(m), out)
+                    os.chmod(path, m.mode & 0o7777)
+                    os.utime(path, (m.mtime, m.mtime))
+                elif m.issym():
+                    os.symlink(m.linkname, path)
+                elif m.islnk():
+                    target_rel = _member_name(m.linkname)
+                    _check_parents(dest, target_rel)
+                    target = os.path.join(dest, target_rel)
+                    if not os.path.isfile(target) or os.path.islink(target):
+                        raise UnsafeArchive("hard link %r points to a missing file" % m.name)
+                    os.link(target, path)
+    except tarfile.TarError as e:
+        raise InvalidParameter("the build context is not a valid tar archive: %s" % e) from None
+    for path, mode, mtime in reversed(dir_modes):
+        os.chmod(path, mode | 0o700)
+        os.utime(path, (mtime, mtime))
+
+
+def _remove(path: str) -> None:
+    if os.path.lexists(path):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+def follow_in_scope(root: str, rel: str, max_links: int = 255) -> str:
+    """Resolve ``rel`` under ``root`` following symlinks as if ``root`` were ``/``.
+
+    An absolute link target is taken relative to ``root`` and ``..`` stops at ``root``, so the
+    result is always inside ``root`` (docker's FollowSymlinkInScope).
+
+    Returns:
+        The absolute host path (it may not exist).
+    """
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    resolved = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *resolved, part)
+        if os.path.islink(candidate):
+            links += 1
+            if links > max_links:
+                raise InvalidParameter("too many symlinks resolving %s" % rel)
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+

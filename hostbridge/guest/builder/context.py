@@ -265,7 +265,7 @@ def follow_in_scope(root: str, rel: str, max_links: int = 255) -> str:
     Returns:
         The absolute host path (it may not exist).
     """
-    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
     resolved = []
     links = 0
     while parts:

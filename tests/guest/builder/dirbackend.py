@@ -28,6 +28,11 @@ from hostbridge.guest.util import new_id
 _CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC, _CLONE_NEWPID = 0x20000, 0x4000000, 0x8000000, 0x20000000
 
 
+def copy_tree(src: str, dst: str) -> None:
+    """Copy a rootfs keeping owners, modes, times and links (``cp -a``; shutil drops owners)."""
+    subprocess.run(["cp", "-a", src, dst], check=True)
+
+
 def tree_hash(root: str) -> str:
     """sha256 over every entry's path, type, mode, owner, link target and content."""
     h = hashlib.sha256()
@@ -123,7 +128,7 @@ class DirBackend(BuildBackend):
         rid = new_id()
         path = os.path.join(self.root, "work", rid)
         if image_id:
-            shutil.copytree(os.path.join(self.image_dir(image_id), "rootfs"), path, symlinks=True)
+            copy_tree(os.path.join(self.image_dir(image_id), "rootfs"), path)
         else:
             os.makedirs(path)
         return Rootfs(rid, path)
@@ -171,11 +176,11 @@ class DirBackend(BuildBackend):
         snapshot = os.path.join(self.root, "work", new_id())
         if rootfs is None:
             if parent_id:
-                shutil.copytree(os.path.join(self.image_dir(parent_id), "rootfs"), snapshot, symlinks=True)
+                copy_tree(os.path.join(self.image_dir(parent_id), "rootfs"), snapshot)
             else:
                 os.makedirs(snapshot)
             return self._store(image, snapshot, parent_diffs)
-        shutil.copytree(rootfs.path, snapshot, symlinks=True)
+        copy_tree(rootfs.path, snapshot)
         parent_tree = tree_hash(os.path.join(self.image_dir(parent_id), "rootfs")) if parent_id else None
         new_tree = tree_hash(snapshot)
         if parent_tree == new_tree or (parent_id is None and not os.listdir(snapshot)):

@@ -253,7 +253,8 @@ def _heredoc_command(config, inst):
     if len(inst.heredocs) == 1 and line.strip() == _opening(line):
         data = inst.heredocs[0].data()
         if data.startswith("#!"):
-            return None, data
+            # run as a script file; this argv only names the step
+            return ic.shell_of(config) + [line], data
         return ic.shell_of(config) + [data], None
     full = line
     for doc in inst.heredocs:

@@ -2,7 +2,7 @@
 
 Not a mock: images are real config JSON files with full root filesystem snapshots on disk
 (as docker's vfs driver keeps them), COPY/ADD/WORKDIR really write into a copied rootfs, and
-RUN really runs the command, chrooted into the step's rootfs in new mount/pid/uts/ipc
+RUN really runs the command, chrooted into the step's rootfs in new mount/uts/ipc
 namespaces (root only; the process tree is killed if the build is interrupted). What it does
 not do is isolation beyond that (no cgroups, no network namespace), which the engine's backend
 provides. Ids are sha256 of the image JSON, whose ``rootfs.diff_ids`` hash each layer's tree.
@@ -25,7 +25,7 @@ from hostbridge.guest.errors import NotFound, RuntimeFailure
 from hostbridge.guest.images import reference
 from hostbridge.guest.util import new_id
 
-_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC, _CLONE_NEWPID = 0x20000, 0x4000000, 0x8000000, 0x20000000
+_CLONE_NEWNS, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -12,7 +12,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 
-from ..errors import GuestError, InvalidParameter
+from ..errors import GuestError, InvalidParameter, NotFound
 from ..util import new_id
 from . import copier
 from . import imageconfig as ic
@@ -35,7 +35,7 @@ class StepsMixin:
         handler = getattr(self, "do_" + type(inst).__name__.lower())
         try:
             handler(state, inst)
-        except InvalidParameter as e:
+        except (InvalidParameter, NotFound) as e:
             if inst.name in ("COPY", "ADD") and not e.message.startswith(inst.name):
                 e.message = "%s failed: %s" % (inst.name, e.message)
                 e.args = (e.message,)

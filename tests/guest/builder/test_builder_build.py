@@ -278,3 +278,71 @@ def test_cache_changes_with_chown_and_build_args(backend, build):
     r = build(df, build_args={"V": "2"})
     steps = r.stream.split("Step ")[1:]
     assert [" ---> Using cache" in s for s in steps] == [False, True, False]
+
+
+def test_entrypoint_cmd_healthcheck_expose_as_dockerd(backend, build):
+    # the Dockerfile dockerd 20.10 built for these expectations
+    r = build('FROM busybox\nENTRYPOINT ["ep"]\nCMD ["c1"]\nHEALTHCHECK CMD a\n'
+              'HEALTHCHECK --timeout=3s CMD ["b"]\nWORKDIR rel\nCOPY --from=busybox /bin/busybox /bb\n'
+              'ENTRYPOINT ["ep2"]\nEXPOSE 8000-8001/tcp\n')
+    config = backend.image(r.id)["config"]
+    assert config["Entrypoint"] == ["ep2"] and config["Cmd"] == ["c1"]  # CMD was set in this stage
+    assert config["Healthcheck"] == {"Test": ["CMD", "b"], "Timeout": 3000000000}
+    assert config["ExposedPorts"] == {"8000/tcp": {}, "8001/tcp": {}}
+    assert config["WorkingDir"] == "/rel"
+    assert "Note: overriding previous HEALTHCHECK: [CMD-SHELL a]\n" in r.stream
+    history = created_by(backend, r.id)
+    assert history[0] == "/bin/sh -c #(nop)  EXPOSE 8000-8001/tcp"
+    assert re.fullmatch(r"/bin/sh -c #\(nop\) COPY file:[0-9a-f]{64} in /bb ", history[2])
+    assert os.path.getsize(rootfs_file(backend, r.id, "/bb")) == os.path.getsize("/bin/busybox")
+
+
+def test_entrypoint_resets_inherited_cmd(backend, build):
+    build('FROM busybox\nCMD ["base"]\n', tags=["withcmd"])
+    r = build('FROM withcmd\nENTRYPOINT ["ep"]\n')
+    assert backend.image(r.id)["config"]["Cmd"] is None
+
+
+@pytest.mark.parametrize("line,message", [
+    ("EXPOSE 80/xyz", "Invalid proto: xyz"),
+    ("STOPSIGNAL SIGNOPE", "Invalid signal: SIGNOPE"),
+    ("ENV A=${B:?oops}", 'failed to process "${B:?oops}": B: oops'),
+    ('ENV A="unterminated', 'failed to process "\\"unterminated": unexpected end of statement while '
+                            'looking for matching double-quote'),
+    ("COPY nothere /x", "COPY failed: file not found in build context or excluded by .dockerignore: "
+                        "stat nothere: file does not exist"),
+    ("COPY no*here /x", "COPY failed: no source files were specified"),
+])
+def test_step_errors_as_dockerd(build, line, message):
+    with pytest.raises((InvalidParameter, NotFound)) as e:
+        build("FROM busybox\n" + line + "\n")
+    assert str(e.value) == message
+
+
+def test_add_url_from_a_local_server(backend, build):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b"downloaded"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = "http://127.0.0.1:%d/files/data.txt" % server.server_port
+        r = build("FROM busybox\nADD %s /dl/\nADD %s /named\n" % (url, url))
+    finally:
+        server.shutdown()
+        server.server_close()
+    with open(rootfs_file(backend, r.id, "/dl/data.txt"), "rb") as f:
+        assert f.read() == b"downloaded"
+    assert os.stat(rootfs_file(backend, r.id, "/named")).st_mode & 0o777 == 0o600

@@ -333,34 +333,24 @@ def parse_words(rest: str, escape: str = "\\") -> list:
                 i += 1
                 continue
             in_word = True
-        if quote is None:
-            if ch.isspace():
-                if blank_ok or word:
-                    words.append(word)
-                word, blank_ok, in_word = "", False, False
-                i += 1
-                continue
-            if ch in "'\"":
-                quote, blank_ok = ch, True
-            if ch == escape:
-                if i + 1 == n:
-                    i += 1
-                    continue
-                word += ch
-                i += 1
-                ch = rest[i]
+        if quote is None and ch.isspace():
+            if blank_ok or word:
+                words.append(word)
+            word, blank_ok, in_word = "", False, False
+            i += 1
+            continue
+        if quote is None and ch in "'\"":
+            quote, blank_ok = ch, True
+        elif quote is not None and ch == quote:
+            quote = None
+        elif ch == escape and quote != "'":
+            # the escape character and what it escapes are kept; a trailing one is dropped
+            if i + 1 == n:
+                break
             word += ch
-        else:
-            if ch == quote:
-                quote = None
-            if ch == escape and quote != "'" and quote is not None:
-                if i + 1 == n:
-                    i += 1
-                    continue
-                word += ch
-                i += 1
-                ch = rest[i]
-            word += ch
+            i += 1
+            ch = rest[i]
+        word += ch
         i += 1
     if in_word and (blank_ok or word):
         words.append(word)

@@ -6,6 +6,7 @@ Mixed into ``build.Builder``, which provides ``say``, ``expand``, ``cache_key``,
 
 from __future__ import annotations
 
+import codecs
 import os
 import shutil
 import tempfile
@@ -143,6 +144,18 @@ class StepsMixin:
         if announce:
             self.say("Removing intermediate container %s\n" % rootfs.id[:12])
 
+    def output_writer(self):
+        """``output(data, stream)`` for a RUN: UTF-8 decoded across chunk boundaries, stderr
+        in red, as docker's classic builder shows it."""
+        decoders = {1: codecs.getincrementaldecoder("utf-8")("replace"),
+                    2: codecs.getincrementaldecoder("utf-8")("replace")}
+
+        def output(data: bytes, stream: int) -> None:
+            text = decoders.get(stream, decoders[1]).decode(data)
+            if text:
+                self.say("\x1b[91m%s\x1b[0m" % text if stream == 2 else text)
+        return output
+
     def do_workdir(self, state, inst: ins.Workdir) -> None:
         self.expand(state, inst)
         wd = ic.workdir(state.config.get("WorkingDir"), inst.value)
@@ -183,8 +196,7 @@ class StepsMixin:
                     f.write(script)
                 os.chmod(script_path, 0o755)
                 argv = ["/" + name]
-            code = self.backend.run(rootfs, run_config, argv,
-                                    lambda data, stream: self.say(data.decode("utf-8", "replace")))
+            code = self.backend.run(rootfs, run_config, argv, self.output_writer())
             if script_path:
                 os.unlink(script_path)
             if code != 0:

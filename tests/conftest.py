@@ -29,3 +29,24 @@ def pytest_collection_modifyitems(config, items):
 def busybox_rootfs_tar(tmp_path_factory):
     """Path of a busybox rootfs tar built offline from Debian's busybox-static."""
     return busybox.cached_rootfs_tar(str(tmp_path_factory.mktemp("busybox")))
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory, busybox_rootfs_tar):
+    """A real engine daemon (root tier) with busybox:latest imported; containers removed after."""
+    if not IS_ROOT:
+        pytest.skip("needs root")
+    from tests.support.engine import Engine
+    e = Engine(tmp_path_factory.mktemp("engine")).start()
+    try:
+        e.import_tar(busybox_rootfs_tar, "busybox:latest")
+        yield e
+    finally:
+        e.close()
+
+
+@pytest.fixture
+def docker_env(engine):
+    """Environment for the stock docker CLI pointed at the engine."""
+    return dict(os.environ, DOCKER_HOST=engine.url, DOCKER_CONFIG=os.path.join(engine.base, "docker-config"),
+                DOCKER_CLI_HINTS="false")

@@ -84,3 +84,31 @@ def read_json(path: str, default=None):
 def makedirs(path: str, mode: int = 0o700) -> str:
     os.makedirs(path, mode=mode, exist_ok=True)
     return path
+
+
+def human_duration(seconds: float) -> str:
+    """Docker's go-units HumanDuration: "Less than a second", "3 minutes", "About an hour"…"""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return "%d seconds" % s
+    m = int(seconds / 60)
+    if m == 1:
+        return "About a minute"
+    if m < 60:
+        return "%d minutes" % m
+    h = int(round(seconds / 3600))
+    if h == 1:
+        return "About an hour"
+    if h < 48:
+        return "%d hours" % h
+    if h < 24 * 7 * 2:
+        return "%d days" % (h // 24)
+    if h < 24 * 30 * 2:
+        return "%d weeks" % (h // 24 // 7)
+    if h < 24 * 365 * 2:
+        return "%d months" % (h // 24 // 30)
+    return "%d years" % (h // 24 // 365)

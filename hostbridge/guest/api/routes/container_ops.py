@@ -1,0 +1,130 @@
+"""/containers/{id}/{stats,top,pause,unpause,update,export,changes,archive} and /commit."""
+
+from __future__ import annotations
+
+from ...containers import fs, resources
+from ...errors import InvalidParameter
+from .system import _client_gone
+
+
+def stats(engine, req, resp, id):
+    c = engine.containers.get(id)
+    stream = req.qbool("stream", True)
+    conn = resp.conn
+    gen = resources.stats(c, stream=stream, one_shot=req.qbool("one-shot"), stop=lambda: _client_gone(conn))
+    if not stream:
+        return next(gen)
+    resp.start_stream()
+    for s in gen:
+        resp.write_json(s)
+    resp.end_stream()
+
+
+def top(engine, req, resp, id):
+    return resources.top(engine.containers.get(id), req.query.get("ps_args", ""))
+
+
+def pause(engine, req, resp, id):
+    resources.pause(engine.containers, engine.containers.get(id))
+
+
+def unpause(engine, req, resp, id):
+    resources.unpause(engine.containers, engine.containers.get(id))
+
+
+def update(engine, req, resp, id):
+    return resources.update(engine.containers, engine.containers.get(id), req.json({}) or {})
+
+
+def changes(engine, req, resp, id):
+    c = engine.containers.get(id)
+    spec = engine.containers.rootfs_spec(c)
+    if spec["driver"] == "vfs":
+        raise InvalidParameter("docker diff is not available with the vfs storage driver")
+    return fs.changes(spec["upper"], spec["lower"][1:]) or None
+
+
+class _ChunkWriter:
+    def __init__(self, resp):
+        self.resp = resp
+
+    def write(self, data):
+        self.resp.write(bytes(data))
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def export(engine, req, resp, id):
+    c = engine.containers.get(id)
+    with fs.mounted_rootfs(engine.containers, c) as root:
+        resp.start_stream(content_type="application/x-tar")
+        import tarfile
+        with tarfile.open(fileobj=_ChunkWriter(resp), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            import os
+            for name in sorted(os.listdir(root)):
+                tar.add(os.path.join(root, name), arcname=name, recursive=True)
+        resp.end_stream()
+    engine.containers._emit(c, "export")
+
+
+def _archive_path(req):
+    path = req.query.get("path")
+    if not path:
+        raise InvalidParameter("path is required")
+    return path
+
+
+def archive_head(engine, req, resp, id):
+    c = engine.containers.get(id)
+    path = _archive_path(req)
+    with fs.mounted_rootfs(engine.containers, c) as root:
+        header, _ = fs.path_stat(root, path)
+    resp.send(200, b"", headers={"X-Docker-Container-Path-Stat": header})
+
+
+def archive_get(engine, req, resp, id):
+    c = engine.containers.get(id)
+    path = _archive_path(req)
+    with fs.mounted_rootfs(engine.containers, c) as root:
+        header, _ = fs.path_stat(root, path)
+        resp.start_stream(content_type="application/x-tar", headers={"X-Docker-Container-Path-Stat": header})
+        fs.write_archive(root, path, _ChunkWriter(resp))
+        resp.end_stream()
+
+
+def archive_put(engine, req, resp, id):
+    c = engine.containers.get(id)
+    path = _archive_path(req)
+    if c.host_config.get("ReadonlyRootfs"):
+        raise InvalidParameter("container rootfs is marked read-only")
+    with fs.mounted_rootfs(engine.containers, c, writable=True) as root:
+        fs.extract_archive(root, path, req.body(), req.qbool("noOverwriteDirNonDir"))
+    resp.empty(200)
+
+
+def commit(engine, req, resp):
+    cid = req.query.get("container")
+    if not cid:
+        raise InvalidParameter("container is required")
+    cfg = req.json({}) or {}
+    repo = req.query.get("repo") or ""
+    ref = repo + (":" + req.query["tag"] if repo and req.query.get("tag") else "")
+    image_id = engine.commit(cid, ref or None, cfg, req.query.get("comment") or "", req.query.get("author") or "",
+                             req.query_all.get("changes") or [], req.qbool("pause", True))
+    resp.json({"Id": image_id}, status=201)
+
+
+def register(r):
+    r.add("GET", "/containers/{id}/stats", stats)
+    r.add("GET", "/containers/{id}/top", top)
+    r.add("POST", "/containers/{id}/pause", pause)
+    r.add("POST", "/containers/{id}/unpause", unpause)
+    r.add("POST", "/containers/{id}/update", update)
+    r.add("GET", "/containers/{id}/changes", changes)
+    r.add("GET", "/containers/{id}/export", export)
+    r.add("HEAD", "/containers/{id}/archive", archive_head)
+    r.add("GET", "/containers/{id}/archive", archive_get)
+    r.add("PUT", "/containers/{id}/archive", archive_put)
+    r.add("POST", "/commit", commit)

@@ -1,0 +1,167 @@
+"""/containers/…: create, start, stop, kill, restart, wait, attach, logs, inspect, list, remove."""
+
+from __future__ import annotations
+
+from ...errors import InvalidParameter
+from ...util import parse_time
+from ..streams import frame, relay
+from .system import _client_gone
+
+
+def _since(text):
+    if not text:
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        return parse_time(text).timestamp()
+
+
+def list_containers(engine, req, resp):
+    return engine.list_containers(all=req.qbool("all"), limit=req.qint("limit", -1),
+                                  size=req.qbool("size"), filters=req.qjson("filters"))
+
+
+def create(engine, req, resp):
+    body = req.json()
+    if body is None:
+        raise InvalidParameter("invalid JSON body: config cannot be empty in order to create a container")
+    resp.json(engine.containers.create(body, req.query.get("name"), req.query.get("platform")), status=201)
+
+
+def inspect(engine, req, resp, id):
+    return engine.inspect_container(id, size=req.qbool("size"))
+
+
+def start(engine, req, resp, id):
+    engine.containers.start(id)
+
+
+def stop(engine, req, resp, id):
+    engine.containers.stop(id, req.qint("t"), req.query.get("signal"))
+
+
+def restart(engine, req, resp, id):
+    engine.containers.restart(id, req.qint("t"), req.query.get("signal"))
+
+
+def kill(engine, req, resp, id):
+    engine.containers.kill(id, req.query.get("signal"))
+
+
+def remove(engine, req, resp, id):
+    engine.containers.remove(id, force=req.qbool("force"), volumes=req.qbool("v"))
+
+
+def rename(engine, req, resp, id):
+    engine.containers.rename(id, req.query.get("name", ""))
+
+
+def resize(engine, req, resp, id):
+    engine.containers.resize(id, req.qint("h", 0), req.qint("w", 0))
+
+
+def wait(engine, req, resp, id):
+    cond = req.query.get("condition") or "not-running"
+    engine.containers.get(id)  # 404 before the 200 headers
+    if cond not in ("not-running", "next-exit", "removed"):
+        raise InvalidParameter("invalid condition: %s" % cond)
+    # The CLI registers this wait before start: the headers must be out before we block.
+    resp.start_stream()
+    conn = resp.conn
+    result = engine.containers.wait(id, cond, stop=lambda: _client_gone(conn))
+    if result is not None:
+        resp.write_json(result)
+    resp.end_stream()
+
+
+def _is_tty(engine, id):
+    return bool(engine.containers.get(id).config.get("Tty"))
+
+
+def attach(engine, req, resp, id):
+    c = engine.containers.get(id)
+    tty = bool(c.config.get("Tty"))
+    stdin, stdout, stderr = req.qbool("stdin"), req.qbool("stdout"), req.qbool("stderr")
+    want_logs, stream = req.qbool("logs"), req.qbool("stream")
+    conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
+    try:
+        if want_logs:
+            for s, data, _ in engine.logs(c.id, stdout=stdout, stderr=stderr):
+                conn.sendall(data if tty else frame(s, data))
+        if not stream:
+            return
+        sock = engine.containers.attach_socket(c.id, stdin, stdout, stderr,
+                                               wait_start=lambda: not _client_gone(conn))
+        if sock is not None:
+            relay(conn, sock, send_stdin=stdin)
+    except OSError:
+        pass
+    finally:
+        try:
+            conn.shutdown(2)
+        except OSError:
+            pass
+
+
+def logs(engine, req, resp, id):
+    stdout, stderr = req.qbool("stdout"), req.qbool("stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    c = engine.containers.get(id)
+    tty = bool(c.config.get("Tty"))
+    tail = req.query.get("tail", "all")
+    if tail in ("all", ""):
+        tail_n = None
+    else:
+        try:
+            tail_n = int(tail)
+        except ValueError:
+            raise InvalidParameter("invalid value for tail: %r" % tail)
+        if tail_n < 0:
+            tail_n = None
+    timestamps = req.qbool("timestamps")
+    conn = resp.conn
+    entries = engine.logs(c.id, stdout=stdout, stderr=stderr, tail=tail_n, since=_since(req.query.get("since")),
+                          until=_since(req.query.get("until")), follow=req.qbool("follow"),
+                          stop=lambda: _client_gone(conn))
+    resp.start_stream(content_type="application/vnd.docker.raw-stream" if tty
+                      else "application/vnd.docker.multiplexed-stream")
+    buf, size = [], 0
+    for s, data, t in entries:
+        if timestamps:
+            data = t.encode() + b" " + data
+        buf.append(data if tty else frame(s, data))
+        size += len(data)
+        if size >= 65536:
+            resp.write(b"".join(buf))
+            buf, size = [], 0
+        elif not req.qbool("follow"):
+            continue
+        else:
+            resp.write(b"".join(buf))
+            buf, size = [], 0
+    if buf:
+        resp.write(b"".join(buf))
+    resp.end_stream()
+
+
+def prune(engine, req, resp):
+    return engine.prune_containers(req.qjson("filters"))
+
+
+def register(r):
+    r.add("GET", "/containers/json", list_containers)
+    r.add("POST", "/containers/create", create)
+    r.add("POST", "/containers/prune", prune)
+    r.add("GET", "/containers/{id}/json", inspect)
+    r.add("POST", "/containers/{id}/start", start)
+    r.add("POST", "/containers/{id}/stop", stop)
+    r.add("POST", "/containers/{id}/restart", restart)
+    r.add("POST", "/containers/{id}/kill", kill)
+    r.add("POST", "/containers/{id}/rename", rename)
+    r.add("POST", "/containers/{id}/resize", resize)
+    r.add("POST", "/containers/{id}/wait", wait)
+    r.add("POST", "/containers/{id}/attach", attach)
+    r.add("GET", "/containers/{id}/logs", logs)
+    r.add("DELETE", "/containers/{id}", remove)

@@ -1,0 +1,96 @@
+"""/containers/{id}/exec and /exec/{id}/…"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from ..streams import frame
+
+
+def create(engine, req, resp, id):
+    resp.json(engine.execs.create(id, req.json()), status=201)
+
+
+def inspect(engine, req, resp, id):
+    return engine.execs.get(id).inspect()
+
+
+def resize(engine, req, resp, id):
+    engine.execs.resize(id, req.qint("h", 0), req.qint("w", 0))
+    resp.empty(200)
+
+
+def _pump(src_fd, send):
+    while True:
+        try:
+            data = os.read(src_fd, 65536)
+        except OSError:  # EIO: the pty's last writer is gone
+            break
+        if not data:
+            break
+        send(data)
+
+
+def start(engine, req, resp, id):
+    body = req.json({}) or {}
+    e = engine.execs.get(id)
+    if body.get("Detach"):
+        engine.execs.start(id)
+        threading.Thread(target=engine.execs.finish, args=(e,), daemon=True).start()
+        resp.empty(200)
+        return
+    tty = bool(e.cfg.get("Tty"))
+    e = engine.execs.start(id)
+    if body.get("ConsoleSize") and tty:
+        h, w = body["ConsoleSize"]
+        engine.execs.resize(id, h, w)
+    conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
+    lock = threading.Lock()
+
+    def send(stream, data):
+        with lock:
+            try:
+                conn.sendall(data if tty else frame(stream, data))
+            except OSError:
+                pass
+
+    def feed_stdin():
+        dst = e.master if tty else (e.proc.stdin.fileno() if e.proc.stdin else None)
+        if dst is None:
+            return
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                os.write(dst, data)
+        except OSError:
+            pass
+        if not tty and e.proc.stdin:
+            try:
+                e.proc.stdin.close()
+            except OSError:
+                pass
+
+    if e.cfg.get("AttachStdin"):
+        threading.Thread(target=feed_stdin, daemon=True).start()
+    if tty:
+        _pump(e.master, lambda d: send(1, d))
+    else:
+        t = threading.Thread(target=_pump, args=(e.proc.stderr.fileno(), lambda d: send(2, d)), daemon=True)
+        t.start()
+        _pump(e.proc.stdout.fileno(), lambda d: send(1, d))
+        t.join()
+    engine.execs.finish(e)
+    try:
+        conn.shutdown(2)
+    except OSError:
+        pass
+
+
+def register(r):
+    r.add("POST", "/containers/{id}/exec", create)
+    r.add("POST", "/exec/{id}/start", start)
+    r.add("POST", "/exec/{id}/resize", resize)
+    r.add("GET", "/exec/{id}/json", inspect)

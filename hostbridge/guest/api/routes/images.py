@@ -1,0 +1,110 @@
+"""/images/…: list, inspect, history, tag, delete, import, load, save, prune (pull/push/search
+arrive with the registry)."""
+
+from __future__ import annotations
+
+from ...errors import GuestError, InvalidParameter
+
+
+def list_images(engine, req, resp):
+    return engine.images.list(all=req.qbool("all"), filters=req.qjson("filters"))
+
+
+def inspect(engine, req, resp, name):
+    return engine.images.inspect(engine.images.resolve(name))
+
+
+def history(engine, req, resp, name):
+    return engine.images.history(engine.images.resolve(name))
+
+
+def tag(engine, req, resp, name):
+    repo = req.query.get("repo")
+    if not repo:
+        raise InvalidParameter("repository name must have at least one component")
+    ref = repo + (":" + req.query["tag"] if req.query.get("tag") else "")
+    engine.images.tag(engine.images.resolve(name), ref)
+    engine.events.emit("image", "tag", engine.images.resolve(name), {"name": ref})
+    resp.empty(201)
+
+
+def delete(engine, req, resp, name):
+    return engine.delete_image(name, force=req.qbool("force"), prune=not req.qbool("noprune"))
+
+
+def create(engine, req, resp):
+    """``fromSrc`` imports a rootfs tar (``-`` = the body); ``fromImage`` pulls."""
+    src = req.query.get("fromSrc")
+    if src is not None:
+        if src != "-":
+            raise InvalidParameter("importing from a URL is not supported: send the tar as the body (fromSrc=-)")
+        repo = req.query.get("repo") or ""
+        if repo and req.query.get("tag"):
+            repo += ":" + req.query["tag"]
+        changes = req.query_all.get("changes") or []
+        image_id = engine.images.import_rootfs(req.body(), repo or None, changes, req.query.get("message") or "")
+        resp.start_stream()
+        resp.write_json({"status": image_id})
+        resp.end_stream()
+        return
+    if req.query.get("fromImage"):
+        engine.pull(req, resp)
+        return
+    raise InvalidParameter("either fromSrc or fromImage is required")
+
+
+def load(engine, req, resp):
+    quiet = req.qbool("quiet")
+    try:
+        names = engine.images.load(req.body())
+    except GuestError:
+        raise
+    resp.start_stream()
+    for line in names:
+        resp.write_json({"stream": line.rstrip("\n") + "\n"})
+    resp.end_stream()
+    _ = quiet
+
+
+def _save(engine, resp, names):
+    if not names:
+        raise InvalidParameter("no image names given")
+    ids = [engine.images.resolve(n) for n in names]  # 404 before the headers
+    _ = ids
+    resp.start_stream(content_type="application/x-tar")
+
+    class _Out:
+        def write(self, data):
+            resp.write(bytes(data))
+            return len(data)
+
+        def flush(self):
+            pass
+
+    engine.images.save(names, _Out())
+    resp.end_stream()
+
+
+def save_one(engine, req, resp, name):
+    _save(engine, resp, [name])
+
+
+def save_many(engine, req, resp):
+    _save(engine, resp, req.query_all.get("names") or [])
+
+
+def prune(engine, req, resp):
+    return engine.prune_images(req.qjson("filters"))
+
+
+def register(r):
+    r.add("GET", "/images/json", list_images)
+    r.add("POST", "/images/create", create)
+    r.add("POST", "/images/load", load)
+    r.add("GET", "/images/get", save_many)
+    r.add("POST", "/images/prune", prune)
+    r.add("GET", "/images/{name*}/json", inspect)
+    r.add("GET", "/images/{name*}/history", history)
+    r.add("GET", "/images/{name*}/get", save_one)
+    r.add("POST", "/images/{name*}/tag", tag)
+    r.add("DELETE", "/images/{name*}", delete)

@@ -1,0 +1,89 @@
+"""/_ping, /version, /info, /events."""
+
+from __future__ import annotations
+
+import time
+
+from ...util import parse_time
+from ...containers.views import normalize_filters
+
+
+def ping(engine, req, resp):
+    h = {"Builder-Version": "1", "Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache",
+         "Swarm": "inactive"}
+    resp.send(200, b"OK", content_type="text/plain; charset=utf-8", headers=h)
+
+
+def version(engine, req, resp):
+    return engine.version()
+
+
+def info(engine, req, resp):
+    return engine.info()
+
+
+def _time_ns(text):
+    if not text:
+        return None
+    try:
+        return int(float(text) * 1e9)
+    except ValueError:
+        return int(parse_time(text).timestamp() * 1e9)
+
+
+def _event_matches(ev, f):
+    if "type" in f and ev["Type"] not in f["type"]:
+        return False
+    if "event" in f and ev["Action"].split(":")[0] not in f["event"]:
+        return False
+    attrs = ev["Actor"]["Attributes"]
+    if "container" in f:
+        if ev["Type"] != "container" or not any(ev["Actor"]["ID"].startswith(x) or attrs.get("name") == x
+                                                for x in f["container"]):
+            return False
+    if "image" in f and not any(attrs.get("image") == x or ev["Actor"]["ID"] == x for x in f["image"]):
+        return False
+    if "label" in f:
+        for lab in f["label"]:
+            k, eq, v = lab.partition("=")
+            if k not in attrs or (eq and attrs[k] != v):
+                return False
+    return True
+
+
+def events(engine, req, resp):
+    f = normalize_filters(req.qjson("filters"))
+    since = _time_ns(req.query.get("since"))
+    until = _time_ns(req.query.get("until"))
+    resp.start_stream()
+    conn = resp.conn
+    gone = lambda: _client_gone(conn)  # noqa: E731
+    for ev in engine.events.subscribe(since, until, stop=gone):
+        if _event_matches(ev, f):
+            resp.write_json(ev)
+    resp.end_stream()
+
+
+def _client_gone(conn):
+    import select
+    import socket
+    try:
+        r, _, _ = select.select([conn], [], [], 0)
+        if r:
+            return conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+    return False
+
+
+def auth(engine, req, resp):
+    body = req.json({}) or {}
+    return engine.auth(body)
+
+
+def register(r):
+    r.add("GET", "/_ping", ping)
+    r.add("GET", "/version", version)
+    r.add("GET", "/info", info)
+    r.add("GET", "/events", events)
+    r.add("POST", "/auth", auth)

@@ -1,0 +1,54 @@
+"""Moving bytes: docker's 8-byte multiplexed frames, and a two-way relay for hijacked sockets."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+STDIN, STDOUT, STDERR = 0, 1, 2
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """One multiplexed frame: stream byte, 3 zero bytes, big-endian length, payload."""
+    return struct.pack(">BxxxL", stream, len(data)) + data
+
+
+def relay(client: socket.socket, backend: socket.socket, send_stdin: bool, prefix: bytes = b""):
+    """Pump ``backend`` → ``client`` until the backend closes; ``client`` → ``backend`` in a
+    thread when ``send_stdin``. A client half-close is passed on as a half-close (the container's
+    stdin closes, output keeps flowing); a client that goes away ends the relay."""
+    if prefix:
+        client.sendall(prefix)
+
+    def pump_in():
+        try:
+            while True:
+                data = client.recv(65536)
+                if not data:
+                    break
+                backend.sendall(data)
+        except OSError:
+            pass
+        try:
+            backend.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    t = None
+    if send_stdin:
+        t = threading.Thread(target=pump_in, daemon=True, name="attach-stdin")
+        t.start()
+    try:
+        while True:
+            data = backend.recv(65536)
+            if not data:
+                break
+            client.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            backend.close()
+        except OSError:
+            pass

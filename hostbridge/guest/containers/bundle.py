@@ -1,0 +1,95 @@
+"""Build the runtime bundle (``bundle/config.json``) of a container from its record."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidParameter
+from ..util import makedirs, write_json
+from .config import parse_signal  # noqa: F401  (re-exported for callers that build bundles)
+
+
+def namespaces_for(hc, lookup_pid):
+    """The runtime's namespace spec from a HostConfig. ``lookup_pid(ref)`` → a running pid."""
+    ns = {"net": "new", "pid": "new", "ipc": "new", "uts": "new"}
+    nm = hc.get("NetworkMode") or "bridge"
+    if nm == "host":
+        ns["net"] = "host"
+    elif nm == "none":
+        ns["net"] = "none"
+    elif nm.startswith("container:"):
+        ns["net"] = "/proc/%d/ns/net" % lookup_pid(nm.split(":", 1)[1])
+    for key, field in (("pid", "PidMode"), ("ipc", "IpcMode"), ("uts", "UTSMode")):
+        mode = hc.get(field) or ""
+        if mode == "host":
+            ns[key] = "host"
+        elif mode.startswith("container:"):
+            ns[key] = "/proc/%d/ns/%s" % (lookup_pid(mode.split(":", 1)[1]), key)
+    return ns
+
+
+def binds_to_mounts(binds):
+    """``-v /host:/ctr[:ro]`` strings → runtime bind mounts. Named volumes come with volumes."""
+    mounts = []
+    for b in binds or []:
+        parts = b.split(":")
+        if len(parts) < 2 or not parts[0].startswith("/"):
+            raise InvalidParameter("invalid volume specification: '%s' (named volumes are not supported yet)" % b)
+        src, dst = parts[0], parts[1]
+        opts = parts[2].split(",") if len(parts) > 2 else []
+        if not dst.startswith("/"):
+            raise InvalidParameter("invalid volume specification: '%s': destination must be absolute" % b)
+        os.makedirs(src, exist_ok=True)  # docker creates a missing -v source
+        mounts.append({"type": "bind", "source": src, "destination": dst,
+                       "options": ["rbind", "ro" if "ro" in opts else "rw"]})
+    return mounts
+
+
+def write_bundle(c, rootfs, lookup_pid):
+    """Write ``c``'s bundle config; returns the bundle dir."""
+    cfg, hc = c.config, c.host_config
+    bundle = makedirs(c.bundle)
+    for stale in ("exit.json",):
+        try:
+            os.unlink(os.path.join(bundle, stale))
+        except FileNotFoundError:
+            pass
+    argv = [c.data["Path"]] + list(c.data.get("Args") or [])
+    mounts = binds_to_mounts(hc.get("Binds"))
+    for dest, opts in (hc.get("Tmpfs") or {}).items():
+        mounts.append({"type": "tmpfs", "source": "tmpfs", "destination": dest,
+                       "options": [o for o in (opts or "").split(",") if o]})
+    for name in ("hostname", "hosts", "resolv.conf"):
+        path = os.path.join(c.dir, name)
+        if os.path.exists(path):
+            mounts.append({"type": "bind", "source": path, "destination": "/etc/" + name,
+                           "options": ["rbind", "rw"]})
+    memory = hc.get("Memory") or 0
+    swap = hc.get("MemorySwap") or 0
+    pids = hc.get("PidsLimit") or 0
+    spec = {
+        "id": c.id,
+        "hostname": cfg.get("Hostname") or c.id[:12],
+        "domainname": cfg.get("Domainname") or "",
+        "rootfs": dict(rootfs, readonly=bool(hc.get("ReadonlyRootfs"))),
+        "process": {
+            "args": argv, "env": list(cfg.get("Env") or []), "cwd": cfg.get("WorkingDir") or "/",
+            "user": cfg.get("User") or "", "tty": bool(cfg.get("Tty")),
+            "open_stdin": bool(cfg.get("OpenStdin")), "stdin_once": bool(cfg.get("StdinOnce")),
+            "init": bool(hc.get("Init")), "cap_add": list(hc.get("CapAdd") or []),
+            "cap_drop": list(hc.get("CapDrop") or []), "privileged": bool(hc.get("Privileged")),
+            "no_new_privileges": "no-new-privileges:false" not in (hc.get("SecurityOpt") or []),
+        },
+        "namespaces": namespaces_for(hc, lookup_pid),
+        "mounts": mounts,
+        "cgroup": {"name": c.id, "memory": memory, "memory_swap": swap,
+                   "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
+                   "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
+                   "pids_limit": pids if pids > 0 else 0, "cpuset_cpus": hc.get("CpusetCpus") or ""},
+        "sysctls": dict(hc.get("Sysctls") or {}),
+        "shm_size": hc.get("ShmSize") or 67108864,
+        "log_path": c.log_path if (hc.get("LogConfig") or {}).get("Type") != "none" else "",
+        "log_max_size": 0,
+    }
+    write_json(os.path.join(bundle, "config.json"), spec, 0o600)
+    return bundle

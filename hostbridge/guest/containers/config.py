@@ -1,0 +1,221 @@
+"""Turn a ``POST /containers/create`` body and the image's config into a container record.
+
+The record is docker's ContainerInspect shape (what ``GET /containers/{id}/json`` returns, less
+the parts computed at read time), so the API layer serves it as it is.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from ..errors import InvalidParameter
+from ..util import ZERO_TIME, now_rfc3339
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# HostConfig fields that change behaviour and that this engine does not implement: refusing them
+# beats running a container that silently differs from what the user asked for.
+_UNSUPPORTED = {
+    "Devices": "--device", "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
+    "BlkioWeight": "--blkio-weight", "BlkioWeightDevice": "--blkio-weight-device",
+    "BlkioDeviceReadBps": "--device-read-bps", "BlkioDeviceWriteBps": "--device-write-bps",
+    "BlkioDeviceReadIOps": "--device-read-iops", "BlkioDeviceWriteIOps": "--device-write-iops",
+    "CpusetMems": "--cpuset-mems", "KernelMemory": "--kernel-memory", "CpuRealtimePeriod": "--cpu-rt-period",
+    "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit", "Runtime": "--runtime",
+    "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
+}
+_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host")}
+
+RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
+
+
+def _check_unsupported(hc):
+    for field, flag in _UNSUPPORTED.items():
+        v = hc.get(field)
+        if field in _ACCEPTED_NOOP and (v in _ACCEPTED_NOOP[field] or v is None):
+            continue
+        if field == "Runtime" and v in (None, "", "runc", "hostbridge"):
+            continue
+        if v not in (None, "", 0, [], {}):
+            raise InvalidParameter("%s is not supported by the hostbridge engine (HostConfig.%s)"
+                                   % (flag or field, field))
+
+
+def _int(v, field):
+    if v is None:
+        return 0
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InvalidParameter("invalid value for %s: %r" % (field, v))
+    return int(v)
+
+
+def parse_signal(value) -> int:
+    """``SIGTERM``, ``TERM``, ``15`` → 15. Raises InvalidParameter for an unknown signal."""
+    if value in (None, ""):
+        return signal.SIGTERM
+    if isinstance(value, int) or str(value).isdigit():
+        n = int(value)
+        if 0 < n < 65:
+            return n
+    else:
+        name = str(value).upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        s = getattr(signal, name, None)
+        if isinstance(s, signal.Signals):
+            return int(s)
+        if name.startswith("SIGRTMIN+") and name[9:].isdigit():
+            return int(signal.SIGRTMIN) + int(name[9:])
+    raise InvalidParameter("invalid signal: %s" % value)
+
+
+def validate_host_config(hc):
+    """Check the fields of a HostConfig we act on; raise InvalidParameter naming the field."""
+    _check_unsupported(hc)
+    for f in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "MemoryReservation"):
+        v = _int(hc.get(f), f)
+        if v < 0 and not (f == "MemorySwap" and v == -1):
+            raise InvalidParameter("invalid value for %s: %d must not be negative" % (f, v))
+    mem = hc.get("Memory") or 0
+    if mem and mem < 6 * 1024 * 1024:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
+        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    pids = hc.get("PidsLimit")
+    if pids is not None and not isinstance(pids, int):
+        raise InvalidParameter("invalid value for PidsLimit: %r" % (pids,))
+    rp = hc.get("RestartPolicy") or {}
+    if rp.get("Name", "") not in RESTART_POLICIES:
+        raise InvalidParameter("invalid restart policy '%s'" % rp.get("Name"))
+    if hc.get("AutoRemove") and rp.get("Name") not in ("", "no", None):
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    nm = hc.get("NetworkMode") or "default"
+    if not (nm in ("default", "bridge", "host", "none") or nm.startswith("container:")):
+        raise InvalidParameter("network %s not found" % nm)  # user networks arrive with networking
+
+
+def merge_config(cfg, image_cfg):
+    """Fill a container Config from the image's config, as docker does."""
+    out = dict(cfg)
+    icfg = image_cfg or {}
+    env = list(icfg.get("Env") or [])
+    keys = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for e in cfg.get("Env") or []:
+        if not isinstance(e, str):
+            raise InvalidParameter("invalid environment variable: %r" % (e,))
+        k = e.split("=", 1)[0]
+        if not k:
+            raise InvalidParameter("invalid environment variable: %s" % e)
+        if k in keys:
+            env[keys[k]] = e
+        else:
+            keys[k] = len(env)
+            env.append(e)
+    if not any(e.startswith("PATH=") for e in env):
+        env.insert(0, DEFAULT_PATH)
+    out["Env"] = env
+    entry = cfg.get("Entrypoint")
+    cmd = cfg.get("Cmd")
+    if isinstance(entry, str):
+        entry = [entry]
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if entry is None or entry == []:
+        if entry is None:
+            entry = icfg.get("Entrypoint")
+        if not cmd:
+            cmd = icfg.get("Cmd") if cfg.get("Entrypoint") is None else cmd
+    out["Entrypoint"] = entry or None
+    out["Cmd"] = cmd or None
+    for k in ("WorkingDir", "User", "StopSignal"):
+        if not out.get(k) and icfg.get(k):
+            out[k] = icfg[k]
+    labels = dict(icfg.get("Labels") or {})
+    labels.update(cfg.get("Labels") or {})
+    out["Labels"] = labels
+    ports = dict(icfg.get("ExposedPorts") or {})
+    ports.update(cfg.get("ExposedPorts") or {})
+    if ports:
+        out["ExposedPorts"] = ports
+    vols = dict(icfg.get("Volumes") or {})
+    vols.update(cfg.get("Volumes") or {})
+    out["Volumes"] = vols or None
+    if icfg.get("Healthcheck") and not cfg.get("Healthcheck"):
+        out["Healthcheck"] = icfg["Healthcheck"]
+    if icfg.get("OnBuild"):
+        out["OnBuild"] = icfg.get("OnBuild")
+    return out
+
+
+def new_record(cid, name, body, image_id, image_cfg, driver):
+    """A container record (docker's inspect shape) for a new container."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON body: an object is required")
+    hc = body.get("HostConfig") or {}
+    if not isinstance(hc, dict):
+        raise InvalidParameter("HostConfig must be an object")
+    validate_host_config(hc)
+    cfg = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
+    cfg = merge_config(cfg, image_cfg)
+    argv = (cfg.get("Entrypoint") or []) + (cfg.get("Cmd") or [])
+    if not argv:
+        raise InvalidParameter("no command specified")
+    if cfg.get("StopSignal"):
+        parse_signal(cfg["StopSignal"])
+    cfg.setdefault("Hostname", cid[:12])
+    if not cfg.get("Hostname"):
+        cfg["Hostname"] = cid[:12]
+    for k, d in (("Domainname", ""), ("User", ""), ("AttachStdin", False), ("AttachStdout", False),
+                 ("AttachStderr", False), ("Tty", False), ("OpenStdin", False), ("StdinOnce", False),
+                 ("WorkingDir", ""), ("OnBuild", None), ("Labels", {})):
+        cfg.setdefault(k, d)
+        if cfg[k] is None and d is not None:
+            cfg[k] = d
+    hc = dict(hc)
+    hc.setdefault("NetworkMode", "bridge")
+    if hc["NetworkMode"] == "default":
+        hc["NetworkMode"] = "bridge"
+    hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    if not hc["RestartPolicy"].get("Name"):
+        hc["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": hc["RestartPolicy"].get("MaximumRetryCount", 0)}
+    hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+    if not (hc.get("LogConfig") or {}).get("Type"):
+        hc["LogConfig"] = {"Type": "json-file", "Config": {}}
+    for k, d in (("Binds", None), ("PortBindings", {}), ("AutoRemove", False), ("Privileged", False),
+                 ("ReadonlyRootfs", False), ("CapAdd", None), ("CapDrop", None), ("Memory", 0),
+                 ("MemorySwap", 0), ("NanoCpus", 0), ("CpuShares", 0), ("PidsLimit", None),
+                 ("Init", None), ("Dns", []), ("ExtraHosts", None), ("Tmpfs", None),
+                 ("CpusetCpus", ""), ("PidMode", ""), ("IpcMode", "private"), ("UTSMode", ""),
+                 ("ShmSize", 67108864), ("OomKillDisable", False), ("SecurityOpt", None),
+                 ("VolumesFrom", None), ("Mounts", None), ("CpuQuota", 0), ("CpuPeriod", 0)):
+        if hc.get(k) is None:
+            hc[k] = d
+    if hc["LogConfig"]["Type"] not in ("json-file", "none", "local"):
+        raise InvalidParameter("logging driver %s is not supported (json-file, none)" % hc["LogConfig"]["Type"])
+    return {
+        "Id": cid,
+        "Created": now_rfc3339(),
+        "Path": argv[0],
+        "Args": argv[1:],
+        "State": {"Status": "created", "Running": False, "Paused": False, "Restarting": False,
+                  "OOMKilled": False, "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                  "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME},
+        "Image": image_id,
+        "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "", "LogPath": "",
+        "Name": "/" + name,
+        "RestartCount": 0,
+        "Driver": driver,
+        "Platform": "linux",
+        "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": hc,
+        "GraphDriver": {"Name": driver, "Data": {}},
+        "Mounts": [],
+        "Config": cfg,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+                            "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+                            "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "",
+                            "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0,
+                            "IPv6Gateway": "", "MacAddress": "", "Networks": {}},
+    }

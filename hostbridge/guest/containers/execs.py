@@ -1,0 +1,152 @@
+"""``docker exec``: processes started inside a running container by the runtime's exec helper."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import pty
+import struct
+import subprocess
+import termios
+import threading
+
+from .. import selfexec
+from ..errors import Conflict, InvalidParameter, NotFound
+from ..util import new_id
+
+log = logging.getLogger("hostbridge.exec")
+
+
+class Exec:
+    def __init__(self, eid, container, cfg):
+        self.id = eid
+        self.container = container
+        self.cfg = cfg
+        self.running = False
+        self.started = False
+        self.exit_code = None
+        self.pid = 0
+        self.master = None
+        self.proc = None
+        self.done = threading.Event()
+
+    def inspect(self):
+        cfg = self.cfg
+        argv = cfg.get("Cmd") or []
+        return {"ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
+                "ProcessConfig": {"tty": bool(cfg.get("Tty")), "entrypoint": argv[0] if argv else "",
+                                  "arguments": argv[1:], "privileged": bool(cfg.get("Privileged")),
+                                  "user": cfg.get("User") or ""},
+                "OpenStdin": bool(cfg.get("AttachStdin")), "OpenStderr": bool(cfg.get("AttachStderr")),
+                "OpenStdout": bool(cfg.get("AttachStdout")), "CanRemove": False,
+                "ContainerID": self.container.id, "DetachKeys": cfg.get("DetachKeys") or "",
+                "Pid": self.pid}
+
+
+class ExecManager:
+    def __init__(self, containers, events):
+        self.containers = containers
+        self.events = events
+        self._execs = {}
+        self._lock = threading.Lock()
+
+    def create(self, ref, cfg):
+        c = self.containers.get(ref)
+        if not isinstance(cfg, dict):
+            raise InvalidParameter("invalid JSON body: an object is required")
+        cmd = cfg.get("Cmd")
+        if not cmd or not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
+            raise InvalidParameter("No exec command specified")
+        with c.lock:
+            if not c.running:
+                raise Conflict("Container %s is not running" % c.id)
+            if c.state.get("Paused"):
+                raise Conflict("Container %s is paused, unpause the container before exec" % c.id)
+            e = Exec(new_id(), c, cfg)
+            with self._lock:
+                self._execs[e.id] = e
+            c.execs.add(e.id)
+        self.events.emit("container", "exec_create: " + " ".join(cmd), c.id,
+                         {"name": c.name, "image": c.config.get("Image", ""), "execID": e.id})
+        return {"Id": e.id}
+
+    def get(self, eid):
+        with self._lock:
+            e = self._execs.get(eid)
+        if e is None:
+            raise NotFound("No such exec instance: %s" % eid)
+        return e
+
+    def _spec(self, e):
+        c, cfg = e.container, e.cfg
+        env = list(c.config.get("Env") or [])
+        keys = {x.split("=", 1)[0]: i for i, x in enumerate(env)}
+        for x in cfg.get("Env") or []:
+            k = x.split("=", 1)[0]
+            if k in keys:
+                env[keys[k]] = x
+            else:
+                env.append(x)
+        return {"pid": c.state["Pid"], "args": cfg["Cmd"], "env": env,
+                "cwd": cfg.get("WorkingDir") or c.config.get("WorkingDir") or "/",
+                "user": cfg.get("User") or c.config.get("User") or "", "tty": bool(cfg.get("Tty")),
+                "privileged": bool(cfg.get("Privileged")) or bool(c.host_config.get("Privileged")),
+                "cap_add": list(c.host_config.get("CapAdd") or []),
+                "cap_drop": list(c.host_config.get("CapDrop") or []),
+                "no_new_privileges": True, "cgroup": c.id}
+
+    def start(self, eid, tty_override=None):
+        """Start the exec's process. Returns (proc, stdin_w, stdout_r, stderr_r, master)."""
+        e = self.get(eid)
+        c = e.container
+        with c.lock:
+            if e.started:
+                raise Conflict("Error: Exec command %s has already run" % eid)
+            if not c.running:
+                raise Conflict("Container %s is not running" % c.id)
+            e.started = True
+            spec = self._spec(e)
+        tty = spec["tty"]
+        argv = selfexec.argv("exec") + [json.dumps(spec)]
+        stdin = subprocess.PIPE if e.cfg.get("AttachStdin") else subprocess.DEVNULL
+        if tty:
+            master, slave = pty.openpty()
+            e.master = master
+            proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=selfexec.env(),
+                                    close_fds=True, start_new_session=True)
+            os.close(slave)
+        else:
+            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=selfexec.env(), close_fds=True, start_new_session=True)
+        e.proc = proc
+        e.pid = proc.pid
+        e.running = True
+        self.events.emit("container", "exec_start: " + " ".join(e.cfg["Cmd"]), c.id,
+                         {"name": c.name, "image": c.config.get("Image", ""), "execID": e.id})
+        return e
+
+    def finish(self, e):
+        code = e.proc.wait()
+        if e.master is not None:
+            try:
+                os.close(e.master)
+            except OSError:
+                pass
+            e.master = None
+        e.exit_code = code if code >= 0 else 128 - code
+        e.running = False
+        e.done.set()
+        self.events.emit("container", "exec_die", e.container.id,
+                         {"name": e.container.name, "execID": e.id, "exitCode": str(e.exit_code)})
+        e.container.execs.discard(e.id)
+        return e.exit_code
+
+    def resize(self, eid, h, w):
+        e = self.get(eid)
+        if e.master is None:
+            if not e.cfg.get("Tty"):
+                raise InvalidParameter("exec %s has no TTY to resize" % eid)
+            return
+        fcntl.ioctl(e.master, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))

@@ -1,0 +1,511 @@
+"""Container lifecycle: create, start, stop, kill, restart, wait, remove, attach, restore.
+
+Each container has at most one shim (its supervisor process) while it runs; a monitor thread
+per running container blocks on the shim's ``wait`` and records the exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+
+from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
+from ..runtime.client import ShimClient
+from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339, parse_time
+from . import bundle as bundle_mod
+from .config import new_record, parse_signal
+from .names import random_name
+from .store import ContainerStore
+
+log = logging.getLogger("hostbridge.containers")
+
+_NAME_OK = __import__("re").compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+
+
+class PendingAttach:
+    """An attach that arrived before start: start() connects it before the process runs."""
+
+    def __init__(self, stdin, stdout, stderr):
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.sock = None
+        self.ready = threading.Event()
+        self.cancelled = False
+
+
+class ContainerManager:
+    def __init__(self, root, images, events):
+        self.root = root
+        self.images = images
+        self.events = events
+        self.store = ContainerStore(root)
+        self.rootfs_root = makedirs(os.path.join(root, "rootfs"))
+        self.hooks = []  # objects with on_start(c, pid) / on_stop(c) (networking)
+        self.stopping = False
+
+    # ---- lookup -------------------------------------------------------------------------
+    def get(self, ref):
+        return self.store.get(ref)
+
+    def _attrs(self, c, **extra):
+        a = {"image": c.config.get("Image", ""), "name": c.name}
+        a.update({k: v for k, v in (c.config.get("Labels") or {}).items()})
+        a.update(extra)
+        return a
+
+    def _emit(self, c, action, **extra):
+        self.events.emit("container", action, c.id, self._attrs(c, **extra))
+
+    # ---- create -------------------------------------------------------------------------
+    def create(self, body, name=None, platform=None):
+        if not isinstance(body, dict):
+            raise InvalidParameter("invalid JSON body: an object is required")
+        image_ref = body.get("Image")
+        if not image_ref or not isinstance(image_ref, str):
+            raise InvalidParameter("Config.Image is required")
+        if name:
+            if not _NAME_OK.match(name):
+                raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
+            name = name.lstrip("/")
+        image_id = self.images.resolve(image_ref)
+        image_cfg = (self.images.config(image_id) or {}).get("config") or {}
+        cid = new_id()
+        if not name:
+            name = random_name(self.store.names())
+        data = new_record(cid, name, body, image_id, image_cfg, "vfs" if self.images.driver == "vfs" else "overlay2")
+        c = self.store.reserve(cid, name, data)
+        try:
+            self._prepare_rootfs(c)
+            c.data["LogPath"] = c.log_path
+            self._write_etc_files(c)
+            self.store.save(c)
+        except BaseException:
+            self.store.remove(c)
+            shutil.rmtree(os.path.join(self.rootfs_root, cid), ignore_errors=True)
+            raise
+        self._emit(c, "create")
+        return {"Id": cid, "Warnings": []}
+
+    def _prepare_rootfs(self, c):
+        d = makedirs(os.path.join(self.rootfs_root, c.id))
+        if self.images.driver == "vfs":
+            path = makedirs(os.path.join(d, "rootfs"), 0o755)
+            self.images.materialize(c.data["Image"], path)
+            c.data["GraphDriver"]["Data"] = {"Dir": path}
+        else:
+            for sub in ("upper", "work", "merged"):
+                makedirs(os.path.join(d, sub), 0o755)
+            self._make_init_layer(os.path.join(d, "init"))
+            lower = self.lower_dirs(c)
+            c.data["GraphDriver"]["Data"] = {
+                "LowerDir": ":".join(lower), "UpperDir": os.path.join(d, "upper"),
+                "WorkDir": os.path.join(d, "work"), "MergedDir": os.path.join(d, "merged")}
+
+    def _make_init_layer(self, init):
+        """Docker's "-init" layer: the mount points the runtime binds over (/etc/hosts, /dev,
+        /proc…), so that they are not recorded as changes of the container (diff, commit)."""
+        for sub in ("dev", "proc", "sys", "etc", "dev/pts", "dev/shm"):
+            makedirs(os.path.join(init, sub), 0o755)
+        for f in ("etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console"):
+            open(os.path.join(init, f), "a").close()
+
+    def lower_dirs(self, c):
+        """The overlay lower dirs of ``c``, top first: its init layer, then the image's layers."""
+        init = os.path.join(self.rootfs_root, c.id, "init")
+        image = self.images.lower_dirs(c.data["Image"])
+        return [init] + image if os.path.isdir(init) else image
+
+    def rootfs_spec(self, c):
+        d = os.path.join(self.rootfs_root, c.id)
+        if self.images.driver == "vfs":
+            return {"driver": "vfs", "path": os.path.join(d, "rootfs")}
+        return {"driver": "overlay", "lower": self.lower_dirs(c),
+                "upper": os.path.join(d, "upper"), "work": os.path.join(d, "work"),
+                "merged": os.path.join(d, "merged")}
+
+    def upper_dir(self, c):
+        d = os.path.join(self.rootfs_root, c.id)
+        return os.path.join(d, "rootfs" if self.images.driver == "vfs" else "upper")
+
+    def _write_etc_files(self, c):
+        cfg, hc = c.config, c.host_config
+        hostname = cfg.get("Hostname") or c.id[:12]
+        with open(os.path.join(c.dir, "hostname"), "w") as f:
+            f.write(hostname + "\n")
+        hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+                 "ff02::2\tip6-allrouters"]
+        for entry in hc.get("ExtraHosts") or []:
+            host, _, ip = entry.partition(":")
+            if not ip:
+                raise InvalidParameter("invalid extra host: %s (expected HOST:IP)" % entry)
+            hosts.append("%s\t%s" % (ip, host))
+        with open(os.path.join(c.dir, "hosts"), "w") as f:
+            f.write("\n".join(hosts) + "\n")
+        c.data["HostnamePath"] = os.path.join(c.dir, "hostname")
+        c.data["HostsPath"] = os.path.join(c.dir, "hosts")
+        if (hc.get("NetworkMode") or "") != "host":
+            resolv = _container_resolv_conf(hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"))
+            with open(os.path.join(c.dir, "resolv.conf"), "w") as f:
+                f.write(resolv)
+            c.data["ResolvConfPath"] = os.path.join(c.dir, "resolv.conf")
+
+    # ---- start ----------------------------------------------------------------------------
+    def _running_pid(self, ref):
+        other = self.get(ref)
+        if not other.running:
+            raise Conflict("cannot join namespaces of container %s: it is not running" % other.name)
+        return other.state["Pid"]
+
+    def start(self, ref):
+        c = self.get(ref)
+        with c.lock:
+            if c.running:
+                raise NotModified("container already started")
+            if c.removing:
+                raise Conflict("container is marked for removal and cannot be started")
+            c.stop_requested = False
+            self._start_locked(c)
+
+    def _start_locked(self, c):
+        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid)
+        shim = ShimClient(bundle)
+        try:
+            pid = shim.spawn()
+        except GuestError as e:
+            self._record_start_failure(c, str(e), getattr(e, "exit_code", 128))
+            raise
+        try:
+            for hook in self.hooks:
+                hook.on_start(c, pid)
+            for pa in c.pending_attaches:
+                if not pa.cancelled:
+                    pa.sock = shim.attach(pa.stdin, pa.stdout, pa.stderr)
+                pa.ready.set()
+            c.pending_attaches = []
+            shim.start()
+        except GuestError as e:
+            code = getattr(e, "exit_code", None) or 128
+            try:
+                shim.kill(signal.SIGKILL)
+            except GuestError:
+                pass
+            self._record_start_failure(c, str(e), code)
+            raise
+        st = c.state
+        st.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
+                  Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=now_rfc3339())
+        c.shim = shim
+        self.store.save(c)
+        self._emit(c, "start")
+        threading.Thread(target=self._monitor, args=(c, shim), name="monitor-" + c.id[:12], daemon=True).start()
+
+    def _record_start_failure(self, c, message, code):
+        st = c.state
+        st.update(Status="exited" if st.get("StartedAt") != ZERO_TIME else "created", Running=False,
+                  Pid=0, ExitCode=code, Error=message, FinishedAt=now_rfc3339())
+        for pa in c.pending_attaches:
+            pa.ready.set()
+        c.pending_attaches = []
+        c.exit_generation += 1
+        c.changed.notify_all()
+        self.store.save(c)
+
+    # ---- exit -----------------------------------------------------------------------------
+    def _monitor(self, c, shim):
+        result = None
+        while not self.stopping:
+            try:
+                result = shim.wait()
+                break
+            except GuestError:
+                result = shim.read_exit()
+                if result is None and _shim_alive(shim):
+                    time.sleep(0.1)
+                    continue
+                break
+        if self.stopping:
+            return  # the engine is going down; the shim lives on and restore() picks it up
+        self._on_exit(c, result)
+
+    def _on_exit(self, c, result):
+        if result is None:
+            result = {"exit_code": 255, "oom_killed": False, "finished_at": now_rfc3339(),
+                      "error": "container process disappeared (its supervisor died)"}
+        restart = False
+        with c.lock:
+            if not c.running:
+                return
+            st = c.state
+            st.update(Status="exited", Running=False, Paused=False, Pid=0,
+                      ExitCode=int(result.get("exit_code", 255)), OOMKilled=bool(result.get("oom_killed")),
+                      Error=result.get("error") or "", FinishedAt=result.get("finished_at") or now_rfc3339())
+            c.shim = None
+            for hook in self.hooks:
+                try:
+                    hook.on_stop(c)
+                except Exception:
+                    log.exception("stop hook failed for %s", c.id)
+            c.exit_generation += 1
+            self.store.save(c)
+            if st["OOMKilled"]:
+                self._emit(c, "oom")
+            self._emit(c, "die", exitCode=str(st["ExitCode"]))
+            restart = self._should_restart(c)
+            if restart:
+                st.update(Restarting=True, Status="restarting")
+            c.changed.notify_all()
+        if c.host_config.get("AutoRemove") and not restart:
+            try:
+                self.remove(c.id, force=True)
+            except NotFound:
+                pass
+            except GuestError:
+                log.exception("auto-remove of %s failed", c.id)
+        elif restart:
+            threading.Thread(target=self._restart_later, args=(c,), daemon=True).start()
+
+    def _should_restart(self, c):
+        rp = c.host_config.get("RestartPolicy") or {}
+        policy = rp.get("Name") or "no"
+        if c.stop_requested or self.stopping or policy == "no":
+            return False
+        if policy == "on-failure":
+            mx = rp.get("MaximumRetryCount") or 0
+            return c.state["ExitCode"] != 0 and (mx == 0 or c.data["RestartCount"] < mx)
+        return True
+
+    def _restart_later(self, c):
+        delay = min(0.1 * (2 ** min(c.data["RestartCount"], 10)), 60.0)
+        time.sleep(delay)
+        with c.lock:
+            if c.removed or c.stop_requested or c.running or self.stopping:
+                c.state["Restarting"] = False
+                if not c.running and not c.removed:
+                    c.state["Status"] = "exited"
+                return
+            c.data["RestartCount"] += 1
+            c.state["Restarting"] = False
+            try:
+                self._start_locked(c)
+            except GuestError:
+                log.warning("restart of %s failed", c.id)
+
+    # ---- stop / kill ----------------------------------------------------------------------
+    def kill(self, ref, sig=None):
+        c = self.get(ref)
+        signum = parse_signal(sig) if sig not in (None, "") else signal.SIGKILL
+        with c.lock:
+            if not c.running or c.shim is None:
+                raise Conflict("Cannot kill container: %s: container %s is not running" % (ref, c.id))
+            if signum == signal.SIGKILL:
+                c.stop_requested = True
+            c.shim.kill(signum)
+        self._emit(c, "kill", signal=str(signum))
+
+    def stop(self, ref, timeout=None, sig=None):
+        c = self.get(ref)
+        with c.lock:
+            if not c.running:
+                raise NotModified("container already stopped")
+            c.stop_requested = True
+            if timeout is None:
+                timeout = c.config.get("StopTimeout")
+            if timeout is None:
+                timeout = 10
+            signum = parse_signal(sig or c.config.get("StopSignal") or "SIGTERM")
+            gen = c.exit_generation
+            shim = c.shim
+            if c.state.get("Paused"):
+                self._thaw(c)
+            try:
+                shim.kill(signum)
+            except GuestError:
+                pass
+            self._emit(c, "kill", signal=str(signum))
+            deadline = None if timeout < 0 else time.monotonic() + timeout
+            while c.exit_generation == gen and c.running:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                c.changed.wait(left if left is not None else 1.0)
+            if c.exit_generation == gen and c.running:
+                try:
+                    shim.kill(signal.SIGKILL)
+                except GuestError:
+                    pass
+                self._emit(c, "kill", signal="9")
+                end = time.monotonic() + 30
+                while c.exit_generation == gen and c.running and time.monotonic() < end:
+                    c.changed.wait(1.0)
+        self._emit(c, "stop")
+
+    def _thaw(self, c):
+        from ..runtime.cgroups import Cgroup
+        Cgroup(c.id).thaw()
+        c.state["Paused"] = False
+        c.state["Status"] = "running"
+
+    def restart(self, ref, timeout=None, sig=None):
+        c = self.get(ref)
+        try:
+            self.stop(c.id, timeout, sig)
+        except NotModified:
+            pass
+        with c.lock:
+            if not c.running:
+                c.stop_requested = False
+                self._start_locked(c)
+        self._emit(c, "restart")
+
+    # ---- wait -----------------------------------------------------------------------------
+    def wait(self, ref, condition="not-running", stop=lambda: False):
+        """Block until the condition holds; returns {"StatusCode": N, "Error": …}."""
+        c = self.get(ref)
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidParameter("invalid condition: %s" % condition)
+        with c.lock:
+            gen = c.exit_generation
+            while True:
+                if condition == "removed":
+                    if c.removed:
+                        break
+                elif condition == "next-exit":
+                    if c.exit_generation != gen:
+                        break
+                elif not c.running and not c.state.get("Restarting"):
+                    break
+                if stop():
+                    return None
+                c.changed.wait(0.5)
+            err = c.state.get("Error") or None
+            return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": err} if err else None}
+
+    # ---- attach ---------------------------------------------------------------------------
+    def attach_socket(self, ref, stdin, stdout, stderr, wait_start=None):
+        """A socket streaming the container's stdio (docker frames unless TTY), or None when the
+        container has exited. Before start: blocks until start connects it.
+        ``wait_start``: returns true while the caller still wants to wait."""
+        c = self.get(ref)
+        with c.lock:
+            if c.running and c.shim is not None:
+                return c.shim.attach(stdin, stdout, stderr)
+            if c.state["Status"] != "created" and not c.state.get("Restarting"):
+                return None
+            pa = PendingAttach(stdin, stdout, stderr)
+            c.pending_attaches.append(pa)
+        while not pa.ready.wait(0.5):
+            if wait_start is not None and not wait_start():
+                pa.cancelled = True
+                with c.lock:
+                    if pa in c.pending_attaches:
+                        c.pending_attaches.remove(pa)
+                return None
+        return pa.sock
+
+    def resize(self, ref, h, w):
+        c = self.get(ref)
+        with c.lock:
+            if not c.running or c.shim is None:
+                raise Conflict("Container %s is not running" % c.id)
+            c.shim.resize(h, w)
+
+    # ---- remove / rename --------------------------------------------------------------------
+    def remove(self, ref, force=False, volumes=False):
+        c = self.get(ref)
+        with c.lock:
+            if c.removing and not c.removed:
+                raise Conflict("removal of container %s is already in progress" % c.name)
+            if c.running:
+                if not force:
+                    raise Conflict("cannot remove container \"/%s\": container is running: stop the container "
+                                   "before removing or force remove" % c.name)
+                c.stop_requested = True
+                c.removing = True
+                gen = c.exit_generation
+                try:
+                    c.shim.kill(signal.SIGKILL)
+                except GuestError:
+                    pass
+                end = time.monotonic() + 30
+                while c.exit_generation == gen and c.running and time.monotonic() < end:
+                    c.changed.wait(0.5)
+            c.removing = True
+            self.store.remove(c)
+            shutil.rmtree(os.path.join(self.rootfs_root, c.id), ignore_errors=True)
+            c.changed.notify_all()
+        self._emit(c, "destroy")
+
+    def rename(self, ref, new):
+        if not new or not _NAME_OK.match(new):
+            raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % new)
+        c = self.get(ref)
+        old = c.name
+        self.store.rename(c, new.lstrip("/"))
+        self._emit(c, "rename", oldName="/" + old)
+
+    def in_use_images(self):
+        return {c.data["Image"] for c in self.store.all()}
+
+    # ---- engine restart ---------------------------------------------------------------------
+    def restore(self):
+        """After an engine (re)start: reconnect to live shims; mark the dead as exited."""
+        for c in self.store.all():
+            with c.lock:
+                if not c.running:
+                    if c.state.get("Status") in ("restarting", "running"):
+                        c.state.update(Status="exited", Restarting=False)
+                        self.store.save(c)
+                    continue
+                shim = ShimClient(c.bundle)
+                if _shim_alive(shim):
+                    c.shim = shim
+                    threading.Thread(target=self._monitor, args=(c, shim), daemon=True).start()
+                    continue
+            self._on_exit(c, shim.read_exit())
+
+    def shutdown(self):
+        self.stopping = True
+
+
+def _shim_alive(shim):
+    try:
+        return shim.state().get("status") != "exited"
+    except GuestError:
+        return False
+
+
+def _container_resolv_conf(dns, search, options, host_path="/etc/resolv.conf"):
+    """The container's resolv.conf: the host's, loopback resolvers dropped, as docker does."""
+    servers, searches, opts = [], [], []
+    try:
+        with open(host_path) as f:
+            for line in f:
+                p = line.split()
+                if not p or p[0].startswith("#"):
+                    continue
+                if p[0] == "nameserver" and len(p) > 1 and not (p[1].startswith("127.") or p[1] == "::1"):
+                    servers.append(p[1])
+                elif p[0] == "search":
+                    searches = p[1:]
+                elif p[0] == "options":
+                    opts = p[1:]
+    except OSError:
+        pass
+    if dns:
+        servers = list(dns)
+    if search:
+        searches = list(search)
+    if options:
+        opts = list(options)
+    if not servers:
+        servers = ["8.8.8.8", "8.8.4.4"]  # docker's fallback when the host has only loopback
+    out = ["nameserver %s" % s for s in servers]
+    if searches:
+        out.append("search " + " ".join(searches))
+    if opts:
+        out.append("options " + " ".join(opts))
+    return "\n".join(out) + "\n"

@@ -1,0 +1,168 @@
+"""What the cgroup of a running container tells and takes: stats, top, pause, update."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+from ..errors import Conflict, InvalidParameter
+from ..runtime.cgroups import Cgroup
+from ..util import ZERO_TIME, now_rfc3339
+from .config import validate_host_config
+
+
+def _system_cpu_ns():
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:8]
+    return sum(int(x) for x in parts) * (1_000_000_000 // os.sysconf("SC_CLK_TCK"))
+
+
+def _sample(c):
+    if not c.running:
+        return None
+    try:
+        s = Cgroup(c.id).stats()
+    except OSError:
+        return None
+    return s
+
+
+def _stats_json(c, cur, pre, read_at, pre_at, sys_cur, sys_pre):
+    ncpu = os.cpu_count() or 1
+
+    def cpu(s, sysns):
+        c = (s or {}).get("cpu") or {}
+        d = {"cpu_usage": {"total_usage": int(c.get("total_ns", 0)), "usage_in_kernelmode": 0,
+                           "usage_in_usermode": 0},
+             "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+        if s:
+            d["system_cpu_usage"] = sysns
+            d["online_cpus"] = ncpu
+        if c.get("percpu_ns"):
+            d["cpu_usage"]["percpu_usage"] = [int(x) for x in c["percpu_ns"]]
+        return d
+
+    mem, pids = {}, {}
+    if cur:
+        m = cur.get("memory") or {}
+        limit = int(m.get("limit", 0))
+        if not limit or limit >= 1 << 62:
+            try:
+                with open("/proc/meminfo") as f:
+                    limit = int(f.readline().split()[1]) * 1024
+            except OSError:
+                limit = 0
+        mem = {"usage": int(m.get("usage", 0)), "limit": limit,
+               "stats": {k: int(v) for k, v in (m.get("stats") or {}).items() if str(v).isdigit()}}
+        pids = {"current": int((cur.get("pids") or {}).get("current", 0))}
+        plim = c.host_config.get("PidsLimit") or 0
+        if plim > 0:
+            pids["limit"] = plim
+    return {"read": read_at, "preread": pre_at, "pids_stats": pids, "blkio_stats": {
+                "io_service_bytes_recursive": None, "io_serviced_recursive": None, "io_queue_recursive": None,
+                "io_service_time_recursive": None, "io_wait_time_recursive": None, "io_merged_recursive": None,
+                "io_time_recursive": None, "sectors_recursive": None},
+            "num_procs": 0, "storage_stats": {}, "cpu_stats": cpu(cur, sys_cur),
+            "precpu_stats": cpu(pre, sys_pre), "memory_stats": mem, "name": "/" + c.name, "id": c.id}
+
+
+def stats(c, stream=True, one_shot=False, stop=lambda: False, interval=1.0):
+    """Yield docker's stats JSON: once (with a previous sample ~0.5 s before, or none with
+    ``one_shot``), or every ``interval`` seconds while ``stream`` and the container runs."""
+    pre, pre_at, sys_pre = None, ZERO_TIME, 0
+    if not stream and not one_shot:
+        pre, pre_at, sys_pre = _sample(c), now_rfc3339(), _system_cpu_ns()
+        time.sleep(0.5)
+    while True:
+        cur, at, sysns = _sample(c), now_rfc3339(), _system_cpu_ns()
+        yield _stats_json(c, cur, pre, at, pre_at, sysns, sys_pre)
+        if not stream or stop() or not c.running:
+            return
+        pre, pre_at, sys_pre = cur, at, sysns
+        end = time.monotonic() + interval
+        while time.monotonic() < end:
+            if stop():
+                return
+            time.sleep(0.1)
+
+
+def top(c, ps_args=""):
+    """docker top: the host's ``ps`` output limited to the container's processes."""
+    if not c.running:
+        raise Conflict("Container %s is not running" % c.id)
+    pids = set(Cgroup(c.id).pids())
+    args = ps_args.split() if ps_args else ["-ef"]
+    r = subprocess.run(["ps"] + args, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise InvalidParameter("ps: %s" % (r.stderr.strip() or "failed"))
+    lines = r.stdout.splitlines()
+    if not lines:
+        return {"Titles": [], "Processes": []}
+    titles = lines[0].split()
+    try:
+        pid_col = titles.index("PID")
+    except ValueError:
+        raise InvalidParameter("Couldn't find PID field in ps output")
+    procs = []
+    for line in lines[1:]:
+        fields = line.split(None, len(titles) - 1)
+        if len(fields) < len(titles):
+            continue
+        try:
+            if int(fields[pid_col]) in pids:
+                procs.append(fields)
+        except ValueError:
+            continue
+    return {"Titles": titles, "Processes": procs}
+
+
+def pause(manager, c):
+    with c.lock:
+        if not c.running:
+            raise Conflict("Container %s is not running" % c.id)
+        if c.state.get("Paused"):
+            raise Conflict("Container %s is already paused" % c.id)
+        Cgroup(c.id).freeze()
+        c.state.update(Paused=True, Status="paused")
+        manager.store.save(c)
+    manager._emit(c, "pause")
+
+
+def unpause(manager, c):
+    with c.lock:
+        if not c.state.get("Paused"):
+            raise Conflict("Container %s is not paused" % c.id)
+        Cgroup(c.id).thaw()
+        c.state.update(Paused=False, Status="running")
+        manager.store.save(c)
+    manager._emit(c, "unpause")
+
+
+_UPDATABLE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",
+              "PidsLimit", "CpusetCpus", "RestartPolicy")
+
+
+def update(manager, c, body):
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON body: an object is required")
+    for k in body:
+        if k not in _UPDATABLE and body[k] not in (None, 0, "", [], {}):
+            raise InvalidParameter("updating %s is not supported" % k)
+    with c.lock:
+        hc = dict(c.host_config)
+        hc.update({k: v for k, v in body.items() if k in _UPDATABLE and v is not None})
+        if body.get("Memory") and not body.get("MemorySwap") and c.host_config.get("MemorySwap", 0) not in (0, -1):
+            if hc["Memory"] > hc["MemorySwap"]:
+                raise InvalidParameter("Memory limit should be smaller than already set memoryswap limit, "
+                                       "update the memoryswap at the same time")
+        validate_host_config(hc)
+        if c.running:
+            Cgroup(c.id).update({"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0,
+                                 "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
+                                 "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
+                                 "pids_limit": hc.get("PidsLimit") or 0, "cpuset_cpus": hc.get("CpusetCpus") or ""})
+        c.data["HostConfig"] = hc
+        manager.store.save(c)
+    manager._emit(c, "update")
+    return {"Warnings": []}

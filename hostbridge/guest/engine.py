@@ -1,0 +1,217 @@
+"""The backend the API routes call: containers, images, events, and the system views."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import time
+
+from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from .containers import logs as logs_mod
+from .containers import views
+from .containers.execs import ExecManager
+from .containers.manager import ContainerManager
+from .errors import Conflict, InvalidParameter, NotFound
+from .events import Events
+from .images.store import ImageStore
+from .util import now_rfc3339
+
+
+def go_arch():
+    m = platform.machine().lower()
+    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+            "armv7l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x"}.get(m, m)
+
+
+class Engine:
+    """Everything the routers need, behind one narrow object."""
+
+    def __init__(self, root):
+        self.root = root
+        self.started = time.time()
+        self.events = Events()
+        self.images = ImageStore(root)
+        self.containers = ContainerManager(root, self.images, self.events)
+        self.execs = ExecManager(self.containers, self.events)
+        self.containers.restore()
+
+    def shutdown(self):
+        self.containers.shutdown()
+
+    # ---- system ---------------------------------------------------------------------------
+    def version(self):
+        uname = os.uname()
+        comp = {"Name": "Engine", "Version": ENGINE_VERSION,
+                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
+                            "Arch": go_arch(), "KernelVersion": uname.release, "GoVersion": "python" + platform.python_version(),
+                            "GitCommit": "", "BuildTime": "", "Experimental": "false"}}
+        return {"Platform": {"Name": "hostbridge engine"}, "Components": [comp], "Version": ENGINE_VERSION,
+                "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "",
+                "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": go_arch(),
+                "KernelVersion": uname.release, "BuildTime": "", "Experimental": False}
+
+    def info(self):
+        cs = self.containers.store.all()
+        running = sum(1 for c in cs if c.running and not c.state.get("Paused"))
+        paused = sum(1 for c in cs if c.state.get("Paused"))
+        from .runtime import cgroups
+        mem = 0
+        try:
+            with open("/proc/meminfo") as f:
+                mem = int(f.readline().split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return {
+            "ID": self._engine_id(), "Containers": len(cs), "ContainersRunning": running,
+            "ContainersPaused": paused, "ContainersStopped": len(cs) - running - paused,
+            "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
+            "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
+            "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
+            "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
+            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
+            "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
+            "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if all(v == "v2" for v, _ in cgroups.layout().values()) else "1",
+            "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
+            "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
+            "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": {
+                "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.root,
+            "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(),
+            "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
+            "Runtimes": {"hostbridge": {"path": "hostbridge-shim"}}, "DefaultRuntime": "hostbridge",
+            "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                      "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "SecurityOptions": [
+                "name=seccomp,profile=unconfined"], "Warnings": [],
+            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+        }
+
+    def _engine_id(self):
+        p = os.path.join(self.root, "engine-id")
+        try:
+            with open(p) as f:
+                return f.read().strip()
+        except FileNotFoundError:
+            import uuid
+            eid = str(uuid.uuid4())
+            with open(p, "w") as f:
+                f.write(eid)
+            return eid
+
+    def auth(self, body):
+        raise InvalidParameter("login is not supported by this engine yet")
+
+    def pull(self, req, resp):
+        ref = req.query.get("fromImage", "")
+        if req.query.get("tag"):
+            ref += (":" if not req.query["tag"].startswith("sha256:") else "@") + req.query["tag"]
+        raise NotFound("pull access denied for %s: pulling from registries is not available in this engine "
+                       "yet; load the image with `docker load` or `docker import`" % ref)
+
+    def commit(self, ref, repo_tag, config, comment, author, changes, pause=True):
+        """docker commit: the container's upper dir becomes a layer over its image."""
+        c = self.containers.get(ref)
+        if self.images.driver == "vfs":
+            raise InvalidParameter("docker commit is not available with the vfs storage driver")
+        cfg = dict(c.config)
+        if config:
+            cfg.update({k: v for k, v in config.items() if v not in (None, "")})
+        image_id = self.images.commit(c.data["Image"], self.containers.upper_dir(c), config=cfg, author=author,
+                                      comment=comment, changes=changes, ref=repo_tag, container_id=c.id,
+                                      container_config=c.config)
+        self.containers._emit(c, "commit")
+        return image_id
+
+    # ---- containers -----------------------------------------------------------------------
+    def _dir_size(self, c):
+        return (views.dir_size_of(self.containers.upper_dir(c)), 0)
+
+    def _image_name(self, image_id):
+        return None
+
+    def list_containers(self, all=False, limit=-1, size=False, filters=None):
+        f = views.normalize_filters(filters)
+        cs = sorted(self.containers.store.all(), key=lambda c: c.data["Created"], reverse=True)
+        out = []
+        for c in cs:
+            if not all and not c.running and "status" not in f and "exited" not in f and limit in (None, -1, 0):
+                continue
+            if not views.matches(c, f, self.images.resolve, self.containers.get):
+                continue
+            out.append(views.summary(c, size, self._dir_size))
+            if limit and limit > 0 and len(out) >= limit:
+                break
+        return out
+
+    def inspect_container(self, ref, size=False):
+        return views.inspect(self.containers.get(ref), size, self._dir_size)
+
+    def logs(self, ref, stdout=True, stderr=True, tail=None, since=0.0, until=0.0, follow=False,
+             stop=lambda: False):
+        c = self.containers.get(ref)
+        if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
+            raise InvalidParameter('configured logging driver does not support reading')
+        return logs_mod.read(c.log_path, stdout, stderr, tail, since, until, follow,
+                             is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
+
+    def prune_containers(self, filters=None):
+        f = views.normalize_filters(filters)
+        deleted, reclaimed = [], 0
+        for c in self.containers.store.all():
+            if c.running or c.state.get("Restarting"):
+                continue
+            if "label" in f and not views._label_match(c.config.get("Labels") or {}, f["label"]):
+                continue
+            if "until" in f:
+                from .util import parse_time
+                lim = f["until"][0]
+                try:
+                    t = float(lim)
+                except ValueError:
+                    t = parse_time(lim).timestamp()
+                if parse_time(c.data["Created"]).timestamp() >= t:
+                    continue
+            reclaimed += self._dir_size(c)[0]
+            try:
+                self.containers.remove(c.id)
+                deleted.append(c.id)
+            except (Conflict, NotFound):
+                pass
+        self.events.emit("container", "prune", "", {"reclaimed": str(reclaimed)})
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # ---- images ---------------------------------------------------------------------------
+    def _images_in_use(self):
+        """{image_id: [(container_id, running)]}, as the image store's delete rules need."""
+        used = {}
+        for c in self.containers.store.all():
+            used.setdefault(c.data["Image"], []).append((c.id, c.running))
+        return used
+
+    def delete_image(self, name, force=False, prune=True):
+        res = self.images.delete(name, force=force, prune=prune, in_use=self._images_in_use())
+        for item in res:
+            for k, v in item.items():
+                self.events.emit("image", "untag" if k == "Untagged" else "delete", v, {"name": v})
+        return res
+
+    def prune_images(self, filters=None):
+        f = views.normalize_filters(filters)
+        dangling_only = [x.lower() for x in f.pop("dangling", ["true"])] != ["false"]
+        res = self.images.prune(dangling_only=dangling_only, in_use=self._images_in_use(), filters=f)
+        if not res.get("ImagesDeleted"):
+            res["ImagesDeleted"] = None
+        return res
+
+
+def _os_name():
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return "Linux"

@@ -1,0 +1,146 @@
+"""Layers on disk, keyed by chain id: ``layers/<chainid-hex>/{diff/,layer.tar,meta.json}``.
+
+A layer is extracted into a private temp dir (outside any lock: it is the slow part) and renamed
+into place only when complete, so no partial layer is ever visible under ``layers/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+from .. import util
+from . import tarsafe
+from ..errors import InvalidParameter, NotFound
+
+
+def chain_id(parent_chain, diff_id: str) -> str:
+    """Docker's chain id: the diff id for a base layer, else sha256 of ``"parent diffid"``."""
+    if not parent_chain:
+        return diff_id
+    return "sha256:" + hashlib.sha256(("%s %s" % (parent_chain, diff_id)).encode()).hexdigest()
+
+
+def chain_ids(diff_ids) -> list:
+    """The chain ids of a stack of diff ids, bottom first."""
+    out, parent = [], None
+    for d in diff_ids:
+        parent = chain_id(parent, d)
+        out.append(parent)
+    return out
+
+
+def _hex(digest: str) -> str:
+    return digest.split(":", 1)[-1]
+
+
+class Pending:
+    """A layer extracted into a temp dir, waiting to be put in place (or discarded)."""
+
+    def __init__(self, tmp_dir, meta):
+        self.tmp_dir, self.meta = tmp_dir, meta
+
+    @property
+    def chain_id(self):
+        return self.meta["chain_id"]
+
+
+class LayerStore:
+    """The layer directories under ``root`` (``ROOT/images/layers``); ``tmp`` is on the same fs."""
+
+    def __init__(self, root: str, tmp: str):
+        self.root, self.tmp = util.makedirs(root), util.makedirs(tmp)
+        self._meta = {}
+
+    def path(self, chain: str) -> str:
+        return os.path.join(self.root, _hex(chain))
+
+    def diff_dir(self, chain: str) -> str:
+        return os.path.join(self.path(chain), "diff")
+
+    def tar_path(self, chain: str) -> str:
+        return os.path.join(self.path(chain), "layer.tar")
+
+    def exists(self, chain: str) -> bool:
+        return os.path.isfile(os.path.join(self.path(chain), "meta.json"))
+
+    def meta(self, chain: str) -> dict:
+        """Raises NotFound when the layer is missing."""
+        m = self._meta.get(chain)
+        if m is None:
+            m = util.read_json(os.path.join(self.path(chain), "meta.json"))
+        if m is not None:
+            self._meta[chain] = m  # a layer never changes once in place
+        else:
+            raise NotFound("layer %s does not exist: the image store is damaged; remove the "
+                           "image and load or pull it again" % chain)
+        return m
+
+    def all(self) -> list:
+        return ["sha256:" + n for n in os.listdir(self.root) if not n.startswith(".")]
+
+    def extract(self, stream, parent_chain=None, expected_diff_id=None,
+                expected_digest=None, whiteouts="overlay") -> Pending:
+        """Extract a layer tar stream into a temp dir.
+
+        Args:
+            stream: readable binary stream of the (possibly compressed) layer tar.
+            parent_chain: chain id of the layer below, or None for a base layer.
+            expected_diff_id: when given, the uncompressed stream must hash to it.
+            expected_digest: when given, the stream as given must hash to it (a blob digest).
+
+        Returns:
+            Pending: commit it with ``put`` or drop it with ``discard``.
+
+        Raises:
+            InvalidParameter: corrupt stream or a digest mismatch; UnsafeArchive.
+        """
+        tmp_dir = tempfile.mkdtemp(prefix=".layer-", dir=self.tmp)
+        try:
+            diff = os.path.join(tmp_dir, "diff")
+            os.mkdir(diff, 0o755)
+            with open(os.path.join(tmp_dir, "layer.tar"), "wb") as keep:
+                info = tarsafe.extract(stream, diff, whiteouts, keep)
+            if expected_digest and info["digest"] != expected_digest:
+                raise InvalidParameter("layer blob %s is corrupt: its content hashes to %s"
+                                       % (expected_digest, info["digest"]))
+            if expected_diff_id and info["diff_id"] != expected_diff_id:
+                raise InvalidParameter("layer %s does not match its image config: its content "
+                                       "hashes to %s" % (expected_diff_id, info["diff_id"]))
+            meta = {"diff_id": info["diff_id"], "parent": parent_chain or "",
+                    "size": info["size"], "chain_id": chain_id(parent_chain, info["diff_id"])}
+            util.write_json(os.path.join(tmp_dir, "meta.json"), meta)
+            return Pending(tmp_dir, meta)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+
+    def put(self, pending: Pending) -> bool:
+        """Move a pending layer into place (caller holds the store lock). False if it existed."""
+        if self.exists(pending.chain_id):
+            self.discard(pending)
+            return False
+        dest = self.path(pending.chain_id)
+        shutil.rmtree(dest, ignore_errors=True)  # a dir without meta.json is a crashed leftover
+        os.rename(pending.tmp_dir, dest)
+        return True
+
+    def discard(self, pending: Pending) -> None:
+        shutil.rmtree(pending.tmp_dir, ignore_errors=True)
+
+    def remove(self, chain: str) -> None:
+        """Delete a layer: rename it aside first so a half-deleted layer is never visible."""
+        self._meta.pop(chain, None)
+        src = self.path(chain)
+        if not os.path.exists(src):
+            return
+        trash = tempfile.mkdtemp(prefix=".rm-", dir=self.tmp)
+        os.rename(src, os.path.join(trash, "layer"))
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def clean_tmp(self) -> None:
+        """Remove leftovers of a crashed extraction or deletion (at engine start)."""
+        for n in os.listdir(self.tmp):
+            shutil.rmtree(os.path.join(self.tmp, n), ignore_errors=True)

@@ -1,0 +1,347 @@
+"""Safe extraction of layer tars: nothing a tar says can write outside its destination.
+
+Names are made relative to the destination as docker does (``/etc/x`` → ``etc/x``); ``..``
+escapes are refused. Parents are walked one component at a time with ``O_NOFOLLOW``, so a
+member never goes through a symlink, not even one to a place inside the layer (docker would
+follow it inside a chroot; refusing is the simpler safe rule and real layers never need it).
+Symlinks whose relative target climbs out of the root are refused (docker's rule), hard links
+must name a file already in the destination.
+
+Whiteouts: ``overlay`` mode turns AUFS ``.wh.NAME`` into a char device 0/0 and
+``.wh..wh..opq`` into ``trusted.overlay.opaque=y`` (a layer dir for overlayfs); ``apply`` mode
+deletes what they name (building a flat rootfs for the vfs driver).
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import gzip
+import hashlib
+import lzma
+import os
+import shutil
+import stat
+import tarfile
+import zlib
+
+from ..errors import InvalidParameter, UnsafeArchive
+
+WH_PREFIX = ".wh."
+WH_OPAQUE = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+_CHUNK = 1 << 20
+_IS_ROOT = os.geteuid() == 0
+
+# Errors a corrupt, truncated or foreign stream raises somewhere in tarfile or a decompressor.
+STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
+
+
+class HashingReader:
+    """Pass bytes through while counting and hashing them (optionally copying to ``tee``)."""
+
+    def __init__(self, raw, tee=None):
+        self.raw, self.tee = raw, tee
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def read(self, n=-1):
+        data = self.raw.read(n)
+        if data:
+            self.sha.update(data)
+            self.size += len(data)
+            if self.tee is not None:
+                self.tee.write(data)
+        return data
+
+    def drain(self):
+        """Read to the end, so the hash covers bytes a parser left unread (tar padding)."""
+        while self.read(_CHUNK):
+            pass
+
+    def digest(self) -> str:
+        return "sha256:" + self.sha.hexdigest()
+
+
+class _Prefixed:
+    """A reader that first returns ``head`` (bytes already peeked), then the rest of ``raw``."""
+
+    def __init__(self, head, raw):
+        self.head, self.raw = head, raw
+
+    def read(self, n=-1):
+        if self.head:
+            if n is None or n < 0:
+                data, self.head = self.head + self.raw.read(), b""
+                return data
+            data, self.head = self.head[:n], self.head[n:]
+            return data
+        return self.raw.read(n)
+
+
+def decompressed(raw):
+    """Wrap ``raw`` in the decompressor its magic bytes name (gzip, bzip2, xz) or none.
+
+    Raises:
+        InvalidParameter: the stream is zstd-compressed (not in the standard library).
+    """
+    head = b""
+    while len(head) < 6:
+        more = raw.read(6 - len(head))
+        if not more:
+            break
+        head += more
+    stream = _Prefixed(head, raw)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=stream, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(stream)
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(stream)
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        raise InvalidParameter("zstd-compressed layers are not supported by this engine: "
+                               "recompress the image with gzip or save it uncompressed")
+    return stream
+
+
+def clean_name(name: str, member: str = None) -> str:
+    """Normalise a path relative to the root (``/etc/x`` → ``etc/x``); refuse ``..`` escapes.
+
+    Args:
+        name: the path as the tar gives it.
+        member: the member it belongs to, when ``name`` is a link target (for the message).
+
+    Raises:
+        UnsafeArchive: the path climbs above the root.
+    """
+    parts = []
+    for p in name.replace("\\", "/").split("/"):
+        if p in ("", "."):
+            continue
+        if p == "..":
+            if not parts:
+                what = "its link target %r" % name if member else "its path"
+                raise UnsafeArchive("refusing tar member %r: %s escapes the destination"
+                                    % (member or name, what))
+            parts.pop()
+        else:
+            parts.append(p)
+    return "/".join(parts)
+
+
+def _lexists_at(name, dir_fd):
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+class Extractor:
+    """Extract tar members under ``dest`` (a directory we own) without following any symlink.
+
+    Args:
+        dest: the destination directory (exists).
+        whiteouts: ``"overlay"`` (convert to overlay whiteouts) or ``"apply"`` (delete).
+    """
+
+    def __init__(self, dest: str, whiteouts: str = "overlay"):
+        self.dest = os.path.abspath(dest)
+        self.whiteouts = whiteouts
+        self.root_fd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY)
+        self.dir_times = []      # set after all members: children change a dir's mtime
+        self.created = set()     # paths written by this layer (apply-mode opaque dirs keep them)
+        self.size = 0            # docker's layer size: file bytes plus symlink target lengths
+
+    def close(self):
+        os.close(self.root_fd)
+
+    def _parent_fd(self, rel, member, create=True):
+        """Open the parent dir of ``rel`` walking real directories only; create missing ones."""
+        fd = os.dup(self.root_fd)
+        parts = rel.split("/")[:-1]
+        try:
+            for i, p in enumerate(parts):
+                try:
+                    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(p, 0o755, dir_fd=fd)
+                    nfd = os.open(p, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        raise UnsafeArchive("refusing tar member %r: its parent %r is not a real "
+                                            "directory (writing through symlinks is not allowed)"
+                                            % (member, "/".join(parts[:i + 1])))
+                    raise
+                os.close(fd)
+                fd = nfd
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _remove_at(self, name, fd, rel):
+        st = _lexists_at(name, fd)
+        if st is None:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(os.path.join(self.dest, rel))
+        else:
+            os.unlink(name, dir_fd=fd)
+
+    def add(self, ti: tarfile.TarInfo, tar: tarfile.TarFile):
+        """Extract one member (``tar`` gives its data)."""
+        rel = clean_name(ti.name)
+        if not rel:
+            return  # the root itself ("./"): docker keeps the destination's own metadata
+        base = rel.rsplit("/", 1)[-1]
+        if base.startswith(WH_PREFIX):
+            return self._whiteout(rel, base, ti)
+        if ti.issym():
+            target = os.path.normpath(os.path.join(os.path.dirname(rel), ti.linkname))
+            if not ti.linkname.startswith("/") and (target == ".." or target.startswith("../")):
+                raise UnsafeArchive("refusing tar member %r: symlink target %r escapes the "
+                                    "destination" % (ti.name, ti.linkname))
+        fd = self._parent_fd(rel, ti.name)
+        try:
+            existing = _lexists_at(base, fd)
+            if existing is not None and not (ti.isdir() and stat.S_ISDIR(existing.st_mode)):
+                self._remove_at(base, fd, rel)
+            self._create(ti, tar, base, fd, rel)
+            self.created.add(rel)
+            if not ti.islnk():
+                self._set_meta(ti, base, fd, rel)
+        finally:
+            os.close(fd)
+
+    def _create(self, ti, tar, base, fd, rel):
+        if ti.isdir():
+            if _lexists_at(base, fd) is None:
+                os.mkdir(base, 0o700, dir_fd=fd)
+        elif ti.isreg():
+            src = tar.extractfile(ti)
+            out = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+            with os.fdopen(out, "wb") as f:
+                shutil.copyfileobj(src, f, _CHUNK)
+            self.size += ti.size
+        elif ti.issym():
+            os.symlink(ti.linkname, base, dir_fd=fd)
+            self.size += len(ti.linkname.encode())
+        elif ti.islnk():
+            target = clean_name(ti.linkname, ti.name)
+            missing = UnsafeArchive("refusing tar member %r: hard link target %r is not in the "
+                                    "layer" % (ti.name, ti.linkname))
+            try:
+                tfd = self._parent_fd(target, ti.name, create=False)
+            except FileNotFoundError:
+                raise missing from None
+            try:
+                tbase = target.rsplit("/", 1)[-1]
+                if not target or _lexists_at(tbase, tfd) is None:
+                    raise missing
+                try:
+                    os.link(tbase, base, src_dir_fd=tfd, dst_dir_fd=fd, follow_symlinks=False)
+                except PermissionError:  # a directory: no tar tool makes such a link
+                    raise InvalidParameter("invalid tar member %r: hard link to directory %r"
+                                           % (ti.name, ti.linkname)) from None
+            finally:
+                os.close(tfd)
+        elif ti.ischr() or ti.isblk() or ti.isfifo():
+            kind = stat.S_IFCHR if ti.ischr() else stat.S_IFBLK if ti.isblk() else stat.S_IFIFO
+            os.mknod(base, kind | 0o600, os.makedev(ti.devmajor, ti.devminor), dir_fd=fd)
+        else:
+            raise InvalidParameter("unsupported tar member type %r for %r" % (ti.type, ti.name))
+
+    def _set_meta(self, ti, base, fd, rel):
+        if _IS_ROOT:
+            os.chown(base, ti.uid, ti.gid, dir_fd=fd, follow_symlinks=False)
+        path = os.path.join(self.dest, rel)
+        for key, value in ti.pax_headers.items():
+            # trusted.overlay.* from a tar would inject whiteout semantics the tar doesn't show.
+            if key.startswith("SCHILY.xattr.") and not key[13:].startswith("trusted.overlay."):
+                try:
+                    os.setxattr(path, key[13:], value.encode("utf-8", "surrogateescape"),
+                                follow_symlinks=False)
+                except OSError as e:
+                    if e.errno not in (errno.ENOTSUP, errno.EPERM):
+                        raise
+        if ti.issym():
+            os.utime(base, ns=(ti.mtime * 10 ** 9,) * 2, dir_fd=fd, follow_symlinks=False)
+            return
+        os.chmod(base, ti.mode & 0o7777, dir_fd=fd)  # chown first: it clears setuid bits
+        mtime_ns = int(ti.mtime * 10 ** 9)
+        if ti.isdir():
+            self.dir_times.append((rel, mtime_ns))
+        else:
+            os.utime(base, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
+
+    def _whiteout(self, rel, base, ti):
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        fd = self._parent_fd(rel, ti.name)
+        try:
+            if base == WH_OPAQUE:
+                if self.whiteouts == "overlay":
+                    os.setxattr(os.path.join(self.dest, parent), OPAQUE_XATTR, b"y",
+                                follow_symlinks=False)
+                else:
+                    for child in os.listdir(fd):
+                        crel = (parent + "/" + child) if parent else child
+                        if crel not in self.created:
+                            self._remove_at(child, fd, crel)
+                return
+            if base.startswith(WH_PREFIX + WH_PREFIX):
+                return  # other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): docker skips it too
+            name = base[len(WH_PREFIX):]
+            nrel = (parent + "/" + name) if parent else name
+            self._remove_at(name, fd, nrel)
+            if self.whiteouts == "overlay":
+                os.mknod(name, stat.S_IFCHR | 0o600, 0, dir_fd=fd)
+                if _IS_ROOT:
+                    os.chown(name, ti.uid, ti.gid, dir_fd=fd, follow_symlinks=False)
+                self.created.add(nrel)
+        finally:
+            os.close(fd)
+
+    def finish(self):
+        """Set directory times (deepest first) now that no member will touch them again."""
+        for rel, ns in sorted(self.dir_times, key=lambda t: -t[0].count("/")):
+            os.utime(os.path.join(self.dest, rel), ns=(ns, ns), follow_symlinks=False)
+
+
+def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None):
+    """Extract a (possibly compressed) layer tar stream into ``dest`` in one pass.
+
+    Args:
+        raw: a readable binary stream (plain, gzip, bzip2 or xz tar).
+        dest: an existing directory to fill.
+        whiteouts: ``"overlay"`` or ``"apply"`` (see the module docstring).
+        keep_tar: a writable file that receives the uncompressed tar, or None.
+
+    Returns:
+        dict: ``diff_id`` (sha256 of the uncompressed tar), ``size`` (docker's layer size),
+        ``digest`` and ``compressed_size`` (of the raw stream as given).
+
+    Raises:
+        UnsafeArchive: a member would escape ``dest`` (names the member).
+        InvalidParameter: the stream is not a readable tar (corrupt, truncated, zstd).
+    """
+    outer = HashingReader(raw)
+    try:
+        inner = HashingReader(decompressed(outer), keep_tar)
+        ex = Extractor(dest, whiteouts)
+        try:
+            with tarfile.open(fileobj=inner, mode="r|") as tar:
+                for ti in tar:
+                    ex.add(ti, tar)
+            inner.drain()
+            outer.drain()
+            ex.finish()
+        finally:
+            ex.close()
+    except (UnsafeArchive, InvalidParameter):
+        raise
+    except STREAM_ERRORS as e:
+        raise InvalidParameter("invalid tar stream: %s (is the archive truncated or corrupt?)" % e)
+    return {"diff_id": inner.digest(), "size": ex.size, "digest": outer.digest(),
+            "compressed_size": outer.size}

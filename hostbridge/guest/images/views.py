@@ -1,0 +1,267 @@
+"""Read-only views of the store in the Docker Engine API's shapes: list, inspect, history."""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+
+from .. import util
+from ..errors import InvalidParameter
+
+_LIST_FILTERS = {"dangling", "label", "label!", "before", "since", "reference", "until"}
+_PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
+
+# container.Config as docker fills it in image inspect (keys in docker's order).
+_CONTAINER_CONFIG = (("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False),
+                     ("AttachStdout", False), ("AttachStderr", False), ("ExposedPorts", None),
+                     ("Tty", False), ("OpenStdin", False), ("StdinOnce", False), ("Env", None),
+                     ("Cmd", None), ("Healthcheck", None), ("ArgsEscaped", None), ("Image", ""),
+                     ("Volumes", None), ("WorkingDir", ""), ("Entrypoint", None),
+                     ("NetworkDisabled", None), ("MacAddress", None), ("OnBuild", None),
+                     ("Labels", None), ("StopSignal", None), ("StopTimeout", None), ("Shell", None))
+_OMIT_WHEN_NONE = {"ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisabled", "MacAddress",
+                   "StopSignal", "StopTimeout", "Shell"}
+
+
+def machine_arch() -> str:
+    """This machine's architecture in Go's names (amd64, arm64, …)."""
+    m = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
+            "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(m, m)
+
+
+def container_config(cfg) -> dict:
+    """An image's ``config`` with every container.Config key docker shows (None → defaults)."""
+    cfg = cfg or {}
+    out = {}
+    for key, default in _CONTAINER_CONFIG:
+        v = cfg.get(key, default)
+        if v is None and key in _OMIT_WHEN_NONE:
+            continue
+        out[key] = v
+    for key, v in cfg.items():
+        out.setdefault(key, v)
+    return out
+
+
+def normalize_filters(filters, allowed) -> dict:
+    """Docker's filters ({"k": ["v"]} or {"k": {"v": true}}) as {"k": [values]}.
+
+    Raises:
+        InvalidParameter: an unknown filter name (``invalid filter 'x'``).
+    """
+    out = {}
+    for k, v in (filters or {}).items():
+        if k not in allowed:
+            raise InvalidParameter("invalid filter '%s'" % k)
+        out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else list(v)
+    return out
+
+
+def _parse_until(text: str) -> float:
+    m = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", text)
+    if m:
+        secs = 0.0
+        for num, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text):
+            secs += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
+        return time.time() - secs
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return util.parse_time(text).timestamp()
+    except ValueError:
+        raise InvalidParameter("invalid filter 'until=%s': not a timestamp or duration" % text)
+
+
+def _bool_filter(name, values) -> bool:
+    v = values[-1].lower()
+    if v in ("true", "1"):
+        return True
+    if v in ("false", "0"):
+        return False
+    raise InvalidParameter("Invalid filter '%s=%s'" % (name, values[-1]))
+
+
+def _labels_match(labels, filters) -> bool:
+    labels = labels or {}
+    for spec in filters.get("label", []):
+        k, eq, v = spec.partition("=")
+        if k not in labels or (eq and labels[k] != v):
+            return False
+    for spec in filters.get("label!", []):
+        k, eq, v = spec.partition("=")
+        if k in labels and (not eq or labels[k] == v):
+            return False
+    return True
+
+
+def _glob(pattern: str):
+    """Go's path.Match as a regex: ``*`` and ``?`` never cross ``/``."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            j = pattern.find("]", i)
+            if j == -1:
+                raise InvalidParameter("invalid reference filter %r: unclosed '['" % pattern)
+            body = pattern[i + 1:j]
+            out += "[" + ("^" + body[1:] if body.startswith("^") else body) + "]"
+            i = j
+        else:
+            out += re.escape(c)
+        i += 1
+    return re.compile(out + r"\Z")
+
+
+def _ref_matches(patterns, ref) -> bool:
+    for p in patterns:
+        rx = _glob(p)
+        if rx.match(ref.familiar()) or (ref.tag and rx.match(ref.familiar_name)):
+            return True
+    return False
+
+
+def created_unix(store, iid) -> int:
+    return util.unix_time(store.config(iid).get("created") or "")
+
+
+def matches_prune_filters(store, iid, filters) -> bool:
+    f = normalize_filters(filters, _PRUNE_FILTERS)
+    if "until" in f and created_unix(store, iid) >= _parse_until(f["until"][-1]):
+        return False
+    return _labels_match((store.config(iid).get("config") or {}).get("Labels"), f)
+
+
+def list_images(store, all_images=False, filters=None) -> list:
+    """Docker's ``GET /images/json``: ImageSummary dicts, newest first.
+
+    Args:
+        all_images: include intermediate images (untagged parents of other images).
+        filters: ``dangling``, ``label``, ``label!``, ``before``, ``since``, ``reference``, ``until``.
+
+    Raises:
+        InvalidParameter: a bad filter. NotFound: ``before``/``since`` name no image.
+    """
+    f = normalize_filters(filters, _LIST_FILTERS)
+    dangling = _bool_filter("dangling", f["dangling"]) if "dangling" in f else None
+    before = created_unix(store, store.resolve(f["before"][-1])) if "before" in f else None
+    since = created_unix(store, store.resolve(f["since"][-1])) if "since" in f else None
+    until = _parse_until(f["until"][-1]) if "until" in f else None
+    out = []
+    with store.lock:
+        for iid in list(store.images):
+            cfg = store.config(iid)
+            created = created_unix(store, iid)
+            if (before is not None and created >= before) or (since is not None and created <= since):
+                continue
+            if until is not None and created >= until:
+                continue
+            labels = (cfg.get("config") or {}).get("Labels")
+            if not _labels_match(labels, f):
+                continue
+            refs = store.refs(iid)
+            if "reference" in f:
+                refs = [r for r in refs if _ref_matches(f["reference"], r)]
+                if not refs:
+                    continue
+            if not refs:
+                if (not all_images and store.children(iid)) or dangling is False:
+                    continue
+            elif dangling and any(r.digest is None for r in refs):
+                continue  # digest-only images count as dangling, as in docker
+            out.append({
+                "Containers": -1,
+                "Created": created,
+                "Id": iid,
+                "Labels": labels or {},
+                "ParentId": store.images[iid]["meta"].get("parent") or "",
+                "RepoDigests": [r.familiar() for r in refs if r.digest is not None],
+                "RepoTags": [r.familiar() for r in refs if r.digest is None],
+                "SharedSize": -1,
+                "Size": store.size(iid),
+            })
+    out.sort(key=lambda s: s["Created"], reverse=True)
+    return out
+
+
+def graph_driver(store, iid) -> dict:
+    if store.driver != "overlay":
+        return {"Data": None, "Name": store.driver}
+    dirs = store.lower_dirs(iid)
+    data = {}
+    if len(dirs) > 1:
+        data["LowerDir"] = ":".join(dirs[1:])
+    if dirs:
+        data["UpperDir"] = dirs[0]
+    return {"Data": data, "Name": "overlay2"}
+
+
+def inspect(store, iid) -> dict:
+    """Docker's ``GET /images/{name}/json`` for an image id. Raises NotFound."""
+    with store.lock:
+        img = store.get(iid)
+        cfg, meta = img["config"], img["meta"]
+        out = {
+            "Id": iid,
+            "RepoTags": store.repo_tags(iid),
+            "RepoDigests": store.repo_digests(iid),
+            "Parent": meta.get("parent") or "",
+            "Comment": cfg.get("comment", ""),
+            "Created": cfg.get("created") or util.ZERO_TIME,
+            "Container": cfg.get("container", ""),
+            "ContainerConfig": container_config(cfg.get("container_config")),
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": container_config(cfg.get("config")),
+            "Architecture": cfg.get("architecture") or machine_arch(),
+            "Os": cfg.get("os") or "linux",
+            "Size": store.size(iid),
+            "GraphDriver": graph_driver(store, iid),
+            "RootFS": {"Type": (cfg.get("rootfs") or {}).get("type", "layers"),
+                       "Layers": list((cfg.get("rootfs") or {}).get("diff_ids") or [])},
+            "Metadata": {"LastTagTime": meta.get("last_tag_time") or util.ZERO_TIME},
+        }
+        if cfg.get("variant"):
+            out["Variant"] = cfg["variant"]
+        if cfg.get("os.version"):
+            out["OsVersion"] = cfg["os.version"]
+        return out
+
+
+def history(store, iid) -> list:
+    """Docker's ``GET /images/{name}/history``: newest first; ids along the parent chain,
+    ``<missing>`` for entries inherited from images not in the store.
+
+    Raises:
+        NotFound; InvalidParameter when the config has more non-empty entries than layers.
+    """
+    with store.lock:
+        cfg = store.config(iid)
+        chains = store.chains(iid)
+        items, n = [], 0
+        for h in cfg.get("history") or []:
+            size = 0
+            if not h.get("empty_layer"):
+                if n >= len(chains):
+                    raise InvalidParameter("too many non-empty layers in History section of %s" % iid)
+                size = store.layers.meta(chains[n])["size"]
+                n += 1
+            items.insert(0, {"Comment": h.get("comment", ""),
+                             "Created": util.unix_time(h.get("created") or ""),
+                             "CreatedBy": h.get("created_by", ""), "Id": "<missing>",
+                             "Size": size, "Tags": None})
+        cur = iid
+        for item in items:
+            item["Id"] = cur
+            item["Tags"] = store.repo_tags(cur) or None
+            cur = store.images.get(cur, {}).get("meta", {}).get("parent") or ""
+            if cur not in store.images:
+                break
+        return items

@@ -1,0 +1,376 @@
+"""Container cgroups on cgroup v1, v2, or a mix of both, decided per controller.
+
+Where a container's cgroup lives, per hierarchy:
+- v1: ``<mount>/<the cgroup the engine runs in>/hostbridge/<name>``. Nesting under our own
+  cgroup keeps any limit put on the engine (e.g. a sandbox's memory cgroup) over its containers.
+- v2: ``<mount>/hostbridge/<name>``. v2 forbids enabling controllers for children of a cgroup
+  that holds processes, and the engine's own cgroup does hold one; the root is exempt.
+``Cgroup(name, paths=…)`` reopens a cgroup whose paths were recorded (e.g. by the shim), so a
+process in another cgroup still finds it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+
+from ..errors import Unavailable
+
+PARENT = "hostbridge"
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
+_CFS_PERIOD_US = 100000
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _write(path: str, value) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def _mounts() -> tuple:
+    """``({controller: v1 mount}, v2 mount or None)`` from /proc/self/mountinfo."""
+    v1, v2 = {}, None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            fstype, _src, opts = (right.split() + ["", ""])[:3]
+            mnt = left.split()[4]
+            if fstype == "cgroup2" and v2 is None:
+                v2 = mnt
+            elif fstype == "cgroup":
+                for opt in opts.split(","):
+                    if opt in CONTROLLERS:
+                        v1.setdefault(opt, mnt)
+    return v1, v2
+
+
+def _own_paths() -> tuple:
+    """``({controller: path}, v2 path)`` of this process, from /proc/self/cgroup."""
+    v1, v2 = {}, "/"
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if ctrls == "":
+                v2 = path
+            for c in ctrls.split(","):
+                v1[c] = path
+    return v1, v2
+
+
+def layout() -> dict:
+    """Where each controller lives: ``{controller: ("v1", mount) | ("v2", mount)}``.
+
+    A controller bound to a v1 hierarchy is v1 (a controller lives in one hierarchy only);
+    otherwise v2 when the v2 root offers it. Absent controllers are left out.
+    """
+    v1, v2 = _mounts()
+    v2_ctrls = set()
+    if v2:
+        try:
+            v2_ctrls = set(_read(os.path.join(v2, "cgroup.controllers")).split())
+        except OSError:
+            pass
+    out = {}
+    for c in CONTROLLERS:
+        if c in v1:
+            out[c] = ("v1", v1[c])
+        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer")):
+            # v2 accounts cpu usage and freezes in its core files, with no controller
+            out[c] = ("v2", v2)
+    return out
+
+
+def default_paths(name: str, where: dict = None) -> dict:
+    """``{controller: directory}`` for a new container cgroup called ``name``.
+
+    Args:
+        name: the leaf name.
+        where: a ``layout()`` result to use instead of this host's.
+    """
+    own_v1, _ = _own_paths()
+    out = {}
+    for c, (ver, mnt) in (layout() if where is None else where).items():
+        if ver == "v1":
+            base = own_v1.get(c, "/")
+            # a process already inside a container cgroup places siblings, not children
+            marker = "/%s/" % PARENT
+            if marker in base + "/":
+                base = base[: (base + "/").index(marker)] or "/"
+            out[c] = os.path.normpath(os.path.join(mnt, base.lstrip("/"), PARENT, name))
+        else:
+            out[c] = os.path.join(mnt, PARENT, name)
+    return out
+
+
+def _v2_enable(path: str, ctrls) -> None:
+    """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
+    want = " ".join("+" + c for c in ctrls)
+    if not want:
+        return
+    parts, cur = [], os.path.dirname(path)
+    while os.path.exists(os.path.join(cur, "cgroup.subtree_control")):
+        parts.append(cur)
+        if os.path.ismount(cur):
+            break
+        cur = os.path.dirname(cur)
+    for d in reversed(parts):
+        try:
+            _write(os.path.join(d, "cgroup.subtree_control"), want)
+        except OSError:
+            pass  # e.g. a namespaced root holding processes: limits then fail visibly later
+
+
+def _v1_mkdirs(path: str, controller: str) -> None:
+    """mkdir -p a v1 cgroup; cpuset children need cpus and mems copied from their parent."""
+    missing, cur = [], path
+    while not os.path.isdir(cur):
+        missing.append(cur)
+        cur = os.path.dirname(cur)
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            pass
+        if controller == "cpuset":
+            for f in ("cpuset.cpus", "cpuset.mems"):
+                if not _read(os.path.join(d, f)):
+                    _write(os.path.join(d, f), _read(os.path.join(os.path.dirname(d), f)))
+
+
+class Cgroup:
+    """One container's cgroup across all hierarchies.
+
+    Args:
+        name: the leaf name (the container id).
+        paths: recorded ``{controller: directory}``; computed from this process when omitted.
+        where: a ``layout()`` to use instead of this host's (e.g. only the v2 hierarchy).
+    """
+
+    def __init__(self, name: str, paths: dict = None, where: dict = None):
+        self.name = name
+        lay = layout() if where is None else where
+        self.paths = dict(paths) if paths else default_paths(name, lay)
+        self._ver = {c: lay.get(c, ("v1", ""))[0] for c in self.paths}
+
+    def dirs(self) -> list:
+        """The distinct cgroup directories (a v2 cgroup serves several controllers)."""
+        seen = []
+        for p in self.paths.values():
+            if p not in seen:
+                seen.append(p)
+        return seen
+
+    def _path(self, controller: str):
+        return self.paths.get(controller)
+
+    def _need(self, controller: str) -> str:
+        p = self._path(controller)
+        if p is None:
+            raise Unavailable("the %s cgroup controller is not available on this host: "
+                              "run without that limit" % controller)
+        return p
+
+    def create(self, limits: dict = None) -> None:
+        """Make the cgroup directories and apply ``limits`` (keys as config.json's "cgroup").
+
+        Raises:
+            Unavailable: a requested limit needs a controller this host lacks, or a write failed.
+        """
+        v2_ctrls = [c for c in ("memory", "cpu", "pids", "cpuset")
+                    if c in self.paths and self._ver[c] == "v2"]
+        for c, p in self.paths.items():
+            if self._ver[c] == "v2":
+                _v2_enable(p, v2_ctrls)
+                os.makedirs(p, exist_ok=True)
+            else:
+                _v1_mkdirs(p, c)
+        self.update(limits or {})
+
+    def update(self, limits: dict) -> None:
+        """Change limits of a live cgroup; zero / missing values leave a limit as it is."""
+        try:
+            self._set_memory(int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0))
+            self._set_cpu(int(limits.get("nano_cpus") or 0), int(limits.get("cpu_shares") or 0))
+            pids = int(limits.get("pids_limit") or 0)
+            if pids:
+                p = self._need("pids")
+                _write(os.path.join(p, "pids.max"), "max" if pids < 0 else pids)
+            cpus = limits.get("cpuset_cpus") or ""
+            if cpus:
+                _write(os.path.join(self._need("cpuset"), "cpuset.cpus"), cpus)
+        except OSError as e:
+            raise Unavailable("cannot set cgroup limits for %s: %s" % (self.name, e)) from e
+
+    def _set_memory(self, memory: int, swap: int) -> None:
+        if not memory and not swap:
+            return
+        p = self._need("memory")
+        # docker: unset swap means as much swap as memory (total 2x); -1 means unlimited
+        if memory and swap == 0:
+            swap = 2 * memory
+        if self._ver["memory"] == "v2":
+            if memory:
+                _write(os.path.join(p, "memory.max"), memory)
+            if os.path.exists(os.path.join(p, "memory.swap.max")):
+                _write(os.path.join(p, "memory.swap.max"),
+                       "max" if swap < 0 else max(swap - (memory or 0), 0))
+            return
+        mem_f = os.path.join(p, "memory.limit_in_bytes")
+        sw_f = os.path.join(p, "memory.memsw.limit_in_bytes")
+        writes = [(mem_f, memory)] if memory else []
+        if os.path.exists(sw_f):
+            writes.append((sw_f, -1 if swap < 0 else swap))
+        # memsw must stay >= memory: the right order depends on growing or shrinking
+        try:
+            for f, v in writes:
+                _write(f, v)
+        except OSError as e:
+            if e.errno != errno.EINVAL:
+                raise
+            for f, v in reversed(writes):
+                _write(f, v)
+
+    def _set_cpu(self, nano_cpus: int, shares: int) -> None:
+        if not nano_cpus and not shares:
+            return
+        p = self._need("cpu")
+        quota = nano_cpus * _CFS_PERIOD_US // 10 ** 9 if nano_cpus else 0
+        if self._ver["cpu"] == "v2":
+            if nano_cpus:
+                _write(os.path.join(p, "cpu.max"), "%d %d" % (quota, _CFS_PERIOD_US))
+            if shares:
+                _write(os.path.join(p, "cpu.weight"), 1 + ((shares - 2) * 9999) // 262142)
+            return
+        if nano_cpus:
+            _write(os.path.join(p, "cpu.cfs_period_us"), _CFS_PERIOD_US)
+            _write(os.path.join(p, "cpu.cfs_quota_us"), quota)
+        if shares:
+            _write(os.path.join(p, "cpu.shares"), shares)
+
+    def add(self, pid: int) -> None:
+        """Move process ``pid`` into every hierarchy of this cgroup."""
+        for f in self.procs_files():
+            _write(f, pid)
+
+    def procs_files(self) -> list:
+        """The ``cgroup.procs`` files a process must be written to, to join this cgroup."""
+        return [os.path.join(d, "cgroup.procs") for d in self.dirs()]
+
+    def pids(self) -> list:
+        """Pids currently in the cgroup (all hierarchies)."""
+        out = set()
+        for f in self.procs_files():
+            try:
+                out.update(int(x) for x in _read(f).split())
+            except OSError:
+                pass
+        return sorted(out)
+
+    def stats(self) -> dict:
+        """Usage now: ``{"memory": {usage, limit, cache}, "cpu": {total_ns, percpu_ns}, "pids": {current}}``."""
+        out = {"memory": {}, "cpu": {}, "pids": {}}
+        mp = self._path("memory")
+        if mp and self._ver["memory"] == "v2":
+            stat = self._kv(os.path.join(mp, "memory.stat"))
+            limit = _read(os.path.join(mp, "memory.max"))
+            out["memory"] = {"usage": int(_read(os.path.join(mp, "memory.current"))),
+                             "limit": 0 if limit == "max" else int(limit),
+                             "cache": stat.get("file", 0), "stats": stat}
+        elif mp:
+            stat = self._kv(os.path.join(mp, "memory.stat"))
+            out["memory"] = {"usage": int(_read(os.path.join(mp, "memory.usage_in_bytes"))),
+                             "limit": int(_read(os.path.join(mp, "memory.limit_in_bytes"))),
+                             "cache": stat.get("total_cache", stat.get("cache", 0)), "stats": stat}
+        cp = self._path("cpuacct")
+        if cp and self._ver["cpuacct"] == "v2":
+            usec = self._kv(os.path.join(cp, "cpu.stat")).get("usage_usec", 0)
+            out["cpu"] = {"total_ns": usec * 1000, "percpu_ns": []}
+        elif cp:
+            percpu = [int(x) for x in _read(os.path.join(cp, "cpuacct.usage_percpu")).split()]
+            out["cpu"] = {"total_ns": int(_read(os.path.join(cp, "cpuacct.usage"))),
+                          "percpu_ns": percpu}
+        pp = self._path("pids")
+        if pp:
+            out["pids"] = {"current": int(_read(os.path.join(pp, "pids.current")))}
+        return out
+
+    @staticmethod
+    def _kv(path: str) -> dict:
+        out = {}
+        for line in _read(path).splitlines():
+            k, _, v = line.partition(" ")
+            try:
+                out[k] = int(v)
+            except ValueError:
+                pass
+        return out
+
+    def _freeze(self, on: bool) -> None:
+        p = self._need("freezer")
+        if self._ver["freezer"] == "v2":
+            _write(os.path.join(p, "cgroup.freeze"), 1 if on else 0)
+            want = "frozen 1" if on else "frozen 0"
+            check = lambda: want in _read(os.path.join(p, "cgroup.events"))  # noqa: E731
+        else:
+            _write(os.path.join(p, "freezer.state"), "FROZEN" if on else "THAWED")
+            want = "FROZEN" if on else "THAWED"
+            check = lambda: _read(os.path.join(p, "freezer.state")) == want  # noqa: E731
+        deadline = time.monotonic() + 2
+        while not check() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def freeze(self) -> None:
+        """Freeze every process of the cgroup (docker pause)."""
+        self._freeze(True)
+
+    def thaw(self) -> None:
+        """Thaw a frozen cgroup (docker unpause)."""
+        self._freeze(False)
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process in this cgroup."""
+        p = self._path("memory")
+        if not p:
+            return False
+        try:
+            if self._ver["memory"] == "v2":
+                return self._kv(os.path.join(p, "memory.events")).get("oom_kill", 0) > 0
+            return self._kv(os.path.join(p, "memory.oom_control")).get("oom_kill", 0) > 0
+        except OSError:
+            return False
+
+    def destroy(self, timeout: float = 2.0) -> None:
+        """Kill what is left inside, then remove the directories (retrying while they drain)."""
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._path("freezer"):
+            try:
+                self.thaw()  # frozen processes cannot die
+            except (OSError, Unavailable):
+                pass
+        deadline = time.monotonic() + timeout
+        for d in self.dirs():
+            while True:
+                try:
+                    os.rmdir(d)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    for pid in self.pids():
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                    time.sleep(0.01)

@@ -1,0 +1,205 @@
+"""The container's side of creation: the forked child that becomes the container's pid 1.
+
+It talks to the shim over a CLOEXEC socketpair, one JSON line per message:
+  shim → child  "c"   you are in the cgroup: set up namespaces and the root
+  child → shim  {"ready": true}  (+ the pty master as SCM_RIGHTS when tty) or {"error", "exit_code"}
+  shim → child  "g"   go: exec the process
+  child → shim  {"error", "exit_code"} if exec fails; EOF (the socket closes on exec) if it worked
+With ``process.init`` pid 1 stays this Python process, a tiny init: it runs the command as its
+child, forwards signals to it, reaps every zombie, and exits with the command's status.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import termios
+
+from . import caps, ns, process, rootfs
+
+_NO_FORWARD = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU}
+
+
+def exit_status(status: int) -> int:
+    """A waitpid status as a shell / docker exit code: 128+N when killed by signal N."""
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _send(sock: socket.socket, obj, fds=()) -> None:
+    data = (json.dumps(obj) + "\n").encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.sendall(data)
+
+
+def _recv_byte(sock: socket.socket) -> bytes:
+    b = sock.recv(1)
+    if not b:
+        os._exit(1)  # the shim is gone before start: nobody will ever say go
+    return b
+
+
+def _unshare(config: dict) -> None:
+    nss = config.get("namespaces") or {}
+    flags = ns.CLONE_NEWNS
+    if nss.get("uts", "new") == "new":
+        flags |= ns.CLONE_NEWUTS
+    if nss.get("ipc", "new") == "new":
+        flags |= ns.CLONE_NEWIPC
+    net = nss.get("net", "new")
+    if net in ("new", "none"):
+        flags |= ns.CLONE_NEWNET
+    ns.unshare(flags)
+    try:
+        ns.unshare(ns.CLONE_NEWCGROUP)  # the container sees its own cgroup as the root
+    except OSError:
+        pass
+    if net.startswith("/"):
+        fd = os.open(net, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ns.setns(fd, ns.CLONE_NEWNET)
+        finally:
+            os.close(fd)
+    elif net in ("new", "none"):
+        ns.loopback_up()
+    if flags & ns.CLONE_NEWUTS:
+        ns.sethostname(config.get("hostname") or (config.get("id") or "")[:12])
+        if config.get("domainname"):
+            ns.setdomainname(config["domainname"])
+
+
+def _make_tty() -> int:
+    """Open a pty in the container's own devpts; the slave becomes stdio and controlling tty."""
+    master, slave = os.openpty()
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    return master
+
+
+def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
+    """Run in the forked child; never returns.
+
+    Args:
+        config: the bundle's config.json.
+        sync: the child's end of the socketpair.
+        stdio: ``(stdin, stdout, stderr)`` fds to install, or None when the process has a tty.
+    """
+    code = 1
+    try:
+        if stdio is not None:
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
+        _close_fds_except({0, 1, 2, sync.fileno()})
+        _recv_byte(sync)
+        _unshare(config)
+        rootfs.setup(config)
+        proc = config.get("process") or {}
+        fds = [_make_tty()] if proc.get("tty") else []
+        extra = {"HOSTNAME": config.get("hostname") or ""}
+        if proc.get("tty"):
+            extra["TERM"] = "xterm"
+        try:
+            prepared, error = process.prepare(proc, extra), None
+        except process.ExecError as e:
+            prepared, error = None, e
+        _send(sync, {"ready": True}, fds)
+        for fd in fds:
+            os.close(fd)
+        _recv_byte(sync)
+        if error is not None:
+            raise error
+        if proc.get("init"):
+            _run_init(prepared, sync, bool(proc.get("tty")))
+        process.become(prepared)
+        process.exec_prepared(prepared)
+    except process.ExecError as e:
+        code = e.exit_code
+        _try_send(sync, {"error": e.message, "exit_code": e.exit_code})
+    except BaseException as e:  # noqa: BLE001 - report anything to the shim, then die
+        _try_send(sync, {"error": "container setup failed: %s" % e, "exit_code": 1})
+    os._exit(code)
+
+
+def _close_fds_except(keep) -> None:
+    """Close every inherited fd but ``keep``: the shim's report pipe, sockets, selector."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _try_send(sync, obj) -> None:
+    try:
+        _send(sync, obj)
+    except OSError:
+        pass
+
+
+def _run_init(prepared: process.Prepared, sync: socket.socket, tty: bool) -> None:
+    """Be the container's init: start the command, forward signals, reap; exit with its status."""
+    child = [0]
+
+    def forward(sig, _frame):
+        if child[0] > 0:
+            try:
+                os.kill(child[0], sig)
+            except ProcessLookupError:
+                pass
+
+    for sig in signal.Signals:
+        if sig not in _NO_FORWARD:
+            try:
+                signal.signal(sig, forward)
+            except (OSError, ValueError):
+                pass
+    caps.drop_bounding(prepared.cap_mask)
+    pid = os.fork()
+    if pid == 0:
+        for sig in signal.Signals:
+            if sig not in _NO_FORWARD:
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
+        try:
+            if tty:
+                # the command's process group takes the terminal, as tini does, so ^C reaches it
+                os.setpgid(0, 0)
+                old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                os.tcsetpgrp(0, os.getpid())
+                signal.signal(signal.SIGTTOU, old)
+            process.become(prepared)
+            process.exec_prepared(prepared)
+        except process.ExecError as e:
+            _try_send(sync, {"error": e.message, "exit_code": e.exit_code})
+            os._exit(e.exit_code)
+        except BaseException as e:  # noqa: BLE001
+            _try_send(sync, {"error": "init: %s" % e, "exit_code": 1})
+            os._exit(1)
+    child[0] = pid
+    sync.close()
+    for fd in (0, 1, 2):  # init's copies would keep the pipes open after the command exits
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    while True:
+        try:
+            wpid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        if wpid == pid:
+            os._exit(exit_status(status))

@@ -1,0 +1,128 @@
+"""``python3 -m hostbridge.guest exec [SPEC_JSON]``: run one more process in a running container.
+
+The spec is argv[0] when given, else read from fd 3 (see docs/internals.md, "Exec"). The helper
+joins the container's cgroups and namespaces, forks (a process joins a pid namespace only
+through its children), and the child becomes the requested process with this helper's stdio.
+The helper exits with the child's status (128+N when killed by signal N) and forwards the
+signals it gets to it. On a setup failure it prints docker's message to stderr and exits 126
+or 127 as docker does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import struct
+import sys
+import termios
+
+from . import ns, process
+from .container import exit_status
+
+_TIOCSPTLCK = 0x40045431
+_TIOCGPTN = 0x80045430
+
+_NS_ORDER = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]  # mnt last: it changes "/" and /proc
+
+
+def open_pty_in(pid: int) -> tuple:
+    """Open a pty in the devpts of container ``pid`` (for an exec with a tty).
+
+    Opened through /proc/PID/root, the terminal is one the container can name: ``tty``
+    inside prints ``/dev/pts/N``. Give the slave to the exec helper as its stdio.
+
+    Returns:
+        ``(master_fd, slave_fd, "/dev/pts/N")``, both fds close-on-exec and not our ctty.
+    """
+    root = "/proc/%d/root/dev" % pid
+    master = os.open(root + "/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+        n = struct.unpack("I", fcntl.ioctl(master, _TIOCGPTN, b"\0" * 4))[0]
+        slave = os.open("%s/pts/%d" % (root, n), os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(master)
+        raise
+    return master, slave, "/dev/pts/%d" % n
+
+
+def _read_spec(argv) -> dict:
+    if argv:
+        return json.loads(argv[0])
+    chunks = []
+    with os.fdopen(3, "rb") as f:
+        for chunk in iter(lambda: f.read(65536), b""):
+            chunks.append(chunk)
+    return json.loads(b"".join(chunks))
+
+
+def _join_cgroups(files) -> None:
+    for path in files or ():
+        with open(path, "w") as f:
+            f.write(str(os.getpid()))
+
+
+def main(argv) -> int:
+    """Entry point; returns the exit status (or never returns on the child's side)."""
+    try:
+        spec = _read_spec(argv)
+        _join_cgroups(spec.get("cgroup_procs"))
+        ns.join_namespaces(int(spec["pid"]), _NS_ORDER)
+    except (OSError, ValueError, KeyError) as e:
+        sys.stderr.write("exec: cannot enter the container: %s\n" % e)
+        return 126
+    r, w = os.pipe()  # CLOEXEC: the child reports an exec failure here, closes it on success
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _child(spec, w)
+    os.close(w)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(sig, lambda s, _f: _forward(pid, s))
+    err = b"".join(iter(lambda: os.read(r, 4096), b""))
+    os.close(r)
+    if err:
+        sys.stderr.write(err.decode(errors="replace") + "\n")
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return exit_status(status)
+        except ChildProcessError:
+            return 1
+
+
+def _forward(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _child(spec: dict, report_fd: int) -> None:
+    code = 126
+    try:
+        if spec.get("tty"):
+            os.setsid()
+            try:
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            except OSError:
+                pass  # stdin is not a terminal after all: run without a controlling tty
+        proc = {"args": spec.get("args"), "env": spec.get("env"), "cwd": spec.get("cwd") or "/",
+                "user": spec.get("user") or "", "privileged": bool(spec.get("privileged")),
+                "cap_add": spec.get("cap_add"), "cap_drop": spec.get("cap_drop"),
+                "no_new_privileges": spec.get("no_new_privileges", True)}
+        extra = {"HOSTNAME": os.uname().nodename}
+        if spec.get("tty"):
+            extra["TERM"] = "xterm"
+        prepared = process.prepare(proc, extra)
+        process.become(prepared)
+        process.exec_prepared(prepared)
+    except process.ExecError as e:
+        code = e.exit_code
+        os.write(report_fd, e.message.encode())
+    except BaseException as e:  # noqa: BLE001 - anything must reach the helper's stderr
+        os.write(report_fd, ("exec failed: %s" % e).encode())
+    os._exit(code)

@@ -1,0 +1,84 @@
+"""Container output formats: docker's json-file log lines and its multiplexed stream frames."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+
+from .. import util
+
+STDIN, STDOUT, STDERR = 0, 1, 2
+STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+PARTIAL_MAX = 16 * 1024  # docker flushes a line without a newline once it reaches 16K
+
+
+def frame(stream: int, data: bytes) -> bytes:
+    """One multiplexed frame: stream byte, three zeros, big-endian length, payload."""
+    return struct.pack(">BxxxI", stream, len(data)) + data
+
+
+def log_line(stream: int, text: bytes, time: str = None) -> bytes:
+    """One json-file record for ``text`` (which keeps its trailing newline, if any)."""
+    rec = {"log": text.decode("utf-8", "replace"), "stream": STREAM_NAMES[stream],
+           "time": time or util.now_rfc3339()}
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+class JsonLogWriter:
+    """Appends docker json-file records to ``path``, splitting output into lines per stream.
+
+    Args:
+        path: the log file (created 0640).
+        max_size: when > 0, the file is truncated once it would grow past it (docker's
+            max-size with a single file).
+    """
+
+    def __init__(self, path: str, max_size: int = 0):
+        self.path = path
+        self.max_size = max_size
+        self._partial = {STDOUT: b"", STDERR: b""}
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def write(self, stream: int, data: bytes) -> None:
+        """Record output ``data`` of ``stream``; complete lines are written at once."""
+        buf = self._partial[stream] + data
+        out = []
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            out.append(log_line(stream, buf[: nl + 1]))
+            buf = buf[nl + 1:]
+        while len(buf) >= PARTIAL_MAX:
+            out.append(log_line(stream, buf[:PARTIAL_MAX]))
+            buf = buf[PARTIAL_MAX:]
+        self._partial[stream] = buf
+        if out:
+            self._emit(b"".join(out))
+
+    def _emit(self, data: bytes) -> None:
+        if self.max_size > 0 and os.fstat(self._fd).st_size + len(data) > self.max_size:
+            os.ftruncate(self._fd, 0)
+        os.write(self._fd, data)
+
+    def close(self) -> None:
+        """Write any unfinished lines (as docker does at exit) and close the file."""
+        for stream, buf in self._partial.items():
+            if buf:
+                self._emit(log_line(stream, buf))
+            self._partial[stream] = b""
+        os.close(self._fd)
+
+
+def read_log(path: str) -> list:
+    """Parse a json-file log into ``[{"log", "stream", "time"}, …]`` (for readers and tests)."""
+    out = []
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.strip():
+                    out.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return out

@@ -1,0 +1,189 @@
+"""The container process's identity and exec: user, groups, env, cwd, capabilities.
+
+Used by the container's pid 1 (after pivot_root, so /etc/passwd is the container's) and by
+the exec helper (after setns). Error texts are runc's, which docker shows verbatim.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from . import caps, ns
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class ExecError(Exception):
+    """The process could not be started: ``message`` as docker prints it, ``exit_code`` to report."""
+
+    def __init__(self, message: str, exit_code: int = 126):
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def _entries(path: str) -> list:
+    try:
+        with open(path, errors="replace") as f:
+            return [line.rstrip("\n").split(":") for line in f if line.strip() and not line.startswith("#")]
+    except OSError:
+        return []
+
+
+def resolve_user(spec: str) -> tuple:
+    """``"uid[:gid]"`` / ``"name[:group]"`` / ``""`` → ``(uid, gid, [supplementary gids], home)``.
+
+    Names come from the (container's) /etc/passwd and /etc/group; numeric ids need no entry.
+
+    Raises:
+        ExecError: a user or group name that the files do not list (docker's message).
+    """
+    user, _, group = (spec or "").partition(":")
+    user = user or "0"
+    passwd = [e for e in _entries("/etc/passwd") if len(e) >= 7]
+    match = [e for e in passwd if e[0] == user] or (
+        [e for e in passwd if e[2] == user] if user.isdigit() else [])
+    if match:
+        name, uid, gid, home = match[0][0], int(match[0][2]), int(match[0][3]), match[0][5]
+    elif user.isdigit():
+        name, uid, gid, home = None, int(user), 0, "/"
+    else:
+        raise ExecError("unable to find user %s: no matching entries in passwd file" % user)
+    groups = [e for e in _entries("/etc/group") if len(e) >= 3]
+    if group:
+        g = [e for e in groups if e[0] == group] or (
+            [e for e in groups if e[2] == group] if group.isdigit() else [])
+        if g:
+            gid = int(g[0][2])
+        elif group.isdigit():
+            gid = int(group)
+        else:
+            raise ExecError("unable to find group %s: no matching entries in group file" % group)
+    extra = []
+    if name is not None:
+        extra = [int(e[2]) for e in groups if len(e) >= 4 and name in e[3].split(",")]
+    supplementary = [gid] + [g for g in extra if g != gid]
+    return uid, gid, supplementary, home or "/"
+
+
+def build_env(env, home: str, extra: dict = None) -> list:
+    """The final environment: HOME and PATH filled in as docker does, ``extra`` when unset."""
+    out = list(env or [])
+    keys = {e.split("=", 1)[0] for e in out}
+    if "PATH" not in keys:
+        out.insert(0, "PATH=" + DEFAULT_PATH)
+    if "HOME" not in keys:
+        out.append("HOME=" + home)
+    for k, v in (extra or {}).items():
+        if k not in keys:
+            out.append("%s=%s" % (k, v))
+    return out
+
+
+def _is_exec_file(path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and bool(st.st_mode & 0o111)
+
+
+def find_executable(name: str, env: list) -> str:
+    """Look ``name`` up the way runc (Go's exec.LookPath) does, in this mount namespace.
+
+    Raises:
+        ExecError: docker's "executable file not found in $PATH" (127), a missing path (127),
+            or permission denied (126).
+    """
+    if not name:
+        raise ExecError('exec: "": executable file not found in $PATH', 127)
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            raise ExecError('exec: "%s": stat %s: no such file or directory' % (name, name), 127)
+        except OSError as e:
+            raise ExecError('exec: "%s": stat %s: %s' % (name, name, e.strerror.lower()), 126)
+        if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111:
+            raise ExecError('exec: "%s": permission denied' % name, 126)
+        return name
+    path = DEFAULT_PATH
+    for e in env:
+        if e.startswith("PATH="):
+            path = e[5:]
+    for d in path.split(":"):
+        cand = os.path.join(d or ".", name)
+        if _is_exec_file(cand):
+            return cand
+    raise ExecError('exec: "%s": executable file not found in $PATH' % name, 127)
+
+
+class Prepared:
+    """Everything resolved about a process before it drops privileges and execs."""
+
+    def __init__(self, args, env, cwd, uid, gid, groups, cap_mask, no_new_privs, path):
+        self.args, self.env, self.cwd = args, env, cwd
+        self.uid, self.gid, self.groups = uid, gid, groups
+        self.cap_mask, self.no_new_privs, self.path = cap_mask, no_new_privs, path
+
+
+def prepare(proc: dict, extra_env: dict = None) -> Prepared:
+    """Resolve config.json's "process" (or an exec spec) against the current root.
+
+    Raises:
+        ExecError: unknown user, empty command, or an executable that cannot be found.
+    """
+    args = list(proc.get("args") or [])
+    if not args:
+        raise ExecError("no command specified", 126)
+    uid, gid, groups, home = resolve_user(proc.get("user") or "")
+    env = build_env(proc.get("env"), home, extra_env)
+    names = caps.effective_names(proc.get("cap_add"), proc.get("cap_drop"),
+                                 bool(proc.get("privileged")))
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)  # docker creates a missing working dir
+        os.chdir(cwd)  # a relative command ("./run") is found from there
+    except OSError:
+        pass  # become() reports an unusable working dir
+    nnp = proc.get("no_new_privileges")
+    path = find_executable(args[0], env)
+    return Prepared(args, env, cwd, uid, gid, groups, caps.mask(names) & caps.own_bounding(),
+                    True if nnp is None else bool(nnp), path)
+
+
+def become(p: Prepared) -> None:
+    """Enter the cwd, drop the bounding set, switch user, set capabilities and no_new_privs.
+
+    Raises:
+        ExecError: the working directory cannot be entered (runc's message).
+    """
+    try:
+        os.chdir(p.cwd)
+    except OSError as e:
+        raise ExecError('chdir to cwd ("%s") set in config.json failed: %s'
+                        % (p.cwd, e.strerror.lower()), 126)
+    caps.drop_bounding(p.cap_mask)
+    os.setgroups(p.groups)
+    os.setgid(p.gid)
+    os.setuid(p.uid)
+    caps.apply_after_setuid(p.cap_mask, p.uid)
+    if p.no_new_privs:
+        ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def exec_prepared(p: Prepared) -> None:
+    """execve the prepared process; returns only by raising.
+
+    Raises:
+        ExecError: execve failed (docker's wording; 126 for permission, 127 for missing).
+    """
+    try:
+        os.execve(p.path, p.args, dict(e.split("=", 1) if "=" in e else (e, "") for e in p.env))
+    except PermissionError:
+        raise ExecError('exec: "%s": permission denied' % p.args[0], 126)
+    except FileNotFoundError:
+        raise ExecError("exec %s: no such file or directory" % p.path, 127)
+    except OSError as e:
+        raise ExecError("exec %s: %s" % (p.path, e.strerror.lower()), 126)

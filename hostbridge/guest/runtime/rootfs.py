@@ -1,0 +1,243 @@
+"""The container's filesystem, built inside its fresh mount namespace.
+
+Order (as runc): make every mount private; mount the root (overlay or a bind of a vfs dir);
+/proc, /dev (+pts, shm, mqueue), /sys; the config's mounts; pivot_root and drop the old root;
+then mask and read-only paths, which name container paths.
+Nothing here leaks to the host: all of it lives and dies in the container's mount namespace.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from . import ns
+
+MASKED = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+          "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+          "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+READONLY = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+_DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
+            ("urandom", 1, 9), ("tty", 5, 0)]
+_MOUNT_FLAGS = {"ro": ns.MS_RDONLY, "nosuid": ns.MS_NOSUID, "nodev": ns.MS_NODEV,
+                "noexec": ns.MS_NOEXEC, "noatime": ns.MS_NOATIME}
+_MOUNT_DATA_MAX = 4000
+_IGNORED_OPTS = {"rw", "bind", "rbind", "private", "rprivate", "slave", "rslave", "shared",
+                 "rshared", "z", "Z", "nocopy"}
+
+
+def secure_join(root: str, path: str) -> str:
+    """``root`` + ``path`` with every symlink resolved as if ``root`` were ``/``.
+
+    A link can never lead outside ``root``: ``..`` stops at it and absolute targets restart at it.
+    """
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    resolved, links = [], 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        cur = os.path.join(root, *resolved, part)
+        try:
+            st = os.lstat(cur)
+        except FileNotFoundError:
+            resolved.append(part)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            links += 1
+            if links > 40:
+                raise OSError(errno.ELOOP, "too many links resolving %s" % path)
+            target = os.readlink(cur)
+            if target.startswith("/"):
+                resolved = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved)
+
+
+def make_private() -> None:
+    """Stop mount events flowing between this namespace and the host's, both ways."""
+    ns.mount(None, "/", None, ns.MS_REC | ns.MS_PRIVATE)
+
+
+def mount_root(rootfs: dict) -> str:
+    """Mount the container's root as config.json's "rootfs" says; return its path."""
+    if rootfs.get("driver", "overlay") == "overlay":
+        merged = rootfs["merged"]
+        os.makedirs(merged, exist_ok=True)
+        lower = list(rootfs["lower"])
+        data = "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(lower), rootfs["upper"], rootfs["work"])
+        if len(data) > _MOUNT_DATA_MAX:
+            # the options must fit a page: name the layers relative to their common parent
+            base = os.path.commonpath(lower)
+            os.chdir(base)
+            data = "lowerdir=%s,upperdir=%s,workdir=%s" % (
+                ":".join(os.path.relpath(p, base) for p in lower), rootfs["upper"], rootfs["work"])
+            if len(data) > _MOUNT_DATA_MAX:
+                raise OSError(errno.E2BIG, "too many image layers (%d) for one overlay mount" % len(lower))
+        ns.mount("overlay", merged, "overlay", 0, data)
+        os.chdir("/")
+        return merged
+    path = rootfs["path"]
+    ns.mount(path, path, None, ns.MS_BIND | ns.MS_REC)  # pivot_root needs a mount point
+    return path
+
+
+def _mkdir(path: str) -> None:
+    os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def _mkfile(path: str) -> None:
+    _mkdir(os.path.dirname(path))
+    if not os.path.lexists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+
+
+def _split_opts(options) -> tuple:
+    flags, data = 0, []
+    for o in options or ():
+        if o in _MOUNT_FLAGS:
+            flags |= _MOUNT_FLAGS[o]
+        elif o not in _IGNORED_OPTS:
+            data.append(o)
+    return flags, ",".join(data) or None
+
+
+def mount_dev(root: str) -> None:
+    """A tmpfs /dev with the standard nodes, a private devpts, shm and mqueue."""
+    dev = secure_join(root, "/dev")
+    _mkdir(dev)
+    ns.mount("tmpfs", dev, "tmpfs", ns.MS_NOSUID | ns.MS_STRICTATIME, "mode=755,size=65536k")
+    for name, major, minor in _DEVICES:
+        p = os.path.join(dev, name)
+        try:
+            os.mknod(p, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(p, 0o666)
+        except OSError:
+            _mkfile(p)  # no mknod allowed (a user namespace): bind the host's node instead
+            ns.mount("/dev/" + name, p, None, ns.MS_BIND)
+    pts = os.path.join(dev, "pts")
+    _mkdir(pts)
+    ns.mount("devpts", pts, "devpts", ns.MS_NOSUID | ns.MS_NOEXEC,
+             "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
+    shm = os.path.join(dev, "shm")
+    _mkdir(shm)
+    ns.mount("shm", shm, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC,
+             "mode=1777,size=65536k")
+    mq = os.path.join(dev, "mqueue")
+    _mkdir(mq)
+    try:
+        ns.mount("mqueue", mq, "mqueue", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    except OSError:
+        os.rmdir(mq)  # mqueue needs an IPC namespace of our own; absent with --ipc host
+    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
+                         ("core", "/proc/kcore")):
+        os.symlink(target, os.path.join(dev, link))
+
+
+def mount_proc_sys(root: str, new_netns: bool, privileged: bool) -> None:
+    """/proc of the container's pid namespace and a (read-only unless privileged) /sys."""
+    proc = secure_join(root, "/proc")
+    _mkdir(proc)
+    ns.mount("proc", proc, "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    sys_ = secure_join(root, "/sys")
+    _mkdir(sys_)
+    ro = 0 if privileged else ns.MS_RDONLY
+    if new_netns:
+        ns.mount("sysfs", sys_, "sysfs", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC | ro)
+    else:
+        # sysfs may only be mounted by the owner of the network namespace: bind the host's
+        ns.mount("/sys", sys_, None, ns.MS_BIND | ns.MS_REC)
+        if ro:
+            ns.mount(None, sys_, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_REC)
+
+
+def mount_extra(root: str, m: dict) -> None:
+    """One config.json mount (bind or tmpfs), its destination resolved inside ``root``."""
+    dest = secure_join(root, m["destination"])
+    opts = list(m.get("options") or [])
+    flags, data = _split_opts(opts)
+    if m.get("type", "bind") == "tmpfs":
+        _mkdir(dest)
+        ns.mount("tmpfs", dest, "tmpfs", flags | ns.MS_NOSUID | ns.MS_NODEV, data)
+        return
+    src = m["source"]
+    if os.path.isdir(src):
+        _mkdir(dest)
+    else:
+        _mkfile(dest)
+    rec = ns.MS_REC if "rbind" in opts else 0
+    ns.mount(src, dest, None, ns.MS_BIND | rec)
+    if flags:
+        ns.mount(None, dest, None, ns.MS_BIND | ns.MS_REMOUNT | rec | flags)
+
+
+def pivot(root: str) -> None:
+    """Make ``root`` the process's ``/`` and detach the old root entirely."""
+    os.chdir(root)
+    ns.pivot_root(".", ".")  # the old root ends up stacked on "/": unmount it right away
+    ns.umount2(".", ns.MNT_DETACH)
+    os.chdir("/")
+
+
+def mask_paths(paths=MASKED) -> None:
+    """Hide container paths: /dev/null over files, an empty read-only tmpfs over directories."""
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                ns.mount("tmpfs", p, "tmpfs", ns.MS_RDONLY, None)
+            elif os.path.exists(p):
+                ns.mount("/dev/null", p, None, ns.MS_BIND)
+        except OSError:
+            pass  # absent on this kernel
+
+
+def readonly_paths(paths=READONLY) -> None:
+    """Bind container paths onto themselves read-only."""
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        ns.mount(p, p, None, ns.MS_BIND | ns.MS_REC)
+        ns.mount(None, p, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_REC)
+
+
+def readonly_root() -> None:
+    """Remount ``/`` read-only (--read-only); mounts under it keep their own flags."""
+    ns.mount(None, "/", None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY)
+
+
+def write_sysctls(sysctls: dict) -> None:
+    """Write ``{"net.ipv4.ip_forward": "1"}`` style settings under /proc/sys."""
+    for key, value in (sysctls or {}).items():
+        with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+            f.write(str(value))
+
+
+def setup(config: dict) -> None:
+    """Build the whole container filesystem from config.json and pivot into it.
+
+    Call in the container's own mount namespace (and new pid namespace, for /proc).
+    """
+    proc_cfg = config.get("process") or {}
+    privileged = bool(proc_cfg.get("privileged"))
+    net = (config.get("namespaces") or {}).get("net", "new")
+    make_private()
+    root = mount_root(config["rootfs"])
+    mount_proc_sys(root, net != "host", privileged)
+    mount_dev(root)
+    for m in sorted(config.get("mounts") or [], key=lambda m: m["destination"].count("/")):
+        mount_extra(root, m)
+    pivot(root)
+    write_sysctls(config.get("sysctls"))
+    if not privileged:
+        mask_paths()
+        readonly_paths()
+    if (config.get("rootfs") or {}).get("readonly"):
+        readonly_root()

@@ -7,9 +7,8 @@ all is taken as the Dockerfile itself. As docker's daemon does, we read the Dock
 apply .dockerignore (again: the SDK and older clients may not have), which also drops the
 Dockerfile and .dockerignore when they are listed there.
 
-Extraction is hostbridge's own minimal safe extractor (``images/tarsafe.py`` did not exist on
-main when this was written): names are normalised, ``..`` and writes through symlinks refused,
-hard links must point inside; devices and fifos are skipped.
+Extraction is ``images/tarsafe.py``'s (as for layers): names are normalised, ``..`` escapes,
+writes through symlinks and symlinks climbing out are refused, hard links must point inside.
 """
 
 from __future__ import annotations
@@ -21,7 +20,8 @@ import shutil
 import tarfile
 import tempfile
 
-from ..errors import InvalidParameter, NotFound, UnsafeArchive
+from ..errors import InvalidParameter, NotFound
+from ..images import tarsafe
 from . import dockerignore
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -58,7 +58,8 @@ def _read_head(stream, n: int) -> bytes:
     return head
 
 
-def _is_tar_header(block: bytes) -> bool:
+def is_tar_header(block: bytes) -> bool:
+    """Whether a 512-byte block is a tar header (ustar magic or a valid v7 checksum)."""
     if len(block) < 512:
         return False
     if block[257:262] == b"ustar":
@@ -102,9 +103,9 @@ class BuildContext:
         try:
             head = _read_head(stream, 512)
             body = _Prefixed(head, stream)
-            if head.startswith(_COMPRESSED_MAGIC) or _is_tar_header(head) or not head:
+            if head.startswith(_COMPRESSED_MAGIC) or is_tar_header(head) or not head:
                 if head:
-                    extract_tar(io.BufferedReader(body, 1 << 16), root)
+                    tarsafe.extract(io.BufferedReader(body, 1 << 16), root, whiteouts="apply")
                 name = dockerfile or DEFAULT_DOCKERFILE
             else:
                 # not a tar: the body is the Dockerfile (``docker build - < Dockerfile``)
@@ -184,76 +185,6 @@ def remove_ignored(root: str, matcher) -> None:
             rel = os.path.relpath(dirpath, root)
             if rel != "." and matcher.excluded(rel) and not os.listdir(dirpath):
                 os.rmdir(dirpath)
-
-
-def _member_name(name: str) -> str:
-    clean = posixpath.normpath("/" + name).lstrip("/")
-    if ".." in name.split("/") or not clean or clean == ".":
-        raise UnsafeArchive("build context member %r would escape the context" % name)
-    return clean
-
-
-def _check_parents(root: str, rel: str) -> None:
-    """Refuse a member whose parent directories include a symlink (a write through it)."""
-    path = root
-    for part in rel.split("/")[:-1]:
-        path = os.path.join(path, part)
-        if os.path.islink(path):
-            raise UnsafeArchive("build context member %r is inside a symlink" % rel)
-
-
-def extract_tar(fileobj, dest: str) -> None:
-    """Safely unpack a (possibly compressed) tar stream into ``dest``.
-
-    Raises:
-        UnsafeArchive: a member name or hard link would reach outside ``dest``, or a member
-            would be written through a symlink.
-        InvalidParameter: the stream is not a readable tar.
-    """
-    dir_modes = []
-    try:
-        with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
-            for m in tar:
-                if m.name in ("", ".", "./"):
-                    continue
-                rel = _member_name(m.name)
-                _check_parents(root=dest, rel=rel)
-                path = os.path.join(dest, rel)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                if m.isdir():
-                    if not os.path.isdir(path):
-                        _remove(path)
-                        os.mkdir(path, 0o700)
-                    dir_modes.append((path, m.mode & 0o7777, m.mtime))
-                    continue
-                _remove(path)
-                if m.isreg():
-                    with open(path, "wb") as out:
-                        shutil.copyfileobj(tar.extractfile(m), out)
-                    os.chmod(path, m.mode & 0o7777)
-                    os.utime(path, (m.mtime, m.mtime))
-                elif m.issym():
-                    os.symlink(m.linkname, path)
-                elif m.islnk():
-                    target_rel = _member_name(m.linkname)
-                    _check_parents(dest, target_rel)
-                    target = os.path.join(dest, target_rel)
-                    if not os.path.isfile(target) or os.path.islink(target):
-                        raise UnsafeArchive("hard link %r points to a missing file" % m.name)
-                    os.link(target, path)
-    except tarfile.TarError as e:
-        raise InvalidParameter("the build context is not a valid tar archive: %s" % e) from None
-    for path, mode, mtime in reversed(dir_modes):
-        os.chmod(path, mode | 0o700)
-        os.utime(path, (mtime, mtime))
-
-
-def _remove(path: str) -> None:
-    if os.path.lexists(path):
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
 
 
 def follow_in_scope(root: str, rel: str, max_links: int = 255) -> str:

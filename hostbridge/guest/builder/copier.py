@@ -22,7 +22,8 @@ import stat
 import tarfile
 
 from ..errors import InvalidParameter
-from .context import extract_tar, follow_in_scope
+from ..images import tarsafe
+from .context import follow_in_scope, is_tar_header
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
@@ -111,7 +112,7 @@ class Copier:
             elif src.path in extract_archives and _is_archive(src.path):
                 target = self.mkdirs(dest)
                 with open(src.path, "rb") as f:
-                    extract_tar(f, target)
+                    tarsafe.extract(f, target, whiteouts="apply")
             else:
                 self.copy_file_to(src.path, posixpath.basename(src.rel) or "file", dest)
         for name, data in contents:
@@ -216,11 +217,4 @@ def _is_archive(path: str) -> bool:
                 return t.next() is not None
         except (tarfile.TarError, OSError, EOFError):
             return False
-    return len(head) == 512 and (head[257:262] == b"ustar" or _valid_v7(head))
-
-
-def _valid_v7(block: bytes) -> bool:
-    try:
-        return int(block[148:156].strip(b" \0") or b"-1", 8) == tarfile.calc_chksums(block)[0]
-    except ValueError:
-        return False
+    return is_tar_header(head)

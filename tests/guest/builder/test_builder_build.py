@@ -346,3 +346,27 @@ def test_add_url_from_a_local_server(backend, build):
     with open(rootfs_file(backend, r.id, "/dl/data.txt"), "rb") as f:
         assert f.read() == b"downloaded"
     assert os.stat(rootfs_file(backend, r.id, "/named")).st_mode & 0o777 == 0o600
+
+
+def test_copy_whole_context_honours_dockerignore(backend, build):
+    r = build("FROM busybox\nCOPY . /ctx/\n",
+              {".dockerignore": "secret*\n**/*.tmp\n!keep.tmp\nDockerfile\n", "app.py": "x", "secret.key": "k",
+               "sub/a.tmp": "t", "keep.tmp": "k", "sub/b.txt": "b"})
+    found = sorted(os.path.relpath(os.path.join(d, f), rootfs_file(backend, r.id, "/ctx"))
+                   for d, _, fs in os.walk(rootfs_file(backend, r.id, "/ctx")) for f in fs)
+    assert found == [".dockerignore", "app.py", "keep.tmp", "sub/b.txt"]
+
+
+def test_from_uses_meta_args_and_build_arg_overrides(backend, build):
+    build('FROM busybox\nCMD ["other"]\n', tags=["other:1"])
+    df = "ARG BASE=busybox\nFROM $BASE\n"
+    assert backend.image(build(df).id)["config"].get("Cmd") is None
+    assert backend.image(build(df, build_args={"BASE": "other:1"}).id)["config"]["Cmd"] == ["other"]
+
+
+def test_error_message_shape():
+    from hostbridge.guest.builder.build import error_message
+    from hostbridge.guest.builder.steps import BuildError
+    msg = "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+    assert error_message(BuildError(msg, 3)) == {"errorDetail": {"message": msg, "code": 3}, "error": msg}
+    assert error_message(InvalidParameter("x")) == {"errorDetail": {"message": "x"}, "error": "x"}

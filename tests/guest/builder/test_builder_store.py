@@ -102,3 +102,27 @@ def test_no_container_process_left(engine_store, store_build):
     store_build("FROM busybox\nRUN echo quick\n")
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "echo quick" not in out
+
+
+def test_client_gone_mid_run_kills_the_container(engine_store, tmp_path):
+    from hostbridge.guest.builder.storebackend import StoreBackend
+    backend = StoreBackend(engine_store, str(tmp_path / "root" / "builder"), run_timeout=60)
+
+    class Gone(Exception):
+        pass
+
+    def emit(msg):
+        if "tick" in msg.get("stream", ""):
+            raise Gone()
+
+    ctx = BuildContext.from_stream(io.BytesIO(context_tar(
+        "FROM busybox\nRUN echo tick; sleep 53.5; echo late\n")), "", str(tmp_path))
+    try:
+        with pytest.raises(Gone):
+            Builder(backend, BuildOptions(), emit).build(ctx)
+    finally:
+        ctx.close()
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "sleep 53.5" not in out
+    assert os.listdir(backend.rootfs_dir) == []
+    assert backend.rootfs_dir not in open("/proc/self/mounts").read()

@@ -168,7 +168,8 @@ class Builder(StepsMixin):
         if triggers:
             state.config["OnBuild"] = None
             self.run_triggers(state, triggers)
-        self.say(" ---> %s\n" % _short(state.image_id)) if state.image_id else None
+        if state.image_id:
+            self.say(" ---> %s\n" % _short(state.image_id))
         for inst in stage.commands:
             self.begin_step(inst)
             self.dispatch(state, inst)

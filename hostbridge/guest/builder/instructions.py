@@ -21,18 +21,16 @@ _MIN_DURATION = 10 ** 6  # docker's container.MinimumDuration: 1ms
 class Flags:
     """Builder flags (``--from=x``) checked against what an instruction accepts."""
 
-    def __init__(self, raw, allowed, booleans=(), repeatable=()):
+    def __init__(self, raw, allowed, booleans=()):
         self.values = {}
         for text in raw:
             name, eq, value = text.partition("=")
-            if name not in allowed and name not in booleans and name not in repeatable:
+            if name not in allowed and name not in booleans:
                 raise InvalidParameter("Unknown flag: %s" % name)
             if name in booleans:
                 if eq and value.lower() not in ("true", "false"):
                     raise InvalidParameter("expecting boolean value for flag %s, not: %s" % (name, value))
                 self.values[name] = (not eq) or value.lower() == "true"
-            elif name in repeatable:
-                self.values.setdefault(name, []).append(value)
             else:
                 if name in self.values:
                     raise InvalidParameter("Duplicate flag specified: %s" % name)
@@ -82,10 +80,10 @@ class Run(Instruction):
 
     def __init__(self, node):
         super().__init__(node)
-        flags = [f for f in node.flags if not f.startswith("mount")]
-        if len(flags) != len(node.flags):
-            raise InvalidParameter("the --mount option requires BuildKit")
-        Flags(flags, ("network",))
+        for name in ("mount", "network", "security"):
+            if any(f.split("=", 1)[0] == name for f in node.flags):
+                raise InvalidParameter("the --%s option requires BuildKit" % name)
+        Flags(node.flags, ())
         self.args, self.json, self.heredocs = list(node.args), node.json, list(node.heredocs)
 
 
@@ -235,11 +233,11 @@ class Copy(Instruction):
     def __init__(self, node):
         super().__init__(node)
         self.is_add = self.name == "ADD"
+        # --link only changes how BuildKit stores the layer: accepted, same result here
         if self.is_add:
-            flags = Flags(node.flags, ("chown", "chmod", "checksum"), booleans=("link", "keep-git-dir"))
+            flags = Flags(node.flags, ("chown", "chmod", "checksum"), booleans=("link",))
         else:
-            flags = Flags(node.flags, ("from", "chown", "chmod"), booleans=("link", "parents"),
-                          repeatable=("exclude",))
+            flags = Flags(node.flags, ("from", "chown", "chmod"), booleans=("link",))
         if len(node.args) < 2:
             raise InvalidParameter("%s requires at least two arguments, but only one was provided. "
                                    "Destination could not be determined." % self.name)

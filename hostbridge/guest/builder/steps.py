@@ -7,6 +7,7 @@ Mixed into ``build.Builder``, which provides ``say``, ``expand``, ``cache_key``,
 from __future__ import annotations
 
 import codecs
+import hashlib
 import os
 import shutil
 import tempfile
@@ -222,7 +223,9 @@ class StepsMixin:
             found, fetched = [], []
             for s in inst.sources:
                 if inst.is_add and _is_url(s):
-                    fetched.append(_fetch(s, tmp))
+                    fetched.append(_fetch(s, tmp, inst.checksum))
+                elif inst.checksum:
+                    raise InvalidParameter("checksum can't be specified for non-HTTP(S) sources")
                 else:
                     found += src.resolve(root, s)
             contents = [(n, d) for n, d, _ in inst.contents]
@@ -283,14 +286,23 @@ def _is_url(s: str) -> bool:
     return s.startswith("http://") or s.startswith("https://")
 
 
-def _fetch(url: str, tmp: str):
-    """Download an ADD URL into ``tmp``; a Source named after the URL's last path part."""
+def _fetch(url: str, tmp: str, checksum: str = ""):
+    """Download an ADD URL into ``tmp``; a Source named after the URL's last path part.
+
+    Raises:
+        InvalidParameter: the download failed, or its sha256 is not ``--checksum``'s.
+    """
     name = os.path.basename(urllib.parse.urlparse(url).path) or "index.html"
     path = os.path.join(tmp, name)
+    digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, open(path, "wb") as out:
-            shutil.copyfileobj(resp, out)
+            for chunk in iter(lambda: resp.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
     except (OSError, ValueError) as e:
         raise InvalidParameter("failed to download %s: %s" % (url, e)) from None
+    if checksum and checksum != "sha256:" + digest.hexdigest():
+        raise InvalidParameter("digest mismatch %s: %s" % ("sha256:" + digest.hexdigest(), checksum))
     os.chmod(path, 0o600)
     return src.Source(name, path, False)

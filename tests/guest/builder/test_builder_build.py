@@ -4,6 +4,7 @@ Expected CreatedBy strings and stream lines are dockerd 20.10's classic builder 
 same Dockerfiles (DOCKER_BUILDKIT=0), recorded when these tests were written.
 """
 
+import hashlib
 import os
 import re
 
@@ -339,7 +340,10 @@ def test_add_url_from_a_local_server(backend, build):
     t.start()
     try:
         url = "http://127.0.0.1:%d/files/data.txt" % server.server_port
-        r = build("FROM busybox\nADD %s /dl/\nADD %s /named\n" % (url, url))
+        good = "sha256:" + hashlib.sha256(b"downloaded").hexdigest()
+        r = build("FROM busybox\nADD %s /dl/\nADD --checksum=%s %s /named\n" % (url, good, url))
+        with pytest.raises(InvalidParameter, match="ADD failed: digest mismatch"):
+            build("FROM busybox\nADD --checksum=sha256:%s %s /x\n" % ("0" * 64, url))
     finally:
         server.shutdown()
         server.server_close()

@@ -99,3 +99,32 @@ def test_error_message_names_the_word_as_docker():
 
 def test_raw_quotes_keep_quote_characters():
     assert Lexer(raw_quotes=True).process_words("<<'EOF' \"x\"", {}) == ["<<'EOF'", '"x"']
+
+
+def test_env_and_label_expansion_matches_dockerd():
+    """A battery of quoting and substitution cases; the expected Env and Labels are what
+    dockerd 20.10's classic builder made of the same file (data/expansion.*)."""
+    import json
+    import os
+
+    from hostbridge.guest.builder import imageconfig as ic
+    from hostbridge.guest.builder import instructions as ins
+    from hostbridge.guest.builder import parser
+    here = os.path.join(os.path.dirname(__file__), "data")
+    with open(os.path.join(here, "expansion.Dockerfile")) as f:
+        nodes = parser.parse(f.read()).nodes
+    with open(os.path.join(here, "expansion.dockerd-20.10.json")) as f:
+        env_text, labels_text = f.read().strip().split("] {", 1)
+    expected_env, expected_labels = json.loads(env_text + "]"), json.loads("{" + labels_text)
+    config, labels = {"Env": ["PATH=" + ic.DEFAULT_PATH]}, {}
+    for node in nodes[1:]:
+        inst = ins.from_node(node)
+        env = ic.env_map(config["Env"])
+        inst.expand(lambda w: Lexer().process_word(w, env))
+        for k, v in inst.pairs:
+            if inst.name == "ENV":
+                ic.set_env(config, k, v)
+            else:
+                labels[k] = v
+    assert config["Env"] == expected_env
+    assert labels == expected_labels

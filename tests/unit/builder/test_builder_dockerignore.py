@@ -56,3 +56,20 @@ def test_reexcluded_after_exception():
     assert m.excluded("top.txt")
     assert not m.excluded("src/a.py")
     assert m.excluded("src/a.tmp")
+
+
+FILES = ["top.log", "keep.log", "a/x.log", "a/b/c/deep.log", "docs/README.md", "docs/other.md",
+         "src/tmp/junk", "src/main.c", "build/out.o", "x.y/z", "abc", "axc", "a[b", "fa.go", "sub.go",
+         "a/b/c/file.go", "README.md", "Dockerfile", ".dockerignore"]
+
+
+def test_battery_matches_what_the_docker_cli_sent_to_dockerd():
+    """data/battery.dockerd-kept.txt lists what `COPY . /ctx/` held in an image dockerd 20.10
+    built from these files with data/battery.dockerignore (docker CLI 28 filtering)."""
+    import os
+    here = os.path.join(os.path.dirname(__file__), "data")
+    with open(os.path.join(here, "battery.dockerignore")) as f:
+        m = Matcher(read_patterns(f.read()))
+    with open(os.path.join(here, "battery.dockerd-kept.txt")) as f:
+        expected = set(f.read().split())
+    assert {p for p in FILES if not m.excluded(p)} == expected

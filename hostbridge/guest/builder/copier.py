@@ -138,21 +138,22 @@ class Copier:
         self._own(target, 0o644)
 
     def copy_dir(self, host_src: str, dest: str) -> None:
-        root = self.mkdirs(dest, new_mode=stat.S_IMODE(os.stat(host_src).st_mode))
+        self.mkdirs(dest, new_mode=stat.S_IMODE(os.stat(host_src).st_mode))
         for dirpath, dirnames, filenames in os.walk(host_src):
             rel = os.path.relpath(dirpath, host_src)
-            here = root if rel == "." else os.path.join(root, rel)
+            inside = dest if rel == "." else posixpath.join(dest, rel)
+            # resolve in the rootfs each time: an image's symlink must not lead outside it
+            here = self.in_root(inside)
             for d in sorted(dirnames):
                 src = os.path.join(dirpath, d)
                 if os.path.islink(src):
                     self._copy_entry(src, os.path.join(here, d))
                     continue
-                target = os.path.join(here, d)
-                if os.path.lexists(target) and not os.path.isdir(target):
-                    os.unlink(target)
-                if not os.path.isdir(target):
-                    os.mkdir(target)
-                self._own(target, stat.S_IMODE(os.stat(src).st_mode), os.stat(src).st_mtime)
+                target = self.in_root(posixpath.join(inside, d))
+                _remove_nondir(target)
+                os.makedirs(target, exist_ok=True)  # a dangling image link's target: parents too
+                st = os.stat(src)
+                self._own(target, stat.S_IMODE(st.st_mode), st.st_mtime)
             dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
             for fn in sorted(filenames):
                 self._copy_entry(os.path.join(dirpath, fn), os.path.join(here, fn))
@@ -197,7 +198,7 @@ class Copier:
                 continue
             if os.path.lexists(host):
                 raise InvalidParameter("cannot copy to %s: not a directory" % current)
-            os.mkdir(host)
+            os.makedirs(host)
             last = i == len(parts) - 1
             self._own(host, (self.mode if self.mode is not None else new_mode) if last else 0o755)
         return host

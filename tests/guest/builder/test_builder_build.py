@@ -374,3 +374,19 @@ def test_error_message_shape():
     msg = "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
     assert error_message(BuildError(msg, 3)) == {"errorDetail": {"message": msg, "code": 3}, "error": msg}
     assert error_message(InvalidParameter("x")) == {"errorDetail": {"message": "x"}, "error": "x"}
+
+
+def test_copy_never_writes_through_an_image_symlink_to_the_host(backend, build, tmp_path):
+    outside = tmp_path / "host-target"
+    outside.mkdir()
+    # an image holding /d/lnk -> <a host dir>, as any image may
+    build("FROM busybox\nCOPY d /d\n", {"d/keep": "k"}, tags=["withlink"])
+    base_id = backend.resolve_image("withlink")[0]
+    os.symlink(str(outside), rootfs_file(backend, base_id, "/d/lnk"))
+    first = build("FROM withlink\nCOPY src /d\n", {"src/lnk/f1": "1"})
+    assert os.listdir(outside) == []
+    assert os.path.isfile(rootfs_file(backend, first.id, str(outside) + "/f1"))
+    r = build("FROM withlink\nCOPY src /d\nCOPY f /d/lnk/\n", {"src/lnk/f1": "1", "f": "2"})
+    assert os.listdir(outside) == []
+    inside = rootfs_file(backend, r.id, str(outside))  # the link's target, taken inside the rootfs
+    assert sorted(os.listdir(inside)) == ["f", "f1"]

@@ -45,13 +45,43 @@ class BuildOptions:
         no_cache: do not reuse cached steps.
         pull: pull base images even when present.
         labels: labels to add to the result (``labels``).
+        dockerfile: the Dockerfile's path in the context ("" = Dockerfile).
+        quiet: ``q``; the driver streams the same either way, the API layer filters.
     """
 
-    def __init__(self, tags=(), build_args=None, target="", no_cache=False, pull=False, labels=None):
+    def __init__(self, tags=(), build_args=None, target="", no_cache=False, pull=False, labels=None,
+                 dockerfile="", quiet=False):
         self.tags = list(tags)
         self.build_args = {k: v for k, v in (build_args or {}).items() if v is not None}
         self.target, self.no_cache, self.pull = target, no_cache, pull
         self.labels = dict(labels or {})
+        self.dockerfile, self.quiet = dockerfile, quiet
+
+    @classmethod
+    def from_query(cls, query_all: dict) -> "BuildOptions":
+        """Options from ``POST /build``'s query (each name → all its values, as parse_qs gives).
+
+        Also carries ``dockerfile`` (for BuildContext.from_stream) and ``quiet`` (``q``: the
+        API layer then shows only the final id).
+
+        Raises:
+            InvalidParameter: bad JSON in ``buildargs``/``labels``, an invalid tag, or a
+                ``remote`` context (git/URL contexts are not supported).
+        """
+        def last(name, default=""):
+            values = query_all.get(name) or [default]
+            return values[-1]
+
+        if last("remote"):
+            raise InvalidParameter("building from a remote context (git or URL) is not supported by this "
+                                   "engine: send the build context as a tar")
+        tags = [t for t in query_all.get("t") or [] if t]
+        for t in tags:
+            reference.parse_normalized(t)
+        return cls(tags=tags, build_args=_json_map(last("buildargs"), "buildargs"),
+                   target=last("target"), no_cache=_truthy(last("nocache")), pull=_truthy(last("pull")),
+                   labels=_json_map(last("labels"), "labels"), dockerfile=last("dockerfile"),
+                   quiet=_truthy(last("q")))
 
 
 class StageState:
@@ -246,6 +276,23 @@ class Builder(StepsMixin):
         state.image_id = self.backend.commit(parent, None, image)
         state.image = image
         self.backend.store_cache(parent, key, state.image_id)
+
+
+def _truthy(text: str) -> bool:
+    """docker's form booleans: anything but "", 0, no, false, none."""
+    return text.strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def _json_map(text: str, name: str) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidParameter("invalid %s: not a JSON object: %s" % (name, text)) from None
+    if not isinstance(value, dict) or not all(isinstance(v, (str, type(None))) for v in value.values()):
+        raise InvalidParameter("invalid %s: expected a JSON object of strings" % name)
+    return value
 
 
 def _labels_instruction(labels: dict):

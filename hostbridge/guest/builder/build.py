@@ -198,8 +198,7 @@ class Builder(StepsMixin):
         if triggers:
             state.config["OnBuild"] = None
             self.run_triggers(state, triggers)
-        if state.image_id:
-            self.say(" ---> %s\n" % _short(state.image_id))
+        self.say(" ---> %s\n" % _short(state.image_id))  # empty for scratch, as docker prints it
         for inst in stage.commands:
             self.begin_step(inst)
             self.dispatch(state, inst)

@@ -178,6 +178,7 @@ def test_missing_base_image(build):
 
 def test_from_scratch(backend, build):
     r = build("FROM scratch\nCOPY f /f\nCMD [\"/f\"]\n", {"f": "x"})
+    assert r.stream.startswith("Step 1/3 : FROM scratch\n ---> \nStep 2/3 : COPY f /f\n")  # as dockerd
     assert sorted(os.listdir(os.path.join(backend.image_dir(r.id), "rootfs"))) == ["f"]
     assert backend.image(r.id)["config"]["Env"] == [
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]

@@ -391,3 +391,11 @@ def test_copy_never_writes_through_an_image_symlink_to_the_host(backend, build, 
     assert os.listdir(outside) == []
     inside = rootfs_file(backend, r.id, str(outside))  # the link's target, taken inside the rootfs
     assert sorted(os.listdir(inside)) == ["f", "f1"]
+
+
+def test_stage_arg_without_default_inherits_the_meta_arg(backend, build):
+    df = "ARG X=meta\nARG Y=unseen\nFROM busybox\nARG X\nENV GOT_X=$X GOT_Y=${Y:-none}\n"
+    env = backend.image(build(df).id)["config"]["Env"]
+    assert "GOT_X=meta" in env and "GOT_Y=none" in env  # as dockerd: Y was not declared in the stage
+    env = backend.image(build(df, build_args={"X": "given"}).id)["config"]["Env"]
+    assert "GOT_X=given" in env

@@ -22,6 +22,7 @@ import tempfile
 
 from ..errors import InvalidParameter, NotFound
 from ..images import tarsafe
+from ..runtime.rootfs import secure_join
 from . import dockerignore
 
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -187,34 +188,13 @@ def remove_ignored(root: str, matcher) -> None:
                 os.rmdir(dirpath)
 
 
-def follow_in_scope(root: str, rel: str, max_links: int = 255) -> str:
-    """Resolve ``rel`` under ``root`` following symlinks as if ``root`` were ``/``.
+def follow_in_scope(root: str, rel: str) -> str:
+    """``rel`` under ``root`` with symlinks resolved as if ``root`` were ``/`` (never outside it).
 
-    An absolute link target is taken relative to ``root`` and ``..`` stops at ``root``, so the
-    result is always inside ``root`` (docker's FollowSymlinkInScope).
-
-    Returns:
-        The absolute host path (it may not exist).
+    Raises:
+        InvalidParameter: a symlink loop.
     """
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    resolved = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        if os.path.islink(candidate):
-            links += 1
-            if links > max_links:
-                raise InvalidParameter("too many symlinks resolving %s" % rel)
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
-
+    try:
+        return secure_join(root, rel)
+    except OSError as e:
+        raise InvalidParameter("cannot resolve %s: %s" % (rel, e.strerror)) from None

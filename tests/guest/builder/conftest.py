@@ -80,3 +80,28 @@ def created_by(backend, image_id):
 
 def rootfs_file(backend, image_id, path):
     return os.path.join(backend.image_dir(image_id), "rootfs", path.lstrip("/"))
+
+
+class ClientGone(Exception):
+    """Raised by an emit callback to play a client that disconnects."""
+
+
+def build_until(backend, dockerfile, marker, tmp_dir):
+    """Build, with the client going away when ``marker`` shows in the stream; returns the
+    ``ps`` listing taken afterwards. Raises AssertionError if the build did not stop."""
+    import subprocess
+
+    def emit(msg):
+        if marker in msg.get("stream", ""):
+            raise ClientGone()
+
+    ctx = BuildContext.from_stream(io.BytesIO(context_tar(dockerfile)), "", tmp_dir)
+    try:
+        Builder(backend, BuildOptions(), emit).build(ctx)
+    except ClientGone:
+        pass
+    else:
+        raise AssertionError("the build did not stop when its client went away")
+    finally:
+        ctx.close()
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout

@@ -11,7 +11,7 @@ from hostbridge.guest.builder.context import BuildContext
 from hostbridge.guest.builder.steps import BuildError
 from hostbridge.guest.errors import NotFound
 from hostbridge.guest.images.store import ImageStore
-from tests.guest.builder.conftest import context_tar
+from tests.guest.builder.conftest import build_until, context_tar
 
 pytestmark = pytest.mark.root
 
@@ -107,22 +107,7 @@ def test_no_container_process_left(engine_store, store_build):
 def test_client_gone_mid_run_kills_the_container(engine_store, tmp_path):
     from hostbridge.guest.builder.storebackend import StoreBackend
     backend = StoreBackend(engine_store, str(tmp_path / "root" / "builder"), run_timeout=60)
-
-    class Gone(Exception):
-        pass
-
-    def emit(msg):
-        if "tick" in msg.get("stream", ""):
-            raise Gone()
-
-    ctx = BuildContext.from_stream(io.BytesIO(context_tar(
-        "FROM busybox\nRUN echo tick; sleep 53.5; echo late\n")), "", str(tmp_path))
-    try:
-        with pytest.raises(Gone):
-            Builder(backend, BuildOptions(), emit).build(ctx)
-    finally:
-        ctx.close()
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert "sleep 53.5" not in out
+    ps = build_until(backend, "FROM busybox\nRUN echo tick; sleep 53.5; echo late\n", "tick", str(tmp_path))
+    assert "sleep 53.5" not in ps
     assert os.listdir(backend.rootfs_dir) == []
     assert backend.rootfs_dir not in open("/proc/self/mounts").read()

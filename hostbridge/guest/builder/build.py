@@ -186,11 +186,11 @@ class Builder(StepsMixin):
         if not base:
             raise InvalidParameter("base name (%s) should not be blank" % stage.from_.base)
         earlier = self.plan.find(base, before=stage.index)
-        if base.lower() == "scratch":
-            image_id, image = None, {}
-        elif earlier is not None and earlier.index in self.stage_images:
+        if earlier is not None and earlier.index in self.stage_images:
             image_id = self.stage_images[earlier.index]
-            image_id, image = self.backend.resolve_image(image_id)
+            image_id, image = self.backend.resolve_image(image_id) if image_id else (None, {})
+        elif base.lower() == "scratch":
+            image_id, image = None, {}
         else:
             image_id, image = self.backend.resolve_image(base, pull=self.options.pull)
         state = StageState(stage, image_id, copy.deepcopy(image))

@@ -399,3 +399,8 @@ def test_stage_arg_without_default_inherits_the_meta_arg(backend, build):
     assert "GOT_X=meta" in env and "GOT_Y=none" in env  # as dockerd: Y was not declared in the stage
     env = backend.image(build(df, build_args={"X": "given"}).id)["config"]["Env"]
     assert "GOT_X=given" in env
+
+
+def test_stage_from_an_empty_scratch_stage(backend, build):
+    r = build("FROM scratch AS empty\nFROM empty\nCOPY f /f\n", {"f": "x"})
+    assert os.listdir(os.path.join(backend.image_dir(r.id), "rootfs")) == ["f"]

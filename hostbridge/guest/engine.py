@@ -182,6 +182,19 @@ class Engine:
         self.events.emit("container", "prune", "", {"reclaimed": str(reclaimed)})
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
+    def disk_usage(self):
+        """GET /system/df: images (with how many containers use each), containers, volumes."""
+        used = self._images_in_use()
+        images = self.images.list(all=True)
+        layers = 0
+        for im in images:
+            im["Containers"] = len(used.get(im["Id"], []))
+            layers += im.get("Size", 0) - max(im.get("SharedSize", 0), 0)
+        containers = self.list_containers(all=True, size=True)
+        volumes = self.volumes.disk_usage() if getattr(self, "volumes", None) else []
+        return {"LayersSize": self.images.layers_size() if hasattr(self.images, "layers_size") else layers,
+                "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}
+
     # ---- images ---------------------------------------------------------------------------
     def _images_in_use(self):
         """{image_id: [(container_id, running)]}, as the image store's delete rules need."""

@@ -203,6 +203,12 @@ class ContainerManager:
         self._emit(c, "start")
         threading.Thread(target=self._monitor, args=(c, shim), name="monitor-" + c.id[:12], daemon=True).start()
 
+    def _remove_quietly(self, c):
+        try:
+            self.remove(c.id, force=True)
+        except GuestError:
+            pass
+
     def _record_start_failure(self, c, message, code):
         st = c.state
         st.update(Status="exited" if st.get("StartedAt") != ZERO_TIME else "created", Running=False,
@@ -213,6 +219,8 @@ class ContainerManager:
         c.exit_generation += 1
         c.changed.notify_all()
         self.store.save(c)
+        if c.host_config.get("AutoRemove"):
+            threading.Thread(target=self._remove_quietly, args=(c,), daemon=True).start()
 
     # ---- exit -----------------------------------------------------------------------------
     def _monitor(self, c, shim):
@@ -385,26 +393,42 @@ class ContainerManager:
             return {"StatusCode": c.state.get("ExitCode", 0), "Error": {"Message": err} if err else None}
 
     # ---- attach ---------------------------------------------------------------------------
-    def attach_socket(self, ref, stdin, stdout, stderr, wait_start=None):
-        """A socket streaming the container's stdio (docker frames unless TTY), or None when the
-        container has exited. Before start: blocks until start connects it.
-        ``wait_start``: returns true while the caller still wants to wait."""
+    def attach_begin(self, ref, stdin, stdout, stderr):
+        """Register an attach; call before answering the client (which then starts the container).
+
+        Returns a socket (running container), a PendingAttach (before start: ``attach_wait``
+        gives the socket once start connects it), or None (the container has exited).
+        """
         c = self.get(ref)
         with c.lock:
             if c.running and c.shim is not None:
                 return c.shim.attach(stdin, stdout, stderr)
-            if c.state["Status"] != "created" and not c.state.get("Restarting"):
+            if c.state["Status"] != "created" and not c.state.get("Restarting") and c.state.get("Status") != "exited":
                 return None
             pa = PendingAttach(stdin, stdout, stderr)
+            pa.container = c
             c.pending_attaches.append(pa)
+            return pa
+
+    def attach_wait(self, pa, keep_waiting=lambda: True):
+        """The socket of a PendingAttach once start connected it; None if cancelled."""
         while not pa.ready.wait(0.5):
-            if wait_start is not None and not wait_start():
-                pa.cancelled = True
-                with c.lock:
-                    if pa in c.pending_attaches:
-                        c.pending_attaches.remove(pa)
+            if not keep_waiting():
+                self.attach_cancel(pa)
                 return None
         return pa.sock
+
+    def attach_cancel(self, pa):
+        c = pa.container
+        pa.cancelled = True
+        with c.lock:
+            if pa in c.pending_attaches:
+                c.pending_attaches.remove(pa)
+        if pa.sock is not None:
+            try:
+                pa.sock.close()
+            except OSError:
+                pass
 
     def resize(self, ref, h, w):
         c = self.get(ref)

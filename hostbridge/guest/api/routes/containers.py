@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...errors import InvalidParameter
 from ...util import parse_time
 from ..streams import frame, relay
-from .system import _client_gone
+from .system import _client_gone, _client_hung_up
 
 
 def _since(text):
@@ -84,20 +84,25 @@ def attach(engine, req, resp, id):
     tty = bool(c.config.get("Tty"))
     stdin, stdout, stderr = req.qbool("stdin"), req.qbool("stdout"), req.qbool("stderr")
     want_logs, stream = req.qbool("logs"), req.qbool("stream")
+    # Registered before the 101 goes out: the client starts the container as soon as it reads it.
+    handle = engine.containers.attach_begin(c.id, stdin, stdout, stderr) if stream else None
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
     try:
         if want_logs:
             for s, data, _ in engine.logs(c.id, stdout=stdout, stderr=stderr):
                 conn.sendall(data if tty else frame(s, data))
-        if not stream:
+        if handle is None:
             return
-        sock = engine.containers.attach_socket(c.id, stdin, stdout, stderr,
-                                               wait_start=lambda: not _client_gone(conn))
+        sock = handle
+        if not hasattr(handle, "recv"):
+            sock = engine.containers.attach_wait(handle, keep_waiting=lambda: not _client_hung_up(conn))
         if sock is not None:
             relay(conn, sock, send_stdin=stdin)
     except OSError:
         pass
     finally:
+        if handle is not None and not hasattr(handle, "recv"):
+            engine.containers.attach_cancel(handle)
         try:
             conn.shutdown(2)
         except OSError:

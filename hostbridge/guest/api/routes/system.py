@@ -64,6 +64,18 @@ def events(engine, req, resp):
     resp.end_stream()
 
 
+def _client_hung_up(conn):
+    """True once the peer closed the connection entirely. A hijacked client may half-close
+    (no stdin) and still read output, so EOF alone does not mean it is gone."""
+    import select
+    try:
+        p = select.poll()
+        p.register(conn, select.POLLHUP)
+        return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in p.poll(0))
+    except (OSError, ValueError):
+        return True
+
+
 def _client_gone(conn):
     import select
     import socket
@@ -81,7 +93,12 @@ def auth(engine, req, resp):
     return engine.auth(body)
 
 
+def disk_usage(engine, req, resp):
+    return engine.disk_usage()
+
+
 def register(r):
+    r.add("GET", "/system/df", disk_usage)
     r.add("GET", "/_ping", ping)
     r.add("GET", "/version", version)
     r.add("GET", "/info", info)

@@ -4,7 +4,7 @@ builder does, and reports progress in docker's stream format.
 ``Builder(backend, options, emit).build(context)`` returns the final image id. ``emit`` gets
 docker's JSON stream messages as dicts (``{"stream": "Step 1/3 : FROM busybox\\n"}``,
 ``{"aux": {"ID": "sha256:…"}}``); the API layer writes them. Errors raise: a ``GuestError``
-before the first step (parse errors, missing base image) is an HTTP error; after that the API
+before the first message (a parse error) is an HTTP error; after that the API
 layer turns it into docker's in-stream ``{"errorDetail": …, "error": …}`` with
 ``error_message``. Whatever happens, every rootfs the build made is released.
 """

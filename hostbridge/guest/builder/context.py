@@ -30,21 +30,34 @@ DOCKERIGNORE = ".dockerignore"
 _COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 
-class _Prefixed(io.RawIOBase):
-    """A stream with some bytes already read put back in front."""
+class _Body(io.RawIOBase):
+    """The request body with its first bytes (already read to sniff the format) put back.
 
-    def __init__(self, head: bytes, rest):
-        self.head, self.rest = head, rest
+    With ``pad``, the stream is completed at its end to whole 512-byte blocks plus the two
+    zero blocks that end a tar: the stock CLI's ``-f -`` context ends right after the added
+    Dockerfile's data, which Go's tar reader accepts and Python's does not.
+    """
+
+    def __init__(self, head: bytes, rest, pad: bool = False):
+        self.head, self.rest, self.pad = head, rest, pad
+        self.total = 0
+        self.tail = None
 
     def readable(self):
         return True
 
     def readinto(self, buf):
         if self.head:
-            n = min(len(buf), len(self.head))
-            buf[:n], self.head = self.head[:n], self.head[n:]
-            return n
-        data = self.rest.read(len(buf))
+            data, self.head = self.head[:len(buf)], self.head[len(buf):]
+        elif self.tail is None:
+            data = self.rest.read(len(buf))
+            if not data and self.pad:
+                self.tail = b"\0" * ((-self.total) % 512 + 1024)
+        else:
+            data = b""
+        if self.tail:
+            data, self.tail = self.tail[:len(buf)], self.tail[len(buf):]
+        self.total += len(data)
         buf[:len(data)] = data
         return len(data)
 
@@ -103,8 +116,9 @@ class BuildContext:
         root = tempfile.mkdtemp(prefix="build-", dir=tmp_parent)
         try:
             head = _read_head(stream, 512)
-            body = _Prefixed(head, stream)
-            if head.startswith(_COMPRESSED_MAGIC) or is_tar_header(head) or not head:
+            compressed = head.startswith(_COMPRESSED_MAGIC)
+            body = _Body(head, stream, pad=not compressed and is_tar_header(head))
+            if compressed or is_tar_header(head) or not head:
                 if head:
                     tarsafe.extract(io.BufferedReader(body, 1 << 16), root, whiteouts="apply")
                 name = dockerfile or DEFAULT_DOCKERFILE

@@ -218,3 +218,14 @@ def test_checksum_content_not_mtime(tree):
     multi = sources.checksum(sources.resolve(tree, "a.txt") + sources.resolve(tree, "b.txt"))
     assert multi.startswith("multi:")
     assert sources.checksum([], [("EOF", "hi")]) != sources.checksum([], [("EOF", "ho")])
+
+
+def test_unterminated_tar_as_the_cli_sends_for_stdin_dockerfile(tmp_path):
+    # `docker build -f - .` (CLI 28): the added Dockerfile's data ends the body: no padding to
+    # 512 bytes, no end-of-archive blocks (recorded from a real upload: 5141 bytes)
+    full = make_tar({"f": b"x", ".dockerfile.0123456789abcdef0123": b"FROM busybox\nENV A=1\n"})
+    header_and_data = 512 + 512 + 512 + 21
+    with BuildContext.from_stream(Chunky(full[:header_and_data]), ".dockerfile.0123456789abcdef0123",
+                                  str(tmp_path)) as ctx:
+        assert ctx.dockerfile == b"FROM busybox\nENV A=1\n"
+        assert os.path.isfile(os.path.join(ctx.root, "f"))

@@ -55,7 +55,7 @@ class BuildBackend:
         ``FROM scratch``). Must be released with ``release``."""
         raise NotImplementedError
 
-    def run(self, rootfs: Rootfs, config: dict, argv: list, output) -> int:
+    def run(self, rootfs: Rootfs, config: dict, argv: list, output, cancelled=None) -> int:
         """Run ``argv`` in ``rootfs`` as a container and wait for it.
 
         Args:
@@ -65,6 +65,9 @@ class BuildBackend:
             argv: the full command (the shell already prepended for shell form).
             output: ``output(data: bytes, stream: int)`` called with the process's stdout (1)
                 and stderr (2) as they come.
+            cancelled: ``cancelled() -> bool``, or None. While the process runs, call it at
+                least twice a second; once it says True (the client went away), kill the
+                process, wait for it, and raise ``steps.BuildCancelled``.
 
         Returns:
             The exit code (128+N when killed by signal N).

@@ -3,7 +3,8 @@ builder does, and reports progress in docker's stream format.
 
 ``Builder(backend, options, emit).build(context)`` returns the final image id. ``emit`` gets
 docker's JSON stream messages as dicts (``{"stream": "Step 1/3 : FROM busybox\\n"}``,
-``{"aux": {"ID": "sha256:…"}}``); the API layer writes them. Errors raise: a ``GuestError``
+``{"aux": {"ID": "sha256:…"}}``); the API layer writes them. ``cancelled()``, when given, says
+whether the client has gone; the build then stops (BuildCancelled), a running RUN killed. Errors raise: a ``GuestError``
 before the first message (a parse error) is an HTTP error; after that the API
 layer turns it into docker's in-stream ``{"errorDetail": …, "error": …}`` with
 ``error_message``. Whatever happens, every rootfs the build made is released.
@@ -23,7 +24,7 @@ from . import imageconfig as ic
 from . import instructions as ins
 from . import parser, stages
 from .shellwords import Lexer
-from .steps import BuildError, StepsMixin
+from .steps import BuildCancelled, BuildError, StepsMixin
 
 
 def error_message(exc: Exception) -> dict:
@@ -107,8 +108,9 @@ class StageState:
 class Builder(StepsMixin):
     """One build. See the module docstring."""
 
-    def __init__(self, backend, options: BuildOptions, emit):
+    def __init__(self, backend, options: BuildOptions, emit, cancelled=None):
         self.backend, self.options, self.emit = backend, options, emit
+        self.cancelled = cancelled
         self.step, self.total = 0, 0
         self.consumed = set()
         self.stage_images = {}
@@ -167,6 +169,8 @@ class Builder(StepsMixin):
         return image_id
 
     def begin_step(self, inst) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise BuildCancelled()
         self.step += 1
         self.say("Step %d/%d : %s\n" % (self.step, self.total, inst.original))
 

@@ -13,12 +13,15 @@ error and what goes in the stream:
 
 from __future__ import annotations
 
+import select
+import socket
+
 from ..errors import GuestError
 from .build import Builder, BuildOptions, error_message
 from .context import BuildContext
 
 
-def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None):
+def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None, cancelled=None):
     """Run one ``POST /build``.
 
     Args:
@@ -28,6 +31,8 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None):
         send: ``send(message: dict)`` writes one JSON line to the client (it may raise when
             the client has gone; the build then stops and cleans up).
         tmp_parent: where to unpack the context (default: the system temp dir).
+        cancelled: ``cancelled() -> bool`` saying the client has gone (``connection_closed``),
+            so that a RUN printing nothing is still stopped when the client leaves.
 
     Returns:
         The image id, or None when the build failed after output had started (the error was
@@ -50,7 +55,7 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None):
     ctx = BuildContext.from_stream(body, options.dockerfile, tmp_parent)
     try:
         try:
-            image_id = Builder(backend, options, emit).build(ctx)
+            image_id = Builder(backend, options, emit, cancelled).build(ctx)
         except GuestError as e:
             if not started[0] and not held:
                 raise
@@ -63,3 +68,17 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None):
         return image_id
     finally:
         ctx.close()
+
+
+def connection_closed(sock: socket.socket):
+    """A ``cancelled()`` for a request whose body has been read: True once the client has
+    closed the connection (it reads as end-of-file), or it is broken."""
+
+    def closed() -> bool:
+        try:
+            ready, _, _ = select.select([sock], [], [], 0)
+            return bool(ready) and sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    return closed

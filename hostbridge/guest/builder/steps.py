@@ -30,6 +30,13 @@ class BuildError(GuestError):
         self.code = code
 
 
+class BuildCancelled(GuestError):
+    """The client went away during the build; what ran has been stopped and cleaned up."""
+
+    def __init__(self):
+        super().__init__("the build was cancelled: the client went away")
+
+
 class StepsMixin:
     """Instruction handlers; see build.Builder."""
 
@@ -197,7 +204,7 @@ class StepsMixin:
                     f.write(script)
                 os.chmod(script_path, 0o755)
                 argv = ["/" + name]
-            code = self.backend.run(rootfs, run_config, argv, self.output_writer())
+            code = self.backend.run(rootfs, run_config, argv, self.output_writer(), self.cancelled)
             if script_path:
                 os.unlink(script_path)
             if code != 0:

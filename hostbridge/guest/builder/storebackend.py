@@ -16,6 +16,7 @@ engine, building then needs the overlay driver.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ from ..errors import NotFound, RuntimeFailure, Unavailable
 from ..images import build as image_build
 from ..runtime.client import ShimClient
 from .backend import BuildBackend, Rootfs
+from .steps import BuildCancelled
 
 _PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -59,6 +61,17 @@ class StoreBackend(BuildBackend):
         self.rootfs_dir = util.makedirs(os.path.join(state_dir, "rootfs"))
         self.cache_path = os.path.join(state_dir, "cache.json")
         self.lock = threading.Lock()
+
+    def clean_stale(self) -> None:
+        """Remove what builds of a previous engine run left (call once, at engine start, before
+        any build): kill a RUN container still running under its shim, unmount, delete."""
+        for rid in os.listdir(self.rootfs_dir):
+            base = os.path.join(self.rootfs_dir, rid)
+            shim = ShimClient(os.path.join(base, "bundle"))
+            if os.path.exists(shim.sock_path):
+                _kill_and_wait(shim)
+            subprocess.run(["umount", os.path.join(base, "merged")], capture_output=True)
+            shutil.rmtree(base, ignore_errors=True)
 
     def resolve_image(self, name, pull=False):
         if pull and self.pull is not None:
@@ -102,14 +115,14 @@ class StoreBackend(BuildBackend):
             subprocess.run(["umount", rootfs.path], capture_output=True)
             rootfs.mounted = False
 
-    def run(self, rootfs, config, argv, output):
+    def run(self, rootfs, config, argv, output, cancelled=None):
         self._umount(rootfs)  # one overlay per upper dir: the container mounts its own
         try:
-            return self._run_container(rootfs, config, argv, output)
+            return self._run_container(rootfs, config, argv, output, cancelled)
         finally:
             self._mount(rootfs)
 
-    def _run_container(self, rootfs, config, argv, output):
+    def _run_container(self, rootfs, config, argv, output, cancelled):
         bundle = os.path.join(rootfs.base, "bundle")
         for stale in ("exit.json", "config.json"):
             if os.path.exists(os.path.join(bundle, stale)):
@@ -139,7 +152,7 @@ class StoreBackend(BuildBackend):
                     output(("%s\n" % e).encode(), 2)
                     finished = True
                     return getattr(e, "exit_code", 127)
-                _pump_frames(stream, output)
+                _pump_frames(stream, output, cancelled)
             finally:
                 stream.close()
             code = shim.wait(timeout=self.run_timeout).get("exit_code", 1)
@@ -187,10 +200,20 @@ class StoreBackend(BuildBackend):
             util.write_json(self.cache_path, cache)
 
 
-def _pump_frames(sock: socket.socket, output) -> None:
-    """Read docker's multiplexed frames until the container's output ends."""
+def _pump_frames(sock: socket.socket, output, cancelled=None) -> None:
+    """Read docker's multiplexed frames until the container's output ends.
+
+    Raises:
+        BuildCancelled: ``cancelled()`` said True (checked every half second).
+    """
     buf = b""
     while True:
+        if cancelled is not None:
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if cancelled():
+                raise BuildCancelled()
+            if not ready:
+                continue
         data = sock.recv(65536)
         if not data:
             return

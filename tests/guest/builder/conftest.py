@@ -86,20 +86,33 @@ class ClientGone(Exception):
     """Raised by an emit callback to play a client that disconnects."""
 
 
-def build_until(backend, dockerfile, marker, tmp_dir):
-    """Build, with the client going away when ``marker`` shows in the stream; returns the
-    ``ps`` listing taken afterwards. Raises AssertionError if the build did not stop."""
+def build_until(backend, dockerfile, marker, tmp_dir, quietly=False):
+    """Build, with the client going away once ``marker`` shows in the stream; returns the
+    ``ps`` listing taken afterwards.
+
+    The client's leaving is seen either by the next write failing (``emit`` raises), or, with
+    ``quietly``, only through ``cancelled()`` (a client that closed while nothing was written).
+
+    Raises:
+        AssertionError: the build did not stop.
+    """
     import subprocess
+    import time
+
+    from hostbridge.guest.builder.steps import BuildCancelled
+    gone = []
 
     def emit(msg):
         if marker in msg.get("stream", ""):
-            raise ClientGone()
+            gone.append(time.monotonic())
+            if not quietly:
+                raise ClientGone()
 
     ctx = BuildContext.from_stream(io.BytesIO(context_tar(dockerfile)), "", tmp_dir)
     try:
-        Builder(backend, BuildOptions(), emit).build(ctx)
-    except ClientGone:
-        pass
+        Builder(backend, BuildOptions(), emit, cancelled=lambda: bool(gone)).build(ctx)
+    except (ClientGone, BuildCancelled):
+        assert time.monotonic() - gone[0] < 5, "the build took too long to stop"
     else:
         raise AssertionError("the build did not stop when its client went away")
     finally:

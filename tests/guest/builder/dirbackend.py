@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import stat
@@ -21,6 +22,7 @@ import subprocess
 import tarfile
 
 from hostbridge.guest.builder.backend import BuildBackend, Rootfs
+from hostbridge.guest.builder.steps import BuildCancelled
 from hostbridge.guest.errors import NotFound, RuntimeFailure
 from hostbridge.guest.images import reference
 from hostbridge.guest.util import new_id
@@ -133,7 +135,7 @@ class DirBackend(BuildBackend):
             os.makedirs(path)
         return Rootfs(rid, path)
 
-    def run(self, rootfs, config, argv, output):
+    def run(self, rootfs, config, argv, output, cancelled=None):
         if os.geteuid() != 0:
             raise RuntimeFailure("RUN needs root (chroot and namespaces)")
         self.runs.append(list(argv))
@@ -161,7 +163,15 @@ class DirBackend(BuildBackend):
         except OSError as e:
             raise RuntimeFailure("exec: %s: %s" % (argv[0], e.strerror)) from None
         try:
-            for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            while True:
+                ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+                if cancelled is not None and cancelled():
+                    raise BuildCancelled()
+                if not ready:
+                    continue
+                chunk = proc.stdout.read1(65536)
+                if not chunk:
+                    break
                 output(chunk, 1)
             return proc.wait(timeout=120)
         except BaseException:

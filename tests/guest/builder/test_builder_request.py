@@ -59,3 +59,20 @@ def test_quiet_failure_sends_the_held_output_then_the_error(backend, tmp_path):
     assert result is None
     assert sent[0] == {"stream": "Step 1/2 : FROM busybox\n"}
     assert "error" in sent[-1]
+
+
+def test_connection_closed_sees_the_peer_leave():
+    import socket
+
+    from hostbridge.guest.builder.request import connection_closed
+    ours, theirs = socket.socketpair()
+    try:
+        closed = connection_closed(ours)
+        assert closed() is False
+        theirs.sendall(b"x")  # data pending is not a close
+        assert closed() is False
+        ours.recv(1)
+        theirs.close()
+        assert closed() is True
+    finally:
+        ours.close()

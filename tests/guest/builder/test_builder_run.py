@@ -75,6 +75,12 @@ def test_interrupted_build_leaves_no_process(backend, tmp_path):
     assert "sleep 47.25" not in ps
 
 
+def test_client_closing_during_a_silent_run_stops_it(backend, tmp_path):
+    ps = build_until(backend, "FROM busybox\nRUN echo tick; sleep 48.25; echo late > /late\n", "tick",
+                     str(tmp_path), quietly=True)
+    assert "sleep 48.25" not in ps
+
+
 def test_seed_workflow_base_then_child(backend, build):
     base = build("FROM busybox\nRUN mkdir -p /var/www && echo base > /var/www/index.html\nEXPOSE 80\n"
                  "CMD [\"httpd\", \"-f\", \"-h\", \"/var/www\"]\n", tags=["php_box"])

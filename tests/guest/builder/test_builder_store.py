@@ -111,3 +111,26 @@ def test_client_gone_mid_run_kills_the_container(engine_store, tmp_path):
     assert "sleep 53.5" not in ps
     assert os.listdir(backend.rootfs_dir) == []
     assert backend.rootfs_dir not in open("/proc/self/mounts").read()
+
+
+def test_client_closing_during_a_silent_run_kills_the_container(engine_store, tmp_path):
+    from hostbridge.guest.builder.storebackend import StoreBackend
+    backend = StoreBackend(engine_store, str(tmp_path / "root" / "builder"), run_timeout=60)
+    ps = build_until(backend, "FROM busybox\nRUN echo tick; sleep 54.5; echo late\n", "tick", str(tmp_path),
+                     quietly=True)
+    assert "sleep 54.5" not in ps
+    assert os.listdir(backend.rootfs_dir) == []
+    assert backend.rootfs_dir not in open("/proc/self/mounts").read()
+
+
+def test_clean_stale_removes_what_a_dead_engine_left(engine_store, tmp_path):
+    from hostbridge.guest.builder.storebackend import StoreBackend
+    state = str(tmp_path / "root" / "builder")
+    dead = StoreBackend(engine_store, state)
+    image_id = engine_store.resolve("busybox")
+    left = dead.create_rootfs(image_id)  # mounted, never released: the engine "died" here
+    assert os.path.ismount(left.path)
+    fresh = StoreBackend(engine_store, state)
+    fresh.clean_stale()
+    assert os.listdir(fresh.rootfs_dir) == []
+    assert left.path not in open("/proc/self/mounts").read()

@@ -32,6 +32,7 @@ class Engine:
     def __init__(self, root, bip=None, bridge=None):
         self.root = root
         self.started = time.time()
+        self._build_backend = None
         self.events = Events()
         self.images = ImageStore(root)
         self.containers = ContainerManager(root, self.images, self.events)
@@ -41,6 +42,19 @@ class Engine:
         self.execs = ExecManager(self.containers, self.events)
         self.containers.restore()
         self.network.restore()
+
+    def build_backend(self):
+        """The builder's backend over the image store (made on first use: overlay only)."""
+        if self._build_backend is None:
+            from .builder.storebackend import StoreBackend
+            b = StoreBackend(self.images, os.path.join(self.root, "builder"), pull=self._pull_for_build)
+            b.clean_stale()
+            self._build_backend = b
+        return self._build_backend
+
+    def _pull_for_build(self, name):
+        from .errors import NotFound as _NF
+        raise _NF("pull access denied for %s: pulling from registries is not wired into builds yet" % name)
 
     def shutdown(self):
         self.containers.shutdown()

@@ -55,7 +55,7 @@ class App:
 
     @property
     def client(self):
-        """An ``APIClient`` for the endpoint (imports requests on first use)."""
+        """An ``APIClient`` for the endpoint (imports the HTTP client on first use)."""
         if self._client is None:
             from ..client import APIClient
 

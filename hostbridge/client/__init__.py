@@ -1,4 +1,4 @@
-"""The host's Docker Engine API client (requests; never paramiko).
+"""The host's Docker Engine API client (standard-library HTTP; never paramiko).
 
 ``APIClient(endpoint)`` combines one mixin per resource, as docker-py does.
 """

@@ -3,7 +3,8 @@
 Run as root from the repository root: ``python3 bench/runtime_start.py [N]``. Prints the
 median and quartiles of N runs (default 20) and, for one run, each phase. When a local
 dockerd answers (``docker info``) and has busybox, prints ``docker run --rm busybox true``
-beside it for scale. Needs /bin/busybox (busybox-static) for the rootfs.
+beside it for scale, and always a bare interpreter start-up, the floor on a busy host.
+Needs /bin/busybox (busybox-static) for the rootfs.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hostbridge.guest import util  # noqa: E402
-from hostbridge.guest.runtime.client import ShimClient  # noqa: E402
-from tests.support import busybox  # noqa: E402
+from hostbridge.guest import util
+from hostbridge.guest.runtime.client import ShimClient
+from tests.support import busybox
 
 
 def make_bundle(tmp: str, lower: str) -> ShimClient:
@@ -85,6 +86,13 @@ def main() -> None:
               % (n, statistics.median(totals) * 1e3, q[0] * 1e3, q[2] * 1e3))
         for name, i in (("spawn", 0), ("start", 1), ("wait", 2)):
             print("  %-5s median %.1f ms" % (name, statistics.median(r[i] for r in runs) * 1e3))
+        base = []
+        for _ in range(n):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-S", "-c", "pass"], check=True)
+            base.append(time.perf_counter() - t)
+        print("  (bare `python3 -S -c pass` on this host now: median %.1f ms; load %s)"
+              % (statistics.median(base) * 1e3, os.getloadavg()[0]))
         d = docker_times(min(n, 10))
         if d:
             print("docker run --rm busybox true: median %.1f ms (ratio %.2f)"

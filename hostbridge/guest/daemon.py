@@ -27,6 +27,10 @@ def parse_args(argv):
     p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
                    help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
     p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors")
+    p.add_argument("--bip", help="the default bridge's GATEWAY/PREFIX (default: the first free /16 of "
+                                 "172.17-31.0.0/16, then 192.168.N.0/20, chosen against the host's routes)")
+    p.add_argument("--bridge", help="the default bridge's device name (default hb0; a non-default --root "
+                                    "gets hb-<tag> so that engines side by side never share one)")
     return p.parse_args(argv)
 
 
@@ -75,7 +79,7 @@ def main(argv):
     from .engine import Engine
     from .errors import GuestError
     try:
-        engine = Engine(root, registry_config(args))
+        engine = Engine(root, bip=args.bip, bridge=args.bridge, registry_config=registry_config(args))
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)

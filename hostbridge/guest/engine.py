@@ -16,10 +16,12 @@ from .errors import Conflict, InvalidParameter, NotFound
 from .events import Events
 from .images import reference
 from .images.store import ImageStore
+from .network.manager import NetworkManager
 from .registry.auth import AuthConfig, decode_registry_auth
 from .registry.progress import ProgressAborted
 from .transfers import Transfers, pull_reference
 from .util import now_rfc3339
+from .volumes.mounts import VolumeManager
 
 
 def go_arch():
@@ -31,18 +33,38 @@ def go_arch():
 class Engine:
     """Everything the routers need, behind one narrow object."""
 
-    def __init__(self, root, registry_config=None):
+    def __init__(self, root, bip=None, bridge=None, registry_config=None):
         self.root = root
         self.started = time.time()
+        self._build_backend = None
         self.events = Events()
         self.images = ImageStore(root)
         self.transfers = Transfers(self.images, root, registry_config)
         self.containers = ContainerManager(root, self.images, self.events)
+        self.volumes = VolumeManager(root, self.containers)
+        self.network = NetworkManager(root, self.containers, bip=bip, bridge=bridge)
+        self.containers.hooks += [self.volumes, self.network]
         self.execs = ExecManager(self.containers, self.events)
         self.containers.restore()
+        self.network.restore()
+
+    def build_backend(self):
+        """The builder's backend over the image store (made on first use: overlay only)."""
+        if self._build_backend is None:
+            from .builder.storebackend import StoreBackend
+            b = StoreBackend(self.images, os.path.join(self.root, "builder"), pull=self._pull_for_build)
+            b.clean_stale()
+            self._build_backend = b
+        return self._build_backend
+
+    def _pull_for_build(self, name):
+        """A build's FROM image that is missing (or ``--pull``): pulled anonymously, quietly."""
+        res = self.transfers.pull(reference.parse_normalized(name).familiar())
+        self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
 
     def shutdown(self):
         self.containers.shutdown()
+        self.network.shutdown()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import secrets
-import tempfile
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def new_id() -> str:
     """A fresh 64-hex-digit id, as docker's container and exec ids."""
+    import secrets  # late, as tempfile below: each costs the shim's start-up several ms
+
     return secrets.token_hex(32)
 
 
@@ -48,15 +48,21 @@ def unix_time(text: str) -> int:
     return int(parse_time(text).timestamp())
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half."""
+def atomic_write(path: str, data: bytes, mode: int = 0o644, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new, never half.
+
+    ``durable=False`` skips the fsync (milliseconds) for files that mean nothing after a crash.
+    """
+    import tempfile
+
     d = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -67,9 +73,9 @@ def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def write_json(path: str, obj, mode: int = 0o644) -> None:
-    """Atomically write ``obj`` as JSON."""
-    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode)
+def write_json(path: str, obj, mode: int = 0o644, durable: bool = True) -> None:
+    """Atomically write ``obj`` as JSON (``durable`` as for ``atomic_write``)."""
+    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), mode, durable)
 
 
 def read_json(path: str, default=None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from ..errors import InvalidParameter
 from ..util import makedirs, write_json
+from ..volumes.mounts import runtime_mounts
 from .config import parse_signal  # noqa: F401  (re-exported for callers that build bundles)
 
 
@@ -28,23 +28,6 @@ def namespaces_for(hc, lookup_pid):
     return ns
 
 
-def binds_to_mounts(binds):
-    """``-v /host:/ctr[:ro]`` strings → runtime bind mounts. Named volumes come with volumes."""
-    mounts = []
-    for b in binds or []:
-        parts = b.split(":")
-        if len(parts) < 2 or not parts[0].startswith("/"):
-            raise InvalidParameter("invalid volume specification: '%s' (named volumes are not supported yet)" % b)
-        src, dst = parts[0], parts[1]
-        opts = parts[2].split(",") if len(parts) > 2 else []
-        if not dst.startswith("/"):
-            raise InvalidParameter("invalid volume specification: '%s': destination must be absolute" % b)
-        os.makedirs(src, exist_ok=True)  # docker creates a missing -v source
-        mounts.append({"type": "bind", "source": src, "destination": dst,
-                       "options": ["rbind", "ro" if "ro" in opts else "rw"]})
-    return mounts
-
-
 def write_bundle(c, rootfs, lookup_pid):
     """Write ``c``'s bundle config; returns the bundle dir."""
     cfg, hc = c.config, c.host_config
@@ -55,10 +38,7 @@ def write_bundle(c, rootfs, lookup_pid):
         except FileNotFoundError:
             pass
     argv = [c.data["Path"]] + list(c.data.get("Args") or [])
-    mounts = binds_to_mounts(hc.get("Binds"))
-    for dest, opts in (hc.get("Tmpfs") or {}).items():
-        mounts.append({"type": "tmpfs", "source": "tmpfs", "destination": dest,
-                       "options": [o for o in (opts or "").split(",") if o]})
+    mounts = runtime_mounts(c)
     for name in ("hostname", "hosts", "resolv.conf"):
         path = os.path.join(c.dir, name)
         if os.path.exists(path):

@@ -89,9 +89,7 @@ def validate_host_config(hc):
         raise InvalidParameter("invalid restart policy '%s'" % rp.get("Name"))
     if hc.get("AutoRemove") and rp.get("Name") not in ("", "no", None):
         raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-    nm = hc.get("NetworkMode") or "default"
-    if not (nm in ("default", "bridge", "host", "none") or nm.startswith("container:")):
-        raise InvalidParameter("network %s not found" % nm)  # user networks arrive with networking
+    # NetworkMode is checked by the network manager's on_create (user networks are its records)
 
 
 def merge_config(cfg, image_cfg):

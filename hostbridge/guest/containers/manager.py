@@ -43,7 +43,7 @@ class ContainerManager:
         self.events = events
         self.store = ContainerStore(root)
         self.rootfs_root = makedirs(os.path.join(root, "rootfs"))
-        self.hooks = []  # objects with on_start(c, pid) / on_stop(c) (networking)
+        self.hooks = []  # objects with on_create(c, body) / on_start(c, pid) / on_stop(c) / on_remove(c, volumes)
         self.stopping = False
 
     # ---- lookup -------------------------------------------------------------------------
@@ -81,8 +81,11 @@ class ContainerManager:
             self._prepare_rootfs(c)
             c.data["LogPath"] = c.log_path
             self._write_etc_files(c)
+            for hook in self.hooks:  # volumes (Mounts), networks (Networks, --ip)
+                hook.on_create(c, body)
             self.store.save(c)
         except BaseException:
+            self._run_remove_hooks(c, True)
             self.store.remove(c)
             shutil.rmtree(os.path.join(self.rootfs_root, cid), ignore_errors=True)
             raise
@@ -268,7 +271,7 @@ class ContainerManager:
             c.changed.notify_all()
         if c.host_config.get("AutoRemove") and not restart:
             try:
-                self.remove(c.id, force=True)
+                self.remove(c.id, force=True, volumes=True)  # --rm takes anonymous volumes too
             except NotFound:
                 pass
             except GuestError:
@@ -458,10 +461,18 @@ class ContainerManager:
                 while c.exit_generation == gen and c.running and time.monotonic() < end:
                     c.changed.wait(0.5)
             c.removing = True
+            self._run_remove_hooks(c, volumes)
             self.store.remove(c)
             shutil.rmtree(os.path.join(self.rootfs_root, c.id), ignore_errors=True)
             c.changed.notify_all()
         self._emit(c, "destroy")
+
+    def _run_remove_hooks(self, c, volumes):
+        for hook in self.hooks:
+            try:
+                hook.on_remove(c, volumes)
+            except Exception:
+                log.exception("remove hook failed for %s", c.id)
 
     def rename(self, ref, new):
         if not new or not _NAME_OK.match(new):

@@ -7,8 +7,8 @@ no effective or permitted capabilities at all (CVE-2022-24769's fix).
 
 from __future__ import annotations
 
-from . import ns
 from ..errors import InvalidParameter
+from . import ns
 
 NAMES = [
     "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",

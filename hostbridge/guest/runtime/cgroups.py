@@ -5,6 +5,8 @@ Where a container's cgroup lives, per hierarchy:
   cgroup keeps any limit put on the engine (e.g. a sandbox's memory cgroup) over its containers.
 - v2: ``<mount>/hostbridge/<name>``. v2 forbids enabling controllers for children of a cgroup
   that holds processes, and the engine's own cgroup does hold one; the root is exempt.
+- systemd's tracking hierarchies (v1 ``name=systemd``, a hybrid host's cgroup2 mount):
+  ``<mount>/hostbridge/<name>``, outside the engine's unit.
 ``Cgroup(name, paths=…)`` reopens a cgroup whose paths were recorded (e.g. by the shim), so a
 process in another cgroup still finds it.
 """
@@ -17,9 +19,17 @@ import signal
 import time
 
 from ..errors import Unavailable
+from . import devices
 
 PARENT = "hostbridge"
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset")
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "devices")
+# docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
+DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+                   "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
+                   "c 10:200 rwm"]
+# Hierarchies without limits that systemd tracks units by: a container must leave the
+# engine's unit there too, or stopping the engine's service would kill it (runc does the same).
+SYSTEMD, UNIFIED = "name=systemd", "unified"
 _CFS_PERIOD_US = 100000
 
 
@@ -33,20 +43,28 @@ def _write(path: str, value) -> None:
         f.write(str(value))
 
 
-def _mounts() -> tuple:
-    """``({controller: v1 mount}, v2 mount or None)`` from /proc/self/mountinfo."""
-    v1, v2 = {}, None
+def hierarchies() -> list:
+    """Every cgroup mount: ``[(fstype, mount point, [super options]), …]`` (mountinfo order)."""
+    out = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            fstype, _src, opts = (right.split() + ["", ""])[:3]
-            mnt = left.split()[4]
-            if fstype == "cgroup2" and v2 is None:
-                v2 = mnt
-            elif fstype == "cgroup":
-                for opt in opts.split(","):
-                    if opt in CONTROLLERS:
-                        v1.setdefault(opt, mnt)
+            fields = right.split()
+            if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
+                out.append((fields[0], left.split()[4], fields[2].split(",")))
+    return out
+
+
+def _mounts() -> tuple:
+    """``({controller: v1 mount}, v2 mount or None)``."""
+    v1, v2 = {}, None
+    for fstype, mnt, opts in hierarchies():
+        if fstype == "cgroup2":
+            v2 = v2 or mnt
+            continue
+        for opt in opts:
+            if opt in CONTROLLERS or opt == SYSTEMD:
+                v1.setdefault(opt, mnt)
     return v1, v2
 
 
@@ -80,13 +98,18 @@ def layout() -> dict:
     for c in CONTROLLERS:
         if c in v1:
             out[c] = ("v1", v1[c])
-        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer")):
-            # v2 accounts cpu usage and freezes in its core files, with no controller
+        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer", "devices")):
+            # v2 accounts cpu usage and freezes in its core files, with no controller, and
+            # guards devices with an eBPF program
             out[c] = ("v2", v2)
+    if SYSTEMD in v1:
+        out[SYSTEMD] = ("v1", v1[SYSTEMD])
+    if v2:
+        out[UNIFIED] = ("v2", v2)
     return out
 
 
-def default_paths(name: str, where: dict = None) -> dict:
+def default_paths(name: str, where: dict | None = None) -> dict:
     """``{controller: directory}`` for a new container cgroup called ``name``.
 
     Args:
@@ -97,7 +120,7 @@ def default_paths(name: str, where: dict = None) -> dict:
     out = {}
     for c, (ver, mnt) in (layout() if where is None else where).items():
         if ver == "v1":
-            base = own_v1.get(c, "/")
+            base = "/" if c == SYSTEMD else own_v1.get(c, "/")
             # a process already inside a container cgroup places siblings, not children
             marker = "/%s/" % PARENT
             if marker in base + "/":
@@ -108,10 +131,26 @@ def default_paths(name: str, where: dict = None) -> dict:
     return out
 
 
+def device_rule(path: str, access: str = "rwm"):
+    """The allow rule for device node ``path`` ("c 10:229 rwm"), or None if it is not one."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return "%s %d:%d %s" % (kind, os.major(st.st_rdev), os.minor(st.st_rdev), access)
+
+
 def _v2_enable(path: str, ctrls) -> None:
     """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
-    want = " ".join("+" + c for c in ctrls)
-    if not want:
+    if not ctrls:
         return
     parts, cur = [], os.path.dirname(path)
     while os.path.exists(os.path.join(cur, "cgroup.subtree_control")):
@@ -120,10 +159,11 @@ def _v2_enable(path: str, ctrls) -> None:
             break
         cur = os.path.dirname(cur)
     for d in reversed(parts):
-        try:
-            _write(os.path.join(d, "cgroup.subtree_control"), want)
-        except OSError:
-            pass  # e.g. a namespaced root holding processes: limits then fail visibly later
+        for c in ctrls:  # one at a time: a write naming an unavailable one fails whole
+            try:
+                _write(os.path.join(d, "cgroup.subtree_control"), "+" + c)
+            except OSError:
+                pass  # e.g. a namespaced root holding processes: limits then fail visibly later
 
 
 def _v1_mkdirs(path: str, controller: str) -> None:
@@ -152,7 +192,7 @@ class Cgroup:
         where: a ``layout()`` to use instead of this host's (e.g. only the v2 hierarchy).
     """
 
-    def __init__(self, name: str, paths: dict = None, where: dict = None):
+    def __init__(self, name: str, paths: dict | None = None, where: dict | None = None):
         self.name = name
         lay = layout() if where is None else where
         self.paths = dict(paths) if paths else default_paths(name, lay)
@@ -176,7 +216,7 @@ class Cgroup:
                               "run without that limit" % controller)
         return p
 
-    def create(self, limits: dict = None) -> None:
+    def create(self, limits: dict | None = None) -> None:
         """Make the cgroup directories and apply ``limits`` (keys as config.json's "cgroup").
 
         Raises:
@@ -191,6 +231,34 @@ class Cgroup:
             else:
                 _v1_mkdirs(p, c)
         self.update(limits or {})
+
+    def restrict_devices(self, allow_all: bool = False, extra=()) -> None:
+        """Apply docker's device rules (all devices when ``allow_all``, i.e. privileged).
+
+        Without them a container holding CAP_MKNOD could make and open the host's disks.
+        v1 has devices.allow/deny files; v2 gets an eBPF program (``devices.py``).
+
+        Args:
+            allow_all: no restriction at all (--privileged).
+            extra: more allow rules in devices.allow syntax ("c 10:229 rwm"), e.g. --device.
+        """
+        rules = DEFAULT_DEVICES + [r for r in extra if r not in DEFAULT_DEVICES]
+        p = self._path("devices")
+        if p is None:
+            return
+        try:
+            if self._ver["devices"] == "v2":
+                if not allow_all:
+                    devices.attach(p, rules)
+                return
+            if allow_all:
+                _write(os.path.join(p, "devices.allow"), "a")
+                return
+            _write(os.path.join(p, "devices.deny"), "a")
+            for rule in rules:
+                _write(os.path.join(p, "devices.allow"), rule)
+        except OSError as e:
+            raise Unavailable("cannot set the device rules of %s: %s" % (self.name, e)) from e
 
     def update(self, limits: dict) -> None:
         """Change limits of a live cgroup; zero / missing values leave a limit as it is."""
@@ -316,11 +384,11 @@ class Cgroup:
         if self._ver["freezer"] == "v2":
             _write(os.path.join(p, "cgroup.freeze"), 1 if on else 0)
             want = "frozen 1" if on else "frozen 0"
-            check = lambda: want in _read(os.path.join(p, "cgroup.events"))  # noqa: E731
+            check = lambda: want in _read(os.path.join(p, "cgroup.events"))
         else:
             _write(os.path.join(p, "freezer.state"), "FROZEN" if on else "THAWED")
             want = "FROZEN" if on else "THAWED"
-            check = lambda: _read(os.path.join(p, "freezer.state")) == want  # noqa: E731
+            check = lambda: _read(os.path.join(p, "freezer.state")) == want
         deadline = time.monotonic() + 2
         while not check() and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -8,9 +8,9 @@ import socket
 import subprocess
 import time
 
-from . import sockpath
 from .. import selfexec, util
 from ..errors import RuntimeFailure
+from . import sockpath
 
 
 class ShimClient:
@@ -87,7 +87,7 @@ class ShimClient:
             err.exit_code = reply.get("exit_code", 1)
             raise err
 
-    def wait(self, timeout: float = None) -> dict:
+    def wait(self, timeout: float | None = None) -> dict:
         """Block until the process exits.
 
         Returns:
@@ -111,8 +111,6 @@ class ShimClient:
             rec = self.read_exit()
             if rec is not None or time.monotonic() > deadline:
                 return rec
-            if os.path.exists(self.sock_path):
-                return None
             time.sleep(0.02)
 
     def attach(self, stdin: bool = False, stdout: bool = True, stderr: bool = True) -> socket.socket:

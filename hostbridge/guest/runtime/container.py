@@ -45,7 +45,8 @@ def _recv_byte(sock: socket.socket) -> bytes:
     return b
 
 
-def _unshare(config: dict) -> None:
+def _unshare(config: dict) -> bool:
+    """Enter the container's namespaces; True when it has a cgroup namespace of its own."""
     nss = config.get("namespaces") or {}
     flags = ns.CLONE_NEWNS
     if nss.get("uts", "new") == "new":
@@ -58,8 +59,9 @@ def _unshare(config: dict) -> None:
     ns.unshare(flags)
     try:
         ns.unshare(ns.CLONE_NEWCGROUP)  # the container sees its own cgroup as the root
+        cgroupns = True
     except OSError:
-        pass
+        cgroupns = False
     if net.startswith("/"):
         fd = os.open(net, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -72,11 +74,18 @@ def _unshare(config: dict) -> None:
         ns.sethostname(config.get("hostname") or (config.get("id") or "")[:12])
         if config.get("domainname"):
             ns.setdomainname(config["domainname"])
+    return cgroupns
 
 
 def _make_tty() -> int:
     """Open a pty in the container's own devpts; the slave becomes stdio and controlling tty."""
     master, slave = os.openpty()
+    try:
+        # as docker: /dev/console is the container's terminal
+        os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+        ns.mount(os.ttyname(slave), "/dev/console", None, ns.MS_BIND)
+    except OSError:
+        pass  # a read-only /dev of the user's own: go without a console
     os.setsid()
     fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
@@ -101,10 +110,14 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
                 os.dup2(fd, target)
         _close_fds_except({0, 1, 2, sync.fileno()})
         _recv_byte(sync)
-        _unshare(config)
-        rootfs.setup(config)
+        cgroupns = _unshare(config)
+        rootfs.setup(config, cgroupns)
         proc = config.get("process") or {}
-        fds = [_make_tty()] if proc.get("tty") else []
+        if proc.get("tty"):
+            fds = [_make_tty()]
+        else:
+            fds = []
+            os.setsid()  # its own session, as runc gives, not the shim's
         extra = {"HOSTNAME": config.get("hostname") or ""}
         if proc.get("tty"):
             extra["TERM"] = "xterm"
@@ -125,7 +138,7 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
     except process.ExecError as e:
         code = e.exit_code
         _try_send(sync, {"error": e.message, "exit_code": e.exit_code})
-    except BaseException as e:  # noqa: BLE001 - report anything to the shim, then die
+    except BaseException as e:
         _try_send(sync, {"error": "container setup failed: %s" % e, "exit_code": 1})
     os._exit(code)
 
@@ -186,7 +199,7 @@ def _run_init(prepared: process.Prepared, sync: socket.socket, tty: bool) -> Non
         except process.ExecError as e:
             _try_send(sync, {"error": e.message, "exit_code": e.exit_code})
             os._exit(e.exit_code)
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:
             _try_send(sync, {"error": "init: %s" % e, "exit_code": 1})
             os._exit(1)
     child[0] = pid

@@ -123,6 +123,6 @@ def _child(spec: dict, report_fd: int) -> None:
     except process.ExecError as e:
         code = e.exit_code
         os.write(report_fd, e.message.encode())
-    except BaseException as e:  # noqa: BLE001 - anything must reach the helper's stderr
+    except BaseException as e:
         os.write(report_fd, ("exec failed: %s" % e).encode())
     os._exit(code)

@@ -18,7 +18,7 @@ def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxI", stream, len(data)) + data
 
 
-def log_line(stream: int, text: bytes, time: str = None) -> bytes:
+def log_line(stream: int, text: bytes, time: str | None = None) -> bytes:
     """One json-file record for ``text`` (which keeps its trailing newline, if any)."""
     rec = {"log": text.decode("utf-8", "replace"), "stream": STREAM_NAMES[stream],
            "time": time or util.now_rfc3339()}

@@ -14,7 +14,9 @@ def _load_libc():
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)  # glibc: no need to run ldconfig
     except OSError:
-        from ctypes.util import find_library  # musl and others: slower (may run ldconfig)
+        from ctypes.util import (
+            find_library,  # musl and others: slower (may run ldconfig)
+        )
 
         return ctypes.CDLL(find_library("c"), use_errno=True)
 

@@ -7,11 +7,13 @@ the exec helper (after setns). Error texts are runc's, which docker shows verbat
 from __future__ import annotations
 
 import os
+import signal
 import stat
 
 from . import caps, ns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PY_IGNORED = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, n)]
 
 
 class ExecError(Exception):
@@ -67,7 +69,7 @@ def resolve_user(spec: str) -> tuple:
     return uid, gid, supplementary, home or "/"
 
 
-def build_env(env, home: str, extra: dict = None) -> list:
+def build_env(env, home: str, extra: dict | None = None) -> list:
     """The final environment: HOME and PATH filled in as docker does, ``extra`` when unset."""
     out = list(env or [])
     keys = {e.split("=", 1)[0] for e in out}
@@ -128,7 +130,7 @@ class Prepared:
         self.cap_mask, self.no_new_privs, self.path = cap_mask, no_new_privs, path
 
 
-def prepare(proc: dict, extra_env: dict = None) -> Prepared:
+def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
     """Resolve config.json's "process" (or an exec spec) against the current root.
 
     Raises:
@@ -164,6 +166,7 @@ def become(p: Prepared) -> None:
     except OSError as e:
         raise ExecError('chdir to cwd ("%s") set in config.json failed: %s'
                         % (p.cwd, e.strerror.lower()), 126)
+    os.umask(0o022)  # runc's; the engine's own umask says nothing about the container
     caps.drop_bounding(p.cap_mask)
     os.setgroups(p.groups)
     os.setgid(p.gid)
@@ -179,6 +182,8 @@ def exec_prepared(p: Prepared) -> None:
     Raises:
         ExecError: execve failed (docker's wording; 126 for permission, 127 for missing).
     """
+    for sig in _PY_IGNORED:  # ignored signals survive execve: give the process the defaults
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execve(p.path, p.args, dict(e.split("=", 1) if "=" in e else (e, "") for e in p.env))
     except PermissionError:

@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from . import ns
+from . import cgroups, ns
 
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
           "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
@@ -24,6 +24,7 @@ _DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8),
 _MOUNT_FLAGS = {"ro": ns.MS_RDONLY, "nosuid": ns.MS_NOSUID, "nodev": ns.MS_NODEV,
                 "noexec": ns.MS_NOEXEC, "noatime": ns.MS_NOATIME}
 _MOUNT_DATA_MAX = 4000
+_OWN_HIERARCHIES = set(cgroups.CONTROLLERS) | {cgroups.SYSTEMD}
 _IGNORED_OPTS = {"rw", "bind", "rbind", "private", "rprivate", "slave", "rslave", "shared",
                  "rshared", "z", "Z", "nocopy"}
 
@@ -159,6 +160,40 @@ def mount_proc_sys(root: str, new_netns: bool, privileged: bool) -> None:
             ns.mount(None, sys_, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_REC)
 
 
+def mount_cgroups(root: str) -> None:
+    """A read-only /sys/fs/cgroup showing the container's own cgroups, as docker gives.
+
+    Call only in a cgroup namespace of the container's own: a cgroup mount shows the tree from
+    the namespace's root, which is then the container's cgroup.
+    """
+    v1, v2 = [], None
+    for fstype, mnt, options in cgroups.hierarchies():
+        if fstype == "cgroup2":
+            v2 = v2 or mnt
+            continue
+        opts = [o for o in options if o not in ("rw", "ro")
+                and not o.startswith(("release_agent", "clone_children", "xattr"))]
+        # only hierarchies the container has a cgroup of its own in: the namespace root of
+        # any other (blkio here) would be a host cgroup
+        if set(opts) & _OWN_HIERARCHIES and (os.path.basename(mnt), opts) not in v1:
+            v1.append((os.path.basename(mnt), opts))
+    if not v1 and not v2:
+        return
+    base = secure_join(root, "/sys/fs/cgroup")
+    flags = ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC | ns.MS_RDONLY
+    if not v1:
+        ns.mount("cgroup2", base, "cgroup2", flags)
+        return
+    ns.mount("tmpfs", base, "tmpfs", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC, "mode=755")
+    for name, opts in v1:
+        _mkdir(os.path.join(base, name))
+        ns.mount("cgroup", os.path.join(base, name), "cgroup", flags, ",".join(opts))
+    if v2:
+        _mkdir(os.path.join(base, "unified"))
+        ns.mount("cgroup2", os.path.join(base, "unified"), "cgroup2", flags)
+    ns.mount(None, base, None, ns.MS_REMOUNT | flags, "mode=755")
+
+
 def mount_extra(root: str, m: dict) -> None:
     """One config.json mount (bind or tmpfs), its destination resolved inside ``root``."""
     dest = secure_join(root, m["destination"])
@@ -220,10 +255,11 @@ def write_sysctls(sysctls: dict) -> None:
             f.write(str(value))
 
 
-def setup(config: dict) -> None:
+def setup(config: dict, cgroupns: bool = False) -> None:
     """Build the whole container filesystem from config.json and pivot into it.
 
-    Call in the container's own mount namespace (and new pid namespace, for /proc).
+    Call in the container's own mount namespace (and new pid namespace, for /proc); with
+    ``cgroupns`` (a cgroup namespace of its own) it also gets a read-only /sys/fs/cgroup.
     """
     proc_cfg = config.get("process") or {}
     privileged = bool(proc_cfg.get("privileged"))
@@ -231,6 +267,8 @@ def setup(config: dict) -> None:
     make_private()
     root = mount_root(config["rootfs"])
     mount_proc_sys(root, net != "host", privileged)
+    if cgroupns:
+        mount_cgroups(root)
     mount_dev(root)
     for m in sorted(config.get("mounts") or [], key=lambda m: m["destination"].count("/")):
         mount_extra(root, m)

@@ -13,10 +13,9 @@ import os
 import socket
 import sys
 
-from . import container, ns, sockpath
-from .cgroups import Cgroup
+from ..errors import RuntimeFailure
+from . import cgroups, container, ns, sockpath
 from .supervisor import Supervisor
-from .. import util
 
 
 def _read_all(fd: int) -> bytes:
@@ -45,14 +44,16 @@ def main(argv) -> int:
             {"error": "the shim died before the container was created (see bundle/shim.log)"})
         sys.stdout.write(text + "\n")
         sys.stdout.flush()
-        return 0 if '"pid"' in text else 1
+        # no interpreter tear-down: the engine is waiting on our exit, and there is nothing to
+        # clean up (milliseconds here are the container's start-up time)
+        os._exit(0 if '"pid"' in text else 1)
     os.close(r)
     try:
         os.setsid()
         if os.fork():
             os._exit(0)
         _daemon(bundle, w)
-    except BaseException:  # noqa: BLE001 - a daemon has nobody else to tell
+    except BaseException:
         import traceback
 
         traceback.print_exc()
@@ -75,7 +76,7 @@ def _daemon(bundle: str, report_fd: int) -> None:
     _detach_stdio(bundle)
     try:
         sup = create(bundle)
-    except Exception as e:  # noqa: BLE001 - every failure goes back to the caller as text
+    except Exception as e:
         import traceback
 
         traceback.print_exc()
@@ -98,6 +99,34 @@ def _stdio_pipes(proc: dict) -> tuple:
     return (in_r, out_w, err_w), (in_w, out_r, err_r)
 
 
+def _claim(sock_path: str) -> None:
+    """Remove a dead shim's socket; refuse when a live shim still answers on it."""
+    if not os.path.lexists(sock_path):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        with sockpath.usable(sock_path) as addr:
+            probe.connect(addr)
+    except OSError:
+        os.unlink(sock_path)
+        return
+    finally:
+        probe.close()
+    raise RuntimeFailure("a shim is already running for %s: stop that container first"
+                         % os.path.dirname(sock_path))
+
+
+def _device_rules(config: dict) -> list:
+    """Extra device rules: the config's own, and one per device node bound in (--device)."""
+    rules = list((config.get("cgroup") or {}).get("device_rules") or [])
+    for m in config.get("mounts") or ():
+        if m.get("type", "bind") == "bind":
+            rule = cgroups.device_rule(m.get("source") or "")
+            if rule:
+                rules.append(rule)
+    return rules
+
+
 def create(bundle: str) -> Supervisor:
     """Create the container of ``bundle``: cgroup, namespaces, root, waiting for go.
 
@@ -107,18 +136,20 @@ def create(bundle: str) -> Supervisor:
     Raises:
         GuestError or OSError: any step failed; nothing is left behind.
     """
-    config = util.read_json(os.path.join(bundle, "config.json"))
-    if config is None:
-        raise FileNotFoundError("no config.json in %s" % bundle)
+    with open(os.path.join(bundle, "config.json"), "rb") as f:
+        config = json.load(f)
     proc = config.get("process") or {}
     cg_cfg = dict(config.get("cgroup") or {})
-    cgroup = Cgroup(cg_cfg.get("name") or config["id"])
+    sock_path = os.path.join(bundle, "shim.sock")
+    _claim(sock_path)  # before the cgroup: a live twin's cgroup has the same name
+    cgroup = cgroups.Cgroup(cg_cfg.get("name") or config["id"])
     child_end = None
     try:
         cgroup.create(cg_cfg)
-        sock_path = os.path.join(bundle, "shim.sock")
-        if os.path.lexists(sock_path):
-            os.unlink(sock_path)
+        cgroup.restrict_devices(bool(proc.get("privileged")), _device_rules(config))
+        for stale in ("exit.json",):  # a restarted container reuses its bundle
+            if os.path.exists(os.path.join(bundle, stale)):
+                os.unlink(os.path.join(bundle, stale))
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         with sockpath.usable(sock_path) as addr:
             listener.bind(addr)
@@ -133,12 +164,7 @@ def create(bundle: str) -> Supervisor:
             ns.unshare(ns.CLONE_NEWPID)  # our next child is pid 1 of a new pid namespace
         pid = os.fork()
         if pid == 0:
-            listener.close()
-            sync.close()
-            for fd in shim_stdio:
-                if fd is not None:
-                    os.close(fd)
-            container.child_main(config, child_end, child_stdio)
+            container.child_main(config, child_end, child_stdio)  # closes what it inherits
         child_end.close()
         if child_stdio:
             for fd in child_stdio:
@@ -154,4 +180,6 @@ def create(bundle: str) -> Supervisor:
         return sup
     except BaseException:
         cgroup.destroy()
+        if os.path.exists(sock_path):
+            os.unlink(sock_path)
         raise

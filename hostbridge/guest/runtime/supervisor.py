@@ -19,10 +19,10 @@ import struct
 import termios
 import time
 
-from . import logs, ns
-from .container import exit_status
 from .. import util
 from ..errors import RuntimeFailure
+from . import logs, ns
+from .container import exit_status
 
 _READ = 65536
 _CLIENT_GRACE = 30.0  # how long finished output may wait for a stuck client before we leave
@@ -34,9 +34,10 @@ class _Conn:
         self.sock = sock
         self.inbuf = b""
         self.outbuf = b""
-        self.mode = "request"  # then "attach", or "reply" (close once the reply is out)
-        self.streams = (False, False, False)
+        self.mode = "request"  # then "attach", "waiting" (for start/exit), or "reply"
+        self.streams = (False, False, False)  # stdin, stdout, stderr wanted by an attach
         self.read_open = True
+        self.close_when_flushed = False
 
 
 class Supervisor:
@@ -48,6 +49,7 @@ class Supervisor:
         proc = config.get("process") or {}
         self.tty = bool(proc.get("tty"))
         self.stdin_once = bool(proc.get("stdin_once"))
+        self.open_stdin = bool(proc.get("open_stdin"))
         self.stdin_fd, out_r, err_r = stdio
         self.outputs = {} if self.tty else {out_r: logs.STDOUT, err_r: logs.STDERR}
         self.stdin_buf = b""
@@ -139,7 +141,7 @@ class Supervisor:
                 else:
                     try:
                         self._on_conn(kind, events)
-                    except Exception:  # noqa: BLE001 - one bad client must not orphan the container
+                    except Exception:
                         import traceback
 
                         traceback.print_exc()
@@ -173,9 +175,9 @@ class Supervisor:
             self.sync = None
             if self.start_error is None and self.exit_status is None:
                 self.status = "running"
-            for c in self.start_waiters:
+            waiters, self.start_waiters = self.start_waiters, []
+            for c in waiters:
                 self._reply(c, self._start_reply())
-            self.start_waiters = []
 
     def _start_reply(self) -> dict:
         if self.start_error is not None:
@@ -231,15 +233,9 @@ class Supervisor:
             self._close_stdin()
 
     def _close_stdin(self) -> None:
-        """End the container's input: close the pipe, or send a terminal's EOF (^D) on a tty."""
+        """End the container's input (the stdin pipe's write end)."""
         self._stdin_close_pending = False
-        if self.stdin_fd is None:
-            return
-        if self.tty:
-            try:
-                os.write(self.stdin_fd, b"\x04")
-            except OSError:
-                pass
+        if self.stdin_fd is None or self.tty:
             return
         if self.stdin_fd in self.sel.get_map():
             self.sel.unregister(self.stdin_fd)
@@ -272,23 +268,29 @@ class Supervisor:
             elif not data:
                 self._on_eof(c)
             elif c.mode == "attach":
-                if c.streams[0] and self.exit_record is None:
+                if c.streams[0] and self.open_stdin and self.exit_record is None:
                     self.stdin_buf += data
                     self._stdin_interest()
             elif c.mode == "request":
                 c.inbuf += data
                 if b"\n" in c.inbuf:
-                    line = c.inbuf.split(b"\n", 1)[0]
+                    line, _, rest = c.inbuf.partition(b"\n")
+                    c.inbuf = b""
                     try:
                         self._handle(c, json.loads(line))
                     except (ValueError, KeyError, TypeError) as e:
                         self._reply(c, {"error": "bad request: %s" % e})
+                    if rest and c.mode == "attach" and c.streams[0] and self.open_stdin:
+                        self.stdin_buf += rest  # stdin sent right behind the request
+                        self._stdin_interest()
 
     def _on_eof(self, c: _Conn) -> None:
         c.read_open = False
         self._update_interest(c)
         if c.mode == "attach":
-            if c.streams[0] and (self.stdin_once or not self.tty):
+            # docker's rule: only a stdin_once container without a tty loses its stdin; a
+            # client that merely detaches leaves it open for the next one
+            if c.streams[0] and self.open_stdin and self.stdin_once and not self.tty:
                 self._stdin_close_pending = True
                 self._stdin_interest()  # closes once what the client sent is written
             if not any(c.streams[1:]) or self.exit_record is not None:
@@ -358,7 +360,7 @@ class Supervisor:
             except OSError:
                 self._drop(c)
                 return
-        if not c.outbuf and getattr(c, "close_when_flushed", False):
+        if not c.outbuf and c.close_when_flushed:
             self._drop(c)
             return
         self._update_interest(c)
@@ -413,11 +415,15 @@ class Supervisor:
         self.exit_record = {"exit_code": self.exit_status, "oom_killed": self.cgroup.oom_killed(),
                             "finished_at": util.now_rfc3339(), "error": err}
         self.finished_at = time.monotonic()
-        util.write_json(os.path.join(self.bundle, "exit.json"), self.exit_record)
+        # no fsync: after a crash of the machine the container is gone whatever this file says
+        util.write_json(os.path.join(self.bundle, "exit.json"), self.exit_record, durable=False)
         self.status = "exited"
-        for c in self.waiters + self.start_waiters:
-            self._reply(c, self.exit_record if c in self.waiters else self._start_reply())
+        waiters, starters = self.waiters, self.start_waiters
         self.waiters, self.start_waiters = [], []
+        for c in waiters:
+            self._reply(c, self.exit_record)
+        for c in starters:
+            self._reply(c, self._start_reply())
         for c in list(self.conns.values()):
             if c.mode == "attach":
                 self._close_after_flush(c)

@@ -91,8 +91,9 @@ def test_exec_with_a_pty_from_the_containers_devpts(bundles):
     c = _running(bundles)
     pid = c.state()["pid"]
     master, slave, name = open_pty_in(pid)
-    from hostbridge.guest import selfexec
     import json
+
+    from hostbridge.guest import selfexec
 
     st = c.state()
     spec = {"pid": pid, "args": ["sh", "-c", "tty; [ -t 0 ] && echo interactive"], "env": [],
@@ -129,3 +130,43 @@ def test_tty_with_init(bundles):
         data += b
     assert data.replace(b"\r\n", b"\n").split() == [b"/dev/pts/0", b"2"]
     assert c.wait(timeout=10)["exit_code"] == 0
+
+
+def test_second_spawn_refused_and_restart_reuses_bundle(bundles):
+    from hostbridge.guest.errors import RuntimeFailure
+
+    c = _running(bundles)
+    with pytest.raises(RuntimeFailure, match="already running"):
+        ShimClient(c.bundle).spawn()
+    c.kill(signal.SIGKILL)
+    assert c.wait(timeout=10)["exit_code"] == 137
+    deadline = time.monotonic() + 5
+    while os.path.exists(c.sock_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    c.spawn()  # docker restart: same bundle, same rootfs dirs, a fresh shim
+    assert c.read_exit() is None and c.state()["status"] == "created"
+    c.start()
+    assert c.state()["status"] == "running"
+    c.kill(signal.SIGKILL)
+    assert c.wait(timeout=10)["exit_code"] == 137
+
+
+def test_exec_spec_on_fd_3(bundles):
+    import json
+
+    from hostbridge.guest import selfexec
+
+    c = _running(bundles)
+    st = c.state()
+    spec = json.dumps({"pid": st["pid"], "args": ["hostname"], "env": [],
+                       "cgroup_procs": [os.path.join(p, "cgroup.procs")
+                                        for p in sorted(set(st["cgroup_paths"].values()))]})
+    r, w = os.pipe()
+    os.write(w, spec.encode())
+    os.close(w)
+    # a shell puts the spec pipe on fd 3, as an engine passing it would
+    p = subprocess.run(["sh", "-c", 'exec "$@" 3<&0 </dev/null', "sh"] + selfexec.argv("exec"),
+                       env=selfexec.env(), stdin=r, capture_output=True, timeout=20, check=False)
+    os.close(r)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().strip() == c.config["hostname"]

@@ -23,6 +23,7 @@ def test_host_processes_are_invisible(bundles):
 
 def test_hostname_is_the_containers(bundles):
     c, rec, out, _ = bundles.run(["hostname"])
+    assert rec["exit_code"] == 0
     assert out.strip() == c.config["hostname"] != os.uname().nodename
 
 
@@ -40,9 +41,10 @@ def test_mounts_are_the_containers_own(bundles):
 def test_writes_stay_in_the_containers_upper_dir(bundles, busybox_lower):
     a, rec, _, _ = bundles.run(["sh", "-c", "echo mine > /etc/mark && cat /etc/mark"])
     assert rec["exit_code"] == 0
-    assert open(os.path.join(a.config["rootfs"]["upper"], "etc", "mark")).read() == "mine\n"
+    with open(os.path.join(a.config["rootfs"]["upper"], "etc", "mark")) as f:
+        assert f.read() == "mine\n"
     assert not os.path.exists(os.path.join(busybox_lower, "etc", "mark"))
-    _, rec, out, err = bundles.run(["cat", "/etc/mark"])
+    _, rec, _, err = bundles.run(["cat", "/etc/mark"])
     assert rec["exit_code"] == 1 and "No such file" in err
 
 
@@ -66,6 +68,7 @@ def test_cap_drop_all_and_add(bundles):
 def test_non_root_user_has_no_effective_caps(bundles):
     _, rec, out, _ = bundles.run(["sh", "-c", "id; grep -E '^Cap(Eff|Bnd)' /proc/self/status; echo $HOME"],
                                  process={"user": "ana"})
+    assert rec["exit_code"] == 0
     lines = out.splitlines()
     assert lines[0].startswith("uid=1000(ana) gid=1000(ana) groups=100(users),1000(ana)") or \
         lines[0].startswith("uid=1000(ana) gid=1000(ana) groups=1000(ana),100(users)")
@@ -77,7 +80,8 @@ def test_masked_and_readonly_proc_paths(bundles):
     # this kernel may lack /proc/kcore; timer_list and acpi exist everywhere we run
     masked = [p for p in ("/proc/kcore", "/proc/timer_list", "/proc/keys", "/proc/acpi")
               if os.path.exists(p)]
-    assert os.path.getsize("/proc/timer_list") == 0 and open("/proc/timer_list").read()
+    with open("/proc/timer_list") as f:
+        assert os.path.getsize("/proc/timer_list") == 0 and f.read()  # sized 0, yet not empty
     script = "; ".join("wc -c < %s" % p for p in masked if os.path.isfile(p))
     script += "; grep -E ' /proc/(kcore|timer_list|keys|acpi|sys) ' /proc/mounts"
     script += "; echo 1 > /proc/sys/kernel/ns_last_pid || echo refused"
@@ -96,6 +100,7 @@ def test_masked_and_readonly_proc_paths(bundles):
 def test_readonly_rootfs_refuses_writes(bundles):
     _, rec, out, err = bundles.run(["sh", "-c", "touch /x || echo refused; touch /dev/shm/ok && echo shm"],
                                    rootfs={"readonly": True})
+    assert rec["exit_code"] == 0
     assert out.split() == ["refused", "shm"] and "Read-only file system" in err
 
 
@@ -107,6 +112,7 @@ def test_extra_mounts_bind_and_tmpfs(bundles, tmp_path):
               {"type": "tmpfs", "source": "tmpfs", "destination": "/scratch", "options": ["size=1m"]}]
     _, rec, out, _ = bundles.run(["sh", "-c", "cat /data/f; touch /data/g || echo ro; "
                                  "touch /scratch/a && grep ' /scratch ' /proc/mounts"], mounts=mounts)
+    assert rec["exit_code"] == 0
     lines = out.splitlines()
     assert lines[0] == "from host" and lines[1] == "ro" and "tmpfs" in lines[2] and "size=1024k" in lines[2]
     assert not (src / "g").exists()
@@ -150,13 +156,15 @@ def test_cleanup_after_exit(bundles):
 
 def test_host_namespaces(bundles):
     ns = {"net": "host", "pid": "host", "ipc": "host", "uts": "host"}
-    _, rec, out, _ = bundles.run(["sh", "-c", "echo $$; hostname; ls /sys/class/net | grep -c .; "
-                                 "grep ' /sys ' /proc/mounts"], namespaces=ns)
+    _, rec, out, _ = bundles.run(["sh", "-c", "echo $$; hostname; readlink /proc/self/ns/net; "
+                                 "ls /sys/class/net | grep -c .; grep ' /sys ' /proc/mounts"],
+                                 namespaces=ns)
     lines = out.splitlines()
     assert rec["exit_code"] == 0
     assert int(lines[0]) != 1 and lines[1] == os.uname().nodename
-    assert int(lines[2]) == len(os.listdir("/sys/class/net"))
-    assert lines[3].split()[3].startswith("ro")
+    assert lines[2] == os.readlink("/proc/self/ns/net")
+    assert int(lines[3]) > 1  # the host's interfaces, through a read-only bind of its /sys
+    assert lines[4].split()[3].startswith("ro")
 
 
 def test_network_none_has_only_loopback_up(bundles):
@@ -185,3 +193,68 @@ def test_privileged_has_every_capability_and_no_masks(bundles):
     lines = out.split()
     assert int(lines[1], 16) == caps.own_bounding()  # everything we have to give
     assert lines[2] == "0"
+
+
+def test_sys_fs_cgroup_shows_the_containers_own_limits(bundles):
+    _, rec, out, err = bundles.run(["sh", "-c", "cat /proc/self/cgroup | grep -c ':/$'; "
+                                   "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+                                   "/sys/fs/cgroup/memory.max 2>/dev/null; touch /sys/fs/cgroup/x"],
+                                   cgroup={"memory": 48 << 20})
+    assert rec["exit_code"] == 1  # the touch
+    lines = out.split()
+    assert int(lines[0]) >= 2  # its own cgroup is its root, in every hierarchy it has one in
+    assert str(48 << 20) in lines[1:]
+    assert "Read-only file system" in err
+
+
+def test_vfs_rootfs_dir(bundles, busybox_lower, tmp_path):
+    import shutil
+
+    rootdir = str(tmp_path / "vfs-rootfs")
+    shutil.copytree(busybox_lower, rootdir, symlinks=True)
+    _, rec, out, _ = bundles.run(["sh", "-c", "echo written > /etc/vfs; grep ' / ' /proc/mounts"],
+                                 rootfs={"driver": "vfs", "path": rootdir})
+    assert rec["exit_code"] == 0
+    with open(os.path.join(rootdir, "etc", "vfs")) as f:
+        assert f.read() == "written\n"
+    assert out.split()[1] == "/"
+    with open("/proc/self/mountinfo") as f:
+        assert rootdir not in f.read()
+
+
+def test_devices_cgroup_refuses_host_block_devices(bundles):
+    from hostbridge.guest.runtime import cgroups
+
+    if cgroups.layout().get("devices", ("v2",))[0] != "v1":
+        pytest.skip("device rules are enforced through the v1 devices controller only")
+    script = ("mknod /tmp/disk b 7 0 && echo made; head -c 1 /tmp/disk >/dev/null || echo refused; "
+              "echo ok > /dev/null && head -c 4 /dev/zero | wc -c")
+    _, rec, out, err = bundles.run(["sh", "-c", script])
+    assert rec["exit_code"] == 0
+    assert out.split() == ["made", "refused", "4"]
+    assert "Operation not permitted" in err
+
+
+def test_sysctls_and_domainname(bundles):
+    key = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
+    with open(key) as f:
+        host_value = f.read()
+    _, rec, out, _ = bundles.run(["sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+                                 "cat /proc/sys/kernel/domainname"],
+                                 sysctls={"net.ipv4.ip_unprivileged_port_start": "80"},
+                                 domainname="example.test")
+    assert rec["exit_code"] == 0 and out.split() == ["80", "example.test"]
+    with open(key) as f:
+        assert f.read() == host_value  # set in the container's network namespace only
+
+
+def test_device_bound_in_is_allowed(bundles):
+    # --device: the node comes in as a bind mount and is usable; others stay refused
+    mounts = [{"type": "bind", "source": "/dev/loop-control", "destination": "/dev/loop-control",
+               "options": []}]
+    if not os.path.exists("/dev/loop-control"):
+        pytest.skip("no /dev/loop-control on this host")
+    _, rec, out, err = bundles.run(["sh", "-c", "head -c 0 /dev/loop-control && echo usable; "
+                                   "mknod /tmp/l b 7 0; head -c 1 /tmp/l || echo refused"],
+                                   mounts=mounts)
+    assert out.split() == ["usable", "refused"], err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -82,17 +83,23 @@ def test_setup_failure_fails_spawn(bundles, tmp_path):
                                         "destination": "/x", "options": []}])
     with pytest.raises(RuntimeFailure, match="container setup failed"):
         c.spawn()
+    assert not os.path.exists(c.sock_path)
+    from hostbridge.guest.runtime.cgroups import Cgroup
+
+    assert not any(os.path.exists(d) for d in Cgroup(c.config["cgroup"]["name"]).dirs())
 
 
 def test_json_file_log_lines(bundles):
     c, rec, _, _ = bundles.run(["sh", "-c", "echo out1; echo err1 >&2; printf 'two\\nlines\\n'; printf tail"])
+    assert rec["exit_code"] == 0
     lines = bundles.log(c)
     got = [(r["stream"], r["log"]) for r in lines]
     assert ("stdout", "out1\n") in got and ("stderr", "err1\n") in got
     assert [g for g in got if g[0] == "stdout"] == [("stdout", "out1\n"), ("stdout", "two\n"),
                                                     ("stdout", "lines\n"), ("stdout", "tail")]
     assert all(RFC3339NANO.match(r["time"]) for r in lines)
-    raw = open(c.config["log_path"]).readline()
+    with open(c.config["log_path"]) as f:
+        raw = f.readline()
     assert list(json.loads(raw)) == ["log", "stream", "time"]
 
 
@@ -105,6 +112,7 @@ def test_long_partial_line_is_split_at_16k(bundles):
 def test_user_env_and_cwd(bundles):
     c, rec, out, _ = bundles.run(["sh", "-c", "id -u; id -g; pwd; echo $HOME; echo $PATH; echo $HOSTNAME"],
                                  process={"user": "33:100", "cwd": "/work/dir", "env": ["A=1"]})
+    assert rec["exit_code"] == 0
     lines = out.splitlines()
     assert lines[:3] == ["33", "100", "/work/dir"]
     assert lines[3] == "/var/www"
@@ -169,3 +177,14 @@ def test_long_bundle_path_and_many_layers(bundles, busybox_lower, tmp_path):
     lc.start()
     assert lc.wait(timeout=20)["exit_code"] == 0
     assert [r["log"] for r in bundles.log(lc)] == ["0\n", "44\n"]
+
+
+def test_process_starts_with_default_signal_dispositions(bundles):
+    # python ignores SIGPIPE and SIGXFSZ for itself; the container's process must not inherit that
+    _, _, out, _ = bundles.run(["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+    assert [int(line.split()[1], 16) for line in out.splitlines()] == [0, 0]
+    c = bundles.make(["sh", "-c", "while :; do sleep 1; done"])
+    c.spawn()
+    c.start()
+    r = bundles.exec(c, ["grep", "^SigIgn", "/proc/self/status"])
+    assert int(r.stdout.split()[1], 16) == 0

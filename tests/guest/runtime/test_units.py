@@ -61,4 +61,5 @@ def test_json_log_lines_partial_and_truncation(tmp_path):
         w.write(logs.STDOUT, b"line %d\n" % i)
     w.close()
     assert os.path.getsize(path) <= 200
-    assert json.loads(open(path).readlines()[-1])["log"] == "line 19\n"
+    with open(path) as f:
+        assert json.loads(f.readlines()[-1])["log"] == "line 19\n"

@@ -3,8 +3,8 @@
 
 def build_router():
     from ..server import Router
-    from . import container_ops, containers, execs, images, system
+    from . import build, container_ops, containers, execs, images, networks, system, volumes
     r = Router()
-    for mod in (system, containers, container_ops, execs, images):
+    for mod in (system, containers, container_ops, execs, images, build, networks, volumes):
         mod.register(r)
     return r

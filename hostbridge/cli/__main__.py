@@ -1,0 +1,7 @@
+"""``python3 -m hostbridge.cli``: the same as the ``hostbridge`` command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""The application object on ``ctx.obj``: config, client, output helpers. Only cli/ prints."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..errors import APIError, HostbridgeError
+
+
+class Abort(HostbridgeError):
+    """A command stops on purpose with a message (``App.abort``)."""
+
+    def __init__(self, message, code=1):
+        super().__init__(message)
+        self.exit_code = code
+
+
+class App:
+    """What every command needs, created lazily so ``--help`` stays fast.
+
+    Attributes:
+        verbosity: -1 with ``-q``, 0 by default, 1+ with ``-v``.
+        flags: settings given on the command line (``host``, ``machine``).
+    """
+
+    def __init__(self):
+        self.verbosity = 0
+        self.flags = {}
+        self._config = None
+        self._client = None
+
+    @property
+    def debug(self):
+        """Tracebacks wanted (``-v`` or ``HOSTBRIDGE_DEBUG=1``)."""
+        return self.verbosity > 0 or os.environ.get("HOSTBRIDGE_DEBUG") in ("1", "true", "yes")
+
+    @property
+    def config(self):
+        """The resolved ``hostbridge.config.Config``."""
+        if self._config is None:
+            from .. import config
+
+            self._config = config.load(self.flags)
+        return self._config
+
+    @property
+    def endpoint(self):
+        """The engine ``Endpoint`` commands talk to."""
+        from ..client.endpoint import resolve_endpoint
+
+        return resolve_endpoint(self.config)
+
+    @property
+    def client(self):
+        """An ``APIClient`` for the endpoint (imports the HTTP client on first use)."""
+        if self._client is None:
+            from ..client import APIClient
+
+            self._client = APIClient(self.endpoint, timeout=self.config["timeout"])
+        return self._client
+
+    def out(self, text="", nl=True):
+        """Write to stdout."""
+        click.echo(text, nl=nl)
+
+    def write_bytes(self, data, stream=1):
+        """Write raw bytes to stdout (1) or stderr (2), flushed."""
+        f = sys.stdout.buffer if stream == 1 else sys.stderr.buffer
+        f.write(data)
+        f.flush()
+
+    def err(self, text):
+        """Write a line to stderr."""
+        click.echo(text, err=True)
+
+    def status(self, text):
+        """A progress note on stderr, silenced by ``-q``."""
+        if self.verbosity >= 0:
+            click.echo(text, err=True)
+
+    def abort(self, message, code=1):
+        """Stop the command: ``message`` on stderr, exit ``code``."""
+        raise Abort(message, code)
+
+    def for_each(self, names, action):
+        """Run ``action(name)`` for each name as docker does: carry on past failures, exit 1 at the end.
+
+        Args:
+            names: container or image names.
+            action: returns the lines to print (a string or a list), or None to print the name.
+        Raises:
+            click.exceptions.Exit: status 1 when any failed (each failure already reported).
+        """
+        failed = False
+        for name in names:
+            try:
+                result = action(name)
+            except APIError as e:
+                self.report(e)
+                failed = True
+                continue
+            for line in [name] if result is None else [result] if isinstance(result, str) else result:
+                self.out(line)
+        if failed:
+            raise click.exceptions.Exit(1)
+
+    def report(self, err):
+        """Print a ``HostbridgeError`` as one line (API errors in docker's words)."""
+        if isinstance(err, Abort):
+            self.err(str(err))
+        elif isinstance(err, APIError):
+            self.err("Error response from daemon: %s" % err)
+        else:
+            self.err("Error: %s" % err)
+        if self.debug:
+            import traceback
+
+            traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)

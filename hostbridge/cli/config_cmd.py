@@ -1,0 +1,69 @@
+"""``config``: show and change settings in the one TOML config file."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group("config")
+def config():
+    """Show or change hostbridge's settings (flags > environment > file > defaults)."""
+
+
+@config.command("list")
+@click.pass_obj
+def list_(app):
+    """Every setting, its value and where it comes from."""
+    from .. import config as cfg
+    from .format import table
+
+    c = app.config
+    rows = [["KEY", "VALUE", "FROM"]]
+    for key in sorted(cfg.SETTINGS):
+        value = c[key]
+        rows.append([key, "%g" % value if isinstance(value, float) else value, c.origin[key]])
+    app.out(table(rows), nl=False)
+
+
+@config.command()
+@click.argument("key")
+@click.pass_obj
+def get(app, key):
+    """Print one setting's value."""
+    from .. import config as cfg
+    from ..errors import ConfigError
+
+    if key not in cfg.SETTINGS:
+        raise ConfigError("unknown setting %r" % key, hint="see `hostbridge config list`")
+    value = app.config[key]
+    app.out("%g" % value if isinstance(value, float) else value)
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+@click.pass_obj
+def set_(app, key, value):
+    """Write a setting to the config file."""
+    from .. import config as cfg
+
+    app.status("Wrote %s" % cfg.set_value(key, value))
+
+
+@config.command()
+@click.argument("key")
+@click.pass_obj
+def unset(app, key):
+    """Remove a setting from the config file (back to its default)."""
+    from .. import config as cfg
+
+    app.status("Wrote %s" % cfg.set_value(key, None))
+
+
+@config.command()
+@click.pass_obj
+def path(app):
+    """Print the config file's path."""
+    from .. import paths
+
+    app.out(paths.config_file())

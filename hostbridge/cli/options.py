@@ -1,0 +1,226 @@
+"""Parsing docker's option values into the Engine API's JSON (pure functions).
+
+The CLI commands call these; each raises ``UsageError`` (a ``HostbridgeError``) with a one-line
+message naming the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from ..errors import HostbridgeError
+
+
+class UsageError(HostbridgeError):
+    """A flag's value is malformed."""
+
+
+def parse_filters(values):
+    """``["status=exited", "label=a=b"]`` → ``{"status": ["exited"], "label": ["a=b"]}``.
+
+    Raises:
+        UsageError: a filter without ``=``.
+    """
+    out = {}
+    for v in values or ():
+        key, sep, val = v.partition("=")
+        if not sep or not key:
+            raise UsageError("bad format of filter (expected name=value): %r" % v)
+        out.setdefault(key.strip().lower(), []).append(val)
+    return out
+
+
+def parse_env_file(path, environ=None):
+    """Read a docker env file: ``KEY=value`` lines, ``#`` comments, bare ``KEY`` from the environment.
+
+    Args:
+        path: the file.
+        environ: where bare names are looked up (``os.environ``).
+    Returns:
+        ``["KEY=value", …]`` in file order (bare names missing from the environment are dropped).
+    Raises:
+        UsageError: unreadable file, or a name containing whitespace.
+    """
+    environ = os.environ if environ is None else environ
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise UsageError("cannot read env file %s: %s" % (path, e.strerror or e))
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("env file %s is not valid UTF-8" % path)
+    out = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not name:
+            raise UsageError("%s line %d: no variable name" % (path, n))
+        if re.search(r"\s", name):
+            raise UsageError("%s line %d: variable %r contains whitespaces" % (path, n, name))
+        if sep:
+            out.append("%s=%s" % (name, value))
+        elif name in environ:
+            out.append("%s=%s" % (name, environ[name]))
+    return out
+
+
+def parse_env(values, environ=None):
+    """``-e`` values: ``KEY=value`` kept; bare ``KEY`` taken from the environment (dropped if unset)."""
+    environ = os.environ if environ is None else environ
+    out = []
+    for v in values or ():
+        if "=" in v:
+            if v.startswith("="):
+                raise UsageError("invalid environment variable: %s" % v)
+            out.append(v)
+        elif v in environ:
+            out.append("%s=%s" % (v, environ[v]))
+    return out
+
+
+_RAM = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", re.I)
+
+
+def parse_bytes(value):
+    """Docker's RAMInBytes: ``512m`` → 536870912 (binary units, ``b``/``k``/``m``/``g``/``t``/``p``).
+
+    Raises:
+        UsageError: not a size.
+    """
+    m = _RAM.match(str(value).strip())
+    if not m:
+        raise UsageError("invalid size: %r (use a number with an optional unit: b, k, m, g)" % value)
+    mult = 1024 ** "bkmgtp".index((m.group(2) or "b").lower())
+    return int(float(m.group(1)) * mult)
+
+
+def parse_cpus(value):
+    """``--cpus 1.5`` → NanoCpus 1500000000."""
+    try:
+        cpus = float(value)
+    except ValueError:
+        raise UsageError("invalid value for --cpus: %r (a number, e.g. 1.5)" % value)
+    if cpus < 0:
+        raise UsageError("invalid value for --cpus: %r (must be positive)" % value)
+    return int(round(cpus * 1e9))
+
+
+def parse_labels(values):
+    """``-l k=v`` / ``-l k`` → ``{"k": "v"}`` / ``{"k": ""}``."""
+    out = {}
+    for v in values or ():
+        k, _, val = v.partition("=")
+        if not k:
+            raise UsageError("invalid label: %r (use key=value)" % v)
+        out[k] = val
+    return out
+
+
+def parse_restart(value):
+    """``no | always | unless-stopped | on-failure[:N]`` → a RestartPolicy dict."""
+    if not value:
+        return None
+    name, _, count = value.partition(":")
+    if name not in ("no", "always", "unless-stopped", "on-failure"):
+        raise UsageError("invalid restart policy %r (no, always, unless-stopped, on-failure[:N])" % value)
+    if count and name != "on-failure":
+        raise UsageError("maximum retry count cannot be used with restart policy %r" % name)
+    try:
+        retries = int(count) if count else 0
+    except ValueError:
+        raise UsageError("invalid restart policy %r: the retry count must be a number" % value)
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def _port_range(text, spec):
+    first, sep, last = text.partition("-")
+    try:
+        lo, hi = int(first), int(last) if sep else int(first)
+    except ValueError:
+        raise UsageError("invalid port %r in %r" % (text, spec))
+    if not 0 < lo <= hi < 65536:
+        raise UsageError("invalid port range %r in %r" % (text, spec))
+    return lo, hi
+
+
+def parse_port(spec):
+    """``[ip:][hostPort:]containerPort[/proto]``, ports or equal-sized ranges (``8000-8001:80-81``).
+
+    Returns:
+        ``[("80/tcp", {"HostIp": ip, "HostPort": "8080"}), …]``, one pair per container port.
+    Raises:
+        UsageError: a malformed spec.
+    """
+    body, _, proto = spec.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp", "sctp"):
+        raise UsageError("invalid protocol %r in port %r" % (proto, spec))
+    ip = ""
+    if body.startswith("["):
+        end = body.find("]")
+        ip, body = body[1:end], body[end + 2:]
+    parts = body.rsplit(":", 2) if not ip else body.split(":")
+    if len(parts) == 3:
+        ip, host, cport = parts
+    elif len(parts) == 2:
+        host, cport = parts
+    else:
+        host, cport = "", parts[0]
+    if not cport:
+        raise UsageError("no container port in %r" % spec)
+    clo, chi = _port_range(cport, spec)
+    hosts = [""] * (chi - clo + 1)
+    if host:
+        hlo, hhi = _port_range(host, spec)
+        if hhi - hlo != chi - clo:
+            raise UsageError("invalid ranges in %r: the host and container ranges must have the same size" % spec)
+        hosts = [str(h) for h in range(hlo, hhi + 1)]
+    return [("%d/%s" % (c, proto), {"HostIp": ip, "HostPort": h}) for c, h in zip(range(clo, chi + 1), hosts)]
+
+
+def parse_volume(spec, cwd=None):
+    """``-v src:dst[:opts]`` → ``("bind", "src:dst[:opts]")``; ``-v /dst`` → ``("anonymous", "/dst")``.
+
+    A relative source (``./data``) becomes absolute, as the docker CLI does.
+    """
+    parts = spec.split(":")
+    if len(parts) == 1:
+        if not spec.startswith("/"):
+            raise UsageError("invalid volume %r: the container path must be absolute" % spec)
+        return "anonymous", spec
+    if len(parts) > 3:
+        raise UsageError("invalid volume specification %r (use src:dst[:ro])" % spec)
+    src = parts[0]
+    if src.startswith("."):
+        src = os.path.abspath(os.path.join(cwd or os.getcwd(), src))
+    if not parts[1].startswith("/"):
+        raise UsageError("invalid volume %r: the container path must be absolute" % spec)
+    return "bind", ":".join([src] + parts[1:])
+
+
+def parse_timestamp(value, now=None):
+    """``--since``/``--until``: a UNIX time, an RFC 3339 date, or a duration (``10m``, ``1h30m``) ago."""
+    if value is None:
+        return None
+    now = time.time() if now is None else now
+    if re.match(r"^\d+(\.\d+)?$", value):
+        return value
+    m = re.match(r"^((?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+)$", value)
+    if m:
+        unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        total = sum(float(n) * unit[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value))
+        return "%d" % int(now - total)
+    from .format import parse_time
+
+    t = parse_time(value if re.search(r"(Z|[+-]\d\d:\d\d)$", value) else value + "Z")
+    if t is None:
+        raise UsageError("invalid time %r (use a duration like 10m, a UNIX time, or 2024-01-02T15:04:05Z)" % value)
+    return "%d" % int(t)

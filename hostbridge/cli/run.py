@@ -1,0 +1,254 @@
+"""``run``, ``create`` and ``start``: docker's flags → the create body; create → attach → start."""
+
+from __future__ import annotations
+
+
+import click
+
+from ..errors import APIError, HostbridgeError, NotFound
+from . import options as opt
+
+# Exit statuses of `docker run` when the container could not run at all.
+EXIT_DAEMON, EXIT_CANNOT_EXEC, EXIT_NOT_FOUND = 125, 126, 127
+
+
+def create_options(f):
+    """The flags ``run`` and ``create`` share (docker's names)."""
+    decorators = [
+        click.option("--name", help="Assign a name to the container."),
+        click.option("-e", "--env", multiple=True, help="Set environment variables (KEY=value, or KEY from here)."),
+        click.option("--env-file", multiple=True, type=click.Path(dir_okay=False),
+                     help="Read in a file of environment variables."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+        click.option("-m", "--memory", help="Memory limit (e.g. 512m, 1g)."),
+        click.option("--cpus", help="Number of CPUs (e.g. 1.5)."),
+        click.option("--pids-limit", type=int, help="Tune the container's pids limit (-1 for unlimited)."),
+        click.option("-l", "--label", multiple=True, help="Set meta data on a container (key=value)."),
+        click.option("-h", "--hostname", help="Container host name."),
+        click.option("--init", is_flag=True, default=None,
+                     help="Run an init inside the container that forwards signals and reaps processes."),
+        click.option("--restart", help="Restart policy: no, always, unless-stopped, on-failure[:N]."),
+        click.option("--stop-signal", help="Signal to stop the container."),
+        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
+        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only."),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
+        click.option("-v", "--volume", multiple=True, help="Bind mount a volume (src:dst[:ro])."),
+        click.option("--network", "--net", "network", help="Connect a container to a network (none, host, bridge)."),
+        click.option("--rm", is_flag=True, help="Automatically remove the container when it exits."),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def build_config(image, cmd, o, attach=False, environ=None):
+    """Build the ``POST /containers/create`` body from parsed flags, as the docker CLI does.
+
+    Args:
+        image: the image reference.
+        cmd: the command words after the image (may be empty: the image's CMD).
+        o: the option values (a dict of the flag names above).
+        attach: the CLI will attach to stdout/stderr (``run`` without ``-d``).
+        environ: where bare ``-e KEY`` values are read from.
+    Returns:
+        The create body (a dict).
+    Raises:
+        UsageError: a malformed flag value.
+    """
+    env = []
+    for path in o.get("env_file") or ():
+        env += opt.parse_env_file(path, environ)
+    env += opt.parse_env(o.get("env"), environ)
+    host = {}
+    body = {"Image": image, "AttachStdin": bool(attach and o.get("interactive")), "AttachStdout": attach,
+            "AttachStderr": attach, "Tty": bool(o.get("tty")), "OpenStdin": bool(o.get("interactive")),
+            "StdinOnce": bool(attach and o.get("interactive")), "HostConfig": host}
+    if cmd:
+        body["Cmd"] = list(cmd)
+    if env:
+        body["Env"] = env
+    for flag, key in (("workdir", "WorkingDir"), ("user", "User"), ("hostname", "Hostname"),
+                      ("stop_signal", "StopSignal"), ("stop_timeout", "StopTimeout")):
+        if o.get(flag) is not None:
+            body[key] = o[flag]
+    if o.get("entrypoint") is not None:
+        # One argv word, not shell-split; --entrypoint "" resets the image's entrypoint.
+        body["Entrypoint"] = [o["entrypoint"]]
+    if o.get("label"):
+        body["Labels"] = opt.parse_labels(o["label"])
+    if o.get("memory"):
+        host["Memory"] = opt.parse_bytes(o["memory"])
+    if o.get("cpus"):
+        host["NanoCpus"] = opt.parse_cpus(o["cpus"])
+    if o.get("pids_limit") is not None:
+        host["PidsLimit"] = o["pids_limit"]
+    if o.get("init"):
+        host["Init"] = True
+    restart = opt.parse_restart(o.get("restart"))
+    if restart:
+        host["RestartPolicy"] = restart
+    if o.get("read_only"):
+        host["ReadonlyRootfs"] = True
+    if o.get("cap_add"):
+        host["CapAdd"] = list(o["cap_add"])
+    if o.get("cap_drop"):
+        host["CapDrop"] = list(o["cap_drop"])
+    if o.get("network"):
+        host["NetworkMode"] = o["network"]
+    if o.get("rm"):
+        host["AutoRemove"] = True
+    if o.get("publish"):
+        exposed, bindings = {}, {}
+        for spec in o["publish"]:
+            for port, binding in opt.parse_port(spec):
+                exposed[port] = {}
+                bindings.setdefault(port, []).append(binding)
+        body["ExposedPorts"] = exposed
+        host["PortBindings"] = bindings
+    for spec in o.get("volume") or ():
+        kind, value = opt.parse_volume(spec)
+        if kind == "anonymous":
+            body.setdefault("Volumes", {})[value] = {}
+        else:
+            host.setdefault("Binds", []).append(value)
+    return body
+
+
+def _familiar(image):
+    # "busybox" → "busybox:latest", as docker names a missing image.
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last or "@" in image else image + ":latest"
+
+
+def create_container(app, image, cmd, o, attach):
+    """Create the container; a missing image is reported as docker does.
+
+    Returns:
+        The new container's ID.
+    Raises:
+        APIError: the daemon refused (a missing image with a hint of what to do instead).
+    """
+    body = build_config(image, cmd, o, attach=attach)
+    try:
+        reply = app.client.create_container(body, name=o.get("name"))
+    except NotFound as e:
+        if "image" in str(e).lower():
+            app.err("Unable to find image '%s' locally" % _familiar(image))
+            e.hint = "pulling is not available yet: `hostbridge load` or `hostbridge import` it"
+        raise
+    for warning in reply.get("Warnings") or ():
+        app.err("WARNING: %s" % warning)
+    return reply["Id"]
+
+
+def start_error_status(message):
+    """The exit status for a failed start (docker's runStartContainerErr): 127, 126 or 125."""
+    if any(s in message for s in ("executable file not found", "no such file or directory",
+                                  "system cannot find the file specified")):
+        return EXIT_NOT_FOUND
+    if "permission denied" in message or "is a directory" in message:
+        return EXIT_CANNOT_EXEC
+    return EXIT_DAEMON
+
+
+def attach_and_wait(app, cid, tty, stdin, start, condition="next-exit"):
+    """Attach to ``cid``, register a wait, run ``start()``, stream until the end; the exit status.
+
+    Raises:
+        APIError: the start failed (``exit_code`` set as ``docker run`` would exit).
+    """
+    from .attach import SignalProxy, Terminal, quietly, stream
+
+    client = app.client
+    sock = client.attach_socket(cid, stdin=stdin, stdout=True, stderr=True, stream=True)
+    waiter = client.wait_later(cid, condition)
+    try:
+        start()
+    except APIError as e:
+        sock.close()
+        waiter.close()
+        e.exit_code = start_error_status(str(e))
+        raise
+
+    def resize():
+        size = Terminal.size()
+        if size:
+            client.resize(cid, *size)
+
+    proxy = SignalProxy(lambda sig: client.kill(cid, sig), resize=resize if tty else None, forward=not tty)
+    with Terminal(tty and stdin), proxy:
+        if tty:
+            quietly(resize)  # a resize the engine refuses is not worth failing the run
+        stream(app, sock, tty, stdin)
+    result = waiter.json() or {}
+    err = (result.get("Error") or {}).get("Message") if isinstance(result.get("Error"), dict) else None
+    if err:
+        app.err(err)
+    return int(result.get("StatusCode", 0))
+
+
+# Flags stop at the image: what follows is the container's command, as in docker.
+COMMAND_SETTINGS = {"allow_interspersed_args": False}
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
+@create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def run(app, detach, image, command, **o):
+    """Create and run a new container from an image."""
+    if detach and o["rm"] and o.get("restart") not in (None, "no"):
+        app.abort("Error: conflicting options: --restart and --rm", 125)
+    attach = not detach
+    try:
+        cid = create_container(app, image, command, o, attach)
+    except HostbridgeError as e:
+        e.exit_code = EXIT_DAEMON  # docker run: 125 when the container could not be made
+        raise
+    if detach:
+        try:
+            app.client.start(cid)
+        except APIError as e:
+            e.exit_code = start_error_status(str(e))
+            raise
+        app.out(cid)
+        return
+    condition = "removed" if o["rm"] else "next-exit"
+    code = attach_and_wait(app, cid, o["tty"], o["interactive"], lambda: app.client.start(cid), condition)
+    click.get_current_context().exit(code)
+
+
+@click.command(context_settings=COMMAND_SETTINGS)
+@create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def create(app, image, command, **o):
+    """Create a new container (prints its ID)."""
+    app.out(create_container(app, image, command, o, attach=False))
+
+
+@click.command()
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_obj
+def start(app, attach, interactive, containers):
+    """Start one or more stopped containers."""
+    client = app.client
+    if attach or interactive:
+        if len(containers) > 1:
+            app.abort("Error: you cannot start and attach multiple containers at once", 1)
+        info = client.inspect_container(containers[0])
+        tty = bool(info.get("Config", {}).get("Tty"))
+        code = attach_and_wait(app, info["Id"], tty, interactive, lambda: client.start(info["Id"]))
+        click.get_current_context().exit(code)
+    app.for_each(containers, client.start)

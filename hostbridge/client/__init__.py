@@ -1,0 +1,24 @@
+"""The host's Docker Engine API client (standard-library HTTP; never paramiko).
+
+``APIClient(endpoint)`` combines one mixin per resource, as docker-py does.
+"""
+
+from __future__ import annotations
+
+from .api import BaseClient
+from .containers import ContainerAPIMixin
+from .execs import ExecAPIMixin
+from .images import ImageAPIMixin
+from .system import SystemAPIMixin
+
+
+class APIClient(BaseClient, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, SystemAPIMixin):
+    """A low-level client for one engine endpoint.
+
+    Args:
+        endpoint: ``unix:///path``, ``tcp://127.0.0.1:N``, or an ``Endpoint``.
+        timeout: seconds for connect and each read of non-streaming calls.
+    """
+
+
+__all__ = ["APIClient"]

@@ -1,0 +1,133 @@
+"""Engine endpoints: parsing ``unix:///path`` / ``tcp://127.0.0.1:N`` and choosing one.
+
+Kept free of requests so that resolving an endpoint (``hostbridge status``, ``up``) stays cheap.
+"""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError, EngineUnreachable, MachineError
+
+NATIVE_MACHINE = "default"
+
+
+class Endpoint:
+    """A parsed engine endpoint.
+
+    Attributes:
+        url: as given, normalised (``unix:///…`` or ``tcp://host:port``).
+        scheme: ``"unix"`` or ``"tcp"``.
+        path: the socket path (unix).
+        host, port: the address (tcp).
+    """
+
+    def __init__(self, url, scheme, path=None, host=None, port=None):
+        self.url, self.scheme, self.path, self.host, self.port = url, scheme, path, host, port
+
+    @property
+    def base_url(self):
+        """The URL prefix requests are sent to."""
+        if self.scheme == "unix":
+            return "http+unix://localhost"
+        return "http://%s:%d" % (self.host, self.port)
+
+    def connect(self, timeout=None) -> socket.socket:
+        """Open a raw stream socket to the engine (for hijacked connections).
+
+        Raises:
+            EngineUnreachable: nothing listens there.
+        """
+        try:
+            if self.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(timeout)
+                try:
+                    sock.connect(self.path)
+                except OSError:
+                    sock.close()
+                    raise
+                return sock
+            return socket.create_connection((self.host, self.port), timeout=timeout)
+        except OSError as e:
+            raise unreachable(self, e)
+
+    def __repr__(self):
+        return "Endpoint(%r)" % self.url
+
+
+def unreachable(endpoint, err=None) -> EngineUnreachable:
+    """The error for an endpoint nothing answers on, with a hint of what to do."""
+    detail = ""
+    if err is not None:
+        detail = ": %s" % (getattr(err, "strerror", None) or err)
+    return EngineUnreachable(
+        "cannot connect to the hostbridge engine at %s%s" % (endpoint.url, detail),
+        hint="is it running? start it with `hostbridge up`")
+
+
+def parse_endpoint(url: str) -> Endpoint:
+    """Parse ``unix:///path``, ``tcp://host:port`` or ``http://host:port``.
+
+    Args:
+        url: the endpoint string.
+    Returns:
+        An ``Endpoint``.
+    Raises:
+        ConfigError: an unsupported scheme, or a missing path or port.
+    """
+    if url.startswith("/"):
+        url = "unix://" + url
+    parts = urlsplit(url)
+    if parts.scheme in ("unix", "http+unix"):
+        path = parts.path
+        if not path:
+            raise ConfigError("endpoint %r has no socket path" % url, hint="use unix:///path/to/docker.sock")
+        return Endpoint("unix://" + path, "unix", path=path)
+    if parts.scheme in ("tcp", "http"):
+        if not parts.hostname or not parts.port:
+            raise ConfigError("endpoint %r needs a host and a port" % url, hint="use tcp://127.0.0.1:2375")
+        return Endpoint("tcp://%s:%d" % (parts.hostname, parts.port), "tcp", host=parts.hostname, port=parts.port)
+    raise ConfigError("unsupported endpoint %r" % url, hint="use unix:///path or tcp://127.0.0.1:PORT")
+
+
+# Modes whose endpoint takes work to provide (a tunnel agent to start) name a module with
+# ``endpoint_for(name) -> URL``; other machines use the URL their record holds.
+ENDPOINT_PROVIDERS = {"remote": "hostbridge.vm.remote"}
+
+
+def resolve_endpoint(config, machine_loader=None) -> Endpoint:
+    """Choose the engine endpoint: an explicit host, else the machine's, else native's socket.
+
+    Args:
+        config: a ``hostbridge.config.Config`` (``host``, ``machine``, ``native.socket``).
+        machine_loader: ``name -> Machine or None`` (default: ``hostbridge.vm.machine.load``).
+    Returns:
+        The ``Endpoint``.
+    Raises:
+        MachineError: the selected machine does not exist or has no endpoint yet.
+        ConfigError: a malformed endpoint.
+    """
+    if config["host"]:
+        return parse_endpoint(config["host"])
+    if machine_loader is None:
+        from ..vm.machine import load as machine_loader
+    name = config["machine"]
+    machine = machine_loader(name)
+    if machine is None:
+        if name == NATIVE_MACHINE:
+            return parse_endpoint("unix://" + config["native.socket"])
+        raise MachineError("no machine named %r" % name, hint="create it first, or pick another with --machine",
+                           machine=name)
+    if machine.mode == "native":
+        return parse_endpoint(machine.endpoint_url or "unix://" + config["native.socket"])
+    provider = ENDPOINT_PROVIDERS.get(machine.mode)
+    if provider:
+        import importlib
+
+        return parse_endpoint(importlib.import_module(provider).endpoint_for(name))
+    if machine.endpoint_url:
+        return parse_endpoint(machine.endpoint_url)
+    raise MachineError("machine %r has no engine endpoint yet" % name, hint="start it with `hostbridge up`",
+                       machine=name)

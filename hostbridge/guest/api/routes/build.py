@@ -1,0 +1,31 @@
+"""POST /build (the classic builder), /build/prune."""
+
+from __future__ import annotations
+
+import os
+
+from ...builder.request import connection_closed, handle_build
+
+
+def build(engine, req, resp):
+    backend = engine.build_backend()
+
+    def send(message):
+        if not resp.streaming:
+            resp.start_stream()
+        resp.write_json(message)
+
+    handle_build(backend, req.query_all, req.body(), send, tmp_parent=os.path.join(engine.root, "builder"),
+                 cancelled=connection_closed(resp.conn))
+    if not resp.streaming:
+        resp.start_stream()
+    resp.end_stream()
+
+
+def prune(engine, req, resp):
+    return {"CachesDeleted": None, "SpaceReclaimed": 0}
+
+
+def register(r):
+    r.add("POST", "/build", build)
+    r.add("POST", "/build/prune", prune)

@@ -1,0 +1,1 @@
+"""Container networking: networks, addresses, bridges and veths, NAT rules, port proxies."""

@@ -1,0 +1,291 @@
+"""A container's endpoints: its veths, addresses, published ports and /etc/hosts entries.
+
+``Endpoints`` is the half of ``NetworkManager`` that the container manager's hooks and
+``connect``/``disconnect`` drive; it uses the manager's store, pools, firewall and lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from ..errors import Forbidden, GuestError, InvalidParameter, NotFound
+from ..util import new_id
+from . import hosts, ipam, netdev, ports
+from .firewall import PortRule
+from .proxy import Proxy
+from .store import PREDEFINED
+
+log = logging.getLogger("hostbridge.network")
+
+SHARED = ("host", "none")
+
+
+def _veth_name(cid, nid):
+    # Derived, not random: after an engine crash the host end is found again without a state file.
+    return "vh" + hashlib.sha256((cid + nid).encode()).hexdigest()[:11]
+
+
+def _blank_endpoint(nid, cfg=None):
+    cfg = cfg or {}
+    ipam_cfg = cfg.get("IPAMConfig") or None
+    return {"IPAMConfig": ipam_cfg, "Links": cfg.get("Links") or None, "Aliases": list(cfg.get("Aliases") or []) or None,
+            "MacAddress": cfg.get("MacAddress") or "", "DriverOpts": cfg.get("DriverOpts") or None,
+            "NetworkID": nid, "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+
+
+_RUNTIME_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+                   "DNSNames": None}
+_TOP_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
+               "SandboxID": "", "SandboxKey": "", "Bridge": ""}
+
+
+class Endpoints:
+    """Container hooks and connect/disconnect (mixed into NetworkManager)."""
+
+    # ---- container hooks ------------------------------------------------------------------
+    def on_create(self, c, body):
+        """Resolve the container's networks into ``NetworkSettings.Networks``; reserve ``--ip``."""
+        try:
+            self._resolve_endpoints(c, body)
+        except NotFound as e:
+            # not a 404: on a 404 from create the docker CLI goes off to pull the image
+            raise InvalidParameter(str(e)) from None
+        hosts.save_base(c.dir)
+
+    def _resolve_endpoints(self, c, body):
+        hc, cfg = c.host_config, c.config
+        ports.requested(cfg, hc)
+        nm = hc.get("NetworkMode") or "bridge"
+        epc = dict(((body or {}).get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
+        if "default" in epc:  # the CLI names the default network "default"
+            epc.setdefault("bridge", epc.pop("default"))
+        nets = {}
+        if nm.startswith("container:"):
+            pass
+        else:
+            rec = self.store.get(nm)
+            nets[rec["Name"]] = _blank_endpoint(rec["Id"], epc.pop(nm, None) or epc.pop(rec["Name"], None))
+            if rec["Name"] not in SHARED:
+                for other, ecfg in epc.items():
+                    orec = self.store.get(other)
+                    if orec["Name"] in SHARED:
+                        raise InvalidParameter("container cannot be connected to network %s together with others"
+                                               % orec["Name"])
+                    nets[orec["Name"]] = _blank_endpoint(orec["Id"], ecfg)
+        with self.lock:
+            for name, ep in nets.items():
+                self._reserve(c, self.store.get(ep["NetworkID"]), ep)
+        c.data["NetworkSettings"]["Networks"] = nets
+
+    def _reserve(self, c, rec, ep):
+        wanted = (ep.get("IPAMConfig") or {}).get("IPv4Address")
+        if not wanted:
+            return None
+        if rec["Name"] in PREDEFINED:
+            raise InvalidParameter("user specified IP address is supported on user defined networks only")
+        return self._pool(rec).allocate(c.id, wanted)
+
+    def on_remove(self, c, volumes=False):
+        """Release every address the container holds."""
+        with self.lock:
+            for rec in self.store.all():
+                if rec["Driver"] == "bridge":
+                    self._pool(rec).release(c.id)
+
+    def on_start(self, c, pid):
+        """Plumb the container's endpoints into its namespace and publish its ports.
+
+        Raises:
+            Conflict: a host port is in use; Unavailable: ``ip``/``iptables`` failed. Either way
+            nothing of this container's networking is left behind.
+        """
+        self._start(c, pid, restoring=False)
+
+    def _start(self, c, pid, restoring):
+        nm = c.host_config.get("NetworkMode") or "bridge"
+        if nm in SHARED or nm.startswith("container:"):  # the runtime brought lo up for "none"
+            return
+        with self.lock:
+            try:
+                links = netdev.links_in(pid) if restoring else []
+                lv = {"pid": pid, "nets": {}}
+                self.live[c.id] = lv
+                for i, (name, ep) in enumerate(self._ordered(c)):
+                    self._attach(c, pid, self.store.get(ep["NetworkID"]), ep, "eth%d" % i, i == 0, links)
+                self._publish(c, restoring)
+                self._fill_top(c, pid)
+                self._refresh_hosts()
+                self._sync_fw()
+            except BaseException:
+                self._teardown(c)
+                raise
+
+    def _ordered(self, c):
+        nets = c.data["NetworkSettings"]["Networks"] or {}
+        primary = self.store.get(c.host_config.get("NetworkMode") or "bridge")["Name"]
+        return sorted(nets.items(), key=lambda kv: (kv[0] != primary, kv[0]))
+
+    def _attach(self, c, pid, rec, ep, ifname, default_route, existing=()):
+        pool = self._pool(rec)
+        ip = pool.allocate(c.id, (ep.get("IPAMConfig") or {}).get("IPv4Address"))
+        mac = ep.get("MacAddress") or c.config.get("MacAddress") or ipam.mac_for(ip)
+        veth = _veth_name(c.id, rec["Id"])
+        if ifname not in existing or not netdev.link_exists(veth):
+            netdev.delete_link(veth)
+            netdev.plumb(pid, rec["_bridge"], veth, ifname, ip, pool.subnet.prefixlen, mac,
+                         str(pool.gateway) if default_route else None)
+        self.live[c.id]["nets"][rec["Id"]] = {"veth": veth, "ip": ip, "ifname": ifname}
+        user = rec["Name"] not in PREDEFINED
+        aliases = [a for a in (ep.get("Aliases") or []) if a != c.id[:12]]
+        ep.update(EndpointID=ep.get("EndpointID") or new_id(), Gateway=str(pool.gateway), IPAddress=ip,
+                  IPPrefixLen=pool.subnet.prefixlen, MacAddress=mac, NetworkID=rec["Id"],
+                  Aliases=(aliases + [c.id[:12]]) if user else (aliases or None),
+                  DNSNames=([c.name] + aliases + [c.id[:12]]) if user else None)
+
+    def _publish(self, c, restoring):
+        ns = c.data["NetworkSettings"]
+        exposed, bindings = ports.requested(c.config, c.host_config)
+        primary = self.live[c.id]["nets"][self._ordered(c)[0][1]["NetworkID"]] if self.live[c.id]["nets"] else None
+        old = ns.get("Ports") or {}
+        published, proxies, rules = [], [], []
+        self.proxies[c.id], self.portrules[c.id] = proxies, rules
+        bridge = self.store.get(self._ordered(c)[0][1]["NetworkID"])["_bridge"] if primary else ""
+        for b in bindings:
+            host_port = b["host_port"]
+            if restoring and not host_port:
+                prev = [x for x in (old.get(b["key"]) or []) if (x.get("HostIp") or "0.0.0.0") == (b["host_ip"] or "0.0.0.0")]
+                host_port = int(prev[0]["HostPort"]) if prev else 0
+            p = Proxy(b["proto"], b["host_ip"], host_port, primary["ip"], b["port"])
+            proxies.append(p)
+            p.start()
+            published.append((b["key"], b["host_ip"], p.host_port))
+            rules.append(PortRule(b["proto"], b["host_ip"] or "0.0.0.0", p.host_port, primary["ip"], b["port"], bridge))
+        ns["Ports"] = ports.ports_view(exposed, published)
+
+    def _fill_top(self, c, pid):
+        ns = c.data["NetworkSettings"]
+        ns.update(SandboxID=hashlib.sha256(("%s/%d" % (c.id, pid)).encode()).hexdigest(),
+                  SandboxKey="/proc/%d/ns/net" % pid)
+        bridge_ep = (ns.get("Networks") or {}).get("bridge")
+        if bridge_ep:  # docker fills the top-level fields for the default bridge only
+            for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+                ns[k] = bridge_ep[k]
+
+    def on_stop(self, c):
+        """Tear down the container's endpoints, proxies and rules (its namespace is gone)."""
+        with self.lock:
+            self._teardown(c)
+
+    def _teardown(self, c):
+        for p in self.proxies.pop(c.id, []):
+            p.close()
+        self.portrules.pop(c.id, None)
+        lv = self.live.pop(c.id, None)
+        for n in (lv or {}).get("nets", {}).values():
+            try:
+                netdev.delete_link(n["veth"])
+            except GuestError:
+                log.exception("could not delete %s", n["veth"])
+        ns = c.data["NetworkSettings"]
+        for ep in (ns.get("Networks") or {}).values():
+            ep.update(_RUNTIME_FIELDS)
+        ns.update(_TOP_FIELDS)
+        ns["Ports"] = {}
+        if lv:
+            try:
+                self._refresh_hosts()
+                self._sync_fw()
+            except GuestError:
+                log.exception("network cleanup after %s", c.id)
+
+    # ---- connect / disconnect ------------------------------------------------------------
+    def connect(self, ref, body):
+        """``POST /networks/{id}/connect``: join a container (running or not) to a network.
+
+        Raises:
+            NotFound: no such network or container; Forbidden: host/none networks, a container
+            sharing another's namespace, or already connected.
+        """
+        body = body or {}
+        c = self.containers.get(body.get("Container") or "")
+        with c.lock, self.lock:
+            rec = self.store.get(ref)
+            nm = c.host_config.get("NetworkMode") or "bridge"
+            if rec["Name"] in SHARED or nm in SHARED:
+                raise Forbidden("container cannot be disconnected from host network or connected to host network")
+            if nm.startswith("container:"):
+                raise Forbidden("container sharing network namespace with another container or host cannot be "
+                                "connected to any other network")
+            nets = c.data["NetworkSettings"].setdefault("Networks", {})
+            if rec["Name"] in nets:
+                raise Forbidden("endpoint with name %s already exists in network %s" % (c.name, rec["Name"]))
+            ep = _blank_endpoint(rec["Id"], body.get("EndpointConfig"))
+            self._reserve(c, rec, ep)
+            nets[rec["Name"]] = ep
+            if c.running and c.id in self.live:
+                try:
+                    used = {n["ifname"] for n in self.live[c.id]["nets"].values()}
+                    ifname = next("eth%d" % i for i in range(64) if "eth%d" % i not in used)
+                    self._attach(c, self.live[c.id]["pid"], rec, ep, ifname, False)
+                    self._refresh_hosts()
+                except BaseException:
+                    del nets[rec["Name"]]
+                    self._pool(rec).release(c.id)
+                    raise
+            self.containers.store.save(c)
+        self.containers.events.emit("network", "connect", rec["Id"], {"container": c.id, "name": rec["Name"],
+                                                                       "type": rec["Driver"]})
+
+    def disconnect(self, ref, body):
+        """``POST /networks/{id}/disconnect``. Raises NotFound/Forbidden as docker does."""
+        body = body or {}
+        c = self.containers.get(body.get("Container") or "")
+        with c.lock, self.lock:
+            rec = self.store.get(ref)
+            nets = c.data["NetworkSettings"].get("Networks") or {}
+            if rec["Name"] not in nets:
+                raise Forbidden("container %s is not connected to network %s" % (c.name, rec["Name"]))
+            if rec["Name"] in SHARED:
+                raise Forbidden("container cannot be disconnected from host network or connected to host network")
+            lv = self.live.get(c.id)
+            if lv and rec["Id"] in lv["nets"]:
+                netdev.delete_link(lv["nets"].pop(rec["Id"])["veth"])
+            del nets[rec["Name"]]
+            if rec["Name"] == "bridge":
+                c.data["NetworkSettings"].update({k: v for k, v in _TOP_FIELDS.items() if k not in ("SandboxID", "SandboxKey")})
+            self._pool(rec).release(c.id)
+            self._refresh_hosts()
+            self.containers.store.save(c)
+        self.containers.events.emit("network", "disconnect", rec["Id"], {"container": c.id, "name": rec["Name"],
+                                                                          "type": rec["Driver"]})
+
+    # ---- names and rules ------------------------------------------------------------------
+    def _refresh_hosts(self):
+        members = {}  # nid → [(cid, ip, names)]
+        records = {}
+        for cid, lv in self.live.items():
+            try:
+                c = self.containers.get(cid)
+            except NotFound:
+                continue
+            records[cid] = c
+            eps = {ep["NetworkID"]: ep for ep in (c.data["NetworkSettings"].get("Networks") or {}).values()}
+            for nid, n in lv["nets"].items():
+                aliases = [a for a in (eps.get(nid, {}).get("Aliases") or []) if a != c.name]
+                members.setdefault(nid, []).append((cid, n["ip"], [c.name] + aliases))
+        builtin = {r["Id"] for r in self.store.all() if r["Name"] in PREDEFINED}
+        for cid, c in records.items():
+            lv = self.live[cid]
+            own = []
+            if lv["nets"]:
+                first = self._ordered(c)[0][1]["NetworkID"]
+                if first in lv["nets"]:
+                    own.append((lv["nets"][first]["ip"], c.config.get("Hostname") or cid[:12]))
+            peers = []
+            for nid in lv["nets"]:
+                if nid in builtin:
+                    continue  # as docker: no name resolution between containers on the default bridge
+                peers += [(ip, names) for other, ip, names in members.get(nid, []) if other != cid]
+            hosts.write(c.dir, own, peers)

@@ -1,0 +1,182 @@
+"""NAT and forwarding rules, kept in the engine's own chains so that cleanup is exact.
+
+The whole rule set is rendered from the engine's state and applied at once on every change
+(``iptables-restore --noflush`` replaces only our chains; with nft, our own table is replaced).
+The built-in chains get one jump each into ours; ``clear()`` removes the jumps and the chains.
+
+Chains (iptables; ``P`` is the chain prefix, ``HOSTBRIDGE`` for the default engine root):
+  filter  P-FORWARD   ← FORWARD      accept traffic from and to our bridges
+  nat     P           ← PREROUTING, OUTPUT (to local addresses, not 127/8)   DNAT published ports
+  nat     P-POSTROUTING ← POSTROUTING  MASQUERADE each subnet leaving its bridge
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from ..errors import Unavailable
+
+
+@dataclass(frozen=True)
+class NetRule:
+    bridge: str
+    subnet: str
+    internal: bool = False  # no way in or out of the bridge, no NAT (docker's --internal)
+
+
+@dataclass(frozen=True)
+class PortRule:
+    proto: str
+    host_ip: str  # "0.0.0.0" for any
+    host_port: int
+    ip: str
+    port: int
+    bridge: str
+
+
+def detect():
+    """``"iptables"`` or ``"nft"``: iptables when its restore tool exists, else nft."""
+    if shutil.which("iptables-restore") and shutil.which("iptables"):
+        return "iptables"
+    if shutil.which("nft"):
+        return "nft"
+    raise Unavailable("neither iptables nor nft is installed: install iptables (or nftables) for container networking")
+
+
+def _run(argv, stdin=None, check=True):
+    try:
+        r = subprocess.run(argv, input=stdin, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise Unavailable("firewall update failed: %s: %s" % (argv[0], e)) from None
+    if check and r.returncode != 0:
+        raise Unavailable("firewall update failed: %s: %s" % (" ".join(argv[:2]), r.stderr.decode(errors="replace").strip()))
+    return r
+
+
+def _dnat_match(p, bridge_not=True):
+    m = "-p %s" % p.proto
+    if p.host_ip not in ("", "0.0.0.0"):
+        m += " -d %s/32" % p.host_ip
+    if bridge_not:
+        m = "! -i %s " % p.bridge + m
+    return m + " -m %s --dport %d" % (p.proto, p.host_port)
+
+
+def render_iptables(prefix, nets, ports):
+    """The iptables-restore text for our chains (pure: tested without iptables)."""
+    fwd, nat, post = prefix + "-FORWARD", prefix, prefix + "-POSTROUTING"
+    f = ["*filter", ":%s - [0:0]" % fwd]
+    for n in nets:
+        if n.internal:
+            f.append("-A %s -i %s ! -o %s -j DROP" % (fwd, n.bridge, n.bridge))
+            f.append("-A %s -o %s ! -i %s -j DROP" % (fwd, n.bridge, n.bridge))
+        f.append("-A %s -o %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" % (fwd, n.bridge))
+        f.append("-A %s -i %s -j ACCEPT" % (fwd, n.bridge))
+        f.append("-A %s -o %s -j ACCEPT" % (fwd, n.bridge))
+    f.append("COMMIT")
+    t = ["*nat", ":%s - [0:0]" % nat, ":%s - [0:0]" % post]
+    for p in ports:
+        t.append("-A %s %s -j DNAT --to-destination %s:%d" % (nat, _dnat_match(p), p.ip, p.port))
+    for n in nets:
+        if not n.internal:
+            t.append("-A %s -s %s ! -o %s -j MASQUERADE" % (post, n.subnet, n.bridge))
+    t.append("COMMIT")
+    return "\n".join(f + t) + "\n"
+
+
+def _jumps(prefix):
+    return [("filter", "FORWARD", ["-j", prefix + "-FORWARD"]),
+            ("nat", "PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", prefix]),
+            ("nat", "OUTPUT", ["!", "-d", "127.0.0.0/8", "-m", "addrtype", "--dst-type", "LOCAL", "-j", prefix]),
+            ("nat", "POSTROUTING", ["-j", prefix + "-POSTROUTING"])]
+
+
+def render_nft(table, nets, ports):
+    """The ``nft -f`` text that (re)creates our table (pure)."""
+    lines = ["table ip %s {" % table,
+             " chain forward { type filter hook forward priority -1; policy accept;"]
+    for n in nets:
+        if n.internal:
+            lines += ['  iifname "%s" oifname != "%s" drop' % (n.bridge, n.bridge),
+                      '  oifname "%s" iifname != "%s" drop' % (n.bridge, n.bridge)]
+        lines += ['  oifname "%s" ct state related,established accept' % n.bridge,
+                  '  iifname "%s" accept' % n.bridge, '  oifname "%s" accept' % n.bridge]
+    lines += [" }", " chain prerouting { type nat hook prerouting priority -101; policy accept;",
+              "  fib daddr type local jump publish", " }",
+              " chain output { type nat hook output priority -101; policy accept;",
+              "  ip daddr != 127.0.0.0/8 fib daddr type local jump publish", " }", " chain publish {"]
+    for p in ports:
+        dst = "" if p.host_ip in ("", "0.0.0.0") else " ip daddr %s" % p.host_ip
+        lines.append('  iifname != "%s"%s %s dport %d dnat to %s:%d' % (p.bridge, dst, p.proto, p.host_port, p.ip, p.port))
+    lines += [" }", " chain postrouting { type nat hook postrouting priority 99; policy accept;"]
+    for n in nets:
+        if not n.internal:
+            lines.append('  ip saddr %s oifname != "%s" masquerade' % (n.subnet, n.bridge))
+    lines += [" }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+class Firewall:
+    """Applies the engine's rule set; ``prefix`` names our chains (or our nft table)."""
+
+    def __init__(self, prefix="HOSTBRIDGE", backend=None):
+        self.prefix = prefix
+        self.backend = backend or detect()
+        self._jumps_in_place = False
+        self._applied = None  # the last rule set applied: a start without ports changes nothing
+
+    @property
+    def table(self):
+        return self.prefix.lower().replace("-", "_")
+
+    def apply(self, nets, ports):
+        """Replace our rules with exactly those for ``nets`` and ``ports``.
+
+        Raises:
+            Unavailable: the firewall tool refused the rules.
+        """
+        key = (tuple(nets), tuple(ports))
+        if key == self._applied:
+            return
+        if self.backend == "nft":
+            text = "table ip %s {}\ndelete table ip %s\n" % (self.table, self.table) + render_nft(self.table, nets, ports)
+            _run(["nft", "-f", "-"], text.encode())
+            self._applied = key
+            return
+        _run(["iptables-restore", "-w", "--noflush"], render_iptables(self.prefix, nets, ports).encode())
+        self._applied = key
+        if self._jumps_in_place:
+            return  # checked once per engine: a container start costs one process, not five
+        for table, chain, rule in _jumps(self.prefix):
+            if _run(["iptables", "-w", "-t", table, "-C", chain] + rule, check=False).returncode != 0:
+                _run(["iptables", "-w", "-t", table, "-I", chain, "1"] + rule)
+        self._jumps_in_place = True
+
+    def clear(self):
+        """Remove every rule and chain of ours (no error for what is already gone)."""
+        self._jumps_in_place = False
+        self._applied = None
+        if self.backend == "nft":
+            _run(["nft", "delete", "table", "ip", self.table], check=False)
+            return
+        for table, chain, rule in _jumps(self.prefix):
+            for _ in range(100):  # a jump inserted twice by a crashed engine goes too
+                if _run(["iptables", "-w", "-t", table, "-D", chain] + rule, check=False).returncode != 0:
+                    break
+        for table, chain in (("filter", self.prefix + "-FORWARD"), ("nat", self.prefix),
+                             ("nat", self.prefix + "-POSTROUTING")):
+            _run(["iptables", "-w", "-t", table, "-F", chain], check=False)
+            _run(["iptables", "-w", "-t", table, "-X", chain], check=False)
+
+    def chains(self):
+        """Our chains (or table) that exist now: for tests and diagnostics."""
+        if self.backend == "nft":
+            r = _run(["nft", "list", "tables"], check=False)
+            return [line for line in r.stdout.decode().splitlines() if line.split()[-1:] == [self.table]]
+        found = []
+        for table in ("filter", "nat"):
+            r = _run(["iptables", "-w", "-t", table, "-S"], check=False)
+            found += [line for line in r.stdout.decode().splitlines() if self.prefix in line]
+        return found

@@ -1,0 +1,202 @@
+"""Address management: choosing subnets that do not clash, and handing out addresses in them.
+
+Allocations live in ``ROOT/network/ipam/<network-id>.json`` (``{"subnet", "gateway",
+"allocated": {ip: owner}}``), written atomically on every change, so that an engine restart
+gives every container back the address it had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import subprocess
+import tempfile
+import threading
+
+from ..errors import Conflict, InvalidParameter, Unavailable
+from ..util import makedirs, read_json, write_json
+
+# Docker's default address pools: 172.17–31.0.0/16, then 192.168.0.0/16 cut in /20s.
+CANDIDATES = (["172.%d.0.0/16" % i for i in range(17, 32)]
+              + ["192.168.%d.0/20" % (16 * i) for i in range(16)])
+
+
+def host_routes(run=subprocess.run):
+    """The destinations of the host's routes (``ip -j route``), default route excluded.
+
+    Returns:
+        A list of ``(IPv4Network, device)``.
+    """
+    try:
+        out = run(["ip", "-j", "route", "show", "table", "all"], capture_output=True, check=True, timeout=10).stdout
+        routes = json.loads(out or b"[]")
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return []
+    nets = []
+    for r in routes:
+        dst = r.get("dst")
+        if not dst or dst == "default" or r.get("type") in ("local", "broadcast", "multicast"):
+            continue
+        try:
+            net = ipaddress.ip_network(dst, strict=False)
+        except ValueError:
+            continue
+        if net.version == 4 and not net.is_loopback and not net.is_link_local:
+            nets.append((net, r.get("dev", "")))
+    return nets
+
+
+@contextlib.contextmanager
+def host_lock():
+    """Serialise subnet choice between engines on this host until the chosen bridge is up.
+
+    Two engines starting at once would otherwise both read the routes, both pick the same free
+    subnet, and both create a bridge for it.
+    """
+    d = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+    fd = os.open(os.path.join(d, "hostbridge-ipam.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def parse_subnet(text, field="Subnet"):
+    """``"10.1.0.0/24"`` → IPv4Network. Raises InvalidParameter naming the field."""
+    try:
+        net = ipaddress.ip_network(str(text), strict=False)
+    except ValueError:
+        raise InvalidParameter("invalid %s: %r is not an IPv4 CIDR (e.g. 10.10.0.0/24)" % (field, text)) from None
+    if net.version != 4:
+        raise InvalidParameter("invalid %s %s: only IPv4 subnets are supported" % (field, text))
+    if net.prefixlen > 30:
+        raise InvalidParameter("invalid %s %s: the prefix must be /30 or shorter" % (field, text))
+    return net
+
+
+def find_clash(net, taken):
+    """The first ``(network, label)`` in ``taken`` that overlaps ``net``, or None."""
+    for other, label in taken:
+        if net.overlaps(other):
+            return other, label
+    return None
+
+
+def pick_subnet(taken, candidates=CANDIDATES):
+    """The first candidate that overlaps nothing in ``taken`` (``[(network, label)]``).
+
+    Raises:
+        Unavailable: every candidate is in use.
+    """
+    for c in candidates:
+        net = ipaddress.ip_network(c)
+        if find_clash(net, taken) is None:
+            return net
+    raise Unavailable("could not find an available, non-overlapping IPv4 address pool among the defaults "
+                      "to assign to the network; remove unused networks or give --subnet")
+
+
+class Pool:
+    """The addresses of one network. Thread-safe; every change is persisted before returning."""
+
+    def __init__(self, path, subnet, gateway=None, ip_range=None):
+        self.path = path
+        self._lock = threading.Lock()
+        saved = read_json(path, None)
+        if saved:
+            self.subnet = ipaddress.ip_network(saved["subnet"])
+            self.gateway = ipaddress.ip_address(saved["gateway"])
+            self.range = ipaddress.ip_network(saved.get("range") or saved["subnet"])
+            self.allocated = dict(saved.get("allocated") or {})
+            return
+        self.subnet = subnet
+        if gateway:
+            try:
+                self.gateway = ipaddress.ip_address(gateway)
+            except ValueError:
+                raise InvalidParameter("invalid Gateway %r: not an IPv4 address" % gateway) from None
+            if self.gateway not in subnet:
+                raise InvalidParameter("invalid Gateway %s: it is not in subnet %s" % (gateway, subnet))
+        else:
+            self.gateway = next(subnet.hosts())
+        self.range = parse_subnet(ip_range, "IPRange") if ip_range else subnet
+        if not self.range.subnet_of(subnet):
+            raise InvalidParameter("invalid IPRange %s: it is not inside subnet %s" % (ip_range, subnet))
+        self.allocated = {}
+        self._save()
+
+    def _save(self):
+        makedirs(os.path.dirname(self.path))
+        write_json(self.path, {"subnet": str(self.subnet), "gateway": str(self.gateway),
+                               "range": str(self.range), "allocated": self.allocated})
+
+    def _reserved(self, ip):
+        return ip in (self.subnet.network_address, self.subnet.broadcast_address, self.gateway)
+
+    def allocate(self, owner, wanted=None):
+        """An address for ``owner`` (its own again when it already has one).
+
+        Args:
+            owner: who holds the address (a container id).
+            wanted: a specific address (``--ip``), or None for the next free one.
+        Returns:
+            The address as a string.
+        Raises:
+            InvalidParameter: ``wanted`` is not a usable address of this subnet.
+            Conflict: ``wanted`` is taken, or the subnet is full.
+        """
+        with self._lock:
+            mine = [ip for ip, o in self.allocated.items() if o == owner]
+            if wanted:
+                try:
+                    ip = ipaddress.ip_address(wanted)
+                except ValueError:
+                    raise InvalidParameter("invalid IPv4 address: %s" % wanted) from None
+                if ip not in self.subnet or self._reserved(ip):
+                    raise InvalidParameter("invalid address %s: it is not a usable address of subnet %s"
+                                           % (wanted, self.subnet))
+                holder = self.allocated.get(str(ip))
+                if holder and holder != owner:
+                    raise Conflict("Address already in use: %s is taken by container %s" % (ip, holder[:12]))
+                for old in mine:
+                    if old != str(ip):
+                        del self.allocated[old]
+                self.allocated[str(ip)] = owner
+                self._save()
+                return str(ip)
+            if mine:
+                return mine[0]
+            for ip in self.range.hosts():
+                if not self._reserved(ip) and str(ip) not in self.allocated:
+                    self.allocated[str(ip)] = owner
+                    self._save()
+                    return str(ip)
+        raise Conflict("no available IPv4 addresses on subnet %s: remove containers from the network" % self.subnet)
+
+    def release(self, owner):
+        """Free every address ``owner`` holds (no error when it holds none)."""
+        with self._lock:
+            gone = [ip for ip, o in self.allocated.items() if o == owner]
+            for ip in gone:
+                del self.allocated[ip]
+            if gone:
+                self._save()
+
+    def owners(self):
+        with self._lock:
+            return set(self.allocated.values())
+
+    def destroy(self):
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def mac_for(ip):
+    """Docker's MAC for an IPv4 address: 02:42 then the four address bytes."""
+    return "02:42:" + ":".join("%02x" % b for b in ipaddress.ip_address(ip).packed)

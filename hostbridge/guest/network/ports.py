@@ -1,0 +1,83 @@
+"""Published ports: what a container asks for (``-p``, ``-P``) and docker's ``Ports`` shape."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from ..errors import InvalidParameter
+
+
+def _key(port):
+    """``"80"``/``"80/tcp"`` → ``("80/tcp", 80, "tcp")``."""
+    num, _, proto = str(port).partition("/")
+    proto = (proto or "tcp").lower()
+    if proto not in ("tcp", "udp"):
+        raise InvalidParameter("invalid port %s: the protocol must be tcp or udp (sctp is not supported)" % port)
+    try:
+        n = int(num)
+    except ValueError:
+        raise InvalidParameter("invalid container port %s" % port) from None
+    if not 0 < n < 65536:
+        raise InvalidParameter("invalid container port %s: it must be 1-65535" % port)
+    return "%d/%s" % (n, proto), n, proto
+
+
+def requested(cfg, hc):
+    """The bindings a container asks for.
+
+    Args:
+        cfg: its Config (``ExposedPorts``).
+        hc: its HostConfig (``PortBindings``, ``PublishAllPorts``).
+    Returns:
+        ``(exposed, bindings)``: the set of ``"N/proto"`` keys, and a list of
+        ``{"key", "port", "proto", "host_ip", "host_port"}`` (host_port 0 = pick one).
+    Raises:
+        InvalidParameter: a malformed port, host port or host address.
+    """
+    exposed = {_key(p)[0] for p in (cfg.get("ExposedPorts") or {})}
+    bindings = []
+    for port, binds in (hc.get("PortBindings") or {}).items():
+        key, n, proto = _key(port)
+        exposed.add(key)
+        for b in binds or [{}]:
+            host_ip = (b or {}).get("HostIp") or ""
+            if host_ip:
+                try:
+                    if ipaddress.ip_address(host_ip).version != 4:
+                        raise InvalidParameter("cannot publish on %s: only IPv4 host addresses are supported" % host_ip)
+                except ValueError:
+                    raise InvalidParameter("invalid host IP %r for port %s" % (host_ip, key)) from None
+            hp = str((b or {}).get("HostPort") or "")
+            if "-" in hp:
+                lo, _, hi = hp.partition("-")
+                if lo != hi:
+                    raise InvalidParameter("host port ranges (%s) are not supported: publish each port" % hp)
+                hp = lo
+            try:
+                host_port = int(hp) if hp else 0
+            except ValueError:
+                raise InvalidParameter("invalid host port %r for %s" % (hp, key)) from None
+            if not 0 <= host_port < 65536:
+                raise InvalidParameter("invalid host port %d for %s" % (host_port, key))
+            bindings.append({"key": key, "port": n, "proto": proto, "host_ip": host_ip, "host_port": host_port})
+    if hc.get("PublishAllPorts"):
+        bound = {b["key"] for b in bindings}
+        for key in sorted(exposed - bound):
+            _, n, proto = _key(key)
+            bindings.append({"key": key, "port": n, "proto": proto, "host_ip": "", "host_port": 0})
+    return exposed, bindings
+
+
+def ports_view(exposed, published):
+    """``NetworkSettings.Ports``: ``{"80/tcp": [{"HostIp", "HostPort"}], "81/tcp": None}``.
+
+    Args:
+        exposed: keys of exposed ports.
+        published: ``[(key, host_ip, host_port)]`` actually bound.
+    """
+    out = {k: None for k in exposed}
+    for key, host_ip, host_port in published:
+        if out.get(key) is None:
+            out[key] = []
+        out[key].append({"HostIp": host_ip or "0.0.0.0", "HostPort": str(host_port)})
+    return out

@@ -1,0 +1,106 @@
+"""Network records: docker's Network shape, one file per network in ``ROOT/network/networks/``.
+
+Keys starting with ``_`` are ours (the bridge device) and are stripped from API views.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import threading
+
+from ..errors import Conflict, InvalidParameter, NotFound
+from ..util import makedirs, new_id, now_rfc3339, read_json, write_json
+
+PREDEFINED = ("bridge", "host", "none")
+_NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+def new_network(name, driver, subnet=None, gateway=None, options=None, labels=None, internal=False,
+                attachable=False, bridge=None, ip_range=None, nid=None):
+    """A docker-shaped network record."""
+    cfg = []
+    if subnet:
+        c = {"Subnet": str(subnet), "Gateway": str(gateway)}
+        if ip_range:
+            c["IPRange"] = str(ip_range)
+        cfg.append(c)
+    return {
+        "Name": name, "Id": nid or new_id(), "Created": now_rfc3339(), "Scope": "local", "Driver": driver,
+        "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None if driver != "bridge" or name == "bridge" else {},
+                                      "Config": cfg},
+        "Internal": bool(internal), "Attachable": bool(attachable), "Ingress": False,
+        "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": dict(options or {}),
+        "Labels": dict(labels or {}), "_bridge": bridge or "",
+    }
+
+
+def public(rec):
+    return {k: copy.deepcopy(v) for k, v in rec.items() if not k.startswith("_")}
+
+
+class NetworkStore:
+    """Networks by id, name or unique id prefix; every change written atomically."""
+
+    def __init__(self, directory):
+        self.dir = makedirs(directory)
+        self._lock = threading.RLock()
+        self._by_id = {}
+        for f in sorted(os.listdir(self.dir)):
+            if f.endswith(".json"):
+                rec = read_json(os.path.join(self.dir, f))
+                if rec and rec.get("Id") + ".json" == f:
+                    self._by_id[rec["Id"]] = rec
+
+    def all(self):
+        with self._lock:
+            return list(self._by_id.values())
+
+    def by_name(self, name):
+        with self._lock:
+            for rec in self._by_id.values():
+                if rec["Name"] == name:
+                    return rec
+        return None
+
+    def get(self, ref):
+        """A network by full id, exact name, or unique id prefix.
+
+        Raises:
+            NotFound: docker's ``network REF not found``.
+        """
+        with self._lock:
+            if ref in self._by_id:
+                return self._by_id[ref]
+            rec = self.by_name(ref)
+            if rec:
+                return rec
+            found = [r for i, r in self._by_id.items() if ref and i.startswith(ref)]
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise InvalidParameter("network %s is ambiguous (%d matches found on id prefix)" % (ref, len(found)))
+        raise NotFound("network %s not found" % ref)
+
+    def add(self, rec):
+        name = rec["Name"]
+        if not _NAME_OK.match(name or ""):
+            raise InvalidParameter("invalid network name %r: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
+        with self._lock:
+            if self.by_name(name):
+                raise Conflict("network with name %s already exists" % name)
+            self._by_id[rec["Id"]] = rec
+            self.save(rec)
+        return rec
+
+    def save(self, rec):
+        write_json(os.path.join(self.dir, rec["Id"] + ".json"), rec)
+
+    def remove(self, rec):
+        with self._lock:
+            self._by_id.pop(rec["Id"], None)
+            try:
+                os.unlink(os.path.join(self.dir, rec["Id"] + ".json"))
+            except FileNotFoundError:
+                pass

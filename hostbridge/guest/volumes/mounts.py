@@ -1,0 +1,231 @@
+"""A container's mounts: ``-v``, ``--mount``, ``--tmpfs``, ``--volumes-from`` and image VOLUMEs.
+
+At create, everything is resolved once into the record's ``Mounts`` (docker's inspect shape;
+named volumes created and seeded from the image); at start, ``runtime_mounts`` turns the record
+into the runtime bundle's ``mounts`` (see docs/internals.md).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+from ..errors import InvalidParameter, NotFound
+from . import seed
+from .store import VolumeStore
+
+_BIND_OPTS = {"ro", "rw", "z", "Z", "nocopy", "rprivate", "private", "rshared", "shared", "rslave", "slave",
+              "consistent", "cached", "delegated"}
+_PROPAGATIONS = ("rprivate", "private", "rshared", "shared", "rslave", "slave")
+
+
+def _dest(path, spec):
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise InvalidParameter("invalid mount config: destination %r must be an absolute path (%s)" % (path, spec))
+    return posixpath.normpath(path)
+
+
+def parse_bind(spec):
+    """A ``-v`` string → ``{"src", "dst", "rw", "mode", "nocopy", "propagation"}``.
+
+    ``src`` is an absolute host path or a volume name; ``-v /ctr`` alone is an anonymous volume.
+    """
+    parts = spec.split(":")
+    if len(parts) == 1:
+        return {"src": "", "dst": _dest(parts[0], spec), "rw": True, "mode": "", "nocopy": False, "propagation": ""}
+    if len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidParameter("invalid volume specification: '%s' (expected SOURCE:DEST[:OPTIONS])" % spec)
+    opts = [o for o in (parts[2].split(",") if len(parts) == 3 else []) if o]
+    bad = [o for o in opts if o not in _BIND_OPTS]
+    if bad:
+        raise InvalidParameter("invalid volume specification: '%s': unknown option %s" % (spec, ",".join(bad)))
+    prop = next((o for o in opts if o in _PROPAGATIONS), "")
+    return {"src": parts[0], "dst": _dest(parts[1], spec), "rw": "ro" not in opts,
+            "mode": ",".join(o for o in opts if o not in ("nocopy",)), "nocopy": "nocopy" in opts, "propagation": prop}
+
+
+class VolumeManager:
+    """Volume API operations and the container hooks that resolve mounts.
+
+    Args:
+        store: the VolumeStore.
+        containers: the ContainerManager (for ``--volumes-from`` and in-use checks).
+    """
+
+    def __init__(self, root, containers):
+        self.store = VolumeStore(root)
+        self.containers = containers
+
+    def users(self, name):
+        """Ids of containers whose mounts name volume ``name``."""
+        return {c.id for c in self.containers.store.all()
+                for m in c.data.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name") == name}
+
+    def in_use(self):
+        return {m.get("Name") for c in self.containers.store.all() for m in c.data.get("Mounts") or []
+                if m.get("Type") == "volume"}
+
+    def disk_usage(self):
+        """``GET /system/df``'s Volumes: each volume with ``UsageData`` (size, containers using it)."""
+        refs = {}
+        for c in self.containers.store.all():
+            for m in c.data.get("Mounts") or []:
+                if m.get("Type") == "volume":
+                    refs[m.get("Name")] = refs.get(m.get("Name"), 0) + 1
+        out = []
+        for meta in self.store.all():
+            v = self.store.view(meta, size=True)
+            v["UsageData"]["RefCount"] = refs.get(meta["Name"], 0)
+            out.append(v)
+        return out
+
+    # ---- hooks ------------------------------------------------------------------------------
+    def on_create(self, c, body=None):
+        """Resolve the container's mounts into ``c.data["Mounts"]``; create and seed volumes.
+
+        Raises:
+            InvalidParameter: a malformed spec, a duplicate destination, a missing ``--mount``
+            bind source; NotFound: a ``--volumes-from`` container that does not exist.
+        """
+        hc, cfg = c.host_config, c.config
+        mounts = {}
+        explicit = set()
+
+        def put(m, from_user=True):
+            if from_user and m["Destination"] in explicit:
+                raise InvalidParameter("Duplicate mount point: %s" % m["Destination"])
+            if from_user:
+                explicit.add(m["Destination"])
+            mounts[m["Destination"]] = m
+
+        for ref in hc.get("VolumesFrom") or []:
+            name, _, mode = ref.partition(":")
+            try:
+                other = self.containers.get(name)
+            except NotFound:
+                raise NotFound("No such container: %s (--volumes-from)" % name) from None
+            for m in other.data.get("Mounts") or []:
+                if m.get("Type") in ("bind", "volume"):
+                    m = dict(m)
+                    if mode in ("ro", "rw"):
+                        m["RW"] = mode == "rw"
+                    mounts[m["Destination"]] = m
+        created = []
+        for spec in hc.get("Binds") or []:
+            b = parse_bind(spec)
+            if b["src"].startswith("/"):
+                os.makedirs(b["src"], exist_ok=True)  # docker creates a missing -v source
+                put({"Type": "bind", "Source": b["src"], "Destination": b["dst"], "Mode": b["mode"], "RW": b["rw"],
+                     "Propagation": b["propagation"] or "rprivate"})
+            else:
+                put(self._volume(b["src"], b["dst"], b["rw"], b["mode"] or "z", None, b["nocopy"], created))
+        for m in hc.get("Mounts") or []:
+            put(self._mount(m, created))
+        for dst in sorted(cfg.get("Volumes") or {}):
+            d = _dest(dst, dst)
+            if d not in mounts:
+                put(self._volume("", d, True, "", None, False, created), from_user=False)
+        c.data["Mounts"] = [mounts[d] for d in sorted(mounts)]
+        self._seed(c, created)
+
+    def _volume(self, name, dst, rw, mode, labels, nocopy, created):
+        v, new = self.store.create(name or None, labels=labels, anonymous=not name)
+        created.append((v["Name"], dst, nocopy))
+        return {"Type": "volume", "Name": v["Name"], "Source": v["Mountpoint"], "Destination": dst,
+                "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""}
+
+    def _mount(self, m, created):
+        if not isinstance(m, dict):
+            raise InvalidParameter("invalid mount config: each mount must be an object")
+        typ, target = m.get("Type"), m.get("Target")
+        dst = _dest(target, "--mount type=%s" % typ)
+        rw = not m.get("ReadOnly")
+        if typ == "bind":
+            src = m.get("Source") or ""
+            if not src.startswith("/"):
+                raise InvalidParameter('invalid mount config for type "bind": invalid mount path: \'%s\' mount path must be absolute' % src)
+            if not os.path.exists(src):
+                raise InvalidParameter('invalid mount config for type "bind": bind source path does not exist: %s' % src)
+            prop = (m.get("BindOptions") or {}).get("Propagation") or "rprivate"
+            return {"Type": "bind", "Source": src, "Destination": dst, "Mode": "", "RW": rw, "Propagation": prop}
+        if typ == "volume":
+            opts = m.get("VolumeOptions") or {}
+            if (opts.get("DriverConfig") or {}).get("Name") not in (None, "", "local"):
+                raise InvalidParameter("volume driver %s is not supported (use local)" % opts["DriverConfig"]["Name"])
+            out = self._volume(m.get("Source") or "", dst, rw, "z", opts.get("Labels"), bool(opts.get("NoCopy")), created)
+            out["Mode"] = "z"
+            return out
+        if typ == "tmpfs":
+            if m.get("Source"):
+                raise InvalidParameter('invalid mount config for type "tmpfs": source must not be specified')
+            tmpfs_options(m.get("TmpfsOptions") or {})  # refuse bad options at create, not at start
+            return {"Type": "tmpfs", "Source": "", "Destination": dst, "Mode": "", "RW": rw, "Propagation": ""}
+        raise InvalidParameter('invalid mount config: mount type "%s" is not supported (bind, volume, tmpfs)' % typ)
+
+    def _seed(self, c, created):
+        """Copy the image's content at each new, empty volume's destination into it."""
+        lowers = None
+        for name, dst, nocopy in created:
+            path = self.store.path(name)
+            if nocopy or os.listdir(path):
+                continue
+            if lowers is None:
+                spec = self.containers.rootfs_spec(c)
+                lowers = spec.get("lower") or [spec["path"]]
+            seed.copy_from_layers(lowers, dst, path)
+
+    def on_start(self, c, pid):
+        """Nothing to do: the runtime mounts what ``runtime_mounts`` lists."""
+
+    def on_stop(self, c):
+        """Nothing to do: volumes outlive their containers."""
+
+    def on_remove(self, c, volumes=False):
+        """With ``volumes`` (``rm -v``, ``--rm``): remove the container's anonymous volumes."""
+        if not volumes:
+            return
+        for m in c.data.get("Mounts") or []:
+            name = m.get("Name")
+            if m.get("Type") == "volume" and name and self.store.is_anonymous(name):
+                if not (self.users(name) - {c.id}):
+                    try:
+                        self.store.remove(name)
+                    except NotFound:
+                        pass
+
+
+def tmpfs_options(opts):
+    """``TmpfsOptions`` (``SizeBytes``, ``Mode``) → mount data options."""
+    out = []
+    try:
+        if opts.get("SizeBytes"):
+            out.append("size=%d" % int(opts["SizeBytes"]))
+        if opts.get("Mode"):
+            out.append("mode=%o" % int(opts["Mode"]))
+    except (TypeError, ValueError):
+        raise InvalidParameter("invalid tmpfs options: %r" % (opts,)) from None
+    return out
+
+
+def runtime_mounts(c):
+    """The runtime bundle's ``mounts`` for a container record (parents before children)."""
+    out = []
+    tmpfs_opts = {_dest(m.get("Target"), "--mount"): tmpfs_options(m.get("TmpfsOptions") or {})
+                  for m in c.host_config.get("Mounts") or [] if isinstance(m, dict) and m.get("Type") == "tmpfs"}
+    for m in c.data.get("Mounts") or []:
+        ro = "rw" if m.get("RW", True) else "ro"
+        if m["Type"] in ("bind", "volume"):
+            opts = ["rbind", ro]
+            if m.get("Propagation"):
+                opts.append(m["Propagation"])
+            out.append({"type": "bind", "source": m["Source"], "destination": m["Destination"], "options": opts})
+        elif m["Type"] == "tmpfs":
+            opts = list(tmpfs_opts.get(m["Destination"]) or [])
+            if ro == "ro":
+                opts.append("ro")
+            out.append({"type": "tmpfs", "source": "tmpfs", "destination": m["Destination"], "options": opts})
+    for dest, opts in (c.host_config.get("Tmpfs") or {}).items():
+        out.append({"type": "tmpfs", "source": "tmpfs", "destination": _dest(dest, "--tmpfs " + dest),
+                    "options": [o for o in (opts or "").split(",") if o]})
+    out.sort(key=lambda m: len([p for p in m["destination"].split("/") if p]))
+    return out

@@ -1,0 +1,151 @@
+"""Named volumes: ``ROOT/volumes/<name>/_data`` plus ``volume.json`` (docker's Volume shape)."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import shutil
+import threading
+
+from ..containers.views import _label_match, dir_size_of
+from ..errors import Conflict, InvalidParameter, NotFound
+from ..util import makedirs, new_id, read_json, write_json
+
+ANON_LABEL = "com.docker.volume.anonymous"
+_NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_META = "volume.json"
+
+
+def check_name(name):
+    """Refuse names that are not one safe path component (``/``, ``..``, odd characters)."""
+    if not isinstance(name, str) or "/" in name or ".." in name or not _NAME_OK.match(name):
+        raise InvalidParameter('invalid volume name "%s": it must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and contain '
+                               'no "/" or ".."' % name)
+
+
+class VolumeStore:
+    """The engine's volumes (driver ``local`` only)."""
+
+    def __init__(self, root):
+        self.dir = makedirs(os.path.join(root, "volumes"), 0o701)
+        self._lock = threading.RLock()
+
+    def path(self, name):
+        """The host directory the volume's data lives in."""
+        return os.path.join(self.dir, name, "_data")
+
+    def _meta(self, name):
+        return read_json(os.path.join(self.dir, name, _META))
+
+    def exists(self, name):
+        return self._meta(name) is not None
+
+    def create(self, name=None, driver="local", driver_opts=None, labels=None, anonymous=False):
+        """Create a volume, or return the existing one of that name (as docker does).
+
+        Returns:
+            ``(view, created)``: docker's Volume and whether it is new.
+        Raises:
+            InvalidParameter: a bad name, driver or driver option.
+        """
+        if driver not in (None, "", "local"):
+            raise InvalidParameter("volume driver %s is not supported by the hostbridge engine (use local)" % driver)
+        if driver_opts:
+            raise InvalidParameter("volume driver options are not supported by the hostbridge engine: %s"
+                                   % ", ".join(sorted(driver_opts)))
+        labels = dict(labels or {})
+        if not name:
+            name, anonymous = new_id(), True
+        check_name(name)
+        if anonymous:
+            labels.setdefault(ANON_LABEL, "")
+        with self._lock:
+            meta = self._meta(name)
+            if meta:
+                return self.view(meta), False
+            makedirs(self.path(name), 0o755)
+            meta = {"Name": name, "Driver": "local", "Labels": labels, "Options": None, "Scope": "local",
+                    "CreatedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            write_json(os.path.join(self.dir, name, _META), meta)
+        return self.view(meta), True
+
+    def view(self, meta, size=False):
+        v = {"CreatedAt": meta["CreatedAt"], "Driver": meta["Driver"], "Labels": meta.get("Labels") or None,
+             "Mountpoint": self.path(meta["Name"]), "Name": meta["Name"], "Options": meta.get("Options"),
+             "Scope": "local"}
+        if size:
+            v["UsageData"] = {"Size": dir_size_of(self.path(meta["Name"])), "RefCount": -1}
+        return v
+
+    def get(self, name):
+        """docker's Volume. Raises NotFound: ``get NAME: no such volume``."""
+        meta = self._meta(name) if isinstance(name, str) and "/" not in name and name not in (".", "..") else None
+        if not meta:
+            raise NotFound("get %s: no such volume" % name)
+        return self.view(meta)
+
+    def all(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            meta = self._meta(name)
+            if meta:
+                out.append(meta)
+        return out
+
+    def remove(self, name, users=()):
+        """Delete a volume and its data.
+
+        Args:
+            users: ids of containers that mount it (non-empty → Conflict).
+        """
+        self.get(name)
+        if users:
+            raise Conflict("remove %s: volume is in use - [%s]" % (name, ", ".join(sorted(users))))
+        with self._lock:
+            trash = os.path.join(self.dir, ".trash-" + new_id()[:12])
+            os.rename(os.path.join(self.dir, name), trash)  # gone from listings at once, then deleted
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def is_anonymous(self, name):
+        meta = self._meta(name) or {}
+        return ANON_LABEL in (meta.get("Labels") or {})
+
+    def prune(self, filters, in_use):
+        """``POST /volumes/prune``: unused anonymous volumes (all unused ones with ``all=true``)."""
+        f = filters or {}
+        everything = (f.get("all") or ["false"])[0] in ("1", "true")
+        deleted, reclaimed = [], 0
+        for meta in self.all():
+            name, labels = meta["Name"], meta.get("Labels") or {}
+            if name in in_use or (not everything and ANON_LABEL not in labels):
+                continue
+            if not _labels_match(labels, f.get("label", []), f.get("label!", [])):
+                continue
+            reclaimed += dir_size_of(self.path(name))
+            self.remove(name)
+            deleted.append(name)
+        return {"VolumesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    def list(self, filters, in_use):
+        """``GET /volumes``: ``{"Volumes": [...], "Warnings": []}``."""
+        f = filters or {}
+        for k in f:
+            if k not in ("name", "driver", "label", "dangling"):
+                raise InvalidParameter("invalid filter '%s'" % k)
+        out = []
+        for meta in self.all():
+            if "name" in f and not any(x in meta["Name"] for x in f["name"]):
+                continue
+            if "driver" in f and meta["Driver"] not in f["driver"]:
+                continue
+            if "dangling" in f and (f["dangling"][0] in ("1", "true")) == (meta["Name"] in in_use):
+                continue
+            if not _labels_match(meta.get("Labels") or {}, f.get("label", []), []):
+                continue
+            out.append(self.view(meta))
+        return {"Volumes": out, "Warnings": []}
+
+
+def _labels_match(labels, want, refuse):
+    return _label_match(labels, want) and not any(_label_match(labels, [r]) for r in refuse)

@@ -1,0 +1,117 @@
+"""Every host path hostbridge uses, spelled once.
+
+Nobody else joins a host path by hand: modules ask this one. ``HOSTBRIDGE_HOME`` moves every
+host directory under one root (tests set it to a temp dir). Native mode's engine paths (its
+state root, socket, pidfile, log) are guest paths and live in the config's ``native`` section.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+
+APP = "hostbridge"
+# macOS limits sun_path to 104 bytes (Linux 108); a socket path must leave room for this.
+MAX_SOCKET_PATH = 104
+
+
+def _home_override():
+    return os.environ.get("HOSTBRIDGE_HOME") or None
+
+
+def config_dir() -> str:
+    """The directory holding ``config.toml`` (``~/.config/hostbridge`` on Linux)."""
+    home = _home_override()
+    if home:
+        return os.path.join(home, "config")
+    import platformdirs
+
+    return platformdirs.user_config_dir(APP, appauthor=False)
+
+
+def config_file() -> str:
+    """The one TOML config file."""
+    return os.path.join(config_dir(), "config.toml")
+
+
+def state_dir() -> str:
+    """Long-lived host state (``~/.local/share/hostbridge`` on Linux)."""
+    home = _home_override()
+    if home:
+        return os.path.join(home, "state")
+    import platformdirs
+
+    return platformdirs.user_data_dir(APP, appauthor=False)
+
+
+def machines_dir() -> str:
+    """The directory holding one sub-directory per machine."""
+    return os.path.join(state_dir(), "machines")
+
+
+def machine_dir(name: str) -> str:
+    """The directory of machine ``name``.
+
+    Raises:
+        ValueError: the name could escape the machines directory.
+    """
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError("invalid machine name %r" % name)
+    return os.path.join(machines_dir(), name)
+
+
+class MachinePaths:
+    """The files of one machine's directory; each attribute is one file."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dir = machine_dir(name)
+        self.machine_json = os.path.join(self.dir, "machine.json")  # mode, driver, endpoint, settings
+        self.known_hosts = os.path.join(self.dir, "known_hosts")  # the pinned SSH host key
+        self.ssh_key = os.path.join(self.dir, "id_ed25519")  # hostbridge's own key for this machine
+        self.agent_pid = os.path.join(self.dir, "agent.pid")  # the tunnel agent's pid
+        self.agent_log = os.path.join(self.dir, "agent.log")  # the tunnel agent's log
+        self.serial_log = os.path.join(self.dir, "serial.log")  # a VM's serial console
+        self.disk = os.path.join(self.dir, "disk.qcow2")  # a qemu VM's disk
+        self.runtime = machine_runtime_dir(name)  # short dir for this machine's sockets
+        self.docker_sock = os.path.join(self.runtime, "docker.sock")  # the tunnel's local endpoint
+
+
+def runtime_dir() -> str:
+    """A short, private directory for sockets.
+
+    ``$XDG_RUNTIME_DIR/hostbridge`` when that is short enough, else ``/tmp/hostbridge-UID``;
+    under ``HOSTBRIDGE_HOME`` a short directory derived from a hash of it (the temp dirs tests
+    use are too deep for a 104-byte socket path).
+    """
+    home = _home_override()
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    if home:
+        digest = hashlib.sha256(os.path.abspath(home).encode()).hexdigest()[:10]
+        return os.path.join(_tmp_root(), "hb-%s" % digest)
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and sys.platform != "darwin" and len(xdg) < 40:
+        return os.path.join(xdg, APP)
+    return os.path.join(_tmp_root(), "%s-%d" % (APP, uid))
+
+
+def _tmp_root():
+    # On macOS $TMPDIR is a long /var/folders/... path: /tmp keeps socket paths short.
+    if sys.platform == "win32":
+        import tempfile
+
+        return tempfile.gettempdir()
+    return "/tmp"
+
+
+def machine_runtime_dir(name: str) -> str:
+    """The runtime directory for one machine's sockets (name shortened when it is long)."""
+    short = name if len(name) <= 16 else hashlib.sha256(name.encode()).hexdigest()[:16]
+    return os.path.join(runtime_dir(), short)
+
+
+def ensure_dir(path: str, mode: int = 0o700) -> str:
+    """Create ``path`` (and parents) with ``mode`` if missing; returns ``path``."""
+    os.makedirs(path, mode=mode, exist_ok=True)
+    return path

@@ -1,0 +1,86 @@
+"""``hostbridge up / status / down`` in native mode with the real engine on temp paths."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.cli.conftest import REPO
+
+pytestmark = pytest.mark.root
+
+
+def _engine_installed():
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("hostbridge.guest.daemon") is not None
+    except ImportError:
+        return False
+
+
+@pytest.fixture
+def native(tmp_path):
+    """Environment pointing native mode at temp dirs; stops any engine the test left running."""
+    env = dict(os.environ, PYTHONPATH=REPO, HOSTBRIDGE_HOME=str(tmp_path / "home"),
+               HOSTBRIDGE_NATIVE_ROOT=str(tmp_path / "root"), HOSTBRIDGE_NATIVE_SOCKET=str(tmp_path / "run" / "d.sock"),
+               HOSTBRIDGE_NATIVE_START_TIMEOUT="30")
+    for k in ("HOSTBRIDGE_HOST", "HOSTBRIDGE_MACHINE", "HOSTBRIDGE_DEBUG"):
+        env.pop(k, None)
+    yield env
+    pidfile = tmp_path / "root" / "engine.pid"
+    try:
+        pid = int(pidfile.read_text())
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            if b"hostbridge.guest" in f.read():
+                os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def _hb(env, *args):
+    return subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True,
+                          env=env, timeout=60, cwd=REPO)
+
+
+@pytest.mark.skipif(not _engine_installed(), reason="the engine (hostbridge.guest.daemon) is not on this branch yet")
+def test_up_status_down(native, tmp_path):
+    sock = native["HOSTBRIDGE_NATIVE_SOCKET"]
+    r = _hb(native, "up")
+    assert r.returncode == 0, r.stderr
+    assert "export DOCKER_HOST=unix://%s\n" % sock in r.stdout
+    pid = int((tmp_path / "root" / "engine.pid").read_text())
+    assert "running (pid %d)" % pid in r.stdout
+    again = _hb(native, "up")
+    assert again.returncode == 0 and "already running (pid %d)" % pid in again.stdout
+    st = _hb(native, "status")
+    assert st.returncode == 0 and "state:    running" in st.stdout
+    ps = _hb(native, "ps", "-a")  # the default machine's endpoint is native's socket
+    assert ps.returncode == 0 and ps.stdout.startswith("CONTAINER ID"), ps.stderr
+    down = _hb(native, "down")
+    assert (down.returncode, down.stdout) == (0, "Stopped the hostbridge engine (pid %d).\n" % pid)
+    assert not os.path.exists("/proc/%d" % pid) or b"hostbridge" not in open("/proc/%d/cmdline" % pid, "rb").read()
+    assert _hb(native, "down").stdout == "The hostbridge engine is not running.\n"
+    st = _hb(native, "status")
+    assert st.returncode == 1 and "state:    stopped" in st.stdout
+    assert (tmp_path / "root" / "containers").is_dir()  # state kept
+
+
+@pytest.mark.skipif(not _engine_installed(), reason="the engine (hostbridge.guest.daemon) is not on this branch yet")
+def test_engine_failing_to_start_shows_its_log(native, tmp_path):
+    native["HOSTBRIDGE_NATIVE_SOCKET"] = str(tmp_path / ("x" * 120) / "d.sock")  # too long for AF_UNIX
+    r = _hb(native, "up")
+    assert r.returncode == 1
+    assert "the hostbridge engine exited with status" in r.stderr
+    assert "last lines of %s" % (tmp_path / "root" / "engine.log") in r.stderr
+
+
+def test_uncreatable_dirs_are_one_line(native, tmp_path):
+    (tmp_path / "afile").write_text("")
+    native["HOSTBRIDGE_NATIVE_ROOT"] = str(tmp_path / "afile" / "root")
+    r = _hb(native, "up")
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and ("cannot create" in lines[-1] or "not installed" in lines[-1])

@@ -1,0 +1,125 @@
+"""Pure parts of networking: subnet choice, address pools, port requests, rule rendering."""
+
+import ipaddress
+import json
+
+import pytest
+
+from hostbridge.guest.errors import Conflict, InvalidParameter
+from hostbridge.guest.network import ipam, ports
+from hostbridge.guest.network.firewall import NetRule, PortRule, render_iptables, render_nft
+from hostbridge.guest.network.manager import instance_names
+
+
+def _n(text):
+    return ipaddress.ip_network(text)
+
+
+def test_pick_subnet_skips_routes_and_networks():
+    taken = [(_n("172.17.0.0/16"), "a host route via docker0"), (_n("172.18.5.0/24"), "network foo")]
+    assert str(ipam.pick_subnet(taken)) == "172.19.0.0/16"
+    assert str(ipam.pick_subnet([])) == "172.17.0.0/16"
+
+
+def test_pick_subnet_falls_back_to_192_168_then_fails():
+    taken = [(_n("172.16.0.0/12"), "x")]
+    assert str(ipam.pick_subnet(taken)) == "192.168.0.0/20"
+    with pytest.raises(Exception, match="non-overlapping"):
+        ipam.pick_subnet(taken + [(_n("192.168.0.0/16"), "y")])
+
+
+def test_find_clash_names_the_other():
+    clash = ipam.find_clash(_n("10.1.2.0/24"), [(_n("10.1.0.0/16"), "network backend")])
+    assert clash == (_n("10.1.0.0/16"), "network backend")
+    assert ipam.find_clash(_n("10.2.0.0/24"), [(_n("10.1.0.0/16"), "n")]) is None
+
+
+def test_host_routes_parses_ip_json():
+    class R:
+        stdout = json.dumps([{"dst": "default", "dev": "eth0"}, {"dst": "192.0.2.0/24", "dev": "eth0"},
+                             {"dst": "10.9.9.9", "dev": "tun0"}, {"type": "local", "dst": "127.0.0.1", "dev": "lo"},
+                             {"dst": "fe80::/64", "dev": "eth0"}]).encode()
+    nets = ipam.host_routes(run=lambda *a, **k: R())
+    assert nets == [(_n("192.0.2.0/24"), "eth0"), (_n("10.9.9.9/32"), "tun0")]
+
+
+def test_parse_subnet_refuses_garbage():
+    with pytest.raises(InvalidParameter, match="Subnet"):
+        ipam.parse_subnet("10.0.0.300/24")
+    with pytest.raises(InvalidParameter, match="IPv4"):
+        ipam.parse_subnet("fd00::/64")
+
+
+def test_pool_allocates_persists_and_releases(tmp_path):
+    path = str(tmp_path / "n.json")
+    pool = ipam.Pool(path, _n("10.5.0.0/29"))
+    assert str(pool.gateway) == "10.5.0.1"
+    a = pool.allocate("c1")
+    assert a == "10.5.0.2"
+    assert pool.allocate("c1") == a  # the same owner keeps its address
+    assert pool.allocate("c2", "10.5.0.5") == "10.5.0.5"
+    with pytest.raises(Conflict, match="10.5.0.5"):
+        pool.allocate("c3", "10.5.0.5")
+    with pytest.raises(InvalidParameter):
+        pool.allocate("c3", "10.5.0.1")  # the gateway
+    again = ipam.Pool(path, _n("10.99.0.0/24"))  # a restart: the saved pool wins
+    assert again.subnet == _n("10.5.0.0/29") and again.allocated == {"10.5.0.2": "c1", "10.5.0.5": "c2"}
+    again.release("c1")
+    assert ipam.Pool(path, None).allocated == {"10.5.0.5": "c2"}
+    for owner in ("c3", "c4", "c5", "c6"):
+        again.allocate(owner)
+    with pytest.raises(Conflict, match="no available"):
+        again.allocate("c7")
+
+
+def test_pool_gateway_must_be_inside(tmp_path):
+    with pytest.raises(InvalidParameter, match="not in subnet"):
+        ipam.Pool(str(tmp_path / "x.json"), _n("10.6.0.0/24"), "10.7.0.1")
+
+
+def test_mac_is_derived_from_the_address():
+    assert ipam.mac_for("172.17.0.2") == "02:42:ac:11:00:02"
+
+
+def test_instance_names_differ_per_root():
+    assert instance_names("/var/lib/hostbridge") == ("HOSTBRIDGE", "hb0")
+    a, b = instance_names("/tmp/a"), instance_names("/tmp/b")
+    assert a != b and len(a[1]) <= 15 and len(a[0] + "-POSTROUTING") < 29
+
+
+def test_port_requests():
+    cfg = {"ExposedPorts": {"80/tcp": {}, "53/udp": {}, "9000/tcp": {}}}
+    hc = {"PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "8080"}], "53/udp": [{"HostPort": ""}]},
+          "PublishAllPorts": True}
+    exposed, binds = ports.requested(cfg, hc)
+    assert exposed == {"80/tcp", "53/udp", "9000/tcp"}
+    assert {(b["key"], b["host_ip"], b["host_port"]) for b in binds} == {
+        ("80/tcp", "127.0.0.1", 8080), ("53/udp", "", 0), ("9000/tcp", "", 0)}
+    view = ports.ports_view({"80/tcp", "81/tcp"}, [("80/tcp", "", 32768)])
+    assert view == {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32768"}], "81/tcp": None}
+    with pytest.raises(InvalidParameter, match="sctp"):
+        ports.requested({}, {"PortBindings": {"80/sctp": None}})
+    with pytest.raises(InvalidParameter, match="host port"):
+        ports.requested({}, {"PortBindings": {"80/tcp": [{"HostPort": "eighty"}]}})
+
+
+def test_rule_rendering_is_confined_to_our_chains():
+    nets = [NetRule("hb0", "172.17.0.0/16")]
+    prules = [PortRule("tcp", "0.0.0.0", 8080, "172.17.0.2", 80, "hb0"),
+              PortRule("udp", "127.0.0.1", 5353, "172.17.0.3", 53, "hb0")]
+    text = render_iptables("HB-T", nets, prules)
+    for line in text.splitlines():
+        if line.startswith("-A"):
+            assert line.split()[1].startswith("HB-T")
+    assert "-A HB-T ! -i hb0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.17.0.2:80" in text
+    assert "-A HB-T ! -i hb0 -p udp -d 127.0.0.1/32 -m udp --dport 5353 -j DNAT --to-destination 172.17.0.3:53" in text
+    assert "-A HB-T-POSTROUTING -s 172.17.0.0/16 ! -o hb0 -j MASQUERADE" in text
+    nft = render_nft("hb_t", nets, prules)
+    assert nft.startswith("table ip hb_t {") and "dnat to 172.17.0.2:80" in nft
+
+
+def test_internal_network_has_no_nat_and_no_way_out():
+    text = render_iptables("HB-T", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])
+    assert "MASQUERADE" not in text
+    assert "-A HB-T-FORWARD -i br-x ! -o br-x -j DROP" in text
+    assert "drop" in render_nft("hb_t", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])

@@ -4,8 +4,9 @@ Credentials live in the OS keyring (``hostbridge.credentials``); ``login`` store
 the engine's ``POST /auth`` accepted them, and pull/push send them per request as
 ``X-Registry-Auth``. The engine itself never keeps them.
 
-The commands reach the engine through ``RegistryCalls(client)`` (any ``hostbridge.client``
+The commands reach the engine through ``RegistryCalls(client)`` (over a ``hostbridge.client``
 API client); they find the client and the output helpers on ``ctx.obj`` (the CLI's ``App``).
+``cli/main.py`` loads them lazily like every other command.
 """
 
 from __future__ import annotations
@@ -258,12 +259,3 @@ def _full_name(name, bare=False):
 
     ref = parse(name)
     return str(ref if bare else ref.with_default_tag())
-
-
-COMMANDS = {"login": login, "logout": logout, "search": search, "pull": pull, "push": push}
-
-
-def register(group):
-    """Add the registry commands to a click group (the CLI's root)."""
-    for cmd in COMMANDS.values():
-        group.add_command(cmd)

@@ -2,7 +2,6 @@
 the stock docker CLI as the oracle for what is printed. Credentials go to a file-backed test
 keyring (the OS keyring is not available here)."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,17 +12,6 @@ import pytest
 from tests.registry.engine_support import docker, push_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _registered():
-    if importlib.util.find_spec("hostbridge.cli.main") is None:
-        return False
-    from hostbridge.cli import main
-    return "pull" in getattr(main, "COMMANDS", {})
-
-
-needs_cli = pytest.mark.skipif(not _registered(), reason="hostbridge.cli.main does not register "
-                               "hostbridge.cli.registry yet (the cli branch adds the root group)")
 
 
 @pytest.fixture
@@ -42,7 +30,6 @@ def hb(tmp_path, engine):
 
 
 @pytest.mark.root
-@needs_cli
 def test_login_push_pull_logout(hb, engine, basic_registry):
     d = basic_registry.domain
     name = "%s/cli/app:1" % d
@@ -81,7 +68,6 @@ def test_login_push_pull_logout(hb, engine, basic_registry):
 
 
 @pytest.mark.root
-@needs_cli
 def test_search_and_errors_match_the_docker_cli(tmp_path, hb, busybox_rootfs_tar, registry):
     d = registry.domain
     for repo in ("shop/cart", "shop/till", "misc"):
@@ -136,7 +122,6 @@ def test_search_table_truncates_like_docker():
 
 
 @pytest.mark.root
-@needs_cli
 def test_default_tag_and_all_tags_as_docker_says(hb, registry):
     n = "%s/scratch" % registry.domain
     docker(hb.env, "tag", "busybox", n + ":latest")

@@ -280,3 +280,16 @@ def test_hostile_layer_is_refused(tmp_path, engine, docker_env, registry, kind):
     assert not os.path.exists(target)
     assert "evil" not in docker(docker_env, "images").stdout
     assert image_files(engine) == before
+
+
+def test_build_pulls_a_missing_base_image(tmp_path, docker_env, busybox_rootfs_tar, registry):
+    base = "%s/buildbase:1" % registry.domain
+    push_image(tmp_path, base, [{"etc/base-marker": b"from the registry\n"}], busybox_rootfs_tar)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM %s\nRUN cat /etc/base-marker > /copied\n" % base)
+    env = dict(docker_env, DOCKER_BUILDKIT="0")
+    docker(env, "build", "-q", "-t", "%s/built:1" % registry.domain, str(ctx), timeout=300)
+    out = docker(env, "run", "--rm", "%s/built:1" % registry.domain, "cat", "/copied").stdout
+    assert out == "from the registry\n"
+    docker(env, "rmi", "%s/built:1" % registry.domain, base)

@@ -178,6 +178,15 @@ class Transfers:
             if not targets:
                 raise NotFound("An image does not exist locally with the tag: %s" % r.familiar_name)
         results = []
+        said = []
+
+        def relay(msg):  # one "The push refers to repository" for all tags, as dockerd says it
+            if str(msg.get("status", "")).startswith("The push refers to repository"):
+                if said:
+                    return
+                said.append(msg)
+            if progress is not None:
+                progress(msg)
         for t in targets:
             try:
                 image_id = self.store.resolve(t.familiar())
@@ -185,7 +194,7 @@ class Transfers:
                 raise NotFound("An image does not exist locally with the tag: %s" % t.familiar()) from None
             cfg, tars, diff_ids = self.store.push_source(image_id)
             res = reg_push.push(t.familiar(), cfg, tars, diff_ids, auth=auth, config=self.config,
-                                progress=progress, cache_dir=self.cache_dir, work_dir=self.store.tmp)
+                                progress=relay, cache_dir=self.cache_dir, work_dir=self.store.tmp)
             self.store.record_push(image_id, t.familiar(), res["Digest"])
             results.append(t.familiar())
         return results

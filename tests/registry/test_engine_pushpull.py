@@ -211,6 +211,7 @@ def test_push_all_tags_and_digest_refused(docker_env, registry):
     assert r.returncode != 0 and "An image does not exist locally with the tag: %s:latest" % n in r.stderr
     out = docker(docker_env, "push", "-a", n).stdout
     assert "a: digest: sha256:" in out and "b: digest: sha256:" in out
+    assert out.count("The push refers to repository") == 1
     client = RegistryClient(registry.domain, config=CFG)
     with client.request("GET", "/v2/alltags/tags/list", ["repository:alltags:pull"]) as resp:
         assert sorted(json.loads(resp.read())["tags"]) == ["a", "b"]

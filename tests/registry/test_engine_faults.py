@@ -60,6 +60,7 @@ def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busyb
         return False
     proxy.rules.append(slow_blobs)
     before = image_files(engine)
+    log_start = os.path.getsize(engine.log)
     s = _raw_pull(engine, "%s/slow" % proxy.domain, "1")
     got = b""
     end = time.monotonic() + 15
@@ -80,7 +81,9 @@ def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busyb
     assert iid not in image_ids(docker_env)
     assert image_files(engine) == before
     assert engine.request("GET", "/_ping")[0] == 200
-    assert "error serving POST /v1.44/images/create" not in engine.log_tail(400)  # a clean stop, not a bug
+    with open(engine.log) as f:
+        f.seek(log_start)
+        assert "Traceback" not in f.read()  # a clean stop, not a bug
     docker(docker_env, "pull", "%s/slow:1" % proxy.domain)  # and a new pull works
     docker(docker_env, "rmi", "%s/slow:1" % proxy.domain)
 

@@ -40,13 +40,28 @@ def test_registry_killed_mid_pull_then_retry_resumes(tmp_path, engine, docker_en
     docker(docker_env, "rmi", name)
 
 
-def _raw_pull(engine, image, tag):
+def _leave_after(engine, target, marker, timeout=15):
+    """POST ``target`` on a raw connection, read until ``marker`` shows up, then hang up.
+
+    Returns:
+        The bytes read (status line, headers and the first stream lines).
+    """
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(20)
     s.connect(engine.sock)
-    s.sendall(("POST /v1.44/images/create?fromImage=%s&tag=%s HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-               % (image, tag)).encode())
-    return s
+    try:
+        s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: e30=\r\nContent-Length: 0\r\n\r\n"
+                   % target).encode())
+        got = b""
+        end = time.monotonic() + timeout
+        while marker not in got and time.monotonic() < end:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        return got
+    finally:
+        s.close()
 
 
 def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busybox_rootfs_tar, registry, proxy):
@@ -61,16 +76,8 @@ def test_client_gone_mid_pull_stops_the_pull(tmp_path, engine, docker_env, busyb
     proxy.rules.append(slow_blobs)
     before = image_files(engine)
     log_start = os.path.getsize(engine.log)
-    s = _raw_pull(engine, "%s/slow" % proxy.domain, "1")
-    got = b""
-    end = time.monotonic() + 15
-    while b"Pulling fs layer" not in got and time.monotonic() < end:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
+    got = _leave_after(engine, "/v1.44/images/create?fromImage=%s/slow&tag=1" % proxy.domain, b"Pulling fs layer")
     assert got.startswith(b"HTTP/1.1 200") and b"Pulling fs layer" in got
-    s.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         now = image_files(engine)
@@ -122,20 +129,9 @@ def test_client_gone_mid_push_stops_and_cleans_up(tmp_path, engine, docker_env, 
             time.sleep(1.5)
         return False
     proxy.rules.append(slow_uploads)
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(20)
-    s.connect(engine.sock)
-    s.sendall(("POST /v1.44/images/%s/push?tag=1 HTTP/1.1\r\nHost: x\r\nX-Registry-Auth: e30=\r\n"
-               "Content-Length: 0\r\n\r\n" % name.rsplit(":", 1)[0].replace("/", "%2F")).encode())
-    got = b""
-    end = time.monotonic() + 15
-    while b"Preparing" not in got and time.monotonic() < end:
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        got += chunk
+    got = _leave_after(engine, "/v1.44/images/%s/push?tag=1" % name.rsplit(":", 1)[0].replace("/", "%2F"),
+                       b"Preparing")
     assert got.startswith(b"HTTP/1.1 200") and b"The push refers to repository" in got
-    s.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and image_files(engine)["tmp"]:
         time.sleep(0.2)

@@ -212,3 +212,34 @@ def hb_home(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("HOSTBRIDGE_HOME", str(home))
     return str(home)
+
+
+@pytest.fixture
+def standin(tmp_path):
+    """The stand-in engine on a unix socket in tmp (reachable by the namespace's sshd:
+    the namespace shares the filesystem)."""
+    from standin_engine import StandinEngine
+
+    eng = StandinEngine(str(tmp_path / "engine.sock"))
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def machine(hb_home, sshd, standin):
+    """A machine dir whose tunnel.json points at the sshd and the stand-in engine; the host key
+    pinned. Yields MachinePaths; stops any agent it started afterwards."""
+    from hostbridge.tunnel import control
+    from hostbridge.tunnel.known_hosts import KnownHosts
+    from hostbridge.tunnel.machinepaths import MachinePaths
+    from hostbridge.tunnel.ssh import Connection, SSHTarget
+
+    paths = MachinePaths.for_name("far")
+    os.makedirs(paths.dir)
+    target = SSHTarget(hostname=sshd.host, port=sshd.port, user="root", identity_files=[sshd.user_key])
+    with Connection(target, KnownHosts(paths.known_hosts), accept_host_keys=sshd.host_fingerprint):
+        pass
+    control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": standin.path,
+                                 "endpoint": "unix", "forward_ports": True, "keepalive": 5})
+    yield paths
+    control.stop_agent(paths)

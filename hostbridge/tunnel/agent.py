@@ -158,7 +158,9 @@ class Agent:
                     self.set_status(channel_mode="streamlocal")
                 return chan
             except paramiko.ChannelException as e:
-                if e.code != paramiko.common.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED:
+                # OpenSSH answers "Connect failed" both when streamlocal is disabled and when
+                # the socket is missing: the socket's presence tells the two apart.
+                if not self._remote_socket_exists(transport):
                     raise
                 log.warning("the server refuses direct-streamlocal (%s); using a stdio relay", e.text)
                 self.mode = "relay"
@@ -168,6 +170,16 @@ class Agent:
 
         chan.exec_command(relay_command(self.remote_socket))
         return chan
+
+    def _remote_socket_exists(self, transport) -> bool:
+        import shlex
+
+        chan = transport.open_session()
+        try:
+            chan.exec_command("test -S %s" % shlex.quote(self.remote_socket))
+            return chan.recv_exit_status() == 0
+        finally:
+            chan.close()
 
     def open_tcp(self, port: int) -> paramiko.Channel:
         """A direct-tcpip channel to the far side's 127.0.0.1:``port``."""

@@ -1,0 +1,184 @@
+"""The tunnel agent against a real sshd in a namespace and the stand-in engine socket."""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from hostbridge.tunnel import control
+from hostbridge.tunnel.errors import HostKeyError
+from standin_engine import connection, get
+
+pytestmark = pytest.mark.root
+
+
+def test_agent_serves_http_through_streamlocal(machine, standin):
+    url = control.ensure_agent(machine, timeout=20)
+    path = url[len("unix://"):]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert len(path) <= 100
+    assert get(url, "/_ping") == (200, b"OK")
+    status = control.tunnel_status(machine)
+    assert status["state"] == "connected" and status["alive"] and status["channel_mode"] == "streamlocal"
+    # A second call finds the running agent.
+    assert control.ensure_agent(machine) == url
+    assert control.tunnel_status(machine)["pid"] == status["pid"]
+
+
+def test_relay_fallback_when_streamlocal_is_refused(machine, standin, sshd):
+    sshd.restart(streamlocal=False)
+    url = control.ensure_agent(machine, timeout=20)
+    assert get(url, "/_ping") == (200, b"OK")
+    st, body = get(url, "/version")
+    assert st == 200 and b'"ApiVersion": "1.44"' in body
+    assert control.tunnel_status(machine)["channel_mode"] == "relay"
+
+
+def test_tcp_endpoint_mode(machine, standin):
+    cfg = control.read_json(machine.tunnel_json)
+    cfg["endpoint"] = "tcp"
+    control.write_config(machine, cfg)
+    url = control.ensure_agent(machine, timeout=20)
+    assert url.startswith("tcp://127.0.0.1:")
+    assert get(url, "/_ping") == (200, b"OK")
+
+
+def test_two_starters_at_once_share_one_agent(machine, standin):
+    results, errors = [], []
+
+    def start():
+        try:
+            results.append(control.ensure_agent(machine, timeout=20))
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    agents = subprocess.run(["pgrep", "-f", "hostbridge.tunnel.agent " + machine.dir],
+                            capture_output=True, text=True).stdout.split()
+    assert len(agents) == 1
+    for url in results:
+        assert get(url, "/_ping") == (200, b"OK")
+
+
+def test_agent_reconnects_after_the_link_is_cut_mid_stream(machine, standin, sshd):
+    url = control.ensure_agent(machine, timeout=20)
+    c = connection(url, timeout=10)
+    c.request("GET", "/stream")
+    r = c.getresponse()
+    assert r.readline().startswith(b"line 0")
+    sshd.kill_connections()  # the sshd child serving the agent dies: the link drops mid-stream
+    with pytest.raises(Exception):
+        for _ in range(1000):  # bounded; the stream ends or errors once the link is gone
+            if not r.readline():
+                raise EOFError
+    c.close()
+    deadline = time.monotonic() + 15
+    while control.tunnel_status(machine).get("reconnects", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(url, "/_ping") == (200, b"OK")
+    assert control.tunnel_status(machine)["reconnects"] >= 1
+
+
+def test_dead_agent_is_restarted_by_the_next_command(machine, standin):
+    url = control.ensure_agent(machine, timeout=20)
+    pid = control.tunnel_status(machine)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while control.agent_alive(machine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.ensure_agent(machine, timeout=20) == url
+    assert control.tunnel_status(machine)["pid"] != pid
+    assert get(url, "/_ping") == (200, b"OK")
+
+
+def test_agent_reports_a_changed_host_key(machine, sshd):
+    sshd.regenerate_host_key()
+    with pytest.raises(HostKeyError) as ei:
+        control.ensure_agent(machine, timeout=20)
+    assert ei.value.got == sshd.host_fingerprint and "CHANGED" in str(ei.value)
+    assert control.tunnel_status(machine)["state"] == "failed"
+
+
+def test_missing_engine_socket_gives_a_docker_style_error(machine, standin):
+    url = control.ensure_agent(machine, timeout=20)
+    standin.close()
+    st, body = get(url, "/_ping")
+    assert st == 502 and b"cannot reach the engine" in body
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_published_port_is_forwarded_to_host_loopback(machine, standin, remote_ns):
+    port = _free_port()
+    # A plain TCP server inside the namespace, on its own loopback: the "container's" port.
+    server = remote_ns.popen([sys.executable, "-c",
+                              "import socket\n"
+                              "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                              "s.bind(('127.0.0.1',%d));s.listen();s.settimeout(30)\n"
+                              "for _ in range(3):\n"
+                              "  c,_=s.accept();c.sendall(b'far side '+c.recv(64));c.close()\n" % port])
+    try:
+        control.ensure_agent(machine, timeout=20)
+        deadline = time.monotonic() + 10
+        while standin.subscribers() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert standin.subscribers() == 1
+        t0 = time.monotonic()
+        standin.start_container("c" * 64, [port])
+        reply = None
+        while reply is None and time.monotonic() - t0 < 5:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"hello")
+                    reply = s.recv(64)
+            except ConnectionRefusedError:
+                time.sleep(0.01)
+        assert reply == b"far side hello"
+        assert port in control.tunnel_status(machine)["forwards"]
+        standin.stop_container("c" * 64)
+        deadline = time.monotonic() + 5
+        while port in control.tunnel_status(machine)["forwards"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_port_clash_on_the_host_is_reported_not_fatal(machine, standin):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        url = control.ensure_agent(machine, timeout=20)
+        deadline = time.monotonic() + 10
+        while standin.subscribers() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        standin.start_container("d" * 64, [port])
+        deadline = time.monotonic() + 5
+        while not control.tunnel_status(machine).get("forward_clashes") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clashes = control.tunnel_status(machine)["forward_clashes"]
+        assert len(clashes) == 1 and "127.0.0.1:%d in use" % port in clashes[0]
+        assert get(url, "/_ping") == (200, b"OK")
+    finally:
+        busy.close()

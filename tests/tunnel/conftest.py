@@ -114,7 +114,7 @@ class SSHD:
         keygen(self.host_key)
         self.restart()
 
-    def write_config(self, streamlocal=True):
+    def write_config(self, streamlocal=True, path_env=None):
         with open(self.config, "w") as f:
             f.write("\n".join([
                 "Port %d" % self.port, "ListenAddress %s" % self.host, "HostKey %s" % self.host_key,
@@ -123,11 +123,13 @@ class SSHD:
                 "PermitRootLogin prohibit-password", "PasswordAuthentication no",
                 "KbdInteractiveAuthentication no", "AllowTcpForwarding yes",
                 "AllowStreamLocalForwarding %s" % ("yes" if streamlocal else "no"),
-                "Subsystem sftp internal-sftp", "MaxStartups 50", "MaxSessions 50", "LogLevel VERBOSE", ""]))
+                "Subsystem sftp internal-sftp", "MaxStartups 50", "MaxSessions 50", "LogLevel VERBOSE"]
+                + (["SetEnv PATH=%s" % path_env] if path_env else []) + [""]))
 
-    def start(self, streamlocal=True):
+    def start(self, streamlocal=True, path_env=None):
+        """Start sshd; ``path_env`` sets the sessions' PATH (to hide or add far-side commands)."""
         os.makedirs("/run/sshd", exist_ok=True)  # sshd's privilege-separation dir
-        self.write_config(streamlocal)
+        self.write_config(streamlocal, path_env)
         log = open(self.log, "ab")
         self.proc = self.ns.popen([SSHD_BIN, "-D", "-e", "-f", self.config], stdout=log, stderr=log)
         log.close()
@@ -173,9 +175,9 @@ class SSHD:
                 self.proc.wait(5)
         self.proc = None
 
-    def restart(self, streamlocal=True):
+    def restart(self, streamlocal=True, path_env=None):
         self.stop()
-        return self.start(streamlocal)
+        return self.start(streamlocal, path_env)
 
     def url(self, user="root") -> str:
         return "ssh://%s@%s:%d" % (user, self.host, self.port)

@@ -9,15 +9,15 @@ the tunnel itself uses (/_ping, /version, /containers/json, /containers/ID/json,
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import queue
-import socket
 import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
+
+from hostbridge.tunnel.localhttp import connection, request  # noqa: F401 (tests import connection from here)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -160,33 +160,6 @@ class StandinEngine:
             os.unlink(self.path)
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """http.client over a unix socket."""
-
-    def __init__(self, path: str, timeout: float = 10):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
-
-
-def connection(endpoint: str, timeout: float = 10) -> http.client.HTTPConnection:
-    """An HTTP connection to ``unix:///path`` or ``tcp://127.0.0.1:PORT``."""
-    if endpoint.startswith("unix://"):
-        return UnixHTTPConnection(endpoint[len("unix://"):], timeout)
-    host, port = endpoint[len("tcp://"):].rsplit(":", 1)
-    return http.client.HTTPConnection(host, int(port), timeout=timeout)
-
-
 def get(endpoint: str, path: str, timeout: float = 10) -> tuple:
     """GET ``path``; returns (status, body bytes)."""
-    c = connection(endpoint, timeout)
-    try:
-        c.request("GET", path)
-        r = c.getresponse()
-        return r.status, r.read()
-    finally:
-        c.close()
+    return request(endpoint, "GET", path, timeout)

@@ -32,19 +32,21 @@ class SSHTarget:
     identity_files: list = field(default_factory=list)
     proxy_jump: str = ""
     alias: str = ""
+    config_path: str = ""  # the ssh config it was resolved with (jump hosts use it too)
 
     def to_dict(self) -> dict:
         """A JSON-ready form (the agent's tunnel.json holds it)."""
         return {"hostname": self.hostname, "port": self.port, "user": self.user,
                 "identity_files": list(self.identity_files), "proxy_jump": self.proxy_jump,
-                "alias": self.alias}
+                "alias": self.alias, "config_path": self.config_path}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SSHTarget":
         """Inverse of ``to_dict``."""
         return cls(hostname=d["hostname"], port=int(d.get("port") or 22), user=d.get("user") or "",
                    identity_files=list(d.get("identity_files") or []),
-                   proxy_jump=d.get("proxy_jump") or "", alias=d.get("alias") or "")
+                   proxy_jump=d.get("proxy_jump") or "", alias=d.get("alias") or "",
+                   config_path=d.get("config_path") or "")
 
 
 def parse_ssh_url(url: str) -> tuple:
@@ -81,7 +83,8 @@ def resolve_target(host: str, user: str | None = None, port: int | None = None,
     return SSHTarget(
         hostname=cfg.get("hostname", host), port=int(port or cfg.get("port", 22)),
         user=user or cfg.get("user") or getpass.getuser(), identity_files=idents,
-        proxy_jump="" if jump.lower() == "none" else jump, alias=host)
+        proxy_jump="" if jump.lower() == "none" else jump, alias=host,
+        config_path=config_path or "")
 
 
 def keyring_passphrase(key_path: str) -> str | None:
@@ -173,12 +176,16 @@ class Connection:
         return self
 
     def _jump_channel(self):
-        """A direct-tcpip channel through the ProxyJump host(s) to the target."""
+        """A direct-tcpip channel through the ProxyJump host(s) to the target.
+
+        The jump host is resolved with the same ssh config; without an IdentityFile of its own
+        it is offered the target's keys (the usual set-up: one key for both).
+        """
         user, host, port = parse_ssh_url(self.target.proxy_jump.split(",")[-1].strip())
         hops = self.target.proxy_jump.split(",")[:-1]
-        jt = resolve_target(host, user=user, port=port)
-        if hops:
-            jt.proxy_jump = ",".join(hops)
+        jt = resolve_target(host, user=user, port=port, config_path=self.target.config_path or None)
+        jt.identity_files = jt.identity_files or list(self.target.identity_files)
+        jt.proxy_jump = ",".join(hops)
         self._jump = Connection(jt, self.known_hosts, self.accept_host_keys, keepalive=self.keepalive,
                                 timeout=self.timeout, look_for_keys=self.look_for_keys,
                                 allow_agent=self.allow_agent).open()

@@ -110,3 +110,33 @@ def test_parse_url_and_ssh_config(tmp_path, monkeypatch):
     assert t.identity_files == [str(tmp_path / "k1")]
     t2 = resolve_target("b1", user="bob", port=22, identity_files=["/x/id"], config_path=str(cfg))
     assert (t2.user, t2.port, t2.identity_files[0]) == ("bob", 22, "/x/id")
+
+
+def test_proxyjump_from_ssh_config(sshd, tmp_path):
+    # The namespace's sshd is its own jump host: the second hop is a direct-tcpip channel
+    # opened inside the namespace, so no packet goes anywhere else.
+    cfg = tmp_path / "config"
+    cfg.write_text("Host far\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s\n  ProxyJump root@%s:%d\n"
+                   % (sshd.host, sshd.port, sshd.user_key, sshd.host, sshd.port))
+    t = resolve_target("far", config_path=str(cfg))
+    kh = KnownHosts(str(tmp_path / "known_hosts"))
+    with Connection(t, kh, accept_host_keys=sshd.host_fingerprint, look_for_keys=False, allow_agent=False) as c:
+        assert c.run("echo via-jump") == (0, b"via-jump\n", b"")
+        assert len(sshd.children()) == 2  # one session for the jump, one for the target
+
+
+def test_encrypted_key_needs_a_passphrase(sshd, tmp_path):
+    import subprocess
+
+    key = str(tmp_path / "id_locked")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret", "-f", key], check=True)
+    with open(sshd.authorized_keys, "a") as f:
+        f.write(open(key + ".pub").read())
+    kh = KnownHosts(str(tmp_path / "known_hosts"))
+    t = _target(sshd, key)
+    with pytest.raises(SSHAuthError, match="needs a passphrase: add it to ssh-agent, or give it once with "
+                                           "--remember-passphrase"):
+        Connection(t, kh, accept_host_keys=sshd.host_fingerprint, look_for_keys=False, allow_agent=False).open()
+    with Connection(t, kh, accept_host_keys=sshd.host_fingerprint, passphrase="s3cret", look_for_keys=False,
+                    allow_agent=False) as c:
+        assert c.run("echo unlocked")[1] == b"unlocked\n"

@@ -112,6 +112,21 @@ def remember_passphrase(key_path: str, passphrase: str) -> None:
                           "to ssh-agent instead" % e) from None
 
 
+# AES-GCM first: one pass (no separate HMAC in Python), roughly doubling bulk throughput here.
+_FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
+
+def _fast_transport(sock, **kw) -> paramiko.Transport:
+    """A Transport preferring AES-GCM, with Nagle off (small HTTP requests are not delayed)."""
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t = paramiko.Transport(sock, **kw)
+    opts = t.get_security_options()
+    opts.ciphers = tuple(c for c in _FAST_CIPHERS if c in opts.ciphers) + tuple(
+        c for c in opts.ciphers if c not in _FAST_CIPHERS)
+    return t
+
+
 class Connection:
     """One SSH session to a target, opened lazily; a context manager.
 
@@ -165,7 +180,7 @@ class Connection:
                 t.hostname, port=t.port, username=t.user, key_filename=t.identity_files or None,
                 passphrase=passphrase, allow_agent=self.allow_agent, look_for_keys=self.look_for_keys,
                 timeout=self.timeout, auth_timeout=self.timeout, banner_timeout=self.timeout,
-                sock=sock)
+                sock=sock, transport_factory=_fast_transport)
         except BaseException as e:
             client.close()
             raise self._translate(e) from None

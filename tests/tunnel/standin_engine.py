@@ -3,7 +3,7 @@
 The real engine (hostbridge/guest daemon) is written in parallel; until it lands these tests
 need *some* HTTP-over-unix-socket server on the far side. This one answers the few endpoints
 the tunnel itself uses (/_ping, /version, /containers/json, /containers/ID/json, /events) plus
-/stream (a slow endless body, to cut mid-stream). It knows nothing of containers: a test
+/stream (a slow endless body, to cut mid-stream) and POST /sink (bulk uploads, for the bench). It knows nothing of containers: a test
 "starts" one by calling ``start_container`` which records it and emits the event.
 """
 
@@ -62,6 +62,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._slow_stream()
         else:
             self._json({"message": "page not found"}, 404)
+
+    def do_POST(self):
+        if self.path.split("?", 1)[0] != "/sink":  # bulk upload target for bench/tunnel_ping.py
+            return self._json({"message": "page not found"}, 404)
+        left, n = int(self.headers.get("Content-Length", "0")), 0
+        while left > 0:
+            data = self.rfile.read(min(left, 1 << 20))
+            if not data:
+                break
+            left -= len(data)
+            n += len(data)
+        self._json({"bytes": n})
 
     def _chunk(self, data: bytes):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -12,7 +12,6 @@ in agent.status.json, its log in agent.log; published container ports are forwar
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import logging
 import os
@@ -304,11 +303,18 @@ def bad_gateway(client: socket.socket, message: str) -> None:
 
 
 def take_lock(paths: MachinePaths):
-    """The machine's agent lock, or None when another agent holds it."""
+    """The machine's agent lock (held until the process exits), or None when another agent holds it."""
     fd = os.open(paths.agent_lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # Windows (untested here: no Windows host to run it on)
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:  # BlockingIOError (flock) or PermissionError (msvcrt): another agent has it
         os.close(fd)
         return None
     return fd
@@ -338,7 +344,7 @@ def main(argv=None) -> int:
     if config is None:
         sys.stderr.write("no tunnel configuration at %s\n" % paths.tunnel_json)
         return 2
-    if not args.foreground:
+    if not args.foreground and hasattr(os, "fork"):
         _daemonize(paths.agent_log)
     lock = take_lock(paths)
     if lock is None:

@@ -110,12 +110,24 @@ def error_from_status(status: dict) -> Exception:
     return err
 
 
+def default_endpoint() -> str:
+    """"unix" where unix sockets work for the docker CLI, "tcp" (127.0.0.1) on Windows."""
+    return "tcp" if sys.platform.startswith("win") else "unix"
+
+
 def spawn_agent(paths: MachinePaths) -> None:
     """Start an agent process for the machine (it detaches itself and exits if one runs)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = _PKG_PARENT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    subprocess.run([sys.executable, "-m", "hostbridge.tunnel.agent", paths.dir], env=env,
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    argv = [sys.executable, "-m", "hostbridge.tunnel.agent", paths.dir]
+    if not hasattr(os, "fork"):  # Windows (untested here): no fork, so detach at creation
+        with open(paths.agent_log, "ab") as log:
+            subprocess.Popen(argv + ["--foreground"], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                             creationflags=getattr(subprocess, "DETACHED_PROCESS", 0)
+                             | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0))
+        return
+    # The agent forks and its parent exits at once: waiting for it reaps it (no zombie).
+    subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=30, check=False)
 
 

@@ -60,7 +60,7 @@ def _stage(name: str, stage: str, fn, *args, **kw):
 
 def add_remote(name: str, url: str, identity: str | None = None, accept_host_key: str | None = None,
                passphrase: str | None = None, remember_passphrase: bool = False, remote_dir: str | None = None,
-               start: str = "auto", shim: str = "auto", shim_path: str | None = None, endpoint: str = "unix",
+               start: str = "auto", shim: str = "auto", shim_path: str | None = None, endpoint: str | None = None,
                forward_ports: bool = True, ssh_config: str | None = None, allow_rootless: bool = False) -> dict:
     """Add a remote machine: pin its key, deploy and start the engine, start the tunnel, ping.
 
@@ -71,7 +71,7 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
         accept_host_key: the host key fingerprint the user confirmed (first contact).
         passphrase, remember_passphrase: the key's passphrase, kept in the OS keyring if asked.
         remote_dir, start, shim, shim_path, allow_rootless: see ``deploy.deploy``.
-        endpoint: "unix" or "tcp" (127.0.0.1 port) for the local endpoint.
+        endpoint: "unix" or "tcp" (127.0.0.1 port) for the local endpoint (default: unix, tcp on Windows).
         forward_ports: forward published container ports to host 127.0.0.1.
         ssh_config: an ssh config file instead of ~/.ssh/config.
     Returns:
@@ -83,6 +83,7 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
     from ..tunnel.ssh import parse_ssh_url, remember_passphrase as keep, resolve_target
 
     paths = MachinePaths.for_name(name)
+    endpoint = endpoint or control.default_endpoint()
     if os.path.exists(paths.machine_json):
         raise MachineError("a machine named %r exists already: pick another name or `hostbridge remote rm %s`"
                            % (name, name), machine=name, stage="create")

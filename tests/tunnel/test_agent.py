@@ -188,3 +188,28 @@ def test_port_clash_on_the_host_is_reported_not_fatal(machine, standin):
         assert get(url, "/_ping") == (200, b"OK")
     finally:
         busy.close()
+
+
+def test_stock_docker_cli_through_the_agent(machine, standin, tmp_path):
+    import shutil
+
+    if not shutil.which("docker"):
+        pytest.skip("needs the stock docker CLI (docker.io)")
+    url = control.ensure_agent(machine, timeout=20)
+    out = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, DOCKER_HOST=url, DOCKER_CONFIG=str(tmp_path / "dcfg")))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1.44"
+
+
+def test_tunnel_status_command(machine, standin):
+    from click.testing import CliRunner
+
+    from hostbridge.cli.remote import tunnel_group
+
+    out = CliRunner().invoke(tunnel_group, ["status", "far"]).output
+    assert "state:       stopped (no agent running)" in out
+    url = control.ensure_agent(machine, timeout=20)
+    out = CliRunner().invoke(tunnel_group, ["status", "far"]).output
+    assert "state:       connected" in out and "endpoint:    %s" % url in out
+    assert machine.agent_log in out

@@ -140,3 +140,100 @@ def test_encrypted_key_needs_a_passphrase(sshd, tmp_path):
     with Connection(t, kh, accept_host_keys=sshd.host_fingerprint, passphrase="s3cret", look_for_keys=False,
                     allow_agent=False) as c:
         assert c.run("echo unlocked")[1] == b"unlocked\n"
+
+
+def test_keys_from_the_ssh_agent(sshd, tmp_path):
+    import signal
+    import subprocess
+
+    sock = str(tmp_path / "agent.sock")
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", sock], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            import time
+            time.sleep(0.02)
+        env = dict(os.environ, SSH_AUTH_SOCK=sock)
+        subprocess.run(["ssh-add", "-q", sshd.user_key], env=env, check=True, capture_output=True)
+        old = os.environ.get("SSH_AUTH_SOCK")
+        os.environ["SSH_AUTH_SOCK"] = sock
+        try:
+            t = SSHTarget(hostname=sshd.host, port=sshd.port, user="root")  # no key file at all
+            kh = KnownHosts(str(tmp_path / "known_hosts"))
+            with Connection(t, kh, accept_host_keys=sshd.host_fingerprint, look_for_keys=False) as c:
+                assert c.run("echo from-agent")[1] == b"from-agent\n"
+        finally:
+            if old is None:
+                os.environ.pop("SSH_AUTH_SOCK", None)
+            else:
+                os.environ["SSH_AUTH_SOCK"] = old
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(5)
+
+
+class _MemoryKeyring:
+    """The OS keyring cannot run here (no Secret Service / Keychain): a dict-backed backend."""
+
+    def __new__(cls):
+        import keyring.backend
+
+        class Backend(keyring.backend.KeyringBackend):
+            priority = 1
+
+            def __init__(self):
+                super().__init__()
+                self.store = {}
+
+            def get_password(self, service, username):
+                return self.store.get((service, username))
+
+            def set_password(self, service, username, password):
+                self.store[(service, username)] = password
+
+            def delete_password(self, service, username):
+                self.store.pop((service, username), None)
+
+        return Backend()
+
+
+def test_passphrase_remembered_in_the_keyring(sshd, tmp_path):
+    import subprocess
+
+    import keyring
+
+    from hostbridge.tunnel.ssh import remember_passphrase
+
+    key = str(tmp_path / "id_locked")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "s3cret", "-f", key], check=True)
+    with open(sshd.authorized_keys, "a") as f:
+        f.write(open(key + ".pub").read())
+    previous = keyring.get_keyring()
+    keyring.set_keyring(_MemoryKeyring())
+    try:
+        remember_passphrase(key, "s3cret")
+        kh = KnownHosts(str(tmp_path / "known_hosts"))
+        with Connection(_target(sshd, key), kh, accept_host_keys=sshd.host_fingerprint, look_for_keys=False,
+                        allow_agent=False) as c:
+            assert c.run("echo unlocked")[1] == b"unlocked\n"
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_no_keyring_backend_says_what_to_do(tmp_path):
+    import keyring
+    import keyring.backends.fail
+
+    from hostbridge.errors import TunnelError
+    from hostbridge.tunnel.ssh import keyring_passphrase, remember_passphrase
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(keyring.backends.fail.Keyring())
+    try:
+        assert keyring_passphrase(str(tmp_path / "k")) is None
+        with pytest.raises(TunnelError, match="cannot store the key passphrase in the OS keyring .*add the key "
+                                              "to ssh-agent instead"):
+            remember_passphrase(str(tmp_path / "k"), "x")
+    finally:
+        keyring.set_keyring(previous)

@@ -100,11 +100,39 @@ class Agent:
                 self.link.wait(min(left, 0.5))
             return self.conn.transport
 
+    def link_answers(self, timeout: float) -> bool:
+        """Whether the server answers a keepalive request within ``timeout`` s.
+
+        A link that died silently (laptop sleep, NAT timeout) keeps its TCP socket "up" for many
+        minutes; an unanswered request is how to notice. paramiko's global_request has no timeout,
+        so it runs in a throwaway thread.
+        """
+        conn = self.conn
+        done = threading.Event()
+
+        def ask():
+            try:
+                conn.transport.global_request("keepalive@openssh.com", wait=True)
+            except Exception:  # a dead transport: not answering is the answer
+                return
+            done.set()
+
+        threading.Thread(target=ask, name="probe", daemon=True).start()
+        return done.wait(timeout)
+
     def supervise(self) -> None:
         """Watch the link; reconnect with bounded backoff when it drops (a thread)."""
+        interval = float(self.config.get("keepalive", 15))
+        last_probe = time.monotonic()
         while not self.stopping.wait(0.2):
             if self.conn and self.conn.is_active():
-                continue
+                if interval <= 0 or time.monotonic() - last_probe < interval:
+                    continue
+                last_probe = time.monotonic()
+                if self.link_answers(interval):
+                    continue
+                log.warning("SSH link to %s does not answer keepalives; dropping it", self.status["host"])
+                self.conn.close()
             self.set_status(state="reconnecting")
             log.warning("SSH link to %s lost; reconnecting", self.status["host"])
             down_since = time.monotonic()
@@ -324,6 +352,7 @@ def _daemonize(log_path: str) -> None:
     if os.fork() > 0:
         os._exit(0)
     os.setsid()
+    os.chdir("/")  # do not hold the caller's directory
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

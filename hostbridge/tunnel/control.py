@@ -54,10 +54,12 @@ def read_status(paths: MachinePaths) -> dict | None:
     return read_json(paths.agent_status)
 
 
-def _pid_is_agent(pid: int) -> bool:
+def _pid_is_agent(pid: int, machine_dir: str) -> bool:
+    """Whether ``pid`` is the agent of ``machine_dir`` (not a reused pid)."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return b"hostbridge.tunnel.agent" in f.read()
+            argv = f.read().split(b"\0")
+        return b"hostbridge.tunnel.agent" in argv and machine_dir.encode() in argv
     except OSError:
         try:
             os.kill(pid, 0)  # no /proc (macOS): trust the pid
@@ -69,7 +71,7 @@ def _pid_is_agent(pid: int) -> bool:
 def agent_alive(paths: MachinePaths, status: dict | None = None) -> bool:
     """Whether the agent named in the status file is still running."""
     status = status if status is not None else read_status(paths)
-    return bool(status and status.get("pid") and _pid_is_agent(int(status["pid"])))
+    return bool(status and status.get("pid") and _pid_is_agent(int(status["pid"]), paths.dir))
 
 
 def endpoint_url(paths: MachinePaths, status: dict | None = None) -> str | None:
@@ -175,7 +177,7 @@ def stop_agent(paths: MachinePaths, timeout: float = 10) -> bool:
     os.kill(pid, 15)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _pid_is_agent(pid):
+        if not _pid_is_agent(pid, paths.dir):
             return True
         time.sleep(0.05)
     os.kill(pid, 9)

@@ -213,3 +213,26 @@ def test_tunnel_status_command(machine, standin):
     out = CliRunner().invoke(tunnel_group, ["status", "far"]).output
     assert "state:       connected" in out and "endpoint:    %s" % url in out
     assert machine.agent_log in out
+
+
+def test_a_silently_dead_link_is_noticed_and_replaced(machine, standin, sshd):
+    cfg = control.read_json(machine.tunnel_json)
+    cfg["keepalive"] = 1
+    control.write_config(machine, cfg)
+    url = control.ensure_agent(machine, timeout=20)
+    frozen = sshd.children()
+    assert frozen
+    for pid in frozen:  # the server stops answering but its TCP socket stays open: no RST, no FIN
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 15
+        while control.tunnel_status(machine).get("reconnects", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert control.tunnel_status(machine)["reconnects"] >= 1
+        assert get(url, "/_ping") == (200, b"OK")
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -32,6 +32,35 @@ def engine_request(chan, method: str, path: str) -> http.client.HTTPResponse:
     return resp
 
 
+def json_lines(resp: http.client.HTTPResponse):
+    """Yield the JSON objects of a streamed body, one per line, as they arrive.
+
+    Reads the chunked framing itself: ``HTTPResponse.readline`` needs ``peek()``, which
+    paramiko's channel files lack.
+    """
+    fp, buf = resp.fp, b""
+    chunked = resp.chunked
+    while True:
+        if chunked:
+            size_line = fp.readline()
+            if not size_line:
+                return
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                return
+            data = fp.read(size)
+            fp.readline()  # the CRLF after each chunk
+        else:
+            data = fp.readline()
+        if not data:
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+
+
 def published_tcp_ports(inspect: dict) -> list:
     """Host ports to forward from a container's inspect (``NetworkSettings.Ports``).
 
@@ -186,12 +215,10 @@ class PortForwarder:
                     raise OSError("GET /events: HTTP %d" % resp.status)
                 self.sync()
                 delay = 0.2
-                while not self.agent.stopping.is_set():
-                    line = resp.readline()
-                    if not line:
+                for event in json_lines(resp):
+                    if self.agent.stopping.is_set():
                         break
-                    if line.strip():
-                        self.on_event(json.loads(line))
+                    self.on_event(event)
             except Exception as e:  # the engine may not be up yet, or the link dropped: retry
                 log.info("events subscription: %s: %s; retrying in %.1f s", type(e).__name__, e, delay)
             self.agent.stopping.wait(delay)

@@ -125,6 +125,7 @@ class StandinEngine:
         self.path, self.version = path, version
         self.containers = {}
         self._subs = []
+        self.subscriptions = 0  # /events requests ever made
         self._lock = threading.Lock()
         if os.path.exists(path):
             os.unlink(path)
@@ -138,6 +139,7 @@ class StandinEngine:
         q = queue.Queue()
         with self._lock:
             self._subs.append(q)
+            self.subscriptions += 1
         return q
 
     def unsubscribe(self, q):

@@ -164,6 +164,8 @@ def test_published_port_is_forwarded_to_host_loopback(machine, standin, remote_n
             time.sleep(0.02)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2)
+        # Event-driven: both changes came over the first /events stream, not by resubscribing.
+        assert standin.subscriptions == 1 and standin.subscribers() == 1
     finally:
         server.kill()
         server.wait()

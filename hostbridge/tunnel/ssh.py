@@ -116,6 +116,36 @@ def remember_passphrase(key_path: str, passphrase: str) -> None:
 _FAST_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 
 
+class _QuickAckSocket(socket.socket):
+    """A TCP socket that acknowledges every read at once (Linux TCP_QUICKACK, which the kernel
+    turns off again by itself). Without it, a small reply the server sends in two writes
+    waits for our delayed ACK (~40 ms) behind the server's Nagle algorithm."""
+
+    def recv(self, n, *flags):
+        data = super().recv(n, *flags)
+        try:
+            self.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass
+        return data
+
+
+def _tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
+    """Connect to ``host:port`` (each address in turn), as paramiko would, with our socket class."""
+    last = None
+    for family, kind, proto, _, addr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        cls = _QuickAckSocket if hasattr(socket, "TCP_QUICKACK") else socket.socket
+        sock = cls(family, kind, proto)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(addr)
+            return sock
+        except OSError as e:
+            sock.close()
+            last = e
+    raise last or OSError("no address for %s" % host)
+
+
 def _fast_transport(sock, **kw) -> paramiko.Transport:
     """A Transport preferring AES-GCM, with Nagle off (small HTTP requests are not delayed)."""
     if isinstance(sock, socket.socket):
@@ -168,7 +198,10 @@ class Connection:
             return self
         self.close()
         t = self.target
-        sock = self._jump_channel() if t.proxy_jump else None
+        try:
+            sock = self._jump_channel() if t.proxy_jump else _tcp_connect(t.hostname, t.port, self.timeout)
+        except (OSError, paramiko.SSHException) as e:
+            raise self._translate(e) from None
         client = paramiko.SSHClient()
         self.known_hosts.load_into(client)
         client.set_missing_host_key_policy(PinningPolicy(self.known_hosts, t.port, self.accept_host_keys))

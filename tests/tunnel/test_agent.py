@@ -138,9 +138,12 @@ def test_published_port_is_forwarded_to_host_loopback(machine, standin, remote_n
                               "import socket\n"
                               "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
                               "s.bind(('127.0.0.1',%d));s.listen();s.settimeout(30)\n"
+                              "print('ready',flush=True)\n"
                               "for _ in range(3):\n"
-                              "  c,_=s.accept();c.sendall(b'far side '+c.recv(64));c.close()\n" % port])
+                              "  c,_=s.accept();c.sendall(b'far side '+c.recv(64));c.close()\n" % port],
+                             stdout=subprocess.PIPE)
     try:
+        assert server.stdout.readline() == b"ready\n"
         control.ensure_agent(machine, timeout=20)
         deadline = time.monotonic() + 10
         while standin.subscribers() < 1 and time.monotonic() < deadline:

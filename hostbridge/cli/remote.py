@@ -16,6 +16,11 @@ def _fail(e: Exception):
     raise click.ClickException(str(e)) from None
 
 
+def _interactive() -> bool:
+    """Whether a person can answer a question on stdin."""
+    return click.get_text_stream("stdin").isatty()
+
+
 @click.group("remote")
 def remote_group():
     """Manage remote machines: Linux hosts reached over SSH."""
@@ -43,7 +48,7 @@ def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_po
                                     forward_ports=not no_port_forwarding)
             break
         except HostKeyError as e:
-            if e.expected is not None or accept or yes or not click.get_text_stream("stdin").isatty():
+            if e.expected is not None or accept or yes or not _interactive():
                 _fail(e)
             click.echo("The host key of %s has the fingerprint %s." % (e.hostname, e.got), err=True)
             if not click.confirm("Trust it and continue?", err=True):

@@ -223,6 +223,11 @@ class Agent:
         else:
             path = self.paths.agent_socket
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            st = os.stat(os.path.dirname(path))
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                # A shared temp dir someone else made could let them swap our socket.
+                raise AgentError("%s is not a private directory of this user: remove it and retry"
+                                 % os.path.dirname(path))
             if os.path.exists(path):
                 os.unlink(path)  # stale: we hold the lock, so no live agent owns it
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

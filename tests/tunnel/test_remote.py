@@ -67,3 +67,14 @@ def test_add_ls_status_upgrade_rm(hb_home, sshd, tmp_path):
         remote.remove_remote("build1", stop_engine=True)
     assert not os.path.exists(paths.dir)
     assert not os.path.exists(str(tmp_path / "remote" / "run" / "docker.sock"))
+
+
+def test_cli_add_asks_about_an_unknown_key_and_a_no_refuses(hb_home, sshd, monkeypatch):
+    import hostbridge.cli.remote as cli_remote
+
+    monkeypatch.setattr(cli_remote, "_interactive", lambda: True)
+    res = CliRunner().invoke(remote_group, ["add", "build1", sshd.url(), "-i", sshd.user_key], input="n\n")
+    assert res.exit_code == 1
+    assert "The host key of %s has the fingerprint %s." % (sshd.host, sshd.host_fingerprint) in res.output
+    assert "Trust it and continue?" in res.output
+    assert not os.path.exists(MachinePaths.for_name("build1").dir)

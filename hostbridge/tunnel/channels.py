@@ -63,7 +63,12 @@ def open_streamlocal(transport: paramiko.Transport, path: str, timeout: float = 
     chan = transport._channels.get(chanid)
     if chan is not None:
         return chan
-    raise transport.get_exception() or paramiko.SSHException("unable to open channel to %s" % path)
+    # paramiko keeps one "saved exception" per transport: a thread opening another channel at
+    # the same time may have taken ours, so a refusal without its reason is still a refusal.
+    e = transport.get_exception()
+    if isinstance(e, paramiko.ChannelException):
+        raise e
+    raise paramiko.ChannelException(0, "the server refused the channel to %s" % path)
 
 
 def relay_source() -> str:

@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "tunnel")]
 
-from conftest import SSHD, RemoteNamespace  # noqa: E402
+from remotehost import SSHD, RemoteNamespace  # noqa: E402
 from standin_engine import StandinEngine  # noqa: E402
 
 from hostbridge.tunnel import control  # noqa: E402

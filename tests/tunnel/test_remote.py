@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from hostbridge import deploy
 from hostbridge.cli.remote import remote_group, tunnel_group
 from hostbridge.errors import MachineError
-from hostbridge.tunnel import control, localhttp
+from hostbridge.tunnel import localhttp
 from hostbridge.tunnel.errors import HostKeyError
 from hostbridge.tunnel.machinepaths import MachinePaths
 from hostbridge.vm import remote

@@ -63,7 +63,7 @@ def test_changed_host_key_is_a_hard_error_naming_both(sshd, tmp_path):
 
 
 def test_auth_failure_is_one_line_with_what_to_do(sshd, tmp_path):
-    from conftest import keygen
+    from remotehost import keygen
 
     stranger = str(tmp_path / "id_stranger")
     keygen(stranger)

@@ -1,4 +1,4 @@
-"""A stdio ⇄ unix-socket relay, run on the far side of SSH (stdlib only, Python >= 3.9).
+"""A stdio <-> unix-socket relay, run on the far side of SSH (stdlib only, Python >= 3.9).
 
 Used by the tunnel agent when the SSH server refuses ``direct-streamlocal`` channels (it runs
 this file's source with ``python3 -c``) and by the ``docker`` shim for the stock CLI's

@@ -68,6 +68,25 @@ class KnownHosts:
         os.replace(tmp, self.path)
 
 
+    def pin_public_key(self, hostname: str, port: int, line: str) -> str:
+        """Pin a key given as an OpenSSH public key line (``ssh-ed25519 AAAA… [comment]``).
+
+        For machines whose host key hostbridge generated itself (the VM image), so there is
+        nothing to confirm. Returns the key's fingerprint.
+
+        Raises:
+            HostKeyError: the line is not a public key.
+        """
+        parts = line.split()
+        try:
+            key = paramiko.PKey.from_type_string(parts[0], base64.b64decode(parts[1]))
+        except (IndexError, ValueError, paramiko.SSHException) as e:
+            raise HostKeyError("%r is not an SSH public key line (%s): pass the content of a .pub file"
+                               % (line[:40], e), hostname=hostname) from None
+        self.pin(hostname, port, key)
+        return fingerprint(key)
+
+
 class PinningPolicy(paramiko.MissingHostKeyPolicy):
     """Pin an unknown host key only when its fingerprint was confirmed; otherwise raise.
 

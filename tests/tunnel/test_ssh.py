@@ -237,3 +237,13 @@ def test_no_keyring_backend_says_what_to_do(tmp_path):
             remember_passphrase(str(tmp_path / "k"), "x")
     finally:
         keyring.set_keyring(previous)
+
+
+def test_pin_a_generated_host_key_from_its_pub_line(sshd, tmp_path):
+    kh = KnownHosts(str(tmp_path / "known_hosts"))
+    with open(sshd.host_key + ".pub") as f:
+        assert kh.pin_public_key(sshd.host, sshd.port, f.read()) == sshd.host_fingerprint
+    with _conn(sshd, kh) as c:  # no confirmation needed: the key was pinned up front
+        assert c.run("echo ok")[1] == b"ok\n"
+    with pytest.raises(HostKeyError, match="not an SSH public key line"):
+        kh.pin_public_key(sshd.host, sshd.port, "ssh-ed25519 notbase64!")

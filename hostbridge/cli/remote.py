@@ -1,6 +1,6 @@
 """`hostbridge remote …` and `hostbridge tunnel status`: click commands over ``vm.remote``.
 
-Register in the root group with ``root.add_command(remote_group)`` and
+Register in the root group with ``root.add_command(remote_group)``, ``root.add_command(context_group)`` and
 ``root.add_command(tunnel_group)``. Errors become ``click.ClickException`` (one line, exit 1)
 until the CLI's app object offers ``abort()``.
 """
@@ -127,3 +127,33 @@ def tunnel_status(name):
     for clash in st.get("forward_clashes") or []:
         click.echo("not forwarded: %s" % clash)
     click.echo("log:         %s" % paths.agent_log)
+
+
+@click.group("context")
+def context_group():
+    """Docker contexts for hostbridge machines (for the stock docker CLI)."""
+
+
+@context_group.command("create")
+@click.argument("name")
+def context_create(name):
+    """Create (or update) docker context NAME pointing at machine NAME's local endpoint."""
+    import shutil
+    import subprocess
+
+    from .env import machine_endpoint
+
+    if not shutil.which("docker"):
+        raise click.ClickException("the docker CLI is not installed: install it, or use `eval \"$(hostbridge env)\"`")
+    try:
+        endpoint = machine_endpoint(name)
+    except HostbridgeError as e:
+        _fail(e)
+    exists = subprocess.run(["docker", "context", "inspect", name], capture_output=True).returncode == 0
+    argv = ["docker", "context", "update" if exists else "create", name, "--docker", "host=" + endpoint,
+            "--description", "hostbridge machine %s" % name]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise click.ClickException("docker context %s %s failed: %s" % (argv[2], name, res.stderr.strip()))
+    click.echo("docker context %s -> %s (use: docker --context %s ps, or docker context use %s)"
+               % (name, endpoint, name, name))

@@ -241,3 +241,28 @@ def test_a_silently_dead_link_is_noticed_and_replaced(machine, standin, sshd):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_env_and_docker_context_for_a_remote_machine(machine, standin, tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from hostbridge.cli.env import env_command
+    from hostbridge.cli.remote import context_group
+    from hostbridge.deploy import engine_version
+    from hostbridge.vm import remote
+
+    if not shutil.which("docker"):
+        pytest.skip("needs the stock docker CLI (docker.io)")
+    standin.version = engine_version()  # up to date: endpoint_for must not try to upgrade it
+    remote.save_record(machine, {"name": "far", "mode": "remote", "url": "ssh://x", "ssh": {}, "layout": {}})
+    out = CliRunner().invoke(env_command, ["--shell", "fish", "far"]).output
+    url = control.endpoint_url(machine)
+    assert out.splitlines()[0] == "set -gx DOCKER_HOST '%s';" % url
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dcfg"))
+    res = CliRunner().invoke(context_group, ["create", "far"])
+    assert res.exit_code == 0, res.output
+    out = subprocess.run(["docker", "--context", "far", "version", "--format", "{{.Server.Version}}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == engine_version(), out.stderr

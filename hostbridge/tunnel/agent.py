@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -23,7 +24,7 @@ import time
 
 import paramiko
 
-from .channels import pump
+from .channels import open_relay, open_streamlocal, pump
 from .control import read_json, write_json_atomic
 from .errors import AgentError, HostKeyError, SSHAuthError, TunnelError
 from .known_hosts import KnownHosts
@@ -174,8 +175,6 @@ class Agent:
             AgentError: the link is down.
             paramiko.ChannelException: the far side refused (e.g. no engine socket).
         """
-        from .channels import open_streamlocal
-
         transport = self.transport()
         if self.mode != "relay":
             try:
@@ -192,15 +191,9 @@ class Agent:
                 log.warning("the server refuses direct-streamlocal (%s); using a stdio relay", e.text)
                 self.mode = "relay"
                 self.set_status(channel_mode="relay")
-        chan = transport.open_session()
-        from .channels import relay_command
-
-        chan.exec_command(relay_command(self.remote_socket))
-        return chan
+        return open_relay(transport, self.remote_socket)
 
     def _remote_socket_exists(self, transport) -> bool:
-        import shlex
-
         chan = transport.open_session()
         try:
             chan.exec_command("test -S %s" % shlex.quote(self.remote_socket))

@@ -84,6 +84,13 @@ def relay_command(path: str, python: str = "python3") -> str:
     return "%s -S -c %s %s" % (python, shlex.quote(relay_source()), shlex.quote(path))
 
 
+def open_relay(transport: paramiko.Transport, path: str, timeout: float = 10) -> paramiko.Channel:
+    """A session channel running the stdio relay to ``path`` on the far side (no streamlocal)."""
+    chan = transport.open_session(timeout=timeout)
+    chan.exec_command(relay_command(path))
+    return chan
+
+
 def read_all(chan: paramiko.Channel) -> tuple:
     """Read a command channel's stdout and stderr to their ends. Returns (out, err) bytes."""
     err = []
@@ -148,4 +155,4 @@ def _close(end) -> None:
         pass
 
 
-__all__ = ["open_streamlocal", "relay_command", "relay_source", "read_all", "pump", "STREAMLOCAL"]
+__all__ = ["open_streamlocal", "open_relay", "relay_command", "relay_source", "read_all", "pump", "STREAMLOCAL"]

@@ -330,9 +330,7 @@ class Connection:
 
     def open_relay(self, path: str) -> paramiko.Channel:
         """A channel to ``path`` through a stdio relay run on the far side (no streamlocal)."""
-        chan = self.transport.open_session(timeout=self.timeout)
-        chan.exec_command(channels.relay_command(path))
-        return chan
+        return channels.open_relay(self.transport, path, timeout=self.timeout)
 
 
 __all__ = ["SSHTarget", "Connection", "parse_ssh_url", "resolve_target", "remember_passphrase",

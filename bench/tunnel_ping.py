@@ -22,7 +22,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "tunnel")]
 
-from remotehost import SSHD, RemoteNamespace  # noqa: E402
+from remotehost import SSHD, RemoteNamespace, free_local_port  # noqa: E402
 from standin_engine import StandinEngine  # noqa: E402
 
 from hostbridge.tunnel import control  # noqa: E402
@@ -68,10 +68,7 @@ def upload(endpoint: str, mb: int) -> float:
 
 def forward_latency(ns, standin) -> float:
     """Seconds from a container's start event to its published port answering on 127.0.0.1."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_local_port()
     server = ns.popen([sys.executable, "-c", "import socket\ns=socket.socket();s.bind(('127.0.0.1',%d));s.listen()\n"
                        "c,_=s.accept();c.sendall(b'up');c.close()" % port])
     try:

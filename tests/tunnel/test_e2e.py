@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from remotehost import free_local_port
 
 from hostbridge import deploy
 from hostbridge.tunnel import control
@@ -36,20 +37,12 @@ def _docker(env, *args, timeout=120):
     return subprocess.run(["docker"] + list(args), env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_docker_cli_runs_containers_and_published_ports_reach_host_loopback(build1, busybox_rootfs_tar):
     _rec, env = build1
     assert _docker(env, "import", busybox_rootfs_tar, "busybox:latest").returncode == 0
     out = _docker(env, "run", "--rm", "busybox", "echo", "hi through the tunnel")
     assert (out.returncode, out.stdout) == (0, "hi through the tunnel\n"), out.stderr
-    port = _free_port()
+    port = free_local_port()
     out = _docker(env, "run", "-d", "--name", "e2e-web", "-p", "%d:8080" % port, "busybox", "sh", "-c",
                   "echo hello-from-container > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
     assert out.returncode == 0, out.stderr

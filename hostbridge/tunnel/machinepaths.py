@@ -31,11 +31,13 @@ def machines_dir() -> str:
 
 
 def short_socket_path(preferred: str) -> str:
-    """``preferred`` when it fits in a sockaddr_un, else a short path under the temp dir.
+    """``preferred`` when it fits in a sockaddr_un and has no space, else a short temp-dir path.
 
-    The fallback is derived from ``preferred`` (a hash), so every process computes the same one.
+    A space (macOS's "Application Support") would have to survive DOCKER_HOST=unix://… parsing
+    in every client; a hashed name under the temp dir avoids the question. The fallback is
+    derived from ``preferred``, so every process computes the same one.
     """
-    if len(preferred.encode()) <= MAX_SOCKET_PATH:
+    if len(preferred.encode()) <= MAX_SOCKET_PATH and " " not in preferred:
         return preferred
     digest = hashlib.sha256(preferred.encode()).hexdigest()[:12]
     base = os.path.join(tempfile.gettempdir(), "hb-%d" % os.getuid())

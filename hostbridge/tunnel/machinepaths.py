@@ -1,8 +1,9 @@
 """Every file of a machine's directory that the tunnel uses, named once.
 
-Stand-in until ``hostbridge/paths.py`` lands on main: it follows the layout in
-docs/internals.md ("Host paths") — state under ``~/.local/share/hostbridge/machines/NAME``,
-``HOSTBRIDGE_HOME`` overriding every host dir — and the lead may point it at paths.py.
+When ``hostbridge/paths.py`` is present (the host's one module of paths) the machine dir and the
+socket come from it; until then this module follows the same layout (docs/internals.md, "Host
+paths"): state under ``~/.local/share/hostbridge/machines/NAME``, ``HOSTBRIDGE_HOME/state``
+when that is set. The agent is started with a machine *dir*, so that is what this class takes.
 """
 
 from __future__ import annotations
@@ -11,23 +12,25 @@ import hashlib
 import os
 import tempfile
 
+try:
+    from .. import paths as _hostpaths
+except ImportError:  # hostbridge/paths.py not on this branch yet
+    _hostpaths = None
+
 # sockaddr_un holds 108 bytes on Linux, 104 on macOS; keep a margin for the NUL.
 MAX_SOCKET_PATH = 100
 
 
-def home() -> str:
-    """The root of hostbridge's host state (``HOSTBRIDGE_HOME`` or the platform's data dir)."""
-    env = os.environ.get("HOSTBRIDGE_HOME")
-    if env:
-        return env
-    import platformdirs
-
-    return platformdirs.user_data_dir("hostbridge", appauthor=False)
-
-
 def machines_dir() -> str:
     """The directory holding one sub-directory per machine."""
-    return os.path.join(home(), "machines")
+    if _hostpaths is not None:
+        return _hostpaths.machines_dir()
+    env = os.environ.get("HOSTBRIDGE_HOME")
+    if env:
+        return os.path.join(env, "state", "machines")
+    import platformdirs
+
+    return os.path.join(platformdirs.user_data_dir("hostbridge", appauthor=False), "machines")
 
 
 def short_socket_path(preferred: str) -> str:
@@ -65,10 +68,18 @@ class MachinePaths:
 
     @classmethod
     def for_name(cls, name: str) -> "MachinePaths":
-        """The paths of machine ``name`` under hostbridge's state dir."""
+        """The paths of machine ``name`` under hostbridge's state dir.
+
+        Raises:
+            ValueError: a name that could escape the machines dir.
+        """
+        if not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise ValueError("invalid machine name %r" % name)
         return cls(os.path.join(machines_dir(), name))
 
     @property
     def agent_socket(self) -> str:
         """The agent's local endpoint socket (mode 0600), short enough for any OS."""
+        if _hostpaths is not None and os.path.dirname(self.dir) == os.path.abspath(_hostpaths.machines_dir()):
+            return _hostpaths.MachinePaths(self.name).docker_sock
         return short_socket_path(os.path.join(self.dir, "docker.sock"))

@@ -105,8 +105,9 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
         if not localhttp.ping(url_local):
             raise MachineError("the engine on %s does not answer /_ping through the tunnel: see %s and the "
                                "engine log %s there" % (host, paths.agent_log, layout.log), machine=name, stage="ping")
-        record = {"name": name, "mode": MODE, "url": url, "ssh": target.to_dict(), "layout": layout.to_dict(),
-                  "endpoint": endpoint, "endpoint_url": url_local, "created_at": time.time()}
+        record = {"name": name, "mode": MODE, "driver": "", "endpoint_url": url_local, "url": url,
+                  "ssh": target.to_dict(), "layout": layout.to_dict(), "endpoint_kind": endpoint,
+                  "created_at": time.time()}
         save_record(paths, record)
         return record
     except BaseException:

@@ -80,3 +80,15 @@ def test_cut_link_during_logs_follow_then_next_command_works(build1, busybox_roo
     out = _docker(env, "ps", "--format", "{{.Names}}")
     assert out.returncode == 0 and "e2e-logs" in out.stdout.split(), out.stderr
     assert control.tunnel_status(MachinePaths.for_name("build1"))["reconnects"] >= 1
+
+
+def test_an_engine_that_died_is_started_again_by_the_next_command(build1):
+    rec, env = build1
+    paths = MachinePaths.for_name("build1")
+    layout = deploy.Layout.from_dict(rec["layout"])
+    with remote._connection(rec, paths) as conn:
+        deploy.stop_engine(conn, layout)  # as after a reboot of a host without systemd
+    control.stop_agent(paths)
+    url = remote.endpoint_for("build1")
+    out = _docker(dict(env, DOCKER_HOST=url), "version", "--format", "{{.Server.Version}}")
+    assert out.returncode == 0 and out.stdout.strip() == deploy.engine_version(), out.stderr

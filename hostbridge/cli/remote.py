@@ -110,11 +110,11 @@ def tunnel_group():
 @click.argument("name", required=False, envvar="HOSTBRIDGE_MACHINE")
 def tunnel_status(name):
     """Show NAME's tunnel: state, endpoint, reconnects, forwarded ports, last error."""
+    if not name:
+        raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
     from ..tunnel import control
     from ..tunnel.machinepaths import MachinePaths
 
-    if not name:
-        raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
     paths = MachinePaths.for_name(name)
     st = control.tunnel_status(paths)
     click.echo("machine:     %s" % name)

@@ -1,9 +1,8 @@
 """Every file of a machine's directory that the tunnel uses, named once.
 
-When ``hostbridge/paths.py`` is present (the host's one module of paths) the machine dir and the
-socket come from it; until then this module follows the same layout (docs/internals.md, "Host
-paths"): state under ``~/.local/share/hostbridge/machines/NAME``, ``HOSTBRIDGE_HOME/state``
-when that is set. The agent is started with a machine *dir*, so that is what this class takes.
+Stand-in until ``hostbridge/paths.py`` lands on main: it follows the layout in
+docs/internals.md ("Host paths") — state under ``~/.local/share/hostbridge/machines/NAME``,
+``HOSTBRIDGE_HOME`` overriding every host dir — and the lead may point it at paths.py.
 """
 
 from __future__ import annotations
@@ -12,35 +11,31 @@ import hashlib
 import os
 import tempfile
 
-try:
-    from .. import paths as _hostpaths
-except ImportError:  # hostbridge/paths.py not on this branch yet
-    _hostpaths = None
-
 # sockaddr_un holds 108 bytes on Linux, 104 on macOS; keep a margin for the NUL.
 MAX_SOCKET_PATH = 100
 
 
-def machines_dir() -> str:
-    """The directory holding one sub-directory per machine."""
-    if _hostpaths is not None:
-        return _hostpaths.machines_dir()
+def home() -> str:
+    """The root of hostbridge's host state (``HOSTBRIDGE_HOME`` or the platform's data dir)."""
     env = os.environ.get("HOSTBRIDGE_HOME")
     if env:
-        return os.path.join(env, "state", "machines")
+        return env
     import platformdirs
 
-    return os.path.join(platformdirs.user_data_dir("hostbridge", appauthor=False), "machines")
+    return platformdirs.user_data_dir("hostbridge", appauthor=False)
+
+
+def machines_dir() -> str:
+    """The directory holding one sub-directory per machine."""
+    return os.path.join(home(), "machines")
 
 
 def short_socket_path(preferred: str) -> str:
-    """``preferred`` when it fits in a sockaddr_un and has no space, else a short temp-dir path.
+    """``preferred`` when it fits in a sockaddr_un, else a short path under the temp dir.
 
-    A space (macOS's "Application Support") would have to survive DOCKER_HOST=unix://… parsing
-    in every client; a hashed name under the temp dir avoids the question. The fallback is
-    derived from ``preferred``, so every process computes the same one.
+    The fallback is derived from ``preferred`` (a hash), so every process computes the same one.
     """
-    if len(preferred.encode()) <= MAX_SOCKET_PATH and " " not in preferred:
+    if len(preferred.encode()) <= MAX_SOCKET_PATH:
         return preferred
     digest = hashlib.sha256(preferred.encode()).hexdigest()[:12]
     base = os.path.join(tempfile.gettempdir(), "hb-%d" % os.getuid())
@@ -68,18 +63,10 @@ class MachinePaths:
 
     @classmethod
     def for_name(cls, name: str) -> "MachinePaths":
-        """The paths of machine ``name`` under hostbridge's state dir.
-
-        Raises:
-            ValueError: a name that could escape the machines dir.
-        """
-        if not name or name in (".", "..") or "/" in name or "\\" in name:
-            raise ValueError("invalid machine name %r" % name)
+        """The paths of machine ``name`` under hostbridge's state dir."""
         return cls(os.path.join(machines_dir(), name))
 
     @property
     def agent_socket(self) -> str:
         """The agent's local endpoint socket (mode 0600), short enough for any OS."""
-        if _hostpaths is not None and os.path.dirname(self.dir) == os.path.abspath(_hostpaths.machines_dir()):
-            return _hostpaths.MachinePaths(self.name).docker_sock
         return short_socket_path(os.path.join(self.dir, "docker.sock"))

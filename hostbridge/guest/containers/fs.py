@@ -80,9 +80,8 @@ def path_stat(root, path):
 
 def write_archive(root, path, out):
     """Write a tar of ``path`` (named by its base name, as docker does) to ``out``."""
-    host = resolve_in_root(root, path, follow_last=not path.endswith("/."))
-    if path.rstrip("/").endswith("/.") or path.endswith("/"):
-        host = resolve_in_root(root, path)
+    # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it
+    host = resolve_in_root(root, path, follow_last=path.endswith("/") or path.endswith("/."))
     if not os.path.lexists(host):
         raise NotFound("Could not find the file %s in container" % path)
     name = os.path.basename(path.rstrip("/")) or "."

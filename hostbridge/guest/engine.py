@@ -41,11 +41,6 @@ class Engine:
         self.containers.hooks += [self.volumes, self.network]
         self.execs = ExecManager(self.containers, self.events)
         self.containers.restore()
-        from .runtime import zygote
-        try:
-            zygote.instance().prestart()
-        except OSError:
-            pass  # spawn() falls back to exec'ing each shim
         self.network.restore()
 
     def build_backend(self):

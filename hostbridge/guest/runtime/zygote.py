@@ -7,7 +7,9 @@ container sends it one socket over which the new shim reports, as ``shim.main`` 
 ``{"pid": N}`` or ``{"error": "…"}``. Forking here is safe: the zygote has a single thread.
 
 The zygote reads requests on its stdin (a socketpair end held by the engine) and exits when
-the engine closes it or dies.
+the engine closes it or dies. An idle engine closes it after ``IDLE_SECONDS`` (it is a cache
+for start-up latency, not worth its ~14 MB while nothing starts) and starts it again when a
+container is created.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 from .. import selfexec
+
+IDLE_SECONDS = 120
 
 
 def serve(ctl: socket.socket) -> None:
@@ -66,23 +71,47 @@ def main(argv) -> int:
 class Zygote:
     """The engine's handle: ``spawn(bundle)`` returns the shim's report line (bytes)."""
 
-    def __init__(self):
+    def __init__(self, idle_seconds=IDLE_SECONDS):
         self._lock = threading.Lock()
         self._proc = None
         self._ctl = None
+        self._last = time.monotonic()
+        self._idle_seconds = idle_seconds
+        self._reaper = None
 
     def _ensure(self):
+        self._last = time.monotonic()
         if self._proc is not None and self._proc.poll() is None:
             return
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
         import subprocess
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._proc = subprocess.Popen(selfexec.argv("zygote"), stdin=theirs, env=selfexec.env(),
                                       close_fds=True, start_new_session=True)
         theirs.close()
         self._ctl = mine
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._close_when_idle, name="zygote-idle", daemon=True)
+            self._reaper.start()
+
+    def _close_when_idle(self):
+        while True:
+            time.sleep(min(10.0, self._idle_seconds))
+            with self._lock:
+                if self._ctl is not None and time.monotonic() - self._last > self._idle_seconds:
+                    # requests already sent are still served: the zygote reads them before EOF
+                    self._ctl.close()
+                    self._ctl = None
+                    try:
+                        self._proc.wait(5)
+                    except Exception:
+                        pass
 
     def prestart(self) -> None:
-        """Start the zygote now, so that the first container does not wait for it."""
+        """Start the zygote now (at engine start, at container create), so that the container's
+        start does not wait for it."""
         with self._lock:
             self._ensure()
 

@@ -1,0 +1,1 @@
+"""VM drivers (vagrant, qemu), the guest image cache, and the machine that sequences them."""

@@ -2,15 +2,25 @@
 # Idempotent guest setup for hostbridge's engine; run by Vagrant (shell provisioner), by
 # build-image.sh inside the image's chroot (--image-build), or by hand. Safe to run again.
 #
-#   bootstrap.sh [--image-build]
+#   bootstrap.sh [--image-build] [--files DIR]
+#
+# --files: where hostbridge.service and hostbridge.initd are (default: next to this script;
+# Vagrant's shell provisioner runs an uploaded copy of the script alone).
 #
 # Installs what the engine needs (when apt is there), a `hostbridge` group, the engine's
 # service (systemd unit when systemd runs, else an init script), ip_forward, cgroup mounts.
 # The engine itself is deployed later by the host to $ENGINE (see docs/internals.md).
 set -eu
 IMAGE_BUILD=0
-[ "${1:-}" = "--image-build" ] && IMAGE_BUILD=1
 HERE=$(cd "$(dirname "$0")" && pwd)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --image-build) IMAGE_BUILD=1 ;;
+        --files) HERE=$2; shift ;;
+        *) echo "bootstrap.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
 ENGINE_DIR=/usr/local/lib/hostbridge
 ENGINE=$ENGINE_DIR/engine.pyz
 NEEDED="python3 iproute2 iptables ca-certificates kmod"

@@ -104,9 +104,17 @@ def mirror_from_apt_sources(texts):
             words = line.split()
             if not words or words[0].startswith("#"):
                 continue
-            uris = words[1:] if words[0] == "URIs:" else words[1:2] if words[0] == "deb" else []
+            if words[0] == "URIs:":
+                uris = words[1:]
+            elif words[0] == "deb":
+                rest = " ".join(words[1:])
+                if rest.startswith("["):  # options: deb [arch=amd64 signed-by=…] URI suite…
+                    rest = rest.split("]", 1)[-1]
+                uris = rest.split()[:1]
+            else:
+                uris = []
             for uri in uris:
-                if uri.startswith("[") or not uri.startswith(("http://", "https://")):
+                if not uri.startswith(("http://", "https://")):
                     continue
                 if uri.rstrip("/").endswith("/debian"):
                     return uri.rstrip("/")

@@ -34,6 +34,9 @@ def free_port(preferred=0):
     """``preferred`` when 127.0.0.1 has it free, else a free port the OS picks."""
     for port in ([preferred] if preferred else []) + [0]:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if os.name != "nt":
+            # As QEMU's own listener does: a port with only TIME_WAIT connections left is free.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return s.getsockname()[1]

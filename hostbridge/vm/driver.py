@@ -197,7 +197,7 @@ class Driver(abc.ABC):
                 why = "the VM stopped" if self.state() != RUNNING else "no SSH after %d s" % timeout
                 raise VMError("machine %s: %s%s" % (self.spec.name, why, (": " + tail) if tail else ""),
                               hint="see the serial log: hostbridge logs --serial")
-            time.sleep(0.5)
+            time.sleep(0.2)
 
 
 def ssh_banner(host, port, timeout=2.0):
@@ -249,7 +249,7 @@ def installed_tools(which=shutil.which, machine=None):
         which: a ``shutil.which``-like lookup.
         machine: ``platform.machine()`` (default: this host's), picks the QEMU binary.
     """
-    from hostbridge.vm import qemu  # local: qemu imports this module
+    from hostbridge.vm import qemu_cmd
 
     return {"vagrant": bool(which("vagrant")), "virtualbox": bool(which("VBoxManage")),
-            "qemu": bool(which(qemu.qemu_binary(machine)))}
+            "qemu": bool(which(qemu_cmd.qemu_binary(machine)))}

@@ -1,7 +1,7 @@
 """The guest image cache: build the QEMU guest image once, or download a published one.
 
 An image is a directory ``<cache>/<key>/`` holding ``disk.qcow2`` (the read-only base every
-machine's copy-on-write disk points at), ``vmlinuz``, ``initrd.img`` and ``manifest.json``.
+machine's copy-on-write disk points at), ``kernel``, ``initrd.img`` and ``manifest.json``.
 A built image's key is a hash of provision/'s files and the build's inputs, so editing the
 build script or the guest init rebuilds it; a downloaded image's key is its sha256.
 """
@@ -24,7 +24,7 @@ PROVISION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
 # Every file the build reads: a change to any of them is a new image.
 BUILD_INPUTS = ("build-image.sh", "initrd-init.sh", "guest-init.py", "guest-power.sh", "bootstrap.sh",
                 "hostbridge.service", "hostbridge.initd")
-IMAGE_FILES = ("disk.qcow2", "vmlinuz", "initrd.img", "manifest.json")
+IMAGE_FILES = ("disk.qcow2", "kernel", "initrd.img", "manifest.json")
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 QCOW2_MAGIC = b"QFI\xfb"
@@ -43,7 +43,7 @@ class GuestImage:
 
     @property
     def kernel(self):
-        return os.path.join(self.dir, "vmlinuz")
+        return os.path.join(self.dir, "kernel")
 
     @property
     def initrd(self):

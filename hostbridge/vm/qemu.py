@@ -22,7 +22,6 @@ from hostbridge.errors import VMError
 from hostbridge.vm import image, qemu_cmd, sshkeys
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, Capabilities, Driver,
                                   SSHInfo)
-from hostbridge.vm.qemu_cmd import qemu_binary  # noqa: F401  (re-exported for driver.installed_tools)
 from hostbridge.vm.qmp import QMP
 
 log = logging.getLogger(__name__)

@@ -60,7 +60,7 @@ def test_default_cache_dir_follows_hostbridge_home(monkeypatch, tmp_path):
 
 def make_image_tar(path, disk=image.QCOW2_MAGIC + b"\0" * 60):
     with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("disk.qcow2", disk), ("vmlinuz", b"kernel"), ("initrd.img", b"initrd"),
+        for name, data in (("disk.qcow2", disk), ("kernel", b"kernel"), ("initrd.img", b"initrd"),
                            ("manifest.json", b'{"kernel": "6.1"}'), ("../evil", b"x")):
             info = tarfile.TarInfo("image/" + name if name != "../evil" else name)
             info.size = len(data)

@@ -26,7 +26,7 @@ import time
 # critical path to sshd. Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-MODULES = ["virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev", "virtio_rng"]
+MODULES = ["virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.

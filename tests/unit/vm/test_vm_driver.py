@@ -108,3 +108,11 @@ def test_ssh_banner_needs_an_ssh_greeting():
             t.join(5)
     finally:
         srv.close()
+
+
+def test_make_driver_by_name(tmp_path):
+    spec = driver.MachineSpec(name="x", dir=str(tmp_path))
+    assert isinstance(driver.make_driver("qemu", spec), QemuDriver)
+    assert isinstance(driver.make_driver("vagrant", spec), VagrantDriver)
+    with pytest.raises(VMError, match="not a VM driver"):
+        driver.make_driver("native", spec)

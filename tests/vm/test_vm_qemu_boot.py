@@ -102,6 +102,58 @@ def test_clock_resync_on_the_real_guest(machine):
         assert abs(clock.guest_drift(lambda cmd: run(client, cmd))[0]) < 1.0
 
 
+def test_init_reaps_orphans(machine):
+    with connect(machine.ssh_info()) as client:
+        assert run(client, "for i in 1 2 3; do (sleep 0.2 &); done")[0] == 0
+        time.sleep(2)
+        status, out, _ = run(client, "ps -eo stat=,ppid= | awk '$1 ~ /^Z/ && $2 == 1' | wc -l")
+    assert status == 0 and out.strip() == "0"
+
+
+# A stand-in for the engine (it lands later in hostbridge/guest): records its arguments,
+# writes the pidfile it is given, exits on SIGTERM. Enough to test the guest's init script.
+STAND_IN = """import os, signal, sys, time
+args = sys.argv[1:]
+pidfile = args[args.index("--pidfile") + 1]
+with open("/run/hostbridge/stand-in.args", "w") as f:
+    f.write(" ".join(args))
+with open(pidfile, "w") as f:
+    f.write(str(os.getpid()))
+def bye(*_):
+    os.remove(pidfile)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, bye)
+for _ in range(36000):
+    time.sleep(1)
+"""
+
+
+def test_engine_init_script_with_a_stand_in_engine(machine, tmp_path):
+    import zipapp
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "__main__.py").write_text(STAND_IN)
+    zipapp.create_archive(str(src), str(tmp_path / "engine.pyz"))
+    with connect(machine.ssh_info()) as client:
+        with client.open_sftp() as sftp:
+            sftp.put(str(tmp_path / "engine.pyz"), "/usr/local/lib/hostbridge/engine.pyz")
+        assert run(client, "sync; /etc/init.d/hostbridge start")[0] == 0
+        status, out = None, ""
+        for _ in range(50):
+            status, out, _ = run(client, "/etc/init.d/hostbridge status")
+            if status == 0:
+                break
+            time.sleep(0.2)
+        assert (status, out.strip()) == (0, "running")
+        args = run(client, "cat /run/hostbridge/stand-in.args")[1]
+        assert args.startswith("daemon --root /var/lib/hostbridge --socket /run/hostbridge/docker.sock "
+                               "--group hostbridge --pidfile /run/hostbridge/engine.pid")
+        assert run(client, "/etc/init.d/hostbridge stop")[0] == 0
+        status, out, _ = run(client, "/etc/init.d/hostbridge status")
+        assert (status, out.strip()) == (3, "stopped")
+
+
 def test_graceful_stop_powers_off_through_acpi(machine):
     machine.stop(timeout=60)
     assert machine.state() == driver.STOPPED
@@ -137,6 +189,14 @@ def test_sigkill_means_stopped_and_start_recovers(machine):
     machine.start()
     with connect(machine.wait_ssh(timeout=BOOT_TIMEOUT)) as client:
         assert run(client, "test -d /root")[0] == 0
+        # The deployed (stand-in) engine survived the kill and the init started it at boot.
+        status = None
+        for _ in range(50):
+            status = run(client, "/etc/init.d/hostbridge status")[0]
+            if status == 0:
+                break
+            time.sleep(0.2)
+        assert status == 0
 
 
 def test_destroy_removes_every_file(machine):

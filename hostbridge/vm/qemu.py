@@ -49,6 +49,8 @@ def free_port(preferred=0):
 def pid_alive(pid, marker=None):
     """True when process ``pid`` exists (and, on Linux, has ``marker`` in its command line, so a
     stale pidfile whose pid was reused by another process does not count)."""
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     if marker and os.path.isdir("/proc/self"):
         try:
             with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -62,6 +64,21 @@ def pid_alive(pid, marker=None):
     except PermissionError:
         return True
     return True
+
+
+def _windows_pid_alive(pid):
+    # os.kill(pid, 0) would terminate the process on Windows: ask for its exit code instead.
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    try:
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 class QemuDriver(Driver):
@@ -154,10 +171,11 @@ class QemuDriver(Driver):
         record = self._record()
         if record is None:
             raise VMError("machine %s does not exist" % self.spec.name, hint="create it first (hostbridge up)")
-        if self.state() in (RUNNING, STARTING, PAUSED):
-            if self.state() == PAUSED:
-                with QMP(self._qmp_address(record)) as q:
-                    q.execute("cont")
+        state = self.state()
+        if state == PAUSED:
+            with QMP(self._qmp_address(record)) as q:
+                q.execute("cont")
+        if state in (RUNNING, STARTING, PAUSED):
             return
         img = image.load(record["image_dir"])
         accel, self.accel_notes = qemu_cmd.choose_accel(self._binary_path(), self.system, self.arch, img.kernel,

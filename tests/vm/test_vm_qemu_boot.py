@@ -57,6 +57,25 @@ def run(client, cmd):
     return status, out.read().decode(), err.read().decode()
 
 
+def test_accel_probe_is_quick_and_cached(guest_image, tmp_path):
+    import platform
+    import shutil
+
+    from hostbridge.vm import qemu_cmd
+
+    binary = shutil.which(qemu_cmd.qemu_binary())
+    cache = str(tmp_path / "accel.json")
+    t0 = time.monotonic()
+    accel, notes = qemu_cmd.choose_accel(binary, platform.system(), qemu_cmd.qemu_arch(), guest_image.kernel, cache)
+    first = time.monotonic() - t0
+    t0 = time.monotonic()
+    assert qemu_cmd.choose_accel(binary, platform.system(), qemu_cmd.qemu_arch(), guest_image.kernel,
+                                 cache) == (accel, notes)
+    # Here /dev/kvm exists but a nested guest never prints: the probe gives up within seconds.
+    assert first < 20 and time.monotonic() - t0 < 1
+    assert accel != "tcg" or notes
+
+
 def test_create_is_idempotent_and_boot_reaches_sshd(machine):
     assert machine.state() == driver.NOT_CREATED
     machine.create()

@@ -173,6 +173,21 @@ def test_engine_init_script_with_a_stand_in_engine(machine, tmp_path):
         assert (status, out.strip()) == (3, "stopped")
 
 
+def test_bootstrap_is_idempotent_on_the_guest(machine):
+    from hostbridge.vm.image import PROVISION_DIR
+
+    with connect(machine.ssh_info()) as client:
+        assert run(client, "mkdir -p /tmp/provision")[0] == 0
+        with client.open_sftp() as sftp:
+            for name in ("bootstrap.sh", "hostbridge.service", "hostbridge.initd"):
+                sftp.put(os.path.join(PROVISION_DIR, name), "/tmp/provision/" + name)
+        for _ in range(2):
+            status, out, err = run(client, "sh /tmp/provision/bootstrap.sh --files /tmp/provision")
+            assert status == 0, out + err
+        status, out, _ = run(client, "getent group hostbridge && cat /proc/sys/net/ipv4/ip_forward")
+    assert status == 0 and out.splitlines()[-1] == "1"
+
+
 def test_graceful_stop_powers_off_through_acpi(machine):
     machine.stop(timeout=60)
     assert machine.state() == driver.STOPPED

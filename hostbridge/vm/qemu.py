@@ -20,8 +20,8 @@ import time
 
 from hostbridge.errors import VMError
 from hostbridge.vm import image, qemu_cmd, sshkeys
-from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, Capabilities, Driver,
-                                  SSHInfo)
+from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
+                                  Driver, SSHInfo)
 from hostbridge.vm.qmp import QMP
 
 log = logging.getLogger(__name__)
@@ -163,9 +163,11 @@ class QemuDriver(Driver):
         except (OSError, ValueError):
             # Alive but not answering QMP yet: QEMU is still initializing (or stuck).
             return STARTING
-        if status.get("status") in ("paused", "suspended"):
+        if status.get("running"):
+            return RUNNING
+        if status.get("status") in ("paused", "suspended", "prelaunch"):
             return PAUSED
-        return RUNNING if status.get("running") else STOPPED
+        return UNKNOWN  # e.g. internal-error, guest-panicked: QEMU runs but the guest does not
 
     def start(self):
         record = self._record()
@@ -177,6 +179,8 @@ class QemuDriver(Driver):
                 q.execute("cont")
         if state in (RUNNING, STARTING, PAUSED):
             return
+        if state == UNKNOWN:
+            self.stop(force=True)  # a wedged QEMU holds the disk's write lock
         img = image.load(record["image_dir"])
         accel, self.accel_notes = qemu_cmd.choose_accel(self._binary_path(), self.system, self.arch, img.kernel,
                                                         self.accel_cache)
@@ -186,6 +190,9 @@ class QemuDriver(Driver):
         for _ in range(START_ATTEMPTS):
             port = free_port(record.get("ssh_port") or 0)
             record.update(ssh_port=port, accel=accel)
+            if self.system == "Windows":
+                # Windows' QEMU has no unix-socket QMP everywhere: a loopback port instead.
+                record["qmp"] = "tcp:127.0.0.1:%d" % free_port()
             ok, last_err = self._launch(self._config(record, img, accel))
             if ok:
                 self._save(record)
@@ -261,10 +268,7 @@ class QemuDriver(Driver):
         fw_cfg = {"authorized_keys": self.files.ssh_pub, "ssh_host_ed25519_key": self.files.host_key,
                   "config.json": self.files.guest_config}
         shares = tuple(("share%d" % i, p) for i, p in enumerate(record.get("shares", [])))
-        qmp = record.get("qmp")
-        if not qmp:
-            # Windows' QEMU has no unix-socket QMP everywhere: a loopback port instead.
-            qmp = "tcp:127.0.0.1:%d" % free_port() if self.system == "Windows" else "unix:" + self.files.qmp
+        qmp = self._qmp_address(record)
         return qemu_cmd.QemuConfig(
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
             disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,

@@ -24,7 +24,12 @@ BOOT_TIMEOUT = 180
 
 @pytest.fixture(scope="module")
 def guest_image():
-    return image.build()
+    # The user's cache, not a per-test HOSTBRIDGE_HOME: the image is built once (~1-2 min).
+    import platformdirs
+
+    cache = os.environ.get("HOSTBRIDGE_IMAGE_CACHE") or os.path.join(platformdirs.user_cache_dir("hostbridge"),
+                                                                     "images")
+    return image.build(cache_dir=cache)
 
 
 @pytest.fixture(scope="module")

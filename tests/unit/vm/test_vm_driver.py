@@ -116,3 +116,15 @@ def test_make_driver_by_name(tmp_path):
     assert isinstance(driver.make_driver("vagrant", spec), VagrantDriver)
     with pytest.raises(VMError, match="not a VM driver"):
         driver.make_driver("native", spec)
+
+
+def test_qemu_create_over_a_corrupt_base_image_says_to_rebuild(tmp_path):
+    img = tmp_path / "image"
+    img.mkdir()
+    for name in ("disk.qcow2", "kernel", "initrd.img", "manifest.json"):
+        (img / name).write_bytes(b"garbage")
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "m"), image_dir=str(img)))
+    with pytest.raises(VMError) as err:
+        d.create()
+    assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+    assert d.state() == driver.NOT_CREATED

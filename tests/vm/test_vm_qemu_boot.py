@@ -123,7 +123,9 @@ def test_clock_resync_on_the_real_guest(machine):
         assert run(client, "date -u -s @%d >/dev/null" % (time.time() - 120))[0] == 0
         check = clock.resync(lambda cmd: run(client, cmd))
         assert check.adjusted and check.drift < -100
-        assert abs(clock.guest_drift(lambda cmd: run(client, cmd))[0]) < 1.0
+        drift, rtt = clock.guest_drift(lambda cmd: run(client, cmd))
+        # Each measurement is exact to half an SSH round trip (seconds under TCG on a busy host).
+        assert abs(drift) < 1.0 + (check.round_trip + rtt) / 2
 
 
 def test_init_reaps_orphans(machine):

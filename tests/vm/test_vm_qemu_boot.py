@@ -240,7 +240,17 @@ def test_sigkill_means_stopped_and_start_recovers(machine):
         assert status == 0
 
 
+def test_poweroff_inside_the_guest_stops_the_vm(machine):
+    with connect(machine.ssh_info()) as client:
+        client.exec_command("poweroff")
+    deadline = time.monotonic() + 60
+    while machine.state() != driver.STOPPED and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert machine.state() == driver.STOPPED
+
+
 def test_destroy_removes_every_file(machine):
+    machine.start()
     machine.destroy()
     assert machine.state() == driver.NOT_CREATED
     assert not os.path.exists(machine.spec.dir)

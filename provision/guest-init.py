@@ -141,6 +141,11 @@ def load_settings():
 def network(hostname):
     with open("/proc/sys/kernel/hostname", "w") as f:
         f.write(hostname)
+    try:  # so that the guest resolves its own name without asking DNS
+        with open("/etc/hosts", "w") as f:
+            f.write("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n" % hostname)
+    except OSError:
+        pass
     script = "link set lo up\nlink set eth0 up\naddr add %s dev eth0\nroute add default via %s\n" % (
         GUEST_ADDR, GATEWAY)
     with open("/run/hostbridge-net.ip", "w") as f:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+import posixpath
 import shutil
 import socket
 import time
@@ -198,6 +199,31 @@ class Driver(abc.ABC):
                 raise VMError("machine %s: %s%s" % (self.spec.name, why, (": " + tail) if tail else ""),
                               hint="see the serial log: hostbridge logs --serial")
             time.sleep(0.2)
+
+
+# Guest trees a host share must not cover (the guest mounts shares at the host's path), and
+# directories that may hold shares but must not be one (macOS's $TMPDIR is under /var/folders).
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
+                "/usr", "/var/lib", "/var/log", "/var/cache", "/var/tmp")
+SYSTEM_DIRS = ("/", "/var")
+
+
+def check_shares(shares):
+    """Refuse share paths the guest cannot mount at the same path.
+
+    Args:
+        shares: host folders (POSIX absolute paths, as the guest will see them).
+    Raises:
+        VMError: a path is relative or would cover a system directory of the guest.
+    """
+    for path in shares:
+        norm = posixpath.normpath(path) if path.startswith("/") else None
+        if norm is None:
+            raise VMError("cannot share %r: the guest needs an absolute POSIX path" % path,
+                          hint="share a folder such as your home directory")
+        if norm in SYSTEM_DIRS or any(norm == d or norm.startswith(d + "/") for d in SYSTEM_TREES):
+            raise VMError("cannot share %s: it would hide the guest's own %s" % (path, norm),
+                          hint="share a folder under your home directory instead")
 
 
 def ssh_banner(host, port, timeout=2.0):

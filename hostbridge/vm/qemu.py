@@ -21,7 +21,7 @@ import time
 from hostbridge.errors import VMError
 from hostbridge.vm import image, qemu_cmd, sshkeys
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
-                                  Driver, SSHInfo)
+                                  Driver, SSHInfo, check_shares)
 from hostbridge.vm.qmp import QMP
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,7 @@ class QemuDriver(Driver):
             return
         if not self.spec.image_dir:
             raise VMError("machine %s: no guest image given" % self.spec.name, hint="build or download one first")
+        check_shares(self.spec.shares)
         img = image.load(self.spec.image_dir)
         os.makedirs(self.spec.dir, mode=0o700, exist_ok=True)
         sshkeys.generate(self.files.ssh_key, self.files.ssh_pub, "hostbridge@%s" % self.spec.name)

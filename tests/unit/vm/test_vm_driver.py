@@ -128,3 +128,17 @@ def test_qemu_create_over_a_corrupt_base_image_says_to_rebuild(tmp_path):
         d.create()
     assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
     assert d.state() == driver.NOT_CREATED
+
+
+@pytest.mark.parametrize("path,ok", [
+    ("/home/ana", True), ("/Users/ana/site", True), ("/tmp/x", True), ("/srv/data", True),
+    ("/var/folders/xy/T/site", True), ("/var", False), ("/var/lib/docker", False),
+    ("/", False), ("/etc", False), ("/usr/local/src", False), ("/home/../etc", False), ("relative/dir", False),
+    ("C:\\Users\\ana", False),
+])
+def test_share_paths_must_not_hide_guest_system_dirs(path, ok):
+    if ok:
+        driver.check_shares([path])
+    else:
+        with pytest.raises(VMError, match="cannot share"):
+            driver.check_shares([path])

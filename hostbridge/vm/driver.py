@@ -81,6 +81,17 @@ class SSHInfo:
     host_key: Optional[str] = None
     extra: dict = field(default_factory=dict, compare=False)
 
+    def known_hosts_line(self):
+        """The OpenSSH known_hosts line pinning ``host_key`` ("[127.0.0.1]:2222 ssh-ed25519 …").
+
+        Raises:
+            VMError: the driver does not know the host key in advance.
+        """
+        if not self.host_key:
+            raise VMError("the host key of %s:%d is not known in advance" % (self.host, self.port))
+        name = self.host if self.port == 22 else "[%s]:%d" % (self.host, self.port)
+        return "%s %s" % (name, self.host_key)
+
 
 class InstanceFiles:
     """The one place naming the files a driver keeps in a machine's directory."""

@@ -142,3 +142,11 @@ def test_share_paths_must_not_hide_guest_system_dirs(path, ok):
     else:
         with pytest.raises(VMError, match="cannot share"):
             driver.check_shares([path])
+
+
+def test_known_hosts_line_pins_the_port():
+    info = driver.SSHInfo("127.0.0.1", 40022, "root", "/k", host_key="ssh-ed25519 AAAAkey")
+    assert info.known_hosts_line() == "[127.0.0.1]:40022 ssh-ed25519 AAAAkey"
+    assert driver.SSHInfo("h", 22, "u", "/k", "ssh-ed25519 X").known_hosts_line() == "h ssh-ed25519 X"
+    with pytest.raises(VMError, match="not known in advance"):
+        driver.SSHInfo("127.0.0.1", 2222, "vagrant", "/k").known_hosts_line()

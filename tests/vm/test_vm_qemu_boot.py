@@ -5,7 +5,7 @@ machine goes through: boot → SSH with the pinned host key → share → clock 
 warm start on a taken port → SIGKILL → destroy. All traffic is to 127.0.0.1.
 """
 
-import base64
+import dataclasses
 import os
 import signal
 import socket
@@ -49,8 +49,9 @@ def connect(info, host_key=None):
     """paramiko client that accepts only the pinned host key."""
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    kind, blob = (host_key or info.host_key).split()[:2]
-    client.get_host_keys().add("[%s]:%d" % (info.host, info.port), kind, paramiko.Ed25519Key(data=base64.b64decode(blob)))
+    line = dataclasses.replace(info, host_key=host_key or info.host_key).known_hosts_line()
+    entry = paramiko.hostkeys.HostKeyEntry.from_line(line)
+    client.get_host_keys().add(entry.hostnames[0], entry.key.get_name(), entry.key)
     client.connect(info.host, info.port, username=info.user, key_filename=info.key_path, look_for_keys=False,
                    allow_agent=False, timeout=20, banner_timeout=20, auth_timeout=20)
     return client

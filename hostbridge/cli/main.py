@@ -48,6 +48,10 @@ COMMANDS = {
     "up": ("machine", "up"),
     "down": ("machine", "down"),
     "status": ("machine", "status"),
+    "remote": ("remote", "remote_group"),
+    "tunnel": ("remote", "tunnel_group"),
+    "context": ("remote", "context_group"),
+    "env": ("env", "env_command"),
 }
 
 

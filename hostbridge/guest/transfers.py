@@ -13,6 +13,7 @@ is unreachable, for a resume); ``distribution/`` is push's DiffID → compressed
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import threading
@@ -20,13 +21,15 @@ import threading
 from . import util
 from .errors import InvalidParameter, NotFound, Unauthenticated
 from .images import reference
-from .registry import client as reg_client
-from .registry import pull as reg_pull
-from .registry import push as reg_push
-from .registry import search as reg_search
 from .registry.auth import repository_scope
 from .registry.config import RegistryConfig
 from .registry.errors import RegistryError, RegistryNotFound, Unauthorized
+
+
+def _registry(module):
+    """A ``registry`` module, imported on first use: http.client, ssl and friends would add ~3 MB
+    to the idle engine's memory."""
+    return importlib.import_module(".registry." + module, __package__)
 
 
 def pull_reference(from_image: str, tag: str = "") -> str:
@@ -63,7 +66,7 @@ def _translate_pull_error(err, ref, repo_exists):
 def _repo_exists(ref, auth, config) -> bool:
     """True when the registry lists tags for the repository (False on any error)."""
     try:
-        c = reg_client.RegistryClient(ref.domain, auth, config)
+        c = _registry("client").RegistryClient(ref.domain, auth, config)
         with c.request("GET", "/v2/%s/tags/list?n=1" % ref.path, [repository_scope(ref.path)],
                        what="tags of %s" % ref.path) as resp:
             resp.read_limited(1 << 16)
@@ -132,7 +135,7 @@ class Transfers:
                 if progress is not None:
                     progress(msg)
             try:
-                return reg_pull.pull(name, self.store, dl, auth=auth, config=self.config,
+                return _registry("pull").pull(name, self.store, dl, auth=auth, config=self.config,
                                      platform=platform or None, progress=relay)
             except RegistryNotFound as e:
                 if started:  # a blob gone mid-pull: the registry's own words fit
@@ -150,9 +153,9 @@ class Transfers:
             RegistryNotFound: no such repository (docker's ``pull access denied`` words); as ``pull``.
         """
         ref = reference.parse(repo)
-        client = reg_client.RegistryClient(ref.domain, auth, self.config)
+        client = _registry("client").RegistryClient(ref.domain, auth, self.config)
         try:
-            names = sorted(reg_search.tags(client, ref.path))
+            names = sorted(_registry("search").tags(client, ref.path))
         except RegistryNotFound as e:
             raise _translate_pull_error(e, ref, lambda: False) from None
         if not names:
@@ -193,7 +196,7 @@ class Transfers:
             except NotFound:
                 raise NotFound("An image does not exist locally with the tag: %s" % t.familiar()) from None
             cfg, tars, diff_ids = self.store.push_source(image_id)
-            res = reg_push.push(t.familiar(), cfg, tars, diff_ids, auth=auth, config=self.config,
+            res = _registry("push").push(t.familiar(), cfg, tars, diff_ids, auth=auth, config=self.config,
                                 progress=relay, cache_dir=self.cache_dir, work_dir=self.store.tmp)
             self.store.record_push(image_id, t.familiar(), res["Digest"])
             results.append(t.familiar())
@@ -215,7 +218,7 @@ class Transfers:
         Returns:
             A list of docker's SearchResult dicts.
         """
-        return reg_search.search(term, limit=limit or 25, auth=auth, config=self.config, filters=filters)
+        return _registry("search").search(term, limit=limit or 25, auth=auth, config=self.config, filters=filters)
 
     def login(self, auth):
         """``POST /auth``: check credentials against the registry; remember nothing.
@@ -227,7 +230,7 @@ class Transfers:
             other registry errors.
         """
         try:
-            return reg_client.login(auth, self.config)
+            return _registry("client").login(auth, self.config)
         except Unauthorized as e:
             raise Unauthenticated(str(e)) from None
 

@@ -48,9 +48,7 @@ class BaseClient:
         self.endpoint = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
         self.timeout = timeout
         self.base_url = self.endpoint.base_url
-        ep = self.endpoint
-        self._transport = Transport("unix", ep.path, timeout) if ep.scheme == "unix" else \
-            Transport("tcp", (ep.host, ep.port), timeout)
+        self._transport = Transport(self.endpoint, timeout)
 
     def close(self):
         """Close the kept-alive connection."""
@@ -98,6 +96,8 @@ class BaseClient:
             raise EngineUnreachable("the engine at %s did not answer %s %s within %gs" % (
                 self.endpoint.url, method, path.format(*args), self.timeout),
                 hint="raise the limit with `hostbridge config set timeout 120`")
+        except ValueError as e:
+            raise APIError("the engine at %s sent a malformed reply: %s" % (self.endpoint.url, e))
         except OSError as e:
             raise unreachable(self.endpoint, e)
         raise_for_status(resp)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
-
-from ..errors import RuntimeFailure
 import stat
 
+from ..errors import RuntimeFailure
 from . import caps, ns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

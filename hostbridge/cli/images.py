@@ -49,9 +49,9 @@ def image_rows(images, trunc=True, now=None):
                 "VirtualSize": fmt.human_size(img.get("VirtualSize", img.get("Size", 0)), 4),
                 "Digest": digest,
                 "Containers": "N/A" if img.get("Containers", -1) < 0 else str(img["Containers"]),
-                "SharedSize": "N/A" if img.get("SharedSize", -1) < 0 else fmt.human_size(img["SharedSize"]),
+                "SharedSize": "N/A" if img.get("SharedSize", -1) < 0 else fmt.human_size(img["SharedSize"], 4),
                 "UniqueSize": "N/A" if img.get("SharedSize", -1) < 0
-                else fmt.human_size(img.get("Size", 0) - img["SharedSize"]),
+                else fmt.human_size(img.get("Size", 0) - img["SharedSize"], 4),
             })
     return rows
 

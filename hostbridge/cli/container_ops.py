@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import click
 
 from . import options as opt
 
 _CHANGE_KIND = {0: "C", 1: "A", 2: "D"}
-
-
-def _natural_key(text):
-    # docker sorts `port` lines with sortorder.NaturalLess: digit runs compare as numbers.
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.findall(r"\d+|\D+", text)]
 
 
 def _join_host_port(ip, port):
@@ -39,7 +32,9 @@ def port_lines(ports, private=None):
     else:
         out = ["%s -> %s" % (key, _join_host_port(b.get("HostIp", ""), b.get("HostPort", "")))
                for key, bindings in ports.items() for b in bindings or ()]
-    return sorted(out, key=_natural_key)
+    from .networks import natural_key
+
+    return sorted(out, key=natural_key)
 
 
 @click.command()

@@ -296,3 +296,36 @@ def test_management_groups_match_top_level(backend, sleeper):
     for args in (["container", "ls"], ["container", "ls", "-a", "-q"], ["image", "ls"], ["container", "port", sleeper]):
         ours, theirs = backend.same(*args)
         assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), args
+
+
+def test_system_prune_with_a_filter(backend):
+    label = "hbsys=%s" % uuid.uuid4().hex[:8]
+    cid = backend.docker("create", "-l", label, "--network", "none", "busybox", "true").stdout.strip()
+    r = backend.hb("system", "prune", "-f", "--filter", "label=" + label)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Deleted Containers:\n%s\n\n" % cid)
+    assert re.search(r"\nTotal reclaimed space: \d+(\.\d+)?[kMG]?B\n$", r.stdout)
+    r = backend.hb("system", "prune", "--volumes", "--filter", "until=1h")
+    assert r.returncode == 1 and r.stderr.strip() == 'ERROR: The "until" filter is not supported with "--volumes"'
+
+
+def test_stats_streams_until_interrupted(backend, sleeper):
+    import select
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "stats", sleeper], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=backend.env(), cwd=backend.env()["PYTHONPATH"])
+    try:
+        out = b""
+        deadline = time.monotonic() + 20
+        while out.count(b"CONTAINER ID") < 2 and time.monotonic() < deadline:  # two redraws
+            if select.select([proc.stdout], [], [], 1)[0]:
+                out += os.read(proc.stdout.fileno(), 65536)
+        # not a terminal: the redraws come without the clear-screen codes, one table after another
+        assert out.count(b"CONTAINER ID") >= 2 and out.count(sleeper.encode()) >= 2
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -72,17 +72,17 @@ class App:
         f.write(data)
         f.flush()
 
-    def write_stream(self, chunks, output=None, what="save"):
-        """Write a tar stream to ``output`` (replaced atomically) or to stdout, never to a terminal.
+    def write_stream(self, chunks, output=None):
+        """Write a tar stream (``save``, ``export``) to ``output`` (replaced atomically) or to stdout,
+        never to a terminal.
 
         Args:
             chunks: an iterator of bytes.
             output: a file path, or None for stdout.
-            what: the verb for the refusal message (``save``, ``export``).
         """
         if output is None:
             if sys.stdout.isatty():
-                self.abort("Error: cowardly refusing to %s to a terminal. Use the -o flag or redirect" % what)
+                self.abort("Error: cowardly refusing to save to a terminal. Use the -o flag or redirect")
             for chunk in chunks:
                 sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.flush()
@@ -105,7 +105,7 @@ class App:
             return True
         self.out(warning)
         self.out("Are you sure you want to continue? [y/N] ", nl=False)
-        answer = sys.stdin.readline() if not sys.stdin.closed else ""
+        answer = sys.stdin.readline() if sys.stdin is not None and not sys.stdin.closed else ""
         return answer.strip().lower() in ("y", "yes")
 
     def err(self, text):

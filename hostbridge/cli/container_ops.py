@@ -89,7 +89,7 @@ def commit(app, author, change, message, pause, container, reference):
 @click.pass_obj
 def export(app, output, container):
     """Export a container's filesystem as a tar archive (streamed to STDOUT by default)."""
-    app.write_stream(app.client.export(container), output, "export")
+    app.write_stream(app.client.export(container), output)
 
 
 def update_body(o):

@@ -177,14 +177,16 @@ def copy_to(app, src, container, dst, follow):
     if not os.path.lexists(src):
         app.abort("Error: lstat %s: no such file or directory" % os.path.abspath(src))
     local = os.path.realpath(src) if follow else src
-    directory, top = plan_copy(src, os.path.isdir(local), dst, stat is not None, dst_is_dir)
+    local_is_dir = os.path.isdir(local) and not os.path.islink(local)  # a link is copied as a link
+    directory, top = plan_copy(src, local_is_dir, dst, stat is not None, dst_is_dir)
     reader, errors = tar_pipe(local, top)
     with reader:
         client.put_archive(container, directory, reader)
     if errors:
         app.abort("Error: cannot read %s: %s" % (src, errors[0]))
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(local) for f in fs) \
-        if os.path.isdir(local) else os.path.getsize(local)
+    if not local_is_dir:
+        return os.lstat(local).st_size
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, files in os.walk(local) for f in files)
 
 
 @click.command()

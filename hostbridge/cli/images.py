@@ -116,7 +116,7 @@ def tag(app, source, target):
 @click.pass_obj
 def save(app, output, images):
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
-    app.write_stream(app.client.get_images(images), output, "save")
+    app.write_stream(app.client.get_images(images), output)
 
 
 def _print_progress(app, messages):

@@ -64,11 +64,12 @@ _CONTAINER_VERBS = ("run", "create", "start", "logs", "exec", "stop", "kill", "r
 GROUPS = {
     "container": ("Manage containers.", dict(
         {v: COMMANDS[v] for v in _CONTAINER_VERBS},
-        ls=("containers", "ps"), ps=("containers", "ps"), prune=("prune", "container_prune"))),
+        ls=("containers", "ps"), ps=("containers", "ps"), prune=("prune", "container_prune"),
+        inspect=("inspect", "container_inspect"))),
     "image": ("Manage images.", {
         "ls": ("images", "images"), "rm": ("images", "rmi"), "tag": COMMANDS["tag"], "save": COMMANDS["save"],
         "load": COMMANDS["load"], "import": COMMANDS["import"], "history": COMMANDS["history"],
-        "prune": ("prune", "image_prune")}),
+        "prune": ("prune", "image_prune"), "inspect": ("inspect", "image_inspect")}),
     "system": ("Manage the engine's resources.", {
         "df": ("disk", "system_df"), "prune": ("prune", "system_prune"), "info": COMMANDS["info"],
         "events": COMMANDS["events"]}),

@@ -7,8 +7,8 @@ import time
 
 import click
 
-from ..errors import APIError
 from . import format as fmt
+from .inspect import inspect_each
 from .options import parse_filters, parse_labels
 
 NETWORK_FORMAT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
@@ -42,31 +42,6 @@ def network_row(n, trunc=True):
             "Internal": "true" if n.get("Internal") else "false",
             "Labels": ",".join("%s=%s" % (k, v) for k, v in sorted(labels.items())),
             "CreatedAt": go_time_string(n.get("Created"))}
-
-
-def inspect_each(app, names, fetch, format_):
-    """Print ``fetch(name)`` for each name as docker's ``inspect`` does: JSON list or a template per object.
-
-    Missing objects are reported after the output, and the exit status is then 1.
-    """
-    from .template import Template
-
-    found, errors = [], []
-    for name in names:
-        try:
-            found.append(fetch(name))
-        except APIError as e:
-            errors.append(e)
-    if format_:
-        tpl = Template(format_)
-        for obj in found:
-            app.out(tpl.render(obj))
-    else:
-        app.out(fmt.indent_json(found))
-    for e in errors:
-        app.report(e)
-    if errors:
-        raise click.exceptions.Exit(1)
 
 
 @click.command("ls")

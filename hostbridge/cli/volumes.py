@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .networks import inspect_each, natural_key
+from .inspect import inspect_each
+from .networks import natural_key
 from .options import parse_filters, parse_labels
 
 VOLUME_FORMAT = "table {{.Driver}}\t{{.Name}}"

@@ -293,7 +293,9 @@ def test_run_mount_and_network_flags(backend, tmp_path):
 
 
 def test_management_groups_match_top_level(backend, sleeper):
-    for args in (["container", "ls"], ["container", "ls", "-a", "-q"], ["image", "ls"], ["container", "port", sleeper]):
+    for args in (["container", "ls"], ["container", "ls", "-a", "-q"], ["image", "ls"], ["container", "port", sleeper],
+                 ["container", "inspect", sleeper], ["image", "inspect", "-f", "{{.Os}}", "busybox"],
+                 ["container", "inspect", "busybox"]):
         ours, theirs = backend.same(*args)
         assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), args
 

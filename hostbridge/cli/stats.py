@@ -147,3 +147,20 @@ def stats(app, all_, no_stream, no_trunc, format_, containers):
         if collectors and all(not c.is_alive() for c in collectors) and containers:
             return
         time.sleep(1)
+        if not containers:  # watching all: follow containers that start and stop meanwhile
+            collectors = _refresh(app, collectors, all_)
+
+
+def _refresh(app, collectors, all_):
+    """Collectors for the containers listed now: new ones started, those gone dropped."""
+    current = [c["Id"] for c in app.client.containers(all=all_)]
+    known = {c.container: c for c in collectors}
+    fresh = []
+    for cid in current:
+        if cid not in known:
+            known[cid] = _Collector(app.endpoint, cid, True)
+            known[cid].start()
+            fresh.append(known[cid])
+    for c in fresh:
+        c.first.wait(5)
+    return [known[cid] for cid in current]

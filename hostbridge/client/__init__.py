@@ -9,10 +9,13 @@ from .api import BaseClient
 from .containers import ContainerAPIMixin
 from .execs import ExecAPIMixin
 from .images import ImageAPIMixin
+from .networks import NetworkAPIMixin
 from .system import SystemAPIMixin
+from .volumes import VolumeAPIMixin
 
 
-class APIClient(BaseClient, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, SystemAPIMixin):
+class APIClient(BaseClient, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, NetworkAPIMixin, SystemAPIMixin,
+                VolumeAPIMixin):
     """A low-level client for one engine endpoint.
 
     Args:

@@ -52,6 +52,7 @@ COMMANDS = {
     "tunnel": ("remote", "tunnel_group"),
     "context": ("remote", "context_group"),
     "env": ("env", "env_command"),
+    "use": ("use", "use"),
     "cp": ("copy", "cp"),
     "port": ("container_ops", "port"),
     "diff": ("container_ops", "diff"),

@@ -1,1 +1,1 @@
-"""Machines: where the engine runs (native on this host, a VM, or a remote host) and how to reach it."""
+"""Machines: where the engine runs (native on this host, a VM, or a remote host), the VM drivers and how to reach it."""

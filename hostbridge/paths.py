@@ -62,20 +62,46 @@ def machine_dir(name: str) -> str:
 
 
 class MachinePaths:
-    """The files of one machine's directory; each attribute is one file."""
+    """The files of one machine's directory; each attribute is one file.
 
-    def __init__(self, name: str):
+    Args:
+        name: the machine's name.
+        dir: the machine's directory, when already known (the tunnel agent is started with
+            it); default ``machine_dir(name)``.
+    """
+
+    def __init__(self, name: str, dir: str = None):
         self.name = name
-        self.dir = machine_dir(name)
+        self.dir = os.path.abspath(dir) if dir else machine_dir(name)
         self.machine_json = os.path.join(self.dir, "machine.json")  # mode, driver, endpoint, settings
+        self.up_lock = os.path.join(self.dir, "up.lock")  # flock held while `up`/`down` changes the machine
         self.known_hosts = os.path.join(self.dir, "known_hosts")  # the pinned SSH host key
         self.ssh_key = os.path.join(self.dir, "id_ed25519")  # hostbridge's own key for this machine
-        self.agent_pid = os.path.join(self.dir, "agent.pid")  # the tunnel agent's pid
-        self.agent_log = os.path.join(self.dir, "agent.log")  # the tunnel agent's log
         self.serial_log = os.path.join(self.dir, "serial.log")  # a VM's serial console
         self.disk = os.path.join(self.dir, "disk.qcow2")  # a qemu VM's disk
+        self.tunnel_json = os.path.join(self.dir, "tunnel.json")  # what the tunnel agent connects to
+        self.agent_pid = os.path.join(self.dir, "agent.pid")  # the tunnel agent's pid
+        self.agent_lock = os.path.join(self.dir, "agent.lock")  # flock held by the live agent
+        self.agent_log = os.path.join(self.dir, "agent.log")  # the tunnel agent's log
+        self.agent_status = os.path.join(self.dir, "agent.status.json")  # agent state for `tunnel status`
+        self.engine_zipapp_dir = os.path.join(self.dir, "engine")  # the packed engine (deploy's cache)
         self.runtime = machine_runtime_dir(name)  # short dir for this machine's sockets
         self.docker_sock = os.path.join(self.runtime, "docker.sock")  # the tunnel's local endpoint
+
+    @classmethod
+    def for_name(cls, name: str) -> "MachinePaths":
+        """The paths of machine ``name`` under hostbridge's state dir."""
+        return cls(name)
+
+    @classmethod
+    def from_dir(cls, machine_dir_path: str) -> "MachinePaths":
+        """The paths of the machine whose directory is ``machine_dir_path``."""
+        return cls(os.path.basename(os.path.abspath(machine_dir_path)), machine_dir_path)
+
+    @property
+    def agent_socket(self) -> str:
+        """The tunnel agent's local endpoint socket (mode 0600), short enough for any OS."""
+        return self.docker_sock
 
 
 def runtime_dir() -> str:
@@ -109,6 +135,16 @@ def machine_runtime_dir(name: str) -> str:
     """The runtime directory for one machine's sockets (name shortened when it is long)."""
     short = name if len(name) <= 16 else hashlib.sha256(name.encode()).hexdigest()[:16]
     return os.path.join(runtime_dir(), short)
+
+
+def cache_dir() -> str:
+    """Re-creatable host data (``~/.cache/hostbridge`` on Linux; ``HOSTBRIDGE_HOME/cache``)."""
+    home = _home_override()
+    if home:
+        return os.path.join(home, "cache")
+    import platformdirs
+
+    return platformdirs.user_cache_dir(APP, appauthor=False)
 
 
 def ensure_dir(path: str, mode: int = 0o700) -> str:

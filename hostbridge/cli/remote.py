@@ -111,7 +111,7 @@ def tunnel_group():
 def tunnel_status(name):
     """Show NAME's tunnel: state, endpoint, reconnects, forwarded ports, last error."""
     from ..tunnel import control
-    from ..tunnel.machinepaths import MachinePaths
+    from ..paths import MachinePaths
 
     paths = MachinePaths.for_name(name)
     st = control.tunnel_status(paths)

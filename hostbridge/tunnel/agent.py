@@ -28,7 +28,7 @@ from .channels import open_relay, open_streamlocal, pump
 from .control import read_json, write_json_atomic
 from .errors import AgentError, HostKeyError, SSHAuthError, TunnelError
 from .known_hosts import KnownHosts
-from .machinepaths import MachinePaths
+from ..paths import MachinePaths
 from .ssh import Connection, SSHTarget
 
 log = logging.getLogger("hostbridge.tunnel.agent")
@@ -366,7 +366,7 @@ def main(argv=None) -> int:
     ap.add_argument("machine_dir")
     ap.add_argument("--foreground", action="store_true")
     args = ap.parse_args(argv)
-    paths = MachinePaths(args.machine_dir)
+    paths = MachinePaths.from_dir(args.machine_dir)
     config = read_json(paths.tunnel_json)
     if config is None:
         sys.stderr.write("no tunnel configuration at %s\n" % paths.tunnel_json)

@@ -43,7 +43,33 @@ COMMANDS = {
     "up": ("machine", "up"),
     "down": ("machine", "down"),
     "status": ("machine", "status"),
+    "destroy": ("machine", "destroy"),
+    "upgrade": ("machine", "upgrade"),
+    "ls": ("machine", "ls"),
+    "ip": ("machine", "ip"),
+    "ssh": ("machine", "ssh"),
+    "machine": ("machine", "machine_group"),
+    "env": ("env", "env_command"),
+    "remote": ("remote", "remote_group"),
+    "tunnel": ("remote", "tunnel_group"),
+    "context": ("remote", "context_group"),
 }
+# Names docker uses for containers that also name a machine command: `hostbridge restart` with
+# no container, and `hostbridge logs --serial|--engine|--agent`, act on the machine.
+MACHINE_FORMS = {"restart": ("machine", "restart"), "logs": ("machine", "machine_logs")}
+_MACHINE_ONLY = {"restart": ("--machine", "--timeout"), "logs": ("--serial", "--engine", "--agent")}
+
+
+def machine_form(name, args) -> bool:
+    """Whether ``hostbridge NAME ARGS`` means the machine command rather than docker's (pure)."""
+    if name == "restart":
+        rest = list(args)
+        while rest and rest[0].split("=", 1)[0] in _MACHINE_ONLY["restart"]:
+            rest = rest[1:] if "=" in rest[0] else rest[2:]
+        return not rest
+    if name == "logs":
+        return any(a in _MACHINE_ONLY["logs"] for a in args) or not args
+    return False
 
 
 class LazyGroup(click.Group):
@@ -59,6 +85,12 @@ class LazyGroup(click.Group):
             return None
         module, attr = COMMANDS[name]
         return getattr(importlib.import_module("hostbridge.cli." + module), attr)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in MACHINE_FORMS and machine_form(args[0], args[1:]):
+            module, attr = MACHINE_FORMS[args[0]]
+            return args[0], getattr(importlib.import_module("hostbridge.cli." + module), attr), args[1:]
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -160,12 +160,34 @@ class Agent:
                 old, self.conn = self.conn, conn
                 if old:
                     old.close()
+                self.sync_clock(conn)
                 with self.link:
                     self.link.notify_all()
                 self.set_status(state="connected", reconnects=self.status["reconnects"] + 1,
                                 connected_at=time.time())
                 log.info("reconnected after %.2f s", time.monotonic() - down_since)
                 break
+
+    def sync_clock(self, conn: Connection) -> None:
+        """Set a VM guest's clock to the host's after a (re)connect (tunnel.json ``clock_sync``).
+
+        A host that slept leaves the guest's clock behind, and the link usually drops with it:
+        reconnecting is the moment to catch up. Failures are logged, never fatal.
+        """
+        if not self.config.get("clock_sync"):
+            return
+        from ..vm import clock
+
+        def run(cmd):
+            rc, out, err = conn.run(cmd, timeout=15)
+            return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+        try:
+            check = clock.resync(run, sudo="" if self.target.user == "root" else "sudo -n ")
+            if check.adjusted:
+                log.info("guest clock was %+.1f s off; set to the host's", check.drift)
+        except Exception as e:  # a clock we cannot set must not take the tunnel down
+            log.warning("guest clock resync failed: %s", e)
 
     # -- channels to the engine -----------------------------------------------------------
     def open_engine(self) -> paramiko.Channel:

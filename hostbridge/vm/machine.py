@@ -1,15 +1,21 @@
-"""The machine record: a named target with a mode, a driver and an engine endpoint.
+"""The machine record, and the one place that sequences a VM machine's start and stop.
 
-Kept small on purpose: this module only reads and writes ``machine.json``. Sequencing a start
-(boot → ssh → deploy → engine → tunnel → /_ping) belongs to the mode modules (``native.py``,
-the VM drivers, ``remote.py``), which keep their own fields in the same record: fields this
-module does not know are read and written back untouched.
+The record (``machine.json``): a named target with a mode, a driver and an engine endpoint;
+the mode modules (``native.py``, ``vmmode.py``, ``remote.py``) keep their own fields in it, and
+fields this module does not know are read and written back untouched.
+
+VM mode's ``up_vm`` runs image → create → boot → ssh → deploy → engine → clock → tunnel →
+ping, each a named stage, undoing what it started when one fails; ``down_vm``, ``destroy_vm``
+and ``upgrade_vm`` complete the life cycle. A lock per machine keeps two of them apart.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import paths
@@ -100,3 +106,396 @@ def list_names():
     except FileNotFoundError:
         return []
     return sorted(n for n in entries if os.path.isfile(paths.MachinePaths(n).machine_json))
+
+
+def lock(name: str):
+    """An exclusive lock on machine ``name`` (its ``up.lock``), held while it is changed.
+
+    Returns:
+        A context manager; entering blocks until other ``up``/``down``/``destroy`` calls finish.
+    """
+    return _Lock(paths.MachinePaths(name).up_lock)
+
+
+class _Lock:
+    def __init__(self, path):
+        self.path, self.fd = path, None
+
+    def busy(self) -> bool:
+        """Whether another process holds the lock now (without taking it)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; machines are changed one command at a time there
+            return False
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
+    def __enter__(self):
+        paths.ensure_dir(os.path.dirname(self.path))
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+# -- VM mode: the one place that sequences a start ------------------------------------------
+
+# Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
+STAGES = {
+    "image": ("guest image", "the image is built once (root, debootstrap, the Debian mirror); or set vm.image_url "
+                             "and vm.image_sha256 to download a published one"),
+    "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
+    "boot": ("booting the VM", "see `hostbridge logs --serial --machine NAME`"),
+    "ssh": ("waiting for SSH", "see `hostbridge logs --serial --machine NAME`"),
+    "deploy": ("deploying the engine", "look inside with `hostbridge ssh --machine NAME`"),
+    "engine": ("starting the engine", "see `hostbridge logs --engine --machine NAME`"),
+    "clock": ("syncing the guest clock", "look inside with `hostbridge ssh --machine NAME`"),
+    "tunnel": ("starting the tunnel", "see `hostbridge tunnel status NAME`"),
+    "ping": ("waiting for the engine", "see `hostbridge logs --engine --machine NAME`"),
+}
+
+
+class StageFailed(MachineError):
+    """``up`` stopped at a named stage; ``cause`` is the error that stopped it."""
+
+    def __init__(self, name, stage, cause):
+        what = getattr(cause, "message", "") or str(cause) or type(cause).__name__
+        hint = getattr(cause, "hint", None) or STAGES[stage][1].replace("NAME", name)
+        super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
+                         machine=name, stage=stage)
+        self.cause = cause
+
+
+@dataclass
+class UpResult:
+    """What ``up_vm`` did. ``stages`` holds (stage, seconds) in order."""
+
+    name: str
+    endpoint: str
+    already_running: bool = False
+    created: bool = False
+    booted: bool = False
+    recovered: bool = False
+    seconds: float = 0.0
+    stages: list = field(default_factory=list)
+
+
+def _noop(stage, text):
+    pass
+
+
+class _Up:
+    """One ``up`` of a vm machine: its stages, and the cleanup if one fails."""
+
+    def __init__(self, record, created, progress):
+        self.record, self.created, self.progress = record, created, progress
+        self.name, self.p = record.name, record.paths
+        self.driver = None
+        self.booted = False
+        self.timings = []
+
+    def stage(self, stage, fn, *args, **kw):
+        if not self.timings or self.timings[-1][0] != stage:  # one line per stage, even in steps
+            self.progress(stage, STAGES[stage][0])
+        t0 = time.monotonic()
+        try:
+            return fn(*args, **kw)
+        except Exception as e:  # ours, OSError, paramiko's SSHException…: the stage failed, in its words
+            raise StageFailed(self.name, stage, e) from e
+        finally:
+            self.timings.append((stage, time.monotonic() - t0))
+
+    def run(self, ssh_timeout, image_url, image_sha256) -> str:
+        from . import vmmode
+
+        f = self.record.fields
+        if self.record.driver == "qemu" and not (f.get("image_dir") and os.path.isdir(f["image_dir"])):
+            f["image_dir"] = self.stage("image", _guest_image, image_url, image_sha256).dir
+            self.record.save()
+        self.driver = vmmode.make_driver(self.record)
+        self.stage("create", self.driver.create)
+        if self.driver.state() != "running":
+            self.booted = True
+            self.stage("boot", self.driver.start)
+            for note in getattr(self.driver, "accel_notes", None) or []:
+                self.progress("boot", "note: %s; using slower emulation" % note)
+        info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
+        conn = self.stage("deploy", _connect, self.record, info)
+        try:
+            layout, old = self.stage("deploy", _deploy, conn, self.record)
+            self.stage("engine", _start_engine, conn, layout, old)
+            f["layout"] = layout.to_dict()
+            self.record.save()
+            self.stage("clock", _sync_clock, conn)
+        finally:
+            conn.close()
+        url = self.stage("tunnel", _start_tunnel, self.record, layout)
+        self.stage("ping", _wait_ping, url)
+        return url
+
+    def cleanup(self):
+        """Undo what this ``up`` started: nothing is left half-running."""
+        from ..tunnel import control
+
+        control.stop_agent(self.p)
+        if self.created:
+            if self.driver is not None:
+                self.driver.destroy()
+            _remove_machine_files(self.p)
+            return
+        if self.booted and self.driver is not None:
+            self.driver.stop(force=True)
+        running = self.driver is not None and self.driver.state() == "running"
+        self.record.fields.update(state="running" if running and not self.booted else "stopped", up_pid=None)
+        self.record.save()
+
+
+def _guest_image(url, sha256):
+    from . import image
+
+    return image.fetch(url, sha256) if url else image.build()
+
+
+def _connect(record, info):
+    """Pin the guest's host key and open an SSH connection with the machine's own key."""
+    from ..tunnel.known_hosts import KnownHosts
+    from ..tunnel.ssh import Connection, SSHTarget
+
+    known = KnownHosts(record.paths.known_hosts)
+    if info.host_key:
+        known.pin_public_key(info.host, info.port, info.host_key)
+    else:
+        # A driver that cannot know the key in advance (vagrant): the VM was made by us, on
+        # this host, a moment ago; trust the key it presents now and pin it for good.
+        known.pin(info.host, info.port, _server_key(info.host, info.port))
+    target = SSHTarget(hostname=info.host, port=info.port, user=info.user, identity_files=[info.key_path])
+    record.fields["ssh"] = target.to_dict()
+    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
+
+
+def _server_key(host, port):
+    import socket
+
+    import paramiko
+
+    with socket.create_connection((host, port), timeout=30) as sock:
+        t = paramiko.Transport(sock)
+        try:
+            t.start_client(timeout=30)
+            return t.get_remote_server_key()
+        finally:
+            t.close()
+
+
+def _deploy(conn, record):
+    """Copy the engine unless this version is there already. Returns (layout, older layout or None)."""
+    from .. import deploy
+
+    old = deploy.Layout.from_dict(record.fields["layout"]) if record.fields.get("layout") else None
+    if old is not None and old.version == deploy.engine_version() and conn.run("test -f %s" % old.zipapp)[0] == 0:
+        return old, None
+    return deploy.deploy(conn, record.paths.engine_zipapp_dir), old
+
+
+def _start_engine(conn, layout, old):
+    from .. import deploy
+
+    if old is not None and old.version != layout.version:
+        deploy.stop_engine(conn, old)
+    deploy.start_engine(conn, layout, wait=120)
+
+
+def _sync_clock(conn):
+    from . import clock
+
+    def run(cmd):
+        rc, out, err = conn.run(cmd, timeout=30)
+        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+    return clock.resync(run)
+
+
+def _start_tunnel(record, layout):
+    from ..tunnel import control
+
+    p = record.paths
+    control.write_config(p, {"ssh": record.fields["ssh"], "remote_socket": layout.socket,
+                             "endpoint": control.default_endpoint(), "forward_ports": True, "keepalive": 15,
+                             "connect_timeout": 30, "clock_sync": True})
+    control.stop_agent(p)  # an agent from an earlier boot may hold an old SSH port
+    return control.ensure_agent(p, timeout=90)
+
+
+def _wait_ping(url, timeout=60.0):
+    from ..tunnel import localhttp
+
+    deadline = time.monotonic() + timeout
+    while not localhttp.ping(url, timeout=10):
+        if time.monotonic() > deadline:
+            raise MachineError("the engine does not answer /_ping at %s after %d s" % (url, timeout))
+        time.sleep(0.2)
+
+
+def _remove_machine_files(p):
+    shutil.rmtree(p.dir, ignore_errors=True)
+    shutil.rmtree(p.runtime, ignore_errors=True)
+
+
+def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ssh_timeout=300.0, image_url="",
+          image_sha256="", progress=None) -> UpResult:
+    """Bring vm machine ``name`` up: create → boot → SSH → deploy → engine → clock → tunnel → /_ping.
+
+    On a machine that runs already this only checks the tunnel agent and ``/_ping``. A failure
+    (or Ctrl-C) undoes what this call started: a machine it created is removed, a VM it booted
+    is stopped. The record says ``starting`` meanwhile, so an ``up`` that died is seen as such.
+
+    Args:
+        name: the machine.
+        driver: "qemu" or "vagrant" for a new machine (None: the OS default); an existing
+            machine keeps its driver.
+        cpus, memory_mib, disk_gib, shares: a new machine's size and host folders (same path inside).
+        ssh_timeout: seconds to wait for the guest's sshd.
+        image_url, image_sha256: a published guest image (qemu) instead of building one.
+        progress: ``(stage, text)`` callback, one call per stage.
+    Returns:
+        An ``UpResult``.
+    Raises:
+        StageFailed: a stage failed (``stage`` names it; the hint says what to do).
+        MachineError: the machine is not a vm machine, or ``driver`` differs from its own.
+    """
+    from . import vmmode
+
+    progress = progress or _noop
+    t0 = time.monotonic()
+    record = load(name)
+    if record is not None and record.mode != vmmode.MODE:
+        raise MachineError("machine %s is a %s machine, not a VM" % (name, record.mode), machine=name)
+    if record is not None and record.fields.get("state") == vmmode.RUNNING:
+        url = vmmode.quick_endpoint(record)
+        if url and _engine_current(record):
+            return UpResult(name, url, already_running=True, seconds=time.monotonic() - t0)
+    with lock(name):
+        record = load(name)
+        created = record is None
+        if created:
+            chosen = vmmode.choose_driver(driver)
+            if chosen not in vmmode.VM_DRIVERS:
+                raise MachineError("the %s driver does not run VMs" % chosen, hint="use --driver qemu or vagrant",
+                                   machine=name)
+            record = Machine(name, vmmode.MODE, chosen, fields={
+                "cpus": int(cpus), "memory_mib": int(memory_mib), "disk_gib": int(disk_gib),
+                "shares": list(shares), "created_at": time.time()})
+        elif driver and driver != record.driver:
+            raise MachineError("machine %s uses the %s driver, not %s" % (name, record.driver, driver),
+                               hint="destroy it first to change driver, or pick another --machine", machine=name)
+        recovered = record.fields.get("state") == vmmode.STARTING  # we hold the lock: that `up` is gone
+        if recovered:
+            progress("recover", "a previous `up` of %s did not finish; starting over" % name)
+        record.fields.update(state=vmmode.STARTING, up_pid=os.getpid())
+        record.save()
+        run = _Up(record, created, progress)
+        try:
+            url = run.run(ssh_timeout, image_url, image_sha256)
+        except BaseException:
+            _ignoring_sigint(run.cleanup)
+            raise
+        record.endpoint_url = url
+        record.fields.update(state=vmmode.RUNNING, up_pid=None)
+        record.save()
+    return UpResult(name, url, created=created, booted=run.booted, recovered=recovered,
+                    seconds=time.monotonic() - t0, stages=run.timings)
+
+
+def _engine_current(record) -> bool:
+    from .. import deploy
+
+    return (record.fields.get("layout") or {}).get("version") == deploy.engine_version()
+
+
+def _ignoring_sigint(fn):
+    """Run ``fn`` with Ctrl-C deferred, so a cleanup is not cut short by a second one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return fn()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def down_vm(name, force=False, timeout=60.0) -> bool:
+    """Stop vm machine ``name``: its tunnel agent, then the VM (the guest stops the engine).
+
+    Returns:
+        Whether the VM was running.
+    Raises:
+        MachineError: not a vm machine; VMError: the VM cannot be stopped.
+    """
+    from ..tunnel import control
+    from . import vmmode
+
+    with lock(name):
+        record = vmmode.load_vm(name)
+        drv = vmmode.make_driver(record)
+        control.stop_agent(record.paths)
+        was = drv.state() not in ("stopped", "not-created")
+        drv.stop(force=force, timeout=timeout)
+        record.fields.update(state=vmmode.STOPPED, up_pid=None)
+        record.save()
+    return was
+
+
+def destroy_vm(name) -> None:
+    """Stop vm machine ``name`` and remove every file of it (disk, keys, logs, sockets).
+
+    Raises:
+        MachineError: not a vm machine; VMError: the driver failed to remove it.
+    """
+    from ..tunnel import control
+    from . import vmmode
+
+    with lock(name):
+        record = vmmode.load_vm(name)
+        control.stop_agent(record.paths)
+        vmmode.make_driver(record).destroy()
+        _remove_machine_files(record.paths)
+
+
+def upgrade_vm(name) -> dict:
+    """Swap the engine in running vm machine ``name`` for this host's version and restart it.
+
+    Returns:
+        {"from": old version, "to": new version}.
+    Raises:
+        MachineError: not running or not a vm machine; RemoteHostError: the copy failed.
+    """
+    from .. import deploy
+    from . import vmmode
+
+    with lock(name):
+        record = vmmode.load_vm(name)
+        if record.fields.get("state") != vmmode.RUNNING or not record.fields.get("layout"):
+            raise MachineError("machine %s is not running" % name, hint="start it with `hostbridge up`", machine=name)
+        old = deploy.Layout.from_dict(record.fields["layout"])
+        with vmmode.connection(record) as conn:
+            new = deploy.upgrade(conn, old, record.paths.engine_zipapp_dir)
+        record.fields["layout"] = new.to_dict()
+        record.save()
+        _wait_ping(vmmode.endpoint_for(name))
+    return {"from": old.version, "to": new.version}

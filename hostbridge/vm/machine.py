@@ -173,10 +173,20 @@ class StageFailed(MachineError):
 
     def __init__(self, name, stage, cause):
         what = getattr(cause, "message", "") or str(cause) or type(cause).__name__
-        hint = getattr(cause, "hint", None) or STAGES[stage][1].replace("NAME", name)
+        prefix = "machine %s: " % name
+        what = what[len(prefix):] if what.startswith(prefix) else what
+        hint = STAGES[stage][1].replace("NAME", name)
+        if stage not in ("boot", "ssh"):  # the driver's own hint there lacks the machine's name
+            hint = getattr(cause, "hint", None) or hint
         super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
                          machine=name, stage=stage)
         self.cause = cause
+
+
+class Interrupted(MachineError):
+    """Ctrl-C stopped ``up``; what it had started was undone."""
+
+    exit_code = 130
 
 
 @dataclass
@@ -206,6 +216,13 @@ class _Up:
         self.driver = None
         self.booted = False
         self.timings = []
+        self.interrupted = False
+
+    def on_sigint(self, signum, frame):
+        # Libraries may turn a KeyboardInterrupt into their own error (paramiko's auth does):
+        # remember that the user asked to stop, whatever the error that comes out.
+        self.interrupted = True
+        raise KeyboardInterrupt
 
     def stage(self, stage, fn, *args, **kw):
         if not self.timings or self.timings[-1][0] != stage:  # one line per stage, even in steps
@@ -247,11 +264,15 @@ class _Up:
         return url
 
     def cleanup(self):
-        """Undo what this ``up`` started: nothing is left half-running."""
+        """Undo what this ``up`` started: nothing is left half-running.
+
+        A machine this ``up`` created is removed when the user interrupted it; after a failure
+        it stays, stopped, so its logs can be read (``up`` again retries, ``destroy`` removes it).
+        """
         from ..tunnel import control
 
         control.stop_agent(self.p)
-        if self.created:
+        if self.created and self.interrupted:
             if self.driver is not None:
                 self.driver.destroy()
             _remove_machine_files(self.p)
@@ -395,6 +416,10 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
             if chosen not in vmmode.VM_DRIVERS:
                 raise MachineError("the %s driver does not run VMs" % chosen, hint="use --driver qemu or vagrant",
                                    machine=name)
+            shares, refused = vmmode.guest_shares(shares)
+            for share in refused:
+                progress("create", "note: not sharing %s: mounted at the same path it would hide the guest's own "
+                                   "files" % share)
             record = Machine(name, vmmode.MODE, chosen, fields={
                 "cpus": int(cpus), "memory_mib": int(memory_mib), "disk_gib": int(disk_gib),
                 "shares": list(shares), "created_at": time.time()})
@@ -408,9 +433,15 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         record.save()
         run = _Up(record, created, progress)
         try:
-            url = run.run(ssh_timeout, image_url, image_sha256)
-        except BaseException:
+            url = _with_sigint(run.on_sigint, run.run, ssh_timeout, image_url, image_sha256)
+        except BaseException as e:
+            run.interrupted = run.interrupted or isinstance(e, KeyboardInterrupt)
             _ignoring_sigint(run.cleanup)
+            if run.interrupted:
+                stage = run.timings[-1][0] if run.timings else "start"
+                raise Interrupted("machine %s: `up` interrupted at the %s stage; %s" % (
+                    name, stage, "the machine was removed" if created else "what it started was stopped"),
+                    machine=name, stage=stage) from None
             raise
         record.endpoint_url = url
         record.fields.update(state=vmmode.RUNNING, up_pid=None)
@@ -423,6 +454,20 @@ def _engine_current(record) -> bool:
     from .. import deploy
 
     return (record.fields.get("layout") or {}).get("version") == deploy.engine_version()
+
+
+def _with_sigint(handler, fn, *args):
+    """Run ``fn(*args)`` with ``handler`` for SIGINT (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        return fn(*args)
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 def _ignoring_sigint(fn):

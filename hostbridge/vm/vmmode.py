@@ -49,6 +49,31 @@ def parse_shares(text, home=None) -> tuple:
     return tuple(dict.fromkeys(out))
 
 
+# Guest trees a share must not cover or land in (the guest's own system), and root's home,
+# which a share must not cover (its authorized SSH key) but may land in.
+GUEST_SYSTEM = ("/etc", "/usr", "/var", "/run", "/proc", "/sys", "/dev", "/bin", "/sbin", "/lib", "/lib64", "/boot")
+GUEST_HOMES = ("/root",)
+
+
+def guest_shares(shares) -> tuple:
+    """Split host folders into those that can be mounted at the same path in the guest, and not.
+
+    A share equal to, or above, a guest system tree or ``/root`` would hide it (a root user's
+    home, ``/root``, would hide the guest's authorized SSH key); one inside a system tree would
+    shadow the guest's own files (pure).
+
+    Returns:
+        (kept, refused), both tuples of paths.
+    """
+    kept, refused = [], []
+    for share in shares:
+        norm = "/" + share.strip("/")
+        covers = any(r == norm or r.startswith(norm.rstrip("/") + "/") for r in GUEST_SYSTEM + GUEST_HOMES)
+        inside = any(norm.startswith(t + "/") for t in GUEST_SYSTEM)
+        (refused if covers or inside else kept).append(share)
+    return tuple(kept), tuple(refused)
+
+
 def choose_driver(requested=None, system=None, tools=None) -> str:
     """The driver for a new machine: ``requested``, else the OS default (``driver.default_driver``).
 

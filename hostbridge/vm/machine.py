@@ -233,7 +233,11 @@ class _Up:
         except Exception as e:  # ours, OSError, paramiko's SSHException…: the stage failed, in its words
             raise StageFailed(self.name, stage, e) from e
         finally:
-            self.timings.append((stage, time.monotonic() - t0))
+            spent = time.monotonic() - t0
+            if self.timings and self.timings[-1][0] == stage:
+                self.timings[-1] = (stage, self.timings[-1][1] + spent)
+            else:
+                self.timings.append((stage, spent))
 
     def run(self, ssh_timeout, image_url, image_sha256) -> str:
         from . import vmmode

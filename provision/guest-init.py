@@ -26,7 +26,7 @@ import time
 # critical path to sshd. Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-MODULES = ["virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev", "virtio_rng"]
+MODULES = ["virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
@@ -141,6 +141,11 @@ def load_settings():
 def network(hostname):
     with open("/proc/sys/kernel/hostname", "w") as f:
         f.write(hostname)
+    try:  # so that the guest resolves its own name without asking DNS
+        with open("/etc/hosts", "w") as f:
+            f.write("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n" % hostname)
+    except OSError:
+        pass
     script = "link set lo up\nlink set eth0 up\naddr add %s dev eth0\nroute add default via %s\n" % (
         GUEST_ADDR, GATEWAY)
     with open("/run/hostbridge-net.ip", "w") as f:

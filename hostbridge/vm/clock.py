@@ -46,6 +46,13 @@ def guest_drift(run: Exec, now=time.time):
     return guest - (before + after) / 2, after - before
 
 
+def correction_command(seconds, sudo=""):
+    """A guest command moving its clock by ``seconds``, computed from the guest's own clock when
+    it runs: the SSH round trip of this command (slow under emulation) adds no error."""
+    return ("%sdate -u -s \"@$(awk -v now=\"$(date +%%s.%%N)\" 'BEGIN {printf \"%%.6f\", now + %.6f}')\" "
+            ">/dev/null" % (sudo, seconds))
+
+
 def resync(run: Exec, now=time.time, threshold=THRESHOLD, sudo=""):
     """Set the guest clock to the host's when they differ by more than ``threshold`` seconds.
 
@@ -62,8 +69,7 @@ def resync(run: Exec, now=time.time, threshold=THRESHOLD, sudo=""):
     drift, rtt = guest_drift(run, now)
     if abs(drift) <= threshold:
         return ClockCheck(drift, rtt, False)
-    # Aim at the moment the command arrives: half a round trip from now.
-    status, _, err = run("%sdate -u -s @%.3f >/dev/null" % (sudo, now() + rtt / 2))
+    status, _, err = run(correction_command(-drift, sudo))
     if status != 0:
         raise VMError("setting the guest clock failed: %s" % (err.strip() or "exit status %d" % status),
                       hint="the SSH user needs root or passwordless sudo")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import os
+import posixpath
 import shutil
 import socket
 import time
@@ -79,6 +80,17 @@ class SSHInfo:
     key_path: str
     host_key: Optional[str] = None
     extra: dict = field(default_factory=dict, compare=False)
+
+    def known_hosts_line(self):
+        """The OpenSSH known_hosts line pinning ``host_key`` ("[127.0.0.1]:2222 ssh-ed25519 …").
+
+        Raises:
+            VMError: the driver does not know the host key in advance.
+        """
+        if not self.host_key:
+            raise VMError("the host key of %s:%d is not known in advance" % (self.host, self.port))
+        name = self.host if self.port == 22 else "[%s]:%d" % (self.host, self.port)
+        return "%s %s" % (name, self.host_key)
 
 
 class InstanceFiles:
@@ -200,6 +212,31 @@ class Driver(abc.ABC):
             time.sleep(0.2)
 
 
+# Guest trees a host share must not cover (the guest mounts shares at the host's path), and
+# directories that may hold shares but must not be one (macOS's $TMPDIR is under /var/folders).
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/root", "/run", "/sbin", "/sys",
+                "/usr", "/var/lib", "/var/log", "/var/cache", "/var/tmp")
+SYSTEM_DIRS = ("/", "/var")
+
+
+def check_shares(shares):
+    """Refuse share paths the guest cannot mount at the same path.
+
+    Args:
+        shares: host folders (POSIX absolute paths, as the guest will see them).
+    Raises:
+        VMError: a path is relative or would cover a system directory of the guest.
+    """
+    for path in shares:
+        norm = posixpath.normpath(path) if path.startswith("/") else None
+        if norm is None:
+            raise VMError("cannot share %r: the guest needs an absolute POSIX path" % path,
+                          hint="share a folder such as your home directory")
+        if norm in SYSTEM_DIRS or any(norm == d or norm.startswith(d + "/") for d in SYSTEM_TREES):
+            raise VMError("cannot share %s: it would hide the guest's own %s" % (path, norm),
+                          hint="share a folder under your home directory instead")
+
+
 def ssh_banner(host, port, timeout=2.0):
     """True when something at host:port sends an SSH identification line within ``timeout``."""
     try:
@@ -253,3 +290,20 @@ def installed_tools(which=shutil.which, machine=None):
 
     return {"vagrant": bool(which("vagrant")), "virtualbox": bool(which("VBoxManage")),
             "qemu": bool(which(qemu_cmd.qemu_binary(machine)))}
+
+
+def make_driver(name, spec, **kwargs):
+    """The driver called ``name`` ("qemu", "vagrant") for ``spec``.
+
+    Raises:
+        VMError: no such VM driver ("native" is not a VM: machine.py handles it).
+    """
+    if name == "qemu":
+        from hostbridge.vm.qemu import QemuDriver
+
+        return QemuDriver(spec, **kwargs)
+    if name == "vagrant":
+        from hostbridge.vm.vagrant import VagrantDriver
+
+        return VagrantDriver(spec, **kwargs)
+    raise VMError("%r is not a VM driver" % name, hint="use --driver qemu or --driver vagrant")

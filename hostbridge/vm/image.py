@@ -248,6 +248,30 @@ def fetch(url, sha256, cache_dir=None):
         return load(final)
 
 
+def prune(keep, cache_dir=None):
+    """Delete cached images (built or downloaded) except those in ``keep``.
+
+    Machines point at their base image: pass every image_dir still in use.
+
+    Args:
+        keep: image directories to keep.
+        cache_dir: image cache (default ``default_cache_dir()``).
+    Returns:
+        The directories removed.
+    """
+    cache_dir = cache_dir or default_cache_dir()
+    keep = {os.path.realpath(k) for k in keep}
+    removed = []
+    for name in sorted(_listdir(cache_dir)):
+        if not os.path.isdir(name) or os.path.realpath(name) in keep or ".tmp-" in name:
+            continue
+        with _Lock(name + ".lock"):
+            shutil.rmtree(name, ignore_errors=True)
+        _remove(name + ".lock")
+        removed.append(name)
+    return removed
+
+
 def _extract_image(tar_path, dest):
     os.makedirs(dest)
     with tarfile.open(tar_path) as tar:

@@ -20,8 +20,8 @@ import time
 
 from hostbridge.errors import VMError
 from hostbridge.vm import image, qemu_cmd, sshkeys
-from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, Capabilities, Driver,
-                                  SSHInfo)
+from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
+                                  Driver, SSHInfo, check_shares)
 from hostbridge.vm.qmp import QMP
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ def free_port(preferred=0):
 def pid_alive(pid, marker=None):
     """True when process ``pid`` exists (and, on Linux, has ``marker`` in its command line, so a
     stale pidfile whose pid was reused by another process does not count)."""
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     if marker and os.path.isdir("/proc/self"):
         try:
             with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -62,6 +64,21 @@ def pid_alive(pid, marker=None):
     except PermissionError:
         return True
     return True
+
+
+def _windows_pid_alive(pid):
+    # os.kill(pid, 0) would terminate the process on Windows: ask for its exit code instead.
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    try:
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 class QemuDriver(Driver):
@@ -111,6 +128,7 @@ class QemuDriver(Driver):
             return
         if not self.spec.image_dir:
             raise VMError("machine %s: no guest image given" % self.spec.name, hint="build or download one first")
+        check_shares(self.spec.shares)
         img = image.load(self.spec.image_dir)
         os.makedirs(self.spec.dir, mode=0o700, exist_ok=True)
         sshkeys.generate(self.files.ssh_key, self.files.ssh_pub, "hostbridge@%s" % self.spec.name)
@@ -146,19 +164,24 @@ class QemuDriver(Driver):
         except (OSError, ValueError):
             # Alive but not answering QMP yet: QEMU is still initializing (or stuck).
             return STARTING
-        if status.get("status") in ("paused", "suspended"):
+        if status.get("running"):
+            return RUNNING
+        if status.get("status") in ("paused", "suspended", "prelaunch"):
             return PAUSED
-        return RUNNING if status.get("running") else STOPPED
+        return UNKNOWN  # e.g. internal-error, guest-panicked: QEMU runs but the guest does not
 
     def start(self):
         record = self._record()
         if record is None:
             raise VMError("machine %s does not exist" % self.spec.name, hint="create it first (hostbridge up)")
-        if self.state() in (RUNNING, STARTING, PAUSED):
-            if self.state() == PAUSED:
-                with QMP(self._qmp_address(record)) as q:
-                    q.execute("cont")
+        state = self.state()
+        if state == PAUSED:
+            with QMP(self._qmp_address(record)) as q:
+                q.execute("cont")
+        if state in (RUNNING, STARTING, PAUSED):
             return
+        if state == UNKNOWN:
+            self.stop(force=True)  # a wedged QEMU holds the disk's write lock
         img = image.load(record["image_dir"])
         accel, self.accel_notes = qemu_cmd.choose_accel(self._binary_path(), self.system, self.arch, img.kernel,
                                                         self.accel_cache)
@@ -168,6 +191,9 @@ class QemuDriver(Driver):
         for _ in range(START_ATTEMPTS):
             port = free_port(record.get("ssh_port") or 0)
             record.update(ssh_port=port, accel=accel)
+            if self.system == "Windows":
+                # Windows' QEMU has no unix-socket QMP everywhere: a loopback port instead.
+                record["qmp"] = "tcp:127.0.0.1:%d" % free_port()
             ok, last_err = self._launch(self._config(record, img, accel))
             if ok:
                 self._save(record)
@@ -243,10 +269,7 @@ class QemuDriver(Driver):
         fw_cfg = {"authorized_keys": self.files.ssh_pub, "ssh_host_ed25519_key": self.files.host_key,
                   "config.json": self.files.guest_config}
         shares = tuple(("share%d" % i, p) for i, p in enumerate(record.get("shares", [])))
-        qmp = record.get("qmp")
-        if not qmp:
-            # Windows' QEMU has no unix-socket QMP everywhere: a loopback port instead.
-            qmp = "tcp:127.0.0.1:%d" % free_port() if self.system == "Windows" else "unix:" + self.files.qmp
+        qmp = self._qmp_address(record)
         return qemu_cmd.QemuConfig(
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
             disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,

@@ -14,7 +14,8 @@ import shutil
 import subprocess
 
 from hostbridge.errors import VMError
-from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo)
+from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
+                                  check_shares)
 from hostbridge.vm.image import PROVISION_DIR
 
 VAGRANTFILE = os.path.join(os.path.dirname(PROVISION_DIR), "Vagrantfile")
@@ -145,6 +146,7 @@ class VagrantDriver(Driver):
                                            self.provider, "id"))
 
     def create(self):
+        check_shares(self.spec.shares)
         os.makedirs(self.files.vagrant_dir, mode=0o700, exist_ok=True)
         if os.path.exists(self.files.vagrant_settings):
             return

@@ -1,5 +1,8 @@
 """Clock resync logic against a simulated guest clock (the vm tier checks a real guest)."""
 
+import re
+import subprocess
+
 import pytest
 
 from hostbridge.errors import VMError
@@ -22,12 +25,11 @@ class Guest:
         self.host += self.delay / 2
         if cmd.startswith("date +%s.%N"):
             out = (0, "%.6f\n" % (self.host + self.offset), "")
-        elif "date -u -s @" in cmd:
+        elif "date -u -s" in cmd:
             if self.fail_set:
                 out = (1, "", "date: cannot set date: Operation not permitted")
             else:
-                target = float(cmd.split("@")[1].split()[0])
-                self.offset = target - self.host
+                self.offset += float(re.search(r"now \+ (-?[0-9.]+)", cmd).group(1))
                 out = (0, "", "")
         else:
             out = (127, "", "unknown")
@@ -53,7 +55,15 @@ def test_drift_over_a_second_sets_the_guest_clock():
 def test_sudo_prefix_for_non_root_users():
     g = Guest(offset=5)
     clock.resync(g.run, g.now, sudo="sudo -n ")
-    assert g.commands[-1].startswith("sudo -n date -u -s @")
+    assert g.commands[-1].startswith("sudo -n date -u -s ")
+
+
+def test_correction_command_computes_from_the_guest_clock_itself():
+    # Run the command's arithmetic with this host's sh and awk, the date setting left out.
+    cmd = clock.correction_command(-3600.5).replace("date -u -s ", "echo ").replace(">/dev/null", "")
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout.strip()
+    import time
+    assert out.startswith("@") and float(out[1:]) == pytest.approx(time.time() - 3600.5, abs=2)
 
 
 def test_failures_are_errors():

@@ -108,3 +108,45 @@ def test_ssh_banner_needs_an_ssh_greeting():
             t.join(5)
     finally:
         srv.close()
+
+
+def test_make_driver_by_name(tmp_path):
+    spec = driver.MachineSpec(name="x", dir=str(tmp_path))
+    assert isinstance(driver.make_driver("qemu", spec), QemuDriver)
+    assert isinstance(driver.make_driver("vagrant", spec), VagrantDriver)
+    with pytest.raises(VMError, match="not a VM driver"):
+        driver.make_driver("native", spec)
+
+
+def test_qemu_create_over_a_corrupt_base_image_says_to_rebuild(tmp_path):
+    img = tmp_path / "image"
+    img.mkdir()
+    for name in ("disk.qcow2", "kernel", "initrd.img", "manifest.json"):
+        (img / name).write_bytes(b"garbage")
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "m"), image_dir=str(img)))
+    with pytest.raises(VMError) as err:
+        d.create()
+    assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+    assert d.state() == driver.NOT_CREATED
+
+
+@pytest.mark.parametrize("path,ok", [
+    ("/home/ana", True), ("/Users/ana/site", True), ("/tmp/x", True), ("/srv/data", True),
+    ("/var/folders/xy/T/site", True), ("/var", False), ("/var/lib/docker", False),
+    ("/", False), ("/etc", False), ("/usr/local/src", False), ("/home/../etc", False), ("relative/dir", False),
+    ("C:\\Users\\ana", False),
+])
+def test_share_paths_must_not_hide_guest_system_dirs(path, ok):
+    if ok:
+        driver.check_shares([path])
+    else:
+        with pytest.raises(VMError, match="cannot share"):
+            driver.check_shares([path])
+
+
+def test_known_hosts_line_pins_the_port():
+    info = driver.SSHInfo("127.0.0.1", 40022, "root", "/k", host_key="ssh-ed25519 AAAAkey")
+    assert info.known_hosts_line() == "[127.0.0.1]:40022 ssh-ed25519 AAAAkey"
+    assert driver.SSHInfo("h", 22, "u", "/k", "ssh-ed25519 X").known_hosts_line() == "h ssh-ed25519 X"
+    with pytest.raises(VMError, match="not known in advance"):
+        driver.SSHInfo("127.0.0.1", 2222, "vagrant", "/k").known_hosts_line()

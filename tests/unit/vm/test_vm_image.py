@@ -101,3 +101,13 @@ def test_a_corrupt_base_image_says_to_rebuild(tmp_path):
     with pytest.raises(VMError) as err:
         image.fetch("file://" + tar, digest, str(tmp_path / "c"))
     assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+
+
+def test_prune_keeps_the_images_in_use(tmp_path):
+    cache = str(tmp_path / "cache")
+    tar = str(tmp_path / "a.tar.gz")
+    used = image.fetch("file://" + tar, make_image_tar(tar), cache)
+    old = os.path.join(cache, "amd64-bookworm-0000000000000000")
+    os.makedirs(old)
+    assert image.prune([used.dir], cache) == [old]
+    assert os.path.isdir(used.dir) and not os.path.exists(old)

@@ -91,22 +91,16 @@ def make_driver(record):
     Raises:
         MachineError: the record names a driver this hostbridge does not know.
     """
-    from .driver import MachineSpec
+    from .driver import MachineSpec, make_driver as make
 
     f = record.fields
     spec = MachineSpec(name=record.name, dir=record.paths.dir, cpus=int(f.get("cpus", 2)),
                        memory_mib=int(f.get("memory_mib", 2048)), disk_gib=int(f.get("disk_gib", 20)),
                        shares=tuple(f.get("shares") or ()), image_dir=f.get("image_dir"), box=f.get("box"))
-    if record.driver == "qemu":
-        from .qemu import QemuDriver
-
-        return QemuDriver(spec)
-    if record.driver == "vagrant":
-        from .vagrant import VagrantDriver
-
-        return VagrantDriver(spec)
-    raise MachineError("machine %s has unknown driver %r" % (record.name, record.driver),
-                       hint="destroy it and create it again", machine=record.name)
+    if record.driver not in VM_DRIVERS:
+        raise MachineError("machine %s has unknown driver %r" % (record.name, record.driver),
+                           hint="destroy it and create it again", machine=record.name)
+    return make(record.driver, spec)
 
 
 def load_vm(name):

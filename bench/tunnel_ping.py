@@ -4,7 +4,8 @@ agent vs OpenSSH's own `ssh -L` forwarding of the same socket. Prints; asserts n
 Run as root: ``python3 bench/tunnel_ping.py [-n 300] [--mb 200] [--real-engine]``. It creates a
 network namespace with sshd (the tunnel tests' fixture classes), serves the engine socket (the
 tests' stand-in, or the real engine daemon with --real-engine), starts an agent, measures,
-cleans up. Bulk uses POST /sink of the stand-in: it measures the tunnel, not the engine.
+cleans up. Bulk: POST /sink of the stand-in, or with --real-engine `docker cp` into a busybox
+container (the issue's measure), each through the agent and through `ssh -L`.
 Targets (issue 5): ping ≤ +1 ms median; bulk ≥ 0.5× of `ssh -L`.
 """
 
@@ -22,7 +23,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "tunnel")]
 
-from remotehost import SSHD, RemoteNamespace  # noqa: E402
+from remotehost import SSHD, RemoteNamespace, free_local_port  # noqa: E402
 from standin_engine import StandinEngine  # noqa: E402
 
 from hostbridge.tunnel import control  # noqa: E402
@@ -68,10 +69,7 @@ def upload(endpoint: str, mb: int) -> float:
 
 def forward_latency(ns, standin) -> float:
     """Seconds from a container's start event to its published port answering on 127.0.0.1."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_local_port()
     server = ns.popen([sys.executable, "-c", "import socket\ns=socket.socket();s.bind(('127.0.0.1',%d));s.listen()\n"
                        "c,_=s.accept();c.sendall(b'up');c.close()" % port])
     try:
@@ -95,12 +93,50 @@ def forward_latency(ns, standin) -> float:
         server.wait()
 
 
-def start_engine(tmp: str, real: bool):
+def ssh_forward(sshd, known_hosts: str, remote_sock: str, local_sock: str) -> subprocess.Popen:
+    """OpenSSH's own `ssh -L local.sock:remote.sock` (the comparison for bulk transfers)."""
+    proc = subprocess.Popen(["ssh", "-N", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + known_hosts,
+                             "-o", "StrictHostKeyChecking=yes", "-i", sshd.user_key, "-p", str(sshd.port),
+                             "-L", "%s:%s" % (local_sock, remote_sock), "root@" + sshd.host])
+    for _ in range(200):
+        if os.path.exists(local_sock):
+            break
+        time.sleep(0.05)
+    return proc
+
+
+def docker_cp_rates(tmp: str, endpoints: dict, mb: int) -> dict:
+    """MB/s of `docker cp` of an ``mb`` MiB file into a container, per endpoint (real engine)."""
+    from tests.support import busybox
+
+    first = next(iter(endpoints.values()))
+    env = dict(os.environ, DOCKER_HOST=first, DOCKER_CONFIG=os.path.join(tmp, "dockercfg"))
+    run = lambda *a, **kw: subprocess.run(["docker"] + list(a), env=kw.pop("env", env), check=True,  # noqa: E731
+                                          capture_output=True, text=True, timeout=600)
+    run("import", busybox.cached_rootfs_tar(os.path.join(tmp, "bb")), "busybox:latest")
+    cid = run("run", "-d", "busybox", "sleep", "600").stdout.strip()
+    blob = os.path.join(tmp, "blob")
+    with open(blob, "wb") as f:
+        for _ in range(mb):
+            f.write(os.urandom(1 << 20))
+    rates = {}
+    try:
+        for label, url in endpoints.items():
+            t0 = time.perf_counter()
+            run("cp", blob, "%s:/tmp/blob" % cid, env=dict(env, DOCKER_HOST=url))
+            rates[label] = mb / (time.perf_counter() - t0)
+    finally:
+        run("rm", "-f", cid)
+    return rates
+
+
+def start_engine(tmp: str, real: bool, ns):
     """The real engine daemon (``--real-engine``) or the tests' stand-in. Returns (socket, kind, stop)."""
     sock = os.path.join(tmp, "engine.sock")
     if real:
-        proc = subprocess.Popen([sys.executable, "-m", "hostbridge.guest", "daemon", "--root", os.path.join(tmp, "root"),
-                                 "--socket", sock], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+        # Started inside the namespace, as deploy would on a remote host (its networking stays there).
+        proc = ns.popen([sys.executable, "-m", "hostbridge.guest", "daemon", "--root", os.path.join(tmp, "root"),
+                         "--socket", sock], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
         for _ in range(200):
             if os.path.exists(sock):
                 break
@@ -115,7 +151,7 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=300)
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--real-engine", action="store_true",
-                    help="ping hostbridge/guest's daemon instead of the stand-in (no bulk part: it has no /sink)")
+                    help="use hostbridge/guest's daemon instead of the stand-in (bulk: docker cp into a container)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="hb-bench-")
     os.environ["HOSTBRIDGE_HOME"] = os.path.join(tmp, "home")
@@ -126,7 +162,7 @@ def main() -> int:
     try:
         os.makedirs(os.path.join(tmp, "sshd"))
         sshd = SSHD(ns, os.path.join(tmp, "sshd"), 2222).start()
-        sock, kind, stop_engine = start_engine(tmp, args.real_engine)
+        sock, kind, stop_engine = start_engine(tmp, args.real_engine, ns)
         os.makedirs(paths.dir)
         target = SSHTarget(hostname=sshd.host, port=sshd.port, user="root", identity_files=[sshd.user_key])
         with Connection(target, KnownHosts(paths.known_hosts), accept_host_keys=sshd.host_fingerprint):
@@ -143,20 +179,19 @@ def main() -> int:
             d = statistics.median(ping_times(direct, args.n, keep)) * 1000
             a = statistics.median(ping_times(agent, args.n, keep)) * 1000
             print("GET /_ping, %-27s direct %.3f ms  agent %.3f ms  (+%.3f ms; target <= +1 ms)" % (label, d, a, a - d))
-        if args.mb and not args.real_engine:
+        if args.mb:
             fsock = os.path.join(tmp, "fwd.sock")
-            fwd = subprocess.Popen(["ssh", "-N", "-o", "BatchMode=yes", "-o", "UserKnownHostsFile=" + paths.known_hosts,
-                                    "-o", "StrictHostKeyChecking=yes", "-i", sshd.user_key, "-p", str(sshd.port),
-                                    "-L", "%s:%s" % (fsock, sock), "root@" + sshd.host])
-            for _ in range(200):
-                if os.path.exists(fsock):
-                    break
-                time.sleep(0.05)
-            d = upload(direct, args.mb)
-            a = upload(agent, args.mb)
-            s = upload("unix://" + fsock, args.mb)
-            print("POST %d MiB: direct %.0f MB/s  agent %.0f MB/s  ssh -L %.0f MB/s  (agent/ssh -L %.2fx; target >= 0.5x)"
-                  % (args.mb, d, a, s, a / s))
+            fwd = ssh_forward(sshd, paths.known_hosts, sock, fsock)
+            if args.real_engine:
+                r = docker_cp_rates(tmp, {"agent": agent, "ssh -L": "unix://" + fsock}, args.mb)
+                print("docker cp %d MiB: agent %.0f MB/s  ssh -L %.0f MB/s  (agent/ssh -L %.2fx; target >= 0.5x)"
+                      % (args.mb, r["agent"], r["ssh -L"], r["agent"] / r["ssh -L"]))
+            else:
+                d = upload(direct, args.mb)
+                a = upload(agent, args.mb)
+                f = upload("unix://" + fsock, args.mb)
+                print("POST %d MiB: direct %.0f MB/s  agent %.0f MB/s  ssh -L %.0f MB/s  (agent/ssh -L %.2fx; "
+                      "target >= 0.5x)" % (args.mb, d, a, f, a / f))
         if isinstance(standin, StandinEngine):
             print("published port reachable on 127.0.0.1 after the start event: %.1f ms (target <= 200 ms)"
                   % (forward_latency(ns, standin) * 1000))

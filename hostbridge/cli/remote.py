@@ -107,9 +107,11 @@ def tunnel_group():
 
 
 @tunnel_group.command("status")
-@click.argument("name")
+@click.argument("name", required=False, envvar="HOSTBRIDGE_MACHINE")
 def tunnel_status(name):
     """Show NAME's tunnel: state, endpoint, reconnects, forwarded ports, last error."""
+    if not name:
+        raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
     from ..tunnel import control
     from ..paths import MachinePaths
 

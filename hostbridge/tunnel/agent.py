@@ -284,6 +284,8 @@ class Agent:
             return
         try:
             pump(client, chan)
+        except (BrokenPipeError, ConnectionResetError) as e:
+            log.debug("a side hung up early: %s", e)  # a client that got its answer and left
         except Exception as e:
             log.warning("connection ended with %s: %s", type(e).__name__, e)
 

@@ -105,8 +105,9 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
         if not localhttp.ping(url_local):
             raise MachineError("the engine on %s does not answer /_ping through the tunnel: see %s and the "
                                "engine log %s there" % (host, paths.agent_log, layout.log), machine=name, stage="ping")
-        record = {"name": name, "mode": MODE, "url": url, "ssh": target.to_dict(), "layout": layout.to_dict(),
-                  "endpoint": endpoint, "endpoint_url": url_local, "created_at": time.time()}
+        record = {"name": name, "mode": MODE, "driver": "", "endpoint_url": url_local, "url": url,
+                  "ssh": target.to_dict(), "layout": layout.to_dict(), "endpoint_kind": endpoint,
+                  "created_at": time.time()}
         save_record(paths, record)
         return record
     except BaseException:
@@ -134,18 +135,29 @@ def list_remotes() -> list:
 def endpoint_for(name: str, check_version: bool = True) -> str:
     """The machine's local endpoint, starting its agent if needed.
 
-    When the agent had to be (re)started and ``check_version`` is set, the engine's
-    ``/version`` is compared with this host's and an older engine is upgraded in place.
+    When the agent had to be (re)started and ``check_version`` is set, the engine is checked
+    through it: one that does not answer (the host rebooted without systemd) is started again,
+    and one whose ``/version`` is older than this host's is upgraded in place.
+
+    Raises:
+        MachineError: no such machine; TunnelError subclasses from the agent; RemoteHostError
+            when the engine cannot be started.
     """
     paths = MachinePaths.for_name(name)
     rec = load_record(name)
     was_up = control.agent_alive(paths)
     url = control.ensure_agent(paths)
-    if check_version and not was_up:
+    if not check_version or was_up:
+        return url
+    try:
         remote = localhttp.get_json(url, "/version").get("Version", "")
-        if deploy.version_tuple(remote) < deploy.version_tuple(deploy.engine_version()):
-            upgrade_remote(name, _record=rec)
-            url = control.ensure_agent(paths)
+    except HostbridgeError:
+        with _connection(rec, paths) as conn:
+            deploy.start_engine(conn, deploy.Layout.from_dict(rec["layout"]))
+        remote = localhttp.get_json(url, "/version").get("Version", "")
+    if deploy.version_tuple(remote) < deploy.version_tuple(deploy.engine_version()):
+        upgrade_remote(name, _record=rec)
+        url = control.ensure_agent(paths)
     return url
 
 

@@ -67,6 +67,15 @@ class RemoteNamespace:
         _run("ip", "netns", "del", self.name, check=False)
 
 
+def free_local_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the tests then use the same number far away)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def keygen(path: str, kind: str = "ed25519") -> str:
     """A fresh passphrase-less key at ``path``; returns the public key line."""
     for p in (path, path + ".pub"):

@@ -17,7 +17,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
-from hostbridge.tunnel.localhttp import connection, request  # noqa: F401 (tests import connection from here)
+from hostbridge.tunnel.localhttp import request
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -10,10 +10,12 @@ import threading
 import time
 
 import pytest
+from remotehost import free_local_port
 
 from hostbridge.tunnel import control
 from hostbridge.tunnel.errors import HostKeyError
-from standin_engine import connection, get
+from hostbridge.tunnel.localhttp import connection
+from standin_engine import get
 
 pytestmark = pytest.mark.root
 
@@ -123,16 +125,8 @@ def test_missing_engine_socket_gives_a_docker_style_error(machine, standin):
     assert st == 502 and b"cannot reach the engine" in body
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_published_port_is_forwarded_to_host_loopback(machine, standin, remote_ns):
-    port = _free_port()
+    port = free_local_port()
     # A plain TCP server inside the namespace, on its own loopback: the "container's" port.
     server = remote_ns.popen([sys.executable, "-c",
                               "import socket\n"

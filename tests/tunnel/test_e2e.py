@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from remotehost import free_local_port
 
 from hostbridge import deploy
 from hostbridge.tunnel import control
@@ -36,20 +37,12 @@ def _docker(env, *args, timeout=120):
     return subprocess.run(["docker"] + list(args), env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_docker_cli_runs_containers_and_published_ports_reach_host_loopback(build1, busybox_rootfs_tar):
     _rec, env = build1
     assert _docker(env, "import", busybox_rootfs_tar, "busybox:latest").returncode == 0
     out = _docker(env, "run", "--rm", "busybox", "echo", "hi through the tunnel")
     assert (out.returncode, out.stdout) == (0, "hi through the tunnel\n"), out.stderr
-    port = _free_port()
+    port = free_local_port()
     out = _docker(env, "run", "-d", "--name", "e2e-web", "-p", "%d:8080" % port, "busybox", "sh", "-c",
                   "echo hello-from-container > /tmp/index.html; exec httpd -f -p 8080 -h /tmp")
     assert out.returncode == 0, out.stderr
@@ -87,3 +80,15 @@ def test_cut_link_during_logs_follow_then_next_command_works(build1, busybox_roo
     out = _docker(env, "ps", "--format", "{{.Names}}")
     assert out.returncode == 0 and "e2e-logs" in out.stdout.split(), out.stderr
     assert control.tunnel_status(MachinePaths.for_name("build1"))["reconnects"] >= 1
+
+
+def test_an_engine_that_died_is_started_again_by_the_next_command(build1):
+    rec, env = build1
+    paths = MachinePaths.for_name("build1")
+    layout = deploy.Layout.from_dict(rec["layout"])
+    with remote._connection(rec, paths) as conn:
+        deploy.stop_engine(conn, layout)  # as after a reboot of a host without systemd
+    control.stop_agent(paths)
+    url = remote.endpoint_for("build1")
+    out = _docker(dict(env, DOCKER_HOST=url), "version", "--format", "{{.Server.Version}}")
+    assert out.returncode == 0 and out.stdout.strip() == deploy.engine_version(), out.stderr

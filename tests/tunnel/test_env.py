@@ -65,3 +65,4 @@ def test_unknown_shell_is_refused():
 ])
 def test_shell_detection(environ, platform, parent, expected):
     assert detect_shell(environ, platform, parent) == expected
+

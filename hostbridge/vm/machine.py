@@ -5,21 +5,22 @@ the mode modules (``native.py``, ``vmmode.py``, ``remote.py``) keep their own fi
 fields this module does not know are read and written back untouched.
 
 VM mode's ``up_vm`` runs image → create → boot → ssh → deploy → engine → clock → tunnel →
-ping, each a named stage, undoing what it started when one fails; ``down_vm``, ``destroy_vm``
-and ``upgrade_vm`` complete the life cycle. A lock per machine keeps two of them apart.
+ping, each a named stage (the steps themselves are in ``steps.py``), undoing what it started
+when one fails; ``down_vm``, ``destroy_vm`` and ``upgrade_vm`` complete the life cycle. A lock
+per machine keeps two of them apart.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import paths
 from ..errors import MachineError
+from . import steps
 
 MODES = ("native", "vm", "remote")
 
@@ -244,7 +245,7 @@ class _Up:
 
         f = self.record.fields
         if self.record.driver == "qemu" and not (f.get("image_dir") and os.path.isdir(f["image_dir"])):
-            f["image_dir"] = self.stage("image", _guest_image, image_url, image_sha256).dir
+            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256).dir
             self.record.save()
         self.driver = vmmode.make_driver(self.record)
         self.stage("create", self.driver.create)
@@ -254,17 +255,17 @@ class _Up:
             for note in getattr(self.driver, "accel_notes", None) or []:
                 self.progress("boot", "note: %s; using slower emulation" % note)
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
-        conn = self.stage("deploy", _connect, self.record, info)
+        conn = self.stage("deploy", steps.connect, self.record, info)
         try:
-            layout, old = self.stage("deploy", _deploy, conn, self.record)
-            self.stage("engine", _start_engine, conn, layout, old)
+            layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+            self.stage("engine", steps.start_engine, conn, layout, old)
             f["layout"] = layout.to_dict()
             self.record.save()
-            self.stage("clock", _sync_clock, conn)
+            self.stage("clock", steps.sync_clock, conn)
         finally:
             conn.close()
-        url = self.stage("tunnel", _start_tunnel, self.record, layout)
-        self.stage("ping", _wait_ping, url)
+        url = self.stage("tunnel", steps.start_tunnel, self.record, layout)
+        self.stage("ping", steps.wait_ping, url)
         return url
 
     def cleanup(self):
@@ -279,104 +280,13 @@ class _Up:
         if self.created and self.interrupted:
             if self.driver is not None:
                 self.driver.destroy()
-            _remove_machine_files(self.p)
+            steps.remove_machine_files(self.p)
             return
         if self.booted and self.driver is not None:
             self.driver.stop(force=True)
         running = self.driver is not None and self.driver.state() == "running"
         self.record.fields.update(state="running" if running and not self.booted else "stopped", up_pid=None)
         self.record.save()
-
-
-def _guest_image(url, sha256):
-    from . import image
-
-    return image.fetch(url, sha256) if url else image.build()
-
-
-def _connect(record, info):
-    """Pin the guest's host key and open an SSH connection with the machine's own key."""
-    from ..tunnel.known_hosts import KnownHosts
-    from ..tunnel.ssh import Connection, SSHTarget
-
-    known = KnownHosts(record.paths.known_hosts)
-    if info.host_key:
-        known.pin_public_key(info.host, info.port, info.host_key)
-    else:
-        # A driver that cannot know the key in advance (vagrant): the VM was made by us, on
-        # this host, a moment ago; trust the key it presents now and pin it for good.
-        known.pin(info.host, info.port, _server_key(info.host, info.port))
-    target = SSHTarget(hostname=info.host, port=info.port, user=info.user, identity_files=[info.key_path])
-    record.fields["ssh"] = target.to_dict()
-    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
-
-
-def _server_key(host, port):
-    import socket
-
-    import paramiko
-
-    with socket.create_connection((host, port), timeout=30) as sock:
-        t = paramiko.Transport(sock)
-        try:
-            t.start_client(timeout=30)
-            return t.get_remote_server_key()
-        finally:
-            t.close()
-
-
-def _deploy(conn, record):
-    """Copy the engine unless this version is there already. Returns (layout, older layout or None)."""
-    from .. import deploy
-
-    old = deploy.Layout.from_dict(record.fields["layout"]) if record.fields.get("layout") else None
-    if old is not None and old.version == deploy.engine_version() and conn.run("test -f %s" % old.zipapp)[0] == 0:
-        return old, None
-    return deploy.deploy(conn, record.paths.engine_zipapp_dir), old
-
-
-def _start_engine(conn, layout, old):
-    from .. import deploy
-
-    if old is not None and old.version != layout.version:
-        deploy.stop_engine(conn, old)
-    deploy.start_engine(conn, layout, wait=120)
-
-
-def _sync_clock(conn):
-    from . import clock
-
-    def run(cmd):
-        rc, out, err = conn.run(cmd, timeout=30)
-        return rc, out.decode(errors="replace"), err.decode(errors="replace")
-
-    return clock.resync(run)
-
-
-def _start_tunnel(record, layout):
-    from ..tunnel import control
-
-    p = record.paths
-    control.write_config(p, {"ssh": record.fields["ssh"], "remote_socket": layout.socket,
-                             "endpoint": control.default_endpoint(), "forward_ports": True, "keepalive": 15,
-                             "connect_timeout": 30, "clock_sync": True})
-    control.stop_agent(p)  # an agent from an earlier boot may hold an old SSH port
-    return control.ensure_agent(p, timeout=90)
-
-
-def _wait_ping(url, timeout=60.0):
-    from ..tunnel import localhttp
-
-    deadline = time.monotonic() + timeout
-    while not localhttp.ping(url, timeout=10):
-        if time.monotonic() > deadline:
-            raise MachineError("the engine does not answer /_ping at %s after %d s" % (url, timeout))
-        time.sleep(0.2)
-
-
-def _remove_machine_files(p):
-    shutil.rmtree(p.dir, ignore_errors=True)
-    shutil.rmtree(p.runtime, ignore_errors=True)
 
 
 def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ssh_timeout=300.0, image_url="",
@@ -523,7 +433,7 @@ def destroy_vm(name) -> None:
         record = vmmode.load_vm(name)
         control.stop_agent(record.paths)
         vmmode.make_driver(record).destroy()
-        _remove_machine_files(record.paths)
+        steps.remove_machine_files(record.paths)
 
 
 def upgrade_vm(name) -> dict:
@@ -546,5 +456,5 @@ def upgrade_vm(name) -> dict:
             new = deploy.upgrade(conn, old, record.paths.engine_zipapp_dir)
         record.fields["layout"] = new.to_dict()
         record.save()
-        _wait_ping(vmmode.endpoint_for(name))
+        steps.wait_ping(vmmode.endpoint_for(name))
     return {"from": old.version, "to": new.version}

@@ -178,12 +178,8 @@ class Agent:
             return
         from ..vm import clock
 
-        def run(cmd):
-            rc, out, err = conn.run(cmd, timeout=15)
-            return rc, out.decode(errors="replace"), err.decode(errors="replace")
-
         try:
-            check = clock.resync(run, sudo="" if self.target.user == "root" else "sudo -n ")
+            check = clock.resync_ssh(conn)
             if check.adjusted:
                 log.info("guest clock was %+.1f s off; set to the host's", check.drift)
         except Exception as e:  # a clock we cannot set must not take the tunnel down

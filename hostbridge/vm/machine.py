@@ -156,6 +156,7 @@ class _Lock:
 
 # Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
 STAGES = {
+    "recover": ("stopping what an interrupted `up` left running", "run `hostbridge down -f --machine NAME`"),
     "image": ("guest image", "the image is built once (root, debootstrap, the Debian mirror); or set vm.image_url "
                              "and vm.image_sha256 to download a published one"),
     "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
@@ -211,8 +212,8 @@ def _noop(stage, text):
 class _Up:
     """One ``up`` of a vm machine: its stages, and the cleanup if one fails."""
 
-    def __init__(self, record, created, progress):
-        self.record, self.created, self.progress = record, created, progress
+    def __init__(self, record, created, progress, recovered=False):
+        self.record, self.created, self.progress, self.recovered = record, created, progress, recovered
         self.name, self.p = record.name, record.paths
         self.driver = None
         self.booted = False
@@ -249,6 +250,9 @@ class _Up:
             self.record.save()
         self.driver = vmmode.make_driver(self.record)
         self.stage("create", self.driver.create)
+        if self.recovered and self.driver.state() not in ("stopped", "not-created"):
+            # Whatever the dead `up` left running is in an unknown state: boot it afresh.
+            self.stage("recover", self.driver.stop, force=True)
         if self.driver.state() != "running":
             self.booted = True
             self.stage("boot", self.driver.start)
@@ -342,10 +346,10 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
                                hint="destroy it first to change driver, or pick another --machine", machine=name)
         recovered = record.fields.get("state") == vmmode.STARTING  # we hold the lock: that `up` is gone
         if recovered:
-            progress("recover", "a previous `up` of %s did not finish; starting over" % name)
+            progress("recover", "note: a previous `up` of %s did not finish; starting over" % name)
         record.fields.update(state=vmmode.STARTING, up_pid=os.getpid())
         record.save()
-        run = _Up(record, created, progress)
+        run = _Up(record, created, progress, recovered)
         try:
             url = _with_sigint(run.on_sigint, run.run, ssh_timeout, image_url, image_sha256)
         except BaseException as e:

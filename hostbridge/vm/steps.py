@@ -74,11 +74,7 @@ def sync_clock(conn):
     """Set the guest's clock to the host's when they differ by more than a second."""
     from . import clock
 
-    def run(cmd):
-        rc, out, err = conn.run(cmd, timeout=30)
-        return rc, out.decode(errors="replace"), err.decode(errors="replace")
-
-    return clock.resync(run)
+    return clock.resync_ssh(conn)
 
 
 def start_tunnel(record, layout):

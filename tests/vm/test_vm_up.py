@@ -2,9 +2,10 @@
 engine deployed into it, the tunnel agent, and the stock `docker` CLI through `hostbridge env`.
 
 One machine is booted for the module and goes through its life: cold up → containers, a host
-folder, a published port → up again (fast path) → SIGKILL → status/up recover → down → warm up
-on a taken SSH port → destroy. A few short boots check the faults (SSH timeout, Ctrl-C) and a
-second machine beside the first. All traffic goes to 127.0.0.1.
+folder, a published port → up again (fast path) → the link drops, the agent reconnects and
+resyncs the guest clock → SIGKILL → status/up recover → down → warm up on a taken SSH port →
+destroy. A second machine runs beside it (after a first `up` killed mid-way is recovered), and
+short boots check the faults (SSH timeout, Ctrl-C). All traffic goes to 127.0.0.1.
 """
 
 import json
@@ -115,6 +116,12 @@ def test_stock_docker_cli_runs_a_container_through_the_tunnel(host):
     assert r.stdout.strip() == "linux 1.44"
 
 
+def test_hostbridge_cli_reaches_the_vm_by_machine_name(host):
+    r = host.hb("--machine", NAME, "run", "--rm", "busybox", "hostname")
+    assert r.returncode == 0 and len(r.stdout.strip()) == 12, r.stderr
+    assert host.hb("-m", NAME, "ps", "-a", "-q").stdout == ""
+
+
 def test_the_engine_runs_as_root_in_the_guest(host):
     r = host.hb("ssh", "--machine", NAME, "--", "ps", "-o", "user=,args=", "-p", "$(cat /run/hostbridge/engine.pid)")
     assert r.returncode == 0, r.stderr
@@ -163,6 +170,30 @@ def test_up_on_a_running_machine_only_checks_it(host):
     assert "[boot]" not in r.stderr and "[deploy]" not in r.stderr
 
 
+def _guest_drift(host):
+    before = time.time()
+    out = host.hb("ssh", "--machine", NAME, "--", "date", "+%s.%N", check=True).stdout
+    return float(out) - (before + time.time()) / 2
+
+
+def test_the_agent_resyncs_the_guest_clock_when_it_reconnects(host):
+    agent = json.load(open(os.path.join(host.machine_dir(), "agent.status.json")))
+    host.hb("ssh", "--machine", NAME, "--", "date -u -s @$(( $(date +%s) - 300 )) >/dev/null", check=True)
+    assert _guest_drift(host) < -250  # as after a laptop slept
+    # Drop every SSH session in the guest (the agent's too), as a sleeping host's link drops.
+    host.hb("ssh", "--machine", NAME, "--", "pkill -f '^sshd: root'")  # not the listener ("sshd: /usr/sbin/…")
+    deadline = time.monotonic() + 60
+    status = agent
+    while time.monotonic() < deadline:
+        status = json.load(open(os.path.join(host.machine_dir(), "agent.status.json")))
+        if status.get("reconnects", 0) > agent.get("reconnects", 0) and status.get("state") == "connected":
+            break
+        time.sleep(0.2)
+    assert status.get("reconnects", 0) > agent.get("reconnects", 0)
+    assert abs(_guest_drift(host)) < 3
+    assert host.docker("ps").returncode == 0
+
+
 def test_a_vm_killed_with_sigkill_reads_stopped_and_up_recovers(host):
     pid = host.qemu_pid()
     os.kill(pid, signal.SIGKILL)
@@ -200,10 +231,21 @@ def test_down_then_warm_up_on_a_taken_ssh_port(host):
     assert r.returncode == 0 and r.stdout.startswith("Linux version"), r.stderr
 
 
-def test_a_second_machine_runs_beside_the_first(host):
-    r = host.hb("up", "--machine", "vmt2", "--driver", "qemu", "--cpus", "1", "--memory", "512", "--disk", "2G",
-                timeout=BOOT)
+def test_a_second_machine_runs_beside_the_first_after_its_first_up_was_killed(host):
+    argv = ["up", "--machine", "vmt2", "--driver", "qemu", "--cpus", "1", "--memory", "512", "--disk", "2G"]
+    proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli"] + argv, env=host.env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pidfile = os.path.join(host.machine_dir("vmt2"), "qemu.pid")
+    deadline = time.monotonic() + 120
+    while not os.path.exists(pidfile) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.kill()  # no cleanup can run: the record keeps saying "starting"
+    proc.wait()
+    assert host.record("vmt2")["state"] == "starting"
+    assert "half-started" in [ln for ln in host.hb("ls").stdout.splitlines() if ln.startswith("vmt2")][0]
+    r = host.hb(*argv, timeout=BOOT)
     assert r.returncode == 0, r.stderr
+    assert "[recover] note: a previous `up` of vmt2 did not finish" in r.stderr
     first, second = host.docker_env(NAME)["DOCKER_HOST"], host.docker_env("vmt2")["DOCKER_HOST"]
     assert first != second
     assert host.docker("images", "-q", machine="vmt2").stdout == ""  # its own engine, its own disk

@@ -160,7 +160,7 @@ STAGES = {
     "image": ("guest image", "the image is built once (root, debootstrap, the Debian mirror); or set vm.image_url "
                              "and vm.image_sha256 to download a published one"),
     "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
-    "boot": ("booting the VM", "see `hostbridge logs --serial --machine NAME`"),
+    "boot": ("booting the VM", "check the driver's message; QEMU's console: `hostbridge logs --serial --machine NAME`"),
     "ssh": ("waiting for SSH", "see `hostbridge logs --serial --machine NAME`"),
     "deploy": ("deploying the engine", "look inside with `hostbridge ssh --machine NAME`"),
     "engine": ("starting the engine", "see `hostbridge logs --engine --machine NAME`"),
@@ -178,7 +178,7 @@ class StageFailed(MachineError):
         prefix = "machine %s: " % name
         what = what[len(prefix):] if what.startswith(prefix) else what
         hint = STAGES[stage][1].replace("NAME", name)
-        if stage not in ("boot", "ssh"):  # the driver's own hint there lacks the machine's name
+        if stage != "ssh":  # the driver's own hint there lacks the machine's name
             hint = getattr(cause, "hint", None) or hint
         super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
                          machine=name, stage=stage)

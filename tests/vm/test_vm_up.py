@@ -139,6 +139,16 @@ def test_a_host_folder_mounted_with_v_is_visible_in_the_container(host):
         assert f.read() == "written in the container\n"
 
 
+def test_upgrade_swaps_the_engine_through_the_guest_init_script_and_keeps_images(host):
+    before = host.hb("ssh", "--machine", NAME, "--", "cat", "/run/hostbridge/engine.pid", check=True).stdout.strip()
+    r = host.hb("upgrade", "--machine", NAME, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("Machine vmt: engine "), r.stderr
+    after = host.hb("ssh", "--machine", NAME, "--", "cat /run/hostbridge/engine.pid; readlink "
+                    "/usr/local/lib/hostbridge/engine.pyz", check=True).stdout.split()
+    assert after[0] != before and after[1].startswith("engine-") and after[1].endswith(".pyz")
+    assert host.docker("images", "-q").stdout.strip() != ""
+
+
 def test_a_published_port_answers_on_host_loopback(host):
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

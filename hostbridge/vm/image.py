@@ -167,14 +167,21 @@ def load(image_dir):
     return GuestImage(image_dir, manifest)
 
 
-def build(cache_dir=None, arch="amd64", suite=DEFAULT_SUITE, mirror=None, provision_dir=PROVISION_DIR):
+def debian_arch(machine=None):
+    """Debian's name for this host's architecture (the guest runs the host's, for acceleration)."""
+    import platform
+
+    return "arm64" if (machine or platform.machine()).lower() in ("arm64", "aarch64") else "amd64"
+
+
+def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision_dir=PROVISION_DIR):
     """Return the cached image for this build, building it first if needed (~2 min, root).
 
     Concurrent callers wait for one build (a lock file); a failed build leaves nothing behind.
 
     Args:
         cache_dir: image cache (default ``default_cache_dir()``).
-        arch, suite: what to build.
+        arch, suite: what to build (arch: this host's by default).
         mirror: Debian mirror (default: this host's apt mirror).
         provision_dir: where build-image.sh and its inputs are.
     Returns:
@@ -183,6 +190,7 @@ def build(cache_dir=None, arch="amd64", suite=DEFAULT_SUITE, mirror=None, provis
         VMError: the build failed (with the last lines of its output) or the cache is corrupt.
     """
     cache_dir = cache_dir or default_cache_dir()
+    arch = arch or debian_arch()
     key = cache_key(arch, suite, provision_dir)
     final = os.path.join(cache_dir, key)
     os.makedirs(cache_dir, exist_ok=True)

@@ -156,19 +156,26 @@ def probe_accel(binary, system, arch, accel, kernel, timeout=6.0):
         return True, ""
     if accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False, "/dev/kvm is not accessible"
+    return watch_console(probe_command(binary, system, arch, accel, kernel), PROBE_MARK, timeout)
+
+
+def watch_console(argv, mark, timeout):
+    """Run argv (console on stdout) until ``mark`` appears, it exits, or ``timeout`` s pass; kill it.
+
+    Returns:
+        (True, "") when the mark appeared, else (False, QEMU's last complaint or "no console output").
+    """
     try:
-        proc = subprocess.Popen(probe_command(binary, system, arch, accel, kernel),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     except OSError as e:
         return False, str(e)
     seen = threading.Event()
-    out = []
 
     def reader():
         buf = b""
         for chunk in iter(lambda: proc.stdout.read1(4096), b""):
             buf = (buf + chunk)[-4096:]
-            if PROBE_MARK in buf:
+            if mark in buf:
                 seen.set()
                 return
 
@@ -177,17 +184,16 @@ def probe_accel(binary, system, arch, accel, kernel, timeout=6.0):
     deadline = time.monotonic() + timeout
     while not seen.is_set() and proc.poll() is None and time.monotonic() < deadline:
         seen.wait(0.1)
-    ok = seen.is_set()
     if proc.poll() is None:
         proc.kill()
-    try:
-        _, err = proc.communicate(timeout=5)
-        out.append(err.decode(errors="replace").strip())
-    except subprocess.TimeoutExpired:
-        pass
-    if ok:
+    proc.wait()
+    t.join(2)  # QEMU may have exited (the kernel panics without a root disk) before we read it all
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stdout.close()
+    proc.stderr.close()
+    if seen.is_set():
         return True, ""
-    errs = [line for line in " ".join(out).splitlines() if "warning" not in line]
+    errs = [line.strip() for line in err.splitlines() if line.strip() and "warning" not in line]
     return False, (errs[-1] if errs else "no console output in %g s" % timeout)
 
 

@@ -82,6 +82,19 @@ def test_accel_probe_is_quick_and_cached(guest_image, tmp_path):
     assert accel != "tcg" or notes
 
 
+def test_probe_recognises_a_booting_kernel(guest_image):
+    import shutil
+
+    from hostbridge.vm import qemu_cmd
+
+    # The probe's own boot, under TCG (which always works): the kernel's banner is seen.
+    arch = qemu_cmd.qemu_arch()
+    argv = qemu_cmd.probe_command(shutil.which(qemu_cmd.qemu_binary()), "Linux", arch, "tcg", guest_image.kernel)
+    t0 = time.monotonic()
+    assert qemu_cmd.watch_console(argv, qemu_cmd.PROBE_MARK, timeout=30) == (True, "")
+    assert time.monotonic() - t0 < 30
+
+
 def test_create_is_idempotent_and_boot_reaches_sshd(machine):
     assert machine.state() == driver.NOT_CREATED
     machine.create()

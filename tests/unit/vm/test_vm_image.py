@@ -111,3 +111,8 @@ def test_prune_keeps_the_images_in_use(tmp_path):
     os.makedirs(old)
     assert image.prune([used.dir], cache) == [old]
     assert os.path.isdir(used.dir) and not os.path.exists(old)
+
+
+def test_debian_arch_follows_the_host():
+    assert image.debian_arch("x86_64") == "amd64"
+    assert image.debian_arch("aarch64") == image.debian_arch("arm64") == "arm64"

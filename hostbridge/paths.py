@@ -77,8 +77,19 @@ class MachinePaths:
         self.up_lock = os.path.join(self.dir, "up.lock")  # flock held while `up`/`down` changes the machine
         self.known_hosts = os.path.join(self.dir, "known_hosts")  # the pinned SSH host key
         self.ssh_key = os.path.join(self.dir, "id_ed25519")  # hostbridge's own key for this machine
-        self.serial_log = os.path.join(self.dir, "serial.log")  # a VM's serial console
-        self.disk = os.path.join(self.dir, "disk.qcow2")  # a qemu VM's disk
+        self.ssh_pub = os.path.join(self.dir, "id_ed25519.pub")  # its public half (the guest authorizes it)
+        # A VM driver's files (vm/driver.py's InstanceFiles removes them on destroy):
+        self.driver_json = os.path.join(self.dir, "driver.json")  # the driver's own record (ports, image, size)
+        self.disk = os.path.join(self.dir, "disk.qcow2")  # qemu: copy-on-write disk over the cached base
+        self.pidfile = os.path.join(self.dir, "qemu.pid")  # qemu: pid of the daemonized QEMU
+        self.qmp = os.path.join(self.dir, "qmp.sock")  # qemu: QMP control socket
+        self.serial_log = os.path.join(self.dir, "serial.log")  # qemu: the guest's serial console
+        self.qemu_log = os.path.join(self.dir, "qemu.log")  # qemu: QEMU's own stderr at start
+        self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")  # the guest's host key (fw_cfg)
+        self.host_pub = os.path.join(self.dir, "ssh_host_ed25519_key.pub")  # its public half, pinned
+        self.guest_config = os.path.join(self.dir, "guest.json")  # qemu fw_cfg config.json: hostname, shares
+        self.vagrant_dir = os.path.join(self.dir, "vagrant")  # vagrant: project dir (Vagrantfile, .vagrant/)
+        self.vagrant_settings = os.path.join(self.vagrant_dir, "hostbridge.json")  # cpus/memory/disk/box
         self.tunnel_json = os.path.join(self.dir, "tunnel.json")  # what the tunnel agent connects to
         self.agent_pid = os.path.join(self.dir, "agent.pid")  # the tunnel agent's pid
         self.agent_lock = os.path.join(self.dir, "agent.lock")  # flock held by the live agent

@@ -125,8 +125,15 @@ class Agent:
         """Watch the link; reconnect with bounded backoff when it drops (a thread)."""
         interval = float(self.config.get("keepalive", 15))
         last_probe = time.monotonic()
+        wall_offset = time.time() - time.monotonic()
         while not self.stopping.wait(0.2):
             if self.conn and self.conn.is_active():
+                # The host's monotonic clock stops while it sleeps; its wall clock does not: a
+                # jump between them means the guest's clock is now behind (or the host's was set).
+                offset = time.time() - time.monotonic()
+                if abs(offset - wall_offset) > 1.0:
+                    wall_offset = offset
+                    threading.Thread(target=self.sync_clock, args=(self.conn,), name="clock", daemon=True).start()
                 if interval <= 0 or time.monotonic() - last_probe < interval:
                     continue
                 last_probe = time.monotonic()

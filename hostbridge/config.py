@@ -100,23 +100,15 @@ def _from_env(environ: Mapping[str, str]):
 
 
 def _coerce(setting: Setting, value, origin: str):
-    if setting.type is int:
-        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-            raise ConfigError("%s (from %s) must be a whole number, not %r" % (setting.key, origin, value))
+    if setting.type in (int, float):
+        kind = "a whole number" if setting.type is int else "a number"
+        bad = ConfigError("%s (from %s) must be %s, not %r" % (setting.key, origin, kind, value))
+        if isinstance(value, bool) or setting.type is int and isinstance(value, float) and not value.is_integer():
+            raise bad
         try:
-            number = int(value)
+            number = setting.type(value)
         except (TypeError, ValueError):
-            raise ConfigError("%s (from %s) must be a whole number, not %r" % (setting.key, origin, value))
-        if number <= 0:
-            raise ConfigError("%s (from %s) must be positive, not %r" % (setting.key, origin, value))
-        return number
-    if setting.type is float:
-        if isinstance(value, bool):
-            raise ConfigError("%s (from %s) must be a number, not %r" % (setting.key, origin, value))
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError("%s (from %s) must be a number, not %r" % (setting.key, origin, value))
+            raise bad from None
         if number <= 0:
             raise ConfigError("%s (from %s) must be positive, not %r" % (setting.key, origin, value))
         return number

@@ -88,7 +88,7 @@ def _progress(app):
 @click.pass_obj
 def up(app, driver, cpus, memory, disk, shares, timeout):
     """Start the selected machine: create and boot a VM if needed, deploy the engine, open the tunnel."""
-    mode, record = _selected(app, driver)
+    mode, _record = _selected(app, driver)
     name = app.config["machine"]
     if mode == "native":
         return _native_up(app, timeout)
@@ -103,7 +103,7 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
 
     c = app.config
     result = machines.up_vm(
-        name, driver=driver if driver != "native" else None, cpus=cpus or c["vm.cpus"],
+        name, driver=driver or c["vm.driver"] or None, cpus=cpus or c["vm.cpus"],
         memory_mib=memory or c["vm.memory"], disk_gib=vmmode.parse_size_gib(disk or c["vm.disk"]),
         shares=tuple(shares) or vmmode.parse_shares(c["vm.shares"]),
         ssh_timeout=timeout or c["vm.start_timeout"], image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"],
@@ -111,11 +111,11 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     if result.already_running:
         app.out("Machine %s is already running." % name)
     else:
-        app.out("Machine %s is running (%s, up in %.1f s)." % (name, (record.driver if record else None)
-                                                                or machines.load(name).driver, result.seconds))
+        app.out("Machine %s is running (%s, up in %.1f s)." % (name, result.driver, result.seconds))
         if app.verbosity > 0:
             app.out("Stages: " + ", ".join("%s %.1fs" % st for st in result.stages))
-    env_cmd = "hostbridge env" if name == os.environ.get("HOSTBRIDGE_MACHINE", "default") else "hostbridge env %s" % name
+    # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.
+    env_cmd = "hostbridge env %s" % name if c.origin["machine"] == "flag" else "hostbridge env"
     app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  eval \"$(%s)\"" % (result.endpoint, env_cmd))
 
 
@@ -180,8 +180,8 @@ def status(app):
         st = vmmode.status(name)
         app.out("machine:  %s (vm, %s)\nstate:    %s\nengine:   %s\ntunnel:   %s\nendpoint: %s\nssh:      %s\n"
                 "size:     %s CPUs, %s MiB, %s GiB disk\nshares:   %s"
-                % (name, st["driver"], st["state"] if st["recorded"] != "half-started (an `up` was interrupted)"
-                   else st["recorded"], ("running " + (st["engine_version"] or "")) if st["engine"] else "not answering",
+                % (name, st["driver"], st["state"],
+                   ("running " + (st["engine_version"] or "")) if st["engine"] else "not answering",
                    st["tunnel"], st["endpoint"] or "-", "127.0.0.1:%s" % st["ssh_port"] if st["ssh_port"] else "-",
                    st["cpus"], st["memory_mib"], st["disk_gib"], ", ".join(st["shares"]) or "-"))
         if not st["engine"]:

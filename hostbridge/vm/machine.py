@@ -197,6 +197,7 @@ class UpResult:
 
     name: str
     endpoint: str
+    driver: str = ""
     already_running: bool = False
     created: bool = False
     booted: bool = False
@@ -325,7 +326,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
     if record is not None and record.fields.get("state") == vmmode.RUNNING:
         url = vmmode.quick_endpoint(record)
         if url and _engine_current(record):
-            return UpResult(name, url, already_running=True, seconds=time.monotonic() - t0)
+            return UpResult(name, url, record.driver, already_running=True, seconds=time.monotonic() - t0)
     with lock(name):
         record = load(name)
         created = record is None
@@ -364,7 +365,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         record.endpoint_url = url
         record.fields.update(state=vmmode.RUNNING, up_pid=None)
         record.save()
-    return UpResult(name, url, created=created, booted=run.booted, recovered=recovered,
+    return UpResult(name, url, record.driver, created=created, booted=run.booted, recovered=recovered,
                     seconds=time.monotonic() - t0, stages=run.timings)
 
 

@@ -179,7 +179,8 @@ def status(name: str) -> dict:
     """What ``hostbridge status`` shows for a vm machine.
 
     Returns:
-        {"name", "driver", "state" (the VM's, from the driver), "recorded" (machine.json's),
+        {"name", "driver", "state" (the VM's, from the driver; "half-started…" after an `up` died),
+        "recorded" (machine.json's),
         "engine": bool (answers /_ping), "endpoint", "tunnel" (agent state), "ssh_port",
         "cpus", "memory_mib", "disk_gib", "shares", "engine_version"}.
     """
@@ -188,7 +189,9 @@ def status(name: str) -> dict:
     tunnel = control.tunnel_status(record.paths)
     url = control.endpoint_url(record.paths) if tunnel.get("alive") else None
     f = record.fields
-    return {"name": name, "driver": record.driver, "state": vm_state, "recorded": describe_state(record),
+    recorded = describe_state(record)
+    return {"name": name, "driver": record.driver, "state": recorded if recorded.startswith("half") else vm_state,
+            "recorded": recorded,
             "engine": bool(url and localhttp.ping(url, timeout=3)), "endpoint": url or record.endpoint_url,
             "tunnel": tunnel.get("state"), "ssh_port": (f.get("ssh") or {}).get("port"),
             "cpus": f.get("cpus"), "memory_mib": f.get("memory_mib"), "disk_gib": f.get("disk_gib"),

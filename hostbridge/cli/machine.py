@@ -304,9 +304,13 @@ def ssh(app, command):
 @click.option("-n", "--tail", "lines", type=int, default=100, show_default=True, help="Lines to show.")
 @click.pass_obj
 def machine_logs(app, which, lines):
-    """Show a machine's logs: --serial, --engine (default) or --agent."""
+    """Show a machine's logs: --serial, --engine (default; native mode's too) or --agent."""
     from ..vm import vmmode
 
+    mode, _record = _selected(app)
+    if mode == "native" and which in (None, "engine"):
+        app.out(vmmode.read_tail(_native(app).log_file, lines), nl=False)
+        return
     record = _vm_record(app)
     if which == "serial":
         text = vmmode.read_tail(record.paths.serial_log, lines)

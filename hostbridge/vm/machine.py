@@ -13,6 +13,7 @@ per machine keeps two of them apart.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from typing import Optional
 from .. import paths
 from ..errors import MachineError
 from . import steps
+
+log = logging.getLogger(__name__)
 
 MODES = ("native", "vm", "remote")
 
@@ -274,22 +277,29 @@ class _Up:
         return url
 
     def cleanup(self):
-        """Undo what this ``up`` started: nothing is left half-running.
+        """Undo what this ``up`` started: nothing is left half-running. Best effort: the error
+        that stopped ``up`` is the one to report, so a failing cleanup step is only logged.
 
         A machine this ``up`` created is removed when the user interrupted it; after a failure
         it stays, stopped, so its logs can be read (``up`` again retries, ``destroy`` removes it).
         """
         from ..tunnel import control
 
-        control.stop_agent(self.p)
+        def attempt(fn, *args, **kw):
+            try:
+                return fn(*args, **kw)
+            except Exception as e:
+                log.warning("cleanup after a failed up of %s: %s failed: %s", self.name, fn.__name__, e)
+
+        attempt(control.stop_agent, self.p)
         if self.created and self.interrupted:
             if self.driver is not None:
-                self.driver.destroy()
+                attempt(self.driver.destroy)
             steps.remove_machine_files(self.p)
             return
         if self.booted and self.driver is not None:
-            self.driver.stop(force=True)
-        running = self.driver is not None and self.driver.state() == "running"
+            attempt(self.driver.stop, force=True)
+        running = self.driver is not None and attempt(self.driver.state) == "running"
         self.record.fields.update(state="running" if running and not self.booted else "stopped", up_pid=None)
         self.record.save()
 
@@ -299,8 +309,9 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
     """Bring vm machine ``name`` up: create → boot → SSH → deploy → engine → clock → tunnel → /_ping.
 
     On a machine that runs already this only checks the tunnel agent and ``/_ping``. A failure
-    (or Ctrl-C) undoes what this call started: a machine it created is removed, a VM it booted
-    is stopped. The record says ``starting`` meanwhile, so an ``up`` that died is seen as such.
+    undoes what this call started (the agent, a VM it booted) and keeps a machine it created,
+    stopped, for its logs; Ctrl-C removes a machine it created. The record says ``starting``
+    meanwhile, so an ``up`` that died is seen as such by the next one.
 
     Args:
         name: the machine.

@@ -157,8 +157,10 @@ def endpoint_for(name: str) -> str:
     status = control.read_status(p)
     if status and status.get("state") == "connected" and control.agent_alive(p, status):
         return control.endpoint_url(p, status)
-    if record.fields.get("state") != RUNNING:
-        raise MachineError("machine %s is %s" % (name, describe_state(record)),
+    # Off the fast path now: asking the driver is affordable, and saves waiting on a dead VM.
+    if record.fields.get("state") != RUNNING or make_driver(record).state() != RUNNING:
+        state = describe_state(record) if record.fields.get("state") != RUNNING else STOPPED
+        raise MachineError("machine %s is %s" % (name, state),
                            hint="start it with `hostbridge up --machine %s`" % name, machine=name)
     try:
         return control.ensure_agent(p, timeout=30)

@@ -213,6 +213,8 @@ def test_a_vm_killed_with_sigkill_reads_stopped_and_up_recovers(host):
     st = host.hb("status", "--machine", NAME)
     assert st.returncode == 1 and "state:    stopped" in st.stdout and "engine:   not answering" in st.stdout
     assert " stopped " in host.hb("ls").stdout
+    ps = host.hb("-m", NAME, "ps")
+    assert ps.returncode == 1 and "machine vmt is stopped (start it with `hostbridge up --machine vmt`)" in ps.stderr
     r = host.hb("up", "--machine", NAME, timeout=BOOT)
     assert r.returncode == 0, r.stderr
     assert "[boot]" in r.stderr

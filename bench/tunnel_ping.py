@@ -29,7 +29,7 @@ from standin_engine import StandinEngine  # noqa: E402
 from hostbridge.tunnel import control  # noqa: E402
 from hostbridge.tunnel.known_hosts import KnownHosts  # noqa: E402
 from hostbridge.tunnel.localhttp import connection  # noqa: E402
-from hostbridge.tunnel.machinepaths import MachinePaths  # noqa: E402
+from hostbridge.paths import MachinePaths  # noqa: E402
 from hostbridge.tunnel.ssh import Connection, SSHTarget  # noqa: E402
 
 

@@ -43,6 +43,18 @@ SETTINGS = {
                 "python3 running the native engine (empty: this interpreter)"),
         Setting("native.start_timeout", float, 30.0, "HOSTBRIDGE_NATIVE_START_TIMEOUT",
                 "seconds `up` waits for the native engine's /_ping"),
+        Setting("vm.driver", str, "", "HOSTBRIDGE_VM_DRIVER",
+                "driver for new machines: vagrant, qemu (empty: chosen per OS)"),
+        Setting("vm.cpus", int, 2, "HOSTBRIDGE_VM_CPUS", "CPUs of a new VM"),
+        Setting("vm.memory", int, 2048, "HOSTBRIDGE_VM_MEMORY", "memory of a new VM, MiB"),
+        Setting("vm.disk", str, "20G", "HOSTBRIDGE_VM_DISK", "disk size of a new VM (e.g. 20G)"),
+        Setting("vm.shares", str, "~", "HOSTBRIDGE_VM_SHARES",
+                "host folders mounted at the same path in a new VM (%s-separated; \"\": none)" % os.pathsep),
+        Setting("vm.start_timeout", float, 300.0, "HOSTBRIDGE_VM_START_TIMEOUT",
+                "seconds `up` waits for the VM's SSH (emulated CPUs boot slowly)"),
+        Setting("vm.image_url", str, "", "HOSTBRIDGE_VM_IMAGE_URL",
+                "a published guest image to download instead of building one"),
+        Setting("vm.image_sha256", str, "", "HOSTBRIDGE_VM_IMAGE_SHA256", "the published image's sha256"),
     )
 }
 
@@ -88,13 +100,15 @@ def _from_env(environ: Mapping[str, str]):
 
 
 def _coerce(setting: Setting, value, origin: str):
-    if setting.type is float:
-        if isinstance(value, bool):
-            raise ConfigError("%s (from %s) must be a number, not %r" % (setting.key, origin, value))
+    if setting.type in (int, float):
+        kind = "a whole number" if setting.type is int else "a number"
+        bad = ConfigError("%s (from %s) must be %s, not %r" % (setting.key, origin, kind, value))
+        if isinstance(value, bool) or setting.type is int and isinstance(value, float) and not value.is_integer():
+            raise bad
         try:
-            number = float(value)
+            number = setting.type(value)
         except (TypeError, ValueError):
-            raise ConfigError("%s (from %s) must be a number, not %r" % (setting.key, origin, value))
+            raise bad from None
         if number <= 0:
             raise ConfigError("%s (from %s) must be positive, not %r" % (setting.key, origin, value))
         return number
@@ -155,6 +169,8 @@ def load(flags: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[st
 
 
 def _toml_value(value):
+    if isinstance(value, int):
+        return repr(value)
     if isinstance(value, float):
         return repr(int(value)) if value.is_integer() else repr(value)
     import json

@@ -21,6 +21,12 @@ from .tunnel.errors import RemoteHostError
 
 MIN_PYTHON = (3, 9)
 UNIT_NAME = "hostbridge-engine.service"
+# A guest provisioned by provision/bootstrap.sh (the VM image, a Vagrant box) already has the
+# engine's service: its init script runs ENGINE_LINK as root at boot (systemd or hostbridge's
+# own init). Deploy then installs the versioned zipapp, points this link at it, and uses it.
+PROVISIONED_INITD = "/etc/init.d/hostbridge"
+PROVISIONED_DIR = "/usr/local/lib/hostbridge"
+ENGINE_LINK = PROVISIONED_DIR + "/engine.pyz"
 _GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: the archive's bytes depend on content only
 _MAIN = "import sys\nfrom hostbridge.guest.__main__ import main\nsys.exit(main())\n"
@@ -88,6 +94,7 @@ class RemoteFacts:
     sudo: bool = False
     docker: str = ""  # path of an existing docker CLI
     hostname: str = ""
+    provisioned: bool = False  # provision/bootstrap.sh installed the engine's init script
 
 
 _PROBE = r"""
@@ -98,6 +105,7 @@ fi
 [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && echo systemd=1
 [ "$(id -u)" != 0 ] && sudo -n true >/dev/null 2>&1 && echo sudo=1
 d=$(command -v docker 2>/dev/null) && echo docker=$d
+[ -x /etc/init.d/hostbridge ] && echo provisioned=1
 exit 0
 """
 
@@ -117,7 +125,8 @@ def probe(conn, python: str = "python3") -> RemoteFacts:
                               % (conn.target.hostname, err.decode(errors="replace").strip()[:200]))
     return RemoteFacts(uid=int(kv["uid"]), home=kv.get("home", ""), python=kv.get("python", ""),
                        systemd=kv.get("systemd") == "1", sudo=kv.get("sudo") == "1",
-                       docker=kv.get("docker", ""), hostname=kv.get("hostname", ""))
+                       docker=kv.get("docker", ""), hostname=kv.get("hostname", ""),
+                       provisioned=kv.get("provisioned") == "1")
 
 
 def check_python(facts: RemoteFacts, host: str, python: str = "python3") -> None:
@@ -139,7 +148,7 @@ class Layout:
     socket: str  # the engine's --socket
     pidfile: str
     log: str
-    start: str = "daemon"  # "systemd" | "daemon"
+    start: str = "daemon"  # "systemd" | "daemon" | "initd" (the provisioned guest's service)
     sudo: bool = False  # prefix privileged commands with `sudo -n`
     version: str = ""
     shim: str = ""  # where the docker shim was installed, if it was
@@ -170,7 +179,8 @@ def plan_layout(facts: RemoteFacts, host: str, remote_dir: str | None = None, st
         facts: from ``probe``.
         host: for messages.
         remote_dir: put everything under this dir (tests; hosts without /usr/local).
-        start: "auto" (systemd when present and privileged), "systemd" or "daemon".
+        start: "auto" (the provisioned service on a guest set up by provision/bootstrap.sh,
+            else systemd when present and privileged), "initd", "systemd" or "daemon".
         allow_rootless: accept a user without root or sudo (containers will not run).
     Raises:
         RemoteHostError: no root and no sudo; systemd asked for but absent.
@@ -179,6 +189,14 @@ def plan_layout(facts: RemoteFacts, host: str, remote_dir: str | None = None, st
     if not privileged and not allow_rootless:
         raise RemoteHostError("the engine needs root on %s: log in as root, or give the user "
                               "passwordless sudo (`sudo -n true` must work)" % host)
+    if start == "initd" and not (facts.provisioned and privileged):
+        raise RemoteHostError("%s was not provisioned by hostbridge (no %s): use another start mode"
+                              % (host, PROVISIONED_INITD))
+    if (start == "initd" or start == "auto" and facts.provisioned and privileged) and not remote_dir:
+        # The paths provision/hostbridge.initd and hostbridge.service use.
+        return Layout(dir=PROVISIONED_DIR, root="/var/lib/hostbridge", socket="/run/hostbridge/docker.sock",
+                      pidfile="/run/hostbridge/engine.pid", log="/var/lib/hostbridge/engine.log", start="initd",
+                      sudo=facts.uid != 0 and facts.sudo, version=engine_version(), python=python)
     if start == "systemd" and not (facts.systemd and privileged):
         raise RemoteHostError("%s has no systemd (or no root/sudo) to run the engine as a unit: "
                               "use the daemon start mode" % host)
@@ -311,7 +329,11 @@ def start_engine(conn, layout: Layout, wait: float = 15) -> None:
         RemoteHostError: it did not create its socket in ``wait`` seconds (with its log's tail).
     """
     q = shlex.quote
-    if layout.start == "systemd":
+    if layout.start == "initd":
+        # The service runs ENGINE_LINK: point it at this version first (atomically).
+        launch = "ln -sfn %s %s.new && mv -fT %s.new %s && %s start" % (
+            q(posixpath.basename(layout.zipapp)), ENGINE_LINK, ENGINE_LINK, ENGINE_LINK, PROVISIONED_INITD)
+    elif layout.start == "systemd":
         import tempfile
 
         with tempfile.NamedTemporaryFile("w", delete=False) as f:
@@ -345,7 +367,9 @@ def start_engine(conn, layout: Layout, wait: float = 15) -> None:
 
 def stop_engine(conn, layout: Layout, wait: float = 15) -> None:
     """Stop the engine (containers keep running: their shims are separate processes)."""
-    if layout.start == "systemd":
+    if layout.start == "initd":
+        cmd = "%s stop" % PROVISIONED_INITD
+    elif layout.start == "systemd":
         cmd = "systemctl stop %s" % UNIT_NAME
     else:
         cmd = ("[ -f %(pid)s ] || exit 0; p=$(cat %(pid)s); kill $p 2>/dev/null || exit 0; i=0; "

@@ -73,20 +73,57 @@ def machine_dir(name: str) -> str:
 
 
 class MachinePaths:
-    """The files of one machine's directory; each attribute is one file."""
+    """The files of one machine's directory; each attribute is one file.
 
-    def __init__(self, name: str):
+    Args:
+        name: the machine's name.
+        dir: the machine's directory, when already known (the tunnel agent is started with
+            it); default ``machine_dir(name)``.
+    """
+
+    def __init__(self, name: str, dir: str = None):
         self.name = name
-        self.dir = machine_dir(name)
+        self.dir = os.path.abspath(dir) if dir else machine_dir(name)
         self.machine_json = os.path.join(self.dir, "machine.json")  # mode, driver, endpoint, settings
+        self.up_lock = os.path.join(self.dir, "up.lock")  # flock held while `up`/`down` changes the machine
         self.known_hosts = os.path.join(self.dir, "known_hosts")  # the pinned SSH host key
         self.ssh_key = os.path.join(self.dir, "id_ed25519")  # hostbridge's own key for this machine
+        self.ssh_pub = os.path.join(self.dir, "id_ed25519.pub")  # its public half (the guest authorizes it)
+        # A VM driver's files (vm/driver.py's InstanceFiles removes them on destroy):
+        self.driver_json = os.path.join(self.dir, "driver.json")  # the driver's own record (ports, image, size)
+        self.disk = os.path.join(self.dir, "disk.qcow2")  # qemu: copy-on-write disk over the cached base
+        self.pidfile = os.path.join(self.dir, "qemu.pid")  # qemu: pid of the daemonized QEMU
+        self.qmp = os.path.join(self.dir, "qmp.sock")  # qemu: QMP control socket
+        self.serial_log = os.path.join(self.dir, "serial.log")  # qemu: the guest's serial console
+        self.qemu_log = os.path.join(self.dir, "qemu.log")  # qemu: QEMU's own stderr at start
+        self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")  # the guest's host key (fw_cfg)
+        self.host_pub = os.path.join(self.dir, "ssh_host_ed25519_key.pub")  # its public half, pinned
+        self.guest_config = os.path.join(self.dir, "guest.json")  # qemu fw_cfg config.json: hostname, shares
+        self.vagrant_dir = os.path.join(self.dir, "vagrant")  # vagrant: project dir (Vagrantfile, .vagrant/)
+        self.vagrant_settings = os.path.join(self.vagrant_dir, "hostbridge.json")  # cpus/memory/disk/box
+        self.tunnel_json = os.path.join(self.dir, "tunnel.json")  # what the tunnel agent connects to
         self.agent_pid = os.path.join(self.dir, "agent.pid")  # the tunnel agent's pid
+        self.agent_lock = os.path.join(self.dir, "agent.lock")  # flock held by the live agent
         self.agent_log = os.path.join(self.dir, "agent.log")  # the tunnel agent's log
-        self.serial_log = os.path.join(self.dir, "serial.log")  # a VM's serial console
-        self.disk = os.path.join(self.dir, "disk.qcow2")  # a qemu VM's disk
+        self.agent_status = os.path.join(self.dir, "agent.status.json")  # agent state for `tunnel status`
+        self.engine_zipapp_dir = os.path.join(self.dir, "engine")  # the packed engine (deploy's cache)
         self.runtime = machine_runtime_dir(name)  # short dir for this machine's sockets
         self.docker_sock = os.path.join(self.runtime, "docker.sock")  # the tunnel's local endpoint
+
+    @classmethod
+    def for_name(cls, name: str) -> "MachinePaths":
+        """The paths of machine ``name`` under hostbridge's state dir."""
+        return cls(name)
+
+    @classmethod
+    def from_dir(cls, machine_dir_path: str) -> "MachinePaths":
+        """The paths of the machine whose directory is ``machine_dir_path``."""
+        return cls(os.path.basename(os.path.abspath(machine_dir_path)), machine_dir_path)
+
+    @property
+    def agent_socket(self) -> str:
+        """The tunnel agent's local endpoint socket (mode 0600), short enough for any OS."""
+        return self.docker_sock
 
 
 def runtime_dir() -> str:
@@ -120,6 +157,16 @@ def machine_runtime_dir(name: str) -> str:
     """The runtime directory for one machine's sockets (name shortened when it is long)."""
     short = name if len(name) <= 16 else hashlib.sha256(name.encode()).hexdigest()[:16]
     return os.path.join(runtime_dir(), short)
+
+
+def cache_dir() -> str:
+    """Re-creatable host data (``~/.cache/hostbridge`` on Linux; ``HOSTBRIDGE_HOME/cache``)."""
+    home = _home_override()
+    if home:
+        return os.path.join(home, "cache")
+    import platformdirs
+
+    return platformdirs.user_cache_dir(APP, appauthor=False)
 
 
 def ensure_dir(path: str, mode: int = 0o700) -> str:

@@ -21,7 +21,7 @@ def list_(app):
     rows = [["KEY", "VALUE", "FROM"]]
     for key in sorted(cfg.SETTINGS):
         value = c[key]
-        rows.append([key, "%g" % value if isinstance(value, float) else value, c.origin[key]])
+        rows.append([key, "%g" % value if isinstance(value, float) else str(value), c.origin[key]])
     app.out(table(rows), nl=False)
 
 

@@ -13,7 +13,6 @@ import sys
 import click
 
 SHELLS = ("bash", "zsh", "fish", "powershell", "cmd")
-NATIVE_ENDPOINT = "unix:///run/hostbridge/docker.sock"
 
 
 def detect_shell(environ=None, platform: str | None = None, parent: str | None = None) -> str:
@@ -92,27 +91,36 @@ def env_script(shell: str, variables: dict, unset: bool = False, command: str = 
     return "\n".join(lines + [eval_hint(shell, hint_cmd)]) + "\n"
 
 
-def machine_endpoint(machine: str | None) -> str:
-    """The DOCKER_HOST value for a machine: a remote one's agent endpoint, else native's socket."""
-    name = machine or os.environ.get("HOSTBRIDGE_MACHINE")
-    if name:
-        from ..vm import remote
+def machine_endpoint(machine: str | None, config=None) -> str:
+    """The DOCKER_HOST value for a machine: its endpoint as ``client.endpoint`` chooses it.
 
-        return remote.endpoint_for(name)
-    return NATIVE_ENDPOINT
+    Args:
+        machine: the machine's name (None: the configured one; an explicit name ignores ``host``).
+        config: a loaded ``Config`` to use when ``machine`` is None.
+    Raises:
+        HostbridgeError: no such machine, or it is not running.
+    """
+    from .. import config as configuration
+    from ..client.endpoint import resolve_endpoint
+
+    if machine:
+        config = configuration.load({"machine": machine, "host": ""})
+    return resolve_endpoint(config or configuration.load()).url
 
 
 @click.command("env")
 @click.option("--shell", type=click.Choice(SHELLS), help="Output syntax (default: detected).")
 @click.option("-u", "--unset", is_flag=True, help="Print lines that unset the variables instead.")
 @click.argument("machine", required=False)
-def env_command(shell, unset, machine):
+@click.pass_context
+def env_command(ctx, shell, unset, machine):
     """Print DOCKER_HOST for MACHINE so the stock docker CLI uses it: eval "$(hostbridge env)"."""
     from ..errors import HostbridgeError
 
     shell = shell or detect_shell()
+    app = ctx.obj
     try:
-        value = "" if unset else machine_endpoint(machine)
+        value = "" if unset else machine_endpoint(machine, app.config if app is not None else None)
     except HostbridgeError as e:
         raise click.ClickException(str(e)) from None
     click.echo(env_script(shell, {"DOCKER_HOST": value}, unset=unset), nl=False)

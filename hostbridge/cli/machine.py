@@ -1,36 +1,125 @@
-"""``up``, ``down`` and ``status``: start, stop and show the selected machine's engine.
+"""Machine commands: up, down, status, restart, destroy, upgrade, ls, ip, ssh, logs --serial/--engine.
 
-Native mode is handled here; VM and remote machines are sequenced by their own modules.
+Each command reads the selected machine's mode: native machines (this Linux host) are handled
+by ``vm.native``; VM machines are sequenced by ``vm.machine`` and queried through
+``vm.vmmode``; remote ones belong to ``hostbridge remote``.
 """
 
 from __future__ import annotations
+
+import functools
+import logging
+import os
 
 import click
 
 from ..errors import MachineError
 
+VM_DRIVERS = ("qemu", "vagrant")
+# The VM code logs for the record; what the user should see reaches them as progress lines.
+logging.getLogger("hostbridge").addHandler(logging.NullHandler())
 
-def _native(app):
-    """The ``NativeEngine`` for the selected machine, or an error naming the unsupported mode."""
+
+def machine_option(fn):
+    """``--machine NAME`` on a machine command (same as the root group's ``-m``)."""
+
+    @click.option("--machine", "machine_name", metavar="NAME", help="The machine (default: HOSTBRIDGE_MACHINE or config).")
+    @functools.wraps(fn)
+    def wrapper(*args, machine_name=None, **kw):
+        if machine_name:
+            app = click.get_current_context().obj
+            app.flags = dict(app.flags, machine=machine_name)
+            app._config = None
+        return fn(*args, **kw)
+
+    return wrapper
+
+
+def _selected(app, driver=None):
+    """(mode, record) of the selected machine; a new machine's mode comes from ``driver``/config/OS."""
     from ..vm import machine as machines
-    from ..vm.native import NativeEngine
 
     name = app.config["machine"]
     record = machines.load(name)
-    if record is not None and record.mode != "native":
-        raise MachineError("machine %r runs in %s mode, which this command does not handle yet" % (name, record.mode),
-                           hint="use the native machine (default) on Linux", machine=name)
-    if record is None and name != "default":
-        raise MachineError("no machine named %r" % name, hint="the native machine is called 'default'",
-                           machine=name)
+    if record is not None:
+        return record.mode, record
+    wanted = driver or app.config["vm.driver"]
+    if wanted in VM_DRIVERS:
+        return "vm", None
+    if wanted not in ("", "native"):
+        raise MachineError("unknown driver %r" % wanted, hint="use one of: native, qemu, vagrant", machine=name)
+    if name != "default":
+        raise MachineError("no machine named %r" % name,
+                           hint="create a VM with `hostbridge up --machine %s --driver qemu`; the native machine is "
+                                "called 'default'" % name, machine=name)
+    if wanted == "native":
+        return "native", None
+    from ..vm import vmmode
+
+    return ("native" if vmmode.choose_driver(None) == "native" else "vm"), None
+
+
+def _native(app):
+    from ..vm.native import NativeEngine
+
     return NativeEngine.from_config(app.config)
 
 
+def _not_for_remote(name):
+    raise MachineError("machine %s is a remote host" % name, hint="manage it with `hostbridge remote`", machine=name)
+
+
+def _progress(app):
+    def show(stage, text):
+        app.status("[%s] %s…" % (stage, text) if not text.startswith("note:") else "[%s] %s" % (stage, text))
+
+    return show
+
+
 @click.command()
-@click.option("--timeout", type=float, help="Seconds to wait for the engine to answer.")
+@machine_option
+@click.option("--driver", type=click.Choice(("native",) + VM_DRIVERS), help="Driver for a new machine (default per OS).")
+@click.option("--cpus", type=click.IntRange(1, 256), help="CPUs of a new VM (config vm.cpus).")
+@click.option("--memory", type=click.IntRange(128), help="Memory of a new VM in MiB (config vm.memory).")
+@click.option("--disk", metavar="SIZE", help="Disk of a new VM, e.g. 20G (config vm.disk).")
+@click.option("--share", "shares", multiple=True, type=click.Path(file_okay=False, resolve_path=True),
+              help="Host folder mounted at the same path in a new VM (repeatable; default: config vm.shares, ~).")
+@click.option("--timeout", type=float, help="Seconds to wait for the engine (native) or the VM's SSH.")
 @click.pass_obj
-def up(app, timeout):
-    """Start the engine (natively on Linux; needs root)."""
+def up(app, driver, cpus, memory, disk, shares, timeout):
+    """Start the selected machine: create and boot a VM if needed, deploy the engine, open the tunnel."""
+    mode, _record = _selected(app, driver)
+    name = app.config["machine"]
+    if mode == "native":
+        return _native_up(app, timeout)
+    if mode == "remote":
+        from ..vm import remote
+
+        url = remote.endpoint_for(name)
+        app.out("Machine %s (remote) is reachable at %s." % (name, url))
+        return
+    from ..vm import machine as machines
+    from ..vm import vmmode
+
+    c = app.config
+    result = machines.up_vm(
+        name, driver=driver or c["vm.driver"] or None, cpus=cpus or c["vm.cpus"],
+        memory_mib=memory or c["vm.memory"], disk_gib=vmmode.parse_size_gib(disk or c["vm.disk"]),
+        shares=tuple(shares) or vmmode.parse_shares(c["vm.shares"]),
+        ssh_timeout=timeout or c["vm.start_timeout"], image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"],
+        progress=_progress(app))
+    if result.already_running:
+        app.out("Machine %s is already running." % name)
+    else:
+        app.out("Machine %s is running (%s, up in %.1f s)." % (name, result.driver, result.seconds))
+        if app.verbosity > 0:
+            app.out("Stages: " + ", ".join("%s %.1fs" % st for st in result.stages))
+    # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.
+    env_cmd = "hostbridge env %s" % name if c.origin["machine"] == "flag" else "hostbridge env"
+    app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  eval \"$(%s)\"" % (result.endpoint, env_cmd))
+
+
+def _native_up(app, timeout):
     engine = _native(app)
     app.status("Starting the hostbridge engine…")
     st = engine.start(timeout=timeout or app.config["native.start_timeout"])
@@ -43,12 +132,25 @@ def up(app, timeout):
 
 
 @click.command()
-@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to stop.")
+@machine_option
+@click.option("-f", "--force", is_flag=True, help="Power a VM off at once instead of shutting it down.")
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for it to stop.")
 @click.pass_obj
-def down(app, timeout):
-    """Stop the engine (containers and their state are kept)."""
-    engine = _native(app)
-    pid = engine.stop(timeout=timeout)
+def down(app, force, timeout):
+    """Stop the selected machine (containers, images and volumes are kept)."""
+    mode, record = _selected(app)
+    name = app.config["machine"]
+    if mode == "remote":
+        _not_for_remote(name)
+    if mode == "vm":
+        from ..vm import machine as machines
+
+        if record is None:
+            raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
+        was = machines.down_vm(name, force=force, timeout=timeout)
+        app.out("Stopped machine %s." % name if was else "Machine %s is not running." % name)
+        return
+    pid = _native(app).stop(timeout=timeout)
     if pid is None:
         app.out("The hostbridge engine is not running.")
     else:
@@ -56,13 +158,173 @@ def down(app, timeout):
 
 
 @click.command()
+@machine_option
 @click.pass_obj
 def status(app):
-    """Show whether the engine runs, and where its socket is (exit 1 when it does not answer)."""
-    engine = _native(app)
-    st = engine.status()
+    """Show whether the selected machine and its engine run (exit 1 when the engine does not answer)."""
+    mode, record = _selected(app)
+    name = app.config["machine"]
+    if mode == "remote":
+        from ..tunnel import control
+
+        st = control.tunnel_status(record.paths)
+        app.out("machine:  %s (remote)\ntunnel:   %s\nendpoint: %s" % (name, st["state"], st.get("endpoint") or "-"))
+        if st["state"] != "connected":
+            raise click.exceptions.Exit(1)
+        return
+    if mode == "vm":
+        from ..vm import vmmode
+
+        if record is None:
+            raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
+        st = vmmode.status(name)
+        app.out("machine:  %s (vm, %s)\nstate:    %s\nengine:   %s\ntunnel:   %s\nendpoint: %s\nssh:      %s\n"
+                "size:     %s CPUs, %s MiB, %s GiB disk\nshares:   %s"
+                % (name, st["driver"], st["state"],
+                   ("running " + (st["engine_version"] or "")) if st["engine"] else "not answering",
+                   st["tunnel"], st["endpoint"] or "-", "127.0.0.1:%s" % st["ssh_port"] if st["ssh_port"] else "-",
+                   st["cpus"], st["memory_mib"], st["disk_gib"], ", ".join(st["shares"]) or "-"))
+        if not st["engine"]:
+            raise click.exceptions.Exit(1)
+        return
+    st = _native(app).status()
     state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
     app.out("machine:  %s (native)\nstate:    %s\npid:      %s\nsocket:   %s\nlog:      %s"
-            % (app.config["machine"], state, st["pid"] or "-", st["socket"], st["log"]))
+            % (name, state, st["pid"] or "-", st["socket"], st["log"]))
     if not st["responding"]:
         raise click.exceptions.Exit(1)
+
+
+@click.command()
+@machine_option
+@click.option("--timeout", type=float, help="Seconds to wait for the VM's SSH.")
+@click.pass_context
+def restart(ctx, timeout):
+    """Stop the selected machine, then start it again."""
+    ctx.invoke(down)
+    ctx.invoke(up, timeout=timeout)
+
+
+@click.command()
+@machine_option
+@click.option("-f", "--force", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def destroy(app, force):
+    """Stop the selected VM and delete it: its disk, keys, logs and every other file."""
+    mode, record = _selected(app)
+    name = app.config["machine"]
+    if mode != "vm" or record is None:
+        raise MachineError("machine %s is not a VM" % name if record else "no machine named %r" % name,
+                           hint="see `hostbridge ls`", machine=name)
+    if not force and not click.confirm("Delete machine %s and everything in it (containers, images)?" % name,
+                                       err=True):
+        raise click.exceptions.Exit(1)
+    from ..vm import machine as machines
+
+    machines.destroy_vm(name)
+    app.out("Destroyed machine %s." % name)
+
+
+@click.command()
+@machine_option
+@click.pass_obj
+def upgrade(app):
+    """Replace the engine in the selected VM with this hostbridge's version (data is kept)."""
+    mode, record = _selected(app)
+    name = app.config["machine"]
+    if mode == "remote":
+        from ..vm import remote
+
+        res = remote.upgrade_remote(name)
+    elif mode == "vm" and record is not None:
+        from ..vm import machine as machines
+
+        res = machines.upgrade_vm(name)
+    else:
+        raise MachineError("the native engine runs from this hostbridge's own files", hint="`hostbridge down` then "
+                           "`hostbridge up` restarts it", machine=name)
+    app.out("Machine %s: engine %s -> %s" % (name, res["from"], res["to"]))
+
+
+@click.command("ls")
+@click.pass_obj
+def ls(app):
+    """List machines."""
+    from ..vm import vmmode
+
+    rows = vmmode.list_machines()
+    app.out("%-16s %-8s %-8s %-24s %s" % ("NAME", "MODE", "DRIVER", "STATE", "ENDPOINT"))
+    for r in rows:
+        app.out("%-16s %-8s %-8s %-24s %s" % (r["name"], r["mode"], r["driver"], r["state"], r["endpoint"]))
+
+
+def _vm_record(app):
+    from ..vm import vmmode
+
+    return vmmode.load_vm(app.config["machine"])
+
+
+@click.command()
+@machine_option
+@click.pass_obj
+def ip(app):
+    """Print the address the selected VM is reached at from this host."""
+    record = _vm_record(app)
+    target = record.fields.get("ssh")
+    if not target:
+        raise MachineError("machine %s has not been started yet" % record.name, hint="run `hostbridge up`",
+                           machine=record.name)
+    app.out(target["hostname"])
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@machine_option
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def ssh(app, command):
+    """Log into the selected VM (as its SSH user), or run COMMAND there: hostbridge ssh -- CMD."""
+    import shutil
+
+    from ..vm import vmmode
+
+    record = _vm_record(app)
+    binary = shutil.which("ssh")
+    if not binary:
+        raise MachineError("the OpenSSH client (ssh) is not installed", hint="install openssh-client",
+                           machine=record.name)
+    argv = vmmode.ssh_argv(record, command=list(command), ssh=binary)
+    os.execv(binary, argv)
+
+
+@click.command("logs")
+@machine_option
+@click.option("--serial", "which", flag_value="serial", help="The VM's serial console (boot messages).")
+@click.option("--engine", "which", flag_value="engine", help="The engine's log inside the VM.")
+@click.option("--agent", "which", flag_value="agent", help="The tunnel agent's log on this host.")
+@click.option("-n", "--tail", "lines", type=int, default=100, show_default=True, help="Lines to show.")
+@click.pass_obj
+def machine_logs(app, which, lines):
+    """Show a machine's logs: --serial, --engine (default; native mode's too) or --agent."""
+    from ..vm import vmmode
+
+    mode, _record = _selected(app)
+    if mode == "native" and which in (None, "engine"):
+        app.out(vmmode.read_tail(_native(app).log_file, lines), nl=False)
+        return
+    record = _vm_record(app)
+    if which == "serial":
+        text = vmmode.read_tail(record.paths.serial_log, lines)
+    elif which == "agent":
+        text = vmmode.read_tail(record.paths.agent_log, lines)
+    else:
+        text = vmmode.engine_log(record.name, lines)
+    app.out(text, nl=False)
+
+
+@click.group("machine")
+def machine_group():
+    """Machines: where the engine runs (this host, a VM, a remote host)."""
+
+
+for _cmd in (up, down, status, restart, destroy, upgrade, ls, ip, ssh, machine_logs):
+    machine_group.add_command(_cmd)

@@ -61,7 +61,29 @@ COMMANDS = {
     "update": ("container_ops", "update"),
     "stats": ("stats", "stats"),
     "events": ("events", "events"),
+    "destroy": ("machine", "destroy"),
+    "upgrade": ("machine", "upgrade"),
+    "ls": ("machine", "ls"),
+    "ip": ("machine", "ip"),
+    "ssh": ("machine", "ssh"),
+    "machine": ("machine", "machine_group"),
 }
+# Names docker uses for containers that also name a machine command: `hostbridge restart` with
+# no container, and `hostbridge logs --serial|--engine|--agent`, act on the machine.
+MACHINE_FORMS = {"restart": ("machine", "restart"), "logs": ("machine", "machine_logs")}
+_MACHINE_ONLY = {"restart": ("--machine", "--timeout"), "logs": ("--serial", "--engine", "--agent")}
+
+
+def machine_form(name, args) -> bool:
+    """Whether ``hostbridge NAME ARGS`` means the machine command rather than docker's (pure)."""
+    if name == "restart":
+        rest = list(args)
+        while rest and rest[0].split("=", 1)[0] in _MACHINE_ONLY["restart"]:
+            rest = rest[1:] if "=" in rest[0] else rest[2:]
+        return not rest
+    if name == "logs":
+        return any(a in _MACHINE_ONLY["logs"] for a in args) or not args
+    return False
 
 _CONTAINER_VERBS = ("run", "create", "start", "logs", "exec", "stop", "kill", "rm", "restart", "wait", "rename",
                     "pause", "unpause", "top", "cp", "port", "diff", "commit", "export", "update", "stats")
@@ -119,6 +141,12 @@ class LazyGroup(click.Group):
             return None
         module, attr = self.table[name]
         return getattr(importlib.import_module("hostbridge.cli." + module), attr)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] in MACHINE_FORMS and machine_form(args[0], args[1:]):
+            module, attr = MACHINE_FORMS[args[0]]
+            return args[0], getattr(importlib.import_module("hostbridge.cli." + module), attr), args[1:]
+        return super().resolve_command(ctx, args)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

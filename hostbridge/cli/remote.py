@@ -113,7 +113,7 @@ def tunnel_status(name):
     if not name:
         raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
     from ..tunnel import control
-    from ..tunnel.machinepaths import MachinePaths
+    from ..paths import MachinePaths
 
     paths = MachinePaths.for_name(name)
     st = control.tunnel_status(paths)

@@ -98,7 +98,7 @@ def parse_endpoint(url: str) -> Endpoint:
 
 # Modes whose endpoint takes work to provide (a tunnel agent to start) name a module with
 # ``endpoint_for(name) -> URL``; other machines use the URL their record holds.
-ENDPOINT_PROVIDERS = {"remote": "hostbridge.vm.remote"}
+ENDPOINT_PROVIDERS = {"remote": "hostbridge.vm.remote", "vm": "hostbridge.vm.vmmode"}
 
 
 def resolve_endpoint(config, machine_loader=None) -> Endpoint:

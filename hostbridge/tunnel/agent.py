@@ -28,7 +28,7 @@ from .channels import open_relay, open_streamlocal, pump
 from .control import read_json, write_json_atomic
 from .errors import AgentError, HostKeyError, SSHAuthError, TunnelError
 from .known_hosts import KnownHosts
-from .machinepaths import MachinePaths
+from ..paths import MachinePaths
 from .ssh import Connection, SSHTarget
 
 log = logging.getLogger("hostbridge.tunnel.agent")
@@ -125,8 +125,15 @@ class Agent:
         """Watch the link; reconnect with bounded backoff when it drops (a thread)."""
         interval = float(self.config.get("keepalive", 15))
         last_probe = time.monotonic()
+        wall_offset = time.time() - time.monotonic()
         while not self.stopping.wait(0.2):
             if self.conn and self.conn.is_active():
+                # The host's monotonic clock stops while it sleeps; its wall clock does not: a
+                # jump between them means the guest's clock is now behind (or the host's was set).
+                offset = time.time() - time.monotonic()
+                if abs(offset - wall_offset) > 1.0:
+                    wall_offset = offset
+                    threading.Thread(target=self.sync_clock, args=(self.conn,), name="clock", daemon=True).start()
                 if interval <= 0 or time.monotonic() - last_probe < interval:
                     continue
                 last_probe = time.monotonic()
@@ -160,12 +167,30 @@ class Agent:
                 old, self.conn = self.conn, conn
                 if old:
                     old.close()
+                self.sync_clock(conn)
                 with self.link:
                     self.link.notify_all()
                 self.set_status(state="connected", reconnects=self.status["reconnects"] + 1,
                                 connected_at=time.time())
                 log.info("reconnected after %.2f s", time.monotonic() - down_since)
                 break
+
+    def sync_clock(self, conn: Connection) -> None:
+        """Set a VM guest's clock to the host's after a (re)connect (tunnel.json ``clock_sync``).
+
+        A host that slept leaves the guest's clock behind, and the link usually drops with it:
+        reconnecting is the moment to catch up. Failures are logged, never fatal.
+        """
+        if not self.config.get("clock_sync"):
+            return
+        from ..vm import clock
+
+        try:
+            check = clock.resync_ssh(conn)
+            if check.adjusted:
+                log.info("guest clock was %+.1f s off; set to the host's", check.drift)
+        except Exception as e:  # a clock we cannot set must not take the tunnel down
+            log.warning("guest clock resync failed: %s", e)
 
     # -- channels to the engine -----------------------------------------------------------
     def open_engine(self) -> paramiko.Channel:
@@ -368,7 +393,7 @@ def main(argv=None) -> int:
     ap.add_argument("machine_dir")
     ap.add_argument("--foreground", action="store_true")
     args = ap.parse_args(argv)
-    paths = MachinePaths(args.machine_dir)
+    paths = MachinePaths.from_dir(args.machine_dir)
     config = read_json(paths.tunnel_json)
     if config is None:
         sys.stderr.write("no tunnel configuration at %s\n" % paths.tunnel_json)

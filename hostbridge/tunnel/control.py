@@ -1,7 +1,7 @@
 """Starting, finding and stopping a machine's tunnel agent, from any host process.
 
 No paramiko here: the CLI uses this module on its hot path. The agent's files (tunnel.json,
-agent.status.json, agent.lock, agent.log) are named in ``machinepaths``.
+agent.status.json, agent.lock, agent.log) are named in ``hostbridge.paths``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 from . import errors as terrors
 from .errors import AgentError
-from .machinepaths import MachinePaths
+from ..paths import MachinePaths
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -1,1 +1,1 @@
-"""VM drivers (vagrant, qemu), the guest image cache, and the machine that sequences them."""
+"""Machines: where the engine runs (native on this host, a VM, or a remote host), the VM drivers and how to reach it."""

@@ -74,3 +74,19 @@ def resync(run: Exec, now=time.time, threshold=THRESHOLD, sudo=""):
         raise VMError("setting the guest clock failed: %s" % (err.strip() or "exit status %d" % status),
                       hint="the SSH user needs root or passwordless sudo")
     return ClockCheck(drift, rtt, True)
+
+
+def resync_ssh(conn, threshold=THRESHOLD):
+    """``resync`` over an SSH connection (``tunnel.ssh.Connection``); sudo when its user is not root.
+
+    Returns:
+        A ClockCheck.
+    Raises:
+        VMError: the guest clock could not be read or set.
+    """
+
+    def run(cmd):
+        rc, out, err = conn.run(cmd, timeout=30)
+        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+    return resync(run, threshold=threshold, sudo="" if conn.target.user == "root" else "sudo -n ")

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from hostbridge import paths
 from hostbridge.errors import VMError
 
 NOT_CREATED, STOPPED, STARTING, RUNNING, PAUSED, UNKNOWN = (
@@ -93,27 +94,11 @@ class SSHInfo:
         return "%s %s" % (name, self.host_key)
 
 
-class InstanceFiles:
-    """The one place naming the files a driver keeps in a machine's directory."""
+class InstanceFiles(paths.MachinePaths):
+    """A driver's view of a machine's files (named once, in ``hostbridge.paths.MachinePaths``)."""
 
     def __init__(self, machine_dir):
-        self.dir = machine_dir
-        self.driver_json = self.path("driver.json")  # the driver's own record (ports, image, size)
-        self.disk = self.path("disk.qcow2")  # qemu: copy-on-write disk over the cached base
-        self.pidfile = self.path("qemu.pid")  # qemu: pid of the daemonized QEMU
-        self.qmp = self.path("qmp.sock")  # qemu: QMP control socket
-        self.serial_log = self.path("serial.log")  # qemu: the guest's serial console
-        self.qemu_log = self.path("qemu.log")  # qemu: QEMU's own stderr at start
-        self.ssh_key = self.path("id_ed25519")  # client key the guest authorizes
-        self.ssh_pub = self.path("id_ed25519.pub")  # its public half (fw_cfg authorized_keys)
-        self.host_key = self.path("ssh_host_ed25519_key")  # the guest's host key (fw_cfg)
-        self.host_pub = self.path("ssh_host_ed25519_key.pub")  # pinned by the host
-        self.guest_config = self.path("guest.json")  # fw_cfg config.json: hostname, shares
-        self.vagrant_dir = self.path("vagrant")  # vagrant: project dir (Vagrantfile, .vagrant/)
-        self.vagrant_settings = self.path("vagrant", "hostbridge.json")  # cpus/memory/disk/box
-
-    def path(self, *names):
-        return os.path.join(self.dir, *names)
+        super().__init__(os.path.basename(os.path.abspath(machine_dir)), machine_dir)
 
     def all(self):
         """Every file and directory a driver may create here."""

@@ -17,6 +17,7 @@ import tarfile
 import urllib.request
 from dataclasses import dataclass, field
 
+from hostbridge import paths
 from hostbridge.errors import VMError
 
 PROVISION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -51,19 +52,12 @@ class GuestImage:
 
 
 def default_cache_dir():
-    """Where images are cached: ``$HOSTBRIDGE_HOME/cache/images`` or the user cache dir.
+    """Where images are cached: ``$HOSTBRIDGE_IMAGE_CACHE``, else ``images/`` in ``paths.cache_dir()``.
 
     Returns:
         An absolute path (not created).
     """
-    home = os.environ.get("HOSTBRIDGE_IMAGE_CACHE")
-    if home:
-        return home
-    if os.environ.get("HOSTBRIDGE_HOME"):
-        return os.path.join(os.environ["HOSTBRIDGE_HOME"], "cache", "images")
-    import platformdirs
-
-    return os.path.join(platformdirs.user_cache_dir("hostbridge"), "images")
+    return os.environ.get("HOSTBRIDGE_IMAGE_CACHE") or os.path.join(paths.cache_dir(), "images")
 
 
 def cache_key(arch="amd64", suite=DEFAULT_SUITE, provision_dir=PROVISION_DIR):

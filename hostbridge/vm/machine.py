@@ -1,19 +1,29 @@
-"""The machine record: a named target with a mode, a driver and an engine endpoint.
+"""The machine record, and the one place that sequences a VM machine's start and stop.
 
-Kept small on purpose: this module only reads and writes ``machine.json``. Sequencing a start
-(boot → ssh → deploy → engine → tunnel → /_ping) belongs to the mode modules (``native.py``,
-the VM drivers, ``remote.py``), which keep their own fields in the same record: fields this
-module does not know are read and written back untouched.
+The record (``machine.json``): a named target with a mode, a driver and an engine endpoint;
+the mode modules (``native.py``, ``vmmode.py``, ``remote.py``) keep their own fields in it, and
+fields this module does not know are read and written back untouched.
+
+VM mode's ``up_vm`` runs image → create → boot → ssh → deploy → engine → clock → tunnel →
+ping, each a named stage (the steps themselves are in ``steps.py``), undoing what it started
+when one fails; ``down_vm``, ``destroy_vm`` and ``upgrade_vm`` complete the life cycle. A lock
+per machine keeps two of them apart.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
+from dataclasses import dataclass, field
 from typing import Optional
 
 from .. import paths
 from ..errors import MachineError
+from . import steps
+
+log = logging.getLogger(__name__)
 
 MODES = ("native", "vm", "remote")
 
@@ -100,3 +110,367 @@ def list_names():
     except FileNotFoundError:
         return []
     return sorted(n for n in entries if os.path.isfile(paths.MachinePaths(n).machine_json))
+
+
+def lock(name: str):
+    """An exclusive lock on machine ``name`` (its ``up.lock``), held while it is changed.
+
+    Returns:
+        A context manager; entering blocks until other ``up``/``down``/``destroy`` calls finish.
+    """
+    return _Lock(paths.MachinePaths(name).up_lock)
+
+
+class _Lock:
+    def __init__(self, path):
+        self.path, self.fd = path, None
+
+    def busy(self) -> bool:
+        """Whether another process holds the lock now (without taking it)."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; machines are changed one command at a time there
+            return False
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
+    def __enter__(self):
+        paths.ensure_dir(os.path.dirname(self.path))
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+# -- VM mode: the one place that sequences a start ------------------------------------------
+
+# Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
+STAGES = {
+    "recover": ("stopping what an interrupted `up` left running", "run `hostbridge down -f --machine NAME`"),
+    "image": ("guest image", "the image is built once (root, debootstrap, the Debian mirror); or set vm.image_url "
+                             "and vm.image_sha256 to download a published one"),
+    "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
+    "boot": ("booting the VM", "check the driver's message; QEMU's console: `hostbridge logs --serial --machine NAME`"),
+    "ssh": ("waiting for SSH", "see `hostbridge logs --serial --machine NAME`"),
+    "deploy": ("deploying the engine", "look inside with `hostbridge ssh --machine NAME`"),
+    "engine": ("starting the engine", "see `hostbridge logs --engine --machine NAME`"),
+    "clock": ("syncing the guest clock", "look inside with `hostbridge ssh --machine NAME`"),
+    "tunnel": ("starting the tunnel", "see `hostbridge tunnel status NAME`"),
+    "ping": ("waiting for the engine", "see `hostbridge logs --engine --machine NAME`"),
+}
+
+
+class StageFailed(MachineError):
+    """``up`` stopped at a named stage; ``cause`` is the error that stopped it."""
+
+    def __init__(self, name, stage, cause):
+        what = getattr(cause, "message", "") or str(cause) or type(cause).__name__
+        prefix = "machine %s: " % name
+        what = what[len(prefix):] if what.startswith(prefix) else what
+        hint = STAGES[stage][1].replace("NAME", name)
+        if stage != "ssh":  # the driver's own hint there lacks the machine's name
+            hint = getattr(cause, "hint", None) or hint
+        super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
+                         machine=name, stage=stage)
+        self.cause = cause
+
+
+class Interrupted(MachineError):
+    """Ctrl-C stopped ``up``; what it had started was undone."""
+
+    exit_code = 130
+
+
+@dataclass
+class UpResult:
+    """What ``up_vm`` did. ``stages`` holds (stage, seconds) in order."""
+
+    name: str
+    endpoint: str
+    driver: str = ""
+    already_running: bool = False
+    created: bool = False
+    booted: bool = False
+    recovered: bool = False
+    seconds: float = 0.0
+    stages: list = field(default_factory=list)
+
+
+def _noop(stage, text):
+    pass
+
+
+class _Up:
+    """One ``up`` of a vm machine: its stages, and the cleanup if one fails."""
+
+    def __init__(self, record, created, progress, recovered=False):
+        self.record, self.created, self.progress, self.recovered = record, created, progress, recovered
+        self.name, self.p = record.name, record.paths
+        self.driver = None
+        self.booted = False
+        self.timings = []
+        self.interrupted = False
+
+    def on_sigint(self, signum, frame):
+        # Libraries may turn a KeyboardInterrupt into their own error (paramiko's auth does):
+        # remember that the user asked to stop, whatever the error that comes out.
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+    def stage(self, stage, fn, *args, **kw):
+        if not self.timings or self.timings[-1][0] != stage:  # one line per stage, even in steps
+            self.progress(stage, STAGES[stage][0])
+        t0 = time.monotonic()
+        try:
+            return fn(*args, **kw)
+        except Exception as e:  # ours, OSError, paramiko's SSHException…: the stage failed, in its words
+            raise StageFailed(self.name, stage, e) from e
+        finally:
+            spent = time.monotonic() - t0
+            if self.timings and self.timings[-1][0] == stage:
+                self.timings[-1] = (stage, self.timings[-1][1] + spent)
+            else:
+                self.timings.append((stage, spent))
+
+    def run(self, ssh_timeout, image_url, image_sha256) -> str:
+        from . import vmmode
+
+        f = self.record.fields
+        if self.record.driver == "qemu" and not (f.get("image_dir") and os.path.isdir(f["image_dir"])):
+            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256).dir
+            self.record.save()
+        self.driver = vmmode.make_driver(self.record)
+        self.stage("create", self.driver.create)
+        if self.recovered and self.driver.state() not in ("stopped", "not-created"):
+            # Whatever the dead `up` left running is in an unknown state: boot it afresh.
+            self.stage("recover", self.driver.stop, force=True)
+        if self.driver.state() != "running":
+            self.booted = True
+            self.stage("boot", self.driver.start)
+            for note in getattr(self.driver, "accel_notes", None) or []:
+                self.progress("boot", "note: %s; using slower emulation" % note)
+        info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
+        conn = self.stage("deploy", steps.connect, self.record, info)
+        try:
+            layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+            self.stage("engine", steps.start_engine, conn, layout, old)
+            f["layout"] = layout.to_dict()
+            self.record.save()
+            self.stage("clock", steps.sync_clock, conn)
+        finally:
+            conn.close()
+        url = self.stage("tunnel", steps.start_tunnel, self.record, layout)
+        self.stage("ping", steps.wait_ping, url)
+        return url
+
+    def cleanup(self):
+        """Undo what this ``up`` started: nothing is left half-running. Best effort: the error
+        that stopped ``up`` is the one to report, so a failing cleanup step is only logged.
+
+        A machine this ``up`` created is removed when the user interrupted it; after a failure
+        it stays, stopped, so its logs can be read (``up`` again retries, ``destroy`` removes it).
+        """
+        from ..tunnel import control
+
+        def attempt(fn, *args, **kw):
+            try:
+                return fn(*args, **kw)
+            except Exception as e:
+                log.warning("cleanup after a failed up of %s: %s failed: %s", self.name, fn.__name__, e)
+
+        attempt(control.stop_agent, self.p)
+        if self.created and self.interrupted:
+            if self.driver is not None:
+                attempt(self.driver.destroy)
+            steps.remove_machine_files(self.p)
+            return
+        if self.booted and self.driver is not None:
+            attempt(self.driver.stop, force=True)
+        running = self.driver is not None and attempt(self.driver.state) == "running"
+        self.record.fields.update(state="running" if running and not self.booted else "stopped", up_pid=None)
+        self.record.save()
+
+
+def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ssh_timeout=300.0, image_url="",
+          image_sha256="", progress=None) -> UpResult:
+    """Bring vm machine ``name`` up: create → boot → SSH → deploy → engine → clock → tunnel → /_ping.
+
+    On a machine that runs already this only checks the tunnel agent and ``/_ping``. A failure
+    undoes what this call started (the agent, a VM it booted) and keeps a machine it created,
+    stopped, for its logs; Ctrl-C removes a machine it created. The record says ``starting``
+    meanwhile, so an ``up`` that died is seen as such by the next one.
+
+    Args:
+        name: the machine.
+        driver: "qemu" or "vagrant" for a new machine (None: the OS default); an existing
+            machine keeps its driver.
+        cpus, memory_mib, disk_gib, shares: a new machine's size and host folders (same path inside).
+        ssh_timeout: seconds to wait for the guest's sshd.
+        image_url, image_sha256: a published guest image (qemu) instead of building one.
+        progress: ``(stage, text)`` callback, one call per stage.
+    Returns:
+        An ``UpResult``.
+    Raises:
+        StageFailed: a stage failed (``stage`` names it; the hint says what to do).
+        MachineError: the machine is not a vm machine, or ``driver`` differs from its own.
+    """
+    from . import vmmode
+
+    progress = progress or _noop
+    t0 = time.monotonic()
+    record = load(name)
+    if record is not None and record.mode != vmmode.MODE:
+        raise MachineError("machine %s is a %s machine, not a VM" % (name, record.mode), machine=name)
+    if record is not None and record.fields.get("state") == vmmode.RUNNING:
+        url = vmmode.quick_endpoint(record)
+        if url and _engine_current(record):
+            return UpResult(name, url, record.driver, already_running=True, seconds=time.monotonic() - t0)
+    with lock(name):
+        record = load(name)
+        created = record is None
+        if created:
+            chosen = vmmode.choose_driver(driver)
+            if chosen not in vmmode.VM_DRIVERS:
+                raise MachineError("the %s driver does not run VMs" % chosen, hint="use --driver qemu or vagrant",
+                                   machine=name)
+            shares, refused = vmmode.guest_shares(shares)
+            for share in refused:
+                progress("create", "note: not sharing %s: mounted at the same path it would hide the guest's own "
+                                   "files" % share)
+            record = Machine(name, vmmode.MODE, chosen, fields={
+                "cpus": int(cpus), "memory_mib": int(memory_mib), "disk_gib": int(disk_gib),
+                "shares": list(shares), "created_at": time.time()})
+        elif driver and driver != record.driver:
+            raise MachineError("machine %s uses the %s driver, not %s" % (name, record.driver, driver),
+                               hint="destroy it first to change driver, or pick another --machine", machine=name)
+        recovered = record.fields.get("state") == vmmode.STARTING  # we hold the lock: that `up` is gone
+        if recovered:
+            progress("recover", "note: a previous `up` of %s did not finish; starting over" % name)
+        record.fields.update(state=vmmode.STARTING, up_pid=os.getpid())
+        record.save()
+        run = _Up(record, created, progress, recovered)
+        try:
+            url = _with_sigint(run.on_sigint, run.run, ssh_timeout, image_url, image_sha256)
+        except BaseException as e:
+            run.interrupted = run.interrupted or isinstance(e, KeyboardInterrupt)
+            _ignoring_sigint(run.cleanup)
+            if run.interrupted:
+                stage = run.timings[-1][0] if run.timings else "start"
+                raise Interrupted("machine %s: `up` interrupted at the %s stage; %s" % (
+                    name, stage, "the machine was removed" if created else "what it started was stopped"),
+                    machine=name, stage=stage) from None
+            raise
+        record.endpoint_url = url
+        record.fields.update(state=vmmode.RUNNING, up_pid=None)
+        record.save()
+    return UpResult(name, url, record.driver, created=created, booted=run.booted, recovered=recovered,
+                    seconds=time.monotonic() - t0, stages=run.timings)
+
+
+def _engine_current(record) -> bool:
+    from .. import deploy
+
+    return (record.fields.get("layout") or {}).get("version") == deploy.engine_version()
+
+
+def _with_sigint(handler, fn, *args):
+    """Run ``fn(*args)`` with ``handler`` for SIGINT (main thread only)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        return fn(*args)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _ignoring_sigint(fn):
+    """Run ``fn`` with Ctrl-C deferred, so a cleanup is not cut short by a second one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return fn()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def down_vm(name, force=False, timeout=60.0) -> bool:
+    """Stop vm machine ``name``: its tunnel agent, then the VM (the guest stops the engine).
+
+    Returns:
+        Whether the VM was running.
+    Raises:
+        MachineError: not a vm machine; VMError: the VM cannot be stopped.
+    """
+    from ..tunnel import control
+    from . import vmmode
+
+    with lock(name):
+        record = vmmode.load_vm(name)
+        drv = vmmode.make_driver(record)
+        control.stop_agent(record.paths)
+        was = drv.state() not in ("stopped", "not-created")
+        drv.stop(force=force, timeout=timeout)
+        record.fields.update(state=vmmode.STOPPED, up_pid=None)
+        record.save()
+    return was
+
+
+def destroy_vm(name) -> None:
+    """Stop vm machine ``name`` and remove every file of it (disk, keys, logs, sockets).
+
+    Raises:
+        MachineError: not a vm machine; VMError: the driver failed to remove it.
+    """
+    from ..tunnel import control
+    from . import vmmode
+
+    with lock(name):
+        record = vmmode.load_vm(name)
+        control.stop_agent(record.paths)
+        vmmode.make_driver(record).destroy()
+        steps.remove_machine_files(record.paths)
+
+
+def upgrade_vm(name) -> dict:
+    """Swap the engine in running vm machine ``name`` for this host's version and restart it.
+
+    Returns:
+        {"from": old version, "to": new version}.
+    Raises:
+        MachineError: not running or not a vm machine; RemoteHostError: the copy failed.
+    """
+    from .. import deploy
+    from . import vmmode
+
+    with lock(name):
+        record = vmmode.load_vm(name)
+        if record.fields.get("state") != vmmode.RUNNING or not record.fields.get("layout"):
+            raise MachineError("machine %s is not running" % name, hint="start it with `hostbridge up`", machine=name)
+        old = deploy.Layout.from_dict(record.fields["layout"])
+        with vmmode.connection(record) as conn:
+            new = deploy.upgrade(conn, old, record.paths.engine_zipapp_dir)
+        record.fields["layout"] = new.to_dict()
+        record.save()
+        steps.wait_ping(vmmode.endpoint_for(name))
+    return {"from": old.version, "to": new.version}

@@ -16,7 +16,7 @@ from .. import deploy
 from ..errors import HostbridgeError, MachineError
 from ..tunnel import control, localhttp
 from ..tunnel.errors import TunnelError
-from ..tunnel.machinepaths import MachinePaths, machines_dir
+from ..paths import MachinePaths, machines_dir
 
 MODE = "remote"
 

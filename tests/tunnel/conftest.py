@@ -66,7 +66,7 @@ def machine(hb_home, sshd, standin):
     pinned. Yields MachinePaths; stops any agent it started afterwards."""
     from hostbridge.tunnel import control
     from hostbridge.tunnel.known_hosts import KnownHosts
-    from hostbridge.tunnel.machinepaths import MachinePaths
+    from hostbridge.paths import MachinePaths
     from hostbridge.tunnel.ssh import Connection, SSHTarget
 
     paths = MachinePaths.for_name("far")

@@ -14,7 +14,7 @@ from remotehost import free_local_port
 
 from hostbridge import deploy
 from hostbridge.tunnel import control
-from hostbridge.tunnel.machinepaths import MachinePaths
+from hostbridge.paths import MachinePaths
 from hostbridge.vm import remote
 
 ENGINE_DAEMON = os.path.exists(os.path.join(os.path.dirname(deploy.__file__), "guest", "daemon.py"))

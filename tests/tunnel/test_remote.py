@@ -10,7 +10,7 @@ from hostbridge.cli.remote import remote_group, tunnel_group
 from hostbridge.errors import MachineError
 from hostbridge.tunnel import localhttp
 from hostbridge.tunnel.errors import HostKeyError
-from hostbridge.tunnel.machinepaths import MachinePaths
+from hostbridge.paths import MachinePaths
 from hostbridge.vm import remote
 
 pytestmark = pytest.mark.root

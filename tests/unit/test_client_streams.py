@@ -53,12 +53,13 @@ def test_endpoint_choice(tmp_path, monkeypatch):
     # An explicit host wins over everything.
     assert resolve_endpoint(_config(tmp_path, HOSTBRIDGE_HOST="tcp://127.0.0.1:9")).url == "tcp://127.0.0.1:9"
     # A machine's recorded endpoint.
-    Machine("dev", mode="vm", driver="qemu", endpoint_url="unix:///tmp/dev.sock").save()
+    Machine("dev", mode="native", endpoint_url="unix:///tmp/dev.sock").save()
     assert resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="dev")).url == "unix:///tmp/dev.sock"
     with pytest.raises(MachineError, match="no machine named 'ghost'"):
         resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="ghost"))
+    # A VM's endpoint is its tunnel agent's (hostbridge.vm.vmmode): a stopped VM has none.
     Machine("cold", mode="vm", driver="qemu").save()
-    with pytest.raises(MachineError, match="no engine endpoint"):
+    with pytest.raises(MachineError, match="machine cold is stopped"):
         resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="cold"))
 
 

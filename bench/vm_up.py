@@ -1,0 +1,99 @@
+"""`hostbridge up` timings for a qemu machine, the guest image's size and the idle VM's memory.
+
+    python3 bench/vm_up.py [--runs 20] [--cpus 1] [--memory 1024]
+
+Boots one throw-away machine (temp HOSTBRIDGE_HOME, the shared image cache) and prints:
+cold `up` (create + boot + deploy + tunnel to /_ping), `up` on the running machine (the fast
+path: agent + /_ping only; target <= 0.5 s), warm `up` after `down`, each with its stages;
+the image's size; QEMU's RSS and the guest's own `free` after the VM idles. Destroys the
+machine at the end. Not a test: nothing is asserted. Needs root (the image build) and QEMU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+NAME = "bench"
+
+
+def hb(env, *args, timeout=900):
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True, env=env,
+                       timeout=timeout, cwd=REPO)
+    elapsed = time.perf_counter() - t0
+    if r.returncode != 0:
+        sys.exit("hostbridge %s failed: %s" % (" ".join(args), r.stderr.strip()))
+    return elapsed, r.stdout
+
+
+def stages(stdout):
+    m = re.search(r"^Stages: (.*)$", stdout, re.M)
+    return m.group(1) if m else ""
+
+
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--cpus", default="1")
+    ap.add_argument("--memory", default="1024")
+    ap.add_argument("--idle", type=float, default=20.0, help="seconds the VM idles before its memory is read")
+    args = ap.parse_args()
+
+    from hostbridge.vm import image
+
+    os.environ.pop("HOSTBRIDGE_HOME", None)
+    cache = image.default_cache_dir()
+    img = image.build(cache)
+    home = tempfile.mkdtemp(prefix="hb-bench-")
+    env = dict(os.environ, HOSTBRIDGE_HOME=home, HOSTBRIDGE_IMAGE_CACHE=cache, PYTHONPATH=REPO)
+    for k in ("HOSTBRIDGE_HOST", "HOSTBRIDGE_MACHINE"):
+        env.pop(k, None)
+    mdir = os.path.join(home, "state", "machines", NAME)
+    try:
+        cold, out = hb(env, "-v", "up", "--machine", NAME, "--driver", "qemu", "--cpus", args.cpus,
+                       "--memory", args.memory, "--disk", "8G", "--share", home)
+        print("cold up (new machine) to engine ready: %.1f s  [%s]" % (cold, stages(out)))
+        fast = sorted(hb(env, "up", "--machine", NAME)[0] for _ in range(args.runs))
+        print("up on the running machine (%d runs): median %.3f s, min %.3f s, max %.3f s (target <= 0.5 s)"
+              % (args.runs, statistics.median(fast), fast[0], fast[-1]))
+        time.sleep(args.idle)
+        with open(os.path.join(mdir, "qemu.pid")) as f:
+            pid = int(f.read())
+        _, free = hb(env, "ssh", "--machine", NAME, "--", "free", "-m")
+        used = [ln.split() for ln in free.splitlines() if ln.startswith("Mem:")][0]
+        print("idle VM (%s MiB given, %.0f s after up): QEMU RSS %.0f MiB; guest free -m: used %s MiB, "
+              "buff/cache %s MiB" % (args.memory, args.idle, rss_mib(pid), used[2], used[5]))
+        down, _ = hb(env, "down", "--machine", NAME)
+        print("down (ACPI power-off): %.1f s" % down)
+        warm, out = hb(env, "-v", "up", "--machine", NAME)
+        print("warm up (existing machine, engine on its disk): %.1f s  [%s]" % (warm, stages(out)))
+    finally:
+        if os.path.exists(os.path.join(mdir, "machine.json")):
+            subprocess.run([sys.executable, "-m", "hostbridge.cli", "destroy", "-f", "--machine", NAME], env=env,
+                           cwd=REPO, capture_output=True, timeout=300)
+        subprocess.run(["rm", "-rf", home])
+    sizes = {n: os.path.getsize(os.path.join(img.dir, n)) / 2 ** 20 for n in ("disk.qcow2", "kernel", "initrd.img")}
+    print("guest image %s: disk.qcow2 %.0f MiB (rootfs %s MiB uncompressed), kernel %.0f MiB, initrd %.1f MiB"
+          % (os.path.basename(img.dir), sizes["disk.qcow2"], img.manifest.get("rootfs_mb", "?"), sizes["kernel"],
+             sizes["initrd.img"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+"""The steps a VM machine's ``up`` is made of, each doing one thing; ``machine.py`` sequences them.
+
+Each step raises what its tools raise (VMError, TunnelError, RemoteHostError, OSError…);
+``machine.py`` names the stage that failed and cleans up.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from ..errors import MachineError
+
+
+def guest_image(url, sha256):
+    """The qemu guest image: downloaded from ``url`` (checked against ``sha256``), else built."""
+    from . import image
+
+    return image.fetch(url, sha256) if url else image.build()
+
+
+def connect(record, info):
+    """Pin the guest's host key and open an SSH connection with the machine's own key."""
+    from ..tunnel.known_hosts import KnownHosts
+    from ..tunnel.ssh import Connection, SSHTarget
+
+    known = KnownHosts(record.paths.known_hosts)
+    if info.host_key:
+        known.pin_public_key(info.host, info.port, info.host_key)
+    else:
+        # A driver that cannot know the key in advance (vagrant): the VM was made by us, on
+        # this host, a moment ago; trust the key it presents now and pin it for good.
+        known.pin(info.host, info.port, server_key(info.host, info.port))
+    target = SSHTarget(hostname=info.host, port=info.port, user=info.user, identity_files=[info.key_path])
+    record.fields["ssh"] = target.to_dict()
+    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
+
+
+def server_key(host, port):
+    """The SSH host key the server at ``host:port`` presents (no login)."""
+    import socket
+
+    import paramiko
+
+    with socket.create_connection((host, port), timeout=30) as sock:
+        t = paramiko.Transport(sock)
+        try:
+            t.start_client(timeout=30)
+            return t.get_remoteserver_key()
+        finally:
+            t.close()
+
+
+def deploy_engine(conn, record):
+    """Copy the engine unless this version is there already. Returns (layout, older layout or None)."""
+    from .. import deploy
+
+    old = deploy.Layout.from_dict(record.fields["layout"]) if record.fields.get("layout") else None
+    if old is not None and old.version == deploy.engine_version() and conn.run("test -f %s" % old.zipapp)[0] == 0:
+        return old, None
+    return deploy.deploy(conn, record.paths.engine_zipapp_dir), old
+
+
+def start_engine(conn, layout, old):
+    """Start the engine of ``layout``, stopping an ``old`` one of another version first."""
+    from .. import deploy
+
+    if old is not None and old.version != layout.version:
+        deploy.stop_engine(conn, old)
+    deploy.start_engine(conn, layout, wait=120)
+
+
+def sync_clock(conn):
+    """Set the guest's clock to the host's when they differ by more than a second."""
+    from . import clock
+
+    return clock.resync_ssh(conn)
+
+
+def start_tunnel(record, layout):
+    """Write tunnel.json for the guest and start a fresh tunnel agent. Returns its endpoint URL."""
+    from ..tunnel import control
+
+    p = record.paths
+    control.write_config(p, {"ssh": record.fields["ssh"], "remote_socket": layout.socket,
+                             "endpoint": control.default_endpoint(), "forward_ports": True, "keepalive": 15,
+                             "connect_timeout": 30, "clock_sync": True})
+    control.stop_agent(p)  # an agent from an earlier boot may hold an old SSH port
+    return control.ensure_agent(p, timeout=90)
+
+
+def wait_ping(url, timeout=60.0):
+    """Wait until the engine answers ``/_ping`` at ``url``.
+
+    Raises:
+        MachineError: no answer within ``timeout`` seconds.
+    """
+    from ..tunnel import localhttp
+
+    deadline = time.monotonic() + timeout
+    while not localhttp.ping(url, timeout=10):
+        if time.monotonic() > deadline:
+            raise MachineError("the engine does not answer /_ping at %s after %d s" % (url, timeout))
+        time.sleep(0.2)
+
+
+def remove_machine_files(p):
+    """Remove a machine's directory and its runtime directory (sockets)."""
+    shutil.rmtree(p.dir, ignore_errors=True)
+    shutil.rmtree(p.runtime, ignore_errors=True)

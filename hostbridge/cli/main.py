@@ -37,6 +37,7 @@ COMMANDS = {
     "load": ("images", "load"),
     "import": ("images", "import_"),
     "history": ("images", "history"),
+    "build": ("build", "build"),
     "version": ("system", "version"),
     "info": ("system", "info"),
     "config": ("config_cmd", "config"),

@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 from .api import BaseClient
+from .build import BuildAPIMixin
 from .containers import ContainerAPIMixin
 from .execs import ExecAPIMixin
 from .images import ImageAPIMixin
 from .system import SystemAPIMixin
 
 
-class APIClient(BaseClient, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, SystemAPIMixin):
+class APIClient(BaseClient, BuildAPIMixin, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, SystemAPIMixin):
     """A low-level client for one engine endpoint.
 
     Args:

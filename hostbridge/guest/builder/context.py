@@ -19,6 +19,7 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+import threading
 
 from ..errors import InvalidParameter, NotFound
 from ..images import tarsafe
@@ -142,9 +143,19 @@ class BuildContext:
             matcher = dockerignore.Matcher(dockerignore.read_patterns(f.read()))
         remove_ignored(self.root, matcher)
 
-    def close(self) -> None:
-        """Remove the unpacked context."""
-        shutil.rmtree(self.root, ignore_errors=True)
+    def close(self, wait: bool = True) -> None:
+        """Remove the unpacked context.
+
+        Args:
+            wait: False removes it in a background thread, so that the client has its answer
+                without waiting for thousands of files to be deleted (what an engine killed
+                meanwhile leaves is a ``build-*`` dir, which ``StoreBackend.clean_stale`` removes).
+        """
+        if wait:
+            shutil.rmtree(self.root, ignore_errors=True)
+        else:
+            threading.Thread(target=shutil.rmtree, args=(self.root, True), name="build-context-rm",
+                             daemon=True).start()
 
     def __enter__(self):
         return self

@@ -67,7 +67,7 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None, c
             send({"stream": image_id + "\n"})
         return image_id
     finally:
-        ctx.close()
+        ctx.close(wait=False)
 
 
 def connection_closed(sock: socket.socket):

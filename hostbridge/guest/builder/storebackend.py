@@ -176,6 +176,9 @@ class StoreBackend(BuildBackend):
         diff_ids = list((parent.get("rootfs") or {}).get("diff_ids") or [])
         if rootfs is not None and os.listdir(rootfs.upper):
             self._umount(rootfs)  # the upper dir becomes the layer: nothing may write to it now
+            if os.path.ismount(rootfs.path):
+                raise Unavailable("cannot commit the build step: its filesystem is still mounted at %s "
+                                  "(busy?); retry the build" % rootfs.path)
             meta = image_build.layer_from_dir(self.store, rootfs.upper, parent_id, adopt=True)
             diff_ids.append(meta["diff_id"])
         elif rootfs is not None:

@@ -40,9 +40,9 @@ class StoreRootfs(Rootfs):
     """A step rootfs: ``base`` dir holding upper/, work/, merged/ (= ``path``), bundle/."""
 
     def __init__(self, id, base, lower):
-        super().__init__(id, os.path.join(base, "merged"))
+        super().__init__(id, os.path.join(base, "merged"), link_dir=os.path.join(base, "upper"))
         self.base, self.lower = base, lower
-        self.upper, self.work = os.path.join(base, "upper"), os.path.join(base, "work")
+        self.upper, self.work = self.link_dir, os.path.join(base, "work")
         self.mounted = False
 
 

@@ -61,7 +61,8 @@ def write_diff_tar(diff_dir: str, out, drop_sockets: bool = False) -> int:
 
 
 def _add_tree(tar, path, arc_dir, drop_sockets):
-    size = 0
+    size, dropped = 0, False
+    dir_st = os.lstat(path)
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
         arc = arc_dir + name
@@ -69,6 +70,7 @@ def _add_tree(tar, path, arc_dir, drop_sockets):
         if stat.S_ISSOCK(st.st_mode):
             if drop_sockets:
                 os.unlink(full)
+                dropped = True
             continue  # docker skips sockets: they mean nothing outside a live system
         ti = tar.gettarinfo(full, arc)
         ti.uname = ti.gname = ""
@@ -90,4 +92,6 @@ def _add_tree(tar, path, arc_dir, drop_sockets):
             if _is_opaque(full):
                 tar.addfile(_empty_file(arc + "/" + WH_OPAQUE, ti))
             size += _add_tree(tar, full, arc + "/", drop_sockets)
+    if dropped:  # the directory's mtime as the tar recorded it
+        os.utime(path, ns=(dir_st.st_atime_ns, dir_st.st_mtime_ns), follow_symlinks=False)
     return size

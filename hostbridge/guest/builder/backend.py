@@ -39,6 +39,11 @@ class Rootfs:
 class BuildBackend:
     """What the build driver calls. Subclass and implement every method."""
 
+    def context_file_cache(self):
+        """A ``filecache.FileCache`` for unpacking contexts (on the filesystem of the
+        ``tmp_parent`` they are unpacked in), or None (the default): no cache."""
+        return None
+
     def resolve_image(self, name: str, pull: bool = False):
         """Find an image for ``FROM`` or ``COPY --from``.
 

@@ -31,6 +31,7 @@ from ..errors import NotFound, RuntimeFailure, Unavailable
 from ..images import build as image_build
 from ..runtime.client import ShimClient
 from .backend import BuildBackend, Rootfs
+from .filecache import FileCache
 from .steps import BuildCancelled
 
 _PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -62,8 +63,12 @@ class StoreBackend(BuildBackend):
         self.dir = util.makedirs(state_dir)
         self.rootfs_dir = util.makedirs(os.path.join(state_dir, "rootfs"))
         self.cache_path = os.path.join(state_dir, "cache.json")
+        self.file_cache = FileCache(os.path.join(state_dir, "files"))
         self.lock = threading.Lock()
         self.started = time.time()
+
+    def context_file_cache(self):
+        return self.file_cache
 
     def clean_stale(self) -> None:
         """Remove what builds of a previous engine run left (call once, at engine start, before

@@ -1,15 +1,21 @@
-"""Pull (and push) throughput of a generated multi-layer image from a local docker-registry.
+"""Pull and push through the engine vs dockerd, same image, same local docker-registry, one run.
 
-    python3 bench/registry_pull.py [--size-mb 200] [--layers 5] [--parallel 3]
+    sudo python3 bench/registry_pull.py [--size-mb 200] [--layers 5] [-n 3]
 
-Starts Debian's docker-registry on 127.0.0.1 (random port, temp storage), generates LAYERS
-layer tars adding up to SIZE-MB (half random bytes, half repetitive text, so gzip has work to
-do as on real images), pushes them with hostbridge's registry client, then pulls them back into
-a fresh directory store and prints the throughputs. Nothing leaves 127.0.0.1.
+Starts Debian's docker-registry on 127.0.0.1 (random port, temp storage) and pushes a generated
+image there (LAYERS layer tars adding up to SIZE-MB, half random bytes, half repetitive text,
+so gzip has work to do as on real images). Then, side by side (bench/common.py: the hostbridge
+engine and a private dockerd with ``--insecure-registry 127.0.0.1:PORT``):
 
-The side-by-side comparison with dockerd (`docker pull` of the same image from the same
-registry) is the next step: see the TODO at the end of main().
+- pull: the stock ``docker pull`` of that image against each engine, N times (image removed
+  between runs, so every layer is downloaded, verified and extracted each time);
+- push: the stock ``docker push`` of the pulled image to a fresh registry per run (so every
+  layer is compressed and uploaded; no "Layer already exists", no cross-repository mount).
+
+Prints medians and the ratio hostbridge/dockerd (target <= 1.0x). Nothing leaves 127.0.0.1.
 """
+
+from __future__ import annotations
 
 import argparse
 import os
@@ -18,11 +24,11 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import Dockerd, Engine, docker, report
 
-from hostbridge.guest.registry import pull, push  # noqa: E402
-from hostbridge.guest.registry.client import RegistryConfig  # noqa: E402
-from tests.registry import regsupport  # noqa: E402
+from hostbridge.guest.registry import push
+from hostbridge.guest.registry.client import RegistryConfig
+from tests.registry import regsupport
 
 MB = 1000 * 1000
 
@@ -30,56 +36,87 @@ MB = 1000 * 1000
 def make_layer(path, size, seed):
     """A layer tar of ``size`` bytes of file data: half random, half repeated text."""
     text = (b"hostbridge bench layer %d: the quick brown fox jumps over the lazy dog\n" % seed) * 20000
-    files = {}
     half = size // 2
-    files["data/random.bin"] = os.urandom(half)
-    files["data/text.txt"] = (text * (size // len(text) + 1))[: size - half]
+    files = {"data%d/random.bin" % seed: os.urandom(half),
+             "data%d/text.txt" % seed: (text * (size // len(text) + 1))[: size - half]}
     return regsupport.small_layer_tar(path, files)
+
+
+def _ok(r, what):
+    if r.returncode != 0:
+        raise SystemExit("%s failed: %s" % (what, r.stderr.strip()))
+    return r
+
+
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=int, default=200)
     ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--parallel", type=int, default=3)
+    ap.add_argument("-n", type=int, default=3)
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="hb-bench-registry-")
     reg = regsupport.RegistryServer(os.path.join(work, "registry"))
-    os.makedirs(reg.workdir, exist_ok=True)
-    cfg = RegistryConfig(timeout=60)
+    hb = dd = None
     try:
         reg.start()
+        os.makedirs(os.path.join(work, "hb"))
+        os.makedirs(os.path.join(work, "dd"))
+        hb = Engine(os.path.join(work, "hb")).start()
+        dd = Dockerd(os.path.join(work, "dd")).start(["--insecure-registry", reg.domain])
         per = args.size_mb * MB // args.layers
         tars = [make_layer(os.path.join(work, "layer%d.tar" % i), per, i) for i in range(args.layers)]
-        diff_ids = [regsupport.file_digest(t) for t in tars]
-        config = regsupport.image_config(diff_ids)
+        config = regsupport.image_config([regsupport.file_digest(t) for t in tars])
         name = "%s/bench/big:1" % reg.domain
-        raw_total = sum(os.path.getsize(t) for t in tars)
+        push.push(name, config, tars, config=RegistryConfig(timeout=60))
+        for t in tars:
+            os.unlink(t)
+        print("image: %d layers, %.0f MB uncompressed, from %s" % (args.layers, args.size_mb, reg.domain))
 
-        t0 = time.perf_counter()
-        res = push.push(name, config, tars, diff_ids=diff_ids, config=cfg, max_parallel=args.parallel)
-        t_push = time.perf_counter() - t0
+        pulls = {"hostbridge": [], "dockerd": []}
+        order = (("hostbridge", hb.url), ("dockerd", dd.url))
+        for i in range(args.n + 1):  # round 0 warms the registry and the page cache: not counted
+            for who, url in order if i % 2 else order[::-1]:
+                t = time.perf_counter()
+                _ok(docker(url, "pull", name, timeout=1800), "%s pull" % who)
+                if i:
+                    pulls[who].append(time.perf_counter() - t)
+                _ok(docker(url, "rmi", name), "%s rmi" % who)
+        report("docker pull (%d MB, %d layers)" % (args.size_mb, args.layers),
+               _median(pulls["hostbridge"]), _median(pulls["dockerd"]), 1.0)
 
-        store = regsupport.DirStore(os.path.join(work, "store"))
-        t0 = time.perf_counter()
-        got = pull.pull(name, store, os.path.join(work, "dl"), config=cfg, max_parallel=args.parallel)
-        t_pull = time.perf_counter() - t0
-        assert got.digest == res["Digest"]
-        comp_total = sum(os.path.getsize(os.path.join(reg.storage, root, f))
-                         for root, _, files in os.walk(reg.storage) for f in files if f == "data")
-
-        print("image: %d layers, %.1f MB uncompressed, %.1f MB in the registry (gzip + manifests)"
-              % (args.layers, raw_total / MB, comp_total / MB))
-        print("hostbridge push: %.2f s  (%.1f MB/s uncompressed)" % (t_push, raw_total / MB / t_push))
-        print("hostbridge pull: %.2f s  (%.1f MB/s uncompressed, download + verify + store)"
-              % (t_pull, raw_total / MB / t_pull))
-        # TODO(bench): run `docker pull`/`docker push` of the same image against the same
-        # registry through Debian's dockerd (insecure-registries 127.0.0.1:PORT) and print the
-        # ratio hostbridge/dockerd once the engine's image store lands (targets: >= 1.0x).
+        for url in (hb.url, dd.url):
+            _ok(docker(url, "pull", name, timeout=1800), "pull")
+        pushes = {"hostbridge": [], "dockerd": []}
+        for i in range(args.n):
+            for who, url in order if i % 2 else order[::-1]:
+                fresh = regsupport.RegistryServer(os.path.join(work, "push-%s-%d" % (who, i)))
+                fresh.start()
+                try:
+                    target = "%s/bench/pushed:1" % fresh.domain
+                    _ok(docker(url, "tag", name, target), "tag")
+                    t = time.perf_counter()
+                    _ok(docker(url, "push", target, timeout=1800), "%s push" % who)
+                    pushes[who].append(time.perf_counter() - t)
+                    _ok(docker(url, "rmi", target), "rmi")
+                finally:
+                    fresh.stop()
+        report("docker push (%d MB, %d layers)" % (args.size_mb, args.layers),
+               _median(pushes["hostbridge"]), _median(pushes["dockerd"]), 1.0)
     finally:
         reg.stop()
+        if hb:
+            hb.close()
+        if dd:
+            dd.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
+    if os.geteuid() != 0:
+        sys.exit("bench/registry_pull.py needs root (it runs dockerd and the engine)")
     main()

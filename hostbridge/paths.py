@@ -25,9 +25,22 @@ def config_dir() -> str:
     home = _home_override()
     if home:
         return os.path.join(home, "config")
+    return _user_dir("config", "XDG_CONFIG_HOME", ".config")
+
+
+def _user_dir(kind, xdg_var, xdg_default):
+    """platformdirs' answer; on Linux its XDG rule spelled here, as importing it costs 5 ms of
+    every command's start-up."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        base = os.environ.get(xdg_var, "").strip()
+        if not base or not os.path.isabs(base):
+            base = os.path.join(os.path.expanduser("~"), xdg_default)
+        return os.path.join(base, APP)
     import platformdirs
 
-    return platformdirs.user_config_dir(APP, appauthor=False)
+    return getattr(platformdirs, "user_%s_dir" % kind)(APP, appauthor=False)
 
 
 def config_file() -> str:
@@ -40,9 +53,7 @@ def state_dir() -> str:
     home = _home_override()
     if home:
         return os.path.join(home, "state")
-    import platformdirs
-
-    return platformdirs.user_data_dir(APP, appauthor=False)
+    return _user_dir("data", "XDG_DATA_HOME", os.path.join(".local", "share"))
 
 
 def machines_dir() -> str:

@@ -19,9 +19,11 @@ def pytest_collection_modifyitems(config, items):
     skip_vm = pytest.mark.skip(reason="boots a QEMU VM: set HOSTBRIDGE_TEST_VM=1 (as .ci/run does)")
     run_vm = os.environ.get("HOSTBRIDGE_TEST_VM") == "1"
     for item in items:
-        if ("root" in item.keywords or "vm" in item.keywords) and not IS_ROOT:
+        # Markers, not item.keywords: keywords also hold directory names (tests/vm/, tests/unit/vm/).
+        is_root, is_vm = item.get_closest_marker("root"), item.get_closest_marker("vm")
+        if (is_root or is_vm) and not IS_ROOT:
             item.add_marker(skip_root)
-        elif "vm" in item.keywords and not run_vm:
+        elif is_vm and not run_vm:
             item.add_marker(skip_vm)
 
 

@@ -55,7 +55,7 @@ class App:
 
     @property
     def client(self):
-        """An ``APIClient`` for the endpoint (imports requests on first use)."""
+        """An ``APIClient`` for the endpoint (imports the HTTP client on first use)."""
         if self._client is None:
             from ..client import APIClient
 
@@ -71,6 +71,42 @@ class App:
         f = sys.stdout.buffer if stream == 1 else sys.stderr.buffer
         f.write(data)
         f.flush()
+
+    def write_stream(self, chunks, output=None):
+        """Write a tar stream (``save``, ``export``) to ``output`` (replaced atomically) or to stdout,
+        never to a terminal.
+
+        Args:
+            chunks: an iterator of bytes.
+            output: a file path, or None for stdout.
+        """
+        if output is None:
+            if sys.stdout.isatty():
+                self.abort("Error: cowardly refusing to save to a terminal. Use the -o flag or redirect")
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        tmp = output + ".tmp"
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in chunks:
+                    f.write(chunk)
+            os.replace(tmp, output)
+        except OSError as e:
+            self.abort("Error: cannot write %s: %s" % (output, e.strerror or e))
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def confirm(self, warning, force):
+        """docker's prune prompt: ``warning`` then ``Are you sure…? [y/N]`` on stdout; True when confirmed."""
+        if force:
+            return True
+        self.out(warning)
+        self.out("Are you sure you want to continue? [y/N] ", nl=False)
+        answer = sys.stdin.readline() if sys.stdin is not None and not sys.stdin.closed else ""
+        return answer.strip().lower() in ("y", "yes")
 
     def err(self, text):
         """Write a line to stderr."""

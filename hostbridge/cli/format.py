@@ -42,30 +42,9 @@ def bytes_size(size) -> str:
 
 def human_duration(seconds) -> str:
     """A duration as docker words it: ``Less than a second``, ``About a minute``, ``3 hours``."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return "%d seconds" % s
-    minutes = int(seconds / 60)
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return "%d minutes" % minutes
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return "%d hours" % hours
-    if hours < 24 * 7 * 2:
-        return "%d days" % (hours // 24)
-    if hours < 24 * 30 * 2:
-        return "%d weeks" % (hours // 24 // 7)
-    if hours < 24 * 365 * 2:
-        return "%d months" % (hours // 24 // 30)
-    return "%d years" % (int(seconds / 3600) // 24 // 365)
+    from ..guest.util import human_duration as words  # one copy, shared with the engine's ps
+
+    return words(seconds)
 
 
 def parse_time(value):

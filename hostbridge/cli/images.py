@@ -49,9 +49,9 @@ def image_rows(images, trunc=True, now=None):
                 "VirtualSize": fmt.human_size(img.get("VirtualSize", img.get("Size", 0)), 4),
                 "Digest": digest,
                 "Containers": "N/A" if img.get("Containers", -1) < 0 else str(img["Containers"]),
-                "SharedSize": "N/A" if img.get("SharedSize", -1) < 0 else fmt.human_size(img["SharedSize"]),
+                "SharedSize": "N/A" if img.get("SharedSize", -1) < 0 else fmt.human_size(img["SharedSize"], 4),
                 "UniqueSize": "N/A" if img.get("SharedSize", -1) < 0
-                else fmt.human_size(img.get("Size", 0) - img["SharedSize"]),
+                else fmt.human_size(img.get("Size", 0) - img["SharedSize"], 4),
             })
     return rows
 
@@ -116,25 +116,7 @@ def tag(app, source, target):
 @click.pass_obj
 def save(app, output, images):
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
-    if output is None and sys.stdout.isatty():
-        app.abort("Error: cowardly refusing to save to a terminal. Use the -o flag or redirect")
-    chunks = app.client.get_images(images)
-    if output is None:
-        for chunk in chunks:
-            sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
-        return
-    import os
-
-    tmp = output + ".tmp"
-    try:
-        with open(tmp, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-        os.replace(tmp, output)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    app.write_stream(app.client.get_images(images), output)
 
 
 def _print_progress(app, messages):

@@ -1,24 +1,54 @@
-"""``inspect``: docker-shaped JSON of containers and images, or a ``-f`` template per object."""
+"""``inspect`` (and ``container/image/network/volume inspect``): docker-shaped JSON, or a ``-f`` template per object."""
 
 from __future__ import annotations
 
 import click
 
-from ..errors import NotFound
+from ..errors import HostbridgeError, NotFound
 
 TYPES = ("container", "image")
 
 
-def _find(client, name, type_, size=False):
-    kinds = [type_] if type_ else list(TYPES)
-    for kind in kinds:
+def _find(client, name, size=False):
+    """A container, else an image, named ``name``; docker's "No such object" when neither exists."""
+    for kind in TYPES:
         try:
-            if kind == "container":
-                return client.inspect_container(name, size=size)
-            return client.inspect_image(name)
+            return _fetcher(client, kind, size)(name)
         except NotFound:
             continue
-    return None
+    raise HostbridgeError("No such object: %s" % name)
+
+
+def _fetcher(client, kind, size=False):
+    if kind == "container":
+        return lambda name: client.inspect_container(name, size=size)
+    return client.inspect_image
+
+
+def inspect_each(app, names, fetch, format_):
+    """Print ``fetch(name)`` for each name as docker's ``inspect`` does: JSON list or a template per object.
+
+    Missing objects are reported after the output, and the exit status is then 1.
+    """
+    from .format import indent_json
+    from .template import Template
+
+    found, errors = [], []
+    for name in names:
+        try:
+            found.append(fetch(name))
+        except HostbridgeError as e:
+            errors.append(e)
+    if format_:
+        tpl = Template(format_)
+        for obj in found:
+            app.out(tpl.render(obj))
+    else:
+        app.out(indent_json(found))
+    for e in errors:
+        app.report(e)
+    if errors:
+        raise click.exceptions.Exit(1)
 
 
 @click.command()
@@ -29,23 +59,27 @@ def _find(client, name, type_, size=False):
 @click.pass_obj
 def inspect(app, format_, type_, size, names):
     """Return low-level information on containers or images."""
-    from .format import indent_json
-    from .template import Template
-
-    found, missing = [], []
-    for name in names:
-        obj = _find(app.client, name, type_, size)
-        if obj is None:
-            missing.append(name)
-        else:
-            found.append(obj)
-    if format_:
-        tpl = Template(format_)
-        for obj in found:
-            app.out(tpl.render(obj))
+    if type_:  # one kind: the daemon's own "No such …" errors, as docker reports them
+        fetch = _fetcher(app.client, type_, size)
     else:
-        app.out(indent_json(found))
-    for name in missing:
-        app.err("Error: No such %s: %s" % (type_ or "object", name))
-    if missing:
-        raise click.exceptions.Exit(1)
+        fetch = lambda name: _find(app.client, name, size)  # noqa: E731
+    inspect_each(app, names, fetch, format_)
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "format_", help="Format output using a Go template subset ({{.State.Status}}).")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def container_inspect(app, format_, size, names):
+    """Display detailed information on one or more containers."""
+    inspect_each(app, names, _fetcher(app.client, "container", size), format_)
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "format_", help="Format output using a Go template subset ({{.Config.Cmd}}).")
+@click.argument("names", nargs=-1, required=True)
+@click.pass_obj
+def image_inspect(app, format_, names):
+    """Display detailed information on one or more images."""
+    inspect_each(app, names, _fetcher(app.client, "image"), format_)

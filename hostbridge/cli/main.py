@@ -38,27 +38,87 @@ COMMANDS = {
     "import": ("images", "import_"),
     "history": ("images", "history"),
     "build": ("build", "build"),
+    "pull": ("registry", "pull"),
+    "push": ("registry", "push"),
+    "search": ("registry", "search"),
+    "login": ("registry", "login"),
+    "logout": ("registry", "logout"),
     "version": ("system", "version"),
     "info": ("system", "info"),
     "config": ("config_cmd", "config"),
     "up": ("machine", "up"),
     "down": ("machine", "down"),
     "status": ("machine", "status"),
+    "remote": ("remote", "remote_group"),
+    "tunnel": ("remote", "tunnel_group"),
+    "context": ("remote", "context_group"),
+    "env": ("env", "env_command"),
+    "use": ("use", "use"),
+    "cp": ("copy", "cp"),
+    "port": ("container_ops", "port"),
+    "diff": ("container_ops", "diff"),
+    "commit": ("container_ops", "commit"),
+    "export": ("container_ops", "export"),
+    "update": ("container_ops", "update"),
+    "stats": ("stats", "stats"),
+    "events": ("events", "events"),
 }
+
+_CONTAINER_VERBS = ("run", "create", "start", "logs", "exec", "stop", "kill", "rm", "restart", "wait", "rename",
+                    "pause", "unpause", "top", "cp", "port", "diff", "commit", "export", "update", "stats")
+
+# docker's management groups (`docker container prune`, `docker network ls`): help → their own table.
+GROUPS = {
+    "container": ("Manage containers.", dict(
+        {v: COMMANDS[v] for v in _CONTAINER_VERBS},
+        ls=("containers", "ps"), ps=("containers", "ps"), prune=("prune", "container_prune"),
+        inspect=("inspect", "container_inspect"))),
+    "image": ("Manage images.", {
+        "ls": ("images", "images"), "rm": ("images", "rmi"), "tag": COMMANDS["tag"], "save": COMMANDS["save"],
+        "load": COMMANDS["load"], "import": COMMANDS["import"], "history": COMMANDS["history"],
+        "prune": ("prune", "image_prune"), "inspect": ("inspect", "image_inspect")}),
+    "system": ("Manage the engine's resources.", {
+        "df": ("disk", "system_df"), "prune": ("prune", "system_prune"), "info": COMMANDS["info"],
+        "events": COMMANDS["events"]}),
+    "network": ("Manage networks.", dict({
+        verb: ("networks", "network_" + verb) for verb in ("ls", "create", "inspect", "rm", "connect",
+                                                            "disconnect")}, prune=("prune", "network_prune"))),
+    "volume": ("Manage volumes.", dict({
+        verb: ("volumes", "volume_" + verb) for verb in ("ls", "create", "inspect", "rm")},
+        prune=("prune", "volume_prune"))),
+}
+ALIASES = {"network": {"list": "ls", "remove": "rm"}, "volume": {"list": "ls", "remove": "rm"},
+           "container": {"list": "ls", "remove": "rm"}, "image": {"list": "ls", "remove": "rm"}}
 
 
 class LazyGroup(click.Group):
-    """A group whose commands are imported on first use."""
+    """A group whose commands are imported on first use.
+
+    Args:
+        table: name → (module, attribute) of its commands (the root's ``COMMANDS`` by default).
+        groups: name → (help, table) of its management sub-groups.
+        aliases: other names → the command's name (``network remove`` → ``rm``).
+    """
+
+    def __init__(self, *args, table=None, groups=None, aliases=None, **kw):
+        super().__init__(*args, **kw)
+        self.table = COMMANDS if table is None else table
+        self.groups = GROUPS if groups is None and table is None else (groups or {})
+        self.aliases = aliases or {}
 
     def list_commands(self, ctx):
-        return sorted(set(COMMANDS) | set(self.commands))
+        return sorted(set(self.table) | set(self.groups) | set(self.commands))
 
     def get_command(self, ctx, name):
+        name = self.aliases.get(name, name)
         if name in self.commands:
             return self.commands[name]
-        if name not in COMMANDS:
+        if name in self.groups:
+            help_, table = self.groups[name]
+            return LazyGroup(name, help=help_, table=table, aliases=ALIASES.get(name))
+        if name not in self.table:
             return None
-        module, attr = COMMANDS[name]
+        module, attr = self.table[name]
         return getattr(importlib.import_module("hostbridge.cli." + module), attr)
 
 

@@ -224,3 +224,82 @@ def parse_timestamp(value, now=None):
     if t is None:
         raise UsageError("invalid time %r (use a duration like 10m, a UNIX time, or 2024-01-02T15:04:05Z)" % value)
     return "%d" % int(t)
+
+
+_TRUE, _FALSE = ("", "1", "true", "yes"), ("0", "false", "no")
+
+
+def parse_mount(spec):
+    """``--mount type=bind,source=/a,target=/b,readonly`` → a docker Mount dict.
+
+    Keys as docker's: ``type`` (bind, volume, tmpfs; default volume), ``source``/``src``,
+    ``target``/``destination``/``dst``, ``readonly``/``ro``, ``bind-propagation``,
+    ``volume-nocopy``, ``volume-label``, ``volume-driver``, ``volume-opt``, ``tmpfs-size``, ``tmpfs-mode``.
+
+    Raises:
+        UsageError: an unknown key, a bad value, or no target.
+    """
+    mount = {"Type": "volume"}
+    extra = {}
+    for field in [f for f in spec.split(",") if f]:
+        key, sep, value = field.partition("=")
+        key = key.strip().lower()
+        if key in ("readonly", "ro", "volume-nocopy"):
+            if value.lower() not in _TRUE + _FALSE:
+                raise UsageError("invalid value for %s in --mount %r: %r (true or false)" % (key, spec, value))
+            flag = value.lower() in _TRUE
+            if key == "volume-nocopy":
+                extra.setdefault("VolumeOptions", {})["NoCopy"] = flag
+            else:
+                mount["ReadOnly"] = flag
+            continue
+        if not sep:
+            raise UsageError("invalid field %r in --mount %r: must be a key=value pair" % (field, spec))
+        if key == "type":
+            if value not in ("bind", "volume", "tmpfs"):
+                raise UsageError("invalid mount type %r in --mount %r (bind, volume or tmpfs)" % (value, spec))
+            mount["Type"] = value
+        elif key in ("source", "src"):
+            mount["Source"] = value
+        elif key in ("target", "destination", "dst"):
+            mount["Target"] = value
+        elif key == "bind-propagation":
+            extra.setdefault("BindOptions", {})["Propagation"] = value
+        elif key == "volume-label":
+            k, _, v = value.partition("=")
+            extra.setdefault("VolumeOptions", {}).setdefault("Labels", {})[k] = v
+        elif key == "volume-driver":
+            extra.setdefault("VolumeOptions", {}).setdefault("DriverConfig", {})["Name"] = value
+        elif key == "volume-opt":
+            k, _, v = value.partition("=")
+            extra.setdefault("VolumeOptions", {}).setdefault("DriverConfig", {}).setdefault("Options", {})[k] = v
+        elif key == "tmpfs-size":
+            extra.setdefault("TmpfsOptions", {})["SizeBytes"] = parse_bytes(value)
+        elif key == "tmpfs-mode":
+            try:
+                extra.setdefault("TmpfsOptions", {})["Mode"] = int(value, 8)
+            except ValueError:
+                raise UsageError("invalid tmpfs-mode %r in --mount %r (an octal mode like 1777)" % (value, spec))
+        else:
+            raise UsageError("unexpected key %r in --mount %r" % (key, spec))
+    if not mount.get("Target"):
+        raise UsageError("target is required in --mount %r (e.g. target=/data)" % spec)
+    mount.update(extra)
+    return mount
+
+
+def parse_tmpfs(spec):
+    """``--tmpfs /run[:opts]`` → ``("/run", "opts")``."""
+    path, _, opts = spec.partition(":")
+    if not path.startswith("/"):
+        raise UsageError("invalid --tmpfs %r: the container path must be absolute" % spec)
+    return path, opts
+
+
+def parse_add_host(spec):
+    """``--add-host name:ip`` (or ``name=ip``) → ``"name:ip"`` as the engine's ExtraHosts wants it."""
+    sep = "=" if "=" in spec else ":"
+    name, _, ip = spec.partition(sep)
+    if not name or not ip:
+        raise UsageError("invalid argument %r for --add-host: use host:ip" % spec)
+    return "%s:%s" % (name, ip)

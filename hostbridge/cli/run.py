@@ -38,8 +38,19 @@ def create_options(f):
         click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
         click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
-        click.option("-v", "--volume", multiple=True, help="Bind mount a volume (src:dst[:ro])."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
+        click.option("-v", "--volume", multiple=True, help="Bind mount a volume (src:dst[:ro], name:dst, /dst)."),
+        click.option("--mount", multiple=True, help="Attach a filesystem mount (type=bind,source=…,target=…)."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory (/path[:options])."),
+        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)."),
         click.option("--network", "--net", "network", help="Connect a container to a network (none, host, bridge)."),
+        click.option("--network-alias", multiple=True, help="Add network-scoped alias for the container."),
+        click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)."),
+        click.option("--dns", multiple=True, help="Set custom DNS servers."),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
+        click.option("--dns-option", multiple=True, help="Set DNS options."),
+        click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)."),
         click.option("--rm", is_flag=True, help="Automatically remove the container when it exits."),
     ]
     for d in reversed(decorators):
@@ -111,12 +122,35 @@ def build_config(image, cmd, o, attach=False, environ=None):
                 bindings.setdefault(port, []).append(binding)
         body["ExposedPorts"] = exposed
         host["PortBindings"] = bindings
+    for spec in o.get("expose") or ():
+        for port, _ in opt.parse_port(spec):
+            body.setdefault("ExposedPorts", {})[port] = {}
+    if o.get("publish_all"):
+        host["PublishAllPorts"] = True
     for spec in o.get("volume") or ():
         kind, value = opt.parse_volume(spec)
         if kind == "anonymous":
             body.setdefault("Volumes", {})[value] = {}
         else:
             host.setdefault("Binds", []).append(value)
+    if o.get("mount"):
+        host["Mounts"] = [opt.parse_mount(spec) for spec in o["mount"]]
+    if o.get("tmpfs"):
+        host["Tmpfs"] = dict(opt.parse_tmpfs(spec) for spec in o["tmpfs"])
+    if o.get("volumes_from"):
+        host["VolumesFrom"] = list(o["volumes_from"])
+    for flag, key in (("dns", "Dns"), ("dns_search", "DnsSearch"), ("dns_option", "DnsOptions")):
+        if o.get(flag):
+            host[key] = list(o[flag])
+    if o.get("add_host"):
+        host["ExtraHosts"] = [opt.parse_add_host(spec) for spec in o["add_host"]]
+    if o.get("network_alias") or o.get("ip"):
+        endpoint = {}
+        if o.get("network_alias"):
+            endpoint["Aliases"] = list(o["network_alias"])
+        if o.get("ip"):
+            endpoint["IPAMConfig"] = {"IPv4Address": o["ip"]}
+        body["NetworkingConfig"] = {"EndpointsConfig": {o.get("network") or "default": endpoint}}
     return body
 
 

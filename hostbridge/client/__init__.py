@@ -1,4 +1,4 @@
-"""The host's Docker Engine API client (requests; never paramiko).
+"""The host's Docker Engine API client (standard-library HTTP; never paramiko).
 
 ``APIClient(endpoint)`` combines one mixin per resource, as docker-py does.
 """
@@ -10,10 +10,13 @@ from .build import BuildAPIMixin
 from .containers import ContainerAPIMixin
 from .execs import ExecAPIMixin
 from .images import ImageAPIMixin
+from .networks import NetworkAPIMixin
 from .system import SystemAPIMixin
+from .volumes import VolumeAPIMixin
 
 
-class APIClient(BaseClient, BuildAPIMixin, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, SystemAPIMixin):
+class APIClient(BaseClient, BuildAPIMixin, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, NetworkAPIMixin,
+                SystemAPIMixin, VolumeAPIMixin):
     """A low-level client for one engine endpoint.
 
     Args:

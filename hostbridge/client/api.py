@@ -1,4 +1,4 @@
-"""The API client's base: one requests session to one engine endpoint, and error mapping.
+"""The API client's base: one transport to one engine endpoint, and error mapping.
 
 Resources (containers, images, system) are mixins over this base, as in docker-py; ``APIClient``
 combines them.
@@ -7,12 +7,12 @@ combines them.
 from __future__ import annotations
 
 import json
-
-import requests
+import socket
+from urllib.parse import quote, urlencode
 
 from ..errors import APIError, EngineUnreachable, api_error_from
 from .endpoint import Endpoint, parse_endpoint, unreachable
-from .transport import UnixHTTPAdapter
+from .transport import Transport
 
 USER_AGENT = "hostbridge"
 
@@ -48,16 +48,11 @@ class BaseClient:
         self.endpoint = endpoint if isinstance(endpoint, Endpoint) else parse_endpoint(endpoint)
         self.timeout = timeout
         self.base_url = self.endpoint.base_url
-        self._session = requests.Session()
-        self._session.headers["User-Agent"] = USER_AGENT
-        if self.endpoint.scheme == "unix":
-            self._session.mount("http+unix://", UnixHTTPAdapter(self.endpoint.path, timeout=timeout))
-        # Never send engine traffic through an HTTP proxy from the environment.
-        self._session.trust_env = False
+        self._transport = Transport(self.endpoint, timeout)
 
     def close(self):
-        """Close pooled connections."""
-        self._session.close()
+        """Close the kept-alive connection."""
+        self._transport.close()
 
     def __enter__(self):
         return self
@@ -65,10 +60,11 @@ class BaseClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _url(self, path, *args):
-        from urllib.parse import quote
-
-        return self.base_url + path.format(*[quote(str(a), safe="") for a in args])
+    @staticmethod
+    def _target(path, args, params):
+        target = path.format(*[quote(str(a), safe="") for a in args])
+        q = _params(params)
+        return target + ("?" + urlencode(q) if q else "")
 
     def _request(self, method, path, *args, params=None, json_body=None, data=None, headers=None,
                  stream=False, timeout=False):
@@ -82,21 +78,28 @@ class BaseClient:
             stream: leave the body unread (streams).
             timeout: seconds, ``None`` for no timeout, ``False`` for the client's default.
         Returns:
-            The ``requests.Response`` (status < 400).
+            The ``transport.Response`` (status < 400).
         Raises:
             EngineUnreachable: nothing answers on the endpoint.
             APIError: the engine answered with an error status.
         """
+        h = {"User-Agent": USER_AGENT}
+        h.update(headers or {})
+        body = data
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            h["Content-Type"] = "application/json"
         try:
-            resp = self._session.request(
-                method, self._url(path, *args), params=_params(params), json=json_body, data=data,
-                headers=headers, stream=stream, timeout=self.timeout if timeout is False else timeout)
-        except requests.exceptions.ConnectionError as e:
-            raise unreachable(self.endpoint, _root_cause(e))
-        except requests.exceptions.Timeout:
+            resp = self._transport.request(method, self._target(path, args, params), body=body, headers=h,
+                                           stream=stream, timeout=self.timeout if timeout is False else timeout)
+        except socket.timeout:
             raise EngineUnreachable("the engine at %s did not answer %s %s within %gs" % (
                 self.endpoint.url, method, path.format(*args), self.timeout),
                 hint="raise the limit with `hostbridge config set timeout 120`")
+        except ValueError as e:
+            raise APIError("the engine at %s sent a malformed reply: %s" % (self.endpoint.url, e))
+        except OSError as e:
+            raise unreachable(self.endpoint, e)
         raise_for_status(resp)
         return resp
 
@@ -118,19 +121,6 @@ class BaseClient:
         except ValueError:
             raise APIError("the engine sent a malformed reply: %r" % resp.content[:200],
                            status_code=resp.status_code)
-
-
-def _root_cause(err):
-    # requests wraps urllib3 wraps the socket error; the socket's strerror is what a user needs.
-    seen = err
-    while getattr(seen, "__context__", None) is not None or getattr(seen, "reason", None) is not None:
-        nxt = getattr(seen, "reason", None) or seen.__context__
-        if nxt is None or nxt is seen:
-            break
-        seen = nxt
-        if isinstance(seen, OSError) and getattr(seen, "strerror", None):
-            break
-    return seen
 
 
 def raise_for_status(resp):

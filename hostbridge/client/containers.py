@@ -1,11 +1,12 @@
-"""Container endpoints: create, start, stop, list, inspect, logs, attach, wait, remove."""
+"""Container endpoints: create, start, stop, list, inspect, logs, attach, wait, remove, stats, changes,
+export, update, prune, commit, and the archive (``cp``) endpoints."""
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
 from .hijack import hijack
-from .streams import frames, raw_chunks
+from .streams import frames, json_stream, raw_chunks
 
 
 class ContainerAPIMixin:
@@ -138,3 +139,116 @@ class ContainerAPIMixin:
 
         return send_request(self.endpoint, "POST", "/containers/%s/wait" % quote(container, safe=""),
                             {"condition": condition} if condition else None)
+
+    def stats(self, container, stream=True):
+        """``GET /containers/ID/stats``: docker's stats JSON, with ``precpu_stats`` for the CPU delta.
+
+        Args:
+            stream: keep sampling (about once a second) until the caller stops iterating.
+        Yields:
+            One stats dict per sample (exactly one when ``stream`` is false).
+        """
+        if not stream:
+            yield self._json(self._get("/containers/{}/stats", container, params={"stream": False}))
+            return
+        resp = self._get("/containers/{}/stats", container, params={"stream": True}, stream=True, timeout=None)
+        try:
+            yield from json_stream(resp.iter_content(None))
+        finally:
+            resp.close()
+
+    def changes(self, container):
+        """``GET /containers/ID/changes``: ``[{"Path": "/tmp/x", "Kind": 0|1|2}, …]`` (modified, added, deleted)."""
+        return self._json(self._get("/containers/{}/changes", container)) or []
+
+    def export(self, container, chunk_size=1 << 20):
+        """``GET /containers/ID/export``: the container's filesystem as a tar.
+
+        Yields:
+            Chunks of the tar.
+        """
+        resp = self._get("/containers/{}/export", container, stream=True, timeout=None)
+        try:
+            yield from resp.iter_content(chunk_size)
+        finally:
+            resp.close()
+
+    def update_container(self, container, resources):
+        """``POST /containers/ID/update`` with docker's Resources/RestartPolicy body.
+
+        Returns:
+            ``{"Warnings": [...]}``.
+        """
+        return self._json(self._post("/containers/{}/update", container, json_body=resources)) or {}
+
+    def prune_containers(self, filters=None):
+        """``POST /containers/prune``: remove stopped containers.
+
+        Returns:
+            ``{"ContainersDeleted": [...], "SpaceReclaimed": N}``.
+        """
+        return self._json(self._post("/containers/prune", params={"filters": filters or None})) or {}
+
+    def commit(self, container, repository=None, tag=None, message=None, author=None, changes=None, pause=True,
+               config=None):
+        """``POST /commit``: a new image from a container's changes.
+
+        Args:
+            changes: Dockerfile instructions (``["CMD [\\"sh\\"]"]``).
+            config: a ContainerConfig to merge into the image's.
+        Returns:
+            ``{"Id": "sha256:…"}``.
+        """
+        params = [("container", container), ("repo", repository), ("tag", tag), ("comment", message),
+                  ("author", author), ("pause", pause)] + [("changes", c) for c in changes or ()]
+        return self._json(self._post("/commit", params=params, json_body=config or {}))
+
+    def stat_path(self, container, path):
+        """``HEAD /containers/ID/archive``: the path's stat (``name size mode mtime linkTarget``).
+
+        Raises:
+            NotFound: no such container, or no such path in it.
+        """
+        resp = self._request("HEAD", "/containers/{}/archive", container, params={"path": path})
+        return decode_path_stat(resp.headers.get("X-Docker-Container-Path-Stat"))
+
+    def get_archive(self, container, path, chunk_size=1 << 20):
+        """``GET /containers/ID/archive``: a tar of ``path`` (its last element at the tar's root).
+
+        Returns:
+            ``(stat, chunks)``: the path's stat dict and an iterator of the tar's bytes.
+        """
+        resp = self._get("/containers/{}/archive", container, params={"path": path}, stream=True, timeout=None)
+
+        def chunks():
+            try:
+                yield from resp.iter_content(chunk_size)
+            finally:
+                resp.close()
+
+        return decode_path_stat(resp.headers.get("X-Docker-Container-Path-Stat")), chunks()
+
+    def put_archive(self, container, path, data, no_overwrite_dir_non_dir=True, copy_uidgid=False):
+        """``PUT /containers/ID/archive``: extract a tar into the directory ``path``.
+
+        Args:
+            data: the tar (bytes, a file, or an iterator of bytes).
+            no_overwrite_dir_non_dir: refuse to replace a directory by a file or the reverse.
+        """
+        self._request("PUT", "/containers/{}/archive", container, data=data, timeout=None,
+                      params={"path": path, "noOverwriteDirNonDir": no_overwrite_dir_non_dir,
+                              "copyUIDGID": copy_uidgid or None},
+                      headers={"Content-Type": "application/x-tar"})
+
+
+def decode_path_stat(header):
+    """Decode ``X-Docker-Container-Path-Stat`` (base64 JSON) → a dict (``{}`` when absent)."""
+    if not header:
+        return {}
+    import base64
+    import json
+
+    try:
+        return json.loads(base64.b64decode(header))
+    except ValueError:
+        return {}

@@ -34,24 +34,28 @@ class Endpoint:
         return "http://%s:%d" % (self.host, self.port)
 
     def connect(self, timeout=None) -> socket.socket:
-        """Open a raw stream socket to the engine (for hijacked connections).
+        """Open a raw stream socket to the engine.
 
         Raises:
             EngineUnreachable: nothing listens there.
         """
         try:
-            if self.scheme == "unix":
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(timeout)
-                try:
-                    sock.connect(self.path)
-                except OSError:
-                    sock.close()
-                    raise
-                return sock
-            return socket.create_connection((self.host, self.port), timeout=timeout)
+            return self.connect_raw(timeout)
         except OSError as e:
             raise unreachable(self, e)
+
+    def connect_raw(self, timeout=None) -> socket.socket:
+        """As ``connect``, raising the OSError itself."""
+        if self.scheme == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(timeout)
+            try:
+                sock.connect(self.path)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        return socket.create_connection((self.host, self.port), timeout=timeout)
 
     def __repr__(self):
         return "Endpoint(%r)" % self.url

@@ -1,8 +1,8 @@
 """Hijacked connections: an HTTP request upgraded to a raw, two-way byte stream.
 
 ``POST /containers/ID/attach`` (and exec start) with ``Upgrade: tcp`` answers
-``101 UPGRADED``; from then on the socket carries the container's stdio. requests cannot hand
-over its socket cleanly, so this speaks the request itself on a fresh socket.
+``101 UPGRADED``; from then on the socket carries the container's stdio. This speaks the request
+itself on a fresh socket (with transport's request writer and reply parser).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import socket
 from urllib.parse import urlencode
 
 from ..errors import api_error_from
+from .transport import Body, Conn, read_head, write_request
 
 
 class HijackedSocket:
@@ -53,41 +54,16 @@ class HijackedSocket:
             pass
 
 
-def _read_head(sock, limit=65536):
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(4096)
-        if not data:
-            break
-        buf += data
-        if len(buf) > limit:
-            raise ValueError("response headers too long")
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    return head.decode("latin-1"), rest
-
-
-def _parse_head(head):
-    lines = head.split("\r\n")
-    parts = lines[0].split(" ", 2)
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-    headers = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        headers[k.strip().lower()] = v.strip()
-    return status, headers
-
-
 def _send(endpoint, method, path, params, body, extra_headers, timeout):
     sock = endpoint.connect(timeout=timeout)
     target = path + ("?" + urlencode(params) if params else "")
-    data = json.dumps(body).encode() if body is not None else b""
-    request = (
-        "%s %s HTTP/1.1\r\nHost: localhost\r\nUser-Agent: hostbridge\r\n%s"
-        "Content-Type: %s\r\nContent-Length: %d\r\n\r\n"
-        % (method, target, extra_headers, "application/json" if body is not None else "text/plain", len(data))
-    ).encode("latin-1") + data
+    headers = dict(extra_headers)
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
     try:
-        sock.sendall(request)
+        write_request(sock, method, target, headers, data if data is not None else b"")
     except OSError as e:
         sock.close()
         from .endpoint import unreachable
@@ -102,37 +78,6 @@ def _error_from(status, body):
     except (ValueError, AttributeError):
         message = body.decode("utf-8", "replace").strip()
     return api_error_from(status, message or "HTTP %d" % status)
-
-
-def _read_body(sock, headers, rest):
-    def more():
-        data = sock.recv(65536)
-        if not data:
-            raise OSError("connection closed inside the reply")
-        return data
-
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        out = b""
-        while True:
-            while b"\r\n" not in rest:
-                rest += more()
-            line, _, rest = rest.partition(b"\r\n")
-            size = int(line.split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                return out
-            while len(rest) < size + 2:
-                rest += more()
-            out, rest = out + rest[:size], rest[size + 2:]
-    if "content-length" in headers:
-        length = int(headers["content-length"])
-        while len(rest) < length:
-            rest += more()
-        return rest[:length]
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            return rest
-        rest += data
 
 
 class PendingResponse:
@@ -158,11 +103,9 @@ class PendingResponse:
             EngineUnreachable: the connection broke.
         """
         try:
-            head, rest = _read_head(self.sock)
-            status, headers = _parse_head(head)
-            if not status:
-                raise OSError("connection closed before a reply")
-            body = _read_body(self.sock, headers, rest)
+            conn = Conn(self.sock)
+            status, _, headers = read_head(conn)
+            body = Body(conn, headers, "POST", status).read()
         except (OSError, ValueError) as e:
             from .endpoint import unreachable
 
@@ -180,7 +123,7 @@ def send_request(endpoint, method, path, params=None, body=None) -> PendingRespo
     Raises:
         EngineUnreachable: cannot connect.
     """
-    return PendingResponse(endpoint, _send(endpoint, method, path, params, body, "", None))
+    return PendingResponse(endpoint, _send(endpoint, method, path, params, body, {}, None))
 
 
 def hijack(endpoint, path, params=None, body=None, timeout=None) -> HijackedSocket:
@@ -198,22 +141,22 @@ def hijack(endpoint, path, params=None, body=None, timeout=None) -> HijackedSock
         EngineUnreachable: cannot connect.
         APIError: the engine refused (its ``{"message"}``).
     """
-    sock = _send(endpoint, "POST", path, params, body, "Connection: Upgrade\r\nUpgrade: tcp\r\n", timeout)
+    sock = _send(endpoint, "POST", path, params, body, {"Connection": "Upgrade", "Upgrade": "tcp"}, timeout)
+    conn = Conn(sock)
     try:
-        head, rest = _read_head(sock)
+        status, _, headers = read_head(conn)
     except (OSError, ValueError) as e:
         sock.close()
         from .endpoint import unreachable
 
         raise unreachable(endpoint, e)
-    status, headers = _parse_head(head)
     if status in (101, 200):
         # Old engines answer 200 and then stream; either way the socket is now raw.
-        return HijackedSocket(sock, rest)
+        return HijackedSocket(sock, conn.buf)
     try:
-        body = _read_body(sock, headers, rest)
+        body = Body(conn, headers, "POST", status).read()
     except (OSError, ValueError):
-        body = rest
+        body = conn.buf
     finally:
         sock.close()
     raise _error_from(status, body)

@@ -1,4 +1,4 @@
-"""Image endpoints: list, inspect, history, tag, remove, save, load, import."""
+"""Image endpoints: list, inspect, history, tag, remove, save, load, import, prune."""
 
 from __future__ import annotations
 
@@ -73,3 +73,11 @@ class ImageAPIMixin:
         finally:
             resp.close()
 
+
+    def prune_images(self, filters=None):
+        """``POST /images/prune``: remove dangling images (every unused one with ``{"dangling": ["false"]}``).
+
+        Returns:
+            ``{"ImagesDeleted": [{"Untagged": …} | {"Deleted": …}], "SpaceReclaimed": N}``.
+        """
+        return self._json(self._post("/images/prune", params={"filters": filters or None})) or {}

@@ -17,6 +17,8 @@ def main(argv=None):
         from .daemon import main as run
     elif cmd == "shim":
         from .runtime.shim import main as run
+    elif cmd == "zygote":
+        from .runtime.zygote import main as run
     elif cmd == "exec":
         from .runtime.execproc import main as run
     elif cmd == "version":

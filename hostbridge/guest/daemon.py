@@ -22,11 +22,38 @@ def parse_args(argv):
     p.add_argument("--pidfile")
     p.add_argument("--log-file")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]|CIDR",
+                   help="reach this registry over plain HTTP (repeatable; loopback always is)")
+    p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
+                   help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
+    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors")
     p.add_argument("--bip", help="the default bridge's GATEWAY/PREFIX (default: the first free /16 of "
                                  "172.17-31.0.0/16, then 192.168.N.0/20, chosen against the host's routes)")
     p.add_argument("--bridge", help="the default bridge's device name (default hb0; a non-default --root "
                                     "gets hb-<tag> so that engines side by side never share one)")
     return p.parse_args(argv)
+
+
+def registry_config(args):
+    """The RegistryConfig from the flags and the config file (flags first, both kept).
+
+    Raises:
+        GuestError: the config file is unreadable or not a JSON object.
+    """
+    from .errors import InvalidParameter
+    from .registry.config import RegistryConfig
+    from .util import read_json
+    conf = {}
+    if args.config_file:
+        try:
+            conf = read_json(args.config_file, {})
+        except ValueError as e:
+            raise InvalidParameter("config file %s is not valid JSON (%s): fix it" % (args.config_file, e))
+        if not isinstance(conf, dict):
+            raise InvalidParameter("config file %s must hold a JSON object" % args.config_file)
+    insecure = list(args.insecure_registry) + list(conf.get("insecure-registries") or [])
+    mirrors = list(args.registry_mirror) + list(conf.get("registry-mirrors") or [])
+    return RegistryConfig(insecure_registries=insecure, mirrors=mirrors)
 
 
 def _group_id(name):
@@ -52,7 +79,7 @@ def main(argv):
     from .engine import Engine
     from .errors import GuestError
     try:
-        engine = Engine(root, bip=args.bip, bridge=args.bridge)
+        engine = Engine(root, bip=args.bip, bridge=args.bridge, registry_config=registry_config(args))
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)

@@ -14,8 +14,12 @@ from .containers.execs import ExecManager
 from .containers.manager import ContainerManager
 from .errors import Conflict, InvalidParameter, NotFound
 from .events import Events
+from .images import reference
 from .images.store import ImageStore
 from .network.manager import NetworkManager
+from .registry.auth import AuthConfig, decode_registry_auth
+from .registry.progress import ProgressAborted
+from .transfers import Transfers, pull_reference
 from .util import now_rfc3339
 from .volumes.mounts import VolumeManager
 
@@ -29,12 +33,13 @@ def go_arch():
 class Engine:
     """Everything the routers need, behind one narrow object."""
 
-    def __init__(self, root, bip=None, bridge=None):
+    def __init__(self, root, bip=None, bridge=None, registry_config=None):
         self.root = root
         self.started = time.time()
         self._build_backend = None
         self.events = Events()
         self.images = ImageStore(root)
+        self.transfers = Transfers(self.images, root, registry_config)
         self.containers = ContainerManager(root, self.images, self.events)
         self.volumes = VolumeManager(root, self.containers)
         self.network = NetworkManager(root, self.containers, bip=bip, bridge=bridge)
@@ -53,8 +58,9 @@ class Engine:
         return self._build_backend
 
     def _pull_for_build(self, name):
-        from .errors import NotFound as _NF
-        raise _NF("pull access denied for %s: pulling from registries is not wired into builds yet" % name)
+        """A build's FROM image that is missing (or ``--pull``): pulled anonymously, quietly."""
+        res = self.transfers.pull(reference.parse_normalized(name).familiar())
+        self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
 
     def shutdown(self):
         self.containers.shutdown()
@@ -96,8 +102,7 @@ class Engine:
             "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if all(v == "v2" for v, _ in cgroups.layout().values()) else "1",
             "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
-            "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": {
-                "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []},
+            "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),
             "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.root,
             "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(),
             "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
@@ -121,15 +126,52 @@ class Engine:
                 f.write(eid)
             return eid
 
+    # ---- registries -----------------------------------------------------------------------
     def auth(self, body):
-        raise InvalidParameter("login is not supported by this engine yet")
+        """``POST /auth``: check a login with the registry (nothing is stored)."""
+        return self.transfers.login(AuthConfig.from_dict(body if isinstance(body, dict) else {}))
 
     def pull(self, req, resp):
-        ref = req.query.get("fromImage", "")
-        if req.query.get("tag"):
-            ref += (":" if not req.query["tag"].startswith("sha256:") else "@") + req.query["tag"]
-        raise NotFound("pull access denied for %s: pulling from registries is not available in this engine "
-                       "yet; load the image with `docker load` or `docker import`" % ref)
+        """``POST /images/create?fromImage=&tag=&platform=``: docker's JSON progress stream.
+
+        Errors before the first progress line keep their HTTP status (404 for a missing
+        repository); later ones become an ``errorDetail`` line (the API server writes it).
+        """
+        name = pull_reference(req.query.get("fromImage", ""), req.query.get("tag", ""))
+        auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
+        out = _ProgressStream(resp)
+        platform_ = req.query.get("platform") or None
+        ref = reference.parse(name)
+        all_tags = ref.tag is None and ref.digest is None
+        try:
+            if all_tags:
+                results = self.transfers.pull_all_tags(name, auth, platform_, out)
+            else:
+                results = [self.transfers.pull(name, auth, platform_, out)]
+        except ProgressAborted:
+            resp.close_after = True  # the client went away mid-stream: nothing more to say
+            return
+        for res in results:
+            self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
+        out.finish()
+
+    def push(self, req, resp, name):
+        """``POST /images/{name}/push?tag=``: docker's JSON progress stream."""
+        auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
+        out = _ProgressStream(resp)
+        try:
+            results = self.transfers.push(name, req.query.get("tag", ""), auth=auth, progress=out)
+        except ProgressAborted:
+            resp.close_after = True
+            return
+        for ref in results:
+            self.events.emit("image", "push", ref, {"name": ref})
+        out.finish()
+
+    def search(self, term, limit=None, filters=None, auth_header=""):
+        """``GET /images/search``: docker's SearchResult list."""
+        return self.transfers.search(term, limit=limit, filters=filters,
+                                     auth=decode_registry_auth(auth_header or ""))
 
     def commit(self, ref, repo_tag, config, comment, author, changes, pause=True):
         """docker commit: the container's upper dir becomes a layer over its image."""
@@ -238,6 +280,24 @@ class Engine:
         if not res.get("ImagesDeleted"):
             res["ImagesDeleted"] = None
         return res
+
+
+class _ProgressStream:
+    """Progress messages as JSON lines; the chunked response starts with the first message, so
+    an error raised before it is still answered with a status."""
+
+    def __init__(self, resp):
+        self.resp = resp
+
+    def __call__(self, msg):
+        if not self.resp.streaming:
+            self.resp.start_stream()
+        self.resp.write_json(msg)
+
+    def finish(self):
+        if not self.resp.streaming:
+            self.resp.start_stream()
+        self.resp.end_stream()
 
 
 def _os_name():

@@ -33,6 +33,10 @@ class NotModified(GuestError):
     """Nothing to do: already started, already stopped (304)."""
 
 
+class Unauthenticated(GuestError):
+    """Credentials were refused (401): only ``POST /auth`` answers so, as dockerd does."""
+
+
 class Forbidden(GuestError):
     """The operation is refused by policy (403)."""
 

@@ -1,1 +1,1 @@
-"""Machines: where the engine runs (native on this host, a VM, or a remote host) and how to reach it."""
+"""VM drivers (vagrant, qemu), the guest image cache, and the machine that sequences them."""

@@ -1,5 +1,5 @@
 """Real parts for the registry tier: Debian's docker-registry, a JWT token server, a fault proxy,
-test images made from the busybox rootfs, and a minimal directory image store.
+test images made from the busybox rootfs, and the engine's image store for pulls.
 
 Everything listens on 127.0.0.1 only.
 """
@@ -15,7 +15,6 @@ import http.server
 import io
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,6 @@ import threading
 import time
 import urllib.parse
 
-from hostbridge.guest.errors import InvalidParameter, NotFound
 from hostbridge.guest.registry import blobs
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -371,79 +369,11 @@ def image_config(diff_ids, arch="amd64", variant=None, os_name="linux", cmd=("sh
     return json.dumps(cfg, sort_keys=True).encode()
 
 
-# ---- a minimal directory store (the seam pull.py hands verified blobs to) --------------------
-class DirStore:
-    """Keeps pulled images as files: layers/<chain>/layer.tar, imagedb/<id>.json, repositories.json.
-
-    A real implementation of pull's three-method seam for tests (DiffIDs are checked, nothing is
-    kept on a mismatch), not the engine's store: it does not extract layers.
-    """
-
-    def __init__(self, root):
-        self.root = root
-        for d in ("layers", "imagedb"):
-            os.makedirs(os.path.join(root, d), exist_ok=True)
-        self.repos_path = os.path.join(root, "repositories.json")
-
-    def _repos(self):
-        try:
-            with open(self.repos_path) as f:
-                return json.load(f)
-        except FileNotFoundError:
-            return {}
-
-    def resolve(self, name):
-        if name.startswith("sha256:") and os.path.exists(os.path.join(self.root, "imagedb", name[7:] + ".json")):
-            return name
-        hit = self._repos().get(name)
-        if not hit:
-            raise NotFound("No such image: %s" % name)
-        return hit
-
-    def has_layer(self, chain_id):
-        return os.path.exists(os.path.join(self.root, "layers", chain_id[7:], "layer.tar"))
-
-    def add_pulled_image(self, config_bytes, layers, ref, manifest_digest):
-        staged = []
-        try:
-            for lay in layers:
-                if lay.path is None:
-                    continue
-                dest = os.path.join(self.root, "layers", lay.chain_id[7:])
-                tmp = dest + ".tmp"
-                os.makedirs(tmp, exist_ok=True)
-                h = hashlib.sha256()
-                with blobs.open_layer(lay.path, lay.media_type) as src, open(os.path.join(tmp, "layer.tar"), "wb") as out:
-                    for chunk in iter(lambda: src.read(1 << 20), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-                if "sha256:" + h.hexdigest() != lay.diff_id:
-                    raise InvalidParameter("layer %s: DiffID mismatch — the image is broken" % lay.digest)
-                staged.append((tmp, dest))
-        except BaseException:
-            for tmp, _ in staged:
-                shutil.rmtree(tmp, ignore_errors=True)
-            for lay in layers:
-                if lay.path is not None:
-                    shutil.rmtree(os.path.join(self.root, "layers", lay.chain_id[7:]) + ".tmp", ignore_errors=True)
-            raise
-        for tmp, dest in staged:
-            if os.path.exists(dest):
-                shutil.rmtree(tmp)
-            else:
-                os.rename(tmp, dest)
-        image_id = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
-        with open(os.path.join(self.root, "imagedb", image_id[7:] + ".json"), "wb") as f:
-            f.write(config_bytes)
-        repos = self._repos()
-        repos[ref.familiar()] = image_id
-        repos["%s@%s" % (ref.familiar_name, manifest_digest)] = image_id
-        with open(self.repos_path, "w") as f:
-            json.dump(repos, f)
-        return image_id
-
-    def layer_tar(self, chain_id):
-        return os.path.join(self.root, "layers", chain_id[7:], "layer.tar")
+# ---- the engine's image store, where pull hands verified blobs ------------------------------
+def new_store(root):
+    """The engine's real ImageStore on ``root`` (what pull's seam is for)."""
+    from hostbridge.guest.images.store import ImageStore
+    return ImageStore(root)
 
 
 def gz_bytes(data: bytes) -> bytes:

@@ -24,7 +24,7 @@ def test_basic_auth_good_and_bad_credentials(tmp_path, basic_registry):
     cfg, tars = _image(tmp_path)
     good = AuthConfig("alice", "wonderland", d)
     res = push.push("%s/app:1" % d, cfg, tars, auth=good, config=CFG)
-    got = pull.pull("%s/app:1" % d, regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl"),
+    got = pull.pull("%s/app:1" % d, regsupport.new_store(str(tmp_path / "s")), str(tmp_path / "dl"),
                     auth=good, config=CFG)
     assert got.digest == res["Digest"]
     assert rc.login(good, CFG) == {"Status": "Login Succeeded", "IdentityToken": ""}
@@ -33,7 +33,7 @@ def test_basic_auth_good_and_bad_credentials(tmp_path, basic_registry):
         rc.login(AuthConfig("alice", "wrong", d), CFG)
     assert "incorrect username or password" in str(e.value) and "hostbridge login %s" % d in str(e.value)
     with pytest.raises(Unauthorized) as e:
-        pull.pull("%s/app:1" % d, regsupport.DirStore(str(tmp_path / "s2")), str(tmp_path / "dl"), config=CFG)
+        pull.pull("%s/app:1" % d, regsupport.new_store(str(tmp_path / "s2")), str(tmp_path / "dl"), config=CFG)
     msg = str(e.value)
     assert msg.startswith("unauthorized: authentication required") and "`hostbridge login %s`" % d in msg
     assert "\n" not in msg and e.value.status == 401
@@ -52,7 +52,7 @@ def test_bearer_token_flow(tmp_path, token_registry):
     assert n_push_tokens <= 2  # cached per scope: not one token per request
 
     # anonymous pull: the token server grants pull to anyone
-    got = pull.pull("%s/team/app:1" % d, regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl"),
+    got = pull.pull("%s/team/app:1" % d, regsupport.new_store(str(tmp_path / "s")), str(tmp_path / "dl"),
                     config=CFG)
     assert got.digest == res["Digest"]
     anon = tokens.requests[n_push_tokens:]
@@ -86,7 +86,7 @@ def test_redirect_to_other_host_drops_authorization(tmp_path, basic_registry, re
                 return True
             return False
         front.rules.append(redirect)
-        got = pull.pull("%s/app:1" % front.domain, regsupport.DirStore(str(tmp_path / "s")),
+        got = pull.pull("%s/app:1" % front.domain, regsupport.new_store(str(tmp_path / "s")),
                         str(tmp_path / "dl"), auth=alice, config=CFG)
         assert got.digest == res["Digest"]
         blob_reqs = [a for (p, a) in storage.auth_seen if "/blobs/" in p]

@@ -44,14 +44,14 @@ def test_push_then_pull_by_tag_and_digest(tmp_path, registry, image):
     assert all(lay.media_type == mf.DOCKER_LAYER_GZIP for lay in m.layers)
     assert [lay.digest for lay in m.layers] != diff_ids  # compressed digests differ from DiffIDs
 
-    store = regsupport.DirStore(str(tmp_path / "store"))
+    store = regsupport.new_store(str(tmp_path / "store"))
     dl = str(tmp_path / "downloads")
     pmsgs = []
     got = pull.pull(name, store, dl, config=CFG, progress=pmsgs.append)
     assert got.image_id == m.config.digest and got.digest == res["Digest"] and not got.up_to_date
     chains = pull.chain_ids(diff_ids)
     for tar, chain in zip(tars, chains):
-        assert regsupport.file_digest(store.layer_tar(chain)) == regsupport.file_digest(tar)
+        assert regsupport.file_digest(store.layers.tar_path(chain)) == regsupport.file_digest(tar)
     assert store.resolve("%s/team/app:1.0" % registry.domain) == got.image_id
     assert store.resolve("%s/team/app@%s" % (registry.domain, res["Digest"])) == got.image_id
     assert os.listdir(dl) == []  # blobs handed over, nothing left behind
@@ -73,7 +73,7 @@ def test_push_then_pull_by_tag_and_digest(tmp_path, registry, image):
     assert again[-1]["status"] == "Status: Image is up to date for %s/team/app:1.0" % registry.domain
 
     # by digest into a fresh store
-    store2 = regsupport.DirStore(str(tmp_path / "store2"))
+    store2 = regsupport.new_store(str(tmp_path / "store2"))
     by_digest = pull.pull("%s/team/app@%s" % (registry.domain, res["Digest"]), store2, dl, config=CFG)
     assert by_digest.image_id == got.image_id and by_digest.digest == res["Digest"]
 
@@ -97,7 +97,7 @@ def test_chunked_upload(tmp_path, registry, image):
     cfg_bytes, tars, diff_ids = image
     name = "%s/chunky:1" % registry.domain
     res = push.push(name, cfg_bytes, tars, config=CFG, chunk_size=256 * 1024)
-    got = pull.pull(name, regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl"), config=CFG)
+    got = pull.pull(name, regsupport.new_store(str(tmp_path / "s")), str(tmp_path / "dl"), config=CFG)
     assert got.digest == res["Digest"]
     assert got.image_id == "sha256:" + hashlib.sha256(cfg_bytes).hexdigest()
 
@@ -125,10 +125,10 @@ def test_multiarch_index_selects_platform(tmp_path, registry, busybox_rootfs_tar
                                    ["repository:multi:pull,push"])
     ids = {k: "sha256:" + hashlib.sha256(c).hexdigest() for k, c in cfgs.items()}
     for plat, want in (("linux/arm64/v8", "arm64"), ("linux/arm64", "arm64"), ("linux/amd64", "amd64")):
-        store = regsupport.DirStore(str(tmp_path / ("s-" + plat.replace("/", "-"))))
+        store = regsupport.new_store(str(tmp_path / ("s-" + plat.replace("/", "-"))))
         got = pull.pull("%s/multi" % d, store, str(tmp_path / "dl"), config=CFG, platform=plat)
         assert got.image_id == ids[want], plat
         assert got.digest == idx_digest  # docker records the index digest
     with pytest.raises(mf.NoMatchingPlatform, match="linux/s390x"):
-        pull.pull("%s/multi" % d, regsupport.DirStore(str(tmp_path / "sx")), str(tmp_path / "dl"),
+        pull.pull("%s/multi" % d, regsupport.new_store(str(tmp_path / "sx")), str(tmp_path / "dl"),
                   config=CFG, platform="linux/s390x")

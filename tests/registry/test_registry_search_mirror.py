@@ -41,7 +41,7 @@ def test_docker_io_pull_goes_to_the_mirror(tmp_path, registry, proxy):
     res = _push(tmp_path, "%s/library/hbmirror:1" % registry.domain)
     cfg = rc.RegistryConfig(mirrors=["http://%s" % proxy.domain], retries=1, backoff=0.05, timeout=10)
     msgs = []
-    got = pull.pull("hbmirror:1", regsupport.DirStore(str(tmp_path / "s")), str(tmp_path / "dl"),
+    got = pull.pull("hbmirror:1", regsupport.new_store(str(tmp_path / "s")), str(tmp_path / "dl"),
                     auth=AuthConfig("hubuser", "hubsecret", "docker.io"), config=cfg, progress=msgs.append)
     assert got.digest == res["Digest"]
     assert msgs[0]["status"] == "Pulling from library/hbmirror"

@@ -18,6 +18,8 @@ def status_for(exc: BaseException) -> int:
         return 400
     if isinstance(exc, e.NotModified):
         return 304
+    if isinstance(exc, e.Unauthenticated):
+        return 401  # login checks only: a 401 on pull would make the docker CLI prompt for a login
     if isinstance(exc, e.Forbidden):
         return 403
     if isinstance(exc, e.Unavailable):

@@ -63,6 +63,12 @@ class _Handler(socketserver.StreamRequestHandler):
     wbufsize = 65536
     disable_nagle_algorithm = False
 
+    def finish(self):
+        try:
+            super().finish()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client left mid-stream (a pull it gave up on): nothing left to tell it
+
     def handle(self):
         srv = self.server
         while not srv.stopping:

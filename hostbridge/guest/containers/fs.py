@@ -17,8 +17,7 @@ import tarfile
 import tempfile
 
 from ..errors import InvalidParameter, NotFound
-
-_MAX_LINKS = 255
+from ..runtime.rootfs import secure_join
 
 # Go's os.FileMode bits, which the docker CLI decodes from X-Docker-Container-Path-Stat
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -29,30 +28,13 @@ def resolve_in_root(root, path, follow_last=True):
     """Resolve ``path`` as the container sees it, never leaving ``root`` (symlinks, ``..``).
 
     Returns the host path. Missing trailing components are allowed (the caller may create them).
+    With ``follow_last`` false a final symlink is left unresolved (for stat and copy-out).
     """
-    if not path.startswith("/"):
-        path = "/" + path
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved = []
-    links = 0
-    while parts:
-        p = parts.pop(0)
-        if p == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = os.path.join(root, *resolved, p)
-        if (parts or follow_last) and os.path.islink(host):
-            links += 1
-            if links > _MAX_LINKS:
-                raise InvalidParameter("too many levels of symbolic links: %s" % path)
-            target = os.readlink(host)
-            if target.startswith("/"):
-                resolved = []
-            parts = [x for x in target.split("/") if x not in ("", ".")] + parts
-            continue
-        resolved.append(p)
-    return os.path.join(root, *resolved)
+    trimmed = path.rstrip("/")
+    head, _, tail = trimmed.rpartition("/")
+    if follow_last or tail in ("", ".", ".."):
+        return secure_join(root, path)
+    return os.path.join(secure_join(root, head), tail)
 
 
 def go_mode(st_mode):
@@ -98,9 +80,8 @@ def path_stat(root, path):
 
 def write_archive(root, path, out):
     """Write a tar of ``path`` (named by its base name, as docker does) to ``out``."""
-    host = resolve_in_root(root, path, follow_last=not path.endswith("/."))
-    if path.rstrip("/").endswith("/.") or path.endswith("/"):
-        host = resolve_in_root(root, path)
+    # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it
+    host = resolve_in_root(root, path, follow_last=path.endswith("/") or path.endswith("/."))
     if not os.path.lexists(host):
         raise NotFound("Could not find the file %s in container" % path)
     name = os.path.basename(path.rstrip("/")) or "."

@@ -71,6 +71,7 @@ class ContainerManager:
                 raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
             name = name.lstrip("/")
         image_id = self.images.resolve(image_ref)
+        _warm_zygote()
         image_cfg = (self.images.config(image_id) or {}).get("config") or {}
         cid = new_id()
         if not name:
@@ -504,6 +505,14 @@ class ContainerManager:
 
     def shutdown(self):
         self.stopping = True
+
+
+def _warm_zygote():
+    from ..runtime import zygote
+    try:
+        zygote.instance().prestart()
+    except OSError:
+        pass  # spawn() falls back to exec'ing the shim
 
 
 def _shim_alive(shim):

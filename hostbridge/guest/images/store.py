@@ -14,7 +14,7 @@ import threading
 
 from .. import util
 from ..errors import Conflict, InvalidParameter, NotFound
-from . import archive, build, driver, reference, tarsafe, views
+from . import archive, build, distribution, driver, reference, tarsafe, views
 from .layers import LayerStore, chain_ids
 
 HARD_CHILD, HARD_RUNNING, SOFT_REF, SOFT_STOPPED = 1, 2, 4, 8
@@ -444,6 +444,22 @@ class ImageStore:
     def save(self, names, out) -> None:
         """``docker save``. See ``archive.save``."""
         archive.save(self, names, out)
+
+    def has_layer(self, chain_id: str) -> bool:
+        """True when a layer is in place (pull's seam). See ``distribution.has_layer``."""
+        return distribution.has_layer(self, chain_id)
+
+    def add_pulled_image(self, config_bytes, layers, ref, manifest_digest) -> str:
+        """Install a pulled image. See ``distribution.add_pulled_image``."""
+        return distribution.add_pulled_image(self, config_bytes, layers, ref, manifest_digest)
+
+    def push_source(self, image_id: str):
+        """(config bytes, layer tars, DiffIDs) to push. See ``distribution.push_source``."""
+        return distribution.push_source(self, image_id)
+
+    def record_push(self, image_id: str, name: str, digest: str) -> None:
+        """Record a pushed digest in RepoDigests. See ``distribution.record_push``."""
+        distribution.record_push(self, image_id, name, digest)
 
 
 def _single_reference(refs) -> bool:

@@ -315,7 +315,8 @@ class RegistryClient:
                           % (what, reg, _paren(detail), reg), status=403, registry=reg)
         if status == 404:
             return RegistryNotFound("%s not found on %s%s — check the name, tag or digest"
-                                    % (what, reg, _paren(detail)), status=404, registry=reg)
+                                    % (what, reg, _paren(detail)), status=404, registry=reg,
+                                    codes=_codes_from(body))
         if status == 429:
             return TooManyRequests("toomanyrequests: %s rate limit reached — wait and retry later, or "
                                    "`hostbridge login %s` for a higher limit" % (reg, reg),
@@ -330,6 +331,13 @@ def _detail_from(body):
         return "; ".join("%s: %s" % (e.get("code", ""), e.get("message", "")) for e in errs)[:300]
     except (ValueError, AttributeError):
         return ""
+
+
+def _codes_from(body):
+    try:
+        return [str(e.get("code", "")) for e in json.loads(body or b"{}").get("errors") or []]
+    except (ValueError, AttributeError):
+        return []
 
 
 def _read_detail(resp):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import ssl
 import urllib.parse
 
 HUB_DOMAIN = "docker.io"
@@ -38,8 +37,9 @@ class RegistryConfig:
         self.hub_index = hub_index.rstrip("/")
         self.certs_dir = certs_dir
 
-    def ssl_context(self, domain: str) -> ssl.SSLContext:
+    def ssl_context(self, domain: str):
         """The system's trust store plus the registry's own CAs and client cert from ``certs_dir``."""
+        import ssl  # only when a registry is reached: ssl is a large import for an idle engine
         ctx = ssl.create_default_context()
         d = os.path.join(self.certs_dir, domain) if self.certs_dir else None
         if d and os.path.isdir(d):

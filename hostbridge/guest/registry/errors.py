@@ -12,10 +12,11 @@ from ..errors import Forbidden, GuestError, InvalidParameter, NotFound, Unavaila
 class RegistryError(GuestError):
     """Root of the registry errors. ``status`` holds the HTTP status when there was one."""
 
-    def __init__(self, message="", status=None, registry=None):
+    def __init__(self, message="", status=None, registry=None, codes=()):
         super().__init__(message)
         self.status = status
         self.registry = registry
+        self.codes = tuple(codes)  # the registry's error codes (``NAME_UNKNOWN``…), when it sent some
 
 
 class Unauthorized(RegistryError, Forbidden):

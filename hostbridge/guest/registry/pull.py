@@ -9,8 +9,10 @@ The image store is reached through three methods (the seam; ``images/store.py`` 
 ``store.add_pulled_image(config_bytes, layers, ref, manifest_digest) -> image_id``
     ``config_bytes``: the config blob, byte-exact, digest already verified (image id = its
     sha256). ``layers``: a list of ``PulledLayer`` bottom first; ``path`` is None for a layer
-    ``has_layer`` reported present, else a verified compressed blob (``open_layer(path,
-    media_type)`` gives its tar stream). The store must check each layer's uncompressed sha256
+    ``has_layer`` reported present, else where its compressed blob is being downloaded: call
+    ``layer.wait()`` before reading it (it returns once the blob is verified, or raises the
+    download's error), so the store extracts each layer while the others still download
+    (``open_layer(path, media_type)`` gives its tar stream). The store must check each layer's uncompressed sha256
     against ``diff_id`` (= ``config["rootfs"]["diff_ids"][i]``) while applying it and raise a
     GuestError, storing nothing of the image, on a mismatch. It may move or hardlink the blob
     files; pull deletes what is left. ``ref``: a ``reference.Reference`` with a tag or a digest
@@ -40,11 +42,28 @@ MAX_PARALLEL = 3
 class PulledLayer:
     """One layer handed to the store (see the module docstring)."""
 
-    __slots__ = ("path", "media_type", "digest", "size", "diff_id", "chain_id")
+    __slots__ = ("path", "media_type", "digest", "size", "diff_id", "chain_id", "_done", "_error")
 
     def __init__(self, path, media_type, digest, size, diff_id, chain_id):
         self.path, self.media_type, self.digest = path, media_type, digest
         self.size, self.diff_id, self.chain_id = size, diff_id, chain_id
+        self._done, self._error = threading.Event(), None
+        if path is None:
+            self._done.set()
+
+    def wait(self):
+        """Block until the blob at ``path`` is downloaded and verified.
+
+        Raises:
+            The download's error (or ``blobs.Cancelled`` when another layer failed).
+        """
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+
+    def _finish(self, error=None):
+        self._error = error
+        self._done.set()
 
     def __repr__(self):
         return "PulledLayer(%s, diff_id=%s, path=%r)" % (self.digest, self.diff_id, self.path)
@@ -131,16 +150,20 @@ def _pull_from(client, ref, store, download_dir, platform, out, max_parallel):
     for lay in todo:
         if lay.media_type not in _manifest.LAYER_TYPES:
             blobs.open_layer("", lay.media_type)  # raises the clear "unsupported" error
-    _download_all(client, repo, todo, download_dir, scopes, out, max_parallel)
+    # Downloads run in the background while the store extracts each layer as soon as its blob
+    # is verified (``PulledLayer.wait``), as dockerd overlaps them.
+    downloads = _Downloads(client, repo, todo, download_dir, scopes, out, max_parallel)
     try:
-        for lay in todo:
-            out.status("Extracting", id=short_id(lay.digest), detail=True)
         image_id = store.add_pulled_image(cfg_bytes, layers, ref, top.digest)
-        for lay in todo:
-            out.status("Pull complete", id=short_id(lay.digest), detail=True)
-    finally:
-        for lay in todo:
-            blobs._unlink(lay.path)
+    except BaseException as e:
+        downloads.stop()
+        downloads.clean_up()
+        raise downloads.first_error() or e
+    downloads.stop()
+    for lay in todo:
+        blobs._unlink(lay.path)  # the store extracted (or hard-linked) what it keeps
+    for lay in todo:
+        out.status("Pull complete", id=short_id(lay.digest), detail=True)
     out.status("Digest: %s" % top.digest)
     up_to_date = was == image_id
     out.status("Status: %s for %s" % ("Image is up to date" if up_to_date else "Downloaded newer image",
@@ -162,34 +185,54 @@ def _diff_ids(cfg_bytes, n_layers):
     return diff_ids
 
 
-def _download_all(client, repo, layers, download_dir, scopes, out, max_parallel):
-    """Download layers in parallel; on failure stop the others and clean up what is not resumable."""
-    for i, lay in enumerate(layers):
-        out.status("Pulling fs layer", id=short_id(lay.digest), detail=True)
-    for lay in layers[max_parallel:]:
-        out.status("Waiting", id=short_id(lay.digest), detail=True)
-    cancel = threading.Event()
+class _Downloads:
+    """Layer downloads in a bounded pool, started at once; each layer's ``wait`` tells its end."""
 
-    def one(lay):
-        sid = short_id(lay.digest)
-        lay.path = blobs.download(client, repo, lay, download_dir, scopes,
-                                  lambda cur, tot: out.bar("Downloading", sid, cur, tot), cancel)
-        out.status("Verifying Checksum", id=sid, detail=True)
-        out.status("Download complete", id=sid, detail=True)
-
-    errors = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel)) as pool:
-        futures = [pool.submit(one, lay) for lay in layers]
-        for f in concurrent.futures.as_completed(futures):
-            e = f.exception()
-            if e is not None and not isinstance(e, blobs.Cancelled):
-                errors.append(e)
-                cancel.set()
-    if not errors:
-        return
-    # A registry that went away leaves resumable files; anything else leaves nothing behind.
-    if not all(isinstance(e, RegistryUnavailable) for e in errors):
+    def __init__(self, client, repo, layers, download_dir, scopes, out, max_parallel):
+        self.layers, self.download_dir, self.out = layers, download_dir, out
+        self.cancel = threading.Event()
+        self.errors = []
         for lay in layers:
-            blobs._unlink(blobs.partial_path(download_dir, lay.digest))
-            blobs._unlink(blobs.blob_path(download_dir, lay.digest))
-    raise errors[0]
+            lay.path = blobs.blob_path(download_dir, lay.digest)
+            lay._done.clear()
+            out.status("Pulling fs layer", id=short_id(lay.digest), detail=True)
+        for lay in layers[max_parallel:]:
+            out.status("Waiting", id=short_id(lay.digest), detail=True)
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel))
+        self.futures = [self.pool.submit(self._one, client, repo, lay, scopes) for lay in layers]
+
+    def _one(self, client, repo, lay, scopes):
+        sid = short_id(lay.digest)
+        try:
+            blobs.download(client, repo, lay, self.download_dir, scopes,
+                           lambda cur, tot: self.out.bar("Downloading", sid, cur, tot), self.cancel)
+            self.out.status("Verifying Checksum", id=sid, detail=True)
+            self.out.status("Download complete", id=sid, detail=True)
+            self.out.status("Extracting", id=sid, detail=True)
+        except BaseException as e:
+            if not isinstance(e, blobs.Cancelled):
+                self.errors.append(e)
+            self.cancel.set()
+            lay._finish(e)
+            return
+        lay._finish()
+
+    def stop(self):
+        """Cancel what is still running and wait for every download to end."""
+        self.cancel.set()
+        self.pool.shutdown(wait=True)
+        for lay in self.layers:
+            if not lay._done.is_set():
+                lay._finish(blobs.Cancelled())
+
+    def first_error(self):
+        return self.errors[0] if self.errors else None
+
+    def clean_up(self):
+        """After a failure: a registry that went away leaves resumable files; anything else
+        leaves nothing behind."""
+        if self.errors and all(isinstance(e, RegistryUnavailable) for e in self.errors):
+            return
+        for lay in self.layers:
+            blobs._unlink(blobs.partial_path(self.download_dir, lay.digest))
+            blobs._unlink(blobs.blob_path(self.download_dir, lay.digest))

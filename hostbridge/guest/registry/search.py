@@ -11,6 +11,7 @@ import re
 import urllib.parse
 
 from ..errors import InvalidParameter
+from .auth import repository_scope
 from .client import RegistryClient
 from .config import HUB_DOMAIN, RegistryConfig
 from .errors import RegistryError
@@ -86,19 +87,35 @@ def catalog(client, page_size=CATALOG_PAGE):
     Raises:
         RegistryError: the registry has no catalog, or the pages do not end.
     """
-    path = "/v2/_catalog?" + urllib.parse.urlencode({"n": page_size})
+    return _paged(client, "/v2/_catalog", ["registry:catalog:*"], "repositories", "the catalog", page_size)
+
+
+def tags(client, repo, page_size=CATALOG_PAGE):
+    """All tags of a repository (``/v2/REPO/tags/list``, following ``Link`` pages).
+
+    Yields:
+        Tag names.
+    Raises:
+        RegistryNotFound: no such repository; RegistryError: the pages do not end.
+    """
+    return _paged(client, "/v2/%s/tags/list" % repo, [repository_scope(repo)], "tags", "tags of %s" % repo,
+                  page_size)
+
+
+def _paged(client, path, scopes, key, what, page_size):
+    path += "?" + urllib.parse.urlencode({"n": page_size})
     for _ in range(MAX_CATALOG_PAGES):
-        with client.request("GET", path, ["registry:catalog:*"], what="the catalog") as resp:
+        with client.request("GET", path, scopes, what=what) as resp:
             doc = json.loads(resp.read_limited(16 << 20) or b"{}")
             link = resp.headers.get("Link", "")
-        for name in doc.get("repositories") or []:
+        for name in doc.get(key) or []:
             yield name
         m = _LINK_NEXT.search(link)
         if not m:
             return
         path = m.group(1)
-    raise RegistryError("the catalog of %s has more than %d pages — narrow the search"
-                        % (client.domain, MAX_CATALOG_PAGES))
+    raise RegistryError("%s of %s span more than %d pages — narrow the request"
+                        % (what, client.domain, MAX_CATALOG_PAGES))
 
 
 def _search_catalog(domain, text, limit, auth, config, page_size=CATALOG_PAGE):

@@ -33,19 +33,27 @@ class ShimClient:
         Raises:
             RuntimeFailure: creation failed; the message is the runtime's.
         """
-        argv, env = selfexec.argv("shim"), selfexec.env()
+        from . import zygote
         try:
-            res = subprocess.run(argv + [self.bundle], env=env, stdin=subprocess.DEVNULL,
-                                 capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
+            out = zygote.instance().spawn(self.bundle, timeout).decode(errors="replace").strip().splitlines()
+            code, err = 0, ""
+        except socket.timeout:
             raise RuntimeFailure("the shim did not create the container within %ds" % timeout)
-        out = res.stdout.decode(errors="replace").strip().splitlines()
+        except OSError:  # no zygote (it died, or cannot start): exec the shim directly
+            argv, env = selfexec.argv("shim"), selfexec.env()
+            try:
+                res = subprocess.run(argv + [self.bundle], env=env, stdin=subprocess.DEVNULL,
+                                     capture_output=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise RuntimeFailure("the shim did not create the container within %ds" % timeout)
+            out = res.stdout.decode(errors="replace").strip().splitlines()
+            code, err = res.returncode, res.stderr.decode(errors="replace").strip()
         try:
             reply = json.loads(out[-1]) if out else {}
         except ValueError:
             reply = {}
-        if res.returncode != 0 or "pid" not in reply:
-            msg = reply.get("error") or res.stderr.decode(errors="replace").strip() or "shim failed"
+        if code != 0 or "pid" not in reply:
+            msg = reply.get("error") or err or "the shim died before the container was created (see bundle/shim.log)"
             raise RuntimeFailure(msg)
         return int(reply["pid"])
 

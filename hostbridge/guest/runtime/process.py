@@ -10,13 +10,14 @@ import os
 import signal
 import stat
 
+from ..errors import RuntimeFailure
 from . import caps, ns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PY_IGNORED = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, n)]
 
 
-class ExecError(Exception):
+class ExecError(RuntimeFailure):
     """The process could not be started: ``message`` as docker prints it, ``exit_code`` to report."""
 
     def __init__(self, message: str, exit_code: int = 126):

@@ -133,7 +133,7 @@ def test_init_is_pid_1_and_reaps(bundles):
               "(sleep 0.2 &) ; sleep 0.6; grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l")
     _, rec, out, _ = bundles.run(["sh", "-c", script], process={"init": True})
     lines = out.splitlines()
-    assert "python" in lines[0] and "shim" in lines[0]
+    assert "hostbridge.guest" in lines[0]  # the in-memory init forked from the shim (or zygote)
     assert lines[1] == "ppid=1" and lines[2] == "0"
     assert rec["exit_code"] == 0
 

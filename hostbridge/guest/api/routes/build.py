@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from ...builder.request import connection_closed, handle_build
-
 
 def build(engine, req, resp):
+    from ...builder.request import connection_closed, handle_build  # the builder loads on first use
+
     backend = engine.build_backend()
 
     def send(message):

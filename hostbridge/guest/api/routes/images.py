@@ -1,5 +1,5 @@
-"""/images/…: list, inspect, history, tag, delete, import, load, save, prune (pull/push/search
-arrive with the registry)."""
+"""/images/…: list, inspect, history, tag, delete, import, load, save, prune, and the registry's
+pull (``create?fromImage``), push and search."""
 
 from __future__ import annotations
 
@@ -97,12 +97,24 @@ def prune(engine, req, resp):
     return engine.prune_images(req.qjson("filters"))
 
 
+def push(engine, req, resp, name):
+    engine.push(req, resp, name)
+
+
+def search(engine, req, resp):
+    term = req.query.get("term", "")
+    return engine.search(term, limit=req.qint("limit"), filters=req.qjson("filters"),
+                         auth_header=req.headers.get("x-registry-auth", ""))
+
+
 def register(r):
     r.add("GET", "/images/json", list_images)
     r.add("POST", "/images/create", create)
     r.add("POST", "/images/load", load)
     r.add("GET", "/images/get", save_many)
     r.add("POST", "/images/prune", prune)
+    r.add("GET", "/images/search", search)
+    r.add("POST", "/images/{name*}/push", push)
     r.add("GET", "/images/{name*}/json", inspect)
     r.add("GET", "/images/{name*}/history", history)
     r.add("GET", "/images/{name*}/get", save_one)

@@ -1,0 +1,161 @@
+"""`hostbridge remote …` and `hostbridge tunnel status`: click commands over ``vm.remote``.
+
+Register in the root group with ``root.add_command(remote_group)``, ``root.add_command(context_group)`` and
+``root.add_command(tunnel_group)``. Errors become ``click.ClickException`` (one line, exit 1)
+until the CLI's app object offers ``abort()``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import HostbridgeError, HostKeyError
+
+
+def _fail(e: Exception):
+    raise click.ClickException(str(e)) from None
+
+
+def _interactive() -> bool:
+    """Whether a person can answer a question on stdin."""
+    return click.get_text_stream("stdin").isatty()
+
+
+@click.group("remote")
+def remote_group():
+    """Manage remote machines: Linux hosts reached over SSH."""
+
+
+@remote_group.command("add")
+@click.argument("name")
+@click.argument("url")
+@click.option("-i", "--identity", type=click.Path(dir_okay=False), help="SSH private key file.")
+@click.option("--accept-host-key", "accept", metavar="SHA256:…", help="Trust this host key fingerprint.")
+@click.option("--remember-passphrase", is_flag=True, help="Ask for the key's passphrase and keep it in the OS keyring.")
+@click.option("--endpoint", type=click.Choice(["unix", "tcp"]), default=None,
+              help="Local endpoint: a unix socket (default), or a 127.0.0.1 port (default on Windows).")
+@click.option("--no-port-forwarding", is_flag=True, help="Do not forward published ports to 127.0.0.1.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask; refuse an unknown host key unless --accept-host-key.")
+def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes):
+    """Add NAME at URL (ssh://user@host[:port]): pin the key, deploy and start the engine."""
+    from ..vm import remote
+
+    passphrase = click.prompt("Passphrase for %s" % identity, hide_input=True) if remember_passphrase and identity else None
+    for _attempt in range(2):  # at most one interactive confirmation
+        try:
+            rec = remote.add_remote(name, url, identity=identity, accept_host_key=accept, passphrase=passphrase,
+                                    remember_passphrase=remember_passphrase, endpoint=endpoint,
+                                    forward_ports=not no_port_forwarding)
+            break
+        except HostKeyError as e:
+            if e.expected is not None or accept or yes or not _interactive():
+                _fail(e)
+            click.echo("The host key of %s has the fingerprint %s." % (e.hostname, e.got), err=True)
+            if not click.confirm("Trust it and continue?", err=True):
+                _fail(e)
+            accept = e.got
+        except HostbridgeError as e:
+            _fail(e)
+    click.echo("%s: engine %s running on %s; endpoint %s" % (name, rec["layout"]["version"], url, rec["endpoint_url"]))
+    click.echo('Use it with: hostbridge use %s   or   eval "$(hostbridge env %s)"' % (name, name))
+
+
+@remote_group.command("ls")
+def remote_ls():
+    """List remote machines."""
+    from ..vm import remote
+
+    rows = remote.list_remotes()
+    click.echo("%-16s %-12s %-10s %-40s %s" % ("NAME", "TUNNEL", "ENGINE", "URL", "ENDPOINT"))
+    for r in rows:
+        click.echo("%-16s %-12s %-10s %-40s %s" % (r["name"], r["state"], r["engine_version"] or "-", r["url"],
+                                                  r["endpoint"] or "-"))
+
+
+@remote_group.command("rm")
+@click.argument("name")
+@click.option("--stop-engine", is_flag=True, help="Also stop the engine on the host (its data stays).")
+def remote_rm(name, stop_engine):
+    """Forget remote machine NAME (its host key pin, tunnel and logs)."""
+    from ..vm import remote
+
+    try:
+        remote.remove_remote(name, stop_engine=stop_engine)
+    except HostbridgeError as e:
+        _fail(e)
+    click.echo("removed %s" % name)
+
+
+@remote_group.command("upgrade")
+@click.argument("name")
+def remote_upgrade(name):
+    """Replace NAME's engine with this hostbridge's version (images and containers are kept)."""
+    from ..vm import remote
+
+    try:
+        res = remote.upgrade_remote(name)
+    except HostbridgeError as e:
+        _fail(e)
+    click.echo("%s: engine %s -> %s" % (name, res["from"], res["to"]))
+    if res["running"]:
+        click.echo("%d container(s) kept running: %s" % (len(res["running"]), " ".join(c[:12] for c in res["running"])))
+
+
+@click.group("tunnel")
+def tunnel_group():
+    """Inspect the SSH tunnel agent of a machine."""
+
+
+@tunnel_group.command("status")
+@click.argument("name", required=False, envvar="HOSTBRIDGE_MACHINE")
+def tunnel_status(name):
+    """Show NAME's tunnel: state, endpoint, reconnects, forwarded ports, last error."""
+    if not name:
+        raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
+    from ..tunnel import control
+    from ..tunnel.machinepaths import MachinePaths
+
+    paths = MachinePaths.for_name(name)
+    st = control.tunnel_status(paths)
+    click.echo("machine:     %s" % name)
+    click.echo("state:       %s%s" % (st["state"], "" if st["alive"] else " (no agent running)"))
+    for key, label in (("host", "host"), ("endpoint", "endpoint"), ("channel_mode", "channel"),
+                       ("reconnects", "reconnects"), ("connections", "connections"), ("error", "error"),
+                       ("last_error", "last error")):
+        if st.get(key) not in (None, ""):
+            click.echo("%-12s %s" % (label + ":", st[key]))
+    if st.get("forwards"):
+        click.echo("forwards:    %s" % ", ".join("127.0.0.1:%d" % p for p in st["forwards"]))
+    for clash in st.get("forward_clashes") or []:
+        click.echo("not forwarded: %s" % clash)
+    click.echo("log:         %s" % paths.agent_log)
+
+
+@click.group("context")
+def context_group():
+    """Docker contexts for hostbridge machines (for the stock docker CLI)."""
+
+
+@context_group.command("create")
+@click.argument("name")
+def context_create(name):
+    """Create (or update) docker context NAME pointing at machine NAME's local endpoint."""
+    import shutil
+    import subprocess
+
+    from .env import machine_endpoint
+
+    if not shutil.which("docker"):
+        raise click.ClickException("the docker CLI is not installed: install it, or use `eval \"$(hostbridge env)\"`")
+    try:
+        endpoint = machine_endpoint(name)
+    except HostbridgeError as e:
+        _fail(e)
+    exists = subprocess.run(["docker", "context", "inspect", name], capture_output=True).returncode == 0
+    argv = ["docker", "context", "update" if exists else "create", name, "--docker", "host=" + endpoint,
+            "--description", "hostbridge machine %s" % name]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise click.ClickException("docker context %s %s failed: %s" % (argv[2], name, res.stderr.strip()))
+    click.echo("docker context %s -> %s (use: docker --context %s ps, or docker context use %s)"
+               % (name, endpoint, name, name))

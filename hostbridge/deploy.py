@@ -1,0 +1,399 @@
+"""Packing the guest engine as one zipapp and deploying it to a Linux host over SSH.
+
+The far side needs nothing but python3 (>= 3.9): the zipapp is copied by SFTP, started as a
+systemd unit when the host has systemd and we are root or can sudo, else as a detached daemon
+with a pidfile; ``/version`` is compared with ours on connect and an older engine is swapped
+in place (images and containers live in the engine's root dir and survive).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import re
+import shlex
+import zipapp
+import zipfile
+from dataclasses import asdict, dataclass, field
+
+from .tunnel.errors import RemoteHostError
+
+MIN_PYTHON = (3, 9)
+UNIT_NAME = "hostbridge-engine.service"
+_GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: the archive's bytes depend on content only
+_MAIN = "import sys\nfrom hostbridge.guest.__main__ import main\nsys.exit(main())\n"
+_PKG_INIT = '"""hostbridge, guest engine only (packed by hostbridge.deploy)."""\n'
+
+
+def engine_version() -> str:
+    """ENGINE_VERSION as written in hostbridge/guest/__init__.py."""
+    with open(os.path.join(_GUEST_DIR, "__init__.py"), encoding="utf-8") as f:
+        m = re.search(r'^ENGINE_VERSION\s*=\s*["\']([^"\']+)["\']', f.read(), re.M)
+    if not m:
+        raise RemoteHostError("hostbridge/guest/__init__.py has no ENGINE_VERSION: the installation is broken")
+    return m.group(1)
+
+
+def version_tuple(v: str) -> tuple:
+    """``"1.2.3"`` → (1, 2, 3); non-numeric parts count as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.+-]", v)[:3])
+
+
+def build_zipapp(out_dir: str) -> str:
+    """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes).
+
+    Returns:
+        The zipapp's path. Runs as ``python3 engine.pyz CMD`` (``__main__.py`` calls
+        ``hostbridge.guest.__main__.main``).
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        def add(name, data):
+            info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+
+        add("__main__.py", _MAIN)
+        add("hostbridge/__init__.py", _PKG_INIT)
+        for dirpath, dirnames, filenames in os.walk(_GUEST_DIR):
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            for fn in sorted(filenames):
+                if fn.endswith((".pyc", ".pyo")):
+                    continue
+                full = os.path.join(dirpath, fn)
+                rel = os.path.relpath(full, os.path.dirname(_GUEST_DIR)).replace(os.sep, "/")
+                with open(full, "rb") as f:
+                    add("hostbridge/" + rel, f.read())
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, "engine-%s.pyz" % engine_version())
+    tmp = out + ".tmp"
+    buf.seek(0)
+    zipapp.create_archive(buf, tmp, interpreter="/usr/bin/env python3")
+    os.replace(tmp, out)
+    return out
+
+
+@dataclass
+class RemoteFacts:
+    """What a probe of the far side found."""
+
+    uid: int
+    home: str
+    python: str = ""  # "3.11.2", or "" when there is no python3
+    systemd: bool = False
+    sudo: bool = False
+    docker: str = ""  # path of an existing docker CLI
+    hostname: str = ""
+
+
+_PROBE = r"""
+echo uid=$(id -u); echo home=$HOME; echo hostname=$(hostname 2>/dev/null)
+if command -v "$PY" >/dev/null 2>&1; then
+  echo python=$("$PY" -c 'import sys;print("%d.%d.%d" % sys.version_info[:3])')
+fi
+[ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && echo systemd=1
+[ "$(id -u)" != 0 ] && sudo -n true >/dev/null 2>&1 && echo sudo=1
+d=$(command -v docker 2>/dev/null) && echo docker=$d
+exit 0
+"""
+
+
+def probe(conn, python: str = "python3") -> RemoteFacts:
+    """Probe the far side (uid, python3, systemd, sudo, docker).
+
+    Args:
+        python: the far side's interpreter command.
+    Raises:
+        RemoteHostError: the probe itself failed (no POSIX shell).
+    """
+    rc, out, err = conn.run("PY=%s sh -c %s" % (shlex.quote(python), shlex.quote(_PROBE)), timeout=30)
+    kv = dict(line.split("=", 1) for line in out.decode(errors="replace").splitlines() if "=" in line)
+    if rc != 0 or "uid" not in kv:
+        raise RemoteHostError("cannot probe %s (%s): the host needs a POSIX shell"
+                              % (conn.target.hostname, err.decode(errors="replace").strip()[:200]))
+    return RemoteFacts(uid=int(kv["uid"]), home=kv.get("home", ""), python=kv.get("python", ""),
+                       systemd=kv.get("systemd") == "1", sudo=kv.get("sudo") == "1",
+                       docker=kv.get("docker", ""), hostname=kv.get("hostname", ""))
+
+
+def check_python(facts: RemoteFacts, host: str, python: str = "python3") -> None:
+    """Raise RemoteHostError unless the far side has python3 >= 3.9."""
+    if not facts.python:
+        raise RemoteHostError("%s has no %s: install python3 (>= %d.%d) there, e.g. "
+                              "`apt-get install python3`" % ((host, python) + MIN_PYTHON))
+    if version_tuple(facts.python) < MIN_PYTHON:
+        raise RemoteHostError("python3 on %s is %s; hostbridge's engine needs >= %d.%d: install a newer python3 there"
+                              % ((host, facts.python) + MIN_PYTHON))
+
+
+@dataclass
+class Layout:
+    """Where the engine lives on the far side and how it is run."""
+
+    dir: str  # holds engine-VERSION.pyz, relay.py, bin/docker (shim)
+    root: str  # the engine's --root
+    socket: str  # the engine's --socket
+    pidfile: str
+    log: str
+    start: str = "daemon"  # "systemd" | "daemon"
+    sudo: bool = False  # prefix privileged commands with `sudo -n`
+    version: str = ""
+    shim: str = ""  # where the docker shim was installed, if it was
+    python: str = "python3"  # the far side's interpreter
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def zipapp(self) -> str:
+        return posixpath.join(self.dir, "engine-%s.pyz" % self.version)
+
+    @property
+    def relay(self) -> str:
+        return posixpath.join(self.dir, "relay.py")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Layout":
+        return cls(**d)
+
+
+def plan_layout(facts: RemoteFacts, host: str, remote_dir: str | None = None, start: str = "auto",
+                allow_rootless: bool = False, python: str = "python3") -> Layout:
+    """Choose paths and the start method for the far side.
+
+    Args:
+        facts: from ``probe``.
+        host: for messages.
+        remote_dir: put everything under this dir (tests; hosts without /usr/local).
+        start: "auto" (systemd when present and privileged), "systemd" or "daemon".
+        allow_rootless: accept a user without root or sudo (containers will not run).
+    Raises:
+        RemoteHostError: no root and no sudo; systemd asked for but absent.
+    """
+    privileged = facts.uid == 0 or facts.sudo
+    if not privileged and not allow_rootless:
+        raise RemoteHostError("the engine needs root on %s: log in as root, or give the user "
+                              "passwordless sudo (`sudo -n true` must work)" % host)
+    if start == "systemd" and not (facts.systemd and privileged):
+        raise RemoteHostError("%s has no systemd (or no root/sudo) to run the engine as a unit: "
+                              "use the daemon start mode" % host)
+    use_systemd = start == "systemd" or (start == "auto" and facts.systemd and privileged and not remote_dir)
+    if remote_dir:
+        base = remote_dir
+        root, sock = posixpath.join(base, "state"), posixpath.join(base, "run", "docker.sock")
+    elif privileged:
+        base, root, sock = "/usr/local/lib/hostbridge", "/var/lib/hostbridge", "/run/hostbridge/docker.sock"
+    else:
+        base = posixpath.join(facts.home, ".hostbridge")
+        root, sock = posixpath.join(base, "state"), posixpath.join(base, "run", "docker.sock")
+    return Layout(dir=base, root=root, socket=sock, pidfile=posixpath.join(root, "engine.pid"),
+                  log=posixpath.join(root, "engine.log"), start="systemd" if use_systemd else "daemon",
+                  sudo=facts.uid != 0 and facts.sudo, version=engine_version(), python=python)
+
+
+def _priv(layout: Layout, cmd: str) -> str:
+    return ("sudo -n sh -c %s" % shlex.quote(cmd)) if layout.sudo else cmd
+
+
+def _check(conn, cmd: str, what: str, timeout: float = 60) -> bytes:
+    rc, out, err = conn.run(cmd, timeout=timeout)
+    if rc != 0:
+        lines = (err or out).decode(errors="replace").strip().splitlines()
+        raise RemoteHostError("%s failed on %s (exit %d: %s)"
+                              % (what, conn.target.hostname, rc, lines[-1] if lines else "no output"))
+    return out
+
+
+def _put(conn, layout: Layout, local_path: str, remote_path: str, mode: int = 0o644) -> None:
+    """Copy a file by SFTP, atomically (temp name, then rename); through sudo when needed."""
+    q = shlex.quote
+    if layout.sudo:
+        stage = posixpath.join(".hostbridge-stage", posixpath.basename(remote_path))
+        _check(conn, "mkdir -p .hostbridge-stage", "creating a staging dir")
+        with conn.sftp() as sftp:
+            sftp.put(local_path, stage)
+        _check(conn, _priv(layout, "install -D -m %o %s %s && rm -f %s" % (mode, q(stage), q(remote_path), q(stage))),
+               "installing %s" % remote_path)
+        return
+    _check(conn, "mkdir -p %s" % q(posixpath.dirname(remote_path)), "creating %s" % posixpath.dirname(remote_path))
+    tmp = remote_path + ".part"
+    with conn.sftp() as sftp:
+        sftp.put(local_path, tmp)
+        sftp.chmod(tmp, mode)
+        sftp.posix_rename(tmp, remote_path)
+
+
+def remote_engine_version(conn, layout: Layout) -> str:
+    """The version the deployed zipapp reports (``python3 engine.pyz version``)."""
+    out = _check(conn, "%s -S %s version" % (shlex.quote(layout.python), shlex.quote(layout.zipapp)),
+                 "running the engine")
+    m = re.search(r"hostbridge-engine (\S+)", out.decode(errors="replace"))
+    if not m:
+        raise RemoteHostError("the engine on %s printed %r for `version`: redeploy it" % (conn.target.hostname, out[:100]))
+    return m.group(1)
+
+
+def shim_script(layout: Layout) -> str:
+    """The far side's `docker` shim: serves only `docker [-H unix://S] system dial-stdio`."""
+    return """#!/bin/sh
+# hostbridge's docker shim: lets the stock CLI's DOCKER_HOST=ssh://... reach the hostbridge
+# engine on this host. Only `docker system dial-stdio` is served.
+sock=%(sock)s
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -H|--host) sock=${2#unix://}; shift 2 ;;
+    --host=*) sock=${1#--host=}; sock=${sock#unix://}; shift ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+if [ "$1" = system ] && [ "$2" = dial-stdio ]; then
+  exec %(python)s -S %(relay)s "$sock"
+fi
+echo "this is hostbridge's docker shim: only 'docker system dial-stdio' works here; install docker for more" >&2
+exit 1
+""" % {"sock": shlex.quote(layout.socket), "relay": shlex.quote(layout.relay), "python": shlex.quote(layout.python)}
+
+
+def install_shim(conn, layout: Layout, path: str | None = None) -> str:
+    """Install the docker shim (default /usr/local/bin/docker, or DIR/bin/docker). Returns its path."""
+    import tempfile
+
+    path = path or (posixpath.join(layout.dir, "bin", "docker") if layout.dir != "/usr/local/lib/hostbridge"
+                    else "/usr/local/bin/docker")
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
+        f.write(shim_script(layout))
+    try:
+        _put(conn, layout, f.name, path, mode=0o755)
+    finally:
+        os.unlink(f.name)
+    layout.shim = path
+    return path
+
+
+def upload_engine(conn, layout: Layout, cache_dir: str) -> None:
+    """Pack the engine and copy it (and the stdio relay) to the far side; check it runs."""
+    from .guest import relay
+
+    _put(conn, layout, build_zipapp(cache_dir), layout.zipapp)
+    _put(conn, layout, relay.__file__, layout.relay)
+    got = remote_engine_version(conn, layout)
+    if got != layout.version:
+        raise RemoteHostError("the engine copied to %s reports %s, expected %s: redeploy it"
+                              % (conn.target.hostname, got, layout.version))
+
+
+def unit_file(layout: Layout) -> str:
+    """The systemd unit running the engine. KillMode=process: container shims outlive restarts."""
+    return """[Unit]
+Description=hostbridge container engine
+After=network.target
+
+[Service]
+ExecStart=/usr/bin/env %s -S %s daemon --root %s --socket %s --pidfile %s --log-file %s
+KillMode=process
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+""" % (layout.python, layout.zipapp, layout.root, layout.socket, layout.pidfile, layout.log)
+
+
+def start_engine(conn, layout: Layout, wait: float = 15) -> None:
+    """Start the engine (no-op when it already runs) and wait for its socket.
+
+    Raises:
+        RemoteHostError: it did not create its socket in ``wait`` seconds (with its log's tail).
+    """
+    q = shlex.quote
+    if layout.start == "systemd":
+        import tempfile
+
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write(unit_file(layout))
+        try:
+            _put(conn, layout, f.name, "/etc/systemd/system/" + UNIT_NAME)
+        finally:
+            os.unlink(f.name)
+        launch = "systemctl daemon-reload && systemctl enable %s >/dev/null 2>&1; systemctl start %s" % (UNIT_NAME, UNIT_NAME)
+    else:
+        launch = ("if [ -f %(pid)s ] && kill -0 $(cat %(pid)s) 2>/dev/null; then p=; else "
+                  "setsid nohup %(py)s -S %(pyz)s daemon --root %(root)s --socket %(sock)s --pidfile %(pid)s "
+                  "--log-file %(log)s </dev/null >>%(out)s 2>&1 & p=$!; fi" % {
+                      "pid": q(layout.pidfile), "py": q(layout.python), "pyz": q(layout.zipapp), "root": q(layout.root),
+                      "sock": q(layout.socket), "log": q(layout.log), "out": q(layout.log + ".out")})
+    # Wait for the socket; stop waiting early when the daemon we launched has died.
+    script = ("p=; mkdir -p %(root)s %(run)s && %(launch)s\n"
+              "i=0; while [ $i -lt %(n)d ]; do [ -S %(sock)s ] && exit 0; "
+              "if [ -n \"$p\" ] && ! kill -0 $p 2>/dev/null; then sleep 0.1; [ -S %(sock)s ] && exit 0; break; fi; "
+              "sleep 0.1; i=$((i+1)); done\n"
+              "tail -n 5 %(log)s %(out)s 2>/dev/null | grep -v '^==>' | grep . >&2; exit 1"
+              % {"root": q(layout.root), "run": q(posixpath.dirname(layout.socket)), "launch": launch,
+                 "n": int(wait * 10), "sock": q(layout.socket), "log": q(layout.log), "out": q(layout.log + ".out")})
+    rc, out, err = conn.run(_priv(layout, script), timeout=wait + 30)
+    if rc != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise RemoteHostError("the engine on %s did not start (%s): see %s there"
+                              % (conn.target.hostname, lines[-1] if lines else "no socket at %s" % layout.socket,
+                                 layout.log))
+
+
+def stop_engine(conn, layout: Layout, wait: float = 15) -> None:
+    """Stop the engine (containers keep running: their shims are separate processes)."""
+    if layout.start == "systemd":
+        cmd = "systemctl stop %s" % UNIT_NAME
+    else:
+        cmd = ("[ -f %(pid)s ] || exit 0; p=$(cat %(pid)s); kill $p 2>/dev/null || exit 0; i=0; "
+               "while [ $i -lt %(n)d ]; do kill -0 $p 2>/dev/null || exit 0; sleep 0.1; i=$((i+1)); done; "
+               "kill -9 $p" % {"pid": shlex.quote(layout.pidfile), "n": int(wait * 10)})
+    _check(conn, _priv(layout, cmd), "stopping the engine", timeout=wait + 30)
+
+
+def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "auto", shim: str = "auto",
+           shim_path: str | None = None, allow_rootless: bool = False, python: str = "python3") -> Layout:
+    """Probe the far side, check python3, copy the engine (and the docker shim when needed).
+
+    Args:
+        conn: an open ``tunnel.ssh.Connection``.
+        cache_dir: where the zipapp is built on this host.
+        remote_dir, start, allow_rootless: see ``plan_layout``.
+        shim: "auto" (when the far side has no docker), "always" or "never".
+        shim_path: where to put the shim (default /usr/local/bin/docker or DIR/bin/docker).
+        python: the far side's interpreter command (python3 by default).
+    Returns:
+        The layout (save it: upgrade and rm need it).
+    Raises:
+        RemoteHostError: no/old python3, no root or sudo, a copy or check failed.
+    """
+    host = conn.target.hostname
+    facts = probe(conn, python)
+    check_python(facts, host, python)
+    layout = plan_layout(facts, host, remote_dir, start, allow_rootless, python)
+    upload_engine(conn, layout, cache_dir)
+    if shim == "always" or (shim == "auto" and not facts.docker):
+        install_shim(conn, layout, shim_path)
+    return layout
+
+
+def upgrade(conn, layout: Layout, cache_dir: str) -> Layout:
+    """Swap the engine for this host's version and restart it; the old zipapp is removed.
+
+    Images and containers stay in ``layout.root``; running containers keep running (their
+    shims are not the engine). Returns the new layout (save it).
+    """
+    old = Layout.from_dict(layout.to_dict())
+    new = Layout.from_dict(layout.to_dict())
+    new.version = engine_version()
+    upload_engine(conn, new, cache_dir)
+    if new.shim:
+        install_shim(conn, new, new.shim)
+    stop_engine(conn, old)
+    start_engine(conn, new)
+    if old.zipapp != new.zipapp:
+        conn.run(_priv(new, "rm -f %s" % shlex.quote(old.zipapp)))
+    return new

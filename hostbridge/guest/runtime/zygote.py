@@ -1,0 +1,163 @@
+"""A pre-started, single-threaded process that forks shims on the engine's behalf.
+
+Starting a shim by exec costs a Python interpreter start and the runtime's imports (tens of
+milliseconds idle, far more on a loaded host) on every container start. The zygote pays that
+once: the engine execs it at start-up (never a fork of the threaded engine), and for each
+container sends it one socket over which the new shim reports, as ``shim.main`` would print,
+``{"pid": N}`` or ``{"error": "…"}``. Forking here is safe: the zygote has a single thread.
+
+The zygote reads requests on its stdin (a socketpair end held by the engine) and exits when
+the engine closes it or dies. An idle engine closes it after ``IDLE_SECONDS`` (it is a cache
+for start-up latency, not worth its ~14 MB while nothing starts) and starts it again when a
+container is created.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from .. import selfexec
+
+IDLE_SECONDS = 120
+
+
+def serve(ctl: socket.socket) -> None:
+    """Fork one shim per request until ``ctl`` closes."""
+    from . import shim  # pay the imports here, once
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(ctl, 4096, 1)
+        except OSError:
+            return
+        if not msg:
+            return
+        bundle = msg.decode()
+        report = fds[0] if fds else None
+        if report is None:
+            continue
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ctl.close()
+                os.setsid()
+                if os.fork():
+                    os._exit(0)
+                shim._daemon(bundle, report)
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+            os._exit(0)
+        os.close(report)
+        os.waitpid(pid, 0)
+
+
+def main(argv) -> int:
+    os.chdir("/")
+    ctl = socket.socket(fileno=os.dup(0))
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    serve(ctl)
+    return 0
+
+
+class Zygote:
+    """The engine's handle: ``spawn(bundle)`` returns the shim's report line (bytes)."""
+
+    def __init__(self, idle_seconds=IDLE_SECONDS):
+        self._lock = threading.Lock()
+        self._proc = None
+        self._ctl = None
+        self._last = time.monotonic()
+        self._idle_seconds = idle_seconds
+        self._reaper = None
+
+    def _ensure(self):
+        self._last = time.monotonic()
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        if self._ctl is not None:
+            self._ctl.close()
+            self._ctl = None
+        import subprocess
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._proc = subprocess.Popen(selfexec.argv("zygote"), stdin=theirs, env=selfexec.env(),
+                                      close_fds=True, start_new_session=True)
+        theirs.close()
+        self._ctl = mine
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._close_when_idle, name="zygote-idle", daemon=True)
+            self._reaper.start()
+
+    def _close_when_idle(self):
+        while True:
+            time.sleep(min(10.0, self._idle_seconds))
+            with self._lock:
+                if self._ctl is not None and time.monotonic() - self._last > self._idle_seconds:
+                    # requests already sent are still served: the zygote reads them before EOF
+                    self._ctl.close()
+                    self._ctl = None
+                    try:
+                        self._proc.wait(5)
+                    except Exception:
+                        pass
+
+    def prestart(self) -> None:
+        """Start the zygote now (at engine start, at container create), so that the container's
+        start does not wait for it."""
+        with self._lock:
+            self._ensure()
+
+    def spawn(self, bundle: str, timeout: float) -> bytes:
+        """Have the zygote create the container of ``bundle``; its JSON report (may be empty)."""
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self._lock:
+                self._ensure()
+                socket.send_fds(self._ctl, [bundle.encode()], [theirs.fileno()])
+            theirs.close()
+            mine.settimeout(timeout)
+            chunks = []
+            while True:
+                b = mine.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+            return b"".join(chunks)
+        finally:
+            mine.close()
+            try:
+                theirs.close()
+            except OSError:
+                pass
+
+    def close(self):
+        with self._lock:
+            if self._ctl is not None:
+                self._ctl.close()
+                self._ctl = None
+            if self._proc is not None:
+                try:
+                    self._proc.wait(5)
+                except Exception:
+                    self._proc.kill()
+                self._proc = None
+
+
+_instance = None
+_instance_lock = threading.Lock()
+
+
+def instance() -> Zygote:
+    global _instance
+    with _instance_lock:
+        if _instance is None:
+            _instance = Zygote()
+        return _instance

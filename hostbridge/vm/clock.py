@@ -1,0 +1,76 @@
+"""Guest clock resync: after the host sleeps, a VM's clock lags (every VM launcher's classic).
+
+The logic needs only a way to run a command in the guest (an SSH exec), so it is the same for
+every driver and testable without a VM.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Tuple
+
+from hostbridge.errors import VMError
+
+# (command) -> (exit status, stdout, stderr)
+Exec = Callable[[str], Tuple[int, str, str]]
+THRESHOLD = 1.0
+
+
+@dataclass(frozen=True)
+class ClockCheck:
+    """What a resync saw and did. ``drift`` is guest minus host, in seconds."""
+
+    drift: float
+    round_trip: float
+    adjusted: bool
+
+
+def guest_drift(run: Exec, now=time.time):
+    """Measure guest time minus host time, taking the host time at the middle of the round trip.
+
+    Returns:
+        (drift, round_trip) in seconds.
+    Raises:
+        VMError: the guest's ``date`` failed or printed something else than a number.
+    """
+    before = now()
+    status, out, err = run("date +%s.%N")
+    after = now()
+    if status != 0:
+        raise VMError("reading the guest clock failed: %s" % (err.strip() or "exit status %d" % status))
+    try:
+        guest = float(out.strip())
+    except ValueError as e:
+        raise VMError("the guest clock printed %r, not a time" % out.strip()[:40]) from e
+    return guest - (before + after) / 2, after - before
+
+
+def correction_command(seconds, sudo=""):
+    """A guest command moving its clock by ``seconds``, computed from the guest's own clock when
+    it runs: the SSH round trip of this command (slow under emulation) adds no error."""
+    return ("%sdate -u -s \"@$(awk -v now=\"$(date +%%s.%%N)\" 'BEGIN {printf \"%%.6f\", now + %.6f}')\" "
+            ">/dev/null" % (sudo, seconds))
+
+
+def resync(run: Exec, now=time.time, threshold=THRESHOLD, sudo=""):
+    """Set the guest clock to the host's when they differ by more than ``threshold`` seconds.
+
+    Args:
+        run: runs a shell command in the guest.
+        now: the host clock.
+        threshold: tolerated drift in seconds.
+        sudo: prefix for the ``date -s`` command when the SSH user is not root ("sudo -n ").
+    Returns:
+        A ClockCheck.
+    Raises:
+        VMError: the guest clock could not be read or set.
+    """
+    drift, rtt = guest_drift(run, now)
+    if abs(drift) <= threshold:
+        return ClockCheck(drift, rtt, False)
+    status, _, err = run(correction_command(-drift, sudo))
+    if status != 0:
+        raise VMError("setting the guest clock failed: %s" % (err.strip() or "exit status %d" % status),
+                      hint="the SSH user needs root or passwordless sudo")
+    return ClockCheck(drift, rtt, True)

@@ -1,0 +1,316 @@
+"""The QEMU driver: a daemonized QEMU per machine over a cached guest image.
+
+Per machine: a copy-on-write qcow2 over the image's base disk, its own SSH keys (the client
+key and the guest's host key, handed to the guest through fw_cfg), user-mode networking with
+only SSH forwarded, on 127.0.0.1, a QMP socket for power-down and state, the serial console in
+a log file, a pidfile. The command line itself is built in qemu_cmd.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+from hostbridge.errors import VMError
+from hostbridge.vm import image, qemu_cmd, sshkeys
+from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
+                                  Driver, SSHInfo, check_shares)
+from hostbridge.vm.qmp import QMP
+
+log = logging.getLogger(__name__)
+SSH_USER = "root"
+START_ATTEMPTS = 3  # a forwarded port can be taken between our check and QEMU's bind
+
+
+def free_port(preferred=0):
+    """``preferred`` when 127.0.0.1 has it free, else a free port the OS picks."""
+    for port in ([preferred] if preferred else []) + [0]:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if os.name != "nt":
+            # As QEMU's own listener does: a port with only TIME_WAIT connections left is free.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return s.getsockname()[1]
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise VMError("no free TCP port on 127.0.0.1")
+
+
+def pid_alive(pid, marker=None):
+    """True when process ``pid`` exists (and, on Linux, has ``marker`` in its command line, so a
+    stale pidfile whose pid was reused by another process does not count)."""
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
+    if marker and os.path.isdir("/proc/self"):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                return marker.encode() in f.read()
+        except OSError:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _windows_pid_alive(pid):
+    # os.kill(pid, 0) would terminate the process on Windows: ask for its exit code instead.
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    try:
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+class QemuDriver(Driver):
+    """A machine run by QEMU. See Driver for the contracts."""
+
+    capabilities = Capabilities(name="qemu", host_share="9p", graceful_stop=True, pinned_host_key=True,
+                                accelerators=qemu_cmd.accelerators(platform.system()))
+
+    def __init__(self, spec, system=None, arch=None, binary=None, accel_cache=None):
+        super().__init__(spec)
+        self.system = system or platform.system()
+        self.arch = arch or qemu_cmd.qemu_arch()
+        self.binary = binary or qemu_cmd.qemu_binary(self.arch)
+        self.accel_cache = accel_cache or os.path.join(os.path.dirname(image.default_cache_dir()), "accel.json")
+        self.accel_notes = []
+
+    # -- records -------------------------------------------------------------------------
+    def _record(self):
+        try:
+            with open(self.files.driver_json) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return None
+        except ValueError as e:
+            raise VMError("machine %s: %s is corrupt" % (self.spec.name, self.files.driver_json),
+                          hint="destroy and recreate the machine") from e
+
+    def _save(self, record):
+        tmp = self.files.driver_json + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f, indent=1)
+        os.replace(tmp, self.files.driver_json)
+
+    def _qmp_address(self, record):
+        return record.get("qmp") or "unix:" + self.files.qmp
+
+    def _pid(self):
+        try:
+            with open(self.files.pidfile) as f:
+                return int(f.read().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    # -- Driver ------------------------------------------------------------------------------
+    def create(self):
+        if self._record() is not None and os.path.exists(self.files.disk):
+            return
+        if not self.spec.image_dir:
+            raise VMError("machine %s: no guest image given" % self.spec.name, hint="build or download one first")
+        check_shares(self.spec.shares)
+        img = image.load(self.spec.image_dir)
+        os.makedirs(self.spec.dir, mode=0o700, exist_ok=True)
+        sshkeys.generate(self.files.ssh_key, self.files.ssh_pub, "hostbridge@%s" % self.spec.name)
+        sshkeys.generate(self.files.host_key, self.files.host_pub, "%s host key" % self.spec.name)
+        try:
+            os.remove(self.files.disk)
+        except FileNotFoundError:
+            pass
+        proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img.disk,
+                               self.files.disk, "%dG" % self.spec.disk_gib], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise VMError("machine %s: qemu-img create failed: %s" % (self.spec.name, proc.stderr.strip()),
+                          hint="check the base image %s, or delete it to rebuild" % img.disk)
+        shares = [{"tag": "share%d" % i, "path": p} for i, p in enumerate(self.spec.shares)]
+        with open(self.files.guest_config, "w") as f:
+            json.dump({"hostname": self.spec.name, "shares": shares}, f)
+        # Written last: its presence means the instance is complete.
+        self._save({"image_dir": img.dir, "cpus": self.spec.cpus, "memory_mib": self.spec.memory_mib,
+                    "disk_gib": self.spec.disk_gib, "shares": list(self.spec.shares),
+                    "ssh_port": self.spec.ssh_port})
+
+    def state(self):
+        record = self._record()
+        if record is None:
+            return NOT_CREATED
+        pid = self._pid()
+        if pid is None or not self._alive(pid):
+            self._clear_runtime()
+            return STOPPED
+        try:
+            with QMP(self._qmp_address(record), timeout=2) as q:
+                status = q.execute("query-status")
+        except (OSError, ValueError):
+            # Alive but not answering QMP yet: QEMU is still initializing (or stuck).
+            return STARTING
+        if status.get("running"):
+            return RUNNING
+        if status.get("status") in ("paused", "suspended", "prelaunch"):
+            return PAUSED
+        return UNKNOWN  # e.g. internal-error, guest-panicked: QEMU runs but the guest does not
+
+    def start(self):
+        record = self._record()
+        if record is None:
+            raise VMError("machine %s does not exist" % self.spec.name, hint="create it first (hostbridge up)")
+        state = self.state()
+        if state == PAUSED:
+            with QMP(self._qmp_address(record)) as q:
+                q.execute("cont")
+        if state in (RUNNING, STARTING, PAUSED):
+            return
+        if state == UNKNOWN:
+            self.stop(force=True)  # a wedged QEMU holds the disk's write lock
+        img = image.load(record["image_dir"])
+        accel, self.accel_notes = qemu_cmd.choose_accel(self._binary_path(), self.system, self.arch, img.kernel,
+                                                        self.accel_cache)
+        for note in self.accel_notes:
+            log.warning("%s; falling back to %s (slower)", note, accel)
+        last_err = ""
+        for _ in range(START_ATTEMPTS):
+            port = free_port(record.get("ssh_port") or 0)
+            record.update(ssh_port=port, accel=accel)
+            if self.system == "Windows":
+                # Windows' QEMU has no unix-socket QMP everywhere: a loopback port instead.
+                record["qmp"] = "tcp:127.0.0.1:%d" % free_port()
+            ok, last_err = self._launch(self._config(record, img, accel))
+            if ok:
+                self._save(record)
+                return
+            if "hostfwd" not in last_err and "forwarding" not in last_err:
+                break
+            record["ssh_port"] = 0
+        raise VMError("machine %s: QEMU did not start: %s" % (self.spec.name, last_err),
+                      hint="see %s" % self.files.qemu_log)
+
+    def stop(self, force=False, timeout=30):
+        record = self._record()
+        pid = self._pid()
+        if record is None or pid is None or not self._alive(pid):
+            self._clear_runtime()
+            return
+        address = self._qmp_address(record)
+        if not force:
+            try:
+                with QMP(address) as q:
+                    q.execute("system_powerdown")
+                if self._wait_exit(pid, timeout):
+                    return self._clear_runtime()
+            except (OSError, ValueError, VMError) as e:
+                log.debug("graceful power-down failed: %s", e)
+        try:
+            with QMP(address) as q:
+                q.execute("quit")
+            if self._wait_exit(pid, 5):
+                return self._clear_runtime()
+        except (OSError, ValueError, VMError) as e:
+            log.debug("QMP quit failed: %s", e)
+        try:
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+        except ProcessLookupError:
+            pass
+        if not self._wait_exit(pid, 5):
+            raise VMError("machine %s: QEMU (pid %d) does not exit" % (self.spec.name, pid),
+                          hint="kill it by hand")
+        self._clear_runtime()
+
+    def destroy(self):
+        if os.path.isdir(self.spec.dir):
+            self.stop(force=True)
+        self.files.remove_all()
+
+    def ssh_info(self):
+        record = self._record()
+        if record is None or not record.get("ssh_port") or self._pid() is None:
+            raise VMError("machine %s is not running" % self.spec.name, hint="start it: hostbridge up")
+        return SSHInfo(host="127.0.0.1", port=record["ssh_port"], user=SSH_USER, key_path=self.files.ssh_key,
+                       host_key=sshkeys.public_line(self.files.host_pub))
+
+    def serial_tail(self, lines=20):
+        try:
+            with open(self.files.serial_log, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16384))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.replace("\r", "").splitlines()[-lines:])
+
+    # -- helpers -------------------------------------------------------------------------
+    def _binary_path(self):
+        path = shutil.which(self.binary) if not os.path.isabs(self.binary) else self.binary
+        if not path:
+            raise VMError("%s is not installed" % self.binary,
+                          hint="install QEMU (Debian: apt-get install qemu-system-x86; macOS: brew install qemu)")
+        return path
+
+    def _config(self, record, img, accel):
+        fw_cfg = {"authorized_keys": self.files.ssh_pub, "ssh_host_ed25519_key": self.files.host_key,
+                  "config.json": self.files.guest_config}
+        shares = tuple(("share%d" % i, p) for i, p in enumerate(record.get("shares", [])))
+        qmp = self._qmp_address(record)
+        return qemu_cmd.QemuConfig(
+            system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
+            disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,
+            serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
+            shares=shares)
+
+    def _launch(self, cfg):
+        """Run QEMU; True once it is up and daemonized, else (False, QEMU's message)."""
+        self._clear_runtime()
+        argv = qemu_cmd.build_command(cfg, self._binary_path())
+        with open(self.files.qemu_log, "wb") as errlog:
+            if self.system == "Windows":
+                flags = getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+                subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, creationflags=flags)
+                rc = 0
+            else:
+                # -daemonize: QEMU reports setup errors (a taken port, a bad disk) before detaching.
+                rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, timeout=120)
+        deadline = time.monotonic() + 10
+        while rc == 0 and self._pid() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with open(self.files.qemu_log, errors="replace") as f:
+            msg = " ".join(line.strip() for line in f if "warning" not in line.lower())
+        if rc != 0 or self._pid() is None:
+            return False, msg or "exit status %d" % rc
+        return True, ""
+
+    def _alive(self, pid):
+        return pid_alive(pid, self.files.pidfile)
+
+    def _wait_exit(self, pid, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._alive(pid):
+                return True
+            time.sleep(0.1)
+        return not self._alive(pid)
+
+    def _clear_runtime(self):
+        for p in (self.files.pidfile, self.files.qmp):
+            try:
+                os.remove(p)
+            except FileNotFoundError:
+                pass

@@ -1,0 +1,244 @@
+"""QEMU command lines as pure functions (tested without QEMU), and the accelerator probe.
+
+``build_command`` turns a ``QemuConfig`` into argv for Linux (KVM), macOS (HVF; aarch64
+``virt`` with the host CPU on Apple silicon), Windows (WHPX) or plain TCG. ``probe_accel``
+proves an accelerator works by booting the guest kernel for a few seconds and watching its
+serial console: here ``/dev/kvm`` exists but a nested guest hangs before printing anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+ACCELERATORS = {"Linux": ("kvm", "tcg"), "Darwin": ("hvf", "tcg"), "Windows": ("whpx", "tcg")}
+# Kernel options that shorten boot in a VM: no legacy timer checks, trust the CPU's RNG for
+# an early crng (sshd needs entropy), one serial port, no Spectre mitigations inside the VM,
+# no zeroing of every page allocated (Debian's default; it costs CPU under TCG and host RSS).
+FAST_BOOT = "tsc=reliable no_timer_check random.trust_cpu=on 8250.nr_uarts=1 mitigations=off init_on_alloc=0"
+PROBE_MARK = b"Linux version"
+
+
+def qemu_arch(machine=None):
+    """QEMU's architecture name for a ``platform.machine()`` value ("x86_64", "aarch64")."""
+    m = (machine or platform.machine()).lower()
+    return "aarch64" if m in ("arm64", "aarch64") else "x86_64"
+
+
+def qemu_binary(machine=None):
+    """The qemu-system binary for this host's architecture."""
+    return "qemu-system-" + qemu_arch(machine)
+
+
+def accelerators(system):
+    """Accelerators to try on ``system`` (platform.system()), best first; TCG always last."""
+    return ACCELERATORS.get(system, ("tcg",))
+
+
+@dataclass
+class QemuConfig:
+    """Everything the command line depends on. ``qmp`` is ``unix:/path`` or ``tcp:127.0.0.1:PORT``."""
+
+    system: str
+    arch: str
+    accel: str
+    cpus: int
+    memory_mib: int
+    disk: str
+    kernel: str
+    initrd: str
+    ssh_port: int
+    qmp: str
+    serial_log: str
+    pidfile: str
+    name: str = "hostbridge"
+    fw_cfg: Dict[str, str] = field(default_factory=dict)
+    shares: Tuple[Tuple[str, str], ...] = ()
+    append: str = ""
+    daemonize: Optional[bool] = None
+
+
+def escape(value):
+    """Escape a value for QEMU's ``key=value,...`` option syntax (a comma is doubled)."""
+    return str(value).replace(",", ",,")
+
+
+def console_device(arch):
+    return "ttyAMA0" if arch == "aarch64" else "ttyS0"
+
+
+def machine_args(system, arch, accel):
+    """``-machine``/``-accel``/``-cpu`` for a platform and accelerator."""
+    hw = accel in ("kvm", "hvf")
+    if arch == "aarch64":
+        # Apple silicon: virt machine, the host CPU under HVF; highmem off fits M1's 36-bit IPA.
+        machine = "virt,highmem=off" if accel == "hvf" else "virt"
+        cpu = "host" if hw else "max"
+    else:
+        machine = "q35"
+        cpu = "host" if hw else "max"
+    args = ["-machine", machine]
+    if accel == "whpx":
+        # WHPX's in-kernel irqchip is unreliable across Windows builds.
+        args += ["-accel", "whpx,kernel-irqchip=off"]
+    elif accel == "tcg":
+        args += ["-accel", "tcg,thread=multi"]
+    else:
+        args += ["-accel", accel]
+    # WHPX rejects -cpu host; QEMU's default model is what it supports.
+    if accel != "whpx":
+        args += ["-cpu", cpu]
+    return args
+
+
+def kernel_cmdline(arch, extra=""):
+    parts = ["root=/dev/vda", "rw", "console=" + console_device(arch), "panic=-1", FAST_BOOT]
+    return " ".join(p for p in parts + [extra] if p)
+
+
+def build_command(cfg: QemuConfig, binary=None):
+    """The full argv to boot a machine.
+
+    Args:
+        cfg: the machine's QemuConfig.
+        binary: the qemu-system executable (default: by cfg.arch).
+    Returns:
+        A list of strings.
+    """
+    daemonize = cfg.daemonize if cfg.daemonize is not None else cfg.system != "Windows"
+    argv = [binary or "qemu-system-" + cfg.arch, "-name", "hostbridge-%s" % escape(cfg.name)]
+    argv += machine_args(cfg.system, cfg.arch, cfg.accel)
+    argv += ["-smp", str(cfg.cpus), "-m", str(cfg.memory_mib),
+             "-nodefaults", "-no-user-config", "-display", "none",
+             "-kernel", cfg.kernel, "-initrd", cfg.initrd, "-append", kernel_cmdline(cfg.arch, cfg.append),
+             "-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file=%s" % escape(cfg.disk),
+             "-device", "virtio-blk-pci,drive=disk0",
+             "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:%d-:22" % cfg.ssh_port,
+             "-device", "virtio-net-pci,netdev=net0",
+             "-device", "virtio-rng-pci",
+             # The guest hands pages it frees back to the host: an idle VM's RSS shrinks.
+             "-device", "virtio-balloon-pci,free-page-reporting=on",
+             "-serial", "file:%s" % cfg.serial_log,
+             "-qmp", "%s,server=on,wait=off" % escape(cfg.qmp),
+             "-pidfile", cfg.pidfile]
+    for i, (tag, path) in enumerate(cfg.shares):
+        argv += ["-fsdev", "local,id=fs%d,security_model=none,path=%s" % (i, escape(path)),
+                 "-device", "virtio-9p-pci,fsdev=fs%d,mount_tag=%s" % (i, escape(tag))]
+    for name, path in sorted(cfg.fw_cfg.items()):
+        argv += ["-fw_cfg", "name=opt/hostbridge/%s,file=%s" % (name, escape(path))]
+    if daemonize:
+        argv.append("-daemonize")
+    return argv
+
+
+def probe_command(binary, system, arch, accel, kernel):
+    """argv booting only the kernel, console on stdout, exiting on the panic (no root disk)."""
+    return [binary] + machine_args(system, arch, accel) + [
+        "-m", "256", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-serial", "stdio", "-kernel", kernel,
+        "-append", "console=%s earlyprintk=serial panic=-1" % console_device(arch)]
+
+
+def probe_accel(binary, system, arch, accel, kernel, timeout=6.0):
+    """Boot ``kernel`` under ``accel`` and report whether it printed ``Linux version`` in time.
+
+    Returns:
+        (ok, detail): detail is QEMU's complaint or "no console output in N s" when not ok.
+    """
+    if accel == "tcg":
+        return True, ""
+    if accel == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False, "/dev/kvm is not accessible"
+    return watch_console(probe_command(binary, system, arch, accel, kernel), PROBE_MARK, timeout)
+
+
+def watch_console(argv, mark, timeout):
+    """Run argv (console on stdout) until ``mark`` appears, it exits, or ``timeout`` s pass; kill it.
+
+    Returns:
+        (True, "") when the mark appeared, else (False, QEMU's last complaint or "no console output").
+    """
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:
+        return False, str(e)
+    seen = threading.Event()
+
+    def reader():
+        buf = b""
+        for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+            buf = (buf + chunk)[-4096:]
+            if mark in buf:
+                seen.set()
+                return
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    deadline = time.monotonic() + timeout
+    while not seen.is_set() and proc.poll() is None and time.monotonic() < deadline:
+        seen.wait(0.1)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    t.join(2)  # QEMU may have exited (the kernel panics without a root disk) before we read it all
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stdout.close()
+    proc.stderr.close()
+    if seen.is_set():
+        return True, ""
+    errs = [line.strip() for line in err.splitlines() if line.strip() and "warning" not in line]
+    return False, (errs[-1] if errs else "no console output in %g s" % timeout)
+
+
+def probe_key(binary_path, accel):
+    """Cache key of a probe: the QEMU binary (path, size, mtime), the accelerator and the host kernel."""
+    try:
+        st = os.stat(binary_path)
+        stamp = "%s:%d:%d" % (binary_path, st.st_size, int(st.st_mtime))
+    except OSError:
+        stamp = binary_path
+    raw = "%s|%s|%s|%s" % (stamp, accel, platform.system(), platform.release())
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def choose_accel(binary_path, system, arch, kernel, cache_file, candidates=None, probe=probe_accel):
+    """The best accelerator that really boots, probing each at most once per host (cached).
+
+    Returns:
+        (accel, notes): notes lists why better accelerators were skipped (for a warning).
+    """
+    try:
+        with open(cache_file) as f:
+            cache = json.load(f)
+    except (OSError, ValueError):
+        cache = {}
+    notes = []
+    chosen = "tcg"
+    for accel in candidates or accelerators(system):
+        if accel == "tcg":
+            break
+        key = probe_key(binary_path, accel)
+        if key not in cache:
+            ok, detail = probe(binary_path, system, arch, accel, kernel)
+            cache[key] = {"accel": accel, "ok": ok, "detail": detail}
+            _write_json(cache_file, cache)
+        if cache[key]["ok"]:
+            chosen = accel
+            break
+        notes.append("%s does not work here (%s)" % (accel, cache[key]["detail"]))
+    return chosen, notes
+
+
+def _write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = "%s.%d" % (path, os.getpid())
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)

@@ -1,0 +1,199 @@
+"""The Vagrant driver (VirtualBox), on python-vagrant and the shipped Vagrantfile.
+
+Each machine is a Vagrant project in ``<machine>/vagrant/``: a copy of the repository's
+Vagrantfile and a ``hostbridge.json`` it reads (box, cpus, memory, disk, shares). ``vagrant
+up`` creates, boots and provisions (provision/bootstrap.sh). SSH details come from ``vagrant
+ssh-config`` parsed by paramiko.SSHConfig. Vagrant's own error text is what VMError says.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+from hostbridge.errors import VMError
+from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
+                                  check_shares)
+from hostbridge.vm.image import PROVISION_DIR
+
+VAGRANTFILE = os.path.join(os.path.dirname(PROVISION_DIR), "Vagrantfile")
+DEFAULT_BOX = "debian/bookworm64"
+PROVIDER = "virtualbox"
+STATES = {"running": RUNNING, "poweroff": STOPPED, "aborted": STOPPED, "saved": PAUSED, "paused": PAUSED,
+          "not_created": NOT_CREATED, "shutoff": STOPPED}
+INSTALL_VAGRANT = "install Vagrant (https://developer.hashicorp.com/vagrant/install) or use --driver qemu"
+INSTALL_VIRTUALBOX = "install VirtualBox (https://www.virtualbox.org/wiki/Downloads) or use --driver qemu"
+
+
+def parse_machine_readable(text):
+    """Split ``--machine-readable`` output into (target, type, data) tuples.
+
+    Vagrant escapes commas as ``%!(VAGRANT_COMMA)`` and newlines as ``\\n`` inside data.
+    """
+    rows = []
+    for line in text.splitlines():
+        parts = line.split(",", 3)
+        if len(parts) < 4:
+            continue
+        data = parts[3].replace("%!(VAGRANT_COMMA)", ",").replace("\\n", "\n").replace("\\r", "")
+        rows.append((parts[1], parts[2], data))
+    return rows
+
+
+def parse_status(text):
+    """The driver state from ``vagrant status --machine-readable`` output.
+
+    Returns:
+        (state, vagrant_state): our state constant and vagrant's own word.
+    Raises:
+        VMError: the output holds an ``error-exit`` (vagrant's message).
+    """
+    vagrant_state = None
+    for target, kind, data in parse_machine_readable(text):
+        if kind == "error-exit":
+            raise vagrant_error(data)
+        if kind == "state" and target:
+            vagrant_state = data
+    if vagrant_state is None:
+        raise VMError("vagrant status printed no state", hint="run `vagrant status` in the machine's vagrant dir")
+    return STATES.get(vagrant_state, UNKNOWN), vagrant_state
+
+
+def parse_ssh_config(text, host="default"):
+    """``vagrant ssh-config`` output → SSHInfo, parsed with paramiko.SSHConfig.
+
+    Raises:
+        VMError: no usable Host entry.
+    """
+    import paramiko
+
+    conf = paramiko.SSHConfig.from_text(text).lookup(host)
+    if "port" not in conf or "identityfile" not in conf:
+        raise VMError("vagrant ssh-config gave no port or key for %s" % host)
+    return SSHInfo(host=conf.get("hostname", "127.0.0.1"), port=int(conf["port"]), user=conf.get("user", "vagrant"),
+                   key_path=conf["identityfile"][0], host_key=None,
+                   extra={k: v for k, v in conf.items() if k in ("identitiesonly", "stricthostkeychecking")})
+
+
+def vagrant_error(text):
+    """A VMError carrying vagrant's message on one line, with what to install when we know.
+
+    Args:
+        text: vagrant's stderr, or an ``error-exit`` row's data ("Vagrant::Errors::Class,message").
+    """
+    message = text
+    if text.startswith("Vagrant::") and "," in text:
+        message = text.split(",", 1)[1]
+    message = " ".join(message.split()) or "vagrant failed"
+    hint = None
+    if "ProviderNotUsable" in text or "could not detect VirtualBox" in text or "VBoxManage" in text:
+        hint = INSTALL_VIRTUALBOX
+    return VMError("vagrant: " + message, hint=hint)
+
+
+class VagrantDriver(Driver):
+    """A machine run by Vagrant with VirtualBox. See Driver for the contracts."""
+
+    capabilities = Capabilities(name="vagrant", host_share="vboxsf", graceful_stop=True, pinned_host_key=False,
+                                accelerators=("virtualbox",), provisioned_by_driver=True)
+
+    def __init__(self, spec, provider=PROVIDER, vagrantfile=VAGRANTFILE, provision_dir=PROVISION_DIR):
+        super().__init__(spec)
+        self.provider = provider
+        self.vagrantfile = vagrantfile
+        self.provision_dir = provision_dir
+        self.log_path = os.path.join(self.files.vagrant_dir, "vagrant.log")
+
+    def _vagrant(self):
+        try:
+            import vagrant
+        except ImportError as e:
+            raise VMError("python-vagrant is not installed", hint="pip install python-vagrant") from e
+        if not vagrant.get_vagrant_executable():
+            raise VMError("vagrant is not installed", hint=INSTALL_VAGRANT)
+        env = dict(os.environ, VAGRANT_DEFAULT_PROVIDER=self.provider, VAGRANT_NO_COLOR="1",
+                   VAGRANT_CHECKPOINT_DISABLE="1")
+        log_path = self.log_path
+
+        def err_cm():
+            return open(log_path, "wb")
+
+        return vagrant.Vagrant(root=self.files.vagrant_dir, env=env, out_cm=err_cm, err_cm=err_cm)
+
+    def _call(self, method, *args, **kwargs):
+        """Run one python-vagrant method; vagrant's failure becomes VMError with its message."""
+        v = self._vagrant()
+        try:
+            return getattr(v, method)(*args, **kwargs)
+        except subprocess.CalledProcessError as e:
+            text = (e.output or b"").decode(errors="replace") if isinstance(e.output, bytes) else (e.output or "")
+            rows = [d for _, kind, d in parse_machine_readable(text) if kind == "error-exit"]
+            if rows:
+                raise vagrant_error(rows[-1]) from e
+            try:
+                with open(self.log_path, errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                pass
+            raise vagrant_error(text or "vagrant %s exited with status %d" % (method, e.returncode)) from e
+
+    def _created(self):
+        # Vagrant writes the provider's machine id here once the VM exists: no need to run
+        # vagrant (~1 s) to know that a machine was never created.
+        return os.path.exists(os.path.join(self.files.vagrant_dir, ".vagrant", "machines", "default",
+                                           self.provider, "id"))
+
+    def create(self):
+        check_shares(self.spec.shares)
+        os.makedirs(self.files.vagrant_dir, mode=0o700, exist_ok=True)
+        if os.path.exists(self.files.vagrant_settings):
+            return
+        shutil.copyfile(self.vagrantfile, os.path.join(self.files.vagrant_dir, "Vagrantfile"))
+        settings = {"name": self.spec.name, "box": self.spec.box or DEFAULT_BOX, "cpus": self.spec.cpus,
+                    "memory": self.spec.memory_mib, "disk_gb": self.spec.disk_gib,
+                    "shares": list(self.spec.shares) or [os.path.expanduser("~")],
+                    "provision_dir": self.provision_dir}
+        tmp = self.files.vagrant_settings + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(settings, f, indent=1)
+        os.replace(tmp, self.files.vagrant_settings)
+
+    def vagrant_state(self):
+        """Ask vagrant itself (``vagrant status --machine-readable``): (state, vagrant's word).
+
+        Raises:
+            VMError: vagrant's message (e.g. VirtualBox is not installed).
+        """
+        # python-vagrant's status() drops the error-exit row that says why vagrant failed.
+        return parse_status(self._call("_run_vagrant_command", ["status", "--machine-readable", None]))
+
+    def state(self):
+        if not os.path.exists(self.files.vagrant_settings):
+            return NOT_CREATED
+        if not self._created():
+            return NOT_CREATED
+        return self.vagrant_state()[0]
+
+    def start(self):
+        if not os.path.exists(self.files.vagrant_settings):
+            raise VMError("machine %s does not exist" % self.spec.name, hint="create it first (hostbridge up)")
+        if self._created() and self.state() == RUNNING:
+            return
+        self._call("up", provider=self.provider)
+
+    def stop(self, force=False, timeout=30):
+        if not self._created() or self.state() in (NOT_CREATED, STOPPED):
+            return
+        self._call("halt", force=force)
+
+    def destroy(self):
+        if self._created():
+            self._call("destroy")
+        self.files.remove_all()
+
+    def ssh_info(self):
+        if not self._created():
+            raise VMError("machine %s is not running" % self.spec.name, hint="start it: hostbridge up")
+        return parse_ssh_config(self._call("ssh_config"))

@@ -1,0 +1,81 @@
+#!/bin/sh
+# Idempotent guest setup for hostbridge's engine; run by Vagrant (shell provisioner), by
+# build-image.sh inside the image's chroot (--image-build), or by hand. Safe to run again.
+#
+#   bootstrap.sh [--image-build] [--files DIR]
+#
+# --files: where hostbridge.service and hostbridge.initd are (default: next to this script;
+# Vagrant's shell provisioner runs an uploaded copy of the script alone).
+#
+# Installs what the engine needs (when apt is there), a `hostbridge` group, the engine's
+# service (systemd unit when systemd runs, else an init script), ip_forward, cgroup mounts.
+# The engine itself is deployed later by the host to $ENGINE (see docs/internals.md).
+set -eu
+IMAGE_BUILD=0
+HERE=$(cd "$(dirname "$0")" && pwd)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --image-build) IMAGE_BUILD=1 ;;
+        --files) HERE=$2; shift ;;
+        *) echo "bootstrap.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+ENGINE_DIR=/usr/local/lib/hostbridge
+ENGINE=$ENGINE_DIR/engine.pyz
+NEEDED="python3 iproute2 iptables ca-certificates kmod"
+
+log() { echo "hostbridge bootstrap: $*"; }
+
+missing=""
+for p in $NEEDED; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        log "installing$missing"
+        DEBIAN_FRONTEND=noninteractive apt-get -q update
+        DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends $missing
+    else
+        log "missing$missing and no apt-get: install them with this system's package manager"
+        exit 1
+    fi
+fi
+
+getent group hostbridge >/dev/null 2>&1 || groupadd --system hostbridge
+# Vagrant's login user may talk to the engine socket (root:hostbridge 0660) without sudo.
+if id vagrant >/dev/null 2>&1; then usermod -a -G hostbridge vagrant; fi
+mkdir -p "$ENGINE_DIR" /var/lib/hostbridge
+chmod 0755 "$ENGINE_DIR"; chmod 0711 /var/lib/hostbridge
+
+mkdir -p /etc/sysctl.d /etc/modules-load.d
+cat >/etc/sysctl.d/90-hostbridge.conf <<'CONF'
+# hostbridge: containers reach the outside through NAT on the guest.
+net.ipv4.ip_forward = 1
+net.bridge.bridge-nf-call-iptables = 1
+CONF
+cat >/etc/modules-load.d/hostbridge.conf <<'CONF'
+overlay
+br_netfilter
+veth
+CONF
+
+install -m 0755 "$HERE/hostbridge.initd" /etc/init.d/hostbridge
+if [ -d /run/systemd/system ] || [ -d /lib/systemd/system -a -x /lib/systemd/systemd ]; then
+    install -m 0644 "$HERE/hostbridge.service" /etc/systemd/system/hostbridge.service
+    if [ "$IMAGE_BUILD" = 0 ] && [ -d /run/systemd/system ]; then
+        systemctl daemon-reload
+        systemctl enable hostbridge.service >/dev/null 2>&1
+    fi
+fi
+
+if [ "$IMAGE_BUILD" = 0 ]; then
+    modprobe -a overlay br_netfilter veth 2>/dev/null || log "some kernel modules are missing (overlay, br_netfilter, veth)"
+    sysctl -q -p /etc/sysctl.d/90-hostbridge.conf 2>/dev/null || log "could not apply sysctls"
+    # systemd mounts cgroups itself; elsewhere make sure a cgroup2 hierarchy is there.
+    if [ ! -d /run/systemd/system ] && ! grep -q " /sys/fs/cgroup " /proc/mounts; then
+        mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || log "could not mount cgroup2"
+    fi
+    if [ -f "$ENGINE" ]; then /etc/init.d/hostbridge restart; fi
+fi
+log "done"

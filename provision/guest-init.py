@@ -1,0 +1,307 @@
+#!/usr/bin/python3 -IS
+"""hostbridge's guest init (PID 1 of the QEMU image): boot to sshd in as few steps as possible.
+
+boot2docker's lesson is that boot time is the product: instead of systemd this does only what
+the engine needs. Mount the kernel filesystems and cgroup2, load a few modules, read the
+machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname, shares), bring
+up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount the 9p shares at
+their host paths, start the engine when deployed, then reap zombies and wait for the power
+button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
+
+Standard library only, Python >= 3.9. Installed at /sbin/hostbridge-init by build-image.sh.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import struct
+import sys
+import time
+
+# No subprocess, glob or re: each import costs tenths of a second under emulation, on the
+# critical path to sshd. Children are started with posix_spawn.
+
+FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
+MODULES = ["virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
+ENGINE_CONTROL = "/etc/init.d/hostbridge"
+ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
+# QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
+GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
+EV_KEY, KEY_POWER = 1, 116
+INPUT_EVENT = struct.Struct("llHHi")
+RB_POWER_OFF, RB_AUTOBOOT = 0x4321FEDC, 0x01234567
+MS_NOSUID, MS_NODEV, MS_RDONLY, MS_REMOUNT, MNT_DETACH = 2, 4, 1, 32, 2
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def log(msg):
+    # CLOCK_MONOTONIC counts from boot, like the kernel's own [   1.234567] stamps.
+    try:
+        with open("/dev/console", "w") as con:
+            con.write("hostbridge-init [%10.6f] %s\n" % (time.monotonic(), msg))
+    except OSError:
+        pass
+
+
+def spawn(argv, setsid=True):
+    """Start argv (PATH searched) with the init's stdio (the console); return its pid."""
+    return os.posix_spawnp(argv[0], argv, os.environ, setsid=setsid)
+
+
+def run(argv, timeout=None):
+    """Run argv to completion (or until ``timeout`` s); return its exit status (None: timed out)."""
+    pid = spawn(argv, setsid=False)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG if deadline else 0)
+        if done:
+            return os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def mount(source, target, fstype, options="", flags=0):
+    """mount(2) directly: a fork+exec of mount(8) per filesystem is slow under emulation."""
+    os.makedirs(target, exist_ok=True)
+    if LIBC.mount(source.encode(), target.encode(), fstype.encode(), flags, options.encode() or None) != 0:
+        log("mount %s on %s failed: %s" % (fstype, target, os.strerror(ctypes.get_errno())))
+        return False
+    return True
+
+
+def parse_sysctl(text):
+    """Return [(key, value)] from sysctl.conf text; comments and blank lines are skipped."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out.append((key.strip().lstrip("-"), value.strip()))
+    return out
+
+
+def apply_sysctls():
+    conf_d = "/etc/sysctl.d"
+    names = sorted(n for n in os.listdir(conf_d) if n.endswith(".conf")) if os.path.isdir(conf_d) else []
+    for path in [os.path.join(conf_d, n) for n in names] + ["/etc/sysctl.conf"]:
+        try:
+            with open(path) as f:
+                pairs = parse_sysctl(f.read())
+        except OSError:
+            continue
+        for key, value in pairs:
+            try:
+                with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                    f.write(value)
+            except OSError:
+                pass  # e.g. bridge-nf keys before br_netfilter is loaded
+
+
+def fw_cfg(name):
+    """Return the bytes QEMU passed as ``-fw_cfg name=opt/hostbridge/NAME``, or None."""
+    try:
+        with open(os.path.join(FW_CFG, name, "raw"), "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def write_file(path, data, mode):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def load_settings():
+    settings = {}
+    raw = fw_cfg("config.json")
+    if raw:
+        try:
+            settings = json.loads(raw.decode())
+        except ValueError:
+            log("ignoring an unreadable config.json")
+    keys = fw_cfg("authorized_keys")
+    if keys:
+        write_file("/root/.ssh/authorized_keys", keys, 0o600)
+        os.chmod("/root/.ssh", 0o700)
+    host_key = fw_cfg("ssh_host_ed25519_key")
+    if host_key:
+        write_file("/etc/ssh/ssh_host_ed25519_key", host_key, 0o600)
+    return settings
+
+
+def network(hostname):
+    with open("/proc/sys/kernel/hostname", "w") as f:
+        f.write(hostname)
+    try:  # so that the guest resolves its own name without asking DNS
+        with open("/etc/hosts", "w") as f:
+            f.write("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n" % hostname)
+    except OSError:
+        pass
+    script = "link set lo up\nlink set eth0 up\naddr add %s dev eth0\nroute add default via %s\n" % (
+        GUEST_ADDR, GATEWAY)
+    with open("/run/hostbridge-net.ip", "w") as f:
+        f.write(script)
+    run(["ip", "-batch", "/run/hostbridge-net.ip"])
+    try:
+        with open("/etc/resolv.conf", "w") as f:
+            f.write("nameserver %s\n" % DNS)
+    except OSError:
+        pass
+
+
+def mount_shares(shares):
+    for share in shares:
+        opts = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
+        if mount(share["tag"], share["path"], "9p", opts):
+            log("mounted %s at %s" % (share["tag"], share["path"]))
+
+
+def power_button_fds():
+    fds = []
+    for dev in ["/sys/class/input/" + n for n in os.listdir("/sys/class/input") if n.startswith("event")]:
+        try:
+            with open(os.path.join(dev, "device", "name")) as f:
+                name = f.read().strip()
+        except OSError:
+            continue
+        if "Power Button" in name or name == "gpio-keys":
+            try:
+                fds.append(os.open("/dev/input/" + os.path.basename(dev), os.O_RDONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+    return fds
+
+
+def power_pressed(data):
+    """True when ``data`` (raw input_event structs) holds a KEY_POWER press."""
+    size = INPUT_EVENT.size
+    for off in range(0, len(data) - size + 1, size):
+        _, _, etype, code, value = INPUT_EVENT.unpack_from(data, off)
+        if etype == EV_KEY and code == KEY_POWER and value == 1:
+            return True
+    return False
+
+
+class Init:
+    def __init__(self):
+        self.children = {}  # pid -> name, for the ones we respawn
+        self.action = None
+        self.sshd_starts = []
+
+    def spawn(self, name, argv):
+        pid = spawn(argv)
+        self.children[pid] = name
+        return pid
+
+    def start_sshd(self):
+        now = time.monotonic()
+        self.sshd_starts = [t for t in self.sshd_starts if now - t < 60] + [now]
+        if len(self.sshd_starts) > 5:
+            log("sshd keeps exiting; not restarting it")
+            return
+        os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+        self.spawn("sshd", ["/usr/sbin/sshd", "-D", "-e"])
+
+    def reap(self):
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            name = self.children.pop(pid, None)
+            if name == "sshd" and self.action is None:
+                log("sshd exited (%s); restarting" % status)
+                self.start_sshd()
+
+    def on_signal(self, signum, frame):
+        self.action = "reboot" if signum in (signal.SIGTERM, signal.SIGINT) else "poweroff"
+
+    def boot(self):
+        os.environ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        mount("proc", "/proc", "proc")
+        mount("sysfs", "/sys", "sysfs")
+        if not os.path.ismount("/dev"):
+            mount("dev", "/dev", "devtmpfs")
+        mount("devpts", "/dev/pts", "devpts", "gid=5,mode=620,ptmxmode=666")
+        mount("shm", "/dev/shm", "tmpfs", "mode=1777")
+        mount("run", "/run", "tmpfs", "mode=755", MS_NOSUID | MS_NODEV)
+        mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
+        run(["modprobe", "-a", "-q"] + MODULES)
+        settings = load_settings()
+        network(settings.get("hostname", "hostbridge"))
+        apply_sysctls()
+        self.start_sshd()
+        log("sshd started")
+        mount_shares(settings.get("shares", []))
+        # Grow the root filesystem to the machine's disk size, off the critical path.
+        self.spawn("resize2fs", ["resize2fs", "/dev/vda"])
+        if os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
+            self.spawn("engine", [ENGINE_CONTROL, "start"])
+        log("boot done")
+
+    def run(self):
+        rfd, wfd = os.pipe()
+        os.set_blocking(wfd, False)
+        signal.set_wakeup_fd(wfd)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, self.on_signal if sig != signal.SIGCHLD else lambda s, f: None)
+        os.set_blocking(rfd, False)
+        self.boot()
+        buttons = power_button_fds()
+        while self.action is None:
+            try:
+                ready, _, _ = select.select([rfd] + buttons, [], [], 30)
+            except InterruptedError:
+                ready = []
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                if fd != rfd and power_pressed(data):
+                    log("power button pressed")
+                    self.action = "poweroff"
+            self.reap()
+        self.shutdown(self.action)
+
+    def shutdown(self, action):
+        log("shutting down (%s)" % action)
+        if os.path.exists(ENGINE_CONTROL):
+            if run([ENGINE_CONTROL, "stop"], timeout=15) is None:
+                log("the engine did not stop in 15 s")
+        os.kill(-1, signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    time.sleep(0.05)
+            except ChildProcessError:
+                break
+        os.kill(-1, signal.SIGKILL)
+        os.sync()
+        with open("/proc/mounts") as f:
+            targets = [line.split()[1] for line in f if line.split()[2] in ("9p", "ext4")]
+        for target in reversed(targets):
+            if target != "/":
+                LIBC.umount2(target.encode(), MNT_DETACH)
+        LIBC.mount(b"/dev/vda", b"/", None, MS_REMOUNT | MS_RDONLY, None)
+        os.sync()
+        LIBC.reboot(RB_POWER_OFF if action == "poweroff" else RB_AUTOBOOT)
+        log("reboot(2) failed: %s" % os.strerror(ctypes.get_errno()))
+
+
+if __name__ == "__main__":
+    if os.getpid() != 1:
+        sys.exit("hostbridge-init: must run as PID 1")
+    Init().run()

@@ -1,0 +1,262 @@
+"""The tunnel agent against a real sshd in a namespace and the stand-in engine socket."""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from remotehost import free_local_port
+
+from hostbridge.tunnel import control
+from hostbridge.tunnel.errors import HostKeyError
+from hostbridge.tunnel.localhttp import connection
+from standin_engine import get
+
+pytestmark = pytest.mark.root
+
+
+def test_agent_serves_http_through_streamlocal(machine, standin):
+    url = control.ensure_agent(machine, timeout=20)
+    path = url[len("unix://"):]
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert len(path) <= 100
+    assert get(url, "/_ping") == (200, b"OK")
+    status = control.tunnel_status(machine)
+    assert status["state"] == "connected" and status["alive"] and status["channel_mode"] == "streamlocal"
+    # A second call finds the running agent.
+    assert control.ensure_agent(machine) == url
+    assert control.tunnel_status(machine)["pid"] == status["pid"]
+
+
+def test_relay_fallback_when_streamlocal_is_refused(machine, standin, sshd):
+    sshd.restart(streamlocal=False)
+    url = control.ensure_agent(machine, timeout=20)
+    assert get(url, "/_ping") == (200, b"OK")
+    st, body = get(url, "/version")
+    assert st == 200 and b'"ApiVersion": "1.44"' in body
+    assert control.tunnel_status(machine)["channel_mode"] == "relay"
+
+
+def test_tcp_endpoint_mode(machine, standin):
+    cfg = control.read_json(machine.tunnel_json)
+    cfg["endpoint"] = "tcp"
+    control.write_config(machine, cfg)
+    url = control.ensure_agent(machine, timeout=20)
+    assert url.startswith("tcp://127.0.0.1:")
+    assert get(url, "/_ping") == (200, b"OK")
+
+
+def test_two_starters_at_once_share_one_agent(machine, standin):
+    results, errors = [], []
+
+    def start():
+        try:
+            results.append(control.ensure_agent(machine, timeout=20))
+        except Exception as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    # The loser may still be importing when the winner serves; it exits once it sees the lock.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        agents = subprocess.run(["pgrep", "-f", "hostbridge.tunnel.agent " + machine.dir],
+                                capture_output=True, text=True).stdout.split()
+        if len(agents) == 1:
+            break
+        time.sleep(0.05)
+    assert agents == [str(control.tunnel_status(machine)["pid"])]
+    for url in results:
+        assert get(url, "/_ping") == (200, b"OK")
+
+
+def test_agent_reconnects_after_the_link_is_cut_mid_stream(machine, standin, sshd):
+    url = control.ensure_agent(machine, timeout=20)
+    c = connection(url, timeout=10)
+    c.request("GET", "/stream")
+    r = c.getresponse()
+    assert r.readline().startswith(b"line 0")
+    sshd.kill_connections()  # the sshd child serving the agent dies: the link drops mid-stream
+    with pytest.raises(Exception):
+        for _ in range(1000):  # bounded; the stream ends or errors once the link is gone
+            if not r.readline():
+                raise EOFError
+    c.close()
+    deadline = time.monotonic() + 15
+    while control.tunnel_status(machine).get("reconnects", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert get(url, "/_ping") == (200, b"OK")
+    assert control.tunnel_status(machine)["reconnects"] >= 1
+
+
+def test_dead_agent_is_restarted_by_the_next_command(machine, standin):
+    url = control.ensure_agent(machine, timeout=20)
+    pid = control.tunnel_status(machine)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while control.agent_alive(machine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert control.ensure_agent(machine, timeout=20) == url
+    assert control.tunnel_status(machine)["pid"] != pid
+    assert get(url, "/_ping") == (200, b"OK")
+
+
+def test_agent_reports_a_changed_host_key(machine, sshd):
+    sshd.regenerate_host_key()
+    with pytest.raises(HostKeyError) as ei:
+        control.ensure_agent(machine, timeout=20)
+    assert ei.value.got == sshd.host_fingerprint and "CHANGED" in str(ei.value)
+    assert control.tunnel_status(machine)["state"] == "failed"
+
+
+def test_missing_engine_socket_gives_a_docker_style_error(machine, standin):
+    url = control.ensure_agent(machine, timeout=20)
+    standin.close()
+    st, body = get(url, "/_ping")
+    assert st == 502 and b"cannot reach the engine" in body
+
+
+def test_published_port_is_forwarded_to_host_loopback(machine, standin, remote_ns):
+    port = free_local_port()
+    # A plain TCP server inside the namespace, on its own loopback: the "container's" port.
+    server = remote_ns.popen([sys.executable, "-c",
+                              "import socket\n"
+                              "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                              "s.bind(('127.0.0.1',%d));s.listen();s.settimeout(30)\n"
+                              "print('ready',flush=True)\n"
+                              "for _ in range(3):\n"
+                              "  c,_=s.accept();c.sendall(b'far side '+c.recv(64));c.close()\n" % port],
+                             stdout=subprocess.PIPE)
+    try:
+        assert server.stdout.readline() == b"ready\n"
+        control.ensure_agent(machine, timeout=20)
+        deadline = time.monotonic() + 10
+        while standin.subscribers() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert standin.subscribers() == 1
+        t0 = time.monotonic()
+        standin.start_container("c" * 64, [port])
+        reply = None
+        while reply is None and time.monotonic() - t0 < 5:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                    s.sendall(b"hello")
+                    reply = s.recv(64)
+            except ConnectionRefusedError:
+                time.sleep(0.01)
+        assert reply == b"far side hello"
+        assert port in control.tunnel_status(machine)["forwards"]
+        standin.stop_container("c" * 64)
+        deadline = time.monotonic() + 5
+        while port in control.tunnel_status(machine)["forwards"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2)
+        # Event-driven: both changes came over the first /events stream, not by resubscribing.
+        assert standin.subscriptions == 1 and standin.subscribers() == 1
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_port_clash_on_the_host_is_reported_not_fatal(machine, standin):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        url = control.ensure_agent(machine, timeout=20)
+        deadline = time.monotonic() + 10
+        while standin.subscribers() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        standin.start_container("d" * 64, [port])
+        deadline = time.monotonic() + 5
+        while not control.tunnel_status(machine).get("forward_clashes") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        clashes = control.tunnel_status(machine)["forward_clashes"]
+        assert len(clashes) == 1 and "127.0.0.1:%d in use" % port in clashes[0]
+        assert get(url, "/_ping") == (200, b"OK")
+    finally:
+        busy.close()
+
+
+def test_stock_docker_cli_through_the_agent(machine, standin, tmp_path):
+    import shutil
+
+    if not shutil.which("docker"):
+        pytest.skip("needs the stock docker CLI (docker.io)")
+    url = control.ensure_agent(machine, timeout=20)
+    out = subprocess.run(["docker", "version", "--format", "{{.Server.APIVersion}}"], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, DOCKER_HOST=url, DOCKER_CONFIG=str(tmp_path / "dcfg")))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "1.44"
+
+
+def test_tunnel_status_command(machine, standin):
+    from click.testing import CliRunner
+
+    from hostbridge.cli.remote import tunnel_group
+
+    out = CliRunner().invoke(tunnel_group, ["status", "far"]).output
+    assert "state:       stopped (no agent running)" in out
+    url = control.ensure_agent(machine, timeout=20)
+    out = CliRunner().invoke(tunnel_group, ["status", "far"]).output
+    assert "state:       connected" in out and "endpoint:    %s" % url in out
+    assert machine.agent_log in out
+
+
+def test_a_silently_dead_link_is_noticed_and_replaced(machine, standin, sshd):
+    cfg = control.read_json(machine.tunnel_json)
+    cfg["keepalive"] = 1
+    control.write_config(machine, cfg)
+    url = control.ensure_agent(machine, timeout=20)
+    frozen = sshd.children()
+    assert frozen
+    for pid in frozen:  # the server stops answering but its TCP socket stays open: no RST, no FIN
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 15
+        while control.tunnel_status(machine).get("reconnects", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert control.tunnel_status(machine)["reconnects"] >= 1
+        assert get(url, "/_ping") == (200, b"OK")
+    finally:
+        for pid in frozen:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_env_and_docker_context_for_a_remote_machine(machine, standin, tmp_path, monkeypatch):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from hostbridge.cli.env import env_command
+    from hostbridge.cli.remote import context_group
+    from hostbridge.deploy import engine_version
+    from hostbridge.vm import remote
+
+    if not shutil.which("docker"):
+        pytest.skip("needs the stock docker CLI (docker.io)")
+    standin.version = engine_version()  # up to date: endpoint_for must not try to upgrade it
+    remote.save_record(machine, {"name": "far", "mode": "remote", "url": "ssh://x", "ssh": {}, "layout": {}})
+    out = CliRunner().invoke(env_command, ["--shell", "fish", "far"]).output
+    url = control.endpoint_url(machine)
+    assert out.splitlines()[0] == "set -gx DOCKER_HOST '%s';" % url
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dcfg"))
+    res = CliRunner().invoke(context_group, ["create", "far"])
+    assert res.exit_code == 0, res.output
+    out = subprocess.run(["docker", "--context", "far", "version", "--format", "{{.Server.Version}}"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == engine_version(), out.stderr

@@ -1,0 +1,152 @@
+"""Driver choice per OS, the instance file names, capabilities as data."""
+
+import os
+
+import pytest
+
+from hostbridge.errors import VMError
+from hostbridge.vm import driver
+from hostbridge.vm.qemu import QemuDriver
+from hostbridge.vm.vagrant import VagrantDriver
+
+ALL = {"vagrant": True, "virtualbox": True, "qemu": True}
+
+
+@pytest.mark.parametrize("system", ["Darwin", "Windows"])
+@pytest.mark.parametrize("tools,expected", [
+    (ALL, "vagrant"),
+    ({"vagrant": True, "virtualbox": False, "qemu": True}, "qemu"),
+    ({"vagrant": False, "virtualbox": True, "qemu": True}, "qemu"),
+    ({"vagrant": True, "virtualbox": True, "qemu": False}, "vagrant"),
+])
+def test_default_driver_on_macos_and_windows(system, tools, expected):
+    assert driver.default_driver(system, tools) == expected
+
+
+@pytest.mark.parametrize("system", ["Darwin", "Windows"])
+def test_no_vm_tool_says_what_to_install(system):
+    with pytest.raises(VMError) as err:
+        driver.default_driver(system, {"vagrant": True, "virtualbox": False, "qemu": False})
+    assert "VirtualBox" in str(err.value) and "QEMU" in str(err.value)
+
+
+def test_linux_is_native_unless_a_driver_is_requested():
+    assert driver.default_driver("Linux", ALL) == "native"
+    assert driver.default_driver("Linux", ALL, requested="qemu") == "qemu"
+    assert driver.default_driver("Darwin", ALL, requested="qemu") == "qemu"
+
+
+def test_bad_requests_are_refused():
+    with pytest.raises(VMError, match="unknown driver"):
+        driver.default_driver("Linux", ALL, requested="hyperv")
+    with pytest.raises(VMError, match="only on Linux"):
+        driver.default_driver("Darwin", ALL, requested="native")
+
+
+def test_installed_tools_uses_the_lookup():
+    found = {"vagrant", "qemu-system-aarch64"}
+    tools = driver.installed_tools(which=lambda name: "/x/" + name if name in found else None, machine="arm64")
+    assert tools == {"vagrant": True, "virtualbox": False, "qemu": True}
+
+
+def test_instance_files_live_in_the_machine_dir_and_are_removed(tmp_path):
+    files = driver.InstanceFiles(str(tmp_path / "m"))
+    paths = files.all()
+    assert len(set(paths)) == len(paths)
+    assert all(os.path.dirname(p) == files.dir for p in paths)
+    os.makedirs(files.vagrant_dir)
+    for p in (files.disk, files.ssh_key, files.vagrant_settings):
+        open(p, "w").close()
+    files.remove_all()
+    assert not os.path.exists(files.dir)
+
+
+def test_remove_all_keeps_files_it_does_not_own(tmp_path):
+    files = driver.InstanceFiles(str(tmp_path))
+    open(files.disk, "w").close()
+    open(tmp_path / "machine.json", "w").close()
+    files.remove_all()
+    assert os.listdir(tmp_path) == ["machine.json"]
+
+
+def test_capabilities_are_data():
+    assert QemuDriver.capabilities.host_share == "9p" and QemuDriver.capabilities.pinned_host_key
+    assert VagrantDriver.capabilities.host_share == "vboxsf"
+    assert VagrantDriver.capabilities.provisioned_by_driver and not QemuDriver.capabilities.provisioned_by_driver
+
+
+def test_qemu_state_of_a_machine_never_created(tmp_path):
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")))
+    assert d.state() == driver.NOT_CREATED
+    d.stop()  # not an error
+    d.destroy()  # not an error
+    with pytest.raises(VMError, match="not running"):
+        d.ssh_info()
+    with pytest.raises(VMError, match="does not exist"):
+        d.start()
+
+
+def test_ssh_banner_needs_an_ssh_greeting():
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(2)
+    port = srv.getsockname()[1]
+
+    def serve(greeting):
+        conn, _ = srv.accept()
+        conn.sendall(greeting)
+        conn.close()
+
+    try:
+        for greeting, expected in ((b"SSH-2.0-OpenSSH_9.2\r\n", True), (b"", False)):
+            t = threading.Thread(target=serve, args=(greeting,))
+            t.start()
+            assert driver.ssh_banner("127.0.0.1", port, timeout=2) is expected
+            t.join(5)
+    finally:
+        srv.close()
+
+
+def test_make_driver_by_name(tmp_path):
+    spec = driver.MachineSpec(name="x", dir=str(tmp_path))
+    assert isinstance(driver.make_driver("qemu", spec), QemuDriver)
+    assert isinstance(driver.make_driver("vagrant", spec), VagrantDriver)
+    with pytest.raises(VMError, match="not a VM driver"):
+        driver.make_driver("native", spec)
+
+
+def test_qemu_create_over_a_corrupt_base_image_says_to_rebuild(tmp_path):
+    img = tmp_path / "image"
+    img.mkdir()
+    for name in ("disk.qcow2", "kernel", "initrd.img", "manifest.json"):
+        (img / name).write_bytes(b"garbage")
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "m"), image_dir=str(img)))
+    with pytest.raises(VMError) as err:
+        d.create()
+    assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+    assert d.state() == driver.NOT_CREATED
+
+
+@pytest.mark.parametrize("path,ok", [
+    ("/home/ana", True), ("/Users/ana/site", True), ("/tmp/x", True), ("/srv/data", True),
+    ("/var/folders/xy/T/site", True), ("/var", False), ("/var/lib/docker", False),
+    ("/", False), ("/etc", False), ("/usr/local/src", False), ("/home/../etc", False), ("relative/dir", False),
+    ("C:\\Users\\ana", False),
+])
+def test_share_paths_must_not_hide_guest_system_dirs(path, ok):
+    if ok:
+        driver.check_shares([path])
+    else:
+        with pytest.raises(VMError, match="cannot share"):
+            driver.check_shares([path])
+
+
+def test_known_hosts_line_pins_the_port():
+    info = driver.SSHInfo("127.0.0.1", 40022, "root", "/k", host_key="ssh-ed25519 AAAAkey")
+    assert info.known_hosts_line() == "[127.0.0.1]:40022 ssh-ed25519 AAAAkey"
+    assert driver.SSHInfo("h", 22, "u", "/k", "ssh-ed25519 X").known_hosts_line() == "h ssh-ed25519 X"
+    with pytest.raises(VMError, match="not known in advance"):
+        driver.SSHInfo("127.0.0.1", 2222, "vagrant", "/k").known_hosts_line()

@@ -1,0 +1,118 @@
+"""The guest image cache: keys, mirror choice, a corrupt image, the download path (file://)."""
+
+import hashlib
+import io
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from hostbridge.errors import VMError
+from hostbridge.vm import image
+
+
+def copy_provision(tmp_path):
+    dest = tmp_path / "provision"
+    dest.mkdir()
+    for name in image.BUILD_INPUTS:
+        shutil.copy(os.path.join(image.PROVISION_DIR, name), dest / name)
+    return str(dest)
+
+
+def test_cache_key_is_stable_and_follows_every_input(tmp_path):
+    prov = copy_provision(tmp_path)
+    key = image.cache_key("amd64", "bookworm", prov)
+    assert key == image.cache_key("amd64", "bookworm", prov)
+    assert key.startswith("amd64-bookworm-")
+    assert image.cache_key("arm64", "bookworm", prov) != key
+    assert image.cache_key("amd64", "trixie", prov) != key
+    for name in image.BUILD_INPUTS:
+        with open(os.path.join(prov, name), "a") as f:
+            f.write("\n# changed\n")
+        changed = image.cache_key("amd64", "bookworm", prov)
+        assert changed != key, name
+        key = changed
+
+
+def test_cache_key_without_the_build_files_is_an_error(tmp_path):
+    with pytest.raises(VMError, match="cannot read"):
+        image.cache_key(provision_dir=str(tmp_path))
+
+
+def test_mirror_from_deb822_and_one_line_sources():
+    deb822 = ("Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
+              "URIs: http://deb.debian.org/debian\nSuites: bookworm\n\n"
+              "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\n")
+    assert image.mirror_from_apt_sources(["URIs: http://deb.debian.org/debian-security\n", deb822]) == \
+        "http://deb.debian.org/debian"
+    oneline = "deb [arch=amd64] https://mirror.example/debian/ bookworm main\n"
+    assert image.mirror_from_apt_sources([oneline]) == "https://mirror.example/debian"
+    assert image.mirror_from_apt_sources(["deb https://packages.cloud.google.com/apt x main\n"]) == \
+        image.DEFAULT_MIRROR
+
+
+def test_default_cache_dir_follows_hostbridge_home(monkeypatch, tmp_path):
+    monkeypatch.delenv("HOSTBRIDGE_IMAGE_CACHE", raising=False)
+    monkeypatch.setenv("HOSTBRIDGE_HOME", str(tmp_path))
+    assert image.default_cache_dir() == str(tmp_path / "cache" / "images")
+
+
+def make_image_tar(path, disk=image.QCOW2_MAGIC + b"\0" * 60):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("disk.qcow2", disk), ("kernel", b"kernel"), ("initrd.img", b"initrd"),
+                           ("manifest.json", b'{"kernel": "6.1"}'), ("../evil", b"x")):
+            info = tarfile.TarInfo("image/" + name if name != "../evil" else name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def test_fetch_verifies_and_caches_a_published_image(tmp_path):
+    tar = str(tmp_path / "image.tar.gz")
+    digest = make_image_tar(tar)
+    cache = str(tmp_path / "cache")
+    img = image.fetch("file://" + tar, digest, cache)
+    assert img.manifest == {"kernel": "6.1"}
+    assert sorted(os.listdir(img.dir)) == sorted(image.IMAGE_FILES)
+    assert not os.path.exists(os.path.join(cache, "evil"))
+    os.remove(tar)  # cached: the URL is not read again
+    assert image.fetch("file://" + tar, digest, cache) == img
+
+
+def test_fetch_refuses_a_wrong_checksum(tmp_path):
+    tar = str(tmp_path / "image.tar.gz")
+    make_image_tar(tar)
+    cache = tmp_path / "cache"
+    with pytest.raises(VMError, match="expected 00"):
+        image.fetch("file://" + tar, "00" * 32, str(cache))
+    assert [p for p in os.listdir(cache) if not p.endswith(".lock")] == []
+
+
+def test_fetch_of_a_missing_url_is_a_clear_error(tmp_path):
+    with pytest.raises(VMError, match="cannot download"):
+        image.fetch("file://" + str(tmp_path / "nope.tar"), "00" * 32, str(tmp_path / "c"))
+
+
+def test_a_corrupt_base_image_says_to_rebuild(tmp_path):
+    tar = str(tmp_path / "image.tar.gz")
+    digest = make_image_tar(tar, disk=b"not a qcow2")
+    with pytest.raises(VMError) as err:
+        image.fetch("file://" + tar, digest, str(tmp_path / "c"))
+    assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+
+
+def test_prune_keeps_the_images_in_use(tmp_path):
+    cache = str(tmp_path / "cache")
+    tar = str(tmp_path / "a.tar.gz")
+    used = image.fetch("file://" + tar, make_image_tar(tar), cache)
+    old = os.path.join(cache, "amd64-bookworm-0000000000000000")
+    os.makedirs(old)
+    assert image.prune([used.dir], cache) == [old]
+    assert os.path.isdir(used.dir) and not os.path.exists(old)
+
+
+def test_debian_arch_follows_the_host():
+    assert image.debian_arch("x86_64") == "amd64"
+    assert image.debian_arch("aarch64") == image.debian_arch("arm64") == "arm64"

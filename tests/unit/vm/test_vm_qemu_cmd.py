@@ -1,0 +1,110 @@
+"""QEMU command lines per OS and accelerator, built without running QEMU."""
+
+import pytest
+
+from hostbridge.vm import qemu_cmd
+from hostbridge.vm.qemu_cmd import QemuConfig, build_command
+
+
+def config(system="Linux", arch="x86_64", accel="kvm", **kw):
+    base = dict(system=system, arch=arch, accel=accel, cpus=2, memory_mib=2048, disk="/m/disk.qcow2",
+                kernel="/img/vmlinuz", initrd="/img/initrd.img", ssh_port=2222, qmp="unix:/m/qmp.sock",
+                serial_log="/m/serial.log", pidfile="/m/qemu.pid", name="default",
+                fw_cfg={"authorized_keys": "/m/id_ed25519.pub"}, shares=(("share0", "/home/ana"),))
+    base.update(kw)
+    return QemuConfig(**base)
+
+
+def opt(argv, flag):
+    """Every value following ``flag`` in argv."""
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+@pytest.mark.parametrize("system,arch,accel,machine,accel_opt,cpu", [
+    ("Linux", "x86_64", "kvm", "q35", "kvm", "host"),
+    ("Linux", "x86_64", "tcg", "q35", "tcg,thread=multi", "max"),
+    ("Darwin", "aarch64", "hvf", "virt,highmem=off", "hvf", "host"),
+    ("Darwin", "aarch64", "tcg", "virt", "tcg,thread=multi", "max"),
+    ("Darwin", "x86_64", "hvf", "q35", "hvf", "host"),
+    ("Windows", "x86_64", "whpx", "q35", "whpx,kernel-irqchip=off", None),
+    ("Windows", "x86_64", "tcg", "q35", "tcg,thread=multi", "max"),
+])
+def test_machine_accel_and_cpu_per_platform(system, arch, accel, machine, accel_opt, cpu):
+    argv = build_command(config(system, arch, accel))
+    assert argv[0] == "qemu-system-" + arch
+    assert opt(argv, "-machine") == [machine]
+    assert opt(argv, "-accel") == [accel_opt]
+    assert opt(argv, "-cpu") == ([cpu] if cpu else [])
+
+
+def test_console_follows_the_architecture():
+    x86 = opt(build_command(config()), "-append")[0]
+    arm = opt(build_command(config("Darwin", "aarch64", "hvf")), "-append")[0]
+    assert "console=ttyS0" in x86 and "root=/dev/vda" in x86
+    assert "console=ttyAMA0" in arm
+
+
+def test_ssh_is_forwarded_on_loopback_only():
+    argv = build_command(config(ssh_port=40123))
+    assert opt(argv, "-netdev") == ["user,id=net0,hostfwd=tcp:127.0.0.1:40123-:22"]
+
+
+def test_disk_share_serial_qmp_pidfile_and_fw_cfg():
+    argv = build_command(config())
+    assert opt(argv, "-drive") == ["if=none,id=disk0,format=qcow2,discard=unmap,file=/m/disk.qcow2"]
+    assert "local,id=fs0,security_model=none,path=/home/ana" in opt(argv, "-fsdev")
+    assert "virtio-9p-pci,fsdev=fs0,mount_tag=share0" in opt(argv, "-device")
+    assert opt(argv, "-serial") == ["file:/m/serial.log"]
+    assert opt(argv, "-qmp") == ["unix:/m/qmp.sock,server=on,wait=off"]
+    assert opt(argv, "-pidfile") == ["/m/qemu.pid"]
+    assert opt(argv, "-fw_cfg") == ["name=opt/hostbridge/authorized_keys,file=/m/id_ed25519.pub"]
+    assert opt(argv, "-kernel") == ["/img/vmlinuz"] and opt(argv, "-initrd") == ["/img/initrd.img"]
+
+
+def test_daemonized_except_on_windows():
+    assert "-daemonize" in build_command(config())
+    assert "-daemonize" in build_command(config("Darwin", "aarch64", "hvf"))
+    win = build_command(config("Windows", accel="whpx", qmp="tcp:127.0.0.1:4444"))
+    assert "-daemonize" not in win
+    assert opt(win, "-qmp") == ["tcp:127.0.0.1:4444,server=on,wait=off"]
+
+
+def test_commas_in_paths_are_escaped():
+    argv = build_command(config(disk="/m/a,b/disk.qcow2", shares=(("share0", "/home/a,b"),)))
+    assert opt(argv, "-drive")[0].endswith("file=/m/a,,b/disk.qcow2")
+    assert opt(argv, "-fsdev")[0].endswith("path=/home/a,,b")
+
+
+def test_binary_and_accelerators_per_host():
+    assert qemu_cmd.qemu_binary("arm64") == "qemu-system-aarch64"
+    assert qemu_cmd.qemu_binary("AMD64") == "qemu-system-x86_64"
+    assert qemu_cmd.accelerators("Linux") == ("kvm", "tcg")
+    assert qemu_cmd.accelerators("Darwin") == ("hvf", "tcg")
+    assert qemu_cmd.accelerators("Windows") == ("whpx", "tcg")
+    assert qemu_cmd.accelerators("FreeBSD") == ("tcg",)
+
+
+def test_probe_command_boots_only_the_kernel():
+    argv = qemu_cmd.probe_command("qemu-system-x86_64", "Linux", "x86_64", "kvm", "/img/vmlinuz")
+    assert "-no-reboot" in argv and opt(argv, "-serial") == ["stdio"]
+    assert "-drive" not in argv and "-initrd" not in argv
+
+
+def test_choose_accel_probes_once_and_falls_back(tmp_path):
+    calls = []
+
+    def probe(binary, system, arch, accel, kernel):
+        calls.append(accel)
+        return False, "no console output in 6 s"
+
+    cache = str(tmp_path / "accel.json")
+    first = qemu_cmd.choose_accel("/usr/bin/qemu-system-x86_64", "Linux", "x86_64", "/k", cache, probe=probe)
+    second = qemu_cmd.choose_accel("/usr/bin/qemu-system-x86_64", "Linux", "x86_64", "/k", cache, probe=probe)
+    assert first == second == ("tcg", ["kvm does not work here (no console output in 6 s)"])
+    assert calls == ["kvm"]
+
+
+def test_choose_accel_keeps_a_working_accelerator(tmp_path):
+    accel, notes = qemu_cmd.choose_accel("/q", "Darwin", "aarch64", "/k", str(tmp_path / "a.json"),
+                                         probe=lambda *a: (True, ""))
+    assert (accel, notes) == ("hvf", [])

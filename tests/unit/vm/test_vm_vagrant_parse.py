@@ -1,0 +1,85 @@
+"""Parsing vagrant's output. VirtualBox cannot run here, so the states of a created machine are
+small hand-written samples in vagrant's machine-readable format (the same rows the real binary
+prints for a not-created machine in tests/vm/test_vm_vagrant_cli.py); nothing here was recorded
+from a live VirtualBox."""
+
+import pytest
+
+from hostbridge.errors import VMError
+from hostbridge.vm import driver, vagrant
+
+STATUS = """1700000000,default,metadata,provider,virtualbox
+1700000000,default,provider-name,virtualbox
+1700000000,default,state,{state}
+1700000000,default,state-human-short,{state}
+1700000000,,ui,info,Current machine states:\\n\\ndefault                   {state} (virtualbox)
+"""
+
+PROVIDER_NOT_USABLE = (
+    "1700000000,,error-exit,Vagrant::Errors::ProviderNotUsable,The provider 'virtualbox' that was requested "
+    "to back the machine\\n'default' is reporting that it isn't usable on this system. The\\nreason is shown "
+    "below:\\n\\nVagrant could not detect VirtualBox! Make sure VirtualBox is properly installed.\\nVagrant uses "
+    "the `VBoxManage` binary that ships with VirtualBox%!(VAGRANT_COMMA) and requires\\nthis to be available "
+    "on the PATH.\n")
+
+
+@pytest.mark.parametrize("word,state", [
+    ("running", driver.RUNNING), ("poweroff", driver.STOPPED), ("aborted", driver.STOPPED),
+    ("saved", driver.PAUSED), ("not_created", driver.NOT_CREATED), ("gurumeditation", driver.UNKNOWN),
+])
+def test_status_words_map_to_driver_states(word, state):
+    assert vagrant.parse_status(STATUS.format(state=word)) == (state, word)
+
+
+def test_machine_readable_unescapes_commas_and_newlines():
+    rows = vagrant.parse_machine_readable(PROVIDER_NOT_USABLE)
+    assert rows[0][1] == "error-exit"
+    assert "VirtualBox, and requires\nthis" in rows[0][2]
+
+
+def test_error_exit_becomes_one_line_with_what_to_install():
+    with pytest.raises(VMError) as err:
+        vagrant.parse_status(PROVIDER_NOT_USABLE)
+    text = str(err.value)
+    assert "\n" not in text and "Vagrant::Errors" not in text
+    assert text.startswith("vagrant: The provider 'virtualbox'")
+    assert "install VirtualBox" in err.value.hint
+
+
+def test_status_without_a_state_is_an_error():
+    with pytest.raises(VMError, match="no state"):
+        vagrant.parse_status("1700000000,,ui,info,hello\n")
+
+
+def test_ssh_config_with_a_key_path_holding_spaces():
+    text = ("Host default\n  HostName 127.0.0.1\n  User vagrant\n  Port 2222\n  UserKnownHostsFile /dev/null\n"
+            "  StrictHostKeyChecking no\n  PasswordAuthentication no\n"
+            '  IdentityFile "/Users/a b/.vagrant/machines/default/virtualbox/private_key"\n'
+            "  IdentitiesOnly yes\n  LogLevel FATAL\n")
+    info = vagrant.parse_ssh_config(text)
+    assert (info.host, info.port, info.user) == ("127.0.0.1", 2222, "vagrant")
+    assert info.key_path == "/Users/a b/.vagrant/machines/default/virtualbox/private_key"
+    assert info.host_key is None
+
+
+def test_ssh_config_without_port_is_an_error():
+    with pytest.raises(VMError, match="no port"):
+        vagrant.parse_ssh_config("Host default\n  HostName 127.0.0.1\n")
+
+
+def test_create_writes_the_project_and_is_idempotent(tmp_path):
+    spec = driver.MachineSpec(name="dev", dir=str(tmp_path / "dev"), cpus=3, memory_mib=3072, disk_gib=30,
+                              shares=("/home/ana",))
+    d = vagrant.VagrantDriver(spec)
+    d.create()
+    import json
+    with open(d.files.vagrant_settings) as f:
+        settings = json.load(f)
+    assert settings["box"] == vagrant.DEFAULT_BOX == "debian/bookworm64"
+    assert (settings["cpus"], settings["memory"], settings["disk_gb"], settings["shares"]) == \
+        (3, 3072, 30, ["/home/ana"])
+    assert (tmp_path / "dev" / "vagrant" / "Vagrantfile").read_text().startswith("# -*- mode: ruby -*-")
+    d.create()  # exists: not an error
+    assert d.state() == driver.NOT_CREATED  # no VM id yet: vagrant is not even run
+    d.destroy()
+    assert not (tmp_path / "dev").exists()

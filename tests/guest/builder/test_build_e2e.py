@@ -492,3 +492,37 @@ def test_interrupted_build_leaves_no_build_container(docker_env, engine, tmp_pat
             break
         time.sleep(0.1)
     assert left == []
+
+
+# --- FROM through the registry ------------------------------------------------------------------
+
+@pytest.fixture
+def registry(tmp_path):
+    """Debian's docker-registry on 127.0.0.1 (no auth), for FROM of images the engine lacks."""
+    from tests.registry import regsupport
+
+    if not os.path.exists(regsupport.REGISTRY_BIN):
+        pytest.skip("docker-registry is missing: apt-get install docker-registry")
+    srv = regsupport.RegistryServer(str(tmp_path / "registry")).start()
+    yield srv
+    srv.stop()
+
+
+def test_from_pulls_a_missing_image_and_pull_refreshes_it(docker_env, tmp_path, busybox_rootfs_tar, registry):
+    from tests.registry.engine_support import push_image
+
+    base = "%s/e2e-base:1" % registry.domain
+    push_image(tmp_path, base, [{"etc/marker": b"v1\n"}], busybox_rootfs_tar)
+    ctx = write_tree(tmp_path / "ctx", {"Dockerfile": "FROM %s\nRUN cat /etc/marker > /seen\n" % base})
+    try:
+        build(docker_env, ctx, "-t", "e2e_pulled")  # not here: pulled
+        assert run_in(docker_env, "e2e_pulled", "cat /seen") == "v1\n"
+        push_image(tmp_path, base, [{"etc/marker": b"v2\n"}], busybox_rootfs_tar)
+        out = build(docker_env, ctx, "-t", "e2e_pulled").stdout
+        assert "Using cache" in out and run_in(docker_env, "e2e_pulled", "cat /seen") == "v1\n"
+        r = hb(docker_env, "build", "--pull", "-t", "e2e_pulled", ctx)
+        assert r.returncode == 0, r.stderr
+        assert "Using cache" not in r.stdout
+        assert run_in(docker_env, "e2e_pulled", "cat /seen") == "v2\n"
+    finally:
+        dk(docker_env, "rmi", "-f", "e2e_pulled", base, check=False)

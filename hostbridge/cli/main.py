@@ -76,7 +76,7 @@ GROUPS = {
     "image": ("Manage images.", {
         "ls": ("images", "images"), "rm": ("images", "rmi"), "tag": COMMANDS["tag"], "save": COMMANDS["save"],
         "load": COMMANDS["load"], "import": COMMANDS["import"], "history": COMMANDS["history"],
-        "prune": ("prune", "image_prune"), "inspect": ("inspect", "image_inspect")}),
+        "build": COMMANDS["build"], "prune": ("prune", "image_prune"), "inspect": ("inspect", "image_inspect")}),
     "system": ("Manage the engine's resources.", {
         "df": ("disk", "system_df"), "prune": ("prune", "system_prune"), "info": COMMANDS["info"],
         "events": COMMANDS["events"]}),

@@ -123,6 +123,10 @@ class Copier:
         if len(sources) + len(contents) > 1 and not dest.endswith("/"):
             raise InvalidParameter("When using %s with more than one source file, the destination "
                                    "must be a directory and end with a /" % self.cmd_name)
+        if len(sources) + len(contents) > 1:
+            # sources may write the same path twice; the mounted view may not show a link made
+            # in the upper dir, and a copy must never open a shared inode: copy them all
+            self.link_dir = None
         for src in sources:
             if src.is_dir:
                 self.copy_dir(src.path, dest)
@@ -215,9 +219,9 @@ class Copier:
             try:
                 os.link(src, upper, follow_symlinks=False)
             except FileExistsError:
-                # a whiteout for a lower file just removed, or a file an earlier source put
-                # here in this step (the mounted view may not show it yet): replace it
-                if stat.S_ISDIR(os.lstat(upper).st_mode):
+                # the whiteout of the lower file _copy_entry just removed: replace it (with one
+                # source, nothing else of this step can be there)
+                if not stat.S_ISCHR(os.lstat(upper).st_mode):
                     return False
                 os.unlink(upper)
                 os.link(src, upper, follow_symlinks=False)

@@ -49,7 +49,8 @@ def test_copy_over_lower_files_into_lower_dirs_and_new_dirs(engine_store, store_
     assert stat.S_ISREG(os.lstat(os.path.join(engine_store.layers.diff_dir(parent), "etc/passwd")).st_mode)
 
 
-def test_sources_with_the_same_name_the_last_wins(engine_store, store_build, no_copying):  # noqa: F811
+def test_sources_with_the_same_name_the_last_wins(engine_store, store_build):  # noqa: F811
+    # several sources are copied, never linked: a path written twice must not meet a link
     image_id, _ = store_build("FROM busybox\nCOPY a/ b/ /dest/\n", {"a/x": "from a\n", "b/x": "from b\n",
                                                                  "a/only-a": "a\n"})
     assert read_in_image(engine_store, image_id, "/dest/x") == b"from b\n"

@@ -9,8 +9,9 @@
 - ``--chmod`` sets the mode of what is copied;
 - ADD of a local tar (plain, gzip, bzip2, xz) unpacks it into the destination directory.
 
-A context file whose inode already has what the copy must have (owner, mode, no xattrs) is
-hard-linked into the step's upper dir instead of copied (``Copier(link=…)``): creating inodes
+With one source, a context file whose inode already has what the copy must have (owner,
+mode, no xattrs) is hard-linked into the step's upper dir instead of copied
+(``Copier(link=…)``): creating inodes
 is what a build's COPY costs on a disk, and the layer takes the upper dir as it is. Layers are
 never written to (a RUN changes a copy-up), and the context is only read, so the shared inode
 never changes.

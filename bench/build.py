@@ -90,7 +90,7 @@ def main():
                     build(url, ctx)  # the touched files: the COPY step misses once
                     times[name, "cached"].append(timed(lambda: build(url, ctx), 1)[0])
             for key, ts in sorted(times.items()):
-                print("%-10s %-8s %s" % (key + (" ".join("%.2f" % t for t in ts),)))
+                print("%-10s %-9s %s" % (key + (" ".join("%.2f" % t for t in ts),)))
             med = {key: statistics.median(ts) for key, ts in times.items()}
             report("build, 6 steps, %d files, uncached" % args.files, med["hostbridge", "uncached"],
                    med["dockerd", "uncached"], 1.0)

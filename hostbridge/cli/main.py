@@ -37,6 +37,7 @@ COMMANDS = {
     "load": ("images", "load"),
     "import": ("images", "import_"),
     "history": ("images", "history"),
+    "build": ("build", "build"),
     "pull": ("registry", "pull"),
     "push": ("registry", "push"),
     "search": ("registry", "search"),
@@ -97,7 +98,7 @@ GROUPS = {
     "image": ("Manage images.", {
         "ls": ("images", "images"), "rm": ("images", "rmi"), "tag": COMMANDS["tag"], "save": COMMANDS["save"],
         "load": COMMANDS["load"], "import": COMMANDS["import"], "history": COMMANDS["history"],
-        "prune": ("prune", "image_prune"), "inspect": ("inspect", "image_inspect")}),
+        "build": COMMANDS["build"], "prune": ("prune", "image_prune"), "inspect": ("inspect", "image_inspect")}),
     "system": ("Manage the engine's resources.", {
         "df": ("disk", "system_df"), "prune": ("prune", "system_prune"), "info": COMMANDS["info"],
         "events": COMMANDS["events"]}),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from .api import BaseClient
+from .build import BuildAPIMixin
 from .containers import ContainerAPIMixin
 from .execs import ExecAPIMixin
 from .images import ImageAPIMixin
@@ -14,8 +15,8 @@ from .system import SystemAPIMixin
 from .volumes import VolumeAPIMixin
 
 
-class APIClient(BaseClient, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, NetworkAPIMixin, SystemAPIMixin,
-                VolumeAPIMixin):
+class APIClient(BaseClient, BuildAPIMixin, ContainerAPIMixin, ExecAPIMixin, ImageAPIMixin, NetworkAPIMixin,
+                SystemAPIMixin, VolumeAPIMixin):
     """A low-level client for one engine endpoint.
 
     Args:

@@ -26,14 +26,23 @@ class Rootfs:
         id: a 64-hex id (the intermediate container's id; the stream shows 12 digits).
         path: the host directory that shows the parent image's files; writes there are the
             step's changes.
+        link_dir: None, or a directory where a file hard-linked at a path relative to ``path``
+            (whose parent directory exists there) is a change of the step as if written at
+            ``path`` (an overlay's upper dir): COPY then links context files instead of
+            copying them.
     """
 
-    def __init__(self, id: str, path: str):
-        self.id, self.path = id, path
+    def __init__(self, id: str, path: str, link_dir: str = None):
+        self.id, self.path, self.link_dir = id, path, link_dir
 
 
 class BuildBackend:
     """What the build driver calls. Subclass and implement every method."""
+
+    def context_file_cache(self):
+        """A ``filecache.FileCache`` for unpacking contexts (on the filesystem of the
+        ``tmp_parent`` they are unpacked in), or None (the default): no cache."""
+        return None
 
     def resolve_image(self, name: str, pull: bool = False):
         """Find an image for ``FROM`` or ``COPY --from``.

@@ -19,6 +19,7 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
+import threading
 
 from ..errors import InvalidParameter, NotFound
 from ..images import tarsafe
@@ -95,15 +96,19 @@ class BuildContext:
 
     def __init__(self, root: str, dockerfile_name: str, dockerfile: bytes):
         self.root, self.dockerfile_name, self.dockerfile = root, dockerfile_name, dockerfile
+        self.file_cache = None
 
     @classmethod
-    def from_stream(cls, stream, dockerfile: str = "", tmp_parent: str = None) -> "BuildContext":
+    def from_stream(cls, stream, dockerfile: str = "", tmp_parent: str = None,
+                    file_cache=None) -> "BuildContext":
         """Unpack a context upload.
 
         Args:
             stream: the request body (file-like with ``read``), already de-chunked.
             dockerfile: the ``dockerfile`` query parameter ("" → ``Dockerfile``).
             tmp_parent: where to make the temp dir (default: the system's).
+            file_cache: a ``filecache.FileCache`` on ``tmp_parent``'s filesystem, or None: small
+                files are then linked from it when the same bytes came before.
 
         Returns:
             A BuildContext.
@@ -118,9 +123,11 @@ class BuildContext:
             head = _read_head(stream, 512)
             compressed = head.startswith(_COMPRESSED_MAGIC)
             body = _Body(head, stream, pad=not compressed and is_tar_header(head))
+            session = file_cache.session() if file_cache is not None else None
             if compressed or is_tar_header(head) or not head:
                 if head:
-                    tarsafe.extract(io.BufferedReader(body, 1 << 16), root, whiteouts="apply")
+                    tarsafe.extract(io.BufferedReader(body, 1 << 16), root, whiteouts="apply",
+                                    file_cache=session)
                 name = dockerfile or DEFAULT_DOCKERFILE
             else:
                 # not a tar: the body is the Dockerfile (``docker build - < Dockerfile``)
@@ -128,6 +135,7 @@ class BuildContext:
                 with open(os.path.join(root, name), "wb") as f:
                     shutil.copyfileobj(body, f)
             ctx = cls(root, name, _read_dockerfile(root, name, explicit=bool(dockerfile)))
+            ctx.file_cache = session
             ctx._apply_dockerignore()
             return ctx
         except BaseException:
@@ -142,9 +150,26 @@ class BuildContext:
             matcher = dockerignore.Matcher(dockerignore.read_patterns(f.read()))
         remove_ignored(self.root, matcher)
 
-    def close(self) -> None:
-        """Remove the unpacked context."""
+    def close(self, wait: bool = True) -> None:
+        """Remove the unpacked context.
+
+        Args:
+            wait: False removes it in a background thread, so that the client has its answer
+                without waiting for thousands of files to be deleted (what an engine killed
+                meanwhile leaves is a ``build-*`` dir, which ``StoreBackend.clean_stale`` removes).
+        """
+        if wait:
+            self._remove()
+        else:
+            threading.Thread(target=self._remove, name="build-context-rm", daemon=True).start()
+
+    def _remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.file_cache is not None:
+            try:
+                self.file_cache.finish()
+            except OSError:
+                pass  # a cache that cannot be trimmed now is trimmed after the next build
 
     def __enter__(self):
         return self

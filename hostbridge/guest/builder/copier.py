@@ -9,12 +9,20 @@
 - ``--chmod`` sets the mode of what is copied;
 - ADD of a local tar (plain, gzip, bzip2, xz) unpacks it into the destination directory.
 
+With one source, a context file whose inode already has what the copy must have (owner,
+mode, no xattrs) is hard-linked into the step's upper dir instead of copied
+(``Copier(link=…)``): creating inodes
+is what a build's COPY costs on a disk, and the layer takes the upper dir as it is. Layers are
+never written to (a RUN changes a copy-up), and the context is only read, so the shared inode
+never changes.
+
 Every path in the rootfs is resolved with symlinks taken inside the rootfs, so an image's
 absolute symlink can never make a copy write outside it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import shutil
@@ -87,8 +95,18 @@ def parse_chmod(spec: str):
 class Copier:
     """Copies into one rootfs with one owner and mode policy."""
 
-    def __init__(self, rootfs: str, owner=(0, 0), mode=None, cmd_name="COPY"):
+    def __init__(self, rootfs: str, owner=(0, 0), mode=None, cmd_name="COPY", link=None):
+        """Args:
+            rootfs: the step's rootfs (the mounted view).
+            owner: (uid, gid) of what is copied.
+            mode: ``--chmod``, or None to keep the sources' modes.
+            cmd_name: COPY or ADD, for messages.
+            link: ``(link_dir, source_root)``: files under ``source_root`` may be hard-linked
+                into ``link_dir`` (``Rootfs.link_dir``) instead of copied; None: always copy.
+        """
         self.rootfs, self.owner, self.mode, self.cmd_name = rootfs, owner, mode, cmd_name
+        self.link_dir, self.link_from = link if link else (None, None)
+        self._linked = set()
 
     def in_root(self, path: str) -> str:
         return follow_in_scope(self.rootfs, path)
@@ -106,6 +124,10 @@ class Copier:
         if len(sources) + len(contents) > 1 and not dest.endswith("/"):
             raise InvalidParameter("When using %s with more than one source file, the destination "
                                    "must be a directory and end with a /" % self.cmd_name)
+        if len(sources) + len(contents) > 1:
+            # sources may write the same path twice; the mounted view may not show a link made
+            # in the upper dir, and a copy must never open a shared inode: copy them all
+            self.link_dir = None
         for src in sources:
             if src.is_dir:
                 self.copy_dir(src.path, dest)
@@ -169,8 +191,49 @@ class Copier:
             return
         if not stat.S_ISREG(st.st_mode):
             return  # devices, fifos and sockets are not copied from a context
+        if self._link(src, st, target):
+            return
         shutil.copyfile(src, target, follow_symlinks=False)
         self._own(target, stat.S_IMODE(st.st_mode), st.st_mtime)
+
+    def _link(self, src: str, st, target: str) -> bool:
+        """Hard-link ``src`` into the upper dir at ``target``'s place; False: copy it instead."""
+        if self.link_dir is None or not src.startswith(self.link_from + os.sep):
+            return False
+        mode = self.mode if self.mode is not None else stat.S_IMODE(st.st_mode)
+        if ((st.st_uid, st.st_gid) != tuple(self.owner) or stat.S_IMODE(st.st_mode) != mode
+                or (st.st_dev, st.st_ino) in self._linked or os.listxattr(src, follow_symlinks=False)):
+            return False  # the inode is not what the copy must be, or is already in this layer
+        rel = os.path.relpath(target, self.rootfs)
+        if rel.startswith(os.pardir):
+            return False
+        upper = os.path.join(self.link_dir, rel)
+        parent = os.path.dirname(upper)
+        if not os.path.isdir(parent) or os.path.islink(parent):
+            # the directory is only in a lower layer: a no-op chown through the mounted view
+            # copies it (and its parents) up, as writing a file there would
+            pst = os.lstat(os.path.dirname(target))
+            os.lchown(os.path.dirname(target), pst.st_uid, pst.st_gid)
+            if not os.path.isdir(parent) or os.path.islink(parent):
+                return False
+        try:
+            try:
+                os.link(src, upper, follow_symlinks=False)
+            except FileExistsError:
+                # the whiteout of the lower file _copy_entry just removed: replace it (with one
+                # source, nothing else of this step can be there)
+                if not stat.S_ISCHR(os.lstat(upper).st_mode):
+                    return False
+                os.unlink(upper)
+                os.link(src, upper, follow_symlinks=False)
+        except OSError as e:
+            if e.errno == errno.EXDEV:
+                self.link_dir = None  # another filesystem: copying is the only way, every time
+            if e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                return False
+            raise
+        self._linked.add((st.st_dev, st.st_ino))
+        return True
 
     def _own(self, path: str, mode: int, mtime=None) -> None:
         self._chown(path)

@@ -52,7 +52,7 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None, c
         started[0] = True
         send(message)
 
-    ctx = BuildContext.from_stream(body, options.dockerfile, tmp_parent)
+    ctx = BuildContext.from_stream(body, options.dockerfile, tmp_parent, backend.context_file_cache())
     try:
         try:
             image_id = Builder(backend, options, emit, cancelled).build(ctx)
@@ -67,7 +67,7 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None, c
             send({"stream": image_id + "\n"})
         return image_id
     finally:
-        ctx.close()
+        ctx.close(wait=False)
 
 
 def connection_closed(sock: socket.socket):

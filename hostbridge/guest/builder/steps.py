@@ -244,7 +244,8 @@ class StepsMixin:
                 return
             rootfs = self.new_rootfs(state, announce=False)
             try:
-                c = copier.Copier(rootfs.path, copier.parse_chown(rootfs.path, owner_spec), mode, inst.name)
+                c = copier.Copier(rootfs.path, copier.parse_chown(rootfs.path, owner_spec), mode, inst.name,
+                                  link=(rootfs.link_dir, root) if rootfs.link_dir and not inst.from_ else None)
                 dest = copier.normalize_dest(state.config.get("WorkingDir"), inst.dest)
                 c.copy(found + fetched, contents, dest,
                        extract_archives=[f.path for f in found] if inst.is_add else ())

@@ -5,8 +5,9 @@
 - RUN unmounts that view and hands the same lower/upper/work to a shim (a real container:
   new namespaces and cgroup, the bundle contract in docs/internals.md), streams its output
   from an attach socket, waits, and mounts the view again;
-- commit turns the upper dir into a layer (``images.build.layer_from_dir``) and registers the
-  image config the driver made; an empty upper dir makes no layer (``empty_layer``);
+- commit turns the upper dir into a layer (``images.build.layer_from_dir``, adopting the dir
+  itself as the layer's diff dir: creating and deleting files is what costs on a disk) and
+  registers the image config the driver made; an empty upper dir makes no layer (``empty_layer``);
 - the cache is a small JSON index in the backend's state dir, checked against the store.
 
 The vfs driver cannot give a step its own changes cheaply; like ``docker commit`` in this
@@ -23,12 +24,14 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 
 from .. import util
 from ..errors import NotFound, RuntimeFailure, Unavailable
 from ..images import build as image_build
 from ..runtime.client import ShimClient
 from .backend import BuildBackend, Rootfs
+from .filecache import FileCache
 from .steps import BuildCancelled
 
 _PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,9 +41,9 @@ class StoreRootfs(Rootfs):
     """A step rootfs: ``base`` dir holding upper/, work/, merged/ (= ``path``), bundle/."""
 
     def __init__(self, id, base, lower):
-        super().__init__(id, os.path.join(base, "merged"))
+        super().__init__(id, os.path.join(base, "merged"), link_dir=os.path.join(base, "upper"))
         self.base, self.lower = base, lower
-        self.upper, self.work = os.path.join(base, "upper"), os.path.join(base, "work")
+        self.upper, self.work = self.link_dir, os.path.join(base, "work")
         self.mounted = False
 
 
@@ -60,7 +63,12 @@ class StoreBackend(BuildBackend):
         self.dir = util.makedirs(state_dir)
         self.rootfs_dir = util.makedirs(os.path.join(state_dir, "rootfs"))
         self.cache_path = os.path.join(state_dir, "cache.json")
+        self.file_cache = FileCache(os.path.join(state_dir, "files"))
         self.lock = threading.Lock()
+        self.started = time.time()
+
+    def context_file_cache(self):
+        return self.file_cache
 
     def clean_stale(self) -> None:
         """Remove what builds of a previous engine run left (call once, at engine start, before
@@ -72,6 +80,11 @@ class StoreBackend(BuildBackend):
                 _kill_and_wait(shim)
             subprocess.run(["umount", os.path.join(base, "merged")], capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
+        for name in os.listdir(self.dir):  # build contexts (request.handle_build unpacks them here)
+            path = os.path.join(self.dir, name)
+            # older than this backend: a build that starts meanwhile keeps its context
+            if name.startswith("build-") and os.lstat(path).st_mtime < self.started:
+                shutil.rmtree(path, ignore_errors=True)
 
     def resolve_image(self, name, pull=False):
         if pull and self.pull is not None:
@@ -167,7 +180,11 @@ class StoreBackend(BuildBackend):
         parent = self.store.config(parent_id) if parent_id else {}
         diff_ids = list((parent.get("rootfs") or {}).get("diff_ids") or [])
         if rootfs is not None and os.listdir(rootfs.upper):
-            meta = image_build.layer_from_dir(self.store, rootfs.upper, parent_id)
+            self._umount(rootfs)  # the upper dir becomes the layer: nothing may write to it now
+            if os.path.ismount(rootfs.path):
+                raise Unavailable("cannot commit the build step: its filesystem is still mounted at %s "
+                                  "(busy?); retry the build" % rootfs.path)
+            meta = image_build.layer_from_dir(self.store, rootfs.upper, parent_id, adopt=True)
             diff_ids.append(meta["diff_id"])
         elif rootfs is not None:
             image["history"] = image["history"][:-1] + [dict(image["history"][-1], empty_layer=True)]

@@ -75,14 +75,22 @@ def _pending_from_dir(store, diff_dir, parent_chain):
         os.unlink(tmp)
 
 
-def layer_from_dir(store, diff_dir, parent_image_id=None) -> dict:
+def layer_from_dir(store, diff_dir, parent_image_id=None, adopt=False) -> dict:
     """Register ``diff_dir`` (an overlay upper dir) as a layer above the parent's layers.
+
+    Args:
+        adopt: move ``diff_dir`` itself into the store as the layer's diff dir (it must be
+            unmounted and not used again) instead of copying it through a tar.
 
     Returns:
         dict: the layer's meta (``diff_id``, ``chain_id``, ``parent``, ``size``).
     """
     chains = store.chains(parent_image_id) if parent_image_id else []
-    pending = _pending_from_dir(store, diff_dir, chains[-1] if chains else None)
+    parent_chain = chains[-1] if chains else None
+    if adopt:
+        pending = store.layers.adopt(diff_dir, parent_chain)
+    else:
+        pending = _pending_from_dir(store, diff_dir, parent_chain)
     with store.lock:
         store.layers.put(pending)
     return pending.meta

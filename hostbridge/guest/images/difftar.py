@@ -43,23 +43,34 @@ def _empty_file(name, like: tarfile.TarInfo) -> tarfile.TarInfo:
     return ti
 
 
-def write_diff_tar(diff_dir: str, out) -> None:
+def write_diff_tar(diff_dir: str, out, drop_sockets: bool = False) -> int:
     """Write the tree under ``diff_dir`` to ``out`` as a layer tar (depth first, sorted).
 
     Args:
         diff_dir: an overlay upper dir (or any directory).
         out: a writable binary file.
+        drop_sockets: also delete the sockets left out of the tar, so that the directory holds
+            exactly what the tar does (when it becomes the layer's diff dir itself).
+
+    Returns:
+        docker's layer size: the bytes of regular files plus the lengths of symlink targets
+        (as ``tarsafe.extract`` counts them when the tar is unpacked).
     """
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        _add_tree(tar, diff_dir, "")
+        return _add_tree(tar, diff_dir, "", drop_sockets)
 
 
-def _add_tree(tar, path, arc_dir):
+def _add_tree(tar, path, arc_dir, drop_sockets):
+    size, dropped = 0, False
+    dir_st = os.lstat(path)
     for name in sorted(os.listdir(path)):
         full = os.path.join(path, name)
         arc = arc_dir + name
         st = os.lstat(full)
         if stat.S_ISSOCK(st.st_mode):
+            if drop_sockets:
+                os.unlink(full)
+                dropped = True
             continue  # docker skips sockets: they mean nothing outside a live system
         ti = tar.gettarinfo(full, arc)
         ti.uname = ti.gname = ""
@@ -72,9 +83,15 @@ def _add_tree(tar, path, arc_dir):
         if ti.isreg():
             with open(full, "rb") as f:
                 tar.addfile(ti, f)
+            size += ti.size
         else:
             tar.addfile(ti)
+            if ti.issym():
+                size += len(ti.linkname.encode("utf-8", "surrogateescape"))
         if ti.isdir():
             if _is_opaque(full):
                 tar.addfile(_empty_file(arc + "/" + WH_OPAQUE, ti))
-            _add_tree(tar, full, arc + "/")
+            size += _add_tree(tar, full, arc + "/", drop_sockets)
+    if dropped:  # the directory's mtime as the tar recorded it
+        os.utime(path, ns=(dir_st.st_atime_ns, dir_st.st_mtime_ns), follow_symlinks=False)
+    return size

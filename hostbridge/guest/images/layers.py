@@ -6,6 +6,7 @@ into place only when complete, so no partial layer is ever visible under ``layer
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -13,6 +14,7 @@ import tempfile
 
 from .. import util
 from . import tarsafe
+from .difftar import write_diff_tar
 from ..errors import InvalidParameter, NotFound
 
 
@@ -34,6 +36,20 @@ def chain_ids(diff_ids) -> list:
 
 def _hex(digest: str) -> str:
     return digest.split(":", 1)[-1]
+
+
+class _HashingWriter:
+    """A write-only file that hashes what passes through (for a tar written once)."""
+
+    def __init__(self, f):
+        self.f, self.sha = f, hashlib.sha256()
+
+    def write(self, data):
+        self.sha.update(data)
+        return self.f.write(data)
+
+    def digest(self) -> str:
+        return "sha256:" + self.sha.hexdigest()
 
 
 class Pending:
@@ -111,6 +127,45 @@ class LayerStore:
                                        "hashes to %s" % (expected_diff_id, info["diff_id"]))
             meta = {"diff_id": info["diff_id"], "parent": parent_chain or "",
                     "size": info["size"], "chain_id": chain_id(parent_chain, info["diff_id"])}
+            util.write_json(os.path.join(tmp_dir, "meta.json"), meta)
+            return Pending(tmp_dir, meta)
+        except BaseException:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            raise
+
+    def adopt(self, diff_dir: str, parent_chain=None) -> Pending:
+        """Make a directory (an unmounted overlay upper dir) a layer without copying it.
+
+        The layer tar is written from the directory in one pass (hashed as it is written), then
+        the directory itself is renamed to be the layer's ``diff/``: no file is created or
+        deleted, which is what costs most on a disk. Across filesystems, where a rename cannot
+        be done, the tar just written is extracted instead (as ``extract`` does).
+
+        Args:
+            diff_dir: the directory; it is moved (or, across filesystems, left as it is).
+            parent_chain: chain id of the layer below, or None for a base layer.
+
+        Returns:
+            Pending: commit it with ``put`` or drop it with ``discard``.
+        """
+        tmp_dir = tempfile.mkdtemp(prefix=".layer-", dir=self.tmp)
+        try:
+            tar_path = os.path.join(tmp_dir, "layer.tar")
+            with open(tar_path, "wb") as f:
+                out = _HashingWriter(f)
+                size = write_diff_tar(diff_dir, out, drop_sockets=True)
+            diff = os.path.join(tmp_dir, "diff")
+            try:
+                os.rename(diff_dir, diff)
+                os.chmod(diff, 0o755)  # as extract makes it: the layer's root is not its content
+            except OSError as e:
+                if e.errno != errno.EXDEV:
+                    raise
+                os.mkdir(diff, 0o755)
+                with open(tar_path, "rb") as f:
+                    size = tarsafe.extract(f, diff)["size"]
+            meta = {"diff_id": out.digest(), "parent": parent_chain or "", "size": size,
+                    "chain_id": chain_id(parent_chain, out.digest())}
             util.write_json(os.path.join(tmp_dir, "meta.json"), meta)
             return Pending(tmp_dir, meta)
         except BaseException:

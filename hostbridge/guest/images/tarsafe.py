@@ -30,6 +30,7 @@ from ..errors import InvalidParameter, UnsafeArchive
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
+_CACHED_MAX = 1 << 20  # bytes: larger files are extracted as usual (file_cache)
 _CHUNK = 1 << 20
 _IS_ROOT = os.geteuid() == 0
 
@@ -144,9 +145,10 @@ class Extractor:
         whiteouts: ``"overlay"`` (convert to overlay whiteouts) or ``"apply"`` (delete).
     """
 
-    def __init__(self, dest: str, whiteouts: str = "overlay"):
+    def __init__(self, dest: str, whiteouts: str = "overlay", file_cache=None):
         self.dest = os.path.abspath(dest)
         self.whiteouts = whiteouts
+        self.file_cache = file_cache  # see extract()
         self.root_fd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY)
         self.dir_times = []      # set after all members: children change a dir's mtime
         self.created = set()     # paths written by this layer (apply-mode opaque dirs keep them)
@@ -208,12 +210,35 @@ class Extractor:
             existing = _lexists_at(base, fd)
             if existing is not None and not (ti.isdir() and stat.S_ISDIR(existing.st_mode)):
                 self._remove_at(base, fd, rel)
+            if self._from_cache(ti, tar, base, fd, rel):
+                return
             self._create(ti, tar, base, fd, rel)
             self.created.add(rel)
             if not ti.islnk():
                 self._set_meta(ti, base, fd, rel)
         finally:
             os.close(fd)
+
+    def _from_cache(self, ti, tar, base, fd, rel) -> bool:
+        """A small regular file as a hard link to an identical inode of ``file_cache``; a new
+        one is added to it. False: not cacheable, extract as usual."""
+        if (self.file_cache is None or not ti.isreg() or ti.size > _CACHED_MAX
+                or any(k.startswith("SCHILY.xattr.") for k in ti.pax_headers)):
+            return False
+        data = tar.extractfile(ti).read()
+        h = hashlib.sha256(data)
+        h.update(b"\0%o %d %d %d" % (ti.mode & 0o7777, ti.uid, ti.gid, int(ti.mtime * 10 ** 9)))
+        key = h.hexdigest()
+        self.size += ti.size
+        self.created.add(rel)
+        if self.file_cache.link(key, base, fd):
+            return True  # the same bytes and metadata: the cached inode is never changed
+        out = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=fd)
+        with os.fdopen(out, "wb") as f:
+            f.write(data)
+        self._set_meta(ti, base, fd, rel)
+        self.file_cache.keep(key, base, fd)
+        return True
 
     def _create(self, ti, tar, base, fd, rel):
         if ti.isdir():
@@ -309,7 +334,7 @@ class Extractor:
             os.utime(os.path.join(self.dest, rel), ns=(ns, ns), follow_symlinks=False)
 
 
-def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None):
+def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cache=None):
     """Extract a (possibly compressed) layer tar stream into ``dest`` in one pass.
 
     Args:
@@ -317,6 +342,11 @@ def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None):
         dest: an existing directory to fill.
         whiteouts: ``"overlay"`` or ``"apply"`` (see the module docstring).
         keep_tar: a writable file that receives the uncompressed tar, or None.
+        file_cache: None, or an object whose ``link(key, name, dir_fd) -> bool`` hard-links a
+            kept inode as ``name`` and ``keep(key, name, dir_fd)`` keeps one: small regular
+            files without xattrs are then placed as links to an inode with the same bytes and
+            metadata (``key``) when there is one (creating inodes is what extraction costs on
+            a disk). Only for trees that nobody writes to (build contexts).
 
     Returns:
         dict: ``diff_id`` (sha256 of the uncompressed tar), ``size`` (docker's layer size),
@@ -329,7 +359,7 @@ def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None):
     outer = HashingReader(raw)
     try:
         inner = HashingReader(decompressed(outer), keep_tar)
-        ex = Extractor(dest, whiteouts)
+        ex = Extractor(dest, whiteouts, file_cache)
         try:
             with tarfile.open(fileobj=inner, mode="r|") as tar:
                 for ti in tar:

@@ -204,6 +204,23 @@ def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision
         return load(final)
 
 
+def _download_chunks(url):
+    """The bytes at ``url``: requests for http(s) (the environment's proxies, certifi's CA
+    bundle — python.org's Python on macOS has none of its own), urllib for file://."""
+    if url.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            with requests.get(url, stream=True, timeout=60) as resp:
+                resp.raise_for_status()
+                yield from resp.iter_content(1 << 20)
+        except requests.RequestException as e:
+            raise OSError(str(e)) from e
+        return
+    with urllib.request.urlopen(url, timeout=60) as resp:
+        yield from iter(lambda: resp.read(1 << 20), b"")
+
+
 def fetch(url, sha256, cache_dir=None):
     """Download a published image (a tar of IMAGE_FILES) once, verify it, cache it.
 
@@ -226,8 +243,8 @@ def fetch(url, sha256, cache_dir=None):
         part = final + ".download"
         digest = hashlib.sha256()
         try:
-            with urllib.request.urlopen(url, timeout=60) as resp, open(part, "wb") as out:
-                for chunk in iter(lambda: resp.read(1 << 20), b""):
+            with open(part, "wb") as out:
+                for chunk in _download_chunks(url):
                     digest.update(chunk)
                     out.write(chunk)
         except (OSError, ValueError) as e:

@@ -81,6 +81,27 @@ def test_fetch_verifies_and_caches_a_published_image(tmp_path):
     assert image.fetch("file://" + tar, digest, cache) == img
 
 
+def test_fetch_over_http_from_127_0_0_1(tmp_path):
+    import functools
+    import http.server
+    import threading
+
+    tar = str(tmp_path / "image.tar.gz")
+    digest = make_image_tar(tar)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = "http://127.0.0.1:%d/" % srv.server_address[1]
+        img = image.fetch(base + "image.tar.gz", digest, str(tmp_path / "cache"))
+        assert img.manifest == {"kernel": "6.1"}
+        with pytest.raises(VMError, match="cannot download.*404"):
+            image.fetch(base + "missing.tar.gz", "11" * 32, str(tmp_path / "cache"))
+    finally:
+        srv.shutdown()
+
+
 def test_fetch_refuses_a_wrong_checksum(tmp_path):
     tar = str(tmp_path / "image.tar.gz")
     make_image_tar(tar)

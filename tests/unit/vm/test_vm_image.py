@@ -81,11 +81,12 @@ def test_fetch_verifies_and_caches_a_published_image(tmp_path):
     assert image.fetch("file://" + tar, digest, cache) == img
 
 
-def test_fetch_over_http_from_127_0_0_1(tmp_path):
+def test_fetch_over_http_from_127_0_0_1(tmp_path, monkeypatch):
     import functools
     import http.server
     import threading
 
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a proxy from the environment must not see this
     tar = str(tmp_path / "image.tar.gz")
     digest = make_image_tar(tar)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))

@@ -110,7 +110,13 @@ def get(server: str):
         CredentialsError: the keyring refused.
     """
     reg = normalize_registry(server)
-    entry = _index().get(reg)
+    kr = _keyring()
+    try:
+        entry = _index().get(reg)
+    except CredentialsError as e:
+        if isinstance(e.__cause__, kr.errors.NoKeyringError):
+            return None  # no keyring at all, so nothing was ever stored: anonymous access
+        raise
     if not entry:
         return None
     secret = _call(_keyring().get_password, SERVICE_PREFIX + reg, entry.get("Username", ""))

@@ -124,3 +124,22 @@ def test_stock_docker_cli_uses_the_helper(tmp_path):
                        cwd=ROOT, timeout=60)
     assert r.returncode == 0 and "Removing login credentials for 127.0.0.1:5999" in r.stdout, r.stdout + r.stderr
     assert _helper(tmp_path, "get", "127.0.0.1:5999").returncode == 1
+
+
+def test_no_keyring_backend_means_anonymous_not_an_error():
+    """A headless host without any keyring backend can still pull anonymously; login says why it cannot store."""
+    import keyring
+    from keyring.backends import fail
+
+    from hostbridge import credentials
+    from hostbridge.errors import CredentialsError
+
+    old = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        assert credentials.get("registry.example:5000") is None
+        assert credentials.auth_header_for_image("registry.example:5000/app:1")
+        with pytest.raises(CredentialsError, match="keyring"):
+            credentials.store("registry.example:5000", "ana", "s3cret")
+    finally:
+        keyring.set_keyring(old)

@@ -50,6 +50,12 @@ def inspect(c, size=False, dir_size=None):
     return d
 
 
+def command_text(d):
+    """docker ps's COMMAND: the path and arguments, those with a space in single quotes."""
+    args = ["'%s'" % a if " " in a else a for a in d.get("Args") or []]
+    return " ".join([d["Path"]] + args)
+
+
 def _ports(c):
     out = []
     for port, binds in sorted((c.data["NetworkSettings"].get("Ports") or {}).items()):
@@ -67,14 +73,13 @@ def summary(c, size=False, dir_size=None, image_names=None):
     with c.lock:
         d = c.data
         cfg = d["Config"]
-        argv = [d["Path"]] + list(d.get("Args") or [])
         image = cfg.get("Image") or d["Image"]
         s = {
             "Id": d["Id"],
             "Names": ["/" + c.name],
             "Image": image,
             "ImageID": d["Image"],
-            "Command": " ".join(argv),
+            "Command": command_text(d),
             "Created": unix_time(d["Created"]),
             "Ports": _ports(c),
             "Labels": dict(cfg.get("Labels") or {}),

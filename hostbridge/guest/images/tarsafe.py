@@ -267,7 +267,7 @@ class Extractor:
                     if e.errno not in (errno.ENOTSUP, errno.EPERM):
                         raise
         if ti.issym():
-            os.utime(base, ns=(ti.mtime * 10 ** 9,) * 2, dir_fd=fd, follow_symlinks=False)
+            os.utime(base, ns=(int(ti.mtime * 10 ** 9),) * 2, dir_fd=fd, follow_symlinks=False)
             return
         os.chmod(base, ti.mode & 0o7777, dir_fd=fd)  # chown first: it clears setuid bits
         mtime_ns = int(ti.mtime * 10 ** 9)

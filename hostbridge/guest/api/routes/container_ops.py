@@ -41,7 +41,8 @@ def changes(engine, req, resp, id):
     spec = engine.containers.rootfs_spec(c)
     if spec["driver"] == "vfs":
         raise InvalidParameter("docker diff is not available with the vfs storage driver")
-    return fs.changes(spec["upper"], spec["lower"][1:]) or None
+    # docker sends null for no changes; a 204 would make the CLI fail with "EOF"
+    resp.json(fs.changes(spec["upper"], spec["lower"][1:]) or None)
 
 
 class _ChunkWriter:

@@ -45,6 +45,30 @@ def binds_to_mounts(binds):
     return mounts
 
 
+# The runtime makes these itself; the console and the ptmx are the container's own.
+_OWN_DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+                "/dev/console", "/dev/ptmx"}
+_SKIP_DEV_DIRS = ("/dev/pts", "/dev/shm", "/dev/mqueue")
+
+
+def host_devices(dev="/dev"):
+    """Bind mounts giving a --privileged container every device node of the host, as docker's
+    privileged mode does (the runtime enforces no device cgroup, so a node is all it takes)."""
+    import stat
+    mounts = []
+    for base, dirs, files in os.walk(dev):
+        dirs[:] = [d for d in dirs if os.path.join(base, d) not in _SKIP_DEV_DIRS]
+        for name in sorted(files):
+            path = os.path.join(base, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and path not in _OWN_DEVICES:
+                mounts.append({"type": "bind", "source": path, "destination": path, "options": ["bind", "rw"]})
+    return mounts
+
+
 def write_bundle(c, rootfs, lookup_pid):
     """Write ``c``'s bundle config; returns the bundle dir."""
     cfg, hc = c.config, c.host_config
@@ -55,7 +79,8 @@ def write_bundle(c, rootfs, lookup_pid):
         except FileNotFoundError:
             pass
     argv = [c.data["Path"]] + list(c.data.get("Args") or [])
-    mounts = binds_to_mounts(hc.get("Binds"))
+    mounts = host_devices() if hc.get("Privileged") else []
+    mounts += binds_to_mounts(hc.get("Binds"))
     for dest, opts in (hc.get("Tmpfs") or {}).items():
         mounts.append({"type": "tmpfs", "source": "tmpfs", "destination": dest,
                        "options": [o for o in (opts or "").split(",") if o]})

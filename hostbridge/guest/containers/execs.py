@@ -95,7 +95,10 @@ class ExecManager:
                 "privileged": bool(cfg.get("Privileged")) or bool(c.host_config.get("Privileged")),
                 "cap_add": list(c.host_config.get("CapAdd") or []),
                 "cap_drop": list(c.host_config.get("CapDrop") or []),
-                "no_new_privileges": True, "cgroup": c.id}
+                "no_new_privileges": True,
+                # the exec'd process counts against the container's limits, shows in top/stats,
+                # and freezes with it
+                "cgroup_procs": self.containers.cgroup(c).procs_files()}
 
     def start(self, eid, tty_override=None):
         """Start the exec's process. Returns (proc, stdin_w, stdout_r, stderr_r, master)."""

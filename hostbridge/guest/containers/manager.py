@@ -199,6 +199,7 @@ class ContainerManager:
         st.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                   Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=now_rfc3339())
         c.shim = shim
+        c.cgroup_paths = None
         self.store.save(c)
         self._emit(c, "start")
         threading.Thread(target=self._monitor, args=(c, shim), name="monitor-" + c.id[:12], daemon=True).start()
@@ -351,9 +352,18 @@ class ContainerManager:
                     c.changed.wait(1.0)
         self._emit(c, "stop")
 
-    def _thaw(self, c):
+    def cgroup(self, c):
+        """The running container's cgroup, where its shim put it (asked once per start)."""
         from ..runtime.cgroups import Cgroup
-        Cgroup(c.id).thaw()
+        if c.cgroup_paths is None and c.shim is not None:
+            try:
+                c.cgroup_paths = c.shim.state().get("cgroup_paths") or {}
+            except GuestError:
+                pass
+        return Cgroup(c.id, paths=c.cgroup_paths or None)
+
+    def _thaw(self, c):
+        self.cgroup(c).thaw()
         c.state["Paused"] = False
         c.state["Status"] = "running"
 
@@ -487,6 +497,7 @@ class ContainerManager:
                 shim = ShimClient(c.bundle)
                 if _shim_alive(shim):
                     c.shim = shim
+                    c.cgroup_paths = None
                     threading.Thread(target=self._monitor, args=(c, shim), daemon=True).start()
                     continue
             self._on_exit(c, shim.read_exit())

@@ -11,7 +11,7 @@ def stats(engine, req, resp, id):
     c = engine.containers.get(id)
     stream = req.qbool("stream", True)
     conn = resp.conn
-    gen = resources.stats(c, stream=stream, one_shot=req.qbool("one-shot"), stop=lambda: _client_gone(conn))
+    gen = resources.stats(engine.containers, c, stream=stream, one_shot=req.qbool("one-shot"), stop=lambda: _client_gone(conn))
     if not stream:
         return next(gen)
     resp.start_stream()
@@ -21,7 +21,7 @@ def stats(engine, req, resp, id):
 
 
 def top(engine, req, resp, id):
-    return resources.top(engine.containers.get(id), req.query.get("ps_args", ""))
+    return resources.top(engine.containers, engine.containers.get(id), req.query.get("ps_args", ""))
 
 
 def pause(engine, req, resp, id):

@@ -100,8 +100,10 @@ class ExecManager:
                 # and freezes with it
                 "cgroup_procs": self.containers.cgroup(c).procs_files()}
 
-    def start(self, eid, tty_override=None):
-        """Start the exec's process. Returns (proc, stdin_w, stdout_r, stderr_r, master)."""
+    def start(self, eid, console_size=None):
+        """Start the exec's process (on a pty of ``console_size`` (h, w) when it has a TTY).
+
+        Returns the Exec, with ``proc`` and, for a TTY, the pty ``master``."""
         e = self.get(eid)
         c = e.container
         with c.lock:
@@ -117,6 +119,9 @@ class ExecManager:
         if tty:
             master, slave = pty.openpty()
             e.master = master
+            if console_size and len(console_size) == 2 and all(console_size):
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", int(console_size[0]),
+                                                                    int(console_size[1]), 0, 0))
             proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=selfexec.env(),
                                     close_fds=True, start_new_session=True)
             os.close(slave)

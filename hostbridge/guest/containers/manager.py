@@ -186,6 +186,9 @@ class ContainerManager:
                     pa.sock = shim.attach(pa.stdin, pa.stdout, pa.stderr)
                 pa.ready.set()
             c.pending_attaches = []
+            size = c.host_config.get("ConsoleSize") or [0, 0]
+            if c.config.get("Tty") and len(size) == 2 and all(size):
+                shim.resize(int(size[0]), int(size[1]))  # sized before the process can ask
             shim.start()
         except GuestError as e:
             code = getattr(e, "exit_code", None) or 128

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ...containers import fs, resources
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotFound
 from .system import _client_gone
 
 
@@ -70,6 +72,17 @@ def export(engine, req, resp, id):
     engine.containers._emit(c, "export")
 
 
+@contextlib.contextmanager
+def _naming(ref):
+    """docker names the container in cp's "Could not find the file" message."""
+    try:
+        yield
+    except NotFound as e:
+        if str(e).startswith("Could not find the file") and str(e).endswith(" in container"):
+            raise NotFound("%s %s" % (e, ref))
+        raise
+
+
 def _archive_path(req):
     path = req.query.get("path")
     if not path:
@@ -80,7 +93,7 @@ def _archive_path(req):
 def archive_head(engine, req, resp, id):
     c = engine.containers.get(id)
     path = _archive_path(req)
-    with fs.mounted_rootfs(engine.containers, c) as root:
+    with fs.mounted_rootfs(engine.containers, c) as root, _naming(id):
         header, _ = fs.path_stat(root, path)
     resp.send(200, b"", headers={"X-Docker-Container-Path-Stat": header})
 
@@ -89,7 +102,8 @@ def archive_get(engine, req, resp, id):
     c = engine.containers.get(id)
     path = _archive_path(req)
     with fs.mounted_rootfs(engine.containers, c) as root:
-        header, _ = fs.path_stat(root, path)
+        with _naming(id):
+            header, _ = fs.path_stat(root, path)
         resp.start_stream(content_type="application/x-tar", headers={"X-Docker-Container-Path-Stat": header})
         fs.write_archive(root, path, _ChunkWriter(resp))
         resp.end_stream()
@@ -100,7 +114,7 @@ def archive_put(engine, req, resp, id):
     path = _archive_path(req)
     if c.host_config.get("ReadonlyRootfs"):
         raise InvalidParameter("container rootfs is marked read-only")
-    with fs.mounted_rootfs(engine.containers, c, writable=True) as root:
+    with fs.mounted_rootfs(engine.containers, c, writable=True) as root, _naming(id):
         fs.extract_archive(root, path, req.body(), req.qbool("noOverwriteDirNonDir"))
     resp.empty(200)
 

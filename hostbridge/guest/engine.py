@@ -139,6 +139,7 @@ class Engine:
 
     def list_containers(self, all=False, limit=-1, size=False, filters=None):
         f = views.normalize_filters(filters)
+        views.check_filters(f)
         cs = sorted(self.containers.store.all(), key=lambda c: c.data["Created"], reverse=True)
         out = []
         for c in cs:

@@ -42,7 +42,7 @@ def test_logs_since_until(env):
     assert ok(env, "logs", "--since", "%.3f" % mid, "compat-lsu") == "late\n"
     assert ok(env, "logs", "--until", "%.3f" % mid, "compat-lsu") == "early\n"
     assert ok(env, "logs", "--since", "10m", "compat-lsu") == "early\nlate\n"
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mid + 1)) + "Z"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mid)) + (".%03dZ" % ((mid % 1) * 1000))
     assert ok(env, "logs", "--until", stamp, "compat-lsu") == "early\n"
 
 

@@ -223,3 +223,14 @@ def test_run_pipes_stdin_and_half_closes(env):
     r = dock(env, "run", "-i", "--rm", "--network", "none", "busybox", "sh", "-c", "wc -l; sleep 0.3; echo after-eof",
              input=data)
     assert r.returncode == 0 and r.stdout.split() == ["2000", "after-eof"]
+
+
+def test_oom_score_adj_shm_size_and_security_opts(env):
+    out = ok(env, "run", "--rm", "--network", "none", "--oom-score-adj", "300", "--shm-size", "128m",
+             "--security-opt", "seccomp=unconfined", "--userns", "host", "busybox", "sh", "-c",
+             "cat /proc/self/oom_score_adj; df -k /dev/shm | tail -1")
+    lines = out.splitlines()
+    assert lines[0] == "300"
+    assert lines[1].split()[1] == str(128 * 1024)
+    assert ok(env, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+              "df -k /dev/shm | tail -1").split()[1] == str(64 * 1024)

@@ -6,6 +6,7 @@ import os
 
 from ..errors import InvalidParameter
 from ..util import makedirs, write_json
+from .config import DEFAULT_SHM_SIZE
 from .config import parse_signal  # noqa: F401  (re-exported for callers that build bundles)
 
 
@@ -84,6 +85,11 @@ def write_bundle(c, rootfs, lookup_pid):
     for dest, opts in (hc.get("Tmpfs") or {}).items():
         mounts.append({"type": "tmpfs", "source": "tmpfs", "destination": dest,
                        "options": [o for o in (opts or "").split(",") if o]})
+    shm = hc.get("ShmSize") or 0
+    if shm and shm != DEFAULT_SHM_SIZE and not (hc.get("IpcMode") or "").startswith(("host", "container:")):
+        # the runtime's /dev/shm is 64 MiB: a tmpfs of the asked size goes over it
+        mounts.append({"type": "tmpfs", "source": "shm", "destination": "/dev/shm",
+                       "options": ["nosuid", "nodev", "noexec", "mode=1777", "size=%d" % shm]})
     for name in ("hostname", "hosts", "resolv.conf"):
         path = os.path.join(c.dir, name)
         if os.path.exists(path):

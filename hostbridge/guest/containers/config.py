@@ -23,8 +23,21 @@ _UNSUPPORTED = {
     "CpusetMems": "--cpuset-mems", "KernelMemory": "--kernel-memory", "CpuRealtimePeriod": "--cpu-rt-period",
     "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit", "Runtime": "--runtime",
     "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
+    "StorageOpt": "--storage-opt", "GroupAdd": "--group-add", "OomKillDisable": "--oom-kill-disable",
+    "CgroupParent": "--cgroup-parent", "MaskedPaths": None, "ReadonlyPaths": None,
+    "MemorySwappiness": "--memory-swappiness", "MemoryReservation": "--memory-reservation",
+    "KernelMemoryTCP": None, "CpuCount": "--cpu-count", "CpuPercent": "--cpu-percent",
+    "IOMaximumIOps": "--io-maxiops", "IOMaximumBandwidth": "--io-maxbandwidth",
 }
-_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host")}
+# values that ask for what the engine does anyway
+_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host"),
+                  "MemorySwappiness": (-1,), "Runtime": ("", "runc", "hostbridge")}
+# --security-opt values that describe this engine as it is: no seccomp filter, no LSM
+_SECURITY_OPT_OK = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true",
+                    "no-new-privileges:false", "no-new-privileges=false", "seccomp=unconfined",
+                    "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined", "label=disable",
+                    "label:disable"}
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
@@ -34,11 +47,13 @@ def _check_unsupported(hc):
         v = hc.get(field)
         if field in _ACCEPTED_NOOP and (v in _ACCEPTED_NOOP[field] or v is None):
             continue
-        if field == "Runtime" and v in (None, "", "runc", "hostbridge"):
-            continue
-        if v not in (None, "", 0, [], {}):
+        if v not in (None, "", 0, False, [], {}):
             raise InvalidParameter("%s is not supported by the hostbridge engine (HostConfig.%s)"
                                    % (flag or field, field))
+    for opt in hc.get("SecurityOpt") or []:
+        if opt not in _SECURITY_OPT_OK:
+            raise InvalidParameter("--security-opt %s is not supported by the hostbridge engine (it applies "
+                                   "no seccomp profile and no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
 
 
 def _int(v, field):
@@ -76,6 +91,12 @@ def validate_host_config(hc):
         v = _int(hc.get(f), f)
         if v < 0 and not (f == "MemorySwap" and v == -1):
             raise InvalidParameter("invalid value for %s: %d must not be negative" % (f, v))
+    oom = _int(hc.get("OomScoreAdj"), "OomScoreAdj")
+    if not -1000 <= oom <= 1000:
+        raise InvalidParameter("Invalid value %d, range for oom score adj is [-1000, 1000]" % oom)
+    shm = _int(hc.get("ShmSize"), "ShmSize")
+    if shm < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
     mem = hc.get("Memory") or 0
     if mem and mem < 6 * 1024 * 1024:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")

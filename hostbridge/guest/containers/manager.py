@@ -179,6 +179,8 @@ class ContainerManager:
             self._record_start_failure(c, str(e), getattr(e, "exit_code", 128))
             raise
         try:
+            if c.host_config.get("OomScoreAdj"):
+                _set_oom_score_adj(pid, c.host_config["OomScoreAdj"])  # inherited by all it starts
             for hook in self.hooks:
                 hook.on_start(c, pid)
             for pa in c.pending_attaches:
@@ -507,6 +509,14 @@ class ContainerManager:
 
     def shutdown(self):
         self.stopping = True
+
+
+def _set_oom_score_adj(pid, value):
+    try:
+        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+            f.write(str(int(value)))
+    except OSError as e:
+        raise RuntimeFailure("cannot set the OOM score adjustment: %s" % e)
 
 
 def _shim_alive(shim):

@@ -128,11 +128,18 @@ def _label_match(labels, wanted):
     return True
 
 
-def matches(c, filters, resolve_image, lookup):
-    """Does container ``c`` pass ``filters`` (normalised)?"""
+def check_filters(filters):
+    """Refuse unknown filter names and statuses (before any container is looked at)."""
     for k in filters:
         if k not in _CONTAINER_FILTERS:
             raise InvalidParameter("invalid filter '%s'" % k)
+    for s in filters.get("status", ()):
+        if s not in _STATUSES:
+            raise InvalidParameter("invalid filter 'status=%s'" % s)
+
+
+def matches(c, filters, resolve_image, lookup):
+    """Does container ``c`` pass ``filters`` (normalised, checked by ``check_filters``)?"""
     d = c.data
     st = d["State"]
     if "id" in filters and not any(d["Id"].startswith(x) for x in filters["id"]):
@@ -142,9 +149,6 @@ def matches(c, filters, resolve_image, lookup):
         if not any(re.search(x.lstrip("/") if x.startswith("/") else x, c.name) for x in filters["name"]):
             return False
     if "status" in filters:
-        for s in filters["status"]:
-            if s not in _STATUSES:
-                raise InvalidParameter("invalid filter 'status=%s'" % s)
         if state_name(st) not in filters["status"]:
             return False
     if "label" in filters and not _label_match(d["Config"].get("Labels") or {}, filters["label"]):

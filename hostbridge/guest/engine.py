@@ -38,6 +38,7 @@ class Engine:
 
     def shutdown(self):
         self.containers.shutdown()
+        self.execs.warm.close()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):

@@ -15,6 +15,7 @@ import threading
 from .. import selfexec
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..util import new_id
+from .warmexec import WarmExec
 
 log = logging.getLogger("hostbridge.exec")
 
@@ -51,6 +52,8 @@ class ExecManager:
         self.events = events
         self._execs = {}
         self._lock = threading.Lock()
+        self.warm = WarmExec()
+        threading.Thread(target=self.warm.refill, name="exec-warm", daemon=True).start()
 
     def create(self, ref, cfg):
         c = self.containers.get(ref)
@@ -126,8 +129,13 @@ class ExecManager:
                                     close_fds=True, start_new_session=True)
             os.close(slave)
         else:
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=selfexec.env(), close_fds=True, start_new_session=True)
+            proc = self.warm.take(spec)
+            if proc is not None and not e.cfg.get("AttachStdin"):
+                proc.stdin.close()  # the process reads EOF, as from docker's /dev/null
+                proc.stdin = None
+            if proc is None:
+                proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=selfexec.env(), close_fds=True, start_new_session=True)
         e.proc = proc
         e.pid = proc.pid
         e.running = True

@@ -161,8 +161,8 @@ class Engine:
         c = self.containers.get(ref)
         if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
             raise InvalidParameter('configured logging driver does not support reading')
-        return logs_mod.read(c.log_path, stdout, stderr, tail, since, until, follow,
-                             is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
+        return logs_mod.read_batches(c.log_path, stdout, stderr, tail, since, until, follow,
+                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
 
     def prune_containers(self, filters=None):
         f = views.normalize_filters(filters)

@@ -234,3 +234,32 @@ def test_oom_score_adj_shm_size_and_security_opts(env):
     assert lines[1].split()[1] == str(128 * 1024)
     assert ok(env, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
               "df -k /dev/shm | tail -1").split()[1] == str(64 * 1024)
+
+
+# ---- known runtime gaps (hostbridge/guest/runtime is another helper's area): strict xfails that
+# turn into failures the day the runtime is fixed, so that these marks get removed then
+
+@pytest.mark.xfail(strict=True, reason="runtime: the container's process inherits the Python shim's ignored "
+                   "SIGPIPE and SIGXFSZ (SigIgn 0x1001000); `yes | head` never ends. Reset signal dispositions "
+                   "to SIG_DFL before exec (process.exec_prepared, and the exec helper)")
+def test_signal_dispositions_are_the_defaults(env):
+    ok(env, "run", "-d", "--name", "compat-sig", "--network", "none", "busybox", "sleep", "1000")
+    assert ok(env, "run", "--rm", "--network", "none", "busybox", "grep", "SigIgn", "/proc/self/status").split()[1] \
+        == "0000000000000000"
+    assert ok(env, "exec", "compat-sig", "grep", "SigIgn", "/proc/self/status").split()[1] == "0000000000000000"
+
+
+@pytest.mark.xfail(strict=True, reason="runtime: no device cgroup; an unprivileged container can mknod a block "
+                   "device and open it (docker allows only its default device list)")
+def test_unprivileged_container_cannot_open_host_block_devices(env):
+    r = dock(env, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+             "mknod /tmp/blk b 7 0 && head -c 1 /tmp/blk >/dev/null")
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr
+
+
+@pytest.mark.xfail(strict=True, reason="runtime: with --init, /proc/1/cmdline is the shim's python command line; "
+                   "docker shows `/sbin/docker-init -- CMD` (runtime/container.py _run_init)")
+def test_init_shows_as_an_init(env):
+    out = ok(env, "run", "--rm", "--network", "none", "--init", "busybox", "sh", "-c",
+             "tr '\\0' ' ' < /proc/1/cmdline")
+    assert "python" not in out and out.startswith(("/sbin/docker-init -- sh", "docker-init -- sh"))

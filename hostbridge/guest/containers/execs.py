@@ -145,6 +145,7 @@ class ExecManager:
 
     def finish(self, e):
         code = e.proc.wait()
+        threading.Thread(target=self.warm.refill, name="exec-warm", daemon=True).start()
         if e.master is not None:
             try:
                 os.close(e.master)

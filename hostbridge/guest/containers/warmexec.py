@@ -35,7 +35,10 @@ class HelperProcess:
 
 
 class WarmExec:
-    """One helper kept waiting for a spec; ``take(spec)`` runs it, or returns None if none is ready."""
+    """One helper kept waiting for a spec; ``take(spec)`` runs it, or returns None if none is ready.
+
+    The caller calls ``refill`` (in a thread) once the exec it served is over: a new interpreter
+    starting while the exec runs would only slow it down on a busy machine."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -85,7 +88,6 @@ class WarmExec:
         """Run ``spec`` on the waiting helper; returns its HelperProcess, or None if none waits."""
         with self._lock:
             ready, self._ready = self._ready, None
-        threading.Thread(target=self.refill, name="exec-warm", daemon=True).start()
         if ready is None:
             return None
         proc, spec_w = ready

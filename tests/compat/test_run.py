@@ -30,6 +30,14 @@ def cgroup_value(pid, controller, v1_file, v2_file):
     raise AssertionError("no %s cgroup for pid %d" % (controller, pid))
 
 
+def _cpu_fraction(pid):
+    """The CPU quota of ``pid``'s cgroup as a fraction of a CPU (v1 quota/period or v2 cpu.max)."""
+    quota = cgroup_value(pid, "cpu", "cpu.cfs_quota_us", "cpu.max").split()
+    if len(quota) == 2:  # v2: "QUOTA PERIOD"
+        return int(quota[0]) / int(quota[1])
+    return int(quota[0]) / int(cgroup_value(pid, "cpu", "cpu.cfs_period_us", "cpu.max"))
+
+
 def pid_of(env, name):
     return int(ok(env, "inspect", "-f", "{{.State.Pid}}", name))
 
@@ -57,12 +65,7 @@ def test_limits_reach_the_cgroup(env):
     pid = pid_of(env, "compat-lim")
     assert int(cgroup_value(pid, "memory", "memory.limit_in_bytes", "memory.max")) == 64 << 20
     assert cgroup_value(pid, "pids", "pids.max", "pids.max") == "30"
-    try:
-        quota = int(cgroup_value(pid, "cpu", "cpu.cfs_quota_us", "cpu.max").split()[0])
-        period = int(cgroup_value(pid, "cpu", "cpu.cfs_period_us", "cpu.max").split()[-1])
-    except ValueError:
-        quota, period = map(int, cgroup_value(pid, "cpu", "cpu.cfs_quota_us", "cpu.max").split())
-    assert quota * 2 == period
+    assert _cpu_fraction(pid) == 0.5
     # the pids limit bites inside the container
     r = dock(env, "exec", "compat-lim", "sh", "-c", "for i in $(seq 40); do sleep 5 & done; wait")
     assert r.returncode != 0 and "can't fork" in r.stderr
@@ -75,6 +78,7 @@ def test_update_reaches_the_cgroup(env):
     pid = pid_of(env, "compat-upd")
     assert int(cgroup_value(pid, "memory", "memory.limit_in_bytes", "memory.max")) == 32 << 20
     assert cgroup_value(pid, "pids", "pids.max", "pids.max") == "20"
+    assert _cpu_fraction(pid) == 0.25
     hc = json.loads(ok(env, "inspect", "compat-upd"))[0]["HostConfig"]
     assert (hc["Memory"], hc["MemorySwap"], hc["NanoCpus"], hc["PidsLimit"]) == (32 << 20, 64 << 20, 250000000, 20)
     assert "32MiB" in ok(env, "stats", "--no-stream", "--format", "{{.MemUsage}}", "compat-upd")

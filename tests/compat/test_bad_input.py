@@ -10,7 +10,7 @@ pytestmark = pytest.mark.root
 
 
 @pytest.mark.parametrize("flags,named", [
-    (["--device", "/dev/null"], "--device"),
+    (["--device", "/dev/null:/dev/n:r"], "--device /dev/null:/dev/n: only rw or rwm access is supported"),
     (["--ulimit", "nofile=10:10"], "--ulimit"),
     (["--gpus", "all"], "--gpus"),
     (["--device-read-bps", "/dev/sda:1mb"], "--device-read-bps"),
@@ -29,8 +29,8 @@ def test_unsupported_run_options_are_refused_by_name(env, flags, named):
 
 
 @pytest.mark.parametrize("body,named", [
-    ({"Image": "busybox", "HostConfig": {"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/n",
-                                                      "CgroupPermissions": "rwm"}]}}, "--device"),
+    ({"Image": "busybox", "HostConfig": {"Devices": [{"PathOnHost": "/dev/sda0", "PathInContainer": "/dev/n",
+                                                      "CgroupPermissions": "rwm"}]}}, "--device /dev/sda0"),
     ({"Image": "busybox", "HostConfig": {"OomScoreAdj": 5000}}, "oom score adj"),
     ({"Image": "busybox", "HostConfig": {"MaskedPaths": ["/etc"]}}, "MaskedPaths"),
     ({"Image": "busybox", "HostConfig": {"Sysctls": {"kernel.shmmax": "1"}}, "Cmd": ["true"]}, None),

@@ -177,9 +177,18 @@ def test_privileged(env):
     assert " ro," in plain
 
 
-def test_device_is_refused_with_a_clear_400(env):
-    r = dock(env, "run", "--rm", "--device", "/dev/null:/dev/xnull", "busybox", "true")
-    assert r.returncode == 125 and "--device is not supported" in r.stderr
+def test_device(env):
+    out = ok(env, "run", "--rm", "--network", "none", "--device", "/dev/full:/dev/xfull", "busybox", "sh", "-c",
+             "ls -l /dev/xfull; head -c 3 /dev/xfull | od -An -tx1; echo x > /dev/xfull || echo ENOSPC")
+    lines = out.splitlines()
+    assert lines[0].startswith("crw") and "1,   7" in lines[0]
+    assert lines[1].split() == ["00", "00", "00"] and lines[2] == "ENOSPC"
+    r = dock(env, "run", "--rm", "--device", "/dev/nosuchdev", "busybox", "true")
+    assert r.returncode == 125 and "--device /dev/nosuchdev: error gathering device information" in r.stderr
+    r = dock(env, "run", "--rm", "--device", "/dev/null:/dev/n:r", "busybox", "true")
+    assert r.returncode == 125 and "only rw or rwm access is supported" in r.stderr
+    r = dock(env, "run", "--rm", "--device", "/etc/hostname", "busybox", "true")
+    assert r.returncode == 125 and "not a device node" in r.stderr
 
 
 def test_create_then_start(env):

@@ -81,6 +81,9 @@ def write_bundle(c, rootfs, lookup_pid):
             pass
     argv = [c.data["Path"]] + list(c.data.get("Args") or [])
     mounts = host_devices() if hc.get("Privileged") else []
+    for d in hc.get("Devices") or []:  # --device: the node itself, bound in (checked at create)
+        mounts.append({"type": "bind", "source": d["PathOnHost"],
+                       "destination": d.get("PathInContainer") or d["PathOnHost"], "options": ["bind", "rw"]})
     mounts += binds_to_mounts(hc.get("Binds"))
     for dest, opts in (hc.get("Tmpfs") or {}).items():
         mounts.append({"type": "tmpfs", "source": "tmpfs", "destination": dest,

@@ -16,7 +16,7 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 # HostConfig fields that change behaviour and that this engine does not implement: refusing them
 # beats running a container that silently differs from what the user asked for.
 _UNSUPPORTED = {
-    "Devices": "--device", "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
+    "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
     "BlkioWeight": "--blkio-weight", "BlkioWeightDevice": "--blkio-weight-device",
     "BlkioDeviceReadBps": "--device-read-bps", "BlkioDeviceWriteBps": "--device-write-bps",
     "BlkioDeviceReadIOps": "--device-read-iops", "BlkioDeviceWriteIOps": "--device-write-iops",
@@ -84,6 +84,30 @@ def parse_signal(value) -> int:
     raise InvalidParameter("invalid signal: %s" % value)
 
 
+def check_devices(devices):
+    """``--device HOST[:CONTAINER[:PERMS]]``: the host path must be a device node; the node is bound
+    into the container, so only read-write access (``rw``, ``rwm``) can be given as asked."""
+    import os
+    import stat
+    for d in devices or []:
+        if not isinstance(d, dict) or not d.get("PathOnHost"):
+            raise InvalidParameter("--device: PathOnHost is required")
+        host = d["PathOnHost"]
+        try:
+            mode = os.stat(host).st_mode
+        except OSError as e:
+            raise InvalidParameter("--device %s: error gathering device information: %s" % (host, e.strerror))
+        if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+            raise InvalidParameter("--device %s: not a device node on the host" % host)
+        perms = d.get("CgroupPermissions") or "rwm"
+        if not {"r", "w"} <= set(perms) or set(perms) - {"r", "w", "m"}:
+            raise InvalidParameter("--device %s:%s: only rw or rwm access is supported"
+                                   % (host, d.get("PathInContainer") or host))
+        ctr = d.get("PathInContainer") or host
+        if not ctr.startswith("/"):
+            raise InvalidParameter("--device %s: the container path %s must be absolute" % (host, ctr))
+
+
 def validate_host_config(hc):
     """Check the fields of a HostConfig we act on; raise InvalidParameter naming the field."""
     _check_unsupported(hc)
@@ -91,6 +115,7 @@ def validate_host_config(hc):
         v = _int(hc.get(f), f)
         if v < 0 and not (f == "MemorySwap" and v == -1):
             raise InvalidParameter("invalid value for %s: %d must not be negative" % (f, v))
+    check_devices(hc.get("Devices"))
     oom = _int(hc.get("OomScoreAdj"), "OomScoreAdj")
     if not -1000 <= oom <= 1000:
         raise InvalidParameter("Invalid value %d, range for oom score adj is [-1000, 1000]" % oom)

@@ -34,6 +34,9 @@ def test_stats_no_stream_is_prompt_and_cgroup_backed(env, busy):
     assert float(cpu.rstrip("%")) > 10  # a busy loop shows
     usage, limit = mem.split(" / ")
     assert limit == "48MiB" and usage.endswith("MiB") and float(usage[:-3]) >= 7  # the 8 MB in /dev/shm
+    t = time.monotonic()
+    every = ok(env, "stats", "--no-stream", "--format", "{{.Name}}")  # all running containers
+    assert busy in every.split() and time.monotonic() - t < 3
     table = ok(env, "stats", "--no-stream", busy)
     assert table.split("\n")[0].split()[:4] == ["CONTAINER", "ID", "NAME", "CPU"]
 

@@ -12,7 +12,7 @@ from .containers import logs as logs_mod
 from .containers import views
 from .containers.execs import ExecManager
 from .containers.manager import ContainerManager
-from .errors import Conflict, InvalidParameter, NotFound
+from .errors import Conflict, GuestError, InvalidParameter, NotFound
 from .events import Events
 from .images import reference
 from .images.store import ImageStore
@@ -65,6 +65,7 @@ class Engine:
     def shutdown(self):
         self.containers.shutdown()
         self.network.shutdown()
+        self.execs.warm.close()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):
@@ -183,19 +184,26 @@ class Engine:
             cfg.update({k: v for k, v in config.items() if v not in (None, "")})
         image_id = self.images.commit(c.data["Image"], self.containers.upper_dir(c), config=cfg, author=author,
                                       comment=comment, changes=changes, ref=repo_tag, container_id=c.id,
-                                      container_config=c.config)
+                                      container_config=c.config, created_by=views.command_text(c.data))
         self.containers._emit(c, "commit")
         return image_id
 
     # ---- containers -----------------------------------------------------------------------
     def _dir_size(self, c):
-        return (views.dir_size_of(self.containers.upper_dir(c)), 0)
+        """(SizeRw, SizeRootFs): the container's own layer, and that plus its image's."""
+        rw = views.dir_size_of(self.containers.upper_dir(c))
+        try:
+            image = self.images.size(c.data["Image"])
+        except GuestError:
+            image = 0
+        return rw, rw + image
 
     def _image_name(self, image_id):
         return None
 
     def list_containers(self, all=False, limit=-1, size=False, filters=None):
         f = views.normalize_filters(filters)
+        views.check_filters(f)
         cs = sorted(self.containers.store.all(), key=lambda c: c.data["Created"], reverse=True)
         out = []
         for c in cs:
@@ -216,8 +224,8 @@ class Engine:
         c = self.containers.get(ref)
         if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
             raise InvalidParameter('configured logging driver does not support reading')
-        return logs_mod.read(c.log_path, stdout, stderr, tail, since, until, follow,
-                             is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
+        return logs_mod.read_batches(c.log_path, stdout, stderr, tail, since, until, follow,
+                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
 
     def prune_containers(self, filters=None):
         f = views.normalize_filters(filters)
@@ -246,17 +254,23 @@ class Engine:
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def disk_usage(self):
-        """GET /system/df: images (with how many containers use each), containers, volumes."""
+        """GET /system/df: images (with how many containers use each and the size they share
+        with other images), containers, volumes."""
         used = self._images_in_use()
         images = self.images.list(all=True)
-        layers = 0
+        chains = {im["Id"]: self.images.chains(im["Id"]) for im in images}
+        users = {}
+        for cs in chains.values():
+            for ch in set(cs):
+                users[ch] = users.get(ch, 0) + 1
+        size_of = lambda ch: self.images.layers.meta(ch)["size"]  # noqa: E731
         for im in images:
             im["Containers"] = len(used.get(im["Id"], []))
-            layers += im.get("Size", 0) - max(im.get("SharedSize", 0), 0)
+            im["SharedSize"] = sum(size_of(ch) for ch in set(chains[im["Id"]]) if users[ch] > 1)
         containers = self.list_containers(all=True, size=True)
         volumes = self.volumes.disk_usage() if getattr(self, "volumes", None) else []
-        return {"LayersSize": self.images.layers_size() if hasattr(self.images, "layers_size") else layers,
-                "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}
+        return {"LayersSize": sum(size_of(ch) for ch in users), "Images": images, "Containers": containers,
+                "Volumes": volumes, "BuildCache": []}
 
     # ---- images ---------------------------------------------------------------------------
     def _images_in_use(self):

@@ -94,6 +94,12 @@ class _Handler(socketserver.StreamRequestHandler):
             except Exception:
                 return
 
+    def finish(self):
+        try:
+            super().finish()
+        except OSError:
+            pass  # the client went away before we flushed: nothing left to tell it
+
     def _read_request(self):
         line = self.rfile.readline(MAX_HEADER_LINE + 1)
         if not line:
@@ -138,10 +144,8 @@ class _Handler(socketserver.StreamRequestHandler):
             path = path.rstrip("/")
         handler, params = srv.router.match(req.method, path)
         if handler is None:
-            if params:
-                resp.json({"message": "method %s not allowed for %s" % (req.method, path)}, status=405)
-            else:
-                resp.json({"message": "page not found"}, status=404)
+            # dockerd answers a known path with the wrong method the same way as an unknown one
+            resp.json({"message": "page not found"}, status=404)
             return
         req.params = params
         try:

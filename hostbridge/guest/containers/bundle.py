@@ -6,6 +6,7 @@ import os
 
 from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
+from .config import DEFAULT_SHM_SIZE
 from .config import parse_signal  # noqa: F401  (re-exported for callers that build bundles)
 
 
@@ -28,6 +29,30 @@ def namespaces_for(hc, lookup_pid):
     return ns
 
 
+# The runtime makes these itself; the console and the ptmx are the container's own.
+_OWN_DEVICES = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+                "/dev/console", "/dev/ptmx"}
+_SKIP_DEV_DIRS = ("/dev/pts", "/dev/shm", "/dev/mqueue")
+
+
+def host_devices(dev="/dev"):
+    """Bind mounts giving a --privileged container every device node of the host, as docker's
+    privileged mode does (the shim allows every bound device node in the device cgroup)."""
+    import stat
+    mounts = []
+    for base, dirs, files in os.walk(dev):
+        dirs[:] = [d for d in dirs if os.path.join(base, d) not in _SKIP_DEV_DIRS]
+        for name in sorted(files):
+            path = os.path.join(base, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and path not in _OWN_DEVICES:
+                mounts.append({"type": "bind", "source": path, "destination": path, "options": ["bind", "rw"]})
+    return mounts
+
+
 def write_bundle(c, rootfs, lookup_pid):
     """Write ``c``'s bundle config; returns the bundle dir."""
     cfg, hc = c.config, c.host_config
@@ -38,7 +63,16 @@ def write_bundle(c, rootfs, lookup_pid):
         except FileNotFoundError:
             pass
     argv = [c.data["Path"]] + list(c.data.get("Args") or [])
-    mounts = runtime_mounts(c)
+    mounts = host_devices() if hc.get("Privileged") else []
+    for d in hc.get("Devices") or []:  # --device: the node itself, bound in (checked at create)
+        mounts.append({"type": "bind", "source": d["PathOnHost"],
+                       "destination": d.get("PathInContainer") or d["PathOnHost"], "options": ["bind", "rw"]})
+    mounts += runtime_mounts(c)
+    shm = hc.get("ShmSize") or 0
+    if shm and shm != DEFAULT_SHM_SIZE and not (hc.get("IpcMode") or "").startswith(("host", "container:")):
+        # the runtime's /dev/shm is 64 MiB: a tmpfs of the asked size goes over it
+        mounts.append({"type": "tmpfs", "source": "shm", "destination": "/dev/shm",
+                       "options": ["nosuid", "nodev", "noexec", "mode=1777", "size=%d" % shm]})
     for name in ("hostname", "hosts", "resolv.conf"):
         path = os.path.join(c.dir, name)
         if os.path.exists(path):

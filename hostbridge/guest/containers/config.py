@@ -16,15 +16,28 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 # HostConfig fields that change behaviour and that this engine does not implement: refusing them
 # beats running a container that silently differs from what the user asked for.
 _UNSUPPORTED = {
-    "Devices": "--device", "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
+    "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
     "BlkioWeight": "--blkio-weight", "BlkioWeightDevice": "--blkio-weight-device",
     "BlkioDeviceReadBps": "--device-read-bps", "BlkioDeviceWriteBps": "--device-write-bps",
     "BlkioDeviceReadIOps": "--device-read-iops", "BlkioDeviceWriteIOps": "--device-write-iops",
     "CpusetMems": "--cpuset-mems", "KernelMemory": "--kernel-memory", "CpuRealtimePeriod": "--cpu-rt-period",
     "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit", "Runtime": "--runtime",
     "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
+    "StorageOpt": "--storage-opt", "GroupAdd": "--group-add", "OomKillDisable": "--oom-kill-disable",
+    "CgroupParent": "--cgroup-parent", "MaskedPaths": None, "ReadonlyPaths": None,
+    "MemorySwappiness": "--memory-swappiness", "MemoryReservation": "--memory-reservation",
+    "KernelMemoryTCP": None, "CpuCount": "--cpu-count", "CpuPercent": "--cpu-percent",
+    "IOMaximumIOps": "--io-maxiops", "IOMaximumBandwidth": "--io-maxbandwidth",
 }
-_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host")}
+# values that ask for what the engine does anyway
+_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host"),
+                  "MemorySwappiness": (-1,), "Runtime": ("", "runc", "hostbridge")}
+# --security-opt values that describe this engine as it is: no seccomp filter, no LSM
+_SECURITY_OPT_OK = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true",
+                    "no-new-privileges:false", "no-new-privileges=false", "seccomp=unconfined",
+                    "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined", "label=disable",
+                    "label:disable"}
+DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
@@ -34,11 +47,13 @@ def _check_unsupported(hc):
         v = hc.get(field)
         if field in _ACCEPTED_NOOP and (v in _ACCEPTED_NOOP[field] or v is None):
             continue
-        if field == "Runtime" and v in (None, "", "runc", "hostbridge"):
-            continue
-        if v not in (None, "", 0, [], {}):
+        if v not in (None, "", 0, False, [], {}):
             raise InvalidParameter("%s is not supported by the hostbridge engine (HostConfig.%s)"
                                    % (flag or field, field))
+    for opt in hc.get("SecurityOpt") or []:
+        if opt not in _SECURITY_OPT_OK:
+            raise InvalidParameter("--security-opt %s is not supported by the hostbridge engine (it applies "
+                                   "no seccomp profile and no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
 
 
 def _int(v, field):
@@ -69,6 +84,30 @@ def parse_signal(value) -> int:
     raise InvalidParameter("invalid signal: %s" % value)
 
 
+def check_devices(devices):
+    """``--device HOST[:CONTAINER[:PERMS]]``: the host path must be a device node; the node is bound
+    into the container, so only read-write access (``rw``, ``rwm``) can be given as asked."""
+    import os
+    import stat
+    for d in devices or []:
+        if not isinstance(d, dict) or not d.get("PathOnHost"):
+            raise InvalidParameter("--device: PathOnHost is required")
+        host = d["PathOnHost"]
+        try:
+            mode = os.stat(host).st_mode
+        except OSError as e:
+            raise InvalidParameter("--device %s: error gathering device information: %s" % (host, e.strerror))
+        if not (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)):
+            raise InvalidParameter("--device %s: not a device node on the host" % host)
+        perms = d.get("CgroupPermissions") or "rwm"
+        if not {"r", "w"} <= set(perms) or set(perms) - {"r", "w", "m"}:
+            raise InvalidParameter("--device %s:%s: only rw or rwm access is supported"
+                                   % (host, d.get("PathInContainer") or host))
+        ctr = d.get("PathInContainer") or host
+        if not ctr.startswith("/"):
+            raise InvalidParameter("--device %s: the container path %s must be absolute" % (host, ctr))
+
+
 def validate_host_config(hc):
     """Check the fields of a HostConfig we act on; raise InvalidParameter naming the field."""
     _check_unsupported(hc)
@@ -76,6 +115,13 @@ def validate_host_config(hc):
         v = _int(hc.get(f), f)
         if v < 0 and not (f == "MemorySwap" and v == -1):
             raise InvalidParameter("invalid value for %s: %d must not be negative" % (f, v))
+    check_devices(hc.get("Devices"))
+    oom = _int(hc.get("OomScoreAdj"), "OomScoreAdj")
+    if not -1000 <= oom <= 1000:
+        raise InvalidParameter("Invalid value %d, range for oom score adj is [-1000, 1000]" % oom)
+    shm = _int(hc.get("ShmSize"), "ShmSize")
+    if shm < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
     mem = hc.get("Memory") or 0
     if mem and mem < 6 * 1024 * 1024:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")

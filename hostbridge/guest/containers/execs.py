@@ -15,6 +15,7 @@ import threading
 from .. import selfexec
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..util import new_id
+from .warmexec import WarmExec
 
 log = logging.getLogger("hostbridge.exec")
 
@@ -51,6 +52,8 @@ class ExecManager:
         self.events = events
         self._execs = {}
         self._lock = threading.Lock()
+        self.warm = WarmExec()
+        threading.Thread(target=self.warm.refill, name="exec-warm", daemon=True).start()
 
     def create(self, ref, cfg):
         c = self.containers.get(ref)
@@ -95,10 +98,15 @@ class ExecManager:
                 "privileged": bool(cfg.get("Privileged")) or bool(c.host_config.get("Privileged")),
                 "cap_add": list(c.host_config.get("CapAdd") or []),
                 "cap_drop": list(c.host_config.get("CapDrop") or []),
-                "no_new_privileges": True, "cgroup": c.id}
+                "no_new_privileges": True,
+                # the exec'd process counts against the container's limits, shows in top/stats,
+                # and freezes with it
+                "cgroup_procs": self.containers.cgroup(c).procs_files()}
 
-    def start(self, eid, tty_override=None):
-        """Start the exec's process. Returns (proc, stdin_w, stdout_r, stderr_r, master)."""
+    def start(self, eid, console_size=None):
+        """Start the exec's process (on a pty of ``console_size`` (h, w) when it has a TTY).
+
+        Returns the Exec, with ``proc`` and, for a TTY, the pty ``master``."""
         e = self.get(eid)
         c = e.container
         with c.lock:
@@ -114,12 +122,20 @@ class ExecManager:
         if tty:
             master, slave = pty.openpty()
             e.master = master
+            if console_size and len(console_size) == 2 and all(console_size):
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", int(console_size[0]),
+                                                                    int(console_size[1]), 0, 0))
             proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=selfexec.env(),
                                     close_fds=True, start_new_session=True)
             os.close(slave)
         else:
-            proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=selfexec.env(), close_fds=True, start_new_session=True)
+            proc = self.warm.take(spec)
+            if proc is not None and not e.cfg.get("AttachStdin"):
+                proc.stdin.close()  # the process reads EOF, as from docker's /dev/null
+                proc.stdin = None
+            if proc is None:
+                proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        env=selfexec.env(), close_fds=True, start_new_session=True)
         e.proc = proc
         e.pid = proc.pid
         e.running = True
@@ -129,6 +145,7 @@ class ExecManager:
 
     def finish(self, e):
         code = e.proc.wait()
+        threading.Thread(target=self.warm.refill, name="exec-warm", daemon=True).start()
         if e.master is not None:
             try:
                 os.close(e.master)

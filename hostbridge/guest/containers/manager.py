@@ -183,6 +183,8 @@ class ContainerManager:
             self._record_start_failure(c, str(e), getattr(e, "exit_code", 128))
             raise
         try:
+            if c.host_config.get("OomScoreAdj"):
+                _set_oom_score_adj(pid, c.host_config["OomScoreAdj"])  # inherited by all it starts
             for hook in self.hooks:
                 hook.on_start(c, pid)
             for pa in c.pending_attaches:
@@ -190,6 +192,9 @@ class ContainerManager:
                     pa.sock = shim.attach(pa.stdin, pa.stdout, pa.stderr)
                 pa.ready.set()
             c.pending_attaches = []
+            size = c.host_config.get("ConsoleSize") or [0, 0]
+            if c.config.get("Tty") and len(size) == 2 and all(size):
+                shim.resize(int(size[0]), int(size[1]))  # sized before the process can ask
             shim.start()
         except GuestError as e:
             code = getattr(e, "exit_code", None) or 128
@@ -203,6 +208,7 @@ class ContainerManager:
         st.update(Status="running", Running=True, Paused=False, Restarting=False, OOMKilled=False,
                   Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=now_rfc3339())
         c.shim = shim
+        c.cgroup_paths = None
         self.store.save(c)
         self._emit(c, "start")
         threading.Thread(target=self._monitor, args=(c, shim), name="monitor-" + c.id[:12], daemon=True).start()
@@ -355,9 +361,18 @@ class ContainerManager:
                     c.changed.wait(1.0)
         self._emit(c, "stop")
 
-    def _thaw(self, c):
+    def cgroup(self, c):
+        """The running container's cgroup, where its shim put it (asked once per start)."""
         from ..runtime.cgroups import Cgroup
-        Cgroup(c.id).thaw()
+        if c.cgroup_paths is None and c.shim is not None:
+            try:
+                c.cgroup_paths = c.shim.state().get("cgroup_paths") or {}
+            except GuestError:
+                pass
+        return Cgroup(c.id, paths=c.cgroup_paths or None)
+
+    def _thaw(self, c):
+        self.cgroup(c).thaw()
         c.state["Paused"] = False
         c.state["Status"] = "running"
 
@@ -499,6 +514,7 @@ class ContainerManager:
                 shim = ShimClient(c.bundle)
                 if _shim_alive(shim):
                     c.shim = shim
+                    c.cgroup_paths = None
                     threading.Thread(target=self._monitor, args=(c, shim), daemon=True).start()
                     continue
             self._on_exit(c, shim.read_exit())
@@ -513,6 +529,14 @@ def _warm_zygote():
         zygote.instance().prestart()
     except OSError:
         pass  # spawn() falls back to exec'ing the shim
+
+
+def _set_oom_score_adj(pid, value):
+    try:
+        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+            f.write(str(int(value)))
+    except OSError as e:
+        raise RuntimeFailure("cannot set the OOM score adjustment: %s" % e)
 
 
 def _shim_alive(shim):

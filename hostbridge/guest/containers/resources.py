@@ -7,7 +7,6 @@ import subprocess
 import time
 
 from ..errors import Conflict, InvalidParameter
-from ..runtime.cgroups import Cgroup
 from ..util import ZERO_TIME, now_rfc3339
 from .config import validate_host_config
 
@@ -18,11 +17,11 @@ def _system_cpu_ns():
     return sum(int(x) for x in parts) * (1_000_000_000 // os.sysconf("SC_CLK_TCK"))
 
 
-def _sample(c):
+def _sample(manager, c):
     if not c.running:
         return None
     try:
-        s = Cgroup(c.id).stats()
+        s = manager.cgroup(c).stats()
     except OSError:
         return None
     return s
@@ -67,15 +66,15 @@ def _stats_json(c, cur, pre, read_at, pre_at, sys_cur, sys_pre):
             "precpu_stats": cpu(pre, sys_pre), "memory_stats": mem, "name": "/" + c.name, "id": c.id}
 
 
-def stats(c, stream=True, one_shot=False, stop=lambda: False, interval=1.0):
+def stats(manager, c, stream=True, one_shot=False, stop=lambda: False, interval=1.0):
     """Yield docker's stats JSON: once (with a previous sample ~0.5 s before, or none with
     ``one_shot``), or every ``interval`` seconds while ``stream`` and the container runs."""
     pre, pre_at, sys_pre = None, ZERO_TIME, 0
     if not stream and not one_shot:
-        pre, pre_at, sys_pre = _sample(c), now_rfc3339(), _system_cpu_ns()
+        pre, pre_at, sys_pre = _sample(manager, c), now_rfc3339(), _system_cpu_ns()
         time.sleep(0.5)
     while True:
-        cur, at, sysns = _sample(c), now_rfc3339(), _system_cpu_ns()
+        cur, at, sysns = _sample(manager, c), now_rfc3339(), _system_cpu_ns()
         yield _stats_json(c, cur, pre, at, pre_at, sysns, sys_pre)
         if not stream or stop() or not c.running:
             return
@@ -87,11 +86,11 @@ def stats(c, stream=True, one_shot=False, stop=lambda: False, interval=1.0):
             time.sleep(0.1)
 
 
-def top(c, ps_args=""):
+def top(manager, c, ps_args=""):
     """docker top: the host's ``ps`` output limited to the container's processes."""
     if not c.running:
         raise Conflict("Container %s is not running" % c.id)
-    pids = set(Cgroup(c.id).pids())
+    pids = set(manager.cgroup(c).pids())
     args = ps_args.split() if ps_args else ["-ef"]
     r = subprocess.run(["ps"] + args, capture_output=True, text=True)
     if r.returncode != 0:
@@ -123,7 +122,7 @@ def pause(manager, c):
             raise Conflict("Container %s is not running" % c.id)
         if c.state.get("Paused"):
             raise Conflict("Container %s is already paused" % c.id)
-        Cgroup(c.id).freeze()
+        manager.cgroup(c).freeze()
         c.state.update(Paused=True, Status="paused")
         manager.store.save(c)
     manager._emit(c, "pause")
@@ -133,7 +132,7 @@ def unpause(manager, c):
     with c.lock:
         if not c.state.get("Paused"):
             raise Conflict("Container %s is not paused" % c.id)
-        Cgroup(c.id).thaw()
+        manager.cgroup(c).thaw()
         c.state.update(Paused=False, Status="running")
         manager.store.save(c)
     manager._emit(c, "unpause")
@@ -158,7 +157,7 @@ def update(manager, c, body):
                                        "update the memoryswap at the same time")
         validate_host_config(hc)
         if c.running:
-            Cgroup(c.id).update({"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0,
+            manager.cgroup(c).update({"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0,
                                  "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
                                  "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
                                  "pids_limit": hc.get("PidsLimit") or 0, "cpuset_cpus": hc.get("CpusetCpus") or ""})

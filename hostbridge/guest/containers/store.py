@@ -22,6 +22,7 @@ class Container:
         self.changed = threading.Condition(self.lock)
         self.exit_generation = 0
         self.shim = None
+        self.cgroup_paths = None  # {controller: dir} the shim reported, while running
         self.pending_attaches = []
         self.stop_requested = False
         self.removed = False

@@ -50,6 +50,12 @@ def inspect(c, size=False, dir_size=None):
     return d
 
 
+def command_text(d):
+    """docker ps's COMMAND: the path and arguments, those with a space in single quotes."""
+    args = ["'%s'" % a if " " in a else a for a in d.get("Args") or []]
+    return " ".join([d["Path"]] + args)
+
+
 def _ports(c):
     out = []
     for port, binds in sorted((c.data["NetworkSettings"].get("Ports") or {}).items()):
@@ -67,14 +73,13 @@ def summary(c, size=False, dir_size=None, image_names=None):
     with c.lock:
         d = c.data
         cfg = d["Config"]
-        argv = [d["Path"]] + list(d.get("Args") or [])
         image = cfg.get("Image") or d["Image"]
         s = {
             "Id": d["Id"],
             "Names": ["/" + c.name],
             "Image": image,
             "ImageID": d["Image"],
-            "Command": " ".join(argv),
+            "Command": command_text(d),
             "Created": unix_time(d["Created"]),
             "Ports": _ports(c),
             "Labels": dict(cfg.get("Labels") or {}),
@@ -123,11 +128,18 @@ def _label_match(labels, wanted):
     return True
 
 
-def matches(c, filters, resolve_image, lookup):
-    """Does container ``c`` pass ``filters`` (normalised)?"""
+def check_filters(filters):
+    """Refuse unknown filter names and statuses (before any container is looked at)."""
     for k in filters:
         if k not in _CONTAINER_FILTERS:
             raise InvalidParameter("invalid filter '%s'" % k)
+    for s in filters.get("status", ()):
+        if s not in _STATUSES:
+            raise InvalidParameter("invalid filter 'status=%s'" % s)
+
+
+def matches(c, filters, resolve_image, lookup):
+    """Does container ``c`` pass ``filters`` (normalised, checked by ``check_filters``)?"""
     d = c.data
     st = d["State"]
     if "id" in filters and not any(d["Id"].startswith(x) for x in filters["id"]):
@@ -137,9 +149,6 @@ def matches(c, filters, resolve_image, lookup):
         if not any(re.search(x.lstrip("/") if x.startswith("/") else x, c.name) for x in filters["name"]):
             return False
     if "status" in filters:
-        for s in filters["status"]:
-            if s not in _STATUSES:
-                raise InvalidParameter("invalid filter 'status=%s'" % s)
         if state_name(st) not in filters["status"]:
             return False
     if "label" in filters and not _label_match(d["Config"].get("Labels") or {}, filters["label"]):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from ...containers import fs, resources
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotFound
 from .system import _client_gone
 
 
@@ -11,7 +13,7 @@ def stats(engine, req, resp, id):
     c = engine.containers.get(id)
     stream = req.qbool("stream", True)
     conn = resp.conn
-    gen = resources.stats(c, stream=stream, one_shot=req.qbool("one-shot"), stop=lambda: _client_gone(conn))
+    gen = resources.stats(engine.containers, c, stream=stream, one_shot=req.qbool("one-shot"), stop=lambda: _client_gone(conn))
     if not stream:
         return next(gen)
     resp.start_stream()
@@ -21,7 +23,7 @@ def stats(engine, req, resp, id):
 
 
 def top(engine, req, resp, id):
-    return resources.top(engine.containers.get(id), req.query.get("ps_args", ""))
+    return resources.top(engine.containers, engine.containers.get(id), req.query.get("ps_args", ""))
 
 
 def pause(engine, req, resp, id):
@@ -41,7 +43,8 @@ def changes(engine, req, resp, id):
     spec = engine.containers.rootfs_spec(c)
     if spec["driver"] == "vfs":
         raise InvalidParameter("docker diff is not available with the vfs storage driver")
-    return fs.changes(spec["upper"], spec["lower"][1:]) or None
+    # docker sends null for no changes; a 204 would make the CLI fail with "EOF"
+    resp.json(fs.changes(spec["upper"], spec["lower"][1:]) or None)
 
 
 class _ChunkWriter:
@@ -69,6 +72,17 @@ def export(engine, req, resp, id):
     engine.containers._emit(c, "export")
 
 
+@contextlib.contextmanager
+def _naming(ref):
+    """docker names the container in cp's "Could not find the file" message."""
+    try:
+        yield
+    except NotFound as e:
+        if str(e).startswith("Could not find the file") and str(e).endswith(" in container"):
+            raise NotFound("%s %s" % (e, ref))
+        raise
+
+
 def _archive_path(req):
     path = req.query.get("path")
     if not path:
@@ -79,7 +93,7 @@ def _archive_path(req):
 def archive_head(engine, req, resp, id):
     c = engine.containers.get(id)
     path = _archive_path(req)
-    with fs.mounted_rootfs(engine.containers, c) as root:
+    with fs.mounted_rootfs(engine.containers, c) as root, _naming(id):
         header, _ = fs.path_stat(root, path)
     resp.send(200, b"", headers={"X-Docker-Container-Path-Stat": header})
 
@@ -88,7 +102,8 @@ def archive_get(engine, req, resp, id):
     c = engine.containers.get(id)
     path = _archive_path(req)
     with fs.mounted_rootfs(engine.containers, c) as root:
-        header, _ = fs.path_stat(root, path)
+        with _naming(id):
+            header, _ = fs.path_stat(root, path)
         resp.start_stream(content_type="application/x-tar", headers={"X-Docker-Container-Path-Stat": header})
         fs.write_archive(root, path, _ChunkWriter(resp))
         resp.end_stream()
@@ -99,7 +114,7 @@ def archive_put(engine, req, resp, id):
     path = _archive_path(req)
     if c.host_config.get("ReadonlyRootfs"):
         raise InvalidParameter("container rootfs is marked read-only")
-    with fs.mounted_rootfs(engine.containers, c, writable=True) as root:
+    with fs.mounted_rootfs(engine.containers, c, writable=True) as root, _naming(id):
         fs.extract_archive(root, path, req.body(), req.qbool("noOverwriteDirNonDir"))
     resp.empty(200)
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ...errors import InvalidParameter
 from ...util import parse_time
-from ..streams import frame, relay
+from ...containers import logs as logs_mod
+from ..streams import relay
 from .system import _client_gone, _client_hung_up
 
 
@@ -89,8 +90,8 @@ def attach(engine, req, resp, id):
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
     try:
         if want_logs:
-            for s, data, _ in engine.logs(c.id, stdout=stdout, stderr=stderr):
-                conn.sendall(data if tty else frame(s, data))
+            for batch in engine.logs(c.id, stdout=stdout, stderr=stderr):
+                conn.sendall(logs_mod.render(batch, multiplexed=not tty))
         if handle is None:
             return
         sock = handle
@@ -127,27 +128,13 @@ def logs(engine, req, resp, id):
             tail_n = None
     timestamps = req.qbool("timestamps")
     conn = resp.conn
-    entries = engine.logs(c.id, stdout=stdout, stderr=stderr, tail=tail_n, since=_since(req.query.get("since")),
+    batches = engine.logs(c.id, stdout=stdout, stderr=stderr, tail=tail_n, since=_since(req.query.get("since")),
                           until=_since(req.query.get("until")), follow=req.qbool("follow"),
                           stop=lambda: _client_gone(conn))
     resp.start_stream(content_type="application/vnd.docker.raw-stream" if tty
                       else "application/vnd.docker.multiplexed-stream")
-    buf, size = [], 0
-    for s, data, t in entries:
-        if timestamps:
-            data = t.encode() + b" " + data
-        buf.append(data if tty else frame(s, data))
-        size += len(data)
-        if size >= 65536:
-            resp.write(b"".join(buf))
-            buf, size = [], 0
-        elif not req.qbool("follow"):
-            continue
-        else:
-            resp.write(b"".join(buf))
-            buf, size = [], 0
-    if buf:
-        resp.write(b"".join(buf))
+    for batch in batches:
+        resp.write(logs_mod.render(batch, multiplexed=not tty, timestamps=timestamps))
     resp.end_stream()
 
 

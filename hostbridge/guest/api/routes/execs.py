@@ -41,10 +41,7 @@ def start(engine, req, resp, id):
         resp.empty(200)
         return
     tty = bool(e.cfg.get("Tty"))
-    e = engine.execs.start(id)
-    if body.get("ConsoleSize") and tty:
-        h, w = body["ConsoleSize"]
-        engine.execs.resize(id, h, w)
+    e = engine.execs.start(id, console_size=body.get("ConsoleSize"))
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
     lock = threading.Lock()
 

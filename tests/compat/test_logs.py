@@ -1,0 +1,114 @@
+"""docker logs: -f, --since, --until, --tail, -t; streaming promptness; clients that vanish."""
+
+import re
+import select
+import socket
+import subprocess
+import time
+
+import pytest
+
+from .conftest import dock, ok
+
+pytestmark = pytest.mark.root
+
+_TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (.*)$")
+
+
+@pytest.fixture
+def numbered(env):
+    ok(env, "run", "--name", "compat-lg", "--network", "none", "busybox", "sh", "-c",
+       "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done")
+    return "compat-lg"
+
+
+def test_logs_streams_tail_timestamps(env, numbered):
+    r = dock(env, "logs", numbered)
+    assert r.stdout == "".join("out%d\n" % i for i in range(1, 6))
+    assert r.stderr == "".join("err%d\n" % i for i in range(1, 6))
+    r = dock(env, "logs", "--tail", "2", numbered)
+    assert r.stdout == "out5\n" and r.stderr == "err4\nerr5\n" or (r.stdout + r.stderr).count("\n") == 2
+    assert dock(env, "logs", "--tail", "0", numbered).stdout == ""
+    lines = ok(env, "logs", "-t", numbered).splitlines()
+    assert [_TS.match(x).group(1) for x in lines] == ["out%d" % i for i in range(1, 6)]
+
+
+def test_logs_since_until(env):
+    ok(env, "run", "-d", "--name", "compat-lsu", "--network", "none", "busybox", "sh", "-c",
+       "echo early; sleep 1.5; echo late; sleep 1000")
+    time.sleep(0.7)
+    mid = time.time()
+    time.sleep(1.5)
+    assert ok(env, "logs", "--since", "%.3f" % mid, "compat-lsu") == "late\n"
+    assert ok(env, "logs", "--until", "%.3f" % mid, "compat-lsu") == "early\n"
+    assert ok(env, "logs", "--since", "10m", "compat-lsu") == "early\nlate\n"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mid)) + (".%03dZ" % ((mid % 1) * 1000))
+    assert ok(env, "logs", "--until", stamp, "compat-lsu") == "early\n"
+
+
+def test_follow_on_exited_container_returns_at_once(env, numbered):
+    t = time.monotonic()
+    r = dock(env, "logs", "-f", numbered, timeout=10)
+    assert r.returncode == 0 and r.stdout.count("\n") == 5
+    assert time.monotonic() - t < 2
+
+
+def test_follow_streams_promptly_and_ends_with_the_container(env):
+    ok(env, "run", "-d", "--name", "compat-lf", "--network", "none", "busybox", "sh", "-c",
+       "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.3; done")
+    p = subprocess.Popen(["docker", "logs", "-f", "-t", "compat-lf"], env=env, stdout=subprocess.PIPE)
+    delays, lines = [], []
+    try:
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            r, _, _ = select.select([p.stdout], [], [], 5)
+            assert r, "no log line within 5 s"
+            line = p.stdout.readline()
+            if not line:
+                break
+            got = time.time()
+            stamp, text = line.decode().rstrip("\n").split(" ", 1)
+            lines.append(text)
+            if len(lines) > 1:  # the first lines may predate the reader
+                delays.append(got - _parse(stamp))
+        p.wait(5)  # the container exited: -f ends by itself
+    finally:
+        p.kill()
+    assert lines == ["line%d" % i for i in range(1, 7)] and p.returncode == 0
+    assert sorted(delays)[len(delays) // 2] < 0.5, delays
+
+
+def _parse(stamp):
+    import calendar
+    head, frac = stamp.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
+
+
+def test_client_vanishing_mid_follow_leaves_engine_fine(engine, env):
+    ok(env, "run", "-d", "--name", "compat-lgone", "--network", "none", "busybox", "sh", "-c",
+       "while true; do echo tick; sleep 0.05; done")
+    for _ in range(3):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(engine.sock)
+        s.sendall(b"GET /v1.44/containers/compat-lgone/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: d\r\n\r\n")
+        s.settimeout(5)
+        assert s.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        s.close()
+    time.sleep(0.5)
+    assert engine.request("GET", "/_ping")[0] == 200
+    assert ok(env, "inspect", "-f", "{{.State.Running}}", "compat-lgone") == "true\n"
+
+
+def test_logs_of_a_tty_container_are_raw(env):
+    ok(env, "run", "-t", "--name", "compat-ltty", "--network", "none", "busybox", "sh", "-c", "echo on-tty")
+    r = subprocess.run(["docker", "logs", "compat-ltty"], env=env, capture_output=True, timeout=30)
+    assert r.stdout == b"on-tty\r\n"  # the terminal's newline, no frame headers
+
+
+def test_sdk_logs_stream(sdk):
+    c = sdk.containers.run("busybox", ["sh", "-c", "for i in 1 2 3; do echo n$i; sleep 0.1; done"], detach=True,
+                           name="compat-sdklog", network_mode="none")
+    got = b"".join(c.logs(stream=True, follow=True))
+    assert got == b"n1\nn2\nn3\n"
+    assert c.logs(tail=1) == b"n3\n"
+    assert c.logs(timestamps=True).split(b" ", 1)[1].startswith(b"n1\n")

@@ -60,6 +60,8 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "armv7l": 218, "ppc64le": 203,
 _SYS_CAPGET = {"x86_64": 125, "aarch64": 90, "armv7l": 184, "ppc64le": 183,
                "s390x": 184, "riscv64": 90, "i686": 184, "i386": 184}
 _SYS_CAPSET = {k: v + 1 for k, v in _SYS_CAPGET.items()}
+_SYS_RT_SIGACTION = {"x86_64": 13, "aarch64": 134, "armv7l": 174, "ppc64le": 173,
+                     "s390x": 174, "riscv64": 134, "i686": 174, "i386": 174}
 
 _CAP_V3 = 0x20080522
 
@@ -105,6 +107,17 @@ def pivot_root(new_root, put_old) -> None:
     """pivot_root(2), through syscall(2): glibc has no wrapper."""
     nr = _SYS_PIVOT_ROOT[_MACHINE]
     _check(_libc.syscall(ctypes.c_long(nr), _b(new_root), _b(put_old)), "pivot_root")
+
+
+def default_all_signals() -> None:
+    """Every signal's disposition to SIG_DFL, glibc's reserved real-time ones too (ignored
+    dispositions survive execve: a container must not inherit what its starter ignored)."""
+    zero = ctypes.create_string_buffer(64)  # a kernel sigaction of zeros: SIG_DFL, no flags, no mask
+    nr = _SYS_RT_SIGACTION.get(_MACHINE)
+    for sig in range(1, 65):
+        if sig in (9, 19) or nr is None:
+            continue
+        _libc.syscall(ctypes.c_long(nr), ctypes.c_int(sig), zero, None, ctypes.c_size_t(8))
 
 
 def sethostname(name: str) -> None:

@@ -185,6 +185,7 @@ def exec_prepared(p: Prepared) -> None:
     """
     for sig in _PY_IGNORED:  # ignored signals survive execve: give the process the defaults
         signal.signal(sig, signal.SIG_DFL)
+    ns.default_all_signals()  # and whatever the engine's own starter left ignored
     try:
         os.execve(p.path, p.args, dict(e.split("=", 1) if "=" in e else (e, "") for e in p.env))
     except PermissionError:

@@ -7,7 +7,6 @@ state root, socket, pidfile, log) are guest paths and live in the config's ``nat
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 
@@ -136,6 +135,8 @@ def runtime_dir() -> str:
     home = _home_override()
     uid = os.getuid() if hasattr(os, "getuid") else 0
     if home:
+        import hashlib  # only here: it costs 2 ms of every command's start-up
+
         digest = hashlib.sha256(os.path.abspath(home).encode()).hexdigest()[:10]
         return os.path.join(_tmp_root(), "hb-%s" % digest)
     xdg = os.environ.get("XDG_RUNTIME_DIR")
@@ -155,6 +156,8 @@ def _tmp_root():
 
 def machine_runtime_dir(name: str) -> str:
     """The runtime directory for one machine's sockets (name shortened when it is long)."""
+    import hashlib
+
     short = name if len(name) <= 16 else hashlib.sha256(name.encode()).hexdigest()[:16]
     return os.path.join(runtime_dir(), short)
 

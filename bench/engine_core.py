@@ -23,6 +23,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=15)
     ap.add_argument("--containers", type=int, default=100)
+    ap.add_argument("--idle-wait", type=int, default=135, help="seconds idle before the idle RSS (0: skip)")
     a = ap.parse_args()
     with SideBySide() as s:
         for url in (s.hb.url, s.dd.url):  # warm both
@@ -43,7 +44,14 @@ def main():
         time.sleep(2)
         ours_rss = rss_kib(_engine_pids(s.hb.proc.pid))
         theirs_rss = rss_kib(s.dd.pids())
-        report("idle RSS (engine vs dockerd+containerd)", ours_rss / 1024, theirs_rss / 1024, 0.25, unit="MiB")
+        report("RSS just after use (engine+zygote vs dockerd+containerd)", ours_rss / 1024, theirs_rss / 1024, 0.25,
+               unit="MiB")
+        if a.idle_wait:
+            time.sleep(a.idle_wait)  # the engine lets its zygote go after 2 idle minutes
+            ours_rss = rss_kib(_engine_pids(s.hb.proc.pid))
+            theirs_rss = rss_kib(s.dd.pids())
+            report("idle RSS after %ds (engine vs dockerd+containerd)" % a.idle_wait, ours_rss / 1024,
+                   theirs_rss / 1024, 0.25, unit="MiB")
 
         for name, url in (("hostbridge", s.hb.url), ("dockerd", s.dd.url)):
             per = []

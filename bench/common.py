@@ -69,6 +69,21 @@ def docker(url, *args, env=None, timeout=120):
     return subprocess.run(["docker"] + list(args), env=e, capture_output=True, text=True, timeout=timeout)
 
 
+def docker_env(env, *args, stdout=subprocess.PIPE):
+    """Run the docker CLI with ``env``; raise with its stderr if it fails."""
+    r = subprocess.run(["docker"] + list(args), env=env, stdout=stdout, stderr=subprocess.PIPE)
+    if r.returncode:
+        raise RuntimeError("docker %s: %s" % (" ".join(args), r.stderr.decode(errors="replace").strip()))
+    return r
+
+
+def describe(name, xs):
+    """One line: median and quartiles of durations ``xs`` (seconds) in ms."""
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return "%-10s median %7.1f ms (q1 %.1f, q3 %.1f, n=%d)" % (name, statistics.median(xs) * 1e3, q[0] * 1e3,
+                                                             q[2] * 1e3, len(xs))
+
+
 def timed(fn, n):
     """Median and all timings (s) of ``n`` calls to ``fn``."""
     ts = []
@@ -106,6 +121,8 @@ class SideBySide:
         r = docker(self.dd.url, "import", tar, "busybox:latest")
         if r.returncode != 0:
             raise SystemExit("dockerd import failed: " + r.stderr)
+        base = dict(os.environ, DOCKER_CONFIG=os.path.join(self.tmp, "cfg"), DOCKER_CLI_HINTS="false")
+        self.envs = {"hostbridge": dict(base, DOCKER_HOST=self.hb.url), "dockerd": dict(base, DOCKER_HOST=self.dd.url)}
         return self
 
     def __exit__(self, *exc):

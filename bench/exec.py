@@ -2,7 +2,7 @@
 
 Run as root from the repository root: ``python3 bench/exec.py [N]`` (default 30 runs each,
 interleaved so that load on the machine hits both alike). Prints medians and the ratio
-hostbridge / dockerd (the target is <= 0.5). Starts a private dockerd (see sidebyside.py).
+hostbridge / dockerd (the target is <= 0.5). Starts a private dockerd (see common.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sidebyside import SideBySide, describe, docker  # noqa: E402
+from common import SideBySide, describe  # noqa: E402
+from common import docker_env as docker  # noqa: E402
 
 
 def main() -> None:

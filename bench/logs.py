@@ -15,7 +15,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sidebyside import SideBySide, describe, docker  # noqa: E402
+from common import SideBySide, describe  # noqa: E402
+from common import docker_env as docker  # noqa: E402
 
 
 

@@ -37,10 +37,10 @@ class RegistryCalls:
         body = {"username": username, "password": password, "serveraddress": server}
         return self.client._json(self.client._post("/auth", json_body=body))
 
-    def search(self, term, limit=None, filters=None, auth=""):
-        """``GET /images/search``: docker's SearchResult dicts."""
+    def search(self, term, limit=None, filters=None, auth="", tags=False):
+        """``GET /images/search``: docker's SearchResult dicts (``tags``: one per repo:tag)."""
         return self.client._json(self.client._get(
-            "/images/search", params={"term": term, "limit": limit, "filters": filters or None},
+            "/images/search", params={"term": term, "limit": limit, "filters": filters or None, "tags": tags or None},
             headers={"X-Registry-Auth": auth} if auth else None))
 
     def pull(self, name, platform=None, auth="", all_tags=False):
@@ -202,9 +202,10 @@ def logout(app, server):
 @click.option("--limit", type=int, help="Max number of search results.")
 @click.option("-f", "--filter", "filters", multiple=True, help="Filter output (is-official=true, stars=3).")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("--tags", is_flag=True, help="List every tag of the matching repositories (private registries).")
 @click.argument("term")
 @click.pass_obj
-def search(app, limit, filters, no_trunc, term):
+def search(app, limit, filters, no_trunc, tags, term):
     """Search a registry for images (Docker Hub, or REGISTRY/TERM for another registry's catalog)."""
     from ..guest.registry.search import split_term
 
@@ -214,7 +215,7 @@ def search(app, limit, filters, no_trunc, term):
         domain, _ = split_term(term)
     except InvalidParameter as e:
         app.abort("Error: %s" % e)
-    results = RegistryCalls(app.client).search(term, limit, _filters(filters), credentials.auth_header(domain))
+    results = RegistryCalls(app.client).search(term, limit, _filters(filters), credentials.auth_header(domain), tags)
     for line in format_search(results or [], no_trunc):
         app.out(line)
 

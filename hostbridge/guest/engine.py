@@ -169,10 +169,11 @@ class Engine:
             self.events.emit("image", "push", ref, {"name": ref})
         out.finish()
 
-    def search(self, term, limit=None, filters=None, auth_header=""):
-        """``GET /images/search``: docker's SearchResult list."""
+    def search(self, term, limit=None, filters=None, auth_header="", with_tags=False):
+        """``GET /images/search``: docker's SearchResult list (``tags=1``, a hostbridge extension:
+        one entry per tag of each matching repository of a private registry)."""
         return self.transfers.search(term, limit=limit, filters=filters,
-                                     auth=decode_registry_auth(auth_header or ""))
+                                     auth=decode_registry_auth(auth_header or ""), with_tags=with_tags)
 
     def commit(self, ref, repo_tag, config, comment, author, changes, pause=True):
         """docker commit: the container's upper dir becomes a layer over its image."""

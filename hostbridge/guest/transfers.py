@@ -212,13 +212,14 @@ class Transfers:
                 out.append(r)
         return out
 
-    def search(self, term, limit=25, filters=None, auth=None):
+    def search(self, term, limit=25, filters=None, auth=None, with_tags=False):
         """``GET /images/search``: Docker Hub's index, or another registry's catalog.
 
         Returns:
             A list of docker's SearchResult dicts.
         """
-        return _registry("search").search(term, limit=limit or 25, auth=auth, config=self.config, filters=filters)
+        return _registry("search").search(term, limit=limit or 25, auth=auth, config=self.config, filters=filters,
+                                          with_tags=with_tags)
 
     def login(self, auth):
         """``POST /auth``: check credentials against the registry; remember nothing.

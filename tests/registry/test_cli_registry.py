@@ -76,6 +76,10 @@ def test_search_and_errors_match_the_docker_cli(tmp_path, hb, busybox_rootfs_tar
     assert ours.returncode == 0 and ours.stdout == theirs.stdout
     assert hb("search", "--limit", "1", "%s/shop" % d).stdout == docker(
         hb.env, "search", "--limit", "1", "%s/shop" % d).stdout
+    push_image(tmp_path, "%s/shop/cart:2" % d, [{"f": os.urandom(16)}])
+    tagged = hb("search", "--tags", "%s/shop/cart" % d)
+    assert tagged.returncode == 0, tagged.stderr
+    assert [line.split()[0] for line in tagged.stdout.splitlines()[1:]] == ["%s/shop/cart:1" % d, "%s/shop/cart:2" % d]
 
     ours = hb("pull", "%s/absent:1" % d)
     theirs = docker(hb.env, "pull", "%s/absent:1" % d, check=False)

@@ -5,6 +5,8 @@ import os
 
 import pytest
 
+from hostbridge.guest.errors import InvalidParameter
+
 from hostbridge.guest.registry import client as rc
 from hostbridge.guest.registry import pull, push, search
 from hostbridge.guest.registry.auth import AuthConfig
@@ -30,6 +32,13 @@ def test_catalog_search_filters_and_pages(tmp_path, registry, proxy):
     assert [r["name"] for r in search.search("%s/team" % registry.domain, limit=1, config=CFG)] == [
         "%s/team/app" % registry.domain]
     assert search.search("%s/nothing-like-it" % registry.domain, config=CFG) == []
+
+    # tags on request
+    _push(tmp_path, "%s/team/app:2" % registry.domain)
+    tagged = [r["name"] for r in search.search("%s/team/app" % registry.domain, config=CFG, with_tags=True)]
+    assert tagged == ["%s/team/app:1" % registry.domain, "%s/team/app:2" % registry.domain]
+    with pytest.raises(InvalidParameter, match="private registry"):
+        search.search("redis", config=CFG, with_tags=True)
 
     # pages of one repository each, followed through the Link header (via the proxy's log)
     names = list(search.catalog(rc.RegistryClient(proxy.domain, config=CFG), page_size=1))

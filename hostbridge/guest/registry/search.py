@@ -47,7 +47,7 @@ def hub_result(item: dict) -> dict:
             "is_automated": bool(item.get("is_automated"))}
 
 
-def search(term, limit=25, auth=None, config=None, filters=None) -> list:
+def search(term, limit=25, auth=None, config=None, filters=None, with_tags=False) -> list:
     """Search a registry.
 
     Args:
@@ -56,6 +56,8 @@ def search(term, limit=25, auth=None, config=None, filters=None) -> list:
         auth: an AuthConfig for the registry.
         config: a RegistryConfig.
         filters: docker's ``{"is-official": ["true"], "stars": ["3"]}`` style filters.
+        with_tags: list ``repo:tag`` for every tag of each matching repository (private
+            registries only; Docker Hub's search has no tags).
     Returns:
         A list of SearchResult dicts.
     Raises:
@@ -65,9 +67,12 @@ def search(term, limit=25, auth=None, config=None, filters=None) -> list:
     limit = max(1, min(int(limit or 25), 100))
     domain, text = split_term(term)
     if domain == HUB_DOMAIN:
+        if with_tags:
+            raise InvalidParameter("tags can be listed for a private registry's repositories only "
+                                   "(REGISTRY/TERM), not for Docker Hub's search")
         results = _search_hub(text, limit, auth, config)
     else:
-        results = _search_catalog(domain, text, limit, auth, config)
+        results = _search_catalog(domain, text, limit, auth, config, with_tags=with_tags)
     return _apply_filters(results, filters or {})[:limit]
 
 
@@ -118,16 +123,19 @@ def _paged(client, path, scopes, key, what, page_size):
                         % (what, client.domain, MAX_CATALOG_PAGES))
 
 
-def _search_catalog(domain, text, limit, auth, config, page_size=CATALOG_PAGE):
+def _search_catalog(domain, text, limit, auth, config, page_size=CATALOG_PAGE, with_tags=False):
     client = RegistryClient(domain, auth, config)
     needle = text.lower()
     out = []
     for name in catalog(client, page_size):
-        if needle in name.lower():
-            out.append({"name": "%s/%s" % (domain, name), "description": "", "star_count": 0,
+        if needle not in name.lower():
+            continue
+        names = ["%s:%s" % (name, t) for t in sorted(tags(client, name, page_size))] if with_tags else [name]
+        for n in names:
+            out.append({"name": "%s/%s" % (domain, n), "description": "", "star_count": 0,
                         "is_official": False, "is_automated": False})
             if len(out) >= limit:
-                break
+                return out
     return out
 
 

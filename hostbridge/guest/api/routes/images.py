@@ -104,7 +104,7 @@ def push(engine, req, resp, name):
 def search(engine, req, resp):
     term = req.query.get("term", "")
     return engine.search(term, limit=req.qint("limit"), filters=req.qjson("filters"),
-                         auth_header=req.headers.get("x-registry-auth", ""))
+                         auth_header=req.headers.get("x-registry-auth", ""), with_tags=req.qbool("tags"))
 
 
 def register(r):

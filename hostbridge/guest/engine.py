@@ -65,7 +65,6 @@ class Engine:
     def shutdown(self):
         self.containers.shutdown()
         self.network.shutdown()
-        self.execs.warm.close()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):

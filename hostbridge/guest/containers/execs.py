@@ -14,8 +14,8 @@ import threading
 
 from .. import selfexec
 from ..errors import Conflict, InvalidParameter, NotFound
+from ..runtime import zygote
 from ..util import new_id
-from .warmexec import WarmExec
 
 log = logging.getLogger("hostbridge.exec")
 
@@ -52,8 +52,6 @@ class ExecManager:
         self.events = events
         self._execs = {}
         self._lock = threading.Lock()
-        self.warm = WarmExec()
-        threading.Thread(target=self.warm.refill, name="exec-warm", daemon=True).start()
 
     def create(self, ref, cfg):
         c = self.containers.get(ref)
@@ -68,6 +66,7 @@ class ExecManager:
             if c.state.get("Paused"):
                 raise Conflict("Container %s is paused, unpause the container before exec" % c.id)
             e = Exec(new_id(), c, cfg)
+            zygote.warm()
             with self._lock:
                 self._execs[e.id] = e
             c.execs.add(e.id)
@@ -117,25 +116,24 @@ class ExecManager:
             e.started = True
             spec = self._spec(e)
         tty = spec["tty"]
-        argv = selfexec.argv("exec") + [json.dumps(spec)]
-        stdin = subprocess.PIPE if e.cfg.get("AttachStdin") else subprocess.DEVNULL
         if tty:
-            master, slave = pty.openpty()
+            from ..runtime.execproc import open_pty_in
+            try:
+                master, slave, _ = open_pty_in(spec["pid"])  # in the container's devpts: `tty` names it
+            except OSError:
+                master, slave = pty.openpty()
             e.master = master
             if console_size and len(console_size) == 2 and all(console_size):
                 fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", int(console_size[0]),
                                                                     int(console_size[1]), 0, 0))
-            proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=selfexec.env(),
-                                    close_fds=True, start_new_session=True)
+            try:
+                proc = self._from_zygote(spec, slave, slave, slave, None, None, None)
+            except OSError:
+                proc = subprocess.Popen(selfexec.argv("exec") + [json.dumps(spec)], stdin=slave, stdout=slave,
+                                        stderr=slave, env=selfexec.env(), close_fds=True, start_new_session=True)
             os.close(slave)
         else:
-            proc = self.warm.take(spec)
-            if proc is not None and not e.cfg.get("AttachStdin"):
-                proc.stdin.close()  # the process reads EOF, as from docker's /dev/null
-                proc.stdin = None
-            if proc is None:
-                proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        env=selfexec.env(), close_fds=True, start_new_session=True)
+            proc = self._start_piped(spec, bool(e.cfg.get("AttachStdin")))
         e.proc = proc
         e.pid = proc.pid
         e.running = True
@@ -143,9 +141,38 @@ class ExecManager:
                          {"name": c.name, "image": c.config.get("Image", ""), "execID": e.id})
         return e
 
+    def _from_zygote(self, spec, stdin, stdout, stderr, stdin_w, stdout_r, stderr_r):
+        helper = zygote.instance().exec(spec, stdin, stdout, stderr)
+        helper.stdin = os.fdopen(stdin_w, "wb", buffering=0) if stdin_w is not None else None
+        helper.stdout = os.fdopen(stdout_r, "rb", buffering=0) if stdout_r is not None else None
+        helper.stderr = os.fdopen(stderr_r, "rb", buffering=0) if stderr_r is not None else None
+        return helper
+
+    def _start_piped(self, spec, attach_stdin):
+        """A non-TTY exec's helper with pipes: forked by the zygote (no interpreter start), else
+        a fresh one."""
+        if attach_stdin:
+            in_r, in_w = os.pipe()
+        else:
+            in_r, in_w = os.open(os.devnull, os.O_RDONLY), None
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            return self._from_zygote(spec, in_r, out_w, err_w, in_w, out_r, err_r)
+        except OSError:
+            for fd in (in_w, out_r, err_r):
+                if fd is not None:
+                    os.close(fd)
+        finally:
+            for fd in (in_r, out_w, err_w):
+                os.close(fd)
+        return subprocess.Popen(selfexec.argv("exec") + [json.dumps(spec)],
+                                stdin=subprocess.PIPE if attach_stdin else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=selfexec.env(),
+                                close_fds=True, start_new_session=True)
+
     def finish(self, e):
         code = e.proc.wait()
-        threading.Thread(target=self.warm.refill, name="exec-warm", daemon=True).start()
         if e.master is not None:
             try:
                 os.close(e.master)

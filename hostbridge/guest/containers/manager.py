@@ -15,6 +15,7 @@ import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
 from ..runtime.client import ShimClient
+from ..runtime import zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339, parse_time
 from . import bundle as bundle_mod
 from .config import new_record, parse_signal
@@ -71,7 +72,7 @@ class ContainerManager:
                 raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
             name = name.lstrip("/")
         image_id = self.images.resolve(image_ref)
-        _warm_zygote()
+        zygote.warm()
         image_cfg = (self.images.config(image_id) or {}).get("config") or {}
         cid = new_id()
         if not name:
@@ -521,14 +522,6 @@ class ContainerManager:
 
     def shutdown(self):
         self.stopping = True
-
-
-def _warm_zygote():
-    from ..runtime import zygote
-    try:
-        zygote.instance().prestart()
-    except OSError:
-        pass  # spawn() falls back to exec'ing the shim
 
 
 def _set_oom_score_adj(pid, value):

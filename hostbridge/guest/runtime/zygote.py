@@ -14,7 +14,7 @@ container is created.
 
 from __future__ import annotations
 
-import array
+import json
 import os
 import signal
 import socket
@@ -28,19 +28,27 @@ IDLE_SECONDS = 120
 
 
 def serve(ctl: socket.socket) -> None:
-    """Fork one shim per request until ``ctl`` closes."""
-    from . import shim  # pay the imports here, once
+    """Fork one shim (or exec helper) per request until ``ctl`` closes.
+
+    A request is one SOCK_SEQPACKET message: JSON ``{"op": "shim", "bundle": DIR}`` with the report
+    socket, or ``{"op": "exec", "spec": {…}}`` with the report socket and the process's stdin,
+    stdout and stderr."""
+    from . import execproc, shim  # pay the imports here, once
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(ctl, 4096, 1)
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 4)
         except OSError:
             return
         if not msg:
             return
-        bundle = msg.decode()
-        report = fds[0] if fds else None
-        if report is None:
+        try:
+            req = json.loads(msg)
+        except ValueError:
+            req = {}
+        if not fds or req.get("op") not in ("shim", "exec"):
+            for fd in fds:
+                os.close(fd)
             continue
         pid = os.fork()
         if pid == 0:
@@ -49,13 +57,36 @@ def serve(ctl: socket.socket) -> None:
                 os.setsid()
                 if os.fork():
                     os._exit(0)
-                shim._daemon(bundle, report)
+                if req["op"] == "shim":
+                    shim._daemon(req["bundle"], fds[0])
+                else:
+                    _exec(execproc, req["spec"], fds)
             except BaseException:
                 import traceback
                 traceback.print_exc()
             os._exit(0)
-        os.close(report)
+        for fd in fds:
+            os.close(fd)
         os.waitpid(pid, 0)
+
+
+def _exec(execproc, spec, fds) -> None:
+    """The exec helper, forked: its stdio are the fds given; the exit code goes to the report."""
+    report, stdio = fds[0], fds[1:4]
+    for i, fd in enumerate(stdio):
+        os.dup2(fd, i)
+    for fd in stdio:
+        if fd > 2:
+            os.close(fd)
+    os.set_inheritable(report, False)
+    os.write(report, (json.dumps({"pid": os.getpid()}) + "\n").encode())
+    code = execproc.main([json.dumps(spec)])
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os.write(report, (json.dumps({"exit_code": code}) + "\n").encode())
+    os._exit(code & 0xFF)
 
 
 def main(argv) -> int:
@@ -87,7 +118,7 @@ class Zygote:
             self._ctl.close()
             self._ctl = None
         import subprocess
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one message a request
         self._proc = subprocess.Popen(selfexec.argv("zygote"), stdin=theirs, env=selfexec.env(),
                                       close_fds=True, start_new_session=True)
         theirs.close()
@@ -121,7 +152,7 @@ class Zygote:
         try:
             with self._lock:
                 self._ensure()
-                socket.send_fds(self._ctl, [bundle.encode()], [theirs.fileno()])
+                socket.send_fds(self._ctl, [json.dumps({"op": "shim", "bundle": bundle}).encode()], [theirs.fileno()])
             theirs.close()
             mine.settimeout(timeout)
             chunks = []
@@ -138,6 +169,28 @@ class Zygote:
             except OSError:
                 pass
 
+    def exec(self, spec: dict, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
+        """Fork an exec helper (``runtime/execproc.py``) with these stdio fds.
+
+        Raises:
+            OSError: no zygote could be reached (the caller execs a helper instead).
+        """
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with self._lock:
+                self._ensure()
+                socket.send_fds(self._ctl, [json.dumps({"op": "exec", "spec": spec}).encode()],
+                                [theirs.fileno(), stdin, stdout, stderr])
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        helper = ExecHelper(mine)
+        if helper.pid is None:
+            raise OSError("the zygote did not start the exec helper")
+        return helper
+
     def close(self):
         with self._lock:
             if self._ctl is not None:
@@ -151,6 +204,30 @@ class Zygote:
                 self._proc = None
 
 
+class ExecHelper:
+    """An exec helper forked by the zygote: ``pid`` and ``wait()`` as a Popen has them."""
+
+    def __init__(self, report: socket.socket):
+        self._report = report.makefile("rb")
+        report.close()
+        self.returncode = None
+        self.pid = self._read().get("pid")
+
+    def _read(self) -> dict:
+        line = self._report.readline()
+        try:
+            return json.loads(line) if line else {}
+        except ValueError:
+            return {}
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            # no exit code: the helper died without reporting (killed): docker's 137 is the best guess
+            self.returncode = self._read().get("exit_code", 137)
+            self._report.close()
+        return self.returncode
+
+
 _instance = None
 _instance_lock = threading.Lock()
 
@@ -161,3 +238,12 @@ def instance() -> Zygote:
         if _instance is None:
             _instance = Zygote()
         return _instance
+
+
+def warm() -> None:
+    """Have the zygote up before it is needed (at container or exec create): it is let go when
+    idle, and a start that had to wait for it would pay an interpreter start after all."""
+    try:
+        instance().prestart()
+    except OSError:
+        pass  # spawn/exec fall back to exec'ing the shim or helper

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -32,9 +33,18 @@ def resolve_in_root(root, path, follow_last=True):
     """
     trimmed = path.rstrip("/")
     head, _, tail = trimmed.rpartition("/")
-    if follow_last or tail in ("", ".", ".."):
-        return secure_join(root, path)
-    return os.path.join(secure_join(root, head), tail)
+    try:
+        if follow_last or tail in ("", ".", ".."):
+            return secure_join(root, path)
+        return os.path.join(secure_join(root, head), tail)
+    except (NotADirectoryError, FileNotFoundError):
+        # a parent that is a file, or a link that cannot be read from outside the container
+        # (/proc/self seen from the engine's pid namespace)
+        raise NotFound("Could not find the file %s in container" % path) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InvalidParameter("cannot resolve %s in container: too many levels of symbolic links" % path) from None
+        raise
 
 
 def go_mode(st_mode):
@@ -65,7 +75,7 @@ def path_stat(root, path):
     host = resolve_in_root(root, path, follow_last=False)
     try:
         st = os.lstat(host)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise NotFound("Could not find the file %s in container" % path)
     link = ""
     if stat.S_ISLNK(st.st_mode):

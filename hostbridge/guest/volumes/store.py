@@ -133,6 +133,9 @@ class VolumeStore:
         for k in f:
             if k not in ("name", "driver", "label", "dangling"):
                 raise InvalidParameter("invalid filter '%s'" % k)
+        for v in f.get("dangling", []):
+            if v not in ("1", "0", "true", "false"):
+                raise InvalidParameter("invalid filter 'dangling=%s'" % v)
         out = []
         for meta in self.all():
             if "name" in f and not any(x in meta["Name"] for x in f["name"]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ...containers import fs, resources
+from .. import schema
 from ...errors import InvalidParameter
 from .system import _client_gone
 
@@ -33,7 +34,8 @@ def unpause(engine, req, resp, id):
 
 
 def update(engine, req, resp, id):
-    return resources.update(engine.containers, engine.containers.get(id), req.json({}) or {})
+    body = schema.check(req.json({}), schema.UPDATE, "the update config")
+    return resources.update(engine.containers, engine.containers.get(id), body)
 
 
 def changes(engine, req, resp, id):
@@ -108,7 +110,7 @@ def commit(engine, req, resp):
     cid = req.query.get("container")
     if not cid:
         raise InvalidParameter("container is required")
-    cfg = req.json({}) or {}
+    cfg = schema.check(req.json({}), schema.CONFIG, "the commit config")
     repo = req.query.get("repo") or ""
     ref = repo + (":" + req.query["tag"] if repo and req.query.get("tag") else "")
     image_id = engine.commit(cid, ref or None, cfg, req.query.get("comment") or "", req.query.get("author") or "",

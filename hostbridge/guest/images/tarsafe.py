@@ -32,6 +32,9 @@ WH_OPAQUE = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 _CHUNK = 1 << 20
 _IS_ROOT = os.geteuid() == 0
+# What a member's own content makes the kernel refuse: the tar's fault, so a 400, not a 500.
+_MEMBER_ERRNOS = (errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                  errno.ENOTEMPTY, errno.EMLINK, errno.ERANGE, errno.E2BIG)
 
 # Errors a corrupt, truncated or foreign stream raises somewhere in tarfile or a decompressor.
 STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
@@ -191,7 +194,20 @@ class Extractor:
             os.unlink(name, dir_fd=fd)
 
     def add(self, ti: tarfile.TarInfo, tar: tarfile.TarFile):
-        """Extract one member (``tar`` gives its data)."""
+        """Extract one member (``tar`` gives its data).
+
+        Raises:
+            UnsafeArchive: the member would escape; InvalidParameter: the member cannot exist
+                here (a name too long, an xattr the kernel refuses), named in the message.
+        """
+        try:
+            self._add(ti, tar)
+        except OSError as e:
+            if e.errno not in _MEMBER_ERRNOS:
+                raise  # the disk, not the tar (ENOSPC, EIO): a failure of ours
+            raise InvalidParameter("cannot extract tar member %r: %s" % (ti.name[:200], e.strerror)) from None
+
+    def _add(self, ti, tar):
         rel = clean_name(ti.name)
         if not rel:
             return  # the root itself ("./"): docker keeps the destination's own metadata

@@ -281,3 +281,49 @@ def test_build_copy_through_a_context_symlink_never_reads_the_host(engine, senti
         finally:
             remove(engine, cid)
         engine.request("DELETE", "/images/hostile-copy:latest?force=1")
+
+
+def _strange_tar(kind, dockerfile=False):
+    """A tar with one member the kernel refuses: a 5000-byte name, or an invalid capability xattr."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        if dockerfile:
+            df = b"FROM busybox:latest\nCOPY . /ctx/\n"
+            ti = tarfile.TarInfo("Dockerfile")
+            ti.size = len(df)
+            t.addfile(ti, io.BytesIO(df))
+        ti = tarfile.TarInfo("a" * 5000 if kind == "long name" else "x")
+        ti.size = 1
+        if kind == "bad xattr":
+            ti.pax_headers = {"SCHILY.xattr.security.capability": "not a capability"}
+        t.addfile(ti, io.BytesIO(b"x"))
+    return buf.getvalue()
+
+
+def _odd_tars():
+    """Archives that are not hostile but broken or strange: each must be a clean 4xx."""
+    import gzip
+    return {"garbage": b"not a tar at all" * 64, "truncated gzip": gzip.compress(b"x" * 100000)[:200],
+            "half a tar": tar_of(("a", "file", "x" * 2000))[:900], "empty": b"",
+            "long name": _strange_tar("long name"), "bad xattr": _strange_tar("bad xattr"),
+            "zstd": b"\x28\xb5\x2f\xfd" + b"x" * 600}
+
+
+def test_broken_archives_are_clean_4xx_on_every_path(engine, sentinels):
+    cid = container(engine)
+    before = _layout_snapshot(engine)
+    try:
+        for what, data in _odd_tars().items():
+            for method, path in (("PUT", "/containers/%s/archive?path=/tmp" % cid), ("POST", "/images/load?quiet=1"),
+                                 ("POST", "/images/create?fromSrc=-&repo=broken&tag=x")):
+                st, body = engine.request(method, path, data, {"Content-Type": "application/x-tar"})
+                assert_4xx(st, body)
+            if what in ("long name", "bad xattr"):  # the others are taken as a Dockerfile, as docker does
+                st, text = _build(engine, _strange_tar(what, dockerfile=True), "broken-build")
+                assert 400 <= st < 500 or "error" in text, (what, st, text)
+                assert "internal error" not in text and "Traceback" not in text, text
+            assert _layout_snapshot(engine) == before, what
+        assert engine.request("GET", "/_ping")[0] == 200
+        sentinels.assert_untouched()
+    finally:
+        remove(engine, cid)

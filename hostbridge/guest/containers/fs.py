@@ -109,7 +109,13 @@ def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
         if os.path.exists(host):
             raise InvalidParameter("extraction point is not a directory: %s" % path)
         raise NotFound("Could not find the file %s in container" % path)
-    extract(stream, host, whiteouts="apply")
+    try:
+        extract(stream, host, whiteouts="apply")
+    except OSError as e:
+        # /proc, /sys, a read-only mount: the container's filesystem refuses, not the engine failing
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):
+            raise
+        raise InvalidParameter("cannot copy into %s in the container: %s" % (path, e.strerror)) from None
 
 
 @contextlib.contextmanager

@@ -327,3 +327,17 @@ def test_broken_archives_are_clean_4xx_on_every_path(engine, sentinels):
         sentinels.assert_untouched()
     finally:
         remove(engine, cid)
+
+
+def test_cp_into_proc_sys_and_dev_is_refused_or_contained(engine, sentinels):
+    cid = container(engine)
+    try:
+        for path in ("/proc", "/proc/1", "/proc/sys/kernel", "/sys"):
+            st, body = engine.request("PUT", "/containers/%s/archive?path=%s" % (cid, path),
+                                      tar_of(("hb-robust-x", "file", "x")), {"Content-Type": "application/x-tar"})
+            assert_4xx(st, body)
+            assert path in body["message"]
+        assert not os.path.exists("/proc/sys/kernel/hb-robust-x") and not os.path.exists("/sys/hb-robust-x")
+        sentinels.assert_untouched()
+    finally:
+        remove(engine, cid)

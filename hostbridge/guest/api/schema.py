@@ -14,7 +14,7 @@ or a dict (a nested struct). ``null`` is accepted everywhere, as Go accepts it.
 from __future__ import annotations
 
 from ..errors import InvalidParameter
-from ..runtime import caps
+from ..runtime import caps, rootfs
 
 _STRS = ["str"]
 _STRMAP = {"*": "str"}
@@ -172,6 +172,8 @@ def check_create(body) -> None:
                 caps.normalize(name)
             except InvalidParameter as e:
                 raise InvalidParameter("invalid HostConfig.%s: %s" % (f, e)) from None
+    for key in hc.get("Sysctls") or {}:
+        rootfs.check_sysctl(key, (hc.get("NetworkMode") or "") == "host", (hc.get("IpcMode") or "") == "host")
     _check_health(body.get("Healthcheck"))
     wd = body.get("WorkingDir")
     if wd and not wd.startswith("/"):

@@ -454,3 +454,46 @@ def test_concurrent_garbage_does_not_disturb_a_good_client(healthy):
     for t in threads:
         t.join(30)
     assert not errors
+
+
+# -- settings that would reach the host -------------------------------------------------------------
+
+def _read_sysctl(name):
+    with open("/proc/sys/" + name.replace(".", "/")) as f:
+        return f.read().strip()
+
+
+def test_host_wide_sysctls_are_refused(healthy):
+    # the value written is the host's current one: were the check ever lost, the host stays as it was
+    core = _read_sysctl("kernel.core_pattern")
+    for sysctls, net, word in (({"kernel.core_pattern": core}, None, "kernel.core_pattern"),
+                               ({"vm.overcommit_memory": _read_sysctl("vm.overcommit_memory")}, None, "vm."),
+                               ({"kernel/core_pattern": core}, None, "kernel/core_pattern"),
+                               ({"net.ipv4.ip_forward": _read_sysctl("net.ipv4.ip_forward")}, "host", "host network"),
+                               ({"kernel.shmmni": _read_sysctl("kernel.shmmni")}, "ipc", "IPC"),
+                               ({"../../etc/x": "1"}, None, "sysctl")):
+        hc = {"Sysctls": sysctls}
+        if net == "ipc":
+            hc["IpcMode"] = "host"
+        elif net:
+            hc["NetworkMode"] = net
+        status, body = healthy.request("POST", "/containers/create", _with(HostConfig=hc))
+        assert_clean_4xx(status, body, word)
+    assert _read_sysctl("kernel.core_pattern") == core
+
+
+def test_namespaced_sysctls_stay_in_the_container(healthy):
+    host = _read_sysctl("kernel.shmmni")
+    want = "1234" if host != "1234" else "1235"
+    status, body = healthy.request("POST", "/containers/create",
+                                   _with(Cmd=["cat", "/proc/sys/kernel/shmmni"], HostConfig={"Sysctls": {"kernel.shmmni": want}}))
+    assert status == 201, body
+    cid = body["Id"]
+    try:
+        assert healthy.request("POST", "/containers/%s/start" % cid)[0] == 204
+        healthy.request("POST", "/containers/%s/wait" % cid, timeout=30)
+        status, logs = healthy.request("GET", "/containers/%s/logs?stdout=1" % cid)
+        assert logs[8:].decode().strip() == want
+        assert _read_sysctl("kernel.shmmni") == host
+    finally:
+        healthy.request("DELETE", "/containers/%s?force=1" % cid)

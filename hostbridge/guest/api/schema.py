@@ -13,6 +13,8 @@ or a dict (a nested struct). ``null`` is accepted everywhere, as Go accepts it.
 
 from __future__ import annotations
 
+import re
+
 from ..errors import InvalidParameter
 from ..runtime import caps, rootfs
 
@@ -175,6 +177,7 @@ def check_create(body) -> None:
     for key in hc.get("Sysctls") or {}:
         rootfs.check_sysctl(key, (hc.get("NetworkMode") or "") == "host", (hc.get("IpcMode") or "") == "host")
     _check_health(body.get("Healthcheck"))
+    _check_values(body, hc)
     wd = body.get("WorkingDir")
     if wd and not wd.startswith("/"):
         raise InvalidParameter("the working directory '%s' is invalid, it needs to be an absolute path" % wd)
@@ -219,3 +222,29 @@ def _check_health(hc):
             raise InvalidParameter("%s in Healthcheck cannot be less than 1ms" % f)
     if (hc.get("Retries") or 0) < 0:
         raise InvalidParameter("Retries in Healthcheck cannot be negative")
+
+
+_CPUSET = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+
+
+def _check_values(cfg, hc):
+    # what the kernel would refuse at start (a 500 then), refused at create as dockerd does
+    for f in ("Cmd", "Entrypoint", "Env", "User", "WorkingDir", "Hostname", "Domainname"):
+        v = cfg.get(f)
+        if any("\x00" in s for s in (v if isinstance(v, list) else [v or ""])):
+            raise InvalidParameter("invalid %s: it contains a NUL byte" % f)
+    if len(cfg.get("Hostname") or "") > 64:
+        raise InvalidParameter("invalid hostname %r: longer than 64 characters" % cfg["Hostname"][:70])
+    for f in ("CpusetCpus", "CpusetMems"):
+        if hc.get(f) and not _CPUSET.match(hc[f]):
+            raise InvalidParameter("invalid value %s for HostConfig.%s: use a list like 0-2,4" % (hc[f], f))
+    if (hc.get("ShmSize") or 0) < 0:
+        raise InvalidParameter("SHM size can not be less than 0")
+    dests = [b.split(":")[1] for b in hc.get("Binds") or [] if b.count(":") >= 1]
+    dests += [m.get("Target") or "" for m in hc.get("Mounts") or [] if isinstance(m, dict)]
+    dests += list(hc.get("Tmpfs") or {})
+    for d in dests:
+        if not d.startswith("/"):
+            raise InvalidParameter("invalid mount config: destination %r must be an absolute path" % d)
+        if d.rstrip("/") == "":
+            raise InvalidParameter("invalid mount config: destination can't be '/'")

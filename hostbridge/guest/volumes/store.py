@@ -22,6 +22,8 @@ def check_name(name):
     if not isinstance(name, str) or "/" in name or ".." in name or not _NAME_OK.match(name):
         raise InvalidParameter('invalid volume name "%s": it must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and contain '
                                'no "/" or ".."' % name)
+    if len(name) > 255:  # one path component: longer and the filesystem refuses it (a 500 before)
+        raise InvalidParameter('invalid volume name "%s...": longer than 255 characters' % name[:40])
 
 
 class VolumeStore:

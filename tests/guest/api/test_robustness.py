@@ -260,6 +260,10 @@ CREATE_BAD = [
     (_with(WorkingDir="relative"), "working directory"), (_with(Hostname=5), "Hostname"), (_with(Tty="x"), "Tty"),
     (_with(StopTimeout="x"), "StopTimeout"), (_with(Volumes=["x"]), "Volumes"), (_with(Image=5), "Image"),
     ([1, 2], "object"), ("str", "object"), (5, "object"),
+    # values the kernel refuses at start (a 500 then) are refused at create
+    (_with(Env=["A=1\x00B"]), "NUL"), (_with(Cmd=["tr\x00ue"]), "NUL"), (_with(Hostname="h" * 65), "hostname"),
+    (_hc(CpusetCpus="zz"), "CpusetCpus"), (_hc(ShmSize=-1), "SHM"), (_hc(Binds=["/tmp:/"]), "'/'"),
+    (_hc(Tmpfs={"relative": ""}), "absolute"), (_hc(Mounts=[{"Type": "tmpfs", "Target": "/"}]), "'/'"),
 ]
 
 
@@ -321,6 +325,7 @@ def test_other_bodies_with_wrong_types(healthy, running):
         ("POST", "/volumes/create", {"Name": 5}, "Name"), ("POST", "/volumes/create", {"Name": "v", "Labels": "x"},
                                                            "Labels"),
         ("POST", "/volumes/create", {"Name": "v", "DriverOpts": "x"}, "DriverOpts"),
+        ("POST", "/volumes/create", {"Name": "v" * 300}, "255"),
         ("POST", "/commit?container=" + running, {"Cmd": 5}, "Cmd"),
     ]
     for method, path, body, field in cases:

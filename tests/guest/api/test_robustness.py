@@ -502,3 +502,37 @@ def test_namespaced_sysctls_stay_in_the_container(healthy):
         assert _read_sysctl("kernel.shmmni") == host
     finally:
         healthy.request("DELETE", "/containers/%s?force=1" % cid)
+
+
+def test_streams_work_when_the_engine_holds_over_1024_descriptors(healthy):
+    """select() refuses descriptors past 1024; a stream's "client gone" check must not use it."""
+    idle = []
+    baseline = thread_count(healthy)
+    try:
+        for _ in range(1100):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            idle.append(s)
+            s.connect(healthy.sock)  # blocking: waits for room in the backlog rather than EAGAIN
+        end = time.monotonic() + 30
+        while thread_count(healthy) < baseline + 1000 and time.monotonic() < end:
+            time.sleep(0.1)  # until the engine has accepted them all (a thread each)
+        st, _ = healthy.request("GET", "/_ping", timeout=10)
+        assert st == 200
+        with connect(healthy) as s:
+            s.sendall(b"GET /events HTTP/1.1\r\n\r\n")
+            got = b""
+            end = time.monotonic() + 2
+            s.settimeout(0.2)
+            while time.monotonic() < end:
+                try:
+                    d = s.recv(65536)
+                except socket.timeout:
+                    continue
+                if not d:
+                    break
+                got += d
+            assert got.startswith(b"HTTP/1.1 200"), got
+            assert b"0\r\n\r\n" not in got and b"error" not in got, got  # still streaming, no error
+    finally:
+        for s in idle:
+            s.close()

@@ -243,8 +243,8 @@ CREATE_BAD = [
     (_hc(RestartPolicy={"Name": "on-failure", "MaximumRetryCount": "x"}), "MaximumRetryCount"),
     (_with(Labels={"a": 1}), "Labels.a"), (_with(Labels=["a"]), "Labels"), (_with(ExposedPorts="x"), "ExposedPorts"),
     (_with(ExposedPorts=["80"]), "ExposedPorts"), (_with(Healthcheck="x"), "Healthcheck"),
-    (_with(Healthcheck={"Test": 5}), "Healthcheck.Test"), (_with(Healthcheck={"Test": ["CMD", "true"], "Interval": "x"}),
-                                                           "Healthcheck.Interval"),
+    (_with(Healthcheck={"Test": 5}), "Healthcheck.Test"),
+    (_with(Healthcheck={"Test": ["CMD", "true"], "Interval": "x"}), "Healthcheck.Interval"),
     (_with(Healthcheck={"Test": ["CMD", "true"], "Retries": -1}), "Retries"),
     (_with(Healthcheck={"Test": ["BOGUS"]}), "Healthcheck.Test"),
     (_with(NetworkingConfig="x"), "NetworkingConfig"),
@@ -309,8 +309,8 @@ def test_other_bodies_with_wrong_types(healthy, running):
     c = "/containers/" + running
     cases = [
         ("POST", c + "/exec", {"Cmd": 5}, "Cmd"), ("POST", c + "/exec", {"Cmd": [1]}, "Cmd[0]"),
-        ("POST", c + "/exec", {"Cmd": ["true"], "Env": "x"}, "Env"), ("POST", c + "/exec", {"Cmd": ["true"], "Tty": "x"},
-                                                                     "Tty"),
+        ("POST", c + "/exec", {"Cmd": ["true"], "Env": "x"}, "Env"),
+        ("POST", c + "/exec", {"Cmd": ["true"], "Tty": "x"}, "Tty"),
         ("POST", c + "/exec", {"Cmd": ["true"], "User": 5}, "User"), ("POST", c + "/exec", [1], "object"),
         ("POST", c + "/exec", b"{bad", "JSON"),
         ("POST", c + "/update", {"Memory": "x"}, "Memory"), ("POST", c + "/update", {"PidsLimit": 1.5}, "PidsLimit"),
@@ -490,8 +490,8 @@ def test_host_wide_sysctls_are_refused(healthy):
 def test_namespaced_sysctls_stay_in_the_container(healthy):
     host = _read_sysctl("kernel.shmmni")
     want = "1234" if host != "1234" else "1235"
-    status, body = healthy.request("POST", "/containers/create",
-                                   _with(Cmd=["cat", "/proc/sys/kernel/shmmni"], HostConfig={"Sysctls": {"kernel.shmmni": want}}))
+    config = _with(Cmd=["cat", "/proc/sys/kernel/shmmni"], HostConfig={"Sysctls": {"kernel.shmmni": want}})
+    status, body = healthy.request("POST", "/containers/create", config)
     assert status == 201, body
     cid = body["Id"]
     try:

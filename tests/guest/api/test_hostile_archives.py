@@ -181,8 +181,18 @@ def test_cp_out_of_container_through_symlinks_gives_container_files_only(engine,
                 break
         own = read_from_container(engine, cid, "/etc/hostname")
         assert own.strip() == cid[:12]
-        for path in ("/x/../../etc/hostname", "/x/etc/hostname", "/y/etc/hostname", "/x/x/x/../etc/hostname"):
-            assert read_from_container(engine, cid, path) == own, path
+        for state in ("running", "stopped"):  # through /proc/PID/root, then a temporary overlay mount
+            if state == "stopped":
+                assert engine.request("POST", "/containers/%s/stop?t=0" % cid)[0] == 204
+                own = read_from_container(engine, cid, "/etc/hostname")  # the layer's file, not the bind mount
+                assert own is not None and "host secret" not in own
+            for path in ("/x/../../etc/hostname", "/x/etc/hostname", "/x/x/x/../etc/hostname", "/x/proc/../etc/hostname"):
+                assert read_from_container(engine, cid, path) == own, (state, path)
+            content = read_from_container(engine, cid, "/y/etc/hostname")  # /proc/1/root: no /proc when stopped
+            assert content in (own, None), (state, content)
+            st, body = engine.request("GET", "/containers/%s/archive?path=/x/%s" % (cid, sentinels.file))
+            assert st == 404 or sentinels.secret.encode() not in body
+        assert engine.request("POST", "/containers/%s/start" % cid)[0] == 204
         # a link to a host path is copied as the link (docker cp's rule); followed, it finds nothing
         assert read_from_container(engine, cid, "/f") == "<2>"
         st, body = engine.request("GET", "/containers/%s/archive?path=/f/" % cid)

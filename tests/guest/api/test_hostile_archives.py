@@ -351,3 +351,21 @@ def test_cp_into_proc_sys_and_dev_is_refused_or_contained(engine, sentinels):
         sentinels.assert_untouched()
     finally:
         remove(engine, cid)
+
+
+def test_build_instructions_and_dockerfile_param_never_reach_the_host(engine, sentinels):
+    for query, dockerfile in (
+            ("dockerfile=" + DEEP + sentinels.file[1:], "FROM busybox:latest\n"),
+            ("dockerfile=" + sentinels.file, "FROM busybox:latest\n"),
+            ("t=hostile-ins", "FROM busybox:latest\nCOPY %s%s /s\nRUN cat /s\n" % (DEEP, sentinels.file[1:])),
+            ("t=hostile-ins", "FROM busybox:latest\nADD %s /s\nRUN cat /s\n" % sentinels.file),
+            ("t=hostile-ins", "FROM busybox:latest\nADD file://%s /s\nRUN cat /s\n" % sentinels.file),
+            ("t=hostile-ins", "FROM busybox:latest\nCOPY --from=busybox:latest %s%s /s\nRUN cat /s\n"
+             % (DEEP, sentinels.file[1:]))):
+        st, body = engine.request("POST", "/build?" + query, tar_of(("Dockerfile", "file", dockerfile)),
+                                  {"Content-Type": "application/x-tar"})
+        text = json.dumps(body) if not isinstance(body, bytes) else body.decode("latin-1")
+        assert sentinels.secret not in text, (query, dockerfile)
+        assert 400 <= st < 500 or "error" in text, (query, st, text)
+        sentinels.assert_untouched()
+    assert engine.request("GET", "/images/hostile-ins:latest/json")[0] == 404

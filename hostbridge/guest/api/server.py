@@ -184,9 +184,15 @@ class _Handler(socketserver.StreamRequestHandler):
             k, colon, v = h.decode("latin-1").partition(":")
             if not colon or not k.strip() or k != k.strip():
                 raise _BadRequest(400, "malformed MIME header line: %r" % h.rstrip(b"\r\n")[:40].decode("latin-1"))
-            headers[k.lower()] = v.strip()
+            k, v = k.lower(), v.strip()
+            if k == "content-length" and headers.get(k, v) != v:
+                raise _BadRequest(400, "conflicting Content-Length headers")  # which body? (smuggling)
+            headers[k] = v
         else:
             raise _BadRequest(431, "too many header fields (more than %d)" % _MAX_HEADERS)
+        te = headers.get("transfer-encoding", "").strip().lower()
+        if te not in ("", "chunked"):
+            raise _BadRequest(501, "unsupported transfer encoding: %r" % te[:40])
         n = headers.get("content-length")
         if n is not None and "chunked" not in headers.get("transfer-encoding", "").lower() and not n.isdigit():
             raise _BadRequest(400, "invalid Content-Length header: %r" % n[:40])

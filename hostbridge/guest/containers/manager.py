@@ -439,6 +439,8 @@ class ContainerManager:
         with c.lock:
             if not c.running or c.shim is None:
                 raise Conflict("Container %s is not running" % c.id)
+            if not c.config.get("Tty"):
+                return  # nothing to size; dockerd's shim ignores it too (was a 500)
             c.shim.resize(h, w)
 
     # ---- remove / rename --------------------------------------------------------------------

@@ -105,9 +105,12 @@ class Request:
         if v in (None, ""):
             return default
         try:
-            return int(v)
+            n = int(v)
         except ValueError:
             raise InvalidParameter("invalid value for %s: %r is not an integer" % (name, v))
+        if not -(1 << 63) <= n < (1 << 63):  # Go's strconv.Atoi range; past it timers and sizes overflow
+            raise InvalidParameter("invalid value for %s: %s is out of range" % (name, v))
+        return n
 
     def qjson(self, name, default=None):
         v = self.query.get(name)

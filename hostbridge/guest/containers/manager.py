@@ -343,7 +343,7 @@ class ContainerManager:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                c.changed.wait(left if left is not None else 1.0)
+                c.changed.wait(min(left, 1.0) if left is not None else 1.0)  # a huge -t overflows wait()
             if c.exit_generation == gen and c.running:
                 try:
                     shim.kill(signal.SIGKILL)

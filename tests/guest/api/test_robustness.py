@@ -352,8 +352,9 @@ def test_query_parameters_of_wrong_types_and_shapes(healthy, running):
         ("GET", "/events?since=abc&until=1", "abc"), ("GET", "/events?filters=[1]&until=1", "filter"),
         ("POST", "/containers/prune?filters=[1]", "filter"), ("POST", "/images/prune?filters=[1]", "filter"),
         ("POST", c + "/stop?t=abc", "t"), ("POST", c + "/restart?t=1.5", "t"),
+        ("POST", c + "/restart?t=99999999999999999999", "out of range"),
         ("GET", c + "/logs?stdout=1&tail=-x", "tail"), ("GET", c + "/logs?stdout=1&since=xyz", "xyz"),
-        ("POST", c + "/resize?h=99999999999999999999&w=1", "size"), ("POST", c + "/resize?h=-1&w=1", "size"),
+        ("POST", c + "/resize?h=99999999999999999999&w=1", "h"), ("POST", c + "/resize?h=-1&w=1", "size"),
         ("POST", c + "/resize?h=abc&w=1", "h"), ("POST", c + "/kill?signal=NOPE", "signal"),
         ("POST", c + "/kill?signal=999", "signal"), ("POST", c + "/wait?condition=zzz", "condition"),
         ("GET", c + "/archive?path=", "path"), ("GET", c + "/archive?path=/etc/hostname/x", "/etc/hostname/x"),
@@ -368,6 +369,22 @@ def test_query_parameters_of_wrong_types_and_shapes(healthy, running):
     assert healthy.request("POST", c + "/resize?h=10&w=10")[0] in (200, 204)
     # the container survived all of it
     assert healthy.request("GET", c + "/json")[1]["State"]["Running"]
+
+
+def test_stop_with_the_largest_timeout(healthy):
+    # a container that exits on SIGTERM: the stop returns at once, whatever -t says (was a 500:
+    # the wait's timeout overflowed)
+    status, body = healthy.request("POST", "/containers/create",
+                                   _with(Cmd=["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]))
+    assert status == 201, body
+    cid = body["Id"]
+    try:
+        assert healthy.request("POST", "/containers/%s/start" % cid)[0] == 204
+        time.sleep(0.3)  # the trap is set
+        status, body = healthy.request("POST", "/containers/%s/stop?t=9223372036854775807" % cid, timeout=30)
+        assert status == 204, body
+    finally:
+        healthy.request("DELETE", "/containers/%s?force=1" % cid)
 
 
 # -- resources --------------------------------------------------------------------------------------

@@ -90,32 +90,142 @@ def path_stat(root, path):
 
 def write_archive(root, path, out):
     """Write a tar of ``path`` (named by its base name, as docker does) to ``out``."""
-    # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it
-    host = resolve_in_root(root, path, follow_last=path.endswith("/") or path.endswith("/."))
-    if not os.path.lexists(host):
-        raise NotFound("Could not find the file %s in container" % path)
+    # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it.
+    # Everything is reached through descriptors, one component at a time: a running container
+    # swapping a directory for a symlink to / mid-copy must not hand us the host's files.
     name = os.path.basename(path.rstrip("/")) or "."
     if path.endswith("/."):
         name = "."
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(host, arcname=name, recursive=True)
+    head, _, tail = path.rstrip("/").rpartition("/")
+    if path.endswith("/") or path.endswith("/.") or tail in ("", ".", ".."):
+        fd = open_dir_in_root(root, path, "not a directory: %s" % path)
+        base = None
+    else:
+        fd = open_dir_in_root(root, head, "Could not find the file %s in container" % path)
+        base = tail
+        try:
+            os.stat(base, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            os.close(fd)
+            raise NotFound("Could not find the file %s in container" % path) from None
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            if base is None:
+                _tar_dir(tar, fd, name)
+            else:
+                _tar_add_at(tar, fd, base, name)
+    finally:
+        os.close(fd)
+
+
+class _Fd:
+    """What ``TarFile.gettarinfo`` needs of a file object: a descriptor to fstat."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.name = "/proc/self/fd/%d" % fd
+
+    def fileno(self):
+        return self.fd
+
+
+def _tar_dir(tar, fd, arcname):
+    tar.addfile(tar.gettarinfo("/proc/self/fd/%d" % fd, arcname, fileobj=_Fd(fd)))
+    for child in sorted(os.listdir(fd)):
+        _tar_add_at(tar, fd, child, arcname + "/" + child)
+
+
+def _tar_add_at(tar, parent_fd, base, arcname):
+    """Add ``base`` (under directory ``parent_fd``) and what it holds; no symlink is followed."""
+    path = "/proc/self/fd/%d/%s" % (parent_fd, base)  # the kernel walks only ``base``, unfollowed
+    try:
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+            try:
+                _tar_dir(tar, fd, arcname)
+            finally:
+                os.close(fd)
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent_fd)
+            with os.fdopen(fd, "rb") as f:
+                ti = tar.gettarinfo(path, arcname, fileobj=f)
+                tar.addfile(ti, f if ti.isreg() else None)
+        else:
+            tar.addfile(tar.gettarinfo(path, arcname))
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # removed (or swapped) while we walked: docker skips vanished files too
+    except OSError as e:
+        if e.errno != errno.ELOOP:  # a symlink now where a file or directory was
+            raise
 
 
 def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
     """Extract a tar stream into directory ``path`` inside the container, refusing escapes."""
     from ..images.tarsafe import extract
-    host = resolve_in_root(root, path)
-    if not os.path.isdir(host):
-        if os.path.exists(host):
-            raise InvalidParameter("extraction point is not a directory: %s" % path)
-        raise NotFound("Could not find the file %s in container" % path)
+    fd = open_dir_in_root(root, path)
     try:
-        extract(stream, host, whiteouts="apply")
+        # the directory by its descriptor: a path would be walked again, and a running container
+        # may have swapped a component for a symlink to / meanwhile (CVE-2018-15664's race)
+        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="apply")
     except OSError as e:
         # /proc, /sys, a read-only mount: the container's filesystem refuses, not the engine failing
         if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):
             raise
         raise InvalidParameter("cannot copy into %s in the container: %s" % (path, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
+def open_dir_in_root(root, path, not_dir=None):
+    """Open directory ``path`` as the container sees it, one component at a time, never following
+    a symlink in the kernel (each is resolved here, inside ``root``, as ``secure_join`` does).
+
+    Returns:
+        int: a descriptor of the directory (the caller closes it).
+    Raises:
+        NotFound: a component is missing; InvalidParameter: the path is not a directory or loops.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    stack = [root_fd]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    links = 0
+    try:
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            try:
+                fd = os.open(part, os.O_PATH | os.O_NOFOLLOW, dir_fd=stack[-1])
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFound("Could not find the file %s in container" % path) from None
+            st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode):
+                os.close(fd)
+                links += 1
+                try:
+                    target = os.readlink(part, dir_fd=stack[-1])
+                except OSError:  # gone meanwhile, or a link unreadable from outside (/proc/self)
+                    raise NotFound("Could not find the file %s in container" % path) from None
+                if links > 40:
+                    raise InvalidParameter("cannot resolve %s in container: too many levels of symbolic links" % path)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                if parts:
+                    raise NotFound("Could not find the file %s in container" % path)
+                raise InvalidParameter(not_dir or "extraction point is not a directory: %s" % path)
+            stack.append(fd)
+        return os.open("/proc/self/fd/%d" % stack[-1], os.O_RDONLY | os.O_DIRECTORY)
+    finally:
+        for fd in stack:
+            os.close(fd)
 
 
 @contextlib.contextmanager

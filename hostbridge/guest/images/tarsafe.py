@@ -189,7 +189,7 @@ class Extractor:
         if st is None:
             return
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(os.path.join(self.dest, rel))
+            _rmtree_at(name, fd)
         else:
             os.unlink(name, dir_fd=fd)
 
@@ -272,7 +272,9 @@ class Extractor:
     def _set_meta(self, ti, base, fd, rel):
         if _IS_ROOT:
             os.chown(base, ti.uid, ti.gid, dir_fd=fd, follow_symlinks=False)
-        path = os.path.join(self.dest, rel)
+        # by the parent's descriptor: a path from dest would be walked again, through whatever a
+        # running container (docker cp) put there meanwhile
+        path = "/proc/self/fd/%d/%s" % (fd, base)
         for key, value in ti.pax_headers.items():
             # trusted.overlay.* from a tar would inject whiteout semantics the tar doesn't show.
             if key.startswith("SCHILY.xattr.") and not key[13:].startswith("trusted.overlay."):
@@ -298,8 +300,7 @@ class Extractor:
         try:
             if base == WH_OPAQUE:
                 if self.whiteouts == "overlay":
-                    os.setxattr(os.path.join(self.dest, parent), OPAQUE_XATTR, b"y",
-                                follow_symlinks=False)
+                    os.setxattr("/proc/self/fd/%d" % fd, OPAQUE_XATTR, b"y")  # the dir fd opened
                 else:
                     for child in os.listdir(fd):
                         crel = (parent + "/" + child) if parent else child
@@ -322,7 +323,30 @@ class Extractor:
     def finish(self):
         """Set directory times (deepest first) now that no member will touch them again."""
         for rel, ns in sorted(self.dir_times, key=lambda t: -t[0].count("/")):
-            os.utime(os.path.join(self.dest, rel), ns=(ns, ns), follow_symlinks=False)
+            try:
+                fd = self._parent_fd(rel, rel, create=False)
+            except (FileNotFoundError, UnsafeArchive):
+                continue  # removed or replaced since (a later member, or a running container)
+            try:
+                os.utime(rel.rsplit("/", 1)[-1], ns=(ns, ns), dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def _rmtree_at(name, dir_fd):
+    """Remove directory ``name`` under ``dir_fd`` and all in it, by descriptors (no symlink followed)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree_at(entry.name, fd)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
 
 
 def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None):

@@ -10,7 +10,9 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -72,9 +74,7 @@ class Sentinels:
         for p in (self.absent, self.file):
             if os.path.lexists(p):
                 os.unlink(p)
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-        os.rmdir(self.dir)
+        shutil.rmtree(self.dir)
 
 
 @pytest.fixture
@@ -369,3 +369,70 @@ def test_build_instructions_and_dockerfile_param_never_reach_the_host(engine, se
         assert 400 <= st < 500 or "error" in text, (query, st, text)
         sentinels.assert_untouched()
     assert engine.request("GET", "/images/hostile-ins:latest/json")[0] == 404
+
+
+def test_cp_into_a_directory_the_container_swaps_for_a_symlink(engine, sentinels):
+    """CVE-2018-15664's race: the container flips /tmp/d between a directory and a symlink to a
+    host path while we copy into it. Whatever the timing, nothing may land on the host."""
+    cid = container(engine, ("sh", "-c", "while true; do rm -rf /tmp/d; mkdir /tmp/d; rm -rf /tmp/d; "
+                                         "ln -s %s /tmp/d; done" % sentinels.dir))
+    try:
+        statuses = set()
+        end = time.monotonic() + 20
+        for i in range(150):
+            if time.monotonic() > end:
+                break
+            st, body = engine.request("PUT", "/containers/%s/archive?path=/tmp/d" % cid,
+                                      tar_of(("f%d" % i, "file", "x"), ("sub/g%d" % i, "file", "y")),
+                                      {"Content-Type": "application/x-tar"})
+            statuses.add(st)
+            assert st == 200 or 400 <= st < 500, (st, body)
+            assert os.listdir(sentinels.dir) == [], "docker cp wrote through the container's symlink onto the host"
+        assert statuses & {200, 404}, statuses
+        sentinels.assert_untouched()
+    finally:
+        remove(engine, cid)
+
+
+def test_cp_out_of_a_directory_the_container_swaps_for_a_symlink(engine, sentinels, tmp_path):
+    """The read side of the same race: /tmp/d flips between a directory and a symlink to a host
+    directory holding a secret. No archive may ever carry the host's file."""
+    leak = "/tmp/hb-robust-leak-" + uuid.uuid4().hex[:12]
+    os.mkdir(leak)
+    with open(os.path.join(leak, "secret.txt"), "w") as f:
+        f.write(sentinels.secret)
+    cid = container(engine, ("sh", "-c", "while true; do rm -rf /tmp/d; mkdir /tmp/d; echo inside > /tmp/d/secret.txt; "
+                                         "rm -rf /tmp/d; ln -s %s /tmp/d; done" % leak))
+    try:
+        seen = set()
+        end = time.monotonic() + 20
+        for i in range(150):
+            if time.monotonic() > end:
+                break
+            path = ("/tmp/d/", "/tmp/d/.", "/tmp/d/secret.txt")[i % 3]
+            st, body = engine.request("GET", "/containers/%s/archive?path=%s" % (cid, path))
+            seen.add(st)
+            assert sentinels.secret.encode() not in (body if isinstance(body, bytes) else json.dumps(body).encode())
+        assert 200 in seen, seen
+    finally:
+        remove(engine, cid)
+        shutil.rmtree(leak)
+
+
+def test_cp_out_of_a_directory_keeps_its_tree_and_hard_links(engine):
+    cid = container(engine, ("sh", "-c", "mkdir -p /data/sub; echo one > /data/a; ln /data/a /data/sub/b; "
+                                         "ln -s ../a /data/sub/c; touch /ready; sleep 1000"))
+    try:
+        for _ in range(100):
+            if read_from_container(engine, cid, "/ready") is not None:
+                break
+        st, body = engine.request("GET", "/containers/%s/archive?path=/data" % cid)
+        assert st == 200
+        with tarfile.open(fileobj=io.BytesIO(body)) as t:
+            members = {m.name: m for m in t.getmembers()}
+            assert t.extractfile(members["data/a"]).read() == b"one\n"
+        assert set(members) == {"data", "data/a", "data/sub", "data/sub/b", "data/sub/c"}
+        assert members["data/sub/b"].islnk() and members["data/sub/b"].linkname == "data/a"
+        assert members["data/sub/c"].issym() and members["data/sub/c"].linkname == "../a"
+    finally:
+        remove(engine, cid)

@@ -73,10 +73,17 @@ def go_mode(st_mode):
 def path_stat(root, path):
     """The X-Docker-Container-Path-Stat header value for ``path`` (base64 JSON)."""
     host = resolve_in_root(root, path, follow_last=False)
+    head, _, tail = path.rstrip("/").rpartition("/")
+    if tail in ("", ".", ".."):
+        fd, tail = open_dir_in_root(root, path), None
+    else:
+        fd = _open_parent(root, head, path)  # by descriptor: no stat of a host file through a swapped link
     try:
-        st = os.lstat(host)
+        st = os.fstat(fd) if tail is None else os.stat(tail, dir_fd=fd, follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
-        raise NotFound("Could not find the file %s in container" % path)
+        raise NotFound("Could not find the file %s in container" % path) from None
+    finally:
+        os.close(fd)
     link = ""
     if stat.S_ISLNK(st.st_mode):
         link = resolve_in_root(root, path)[len(root.rstrip("/")):] or "/"
@@ -101,7 +108,7 @@ def write_archive(root, path, out):
         fd = open_dir_in_root(root, path, "not a directory: %s" % path)
         base = None
     else:
-        fd = open_dir_in_root(root, head, "Could not find the file %s in container" % path)
+        fd = _open_parent(root, head, path)
         base = tail
         try:
             os.stat(base, dir_fd=fd, follow_symlinks=False)
@@ -163,7 +170,7 @@ def _tar_add_at(tar, parent_fd, base, arcname):
 def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
     """Extract a tar stream into directory ``path`` inside the container, refusing escapes."""
     from ..images.tarsafe import extract
-    fd = open_dir_in_root(root, path)
+    fd = open_dir_in_root(root, path, "extraction point is not a directory: %s" % path)
     try:
         # the directory by its descriptor: a path would be walked again, and a running container
         # may have swapped a component for a symlink to / meanwhile (CVE-2018-15664's race)
@@ -177,6 +184,13 @@ def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
         os.close(fd)
 
 
+def _open_parent(root, head, path):
+    try:
+        return open_dir_in_root(root, head)
+    except NotFound:
+        raise NotFound("Could not find the file %s in container" % path) from None
+
+
 def open_dir_in_root(root, path, not_dir=None):
     """Open directory ``path`` as the container sees it, one component at a time, never following
     a symlink in the kernel (each is resolved here, inside ``root``, as ``secure_join`` does).
@@ -184,7 +198,8 @@ def open_dir_in_root(root, path, not_dir=None):
     Returns:
         int: a descriptor of the directory (the caller closes it).
     Raises:
-        NotFound: a component is missing; InvalidParameter: the path is not a directory or loops.
+        NotFound: a component is missing, or the last is not a directory and ``not_dir`` (a
+            message) is not given; InvalidParameter: ``not_dir``, or the links loop.
     """
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
     stack = [root_fd]
@@ -220,7 +235,9 @@ def open_dir_in_root(root, path, not_dir=None):
                 os.close(fd)
                 if parts:
                     raise NotFound("Could not find the file %s in container" % path)
-                raise InvalidParameter(not_dir or "extraction point is not a directory: %s" % path)
+                if not_dir is None:
+                    raise NotFound("Could not find the file %s in container" % path)
+                raise InvalidParameter(not_dir)
             stack.append(fd)
         return os.open("/proc/self/fd/%d" % stack[-1], os.O_RDONLY | os.O_DIRECTORY)
     finally:

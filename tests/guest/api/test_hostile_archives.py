@@ -186,7 +186,8 @@ def test_cp_out_of_container_through_symlinks_gives_container_files_only(engine,
                 assert engine.request("POST", "/containers/%s/stop?t=0" % cid)[0] == 204
                 own = read_from_container(engine, cid, "/etc/hostname")  # the layer's file, not the bind mount
                 assert own is not None and "host secret" not in own
-            for path in ("/x/../../etc/hostname", "/x/etc/hostname", "/x/x/x/../etc/hostname", "/x/proc/../etc/hostname"):
+            for path in ("/x/../../etc/hostname", "/x/etc/hostname", "/x/x/x/../etc/hostname",
+                         "/x/proc/../etc/hostname"):
                 assert read_from_container(engine, cid, path) == own, (state, path)
             content = read_from_container(engine, cid, "/y/etc/hostname")  # /proc/1/root: no /proc when stopped
             assert content in (own, None), (state, content)

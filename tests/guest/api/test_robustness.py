@@ -458,7 +458,7 @@ def test_clients_leaving_mid_stream_leave_no_threads(healthy, running):
                                       b"Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n" % ticker.encode(), b"tick")
             _stream_and_drop(healthy, b"POST /containers/%s/wait HTTP/1.1\r\n\r\n" % running.encode())
             st, ex = healthy.request("POST", "/containers/%s/exec" % ticker,
-                                     {"Cmd": ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do echo tick; sleep 0.2; done"],
+                                     {"Cmd": ["sh", "-c", "for i in $(seq 10); do echo tick; sleep 0.2; done"],
                                       "AttachStdout": True, "AttachStdin": True})
             assert st == 201, ex
             body = b'{"Detach": false, "Tty": false}'

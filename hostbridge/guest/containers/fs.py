@@ -125,6 +125,17 @@ def write_archive(root, path, out):
         os.close(fd)
 
 
+def export_archive(root, out):
+    """Write the whole filesystem under ``root`` as a tar (``docker export``), by descriptors."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for child in sorted(os.listdir(fd)):
+                _tar_add_at(tar, fd, child, child)
+    finally:
+        os.close(fd)
+
+
 class _Fd:
     """What ``TarFile.gettarinfo`` needs of a file object: a descriptor to fstat."""
 

@@ -411,7 +411,10 @@ def test_cp_out_of_a_directory_the_container_swaps_for_a_symlink(engine, sentine
             if time.monotonic() > end:
                 break
             path = ("/tmp/d/", "/tmp/d/.", "/tmp/d/secret.txt")[i % 3]
-            st, body = engine.request("GET", "/containers/%s/archive?path=%s" % (cid, path))
+            url = "/containers/%s/archive?path=%s" % (cid, path)
+            if i % 15 == 14:
+                url = "/containers/%s/export" % cid  # docker export walks the same tree
+            st, body = engine.request("GET", url)
             seen.add(st)
             assert sentinels.secret.encode() not in (body if isinstance(body, bytes) else json.dumps(body).encode())
         assert 200 in seen, seen

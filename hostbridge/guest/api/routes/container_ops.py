@@ -62,11 +62,7 @@ def export(engine, req, resp, id):
     c = engine.containers.get(id)
     with fs.mounted_rootfs(engine.containers, c) as root:
         resp.start_stream(content_type="application/x-tar")
-        import tarfile
-        with tarfile.open(fileobj=_ChunkWriter(resp), mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            import os
-            for name in sorted(os.listdir(root)):
-                tar.add(os.path.join(root, name), arcname=name, recursive=True)
+        fs.export_archive(root, _ChunkWriter(resp))
         resp.end_stream()
     engine.containers._emit(c, "export")
 

@@ -68,14 +68,31 @@ class Request:
             return json.loads(data)
         except ValueError as e:
             raise InvalidParameter("invalid JSON: %s" % e)
+        except RecursionError:  # "[[[[…" deeper than Python's stack; Go's decoder caps depth too
+            raise InvalidParameter("invalid JSON: nested too deeply")
 
-    def drain(self):
-        """Consume what is left of the body so the connection can serve the next request."""
+    def body_done(self) -> bool:
+        """True when the whole body has been read (or there is none)."""
+        r = self._body_reader
+        if r is None:
+            return not self.chunked and self.headers.get("content-length", "0").strip() in ("", "0")
+        return r.done if isinstance(r, ChunkedReader) else r.left <= 0
+
+    def drain(self, limit=None) -> bool:
+        """Consume what is left of the body so the connection can serve the next request.
+
+        Returns False when more than ``limit`` bytes were left (the caller should close).
+        """
         if self._body_reader is None:
             self.body()
-        r = self._body_reader
-        while r.read(65536):
-            pass
+        r, n = self._body_reader, 0
+        while True:
+            data = r.read(65536)
+            if not data:
+                return True
+            n += len(data)
+            if limit is not None and n > limit:
+                return False
 
     def qbool(self, name, default=False):
         v = self.query.get(name)
@@ -88,9 +105,12 @@ class Request:
         if v in (None, ""):
             return default
         try:
-            return int(v)
+            n = int(v)
         except ValueError:
             raise InvalidParameter("invalid value for %s: %r is not an integer" % (name, v))
+        if not -(1 << 63) <= n < (1 << 63):  # Go's strconv.Atoi range; past it timers and sizes overflow
+            raise InvalidParameter("invalid value for %s: %s is out of range" % (name, v))
+        return n
 
     def qjson(self, name, default=None):
         v = self.query.get(name)
@@ -98,7 +118,7 @@ class Request:
             return default
         try:
             return json.loads(v)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidParameter("invalid JSON in query parameter %s" % name)
 
 
@@ -131,10 +151,11 @@ class ChunkedReader:
         line = self.rfile.readline(MAX_HEADER_LINE)
         if not line:
             raise InvalidParameter("truncated chunked body")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise InvalidParameter("malformed chunked body")
+        digits = line.split(b";", 1)[0].strip()
+        # int(x, 16) alone would take "-5" (a negative read means "read to EOF") and "0x10"
+        if not digits or len(digits) > 16 or digits.strip(b"0123456789abcdefABCDEF"):
+            raise InvalidParameter("malformed chunked body: bad chunk size %r" % digits[:20])
+        size = int(digits, 16)
         if size == 0:
             while True:  # trailers
                 t = self.rfile.readline(MAX_HEADER_LINE)
@@ -248,8 +269,9 @@ API_HEADERS = {"Api-Version": "1.44", "Server": "hostbridge-engine"}
 
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 101: "UPGRADED", 304: "Not Modified",
            400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           409: "Conflict", 500: "Internal Server Error", 501: "Not Implemented",
-           503: "Service Unavailable"}
+           405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error", 501: "Not Implemented",
+           503: "Service Unavailable", 505: "HTTP Version Not Supported"}
 
 
 def shutdown_write(conn):

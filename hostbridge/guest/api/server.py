@@ -7,22 +7,33 @@ itself through ``resp``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import socket
 import socketserver
 import threading
+import time
 
 from .. import API_VERSION, MIN_API_VERSION
-from ..errors import GuestError
+from ..errors import GuestError, InvalidParameter
 from .errors import status_for
-from .http import MAX_HEADER_LINE, Request, Response
+from .http import MAX_HEADER_LINE, REASONS, Request, Response
 
 log = logging.getLogger("hostbridge.api")
 
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 _MAX_HEADERS = 200
+_MAX_DRAIN = 1 << 20
+_LINGER_SECONDS, _LINGER_BYTES = 2.0, 64 << 20
+_HTTP_VERSION = re.compile(r"^HTTP/\d\.\d$")
+
+
+class _BadRequest(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class Router:
@@ -63,12 +74,6 @@ class _Handler(socketserver.StreamRequestHandler):
     wbufsize = 65536
     disable_nagle_algorithm = False
 
-    def finish(self):
-        try:
-            super().finish()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client left mid-stream (a pull it gave up on): nothing left to tell it
-
     def handle(self):
         srv = self.server
         while not srv.stopping:
@@ -85,12 +90,19 @@ class _Handler(socketserver.StreamRequestHandler):
                 self._dispatch(req, resp)
             except (BrokenPipeError, ConnectionResetError):
                 return
-            if resp.hijacked or resp.close_after:
+            if resp.hijacked or resp.streaming:
                 return
-            if resp.streaming:
+            if resp.close_after:
+                if not req.body_done():
+                    self._linger_close()
                 return
             try:
-                req.drain()
+                # the rest of a body the handler left: bounded in size and, for a stalled client, in time
+                self.connection.settimeout(srv.header_timeout)
+                if not req.drain(_MAX_DRAIN):
+                    self._linger_close()  # a large unread body: closing beats reading it all
+                    return
+                self.connection.settimeout(None)
             except Exception:
                 return
 
@@ -100,26 +112,90 @@ class _Handler(socketserver.StreamRequestHandler):
         except OSError:
             pass  # the client went away before we flushed: nothing left to tell it
 
-    def _read_request(self):
+    def _reject(self, status, message):
+        """Answer a request we could not parse, then drop the connection (we no longer know
+        where the next request would start, so reading on could smuggle one)."""
+        body = (json.dumps({"message": message}) + "\n").encode()
+        self.wfile.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                         b"Connection: close\r\n\r\n%s" % (status, REASONS.get(status, "Error").encode(),
+                                                             len(body), body))
+        self.wfile.flush()
+        self._linger_close()
+
+    def _linger_close(self):
+        """End our side, then discard what the client still sends for a bounded while.
+
+        Closing a socket with unread input resets it, and the client would lose the answer we
+        just wrote; a client still sending (an upload we refused) reads it once it looks.
+        """
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_SECONDS)
+            end, n = time.monotonic() + _LINGER_SECONDS, 0
+            while n < _LINGER_BYTES and time.monotonic() < end:
+                data = self.rfile.read1(65536)
+                if not data:
+                    break
+                n += len(data)
+        except (OSError, ValueError):
+            pass
+
+    def _readline(self):
         line = self.rfile.readline(MAX_HEADER_LINE + 1)
+        if len(line) > MAX_HEADER_LINE:
+            raise _BadRequest(431, "request line or header longer than %d bytes" % MAX_HEADER_LINE)
+        return line
+
+    def _read_request(self):
+        # A client that sends half a request and then nothing must not hold a thread forever:
+        # the head (request line and headers) is read under a timeout, like Go's ReadHeaderTimeout.
+        self.connection.settimeout(self.server.header_timeout)
+        try:
+            return self._read_head()
+        except _BadRequest as e:
+            self._reject(e.status, e.message)
+            return None
+        finally:
+            self.connection.settimeout(None)
+
+    def _read_head(self):
+        line = self._readline()
         if not line:
             return None
         while line in (b"\r\n", b"\n"):
-            line = self.rfile.readline(MAX_HEADER_LINE + 1)
+            line = self._readline()
             if not line:
                 return None
         parts = line.decode("latin-1").rstrip("\r\n").split(" ")
-        if len(parts) != 3:
-            self.wfile.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            return None
+        if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
+            raise _BadRequest(400, "malformed HTTP request line")
         method, target, version = parts
+        if not _HTTP_VERSION.match(version):
+            raise _BadRequest(400, "malformed HTTP version %r" % version[:20])
+        if not version.startswith("HTTP/1."):
+            raise _BadRequest(505, "HTTP version %s is not supported (HTTP/1.0 and HTTP/1.1 are)" % version[:20])
         headers = {}
-        for _ in range(_MAX_HEADERS):
-            h = self.rfile.readline(MAX_HEADER_LINE + 1)
-            if not h or h in (b"\r\n", b"\n"):
+        for _ in range(_MAX_HEADERS + 1):
+            h = self._readline()
+            if not h:
+                return None  # the client left before the end of the head
+            if h in (b"\r\n", b"\n"):
                 break
-            k, _, v = h.decode("latin-1").partition(":")
-            headers[k.strip().lower()] = v.strip()
+            k, colon, v = h.decode("latin-1").partition(":")
+            if not colon or not k.strip() or k != k.strip():
+                raise _BadRequest(400, "malformed MIME header line: %r" % h.rstrip(b"\r\n")[:40].decode("latin-1"))
+            k, v = k.lower(), v.strip()
+            if k == "content-length" and headers.get(k, v) != v:
+                raise _BadRequest(400, "conflicting Content-Length headers")  # which body? (smuggling)
+            headers[k] = v
+        else:
+            raise _BadRequest(431, "too many header fields (more than %d)" % _MAX_HEADERS)
+        te = headers.get("transfer-encoding", "").strip().lower()
+        if te not in ("", "chunked"):
+            raise _BadRequest(501, "unsupported transfer encoding: %r" % te[:40])
+        n = headers.get("content-length")
+        if n is not None and "chunked" not in headers.get("transfer-encoding", "").lower() and not n.isdigit():
+            raise _BadRequest(400, "invalid Content-Length header: %r" % n[:40])
         return Request(method.upper(), target, headers, self.rfile, version)
 
     def _dispatch(self, req, resp):
@@ -149,6 +225,9 @@ class _Handler(socketserver.StreamRequestHandler):
             return
         req.params = params
         try:
+            if "\x00" in req.path or "\x00" in req.target or any("\x00" in v for v in req.query.values()):
+                # no name, path or value of the API holds a NUL; the OS would refuse it deep inside
+                raise InvalidParameter("invalid request: NUL byte in the URL")
             result = handler(srv.engine, req, resp, **params)
             if not resp.headers_sent:
                 if result is None:
@@ -166,6 +245,10 @@ class _Handler(socketserver.StreamRequestHandler):
     def _error(self, resp, status, message):
         if resp.hijacked:
             return
+        if not resp.req.body_done():
+            # a refused request whose body is still coming (an endless or huge upload): answer,
+            # then close rather than read the rest to reach the next request
+            resp.close_after = True
         if resp.streaming:
             try:
                 resp.write_json({"errorDetail": {"message": message}, "error": message})
@@ -184,7 +267,8 @@ class _Handler(socketserver.StreamRequestHandler):
 class APIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024  # a burst of clients must not see EAGAIN on connect
+    header_timeout = 300.0  # seconds to send a request's head (dockerd's ReadHeaderTimeout)
 
     def __init__(self, socket_path, engine, router, group=None):
         self.engine = engine

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -32,9 +33,18 @@ def resolve_in_root(root, path, follow_last=True):
     """
     trimmed = path.rstrip("/")
     head, _, tail = trimmed.rpartition("/")
-    if follow_last or tail in ("", ".", ".."):
-        return secure_join(root, path)
-    return os.path.join(secure_join(root, head), tail)
+    try:
+        if follow_last or tail in ("", ".", ".."):
+            return secure_join(root, path)
+        return os.path.join(secure_join(root, head), tail)
+    except (NotADirectoryError, FileNotFoundError):
+        # a parent that is a file, or a link that cannot be read from outside the container
+        # (/proc/self seen from the engine's pid namespace)
+        raise NotFound("Could not find the file %s in container" % path) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InvalidParameter("cannot resolve %s in container: too many levels of symbolic links" % path) from None
+        raise
 
 
 def go_mode(st_mode):
@@ -63,10 +73,17 @@ def go_mode(st_mode):
 def path_stat(root, path):
     """The X-Docker-Container-Path-Stat header value for ``path`` (base64 JSON)."""
     host = resolve_in_root(root, path, follow_last=False)
+    head, _, tail = path.rstrip("/").rpartition("/")
+    if tail in ("", ".", ".."):
+        fd, tail = open_dir_in_root(root, path), None
+    else:
+        fd = _open_parent(root, head, path)  # by descriptor: no stat of a host file through a swapped link
     try:
-        st = os.lstat(host)
-    except FileNotFoundError:
-        raise NotFound("Could not find the file %s in container" % path)
+        st = os.fstat(fd) if tail is None else os.stat(tail, dir_fd=fd, follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFound("Could not find the file %s in container" % path) from None
+    finally:
+        os.close(fd)
     link = ""
     if stat.S_ISLNK(st.st_mode):
         link = resolve_in_root(root, path)[len(root.rstrip("/")):] or "/"
@@ -80,26 +97,163 @@ def path_stat(root, path):
 
 def write_archive(root, path, out):
     """Write a tar of ``path`` (named by its base name, as docker does) to ``out``."""
-    # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it
-    host = resolve_in_root(root, path, follow_last=path.endswith("/") or path.endswith("/."))
-    if not os.path.lexists(host):
-        raise NotFound("Could not find the file %s in container" % path)
+    # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it.
+    # Everything is reached through descriptors, one component at a time: a running container
+    # swapping a directory for a symlink to / mid-copy must not hand us the host's files.
     name = os.path.basename(path.rstrip("/")) or "."
     if path.endswith("/."):
         name = "."
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(host, arcname=name, recursive=True)
+    head, _, tail = path.rstrip("/").rpartition("/")
+    if path.endswith("/") or path.endswith("/.") or tail in ("", ".", ".."):
+        fd = open_dir_in_root(root, path, "not a directory: %s" % path)
+        base = None
+    else:
+        fd = _open_parent(root, head, path)
+        base = tail
+        try:
+            os.stat(base, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            os.close(fd)
+            raise NotFound("Could not find the file %s in container" % path) from None
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            if base is None:
+                _tar_dir(tar, fd, name)
+            else:
+                _tar_add_at(tar, fd, base, name)
+    finally:
+        os.close(fd)
+
+
+def export_archive(root, out):
+    """Write the whole filesystem under ``root`` as a tar (``docker export``), by descriptors."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for child in sorted(os.listdir(fd)):
+                _tar_add_at(tar, fd, child, child)
+    finally:
+        os.close(fd)
+
+
+class _Fd:
+    """What ``TarFile.gettarinfo`` needs of a file object: a descriptor to fstat."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.name = "/proc/self/fd/%d" % fd
+
+    def fileno(self):
+        return self.fd
+
+
+def _tar_dir(tar, fd, arcname):
+    tar.addfile(tar.gettarinfo("/proc/self/fd/%d" % fd, arcname, fileobj=_Fd(fd)))
+    for child in sorted(os.listdir(fd)):
+        _tar_add_at(tar, fd, child, arcname + "/" + child)
+
+
+def _tar_add_at(tar, parent_fd, base, arcname):
+    """Add ``base`` (under directory ``parent_fd``) and what it holds; no symlink is followed."""
+    path = "/proc/self/fd/%d/%s" % (parent_fd, base)  # the kernel walks only ``base``, unfollowed
+    try:
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode):
+            fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
+            try:
+                _tar_dir(tar, fd, arcname)
+            finally:
+                os.close(fd)
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=parent_fd)
+            with os.fdopen(fd, "rb") as f:
+                ti = tar.gettarinfo(path, arcname, fileobj=f)
+                tar.addfile(ti, f if ti.isreg() else None)
+        else:
+            tar.addfile(tar.gettarinfo(path, arcname))
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # removed (or swapped) while we walked: docker skips vanished files too
+    except OSError as e:
+        if e.errno != errno.ELOOP:  # a symlink now where a file or directory was
+            raise
 
 
 def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
     """Extract a tar stream into directory ``path`` inside the container, refusing escapes."""
     from ..images.tarsafe import extract
-    host = resolve_in_root(root, path)
-    if not os.path.isdir(host):
-        if os.path.exists(host):
-            raise InvalidParameter("extraction point is not a directory: %s" % path)
-        raise NotFound("Could not find the file %s in container" % path)
-    extract(stream, host, whiteouts="apply")
+    fd = open_dir_in_root(root, path, "extraction point is not a directory: %s" % path)
+    try:
+        # the directory by its descriptor: a path would be walked again, and a running container
+        # may have swapped a component for a symlink to / meanwhile (CVE-2018-15664's race)
+        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="apply")
+    except OSError as e:
+        # /proc, /sys, a read-only mount: the container's filesystem refuses, not the engine failing
+        if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):
+            raise
+        raise InvalidParameter("cannot copy into %s in the container: %s" % (path, e.strerror)) from None
+    finally:
+        os.close(fd)
+
+
+def _open_parent(root, head, path):
+    try:
+        return open_dir_in_root(root, head)
+    except NotFound:
+        raise NotFound("Could not find the file %s in container" % path) from None
+
+
+def open_dir_in_root(root, path, not_dir=None):
+    """Open directory ``path`` as the container sees it, one component at a time, never following
+    a symlink in the kernel (each is resolved here, inside ``root``, as ``secure_join`` does).
+
+    Returns:
+        int: a descriptor of the directory (the caller closes it).
+    Raises:
+        NotFound: a component is missing, or the last is not a directory and ``not_dir`` (a
+            message) is not given; InvalidParameter: ``not_dir``, or the links loop.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    stack = [root_fd]
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    links = 0
+    try:
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if len(stack) > 1:
+                    os.close(stack.pop())
+                continue
+            try:
+                fd = os.open(part, os.O_PATH | os.O_NOFOLLOW, dir_fd=stack[-1])
+            except (FileNotFoundError, NotADirectoryError):
+                raise NotFound("Could not find the file %s in container" % path) from None
+            st = os.fstat(fd)
+            if stat.S_ISLNK(st.st_mode):
+                os.close(fd)
+                links += 1
+                try:
+                    target = os.readlink(part, dir_fd=stack[-1])
+                except OSError:  # gone meanwhile, or a link unreadable from outside (/proc/self)
+                    raise NotFound("Could not find the file %s in container" % path) from None
+                if links > 40:
+                    raise InvalidParameter("cannot resolve %s in container: too many levels of symbolic links" % path)
+                if target.startswith("/"):
+                    while len(stack) > 1:
+                        os.close(stack.pop())
+                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                os.close(fd)
+                if parts:
+                    raise NotFound("Could not find the file %s in container" % path)
+                if not_dir is None:
+                    raise NotFound("Could not find the file %s in container" % path)
+                raise InvalidParameter(not_dir)
+            stack.append(fd)
+        return os.open("/proc/self/fd/%d" % stack[-1], os.O_RDONLY | os.O_DIRECTORY)
+    finally:
+        for fd in stack:
+            os.close(fd)
 
 
 @contextlib.contextmanager

@@ -350,7 +350,7 @@ class ContainerManager:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     break
-                c.changed.wait(left if left is not None else 1.0)
+                c.changed.wait(min(left, 1.0) if left is not None else 1.0)  # a huge -t overflows wait()
             if c.exit_generation == gen and c.running:
                 try:
                     shim.kill(signal.SIGKILL)
@@ -455,6 +455,8 @@ class ContainerManager:
         with c.lock:
             if not c.running or c.shim is None:
                 raise Conflict("Container %s is not running" % c.id)
+            if not c.config.get("Tty"):
+                return  # nothing to size; dockerd's shim ignores it too (was a 500)
             c.shim.resize(h, w)
 
     # ---- remove / rename --------------------------------------------------------------------

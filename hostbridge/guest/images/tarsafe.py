@@ -33,6 +33,9 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 _CACHED_MAX = 1 << 20  # bytes: larger files are extracted as usual (file_cache)
 _CHUNK = 1 << 20
 _IS_ROOT = os.geteuid() == 0
+# What a member's own content makes the kernel refuse: the tar's fault, so a 400, not a 500.
+_MEMBER_ERRNOS = (errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                  errno.ENOTEMPTY, errno.EMLINK, errno.ERANGE, errno.E2BIG)
 
 # Errors a corrupt, truncated or foreign stream raises somewhere in tarfile or a decompressor.
 STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
@@ -188,12 +191,25 @@ class Extractor:
         if st is None:
             return
         if stat.S_ISDIR(st.st_mode):
-            shutil.rmtree(os.path.join(self.dest, rel))
+            _rmtree_at(name, fd)
         else:
             os.unlink(name, dir_fd=fd)
 
     def add(self, ti: tarfile.TarInfo, tar: tarfile.TarFile):
-        """Extract one member (``tar`` gives its data)."""
+        """Extract one member (``tar`` gives its data).
+
+        Raises:
+            UnsafeArchive: the member would escape; InvalidParameter: the member cannot exist
+                here (a name too long, an xattr the kernel refuses), named in the message.
+        """
+        try:
+            self._add(ti, tar)
+        except OSError as e:
+            if e.errno not in _MEMBER_ERRNOS:
+                raise  # the disk, not the tar (ENOSPC, EIO): a failure of ours
+            raise InvalidParameter("cannot extract tar member %r: %s" % (ti.name[:200], e.strerror)) from None
+
+    def _add(self, ti, tar):
         rel = clean_name(ti.name)
         if not rel:
             return  # the root itself ("./"): docker keeps the destination's own metadata
@@ -281,7 +297,9 @@ class Extractor:
     def _set_meta(self, ti, base, fd, rel):
         if _IS_ROOT:
             os.chown(base, ti.uid, ti.gid, dir_fd=fd, follow_symlinks=False)
-        path = os.path.join(self.dest, rel)
+        # by the parent's descriptor: a path from dest would be walked again, through whatever a
+        # running container (docker cp) put there meanwhile
+        path = "/proc/self/fd/%d/%s" % (fd, base)
         for key, value in ti.pax_headers.items():
             # trusted.overlay.* from a tar would inject whiteout semantics the tar doesn't show.
             if key.startswith("SCHILY.xattr.") and not key[13:].startswith("trusted.overlay."):
@@ -307,8 +325,7 @@ class Extractor:
         try:
             if base == WH_OPAQUE:
                 if self.whiteouts == "overlay":
-                    os.setxattr(os.path.join(self.dest, parent), OPAQUE_XATTR, b"y",
-                                follow_symlinks=False)
+                    os.setxattr("/proc/self/fd/%d" % fd, OPAQUE_XATTR, b"y")  # the dir fd opened
                 else:
                     for child in os.listdir(fd):
                         crel = (parent + "/" + child) if parent else child
@@ -331,7 +348,30 @@ class Extractor:
     def finish(self):
         """Set directory times (deepest first) now that no member will touch them again."""
         for rel, ns in sorted(self.dir_times, key=lambda t: -t[0].count("/")):
-            os.utime(os.path.join(self.dest, rel), ns=(ns, ns), follow_symlinks=False)
+            try:
+                fd = self._parent_fd(rel, rel, create=False)
+            except (FileNotFoundError, UnsafeArchive):
+                continue  # removed or replaced since (a later member, or a running container)
+            try:
+                os.utime(rel.rsplit("/", 1)[-1], ns=(ns, ns), dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                pass
+            finally:
+                os.close(fd)
+
+
+def _rmtree_at(name, dir_fd):
+    """Remove directory ``name`` under ``dir_fd`` and all in it, by descriptors (no symlink followed)."""
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                _rmtree_at(entry.name, fd)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
 
 
 def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cache=None):

@@ -52,10 +52,14 @@ def normalize_filters(filters, allowed) -> dict:
         InvalidParameter: an unknown filter name (``invalid filter 'x'``).
     """
     out = {}
+    if filters and not isinstance(filters, dict):
+        raise InvalidParameter("invalid filter: filters must be a JSON object")
     for k, v in (filters or {}).items():
         if k not in allowed:
             raise InvalidParameter("invalid filter '%s'" % k)
-        out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else list(v)
+        if not isinstance(v, (dict, list)):
+            raise InvalidParameter("invalid filter '%s': values must be a list or an object" % k)
+        out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else [str(x) for x in v]
     return out
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 
+from ..errors import InvalidParameter
 from . import cgroups, ns
 
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
@@ -248,9 +250,38 @@ def readonly_root() -> None:
     ns.mount(None, "/", None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY)
 
 
-def write_sysctls(sysctls: dict) -> None:
-    """Write ``{"net.ipv4.ip_forward": "1"}`` style settings under /proc/sys."""
+# Sysctls a container may set (docker's and runc's list): those its own IPC, mqueue and network
+# namespaces hold. Any other /proc/sys file is the host's: kernel.core_pattern names a program
+# the host kernel runs as root.
+_NAMESPACED_SYSCTLS = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                       "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"}
+_SYSCTL_KEY = re.compile(r"^[a-zA-Z0-9_-]+(?:[./][a-zA-Z0-9_-]+)*$")
+
+
+def check_sysctl(key: str, host_network: bool = False, host_ipc: bool = False) -> None:
+    """Refuse a sysctl that is not namespaced (it would change the host) or is not a plain name.
+
+    Raises:
+        InvalidParameter: names the sysctl and why.
+    """
+    if not isinstance(key, str) or not _SYSCTL_KEY.match(key):
+        raise InvalidParameter("invalid sysctl name %r" % (key,))
+    if key in _NAMESPACED_SYSCTLS or key.startswith("fs.mqueue."):
+        if host_ipc:
+            raise InvalidParameter("sysctl %s is not allowed when sharing the host's IPC namespace (--ipc host)" % key)
+        return
+    if key.startswith("net."):
+        if host_network:
+            raise InvalidParameter("sysctl %s is not allowed when using the host network (--network host)" % key)
+        return
+    raise InvalidParameter("sysctl %s is not allowed in a container: it is not namespaced and would change "
+                           "the host" % key)
+
+
+def write_sysctls(sysctls: dict, host_network: bool = False, host_ipc: bool = False) -> None:
+    """Write ``{"net.ipv4.ip_forward": "1"}`` style settings under /proc/sys (namespaced ones only)."""
     for key, value in (sysctls or {}).items():
+        check_sysctl(key, host_network, host_ipc)
         with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
             f.write(str(value))
 
@@ -273,7 +304,7 @@ def setup(config: dict, cgroupns: bool = False) -> None:
     for m in sorted(config.get("mounts") or [], key=lambda m: m["destination"].count("/")):
         mount_extra(root, m)
     pivot(root)
-    write_sysctls(config.get("sysctls"))
+    write_sysctls(config.get("sysctls"), net == "host", (config.get("namespaces") or {}).get("ipc") == "host")
     if not privileged:
         mask_paths()
         readonly_paths()

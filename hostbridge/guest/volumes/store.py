@@ -22,6 +22,8 @@ def check_name(name):
     if not isinstance(name, str) or "/" in name or ".." in name or not _NAME_OK.match(name):
         raise InvalidParameter('invalid volume name "%s": it must match [a-zA-Z0-9][a-zA-Z0-9_.-]+ and contain '
                                'no "/" or ".."' % name)
+    if len(name) > 255:  # one path component: longer and the filesystem refuses it (a 500 before)
+        raise InvalidParameter('invalid volume name "%s...": longer than 255 characters' % name[:40])
 
 
 class VolumeStore:
@@ -133,6 +135,9 @@ class VolumeStore:
         for k in f:
             if k not in ("name", "driver", "label", "dangling"):
                 raise InvalidParameter("invalid filter '%s'" % k)
+        for v in f.get("dangling", []):
+            if v not in ("1", "0", "true", "false"):
+                raise InvalidParameter("invalid filter 'dangling=%s'" % v)
         out = []
         for meta in self.all():
             if "name" in f and not any(x in meta["Name"] for x in f["name"]):

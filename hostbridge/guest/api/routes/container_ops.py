@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from ...containers import fs, resources
+from .. import schema
 from ...errors import InvalidParameter, NotFound
 from .system import _client_gone
 
@@ -35,7 +36,8 @@ def unpause(engine, req, resp, id):
 
 
 def update(engine, req, resp, id):
-    return resources.update(engine.containers, engine.containers.get(id), req.json({}) or {})
+    body = schema.check(req.json({}), schema.UPDATE, "the update config")
+    return resources.update(engine.containers, engine.containers.get(id), body)
 
 
 def changes(engine, req, resp, id):
@@ -63,11 +65,7 @@ def export(engine, req, resp, id):
     c = engine.containers.get(id)
     with fs.mounted_rootfs(engine.containers, c) as root:
         resp.start_stream(content_type="application/x-tar")
-        import tarfile
-        with tarfile.open(fileobj=_ChunkWriter(resp), mode="w|", format=tarfile.PAX_FORMAT) as tar:
-            import os
-            for name in sorted(os.listdir(root)):
-                tar.add(os.path.join(root, name), arcname=name, recursive=True)
+        fs.export_archive(root, _ChunkWriter(resp))
         resp.end_stream()
     engine.containers._emit(c, "export")
 
@@ -123,7 +121,7 @@ def commit(engine, req, resp):
     cid = req.query.get("container")
     if not cid:
         raise InvalidParameter("container is required")
-    cfg = req.json({}) or {}
+    cfg = schema.check(req.json({}), schema.CONFIG, "the commit config")
     repo = req.query.get("repo") or ""
     ref = repo + (":" + req.query["tag"] if repo and req.query.get("tag") else "")
     image_id = engine.commit(cid, ref or None, cfg, req.query.get("comment") or "", req.query.get("author") or "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import schema
 from ...errors import InvalidParameter
 from ...util import parse_time
 from ...containers import logs as logs_mod
@@ -15,7 +16,11 @@ def _since(text):
     try:
         return float(text)
     except ValueError:
+        pass
+    try:
         return parse_time(text).timestamp()
+    except ValueError:
+        raise InvalidParameter("invalid time %r: use Unix seconds or RFC 3339 (2006-01-02T15:04:05Z)" % text[:40])
 
 
 def list_containers(engine, req, resp):
@@ -27,6 +32,7 @@ def create(engine, req, resp):
     body = req.json()
     if body is None:
         raise InvalidParameter("invalid JSON body: config cannot be empty in order to create a container")
+    schema.check_create(body)
     resp.json(engine.containers.create(body, req.query.get("name"), req.query.get("platform")), status=201)
 
 
@@ -59,7 +65,10 @@ def rename(engine, req, resp, id):
 
 
 def resize(engine, req, resp, id):
-    engine.containers.resize(id, req.qint("h", 0), req.qint("w", 0))
+    h, w = req.qint("h", 0), req.qint("w", 0)
+    if not (0 <= h <= 0xFFFF and 0 <= w <= 0xFFFF):
+        raise InvalidParameter("invalid terminal size %sx%s: h and w must be between 0 and 65535" % (h, w))
+    engine.containers.resize(id, h, w)
 
 
 def wait(engine, req, resp, id):

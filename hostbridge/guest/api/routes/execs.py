@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import threading
 
+from .. import schema
+from ...errors import InvalidParameter
 from ..streams import frame
 
 
 def create(engine, req, resp, id):
-    resp.json(engine.execs.create(id, req.json()), status=201)
+    body = req.json()
+    if body is not None:
+        schema.check(body, schema.EXEC, "the exec config")
+    resp.json(engine.execs.create(id, body), status=201)
 
 
 def inspect(engine, req, resp, id):
@@ -17,7 +22,10 @@ def inspect(engine, req, resp, id):
 
 
 def resize(engine, req, resp, id):
-    engine.execs.resize(id, req.qint("h", 0), req.qint("w", 0))
+    h, w = req.qint("h", 0), req.qint("w", 0)
+    if not (0 <= h <= 0xFFFF and 0 <= w <= 0xFFFF):
+        raise InvalidParameter("invalid terminal size %sx%s: h and w must be between 0 and 65535" % (h, w))
+    engine.execs.resize(id, h, w)
     resp.empty(200)
 
 
@@ -33,7 +41,7 @@ def _pump(src_fd, send):
 
 
 def start(engine, req, resp, id):
-    body = req.json({}) or {}
+    body = schema.check(req.json({}), schema.EXEC_START, "the exec start config")
     e = engine.execs.get(id)
     if body.get("Detach"):
         engine.execs.start(id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import schema
 from ...containers.views import normalize_filters
 from ...errors import InvalidParameter
 
@@ -18,6 +19,7 @@ def create(engine, req, resp):
     body = req.json()
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body: a network config object is required")
+    schema.check(body, schema.NETWORK_CREATE, "the network config")
     out = engine.network.create_network(body)
     engine.events.emit("network", "create", out["Id"], {"name": body["Name"], "type": body.get("Driver") or "bridge"})
     resp.json(out, status=201)
@@ -29,12 +31,12 @@ def remove(engine, req, resp, id):
 
 
 def connect(engine, req, resp, id):
-    engine.network.connect(id, req.json({}))
+    engine.network.connect(id, schema.check(req.json({}), schema.NETWORK_CONNECT, "the connect config"))
     resp.send(200, b"", content_type="text/plain; charset=utf-8")
 
 
 def disconnect(engine, req, resp, id):
-    engine.network.disconnect(id, req.json({}))
+    engine.network.disconnect(id, schema.check(req.json({}), schema.NETWORK_CONNECT, "the disconnect config"))
     resp.send(200, b"", content_type="text/plain; charset=utf-8")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from ...errors import InvalidParameter
 from ...util import parse_time
 from ...containers.views import normalize_filters
 
@@ -28,7 +29,11 @@ def _time_ns(text):
     try:
         return int(float(text) * 1e9)
     except ValueError:
+        pass
+    try:
         return int(parse_time(text).timestamp() * 1e9)
+    except ValueError:
+        raise InvalidParameter("invalid time %r: use Unix seconds or RFC 3339 (2006-01-02T15:04:05Z)" % text[:40])
 
 
 def _event_matches(ev, f):
@@ -80,10 +85,18 @@ def _client_gone(conn):
     import select
     import socket
     try:
-        r, _, _ = select.select([conn], [], [], 0)
-        if r:
-            return conn.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
+        # poll, not select: select() refuses descriptors past 1024 (ValueError), which a busy
+        # engine reaches, and the stream would die with a 500 instead of noticing the client
+        p = select.poll()
+        p.register(conn, select.POLLIN | select.POLLHUP)
+        events = p.poll(0)
+        if any(ev & (select.POLLERR | select.POLLNVAL) for _, ev in events):
+            return True
+        if events:
+            return conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except (OSError, ValueError):
         return True
     return False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import schema
 from ...containers.views import normalize_filters
 from ...errors import InvalidParameter
 
@@ -19,6 +20,7 @@ def create(engine, req, resp):
     body = req.json({}) or {}
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body: a volume config object is required")
+    schema.check(body, schema.VOLUME_CREATE, "the volume config")
     vol, created = engine.volumes.store.create(body.get("Name") or None, body.get("Driver"), body.get("DriverOpts"),
                                                body.get("Labels"))
     if created:

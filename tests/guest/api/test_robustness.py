@@ -124,7 +124,7 @@ MALFORMED = {
                            "chunk"),
     "truncated chunked body": (b"POST /containers/create HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{",
                                400, "truncated"),
-    "unknown method": (b"BREW /_ping HTTP/1.1\r\n\r\n", 405, "BREW"),
+    "unknown method": (b"BREW /_ping HTTP/1.1\r\n\r\n", 404, "page not found"),  # as dockerd
     "two content-lengths": (b"POST /containers/create HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
                             400, "Content-Length"),
     "gzip transfer-encoding": (b"POST /containers/create HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",

@@ -112,14 +112,18 @@ def test_images_flags_filters_formats(env, tagged):
     assert any(x.split()[:2] == ["compat/img", "one"] for x in out.splitlines())
     assert "<none>" not in out.split("\n", 1)[1] or len(tagged) >= 1
     assert len(tagged) == 1 and tagged[0].startswith("sha256:")
-    assert ok(env, "images", "--filter", "dangling=true", "--format", "{{.Repository}}:{{.Tag}}") == "<none>:<none>\n"
+    # other tiers share this engine and may leave dangling images of their own
+    assert set(ok(env, "images", "--filter", "dangling=true", "--format", "{{.Repository}}:{{.Tag}}").split()) == {
+        "<none>:<none>"}
+    assert tagged[0][7:19] in ok(env, "images", "--filter", "dangling=true", "--format", "{{.ID}}").split()
     assert ok(env, "images", "--filter", "label=role=extra", "--format", "{{.Repository}}:{{.Tag}}") == "compat/img:two\n"
     assert ok(env, "images", "--filter", "reference=compat/*", "--format", "{{.Tag}}").split() == ["two", "one"]
     assert ok(env, "images", "compat/img", "--format", "{{.Tag}}").split() == ["two", "one"]
     before = ok(env, "images", "--filter", "before=compat/img:two", "--format", "{{.Repository}}:{{.Tag}}").split()
     assert "busybox:latest" in before and "compat/img:two" not in before
     since = ok(env, "images", "-a", "--filter", "since=compat/img:two", "--format", "{{.ID}}").split()
-    assert since == [tagged[0][7:19]]
+    before_ids = ok(env, "images", "-a", "--filter", "before=compat/img:two", "--format", "{{.ID}}").split()
+    assert tagged[0][7:19] in since and not set(since) & set(before_ids)
     q = ok(env, "images", "-q")
     assert all(len(x) == 12 for x in q.split())
     nt = ok(env, "images", "--no-trunc", "--format", "{{.ID}}").split()

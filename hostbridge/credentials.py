@@ -161,6 +161,25 @@ def encode_auth(auth: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
 
 
+def build_config_header() -> str:
+    """The ``X-Registry-Config`` value for a build: every stored registry's credentials, so that a
+    FROM on a private registry pulls with them (as ``docker build`` sends its config's auths).
+    Empty when nothing is stored or the host has no keyring at all."""
+    try:
+        index = _index()
+    except CredentialsError as e:
+        if isinstance(e.__cause__, _keyring().errors.NoKeyringError):
+            return ""
+        raise
+    configs = {}
+    for reg in index:
+        cred = get(reg)
+        if cred is not None:
+            configs[cred.server_url] = {"username": cred.username, "password": cred.secret,
+                                        "serveraddress": cred.server_url}
+    return encode_auth(configs) if configs else ""
+
+
 def auth_header(server: str) -> str:
     """The ``X-Registry-Auth`` value for a registry: its stored credentials, or anonymous.
 

@@ -83,6 +83,12 @@ def show_stream(app, messages, quiet):
     return image_id
 
 
+def _registry_config():
+    from .. import credentials
+
+    return credentials.build_config_header()
+
+
 @click.command()
 @click.option("-t", "--tag", "tags", multiple=True, help="Name and optionally a tag (name:tag).")
 @click.option("-f", "--file", "dockerfile", help="Name of the Dockerfile (default: PATH/Dockerfile; - for stdin).")
@@ -100,7 +106,8 @@ def build(app, tags, dockerfile, build_args, target, no_cache, pull, labels, qui
     body, dockerfile_param = prepare_context(path, dockerfile)
     messages = app.client.build(body, tags=tags, dockerfile=dockerfile_param,
                                 build_args=_kv_map(build_args, True), target=target, no_cache=no_cache,
-                                pull=pull, labels=_kv_map(labels, False), quiet=quiet)
+                                pull=pull, labels=_kv_map(labels, False), quiet=quiet,
+                                registry_config=_registry_config())
     image_id = show_stream(app, messages, quiet)
     if iidfile and image_id:
         with open(iidfile, "w") as f:

@@ -11,7 +11,7 @@ class BuildAPIMixin:
     """``/build``."""
 
     def build(self, context, tags=(), dockerfile=None, build_args=None, target=None, no_cache=False,
-              pull=False, labels=None, quiet=False):
+              pull=False, labels=None, quiet=False, registry_config=""):
         """Build an image with the classic builder.
 
         Args:
@@ -22,6 +22,7 @@ class BuildAPIMixin:
             target: the stage to stop at.
             no_cache, pull, quiet: docker's ``nocache``, ``pull``, ``q``.
             labels: ``{name: value}`` added to the image.
+            registry_config: an ``X-Registry-Config`` value (credentials for FROM pulls).
         Yields:
             The engine's JSON stream messages (``{"stream": …}``, ``{"aux": {"ID": …}}``,
             ``{"error": …, "errorDetail": …}``).
@@ -33,7 +34,9 @@ class BuildAPIMixin:
             ("target", target or None), ("nocache", no_cache or None), ("pull", pull or None),
             ("labels", json.dumps(labels) if labels else None), ("q", quiet or None), ("rm", True)]
         resp = self._post("/build", params=params, data=context,
-                          headers={"Content-Type": "application/x-tar"}, stream=True, timeout=None)
+                          headers=dict({"Content-Type": "application/x-tar"},
+                                       **({"X-Registry-Config": registry_config} if registry_config else {})),
+                          stream=True, timeout=None)
         try:
             yield from json_stream(resp.iter_content(None))
         finally:

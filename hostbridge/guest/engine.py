@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import threading
 import time
 
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
@@ -18,10 +19,14 @@ from .images import reference
 from .images.store import ImageStore
 from .network.manager import NetworkManager
 from .registry.auth import AuthConfig, decode_registry_auth
+from .registry.config import registry_domain
 from .registry.progress import ProgressAborted
 from .transfers import Transfers, pull_reference
 from .util import now_rfc3339
 from .volumes.mounts import VolumeManager
+
+
+_build_auth = threading.local()  # a build runs in its request's thread: its credentials stay there
 
 
 def go_arch():
@@ -58,9 +63,28 @@ class Engine:
         return self._build_backend
 
     def _pull_for_build(self, name):
-        """A build's FROM image that is missing (or ``--pull``): pulled anonymously, quietly."""
-        res = self.transfers.pull(reference.parse_normalized(name).familiar())
+        """A build's FROM image that is missing (or ``--pull``): pulled quietly, with the
+        credentials the build request carried for that registry (``X-Registry-Config``)."""
+        ref = reference.parse_normalized(name)
+        auths = getattr(_build_auth, "configs", None) or {}
+        auth = None
+        for key, cfg in auths.items():
+            try:
+                if registry_domain(key) == ref.domain:
+                    auth = cfg
+                    break
+            except GuestError:
+                continue
+        res = self.transfers.pull(ref.familiar(), auth=auth)
         self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
+
+    def build_with_auth(self, configs, fn):
+        """Run ``fn()`` (a build, in this request's thread) with ``configs`` as pull credentials."""
+        _build_auth.configs = configs
+        try:
+            return fn()
+        finally:
+            _build_auth.configs = None
 
     def shutdown(self):
         self.containers.shutdown()

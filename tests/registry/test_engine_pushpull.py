@@ -135,6 +135,28 @@ def test_login_push_pull_with_htpasswd(tmp_path, engine, busybox_rootfs_tar, bas
     assert anon.returncode != 0 and len(anon.stderr.strip().splitlines()) == 1
 
 
+def test_build_from_a_private_image_uses_the_logins_credentials(tmp_path, engine, basic_registry):
+    """docker build sends X-Registry-Config: a FROM on a registry that wants a login pulls with it."""
+    env = dict(os.environ, DOCKER_HOST=engine.url, DOCKER_CONFIG=str(tmp_path / "docker-config"),
+               DOCKER_CLI_HINTS="false", DOCKER_BUILDKIT="0")
+    d = basic_registry.domain
+    base = "%s/buildbase:1" % d
+    docker(env, "tag", "busybox", base)
+    docker(env, "login", "-u", "alice", "--password-stdin", d, input="wonderland\n")
+    docker(env, "push", base)
+    docker(env, "rmi", base)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM %s\nRUN echo built > /built\n" % base)
+    r = docker(env, "build", "-t", "frompriv:1", str(ctx), check=False)
+    assert r.returncode == 0, r.stderr
+    assert docker(env, "run", "--rm", "frompriv:1", "cat", "/built").stdout == "built\n"
+    docker(env, "rmi", "frompriv:1", base)
+    docker(env, "logout", d)
+    r = docker(env, "build", "-t", "frompriv:2", str(ctx), check=False)
+    assert r.returncode != 0 and "authentication required" in (r.stderr + r.stdout)
+
+
 def test_missing_repository_and_tag_are_one_line_404s(docker_env, engine, busybox_rootfs_tar, tmp_path, registry):
     push_image(tmp_path, "%s/present:1" % registry.domain, [{"x": b"1"}], busybox_rootfs_tar)
     r = docker(docker_env, "pull", "%s/absent:1" % registry.domain, check=False)

@@ -143,3 +143,14 @@ def test_no_keyring_backend_means_anonymous_not_an_error():
             credentials.store("registry.example:5000", "ana", "s3cret")
     finally:
         keyring.set_keyring(old)
+
+
+def test_build_config_header_carries_every_stored_login(kr):
+    from hostbridge.guest.registry.auth import decode_registry_config
+
+    assert credentials.build_config_header() == ""
+    credentials.store("myreg:5000", "ana", "s3cret")
+    credentials.store("other.example", "bo", "pw")
+    configs = decode_registry_config(credentials.build_config_header())
+    assert {k: (v.username, v.password) for k, v in configs.items()} == {
+        "myreg:5000": ("ana", "s3cret"), "other.example": ("bo", "pw")}

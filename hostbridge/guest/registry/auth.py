@@ -154,3 +154,22 @@ class TokenCache:
     def drop(self, scopes) -> None:
         with self._lock:
             self._tokens.pop(self.key(scopes), None)
+
+
+def decode_registry_config(header: str) -> dict:
+    """Decode an ``X-Registry-Config`` header (``docker build``): ``{registry: AuthConfig}``.
+
+    Raises:
+        InvalidParameter: the header is not base64 JSON of an object of objects.
+    """
+    if not header or not header.strip():
+        return {}
+    raw = header.strip()
+    raw += "=" * (-len(raw) % 4)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(raw.encode()))
+    except (binascii.Error, ValueError):
+        raise InvalidParameter("invalid X-Registry-Config header: not base64-encoded JSON") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InvalidParameter("invalid X-Registry-Config header: expected {registry: {username, password}}")
+    return {k: AuthConfig.from_dict(v) for k, v in data.items()}

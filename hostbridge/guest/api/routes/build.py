@@ -15,8 +15,12 @@ def build(engine, req, resp):
             resp.start_stream()
         resp.write_json(message)
 
-    handle_build(backend, req.query_all, req.body(), send, tmp_parent=os.path.join(engine.root, "builder"),
-                 cancelled=connection_closed(resp.conn))
+    from ...registry.auth import decode_registry_config
+
+    configs = decode_registry_config(req.headers.get("x-registry-config", ""))
+    engine.build_with_auth(configs, lambda: handle_build(
+        backend, req.query_all, req.body(), send, tmp_parent=os.path.join(engine.root, "builder"),
+        cancelled=connection_closed(resp.conn)))
     if not resp.streaming:
         resp.start_stream()
     resp.end_stream()

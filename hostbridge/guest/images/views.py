@@ -191,8 +191,17 @@ def list_images(store, all_images=False, filters=None) -> list:
                 "SharedSize": -1,
                 "Size": store.size(iid),
             })
-    out.sort(key=lambda s: s["Created"], reverse=True)
+    # newest first; images created in the same second keep one order across engine restarts
+    out.sort(key=lambda s: (_created_precise(store, s["Id"]), s["Id"]), reverse=True)
     return out
+
+
+def _created_precise(store, iid) -> float:
+    text = store.config(iid).get("created") or ""
+    try:
+        return util.parse_time(text).timestamp() if text else 0.0
+    except ValueError:
+        return 0.0
 
 
 def graph_driver(store, iid) -> dict:

@@ -109,6 +109,7 @@ class Zygote:
         self._last = time.monotonic()
         self._idle_seconds = idle_seconds
         self._reaper = None
+        self._closed = threading.Event()
 
     def _ensure(self):
         self._last = time.monotonic()
@@ -128,8 +129,7 @@ class Zygote:
             self._reaper.start()
 
     def _close_when_idle(self):
-        while True:
-            time.sleep(min(10.0, self._idle_seconds))
+        while not self._closed.wait(min(10.0, self._idle_seconds)):
             with self._lock:
                 if self._ctl is not None and time.monotonic() - self._last > self._idle_seconds:
                     # requests already sent are still served: the zygote reads them before EOF
@@ -192,6 +192,7 @@ class Zygote:
         return helper
 
     def close(self):
+        self._closed.set()
         with self._lock:
             if self._ctl is not None:
                 self._ctl.close()

@@ -14,7 +14,6 @@ from hostbridge.tunnel.errors import RemoteHostError
 from hostbridge.tunnel.known_hosts import KnownHosts
 from hostbridge.tunnel.ssh import Connection, SSHTarget
 
-ENGINE_DAEMON = os.path.exists(os.path.join(os.path.dirname(deploy.__file__), "guest", "daemon.py"))
 
 
 def _sha(path):
@@ -91,11 +90,15 @@ def test_deploy_without_python3_says_what_to_install(sshd, tmp_path):
 
 
 @pytest.mark.root
-@pytest.mark.skipif(ENGINE_DAEMON, reason="the engine daemon exists: its real start is tested instead")
 def test_start_failure_reports_the_engine_log(sshd, tmp_path):
+    # a far-side python3 that passes the version check but whose engine dies at start
+    broken = tmp_path / "python3-broken"
+    broken.write_text('#!/bin/sh\nif [ "$3" != daemon ]; then exec python3 "$@"; fi\n'
+                      'echo "ModuleNotFoundError: No module named \'hostbridge.guest.daemon\'" >&2\nexit 1\n')
+    broken.chmod(0o755)
     with _conn(sshd, tmp_path) as conn:
         lay = deploy.deploy(conn, str(tmp_path / "cache"), remote_dir=str(tmp_path / "remote"), start="daemon",
-                            shim="never")
+                            shim="never", python=str(broken))
         t0 = time.monotonic()
         with pytest.raises(RemoteHostError, match="the engine on %s did not start \\(.*No module named "
                            "'hostbridge.guest.daemon'\\): see .*engine.log there" % sshd.host):
@@ -104,7 +107,6 @@ def test_start_failure_reports_the_engine_log(sshd, tmp_path):
 
 
 @pytest.mark.root
-@pytest.mark.skipif(not ENGINE_DAEMON, reason="hostbridge/guest/daemon.py is not on this branch yet")
 def test_start_and_stop_the_real_engine(sshd, tmp_path):
     with _conn(sshd, tmp_path) as conn:
         lay = deploy.deploy(conn, str(tmp_path / "cache"), remote_dir=str(tmp_path / "remote"), start="daemon",

@@ -15,7 +15,6 @@ from hostbridge.vm import remote
 
 pytestmark = pytest.mark.root
 
-ENGINE_DAEMON = os.path.exists(os.path.join(os.path.dirname(deploy.__file__), "guest", "daemon.py"))
 
 
 def _add(sshd, tmp_path, **kw):
@@ -39,8 +38,14 @@ def test_cli_add_without_confirmation_prints_the_fingerprint(hb_home, sshd):
     assert len(res.output.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(ENGINE_DAEMON, reason="the engine daemon exists: the full flow is tested instead")
-def test_add_fails_at_the_start_stage_and_cleans_up(hb_home, sshd, tmp_path):
+def test_add_fails_at_the_start_stage_and_cleans_up(hb_home, sshd, tmp_path, monkeypatch):
+    # the far side's python3 passes the checks, but the engine it starts dies at once
+    broken = tmp_path / "python3-broken"
+    broken.write_text('#!/bin/sh\nif [ "$3" != daemon ]; then exec python3 "$@"; fi\n'
+                      'echo "engine: cannot start" >&2\nexit 1\n')
+    broken.chmod(0o755)
+    real = remote.deploy.deploy
+    monkeypatch.setattr(remote.deploy, "deploy", lambda *a, **kw: real(*a, **dict(kw, python=str(broken))))
     with pytest.raises(Exception) as ei:
         _add(sshd, tmp_path)
     assert "did not start" in str(ei.value) and "\n" not in str(ei.value)
@@ -48,7 +53,6 @@ def test_add_fails_at_the_start_stage_and_cleans_up(hb_home, sshd, tmp_path):
     assert remote.list_remotes() == []
 
 
-@pytest.mark.skipif(not ENGINE_DAEMON, reason="hostbridge/guest/daemon.py is not on this branch yet")
 def test_add_ls_status_upgrade_rm(hb_home, sshd, tmp_path):
     rec = _add(sshd, tmp_path)
     paths = MachinePaths.for_name("build1")

@@ -37,6 +37,9 @@ def main():
         hbcli = os.path.join(REPO, ".venv", "bin", "hostbridge")
         argv = [hbcli] if os.path.exists(hbcli) else [sys.executable, "-m", "hostbridge.cli"]
         env = dict(os.environ, PYTHONPATH=REPO)
+        # Bytecode as an installed package has it (this shell may set PYTHONDONTWRITEBYTECODE).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(REPO, "hostbridge")], check=True,
+                       stdout=subprocess.DEVNULL)
         ours, _ = timed(lambda: subprocess.run(argv + ["--host", s.hb.url, "ps"], capture_output=True, env=env), a.n)
         theirs, _ = timed(lambda: docker(s.dd.url, "ps"), a.n)
         report("hostbridge ps vs docker ps (dockerd)", ours, theirs, 3.0)

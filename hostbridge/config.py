@@ -16,7 +16,7 @@ Example ``config.toml``::
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping  # not typing: importing it costs `hostbridge ps` 2 ms
 
 from . import paths
 from .errors import ConfigError
@@ -59,7 +59,7 @@ SETTINGS = {
 }
 
 
-def load_file(path: str) -> Dict[str, Any]:
+def load_file(path: str) -> dict[str, object]:
     """Read a TOML file into a flat ``{"section.key": value}`` dict, unvalidated.
 
     Args:
@@ -123,7 +123,7 @@ class Config:
     ``origin[key]`` says where each value came from (flag, env, file, default).
     """
 
-    def __init__(self, values: Dict[str, Any], origin: Dict[str, str], path: str):
+    def __init__(self, values: dict[str, object], origin: dict[str, str], path: str):
         self.values = values
         self.origin = origin
         self.path = path
@@ -135,8 +135,8 @@ class Config:
         return self.values.get(key, default)
 
 
-def load(flags: Optional[Mapping[str, Any]] = None, environ: Optional[Mapping[str, str]] = None,
-         path: Optional[str] = None) -> Config:
+def load(flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None,
+         path: str | None = None) -> Config:
     """Resolve the configuration: defaults, then the file, then the environment, then flags.
 
     Args:
@@ -178,10 +178,10 @@ def _toml_value(value):
     return json.dumps(value, ensure_ascii=False)  # a TOML basic string is a JSON string
 
 
-def dump_toml(flat: Dict[str, Any]) -> str:
+def dump_toml(flat: dict[str, object]) -> str:
     """Write flat ``{"section.key": value}`` settings as TOML (top-level keys first, then sections)."""
     top = {k: v for k, v in flat.items() if "." not in k}
-    sections: Dict[str, Dict[str, Any]] = {}
+    sections: dict[str, dict[str, object]] = {}
     for key, value in flat.items():
         if "." in key:
             section, _, name = key.rpartition(".")
@@ -193,7 +193,7 @@ def dump_toml(flat: Dict[str, Any]) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def set_value(key: str, value: Optional[str], path: Optional[str] = None) -> str:
+def set_value(key: str, value: str | None, path: str | None = None) -> str:
     """Set (or with ``value=None`` remove) one setting in the config file, validated first.
 
     Args:

@@ -156,10 +156,11 @@ def _tmp_root():
 
 def machine_runtime_dir(name: str) -> str:
     """The runtime directory for one machine's sockets (name shortened when it is long)."""
-    import hashlib
+    if len(name) > 16:
+        import hashlib  # only for long names (2 ms of start-up)
 
-    short = name if len(name) <= 16 else hashlib.sha256(name.encode()).hexdigest()[:16]
-    return os.path.join(runtime_dir(), short)
+        name = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return os.path.join(runtime_dir(), name)
 
 
 def cache_dir() -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
-
 from ..errors import APIError, HostbridgeError
 
 
@@ -63,8 +61,8 @@ class App:
         return self._client
 
     def out(self, text="", nl=True):
-        """Write to stdout."""
-        click.echo(text, nl=nl)
+        """Write to stdout (flushed, like click.echo)."""
+        _write(sys.stdout, text, nl)
 
     def write_bytes(self, data, stream=1):
         """Write raw bytes to stdout (1) or stderr (2), flushed."""
@@ -110,12 +108,12 @@ class App:
 
     def err(self, text):
         """Write a line to stderr."""
-        click.echo(text, err=True)
+        _write(sys.stderr, text, True)
 
     def status(self, text):
         """A progress note on stderr, silenced by ``-q``."""
         if self.verbosity >= 0:
-            click.echo(text, err=True)
+            _write(sys.stderr, text, True)
 
     def abort(self, message, code=1):
         """Stop the command: ``message`` on stderr, exit ``code``."""
@@ -141,7 +139,34 @@ class App:
             for line in [name] if result is None else [result] if isinstance(result, str) else result:
                 self.out(line)
         if failed:
+            import click
+
             raise click.exceptions.Exit(1)
+
+    def run(self, fn) -> int:
+        """Call ``fn()`` (returning an exit status); errors become one line on stderr and a status.
+
+        A ``HostbridgeError`` is reported in docker's words; an unexpected exception as one line,
+        or its traceback with ``-v``/``HOSTBRIDGE_DEBUG=1``.
+        """
+        try:
+            return fn() or 0
+        except HostbridgeError as e:
+            self.report(e)
+            return getattr(e, "exit_code", 1)
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            return 141
+        except Exception as e:
+            if self.debug:
+                import traceback
+
+                traceback.print_exc()
+            else:
+                self.err("Error: unexpected %s: %s (run with -v or HOSTBRIDGE_DEBUG=1 for the traceback)"
+                         % (type(e).__name__, e))
+            return 1
 
     def report(self, err):
         """Print a ``HostbridgeError`` as one line (API errors in docker's words)."""
@@ -155,3 +180,11 @@ class App:
             import traceback
 
             traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+
+
+def _write(stream, text, nl):
+    # What click.echo does for text, without importing click: `hostbridge ps` must start fast.
+    if stream is None:
+        return
+    stream.write(str(text) + "\n" if nl else str(text))
+    stream.flush()

@@ -76,7 +76,7 @@ def diff(app, container):
 @click.pass_obj
 def commit(app, author, change, message, pause, container, reference):
     """Create a new image from a container's changes (prints its ID)."""
-    from .images import split_reference
+    from .listing import split_reference
 
     repo, tag = split_reference(reference) if reference else (None, None)
     reply = app.client.commit(container, repo, tag or None, message, author, list(change), pause)

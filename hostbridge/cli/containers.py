@@ -2,95 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import click
 
 from . import format as fmt
-from .options import parse_filters, parse_timestamp
+from . import listing
+from .options import parse_timestamp
+from .spec import to_click
 
-PS_FORMAT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-PS_COLUMNS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
-              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
-              "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
-              "LocalVolumes": "LOCAL VOLUMES"}
-
-
-def _go_time(ts):
-    # Go's time.Time.String() for a UNIX time, in local time: "2026-11-28 06:35:01 +0000 UTC".
-    t = time.localtime(ts)
-    return time.strftime("%Y-%m-%d %H:%M:%S %z ", t) + time.strftime("%Z", t)
-
-
-def _image(c, trunc):
-    image = c.get("Image") or ""
-    if not image:
-        return "<no image>"
-    if trunc:
-        if fmt.short_id(c.get("ImageID")) == fmt.short_id(image):
-            return fmt.short_id(image)
-        return image.split("@", 1)[0]
-    return image
-
-
-def ps_row(c, trunc=True, now=None):
-    """One ``ps`` row as docker's ContainerContext fields (strings), for tables and ``{{json .}}``."""
-    names = [n.lstrip("/") for n in c.get("Names") or ()]
-    if trunc:
-        names = [n for n in names if "/" not in n][:1] or names[:1]
-    size = ""
-    if "SizeRw" in c or "SizeRootFs" in c:
-        size = fmt.human_size(c.get("SizeRw") or 0)
-        if c.get("SizeRootFs"):
-            size = "%s (virtual %s)" % (size, fmt.human_size(c["SizeRootFs"]))
-    labels = c.get("Labels") or {}
-    nets = sorted(((c.get("NetworkSettings") or {}).get("Networks") or {}).keys())
-    mounts = [m.get("Name") or m.get("Source", "") for m in c.get("Mounts") or ()]
-    return {
-        "ID": fmt.short_id(c.get("Id")) if trunc else c.get("Id", ""),
-        "Image": _image(c, trunc),
-        "Command": fmt.command(c.get("Command"), trunc),
-        "CreatedAt": _go_time(c.get("Created", 0)),
-        "RunningFor": fmt.since(c.get("Created"), now),
-        "Ports": fmt.ports(c.get("Ports")),
-        "State": c.get("State", ""),
-        "Status": c.get("Status", ""),
-        "Size": size,
-        "Names": ",".join(names),
-        "Labels": ",".join("%s=%s" % (k, v) for k, v in sorted(labels.items())),
-        "Mounts": ",".join(fmt.ellipsis(m, 15) if trunc else m for m in mounts),
-        "Networks": ",".join(nets),
-        "LocalVolumes": str(sum(1 for m in c.get("Mounts") or () if m.get("Driver") == "local")),
-        "Platform": c.get("ImageManifestDescriptor", {}).get("platform") if c.get("ImageManifestDescriptor") else None,
-    }
-
-
-@click.command()
-@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
-@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
-@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states).")
-@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states).")
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions (name=value).")
-@click.option("--format", "format_", help="Format output using a Go template subset, or 'table …', or 'json'.")
-@click.pass_obj
-def ps(app, all_, quiet, size, last, latest, no_trunc, filters, format_):
-    """List containers."""
-    from .template import render_rows, wants_field
-
-    limit = 1 if latest else last
-    template = format_ or (PS_FORMAT + ("\t{{.Size}}" if size else ""))
-    if template == "json":
-        template = "{{json .}}"
-    size = size or (not quiet and wants_field(template, "Size"))
-    items = app.client.containers(all=all_, limit=limit, size=size, filters=parse_filters(filters))
-    if quiet:
-        for c in items:
-            app.out(c["Id"] if no_trunc else fmt.short_id(c["Id"]))
-        return
-    now = time.time()
-    app.out(render_rows(template, [ps_row(c, not no_trunc, now) for c in items], PS_COLUMNS), nl=False)
+ps = to_click("ps", listing.PS, listing.ps)
 
 
 @click.command()

@@ -61,8 +61,8 @@ def summary_rows(df):
 
 
 def _verbose(app, df, now):
-    from .containers import PS_COLUMNS, ps_row
-    from .images import IMAGES_COLUMNS, image_rows
+    from .listing import PS_COLUMNS, ps_row
+    from .listing import IMAGES_COLUMNS, image_rows
     from .template import render_rows
 
     images = [image_rows([i], now=now)[0] for i in df.get("Images") or ()]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime, timezone
 
 _DECIMAL = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 _BINARY = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
@@ -56,6 +55,8 @@ def parse_time(value):
     m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", value)
     if not m:
         return None
+    from datetime import datetime, timezone  # lazily: `ps` never parses a time
+
     base = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
     if base.year <= 1:
         return None  # Go's zero time: "never"

@@ -9,81 +9,15 @@ import click
 
 from ..errors import APIError
 from . import format as fmt
-from .options import parse_filters
+from . import listing
+from .listing import split_reference
+from .spec import to_click
 
-IMAGES_FORMAT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-IMAGES_COLUMNS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED",
-                  "CreatedAt": "CREATED AT", "Size": "SIZE", "Digest": "DIGEST", "Containers": "CONTAINERS",
-                  "VirtualSize": "VIRTUAL SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE"}
 HISTORY_COLUMNS = {"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                    "Size": "SIZE", "Comment": "COMMENT"}
 
 
-def split_reference(ref):
-    """``repo[:tag][@digest]`` → ``(repo, tag)``; the tag is ``""`` when absent."""
-    name = ref.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        return name[:colon], name[colon + 1:]
-    return name, ""
-
-
-def image_rows(images, trunc=True, now=None):
-    """``images`` rows: one per repository tag (``<none>`` for untagged), docker's ImageContext fields."""
-    rows = []
-    for img in images:
-        tags = [t for t in img.get("RepoTags") or () if t != "<none>:<none>"]
-        digests = [d for d in img.get("RepoDigests") or () if d != "<none>@<none>"]
-        refs = [split_reference(t) for t in tags]
-        if not refs:
-            refs = [(d.split("@", 1)[0], "<none>") for d in digests[:1]] or [("<none>", "<none>")]
-        digest = digests[0].split("@", 1)[1] if digests else "<none>"
-        for repo, tag in refs:
-            rows.append({
-                "Repository": repo, "Tag": tag or "<none>",
-                "ID": fmt.short_id(img.get("Id")) if trunc else img.get("Id", ""),
-                "CreatedSince": fmt.since(img.get("Created"), now),
-                "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(img.get("Created", 0))),
-                "Size": fmt.human_size(img.get("Size", 0)),
-                "VirtualSize": fmt.human_size(img.get("VirtualSize", img.get("Size", 0)), 4),
-                "Digest": digest,
-                "Containers": "N/A" if img.get("Containers", -1) < 0 else str(img["Containers"]),
-                "SharedSize": "N/A" if img.get("SharedSize", -1) < 0 else fmt.human_size(img["SharedSize"], 4),
-                "UniqueSize": "N/A" if img.get("SharedSize", -1) < 0
-                else fmt.human_size(img.get("Size", 0) - img["SharedSize"], 4),
-            })
-    return rows
-
-
-@click.command()
-@click.option("-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images).")
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions (name=value).")
-@click.option("--format", "format_", help="Format output using a Go template subset, or 'table …', or 'json'.")
-@click.argument("repository", required=False)
-@click.pass_obj
-def images(app, all_, quiet, no_trunc, filters, format_, repository):
-    """List images."""
-    from .template import render_rows
-
-    flt = parse_filters(filters)
-    if repository:
-        flt.setdefault("reference", []).append(repository)
-    items = app.client.images(all=all_, filters=flt)
-    if quiet:
-        seen = []
-        for img in items:
-            ident = img["Id"] if no_trunc else fmt.short_id(img["Id"])
-            if ident not in seen:
-                seen.append(ident)
-                app.out(ident)
-        return
-    template = format_ or IMAGES_FORMAT
-    if template == "json":
-        template = "{{json .}}"
-    app.out(render_rows(template, image_rows(items, not no_trunc), IMAGES_COLUMNS), nl=False)
+images = to_click("images", listing.IMAGES, listing.images)
 
 
 @click.command()

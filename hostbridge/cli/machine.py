@@ -37,10 +37,10 @@ def machine_option(fn):
 
 def _selected(app, driver=None):
     """(mode, record) of the selected machine; a new machine's mode comes from ``driver``/config/OS."""
-    from ..vm import machine as machines
+    from ..vm import record as records
 
     name = app.config["machine"]
-    record = machines.load(name)
+    record = records.load(name)
     if record is not None:
         return record.mode, record
     wanted = driver or app.config["vm.driver"]

@@ -8,7 +8,6 @@ import sys
 import click
 
 from .. import __version__
-from ..errors import HostbridgeError
 from .app import App
 
 # name → (module, attribute). Modules load only when their command runs or help lists it, so
@@ -163,14 +162,21 @@ def cli(app, verbose, quiet, host, machine):
     app.flags = {"host": host, "machine": machine}
 
 
-def main(argv=None):
-    """Entry point: run the CLI, turn errors into one line on stderr and an exit status.
+def main(argv=None, app=None):
+    """Run the click CLI; errors become one line on stderr and an exit status.
 
+    Args:
+        argv: the arguments (``sys.argv[1:]``).
+        app: the ``App`` to use (a new one).
     Returns:
         The exit status (``sys.exit`` it).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    app = App()
+    app = App() if app is None else app
+    return app.run(lambda: _invoke(app, argv))
+
+
+def _invoke(app, argv):
     try:
         with cli.make_context("hostbridge", argv, obj=app) as ctx:
             cli.invoke(ctx)
@@ -182,22 +188,6 @@ def main(argv=None):
         return e.exit_code
     except click.Abort:
         app.err("Aborted.")
-        return 1
-    except HostbridgeError as e:
-        app.report(e)
-        return getattr(e, "exit_code", 1)
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 141
-    except Exception as e:  # an unexpected error: one line, or the traceback when asked
-        if app.debug:
-            import traceback
-
-            traceback.print_exc()
-        else:
-            app.err("Error: unexpected %s: %s (run with -v or HOSTBRIDGE_DEBUG=1 for the traceback)"
-                    % (type(e).__name__, e))
         return 1
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import socket
-from urllib.parse import quote, urlencode
 
 from ..errors import APIError, EngineUnreachable, api_error_from
 from .endpoint import Endpoint, parse_endpoint, unreachable
-from .transport import Transport
+from .transport import Transport, quote, urlencode
 
 USER_AGENT = "hostbridge"
 
@@ -62,7 +61,7 @@ class BaseClient:
 
     @staticmethod
     def _target(path, args, params):
-        target = path.format(*[quote(str(a), safe="") for a in args])
+        target = path.format(*[quote(a) for a in args])
         q = _params(params)
         return target + ("?" + urlencode(q) if q else "")
 

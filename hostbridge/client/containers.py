@@ -3,9 +3,9 @@ export, update, prune, commit, and the archive (``cp``) endpoints."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
 
 from .hijack import hijack
+from .transport import quote
 from .streams import frames, json_stream, raw_chunks
 
 
@@ -111,7 +111,7 @@ class ContainerAPIMixin:
         """
         params = {"stdin": "1" if stdin else "0", "stdout": "1" if stdout else "0",
                   "stderr": "1" if stderr else "0", "logs": "1" if logs else "0", "stream": "1" if stream else "0"}
-        return hijack(self.endpoint, "/containers/%s/attach" % quote(container, safe=""), params)
+        return hijack(self.endpoint, "/containers/%s/attach" % quote(container), params)
 
     def pause(self, container):
         """Freeze every process of a container."""
@@ -137,7 +137,7 @@ class ContainerAPIMixin:
         """
         from .hijack import send_request
 
-        return send_request(self.endpoint, "POST", "/containers/%s/wait" % quote(container, safe=""),
+        return send_request(self.endpoint, "POST", "/containers/%s/wait" % quote(container),
                             {"condition": condition} if condition else None)
 
     def stats(self, container, stream=True):

@@ -6,7 +6,6 @@ Kept free of requests so that resolving an endpoint (``hostbridge status``, ``up
 from __future__ import annotations
 
 import socket
-from urllib.parse import urlsplit
 
 from ..errors import ConfigError, EngineUnreachable, MachineError
 
@@ -83,6 +82,10 @@ def parse_endpoint(url: str) -> Endpoint:
     """
     if url.startswith("/"):
         url = "unix://" + url
+    if url.startswith("unix:///") and "?" not in url and "#" not in url:  # the usual form, without urllib
+        return Endpoint(url, "unix", path=url[7:])
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme in ("unix", "http+unix"):
         path = parts.path
@@ -106,7 +109,7 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
 
     Args:
         config: a ``hostbridge.config.Config`` (``host``, ``machine``, ``native.socket``).
-        machine_loader: ``name -> Machine or None`` (default: ``hostbridge.vm.machine.load``).
+        machine_loader: ``name -> Machine or None`` (default: ``hostbridge.vm.record.load``).
     Returns:
         The ``Endpoint``.
     Raises:
@@ -116,7 +119,7 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
     if config["host"]:
         return parse_endpoint(config["host"])
     if machine_loader is None:
-        from ..vm.machine import load as machine_loader
+        from ..vm.record import load as machine_loader
     name = config["machine"]
     machine = machine_loader(name)
     if machine is None:

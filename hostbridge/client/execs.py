@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
 
 from .hijack import hijack
+from .transport import quote
 
 
 class ExecAPIMixin:
@@ -33,7 +33,7 @@ class ExecAPIMixin:
         Returns:
             A ``HijackedSocket`` (multiplexed frames unless ``tty``).
         """
-        return hijack(self.endpoint, "/exec/%s/start" % quote(exec_id, safe=""), body={"Detach": False, "Tty": tty})
+        return hijack(self.endpoint, "/exec/%s/start" % quote(exec_id), body={"Detach": False, "Tty": tty})
 
     def exec_start_detached(self, exec_id, tty=False):
         """Start an exec instance without attaching to it."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
-from urllib.parse import urlencode
 
 from ..errors import api_error_from
-from .transport import Body, Conn, read_head, write_request
+from .transport import Body, Conn, read_head, urlencode, write_request
 
 
 class HijackedSocket:

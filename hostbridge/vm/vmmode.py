@@ -109,7 +109,7 @@ def load_vm(name):
     Raises:
         MachineError: no such machine, or not a vm one.
     """
-    from .machine import load
+    from .record import load
 
     record = load(name)
     if record is None:
@@ -206,7 +206,7 @@ def list_machines() -> list:
     A VM's state is its driver's (a VM killed behind our back reads "stopped"), with the
     recorded one when an ``up`` is under way or was interrupted.
     """
-    from .machine import list_names, load
+    from .record import list_names, load
 
     rows = []
     for name in list_names():

@@ -322,3 +322,30 @@ def test_pause_unpause_top(backend):
         assert backend.docker("inspect", "-f", "{{.State.Status}}", name).stdout == "running\n"
     finally:
         backend.docker("rm", "-f", name)
+
+
+_CLICK_PATH = "import sys; from hostbridge.cli.main import main; sys.exit(main(sys.argv[1:]))"
+_FAST_PATH = ("import sys; from hostbridge.cli import main; code = main(sys.argv[1:]); "
+              "sys.stderr.write('click imported\\n' if 'click' in sys.modules else ''); sys.exit(code)")
+
+
+@pytest.mark.parametrize("args", [
+    ["ps", "-a"], ["ps", "-aq", "--no-trunc"], ["ps", "-a", "-s"], ["ps", "-n2", "--format", "{{.Names}}"],
+    ["container", "ls", "-a", "--filter", "status=exited"], ["images"], ["image", "ls", "-q", "busybox"],
+    ["ps", "-a", "--filter", "bogus=1"],
+])
+def test_listing_without_click_matches_click(backend, containers, args):
+    """The click-free listing path prints what the click command prints, byte for byte, and never
+    imports click."""
+    def run(code):
+        return subprocess.run([sys.executable, "-c", code] + args, capture_output=True, text=True, timeout=60,
+                              env=backend.env(), cwd=backend.home)
+
+    for _ in range(4):  # a relative time may tick over between the two runs
+        fast, slow = run(_FAST_PATH), run(_CLICK_PATH)
+        if fast.stdout == slow.stdout:
+            break
+    assert (fast.returncode, fast.stdout, fast.stderr) == (slow.returncode, slow.stdout, slow.stderr)
+    assert "click imported" not in fast.stderr
+    if "bogus=1" in args:
+        assert fast.returncode == 1 and fast.stderr.startswith("Error response from daemon: ")

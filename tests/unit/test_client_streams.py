@@ -8,7 +8,7 @@ from hostbridge.client.endpoint import parse_endpoint, resolve_endpoint
 from hostbridge.client.streams import frame, frames, json_stream
 from hostbridge.config import load
 from hostbridge.errors import ConfigError, MachineError
-from hostbridge.vm.machine import Machine
+from hostbridge.vm.record import Machine
 
 
 def test_frames_round_trip_across_odd_reads():
@@ -66,7 +66,7 @@ def test_endpoint_choice(tmp_path, monkeypatch):
 def test_machine_record_keeps_fields_it_does_not_know(tmp_path, monkeypatch):
     import json
 
-    from hostbridge.vm import machine
+    from hostbridge.vm import record as machine
 
     monkeypatch.setenv("HOSTBRIDGE_HOME", str(tmp_path))
     m = Machine("far", mode="remote", fields={"endpoint": "unix", "ssh": {"hostname": "h"}})

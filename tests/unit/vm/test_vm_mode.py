@@ -13,6 +13,7 @@ from hostbridge import config, deploy
 from hostbridge.cli.main import machine_form
 from hostbridge.errors import MachineError, VMError
 from hostbridge.vm import machine as machines
+from hostbridge.vm import record
 from hostbridge.vm import vmmode
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -50,7 +51,7 @@ def test_shares_that_would_hide_guest_files_are_refused():
 
 
 def _vm_record(name="dev", **fields):
-    rec = machines.Machine(name, "vm", "qemu", fields=dict({"cpus": 1, "memory_mib": 512, "disk_gib": 4}, **fields))
+    rec = record.Machine(name, "vm", "qemu", fields=dict({"cpus": 1, "memory_mib": 512, "disk_gib": 4}, **fields))
     rec.save()
     return rec
 
@@ -99,7 +100,7 @@ def test_the_endpoint_of_a_stopped_vm_says_how_to_start_it_without_paramiko():
 
 
 def test_up_refuses_another_mode_and_another_driver():
-    machines.Machine("far", "remote", "").save()
+    record.Machine("far", "remote", "").save()
     with pytest.raises(MachineError, match="far is a remote machine, not a VM"):
         machines.up_vm("far")
     _vm_record(state="stopped")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -50,6 +51,12 @@ def test_stop_of_sleep_ends_promptly_through_tini(bundles, tini):
     c = bundles.make(["sleep", "1000"], process=_init(tini))
     c.spawn()
     c.start()
+    # tini forks the command once it has blocked the signals it forwards: before that a TERM to
+    # a pid 1 without a handler is dropped by the kernel (dockerd has the same window)
+    children = "/proc/%d/task/%d/children" % ((c.state()["pid"],) * 2)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not open(children).read().strip():
+        time.sleep(0.01)
     c.kill(signal.SIGTERM)  # sleep has no handler: as pid 1 it would ignore TERM; under tini it dies
     assert c.wait(timeout=5)["exit_code"] == 128 + signal.SIGTERM
 

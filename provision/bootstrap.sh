@@ -24,21 +24,39 @@ done
 ENGINE_DIR=/usr/local/lib/hostbridge
 ENGINE=$ENGINE_DIR/engine.pyz
 NEEDED="python3 iproute2 iptables ca-certificates kmod"
+# tini-static for `docker run --init` (bound at /sbin/docker-init); without it the engine's
+# built-in init stands in, so a system without the package still works.
+WANTED="tini"
 
 log() { echo "hostbridge bootstrap: $*"; }
 
-missing=""
-for p in $NEEDED; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
+not_installed() {
+    out=""
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || out="$out $p"
+    done
+    echo "$out"
+}
+missing=$(not_installed $NEEDED)
+wanted=$(not_installed $WANTED)
+if [ -n "$missing$wanted" ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get -q update
+fi
 if [ -n "$missing" ]; then
     if command -v apt-get >/dev/null 2>&1; then
         log "installing$missing"
-        DEBIAN_FRONTEND=noninteractive apt-get -q update
         DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends $missing
     else
         log "missing$missing and no apt-get: install them with this system's package manager"
         exit 1
+    fi
+fi
+if [ -n "$wanted" ]; then
+    if command -v apt-get >/dev/null 2>&1 \
+            && DEBIAN_FRONTEND=noninteractive apt-get -q -y install --no-install-recommends $wanted; then
+        log "installed$wanted"
+    else
+        log "could not install$wanted: docker run --init will use the engine's built-in init"
     fi
 fi
 

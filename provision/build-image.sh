@@ -18,8 +18,9 @@ ARCH=${2:-amd64}
 SUITE=${3:-bookworm}
 MIRROR=${4:-http://deb.debian.org/debian}
 HERE=$(cd "$(dirname "$0")" && pwd)
-# What the engine needs in the guest; kmod for modprobe (overlay, bridge, netfilter on demand).
-PACKAGES=python3,openssh-server,iproute2,iptables,ca-certificates,kmod,procps
+# What the engine needs in the guest; kmod for modprobe (overlay, bridge, netfilter on demand);
+# tini for its tini-static, the init of `docker run --init` (as docker.io's docker-init).
+PACKAGES=python3,openssh-server,iproute2,iptables,ca-certificates,kmod,procps,tini
 
 [ "$(id -u)" = 0 ] || { echo "build-image.sh: must run as root (debootstrap, chroot)" >&2; exit 1; }
 [ ! -e "$OUT" ] || { echo "build-image.sh: $OUT already exists" >&2; exit 1; }

@@ -26,7 +26,10 @@ def parse_args(argv):
                    help="reach this registry over plain HTTP (repeatable; loopback always is)")
     p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
                    help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
-    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors")
+    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path")
+    p.add_argument("--init-path", default="", metavar="PATH",
+                   help="--init's binary (static tini; default: the first static docker-init, tini-static "
+                        "or tini in PATH and the usual dirs, else a built-in python init)")
     p.add_argument("--bip", help="the default bridge's GATEWAY/PREFIX (default: the first free /16 of "
                                  "172.17-31.0.0/16, then 192.168.N.0/20, chosen against the host's routes)")
     p.add_argument("--bridge", help="the default bridge's device name (default hb0; a non-default --root "
@@ -34,14 +37,13 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def registry_config(args):
-    """The RegistryConfig from the flags and the config file (flags first, both kept).
+def config_file(args):
+    """The daemon.json-style config file as a dict ({} when none is given).
 
     Raises:
         GuestError: the config file is unreadable or not a JSON object.
     """
     from .errors import InvalidParameter
-    from .registry.config import RegistryConfig
     from .util import read_json
     conf = {}
     if args.config_file:
@@ -51,6 +53,17 @@ def registry_config(args):
             raise InvalidParameter("config file %s is not valid JSON (%s): fix it" % (args.config_file, e))
         if not isinstance(conf, dict):
             raise InvalidParameter("config file %s must hold a JSON object" % args.config_file)
+    return conf
+
+
+def registry_config(args):
+    """The RegistryConfig from the flags and the config file (flags first, both kept).
+
+    Raises:
+        GuestError: the config file is unreadable or not a JSON object.
+    """
+    from .registry.config import RegistryConfig
+    conf = config_file(args)
     insecure = list(args.insecure_registry) + list(conf.get("insecure-registries") or [])
     mirrors = list(args.registry_mirror) + list(conf.get("registry-mirrors") or [])
     return RegistryConfig(insecure_registries=insecure, mirrors=mirrors)
@@ -77,9 +90,13 @@ def main(argv):
     from .api.routes import build_router
     from .api.server import APIServer
     from .engine import Engine
-    from .errors import GuestError
+    from .errors import GuestError, InvalidParameter
     try:
-        engine = Engine(root, bip=args.bip, bridge=args.bridge, registry_config=registry_config(args))
+        init_path = args.init_path or config_file(args).get("init-path") or ""
+        if not isinstance(init_path, str):
+            raise InvalidParameter("config file %s: init-path must be a string" % args.config_file)
+        engine = Engine(root, bip=args.bip, bridge=args.bridge, registry_config=registry_config(args),
+                        init_path=init_path)
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)

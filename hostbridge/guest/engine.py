@@ -38,14 +38,14 @@ def go_arch():
 class Engine:
     """Everything the routers need, behind one narrow object."""
 
-    def __init__(self, root, bip=None, bridge=None, registry_config=None):
+    def __init__(self, root, bip=None, bridge=None, registry_config=None, init_path=""):
         self.root = root
         self.started = time.time()
         self._build_backend = None
         self.events = Events()
         self.images = ImageStore(root)
         self.transfers = Transfers(self.images, root, registry_config)
-        self.containers = ContainerManager(root, self.images, self.events)
+        self.containers = ContainerManager(root, self.images, self.events, init_path=init_path)
         self.volumes = VolumeManager(root, self.containers)
         self.network = NetworkManager(root, self.containers, bip=bip, bridge=bridge)
         self.containers.hooks += [self.volumes, self.network]
@@ -133,10 +133,23 @@ class Engine:
             "Runtimes": {"hostbridge": {"path": "hostbridge-shim"}}, "DefaultRuntime": "hostbridge",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
-            "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "SecurityOptions": [
+            "LiveRestoreEnabled": True, "Isolation": "", "SecurityOptions": [
                 "name=seccomp,profile=unconfined"], "Warnings": [],
-            "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+            "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
+            **self._init_info(),
         }
+
+    def _init_info(self):
+        """/info's InitBinary and InitCommit, as dockerd reports its docker-init; with no static
+        init binary, the built-in init and a warning saying so."""
+        from .runtime import initbin
+        binary = self.containers.init.binary()
+        if binary is None:
+            return {"InitBinary": initbin.BUILTIN, "InitCommit": {"ID": "N/A", "Expected": ""},
+                    "Warnings": ["WARNING: --init uses hostbridge's built-in python init: %s (install tini, "
+                                 "or start the engine with --init-path)" % self.containers.init.reason]}
+        # no commit is expected of a binary we did not ship: say the one found is the one expected
+        return {"InitBinary": binary.path, "InitCommit": {"ID": binary.commit, "Expected": binary.commit}}
 
     def _engine_id(self):
         p = os.path.join(self.root, "engine-id")

@@ -29,8 +29,9 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Engine:
     """A running engine daemon: ``sock`` (its socket path), ``root``, ``url`` for DOCKER_HOST."""
 
-    def __init__(self, base):
+    def __init__(self, base, args=()):
         self.base = str(base)
+        self.args = list(args)  # more daemon flags
         self.root = os.path.join(self.base, "state")
         self.sock = os.path.join(self.base, "docker.sock")
         self.log = os.path.join(self.base, "engine.log")
@@ -41,7 +42,7 @@ class Engine:
         env = dict(os.environ, PYTHONPATH=REPO)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hostbridge.guest", "daemon", "--root", self.root, "--socket", self.sock,
-             "--log-file", self.log], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             "--log-file", self.log] + self.args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:

@@ -53,8 +53,18 @@ def host_devices(dev="/dev"):
     return mounts
 
 
-def write_bundle(c, rootfs, lookup_pid):
-    """Write ``c``'s bundle config; returns the bundle dir."""
+def write_bundle(c, rootfs, lookup_pid, init_path=""):
+    """Write ``c``'s bundle config; returns the bundle dir.
+
+    Args:
+        c: the container record.
+        rootfs: config.json's "rootfs" (the manager's ``rootfs_spec``).
+        lookup_pid: ``lookup_pid(ref)`` → the pid of a running container (``container:`` modes).
+        init_path: with ``HostConfig.Init``, the host's init binary (tini) the runtime runs as
+            pid 1; "" for the runtime's built-in init.
+    Returns:
+        The bundle dir.
+    """
     cfg, hc = c.config, c.host_config
     bundle = makedirs(c.bundle)
     for stale in ("exit.json",):
@@ -90,7 +100,8 @@ def write_bundle(c, rootfs, lookup_pid):
             "args": argv, "env": list(cfg.get("Env") or []), "cwd": cfg.get("WorkingDir") or "/",
             "user": cfg.get("User") or "", "tty": bool(cfg.get("Tty")),
             "open_stdin": bool(cfg.get("OpenStdin")), "stdin_once": bool(cfg.get("StdinOnce")),
-            "init": bool(hc.get("Init")), "cap_add": list(hc.get("CapAdd") or []),
+            "init": bool(hc.get("Init")), "init_path": init_path if hc.get("Init") else "",
+            "cap_add": list(hc.get("CapAdd") or []),
             "cap_drop": list(hc.get("CapDrop") or []), "privileged": bool(hc.get("Privileged")),
             "no_new_privileges": "no-new-privileges:false" not in (hc.get("SecurityOpt") or []),
         },

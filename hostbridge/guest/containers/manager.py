@@ -15,7 +15,7 @@ import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
 from ..runtime.client import ShimClient
-from ..runtime import zygote
+from ..runtime import initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339, parse_time
 from . import bundle as bundle_mod
 from .config import new_record, parse_signal
@@ -38,8 +38,10 @@ class PendingAttach:
 
 
 class ContainerManager:
-    def __init__(self, root, images, events):
+    def __init__(self, root, images, events, init_path=""):
         self.root = root
+        self.init = initbin.Selector(init_path)  # --init's binary (--init-path, else a static tini)
+        self._builtin_init_logged = False
         self.images = images
         self.events = events
         self.store = ContainerStore(root)
@@ -165,6 +167,17 @@ class ContainerManager:
             raise Conflict("cannot join namespaces of container %s: it is not running" % other.name)
         return other.state["Pid"]
 
+    def _init_path(self, c):
+        """The host's init binary for ``c`` ("" without --init, or for the built-in init)."""
+        if not c.host_config.get("Init"):
+            return ""
+        binary = self.init.binary()
+        if binary is None and not self._builtin_init_logged:
+            self._builtin_init_logged = True
+            log.warning("--init uses the built-in python init: %s (install tini, or start the engine "
+                        "with --init-path)", self.init.reason)
+        return binary.path if binary else ""
+
     def start(self, ref):
         c = self.get(ref)
         with c.lock:
@@ -176,7 +189,7 @@ class ContainerManager:
             self._start_locked(c)
 
     def _start_locked(self, c):
-        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid)
+        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c))
         shim = ShimClient(bundle)
         try:
             pid = shim.spawn()

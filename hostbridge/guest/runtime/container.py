@@ -5,8 +5,10 @@ It talks to the shim over a CLOEXEC socketpair, one JSON line per message:
   child → shim  {"ready": true}  (+ the pty master as SCM_RIGHTS when tty) or {"error", "exit_code"}
   shim → child  "g"   go: exec the process
   child → shim  {"error", "exit_code"} if exec fails; EOF (the socket closes on exec) if it worked
-With ``process.init`` pid 1 stays this Python process, a tiny init: it runs the command as its
-child, forwards signals to it, reaps every zombie, and exits with the command's status.
+With ``process.init`` and an ``init_path``, pid 1 is docker's init (tini) bound at
+/sbin/docker-init: ``/sbin/docker-init -- ARGS``. With ``init`` alone (no static init binary on
+this host) pid 1 stays this Python process, a tiny init: it runs the command as its child,
+forwards signals to it, reaps every zombie, and exits with the command's status.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import signal
 import socket
 import termios
 
-from . import caps, ns, process, rootfs
+from . import caps, initbin, ns, process, rootfs
 
 _NO_FORWARD = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU}
 
@@ -113,6 +115,9 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
         cgroupns = _unshare(config)
         rootfs.setup(config, cgroupns)
         proc = config.get("process") or {}
+        builtin_init = bool(proc.get("init"))
+        if rootfs.init_binary(proc):
+            proc, builtin_init = dict(proc, args=initbin.command(proc.get("args") or [])), False
         if proc.get("tty"):
             fds = [_make_tty()]
         else:
@@ -131,7 +136,7 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
         _recv_byte(sync)
         if error is not None:
             raise error
-        if proc.get("init"):
+        if builtin_init:
             _run_init(prepared, sync, bool(proc.get("tty")))
         process.become(prepared)
         process.exec_prepared(prepared)

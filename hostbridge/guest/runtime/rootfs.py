@@ -1,7 +1,7 @@
 """The container's filesystem, built inside its fresh mount namespace.
 
 Order (as runc): make every mount private; mount the root (overlay or a bind of a vfs dir);
-/proc, /dev (+pts, shm, mqueue), /sys; the config's mounts; pivot_root and drop the old root;
+/proc, /dev (+pts, shm, mqueue), /sys; the init binary at /sbin/docker-init; the config's mounts; pivot_root and drop the old root;
 then mask and read-only paths, which name container paths.
 Nothing here leaks to the host: all of it lives and dies in the container's mount namespace.
 """
@@ -14,7 +14,7 @@ import re
 import stat
 
 from ..errors import InvalidParameter
-from . import cgroups, ns
+from . import cgroups, initbin, ns
 
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
           "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
@@ -286,6 +286,12 @@ def write_sysctls(sysctls: dict, host_network: bool = False, host_ipc: bool = Fa
             f.write(str(value))
 
 
+def init_binary(proc: dict) -> str:
+    """The host path of the init binary config.json's "process" runs as pid 1; "" for none
+    (no ``init``, or ``init`` with no ``init_path``: the built-in init)."""
+    return (proc.get("init_path") or "") if proc.get("init") else ""
+
+
 def setup(config: dict, cgroupns: bool = False) -> None:
     """Build the whole container filesystem from config.json and pivot into it.
 
@@ -301,6 +307,10 @@ def setup(config: dict, cgroupns: bool = False) -> None:
     if cgroupns:
         mount_cgroups(root)
     mount_dev(root)
+    init_path = init_binary(proc_cfg)
+    if init_path:
+        # before the config's mounts, as dockerd orders them: a volume over /sbin hides it
+        mount_extra(root, initbin.bind_mount(init_path))
     for m in sorted(config.get("mounts") or [], key=lambda m: m["destination"].count("/")):
         mount_extra(root, m)
     pivot(root)

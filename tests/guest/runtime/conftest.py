@@ -93,6 +93,15 @@ class Bundles:
         """The container's json-file log records."""
         return read_log(c)
 
+    def wait_for_log(self, c: ShimClient, text, timeout=10):
+        """Wait until ``text`` is in a log record of ``c``; AssertionError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in rec["log"] for rec in self.log(c)):
+                return
+            time.sleep(0.02)
+        raise AssertionError("%r never appeared in the log" % text)
+
     def cleanup(self):
         for c in self.made:
             try:
@@ -111,6 +120,17 @@ class Bundles:
 
 def read_log(c: ShimClient) -> list:
     return logs.read_log(c.config["log_path"])
+
+
+@pytest.fixture(scope="session")
+def tini():
+    """The host's static tini for --init (Debian: tini's tini-static, docker.io's docker-init)."""
+    from hostbridge.guest.errors import NotFound
+    from hostbridge.guest.runtime import initbin
+    try:
+        return initbin.find().path
+    except NotFound as e:
+        pytest.skip("needs a static tini (apt-get install tini): %s" % e)
 
 
 @pytest.fixture

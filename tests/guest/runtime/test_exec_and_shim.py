@@ -116,8 +116,10 @@ def test_exec_with_a_pty_from_the_containers_devpts(bundles):
     assert out.replace(b"\r\n", b"\n") == name.encode() + b"\ninteractive\n"
 
 
-def test_tty_with_init(bundles):
-    c = bundles.make(["sh", "-c", "tty; echo $$"], process={"tty": True, "init": True})
+@pytest.mark.parametrize("init", ["built-in", "tini"])
+def test_tty_with_init(bundles, request, init):
+    init_path = request.getfixturevalue("tini") if init == "tini" else ""
+    c = bundles.make(["sh", "-c", "tty; echo $$"], process={"tty": True, "init": True, "init_path": init_path})
     c.spawn()
     s = c.attach(stdin=False, stdout=True, stderr=True)
     c.start()

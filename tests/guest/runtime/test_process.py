@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import time
 
 import pytest
 
@@ -24,15 +23,6 @@ def _started(bundles, args, **over):
     return c
 
 
-def _wait_for_log(bundles, c, text, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(text in rec["log"] for rec in bundles.log(c)):
-            return
-        time.sleep(0.02)
-    raise AssertionError("%r never appeared in the log" % text)
-
-
 def test_exit_code_propagates(bundles):
     _, rec, _, _ = bundles.run(["sh", "-c", "exit 3"])
     assert rec["exit_code"] == 3 and rec["oom_killed"] is False and rec["error"] == ""
@@ -46,7 +36,7 @@ def test_killed_by_signal_is_128_plus_n(bundles):
 
 def test_sigterm_ignored_sigkill_ends(bundles):
     c = _started(bundles, ["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 0.1; done"])
-    _wait_for_log(bundles, c, "ready")
+    bundles.wait_for_log(c, "ready")
     c.kill(signal.SIGTERM)
     with pytest.raises(RuntimeFailure):
         c.wait(timeout=1.0)
@@ -141,7 +131,7 @@ def test_init_is_pid_1_and_reaps(bundles):
 def test_init_forwards_sigterm(bundles):
     c = _started(bundles, ["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; "
                                        "while :; do sleep 0.1; done"], process={"init": True})
-    _wait_for_log(bundles, c, "ready")
+    bundles.wait_for_log(c, "ready")
     c.kill(signal.SIGTERM)
     assert c.wait(timeout=10)["exit_code"] == 7
     assert any(r["log"] == "got-term\n" for r in bundles.log(c))

@@ -12,6 +12,7 @@ from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from .containers import logs as logs_mod
 from .containers import views
 from .containers.execs import ExecManager
+from .containers.health import HealthChecks
 from .containers.manager import ContainerManager
 from .errors import Conflict, GuestError, InvalidParameter, NotFound
 from .events import Events
@@ -50,6 +51,7 @@ class Engine:
         self.network = NetworkManager(root, self.containers, bip=bip, bridge=bridge)
         self.containers.hooks += [self.volumes, self.network]
         self.execs = ExecManager(self.containers, self.events)
+        self.containers.health = HealthChecks(self.containers, self.execs)
         self.containers.restore()
         self.network.restore()
 

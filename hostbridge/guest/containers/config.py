@@ -184,10 +184,24 @@ def merge_config(cfg, image_cfg):
     vols = dict(icfg.get("Volumes") or {})
     vols.update(cfg.get("Volumes") or {})
     out["Volumes"] = vols or None
-    if icfg.get("Healthcheck") and not cfg.get("Healthcheck"):
-        out["Healthcheck"] = icfg["Healthcheck"]
+    if icfg.get("Healthcheck"):
+        out["Healthcheck"] = merge_healthcheck(cfg.get("Healthcheck"), icfg["Healthcheck"])
     if icfg.get("OnBuild"):
         out["OnBuild"] = icfg.get("OnBuild")
+    return out
+
+
+def merge_healthcheck(mine, image):
+    """The container's Healthcheck over the image's, as docker merges them: none given takes the
+    image's; an empty Test takes the image's Test; unset (zero) durations and Retries too."""
+    if not mine:
+        return dict(image)
+    out = dict(mine)
+    if not out.get("Test"):
+        out["Test"] = image.get("Test")
+    for k in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        if not out.get(k) and image.get(k):
+            out[k] = image[k]
     return out
 
 

@@ -70,8 +70,7 @@ class ExecManager:
             with self._lock:
                 self._execs[e.id] = e
             c.execs.add(e.id)
-        self.events.emit("container", "exec_create: " + " ".join(cmd), c.id,
-                         {"name": c.name, "image": c.config.get("Image", ""), "execID": e.id})
+        self._emit(e, "exec_create: " + " ".join(cmd))
         return {"Id": e.id}
 
     def get(self, eid):
@@ -137,9 +136,61 @@ class ExecManager:
         e.proc = proc
         e.pid = proc.pid
         e.running = True
-        self.events.emit("container", "exec_start: " + " ".join(e.cfg["Cmd"]), c.id,
-                         {"name": c.name, "image": c.config.get("Image", ""), "execID": e.id})
+        self._emit(e, "exec_start: " + " ".join(e.cfg["Cmd"]))
         return e
+
+    def start_probe(self, c, argv):
+        """Start a health probe in running container ``c``, as dockerd runs one: ``argv`` with
+        the container's user, working dir and environment, no TTY, no stdin, stdout and stderr
+        on one pipe. The exec is hidden (not in the container's ExecIDs, not found by id) but
+        has docker's ``exec_create``/``exec_start`` events; ``finish(e)`` gives ``exec_die``.
+
+        Args:
+            c: the container (a store.Container).
+            argv: the probe's command line.
+
+        Returns:
+            ``(Exec, fd)``: ``Exec.proc`` has ``pid`` and ``wait()``; ``fd`` is the output pipe's
+            read end, non-blocking, which the caller closes.
+
+        Raises:
+            Conflict: the container is not running, or is paused.
+            OSError: no pipe or helper process could be made.
+        """
+        with c.lock:
+            if not c.running:
+                raise Conflict("Container %s is not running" % c.id)
+            if c.state.get("Paused"):
+                raise Conflict("Container %s is paused, unpause the container before exec" % c.id)
+            e = Exec(new_id(), c, {"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True})
+            e.started = True
+            spec = self._spec(e)
+        self._emit(e, "exec_create: " + " ".join(argv))
+        out_r, out_w = os.pipe()
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            try:
+                e.proc = zygote.instance().exec(spec, null, out_w, out_w)
+            except OSError:
+                e.proc = subprocess.Popen(selfexec.argv("exec") + [json.dumps(spec)], stdin=null, stdout=out_w,
+                                          stderr=out_w, env=selfexec.env(), close_fds=True, start_new_session=True)
+        except BaseException:
+            os.close(out_r)
+            raise
+        finally:
+            os.close(null)
+            os.close(out_w)
+        os.set_blocking(out_r, False)
+        e.pid = e.proc.pid
+        e.running = True
+        self._emit(e, "exec_start: " + " ".join(argv))
+        return e, out_r
+
+    def _emit(self, e, action, **extra):
+        c = e.container
+        attrs = {"name": c.name, "image": c.config.get("Image", ""), "execID": e.id}
+        attrs.update(extra)
+        self.events.emit("container", action, c.id, attrs)
 
     def _from_zygote(self, spec, stdin, stdout, stderr, stdin_w, stdout_r, stderr_r):
         helper = zygote.instance().exec(spec, stdin, stdout, stderr)
@@ -182,8 +233,7 @@ class ExecManager:
         e.exit_code = code if code >= 0 else 128 - code
         e.running = False
         e.done.set()
-        self.events.emit("container", "exec_die", e.container.id,
-                         {"name": e.container.name, "execID": e.id, "exitCode": str(e.exit_code)})
+        self._emit(e, "exec_die", exitCode=str(e.exit_code))
         e.container.execs.discard(e.id)
         return e.exit_code
 

@@ -47,6 +47,7 @@ class ContainerManager:
         self.store = ContainerStore(root)
         self.rootfs_root = makedirs(os.path.join(root, "rootfs"))
         self.hooks = []  # objects with on_create(c, body) / on_start(c, pid) / on_stop(c) / on_remove(c, volumes)
+        self.health = None  # health.HealthChecks, set by the engine: told of starts, stops, pauses
         self.stopping = False
 
     # ---- lookup -------------------------------------------------------------------------
@@ -223,6 +224,8 @@ class ContainerManager:
                   Dead=False, Pid=pid, ExitCode=0, Error="", StartedAt=now_rfc3339())
         c.shim = shim
         c.cgroup_paths = None
+        if self.health is not None:
+            self.health.reset(c)
         self.store.save(c)
         self._emit(c, "start")
         threading.Thread(target=self._monitor, args=(c, shim), name="monitor-" + c.id[:12], daemon=True).start()
@@ -276,6 +279,8 @@ class ContainerManager:
                       ExitCode=int(result.get("exit_code", 255)), OOMKilled=bool(result.get("oom_killed")),
                       Error=result.get("error") or "", FinishedAt=result.get("finished_at") or now_rfc3339())
             c.shim = None
+            if self.health is not None:
+                self.health.sync(c)  # stops probing; the status becomes unhealthy
             for hook in self.hooks:
                 try:
                     hook.on_stop(c)
@@ -531,12 +536,16 @@ class ContainerManager:
                 if _shim_alive(shim):
                     c.shim = shim
                     c.cgroup_paths = None
+                    if self.health is not None and not c.state.get("Paused"):
+                        self.health.reset(c)  # as dockerd's restore: starting again
                     threading.Thread(target=self._monitor, args=(c, shim), daemon=True).start()
                     continue
             self._on_exit(c, shim.read_exit())
 
     def shutdown(self):
         self.stopping = True
+        if self.health is not None:
+            self.health.close()
 
 
 def _set_oom_score_adj(pid, value):

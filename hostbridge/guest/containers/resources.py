@@ -124,6 +124,8 @@ def pause(manager, c):
             raise Conflict("Container %s is already paused" % c.id)
         manager.cgroup(c).freeze()
         c.state.update(Paused=True, Status="paused")
+        if manager.health is not None:
+            manager.health.sync(c)  # docker does not probe a paused container
         manager.store.save(c)
     manager._emit(c, "pause")
 
@@ -134,6 +136,8 @@ def unpause(manager, c):
             raise Conflict("Container %s is not paused" % c.id)
         manager.cgroup(c).thaw()
         c.state.update(Paused=False, Status="running")
+        if manager.health is not None:
+            manager.health.sync(c)
         manager.store.save(c)
     manager._emit(c, "unpause")
 

@@ -8,6 +8,7 @@ import time
 
 from ..errors import InvalidParameter
 from ..util import human_duration, parse_time, unix_time
+from .health import STARTING, STATUSES, health_status
 
 _STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 
@@ -19,6 +20,9 @@ def status_text(st, now=None):
         up = human_duration(now - parse_time(st["StartedAt"]).timestamp())
         if st.get("Paused"):
             return "Up %s (Paused)" % up
+        if st.get("Health") is not None:
+            h = health_status(st)
+            return "Up %s (%s)" % (up, "health: starting" if h == STARTING else h)
         return "Up %s" % up
     if st.get("Restarting"):
         return "Restarting (%d) %s ago" % (st.get("ExitCode", 0), human_duration(now - parse_time(st["FinishedAt"]).timestamp()))
@@ -136,6 +140,9 @@ def check_filters(filters):
     for s in filters.get("status", ()):
         if s not in _STATUSES:
             raise InvalidParameter("invalid filter 'status=%s'" % s)
+    for h in filters.get("health", ()):
+        if h not in STATUSES:
+            raise InvalidParameter("Unrecognised filter value for health: %s" % h)
 
 
 def matches(c, filters, resolve_image, lookup):
@@ -152,6 +159,8 @@ def matches(c, filters, resolve_image, lookup):
         if state_name(st) not in filters["status"]:
             return False
     if "label" in filters and not _label_match(d["Config"].get("Labels") or {}, filters["label"]):
+        return False
+    if "health" in filters and health_status(st) not in filters["health"]:
         return False
     if "exited" in filters:
         if st.get("Running") or state_name(st) != "exited" or str(st.get("ExitCode")) not in filters["exited"]:

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import termios
 import threading
+import time
 
 from .. import selfexec
 from ..errors import Conflict, InvalidParameter, NotFound
@@ -32,6 +33,8 @@ class Exec:
         self.master = None
         self.proc = None
         self.done = threading.Event()
+        self.spec = None  # the helper's spec, as of the create
+        self.pending = None  # its zygote.PendingExec: a helper already inside the container
 
     def inspect(self):
         cfg = self.cfg
@@ -66,10 +69,20 @@ class ExecManager:
             if c.state.get("Paused"):
                 raise Conflict("Container %s is paused, unpause the container before exec" % c.id)
             e = Exec(new_id(), c, cfg)
-            zygote.warm()
+            e.spec = self._spec(e)
             with self._lock:
                 self._execs[e.id] = e
+                stale = [x for x in self._execs.values() if x.pending is not None
+                         and time.monotonic() - x.pending.created > zygote.PARK_SECONDS]
+                for x in stale:
+                    stale_pending, x.pending = x.pending, None
+                    stale_pending.cancel()  # never started: its helper has given up already
             c.execs.add(e.id)
+        try:
+            # The helper enters the container now, while the client sends the start.
+            e.pending = zygote.instance().prepare_exec(e.spec)
+        except OSError:
+            pass  # the start execs a helper
         self._emit(e, "exec_create: " + " ".join(cmd))
         return {"Id": e.id}
 
@@ -114,6 +127,11 @@ class ExecManager:
                 raise Conflict("Container %s is not running" % c.id)
             e.started = True
             spec = self._spec(e)
+        with self._lock:
+            pending, e.pending = e.pending, None
+        if pending is not None and spec["pid"] != e.spec["pid"]:  # the container restarted since
+            pending.cancel()
+            pending = None
         tty = spec["tty"]
         if tty:
             from ..runtime.execproc import open_pty_in
@@ -126,13 +144,13 @@ class ExecManager:
                 fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", int(console_size[0]),
                                                                     int(console_size[1]), 0, 0))
             try:
-                proc = self._from_zygote(spec, slave, slave, slave, None, None, None)
+                proc = self._from_zygote(spec, pending, slave, slave, slave, None, None, None)
             except OSError:
                 proc = subprocess.Popen(selfexec.argv("exec") + [json.dumps(spec)], stdin=slave, stdout=slave,
                                         stderr=slave, env=selfexec.env(), close_fds=True, start_new_session=True)
             os.close(slave)
         else:
-            proc = self._start_piped(spec, bool(e.cfg.get("AttachStdin")))
+            proc = self._start_piped(spec, pending, bool(e.cfg.get("AttachStdin")))
         e.proc = proc
         e.pid = proc.pid
         e.running = True
@@ -192,14 +210,21 @@ class ExecManager:
         attrs.update(extra)
         self.events.emit("container", action, c.id, attrs)
 
-    def _from_zygote(self, spec, stdin, stdout, stderr, stdin_w, stdout_r, stderr_r):
-        helper = zygote.instance().exec(spec, stdin, stdout, stderr)
+    def _from_zygote(self, spec, pending, stdin, stdout, stderr, stdin_w, stdout_r, stderr_r):
+        helper = None
+        if pending is not None:
+            try:
+                helper = pending.start(stdin, stdout, stderr)
+            except OSError:
+                pass  # it gave up waiting (PARK_SECONDS): a fresh one
+        if helper is None:
+            helper = zygote.instance().exec(spec, stdin, stdout, stderr)
         helper.stdin = os.fdopen(stdin_w, "wb", buffering=0) if stdin_w is not None else None
         helper.stdout = os.fdopen(stdout_r, "rb", buffering=0) if stdout_r is not None else None
         helper.stderr = os.fdopen(stderr_r, "rb", buffering=0) if stderr_r is not None else None
         return helper
 
-    def _start_piped(self, spec, attach_stdin):
+    def _start_piped(self, spec, pending, attach_stdin):
         """A non-TTY exec's helper with pipes: forked by the zygote (no interpreter start), else
         a fresh one."""
         if attach_stdin:
@@ -209,7 +234,7 @@ class ExecManager:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            return self._from_zygote(spec, in_r, out_w, err_w, in_w, out_r, err_r)
+            return self._from_zygote(spec, pending, in_r, out_w, err_w, in_w, out_r, err_r)
         except OSError:
             for fd in (in_w, out_r, err_r):
                 if fd is not None:

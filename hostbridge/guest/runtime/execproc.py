@@ -64,15 +64,23 @@ def _join_cgroups(files) -> None:
             f.write(str(os.getpid()))
 
 
-def main(argv) -> int:
-    """Entry point; returns the exit status (or never returns on the child's side)."""
+def enter(spec: dict) -> str | None:
+    """Join the container's cgroups and namespaces (the process stays single-threaded).
+
+    Returns:
+        None, or why the container could not be entered (docker's exec then fails with 126).
+    """
     try:
-        spec = _read_spec(argv)
         _join_cgroups(spec.get("cgroup_procs"))
         ns.join_namespaces(int(spec["pid"]), _NS_ORDER)
     except (OSError, ValueError, KeyError) as e:
-        sys.stderr.write("exec: cannot enter the container: %s\n" % e)
-        return 126
+        return "exec: cannot enter the container: %s" % e
+    return None
+
+
+def run(spec: dict) -> int:
+    """After ``enter``: fork the process into the container's pid namespace, forward signals to
+    it, and wait. Returns its exit status (128+N for signal N); never returns in the child."""
     r, w = os.pipe()  # CLOEXEC: the child reports an exec failure here, closes it on success
     pid = os.fork()
     if pid == 0:
@@ -92,6 +100,20 @@ def main(argv) -> int:
             return exit_status(status)
         except ChildProcessError:
             return 1
+
+
+def main(argv) -> int:
+    """Entry point; returns the exit status (or never returns on the child's side)."""
+    try:
+        spec = _read_spec(argv)
+    except (OSError, ValueError) as e:
+        sys.stderr.write("exec: bad spec: %s\n" % e)
+        return 126
+    err = enter(spec)
+    if err:
+        sys.stderr.write(err + "\n")
+        return 126
+    return run(spec)
 
 
 def _forward(pid: int, sig: int) -> None:

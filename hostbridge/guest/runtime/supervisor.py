@@ -415,6 +415,10 @@ class Supervisor:
         self.exit_record = {"exit_code": self.exit_status, "oom_killed": self.cgroup.oom_killed(),
                             "finished_at": util.now_rfc3339(), "error": err}
         self.finished_at = time.monotonic()
+        # Release the cgroup and the mounts before anyone hears of the exit: a restart that
+        # follows at once must find nothing of this run left (an exec helper parked in the
+        # cgroup, say, still dying).
+        self._cleanup()
         # no fsync: after a crash of the machine the container is gone whatever this file says
         util.write_json(os.path.join(self.bundle, "exit.json"), self.exit_record, durable=False)
         self.status = "exited"
@@ -427,7 +431,6 @@ class Supervisor:
         for c in list(self.conns.values()):
             if c.mode == "attach":
                 self._close_after_flush(c)
-        self._cleanup()
 
     def _cleanup(self) -> None:
         try:

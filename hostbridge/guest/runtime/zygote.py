@@ -27,14 +27,18 @@ from .. import selfexec
 IDLE_SECONDS = 120
 
 
+PARK_SECONDS = 10  # how long a prepared exec helper waits for its start before giving up
+
+
 def serve(ctl: socket.socket) -> None:
     """Fork one shim (or exec helper) per request until ``ctl`` closes.
 
     A request is one SOCK_SEQPACKET message: JSON ``{"op": "shim", "bundle": DIR}`` with the report
-    socket, or ``{"op": "exec", "spec": {…}}`` with the report socket and the process's stdin,
-    stdout and stderr."""
+    socket, or ``{"op": "exec", "spec": {…}}`` with the exec's control socket (``_exec``)."""
     from . import execproc, shim  # pay the imports here, once
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    # Children are reaped by the kernel: the zygote never waits, and a helper's parent must be
+    # something that outlives the engine's interest in it. Each child restores the default first.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 4)
@@ -50,42 +54,57 @@ def serve(ctl: socket.socket) -> None:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = os.fork()
-        if pid == 0:
+        if os.fork() == 0:
             try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 ctl.close()
                 os.setsid()
-                if os.fork():
-                    os._exit(0)
                 if req["op"] == "shim":
+                    if os.fork():  # the shim must not be a session leader: it opens terminals
+                        os._exit(0)
                     shim._daemon(req["bundle"], fds[0])
                 else:
-                    _exec(execproc, req["spec"], fds)
+                    _exec(execproc, req["spec"], fds[0])
             except BaseException:
                 import traceback
                 traceback.print_exc()
             os._exit(0)
         for fd in fds:
             os.close(fd)
-        os.waitpid(pid, 0)
 
 
-def _exec(execproc, spec, fds) -> None:
-    """The exec helper, forked: its stdio are the fds given; the exit code goes to the report."""
-    report, stdio = fds[0], fds[1:4]
+def _exec(execproc, spec, control_fd) -> None:
+    """The exec helper, forked at the exec's create: enter the container now, so that the start
+    does not wait for the cgroup moves (each first move costs the kernel an RCU grace period,
+    5-15 ms); then wait on ``control_fd`` for the start — one message carrying the process's
+    stdin, stdout and stderr — and report ``{"pid"}`` and ``{"exit_code"}`` there. EOF or
+    ``PARK_SECONDS`` without a start ends the helper."""
+    control = socket.socket(fileno=control_fd)
+    error = execproc.enter(spec)
+    control.settimeout(PARK_SECONDS)
+    try:
+        msg, stdio, _, _ = socket.recv_fds(control, 64, 3)
+    except OSError:
+        os._exit(0)
+    if not msg or len(stdio) != 3:
+        os._exit(0)
+    control.settimeout(None)
     for i, fd in enumerate(stdio):
         os.dup2(fd, i)
     for fd in stdio:
         if fd > 2:
             os.close(fd)
-    os.set_inheritable(report, False)
-    os.write(report, (json.dumps({"pid": os.getpid()}) + "\n").encode())
-    code = execproc.main([json.dumps(spec)])
+    control.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    if error:
+        sys.stderr.write(error + "\n")
+        code = 126
+    else:
+        code = execproc.run(spec)
     try:
         sys.stderr.flush()
     except OSError:
         pass
-    os.write(report, (json.dumps({"exit_code": code}) + "\n").encode())
+    control.sendall((json.dumps({"exit_code": code}) + "\n").encode())
     os._exit(code & 0xFF)
 
 
@@ -169,8 +188,9 @@ class Zygote:
             except OSError:
                 pass
 
-    def exec(self, spec: dict, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
-        """Fork an exec helper (``runtime/execproc.py``) with these stdio fds.
+    def prepare_exec(self, spec: dict) -> "PendingExec":
+        """Fork an exec helper (``runtime/execproc.py``) that enters the container now and runs
+        the process when ``start`` gives it its stdio.
 
         Raises:
             OSError: no zygote could be reached (the caller execs a helper instead).
@@ -179,17 +199,17 @@ class Zygote:
         try:
             with self._lock:
                 self._ensure()
-                socket.send_fds(self._ctl, [json.dumps({"op": "exec", "spec": spec}).encode()],
-                                [theirs.fileno(), stdin, stdout, stderr])
+                socket.send_fds(self._ctl, [json.dumps({"op": "exec", "spec": spec}).encode()], [theirs.fileno()])
         except BaseException:
             mine.close()
             raise
         finally:
             theirs.close()
-        helper = ExecHelper(mine)
-        if helper.pid is None:
-            raise OSError("the zygote did not start the exec helper")
-        return helper
+        return PendingExec(mine)
+
+    def exec(self, spec: dict, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
+        """``prepare_exec(spec).start(stdin, stdout, stderr)``."""
+        return self.prepare_exec(spec).start(stdin, stdout, stderr)
 
     def close(self):
         self._closed.set()
@@ -203,6 +223,39 @@ class Zygote:
                 except Exception:
                     self._proc.kill()
                 self._proc = None
+
+
+class PendingExec:
+    """An exec helper inside the container, waiting for its start (at most ``PARK_SECONDS``)."""
+
+    def __init__(self, control: socket.socket):
+        self._control = control
+        self.created = time.monotonic()
+
+    def start(self, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
+        """Run the process with these stdio fds (the caller keeps and closes its copies).
+
+        Raises:
+            OSError: the helper is gone (it gave up waiting, or the container ended).
+        """
+        control, self._control = self._control, None
+        if control is None:
+            raise OSError("exec helper already started")
+        try:
+            socket.send_fds(control, [b"start"], [stdin, stdout, stderr])
+        except OSError:
+            control.close()
+            raise
+        helper = ExecHelper(control)
+        if helper.pid is None:
+            raise OSError("the exec helper did not start")
+        return helper
+
+    def cancel(self) -> None:
+        """Let the helper go (it exits when it sees the control socket close)."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
 
 
 class ExecHelper:

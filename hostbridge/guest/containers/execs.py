@@ -46,7 +46,12 @@ class Exec:
                 "OpenStdin": bool(cfg.get("AttachStdin")), "OpenStderr": bool(cfg.get("AttachStderr")),
                 "OpenStdout": bool(cfg.get("AttachStdout")), "CanRemove": False,
                 "ContainerID": self.container.id, "DetachKeys": cfg.get("DetachKeys") or "",
-                "Pid": self.pid}
+                "Pid": self.process_pid()}
+
+    def process_pid(self):
+        """The exec'd process's host pid as docker reports it (its helper's until it is known)."""
+        known = getattr(self.proc, "known", None)
+        return (known("child") if known else None) or self.pid
 
 
 class ExecManager:
@@ -86,6 +91,21 @@ class ExecManager:
         self._emit(e, "exec_create: " + " ".join(cmd))
         return {"Id": e.id}
 
+    def helper_pids(self, c) -> set:
+        """The pids of ``c``'s exec helpers (parked or running): runtime processes in its
+        cgroups that ``top`` leaves out, as runc leaves none behind."""
+        with self._lock:
+            execs = [self._execs.get(eid) for eid in list(c.execs)]
+        out = set()
+        for e in execs:
+            if e is None:
+                continue
+            if e.proc is not None and e.running:
+                out.add(e.proc.pid)
+            if e.pending is not None and e.pending.pid:
+                out.add(e.pending.pid)
+        return out
+
     def get(self, eid):
         with self._lock:
             e = self._execs.get(eid)
@@ -95,6 +115,8 @@ class ExecManager:
 
     def _spec(self, e):
         c, cfg = e.container, e.cfg
+        cg = self.containers.cgroup(c)
+        track = cg.tracking_files()
         env = list(c.config.get("Env") or [])
         keys = {x.split("=", 1)[0]: i for i, x in enumerate(env)}
         for x in cfg.get("Env") or []:
@@ -112,7 +134,8 @@ class ExecManager:
                 "no_new_privileges": True,
                 # the exec'd process counts against the container's limits, shows in top/stats,
                 # and freezes with it
-                "cgroup_procs": self.containers.cgroup(c).procs_files()}
+                "cgroup_procs": [f for f in cg.procs_files() if f not in track],
+                "cgroup_track": track}
 
     def start(self, eid, console_size=None):
         """Start the exec's process (on a pty of ``console_size`` (h, w) when it has a TTY).

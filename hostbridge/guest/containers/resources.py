@@ -86,11 +86,15 @@ def stats(manager, c, stream=True, one_shot=False, stop=lambda: False, interval=
             time.sleep(0.1)
 
 
-def top(manager, c, ps_args=""):
-    """docker top: the host's ``ps`` output limited to the container's processes."""
+def top(manager, c, ps_args="", hide=()):
+    """docker top: the host's ``ps`` output limited to the container's processes.
+
+    Args:
+        hide: pids in the cgroup that are not the container's (its exec helpers).
+    """
     if not c.running:
         raise Conflict("Container %s is not running" % c.id)
-    pids = set(manager.cgroup(c).pids())
+    pids = set(manager.cgroup(c).pids()) - set(hide)
     args = ps_args.split() if ps_args else ["-ef"]
     r = subprocess.run(["ps"] + args, capture_output=True, text=True)
     if r.returncode != 0:

@@ -59,34 +59,61 @@ def _read_spec(argv) -> dict:
 
 
 def _join_cgroups(files) -> None:
+    """Join the container's cgroups, without waiting on the kernel where that can be avoided.
+
+    Moving a whole process (``cgroup.procs``) write-locks a global rwsem, and the first such
+    move in a while costs an RCU grace period (5-15 ms, most of an exec's time). In a v1
+    hierarchy this thread alone goes instead, through ``tasks`` and pid 0 (the kernel skips the
+    lock for a thread moving itself); the helper is single-threaded here, so the process moves,
+    and whatever it forks is born inside. A v2 hierarchy has no such file: ``cgroup.procs``.
+    """
     for path in files or ():
-        with open(path, "w") as f:
-            f.write(str(os.getpid()))
+        try:  # no O_CREAT: a v2 directory has no tasks file and must say so
+            fd = os.open(os.path.join(os.path.dirname(path), "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            with open(path, "w") as f:
+                f.write(str(os.getpid()))
+            continue
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
 
 
-def enter(spec: dict) -> str | None:
-    """Join the container's cgroups and namespaces (the process stays single-threaded).
+def enter(spec: dict, defer_tracking: bool = False) -> str | None:
+    """Join the container's cgroups and namespaces (the process must be single-threaded).
 
+    Args:
+        defer_tracking: leave ``spec["cgroup_track"]`` (hierarchies without controllers) to
+            the caller, which moves the process there once it runs (``zygote.PendingExec``).
     Returns:
         None, or why the container could not be entered (docker's exec then fails with 126).
     """
     try:
         _join_cgroups(spec.get("cgroup_procs"))
+        if not defer_tracking:
+            _join_cgroups(spec.get("cgroup_track"))
         ns.join_namespaces(int(spec["pid"]), _NS_ORDER)
     except (OSError, ValueError, KeyError) as e:
         return "exec: cannot enter the container: %s" % e
     return None
 
 
-def run(spec: dict) -> int:
+def run(spec: dict, started=None) -> int:
     """After ``enter``: fork the process into the container's pid namespace, forward signals to
-    it, and wait. Returns its exit status (128+N for signal N); never returns in the child."""
+    it, and wait. Returns its exit status (128+N for signal N); never returns in the child.
+
+    Args:
+        started: called with the process's (host) pid once it is forked.
+    """
     r, w = os.pipe()  # CLOEXEC: the child reports an exec failure here, closes it on success
     pid = os.fork()
     if pid == 0:
         os.close(r)
         _child(spec, w)
     os.close(w)
+    if started is not None:
+        started(pid)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                 signal.SIGUSR2, signal.SIGWINCH):
         signal.signal(sig, lambda s, _f: _forward(pid, s))

@@ -77,10 +77,12 @@ def _exec(execproc, spec, control_fd) -> None:
     """The exec helper, forked at the exec's create: enter the container now, so that the start
     does not wait for the cgroup moves (each first move costs the kernel an RCU grace period,
     5-15 ms); then wait on ``control_fd`` for the start — one message carrying the process's
-    stdin, stdout and stderr — and report ``{"pid"}`` and ``{"exit_code"}`` there. EOF or
+    stdin, stdout and stderr. It reports JSON lines there: ``{"pid"}`` at once, ``{"started"}``
+    when the start came, ``{"child"}`` (the process's pid) and ``{"exit_code"}``. EOF or
     ``PARK_SECONDS`` without a start ends the helper."""
     control = socket.socket(fileno=control_fd)
-    error = execproc.enter(spec)
+    control.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    error = execproc.enter(spec, defer_tracking=True)
     control.settimeout(PARK_SECONDS)
     try:
         msg, stdio, _, _ = socket.recv_fds(control, 64, 3)
@@ -94,12 +96,12 @@ def _exec(execproc, spec, control_fd) -> None:
     for fd in stdio:
         if fd > 2:
             os.close(fd)
-    control.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    control.sendall(b'{"started": true}\n')
     if error:
         sys.stderr.write(error + "\n")
         code = 126
     else:
-        code = execproc.run(spec)
+        code = execproc.run(spec, lambda pid: control.sendall((json.dumps({"child": pid}) + "\n").encode()))
     try:
         sys.stderr.flush()
     except OSError:
@@ -205,7 +207,7 @@ class Zygote:
             raise
         finally:
             theirs.close()
-        return PendingExec(mine)
+        return PendingExec(mine, spec.get("cgroup_track"))
 
     def exec(self, spec: dict, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
         """``prepare_exec(spec).start(stdin, stdout, stderr)``."""
@@ -228,9 +230,16 @@ class Zygote:
 class PendingExec:
     """An exec helper inside the container, waiting for its start (at most ``PARK_SECONDS``)."""
 
-    def __init__(self, control: socket.socket):
-        self._control = control
+    def __init__(self, control: socket.socket, track=()):
+        self.helper = ExecHelper(control)
+        self._track = list(track or ())
+        self._started = False
         self.created = time.monotonic()
+
+    @property
+    def pid(self):
+        """The helper's pid (None if it is gone)."""
+        return self.helper.pid
 
     def start(self, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
         """Run the process with these stdio fds (the caller keeps and closes its copies).
@@ -238,48 +247,91 @@ class PendingExec:
         Raises:
             OSError: the helper is gone (it gave up waiting, or the container ended).
         """
-        control, self._control = self._control, None
-        if control is None:
+        if self._started:
             raise OSError("exec helper already started")
+        self._started = True
         try:
-            socket.send_fds(control, [b"start"], [stdin, stdout, stderr])
+            socket.send_fds(self.helper.sock, [b"start"], [stdin, stdout, stderr])
+            if not self.helper.get("started"):
+                raise OSError("the exec helper did not start")
         except OSError:
-            control.close()
+            self.helper.close()
             raise
-        helper = ExecHelper(control)
-        if helper.pid is None:
-            raise OSError("the exec helper did not start")
-        return helper
+        if self._track:
+            # off the start's path: this move waits out an RCU grace period, and nothing is
+            # limited in a tracking hierarchy
+            threading.Thread(target=_track, args=(self.helper, self._track), name="exec-track",
+                             daemon=True).start()
+        return self.helper
 
     def cancel(self) -> None:
         """Let the helper go (it exits when it sees the control socket close)."""
-        if self._control is not None:
-            self._control.close()
-            self._control = None
+        if not self._started:
+            self._started = True
+            self.helper.close()
+
+
+def _track(helper: "ExecHelper", files) -> None:
+    pid = helper.get("child")
+    for path in files if pid else ():
+        try:
+            with open(path, "w") as f:
+                f.write(str(pid))
+        except OSError:
+            pass  # it has exited already
 
 
 class ExecHelper:
-    """An exec helper forked by the zygote: ``pid`` and ``wait()`` as a Popen has them."""
+    """An exec helper forked by the zygote, read from its control socket: ``pid`` and ``wait()``
+    as a Popen has them, and ``get(key)`` for the other lines of its report."""
 
-    def __init__(self, report: socket.socket):
-        self._report = report.makefile("rb")
-        report.close()
+    def __init__(self, control: socket.socket):
+        self.sock = control
+        self._report = control.makefile("rb")
+        self._seen = {}
+        self._lock = threading.Lock()
         self.returncode = None
-        self.pid = self._read().get("pid")
 
-    def _read(self) -> dict:
-        line = self._report.readline()
-        try:
-            return json.loads(line) if line else {}
-        except ValueError:
-            return {}
+    @property
+    def pid(self):
+        return self.get("pid")
+
+    def get(self, key):
+        """The value of ``key`` in the report, waiting for its line; None if it never comes."""
+        if key in self._seen:  # without the lock: wait() holds it while the process runs
+            return self._seen[key]
+        with self._lock:
+            while key not in self._seen:
+                try:
+                    line = self._report.readline()
+                except (OSError, ValueError):  # closed
+                    line = b""
+                if not line:
+                    return None
+                try:
+                    self._seen.update(json.loads(line))
+                except ValueError:
+                    pass
+            return self._seen[key]
+
+    def known(self, key):
+        """The value of ``key`` if its line was read already (never waits)."""
+        return self._seen.get(key)
 
     def wait(self) -> int:
         if self.returncode is None:
+            code = self.get("exit_code")
             # no exit code: the helper died without reporting (killed): docker's 137 is the best guess
-            self.returncode = self._read().get("exit_code", 137)
-            self._report.close()
+            self.returncode = 137 if code is None else code
+            self.close()
         return self.returncode
+
+    def close(self) -> None:
+        for f in (self._report, self.sock):
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 _instance = None

@@ -24,7 +24,8 @@ def stats(engine, req, resp, id):
 
 
 def top(engine, req, resp, id):
-    return resources.top(engine.containers, engine.containers.get(id), req.query.get("ps_args", ""))
+    c = engine.containers.get(id)
+    return resources.top(engine.containers, c, req.query.get("ps_args", ""), hide=engine.execs.helper_pids(c))
 
 
 def pause(engine, req, resp, id):

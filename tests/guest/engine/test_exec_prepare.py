@@ -84,3 +84,37 @@ def _wait_for_pids(api, cid, n, timeout):
             return True
         time.sleep(0.05)
     return False
+
+
+def test_exec_process_is_in_every_container_cgroup(engine):
+    """Joined by its own thread (v1 ``tasks``) or late (the tracking cgroup2), the exec'd
+    process still ends up where the container's processes are, and under its limits."""
+    api = docker.APIClient(base_url=engine.url)
+    c = api.create_container("busybox", ["sleep", "1000"], host_config=api.create_host_config(
+        network_mode="none", mem_limit="32m", pids_limit=8))
+    api.start(c)
+    try:
+        eid = api.exec_create(c, ["sleep", "100"])["Id"]
+        api.exec_start(eid, detach=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not api.exec_inspect(eid)["Running"]:
+            time.sleep(0.05)
+        pid = api.exec_inspect(eid)["Pid"]
+        init = api.inspect_container(c)["State"]["Pid"]
+        with open("/proc/%d/cgroup" % init) as f:
+            want = sorted(f.read().splitlines())
+        while time.monotonic() < deadline:  # the tracking hierarchy is joined just after the start
+            with open("/proc/%d/cgroup" % pid) as f:
+                got = sorted(f.read().splitlines())
+            if got == want:
+                break
+            time.sleep(0.05)
+        assert got == want
+        # the limits hold for what exec starts: 8 pids in all, 32 MiB
+        out = api.exec_start(api.exec_create(c, ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9; do sleep 5 & done; wait"])["Id"])
+        assert b"can't fork" in out or b"Resource temporarily unavailable" in out
+        hog = api.exec_create(c, ["tail", "/dev/zero"])["Id"]  # keeps the whole "line" it reads
+        api.exec_start(hog)
+        assert api.exec_inspect(hog)["ExitCode"] == 137  # OOM-killed by the container's limit
+    finally:
+        api.remove_container(c, force=True)

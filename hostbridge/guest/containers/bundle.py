@@ -7,7 +7,6 @@ import os
 from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
 from .config import DEFAULT_SHM_SIZE
-from .config import parse_signal  # noqa: F401  (re-exported for callers that build bundles)
 
 
 def namespaces_for(hc, lookup_pid):

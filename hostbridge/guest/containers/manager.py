@@ -16,7 +16,7 @@ import time
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
 from ..runtime.client import ShimClient
 from ..runtime import initbin, zygote
-from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339, parse_time
+from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
 from .config import new_record, parse_signal
 from .names import random_name

@@ -17,7 +17,7 @@ import time
 import urllib.parse
 
 from . import auth as _auth
-from .config import HUB_DOMAIN, RegistryConfig, registry_domain, split_hostport  # noqa: F401 (re-exported)
+from .config import RegistryConfig, registry_domain, split_hostport
 from .errors import (Denied, RegistryError, RegistryNotFound, RegistryUnavailable, TooManyRequests,
                      Unauthorized)
 

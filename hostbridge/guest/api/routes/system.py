@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from ...errors import InvalidParameter
 from ...util import parse_time
 from ...containers.views import normalize_filters

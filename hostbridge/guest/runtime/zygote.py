@@ -35,9 +35,11 @@ def serve(ctl: socket.socket) -> None:
 
     A request is one SOCK_SEQPACKET message: JSON ``{"op": "shim", "bundle": DIR}`` with the report
     socket, or ``{"op": "exec", "spec": {…}}`` with the exec's control socket (``_exec``)."""
+    import traceback  # here too: a helper cannot import once it is in a container's mount namespace
+
     from . import execproc, shim  # pay the imports here, once
-    # Children are reaped by the kernel: the zygote never waits, and a helper's parent must be
-    # something that outlives the engine's interest in it. Each child restores the default first.
+    # The kernel reaps the zygote's children, so it never waits on one (exec helpers live as
+    # long as their process). Each child restores the default before it forks and waits itself.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
         try:
@@ -66,7 +68,6 @@ def serve(ctl: socket.socket) -> None:
                 else:
                     _exec(execproc, req["spec"], fds[0])
             except BaseException:
-                import traceback
                 traceback.print_exc()
             os._exit(0)
         for fd in fds:
@@ -75,9 +76,9 @@ def serve(ctl: socket.socket) -> None:
 
 def _exec(execproc, spec, control_fd) -> None:
     """The exec helper, forked at the exec's create: enter the container now, so that the start
-    does not wait for the cgroup moves (each first move costs the kernel an RCU grace period,
-    5-15 ms); then wait on ``control_fd`` for the start — one message carrying the process's
-    stdin, stdout and stderr. It reports JSON lines there: ``{"pid"}`` at once, ``{"started"}``
+    does not wait for it (a ``cgroup.procs`` move can cost an RCU grace period, 5-15 ms); then
+    wait on ``control_fd`` for the start — one message carrying the process's stdin, stdout
+    and stderr. It reports JSON lines there: ``{"pid"}`` at once, ``{"started"}``
     when the start came, ``{"child"}`` (the process's pid) and ``{"exit_code"}``. EOF or
     ``PARK_SECONDS`` without a start ends the helper."""
     control = socket.socket(fileno=control_fd)

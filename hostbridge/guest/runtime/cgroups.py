@@ -4,7 +4,9 @@ Where a container's cgroup lives, per hierarchy:
 - v1: ``<mount>/<the cgroup the engine runs in>/hostbridge/<name>``. Nesting under our own
   cgroup keeps any limit put on the engine (e.g. a sandbox's memory cgroup) over its containers.
 - v2: ``<mount>/hostbridge/<name>``. v2 forbids enabling controllers for children of a cgroup
-  that holds processes, and the engine's own cgroup does hold one; the root is exempt.
+  that holds processes, and the engine's own cgroup does hold one; the root is exempt. A
+  namespaced root (the mount of an engine in its own cgroup namespace) is not: its processes
+  move to ``<mount>/init`` first (``evacuate``), so that it can delegate.
 - systemd's tracking hierarchies (v1 ``name=systemd``, a hybrid host's cgroup2 mount):
   ``<mount>/hostbridge/<name>``, outside the engine's unit.
 ``Cgroup(name, paths=…)`` reopens a cgroup whose paths were recorded (e.g. by the shim), so a
@@ -30,6 +32,8 @@ DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", 
 # Hierarchies without limits that systemd tracks units by: a container must leave the
 # engine's unit there too, or stopping the engine's service would kill it (runc does the same).
 SYSTEMD, UNIFIED = "name=systemd", "unified"
+# The leaf a namespaced v2 root's own processes move to (docker-in-docker's name for it).
+INIT_LEAF = "init"
 _CFS_PERIOD_US = 100000
 
 
@@ -161,9 +165,48 @@ def _v2_enable(path: str, ctrls) -> None:
     for d in reversed(parts):
         for c in ctrls:  # one at a time: a write naming an unavailable one fails whole
             try:
-                _write(os.path.join(d, "cgroup.subtree_control"), "+" + c)
+                _enable(d, c)
             except OSError:
-                pass  # e.g. a namespaced root holding processes: limits then fail visibly later
+                pass  # e.g. not delegated to us: the limit's own write then fails visibly
+
+
+def _enable(cgroup: str, controller: str) -> None:
+    """``+controller`` in ``cgroup``'s subtree_control; a namespace root is emptied first if need be.
+
+    v2's "no internal processes" rule (EBUSY) spares the real root only. The root of a cgroup
+    namespace (the engine in a container, or in a unit with a namespace of its own) holds the
+    engine itself: its processes move to the leaf ``init``, as docker-in-docker does.
+    """
+    control = os.path.join(cgroup, "cgroup.subtree_control")
+    try:
+        _write(control, "+" + controller)
+    except OSError as e:
+        if e.errno != errno.EBUSY or not os.path.ismount(cgroup):
+            raise
+        evacuate(cgroup)
+        _write(control, "+" + controller)
+
+
+def evacuate(cgroup: str, leaf: str = INIT_LEAF) -> str:
+    """Move every process of ``cgroup`` into its child ``leaf``; return the leaf's path.
+
+    Bounded: processes forking meanwhile are moved on the next pass, up to 50 passes.
+
+    Raises:
+        OSError: the cgroup still holds processes after that (EBUSY), or a move was refused.
+    """
+    dest = os.path.join(cgroup, leaf)
+    os.makedirs(dest, exist_ok=True)
+    for _ in range(50):
+        pids = _read(os.path.join(cgroup, "cgroup.procs")).split()
+        if not pids:
+            return dest
+        for pid in pids:
+            try:
+                _write(os.path.join(dest, "cgroup.procs"), pid)
+            except ProcessLookupError:
+                pass  # exited meanwhile
+    raise OSError(errno.EBUSY, "%s keeps gaining processes" % cgroup)
 
 
 def _v1_mkdirs(path: str, controller: str) -> None:
@@ -197,6 +240,9 @@ class Cgroup:
         lay = layout() if where is None else where
         self.paths = dict(paths) if paths else default_paths(name, lay)
         self._ver = {c: lay.get(c, ("v1", ""))[0] for c in self.paths}
+        # v2 alone: a controller missing there is one the parent cgroup did not delegate
+        self._v2_only = lay.get(UNIFIED, ("v2", None))[1] \
+            if not any(v == "v1" for k, (v, _) in lay.items() if k != SYSTEMD) else None
 
     def dirs(self) -> list:
         """The distinct cgroup directories (a v2 cgroup serves several controllers)."""
@@ -212,6 +258,10 @@ class Cgroup:
     def _need(self, controller: str) -> str:
         p = self._path(controller)
         if p is None:
+            if self._v2_only:
+                raise Unavailable("the %s cgroup controller is not available on this host (not in %s): "
+                                  "delegate it to the engine (systemd: Delegate=yes) or run without that limit"
+                                  % (controller, os.path.join(self._v2_only, "cgroup.controllers")))
             raise Unavailable("the %s cgroup controller is not available on this host: "
                               "run without that limit" % controller)
         return p
@@ -264,7 +314,7 @@ class Cgroup:
         """Change limits of a live cgroup; zero / missing values leave a limit as it is."""
         try:
             self._set_memory(int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0))
-            self._set_cpu(int(limits.get("nano_cpus") or 0), int(limits.get("cpu_shares") or 0))
+            self._set_cpu(limits)
             pids = int(limits.get("pids_limit") or 0)
             if pids:
                 p = self._need("pids")
@@ -304,20 +354,26 @@ class Cgroup:
             for f, v in reversed(writes):
                 _write(f, v)
 
-    def _set_cpu(self, nano_cpus: int, shares: int) -> None:
-        if not nano_cpus and not shares:
+    def _set_cpu(self, limits: dict) -> None:
+        nano_cpus, shares = int(limits.get("nano_cpus") or 0), int(limits.get("cpu_shares") or 0)
+        quota, period = int(limits.get("cpu_quota") or 0), int(limits.get("cpu_period") or 0)
+        if nano_cpus:  # --cpus is docker's shorthand for a quota over the default period
+            quota, period = nano_cpus * _CFS_PERIOD_US // 10 ** 9, _CFS_PERIOD_US
+        if not (quota or period or shares):
             return
         p = self._need("cpu")
-        quota = nano_cpus * _CFS_PERIOD_US // 10 ** 9 if nano_cpus else 0
         if self._ver["cpu"] == "v2":
-            if nano_cpus:
-                _write(os.path.join(p, "cpu.max"), "%d %d" % (quota, _CFS_PERIOD_US))
+            if quota or period:
+                # runc's form: "max" lifts the quota, a missing period keeps the current one
+                value = str(quota) if quota > 0 else "max"
+                _write(os.path.join(p, "cpu.max"), value + (" %d" % period if period else ""))
             if shares:
                 _write(os.path.join(p, "cpu.weight"), 1 + ((shares - 2) * 9999) // 262142)
             return
-        if nano_cpus:
-            _write(os.path.join(p, "cpu.cfs_period_us"), _CFS_PERIOD_US)
-            _write(os.path.join(p, "cpu.cfs_quota_us"), quota)
+        if period:
+            _write(os.path.join(p, "cpu.cfs_period_us"), period)
+        if quota:
+            _write(os.path.join(p, "cpu.cfs_quota_us"), quota if quota > 0 else -1)
         if shares:
             _write(os.path.join(p, "cpu.shares"), shares)
 

@@ -123,7 +123,7 @@ class Engine:
             "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if all(v == "v2" for v, _ in cgroups.layout().values()) else "1",
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(),
             "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),

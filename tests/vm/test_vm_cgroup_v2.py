@@ -131,6 +131,7 @@ def test_the_engine_sees_a_unified_hierarchy_with_the_controllers(guest):
     for c in ("memory", "cpu", "cpuacct", "pids", "freezer", "devices"):
         assert lay[c] == ["v2", CGROOT], (c, lay)
     assert "cpuset" not in lay or lay["cpuset"][0] == "v2"
+    assert guest.docker("info", "--format", "{{.CgroupVersion}}").stdout.strip() == "2"
 
 
 def test_memory_limit_oom_kills_with_137(guest, cleanup):
@@ -141,12 +142,15 @@ def test_memory_limit_oom_kills_with_137(guest, cleanup):
     assert (state["OOMKilled"], state["ExitCode"]) == (True, 137)
 
 
-def test_memory_files_follow_docker_semantics(guest, cleanup):
-    cid = guest.run_d("-m", "32m", "--memory-swap", "48m", "busybox", "sleep", "600")
+def test_create_writes_docker_semantics_into_the_v2_files(guest, cleanup):
+    cid = guest.run_d("-m", "32m", "--memory-swap", "48m", "--memory-reservation", "16m", "--cpu-shares", "512",
+                      "--cpuset-cpus", "0", "busybox", "sleep", "600")
     cleanup.append(cid)
-    mem_max, swap_max = guest.cg(cid, "memory.max", "memory.swap.max")
+    mem_max, swap_max, low, weight, cpus = guest.cg(cid, "memory.max", "memory.swap.max", "memory.low",
+                                                    "cpu.weight", "cpuset.cpus")
     # docker's --memory-swap is memory + swap; v2's swap.max is the swap alone
-    assert (int(mem_max), int(swap_max)) == (32 << 20, 16 << 20)
+    assert (int(mem_max), int(swap_max), int(low)) == (32 << 20, 16 << 20, 16 << 20)
+    assert (weight, cpus) == ("20", "0")  # runc's shares → weight: 1 + (512 - 2) * 9999 // 262142
 
 
 def test_pids_limit_refuses_forks_beyond_it(guest, cleanup):
@@ -181,6 +185,11 @@ def test_cpus_half_caps_a_busy_loop_and_pause_freezes_it(guest, cleanup):
     # is wide below because TCG may leave the guest's only vCPU less than that to give
     assert s1["nr_throttled"] > s0["nr_throttled"], (s0, s1)
     assert 0.15 <= share <= 0.62, share
+    import docker
+
+    stats = docker.DockerClient(base_url=guest.env["DOCKER_HOST"]).api.stats(cid, stream=False)
+    assert stats["cpu_stats"]["throttling_data"]["throttled_periods"] > 0, stats["cpu_stats"]
+    assert stats["cpu_stats"]["cpu_usage"]["usage_in_usermode"] > 0
 
     r = guest.docker("pause", cid)
     assert r.returncode == 0, r.stderr
@@ -205,12 +214,21 @@ def test_update_changes_the_files_of_a_running_container(guest, cleanup):
     cid = guest.run_d("-m", "64m", "--cpus", "1", "--pids-limit", "50", "busybox", "sleep", "600")
     cleanup.append(cid)
     assert guest.cg(cid, "memory.max", "cpu.max", "pids.max") == [str(64 << 20), "100000 100000", "50"]
-    r = guest.docker("update", "-m", "48m", "--memory-swap", "64m", "--cpus", "0.25", "--pids-limit", "30", cid)
+    r = guest.docker("update", "-m", "48m", "--memory-swap", "64m", "--memory-reservation", "24m", "--cpus", "0.25",
+                     "--pids-limit", "30", cid)
     assert r.returncode == 0, r.stderr
-    assert guest.cg(cid, "memory.max", "memory.swap.max", "cpu.max", "pids.max") == [
-        str(48 << 20), str(16 << 20), "25000 100000", "30"]
+    assert guest.cg(cid, "memory.max", "memory.swap.max", "memory.low", "cpu.max", "pids.max") == [
+        str(48 << 20), str(16 << 20), str(24 << 20), "25000 100000", "30"]
     hc = json.loads(guest.docker("inspect", "--format", "{{json .HostConfig}}", cid).stdout)
     assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (48 << 20, 250000000, 30)
+    # the CLI sends every resource, zero for those not given: only the pids limit changes here
+    r = guest.docker("update", "--pids-limit", "-1", cid)
+    assert r.returncode == 0, r.stderr
+    assert guest.cg(cid, "pids.max", "memory.max", "cpu.max") == ["max", str(48 << 20), "25000 100000"]
+    hc = json.loads(guest.docker("inspect", "--format", "{{json .HostConfig}}", cid).stdout)
+    assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (48 << 20, 250000000, -1)
+    r = guest.docker("update", "--cpu-quota", "20000", cid)
+    assert r.returncode == 1 and "CPU Quota cannot be updated as NanoCPUs has already been set" in r.stderr
     # --cpu-quota / --cpu-period write the same file (dockerd refuses mixing them with --cpus)
     cid = guest.run_d("--cpu-quota", "30000", "--cpu-period", "60000", "busybox", "sleep", "600")
     cleanup.append(cid)
@@ -239,14 +257,15 @@ def test_stats_no_stream_shows_the_limit_and_usage(guest, cleanup):
     assert int(pids) >= 1
 
 
-def test_rm_removes_the_containers_cgroup(guest):
-    cid = guest.run_d("-m", "16m", "busybox", "sleep", "600")
-    d = "%s/hostbridge/%s" % (CGROOT, cid)
-    assert guest.sh("test -d %s && echo yes" % d).strip() == "yes"
-    r = guest.docker("rm", "-f", cid)
+def test_rm_removes_the_containers_cgroup_even_when_paused(guest):
+    ids = [guest.run_d("-m", "16m", "busybox", "sleep", "600") for _ in range(2)]
+    dirs = ["%s/hostbridge/%s" % (CGROOT, cid) for cid in ids]
+    assert guest.sh("test -d %s && test -d %s && echo yes" % tuple(dirs)).strip() == "yes"
+    assert guest.docker("pause", ids[1]).returncode == 0
+    r = guest.docker("rm", "-f", *ids)
     assert r.returncode == 0, r.stderr
     deadline = time.monotonic() + 20
-    while guest.sh("test -e %s && echo left || true" % d).strip() == "left" and time.monotonic() < deadline:
+    while guest.sh("find %s/hostbridge -mindepth 1 -type d" % CGROOT).split() and time.monotonic() < deadline:
         time.sleep(0.3)
     assert guest.sh("find %s/hostbridge -mindepth 1 -type d" % CGROOT).split() == []
 

@@ -8,6 +8,7 @@ from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
 from .config import DEFAULT_SHM_SIZE
 from .config import parse_signal  # noqa: F401  (re-exported for callers that build bundles)
+from .resources import cgroup_limits
 
 
 def namespaces_for(hc, lookup_pid):
@@ -78,9 +79,6 @@ def write_bundle(c, rootfs, lookup_pid):
         if os.path.exists(path):
             mounts.append({"type": "bind", "source": path, "destination": "/etc/" + name,
                            "options": ["rbind", "rw"]})
-    memory = hc.get("Memory") or 0
-    swap = hc.get("MemorySwap") or 0
-    pids = hc.get("PidsLimit") or 0
     spec = {
         "id": c.id,
         "hostname": cfg.get("Hostname") or c.id[:12],
@@ -96,10 +94,7 @@ def write_bundle(c, rootfs, lookup_pid):
         },
         "namespaces": namespaces_for(hc, lookup_pid),
         "mounts": mounts,
-        "cgroup": {"name": c.id, "memory": memory, "memory_swap": swap,
-                   "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
-                   "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
-                   "pids_limit": pids if pids > 0 else 0, "cpuset_cpus": hc.get("CpusetCpus") or ""},
+        "cgroup": dict(cgroup_limits(hc), name=c.id),
         "sysctls": dict(hc.get("Sysctls") or {}),
         "shm_size": hc.get("ShmSize") or 67108864,
         "log_path": c.log_path if (hc.get("LogConfig") or {}).get("Type") != "none" else "",

@@ -25,7 +25,7 @@ _UNSUPPORTED = {
     "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
     "StorageOpt": "--storage-opt", "GroupAdd": "--group-add", "OomKillDisable": "--oom-kill-disable",
     "CgroupParent": "--cgroup-parent", "MaskedPaths": None, "ReadonlyPaths": None,
-    "MemorySwappiness": "--memory-swappiness", "MemoryReservation": "--memory-reservation",
+    "MemorySwappiness": "--memory-swappiness",
     "KernelMemoryTCP": None, "CpuCount": "--cpu-count", "CpuPercent": "--cpu-percent",
     "IOMaximumIOps": "--io-maxiops", "IOMaximumBandwidth": "--io-maxbandwidth",
 }
@@ -125,6 +125,11 @@ def validate_host_config(hc):
     mem = hc.get("Memory") or 0
     if mem and mem < 6 * 1024 * 1024:
         raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    reservation = hc.get("MemoryReservation") or 0
+    if reservation and reservation < 6 * 1024 * 1024:
+        raise InvalidParameter("Minimum memory reservation allowed is 6MB")
+    if mem and reservation > mem:
+        raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
     if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
         raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
     pids = hc.get("PidsLimit")

@@ -34,6 +34,7 @@ DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", 
 SYSTEMD, UNIFIED = "name=systemd", "unified"
 # The leaf a namespaced v2 root's own processes move to (docker-in-docker's name for it).
 INIT_LEAF = "init"
+UNIFIED_MOUNT = "/sys/fs/cgroup"
 _CFS_PERIOD_US = 100000
 
 
@@ -47,24 +48,35 @@ def _write(path: str, value) -> None:
         f.write(str(value))
 
 
-def hierarchies() -> list:
-    """Every cgroup mount: ``[(fstype, mount point, [super options]), …]`` (mountinfo order)."""
+def hierarchies(mountinfo: str | None = None) -> list:
+    """Every cgroup mount: ``[(fstype, mount point, [super options]), …]`` (mountinfo order).
+
+    Args:
+        mountinfo: a mount table in /proc/self/mountinfo's format (default: this process's).
+    """
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
     out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = right.split()
-            if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
-                out.append((fields[0], left.split()[4], fields[2].split(",")))
+    for line in mountinfo.splitlines():
+        left, _, right = line.partition(" - ")
+        fields = right.split()
+        if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
+            out.append((fields[0], left.split()[4], fields[2].split(",")))
     return out
 
 
-def _mounts() -> tuple:
-    """``({controller: v1 mount}, v2 mount or None)``."""
+def _mounts(hier: list | None = None) -> tuple:
+    """``({controller: v1 mount}, v2 mount or None)`` from ``hierarchies()``' list.
+
+    A cgroup2 mount at /sys/fs/cgroup (a unified host) wins over others (a hybrid host's
+    /sys/fs/cgroup/unified, a tool's private mount).
+    """
     v1, v2 = {}, None
-    for fstype, mnt, opts in hierarchies():
+    for fstype, mnt, opts in hierarchies() if hier is None else hier:
         if fstype == "cgroup2":
-            v2 = v2 or mnt
+            if v2 is None or mnt == UNIFIED_MOUNT:
+                v2 = mnt
             continue
         for opt in opts:
             if opt in CONTROLLERS or opt == SYSTEMD:
@@ -85,15 +97,20 @@ def _own_paths() -> tuple:
     return v1, v2
 
 
-def layout() -> dict:
+def layout(hier: list | None = None, v2_controllers=None) -> dict:
     """Where each controller lives: ``{controller: ("v1", mount) | ("v2", mount)}``.
 
     A controller bound to a v1 hierarchy is v1 (a controller lives in one hierarchy only);
-    otherwise v2 when the v2 root offers it. Absent controllers are left out.
+    otherwise v2 when the v2 root offers it. Absent controllers are left out. The v2 mount,
+    if any, is also given as ``UNIFIED``, and v1's ``name=systemd`` as ``SYSTEMD``.
+
+    Args:
+        hier: ``hierarchies()``' list (default: this process's mounts).
+        v2_controllers: what the v2 root offers (default: its cgroup.controllers file).
     """
-    v1, v2 = _mounts()
-    v2_ctrls = set()
-    if v2:
+    v1, v2 = _mounts(hier)
+    v2_ctrls = set(v2_controllers or ())
+    if v2 and v2_controllers is None:
         try:
             v2_ctrls = set(_read(os.path.join(v2, "cgroup.controllers")).split())
         except OSError:
@@ -111,6 +128,17 @@ def layout() -> dict:
     if v2:
         out[UNIFIED] = ("v2", v2)
     return out
+
+
+def version(lay: dict | None = None) -> str:
+    """docker info's CgroupVersion: "2" on a unified host (no v1 hierarchy at all), else "1".
+
+    Args:
+        lay: a ``layout()`` result (default: this host's).
+    """
+    lay = layout() if lay is None else lay
+    unified = UNIFIED in lay and not any(v == "v1" for v, _ in lay.values())
+    return "2" if unified else "1"
 
 
 def default_paths(name: str, where: dict | None = None) -> dict:
@@ -241,8 +269,7 @@ class Cgroup:
         self.paths = dict(paths) if paths else default_paths(name, lay)
         self._ver = {c: lay.get(c, ("v1", ""))[0] for c in self.paths}
         # v2 alone: a controller missing there is one the parent cgroup did not delegate
-        self._v2_only = lay.get(UNIFIED, ("v2", None))[1] \
-            if not any(v == "v1" for k, (v, _) in lay.items() if k != SYSTEMD) else None
+        self._v2_only = lay[UNIFIED][1] if version(lay) == "2" else None
 
     def dirs(self) -> list:
         """The distinct cgroup directories (a v2 cgroup serves several controllers)."""
@@ -311,22 +338,31 @@ class Cgroup:
             raise Unavailable("cannot set the device rules of %s: %s" % (self.name, e)) from e
 
     def update(self, limits: dict) -> None:
-        """Change limits of a live cgroup; zero / missing values leave a limit as it is."""
+        """Change limits of a live cgroup; zero / missing values leave a limit as it is.
+
+        Args:
+            limits: config.json's "cgroup" keys: memory, memory_swap (-1: unlimited),
+                memory_reservation, nano_cpus, cpu_quota (-1: none), cpu_period, cpu_shares,
+                pids_limit (negative: none), cpuset_cpus.
+        Raises:
+            Unavailable: a limit needs a controller this cgroup lacks, or the kernel refused it.
+        """
         try:
-            self._set_memory(int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0))
+            self._set_memory(limits)
             self._set_cpu(limits)
             pids = int(limits.get("pids_limit") or 0)
-            if pids:
-                p = self._need("pids")
-                _write(os.path.join(p, "pids.max"), "max" if pids < 0 else pids)
+            if pids > 0 or (pids < 0 and self._path("pids")):  # no controller: unlimited already
+                _write(os.path.join(self._need("pids"), "pids.max"), "max" if pids < 0 else pids)
             cpus = limits.get("cpuset_cpus") or ""
             if cpus:
                 _write(os.path.join(self._need("cpuset"), "cpuset.cpus"), cpus)
         except OSError as e:
             raise Unavailable("cannot set cgroup limits for %s: %s" % (self.name, e)) from e
 
-    def _set_memory(self, memory: int, swap: int) -> None:
-        if not memory and not swap:
+    def _set_memory(self, limits: dict) -> None:
+        memory, swap = int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0)
+        reservation = int(limits.get("memory_reservation") or 0)
+        if not (memory or swap > 0 or reservation) and not (swap < 0 and self._path("memory")):
             return
         p = self._need("memory")
         # docker: unset swap means as much swap as memory (total 2x); -1 means unlimited
@@ -335,14 +371,19 @@ class Cgroup:
         if self._ver["memory"] == "v2":
             if memory:
                 _write(os.path.join(p, "memory.max"), memory)
-            if os.path.exists(os.path.join(p, "memory.swap.max")):
+            if reservation:  # runc's mapping of --memory-reservation: best-effort protection
+                _write(os.path.join(p, "memory.low"), reservation)
+            if swap and os.path.exists(os.path.join(p, "memory.swap.max")):
+                # v2 limits swap alone where docker's --memory-swap counts memory + swap
                 _write(os.path.join(p, "memory.swap.max"),
                        "max" if swap < 0 else max(swap - (memory or 0), 0))
             return
+        if reservation:
+            _write(os.path.join(p, "memory.soft_limit_in_bytes"), reservation)
         mem_f = os.path.join(p, "memory.limit_in_bytes")
         sw_f = os.path.join(p, "memory.memsw.limit_in_bytes")
         writes = [(mem_f, memory)] if memory else []
-        if os.path.exists(sw_f):
+        if swap and os.path.exists(sw_f):
             writes.append((sw_f, -1 if swap < 0 else swap))
         # memsw must stay >= memory: the right order depends on growing or shrinking
         try:
@@ -397,7 +438,8 @@ class Cgroup:
         return sorted(out)
 
     def stats(self) -> dict:
-        """Usage now: ``{"memory": {usage, limit, cache}, "cpu": {total_ns, percpu_ns}, "pids": {current}}``."""
+        """Usage now: ``{"memory": {usage, limit, cache, stats}, "cpu": {total_ns, percpu_ns, user_ns,
+        system_ns, throttling}, "pids": {current}}``."""
         out = {"memory": {}, "cpu": {}, "pids": {}}
         mp = self._path("memory")
         if mp and self._ver["memory"] == "v2":
@@ -411,17 +453,35 @@ class Cgroup:
             out["memory"] = {"usage": int(_read(os.path.join(mp, "memory.usage_in_bytes"))),
                              "limit": int(_read(os.path.join(mp, "memory.limit_in_bytes"))),
                              "cache": stat.get("total_cache", stat.get("cache", 0)), "stats": stat}
-        cp = self._path("cpuacct")
-        if cp and self._ver["cpuacct"] == "v2":
-            usec = self._kv(os.path.join(cp, "cpu.stat")).get("usage_usec", 0)
-            out["cpu"] = {"total_ns": usec * 1000, "percpu_ns": []}
-        elif cp:
-            percpu = [int(x) for x in _read(os.path.join(cp, "cpuacct.usage_percpu")).split()]
-            out["cpu"] = {"total_ns": int(_read(os.path.join(cp, "cpuacct.usage"))),
-                          "percpu_ns": percpu}
+        out["cpu"] = self._cpu_stats()
         pp = self._path("pids")
         if pp:
             out["pids"] = {"current": int(_read(os.path.join(pp, "pids.current")))}
+        return out
+
+    def _cpu_stats(self) -> dict:
+        """``{total_ns, percpu_ns, user_ns, system_ns, throttling: {periods, throttled_periods,
+        throttled_ns}}`` (throttling only where the cpu controller is on)."""
+        cp, qp = self._path("cpuacct"), self._path("cpu")
+        if not cp:
+            return {}
+        if self._ver["cpuacct"] == "v2":
+            st = self._kv(os.path.join(cp, "cpu.stat"))
+            out = {"total_ns": st.get("usage_usec", 0) * 1000, "percpu_ns": [],
+                   "user_ns": st.get("user_usec", 0) * 1000, "system_ns": st.get("system_usec", 0) * 1000}
+            if "nr_periods" in st:
+                out["throttling"] = {"periods": st["nr_periods"], "throttled_periods": st.get("nr_throttled", 0),
+                                     "throttled_ns": st.get("throttled_usec", 0) * 1000}
+            return out
+        tick = 10 ** 9 // os.sysconf("SC_CLK_TCK")  # cpuacct.stat counts USER_HZ ticks
+        st = self._kv(os.path.join(cp, "cpuacct.stat"))
+        out = {"total_ns": int(_read(os.path.join(cp, "cpuacct.usage"))),
+               "percpu_ns": [int(x) for x in _read(os.path.join(cp, "cpuacct.usage_percpu")).split()],
+               "user_ns": st.get("user", 0) * tick, "system_ns": st.get("system", 0) * tick}
+        if qp and os.path.exists(os.path.join(qp, "cpu.stat")):
+            th = self._kv(os.path.join(qp, "cpu.stat"))
+            out["throttling"] = {"periods": th.get("nr_periods", 0), "throttled_periods": th.get("nr_throttled", 0),
+                                 "throttled_ns": th.get("throttled_time", 0)}
         return out
 
     @staticmethod

@@ -12,14 +12,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
 import pytest
 
+from tests.support.hbhome import HostbridgeHome, shared_image_cache
+
 pytestmark = [pytest.mark.vm, pytest.mark.skipif(not shutil.which("docker"),
                                                  reason="needs the stock docker CLI (Debian's docker.io)")]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAME = "cgv2"
 BOOT = 600  # seconds `up` may take under TCG on a busy host
 CGROOT = "/sys/fs/cgroup"
@@ -28,27 +28,17 @@ ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
 HOG = "x=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=0; while [ $i -lt 40 ]; do x=$x$x; i=$((i+1)); done"
 
 
-class Guest:
+class Guest(HostbridgeHome):
     """The machine: `hostbridge` and `docker` on the host, shell commands in the guest."""
 
-    def __init__(self, home, image_cache):
-        self.home = home
-        self.env = dict(os.environ, HOSTBRIDGE_HOME=home, HOSTBRIDGE_IMAGE_CACHE=image_cache, PYTHONPATH=REPO,
-                        DOCKER_CONFIG=os.path.join(home, "docker-config"), DOCKER_CLI_HINTS="false")
-        for k in ("HOSTBRIDGE_HOST", "HOSTBRIDGE_MACHINE", "DOCKER_HOST", "HOSTBRIDGE_DEBUG"):
-            self.env.pop(k, None)
-        self.ssh = None
-
-    def hb(self, *args, timeout=120):
-        return subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True,
-                              text=True, env=self.env, timeout=timeout, cwd=REPO)
+    ssh = None
 
     def connect(self):
         """Open an SSH session with the machine's pinned host key and client key."""
         from hostbridge.tunnel.known_hosts import KnownHosts
         from hostbridge.tunnel.ssh import Connection, SSHTarget
 
-        mdir = os.path.join(self.home, "state", "machines", NAME)
+        mdir = self.machine_dir(NAME)
         with open(os.path.join(mdir, "machine.json")) as f:
             rec = json.load(f)
         self.ssh = Connection(SSHTarget.from_dict(rec["ssh"]), KnownHosts(os.path.join(mdir, "known_hosts")),
@@ -88,16 +78,7 @@ def _kv(text):
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory, busybox_rootfs_tar):
-    from hostbridge.vm import image
-
-    saved = os.environ.pop("HOSTBRIDGE_HOME", None)  # the image cache is shared, not per test
-    try:
-        cache = image.default_cache_dir()
-        image.build(cache)  # cached: ~2 min once, then instant
-    finally:
-        if saved is not None:
-            os.environ["HOSTBRIDGE_HOME"] = saved
-    g = Guest(str(tmp_path_factory.mktemp("cgv2")), cache)
+    g = Guest(str(tmp_path_factory.mktemp("cgv2")), shared_image_cache())
     try:
         r = g.hb("up", "--machine", NAME, "--driver", "qemu", "--cpus", "1", "--memory", "768", "--disk", "2G",
                  timeout=BOOT)

@@ -1,16 +1,7 @@
-"""Container cgroups on cgroup v1, v2, or a mix of both, decided per controller.
+"""One container's cgroup across every hierarchy: limits, stats, freezing, device rules, removal.
 
-Where a container's cgroup lives, per hierarchy:
-- v1: ``<mount>/<the cgroup the engine runs in>/hostbridge/<name>``. Nesting under our own
-  cgroup keeps any limit put on the engine (e.g. a sandbox's memory cgroup) over its containers.
-- v2: ``<mount>/hostbridge/<name>``. v2 forbids enabling controllers for children of a cgroup
-  that holds processes, and the engine's own cgroup does hold one; the root is exempt. A
-  namespaced root (the mount of an engine in its own cgroup namespace) is not: its processes
-  move to ``<mount>/init`` first (``evacuate``), so that it can delegate.
-- systemd's tracking hierarchies (v1 ``name=systemd``, a hybrid host's cgroup2 mount):
-  ``<mount>/hostbridge/<name>``, outside the engine's unit.
-``Cgroup(name, paths=…)`` reopens a cgroup whose paths were recorded (e.g. by the shim), so a
-process in another cgroup still finds it.
+Placement and detection (v1, v2 or both, per controller) are ``cgroupfs``'s; its names are
+re-exported here for callers that know only this module.
 """
 
 from __future__ import annotations
@@ -22,145 +13,17 @@ import time
 
 from ..errors import Unavailable
 from . import devices
+from .cgroupfs import (CONTROLLERS, PARENT, SYSTEMD, UNIFIED, _read, _v1_mkdirs, _v2_enable, _write,
+                       default_paths, evacuate, hierarchies, layout, version)
 
-PARENT = "hostbridge"
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "devices")
+__all__ = ["Cgroup", "CONTROLLERS", "DEFAULT_DEVICES", "PARENT", "SYSTEMD", "UNIFIED", "Unavailable",
+           "default_paths", "device_rule", "evacuate", "hierarchies", "layout", "version"]
+
 # docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
 DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
                    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
                    "c 10:200 rwm"]
-# Hierarchies without limits that systemd tracks units by: a container must leave the
-# engine's unit there too, or stopping the engine's service would kill it (runc does the same).
-SYSTEMD, UNIFIED = "name=systemd", "unified"
-# The leaf a namespaced v2 root's own processes move to (docker-in-docker's name for it).
-INIT_LEAF = "init"
-UNIFIED_MOUNT = "/sys/fs/cgroup"
 _CFS_PERIOD_US = 100000
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
-
-
-def _write(path: str, value) -> None:
-    with open(path, "w") as f:
-        f.write(str(value))
-
-
-def hierarchies(mountinfo: str | None = None) -> list:
-    """Every cgroup mount: ``[(fstype, mount point, [super options]), …]`` (mountinfo order).
-
-    Args:
-        mountinfo: a mount table in /proc/self/mountinfo's format (default: this process's).
-    """
-    if mountinfo is None:
-        with open("/proc/self/mountinfo") as f:
-            mountinfo = f.read()
-    out = []
-    for line in mountinfo.splitlines():
-        left, _, right = line.partition(" - ")
-        fields = right.split()
-        if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
-            out.append((fields[0], left.split()[4], fields[2].split(",")))
-    return out
-
-
-def _mounts(hier: list | None = None) -> tuple:
-    """``({controller: v1 mount}, v2 mount or None)`` from ``hierarchies()``' list.
-
-    A cgroup2 mount at /sys/fs/cgroup (a unified host) wins over others (a hybrid host's
-    /sys/fs/cgroup/unified, a tool's private mount).
-    """
-    v1, v2 = {}, None
-    for fstype, mnt, opts in hierarchies() if hier is None else hier:
-        if fstype == "cgroup2":
-            if v2 is None or mnt == UNIFIED_MOUNT:
-                v2 = mnt
-            continue
-        for opt in opts:
-            if opt in CONTROLLERS or opt == SYSTEMD:
-                v1.setdefault(opt, mnt)
-    return v1, v2
-
-
-def _own_paths() -> tuple:
-    """``({controller: path}, v2 path)`` of this process, from /proc/self/cgroup."""
-    v1, v2 = {}, "/"
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if ctrls == "":
-                v2 = path
-            for c in ctrls.split(","):
-                v1[c] = path
-    return v1, v2
-
-
-def layout(hier: list | None = None, v2_controllers=None) -> dict:
-    """Where each controller lives: ``{controller: ("v1", mount) | ("v2", mount)}``.
-
-    A controller bound to a v1 hierarchy is v1 (a controller lives in one hierarchy only);
-    otherwise v2 when the v2 root offers it. Absent controllers are left out. The v2 mount,
-    if any, is also given as ``UNIFIED``, and v1's ``name=systemd`` as ``SYSTEMD``.
-
-    Args:
-        hier: ``hierarchies()``' list (default: this process's mounts).
-        v2_controllers: what the v2 root offers (default: its cgroup.controllers file).
-    """
-    v1, v2 = _mounts(hier)
-    v2_ctrls = set(v2_controllers or ())
-    if v2 and v2_controllers is None:
-        try:
-            v2_ctrls = set(_read(os.path.join(v2, "cgroup.controllers")).split())
-        except OSError:
-            pass
-    out = {}
-    for c in CONTROLLERS:
-        if c in v1:
-            out[c] = ("v1", v1[c])
-        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer", "devices")):
-            # v2 accounts cpu usage and freezes in its core files, with no controller, and
-            # guards devices with an eBPF program
-            out[c] = ("v2", v2)
-    if SYSTEMD in v1:
-        out[SYSTEMD] = ("v1", v1[SYSTEMD])
-    if v2:
-        out[UNIFIED] = ("v2", v2)
-    return out
-
-
-def version(lay: dict | None = None) -> str:
-    """docker info's CgroupVersion: "2" on a unified host (no v1 hierarchy at all), else "1".
-
-    Args:
-        lay: a ``layout()`` result (default: this host's).
-    """
-    lay = layout() if lay is None else lay
-    unified = UNIFIED in lay and not any(v == "v1" for v, _ in lay.values())
-    return "2" if unified else "1"
-
-
-def default_paths(name: str, where: dict | None = None) -> dict:
-    """``{controller: directory}`` for a new container cgroup called ``name``.
-
-    Args:
-        name: the leaf name.
-        where: a ``layout()`` result to use instead of this host's.
-    """
-    own_v1, _ = _own_paths()
-    out = {}
-    for c, (ver, mnt) in (layout() if where is None else where).items():
-        if ver == "v1":
-            base = "/" if c == SYSTEMD else own_v1.get(c, "/")
-            # a process already inside a container cgroup places siblings, not children
-            marker = "/%s/" % PARENT
-            if marker in base + "/":
-                base = base[: (base + "/").index(marker)] or "/"
-            out[c] = os.path.normpath(os.path.join(mnt, base.lstrip("/"), PARENT, name))
-        else:
-            out[c] = os.path.join(mnt, PARENT, name)
-    return out
 
 
 def device_rule(path: str, access: str = "rwm"):
@@ -178,80 +41,6 @@ def device_rule(path: str, access: str = "rwm"):
     else:
         return None
     return "%s %d:%d %s" % (kind, os.major(st.st_rdev), os.minor(st.st_rdev), access)
-
-
-def _v2_enable(path: str, ctrls) -> None:
-    """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
-    if not ctrls:
-        return
-    parts, cur = [], os.path.dirname(path)
-    while os.path.exists(os.path.join(cur, "cgroup.subtree_control")):
-        parts.append(cur)
-        if os.path.ismount(cur):
-            break
-        cur = os.path.dirname(cur)
-    for d in reversed(parts):
-        for c in ctrls:  # one at a time: a write naming an unavailable one fails whole
-            try:
-                _enable(d, c)
-            except OSError:
-                pass  # e.g. not delegated to us: the limit's own write then fails visibly
-
-
-def _enable(cgroup: str, controller: str) -> None:
-    """``+controller`` in ``cgroup``'s subtree_control; a namespace root is emptied first if need be.
-
-    v2's "no internal processes" rule (EBUSY) spares the real root only. The root of a cgroup
-    namespace (the engine in a container, or in a unit with a namespace of its own) holds the
-    engine itself: its processes move to the leaf ``init``, as docker-in-docker does.
-    """
-    control = os.path.join(cgroup, "cgroup.subtree_control")
-    try:
-        _write(control, "+" + controller)
-    except OSError as e:
-        if e.errno != errno.EBUSY or not os.path.ismount(cgroup):
-            raise
-        evacuate(cgroup)
-        _write(control, "+" + controller)
-
-
-def evacuate(cgroup: str, leaf: str = INIT_LEAF) -> str:
-    """Move every process of ``cgroup`` into its child ``leaf``; return the leaf's path.
-
-    Bounded: processes forking meanwhile are moved on the next pass, up to 50 passes.
-
-    Raises:
-        OSError: the cgroup still holds processes after that (EBUSY), or a move was refused.
-    """
-    dest = os.path.join(cgroup, leaf)
-    os.makedirs(dest, exist_ok=True)
-    for _ in range(50):
-        pids = _read(os.path.join(cgroup, "cgroup.procs")).split()
-        if not pids:
-            return dest
-        for pid in pids:
-            try:
-                _write(os.path.join(dest, "cgroup.procs"), pid)
-            except ProcessLookupError:
-                pass  # exited meanwhile
-    raise OSError(errno.EBUSY, "%s keeps gaining processes" % cgroup)
-
-
-def _v1_mkdirs(path: str, controller: str) -> None:
-    """mkdir -p a v1 cgroup; cpuset children need cpus and mems copied from their parent."""
-    missing, cur = [], path
-    while not os.path.isdir(cur):
-        missing.append(cur)
-        cur = os.path.dirname(cur)
-    for d in reversed(missing):
-        try:
-            os.mkdir(d)
-        except FileExistsError:
-            pass
-        if controller == "cpuset":
-            for f in ("cpuset.cpus", "cpuset.mems"):
-                if not _read(os.path.join(d, f)):
-                    _write(os.path.join(d, f), _read(os.path.join(os.path.dirname(d), f)))
 
 
 class Cgroup:
@@ -529,13 +318,23 @@ class Cgroup:
         except OSError:
             return False
 
-    def destroy(self, timeout: float = 2.0) -> None:
-        """Kill what is left inside, then remove the directories (retrying while they drain)."""
+    def kill_all(self) -> None:
+        """SIGKILL every process inside: v2's cgroup.kill where the kernel has it (5.14+: no
+        fork escapes it, frozen ones die too), else each pid listed."""
+        for d in self.dirs():
+            try:
+                _write(os.path.join(d, "cgroup.kill"), 1)
+            except OSError:
+                pass  # v1, an older kernel, or gone
         for pid in self.pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def destroy(self, timeout: float = 2.0) -> None:
+        """Kill what is left inside, then remove the directories (retrying while they drain)."""
+        self.kill_all()
         if self._path("freezer"):
             try:
                 self.thaw()  # frozen processes cannot die
@@ -552,9 +351,5 @@ class Cgroup:
                 except OSError:
                     if time.monotonic() > deadline:
                         raise
-                    for pid in self.pids():
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+                    self.kill_all()
                     time.sleep(0.01)

@@ -107,6 +107,7 @@ class Engine:
         running = sum(1 for c in cs if c.running and not c.state.get("Paused"))
         paused = sum(1 for c in cs if c.state.get("Paused"))
         from .runtime import cgroups
+        lay = cgroups.layout()
         mem = 0
         try:
             with open("/proc/meminfo") as f:
@@ -119,11 +120,10 @@ class Engine:
             "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            **cgroups.features(lay), "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(),
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(lay),
             "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),

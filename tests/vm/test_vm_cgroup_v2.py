@@ -112,7 +112,9 @@ def test_the_engine_sees_a_unified_hierarchy_with_the_controllers(guest):
     for c in ("memory", "cpu", "cpuacct", "pids", "freezer", "devices"):
         assert lay[c] == ["v2", CGROOT], (c, lay)
     assert "cpuset" not in lay or lay["cpuset"][0] == "v2"
-    assert guest.docker("info", "--format", "{{.CgroupVersion}}").stdout.strip() == "2"
+    info = guest.docker("info")
+    assert "Cgroup Version: 2" in info.stdout, info.stdout
+    assert "WARNING" not in info.stderr, info.stderr  # every limit supported: no "No memory limit support"
 
 
 def test_memory_limit_oom_kills_with_137(guest, cleanup):
@@ -210,6 +212,9 @@ def test_update_changes_the_files_of_a_running_container(guest, cleanup):
     assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (48 << 20, 250000000, -1)
     r = guest.docker("update", "--cpu-quota", "20000", cid)
     assert r.returncode == 1 and "CPU Quota cannot be updated as NanoCPUs has already been set" in r.stderr
+    r = guest.docker("update", "--memory-swap", "-1", cid)
+    assert r.returncode == 0, r.stderr
+    assert guest.cg(cid, "memory.swap.max", "memory.max") == ["max", str(48 << 20)]
     # --cpu-quota / --cpu-period write the same file (dockerd refuses mixing them with --cpus)
     cid = guest.run_d("--cpu-quota", "30000", "--cpu-period", "60000", "busybox", "sleep", "600")
     cleanup.append(cid)

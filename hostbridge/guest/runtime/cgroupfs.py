@@ -133,6 +133,23 @@ def version(lay: dict | None = None) -> str:
     return "2" if unified else "1"
 
 
+def features(lay: dict | None = None) -> dict:
+    """docker info's limit flags (MemoryLimit, SwapLimit, CpuCfsQuota, …): what this host can limit.
+
+    Without a flag the docker CLI warns ("WARNING: No memory limit support"), as it does for dockerd
+    on such a host. Swap: v2 limits it with the memory controller, v1 only with swap accounting on.
+
+    Args:
+        lay: a ``layout()`` result (default: this host's).
+    """
+    lay = layout() if lay is None else lay
+    mem = lay.get("memory")
+    swap = bool(mem) and (mem[0] == "v2" or os.path.exists(os.path.join(mem[1], "memory.memsw.limit_in_bytes")))
+    cpu = "cpu" in lay
+    return {"MemoryLimit": bool(mem), "SwapLimit": swap, "CpuCfsPeriod": cpu, "CpuCfsQuota": cpu,
+            "CPUShares": cpu, "CPUSet": "cpuset" in lay, "PidsLimit": "pids" in lay}
+
+
 def default_paths(name: str, where: dict | None = None) -> dict:
     """``{controller: directory}`` for a new container cgroup called ``name``.
 

@@ -14,10 +14,10 @@ import time
 from ..errors import Unavailable
 from . import devices
 from .cgroupfs import (CONTROLLERS, PARENT, SYSTEMD, UNIFIED, _read, _v1_mkdirs, _v2_enable, _write,
-                       default_paths, evacuate, hierarchies, layout, version)
+                       default_paths, evacuate, features, hierarchies, layout, version)
 
 __all__ = ["Cgroup", "CONTROLLERS", "DEFAULT_DEVICES", "PARENT", "SYSTEMD", "UNIFIED", "Unavailable",
-           "default_paths", "device_rule", "evacuate", "hierarchies", "layout", "version"]
+           "default_paths", "device_rule", "evacuate", "features", "hierarchies", "layout", "version"]
 
 # docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
 DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",

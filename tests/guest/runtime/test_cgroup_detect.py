@@ -80,6 +80,14 @@ def test_the_cgroup2_mount_at_sys_fs_cgroup_wins_over_a_private_one():
 def test_no_cgroup_mount_at_all():
     assert _layout(PROC) == {}
     assert cgroups.version({}) == "1"
+    assert not any(cgroups.features({}).values())  # docker info then warns of every missing limit
+
+
+def test_info_features_follow_the_controllers():
+    assert all(cgroups.features(_layout(UNIFIED, ALL_V2.split())).values())
+    undelegated = cgroups.features(_layout(UNIFIED, ["cpuset"]))
+    assert undelegated == {"MemoryLimit": False, "SwapLimit": False, "CpuCfsPeriod": False, "CpuCfsQuota": False,
+                           "CPUShares": False, "CPUSet": True, "PidsLimit": False}
 
 
 def test_v2_containers_sit_under_the_mount_not_under_the_engine():

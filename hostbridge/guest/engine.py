@@ -108,6 +108,7 @@ class Engine:
         paused = sum(1 for c in cs if c.state.get("Paused"))
         from .runtime import cgroups
         lay = cgroups.layout()
+        feats = cgroups.features(lay)
         mem = 0
         try:
             with open("/proc/meminfo") as f:
@@ -120,7 +121,7 @@ class Engine:
             "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            **cgroups.features(lay), "IPv4Forwarding": True,
+            **feats, "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(lay),
@@ -134,7 +135,7 @@ class Engine:
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "InitBinary": "", "SecurityOptions": [
-                "name=seccomp,profile=unconfined"], "Warnings": [],
+                "name=seccomp,profile=unconfined"], "Warnings": cgroups.feature_warnings(feats),
             "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
         }
 

@@ -270,12 +270,15 @@ def _restart_engine(guest, start):
         time.sleep(0.5)
 
 
-def _as_systemd_unit(namespace):
-    """A start command placing the engine as systemd would a Delegate=yes unit (optionally in a
-    cgroup namespace of its own, with cgroup2 mounted there as a container sees it)."""
-    cmd = ("mkdir -p %s && echo '+memory +cpu +pids' > %s/cgroup.subtree_control && "
-           "echo '+memory +cpu +pids' > %s/system.slice/cgroup.subtree_control && echo $$ > %s/cgroup.procs && "
-           % (UNIT, CGROOT, CGROOT, UNIT))
+def _as_systemd_unit(namespace, delegate=True, unit=UNIT):
+    """A start command placing the engine in ``unit`` as systemd would (with ``delegate``, the
+    slices enable the controllers for it, as for Delegate=yes); with ``namespace``, in a cgroup
+    namespace of its own with cgroup2 mounted there, as a container sees it."""
+    slice_ = os.path.dirname(unit)
+    cmd = "mkdir -p %s && " % unit
+    if delegate:
+        cmd += "".join("echo '+memory +cpu +pids' > %s/cgroup.subtree_control && " % d for d in (CGROOT, slice_))
+    cmd += "echo $$ > %s/cgroup.procs && " % unit
     if not namespace:
         return cmd + "/etc/init.d/hostbridge start"
     return cmd + ("unshare --cgroup --mount --propagation slave sh -c 'umount %s && "
@@ -295,7 +298,8 @@ def restore_engine(guest):
     if ids:
         guest.docker("rm", "-f", *ids)
     _restart_engine(guest, "/etc/init.d/hostbridge start")
-    guest.sh("find %s/system.slice -depth -type d -exec rmdir {} \\; 2>/dev/null; true" % CGROOT)
+    guest.sh("find %s/system.slice %s/bare.slice -depth -type d -exec rmdir {} \\; 2>/dev/null; true"
+             % (CGROOT, CGROOT))
 
 
 def test_an_engine_in_a_systemd_unit_places_containers_at_the_root(guest, restore_engine):
@@ -322,3 +326,17 @@ def test_an_engine_in_its_own_cgroup_namespace_moves_itself_to_a_leaf(guest, res
     assert engine == "0::/system.slice/hostbridge.service/init"
     assert guest.sh("cat %s/cgroup.procs" % UNIT).split() == []
     assert set(guest.sh("cat %s/cgroup.subtree_control" % UNIT).split()) >= {"memory", "cpu", "pids"}
+
+
+def test_an_engine_given_no_controllers_says_what_to_delegate(guest, restore_engine):
+    # a unit whose slice enables nothing for it (Delegate=no), in its own namespace: limits
+    # cannot work, containers without them still do, and both docker and the error say why
+    _restart_engine(guest, _as_systemd_unit(namespace=True, delegate=False,
+                                            unit=CGROOT + "/bare.slice/hostbridge.service"))
+    r = guest.docker("run", "--rm", "-m", "32m", "busybox", "true")
+    assert r.returncode == 125
+    assert ("the memory cgroup controller is not available on this host (not in /sys/fs/cgroup/cgroup.controllers): "
+            "delegate it to the engine (systemd: Delegate=yes) or run without that limit") in r.stderr, r.stderr
+    r = guest.docker("run", "--rm", "busybox", "echo", "unlimited")
+    assert (r.returncode, r.stdout) == (0, "unlimited\n"), r.stderr
+    assert "WARNING: No memory limit support" in guest.docker("info").stderr

@@ -150,6 +150,13 @@ def features(lay: dict | None = None) -> dict:
             "CPUShares": cpu, "CPUSet": "cpuset" in lay, "PidsLimit": "pids" in lay}
 
 
+def feature_warnings(feats: dict) -> list:
+    """dockerd's docker info warnings for the limits ``features()`` says are missing."""
+    names = (("MemoryLimit", "memory limit"), ("SwapLimit", "swap limit"), ("CpuCfsQuota", "cpu cfs quota"),
+             ("CpuCfsPeriod", "cpu cfs period"), ("CPUShares", "cpu shares"), ("CPUSet", "cpuset"))
+    return ["WARNING: No %s support" % text for key, text in names if not feats.get(key)]
+
+
 def default_paths(name: str, where: dict | None = None) -> dict:
     """``{controller: directory}`` for a new container cgroup called ``name``.
 
@@ -172,10 +179,16 @@ def default_paths(name: str, where: dict | None = None) -> dict:
     return out
 
 
-def _v2_enable(path: str, ctrls) -> None:
-    """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
+def _v2_enable(path: str, ctrls) -> list:
+    """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent.
+
+    Returns:
+        What failed, as ``"+memory in DIR: error"`` (a limit needing it then fails, saying why).
+    """
+    failed = []
     if not ctrls:
-        return
+        return failed
+    os.makedirs(os.path.dirname(path), exist_ok=True)  # the first container makes our parent
     parts, cur = [], os.path.dirname(path)
     while os.path.exists(os.path.join(cur, "cgroup.subtree_control")):
         parts.append(cur)
@@ -186,8 +199,9 @@ def _v2_enable(path: str, ctrls) -> None:
         for c in ctrls:  # one at a time: a write naming an unavailable one fails whole
             try:
                 _enable(d, c)
-            except OSError:
-                pass  # e.g. not delegated to us: the limit's own write then fails visibly
+            except OSError as e:
+                failed.append("+%s in %s: %s" % (c, d, e.strerror or e))
+    return failed
 
 
 def _enable(cgroup: str, controller: str) -> None:

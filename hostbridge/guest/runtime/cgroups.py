@@ -14,10 +14,12 @@ import time
 from ..errors import Unavailable
 from . import devices
 from .cgroupfs import (CONTROLLERS, PARENT, SYSTEMD, UNIFIED, _read, _v1_mkdirs, _v2_enable, _write,
-                       default_paths, evacuate, features, hierarchies, layout, version)
+                       default_paths, evacuate, feature_warnings, features, hierarchies, layout,
+                       version)
 
 __all__ = ["Cgroup", "CONTROLLERS", "DEFAULT_DEVICES", "PARENT", "SYSTEMD", "UNIFIED", "Unavailable",
-           "default_paths", "device_rule", "evacuate", "features", "hierarchies", "layout", "version"]
+           "default_paths", "device_rule", "evacuate", "feature_warnings", "features", "hierarchies", "layout",
+           "version"]
 
 # docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
 DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
@@ -59,6 +61,7 @@ class Cgroup:
         self._ver = {c: lay.get(c, ("v1", ""))[0] for c in self.paths}
         # v2 alone: a controller missing there is one the parent cgroup did not delegate
         self._v2_only = lay[UNIFIED][1] if version(lay) == "2" else None
+        self._not_delegated = []  # "+memory in DIR: error" where create could not enable one
 
     def dirs(self) -> list:
         """The distinct cgroup directories (a v2 cgroup serves several controllers)."""
@@ -90,12 +93,14 @@ class Cgroup:
         """
         v2_ctrls = [c for c in ("memory", "cpu", "pids", "cpuset")
                     if c in self.paths and self._ver[c] == "v2"]
+        made = set()
         for c, p in self.paths.items():
-            if self._ver[c] == "v2":
-                _v2_enable(p, v2_ctrls)
-                os.makedirs(p, exist_ok=True)
-            else:
+            if self._ver[c] != "v2":
                 _v1_mkdirs(p, c)
+            elif p not in made:  # one v2 directory serves every v2 controller
+                self._not_delegated += _v2_enable(p, v2_ctrls)
+                os.makedirs(p, exist_ok=True)
+                made.add(p)
         self.update(limits or {})
 
     def restrict_devices(self, allow_all: bool = False, extra=()) -> None:
@@ -146,7 +151,9 @@ class Cgroup:
             if cpus:
                 _write(os.path.join(self._need("cpuset"), "cpuset.cpus"), cpus)
         except OSError as e:
-            raise Unavailable("cannot set cgroup limits for %s: %s" % (self.name, e)) from e
+            why = "; ".join(self._not_delegated)
+            raise Unavailable("cannot set cgroup limits for %s: %s%s" % (
+                self.name, e, " (controllers not delegated: %s)" % why if why else "")) from e
 
     def _set_memory(self, limits: dict) -> None:
         memory, swap = int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0)

@@ -88,6 +88,9 @@ def test_info_features_follow_the_controllers():
     undelegated = cgroups.features(_layout(UNIFIED, ["cpuset"]))
     assert undelegated == {"MemoryLimit": False, "SwapLimit": False, "CpuCfsPeriod": False, "CpuCfsQuota": False,
                            "CPUShares": False, "CPUSet": True, "PidsLimit": False}
+    assert cgroups.feature_warnings(undelegated) == [
+        "WARNING: No memory limit support", "WARNING: No swap limit support", "WARNING: No cpu cfs quota support",
+        "WARNING: No cpu cfs period support", "WARNING: No cpu shares support"]
 
 
 def test_v2_containers_sit_under_the_mount_not_under_the_engine():

@@ -137,6 +137,29 @@ def test_create_writes_docker_semantics_into_the_v2_files(guest, cleanup):
     assert (weight, cpus) == ("20", "0")  # runc's shares → weight: 1 + (512 - 2) * 9999 // 262142
 
 
+def test_swap_defaults_to_as_much_as_memory(guest, cleanup):
+    cid = guest.run_d("-m", "32m", "busybox", "sleep", "600")
+    cleanup.append(cid)
+    assert guest.docker("inspect", "-f", "{{.HostConfig.MemorySwap}}", cid).stdout.strip() == str(64 << 20)
+    assert guest.cg(cid, "memory.max", "memory.swap.max") == [str(32 << 20), str(32 << 20)]
+
+
+@pytest.mark.parametrize("flags,message", [
+    # dockerd 20.10's words for each (checked side by side with Debian's docker.io)
+    (["--cpus", "2"], "Range of CPUs is from 0.01 to 1.00, as there are only 1 CPUs available"),
+    (["--memory-swap", "64m"], "You should always set the Memory limit when using Memoryswap limit, see usage"),
+    (["-m", "64m", "--memory-swap", "32m"], "Minimum memoryswap limit should be larger than memory limit, see usage"),
+    (["-m", "32m", "--memory-reservation", "64m"],
+     "Minimum memory limit can not be less than memory reservation limit, see usage"),
+    (["--cpu-period", "500"], "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)"),
+    (["--cpu-quota", "500"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+    (["--cpus", "0.5", "--cpu-quota", "20000"], "Conflicting options: Nano CPUs and CPU Quota cannot both be set"),
+])
+def test_limits_the_kernel_or_docker_would_refuse_are_refused_at_create(guest, flags, message):
+    r = guest.docker("create", "--network", "none", *flags, "busybox", "true")
+    assert r.returncode == 1 and "Error response from daemon: " + message in r.stderr, r.stderr
+
+
 def test_pids_limit_refuses_forks_beyond_it(guest, cleanup):
     # an inner shell starts up to 30 sleepers against a limit of 20 (bounded by count); ash
     # gives up at the first failed fork. The outer shell then reports with builtins only.
@@ -209,9 +232,13 @@ def test_update_changes_the_files_of_a_running_container(guest, cleanup):
     assert r.returncode == 0, r.stderr
     assert guest.cg(cid, "pids.max", "memory.max", "cpu.max") == ["max", str(48 << 20), "25000 100000"]
     hc = json.loads(guest.docker("inspect", "--format", "{{json .HostConfig}}", cid).stdout)
-    assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (48 << 20, 250000000, -1)
+    assert (hc["Memory"], hc["NanoCpus"], hc["PidsLimit"]) == (48 << 20, 250000000, 0)  # dockerd's record
     r = guest.docker("update", "--cpu-quota", "20000", cid)
-    assert r.returncode == 1 and "CPU Quota cannot be updated as NanoCPUs has already been set" in r.stderr
+    assert r.returncode == 1, r.stderr
+    assert ("Cannot update container %s: Conflicting options: CPU Quota cannot be updated as NanoCPUs has "
+            "already been set" % cid) in r.stderr
+    r = guest.docker("update", "-m", "100m", cid)  # over the recorded memory+swap total of 64m
+    assert r.returncode == 1 and "Memory limit should be smaller than already set memoryswap limit" in r.stderr
     r = guest.docker("update", "--memory-swap", "-1", cid)
     assert r.returncode == 0, r.stderr
     assert guest.cg(cid, "memory.swap.max", "memory.max") == ["max", str(48 << 20)]

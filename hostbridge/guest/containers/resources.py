@@ -168,7 +168,7 @@ def _changes(body: dict) -> dict:
     for k in _UPDATABLE:
         v = body.get(k)
         if k == "PidsLimit" and v is not None:
-            out[k] = v
+            out[k] = max(v, 0)  # dockerd records 0 (unlimited) for 0 or less
         elif k == "RestartPolicy" and isinstance(v, dict) and v.get("Name"):
             out[k] = v
         elif k not in ("PidsLimit", "RestartPolicy") and v:
@@ -176,12 +176,13 @@ def _changes(body: dict) -> dict:
     return out
 
 
-def _check_cpu_update(old: dict, new: dict) -> None:
+def _check_cpu_update(cid: str, old: dict, new: dict) -> None:
     """--cpus and --cpu-quota/--cpu-period set the same limit: dockerd refuses to switch by update."""
     for field, flag in (("CpuPeriod", "CPU Period"), ("CpuQuota", "CPU Quota")):
         if (new.get("NanoCpus") or 0) > 0 and (old.get(field) or 0) > 0 \
                 or (new.get(field) or 0) > 0 and (old.get("NanoCpus") or 0) > 0:
-            raise InvalidParameter("Conflicting options: %s cannot be updated as NanoCPUs has already been set" % flag)
+            raise InvalidParameter("Cannot update container %s: Conflicting options: %s cannot be updated as "
+                                   "NanoCPUs has already been set" % (cid, flag))
 
 
 def update(manager, c, body):
@@ -198,14 +199,14 @@ def update(manager, c, body):
             raise InvalidParameter("updating %s is not supported" % k)
     changes = _changes(body)
     with c.lock:
-        _check_cpu_update(c.host_config, changes)
+        _check_cpu_update(c.id, c.host_config, changes)
         hc = dict(c.host_config)
         hc.update(changes)
         if changes.get("Memory") and not changes.get("MemorySwap") and c.host_config.get("MemorySwap", 0) not in (0, -1):
             if hc["Memory"] > hc["MemorySwap"]:
-                raise InvalidParameter("Memory limit should be smaller than already set memoryswap limit, "
-                                       "update the memoryswap at the same time")
-        validate_host_config(hc)
+                raise InvalidParameter("Cannot update container %s: Memory limit should be smaller than already "
+                                       "set memoryswap limit, update the memoryswap at the same time" % c.id)
+        validate_host_config(hc, update=True)
         if c.running:
             manager.cgroup(c).update(cgroup_limits(hc))
         c.data["HostConfig"] = hc

@@ -160,6 +160,16 @@ def test_limits_the_kernel_or_docker_would_refuse_are_refused_at_create(guest, f
     assert r.returncode == 1 and "Error response from daemon: " + message in r.stderr, r.stderr
 
 
+def test_device_rules_hold_on_v2(guest):
+    # v2 has no devices files: the engine's eBPF program must refuse opening a disk node the
+    # container may make (mknod is allowed, as docker allows it), and let /dev/zero be
+    script = ("mknod /tmp/disk b 253 0 && echo made; head -c 1 /tmp/disk > /dev/null || echo refused; "
+              "head -c 3 /dev/zero | wc -c")
+    r = guest.docker("run", "--rm", "busybox", "sh", "-c", script)
+    assert r.stdout.split() == ["made", "refused", "3"], (r.stdout, r.stderr)
+    assert "Operation not permitted" in r.stderr
+
+
 def test_pids_limit_refuses_forks_beyond_it(guest, cleanup):
     # an inner shell starts up to 30 sleepers against a limit of 20 (bounded by count); ash
     # gives up at the first failed fork. The outer shell then reports with builtins only.
@@ -317,9 +327,10 @@ def _cgroup_of(guest, cid):
     return guest.sh("cat /proc/%s/cgroup" % pid).strip()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def restore_engine(guest):
-    """Put the engine back where the guest's init starts it (the root cgroup) afterwards."""
+    """Put the engine back where the guest's init starts it (the root cgroup) after the tests
+    that move it (each starts it where it wants it, so they need no restore in between)."""
     yield
     ids = guest.docker("ps", "-aq").stdout.split()
     if ids:
@@ -329,23 +340,25 @@ def restore_engine(guest):
              % (CGROOT, CGROOT))
 
 
-def test_an_engine_in_a_systemd_unit_places_containers_at_the_root(guest, restore_engine):
+def test_an_engine_in_a_systemd_unit_places_containers_at_the_root(guest, restore_engine, cleanup):
     # the unit's cgroup holds the engine: children of it could get no controller, the root can
     _restart_engine(guest, _as_systemd_unit(namespace=False))
     engine = guest.sh("cat /proc/$(cat /run/hostbridge/engine.pid)/cgroup").strip()
     assert engine == "0::/system.slice/hostbridge.service"
     cid = guest.run_d("-m", "24m", "--pids-limit", "12", "busybox", "sleep", "600")
+    cleanup.append(cid)
     assert _cgroup_of(guest, cid) == "0::/hostbridge/" + cid
     assert guest.cg(cid, "memory.max", "pids.max") == [str(24 << 20), "12"]
     assert guest.sh("ls %s" % UNIT).split().count("init") == 0  # the engine was left where it is
 
 
-def test_an_engine_in_its_own_cgroup_namespace_moves_itself_to_a_leaf(guest, restore_engine):
+def test_an_engine_in_its_own_cgroup_namespace_moves_itself_to_a_leaf(guest, restore_engine, cleanup):
     # the namespace root is the unit's cgroup, holding the engine: "no internal processes"
     # would refuse to delegate to its containers until the engine leaves it for init/
     _restart_engine(guest, _as_systemd_unit(namespace=True))
     r = guest.docker("run", "--name", "nshog", "-m", "32m", "--pids-limit", "16", "busybox", "sh", "-c",
                      "cat /sys/fs/cgroup/pids.max; " + HOG, timeout=180)
+    cleanup.append("nshog")
     assert (r.returncode, r.stdout) == (137, "16\n"), r.stderr
     state = json.loads(guest.docker("inspect", "--format", "{{json .State}}", "nshog").stdout)
     assert (state["OOMKilled"], state["ExitCode"]) == (True, 137)

@@ -341,6 +341,10 @@ def restore_engine(guest):
 
 
 def test_an_engine_in_a_systemd_unit_places_containers_at_the_root(guest, restore_engine, cleanup):
+    # a container started before the engine moves keeps running; the new engine still finds
+    # its cgroup (where the shim recorded it) to update, pause, list and measure
+    survivor = guest.run_d("-m", "24m", "--pids-limit", "12", "busybox", "sleep", "600")
+    cleanup.append(survivor)
     # the unit's cgroup holds the engine: children of it could get no controller, the root can
     _restart_engine(guest, _as_systemd_unit(namespace=False))
     engine = guest.sh("cat /proc/$(cat /run/hostbridge/engine.pid)/cgroup").strip()
@@ -350,6 +354,16 @@ def test_an_engine_in_a_systemd_unit_places_containers_at_the_root(guest, restor
     assert _cgroup_of(guest, cid) == "0::/hostbridge/" + cid
     assert guest.cg(cid, "memory.max", "pids.max") == [str(24 << 20), "12"]
     assert guest.sh("ls %s" % UNIT).split().count("init") == 0  # the engine was left where it is
+
+    assert guest.docker("update", "--pids-limit", "9", survivor).returncode == 0
+    assert guest.cg(survivor, "pids.max") == ["9"]
+    assert guest.docker("pause", survivor).returncode == 0
+    assert guest.cg(survivor, "cgroup.freeze") == ["1"]
+    assert guest.docker("unpause", survivor).returncode == 0
+    top = guest.docker("top", survivor)
+    assert top.returncode == 0 and "sleep 600" in top.stdout, top.stderr
+    r = guest.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", survivor)
+    assert r.stdout.strip().endswith("/ 24MiB"), (r.stdout, r.stderr)
 
 
 def test_an_engine_in_its_own_cgroup_namespace_moves_itself_to_a_leaf(guest, restore_engine, cleanup):

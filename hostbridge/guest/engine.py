@@ -109,6 +109,9 @@ class Engine:
         running = sum(1 for c in cs if c.running and not c.state.get("Paused"))
         paused = sum(1 for c in cs if c.state.get("Paused"))
         from .runtime import cgroups
+        lay = cgroups.layout()
+        feats = cgroups.features(lay)
+        init = self._init_info()
         mem = 0
         try:
             with open("/proc/meminfo") as f:
@@ -121,11 +124,10 @@ class Engine:
             "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            "MemoryLimit": True, "SwapLimit": True, "CpuCfsPeriod": True, "CpuCfsQuota": True,
-            "CPUShares": True, "CPUSet": True, "PidsLimit": True, "IPv4Forwarding": True,
+            **feats, "IPv4Forwarding": True,
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
-            "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if all(v == "v2" for v, _ in cgroups.layout().values()) else "1",
+            "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(lay),
             "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),
@@ -136,9 +138,10 @@ class Engine:
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "SecurityOptions": [
-                "name=seccomp,profile=unconfined"], "Warnings": [],
+                "name=seccomp,profile=unconfined"],
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
-            **self._init_info(),
+            **init,
+            "Warnings": cgroups.feature_warnings(feats) + init.get("Warnings", []),
         }
 
     def _init_info(self):

@@ -18,29 +18,16 @@ import time
 
 import pytest
 
+from tests.support.hbhome import REPO, HostbridgeHome, shared_image_cache
+
 pytestmark = [pytest.mark.vm, pytest.mark.skipif(not __import__("shutil").which("docker"),
                                                  reason="needs the stock docker CLI (Debian's docker.io)")]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BOOT = 600  # seconds a cold or warm `up` may take under TCG on a busy 2-core host
 NAME = "vmt"
 
 
-class Host:
+class Host(HostbridgeHome):
     """hostbridge and docker with HOSTBRIDGE_HOME in a temp dir and the shared image cache."""
-
-    def __init__(self, home, image_cache):
-        self.home = home
-        self.env = dict(os.environ, HOSTBRIDGE_HOME=home, HOSTBRIDGE_IMAGE_CACHE=image_cache, PYTHONPATH=REPO,
-                        DOCKER_CONFIG=os.path.join(home, "docker-config"), DOCKER_CLI_HINTS="false")
-        for k in ("HOSTBRIDGE_HOST", "HOSTBRIDGE_MACHINE", "DOCKER_HOST", "HOSTBRIDGE_DEBUG"):
-            self.env.pop(k, None)
-
-    def hb(self, *args, timeout=120, check=False):
-        r = subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True,
-                           env=self.env, timeout=timeout, cwd=REPO)
-        if check:
-            assert r.returncode == 0, "hostbridge %s: %s%s" % (" ".join(args), r.stdout, r.stderr)
-        return r
 
     def docker_env(self, machine=NAME):
         """The environment `eval "$(hostbridge env MACHINE)"` gives, read by a real shell."""
@@ -59,7 +46,7 @@ class Host:
             return json.load(f)
 
     def machine_dir(self, machine=NAME):
-        return os.path.join(self.home, "state", "machines", machine)
+        return super().machine_dir(machine)
 
     def qemu_pid(self, machine=NAME):
         with open(os.path.join(self.machine_dir(machine), "qemu.pid")) as f:
@@ -77,16 +64,7 @@ def _alive(pid):
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory, busybox_rootfs_tar):
-    from hostbridge.vm import image
-
-    saved = os.environ.pop("HOSTBRIDGE_HOME", None)  # the image cache is shared, not per test
-    try:
-        cache = image.default_cache_dir()
-        image.build(cache)  # cached: ~2 min once, then instant
-    finally:
-        if saved is not None:
-            os.environ["HOSTBRIDGE_HOME"] = saved
-    h = Host(str(tmp_path_factory.mktemp("vmup")), cache)
+    h = Host(str(tmp_path_factory.mktemp("vmup")), shared_image_cache())
     h.share = os.path.join(h.home, "share dir")
     os.makedirs(h.share)
     h.busybox = busybox_rootfs_tar

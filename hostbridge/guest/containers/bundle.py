@@ -7,6 +7,7 @@ import os
 from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
 from .config import DEFAULT_SHM_SIZE
+from .resources import cgroup_limits
 
 
 def namespaces_for(hc, lookup_pid):
@@ -87,9 +88,6 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         if os.path.exists(path):
             mounts.append({"type": "bind", "source": path, "destination": "/etc/" + name,
                            "options": ["rbind", "rw"]})
-    memory = hc.get("Memory") or 0
-    swap = hc.get("MemorySwap") or 0
-    pids = hc.get("PidsLimit") or 0
     spec = {
         "id": c.id,
         "hostname": cfg.get("Hostname") or c.id[:12],
@@ -106,10 +104,7 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         },
         "namespaces": namespaces_for(hc, lookup_pid),
         "mounts": mounts,
-        "cgroup": {"name": c.id, "memory": memory, "memory_swap": swap,
-                   "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
-                   "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
-                   "pids_limit": pids if pids > 0 else 0, "cpuset_cpus": hc.get("CpusetCpus") or ""},
+        "cgroup": dict(cgroup_limits(hc), name=c.id),
         "sysctls": dict(hc.get("Sysctls") or {}),
         "shm_size": hc.get("ShmSize") or 67108864,
         "log_path": c.log_path if (hc.get("LogConfig") or {}).get("Type") != "none" else "",

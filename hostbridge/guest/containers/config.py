@@ -6,6 +6,7 @@ the parts computed at read time), so the API layer serves it as it is.
 
 from __future__ import annotations
 
+import os
 import signal
 
 from ..errors import InvalidParameter
@@ -25,7 +26,7 @@ _UNSUPPORTED = {
     "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
     "StorageOpt": "--storage-opt", "GroupAdd": "--group-add", "OomKillDisable": "--oom-kill-disable",
     "CgroupParent": "--cgroup-parent", "MaskedPaths": None, "ReadonlyPaths": None,
-    "MemorySwappiness": "--memory-swappiness", "MemoryReservation": "--memory-reservation",
+    "MemorySwappiness": "--memory-swappiness",
     "KernelMemoryTCP": None, "CpuCount": "--cpu-count", "CpuPercent": "--cpu-percent",
     "IOMaximumIOps": "--io-maxiops", "IOMaximumBandwidth": "--io-maxbandwidth",
 }
@@ -38,6 +39,7 @@ _SECURITY_OPT_OK = {"no-new-privileges", "no-new-privileges:true", "no-new-privi
                     "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined", "label=disable",
                     "label:disable"}
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+_MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
 
 RESTART_POLICIES = ("", "no", "always", "unless-stopped", "on-failure")
 
@@ -108,8 +110,52 @@ def check_devices(devices):
             raise InvalidParameter("--device %s: the container path %s must be absolute" % (host, ctr))
 
 
-def validate_host_config(hc):
-    """Check the fields of a HostConfig we act on; raise InvalidParameter naming the field."""
+def check_limits(hc, update=False):
+    """dockerd's checks of the cgroup limits of a HostConfig, with its messages.
+
+    Raises:
+        InvalidParameter: a value the kernel would refuse or that contradicts another.
+    """
+    mem, swap = hc.get("Memory") or 0, hc.get("MemorySwap") or 0
+    reservation = hc.get("MemoryReservation") or 0
+    if mem and mem < _MIN_MEMORY:
+        raise InvalidParameter("Minimum memory limit allowed is 6MB")
+    if mem > 0 and swap > 0 and swap < mem:
+        raise InvalidParameter("Minimum memoryswap limit should be larger than memory limit, see usage")
+    if not mem and swap > 0 and not update:
+        raise InvalidParameter("You should always set the Memory limit when using Memoryswap limit, see usage")
+    if reservation and reservation < _MIN_MEMORY:
+        raise InvalidParameter("Minimum memory reservation allowed is 6MB")
+    if mem and reservation > mem:
+        raise InvalidParameter("Minimum memory limit can not be less than memory reservation limit, see usage")
+    nano, quota, period = hc.get("NanoCpus") or 0, hc.get("CpuQuota") or 0, hc.get("CpuPeriod") or 0
+    for value, name in ((period, "CPU Period"), (quota, "CPU Quota")):
+        if nano > 0 and value > 0:
+            raise InvalidParameter("Conflicting options: Nano CPUs and %s cannot both be set" % name)
+    ncpu = os.cpu_count() or 1
+    if nano > ncpu * 10 ** 9:
+        raise InvalidParameter("Range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available"
+                               % (ncpu, ncpu))
+    if period and not 1000 <= period <= 1000000:
+        raise InvalidParameter("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)")
+    if 0 < quota < 1000:
+        raise InvalidParameter("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+
+
+def adapt_limits(hc):
+    """dockerd's defaults for a new container's limits, as inspect shows them: swap as much as
+    memory (MemorySwap = 2 x Memory), and no pids limit recorded for 0 or less."""
+    if (hc.get("Memory") or 0) > 0 and not hc.get("MemorySwap"):
+        hc["MemorySwap"] = 2 * hc["Memory"]
+    if (hc.get("PidsLimit") or 0) <= 0:
+        hc["PidsLimit"] = None
+
+
+def validate_host_config(hc, update=False):
+    """Check the fields of a HostConfig we act on; raise InvalidParameter naming the field.
+
+    ``update``: ``hc`` is a running container's, merged with a docker update request.
+    """
     _check_unsupported(hc)
     for f in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "MemoryReservation"):
         v = _int(hc.get(f), f)
@@ -122,11 +168,7 @@ def validate_host_config(hc):
     shm = _int(hc.get("ShmSize"), "ShmSize")
     if shm < 0:
         raise InvalidParameter("SHM size can not be less than 0")
-    mem = hc.get("Memory") or 0
-    if mem and mem < 6 * 1024 * 1024:
-        raise InvalidParameter("Minimum memory limit allowed is 6MB")
-    if hc.get("NanoCpus") and (hc.get("CpuQuota") or hc.get("CpuPeriod")):
-        raise InvalidParameter("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+    check_limits(hc, update=update)
     pids = hc.get("PidsLimit")
     if pids is not None and not isinstance(pids, int):
         raise InvalidParameter("invalid value for PidsLimit: %r" % (pids,))
@@ -248,6 +290,7 @@ def new_record(cid, name, body, image_id, image_cfg, driver):
                  ("VolumesFrom", None), ("Mounts", None), ("CpuQuota", 0), ("CpuPeriod", 0)):
         if hc.get(k) is None:
             hc[k] = d
+    adapt_limits(hc)
     if hc["LogConfig"]["Type"] not in ("json-file", "none", "local"):
         raise InvalidParameter("logging driver %s is not supported (json-file, none)" % hc["LogConfig"]["Type"])
     return {

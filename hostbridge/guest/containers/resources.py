@@ -11,6 +11,20 @@ from ..util import ZERO_TIME, now_rfc3339
 from .config import validate_host_config
 
 
+def cgroup_limits(hc: dict) -> dict:
+    """The runtime's cgroup limits (config.json's "cgroup" keys) from a docker HostConfig.
+
+    Zero means "not set" (the runtime leaves that limit as it is); a PidsLimit given as 0 or
+    less lifts the limit (dockerd's rule), MemorySwap -1 allows unlimited swap.
+    """
+    pids = hc.get("PidsLimit")
+    return {"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0,
+            "memory_reservation": hc.get("MemoryReservation") or 0,
+            "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
+            "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
+            "pids_limit": 0 if pids is None else (pids if pids > 0 else -1), "cpuset_cpus": hc.get("CpusetCpus") or ""}
+
+
 def _system_cpu_ns():
     with open("/proc/stat") as f:
         parts = f.readline().split()[1:8]
@@ -32,9 +46,13 @@ def _stats_json(c, cur, pre, read_at, pre_at, sys_cur, sys_pre):
 
     def cpu(s, sysns):
         c = (s or {}).get("cpu") or {}
-        d = {"cpu_usage": {"total_usage": int(c.get("total_ns", 0)), "usage_in_kernelmode": 0,
-                           "usage_in_usermode": 0},
-             "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
+        th = c.get("throttling") or {}
+        d = {"cpu_usage": {"total_usage": int(c.get("total_ns", 0)),
+                           "usage_in_kernelmode": int(c.get("system_ns", 0)),
+                           "usage_in_usermode": int(c.get("user_ns", 0))},
+             "throttling_data": {"periods": int(th.get("periods", 0)),
+                                 "throttled_periods": int(th.get("throttled_periods", 0)),
+                                 "throttled_time": int(th.get("throttled_ns", 0))}}
         if s:
             d["system_cpu_usage"] = sysns
             d["online_cpus"] = ncpu
@@ -150,25 +168,55 @@ _UPDATABLE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShare
               "PidsLimit", "CpusetCpus", "RestartPolicy")
 
 
+def _changes(body: dict) -> dict:
+    """The fields an update request changes, by dockerd's rule: the CLI sends every resource,
+    and zero (empty, no restart policy name) means "leave as it is"; only PidsLimit is a
+    pointer there, so that 0 or -1 can lift the limit."""
+    out = {}
+    for k in _UPDATABLE:
+        v = body.get(k)
+        if k == "PidsLimit" and v is not None:
+            out[k] = max(v, 0)  # dockerd records 0 (unlimited) for 0 or less
+        elif k == "RestartPolicy" and isinstance(v, dict) and v.get("Name"):
+            out[k] = v
+        elif k not in ("PidsLimit", "RestartPolicy") and v:
+            out[k] = v
+    return out
+
+
+def _check_cpu_update(cid: str, old: dict, new: dict) -> None:
+    """--cpus and --cpu-quota/--cpu-period set the same limit: dockerd refuses to switch by update."""
+    for field, flag in (("CpuPeriod", "CPU Period"), ("CpuQuota", "CPU Quota")):
+        if (new.get("NanoCpus") or 0) > 0 and (old.get(field) or 0) > 0 \
+                or (new.get(field) or 0) > 0 and (old.get("NanoCpus") or 0) > 0:
+            raise InvalidParameter("Cannot update container %s: Conflicting options: %s cannot be updated as "
+                                   "NanoCPUs has already been set" % (cid, flag))
+
+
 def update(manager, c, body):
+    """docker update: change the resources (and restart policy) of a container, live if it runs.
+
+    Raises:
+        InvalidParameter: an unsupported field, a bad value, or a conflict with what is set.
+        Unavailable: the kernel refused a limit (the record is then left unchanged).
+    """
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body: an object is required")
     for k in body:
         if k not in _UPDATABLE and body[k] not in (None, 0, "", [], {}):
             raise InvalidParameter("updating %s is not supported" % k)
+    changes = _changes(body)
     with c.lock:
+        _check_cpu_update(c.id, c.host_config, changes)
         hc = dict(c.host_config)
-        hc.update({k: v for k, v in body.items() if k in _UPDATABLE and v is not None})
-        if body.get("Memory") and not body.get("MemorySwap") and c.host_config.get("MemorySwap", 0) not in (0, -1):
+        hc.update(changes)
+        if changes.get("Memory") and not changes.get("MemorySwap") and c.host_config.get("MemorySwap", 0) not in (0, -1):
             if hc["Memory"] > hc["MemorySwap"]:
-                raise InvalidParameter("Memory limit should be smaller than already set memoryswap limit, "
-                                       "update the memoryswap at the same time")
-        validate_host_config(hc)
+                raise InvalidParameter("Cannot update container %s: Memory limit should be smaller than already "
+                                       "set memoryswap limit, update the memoryswap at the same time" % c.id)
+        validate_host_config(hc, update=True)
         if c.running:
-            manager.cgroup(c).update({"memory": hc.get("Memory") or 0, "memory_swap": hc.get("MemorySwap") or 0,
-                                 "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
-                                 "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
-                                 "pids_limit": hc.get("PidsLimit") or 0, "cpuset_cpus": hc.get("CpusetCpus") or ""})
+            manager.cgroup(c).update(cgroup_limits(hc))
         c.data["HostConfig"] = hc
         manager.store.save(c)
     manager._emit(c, "update")

@@ -1,14 +1,7 @@
-"""Container cgroups on cgroup v1, v2, or a mix of both, decided per controller.
+"""One container's cgroup across every hierarchy: limits, stats, freezing, device rules, removal.
 
-Where a container's cgroup lives, per hierarchy:
-- v1: ``<mount>/<the cgroup the engine runs in>/hostbridge/<name>``. Nesting under our own
-  cgroup keeps any limit put on the engine (e.g. a sandbox's memory cgroup) over its containers.
-- v2: ``<mount>/hostbridge/<name>``. v2 forbids enabling controllers for children of a cgroup
-  that holds processes, and the engine's own cgroup does hold one; the root is exempt.
-- systemd's tracking hierarchies (v1 ``name=systemd``, a hybrid host's cgroup2 mount):
-  ``<mount>/hostbridge/<name>``, outside the engine's unit.
-``Cgroup(name, paths=…)`` reopens a cgroup whose paths were recorded (e.g. by the shim), so a
-process in another cgroup still finds it.
+Placement and detection (v1, v2 or both, per controller) are ``cgroupfs``'s; its names are
+re-exported here for callers that know only this module.
 """
 
 from __future__ import annotations
@@ -20,115 +13,19 @@ import time
 
 from ..errors import Unavailable
 from . import devices
+from .cgroupfs import (CONTROLLERS, PARENT, SYSTEMD, UNIFIED, _read, _v1_mkdirs, _v2_enable, _write,
+                       default_paths, evacuate, feature_warnings, features, hierarchies, layout,
+                       version)
 
-PARENT = "hostbridge"
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "cpuset", "devices")
+__all__ = ["Cgroup", "CONTROLLERS", "DEFAULT_DEVICES", "PARENT", "SYSTEMD", "UNIFIED", "Unavailable",
+           "default_paths", "device_rule", "evacuate", "feature_warnings", "features", "hierarchies", "layout",
+           "version"]
+
 # docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
 DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
                    "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm",
                    "c 10:200 rwm"]
-# Hierarchies without limits that systemd tracks units by: a container must leave the
-# engine's unit there too, or stopping the engine's service would kill it (runc does the same).
-SYSTEMD, UNIFIED = "name=systemd", "unified"
 _CFS_PERIOD_US = 100000
-
-
-def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
-
-
-def _write(path: str, value) -> None:
-    with open(path, "w") as f:
-        f.write(str(value))
-
-
-def hierarchies() -> list:
-    """Every cgroup mount: ``[(fstype, mount point, [super options]), …]`` (mountinfo order)."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            fields = right.split()
-            if len(fields) >= 3 and fields[0] in ("cgroup", "cgroup2"):
-                out.append((fields[0], left.split()[4], fields[2].split(",")))
-    return out
-
-
-def _mounts() -> tuple:
-    """``({controller: v1 mount}, v2 mount or None)``."""
-    v1, v2 = {}, None
-    for fstype, mnt, opts in hierarchies():
-        if fstype == "cgroup2":
-            v2 = v2 or mnt
-            continue
-        for opt in opts:
-            if opt in CONTROLLERS or opt == SYSTEMD:
-                v1.setdefault(opt, mnt)
-    return v1, v2
-
-
-def _own_paths() -> tuple:
-    """``({controller: path}, v2 path)`` of this process, from /proc/self/cgroup."""
-    v1, v2 = {}, "/"
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if ctrls == "":
-                v2 = path
-            for c in ctrls.split(","):
-                v1[c] = path
-    return v1, v2
-
-
-def layout() -> dict:
-    """Where each controller lives: ``{controller: ("v1", mount) | ("v2", mount)}``.
-
-    A controller bound to a v1 hierarchy is v1 (a controller lives in one hierarchy only);
-    otherwise v2 when the v2 root offers it. Absent controllers are left out.
-    """
-    v1, v2 = _mounts()
-    v2_ctrls = set()
-    if v2:
-        try:
-            v2_ctrls = set(_read(os.path.join(v2, "cgroup.controllers")).split())
-        except OSError:
-            pass
-    out = {}
-    for c in CONTROLLERS:
-        if c in v1:
-            out[c] = ("v1", v1[c])
-        elif v2 and (c in v2_ctrls or c in ("cpuacct", "freezer", "devices")):
-            # v2 accounts cpu usage and freezes in its core files, with no controller, and
-            # guards devices with an eBPF program
-            out[c] = ("v2", v2)
-    if SYSTEMD in v1:
-        out[SYSTEMD] = ("v1", v1[SYSTEMD])
-    if v2:
-        out[UNIFIED] = ("v2", v2)
-    return out
-
-
-def default_paths(name: str, where: dict | None = None) -> dict:
-    """``{controller: directory}`` for a new container cgroup called ``name``.
-
-    Args:
-        name: the leaf name.
-        where: a ``layout()`` result to use instead of this host's.
-    """
-    own_v1, _ = _own_paths()
-    out = {}
-    for c, (ver, mnt) in (layout() if where is None else where).items():
-        if ver == "v1":
-            base = "/" if c == SYSTEMD else own_v1.get(c, "/")
-            # a process already inside a container cgroup places siblings, not children
-            marker = "/%s/" % PARENT
-            if marker in base + "/":
-                base = base[: (base + "/").index(marker)] or "/"
-            out[c] = os.path.normpath(os.path.join(mnt, base.lstrip("/"), PARENT, name))
-        else:
-            out[c] = os.path.join(mnt, PARENT, name)
-    return out
 
 
 def device_rule(path: str, access: str = "rwm"):
@@ -148,41 +45,6 @@ def device_rule(path: str, access: str = "rwm"):
     return "%s %d:%d %s" % (kind, os.major(st.st_rdev), os.minor(st.st_rdev), access)
 
 
-def _v2_enable(path: str, ctrls) -> None:
-    """Enable ``ctrls`` for the children of every cgroup from the v2 root down to ``path``'s parent."""
-    if not ctrls:
-        return
-    parts, cur = [], os.path.dirname(path)
-    while os.path.exists(os.path.join(cur, "cgroup.subtree_control")):
-        parts.append(cur)
-        if os.path.ismount(cur):
-            break
-        cur = os.path.dirname(cur)
-    for d in reversed(parts):
-        for c in ctrls:  # one at a time: a write naming an unavailable one fails whole
-            try:
-                _write(os.path.join(d, "cgroup.subtree_control"), "+" + c)
-            except OSError:
-                pass  # e.g. a namespaced root holding processes: limits then fail visibly later
-
-
-def _v1_mkdirs(path: str, controller: str) -> None:
-    """mkdir -p a v1 cgroup; cpuset children need cpus and mems copied from their parent."""
-    missing, cur = [], path
-    while not os.path.isdir(cur):
-        missing.append(cur)
-        cur = os.path.dirname(cur)
-    for d in reversed(missing):
-        try:
-            os.mkdir(d)
-        except FileExistsError:
-            pass
-        if controller == "cpuset":
-            for f in ("cpuset.cpus", "cpuset.mems"):
-                if not _read(os.path.join(d, f)):
-                    _write(os.path.join(d, f), _read(os.path.join(os.path.dirname(d), f)))
-
-
 class Cgroup:
     """One container's cgroup across all hierarchies.
 
@@ -197,6 +59,9 @@ class Cgroup:
         lay = layout() if where is None else where
         self.paths = dict(paths) if paths else default_paths(name, lay)
         self._ver = {c: lay.get(c, ("v1", ""))[0] for c in self.paths}
+        # v2 alone: a controller missing there is one the parent cgroup did not delegate
+        self._v2_only = lay[UNIFIED][1] if version(lay) == "2" else None
+        self._not_delegated = []  # "+memory in DIR: error" where create could not enable one
 
     def dirs(self) -> list:
         """The distinct cgroup directories (a v2 cgroup serves several controllers)."""
@@ -212,6 +77,10 @@ class Cgroup:
     def _need(self, controller: str) -> str:
         p = self._path(controller)
         if p is None:
+            if self._v2_only:
+                raise Unavailable("the %s cgroup controller is not available on this host (not in %s): "
+                                  "delegate it to the engine (systemd: Delegate=yes) or run without that limit"
+                                  % (controller, os.path.join(self._v2_only, "cgroup.controllers")))
             raise Unavailable("the %s cgroup controller is not available on this host: "
                               "run without that limit" % controller)
         return p
@@ -224,12 +93,14 @@ class Cgroup:
         """
         v2_ctrls = [c for c in ("memory", "cpu", "pids", "cpuset")
                     if c in self.paths and self._ver[c] == "v2"]
+        made = set()
         for c, p in self.paths.items():
-            if self._ver[c] == "v2":
-                _v2_enable(p, v2_ctrls)
-                os.makedirs(p, exist_ok=True)
-            else:
+            if self._ver[c] != "v2":
                 _v1_mkdirs(p, c)
+            elif p not in made:  # one v2 directory serves every v2 controller
+                self._not_delegated += _v2_enable(p, v2_ctrls)
+                os.makedirs(p, exist_ok=True)
+                made.add(p)
         self.update(limits or {})
 
     def restrict_devices(self, allow_all: bool = False, extra=()) -> None:
@@ -261,22 +132,33 @@ class Cgroup:
             raise Unavailable("cannot set the device rules of %s: %s" % (self.name, e)) from e
 
     def update(self, limits: dict) -> None:
-        """Change limits of a live cgroup; zero / missing values leave a limit as it is."""
+        """Change limits of a live cgroup; zero / missing values leave a limit as it is.
+
+        Args:
+            limits: config.json's "cgroup" keys: memory, memory_swap (-1: unlimited),
+                memory_reservation, nano_cpus, cpu_quota (-1: none), cpu_period, cpu_shares,
+                pids_limit (negative: none), cpuset_cpus.
+        Raises:
+            Unavailable: a limit needs a controller this cgroup lacks, or the kernel refused it.
+        """
         try:
-            self._set_memory(int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0))
-            self._set_cpu(int(limits.get("nano_cpus") or 0), int(limits.get("cpu_shares") or 0))
+            self._set_memory(limits)
+            self._set_cpu(limits)
             pids = int(limits.get("pids_limit") or 0)
-            if pids:
-                p = self._need("pids")
-                _write(os.path.join(p, "pids.max"), "max" if pids < 0 else pids)
+            if pids > 0 or (pids < 0 and self._path("pids")):  # no controller: unlimited already
+                _write(os.path.join(self._need("pids"), "pids.max"), "max" if pids < 0 else pids)
             cpus = limits.get("cpuset_cpus") or ""
             if cpus:
                 _write(os.path.join(self._need("cpuset"), "cpuset.cpus"), cpus)
         except OSError as e:
-            raise Unavailable("cannot set cgroup limits for %s: %s" % (self.name, e)) from e
+            why = "; ".join(self._not_delegated)
+            raise Unavailable("cannot set cgroup limits for %s: %s%s" % (
+                self.name, e, " (controllers not delegated: %s)" % why if why else "")) from e
 
-    def _set_memory(self, memory: int, swap: int) -> None:
-        if not memory and not swap:
+    def _set_memory(self, limits: dict) -> None:
+        memory, swap = int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0)
+        reservation = int(limits.get("memory_reservation") or 0)
+        if not (memory or swap > 0 or reservation) and not (swap < 0 and self._path("memory")):
             return
         p = self._need("memory")
         # docker: unset swap means as much swap as memory (total 2x); -1 means unlimited
@@ -285,14 +167,19 @@ class Cgroup:
         if self._ver["memory"] == "v2":
             if memory:
                 _write(os.path.join(p, "memory.max"), memory)
-            if os.path.exists(os.path.join(p, "memory.swap.max")):
+            if reservation:  # runc's mapping of --memory-reservation: best-effort protection
+                _write(os.path.join(p, "memory.low"), reservation)
+            if swap and os.path.exists(os.path.join(p, "memory.swap.max")):
+                # v2 limits swap alone where docker's --memory-swap counts memory + swap
                 _write(os.path.join(p, "memory.swap.max"),
                        "max" if swap < 0 else max(swap - (memory or 0), 0))
             return
+        if reservation:
+            _write(os.path.join(p, "memory.soft_limit_in_bytes"), reservation)
         mem_f = os.path.join(p, "memory.limit_in_bytes")
         sw_f = os.path.join(p, "memory.memsw.limit_in_bytes")
         writes = [(mem_f, memory)] if memory else []
-        if os.path.exists(sw_f):
+        if swap and os.path.exists(sw_f):
             writes.append((sw_f, -1 if swap < 0 else swap))
         # memsw must stay >= memory: the right order depends on growing or shrinking
         try:
@@ -304,20 +191,26 @@ class Cgroup:
             for f, v in reversed(writes):
                 _write(f, v)
 
-    def _set_cpu(self, nano_cpus: int, shares: int) -> None:
-        if not nano_cpus and not shares:
+    def _set_cpu(self, limits: dict) -> None:
+        nano_cpus, shares = int(limits.get("nano_cpus") or 0), int(limits.get("cpu_shares") or 0)
+        quota, period = int(limits.get("cpu_quota") or 0), int(limits.get("cpu_period") or 0)
+        if nano_cpus:  # --cpus is docker's shorthand for a quota over the default period
+            quota, period = nano_cpus * _CFS_PERIOD_US // 10 ** 9, _CFS_PERIOD_US
+        if not (quota or period or shares):
             return
         p = self._need("cpu")
-        quota = nano_cpus * _CFS_PERIOD_US // 10 ** 9 if nano_cpus else 0
         if self._ver["cpu"] == "v2":
-            if nano_cpus:
-                _write(os.path.join(p, "cpu.max"), "%d %d" % (quota, _CFS_PERIOD_US))
+            if quota or period:
+                # runc's form: "max" lifts the quota, a missing period keeps the current one
+                value = str(quota) if quota > 0 else "max"
+                _write(os.path.join(p, "cpu.max"), value + (" %d" % period if period else ""))
             if shares:
                 _write(os.path.join(p, "cpu.weight"), 1 + ((shares - 2) * 9999) // 262142)
             return
-        if nano_cpus:
-            _write(os.path.join(p, "cpu.cfs_period_us"), _CFS_PERIOD_US)
-            _write(os.path.join(p, "cpu.cfs_quota_us"), quota)
+        if period:
+            _write(os.path.join(p, "cpu.cfs_period_us"), period)
+        if quota:
+            _write(os.path.join(p, "cpu.cfs_quota_us"), quota if quota > 0 else -1)
         if shares:
             _write(os.path.join(p, "cpu.shares"), shares)
 
@@ -348,7 +241,8 @@ class Cgroup:
         return sorted(out)
 
     def stats(self) -> dict:
-        """Usage now: ``{"memory": {usage, limit, cache}, "cpu": {total_ns, percpu_ns}, "pids": {current}}``."""
+        """Usage now: ``{"memory": {usage, limit, cache, stats}, "cpu": {total_ns, percpu_ns, user_ns,
+        system_ns, throttling}, "pids": {current}}``."""
         out = {"memory": {}, "cpu": {}, "pids": {}}
         mp = self._path("memory")
         if mp and self._ver["memory"] == "v2":
@@ -362,17 +256,35 @@ class Cgroup:
             out["memory"] = {"usage": int(_read(os.path.join(mp, "memory.usage_in_bytes"))),
                              "limit": int(_read(os.path.join(mp, "memory.limit_in_bytes"))),
                              "cache": stat.get("total_cache", stat.get("cache", 0)), "stats": stat}
-        cp = self._path("cpuacct")
-        if cp and self._ver["cpuacct"] == "v2":
-            usec = self._kv(os.path.join(cp, "cpu.stat")).get("usage_usec", 0)
-            out["cpu"] = {"total_ns": usec * 1000, "percpu_ns": []}
-        elif cp:
-            percpu = [int(x) for x in _read(os.path.join(cp, "cpuacct.usage_percpu")).split()]
-            out["cpu"] = {"total_ns": int(_read(os.path.join(cp, "cpuacct.usage"))),
-                          "percpu_ns": percpu}
+        out["cpu"] = self._cpu_stats()
         pp = self._path("pids")
         if pp:
             out["pids"] = {"current": int(_read(os.path.join(pp, "pids.current")))}
+        return out
+
+    def _cpu_stats(self) -> dict:
+        """``{total_ns, percpu_ns, user_ns, system_ns, throttling: {periods, throttled_periods,
+        throttled_ns}}`` (throttling only where the cpu controller is on)."""
+        cp, qp = self._path("cpuacct"), self._path("cpu")
+        if not cp:
+            return {}
+        if self._ver["cpuacct"] == "v2":
+            st = self._kv(os.path.join(cp, "cpu.stat"))
+            out = {"total_ns": st.get("usage_usec", 0) * 1000, "percpu_ns": [],
+                   "user_ns": st.get("user_usec", 0) * 1000, "system_ns": st.get("system_usec", 0) * 1000}
+            if "nr_periods" in st:
+                out["throttling"] = {"periods": st["nr_periods"], "throttled_periods": st.get("nr_throttled", 0),
+                                     "throttled_ns": st.get("throttled_usec", 0) * 1000}
+            return out
+        tick = 10 ** 9 // os.sysconf("SC_CLK_TCK")  # cpuacct.stat counts USER_HZ ticks
+        st = self._kv(os.path.join(cp, "cpuacct.stat"))
+        out = {"total_ns": int(_read(os.path.join(cp, "cpuacct.usage"))),
+               "percpu_ns": [int(x) for x in _read(os.path.join(cp, "cpuacct.usage_percpu")).split()],
+               "user_ns": st.get("user", 0) * tick, "system_ns": st.get("system", 0) * tick}
+        if qp and os.path.exists(os.path.join(qp, "cpu.stat")):
+            th = self._kv(os.path.join(qp, "cpu.stat"))
+            out["throttling"] = {"periods": th.get("nr_periods", 0), "throttled_periods": th.get("nr_throttled", 0),
+                                 "throttled_ns": th.get("throttled_time", 0)}
         return out
 
     @staticmethod
@@ -420,13 +332,23 @@ class Cgroup:
         except OSError:
             return False
 
-    def destroy(self, timeout: float = 2.0) -> None:
-        """Kill what is left inside, then remove the directories (retrying while they drain)."""
+    def kill_all(self) -> None:
+        """SIGKILL every process inside: v2's cgroup.kill where the kernel has it (5.14+: no
+        fork escapes it, frozen ones die too), else each pid listed."""
+        for d in self.dirs():
+            try:
+                _write(os.path.join(d, "cgroup.kill"), 1)
+            except OSError:
+                pass  # v1, an older kernel, or gone
         for pid in self.pids():
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+    def destroy(self, timeout: float = 2.0) -> None:
+        """Kill what is left inside, then remove the directories (retrying while they drain)."""
+        self.kill_all()
         if self._path("freezer"):
             try:
                 self.thaw()  # frozen processes cannot die
@@ -443,9 +365,5 @@ class Cgroup:
                 except OSError:
                     if time.monotonic() > deadline:
                         raise
-                    for pid in self.pids():
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                        except ProcessLookupError:
-                            pass
+                    self.kill_all()
                     time.sleep(0.01)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from hostbridge.guest.runtime import cgroups
+from hostbridge.guest.runtime import cgroupfs, cgroups
 
 pytestmark = pytest.mark.root
 
@@ -22,7 +22,7 @@ def test_layout_finds_every_controller_once():
 
 def test_v1_paths_nest_under_our_own_cgroup():
     cg = cgroups.Cgroup("placement-probe")
-    own, _ = cgroups._own_paths()
+    own, _ = cgroupfs._own_paths()
     for c, p in cg.paths.items():
         ver, mnt = cgroups.layout()[c]
         assert p.endswith("/hostbridge/placement-probe")
@@ -31,7 +31,7 @@ def test_v1_paths_nest_under_our_own_cgroup():
 
 
 def _v2_mount():
-    _, v2 = cgroups._mounts()
+    _, v2 = cgroupfs._mounts()
     if not v2:
         pytest.skip("no cgroup2 mount on this host")
     return v2

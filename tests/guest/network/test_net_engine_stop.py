@@ -37,6 +37,7 @@ def test_stop_leaves_nothing_and_restart_restores(tmp_path, busybox_rootfs_tar):
         assert not any(name.startswith("vh") and name in links() for name in _veths(c))
         e.start()  # the container kept running without the engine; its network comes back
         assert prefix in ruleset() and net_bridge in links()
+        assert "-A %s-ISOLATION-2 -o %s -j DROP" % (prefix, net_bridge) in ruleset()
         with urllib.request.urlopen("http://127.0.0.1:%s/hostname" % port, timeout=10) as r:
             assert r.read().decode().strip() == c["Config"]["Hostname"]
     finally:

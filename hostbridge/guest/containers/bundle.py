@@ -83,9 +83,9 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         # the runtime's /dev/shm is 64 MiB: a tmpfs of the asked size goes over it
         mounts.append({"type": "tmpfs", "source": "shm", "destination": "/dev/shm",
                        "options": ["nosuid", "nodev", "noexec", "mode=1777", "size=%d" % shm]})
-    for name in ("hostname", "hosts", "resolv.conf"):
-        path = os.path.join(c.dir, name)
-        if os.path.exists(path):
+    for name, key in (("hostname", "HostnamePath"), ("hosts", "HostsPath"), ("resolv.conf", "ResolvConfPath")):
+        path = c.data.get(key) or ""  # --network container:X: X's files (network.joined.adopt)
+        if path and os.path.exists(path):
             mounts.append({"type": "bind", "source": path, "destination": "/etc/" + name,
                            "options": ["rbind", "rw"]})
     spec = {

@@ -11,10 +11,10 @@ import logging
 
 from ..errors import Forbidden, GuestError, InvalidParameter, NotFound
 from ..util import new_id
-from . import hosts, ipam, netdev, ports
+from . import hosts, ipam, joined, netdev, ports
 from .firewall import PortRule
 from .proxy import Proxy
-from .store import PREDEFINED
+from .store import PREDEFINED, icc_enabled
 
 log = logging.getLogger("hostbridge.network")
 
@@ -62,8 +62,8 @@ class Endpoints:
         if "default" in epc:  # the CLI names the default network "default"
             epc.setdefault("bridge", epc.pop("default"))
         nets = {}
-        if nm.startswith("container:"):
-            pass
+        if joined.net_container_ref(hc) is not None:
+            joined.check_create(c, body, self.containers.get)
         else:
             rec = self.store.get(nm)
             nets[rec["Name"]] = _blank_endpoint(rec["Id"], epc.pop(nm, None) or epc.pop(rec["Name"], None))
@@ -112,8 +112,11 @@ class Endpoints:
                 links = netdev.links_in(pid) if restoring else []
                 lv = {"pid": pid, "nets": {}}
                 self.live[c.id] = lv
+                routed = False  # the default route goes through the first network with a way out
                 for i, (name, ep) in enumerate(self._ordered(c)):
-                    self._attach(c, pid, self.store.get(ep["NetworkID"]), ep, "eth%d" % i, i == 0, links)
+                    rec = self.store.get(ep["NetworkID"])
+                    self._attach(c, pid, rec, ep, "eth%d" % i, not routed and not rec.get("Internal"), links)
+                    routed = routed or not rec.get("Internal")
                 self._publish(c, restoring)
                 self._fill_top(c, pid)
                 self._refresh_hosts()
@@ -135,11 +138,13 @@ class Endpoints:
         if ifname not in existing or not netdev.link_exists(veth):
             netdev.delete_link(veth)
             netdev.plumb(pid, rec["_bridge"], veth, ifname, ip, pool.subnet.prefixlen, mac,
-                         str(pool.gateway) if default_route else None)
+                         str(pool.gateway) if default_route else None, isolated=not icc_enabled(rec))
         self.live[c.id]["nets"][rec["Id"]] = {"veth": veth, "ip": ip, "ifname": ifname}
         user = rec["Name"] not in PREDEFINED
         aliases = [a for a in (ep.get("Aliases") or []) if a != c.id[:12]]
-        ep.update(EndpointID=ep.get("EndpointID") or new_id(), Gateway=str(pool.gateway), IPAddress=ip,
+        # as moby's bridge driver: an --internal network gives its endpoints no gateway
+        gateway = "" if rec.get("Internal") else str(pool.gateway)
+        ep.update(EndpointID=ep.get("EndpointID") or new_id(), Gateway=gateway, IPAddress=ip,
                   IPPrefixLen=pool.subnet.prefixlen, MacAddress=mac, NetworkID=rec["Id"],
                   Aliases=(aliases + [c.id[:12]]) if user else (aliases or None),
                   DNSNames=([c.name] + aliases + [c.id[:12]]) if user else None)
@@ -228,7 +233,9 @@ class Endpoints:
                 try:
                     used = {n["ifname"] for n in self.live[c.id]["nets"].values()}
                     ifname = next("eth%d" % i for i in range(64) if "eth%d" % i not in used)
-                    self._attach(c, self.live[c.id]["pid"], rec, ep, ifname, False)
+                    # a container whose networks were all --internal gets its way out now
+                    routed = any(not self.store.get(n).get("Internal") for n in self.live[c.id]["nets"])
+                    self._attach(c, self.live[c.id]["pid"], rec, ep, ifname, not routed and not rec.get("Internal"))
                     self._refresh_hosts()
                 except BaseException:
                     del nets[rec["Name"]]

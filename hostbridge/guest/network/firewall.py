@@ -5,9 +5,20 @@ The whole rule set is rendered from the engine's state and applied at once on ev
 The built-in chains get one jump each into ours; ``clear()`` removes the jumps and the chains.
 
 Chains (iptables; ``P`` is the chain prefix, ``HOSTBRIDGE`` for the default engine root):
-  filter  P-FORWARD   ← FORWARD      accept traffic from and to our bridges
+  filter  P-FORWARD   ← FORWARD      isolation first, then accept traffic from and to our bridges
+  filter  P-ISOLATION-1 ← P-FORWARD  per bridge: leaving it for another interface → stage 2;
+                                     an --internal bridge: nothing in or out (DROP)
+  filter  P-ISOLATION-2 ← stage 1    entering any of our bridges (so: another of ours) → DROP
   nat     P           ← PREROUTING, OUTPUT (to local addresses, not 127/8)   DNAT published ports
-  nat     P-POSTROUTING ← POSTROUTING  MASQUERADE each subnet leaving its bridge
+                                     (not from our bridges: those reach published ports through
+                                     the userland proxy, as with dockerd, so isolation holds)
+  nat     P-POSTROUTING ← POSTROUTING  MASQUERADE each subnet leaving its bridge (not --internal)
+
+The two isolation stages are dockerd's DOCKER-ISOLATION-STAGE-1/2 in our own chains: a container
+on one network cannot reach a container on another through the host's routing, while traffic
+within a bridge is bridged (never forwarded) and a container on two networks reaches both
+directly. ``enable_icc=false`` is not a rule here: its veths are isolated bridge ports
+(netdev.plumb), which needs no br_netfilter.
 """
 
 from __future__ import annotations
@@ -64,19 +75,32 @@ def _dnat_match(p, bridge_not=True):
     return m + " -m %s --dport %d" % (p.proto, p.host_port)
 
 
+def _chains(prefix):
+    """Our chains as (table, name), in the order they can be deleted (referrers first)."""
+    return [("filter", prefix + "-FORWARD"), ("filter", prefix + "-ISOLATION-1"),
+            ("filter", prefix + "-ISOLATION-2"), ("nat", prefix), ("nat", prefix + "-POSTROUTING")]
+
+
 def render_iptables(prefix, nets, ports):
     """The iptables-restore text for our chains (pure: tested without iptables)."""
-    fwd, nat, post = prefix + "-FORWARD", prefix, prefix + "-POSTROUTING"
-    f = ["*filter", ":%s - [0:0]" % fwd]
+    fwd, iso1, iso2, nat, post = (name for _, name in _chains(prefix))
+    f = ["*filter", ":%s - [0:0]" % fwd, ":%s - [0:0]" % iso1, ":%s - [0:0]" % iso2,
+         "-A %s -j %s" % (fwd, iso1)]
     for n in nets:
         if n.internal:
-            f.append("-A %s -i %s ! -o %s -j DROP" % (fwd, n.bridge, n.bridge))
-            f.append("-A %s -o %s ! -i %s -j DROP" % (fwd, n.bridge, n.bridge))
+            f.append("-A %s -i %s ! -o %s -j DROP" % (iso1, n.bridge, n.bridge))
+            f.append("-A %s -o %s ! -i %s -j DROP" % (iso1, n.bridge, n.bridge))
+        else:
+            f.append("-A %s -i %s ! -o %s -j %s" % (iso1, n.bridge, n.bridge, iso2))
+        f.append("-A %s -o %s -j DROP" % (iso2, n.bridge))
+    for n in nets:
         f.append("-A %s -o %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT" % (fwd, n.bridge))
         f.append("-A %s -i %s -j ACCEPT" % (fwd, n.bridge))
         f.append("-A %s -o %s -j ACCEPT" % (fwd, n.bridge))
     f.append("COMMIT")
     t = ["*nat", ":%s - [0:0]" % nat, ":%s - [0:0]" % post]
+    if ports:
+        t += ["-A %s -i %s -j RETURN" % (nat, n.bridge) for n in nets]
     for p in ports:
         t.append("-A %s %s -j DNAT --to-destination %s:%d" % (nat, _dnat_match(p), p.ip, p.port))
     for n in nets:
@@ -97,16 +121,23 @@ def render_nft(table, nets, ports):
     """The ``nft -f`` text that (re)creates our table (pure)."""
     lines = ["table ip %s {" % table,
              " chain forward { type filter hook forward priority -1; policy accept;"]
-    for n in nets:
+    bridges = [n.bridge for n in nets]
+    for n in nets:  # isolation first, as in render_iptables
         if n.internal:
             lines += ['  iifname "%s" oifname != "%s" drop' % (n.bridge, n.bridge),
                       '  oifname "%s" iifname != "%s" drop' % (n.bridge, n.bridge)]
+        others = [b for b in bridges if b != n.bridge]
+        if others and not n.internal:
+            lines.append('  iifname "%s" oifname { %s } drop' % (n.bridge, ", ".join('"%s"' % b for b in others)))
+    for n in nets:
         lines += ['  oifname "%s" ct state related,established accept' % n.bridge,
                   '  iifname "%s" accept' % n.bridge, '  oifname "%s" accept' % n.bridge]
     lines += [" }", " chain prerouting { type nat hook prerouting priority -101; policy accept;",
               "  fib daddr type local jump publish", " }",
               " chain output { type nat hook output priority -101; policy accept;",
               "  ip daddr != 127.0.0.0/8 fib daddr type local jump publish", " }", " chain publish {"]
+    if ports:
+        lines += ['  iifname "%s" return' % b for b in bridges]
     for p in ports:
         dst = "" if p.host_ip in ("", "0.0.0.0") else " ip daddr %s" % p.host_ip
         lines.append('  iifname != "%s"%s %s dport %d dnat to %s:%d' % (p.bridge, dst, p.proto, p.host_port, p.ip, p.port))
@@ -165,10 +196,9 @@ class Firewall:
             for _ in range(100):  # a jump inserted twice by a crashed engine goes too
                 if _run(["iptables", "-w", "-t", table, "-D", chain] + rule, check=False).returncode != 0:
                     break
-        for table, chain in (("filter", self.prefix + "-FORWARD"), ("nat", self.prefix),
-                             ("nat", self.prefix + "-POSTROUTING")):
-            _run(["iptables", "-w", "-t", table, "-F", chain], check=False)
-            _run(["iptables", "-w", "-t", table, "-X", chain], check=False)
+        for op in ("-F", "-X"):  # all flushed before any is deleted: stage 1 refers to stage 2
+            for table, chain in _chains(self.prefix):
+                _run(["iptables", "-w", "-t", table, op, chain], check=False)
 
     def chains(self):
         """Our chains (or table) that exist now: for tests and diagnostics."""

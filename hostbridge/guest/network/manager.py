@@ -20,7 +20,7 @@ from ..util import makedirs, new_id
 from . import ipam, netdev
 from .endpoints import Endpoints
 from .firewall import Firewall, NetRule
-from .store import PREDEFINED, NetworkStore, new_network, public
+from .store import PREDEFINED, NetworkStore, check_options, new_network, public
 
 log = logging.getLogger("hostbridge.network")
 
@@ -157,6 +157,7 @@ class NetworkManager(Endpoints):
                 subnet = ipam.pick_subnet(taken)
             nid = new_id()
             opts = dict(body.get("Options") or {})
+            check_options(opts)
             dev = opts.get("com.docker.network.bridge.name") or "br-" + nid[:12]
             if len(dev) > 15:
                 raise InvalidParameter("bridge name %s is too long (15 characters at most)" % dev)

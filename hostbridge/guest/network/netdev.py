@@ -61,7 +61,7 @@ def new_veth_name():
             return name
 
 
-def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=1500):
+def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=1500, isolated=False):
     """Give the process ``pid``'s network namespace an interface on ``bridge``.
 
     Args:
@@ -71,12 +71,21 @@ def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=
         ifname: the name inside (``eth0``, ``eth1``…).
         ip, prefixlen, mac: the interface's address.
         gateway: when given, the namespace's default route goes through it.
+        isolated: make the host end an isolated bridge port (``enable_icc=false``): isolated
+            ports exchange no frames with each other, only with the bridge (the host) itself.
     Raises:
         Unavailable: ``ip`` failed (the host end is removed again).
     """
     tmp = "hbt" + secrets.token_hex(5)  # the peer gets its final name inside the namespace
-    _batch(["link add %s mtu %d type veth peer name %s mtu %d netns %d" % (host_veth, mtu, tmp, mtu, pid),
-            "link set %s master %s up" % (host_veth, bridge)])
+    host = ["link add %s mtu %d type veth peer name %s mtu %d netns %d" % (host_veth, mtu, tmp, mtu, pid),
+            "link set %s master %s up" % (host_veth, bridge)]
+    if isolated:
+        host.append("link set dev %s type bridge_slave isolated on" % host_veth)
+    try:
+        _batch(host)
+    except Unavailable:
+        delete_link(host_veth)
+        raise
     inside = ["link set lo up",
               "link set %s name %s" % (tmp, ifname),
               "link set %s address %s" % (ifname, mac),

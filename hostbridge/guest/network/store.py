@@ -36,6 +36,26 @@ def new_network(name, driver, subnet=None, gateway=None, options=None, labels=No
     }
 
 
+ICC = "com.docker.network.bridge.enable_icc"
+_TRUE, _FALSE = ("1", "t", "T", "true", "TRUE", "True"), ("0", "f", "F", "false", "FALSE", "False")
+
+
+def check_options(opts):
+    """Validate the driver options we act on (Go's ParseBool spellings, as dockerd).
+
+    Raises:
+        InvalidParameter: an option's value is not a boolean.
+    """
+    value = (opts or {}).get(ICC)
+    if value is not None and value not in _TRUE + _FALSE:
+        raise InvalidParameter("invalid value %r for %s: use true or false" % (value, ICC))
+
+
+def icc_enabled(rec):
+    """False when the network was created with ``enable_icc=false`` (no container-to-container)."""
+    return (rec.get("Options") or {}).get(ICC, "true") not in _FALSE
+
+
 def public(rec):
     return {k: copy.deepcopy(v) for k, v in rec.items() if not k.startswith("_")}
 

@@ -25,17 +25,6 @@ def _get(url):
         return r.read().decode()
 
 
-@pytest.fixture
-def cleanup(docker_env):
-    """Names of containers/networks the test makes; removed afterwards whatever happens."""
-    made = {"containers": [], "networks": []}
-    yield made
-    for c in made["containers"]:
-        dk(docker_env, "rm", "-f", c, check=False)
-    for n in made["networks"]:
-        dk(docker_env, "network", "rm", n, check=False)
-
-
 def test_httpd_by_ip_and_published_loopback(docker_env, cleanup):
     cleanup["containers"].append("nt-web")
     dk(docker_env, "run", "-d", "--name", "nt-web", "-p", "127.0.0.1::80", "busybox", "httpd", "-f", "-p", "80",

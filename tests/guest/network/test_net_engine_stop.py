@@ -30,12 +30,14 @@ def test_stop_leaves_nothing_and_restart_restores(tmp_path, busybox_rootfs_tar):
         port = c["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
         net_bridge = "br-" + c["NetworkSettings"]["Networks"]["stop-net"]["NetworkID"][:12]
         assert bridge in links() and net_bridge in links() and prefix in ruleset()
+        assert "-A %s-ISOLATION-2 -o %s -j DROP" % (prefix, net_bridge) in ruleset()
         e.stop()
-        assert prefix not in ruleset()
+        assert prefix not in ruleset()  # the isolation chains too
         assert not {bridge, net_bridge} & links()
         assert not any(name.startswith("vh") and name in links() for name in _veths(c))
         e.start()  # the container kept running without the engine; its network comes back
         assert prefix in ruleset() and net_bridge in links()
+        assert "-A %s-ISOLATION-2 -o %s -j DROP" % (prefix, net_bridge) in ruleset()
         with urllib.request.urlopen("http://127.0.0.1:%s/hostname" % port, timeout=10) as r:
             assert r.read().decode().strip() == c["Config"]["Hostname"]
     finally:

@@ -121,5 +121,22 @@ def test_rule_rendering_is_confined_to_our_chains():
 def test_internal_network_has_no_nat_and_no_way_out():
     text = render_iptables("HB-T", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])
     assert "MASQUERADE" not in text
-    assert "-A HB-T-FORWARD -i br-x ! -o br-x -j DROP" in text
-    assert "drop" in render_nft("hb_t", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])
+    assert "-A HB-T-ISOLATION-1 -i br-x ! -o br-x -j DROP" in text
+    assert "-A HB-T-ISOLATION-1 -o br-x ! -i br-x -j DROP" in text
+    nft = render_nft("hb_t", [NetRule("br-x", "10.3.0.0/24", internal=True)], [])
+    assert 'iifname "br-x" oifname != "br-x" drop' in nft and "masquerade" not in nft
+
+
+def test_isolation_stages_come_before_any_accept():
+    nets = [NetRule("hb0", "172.17.0.0/16"), NetRule("br-a", "10.1.0.0/24")]
+    lines = render_iptables("HB-T", nets, [PortRule("tcp", "0.0.0.0", 8080, "10.1.0.2", 80, "br-a")]).splitlines()
+    fwd = [x for x in lines if x.startswith("-A HB-T-FORWARD ")]
+    assert fwd[0] == "-A HB-T-FORWARD -j HB-T-ISOLATION-1"
+    for b in ("hb0", "br-a"):
+        assert "-A HB-T-ISOLATION-1 -i %s ! -o %s -j HB-T-ISOLATION-2" % (b, b) in lines
+        assert "-A HB-T-ISOLATION-2 -o %s -j DROP" % b in lines
+        # from our bridges, published ports go through the userland proxy (DNAT would cross bridges)
+        assert lines.index("-A HB-T -i %s -j RETURN" % b) < next(i for i, x in enumerate(lines) if "DNAT" in x)
+    nft = render_nft("hb_t", nets, [])
+    assert nft.index('iifname "hb0" oifname { "br-a" } drop') < nft.index(" accept\n")
+    assert 'iifname "br-a" oifname { "hb0" } drop' in nft

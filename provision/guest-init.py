@@ -236,7 +236,10 @@ class Init:
         mount("devpts", "/dev/pts", "devpts", "gid=5,mode=620,ptmxmode=666")
         mount("shm", "/dev/shm", "tmpfs", "mode=1777")
         mount("run", "/run", "tmpfs", "mode=755", MS_NOSUID | MS_NODEV)
-        mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
+        # favordynmods (Linux 6.0+): moving a process between cgroups (every docker exec) then
+        # skips an RCU grace period, 5-15 ms; forks pay a little more. This VM only runs containers.
+        if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
+            mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
         run(["modprobe", "-a", "-q"] + MODULES)
         settings = load_settings()
         network(settings.get("hostname", "hostbridge"))

@@ -105,6 +105,8 @@ def cleanup(guest):
 
 def test_the_engine_sees_a_unified_hierarchy_with_the_controllers(guest):
     assert guest.sh("stat -fc %T " + CGROOT).strip() == "cgroup2fs"
+    # guest-init mounts it favouring dynamic changes: an exec's cgroup move waits no RCU grace period
+    assert "favordynmods" in guest.sh("grep ' %s cgroup2 ' /proc/mounts" % CGROOT)
     assert {"memory", "cpu", "pids"} <= set(guest.sh("cat %s/cgroup.controllers" % CGROOT).split())
     # the engine's own detection, run from the deployed zipapp in the guest
     probe = ("import json, sys; sys.path.insert(0, %r); from hostbridge.guest.runtime import cgroups; "

@@ -21,7 +21,6 @@ import hashlib
 
 from ..errors import InvalidParameter
 from . import ipam, netdev
-from .store import PREDEFINED
 
 
 class Attachment:
@@ -94,7 +93,3 @@ def release(manager, owner: str) -> None:
             if rec["Driver"] == "bridge" and rec["IPAM"]["Config"]:
                 manager._pool(rec).release(owner)
 
-
-def is_user_network(rec: dict) -> bool:
-    """True for a network made with ``docker network create`` (not bridge/host/none)."""
-    return rec["Name"] not in PREDEFINED

@@ -5,7 +5,6 @@ parses) against a real engine. Traffic goes only to containers this module start
 ``httpd`` on the engine's networks); nothing leaves the machine.
 """
 
-import io
 import json
 import os
 import re
@@ -211,3 +210,29 @@ def test_bad_options_are_400_before_anything_runs(engine, query, named):
                                   headers={"Content-Type": "application/x-tar"})
     assert status == 400, body
     assert named in body["message"]
+
+
+def test_a_killed_engine_steps_are_released_at_the_next_build(tmp_path, busybox_rootfs_tar):
+    from tests.support.engine import Engine
+    e = Engine(tmp_path / "eng").start()
+    env = dict(os.environ, DOCKER_HOST=e.url, DOCKER_CONFIG=str(tmp_path / "cfg"))
+    try:
+        e.import_tar(busybox_rootfs_tar, "busybox:latest")
+        ctx = write_tree(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN echo tick; sleep 38.75\n"})
+        p = subprocess.Popen(["docker", "build", ctx], env=dict(env, DOCKER_BUILDKIT="0"), stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+        for _ in range(100):  # bounded: 10 s for the step to be on the bridge
+            if _step_links(env):
+                break
+            time.sleep(0.1)
+        assert len(_step_links(env)) == 1 and _ipam_owners(e) - _containers(env)
+        e.proc.kill()  # the engine dies mid-step: its RUN container, veth and address stay
+        e.proc.wait()
+        p.wait(30)
+        e.start()
+        ctx2 = write_tree(tmp_path / "ctx2", {"Dockerfile": "FROM busybox\nRUN true\n"})
+        build(env, ctx2)  # the first build after a start cleans what the dead engine left
+        assert "sleep 38.75" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert_nothing_left(e, env)
+    finally:
+        e.close()

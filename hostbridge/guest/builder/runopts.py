@@ -66,7 +66,7 @@ class RunOptions:
                                    "for builds; use default, none, host or a network name" % network)
         host_config, cgroup = {}, {}
         for param, field, key in _LIMITS:
-            value = _integer(last(param), param, allow_minus_one=(param in ("memswap", "cpuquota")))
+            value = _integer(last(param), param, allow_minus_one=(param == "memswap"))
             if value:
                 host_config[field], cgroup[key] = value, value
         cpus = last("cpusetcpus")

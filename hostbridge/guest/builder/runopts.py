@@ -113,11 +113,13 @@ def _ulimits(text: str) -> list:
             raise InvalidParameter("invalid ulimits: expected a JSON array of {Name, Soft, Hard}")
         name, soft, hard = u.get("Name"), u.get("Soft"), u.get("Hard")
         if name not in ULIMITS or not hasattr(resource, ULIMITS[name]):
-            raise InvalidParameter("invalid ulimits: unknown ulimit %r (one of %s)" % (name, ", ".join(sorted(ULIMITS))))
+            raise InvalidParameter("invalid ulimits: unknown ulimit %r (one of %s)"
+                                   % (name, ", ".join(sorted(ULIMITS))))
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= -1 for v in (soft, hard)):
             raise InvalidParameter("invalid ulimits: %s needs integer Soft and Hard values" % name)
         if hard != -1 and (soft == -1 or soft > hard):
-            raise InvalidParameter("invalid ulimits: %s's soft limit %d is above its hard limit %d" % (name, soft, hard))
+            raise InvalidParameter("invalid ulimits: %s's soft limit %d is above its hard limit %d"
+                                   % (name, soft, hard))
         out.append((ULIMITS[name], soft, hard))
     return out
 

@@ -161,20 +161,29 @@ def test_failed_and_cancelled_steps_leave_nothing(engine, docker_env, web, tmp_p
     assert_nothing_left(engine, docker_env)
 
 
+# what a step reads of its own cgroup: cgroup v1 files (this machine), or v2's (a VM's)
+_CGROUP_FILES = ["memory/memory.limit_in_bytes", "cpu/cpu.shares", "cpuset/cpuset.cpus", "cpu/cpu.cfs_period_us",
+                 "cpu/cpu.cfs_quota_us", "memory.max", "cpu.weight", "cpuset.cpus", "cpu.max"]
+_CGROUP_SCRIPT = ("cd /sys/fs/cgroup && for f in %s; do [ -e $f ] && echo \"$f=$(cat $f)\"; done; true"
+                  % " ".join(_CGROUP_FILES))
+
+
+def _cgroup_values(text):
+    return dict(line.split("=", 1) for line in text.splitlines() if line.split("=")[0] in _CGROUP_FILES)
+
+
 def test_resource_options_land_in_the_steps_cgroup(engine, docker_env, tmp_path):
     flags = ["-m", "64m", "--cpu-shares", "512", "--cpuset-cpus", "0", "--cpu-period", "50000",
              "--cpu-quota", "25000"]
-    files = ["memory/memory.limit_in_bytes", "cpu/cpu.shares", "cpuset/cpuset.cpus", "cpu/cpu.cfs_period_us",
-             "cpu/cpu.cfs_quota_us"]
-    script = "for f in %s; do echo \"$f=$(cat /sys/fs/cgroup/$f)\"; done" % " ".join(files)
-    ctx = write_tree(tmp_path, {"Dockerfile": "FROM busybox\nRUN %s\n" % script})
-    out = build(docker_env, ctx, "--no-cache", *flags).stdout
-    in_build = dict(line.split("=", 1) for line in out.splitlines() if line.split("=")[0] in files)
-    in_container = dict(line.split("=", 1) for line in dk(
-        docker_env, "run", "--rm", *flags, "busybox", "sh", "-c", script).stdout.splitlines())
-    assert in_build == in_container  # what a container with the same flags gets
-    assert in_build["memory/memory.limit_in_bytes"] == str(64 << 20)
-    assert in_build["cpu/cpu.shares"] == "512" and in_build["cpuset/cpuset.cpus"] == "0"
+    ctx = write_tree(tmp_path, {"Dockerfile": "FROM busybox\nRUN %s\n" % _CGROUP_SCRIPT})
+    in_build = _cgroup_values(build(docker_env, ctx, "--no-cache", *flags).stdout)
+    in_container = _cgroup_values(dk(docker_env, "run", "--rm", *flags, "busybox", "sh", "-c", _CGROUP_SCRIPT).stdout)
+    # what a container with the same flags gets (the period and quota too, where the runtime sets them)
+    assert in_build == in_container
+    v1 = "memory/memory.limit_in_bytes" in in_build
+    assert in_build["memory/memory.limit_in_bytes" if v1 else "memory.max"] == str(64 << 20)
+    assert in_build["cpu/cpu.shares" if v1 else "cpu.weight"] == ("512" if v1 else str(1 + (510 * 9999) // 262142))
+    assert in_build["cpuset/cpuset.cpus" if v1 else "cpuset.cpus"] == "0"
 
 
 def test_memory_limit_kills_a_greedy_step(engine, docker_env, tmp_path):
@@ -236,3 +245,26 @@ def test_a_killed_engine_steps_are_released_at_the_next_build(tmp_path, busybox_
         assert_nothing_left(e, env)
     finally:
         e.close()
+
+
+def test_docker_sdk_build_options(engine, docker_env, web, tmp_path):
+    import docker
+    client = docker.DockerClient(base_url=engine.url, version="1.44")
+    try:
+        ctx = write_tree(tmp_path, {"Dockerfile": "FROM busybox\nRUN grep sdkhost /etc/hosts; %s\n%s"
+                                    % (_CGROUP_SCRIPT, _wget(web))})
+        _, logs = client.images.build(path=ctx, nocache=True, extra_hosts={"sdkhost": "10.9.8.7"},
+                                      container_limits={"memory": 48 << 20})
+        out = "".join(m.get("stream", "") for m in logs)
+        assert "10.9.8.7\tsdkhost" in out and "hello-from-web" in out
+        limits = _cgroup_values(out)
+        assert str(48 << 20) in (limits.get("memory/memory.limit_in_bytes"), limits.get("memory.max"))
+        with pytest.raises(docker.errors.BuildError) as e:
+            client.images.build(path=ctx, nocache=True, network_mode="none")
+        assert "hello-from-web" not in "".join(m.get("stream", "") for m in e.value.build_log)
+        with pytest.raises(docker.errors.APIError) as e:
+            client.images.build(path=ctx, container_limits={"cpushares": "lots"})
+        assert e.value.status_code == 400 and "cpushares" in str(e.value)
+    finally:
+        client.close()
+    assert_nothing_left(engine, docker_env)

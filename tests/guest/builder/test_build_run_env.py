@@ -268,3 +268,44 @@ def test_docker_sdk_build_options(engine, docker_env, web, tmp_path):
     finally:
         client.close()
     assert_nothing_left(engine, docker_env)
+
+
+# --- side by side with dockerd (Debian's 20.10, private socket, no bridge: --network none) --------
+
+from tests.cli.conftest import dockerd  # noqa: E402,F401  (the fixture)
+
+_SIDE_BY_SIDE = ("FROM busybox\nRUN echo '--hosts'; cat /etc/hosts; echo '--resolv'; cat /etc/resolv.conf; "
+                 "echo \"--hostname $(hostname | wc -c) $(cat /etc/hostname | wc -c)\"; "
+                 "echo n=$(ulimit -n) h=$(ulimit -Hn); df -k /dev/shm | tail -1; ls /sys/class/net; "
+                 "cd /sys/fs/cgroup && for f in memory/memory.limit_in_bytes memory/memory.memsw.limit_in_bytes "
+                 "cpu/cpu.shares cpuset/cpuset.cpus memory.max memory.swap.max cpu.weight cpuset.cpus; "
+                 "do [ -e $f ] && echo \"$f=$(cat $f)\"; done; true\nRUN true\n")
+
+
+def _masked(out):
+    """The build's stream less what differs by nature: ids, the legacy-builder banner."""
+    out = re.sub(r"[0-9a-f]{12}", "ID", out)
+    return [line for line in out.splitlines() if line.strip() and not line.startswith((
+        "DEPRECATED", " " * 12))]
+
+
+def _dockerd_build(dockerd, *args):
+    return subprocess.run(["docker", "build"] + list(args), capture_output=True, text=True, timeout=120,
+                          env=dockerd.env(DOCKER_BUILDKIT="0"))
+
+
+def test_run_environment_as_dockerd_gives_it(dockerd, docker_env, tmp_path):
+    ctx = write_tree(tmp_path, {"Dockerfile": _SIDE_BY_SIDE})
+    flags = ["--no-cache", "--network", "none", "--add-host", "foo:1.2.3.4", "--ulimit", "nofile=100:200",
+             "--shm-size", "100m", "-m", "64m", "--cpu-shares", "512", "--cpuset-cpus", "0"]
+    theirs = _dockerd_build(dockerd, *flags, ctx)
+    ours = build(docker_env, ctx, *flags)
+    assert theirs.returncode == 0, theirs.stderr
+    assert "1.2.3.4\tfoo" in ours.stdout and "n=100 h=200" in ours.stdout
+    assert _masked(ours.stdout) == _masked(theirs.stdout)
+    greedy = write_tree(tmp_path / "greedy", {
+        "Dockerfile": "FROM busybox\nRUN x=$(head -c 100663296 /dev/zero | tr '\\0' a); echo survived ${#x}\n"})
+    theirs = _dockerd_build(dockerd, "--no-cache", "--network", "none", "-m", "32m", greedy)
+    ours = build(docker_env, greedy, "--no-cache", "--network", "none", "-m", "32m", check=False)
+    assert ours.returncode == theirs.returncode != 0
+    assert _masked(ours.stderr)[-1] == _masked(theirs.stderr)[-1]  # ...returned a non-zero code: 137

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.cli.conftest import dockerd  # noqa: F401  (the fixture: Debian's dockerd, private socket)
 from tests.guest.builder.conftest import context_tar
 from tests.guest.builder.test_build_e2e import build, build_leftovers, dk, write_tree
 
@@ -271,9 +272,6 @@ def test_docker_sdk_build_options(engine, docker_env, web, tmp_path):
 
 
 # --- side by side with dockerd (Debian's 20.10, private socket, no bridge: --network none) --------
-
-from tests.cli.conftest import dockerd  # noqa: E402,F401  (the fixture)
-
 _SIDE_BY_SIDE = ("FROM busybox\nRUN echo '--hosts'; cat /etc/hosts; echo '--resolv'; cat /etc/resolv.conf; "
                  "echo \"--hostname $(hostname | wc -c) $(cat /etc/hostname | wc -c)\"; "
                  "echo n=$(ulimit -n) h=$(ulimit -Hn); df -k /dev/shm | tail -1; ls /sys/class/net; "

@@ -95,6 +95,8 @@ class StepEnv:
             hosts = _LOCALHOST + ["%s\t%s" % e for e in extra]
             if self.attachment is not None:
                 hosts.append("%s\t%s" % (self.attachment.ip, self.hostname))
+                hosts += ["%s\t%s" % (ip, " ".join(names))
+                          for ip, names in sandbox.peers(self.networks.manager, self.attachment)]
             resolv = _container_resolv_conf(None, None, None)
         for name, text in (("hostname", self.hostname + "\n"), ("hosts", "\n".join(hosts) + "\n"),
                            ("resolv.conf", resolv)):

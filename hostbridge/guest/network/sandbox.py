@@ -5,8 +5,8 @@ apply; it still needs what a container on the same network gets: an address from
 IPAM, a veth on its bridge (the network's NAT and isolation rules then cover it, as they cover
 any address of the subnet), a default route through the gateway. Three calls, one owner id:
 
-- ``reserve(manager, owner, network)`` before the namespace exists (the address goes into the
-  step's /etc/hosts, written before its container is created);
+- ``reserve(manager, owner, network)`` before the namespace exists (the address, and the
+  network's ``peers``, go into the step's /etc/hosts, written before its container is created);
 - ``plumb(manager, attachment, pid)`` once the process ``pid`` holds the namespace;
 - ``release(manager, owner)`` afterwards, also after a failure, a cancel or an engine crash (it
   needs only the owner id): the veth and every address ``owner`` holds go. Idempotent.
@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import hashlib
 
-from ..errors import InvalidParameter
+from ..errors import InvalidParameter, NotFound
 from . import ipam, netdev
+from .store import PREDEFINED
 
 
 class Attachment:
@@ -70,6 +71,25 @@ def reserve(manager, owner: str, network: str = "bridge") -> Attachment:
         pool = manager._pool(rec)
         ip = pool.allocate(owner)
         return Attachment(owner, rec, ip, pool.subnet.prefixlen, str(pool.gateway))
+
+
+def peers(manager, att: Attachment) -> list:
+    """``[(ip, [name, aliases…])]`` of the running containers on the attachment's network, for
+    the namespace's /etc/hosts, as a container on it gets them (none on the default bridge)."""
+    if att.network in PREDEFINED:
+        return []
+    out = []
+    with manager.lock:
+        for cid, lv in manager.live.items():
+            member = lv["nets"].get(att.network_id)
+            try:
+                c = manager.containers.get(cid)
+            except NotFound:
+                continue
+            if member:
+                ep = (c.data["NetworkSettings"].get("Networks") or {}).get(att.network) or {}
+                out.append((member["ip"], [c.name] + [a for a in ep.get("Aliases") or [] if a != c.name]))
+    return out
 
 
 def plumb(manager, att: Attachment, pid: int) -> None:

@@ -121,8 +121,11 @@ def test_user_network_and_host_network(engine, docker_env, tmp_path):
            "mkdir /www && echo on-user-net > /www/hello.txt && exec httpd -f -p 8080 -h /www")
         ip = dk(docker_env, "inspect", "-f", "{{(index .NetworkSettings.Networks \"runenv-net\").IPAddress}}",
                 "runenv-web2").stdout.strip()
-        ctx = write_tree(tmp_path / "user", {"Dockerfile": "FROM busybox\n" + _wget(ip)})
-        assert "on-user-net" in build(docker_env, ctx, "--no-cache", "--network", "runenv-net").stdout
+        # by address, and by name (busybox's static wget cannot resolve names; its nc can)
+        by_name = "RUN printf 'GET /hello.txt HTTP/1.0\\r\\n\\r\\n' | nc runenv-web2 8080\n"
+        ctx = write_tree(tmp_path / "user", {"Dockerfile": "FROM busybox\n" + _wget(ip) + by_name})
+        out = build(docker_env, ctx, "--no-cache", "--network", "runenv-net").stdout
+        assert out.count("on-user-net") == 2 and "200 OK" in out
     finally:
         dk(docker_env, "rm", "-f", "runenv-web2", check=False)
         dk(docker_env, "network", "rm", "runenv-net", check=False)

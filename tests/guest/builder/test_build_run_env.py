@@ -100,11 +100,14 @@ def test_etc_files_are_a_bridge_containers(engine, docker_env, web, tmp_path):
     ctx = write_tree(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo H=$(hostname) F=$(cat /etc/hostname); "
                                 "cat /etc/hosts; echo ==; cat /etc/resolv.conf; echo ==; ip -4 -o addr show eth0\n"
                                 "RUN true\n"})
-    out = build(docker_env, ctx, "--no-cache", "--add-host", "extra.example:10.1.2.3").stdout
+    out = build(docker_env, ctx, "--no-cache", "--add-host", "extra.example:10.1.2.3",
+                "--add-host", "gw.example:host-gateway").stdout
+    gateway = json.loads(dk(docker_env, "network", "inspect", "bridge").stdout)[0]["IPAM"]["Config"][0]["Gateway"]
     step = re.search(r" ---> Running in ([0-9a-f]{12})\n", out).group(1)
     assert "H=%s F=%s" % (step, step) in out
     hosts, resolv = out.split("H=", 1)[1].split("\n", 1)[1].split("==\n")[:2]
     ip = re.search(r"inet (\d+\.\d+\.\d+\.\d+)/", out).group(1)
+    assert "%s\tgw.example" % gateway in hosts
     assert "10.1.2.3\textra.example" in hosts and "%s\t%s" % (ip, step) in hosts and "127.0.0.1\tlocalhost" in hosts
     assert resolv == dk(docker_env, "run", "--rm", "busybox", "cat", "/etc/resolv.conf").stdout
     # the mount points are in the step's init layer, not in its changes: RUN true adds no layer

@@ -59,7 +59,8 @@ class Engine:
         """The builder's backend over the image store (made on first use: overlay only)."""
         if self._build_backend is None:
             from .builder.storebackend import StoreBackend
-            b = StoreBackend(self.images, os.path.join(self.root, "builder"), pull=self._pull_for_build)
+            b = StoreBackend(self.images, os.path.join(self.root, "builder"), pull=self._pull_for_build,
+                             networks=self.network)
             b.clean_stale()
             self._build_backend = b
         return self._build_backend

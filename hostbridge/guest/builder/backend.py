@@ -44,6 +44,15 @@ class BuildBackend:
         ``tmp_parent`` they are unpacked in), or None (the default): no cache."""
         return None
 
+    def check_run_options(self, options) -> None:
+        """Refuse, before the build starts, RUN options this backend cannot honour.
+
+        Args:
+            options: the build's ``runopts.RunOptions``.
+        Raises:
+            InvalidParameter: e.g. ``networkmode`` names no network of the engine.
+        """
+
     def resolve_image(self, name: str, pull: bool = False):
         """Find an image for ``FROM`` or ``COPY --from``.
 
@@ -64,19 +73,22 @@ class BuildBackend:
         ``FROM scratch``). Must be released with ``release``."""
         raise NotImplementedError
 
-    def run(self, rootfs: Rootfs, config: dict, argv: list, output, cancelled=None) -> int:
+    def run(self, rootfs: Rootfs, config: dict, argv: list, output, cancelled=None, options=None) -> int:
         """Run ``argv`` in ``rootfs`` as a container and wait for it.
 
         Args:
             rootfs: from ``create_rootfs``; the process's changes land in it.
             config: the container config to run with (docker's shape): ``Env`` (already
-                holding the build args), ``User``, ``WorkingDir``; no network or ports.
+                holding the build args), ``User``, ``WorkingDir``; no ports (the network and
+                limits come from ``options``).
             argv: the full command (the shell already prepended for shell form).
             output: ``output(data: bytes, stream: int)`` called with the process's stdout (1)
                 and stderr (2) as they come.
             cancelled: ``cancelled() -> bool``, or None. While the process runs, call it at
                 least twice a second; once it says True (the client went away), kill the
                 process, wait for it, and raise ``steps.BuildCancelled``.
+            options: the build's ``runopts.RunOptions`` (network, limits, extra hosts), or None
+                for the defaults; whatever the step's network held is released before returning.
 
         Returns:
             The exit code (128+N when killed by signal N).

@@ -23,6 +23,7 @@ from ..util import now_rfc3339
 from . import imageconfig as ic
 from . import instructions as ins
 from . import parser, stages
+from .runopts import RunOptions
 from .shellwords import Lexer
 from .steps import BuildCancelled, BuildError, StepsMixin
 
@@ -48,15 +49,18 @@ class BuildOptions:
         labels: labels to add to the result (``labels``).
         dockerfile: the Dockerfile's path in the context ("" = Dockerfile).
         quiet: ``q``; the driver streams the same either way, the API layer filters.
+        run: what RUN steps run with (``runopts.RunOptions``: network, limits, extra hosts);
+            None for the defaults (the default bridge).
     """
 
     def __init__(self, tags=(), build_args=None, target="", no_cache=False, pull=False, labels=None,
-                 dockerfile="", quiet=False):
+                 dockerfile="", quiet=False, run=None):
         self.tags = list(tags)
         self.build_args = {k: v for k, v in (build_args or {}).items() if v is not None}
         self.target, self.no_cache, self.pull = target, no_cache, pull
         self.labels = dict(labels or {})
         self.dockerfile, self.quiet = dockerfile, quiet
+        self.run = run or RunOptions()
 
     @classmethod
     def from_query(cls, query_all: dict) -> "BuildOptions":
@@ -66,8 +70,10 @@ class BuildOptions:
         API layer then shows only the final id).
 
         Raises:
-            InvalidParameter: bad JSON in ``buildargs``/``labels``, an invalid tag, or a
-                ``remote`` context (git/URL contexts are not supported).
+            InvalidParameter: bad JSON in ``buildargs``/``labels``, an invalid tag, a
+                ``remote`` context (git/URL contexts are not supported), ``squash`` (dockerd's
+                experimental mode), a ``platform`` other than this engine's, or a bad RUN
+                option (``runopts``: networkmode, memory, cpu…, ulimits, extrahosts).
         """
         def last(name, default=""):
             values = query_all.get(name) or [default]
@@ -76,13 +82,16 @@ class BuildOptions:
         if last("remote"):
             raise InvalidParameter("building from a remote context (git or URL) is not supported by this "
                                    "engine: send the build context as a tar")
+        if _truthy(last("squash")):
+            raise InvalidParameter("squash is only supported with experimental mode")  # dockerd's words
+        _check_platform(last("platform"))
         tags = [t for t in query_all.get("t") or [] if t]
         for t in tags:
             reference.parse_normalized(t)
         return cls(tags=tags, build_args=_json_map(last("buildargs"), "buildargs"),
                    target=last("target"), no_cache=_truthy(last("nocache")), pull=_truthy(last("pull")),
                    labels=_json_map(last("labels"), "labels"), dockerfile=last("dockerfile"),
-                   quiet=_truthy(last("q")))
+                   quiet=_truthy(last("q")), run=RunOptions.from_query(query_all))
 
 
 class StageState:
@@ -296,6 +305,19 @@ def _json_map(text: str, name: str) -> dict:
     if not isinstance(value, dict) or not all(isinstance(v, (str, type(None))) for v in value.values()):
         raise InvalidParameter("invalid %s: expected a JSON object of strings" % name)
     return value
+
+
+def _check_platform(text: str) -> None:
+    """Accept ``linux``, this machine's architecture, ``linux/ARCH[/VARIANT]``; the classic
+    builder builds for its own platform only."""
+    if not text:
+        return
+    parts = text.lower().split("/")
+    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
+    ok = (len(parts) == 1 and parts[0] in ("linux", _arch())) or \
+        (len(parts) in (2, 3) and parts[0] == "linux" and arch.get(parts[1], parts[1]) == _arch())
+    if not ok:
+        raise InvalidParameter("invalid platform %s: this engine builds for linux/%s only" % (text, _arch()))
 
 
 def _labels_instruction(labels: dict):

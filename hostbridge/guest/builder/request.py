@@ -42,6 +42,7 @@ def handle_build(backend, query_all: dict, body, send, tmp_parent: str = None, c
         GuestError: the build failed before anything was sent.
     """
     options = BuildOptions.from_query(query_all)
+    backend.check_run_options(options.run)
     held = []
     started = [False]
 
@@ -74,10 +75,19 @@ def connection_closed(sock: socket.socket):
     """A ``cancelled()`` for a request whose body has been read: True once the client has
     closed the connection (it reads as end-of-file), or it is broken."""
 
+    poller = select.poll()  # not select.select: it fails for descriptors past 1024
+    poller.register(sock, select.POLLIN | select.POLLRDHUP)
+
     def closed() -> bool:
         try:
-            ready, _, _ = select.select([sock], [], [], 0)
-            return bool(ready) and sock.recv(1, socket.MSG_PEEK) == b""
+            events = poller.poll(0)
+            if not events:
+                return False
+            if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                return True
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
         except OSError:
             return True
 

@@ -204,7 +204,8 @@ class StepsMixin:
                     f.write(script)
                 os.chmod(script_path, 0o755)
                 argv = ["/" + name]
-            code = self.backend.run(rootfs, run_config, argv, self.output_writer(), self.cancelled)
+            code = self.backend.run(rootfs, run_config, argv, self.output_writer(), self.cancelled,
+                                    self.options.run)
             if script_path:
                 os.unlink(script_path)
             if code != 0:

@@ -3,8 +3,9 @@
 - a step's rootfs is an overlay of the parent image's layer dirs with a fresh upper dir,
   mounted at ``merged`` so that COPY/ADD/WORKDIR write into it from here;
 - RUN unmounts that view and hands the same lower/upper/work to a shim (a real container:
-  new namespaces and cgroup, the bundle contract in docs/internals.md), streams its output
-  from an attach socket, waits, and mounts the view again;
+  new namespaces and cgroup, the bundle contract in docs/internals.md) with the build's
+  network, limits and /etc files (``stepenv.py``), streams its output from an attach socket,
+  waits, removes what the step's network held, and mounts the view again;
 - commit turns the upper dir into a layer (``images.build.layer_from_dir``, adopting the dir
   itself as the layer's diff dir: creating and deleting files is what costs on a disk) and
   registers the image config the driver made; an empty upper dir makes no layer (``empty_layer``);
@@ -32,6 +33,8 @@ from ..images import build as image_build
 from ..runtime.client import ShimClient
 from .backend import BuildBackend, Rootfs
 from .filecache import FileCache
+from .runopts import RunOptions
+from .stepenv import StepEnv, StepNetworks
 from .steps import BuildCancelled
 
 _PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -52,14 +55,16 @@ class StoreBackend(BuildBackend):
         store: the engine's ``images.store.ImageStore``.
         state_dir: where build rootfs dirs and the cache index live (``ROOT/builder``).
         pull: ``pull(name)`` fetching a missing or ``--pull`` image into the store, or None.
-        network: the RUN containers' net namespace (``none``, ``new``, ``/proc/PID/ns/net``).
+        networks: the engine's ``NetworkManager``, whose networks RUN steps join (None: RUN
+            steps get no network unless ``networkmode=host``).
         run_timeout: the longest a RUN may take, in seconds (None: no limit).
     """
 
-    def __init__(self, store, state_dir: str, pull=None, network: str = "none", run_timeout=None):
+    def __init__(self, store, state_dir: str, pull=None, networks=None, run_timeout=None):
         if store.driver != "overlay":
             raise Unavailable("docker build needs the overlay storage driver; this engine runs with vfs")
-        self.store, self.pull, self.network, self.run_timeout = store, pull, network, run_timeout
+        self.store, self.pull, self.run_timeout = store, pull, run_timeout
+        self.networks = StepNetworks(networks)
         self.dir = util.makedirs(state_dir)
         self.rootfs_dir = util.makedirs(os.path.join(state_dir, "rootfs"))
         self.cache_path = os.path.join(state_dir, "cache.json")
@@ -70,6 +75,9 @@ class StoreBackend(BuildBackend):
     def context_file_cache(self):
         return self.file_cache
 
+    def check_run_options(self, options):
+        self.networks.check(options)
+
     def clean_stale(self) -> None:
         """Remove what builds of a previous engine run left (call once, at engine start, before
         any build): kill a RUN container still running under its shim, unmount, delete."""
@@ -78,6 +86,7 @@ class StoreBackend(BuildBackend):
             shim = ShimClient(os.path.join(base, "bundle"))
             if os.path.exists(shim.sock_path):
                 _kill_and_wait(shim)
+            self.networks.release(rid)
             subprocess.run(["umount", os.path.join(base, "merged")], capture_output=True)
             shutil.rmtree(base, ignore_errors=True)
         for name in os.listdir(self.dir):  # build contexts (request.handle_build unpacks them here)
@@ -128,35 +137,41 @@ class StoreBackend(BuildBackend):
             subprocess.run(["umount", rootfs.path], capture_output=True)
             rootfs.mounted = False
 
-    def run(self, rootfs, config, argv, output, cancelled=None):
-        self._umount(rootfs)  # one overlay per upper dir: the container mounts its own
+    def run(self, rootfs, config, argv, output, cancelled=None, options=None):
+        env = StepEnv(self.networks, options or RunOptions(), rootfs.id, rootfs.base)
         try:
-            return self._run_container(rootfs, config, argv, output, cancelled)
+            env.prepare(rootfs.path)
+            self._umount(rootfs)  # one overlay per upper dir: the container mounts its own
+            try:
+                return self._run_container(rootfs, env, config, argv, output, cancelled)
+            finally:
+                self._mount(rootfs)
         finally:
-            self._mount(rootfs)
+            env.release()
 
-    def _run_container(self, rootfs, config, argv, output, cancelled):
+    def _run_container(self, rootfs, env, config, argv, output, cancelled):
         bundle = os.path.join(rootfs.base, "bundle")
         for stale in ("exit.json", "config.json"):
             if os.path.exists(os.path.join(bundle, stale)):
                 os.unlink(os.path.join(bundle, stale))
         spec = {
-            "id": rootfs.id, "hostname": rootfs.id[:12], "domainname": "",
-            "rootfs": {"driver": "overlay", "lower": rootfs.lower, "upper": rootfs.upper,
+            "id": rootfs.id, "hostname": env.hostname, "domainname": "",
+            "rootfs": {"driver": "overlay", "lower": [env.init] + rootfs.lower, "upper": rootfs.upper,
                        "work": rootfs.work, "merged": rootfs.path, "readonly": False},
             "process": {"args": list(argv), "env": list(config.get("Env") or [_PATH_ENV]),
                         "cwd": config.get("WorkingDir") or "/", "user": config.get("User") or "",
                         "tty": False, "open_stdin": False, "stdin_once": False, "init": False,
                         "cap_add": [], "cap_drop": [], "privileged": False, "no_new_privileges": True},
-            "namespaces": {"net": self.network, "pid": "new", "ipc": "new", "uts": "new"},
-            "mounts": [], "cgroup": {"name": "build-" + rootfs.id[:12]}, "sysctls": {},
+            "namespaces": {"net": env.namespace(), "pid": "new", "ipc": "new", "uts": "new"},
+            "mounts": env.mounts(), "cgroup": env.cgroup(), "sysctls": {},
             "log_path": "", "log_max_size": 0,
         }
         util.write_json(os.path.join(bundle, "config.json"), spec, 0o600)
         shim = ShimClient(bundle)
-        shim.spawn()
+        pid = shim.spawn()
         finished = False
         try:
+            env.created(pid)
             stream = shim.attach(stdin=False, stdout=True, stderr=True)
             try:
                 try:
@@ -224,9 +239,11 @@ def _pump_frames(sock: socket.socket, output, cancelled=None) -> None:
         BuildCancelled: ``cancelled()`` said True (checked every half second).
     """
     buf = b""
+    poller = select.poll()  # not select.select: a busy engine has descriptors past 1024
+    poller.register(sock, select.POLLIN)
     while True:
         if cancelled is not None:
-            ready, _, _ = select.select([sock], [], [], 0.5)
+            ready = poller.poll(500)
             if cancelled():
                 raise BuildCancelled()
             if not ready:

@@ -135,7 +135,7 @@ class DirBackend(BuildBackend):
             os.makedirs(path)
         return Rootfs(rid, path)
 
-    def run(self, rootfs, config, argv, output, cancelled=None):
+    def run(self, rootfs, config, argv, output, cancelled=None, options=None):
         if os.geteuid() != 0:
             raise RuntimeFailure("RUN needs root (chroot and namespaces)")
         self.runs.append(list(argv))

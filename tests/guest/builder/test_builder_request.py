@@ -76,3 +76,42 @@ def test_connection_closed_sees_the_peer_leave():
         assert closed() is True
     finally:
         ours.close()
+
+
+def test_connection_closed_and_the_frame_pump_work_past_fd_1024():
+    # select.select raises ValueError for descriptors >= 1024, which a busy engine hands out
+    import fcntl
+    import resource
+    import socket
+    import struct
+
+    from hostbridge.guest.builder.request import connection_closed
+    from hostbridge.guest.builder.storebackend import _pump_frames
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1100:
+        pytest.skip("RLIMIT_NOFILE's hard limit (%d) allows no descriptor past 1024" % hard)
+    if soft != resource.RLIM_INFINITY and soft < 1100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1100, hard))
+    socks = []
+    try:
+        for _ in range(2):
+            a, b = socket.socketpair()
+            high = fcntl.fcntl(a.fileno(), fcntl.F_DUPFD, 1050)
+            a.close()
+            socks.append((socket.socket(fileno=high), b))
+        (ours, theirs), (out_r, out_w) = socks
+        assert ours.fileno() >= 1024 and out_r.fileno() >= 1024
+        closed = connection_closed(ours)
+        assert closed() is False
+        theirs.close()
+        assert closed() is True
+        got = []
+        out_w.sendall(b"\x01\x00\x00\x00" + struct.pack(">I", 3) + b"hi\n")
+        out_w.close()
+        _pump_frames(out_r, lambda data, stream: got.append((data, stream)), cancelled=lambda: False)
+        assert got == [(b"hi\n", 1)]
+    finally:
+        for pair in socks:
+            for s in pair:
+                s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

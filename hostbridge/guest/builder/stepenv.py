@@ -91,13 +91,13 @@ class StepEnv:
             hosts = _read("/etc/hosts").rstrip("\n").splitlines() + ["%s\t%s" % e for e in extra]
             resolv = _read("/etc/resolv.conf")
         else:
-            from ..containers.manager import _container_resolv_conf  # a container's, exactly
+            from ..containers.manager import container_resolv_conf  # a container's, exactly
             hosts = _LOCALHOST + ["%s\t%s" % e for e in extra]
             if self.attachment is not None:
                 hosts.append("%s\t%s" % (self.attachment.ip, self.hostname))
                 hosts += ["%s\t%s" % (ip, " ".join(names))
                           for ip, names in sandbox.peers(self.networks.manager, self.attachment)]
-            resolv = _container_resolv_conf(None, None, None)
+            resolv = container_resolv_conf(None, None, None)
         for name, text in (("hostname", self.hostname + "\n"), ("hosts", "\n".join(hosts) + "\n"),
                            ("resolv.conf", resolv)):
             with open(os.path.join(self.base, name), "w") as f:

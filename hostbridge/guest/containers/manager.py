@@ -157,7 +157,7 @@ class ContainerManager:
         c.data["HostnamePath"] = os.path.join(c.dir, "hostname")
         c.data["HostsPath"] = os.path.join(c.dir, "hosts")
         if (hc.get("NetworkMode") or "") != "host":
-            resolv = _container_resolv_conf(hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"))
+            resolv = container_resolv_conf(hc.get("Dns"), hc.get("DnsSearch"), hc.get("DnsOptions"))
             with open(os.path.join(c.dir, "resolv.conf"), "w") as f:
                 f.write(resolv)
             c.data["ResolvConfPath"] = os.path.join(c.dir, "resolv.conf")
@@ -565,7 +565,7 @@ def _shim_alive(shim):
         return False
 
 
-def _container_resolv_conf(dns, search, options, host_path="/etc/resolv.conf"):
+def container_resolv_conf(dns, search, options, host_path="/etc/resolv.conf"):
     """The container's resolv.conf: the host's, loopback resolvers dropped, as docker does."""
     servers, searches, opts = [], [], []
     try:

@@ -115,8 +115,6 @@ class ExecManager:
 
     def _spec(self, e):
         c, cfg = e.container, e.cfg
-        cg = self.containers.cgroup(c)
-        track = cg.tracking_files()
         env = list(c.config.get("Env") or [])
         keys = {x.split("=", 1)[0]: i for i, x in enumerate(env)}
         for x in cfg.get("Env") or []:
@@ -134,8 +132,7 @@ class ExecManager:
                 "no_new_privileges": True,
                 # the exec'd process counts against the container's limits, shows in top/stats,
                 # and freezes with it
-                "cgroup_procs": [f for f in cg.procs_files() if f not in track],
-                "cgroup_track": track}
+                "cgroup_procs": self.containers.cgroup(c).procs_files()}
 
     def start(self, eid, console_size=None):
         """Start the exec's process (on a pty of ``console_size`` (h, w) when it has a TTY).

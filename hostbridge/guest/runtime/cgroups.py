@@ -223,13 +223,6 @@ class Cgroup:
         """The ``cgroup.procs`` files a process must be written to, to join this cgroup."""
         return [os.path.join(d, "cgroup.procs") for d in self.dirs()]
 
-    def tracking_files(self) -> list:
-        """The ``cgroup.procs`` files of v2 hierarchies that only track (no controller of this
-        cgroup lives there: a hybrid host's cgroup2 mount). A process may join those late."""
-        used = {self.paths[c] for c in self.paths if c != UNIFIED}
-        p = self.paths.get(UNIFIED)
-        return [os.path.join(p, "cgroup.procs")] if p and p not in used else []
-
     def pids(self) -> list:
         """Pids currently in the cgroup (all hierarchies)."""
         out = set()

@@ -58,56 +58,80 @@ def _read_spec(argv) -> dict:
     return json.loads(b"".join(chunks))
 
 
-def _join_cgroups(files) -> None:
+def _join_cgroups(files):
     """Join the container's cgroups, without waiting on the kernel where that can be avoided.
 
     Moving a whole process (``cgroup.procs``) write-locks a global rwsem, and the first such
-    move in a while costs an RCU grace period (5-15 ms, most of an exec's time). In a v1
-    hierarchy this thread alone goes instead, through ``tasks`` and pid 0 (the kernel skips the
-    lock for a thread moving itself); the helper is single-threaded here, so the process moves,
-    and whatever it forks is born inside. A v2 hierarchy has no such file: ``cgroup.procs``.
+    move in a while costs an RCU grace period (5-15 ms, most of an exec's time). So:
+    - v1: this thread alone goes, through ``tasks`` and pid 0 (the kernel skips the lock for a
+      thread moving itself); the helper is single-threaded here, so the process moves, and
+      whatever it forks is born inside;
+    - v2 (one hierarchy at most): nothing moves; its directory is returned, opened, for
+      ``run`` to fork the process into (``ns.fork_into_cgroup``).
+
+    Returns:
+        An fd of the v2 cgroup directory, or None.
     """
+    into = None
     for path in files or ():
+        d = os.path.dirname(path)
         try:  # no O_CREAT: a v2 directory has no tasks file and must say so
-            fd = os.open(os.path.join(os.path.dirname(path), "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+            fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            with open(path, "w") as f:
-                f.write(str(os.getpid()))
+            if into is None:
+                into = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            else:
+                with open(path, "w") as f:
+                    f.write(str(os.getpid()))
             continue
         try:
             os.write(fd, b"0")
         finally:
             os.close(fd)
+    return into
 
 
-def enter(spec: dict, defer_tracking: bool = False) -> str | None:
-    """Join the container's cgroups and namespaces (the process must be single-threaded).
+def enter(spec: dict) -> tuple:
+    """Join the container's namespaces and its v1 cgroups (the process must be single-threaded).
 
-    Args:
-        defer_tracking: leave ``spec["cgroup_track"]`` (hierarchies without controllers) to
-            the caller, which moves the process there once it runs (``zygote.PendingExec``).
     Returns:
-        None, or why the container could not be entered (docker's exec then fails with 126).
+        ``(error, cgroup2_fd)``: None or why the container could not be entered (docker's exec
+        then fails with 126); the v2 cgroup for ``run`` (None on a v1-only host).
     """
+    into = None
     try:
-        _join_cgroups(spec.get("cgroup_procs"))
-        if not defer_tracking:
-            _join_cgroups(spec.get("cgroup_track"))
+        into = _join_cgroups(spec.get("cgroup_procs"))
         ns.join_namespaces(int(spec["pid"]), _NS_ORDER)
     except (OSError, ValueError, KeyError) as e:
-        return "exec: cannot enter the container: %s" % e
-    return None
+        return "exec: cannot enter the container: %s" % e, into
+    return None, into
 
 
-def run(spec: dict, started=None) -> int:
-    """After ``enter``: fork the process into the container's pid namespace, forward signals to
-    it, and wait. Returns its exit status (128+N for signal N); never returns in the child.
+def _fork(cgroup2_fd) -> int:
+    if cgroup2_fd is None:
+        return os.fork()
+    try:
+        return ns.fork_into_cgroup(cgroup2_fd)
+    except OSError:  # before Linux 5.7: move in (the slow way), then fork
+        fd = os.open("cgroup.procs", os.O_WRONLY | os.O_CLOEXEC, dir_fd=cgroup2_fd)
+        try:
+            os.write(fd, str(os.getpid()).encode())
+        finally:
+            os.close(fd)
+        return os.fork()
+
+
+def run(spec: dict, cgroup2_fd=None, started=None) -> int:
+    """After ``enter``: fork the process into the container's pid namespace (and v2 cgroup),
+    forward signals to it, and wait. Returns its exit status (128+N for signal N); never
+    returns in the child.
 
     Args:
+        cgroup2_fd: from ``enter``.
         started: called with the process's (host) pid once it is forked.
     """
     r, w = os.pipe()  # CLOEXEC: the child reports an exec failure here, closes it on success
-    pid = os.fork()
+    pid = _fork(cgroup2_fd)
     if pid == 0:
         os.close(r)
         _child(spec, w)
@@ -136,11 +160,11 @@ def main(argv) -> int:
     except (OSError, ValueError) as e:
         sys.stderr.write("exec: bad spec: %s\n" % e)
         return 126
-    err = enter(spec)
+    err, into = enter(spec)
     if err:
         sys.stderr.write(err + "\n")
         return 126
-    return run(spec)
+    return run(spec, into)
 
 
 def _forward(pid: int, sig: int) -> None:

@@ -83,7 +83,7 @@ def _exec(execproc, spec, control_fd) -> None:
     ``PARK_SECONDS`` without a start ends the helper."""
     control = socket.socket(fileno=control_fd)
     control.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
-    error = execproc.enter(spec, defer_tracking=True)
+    error, cgroup2_fd = execproc.enter(spec)
     control.settimeout(PARK_SECONDS)
     try:
         msg, stdio, _, _ = socket.recv_fds(control, 64, 3)
@@ -102,7 +102,8 @@ def _exec(execproc, spec, control_fd) -> None:
         sys.stderr.write(error + "\n")
         code = 126
     else:
-        code = execproc.run(spec, lambda pid: control.sendall((json.dumps({"child": pid}) + "\n").encode()))
+        code = execproc.run(spec, cgroup2_fd,
+                            lambda pid: control.sendall((json.dumps({"child": pid}) + "\n").encode()))
     try:
         sys.stderr.flush()
     except OSError:
@@ -208,7 +209,7 @@ class Zygote:
             raise
         finally:
             theirs.close()
-        return PendingExec(mine, spec.get("cgroup_track"))
+        return PendingExec(mine)
 
     def exec(self, spec: dict, stdin: int, stdout: int, stderr: int) -> "ExecHelper":
         """``prepare_exec(spec).start(stdin, stdout, stderr)``."""
@@ -231,9 +232,8 @@ class Zygote:
 class PendingExec:
     """An exec helper inside the container, waiting for its start (at most ``PARK_SECONDS``)."""
 
-    def __init__(self, control: socket.socket, track=()):
+    def __init__(self, control: socket.socket):
         self.helper = ExecHelper(control)
-        self._track = list(track or ())
         self._started = False
         self.created = time.monotonic()
 
@@ -258,11 +258,6 @@ class PendingExec:
         except OSError:
             self.helper.close()
             raise
-        if self._track:
-            # off the start's path: this move waits out an RCU grace period, and nothing is
-            # limited in a tracking hierarchy
-            threading.Thread(target=_track, args=(self.helper, self._track), name="exec-track",
-                             daemon=True).start()
         return self.helper
 
     def cancel(self) -> None:
@@ -270,16 +265,6 @@ class PendingExec:
         if not self._started:
             self._started = True
             self.helper.close()
-
-
-def _track(helper: "ExecHelper", files) -> None:
-    pid = helper.get("child")
-    for path in files if pid else ():
-        try:
-            with open(path, "w") as f:
-                f.write(str(pid))
-        except OSError:
-            pass  # it has exited already
 
 
 class ExecHelper:

@@ -114,3 +114,54 @@ def test_device_program_shape():
     assert len(prog) % 8 == 0
     # 6 loads/shifts, rule 1: type, major, minor + allow/exit, rule 2: type, access (3) + allow/exit, deny/exit
     assert len(prog) // 8 == 6 + (3 + 2) + (4 + 2) + 2
+
+
+def _cgroup2_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[fields.index("-") + 1] == "cgroup2":
+                return fields[4]
+    return None
+
+
+def test_fork_into_cgroup_seeds_a_cgroup2_directly():
+    """clone3(CLONE_INTO_CGROUP): the child is in the cgroup from its first instruction, with no
+    move (so no wait on the kernel's cgroup lock); the parent stays where it was."""
+    from hostbridge.guest.runtime import ns
+
+    mnt = _cgroup2_mount()
+    if mnt is None:
+        pytest.fail("no cgroup2 mount on this host")
+    d = os.path.join(mnt, "hb-test-clone3-%d" % os.getpid())
+    os.mkdir(d)
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        r, w = os.pipe()
+        pid = ns.fork_into_cgroup(fd)
+        if pid == 0:  # the child: say where it is, and go
+            with open("/proc/self/cgroup") as f:
+                os.write(w, [line for line in f if line.startswith("0::")][0].encode())
+            os._exit(3)
+        os.close(w)
+        os.close(fd)
+        seen = os.read(r, 4096).decode()
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 3
+        assert seen.strip().endswith("/" + os.path.basename(d))
+        with open("/proc/self/cgroup") as f:
+            assert os.path.basename(d) not in f.read()
+    finally:
+        os.rmdir(d)
+
+
+def test_fork_into_cgroup_fails_cleanly_on_a_bad_fd():
+    from hostbridge.guest.runtime import ns
+
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)  # not a cgroup2 directory
+    try:
+        with pytest.raises(OSError):
+            ns.fork_into_cgroup(fd)
+    finally:
+        os.close(fd)

@@ -91,6 +91,7 @@ def main(argv):
     from .api.server import APIServer
     from .engine import Engine
     from .errors import GuestError, InvalidParameter
+    engine = None
     try:
         init_path = args.init_path or config_file(args).get("init-path") or ""
         if not isinstance(init_path, str):
@@ -100,6 +101,8 @@ def main(argv):
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)
+        if engine is not None:
+            engine.shutdown()  # leave nothing half-started: its bridge and firewall chains go
         sys.stderr.write("hostbridge engine: %s\n" % e)
         return 1
     from .util import atomic_write

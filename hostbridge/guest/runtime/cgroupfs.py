@@ -258,3 +258,37 @@ def _v1_mkdirs(path: str, controller: str) -> None:
             for f in ("cpuset.cpus", "cpuset.mems"):
                 if not _read(os.path.join(d, f)):
                     _write(os.path.join(d, f), _read(os.path.join(os.path.dirname(d), f)))
+
+
+def join_from_inside(dirs, v2: str = "move"):
+    """Put the calling process into cgroup directories ``dirs`` without the kernel's global lock
+    where that can be done. The caller must be single-threaded.
+
+    A ``cgroup.procs`` write (moving a whole process) write-locks a global rwsem, and the first
+    such move in a while waits out an RCU grace period (5-15 ms). In v1 a thread that moves
+    itself (``tasks``, pid 0) skips that lock; a single-threaded process moves whole, and what
+    it forks afterwards is born inside. v2 has no such file: a process is best *forked* into a
+    v2 cgroup (``ns.fork_into_cgroup``), which takes no lock either.
+
+    Args:
+        dirs: the cgroup directories (v1 ones have a ``tasks`` file, v2 ones do not).
+        v2: for the v2 directory: ``"move"`` (through ``cgroup.procs``), ``"open"`` (return it,
+            opened, to fork into), or ``"skip"`` (the caller was born there).
+    Returns:
+        With ``"open"``, an fd of the v2 directory (None without one); else None.
+    """
+    opened = None
+    for d in dirs:
+        try:  # no O_CREAT: a v2 directory has no tasks file and must say so
+            fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if v2 == "open" and opened is None:
+                opened = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            elif v2 != "skip":
+                _write(os.path.join(d, "cgroup.procs"), os.getpid())
+            continue
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    return opened

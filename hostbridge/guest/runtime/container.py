@@ -97,16 +97,20 @@ def _make_tty() -> int:
     return master
 
 
-def child_main(config: dict, sync: socket.socket, stdio: tuple) -> None:
+def child_main(config: dict, sync: socket.socket, stdio: tuple, join=None) -> None:
     """Run in the forked child; never returns.
 
     Args:
         config: the bundle's config.json.
         sync: the child's end of the socketpair.
         stdio: ``(stdin, stdout, stderr)`` fds to install, or None when the process has a tty.
+        join: called first, to join the container's cgroup from inside (a failure is reported
+            as a setup failure).
     """
     code = 1
     try:
+        if join is not None:
+            join()
         if stdio is not None:
             for target, fd in enumerate(stdio):
                 os.dup2(fd, target)

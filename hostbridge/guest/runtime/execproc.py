@@ -18,7 +18,7 @@ import struct
 import sys
 import termios
 
-from . import ns, process
+from . import cgroupfs, ns, process
 from .container import exit_status
 
 _TIOCSPTLCK = 0x40045431
@@ -58,41 +58,9 @@ def _read_spec(argv) -> dict:
     return json.loads(b"".join(chunks))
 
 
-def _join_cgroups(files):
-    """Join the container's cgroups, without waiting on the kernel where that can be avoided.
-
-    Moving a whole process (``cgroup.procs``) write-locks a global rwsem, and the first such
-    move in a while costs an RCU grace period (5-15 ms, most of an exec's time). So:
-    - v1: this thread alone goes, through ``tasks`` and pid 0 (the kernel skips the lock for a
-      thread moving itself); the helper is single-threaded here, so the process moves, and
-      whatever it forks is born inside;
-    - v2 (one hierarchy at most): nothing moves; its directory is returned, opened, for
-      ``run`` to fork the process into (``ns.fork_into_cgroup``).
-
-    Returns:
-        An fd of the v2 cgroup directory, or None.
-    """
-    into = None
-    for path in files or ():
-        d = os.path.dirname(path)
-        try:  # no O_CREAT: a v2 directory has no tasks file and must say so
-            fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            if into is None:
-                into = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            else:
-                with open(path, "w") as f:
-                    f.write(str(os.getpid()))
-            continue
-        try:
-            os.write(fd, b"0")
-        finally:
-            os.close(fd)
-    return into
-
-
 def enter(spec: dict) -> tuple:
-    """Join the container's namespaces and its v1 cgroups (the process must be single-threaded).
+    """Join the container's namespaces and its v1 cgroups (the process must be single-threaded;
+    ``cgroupfs.join_from_inside`` says why it is done this way).
 
     Returns:
         ``(error, cgroup2_fd)``: None or why the container could not be entered (docker's exec
@@ -100,7 +68,7 @@ def enter(spec: dict) -> tuple:
     """
     into = None
     try:
-        into = _join_cgroups(spec.get("cgroup_procs"))
+        into = cgroupfs.join_from_inside([os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
         ns.join_namespaces(int(spec["pid"]), _NS_ORDER)
     except (OSError, ValueError, KeyError) as e:
         return "exec: cannot enter the container: %s" % e, into

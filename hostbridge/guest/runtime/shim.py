@@ -14,7 +14,7 @@ import socket
 import sys
 
 from ..errors import RuntimeFailure
-from . import cgroups, container, ns, sockpath
+from . import cgroupfs, cgroups, container, ns, sockpath
 from .supervisor import Supervisor
 
 
@@ -116,6 +116,27 @@ def _claim(sock_path: str) -> None:
                          % os.path.dirname(sock_path))
 
 
+def _fork_into(cgroup) -> tuple:
+    """Fork the container's first process, born in the cgroup's v2 directory when there is one.
+
+    Returns:
+        ``(pid, born_in_v2)`` as ``os.fork`` gives the pid.
+    """
+    into = None
+    for d in cgroup.dirs():
+        if not os.path.exists(os.path.join(d, "tasks")):  # v1 directories have one
+            into = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            break
+    if into is None:
+        return os.fork(), False
+    try:
+        return ns.fork_into_cgroup(into), True
+    except OSError:  # before Linux 5.7: the child moves itself in
+        return os.fork(), False
+    finally:
+        os.close(into)
+
+
 def _device_rules(config: dict) -> list:
     """Extra device rules: the config's own, and one per device node bound in (--device)."""
     rules = list((config.get("cgroup") or {}).get("device_rules") or [])
@@ -162,16 +183,16 @@ def create(bundle: str) -> Supervisor:
             child_stdio, shim_stdio = _stdio_pipes(proc)
         if (config.get("namespaces") or {}).get("pid", "new") == "new":
             ns.unshare(ns.CLONE_NEWPID)  # our next child is pid 1 of a new pid namespace
-        pid = os.fork()
-        if pid == 0:
-            container.child_main(config, child_end, child_stdio)  # closes what it inherits
+        pid, born_in_v2 = _fork_into(cgroup)
+        if pid == 0:  # joins the rest of its cgroup itself, before anything else (no lock: cgroupfs)
+            container.child_main(config, child_end, child_stdio, join=lambda: cgroupfs.join_from_inside(
+                cgroup.dirs(), v2="skip" if born_in_v2 else "move"))  # closes what it inherits
         child_end.close()
         if child_stdio:
             for fd in child_stdio:
                 os.close(fd)
         sup = Supervisor(bundle, config, cgroup, pid, listener, sync, shim_stdio)
         try:
-            cgroup.add(pid)
             sync.sendall(b"c")
             sup.wait_created()
         except BaseException:

@@ -120,6 +120,24 @@ def test_the_engine_sees_a_unified_hierarchy_with_the_controllers(guest):
     assert "WARNING" not in info.stderr, info.stderr  # every limit supported: no "No memory limit support"
 
 
+def test_started_and_exec_processes_are_born_in_the_cgroup_and_limited(guest, cleanup):
+    """No move on v2: the first process and exec'd ones are forked into the cgroup (clone3)."""
+    cid = guest.run_d("-m", "32m", "busybox", "sleep", "300")
+    cleanup.append(cid)
+    assert guest.docker("exec", "-d", cid, "sleep", "299").returncode == 0
+    procs = set()
+    for _ in range(50):  # the detached exec shows up within moments
+        procs = set(guest.cg(cid, "cgroup.procs")[0].split())
+        if len(procs) >= 2:
+            break
+        time.sleep(0.1)
+    assert len(procs) == 2, procs  # sleep 300 and sleep 299, no helper
+    comms = guest.sh("cat " + " ".join("/proc/%s/comm" % p for p in sorted(procs))).split()
+    assert comms == ["sleep", "sleep"]
+    hog = guest.docker("exec", cid, "tail", "/dev/zero", timeout=180)
+    assert hog.returncode == 137, (hog.returncode, hog.stderr)  # the exec is under the 32m limit
+
+
 def test_memory_limit_oom_kills_with_137(guest, cleanup):
     r = guest.docker("run", "--name", "hog", "-m", "32m", "busybox", "sh", "-c", HOG, timeout=180)
     cleanup.append("hog")

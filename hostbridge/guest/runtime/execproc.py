@@ -58,21 +58,35 @@ def _read_spec(argv) -> dict:
     return json.loads(b"".join(chunks))
 
 
+class Entered:
+    """What ``enter`` leaves for ``run``: the v2 cgroup to fork into, and the container's cgroup
+    namespace for the process to join (fds, or None)."""
+
+    def __init__(self, cgroup2_fd=None, cgroupns_fd=None):
+        self.cgroup2_fd, self.cgroupns_fd = cgroup2_fd, cgroupns_fd
+
+
 def enter(spec: dict) -> tuple:
     """Join the container's namespaces and its v1 cgroups (the process must be single-threaded;
     ``cgroupfs.join_from_inside`` says why it is done this way).
 
+    The cgroup namespace is left to the process itself: forking into (or moving into) a cgroup
+    from inside another cgroup namespace is refused on an ``nsdelegate`` cgroup2 mount.
+
     Returns:
-        ``(error, cgroup2_fd)``: None or why the container could not be entered (docker's exec
-        then fails with 126); the v2 cgroup for ``run`` (None on a v1-only host).
+        ``(error, Entered)``: None or why the container could not be entered (docker's exec
+        then fails with 126); what ``run`` needs.
     """
-    into = None
+    entered = Entered()
     try:
-        into = cgroupfs.join_from_inside([os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
-        ns.join_namespaces(int(spec["pid"]), _NS_ORDER)
+        pid = int(spec["pid"])
+        entered.cgroup2_fd = cgroupfs.join_from_inside(
+            [os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
+        entered.cgroupns_fd = ns.open_namespace(pid, "cgroup")
+        ns.join_namespaces(pid, [k for k in _NS_ORDER if k != "cgroup"])
     except (OSError, ValueError, KeyError) as e:
-        return "exec: cannot enter the container: %s" % e, into
-    return None, into
+        return "exec: cannot enter the container: %s" % e, entered
+    return None, entered
 
 
 def _fork(cgroup2_fd) -> int:
@@ -89,20 +103,21 @@ def _fork(cgroup2_fd) -> int:
         return os.fork()
 
 
-def run(spec: dict, cgroup2_fd=None, started=None) -> int:
+def run(spec: dict, entered=None, started=None) -> int:
     """After ``enter``: fork the process into the container's pid namespace (and v2 cgroup),
     forward signals to it, and wait. Returns its exit status (128+N for signal N); never
     returns in the child.
 
     Args:
-        cgroup2_fd: from ``enter``.
+        entered: from ``enter``.
         started: called with the process's (host) pid once it is forked.
     """
     r, w = os.pipe()  # CLOEXEC: the child reports an exec failure here, closes it on success
-    pid = _fork(cgroup2_fd)
+    entered = entered or Entered()
+    pid = _fork(entered.cgroup2_fd)
     if pid == 0:
         os.close(r)
-        _child(spec, w)
+        _child(spec, w, entered.cgroupns_fd)
     os.close(w)
     if started is not None:
         started(pid)
@@ -128,11 +143,11 @@ def main(argv) -> int:
     except (OSError, ValueError) as e:
         sys.stderr.write("exec: bad spec: %s\n" % e)
         return 126
-    err, into = enter(spec)
+    err, entered = enter(spec)
     if err:
         sys.stderr.write(err + "\n")
         return 126
-    return run(spec, into)
+    return run(spec, entered)
 
 
 def _forward(pid: int, sig: int) -> None:
@@ -142,9 +157,11 @@ def _forward(pid: int, sig: int) -> None:
         pass
 
 
-def _child(spec: dict, report_fd: int) -> None:
+def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
     code = 126
     try:
+        if cgroupns_fd is not None:  # now that it is in the container's cgroups
+            ns.setns(cgroupns_fd, ns.CLONE_NEWCGROUP)
         if spec.get("tty"):
             os.setsid()
             try:

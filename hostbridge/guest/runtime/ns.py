@@ -211,6 +211,14 @@ def fork_into_cgroup(cgroup_fd: int) -> int:
     return pid
 
 
+def open_namespace(pid: int, kind: str):
+    """An fd of process ``pid``'s namespace ``kind`` ("cgroup", "net", …), or None when it is ours."""
+    path = "/proc/%d/ns/%s" % (pid, kind)
+    if os.stat(path).st_ino == os.stat("/proc/self/ns/%s" % kind).st_ino:
+        return None
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+
 def join_namespaces(pid: int, kinds) -> None:
     """Join the namespaces ``kinds`` (e.g. ["ipc", "uts", "net", "pid", "mnt"]) of process ``pid``.
 

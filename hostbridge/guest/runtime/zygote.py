@@ -83,7 +83,7 @@ def _exec(execproc, spec, control_fd) -> None:
     ``PARK_SECONDS`` without a start ends the helper."""
     control = socket.socket(fileno=control_fd)
     control.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
-    error, cgroup2_fd = execproc.enter(spec)
+    error, entered = execproc.enter(spec)
     control.settimeout(PARK_SECONDS)
     try:
         msg, stdio, _, _ = socket.recv_fds(control, 64, 3)
@@ -102,7 +102,7 @@ def _exec(execproc, spec, control_fd) -> None:
         sys.stderr.write(error + "\n")
         code = 126
     else:
-        code = execproc.run(spec, cgroup2_fd,
+        code = execproc.run(spec, entered,
                             lambda pid: control.sendall((json.dumps({"child": pid}) + "\n").encode()))
     try:
         sys.stderr.flush()

@@ -255,6 +255,8 @@ class PendingExec:
             socket.send_fds(self.helper.sock, [b"start"], [stdin, stdout, stderr])
             if not self.helper.get("started"):
                 raise OSError("the exec helper did not start")
+            # started means running, as with runc: the process's pid (or its failure) is known
+            self.helper.get_first(("child", "exit_code"))
         except OSError:
             self.helper.close()
             raise
@@ -284,10 +286,15 @@ class ExecHelper:
 
     def get(self, key):
         """The value of ``key`` in the report, waiting for its line; None if it never comes."""
-        if key in self._seen:  # without the lock: wait() holds it while the process runs
-            return self._seen[key]
+        return self.get_first((key,))
+
+    def get_first(self, keys):
+        """The value of the first of ``keys`` the report has, waiting for it; None if none comes."""
+        for key in keys:
+            if key in self._seen:  # without the lock: wait() holds it while the process runs
+                return self._seen[key]
         with self._lock:
-            while key not in self._seen:
+            while not any(key in self._seen for key in keys):
                 try:
                     line = self._report.readline()
                 except (OSError, ValueError):  # closed
@@ -298,7 +305,7 @@ class ExecHelper:
                     self._seen.update(json.loads(line))
                 except ValueError:
                     pass
-            return self._seen[key]
+            return next(self._seen[key] for key in keys if key in self._seen)
 
     def known(self, key):
         """The value of ``key`` if its line was read already (never waits)."""

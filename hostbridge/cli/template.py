@@ -40,8 +40,11 @@ def _lookup(dot, path):
     value = dot
     for part in [p for p in path.split(".") if p]:
         if isinstance(value, dict):
-            if part not in value:
-                return None
+            if part not in value:  # docker runs templates with missingkey=error
+                why = ("can't evaluate field %s" % part if isinstance(value, Row)  # a Go struct
+                       else 'map has no entry for key "%s"' % part)
+                raise TemplateError('template: executing "" at <%s>: %s' % (path, why),
+                                    hint="check the --format template")
             value = value[part]
         else:
             raise TemplateError("template: can't evaluate field %s in type %s" % (part, type(value).__name__),
@@ -109,6 +112,9 @@ class Template:
         self.fmt = fmt
         self.actions = _ACTION.findall(fmt)
         self.pieces = _ACTION.split(fmt)  # literal, action, literal, action, …
+        if any("{{" in literal for literal in self.pieces[::2]):
+            raise TemplateError("failed to parse template: template: :1: unclosed action",
+                                hint="check the --format template")
 
     def render(self, dot) -> str:
         """Evaluate the template against ``dot`` (a dict)."""

@@ -349,3 +349,13 @@ def test_listing_without_click_matches_click(backend, containers, args):
     assert "click imported" not in fast.stderr
     if "bogus=1" in args:
         assert fast.returncode == 1 and fast.stderr.startswith("Error response from daemon: ")
+
+
+@pytest.mark.parametrize("args", [
+    ["ps", "-a", "--format", "{{.Nope}}"], ["images", "--format", "{{.ID"], ["inspect", "-f", "{{.Nope}}", "busybox"],
+])
+def test_bad_templates_fail_as_docker_does(backend, containers, args):
+    ours, theirs = backend.hb(*args), backend.docker(*args)
+    assert (ours.returncode, theirs.returncode) == (1, 1), (ours.stderr, theirs.stderr)
+    assert ours.stdout.strip() == theirs.stdout.strip() == ""  # (docker inspect prints an empty line first)
+    assert ours.stderr.startswith("Error: ") and len(ours.stderr.strip().splitlines()) == 1

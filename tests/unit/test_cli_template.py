@@ -2,7 +2,7 @@
 
 import pytest
 
-from hostbridge.cli.template import Template, TemplateError, render_rows, wants_field
+from hostbridge.cli.template import Row, Template, TemplateError, render_rows, wants_field
 
 ROW = {"ID": "abc", "Names": "web", "Image": "busybox", "Status": "Up 1 second", "Command": '"a<b"'}
 COLUMNS = {"ID": "CONTAINER ID", "Names": "NAMES", "Status": "STATUS"}
@@ -18,7 +18,14 @@ def test_nested_fields_json_index_and_go_printing():
     assert Template("{{.State.Status}} {{.State.Running}}").render(obj) == "exited false"
     assert Template("{{json .Config.Cmd}}").render(obj) == '["sh","-c","x"]'
     assert Template('{{index .Config.Labels "a"}}').render(obj) == "1"
-    assert Template("{{.Config.Labels}} {{.Config.Cmd}} {{.Nope}}").render(obj) == "map[a:1] [sh -c x] <no value>"
+    assert Template("{{.Config.Labels}} {{.Config.Cmd}}").render(obj) == "map[a:1] [sh -c x]"
+    # docker runs templates with missingkey=error (checked against the stock CLI)
+    with pytest.raises(TemplateError, match='at <.Nope>: map has no entry for key "Nope"'):
+        Template("{{.Nope}}").render(obj)
+    with pytest.raises(TemplateError, match="at <.Nope>: can't evaluate field Nope"):
+        Template("{{.ID}} {{.Nope}}").render(Row(ID="x"))
+    with pytest.raises(TemplateError, match="unclosed action"):
+        Template("{{.ID")
 
 
 def test_table_has_headers_and_aligned_columns():

@@ -63,6 +63,10 @@ class Cgroup:
         self._v2_only = lay[UNIFIED][1] if version(lay) == "2" else None
         self._not_delegated = []  # "+memory in DIR: error" where create could not enable one
 
+    def v2_dir(self):
+        """This cgroup's directory in the v2 hierarchy (there is one at most), or None."""
+        return next((p for c, p in self.paths.items() if self._ver.get(c) == "v2"), None)
+
     def dirs(self) -> list:
         """The distinct cgroup directories (a v2 cgroup serves several controllers)."""
         seen = []

@@ -122,13 +122,10 @@ def _fork_into(cgroup) -> tuple:
     Returns:
         ``(pid, born_in_v2)`` as ``os.fork`` gives the pid.
     """
-    into = None
-    for d in cgroup.dirs():
-        if not os.path.exists(os.path.join(d, "tasks")):  # v1 directories have one
-            into = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            break
-    if into is None:
+    v2 = cgroup.v2_dir()
+    if v2 is None:
         return os.fork(), False
+    into = os.open(v2, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         return ns.fork_into_cgroup(into), True
     except OSError:  # before Linux 5.7: the child moves itself in

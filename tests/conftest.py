@@ -52,3 +52,15 @@ def docker_env(engine):
     """Environment for the stock docker CLI pointed at the engine."""
     return dict(os.environ, DOCKER_HOST=engine.url, DOCKER_CONFIG=os.path.join(engine.base, "docker-config"),
                 DOCKER_CLI_HINTS="false")
+
+
+@pytest.fixture(scope="session")
+def _docker_config_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("docker-config"))
+
+
+@pytest.fixture(autouse=True)
+def _private_docker_config(_docker_config_dir, monkeypatch):
+    """`hostbridge up` writes a docker context: keep every test's off the real ~/.docker."""
+    if not os.environ.get("DOCKER_CONFIG"):
+        monkeypatch.setenv("DOCKER_CONFIG", _docker_config_dir)

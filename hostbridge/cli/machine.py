@@ -13,7 +13,7 @@ import os
 
 import click
 
-from ..errors import MachineError
+from ..errors import HostbridgeError, MachineError
 
 VM_DRIVERS = ("qemu", "vagrant")
 # The VM code logs for the record; what the user should see reaches them as progress lines.
@@ -97,6 +97,7 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
 
         url = remote.endpoint_for(name)
         app.out("Machine %s (remote) is reachable at %s." % (name, url))
+        _write_context(app, name, url)
         return
     from ..vm import machine as machines
     from ..vm import vmmode
@@ -117,6 +118,7 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.
     env_cmd = "hostbridge env %s" % name if c.origin["machine"] == "flag" else "hostbridge env"
     app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  eval \"$(%s)\"" % (result.endpoint, env_cmd))
+    _write_context(app, name, result.endpoint)
 
 
 def _native_up(app, timeout):
@@ -129,6 +131,20 @@ def _native_up(app, timeout):
         app.out("The hostbridge engine is running (pid %s)." % st["pid"])
     app.out("Socket: %s\nLog:    %s\n\nTo use the docker CLI with it:\n  export DOCKER_HOST=%s"
             % (st["socket"], st["log"], st["endpoint"]))
+    _write_context(app, app.config["machine"], st["endpoint"])
+
+
+def _write_context(app, name, endpoint):
+    """Point docker context hostbridge-NAME at the machine and say how to select it (a warning
+    when it cannot be written: the machine itself is up)."""
+    from .. import contexts
+
+    try:
+        ctx = contexts.write(name, endpoint)
+    except HostbridgeError as e:
+        app.err("Warning: %s" % e)
+        return
+    app.out("Or select its docker context (made for you):\n  docker context use %s" % ctx)
 
 
 @click.command()
@@ -223,6 +239,13 @@ def destroy(app, force):
 
     machines.destroy_vm(name)
     app.out("Destroyed machine %s." % name)
+    from .. import contexts
+
+    try:
+        if contexts.remove(name):
+            app.out("Removed docker context %s." % contexts.context_name(name))
+    except HostbridgeError as e:
+        app.err("Warning: %s" % e)
 
 
 @click.command()

@@ -81,6 +81,9 @@ def remote_rm(name, stop_engine):
 
     try:
         remote.remove_remote(name, stop_engine=stop_engine)
+        from .. import contexts
+
+        contexts.remove(name)
     except HostbridgeError as e:
         _fail(e)
     click.echo("removed %s" % name)
@@ -137,25 +140,39 @@ def context_group():
 
 
 @context_group.command("create")
-@click.argument("name")
-def context_create(name):
-    """Create (or update) docker context NAME pointing at machine NAME's local endpoint."""
-    import shutil
-    import subprocess
+@click.argument("machine", required=False, envvar="HOSTBRIDGE_MACHINE")
+def context_create(machine):
+    """Create (or update) docker context hostbridge-MACHINE pointing at MACHINE's local endpoint.
 
+    ``up`` does this itself; a context of that name the user made is never overwritten.
+    """
+    from .. import contexts
     from .env import machine_endpoint
 
-    if not shutil.which("docker"):
-        raise click.ClickException("the docker CLI is not installed: install it, or use `eval \"$(hostbridge env)\"`")
     try:
-        endpoint = machine_endpoint(name)
+        endpoint = machine_endpoint(machine)
+        name = contexts.write(machine or _configured_machine(), endpoint)
     except HostbridgeError as e:
         _fail(e)
-    exists = subprocess.run(["docker", "context", "inspect", name], capture_output=True).returncode == 0
-    argv = ["docker", "context", "update" if exists else "create", name, "--docker", "host=" + endpoint,
-            "--description", "hostbridge machine %s" % name]
-    res = subprocess.run(argv, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise click.ClickException("docker context %s %s failed: %s" % (argv[2], name, res.stderr.strip()))
     click.echo("docker context %s -> %s (use: docker --context %s ps, or docker context use %s)"
                % (name, endpoint, name, name))
+
+
+@context_group.command("rm")
+@click.argument("machine")
+def context_rm(machine):
+    """Remove docker context hostbridge-MACHINE (only one hostbridge made)."""
+    from .. import contexts
+
+    try:
+        removed = contexts.remove(machine)
+    except HostbridgeError as e:
+        _fail(e)
+    click.echo("removed docker context %s" % contexts.context_name(machine) if removed
+               else "no docker context %s made by hostbridge" % contexts.context_name(machine))
+
+
+def _configured_machine():
+    from .. import config as configuration
+
+    return configuration.load()["machine"]

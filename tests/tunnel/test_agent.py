@@ -257,6 +257,6 @@ def test_env_and_docker_context_for_a_remote_machine(machine, standin, tmp_path,
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "dcfg"))
     res = CliRunner().invoke(context_group, ["create", "far"])
     assert res.exit_code == 0, res.output
-    out = subprocess.run(["docker", "--context", "far", "version", "--format", "{{.Server.Version}}"],
+    out = subprocess.run(["docker", "--context", "hostbridge-far", "version", "--format", "{{.Server.Version}}"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == engine_version(), out.stderr

@@ -32,8 +32,8 @@ def remote_group():
 @click.option("-i", "--identity", type=click.Path(dir_okay=False), help="SSH private key file.")
 @click.option("--accept-host-key", "accept", metavar="SHA256:…", help="Trust this host key fingerprint.")
 @click.option("--remember-passphrase", is_flag=True, help="Ask for the key's passphrase and keep it in the OS keyring.")
-@click.option("--endpoint", type=click.Choice(["unix", "tcp"]), default=None,
-              help="Local endpoint: a unix socket (default), or a 127.0.0.1 port (default on Windows).")
+@click.option("--endpoint", type=click.Choice(["unix", "npipe"]), default=None,
+              help="Local endpoint: a unix socket (default), or a named pipe (default on Windows).")
 @click.option("--no-port-forwarding", is_flag=True, help="Do not forward published ports to 127.0.0.1.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask; refuse an unknown host key unless --accept-host-key.")
 def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes):

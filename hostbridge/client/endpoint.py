@@ -1,4 +1,5 @@
-"""Engine endpoints: parsing ``unix:///path`` / ``tcp://127.0.0.1:N`` and choosing one.
+"""Engine endpoints: parsing ``unix:///path`` / ``npipe:////./pipe/NAME`` / ``tcp://127.0.0.1:N``
+and choosing one.
 
 Kept free of requests so that resolving an endpoint (``hostbridge status``, ``up``) stays cheap.
 """
@@ -16,9 +17,9 @@ class Endpoint:
     """A parsed engine endpoint.
 
     Attributes:
-        url: as given, normalised (``unix:///…`` or ``tcp://host:port``).
-        scheme: ``"unix"`` or ``"tcp"``.
-        path: the socket path (unix).
+        url: as given, normalised (``unix:///…``, ``npipe:////./pipe/NAME`` or ``tcp://host:port``).
+        scheme: ``"unix"``, ``"npipe"`` (a Windows named pipe) or ``"tcp"``.
+        path: the socket path (unix), or the pipe's ``\\\\.\\pipe\\NAME`` (npipe).
         host, port: the address (tcp).
     """
 
@@ -28,8 +29,8 @@ class Endpoint:
     @property
     def base_url(self):
         """The URL prefix requests are sent to."""
-        if self.scheme == "unix":
-            return "http+unix://localhost"
+        if self.scheme in ("unix", "npipe"):
+            return "http+%s://localhost" % self.scheme
         return "http://%s:%d" % (self.host, self.port)
 
     def connect(self, timeout=None) -> socket.socket:
@@ -45,6 +46,10 @@ class Endpoint:
 
     def connect_raw(self, timeout=None) -> socket.socket:
         """As ``connect``, raising the OSError itself."""
+        if self.scheme == "npipe":
+            from ..tunnel import npipe  # Windows only; no paramiko there
+
+            return npipe.connect(self.path, timeout)
         if self.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(timeout)
@@ -71,7 +76,7 @@ def unreachable(endpoint, err=None) -> EngineUnreachable:
 
 
 def parse_endpoint(url: str) -> Endpoint:
-    """Parse ``unix:///path``, ``tcp://host:port`` or ``http://host:port``.
+    """Parse ``unix:///path``, ``npipe:////./pipe/NAME``, ``tcp://host:port`` or ``http://host:port``.
 
     Args:
         url: the endpoint string.
@@ -84,6 +89,14 @@ def parse_endpoint(url: str) -> Endpoint:
         url = "unix://" + url
     if url.startswith("unix:///") and "?" not in url and "#" not in url:  # the usual form, without urllib
         return Endpoint(url, "unix", path=url[7:])
+    if url.startswith("npipe:"):
+        from ..hostos import pipe_path_from_url, url_from_pipe_path
+
+        try:
+            path = pipe_path_from_url(url)
+        except ValueError as e:
+            raise ConfigError(str(e), hint="use npipe:////./pipe/NAME") from None
+        return Endpoint(url_from_pipe_path(path), "npipe", path=path)
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -96,7 +109,8 @@ def parse_endpoint(url: str) -> Endpoint:
         if not parts.hostname or not parts.port:
             raise ConfigError("endpoint %r needs a host and a port" % url, hint="use tcp://127.0.0.1:2375")
         return Endpoint("tcp://%s:%d" % (parts.hostname, parts.port), "tcp", host=parts.hostname, port=parts.port)
-    raise ConfigError("unsupported endpoint %r" % url, hint="use unix:///path or tcp://127.0.0.1:PORT")
+    raise ConfigError("unsupported endpoint %r" % url,
+                      hint="use unix:///path, npipe:////./pipe/NAME or tcp://127.0.0.1:PORT")
 
 
 # Modes whose endpoint takes work to provide (a tunnel agent to start) name a module with

@@ -2,8 +2,8 @@
 
 ``python3 -m hostbridge.tunnel.agent MACHINE_DIR [--foreground]``. It holds the machine's
 ``agent.lock`` (so two starters leave one agent), one SSH transport (keepalive on, reconnected
-with bounded backoff when the link drops), and a local endpoint — a 0600 unix socket or a
-127.0.0.1 port — where each accepted connection gets its own channel to the engine's socket on
+with bounded backoff when the link drops), and a local endpoint — a 0600 unix socket, or on
+Windows a named pipe only this user can open — where each accepted connection gets its own channel to the engine's socket on
 the far side (direct-streamlocal, or a stdio relay where the server refuses that). Its state is
 in agent.status.json, its log in agent.log; published container ports are forwarded by
 ``forwards.PortForwarder``.
@@ -24,10 +24,11 @@ import time
 
 import paramiko
 
-from .channels import open_relay, open_streamlocal, pump
+from .channels import open_relay, open_streamlocal, pump, pump_threads
 from .control import read_json, write_json_atomic
 from .errors import AgentError, HostKeyError, SSHAuthError, TunnelError
 from .known_hosts import KnownHosts
+from ..hostos import endpoint_kind, npipe_url, pipe_path
 from ..paths import MachinePaths
 from .ssh import Connection, SSHTarget
 
@@ -232,29 +233,42 @@ class Agent:
 
     # -- the local endpoint ---------------------------------------------------------------
     def bind(self) -> None:
-        """Bind the local endpoint: a 0600 unix socket, or a 127.0.0.1 TCP port."""
-        if self.config.get("endpoint", "unix") == "tcp":
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", int(self.config.get("tcp_port") or 0)))
-            self.endpoint = "tcp://127.0.0.1:%d" % s.getsockname()[1]
-        else:
-            path = self.paths.agent_socket
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            st = os.stat(os.path.dirname(path))
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                # A shared temp dir someone else made could let them swap our socket.
-                raise AgentError("%s is not a private directory of this user: remove it and retry"
-                                 % os.path.dirname(path))
-            if os.path.exists(path):
-                os.unlink(path)  # stale: we hold the lock, so no live agent owns it
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old = os.umask(0o177)  # born 0600: no window where others could connect
+        """Bind the local endpoint: a 0600 unix socket, or on Windows a named pipe only this user
+        can open (``npipe.PipeListener``).
+
+        Never a TCP port, whatever tunnel.json says: an open 127.0.0.1 port lets any local user,
+        or any web page, POST to the engine, which is root on the far side (``hostos.endpoint_kind``).
+        """
+        kind = self.config.get("endpoint") or endpoint_kind()
+        if kind not in ("unix", "npipe"):
+            log.warning("endpoint %r is not served (an open port would be root for anyone); using %s",
+                        kind, endpoint_kind())
+            kind = endpoint_kind()
+        if kind == "npipe":
+            from .npipe import PipeListener
+
             try:
-                s.bind(path)
-            finally:
-                os.umask(old)
-            self.endpoint = "unix://" + path
+                self.listener = PipeListener(pipe_path(self.paths.name))
+            except PermissionError as e:
+                raise AgentError("%s: another program has taken this machine's pipe name; stop it and retry" % e)
+            self.endpoint = npipe_url(self.paths.name)
+            return
+        path = self.paths.agent_socket
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        st = os.stat(os.path.dirname(path))
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            # A shared temp dir someone else made could let them swap our socket.
+            raise AgentError("%s is not a private directory of this user: remove it and retry"
+                             % os.path.dirname(path))
+        if os.path.exists(path):
+            os.unlink(path)  # stale: we hold the lock, so no live agent owns it
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # born 0600: no window where others could connect
+        try:
+            s.bind(path)
+        finally:
+            os.umask(old)
+        self.endpoint = "unix://" + path
         s.listen(128)
         s.settimeout(0.5)
         self.listener = s
@@ -263,7 +277,10 @@ class Agent:
         """Accept local connections until stopped; one thread per connection."""
         while not self.stopping.is_set():
             try:
-                client, _ = self.listener.accept()
+                if isinstance(self.listener, socket.socket):
+                    client, _ = self.listener.accept()
+                else:  # a named pipe listener
+                    client = self.listener.accept(timeout=0.5)
             except socket.timeout:
                 continue
             except OSError:
@@ -286,7 +303,8 @@ class Agent:
                         % (self.remote_socket, self.status["host"], e))
             return
         try:
-            pump(client, chan)
+            # select() watches sockets only: a named pipe gets a thread per direction.
+            (pump if isinstance(client, socket.socket) else pump_threads)(client, chan)
         except (BrokenPipeError, ConnectionResetError) as e:
             log.debug("a side hung up early: %s", e)  # a client that got its answer and left
         except Exception as e:
@@ -307,7 +325,13 @@ class Agent:
             log.error("cannot connect: %s", e)
             self.fail(e if isinstance(e, TunnelError) else AgentError(str(e)))
             return 1
-        self.bind()
+        try:
+            self.bind()
+        except (AgentError, OSError) as e:
+            log.error("cannot serve the local endpoint: %s", e)
+            self.fail(e if isinstance(e, AgentError) else AgentError("cannot serve the local endpoint: %s" % e))
+            self.conn.close()
+            return 1
         self.set_status(state="connected", endpoint=self.endpoint, connected_at=time.time(),
                         channel_mode=self.mode)
         log.info("serving %s -> %s:%s", self.endpoint, self.status["host"], self.remote_socket)

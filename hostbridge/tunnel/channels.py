@@ -138,6 +138,49 @@ def pump(sock: socket.socket, chan, on_bytes=None) -> None:
         _close(chan)
 
 
+def pump_threads(stream, chan, on_bytes=None) -> None:
+    """``pump`` for a local end select() cannot watch (a Windows named pipe): a thread per direction.
+
+    Half-close passes through as in ``pump``; once the far side has closed, the local end is
+    closed too, which ends a read still waiting on it. Closes both ends on return.
+
+    Args:
+        stream: the local end (``recv``/``sendall``/``shutdown``/``close``).
+        chan: a paramiko Channel (or another such end).
+        on_bytes: optional callback(n) per chunk.
+    """
+    def copy(src, dst):
+        try:
+            while True:
+                try:
+                    data = src.recv(BUFSIZE)
+                except (OSError, EOFError):
+                    data = b""
+                if not data:
+                    break
+                dst.sendall(data)
+                if on_bytes:
+                    on_bytes(len(data))
+        except OSError:
+            pass  # dst went away: this direction is over
+        finally:
+            _shutdown_write(dst)
+
+    def far_to_local():
+        copy(chan, stream)
+        if getattr(chan, "closed", False):
+            _close(stream)  # nothing more can go out: stop waiting on the local side
+
+    back = threading.Thread(target=far_to_local, name="pump-back", daemon=True)
+    back.start()
+    try:
+        copy(stream, chan)
+        back.join()
+    finally:
+        _close(stream)
+        _close(chan)
+
+
 def _shutdown_write(end) -> None:
     try:
         if isinstance(end, paramiko.Channel):
@@ -155,4 +198,5 @@ def _close(end) -> None:
         pass
 
 
-__all__ = ["open_streamlocal", "open_relay", "relay_command", "relay_source", "read_all", "pump", "STREAMLOCAL"]
+__all__ = ["open_streamlocal", "open_relay", "relay_command", "relay_source", "read_all", "pump", "pump_threads",
+           "STREAMLOCAL"]

@@ -42,7 +42,7 @@ def write_config(paths: MachinePaths, config: dict) -> None:
     """Save what the agent connects to (tunnel.json).
 
     Keys: ``ssh`` (SSHTarget.to_dict()), ``remote_socket`` (the engine's socket on the far
-    side), ``endpoint`` ("unix" or "tcp"), ``tcp_port`` (0: any), ``forward_ports`` (bool),
+    side), ``endpoint`` ("unix", or "npipe" on Windows), ``forward_ports`` (bool),
     ``keepalive`` (seconds).
     """
     os.makedirs(paths.dir, exist_ok=True)
@@ -75,7 +75,7 @@ def agent_alive(paths: MachinePaths, status: dict | None = None) -> bool:
 
 
 def endpoint_url(paths: MachinePaths, status: dict | None = None) -> str | None:
-    """The agent's local endpoint as a DOCKER_HOST value (unix://… or tcp://127.0.0.1:PORT)."""
+    """The agent's local endpoint as a DOCKER_HOST value (unix://… or npipe:////./pipe/…)."""
     status = status if status is not None else read_status(paths)
     if status and status.get("endpoint"):
         return status["endpoint"]
@@ -91,6 +91,11 @@ def endpoint_answers(url: str | None, timeout: float = 1.0) -> bool:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(timeout)
             s.connect(url[len("unix://"):])
+        elif url.startswith("npipe:"):
+            from ..hostos import pipe_path_from_url
+            from . import npipe
+
+            s = npipe.connect(pipe_path_from_url(url), timeout)
         else:
             host, port = url[len("tcp://"):].rsplit(":", 1)
             s = socket.create_connection((host, int(port)), timeout=timeout)
@@ -113,8 +118,10 @@ def error_from_status(status: dict) -> Exception:
 
 
 def default_endpoint() -> str:
-    """"unix" where unix sockets work for the docker CLI, "tcp" (127.0.0.1) on Windows."""
-    return "tcp" if sys.platform.startswith("win") else "unix"
+    """"unix", or "npipe" on Windows (never a TCP port: ``hostos.endpoint_kind`` says why)."""
+    from ..hostos import endpoint_kind
+
+    return endpoint_kind()
 
 
 def spawn_agent(paths: MachinePaths) -> None:
@@ -140,7 +147,7 @@ def ensure_agent(paths: MachinePaths, timeout: float = 30) -> str:
     machine's agent.lock serves; the other exits and both callers find the same endpoint.
 
     Returns:
-        The endpoint URL (``unix://…`` or ``tcp://127.0.0.1:PORT``).
+        The endpoint URL (``unix://…`` or ``npipe:////./pipe/hostbridge-NAME``).
     Raises:
         HostKeyError, SSHAuthError, SSHUnreachable: the agent could not log in (as recorded).
         AgentError: it did not come up in ``timeout`` seconds.

@@ -1,4 +1,4 @@
-"""A minimal HTTP client for the agent's local endpoint (unix:// or tcp://127.0.0.1).
+"""A minimal HTTP client for the agent's local endpoint (unix://, npipe:// or tcp://127.0.0.1).
 
 Just enough for set-up checks (``/_ping``, ``/version``, listing containers before an
 upgrade) without paramiko or requests; commands use ``hostbridge.client``.
@@ -26,10 +26,27 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
+class PipeHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a Windows named pipe (``tunnel/npipe.py``)."""
+
+    def __init__(self, path: str, timeout: float = 10):
+        super().__init__("localhost", timeout=timeout)
+        self.pipe_path = path
+
+    def connect(self):
+        from . import npipe
+
+        self.sock = npipe.connect(self.pipe_path, self.timeout)
+
+
 def connection(endpoint: str, timeout: float = 10) -> http.client.HTTPConnection:
-    """An HTTP connection to ``unix:///path`` or ``tcp://HOST:PORT``."""
+    """An HTTP connection to ``unix:///path``, ``npipe:////./pipe/NAME`` or ``tcp://HOST:PORT``."""
     if endpoint.startswith("unix://"):
         return UnixHTTPConnection(endpoint[len("unix://"):], timeout)
+    if endpoint.startswith("npipe:"):
+        from ..hostos import pipe_path_from_url
+
+        return PipeHTTPConnection(pipe_path_from_url(endpoint), timeout)
     host, port = endpoint.split("://", 1)[-1].rsplit(":", 1)
     return http.client.HTTPConnection(host, int(port), timeout=timeout)
 

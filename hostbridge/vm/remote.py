@@ -71,7 +71,7 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
         accept_host_key: the host key fingerprint the user confirmed (first contact).
         passphrase, remember_passphrase: the key's passphrase, kept in the OS keyring if asked.
         remote_dir, start, shim, shim_path, allow_rootless: see ``deploy.deploy``.
-        endpoint: "unix" or "tcp" (127.0.0.1 port) for the local endpoint (default: unix, tcp on Windows).
+        endpoint: "unix" or "npipe" for the local endpoint (default: unix, npipe on Windows).
         forward_ports: forward published container ports to host 127.0.0.1.
         ssh_config: an ssh config file instead of ~/.ssh/config.
     Returns:

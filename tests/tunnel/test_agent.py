@@ -42,13 +42,22 @@ def test_relay_fallback_when_streamlocal_is_refused(machine, standin, sshd):
     assert control.tunnel_status(machine)["channel_mode"] == "relay"
 
 
-def test_tcp_endpoint_mode(machine, standin):
+def test_a_tcp_endpoint_is_never_served(machine, standin):
+    # An open 127.0.0.1 port would let any local user or web page be root on the engine: an
+    # old tunnel.json asking for one gets the private unix socket instead.
     cfg = control.read_json(machine.tunnel_json)
-    cfg["endpoint"] = "tcp"
+    cfg["endpoint"], cfg["tcp_port"], cfg["forward_ports"] = "tcp", 0, False
     control.write_config(machine, cfg)
     url = control.ensure_agent(machine, timeout=20)
-    assert url.startswith("tcp://127.0.0.1:")
+    assert url == "unix://" + machine.agent_socket
+    assert os.stat(machine.agent_socket).st_mode & 0o777 == 0o600
     assert get(url, "/_ping") == (200, b"OK")
+    pid = control.read_status(machine)["pid"]
+    with open("/proc/net/tcp") as f:
+        inodes = {line.split()[9] for line in f.readlines()[1:] if line.split()[3] == "0A"}  # LISTEN
+    fds = os.listdir("/proc/%d/fd" % pid)
+    socks = {os.readlink("/proc/%d/fd/%s" % (pid, fd)) for fd in fds if fd.isdigit()}
+    assert not {"socket:[%s]" % i for i in inodes} & socks  # the agent listens on no TCP port
 
 
 def test_two_starters_at_once_share_one_agent(machine, standin):

@@ -113,7 +113,10 @@ class QemuDriver(Driver):
         os.replace(tmp, self.files.driver_json)
 
     def _qmp_address(self, record):
-        return record.get("qmp") or "unix:" + self.files.qmp
+        try:
+            return record.get("qmp") or qemu_cmd.qmp_address(self.files.qmp)
+        except ValueError as e:
+            raise VMError("machine %s: %s" % (self.spec.name, e)) from None
 
     def _pid(self):
         try:
@@ -191,9 +194,7 @@ class QemuDriver(Driver):
         for _ in range(START_ATTEMPTS):
             port = free_port(record.get("ssh_port") or 0)
             record.update(ssh_port=port, accel=accel)
-            if self.system == "Windows":
-                # Windows' QEMU has no unix-socket QMP everywhere: a loopback port instead.
-                record["qmp"] = "tcp:127.0.0.1:%d" % free_port()
+            record.pop("qmp", None)  # an older version's QMP port: never again (qemu_cmd.qmp_address)
             ok, last_err = self._launch(self._config(record, img, accel))
             if ok:
                 self._save(record)

@@ -44,7 +44,7 @@ def accelerators(system):
 
 @dataclass
 class QemuConfig:
-    """Everything the command line depends on. ``qmp`` is ``unix:/path`` or ``tcp:127.0.0.1:PORT``."""
+    """Everything the command line depends on. ``qmp`` is ``unix:PATH`` (``qmp_address``)."""
 
     system: str
     arch: str
@@ -63,6 +63,24 @@ class QemuConfig:
     shares: Tuple[Tuple[str, str], ...] = ()
     append: str = ""
     daemonize: Optional[bool] = None
+
+
+def qmp_address(path):
+    """The QMP address of a machine whose socket file is ``path``: ``unix:PATH``, on every OS.
+
+    QMP is the VM's control port, and a client of it can make QEMU run any program
+    (``human-monitor-command``), so it is never a TCP port, which any local user (and, via
+    DNS rebinding, a web page) could reach. QEMU on Windows serves unix sockets from 7.2
+    (Windows 10 1803+ has AF_UNIX), and Windows checks the socket file's ACL on connect: it lies
+    in the user's own profile. Its ``pipe:`` chardev is no alternative: it blocks QEMU's start
+    until one client connects, serves that one only, and takes the default (Everyone: read) DACL.
+
+    Raises:
+        ValueError: the path does not fit a sockaddr_un (107 bytes).
+    """
+    if len(path.encode()) > 107:
+        raise ValueError("QMP socket path %s is longer than 107 bytes: use a shorter HOSTBRIDGE_HOME" % path)
+    return "unix:" + path
 
 
 def escape(value):

@@ -10,8 +10,14 @@ from hostbridge.errors import VMError
 
 
 def connect_address(address, timeout):
-    """Open a socket to a QMP address: ``unix:/path`` or ``tcp:HOST:PORT``."""
+    """Open a socket to a QMP address: ``unix:PATH`` (on Windows too) or ``tcp:HOST:PORT`` (read
+    from records of older versions only: new machines never get a QMP port, see
+    ``qemu_cmd.qmp_address``)."""
     kind, _, rest = address.partition(":")
+    if kind == "unix" and not hasattr(socket, "AF_UNIX"):  # Windows: Python lacks AF_UNIX there
+        from hostbridge.tunnel import npipe
+
+        return npipe.connect_unix(rest, timeout)
     if kind == "unix":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)

@@ -64,9 +64,18 @@ def test_disk_share_serial_qmp_pidfile_and_fw_cfg():
 def test_daemonized_except_on_windows():
     assert "-daemonize" in build_command(config())
     assert "-daemonize" in build_command(config("Darwin", "aarch64", "hvf"))
-    win = build_command(config("Windows", accel="whpx", qmp="tcp:127.0.0.1:4444"))
+    qmp = qemu_cmd.qmp_address(r"C:\Users\ana\AppData\Local\hostbridge\machines\dev\qmp.sock")
+    win = build_command(config("Windows", accel="whpx", qmp=qmp, shares=(("share0", "C:\\Users"),)))
     assert "-daemonize" not in win
-    assert opt(win, "-qmp") == ["tcp:127.0.0.1:4444,server=on,wait=off"]
+    # QMP is a unix socket on Windows too (QEMU >= 7.2): never a TCP port anyone local could drive.
+    assert opt(win, "-qmp") == [r"unix:C:\Users\ana\AppData\Local\hostbridge\machines\dev\qmp.sock,server=on,wait=off"]
+    assert not any("tcp:" in a for a in opt(win, "-qmp") + opt(win, "-monitor"))
+
+
+def test_qmp_address_is_a_unix_socket_that_fits_sockaddr_un():
+    assert qemu_cmd.qmp_address("/m/qmp.sock") == "unix:/m/qmp.sock"
+    with pytest.raises(ValueError, match="107 bytes"):
+        qemu_cmd.qmp_address("/" + "d" * 120 + "/qmp.sock")
 
 
 def test_commas_in_paths_are_escaped():

@@ -12,6 +12,7 @@ import posixpath
 
 from ..errors import InvalidParameter, NotFound
 from . import seed
+from .hostpaths import load_map, split_bind, translate
 from .store import VolumeStore
 
 _BIND_OPTS = {"ro", "rw", "z", "Z", "nocopy", "rprivate", "private", "rshared", "shared", "rslave", "slave",
@@ -25,12 +26,14 @@ def _dest(path, spec):
     return posixpath.normpath(path)
 
 
-def parse_bind(spec):
+def parse_bind(spec, path_map=None):
     """A ``-v`` string → ``{"src", "dst", "rw", "mode", "nocopy", "propagation"}``.
 
     ``src`` is an absolute host path or a volume name; ``-v /ctr`` alone is an anonymous volume.
+    A Windows host's path (``C:\\Users\\a:/a``) is translated through ``path_map``
+    (``hostpaths.translate``: a 400 when it is outside every share).
     """
-    parts = spec.split(":")
+    parts = split_bind(spec)
     if len(parts) == 1:
         return {"src": "", "dst": _dest(parts[0], spec), "rw": True, "mode": "", "nocopy": False, "propagation": ""}
     if len(parts) > 3 or not parts[0] or not parts[1]:
@@ -40,7 +43,7 @@ def parse_bind(spec):
     if bad:
         raise InvalidParameter("invalid volume specification: '%s': unknown option %s" % (spec, ",".join(bad)))
     prop = next((o for o in opts if o in _PROPAGATIONS), "")
-    return {"src": parts[0], "dst": _dest(parts[1], spec), "rw": "ro" not in opts,
+    return {"src": translate(parts[0], path_map or {}), "dst": _dest(parts[1], spec), "rw": "ro" not in opts,
             "mode": ",".join(o for o in opts if o not in ("nocopy",)), "nocopy": "nocopy" in opts, "propagation": prop}
 
 
@@ -55,6 +58,7 @@ class VolumeManager:
     def __init__(self, root, containers):
         self.store = VolumeStore(root)
         self.containers = containers
+        self.root = root
 
     def users(self, name):
         """Ids of containers whose mounts name volume ``name``."""
@@ -111,8 +115,9 @@ class VolumeManager:
                         m["RW"] = mode == "rw"
                     mounts[m["Destination"]] = m
         created = []
+        path_map = load_map(self.root)  # the host's Windows shares, read per create: `up` may rewrite it
         for spec in hc.get("Binds") or []:
-            b = parse_bind(spec)
+            b = parse_bind(spec, path_map)
             if b["src"].startswith("/"):
                 os.makedirs(b["src"], exist_ok=True)  # docker creates a missing -v source
                 put({"Type": "bind", "Source": b["src"], "Destination": b["dst"], "Mode": b["mode"], "RW": b["rw"],
@@ -120,7 +125,7 @@ class VolumeManager:
             else:
                 put(self._volume(b["src"], b["dst"], b["rw"], b["mode"] or "z", None, b["nocopy"], created))
         for m in hc.get("Mounts") or []:
-            put(self._mount(m, created))
+            put(self._mount(m, created, path_map))
         for dst in sorted(cfg.get("Volumes") or {}):
             d = _dest(dst, dst)
             if d not in mounts:
@@ -134,14 +139,14 @@ class VolumeManager:
         return {"Type": "volume", "Name": v["Name"], "Source": v["Mountpoint"], "Destination": dst,
                 "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""}
 
-    def _mount(self, m, created):
+    def _mount(self, m, created, path_map=None):
         if not isinstance(m, dict):
             raise InvalidParameter("invalid mount config: each mount must be an object")
         typ, target = m.get("Type"), m.get("Target")
         dst = _dest(target, "--mount type=%s" % typ)
         rw = not m.get("ReadOnly")
         if typ == "bind":
-            src = m.get("Source") or ""
+            src = translate(m.get("Source") or "", path_map or {})
             if not src.startswith("/"):
                 raise InvalidParameter('invalid mount config for type "bind": invalid mount path: \'%s\' mount path must be absolute' % src)
             if not os.path.exists(src):

@@ -48,8 +48,9 @@ SETTINGS = {
         Setting("vm.cpus", int, 2, "HOSTBRIDGE_VM_CPUS", "CPUs of a new VM"),
         Setting("vm.memory", int, 2048, "HOSTBRIDGE_VM_MEMORY", "memory of a new VM, MiB"),
         Setting("vm.disk", str, "20G", "HOSTBRIDGE_VM_DISK", "disk size of a new VM (e.g. 20G)"),
-        Setting("vm.shares", str, "~", "HOSTBRIDGE_VM_SHARES",
-                "host folders mounted at the same path in a new VM (%s-separated; \"\": none)" % os.pathsep),
+        Setting("vm.shares", str, "auto", "HOSTBRIDGE_VM_SHARES",
+                "host folders shared with a new VM (%s-separated; \"\": none; auto: macOS /Users, Windows "
+                "C:\\Users at /c/Users, Linux ~; others at the same path)" % os.pathsep),
         Setting("vm.start_timeout", float, 300.0, "HOSTBRIDGE_VM_START_TIMEOUT",
                 "seconds `up` waits for the VM's SSH (emulated CPUs boot slowly)"),
         Setting("vm.image_url", str, "", "HOSTBRIDGE_VM_IMAGE_URL",

@@ -83,7 +83,8 @@ def _progress(app):
 @click.option("--memory", type=click.IntRange(128), help="Memory of a new VM in MiB (config vm.memory).")
 @click.option("--disk", metavar="SIZE", help="Disk of a new VM, e.g. 20G (config vm.disk).")
 @click.option("--share", "shares", multiple=True, type=click.Path(file_okay=False, resolve_path=True),
-              help="Host folder mounted at the same path in a new VM (repeatable; default: config vm.shares, ~).")
+              help="Host folder shared with a new VM, at the same path (C:\\x at /c/x) (repeatable; default: "
+                   "config vm.shares: /Users on macOS, C:\\Users on Windows, ~ on Linux).")
 @click.option("--timeout", type=float, help="Seconds to wait for the engine (native) or the VM's SSH.")
 @click.pass_obj
 def up(app, driver, cpus, memory, disk, shares, timeout):

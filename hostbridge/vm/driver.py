@@ -204,16 +204,21 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/proc", "/ro
 SYSTEM_DIRS = ("/", "/var")
 
 
-def check_shares(shares):
-    """Refuse share paths the guest cannot mount at the same path.
+def check_shares(shares, system=None):
+    """Refuse share paths the guest cannot mount where it mounts them (``hostos.guest_path``:
+    the same path, or ``/c/…`` for a Windows host's ``C:\\…``).
 
     Args:
-        shares: host folders (POSIX absolute paths, as the guest will see them).
+        shares: host folders.
+        system: the host OS (default this one).
     Raises:
         VMError: a path is relative or would cover a system directory of the guest.
     """
+    from ..hostos import guest_path
+
     for path in shares:
-        norm = posixpath.normpath(path) if path.startswith("/") else None
+        guest = guest_path(path, system)
+        norm = posixpath.normpath(guest) if guest.startswith("/") else None
         if norm is None:
             raise VMError("cannot share %r: the guest needs an absolute POSIX path" % path,
                           hint="share a folder such as your home directory")

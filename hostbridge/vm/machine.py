@@ -131,6 +131,7 @@ class _Up:
         try:
             layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
             self.stage("engine", steps.start_engine, conn, layout, old)
+            self.stage("engine", steps.share_map, conn, self.record, layout)
             f["layout"] = layout.to_dict()
             self.record.save()
             self.stage("clock", steps.sync_clock, conn)

@@ -19,6 +19,7 @@ import subprocess
 import time
 
 from hostbridge.errors import VMError
+from hostbridge.hostos import guest_path
 from hostbridge.vm import image, qemu_cmd, sshkeys
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
                                   Driver, SSHInfo, check_shares)
@@ -131,7 +132,7 @@ class QemuDriver(Driver):
             return
         if not self.spec.image_dir:
             raise VMError("machine %s: no guest image given" % self.spec.name, hint="build or download one first")
-        check_shares(self.spec.shares)
+        check_shares(self.spec.shares, self.system)
         img = image.load(self.spec.image_dir)
         os.makedirs(self.spec.dir, mode=0o700, exist_ok=True)
         sshkeys.generate(self.files.ssh_key, self.files.ssh_pub, "hostbridge@%s" % self.spec.name)
@@ -145,7 +146,8 @@ class QemuDriver(Driver):
         if proc.returncode != 0:
             raise VMError("machine %s: qemu-img create failed: %s" % (self.spec.name, proc.stderr.strip()),
                           hint="check the base image %s, or delete it to rebuild" % img.disk)
-        shares = [{"tag": "share%d" % i, "path": p} for i, p in enumerate(self.spec.shares)]
+        # The guest mounts each where hostos.guest_path puts it (C:\Users at /c/Users).
+        shares = [{"tag": "share%d" % i, "path": guest_path(p, self.system)} for i, p in enumerate(self.spec.shares)]
         with open(self.files.guest_config, "w") as f:
             json.dump({"hostname": self.spec.name, "shares": shares}, f)
         # Written last: its presence means the instance is complete.

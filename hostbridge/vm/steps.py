@@ -70,6 +70,30 @@ def start_engine(conn, layout, old):
     deploy.start_engine(conn, layout, wait=120)
 
 
+def share_map(conn, record, layout):
+    """Tell the engine where the host's Windows folders are mounted (``ROOT/host-paths.json``,
+    ``{"C:\\\\Users": "/c/Users"}``; ``{}`` elsewhere), so the docker CLI's
+    ``-v C:\\Users\\x\\p:/p`` is translated (guest/volumes/hostpaths.py). Read per create: no restart.
+
+    Raises:
+        RemoteHostError: the file cannot be written.
+    """
+    import json
+    import posixpath
+    import shlex
+
+    from .. import deploy, hostos
+    from ..tunnel.errors import RemoteHostError
+
+    path = shlex.quote(posixpath.join(layout.root, "host-paths.json"))
+    cmd = "mkdir -p %s && cat > %s.tmp && mv -f %s.tmp %s" % (shlex.quote(layout.root), path, path, path)
+    data = json.dumps(hostos.host_path_map(record.fields.get("shares") or ())).encode()
+    rc, _, err = conn.run(deploy._priv(layout, cmd), stdin=data, timeout=30)
+    if rc != 0:
+        raise RemoteHostError("cannot write the share map %s in the guest: %s"
+                              % (path, err.decode(errors="replace").strip()))
+
+
 def sync_clock(conn):
     """Set the guest's clock to the host's when they differ by more than a second."""
     from . import clock

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 
 from hostbridge.errors import VMError
+from hostbridge.hostos import guest_path
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
                                   check_shares)
 from hostbridge.vm.image import PROVISION_DIR
@@ -153,7 +154,9 @@ class VagrantDriver(Driver):
         shutil.copyfile(self.vagrantfile, os.path.join(self.files.vagrant_dir, "Vagrantfile"))
         settings = {"name": self.spec.name, "box": self.spec.box or DEFAULT_BOX, "cpus": self.spec.cpus,
                     "memory": self.spec.memory_mib, "disk_gb": self.spec.disk_gib,
-                    "shares": list(self.spec.shares) or [os.path.expanduser("~")],
+                    # A path lands at the same path; a Windows folder at /c/…: [host, guest].
+                    "shares": [p if guest_path(p) == p else [p, guest_path(p)]
+                               for p in (self.spec.shares or [os.path.expanduser("~")])],
                     "provision_dir": self.provision_dir}
         tmp = self.files.vagrant_settings + ".tmp"
         with open(tmp, "w") as f:

@@ -12,6 +12,7 @@ import platform
 import re
 import shlex
 
+from .. import hostos
 from ..errors import HostbridgeError, MachineError
 from ..tunnel import control, localhttp
 
@@ -38,13 +39,16 @@ def parse_size_gib(text) -> int:
     return int(gib)
 
 
-def parse_shares(text, home=None) -> tuple:
-    """The ``vm.shares`` setting → absolute host folders (``~`` is the user's home)."""
+def parse_shares(text, home=None, system=None) -> tuple:
+    """The ``vm.shares`` setting → absolute host folders (``~`` is the user's home; ``auto`` the
+    OS's default, ``hostos.default_shares``: macOS /Users, Windows C:\\Users, Linux ~)."""
     home = home or os.path.expanduser("~")
     out = []
     for part in (text or "").split(os.pathsep):
         part = part.strip()
-        if part:
+        if part == "auto":
+            out.extend(hostos.default_shares(system, home))
+        elif part:
             out.append(os.path.abspath(home + part[1:] if part.startswith("~") else part))
     return tuple(dict.fromkeys(out))
 
@@ -55,10 +59,11 @@ GUEST_SYSTEM = ("/etc", "/usr", "/var", "/run", "/proc", "/sys", "/dev", "/bin",
 GUEST_HOMES = ("/root",)
 
 
-def guest_shares(shares) -> tuple:
+def guest_shares(shares, system=None) -> tuple:
     """Split host folders into those that can be mounted at the same path in the guest, and not.
 
-    A share equal to, or above, a guest system tree or ``/root`` would hide it (a root user's
+    Each is judged where it lands in the guest (``hostos.guest_path``: ``C:\\Users`` at
+    ``/c/Users``). A share equal to, or above, a guest system tree or ``/root`` would hide it (a root user's
     home, ``/root``, would hide the guest's authorized SSH key); one inside a system tree would
     shadow the guest's own files (pure).
 
@@ -67,7 +72,7 @@ def guest_shares(shares) -> tuple:
     """
     kept, refused = [], []
     for share in shares:
-        norm = "/" + share.strip("/")
+        norm = "/" + hostos.guest_path(share, system).strip("/")
         covers = any(r == norm or r.startswith(norm.rstrip("/") + "/") for r in GUEST_SYSTEM + GUEST_HOMES)
         inside = any(norm.startswith(t + "/") for t in GUEST_SYSTEM)
         (refused if covers or inside else kept).append(share)

@@ -17,7 +17,7 @@ import re
 
 from ..errors import InvalidParameter
 from ..runtime import caps, rootfs
-from ..volumes.hostpaths import split_bind
+from ..volumes.hostpaths import bind_parts
 
 _STRS = ["str"]
 _STRMAP = {"*": "str"}
@@ -241,7 +241,7 @@ def _check_values(cfg, hc):
             raise InvalidParameter("invalid value %s for HostConfig.%s: use a list like 0-2,4" % (hc[f], f))
     if (hc.get("ShmSize") or 0) < 0:
         raise InvalidParameter("SHM size can not be less than 0")
-    dests = [parts[1] for parts in map(split_bind, hc.get("Binds") or []) if len(parts) >= 2]
+    dests = [parts[1] for parts in map(bind_parts, hc.get("Binds") or []) if len(parts) >= 2]
     dests += [m.get("Target") or "" for m in hc.get("Mounts") or [] if isinstance(m, dict)]
     dests += list(hc.get("Tmpfs") or {})
     for d in dests:

@@ -26,16 +26,28 @@ def is_windows_path(path: str) -> bool:
     return bool(_DRIVE.match(path or ""))
 
 
-def split_bind(spec: str) -> list:
-    """A ``-v`` string → its ``:``-separated parts, a drive letter's colon kept in the source.
+def split_bind(spec: str, windows: bool = True) -> list:
+    """A ``-v`` string → its ``:``-separated parts; with ``windows``, a drive letter's colon stays
+    in the source.
 
-    ``C:\\Users\\a:/a:ro`` → ``["C:\\Users\\a", "/a", "ro"]``; a POSIX spec splits on every ``:``
-    (as docker's Linux parser does).
+    ``C:\\Users\\a:/a:ro`` → ``["C:\\Users\\a", "/a", "ro"]``. A POSIX spec splits on every ``:``
+    (as docker's Linux parser does), and so does every spec without ``windows``: on an engine
+    that serves no Windows host, ``c:/data`` is volume ``c`` at ``/data``. With it, the drive
+    wins, as in docker's Windows parser.
     """
-    if len(spec) > 2 and _DRIVE.match(spec):
+    if windows and len(spec) > 2 and _DRIVE.match(spec):
         source, sep, rest = spec[2:].partition(":")
         return [spec[:2] + source] + (rest.split(":") if sep else [])
     return spec.split(":")
+
+
+def bind_parts(spec: str) -> list:
+    """The parts of a ``-v`` string for a check that does not know the share map: the Windows
+    reading when it gives an absolute destination, else the POSIX one."""
+    parts = split_bind(spec, windows=True)
+    if len(parts) >= 2 and parts[1].startswith("/"):
+        return parts
+    return split_bind(spec, windows=False)
 
 
 def load_map(root: str) -> dict:
@@ -52,8 +64,6 @@ def load_map(root: str) -> dict:
 
 def describe(path_map: dict) -> str:
     """The shares in words, for an error message."""
-    if not path_map:
-        return "no Windows folders are shared with this engine"
     return "shared: " + ", ".join("%s at %s" % (h, g) for h, g in sorted(path_map.items()))
 
 
@@ -63,10 +73,12 @@ def translate(source: str, path_map: dict) -> str:
     Drive letters and paths compare without case (as Windows does); ``/`` and ``\\`` are both
     separators; ``..`` is resolved before the comparison, so it cannot climb out of a share.
 
+    Without a map (no Windows host), every source is returned as given.
+
     Raises:
         InvalidParameter: a Windows path outside every share (the message lists them).
     """
-    if not is_windows_path(source):
+    if not path_map or not is_windows_path(source):
         return source
     norm = ntpath.normpath(source.replace("/", "\\"))
     if len(norm) == 2:

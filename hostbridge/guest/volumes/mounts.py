@@ -33,7 +33,7 @@ def parse_bind(spec, path_map=None):
     A Windows host's path (``C:\\Users\\a:/a``) is translated through ``path_map``
     (``hostpaths.translate``: a 400 when it is outside every share).
     """
-    parts = split_bind(spec)
+    parts = split_bind(spec, windows=bool(path_map))
     if len(parts) == 1:
         return {"src": "", "dst": _dest(parts[0], spec), "rw": True, "mode": "", "nocopy": False, "propagation": ""}
     if len(parts) > 3 or not parts[0] or not parts[1]:

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from hostbridge.guest.errors import InvalidParameter
-from hostbridge.guest.volumes.hostpaths import load_map, split_bind, translate
+from hostbridge.guest.volumes.hostpaths import bind_parts, load_map, split_bind, translate
 from hostbridge.guest.volumes.mounts import parse_bind
 
 SHARES = {"C:\\Users": "/c/Users"}
@@ -44,11 +44,20 @@ def test_windows_sources_outside_every_share_are_a_400_naming_the_shares(source)
     assert "not in a folder shared with the VM (shared: C:\\Users at /c/Users)" in str(e.value)
 
 
-def test_without_a_map_a_windows_source_is_refused_and_posix_ones_pass():
-    with pytest.raises(InvalidParameter, match="no Windows folders are shared"):
-        translate("C:\\Users\\x", {})
-    assert translate("/home/ana/p", {}) == "/home/ana/p"
+def test_without_a_map_nothing_is_translated_and_a_one_letter_volume_stays_a_volume():
+    # An engine serving no Windows host reads c:/data as docker's Linux parser does: volume c.
+    assert translate("C:\\Users\\x", {}) == "C:\\Users\\x"
+    assert split_bind("c:/data", windows=False) == ["c", "/data"]
+    b = parse_bind("v:/c:nocopy,rw")
+    assert (b["src"], b["dst"], b["nocopy"]) == ("v", "/c", True)
+    assert translate("/home/ana/p", SHARES) == "/home/ana/p"
     assert translate("myvolume", SHARES) == "myvolume"
+
+
+def test_checks_without_the_map_take_the_reading_with_an_absolute_destination():
+    assert bind_parts("C:\\Users\\x:/x:ro") == ["C:\\Users\\x", "/x", "ro"]
+    assert bind_parts("v:/c:nocopy,rw") == ["v", "/c", "nocopy,rw"]
+    assert bind_parts("c:/data") == ["c", "/data"]
 
 
 def test_the_deepest_share_wins():

@@ -148,3 +148,17 @@ def test_deploy_into_a_provisioned_guest_uses_its_init_script_and_paths():
                                                  provisioned=True), "vm").sudo
     # Not provisioned: the remote-mode layouts as before.
     assert deploy.plan_layout(deploy.RemoteFacts(uid=0, home="/root", python="3.11.2"), "h").start == "daemon"
+
+
+def test_auto_shares_per_os():
+    assert vmmode.parse_shares("auto", home="/Users/ana", system="Darwin") == ("/Users",)
+    assert vmmode.parse_shares("auto", home="/home/ana", system="Linux") == ("/home/ana",)
+    assert vmmode.parse_shares("auto", home="C:\\Users\\ana", system="Windows") == ("C:\\Users",)
+
+
+def test_windows_shares_are_judged_where_they_land_in_the_guest():
+    kept, refused = vmmode.guest_shares(["C:\\Users", "D:\\src"], system="Windows")
+    assert (kept, refused) == (("C:\\Users", "D:\\src"), ())
+    from hostbridge.vm.driver import check_shares
+
+    check_shares(["C:\\Users\\ana"], system="Windows")  # lands at /c/Users/ana: fine

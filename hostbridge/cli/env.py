@@ -51,14 +51,26 @@ def _quote(shell: str, value: str) -> str:
 
 def eval_hint(shell: str, command: str = "hostbridge env") -> str:
     """The comment line telling how to apply the output in ``shell``."""
-    cmd = "%s --shell %s" % (command, shell)
-    if shell in ("bash", "zsh"):
-        return '# Run this command to configure your shell:\n# eval "$(%s)"' % cmd
+    line = apply_line(shell, "%s --shell %s" % (command, shell))
+    if shell == "cmd":
+        return "REM Run this command to configure your shell:\nREM " + line
+    return "# Run this command to configure your shell:\n# " + line
+
+
+def apply_line(shell: str, command: str = "hostbridge env") -> str:
+    """The line that runs ``command`` (an env command) and applies its output in ``shell`` (pure).
+
+    Args:
+        shell: one of SHELLS (``detect_shell``: PowerShell on Windows, else from $SHELL).
+        command: e.g. ``hostbridge env dev``.
+    """
     if shell == "fish":
-        return "# Run this command to configure your shell:\n# %s | source" % cmd
+        return "%s | source" % command
     if shell == "powershell":
-        return "# Run this command to configure your shell:\n# & %s | Invoke-Expression" % cmd
-    return "REM Run this command to configure your shell:\nREM @FOR /f \"tokens=*\" %%i IN ('%s') DO @%%i" % cmd
+        return "& %s | Invoke-Expression" % command
+    if shell == "cmd":
+        return "@FOR /f \"tokens=*\" %%i IN ('%s') DO @%%i" % command
+    return 'eval "$(%s)"' % command
 
 
 def env_script(shell: str, variables: dict, unset: bool = False, command: str = "hostbridge env") -> str:

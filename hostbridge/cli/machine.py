@@ -118,7 +118,9 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
             app.out("Stages: " + ", ".join("%s %.1fs" % st for st in result.stages))
     # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.
     env_cmd = "hostbridge env %s" % name if c.origin["machine"] == "flag" else "hostbridge env"
-    app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  eval \"$(%s)\"" % (result.endpoint, env_cmd))
+    from .env import apply_line, detect_shell
+
+    app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  %s" % (result.endpoint, apply_line(detect_shell(), env_cmd)))
     _write_context(app, name, result.endpoint)
 
 

@@ -127,3 +127,28 @@ def test_pump_threads_copies_both_ways_with_half_close():
     t.join(10)
     assert not t.is_alive()
     client.close()
+
+
+def test_env_and_context_output_on_windows():
+    from hostbridge import contexts
+    from hostbridge.cli.env import apply_line, detect_shell, env_script
+
+    url = hostos.npipe_url("dev")
+    shell = detect_shell({}, platform="win32")
+    assert shell == "powershell"
+    assert env_script(shell, {"DOCKER_HOST": url}).splitlines()[0] == \
+        "$Env:DOCKER_HOST = 'npipe:////./pipe/hostbridge-dev'"
+    assert env_script("cmd", {"DOCKER_HOST": url}).splitlines()[0] == "SET DOCKER_HOST=npipe:////./pipe/hostbridge-dev"
+    assert apply_line(shell, "hostbridge env dev") == "& hostbridge env dev | Invoke-Expression"
+    assert apply_line("zsh", "hostbridge env") == 'eval "$(hostbridge env)"'
+    assert contexts.context_meta("dev", url)["Endpoints"]["docker"]["Host"] == url
+
+
+def test_env_and_context_output_on_macos():
+    from hostbridge import contexts
+    from hostbridge.cli.env import apply_line, detect_shell
+
+    assert detect_shell({"SHELL": "/bin/zsh"}, platform="darwin") == "zsh"
+    assert apply_line("fish", "hostbridge env dev") == "hostbridge env dev | source"
+    meta = contexts.context_meta("dev", "unix:///tmp/hostbridge-501/dev/docker.sock")
+    assert meta["Name"] == "hostbridge-dev" and meta["Metadata"]["Hostbridge"] == "dev"

@@ -33,7 +33,7 @@ SETTINGS = {
     s.key: s
     for s in (
         Setting("machine", str, "default", "HOSTBRIDGE_MACHINE", "the machine commands talk to"),
-        Setting("host", str, "", "HOSTBRIDGE_HOST", "an explicit engine endpoint (unix:///… or tcp://127.0.0.1:N)"),
+        Setting("host", str, "", "HOSTBRIDGE_HOST", "an explicit engine endpoint (unix:///…, npipe:////./pipe/NAME or tcp://127.0.0.1:N)"),
         Setting("timeout", float, 60.0, "HOSTBRIDGE_TIMEOUT", "seconds to wait for an engine reply"),
         Setting("native.root", str, "/var/lib/hostbridge", "HOSTBRIDGE_NATIVE_ROOT", "native engine state dir"),
         Setting("native.socket", str, "/run/hostbridge/docker.sock", "HOSTBRIDGE_NATIVE_SOCKET",

@@ -120,7 +120,8 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     env_cmd = "hostbridge env %s" % name if c.origin["machine"] == "flag" else "hostbridge env"
     from .env import apply_line, detect_shell
 
-    app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  %s" % (result.endpoint, apply_line(detect_shell(), env_cmd)))
+    app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  %s"
+            % (result.endpoint, apply_line(detect_shell(), env_cmd)))
     _write_context(app, name, result.endpoint)
 
 

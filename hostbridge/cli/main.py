@@ -152,7 +152,7 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More output; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Less output.")
-@click.option("-H", "--host", metavar="URL", help="Engine endpoint (unix:///path or tcp://127.0.0.1:PORT).")
+@click.option("-H", "--host", metavar="URL", help="Engine endpoint (unix:///path, npipe:////./pipe/NAME or tcp://127.0.0.1:PORT).")
 @click.option("-m", "--machine", metavar="NAME", help="The machine to talk to (default: HOSTBRIDGE_MACHINE or config).")
 @click.version_option(__version__, message="hostbridge %(version)s")
 @click.pass_obj

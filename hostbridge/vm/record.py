@@ -24,7 +24,7 @@ class Machine:
         name: the machine's name (its directory under ``paths.machines_dir()``).
         mode: ``native``, ``vm`` or ``remote``.
         driver: the VM driver (``qemu``, ``vagrant``) or ``""``.
-        endpoint_url: the local engine endpoint (``unix:///…``, ``tcp://127.0.0.1:N``), ``""``
+        endpoint_url: the local engine endpoint (``unix:///…``, ``npipe:////./pipe/…``), ``""``
             until known.
         fields: every other field of the record (mode-specific), kept as found.
     """

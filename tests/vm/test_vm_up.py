@@ -82,6 +82,10 @@ def test_cold_up_end_to_end(host):
         assert "[%s] " % stage in r.stderr  # a progress line per stage
     assert "Machine vmt is running (qemu" in r.stdout
     assert 'eval "$(hostbridge env vmt)"' in r.stdout
+    assert "docker context use hostbridge-vmt\n" in r.stdout
+    ver = subprocess.run(["docker", "--context", "hostbridge-vmt", "version", "--format", "{{.Server.Os}}"],
+                         capture_output=True, text=True, env=host.env, timeout=60)
+    assert (ver.returncode, ver.stdout) == (0, "linux\n"), ver.stderr
     st = host.hb("status", "--machine", NAME)
     assert st.returncode == 0 and "state:    running" in st.stdout and "tunnel:   connected" in st.stdout
 
@@ -283,7 +287,9 @@ def test_destroy_removes_every_file_of_the_machine(host):
     qemu = host.qemu_pid()
     agent = json.load(open(os.path.join(host.machine_dir(), "agent.status.json")))["pid"]
     r = host.hb("destroy", "--machine", NAME, "-f", timeout=120)
-    assert (r.returncode, r.stdout) == (0, "Destroyed machine vmt.\n"), r.stderr
+    assert (r.returncode, r.stdout) == (0, "Destroyed machine vmt.\nRemoved docker context hostbridge-vmt.\n"), r.stderr
+    ctx = subprocess.run(["docker", "context", "ls", "-q"], capture_output=True, text=True, env=host.env)
+    assert ctx.returncode == 0 and "hostbridge-vmt" not in ctx.stdout.split()
     assert not os.path.exists(host.machine_dir()) and not os.path.exists(runtime)
     assert not _alive(qemu) and not _alive(agent)
     assert os.listdir(os.path.join(host.home, "state", "machines")) == []

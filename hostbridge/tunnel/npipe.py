@@ -277,7 +277,7 @@ class PipeListener:
         if not api.ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1,
                                                                         ctypes.byref(self._sd), None):
             raise _winerror(ctypes.get_last_error(), "ConvertStringSecurityDescriptorToSecurityDescriptorW")
-        self._sa = SECURITY_ATTRIBUTES(ctypes.sizeof(SECURITY_ATTRIBUTES), self._sd, 0)
+        self._sa = SECURITY_ATTRIBUTES(ctypes.sizeof(SECURITY_ATTRIBUTES), self._sd.value, 0)
         self._pending = None
         self._pending = self._instance(first=True)
 

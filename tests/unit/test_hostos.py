@@ -152,3 +152,13 @@ def test_env_and_context_output_on_macos():
     assert apply_line("fish", "hostbridge env dev") == "hostbridge env dev | source"
     meta = contexts.context_meta("dev", "unix:///tmp/hostbridge-501/dev/docker.sock")
     assert meta["Name"] == "hostbridge-dev" and meta["Metadata"]["Hostbridge"] == "dev"
+
+
+def test_win32_structures_have_their_x64_layout():
+    import ctypes
+
+    if ctypes.sizeof(ctypes.c_void_p) != 8:
+        pytest.skip("the sizes checked are those of 64-bit Windows")
+    assert ctypes.sizeof(npipe.OVERLAPPED) == 32
+    assert ctypes.sizeof(npipe.SECURITY_ATTRIBUTES) == 24
+    assert npipe.OVERLAPPED.hEvent.offset == 24

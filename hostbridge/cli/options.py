@@ -186,12 +186,18 @@ def parse_port(spec):
     return [("%d/%s" % (c, proto), {"HostIp": ip, "HostPort": h}) for c, h in zip(range(clo, chi + 1), hosts)]
 
 
-def parse_volume(spec, cwd=None):
+def parse_volume(spec, cwd=None, windows=None):
     """``-v src:dst[:opts]`` → ``("bind", "src:dst[:opts]")``; ``-v /dst`` → ``("anonymous", "/dst")``.
 
-    A relative source (``./data``) becomes absolute, as the docker CLI does.
+    A relative source (``./data``) becomes absolute, as the docker CLI does. On a Windows host
+    (``windows``; default: this host) a drive letter's colon belongs to the source
+    (``C:\\Users\\x:/x``), which is sent as written: the engine translates it
+    (guest/volumes/hostpaths.py, whose splitting this shares).
     """
-    parts = spec.split(":")
+    from ..guest.volumes.hostpaths import split_bind
+    from ..hostos import WINDOWS, host_system
+
+    parts = split_bind(spec, windows=host_system() == WINDOWS if windows is None else windows)
     if len(parts) == 1:
         if not spec.startswith("/"):
             raise UsageError("invalid volume %r: the container path must be absolute" % spec)

@@ -78,6 +78,9 @@ def test_restart_policies():
 def test_volumes(tmp_path):
     assert opt.parse_volume("/data") == ("anonymous", "/data")
     assert opt.parse_volume("/h:/c:ro") == ("bind", "/h:/c:ro")
+    # A Windows host's drive letter stays in the source; the engine translates it.
+    assert opt.parse_volume("C:\\Users\\x:/x:ro", windows=True) == ("bind", "C:\\Users\\x:/x:ro")
+    assert opt.parse_volume("c:/data", windows=False) == ("bind", "c:/data")  # volume c on a POSIX host
     assert opt.parse_volume("./x:/c", cwd=str(tmp_path)) == ("bind", "%s/x:/c" % tmp_path)
     with pytest.raises(opt.UsageError):
         opt.parse_volume("/h:relative")

@@ -61,6 +61,10 @@ def _pid_is_agent(pid: int, machine_dir: str) -> bool:
             argv = f.read().split(b"\0")
         return b"hostbridge.tunnel.agent" in argv and machine_dir.encode() in argv
     except OSError:
+        if os.name == "nt":  # os.kill(pid, 0) would terminate it there
+            from .npipe import process_alive
+
+            return process_alive(pid)
         try:
             os.kill(pid, 0)  # no /proc (macOS): trust the pid
             return True

@@ -42,6 +42,7 @@ SDDL_REVISION_1 = 1
 TOKEN_QUERY, TOKEN_USER_CLASS = 0x0008, 1
 INFINITE, WAIT_TIMEOUT = 0xFFFFFFFF, 0x00000102
 BUFFER_SIZE = 65536
+PROCESS_QUERY_LIMITED_INFORMATION, STILL_ACTIVE = 0x1000, 259
 
 ERROR_FILE_NOT_FOUND = 2
 ERROR_ACCESS_DENIED = 5
@@ -96,6 +97,8 @@ def _api():
         (k, "CloseHandle"): (B, [H]),
         (k, "GetCurrentProcess"): (H, []),
         (k, "LocalFree"): (H, [H]),
+        (k, "OpenProcess"): (H, [D, B, D]),
+        (k, "GetExitCodeProcess"): (B, [H, P]),
         (a, "ConvertStringSecurityDescriptorToSecurityDescriptorW"): (B, [W, D, P, P]),
         (a, "OpenProcessToken"): (B, [H, D, P]),
         (a, "GetTokenInformation"): (B, [H, ctypes.c_int, P, D, P]),
@@ -148,6 +151,23 @@ def current_user_sid() -> str:
             api.LocalFree(ctypes.cast(text, ctypes.c_void_p))
     finally:
         api.CloseHandle(token)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs, on Windows.
+
+    ``os.kill(pid, 0)``, the POSIX probe, terminates the process on Windows: this asks for its
+    exit code instead (STILL_ACTIVE while it runs).
+    """
+    api = _api()
+    handle = api.OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, False, int(pid))
+    if not handle:
+        return False
+    code = ctypes.c_uint32()
+    try:
+        return bool(api.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == STILL_ACTIVE
+    finally:
+        api.CloseHandle(handle)
 
 
 def _io(handle, start, timeout, what) -> int:

@@ -68,18 +68,9 @@ def pid_alive(pid, marker=None):
 
 
 def _windows_pid_alive(pid):
-    # os.kill(pid, 0) would terminate the process on Windows: ask for its exit code instead.
-    import ctypes
+    from hostbridge.tunnel.npipe import process_alive  # os.kill(pid, 0) would terminate it
 
-    kernel32 = ctypes.windll.kernel32
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    code = ctypes.c_ulong()
-    try:
-        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
-    finally:
-        kernel32.CloseHandle(handle)
+    return process_alive(pid)
 
 
 class QemuDriver(Driver):

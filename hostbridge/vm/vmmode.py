@@ -129,6 +129,10 @@ def pid_alive(pid) -> bool:
     """Whether process ``pid`` exists."""
     if not pid:
         return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate it there
+        from ..tunnel.npipe import process_alive
+
+        return process_alive(int(pid))
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:

@@ -162,3 +162,25 @@ def test_win32_structures_have_their_x64_layout():
     assert ctypes.sizeof(npipe.OVERLAPPED) == 32
     assert ctypes.sizeof(npipe.SECURITY_ATTRIBUTES) == 24
     assert npipe.OVERLAPPED.hEvent.offset == 24
+
+
+def test_no_process_probe_would_terminate_a_process_on_windows(monkeypatch):
+    # os.kill(pid, 0) is TerminateProcess on Windows: there every probe must ask npipe instead.
+    import os
+
+    from hostbridge.tunnel import control
+    from hostbridge.vm import qemu, vmmode
+
+    asked = []
+
+    def never(*a):
+        raise AssertionError("os.kill called: on Windows it would terminate the process")
+
+    monkeypatch.setattr(npipe, "process_alive", lambda pid: asked.append(pid) or True)
+    monkeypatch.setattr(os, "kill", never)
+    monkeypatch.setattr(os, "name", "nt")
+    no_such_pid = 4194304 + 17  # above Linux's pid_max: /proc has no entry for it
+    assert control._pid_is_agent(no_such_pid, "/m") is True
+    assert vmmode.pid_alive(no_such_pid) is True
+    assert qemu.pid_alive(no_such_pid) is True
+    assert asked == [no_such_pid] * 3

@@ -72,7 +72,7 @@ def start_engine(conn, layout, old):
 
 def share_map(conn, record, layout):
     """Tell the engine where the host's Windows folders are mounted (``ROOT/host-paths.json``,
-    ``{"C:\\\\Users": "/c/Users"}``; ``{}`` elsewhere), so the docker CLI's
+    ``{"C:\\\\Users": "/c/Users"}``; nothing to write elsewhere), so the docker CLI's
     ``-v C:\\Users\\x\\p:/p`` is translated (guest/volumes/hostpaths.py). Read per create: no restart.
 
     Raises:
@@ -85,13 +85,16 @@ def share_map(conn, record, layout):
     from .. import deploy, hostos
     from ..tunnel.errors import RemoteHostError
 
+    path_map = hostos.host_path_map(record.fields.get("shares") or ())
+    if record.fields.get("host_path_map", {}) == path_map:
+        return  # written by an earlier `up` (the file is on the data disk), or none needed: no SSH exec
     path = shlex.quote(posixpath.join(layout.root, "host-paths.json"))
     cmd = "mkdir -p %s && cat > %s.tmp && mv -f %s.tmp %s" % (shlex.quote(layout.root), path, path, path)
-    data = json.dumps(hostos.host_path_map(record.fields.get("shares") or ())).encode()
-    rc, _, err = conn.run(deploy._priv(layout, cmd), stdin=data, timeout=30)
+    rc, _, err = conn.run(deploy._priv(layout, cmd), stdin=json.dumps(path_map).encode(), timeout=30)
     if rc != 0:
         raise RemoteHostError("cannot write the share map %s in the guest: %s"
                               % (path, err.decode(errors="replace").strip()))
+    record.fields["host_path_map"] = path_map  # saved with the record after the engine stage
 
 
 def sync_clock(conn):

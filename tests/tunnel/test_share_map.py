@@ -29,7 +29,12 @@ def test_share_map_lands_in_the_engine_root(sshd, tmp_path, hb_home, monkeypatch
         steps.share_map(conn, record, layout)
         assert load_map(root) == {"C:\\Users": "/c/Users"}
         assert translate("c:\\users\\ana\\p", load_map(root)) == "/c/Users/ana/p"
+        assert record.fields["host_path_map"] == {"C:\\Users": "/c/Users"}
         monkeypatch.undo()
-        record.fields["shares"] = ["/home/ana"]  # a macOS/Linux host: nothing to translate
+        record.fields["shares"] = ["/home/ana"]  # the shares changed: nothing to translate any more
         steps.share_map(conn, record, layout)
         assert load_map(root) == {}
+    # A macOS/Linux machine never had a map: no SSH exec at all (conn is closed by now).
+    fresh = Machine("mac", "vm", "qemu", fields={"shares": ["/Users"]})
+    steps.share_map(conn, fresh, layout)
+    assert "host_path_map" not in fresh.fields

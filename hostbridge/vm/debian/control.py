@@ -93,17 +93,17 @@ def _verrevcmp(a, b):
     return 0
 
 
-_ASCII = re.compile(r"^[\x00-\x7f]*$")
+_VERSION_CHARS = re.compile(r"^[A-Za-z0-9.+~:-]+$")
 
 
 def parse_version(version):
     """Split ``[epoch:]upstream[-revision]`` into ``(epoch, upstream, revision)``.
 
     Raises:
-        ValueError: an empty version, a non-numeric epoch or a non-ASCII character.
+        ValueError: an empty version, a non-numeric epoch or a character dpkg does not allow.
     """
     version = version.strip()
-    if not version or not _ASCII.match(version) or " " in version:
+    if not _VERSION_CHARS.match(version):
         raise ValueError("invalid version %r" % version)
     epoch, sep, rest = version.partition(":")
     if not sep:

@@ -138,6 +138,8 @@ class HTTP:
                         have += len(chunk)
                         if on_bytes:
                             on_bytes(len(chunk))
+            except requests.RequestException:
+                raise  # an OSError too, but the transfer's, not the disk's: the caller resumes
             except OSError as e:
                 if e.errno == errno.ENOSPC:
                     raise ArchiveError("disk full writing %s (downloading %s)" % (part, url), url=url,

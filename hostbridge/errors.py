@@ -38,11 +38,13 @@ class VMError(MachineError):
 
 class ArchiveError(VMError):
     """The Debian archive client failed: ``url`` names what it fetched, the message what is wrong
-    (unreachable, HTTP status, size or hash mismatch, no such package, disk full)."""
+    (unreachable, HTTP status, size or hash mismatch, no such package, disk full). ``status`` holds
+    the HTTP status when the mirror answered with an error."""
 
-    def __init__(self, message="", hint=None, url=None):
+    def __init__(self, message="", hint=None, url=None, status=None):
         super().__init__(message, hint, stage="packages")
         self.url = url
+        self.status = status
 
 
 class ArchiveUnreachable(ArchiveError):

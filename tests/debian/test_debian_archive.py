@@ -25,7 +25,7 @@ def tree():
 
     try:
         return debmirror.mirror_tree()
-    except (OSError, requests.RequestException) as e:
+    except (requests.ConnectionError, requests.Timeout) as e:
         pytest.skip("cannot download Debian's files once for the local mirror (%s)" % e)
 
 
@@ -82,9 +82,9 @@ def test_index_closure_fetch_all_verified(mirror, tmp_path):
     assert not mirror.paths("/debian/dists/bookworm-updates/main/binary-amd64/Packages.xz")
 
 
-def test_extra_suite_merged_highest_version_wins(mirror, tmp_path):
-    main_only = _archive(mirror, tmp_path / "a", extra_sources=[]).index()
-    merged = _archive(mirror, tmp_path / "b").index()
+def test_extra_suite_merged_highest_version_wins(mirror, tmp_path, parsed_indexes):
+    main_only = _archive(mirror, tmp_path / "a", parsed_indexes, extra_sources=[]).index()
+    merged = _archive(mirror, tmp_path / "b", parsed_indexes).index()
     assert len(merged) == len(main_only)
     assert compare_versions(merged["tzdata"].version, main_only["tzdata"].version) >= 0
     for name in ("libc6", "tzdata", "busybox-static"):
@@ -172,6 +172,21 @@ def test_tampered_index_is_refused(mirror, tmp_path):
     with pytest.raises(ArchiveError, match="Packages.xz has sha256 .*, the signed index says"):
         _archive(mirror, tmp_path / "cache").index()
     assert os.listdir(tmp_path / "cache" / "indexes") == []
+
+
+def test_xz_missing_on_the_mirror_falls_back_to_the_next_listed_index(mirror, tmp_path):
+    """bookworm-updates lists Packages.xz and Packages: with the .xz gone, the plain one serves."""
+    archive = Archive(mirror.url, "bookworm-updates", "amd64", str(tmp_path / "cache"))
+    plain = "/debian/dists/bookworm-updates/main/binary-amd64/Packages"
+    by_hash = os.path.join(mirror.root, "debian/dists/bookworm-updates/main/binary-amd64/by-hash/SHA256")
+    for name in os.listdir(by_hash):
+        mirror.faults["/debian/dists/bookworm-updates/main/binary-amd64/by-hash/SHA256/" + name] = "404"
+    mirror.faults[plain] = "404"
+    with pytest.raises(ArchiveError, match="Packages: HTTP 404"):
+        archive.index()  # every listed index is gone: nothing to fall back to
+    del mirror.faults[plain]
+    assert "tzdata" in archive.index()
+    assert mirror.requests[-1][0] == plain
 
 
 def test_no_such_package(mirror, tmp_path, parsed_indexes):

@@ -46,12 +46,13 @@ def mirror_tree(cache_root=None):
     """The directory holding ``debian/dists/…`` and ``debian/pool/…`` (downloaded once).
 
     Raises:
-        OSError, requests.RequestException: the download failed (the caller skips).
+        requests.ConnectionError, requests.Timeout: Debian's server is out of reach (the caller skips).
+        requests.HTTPError: a file is missing there (a failure, not a skip).
         AssertionError: a downloaded file does not match the signed index's hash.
     """
     import requests
 
-    root = os.path.join(cache_root or test_cache_dir(), "debian-mirror")
+    root = os.path.join(cache_root or test_cache_dir(), "debian-mirror-v2")  # bump when the layout changes
     if os.path.exists(os.path.join(root, ".complete")):
         return root
     tmp = root + ".tmp-%d" % os.getpid()
@@ -69,6 +70,11 @@ def mirror_tree(cache_root=None):
         dists = os.path.join(tmp, "debian", "dists", suite)
         _write(os.path.join(dists, "InRelease"), inrelease)
         _write(os.path.join(dists, rel if by_hash else "main/binary-%s/Packages.xz" % ARCH), xz)
+        if by_hash:  # a small suite: its uncompressed index too (the Release lists it), for the fallback
+            m = re.search(r"^ ([0-9a-f]{64}) +(\d+) main/binary-%s/Packages$" % ARCH, inrelease.decode(), re.M)
+            plain = lzma.decompress(xz)
+            assert hashlib.sha256(plain).hexdigest() == m.group(1)
+            _write(os.path.join(dists, "main/binary-%s/Packages" % ARCH), plain)
         for para in lzma.decompress(xz).decode().split("\n\n"):
             fields = dict(re.findall(r"^(Package|Filename|SHA256): (\S+)$", para, re.M))
             if fields.get("Package") in WANT:

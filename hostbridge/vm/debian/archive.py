@@ -10,6 +10,7 @@ Cache layout under ``cache_dir``::
     releases/<source>/InRelease   the last signed InRelease of a source (re-verified on each read)
     releases/<source>/meta.json   when it was fetched, its Last-Modified
     indexes/<sha256>              Packages.xz/.gz files, by the hash the signed Release gives
+    indexes/<sha256>.rows.json    the same, parsed (loads in a tenth of the time)
     debs/<sha256>.deb             packages, by the hash the signed index gives (+ ``.part``)
 """
 
@@ -40,6 +41,7 @@ DEFAULT_SUITE = "bookworm"
 MAX_AGE = 3600
 # Index file names tried in order, each only if the signed Release lists it.
 INDEX_NAMES = ("Packages.xz", "Packages.gz", "Packages")
+ROWS = ".rows.json"  # beside an index file: its parsed rows
 
 
 @dataclass(frozen=True)
@@ -189,37 +191,38 @@ class Archive:
     def _packages(self, source, fields, component):
         sums = fields["_sha256"]
         base = "%s/binary-%s/" % (component, self.arch)
-        for name in INDEX_NAMES:
-            if base + name not in sums:
-                continue
+        listed = [name for name in INDEX_NAMES if base + name in sums]
+        if not listed:
+            raise ArchiveError("%s lists no %sPackages index" % (source.url("InRelease"), base),
+                               url=source.url("InRelease"), hint="check the architecture and component")
+        for i, name in enumerate(listed):
             sha256, size = sums[base + name]
             path = os.path.join(self.cache_dir, "indexes", sha256)
+            parsed = _load_rows(path, source.mirror)
+            if parsed is not None:
+                return parsed
             if os.path.exists(path) and not _intact(path, size, sha256):
                 os.remove(path)  # a damaged cache entry is fetched again, never used
             if not os.path.exists(path):
                 if self.offline is True:
                     raise ArchiveError("no cached %s and working offline" % source.url(base + name),
                                        url=source.url(base + name))
-                self._fetch_index(source, fields, base, name, sha256, size, path)
+                try:
+                    self._fetch_index(source, fields, base, name, sha256, size, path)
+                except ArchiveError as e:
+                    if e.status == 404 and i < len(listed) - 1:
+                        continue  # this mirror lacks the .xz: take the .gz
+                    raise
             return self._parsed(path, name, source.url(base + name), source.mirror)
-        raise ArchiveError("%s lists no %sPackages index" % (source.url("InRelease"), base), url=source.url("InRelease"),
-                           hint="check the architecture and component")
 
     def _parsed(self, path, name, url, mirror):
         # The parsed rows are cached beside the verified file: parsing 50 MB of text takes
         # seconds, loading the rows a fraction of that.
-        rows_path = path + ".rows.json"
-        try:
-            with open(rows_path) as f:
-                rows = json.load(f)
-            return {row[0]: Package(*row, mirror=mirror) for row in rows}
-        except (OSError, ValueError, TypeError, IndexError):
-            pass
         index = _index.parse_packages(_decompress(path, name, url), mirror)
         rows = [[p.name, p.version, p.arch, p.filename, p.sha256, p.size, p.depends_field, p.provides_field]
                 for p in index.values()]
         try:
-            _write_atomic(rows_path, json.dumps(rows, separators=(",", ":")).encode())
+            _write_atomic(path + ROWS, json.dumps(rows, separators=(",", ":")).encode())
         except ArchiveError:
             pass  # only a cache
         return index
@@ -235,7 +238,7 @@ class Archive:
                 self.http.download(url, path, size, sha256)
                 return
             except ArchiveError as e:
-                if i == len(urls) - 1 or " HTTP 404" not in e.message:
+                if i == len(urls) - 1 or e.status != 404:
                     raise
 
     # --- packages --------------------------------------------------------------------------
@@ -369,6 +372,16 @@ def _decompress(path, name, url):
         return data.decode("utf-8", "replace")
     except (OSError, lzma.LZMAError, EOFError) as e:
         raise ArchiveError("cannot read the index from %s: %s" % (url, e), url=url) from e
+
+
+def _load_rows(path, mirror):
+    """The parsed rows cached beside a verified index file, or None (missing or damaged)."""
+    try:
+        with open(path + ROWS) as f:
+            rows = json.load(f)
+        return {row[0]: Package(*row, mirror=mirror) for row in rows}
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
 
 
 def _intact(path, size, sha256):

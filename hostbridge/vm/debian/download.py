@@ -150,7 +150,8 @@ class HTTP:
 
 def status_error(url, resp):
     """The ArchiveError for an HTTP error status."""
-    return ArchiveError("%s: HTTP %d %s" % (url, resp.status_code, resp.reason or ""), url=url)
+    return ArchiveError("%s: HTTP %d %s" % (url, resp.status_code, resp.reason or ""), url=url,
+                        status=resp.status_code)
 
 
 def _reason(e):

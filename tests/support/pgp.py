@@ -15,6 +15,8 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from hostbridge.vm.debian.openpgp import crc24
+
 ED25519_OID = bytes.fromhex("2b06010401da470f01")
 
 
@@ -86,13 +88,6 @@ class SigningKey:
 def armor(data, label="PGP SIGNATURE"):
     """ASCII armor (with its CRC-24 line)."""
     b64 = base64.b64encode(data).decode()
-    crc = 0xB704CE
-    for byte in data:
-        crc ^= byte << 16
-        for _ in range(8):
-            crc <<= 1
-            if crc & 0x1000000:
-                crc ^= 0x1864CFB
     lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
-    crc_line = "=" + base64.b64encode((crc & 0xFFFFFF).to_bytes(3, "big")).decode()
+    crc_line = "=" + base64.b64encode(crc24(data).to_bytes(3, "big")).decode()
     return ("-----BEGIN %s-----\n\n%s\n%s\n-----END %s-----\n" % (label, "\n".join(lines), crc_line, label)).encode()

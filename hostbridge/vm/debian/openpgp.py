@@ -458,7 +458,8 @@ def _resolve(primary_body, certs):
 
 # --- armor and cleartext ---------------------------------------------------------------------
 
-def _crc24(data):
+def crc24(data):
+    """The CRC-24 of ASCII armor's checksum line (RFC 4880 6.1)."""
     crc = 0xB704CE
     for byte in data:
         crc ^= byte << 16
@@ -494,7 +495,7 @@ def _dearmor_lines(lines, what):
             want = int.from_bytes(base64.b64decode(crc, validate=True), "big")
         except ValueError as e:
             raise PGPFormatError("bad checksum line in the %s" % what) from e
-        if want != _crc24(data):
+        if want != crc24(data):
             raise PGPFormatError("the %s's checksum does not match" % what)
     return data
 

@@ -298,11 +298,20 @@ class Archive:
 
 # --- defaults --------------------------------------------------------------------------------
 
-def default_mirror():
-    """The Debian mirror: ``$HOSTBRIDGE_VM_MIRROR``, else this host's apt mirror, else deb.debian.org."""
+def default_mirror(cfg=None):
+    """The Debian mirror: the ``vm.mirror`` setting (``$HOSTBRIDGE_VM_MIRROR``, config file), else
+    this host's apt mirror, else deb.debian.org.
+
+    Args:
+        cfg: a loaded ``config.Config`` (default: ``config.load()``).
+    Raises:
+        ConfigError: the config file is invalid.
+    """
+    from hostbridge import config
     from hostbridge.vm.image import host_mirror
 
-    return (os.environ.get("HOSTBRIDGE_VM_MIRROR") or host_mirror()).rstrip("/")
+    cfg = cfg if cfg is not None else config.load()
+    return (cfg["vm.mirror"] or host_mirror()).rstrip("/")
 
 
 def security_mirror(mirror):

@@ -97,3 +97,15 @@ def test_merge_takes_the_highest_version(index):
     assert merged["libc6"].version == "2.36-9+deb12u14" and merged["libc6"].mirror == "http://127.0.0.1/sec"
     assert merged["tar"].version == "1.34" and merged["tar"].mirror == "http://127.0.0.1/debian"
     assert len(merged) == len(index)
+
+
+def test_default_mirror_and_sources(tmp_path):
+    from hostbridge import config
+    from hostbridge.vm.debian.archive import default_mirror, default_sources, security_mirror
+
+    cfg = config.load(environ={"HOSTBRIDGE_VM_MIRROR": "http://127.0.0.1:3142/debian/"}, path=str(tmp_path / "none"))
+    assert default_mirror(cfg) == "http://127.0.0.1:3142/debian"
+    assert security_mirror("http://ftp.fr.debian.org/debian") == "http://ftp.fr.debian.org/debian-security"
+    assert security_mirror("http://mirror.example/deb") == "http://deb.debian.org/debian-security"
+    assert default_sources("http://m/debian", "trixie") == [("http://m/debian-security", "trixie-security"),
+                                                            ("http://m/debian", "trixie-updates")]

@@ -137,6 +137,30 @@ def test_interrupted_download_leaves_a_part_the_next_run_resumes(mirror, tmp_pat
     assert [r for p, r in mirror.requests if p == _deb_path(libc6)][-1] == "bytes=%d-" % have
 
 
+def test_two_fetches_into_one_cache_take_turns(mirror, tmp_path, parsed_indexes):
+    """Two processes (here: two threads, each with its own flock) fetching one package: one download."""
+    import threading
+
+    archives = [_archive(mirror, tmp_path / "cache", parsed_indexes) for _ in range(2)]
+    libc6 = archives[0].index()["libc6"]
+    results, errors = [], []
+
+    def run(archive):
+        try:
+            results.append(archive.fetch([libc6]))
+        except Exception as e:  # handed back to the test thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in archives]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors and len(results) == 2 and results[0] == results[1]
+    assert len(mirror.paths(_deb_path(libc6))) == 1
+    assert _sha256(results[0]["libc6"]) == libc6.sha256
+
+
 def test_deb_with_a_wrong_hash_is_refused_and_nothing_cached(mirror, tmp_path, parsed_indexes):
     archive = _archive(mirror, tmp_path / "cache", parsed_indexes)
     pkg = archive.index()["busybox-static"]

@@ -181,10 +181,11 @@ class Archive:
         """
         if self._index is None:
             parts = []
-            for source in self.sources:
-                fields = self.release(source)
-                for component in self.components:
-                    parts.append(self._packages(source, fields, component))
+            with _CacheLock(self.cache_dir):
+                for source in self.sources:
+                    fields = self.release(source)
+                    for component in self.components:
+                        parts.append(self._packages(source, fields, component))
             self._index = _index.merge(*parts)
         return self._index
 
@@ -268,6 +269,10 @@ class Archive:
         """
         debs = os.path.join(self.cache_dir, "debs")
         os.makedirs(debs, exist_ok=True)
+        with _CacheLock(self.cache_dir):
+            return self._fetch(packages, debs, progress)
+
+    def _fetch(self, packages, debs, progress):
         total = sum(p.size for p in packages)
         done = [0]
         out = {}
@@ -381,6 +386,32 @@ def _decompress(path, name, url):
         return data.decode("utf-8", "replace")
     except (OSError, lzma.LZMAError, EOFError) as e:
         raise ArchiveError("cannot read the index from %s: %s" % (url, e), url=url) from e
+
+
+class _CacheLock:
+    """Keeps two processes from writing one cache at once: flock on the cache directory itself
+    (no lock file to leave behind). Where directories cannot be locked (Windows) it does nothing."""
+
+    def __init__(self, cache_dir):
+        self.cache_dir = cache_dir
+        self.fd = None
+
+    def __enter__(self):
+        os.makedirs(self.cache_dir, exist_ok=True)
+        try:
+            import fcntl
+
+            self.fd = os.open(self.cache_dir, os.O_RDONLY)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 def _load_rows(path, mirror):

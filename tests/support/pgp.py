@@ -65,8 +65,8 @@ class SigningKey:
     def sign(self, sig_type, data, created=None, hash_algo=8, extra_hashed=b""):
         """A v4 signature packet body over ``data``."""
         created = int(time.time() if created is None else created)
-        hashed_sub = (subpacket(2, struct.pack(">I", created)) + subpacket(33, b"\x04" + bytes.fromhex(self.fingerprint))
-                      + extra_hashed)
+        hashed_sub = (subpacket(2, struct.pack(">I", created))
+                      + subpacket(33, b"\x04" + bytes.fromhex(self.fingerprint)) + extra_hashed)
         hashed = bytes([4, sig_type, 22, hash_algo]) + struct.pack(">H", len(hashed_sub)) + hashed_sub
         name = {2: "sha1", 8: "sha256", 10: "sha512"}[hash_algo]
         digest = hashlib.new(name, data + hashed + b"\x04\xff" + struct.pack(">I", len(hashed))).digest()

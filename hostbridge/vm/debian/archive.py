@@ -92,6 +92,7 @@ class Archive:
         self.max_age = max_age
         self.now = now
         self._index = None
+        self._providers = None
 
     # --- Release ---------------------------------------------------------------------------
 
@@ -117,7 +118,9 @@ class Archive:
             if cached is None:
                 raise ArchiveError("no cached index for %s and working offline" % url, url=url)
             return self._check_release(source, cached, url)
-        headers = {"If-Modified-Since": meta["last_modified"]} if cached is not None and meta.get("last_modified") else {}
+        headers = {}
+        if cached is not None and meta.get("last_modified"):
+            headers["If-Modified-Since"] = meta["last_modified"]
         try:
             resp = self.http.get(url, headers=headers, allow=(200, 304))
         except ArchiveUnreachable:
@@ -252,7 +255,10 @@ class Archive:
         Raises:
             ArchiveError: no such package, an unsatisfiable dependency, or see ``index``.
         """
-        return _index.closure(self.index(), names, exclude)
+        index = self.index()
+        if self._providers is None:
+            self._providers = _index.providers(index)
+        return _index.closure(index, names, exclude, self._providers)
 
     def fetch(self, packages, progress=None):
         """Download packages into the cache (once), each verified against the signed index.

@@ -99,14 +99,34 @@ def merge(*indexes):
 
 
 def providers(index):
-    """Map each virtual package name to the packages that Provide it (sorted by name)."""
-    out = {}
+    """Map each virtual package name to ``(package, provided version or None)`` pairs, sorted by
+    package name.
+
+    Only the few packages whose Provides name a virtual package asked about are fully parsed,
+    on demand: a first pass reads just the names (parsing every Provides of an index takes seconds).
+    """
+    names = {}
     for pkg in index.values():
-        for rel in pkg.provides:
-            out.setdefault(rel.name, []).append((pkg, rel.version or None))
-    for lst in out.values():
-        lst.sort(key=lambda pv: pv[0].name)
-    return out
+        if pkg.provides_field:
+            for item in pkg.provides_field.split(","):
+                name = item.split("(", 1)[0].split(":", 1)[0].strip()
+                if name:
+                    names.setdefault(name, []).append(pkg)
+    return _Providers(names)
+
+
+class _Providers:
+    def __init__(self, names):
+        self.names = names
+        self.cache = {}
+
+    def get(self, name, default=()):
+        if name not in self.names:
+            return default
+        if name not in self.cache:
+            pairs = [(pkg, rel.version or None) for pkg in self.names[name] for rel in pkg.provides if rel.name == name]
+            self.cache[name] = sorted(pairs, key=lambda pv: pv[0].name)
+        return self.cache[name]
 
 
 def candidates(rel, index, provided):
@@ -129,7 +149,7 @@ def candidates(rel, index, provided):
     return out
 
 
-def closure(index, names, exclude=()):
+def closure(index, names, exclude=(), provided=None):
     """The packages ``names`` need: the Pre-Depends + Depends closure.
 
     For each dependency group the first alternative already chosen wins, else the first one that
@@ -140,13 +160,14 @@ def closure(index, names, exclude=()):
         index: dict name → Package.
         names: the packages wanted (real or virtual names).
         exclude: names not wanted; they and what only they need are left out.
+        provided: ``providers(index)``, when the caller keeps it across calls.
     Returns:
         A list of Package, in the order they were reached (the requested ones first).
     Raises:
         ArchiveError: a requested package does not exist, or a dependency cannot be satisfied.
     """
     exclude = set(exclude)
-    provided = providers(index)
+    provided = provided if provided is not None else providers(index)
     chosen, order = {}, []
 
     def add(pkg):

@@ -14,7 +14,8 @@ from hostbridge.vm.debian.openpgp import Keyring, PGPFormatError, parse_keys, sp
 from tests.support.pgp import SigningKey, subpacket
 
 KEYS_DIR = os.path.dirname(shipped.__file__)
-needs_gpg = pytest.mark.skipif(not shutil.which("gpg"), reason="gpg (the oracle) is not installed: install-deps.sh --test")
+needs_gpg = pytest.mark.skipif(not shutil.which("gpg"),
+                               reason="gpg (the oracle) is not installed: install-deps.sh --test")
 
 
 def _gpg_fingerprints(path, home):

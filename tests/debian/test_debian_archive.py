@@ -258,3 +258,13 @@ def test_disk_full_is_one_clear_error(mirror, tmp_path, parsed_indexes):
             full.fetch([libc6])
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_an_oversized_small_file_is_refused(mirror):
+    from hostbridge.vm.debian.download import HTTP
+
+    url = mirror.url + "/dists/bookworm/InRelease"
+    status, body, _ = HTTP().get(url)
+    assert status == 200 and body.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
+    with pytest.raises(ArchiveError, match="InRelease is larger than 1000 bytes"):
+        HTTP().get(url, limit=1000)

@@ -17,6 +17,7 @@ Cache layout under ``cache_dir``::
 from __future__ import annotations
 
 import email.utils
+import errno
 import gzip
 import json
 import lzma
@@ -122,15 +123,14 @@ class Archive:
         if cached is not None and meta.get("last_modified"):
             headers["If-Modified-Since"] = meta["last_modified"]
         try:
-            resp = self.http.get(url, headers=headers, allow=(200, 304))
+            status, blob, resp_headers = self.http.get(url, headers=headers, allow=(200, 304))
         except ArchiveUnreachable:
             if self.offline == "auto" and cached is not None:
                 return self._check_release(source, cached, url)
             raise
-        if resp.status_code == 304 and cached is not None:
+        if status == 304 and cached is not None:
             fields = self._check_release(source, cached, url)
         else:
-            blob = resp.content
             fields = self._check_release(source, blob, url)
             if cached is not None:
                 old = self._check_release(source, cached, url, check_valid=False)
@@ -139,7 +139,7 @@ class Archive:
                                          % (url, fields.get("Date"), old.get("Date")), url=url,
                                          hint="the mirror is stale or replaying an old index; try another")
             _write_atomic(cached_path, blob)
-        meta = {"checked": now, "last_modified": resp.headers.get("Last-Modified", meta.get("last_modified", ""))}
+        meta = {"checked": now, "last_modified": resp_headers.get("Last-Modified", meta.get("last_modified", ""))}
         _write_atomic(meta_path, json.dumps(meta).encode())
         return fields
 
@@ -462,4 +462,5 @@ def _write_atomic(path, data):
             os.remove(tmp)
         except OSError:
             pass
-        raise ArchiveError("cannot write %s: %s" % (path, e.strerror or e)) from e
+        what = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise ArchiveError("cannot write %s: %s" % (path, what)) from e

@@ -19,6 +19,8 @@ CHUNK = 1 << 16
 TIMEOUT = (15, 60)  # connect, read (seconds)
 # Attempts per file when a mirror drops the connection after sending some bytes.
 ATTEMPTS = 4
+# The largest file ``get`` takes (Debian's largest InRelease is ~150 KB).
+SMALL_LIMIT = 16 << 20
 
 
 class HTTP:
@@ -34,29 +36,36 @@ class HTTP:
         self.session = session or requests.Session()
         self.timeout = timeout
 
-    def get(self, url, headers=None, allow=(200,)):
-        """GET a small file.
+    def get(self, url, headers=None, allow=(200,), limit=SMALL_LIMIT):
+        """GET a small file (an InRelease), into memory.
 
         Args:
             url: the URL.
             headers: extra request headers (If-Modified-Since…).
             allow: statuses returned rather than raised.
+            limit: the most bytes accepted (a hostile mirror cannot fill the memory).
         Returns:
-            The ``requests.Response`` (content read).
+            ``(status, body bytes, response headers)``.
         Raises:
             ArchiveUnreachable: no connection.
-            ArchiveError: another status than ``allow``, or the transfer broke.
+            ArchiveError: another status than ``allow``, larger than ``limit``, or the transfer broke.
         """
         try:
-            resp = self.session.get(url, headers=headers or {}, timeout=self.timeout)
+            with self.session.get(url, headers=headers or {}, timeout=self.timeout, stream=True) as resp:
+                if resp.status_code not in allow:
+                    raise status_error(url, resp)
+                body = bytearray()
+                for chunk in resp.iter_content(CHUNK):
+                    body += chunk
+                    if len(body) > limit:
+                        raise ArchiveError("%s is larger than %d bytes: not what it should be" % (url, limit),
+                                           url=url, hint="check the mirror URL")
+                return resp.status_code, bytes(body), resp.headers
         except (requests.ConnectionError, requests.Timeout) as e:
             raise ArchiveUnreachable("cannot reach %s: %s" % (url, _reason(e)), url=url,
                                      hint="check the mirror and your network, or its proxy settings") from e
         except requests.RequestException as e:
             raise ArchiveError("downloading %s failed: %s" % (url, _reason(e)), url=url) from e
-        if resp.status_code not in allow:
-            raise status_error(url, resp)
-        return resp
 
     def download(self, url, dest, size, sha256, on_bytes=None):
         """Download ``url`` to ``dest`` unless it is there, checking its size and sha256.

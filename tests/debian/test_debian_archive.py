@@ -40,13 +40,24 @@ def parsed_indexes(tree, tmp_path_factory):
     """Verified, parsed indexes made once: copied into a test's cache, they spare it the ~3 s parse."""
     cache = tmp_path_factory.mktemp("warm")
     with debmirror.LocalMirror(tree) as m:
-        Archive(m.url, "bookworm", "amd64", str(cache), extra_sources=[(m.url, "bookworm-updates")]).index()
+        Archive(m.url, "bookworm", "amd64", str(cache), extra_sources=[(m.url, "bookworm-updates")],
+                session=_direct()).index()
     return str(cache / "indexes")
+
+
+def _direct():
+    """A session that ignores proxy settings: 127.0.0.1 is reached directly."""
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    return session
 
 
 def _archive(mirror, cache, indexes=None, **kw):
     """An Archive on the local mirror; ``indexes``: start with these verified index files cached."""
     kw.setdefault("extra_sources", [(mirror.url, "bookworm-updates")])
+    kw.setdefault("session", _direct())
     if indexes and not os.path.exists(os.path.join(str(cache), "indexes")):
         shutil.copytree(indexes, os.path.join(str(cache), "indexes"))
     return Archive(mirror.url, "bookworm", "amd64", str(cache), **kw)
@@ -181,7 +192,7 @@ def test_404_names_the_url(mirror, tmp_path, parsed_indexes):
     with pytest.raises(ArchiveError, match=r"netbase.*: HTTP 404"):
         archive.fetch([pkg])
     with pytest.raises(ArchiveError, match=r"/dists/trixie/InRelease: HTTP 404"):
-        Archive(mirror.url, "trixie", "amd64", str(tmp_path / "c2")).index()
+        Archive(mirror.url, "trixie", "amd64", str(tmp_path / "c2"), session=_direct()).index()
 
 
 def test_tampered_inrelease_is_refused_and_not_cached(mirror, tmp_path):
@@ -200,7 +211,7 @@ def test_tampered_index_is_refused(mirror, tmp_path):
 
 def test_xz_missing_on_the_mirror_falls_back_to_the_next_listed_index(mirror, tmp_path):
     """bookworm-updates lists Packages.xz and Packages: with the .xz gone, the plain one serves."""
-    archive = Archive(mirror.url, "bookworm-updates", "amd64", str(tmp_path / "cache"))
+    archive = Archive(mirror.url, "bookworm-updates", "amd64", str(tmp_path / "cache"), session=_direct())
     plain = "/debian/dists/bookworm-updates/main/binary-amd64/Packages"
     by_hash = os.path.join(mirror.root, "debian/dists/bookworm-updates/main/binary-amd64/by-hash/SHA256")
     for name in os.listdir(by_hash):
@@ -238,7 +249,8 @@ def test_mirror_down_with_a_warm_cache_works_offline(mirror, tmp_path, parsed_in
 def test_fetch_packages_wrapper(mirror, tmp_path, parsed_indexes):
     shutil.copytree(parsed_indexes, str(tmp_path / "cache" / "indexes"))
     paths = fetch_packages(["tini"], "amd64", mirror=mirror.url, cache_dir=str(tmp_path / "cache"),
-                           extra_sources=[(mirror.url, "bookworm-updates")], exclude=["libgcc-s1"])
+                           extra_sources=[(mirror.url, "bookworm-updates")], exclude=["libgcc-s1"],
+                           session=_direct())
     assert set(paths) == {"tini", "libc6"}
     assert all(os.path.isfile(p) for p in paths.values())
 
@@ -251,7 +263,7 @@ def test_disk_full_is_one_clear_error(mirror, tmp_path, parsed_indexes):
     small.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(small)], check=True)
     try:
-        full = Archive(mirror.url, "bookworm", "amd64", str(small), max_age=0)
+        full = Archive(mirror.url, "bookworm", "amd64", str(small), max_age=0, session=_direct())
         full.release = archive.release  # only the .deb goes to the small disk
         full._index = archive.index()
         with pytest.raises(ArchiveError, match="disk full writing .*libc6"):
@@ -264,7 +276,7 @@ def test_an_oversized_small_file_is_refused(mirror):
     from hostbridge.vm.debian.download import HTTP
 
     url = mirror.url + "/dists/bookworm/InRelease"
-    status, body, _ = HTTP().get(url)
+    status, body, _ = HTTP(_direct()).get(url)
     assert status == 200 and body.startswith(b"-----BEGIN PGP SIGNED MESSAGE-----")
     with pytest.raises(ArchiveError, match="InRelease is larger than 1000 bytes"):
-        HTTP().get(url, limit=1000)
+        HTTP(_direct()).get(url, limit=1000)

@@ -4,8 +4,10 @@ Public keys are read from a binary keyring or an ASCII-armored block; a cleartex
 is split, canonicalised and its v4 signatures checked (RSA, EdDSA/Ed25519; SHA-2 only) with
 ``cryptography``. ``verify_cleartext`` returns the signed text only: never what lies around it.
 Subkeys count only through a binding signature by their primary key that verifies; expiry and
-revocation are read from self-signatures that verify. Encryption, v5/v6 keys, DSA and ECDSA are
-not needed by Debian's archive keys and are not implemented.
+revocation are read from self-signatures that verify. A signing subkey's embedded back-signature
+is not checked: the keyring is data shipped with hostbridge, not a key someone hands us.
+Encryption, v5/v6 keys, DSA and ECDSA are not needed by Debian's archive keys and are not
+implemented.
 """
 
 from __future__ import annotations

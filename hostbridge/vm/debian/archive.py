@@ -132,8 +132,11 @@ class Archive:
             fields = self._check_release(source, cached, url)
         else:
             fields = self._check_release(source, blob, url)
-            if cached is not None:
-                old = self._check_release(source, cached, url, check_valid=False)
+            try:
+                old = self._check_release(source, cached, url, check_valid=False) if cached is not None else None
+            except ArchiveError:
+                old = None  # the old one no longer verifies (its key expired): nothing to compare with
+            if old is not None:
                 if _date(fields.get("Date")) < _date(old.get("Date")):
                     raise SignatureError("%s is older (%s) than the one already verified (%s)"
                                          % (url, fields.get("Date"), old.get("Date")), url=url,

@@ -50,13 +50,24 @@ def mirror_tree(cache_root=None):
         requests.HTTPError: a file is missing there (a failure, not a skip).
         AssertionError: a downloaded file does not match the signed index's hash.
     """
-    import requests
-
     root = os.path.join(cache_root or test_cache_dir(), "debian-mirror-v2")  # bump when the layout changes
     if os.path.exists(os.path.join(root, ".complete")):
         return root
     tmp = root + ".tmp-%d" % os.getpid()
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _download_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    os.rename(tmp, root)
+    return root
+
+
+def _download_tree(tmp):
+    import requests
+
     session = requests.Session()
     debs = {}
     for suite, by_hash in SUITES:
@@ -84,9 +95,6 @@ def mirror_tree(cache_root=None):
         assert hashlib.sha256(data).hexdigest() == sha256, filename
         _write(os.path.join(tmp, "debian", filename), data)
     _write(os.path.join(tmp, ".complete"), b"")
-    shutil.rmtree(root, ignore_errors=True)
-    os.rename(tmp, root)
-    return root
 
 
 def _write(path, data):

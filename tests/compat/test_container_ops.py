@@ -237,12 +237,12 @@ def test_inspect_shapes_and_templates(env):
     for t in (i["Created"], i["State"]["StartedAt"], i["State"]["FinishedAt"]):
         assert t.endswith("Z") and "T" in t
     assert isinstance(i["State"]["ExitCode"], int) and isinstance(i["HostConfig"]["Memory"], int)
-    assert i["Config"]["Labels"] == {"a": "b"} and i["NetworkSettings"] is not None
+    assert i["Config"]["Labels"] == {"a": "b"} and list(i["NetworkSettings"]["Networks"]) == ["none"]
     assert ok(env, "inspect", "-f", "{{.Config.Labels.a}} {{json .State.ExitCode}} {{.HostConfig.LogConfig.Type}}",
               "compat-insp") == "b 0 json-file\n"
     assert ok(env, "container", "inspect", "--format", "{{.Name}}", "compat-insp") == "/compat-insp\n"
     img = json.loads(ok(env, "image", "inspect", "busybox"))[0]
-    assert img["RepoTags"] == ["busybox:latest"] or "busybox:latest" in img["RepoTags"]
+    assert "busybox:latest" in img["RepoTags"]  # other tiers may add tags of their own
     assert isinstance(img["Size"], int) and img["Created"].endswith("Z") and img["Os"] == "linux"
     assert ok(env, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox") in ("linux/amd64\n",
                                                                                          "linux/arm64\n")

@@ -126,9 +126,8 @@ def test_init_forwards_stop_signal(env):
     ok(env, "run", "-d", "--name", "compat-initsig", "--network", "none", "--init", "busybox", "sh", "-c",
        "trap 'exit 9' TERM; while true; do sleep 0.1; done")
     time.sleep(0.5)
-    t = time.monotonic()
     ok(env, "stop", "compat-initsig")
-    assert time.monotonic() - t < 5
+    # exit 9 is the trap's: tini passed SIGTERM on (without it, the kill after 10 s gives 137)
     assert ok(env, "inspect", "-f", "{{.State.ExitCode}}", "compat-initsig") == "9\n"
 
 
@@ -155,7 +154,7 @@ def test_stop_signal_and_stop_timeout(env):
     t = time.monotonic()
     ok(env, "stop", "compat-st")
     took = time.monotonic() - t
-    assert 0.8 < took < 5
+    assert 0.8 < took < 9  # waited its 1 s, not the default 10 s (wide: a loaded machine)
     assert ok(env, "inspect", "-f", "{{.State.ExitCode}} {{.Config.StopTimeout}}", "compat-st") == "137 1\n"
 
 

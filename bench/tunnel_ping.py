@@ -1,11 +1,10 @@
 """GET /_ping through the tunnel agent vs the engine socket directly; bulk upload through the
 agent vs OpenSSH's own `ssh -L` forwarding of the same socket. Prints; asserts nothing.
 
-Run as root: ``python3 bench/tunnel_ping.py [-n 300] [--mb 200] [--real-engine]``. It creates a
-network namespace with sshd (the tunnel tests' fixture classes), serves the engine socket (the
-tests' stand-in, or the real engine daemon with --real-engine), starts an agent, measures,
-cleans up. Bulk: POST /sink of the stand-in, or with --real-engine `docker cp` into a busybox
-container (the issue's measure), each through the agent and through `ssh -L`.
+Run as root: ``python3 bench/tunnel_ping.py [-n 300] [--mb 200]``. It creates a network
+namespace with sshd (the tunnel tests' fixture classes), starts the real engine daemon in it,
+starts an agent, measures, cleans up. Bulk: `docker cp` into a busybox container (the issue's
+measure), through the agent and through `ssh -L`.
 Targets (issue 5): ping ≤ +1 ms median; bulk ≥ 0.5× of `ssh -L`.
 """
 
@@ -24,7 +23,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests", "tunnel")]
 
 from remotehost import SSHD, RemoteNamespace, free_local_port  # noqa: E402
-from standin_engine import StandinEngine  # noqa: E402
 
 from hostbridge.tunnel import control  # noqa: E402
 from hostbridge.tunnel.known_hosts import KnownHosts  # noqa: E402
@@ -47,50 +45,6 @@ def ping_times(endpoint: str, n: int, keepalive: bool) -> list:
         if not keepalive:
             c.close()
     return times
-
-
-def upload(endpoint: str, mb: int) -> float:
-    """MB/s of a POST of ``mb`` MiB to /sink."""
-    block = os.urandom(1 << 20)
-    c = connection(endpoint, timeout=300)
-    t0 = time.perf_counter()
-    c.putrequest("POST", "/sink")
-    c.putheader("Content-Length", str(mb << 20))
-    c.endheaders()
-    for _ in range(mb):
-        c.send(block)
-    r = c.getresponse()
-    body = r.read()
-    dt = time.perf_counter() - t0
-    assert str(mb << 20).encode() in body, body
-    c.close()
-    return mb / dt
-
-
-def forward_latency(ns, standin) -> float:
-    """Seconds from a container's start event to its published port answering on 127.0.0.1."""
-    port = free_local_port()
-    server = ns.popen([sys.executable, "-c", "import socket\ns=socket.socket();s.bind(('127.0.0.1',%d));s.listen()\n"
-                       "c,_=s.accept();c.sendall(b'up');c.close()" % port])
-    try:
-        for _ in range(200):
-            if standin.subscribers():
-                break
-            time.sleep(0.05)
-        time.sleep(0.3)  # let the far-side listener bind
-        t0 = time.perf_counter()
-        standin.start_container("b" * 64, [port])
-        while time.perf_counter() - t0 < 10:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as c:
-                    if c.recv(2) == b"up":
-                        return time.perf_counter() - t0
-            except OSError:
-                time.sleep(0.002)
-        return float("nan")
-    finally:
-        server.kill()
-        server.wait()
 
 
 def ssh_forward(sshd, known_hosts: str, remote_sock: str, local_sock: str) -> subprocess.Popen:
@@ -130,28 +84,23 @@ def docker_cp_rates(tmp: str, endpoints: dict, mb: int) -> dict:
     return rates
 
 
-def start_engine(tmp: str, real: bool, ns):
-    """The real engine daemon (``--real-engine``) or the tests' stand-in. Returns (socket, kind, stop)."""
+def start_engine(tmp: str, ns):
+    """The real engine daemon, started inside the namespace as deploy would on a remote host (its
+    networking stays there). Returns (socket, stop)."""
     sock = os.path.join(tmp, "engine.sock")
-    if real:
-        # Started inside the namespace, as deploy would on a remote host (its networking stays there).
-        proc = ns.popen([sys.executable, "-m", "hostbridge.guest", "daemon", "--root", os.path.join(tmp, "root"),
-                         "--socket", sock], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-        for _ in range(200):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.05)
-        return sock, "engine daemon", lambda: (proc.terminate(), proc.wait(10))
-    eng = StandinEngine(sock)
-    return sock, "stand-in engine (tests/tunnel)", eng.close
+    proc = ns.popen([sys.executable, "-m", "hostbridge.guest", "daemon", "--root", os.path.join(tmp, "root"),
+                     "--socket", sock], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    for _ in range(200):
+        if os.path.exists(sock):
+            break
+        time.sleep(0.05)
+    return sock, lambda: (proc.terminate(), proc.wait(10))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=300)
     ap.add_argument("--mb", type=int, default=200)
-    ap.add_argument("--real-engine", action="store_true",
-                    help="use hostbridge/guest's daemon instead of the stand-in (bulk: docker cp into a container)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="hb-bench-")
     os.environ["HOSTBRIDGE_HOME"] = os.path.join(tmp, "home")
@@ -162,17 +111,16 @@ def main() -> int:
     try:
         os.makedirs(os.path.join(tmp, "sshd"))
         sshd = SSHD(ns, os.path.join(tmp, "sshd"), 2222).start()
-        sock, kind, stop_engine = start_engine(tmp, args.real_engine, ns)
+        sock, stop_engine = start_engine(tmp, ns)
         os.makedirs(paths.dir)
         target = SSHTarget(hostname=sshd.host, port=sshd.port, user="root", identity_files=[sshd.user_key])
         with Connection(target, KnownHosts(paths.known_hosts), accept_host_keys=sshd.host_fingerprint):
             pass
-        standin = getattr(stop_engine, "__self__", None)
         control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": sock, "endpoint": "unix",
-                                     "forward_ports": isinstance(standin, StandinEngine)})
+                                     "forward_ports": False})
         agent = control.ensure_agent(paths)
         direct = "unix://" + sock
-        print("engine: %s; %d requests each" % (kind, args.n))
+        print("engine daemon; %d requests each" % args.n)
         for label, keep in (("new connection per request", False), ("one keep-alive connection", True)):
             ping_times(direct, 20, keep)
             ping_times(agent, 20, keep)
@@ -182,19 +130,9 @@ def main() -> int:
         if args.mb:
             fsock = os.path.join(tmp, "fwd.sock")
             fwd = ssh_forward(sshd, paths.known_hosts, sock, fsock)
-            if args.real_engine:
-                r = docker_cp_rates(tmp, {"agent": agent, "ssh -L": "unix://" + fsock}, args.mb)
-                print("docker cp %d MiB: agent %.0f MB/s  ssh -L %.0f MB/s  (agent/ssh -L %.2fx; target >= 0.5x)"
-                      % (args.mb, r["agent"], r["ssh -L"], r["agent"] / r["ssh -L"]))
-            else:
-                d = upload(direct, args.mb)
-                a = upload(agent, args.mb)
-                f = upload("unix://" + fsock, args.mb)
-                print("POST %d MiB: direct %.0f MB/s  agent %.0f MB/s  ssh -L %.0f MB/s  (agent/ssh -L %.2fx; "
-                      "target >= 0.5x)" % (args.mb, d, a, f, a / f))
-        if isinstance(standin, StandinEngine):
-            print("published port reachable on 127.0.0.1 after the start event: %.1f ms (target <= 200 ms)"
-                  % (forward_latency(ns, standin) * 1000))
+            r = docker_cp_rates(tmp, {"agent": agent, "ssh -L": "unix://" + fsock}, args.mb)
+            print("docker cp %d MiB: agent %.0f MB/s  ssh -L %.0f MB/s  (agent/ssh -L %.2fx; target >= 0.5x)"
+                  % (args.mb, r["agent"], r["ssh -L"], r["agent"] / r["ssh -L"]))
     finally:
         if fwd:
             fwd.terminate()

@@ -137,8 +137,5 @@ def backend(request, tmp_path_factory):
     """Each test once against dockerd and once against hostbridge's engine."""
     if request.param == "dockerd":
         return request.getfixturevalue("dockerd")
-    try:
-        engine = request.getfixturevalue("engine")
-    except pytest.FixtureLookupError:
-        pytest.skip("hostbridge's engine fixture is not on this branch yet")
+    engine = request.getfixturevalue("engine")
     return Backend("engine", engine.url, str(tmp_path_factory.mktemp("hbengine")))

@@ -26,17 +26,15 @@ def busy(env):
 
 
 def test_stats_no_stream_is_prompt_and_cgroup_backed(env, busy):
-    t = time.monotonic()
+    # ok()'s timeout bounds a hang; how prompt it is is bench/latency.py's figure
     out = ok(env, "stats", "--no-stream", "--format", "{{.Name}}|{{.CPUPerc}}|{{.MemUsage}}|{{.PIDs}}", busy)
-    assert time.monotonic() - t < 2
     name, cpu, mem, pids = out.strip().split("|")
     assert name == busy and int(pids) >= 1
     assert float(cpu.rstrip("%")) > 10  # a busy loop shows
     usage, limit = mem.split(" / ")
     assert limit == "48MiB" and usage.endswith("MiB") and float(usage[:-3]) >= 7  # the 8 MB in /dev/shm
-    t = time.monotonic()
     every = ok(env, "stats", "--no-stream", "--format", "{{.Name}}")  # all running containers
-    assert busy in every.split() and time.monotonic() - t < 3
+    assert busy in every.split()
     table = ok(env, "stats", "--no-stream", busy)
     assert table.split("\n")[0].split()[:4] == ["CONTAINER", "ID", "NAME", "CPU"]
 
@@ -237,12 +235,12 @@ def test_inspect_shapes_and_templates(env):
     for t in (i["Created"], i["State"]["StartedAt"], i["State"]["FinishedAt"]):
         assert t.endswith("Z") and "T" in t
     assert isinstance(i["State"]["ExitCode"], int) and isinstance(i["HostConfig"]["Memory"], int)
-    assert i["Config"]["Labels"] == {"a": "b"} and i["NetworkSettings"] is not None
+    assert i["Config"]["Labels"] == {"a": "b"} and list(i["NetworkSettings"]["Networks"]) == ["none"]
     assert ok(env, "inspect", "-f", "{{.Config.Labels.a}} {{json .State.ExitCode}} {{.HostConfig.LogConfig.Type}}",
               "compat-insp") == "b 0 json-file\n"
     assert ok(env, "container", "inspect", "--format", "{{.Name}}", "compat-insp") == "/compat-insp\n"
     img = json.loads(ok(env, "image", "inspect", "busybox"))[0]
-    assert img["RepoTags"] == ["busybox:latest"] or "busybox:latest" in img["RepoTags"]
+    assert "busybox:latest" in img["RepoTags"]  # other tiers may add tags of their own
     assert isinstance(img["Size"], int) and img["Created"].endswith("Z") and img["Os"] == "linux"
     assert ok(env, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox") in ("linux/amd64\n",
                                                                                          "linux/arm64\n")

@@ -26,8 +26,18 @@ def test_logs_streams_tail_timestamps(env, numbered):
     r = dock(env, "logs", numbered)
     assert r.stdout == "".join("out%d\n" % i for i in range(1, 6))
     assert r.stderr == "".join("err%d\n" % i for i in range(1, 6))
+    # --tail counts records of both streams together, in the order the log holds them (the two
+    # pipes are read apart, so err4 may land after out5): the last two of the merged, stamped log
+    stamped = dock(env, "logs", "-t", numbered)
+    records = sorted((line.split(" ", 1)[0], name, line.split(" ", 1)[1])
+                     for name, text in (("out", stamped.stdout), ("err", stamped.stderr))
+                     for line in text.splitlines())
+    assert len(records) == 10
+    want = {"out": "", "err": ""}
+    for _, name, text in records[-2:]:
+        want[name] += text + "\n"
     r = dock(env, "logs", "--tail", "2", numbered)
-    assert r.stdout == "out5\n" and r.stderr == "err4\nerr5\n" or (r.stdout + r.stderr).count("\n") == 2
+    assert (r.stdout, r.stderr) == (want["out"], want["err"])
     assert dock(env, "logs", "--tail", "0", numbered).stdout == ""
     lines = ok(env, "logs", "-t", numbered).splitlines()
     assert [_TS.match(x).group(1) for x in lines] == ["out%d" % i for i in range(1, 6)]
@@ -47,41 +57,37 @@ def test_logs_since_until(env):
 
 
 def test_follow_on_exited_container_returns_at_once(env, numbered):
-    t = time.monotonic()
-    r = dock(env, "logs", "-f", numbered, timeout=10)
-    assert r.returncode == 0 and r.stdout.count("\n") == 5
-    assert time.monotonic() - t < 2
+    # returns by itself (a hang hits the timeout); how fast is bench/latency.py's figure
+    r = dock(env, "logs", "-f", numbered, timeout=30)
+    assert r.returncode == 0 and r.stdout == "".join("out%d\n" % i for i in range(1, 6))
 
 
 def test_follow_streams_promptly_and_ends_with_the_container(env):
+    # the container holds lines 3-6 back until the test has read line 2: a follow that only
+    # delivers at the end (or buffers) never shows line 2 and fails the 10 s bound below
     ok(env, "run", "-d", "--name", "compat-lf", "--network", "none", "busybox", "sh", "-c",
-       "for i in 1 2 3 4 5 6; do echo line$i; sleep 0.3; done")
-    p = subprocess.Popen(["docker", "logs", "-f", "-t", "compat-lf"], env=env, stdout=subprocess.PIPE)
-    delays, lines = [], []
+       "echo line1; echo line2; i=0; while [ ! -e /tmp/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; "
+       "for i in 3 4 5 6; do echo line$i; done")
+    # unbuffered: select() sees the pipe, so no line may wait in a reader's buffer
+    p = subprocess.Popen(["docker", "logs", "-f", "-t", "compat-lf"], env=env, stdout=subprocess.PIPE, bufsize=0)
+    lines, seen_running = [], []
     try:
-        end = time.monotonic() + 15
+        end = time.monotonic() + 30
         while time.monotonic() < end:
-            r, _, _ = select.select([p.stdout], [], [], 5)
-            assert r, "no log line within 5 s"
+            r, _, _ = select.select([p.stdout], [], [], 10)
+            assert r, "no log line within 10 s"  # a hang-wide bound; the delay is bench/latency.py's
             line = p.stdout.readline()
             if not line:
                 break
-            got = time.time()
-            stamp, text = line.decode().rstrip("\n").split(" ", 1)
-            lines.append(text)
-            if len(lines) > 1:  # the first lines may predate the reader
-                delays.append(got - _parse(stamp))
-        p.wait(5)  # the container exited: -f ends by itself
+            lines.append(line.decode().rstrip("\n").split(" ", 1)[1])
+            if len(lines) == 2:  # streamed while it runs, not all at its end
+                seen_running.append(ok(env, "inspect", "-f", "{{.State.Running}}", "compat-lf").strip())
+                ok(env, "exec", "compat-lf", "touch", "/tmp/go")
+        p.wait(10)  # the container exited: -f ends by itself
     finally:
         p.kill()
     assert lines == ["line%d" % i for i in range(1, 7)] and p.returncode == 0
-    assert sorted(delays)[len(delays) // 2] < 0.5, delays
-
-
-def _parse(stamp):
-    import calendar
-    head, frac = stamp.rstrip("Z").split(".")
-    return calendar.timegm(time.strptime(head, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
+    assert seen_running == ["true"]
 
 
 def test_client_vanishing_mid_follow_leaves_engine_fine(engine, env):

@@ -6,7 +6,6 @@ import time
 
 import pytest
 
-from hostbridge.guest.errors import NotFound
 from hostbridge.guest.runtime import initbin
 
 from .conftest import dock, ok
@@ -127,17 +126,13 @@ def test_init_forwards_stop_signal(env):
     ok(env, "run", "-d", "--name", "compat-initsig", "--network", "none", "--init", "busybox", "sh", "-c",
        "trap 'exit 9' TERM; while true; do sleep 0.1; done")
     time.sleep(0.5)
-    t = time.monotonic()
     ok(env, "stop", "compat-initsig")
-    assert time.monotonic() - t < 5
+    # exit 9 is the trap's: tini passed SIGTERM on (without it, the kill after 10 s gives 137)
     assert ok(env, "inspect", "-f", "{{.State.ExitCode}}", "compat-initsig") == "9\n"
 
 
 def test_init_shows_as_docker_init(env):
-    try:
-        initbin.find()
-    except NotFound as e:
-        pytest.skip("needs a static tini (apt-get install tini): %s" % e)
+    initbin.find()  # install-deps.sh installs tini: not finding it fails, never skips
     # as dockerd: a static tini bound read-only at /sbin/docker-init runs `docker-init -- CMD`
     script = "cat /proc/1/cmdline; echo; cat /proc/1/comm; touch /sbin/docker-init 2>&1; true"
     out = ok(env, "run", "--rm", "--network", "none", "--init", "busybox", "sh", "-c", script)
@@ -159,7 +154,7 @@ def test_stop_signal_and_stop_timeout(env):
     t = time.monotonic()
     ok(env, "stop", "compat-st")
     took = time.monotonic() - t
-    assert 0.8 < took < 5
+    assert 0.8 < took < 9  # waited its 1 s, not the default 10 s (wide: a loaded machine)
     assert ok(env, "inspect", "-f", "{{.State.ExitCode}} {{.Config.StopTimeout}}", "compat-st") == "137 1\n"
 
 

@@ -29,9 +29,10 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Engine:
     """A running engine daemon: ``sock`` (its socket path), ``root``, ``url`` for DOCKER_HOST."""
 
-    def __init__(self, base, args=()):
+    def __init__(self, base, args=(), prefix=()):
         self.base = str(base)
         self.args = list(args)  # more daemon flags
+        self.prefix = list(prefix)  # a command to run it under (``ip netns exec NS``), which execs it
         self.root = os.path.join(self.base, "state")
         self.sock = os.path.join(self.base, "docker.sock")
         self.log = os.path.join(self.base, "engine.log")
@@ -41,7 +42,7 @@ class Engine:
     def start(self, timeout=20):
         env = dict(os.environ, PYTHONPATH=REPO)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hostbridge.guest", "daemon", "--root", self.root, "--socket", self.sock,
+            self.prefix + [sys.executable, "-m", "hostbridge.guest", "daemon", "--root", self.root, "--socket", self.sock,
              "--log-file", self.log] + self.args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         end = time.monotonic() + timeout
         while time.monotonic() < end:

@@ -1,5 +1,5 @@
-"""Fixtures of the tunnel tier: the namespace "remote host" with sshd, the stand-in engine, a
-machine dir pointing at both. The namespace and sshd themselves are in remotehost.py."""
+"""Fixtures of the tunnel tier: the namespace "remote host" with sshd, the real engine running
+in it, a machine dir pointing at both. The namespace and sshd themselves are in remotehost.py."""
 
 from __future__ import annotations
 
@@ -49,21 +49,40 @@ def hb_home(tmp_path, monkeypatch):
     return str(home)
 
 
-@pytest.fixture
-def standin(tmp_path):
-    """The stand-in engine on a unix socket in tmp (reachable by the namespace's sshd:
-    the namespace shares the filesystem)."""
-    from standin_engine import StandinEngine
+class FarEngine:
+    """The real engine running inside the remote namespace (its containers and published ports
+    are the far side's), on a unix socket in tmp: the namespace shares the filesystem, so the
+    sshd there reaches it, and so do the tests."""
 
-    eng = StandinEngine(str(tmp_path / "engine.sock"))
+    def __init__(self, ns, base):
+        from tests.support.engine import Engine
+        self.ns = ns
+        self.engine = Engine(base, prefix=["ip", "netns", "exec", ns.name]).start()
+        self.path = self.engine.sock
+
+    def connections(self) -> set:
+        """Inodes of the connections the engine has accepted and holds open now."""
+        out = self.ns.exec("ss", "-x", "-H", "state", "connected", "src", self.path).stdout
+        return {line.split()[5] for line in out.splitlines() if line.strip()}  # Netid State Recv-Q Send-Q path INODE
+
+    def close(self):
+        self.engine.close()
+
+
+@pytest.fixture
+def far_engine(remote_ns, tmp_path):
+    """The real engine in the remote namespace (see FarEngine); stopped after the test."""
+    d = tmp_path / "far-engine"
+    d.mkdir()
+    eng = FarEngine(remote_ns, d)
     yield eng
     eng.close()
 
 
 @pytest.fixture
-def machine(hb_home, sshd, standin):
-    """A machine dir whose tunnel.json points at the sshd and the stand-in engine; the host key
-    pinned. Yields MachinePaths; stops any agent it started afterwards."""
+def machine(hb_home, sshd, far_engine):
+    """A machine dir whose tunnel.json points at the sshd and the real engine behind it; the
+    host key pinned. Yields MachinePaths; stops any agent it started afterwards."""
     from hostbridge.tunnel import control
     from hostbridge.tunnel.known_hosts import KnownHosts
     from hostbridge.paths import MachinePaths
@@ -74,7 +93,7 @@ def machine(hb_home, sshd, standin):
     target = SSHTarget(hostname=sshd.host, port=sshd.port, user="root", identity_files=[sshd.user_key])
     with Connection(target, KnownHosts(paths.known_hosts), accept_host_keys=sshd.host_fingerprint):
         pass
-    control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": standin.path,
+    control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": far_engine.path,
                                  "endpoint": "unix", "forward_ports": True, "keepalive": 5})
     yield paths
     control.stop_agent(paths)

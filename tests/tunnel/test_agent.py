@@ -1,26 +1,58 @@
-"""The tunnel agent against a real sshd in a namespace and the stand-in engine socket."""
+"""The tunnel agent against a real sshd in a namespace and the real engine running there."""
 
+import json
 import os
 import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 from remotehost import free_local_port
 
+from hostbridge.deploy import engine_version
 from hostbridge.tunnel import control
 from hostbridge.tunnel.errors import HostKeyError
-from hostbridge.tunnel.localhttp import connection
-from standin_engine import get
+from hostbridge.tunnel.localhttp import connection, request
 
 pytestmark = pytest.mark.root
 
 
-def test_agent_serves_http_through_streamlocal(machine, standin):
+def get(endpoint: str, path: str, timeout: float = 10) -> tuple:
+    """GET ``path``; returns (status, body bytes)."""
+    return request(endpoint, "GET", path, timeout)
+
+
+def far_container(far_engine, busybox_rootfs_tar, cmd, ports=(), tty=False):
+    """Create and start a busybox container in the far engine; its id. ``ports`` are published
+    on the same port number (0.0.0.0 of the far side)."""
+    eng = far_engine.engine
+    if eng.request("GET", "/images/busybox:latest/json")[0] != 200:
+        eng.import_tar(busybox_rootfs_tar, "busybox:latest")
+    body = {"Image": "busybox:latest", "Cmd": list(cmd), "Tty": tty,
+            "ExposedPorts": {"%d/tcp" % p: {} for p in ports},
+            "HostConfig": {"PortBindings": {"%d/tcp" % p: [{"HostPort": str(p)}] for p in ports}}}
+    st, created = eng.request("POST", "/containers/create", body)
+    assert st == 201, created
+    st, out = eng.request("POST", "/containers/%s/start" % created["Id"])
+    assert st == 204, out
+    return created["Id"]
+
+
+def wait_for_subscription(far_engine, timeout=10) -> set:
+    """The agent's /events subscription: wait (bounded) until the engine holds exactly one
+    connection (nothing else is in flight); return its inode set."""
+    deadline = time.monotonic() + timeout
+    while len(far_engine.connections()) != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    conns = far_engine.connections()
+    assert len(conns) == 1, conns
+    return conns
+
+
+def test_agent_serves_http_through_streamlocal(machine, far_engine):
     url = control.ensure_agent(machine, timeout=20)
     path = url[len("unix://"):]
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -33,16 +65,16 @@ def test_agent_serves_http_through_streamlocal(machine, standin):
     assert control.tunnel_status(machine)["pid"] == status["pid"]
 
 
-def test_relay_fallback_when_streamlocal_is_refused(machine, standin, sshd):
+def test_relay_fallback_when_streamlocal_is_refused(machine, far_engine, sshd):
     sshd.restart(streamlocal=False)
     url = control.ensure_agent(machine, timeout=20)
     assert get(url, "/_ping") == (200, b"OK")
     st, body = get(url, "/version")
-    assert st == 200 and b'"ApiVersion": "1.44"' in body
+    assert st == 200 and json.loads(body)["ApiVersion"] == "1.44"
     assert control.tunnel_status(machine)["channel_mode"] == "relay"
 
 
-def test_a_tcp_endpoint_is_never_served(machine, standin):
+def test_a_tcp_endpoint_is_never_served(machine, far_engine):
     # An open 127.0.0.1 port would let any local user or web page be root on the engine: an
     # old tunnel.json asking for one gets the private unix socket instead.
     cfg = control.read_json(machine.tunnel_json)
@@ -60,7 +92,7 @@ def test_a_tcp_endpoint_is_never_served(machine, standin):
     assert not {"socket:[%s]" % i for i in inodes} & socks  # the agent listens on no TCP port
 
 
-def test_two_starters_at_once_share_one_agent(machine, standin):
+def test_two_starters_at_once_share_one_agent(machine, far_engine):
     results, errors = [], []
 
     def start():
@@ -88,12 +120,14 @@ def test_two_starters_at_once_share_one_agent(machine, standin):
         assert get(url, "/_ping") == (200, b"OK")
 
 
-def test_agent_reconnects_after_the_link_is_cut_mid_stream(machine, standin, sshd):
+def test_agent_reconnects_after_the_link_is_cut_mid_stream(machine, far_engine, sshd, busybox_rootfs_tar):
+    cid = far_container(far_engine, busybox_rootfs_tar, ["sh", "-c", "i=0; while [ $i -lt 600 ]; do "
+                                                         "echo line $i; i=$((i+1)); sleep 0.05; done"], tty=True)
     url = control.ensure_agent(machine, timeout=20)
     c = connection(url, timeout=10)
-    c.request("GET", "/stream")
+    c.request("GET", "/containers/%s/logs?follow=1&stdout=1" % cid)
     r = c.getresponse()
-    assert r.readline().startswith(b"line 0")
+    assert r.status == 200 and r.readline().startswith(b"line 0")
     sshd.kill_connections()  # the sshd child serving the agent dies: the link drops mid-stream
     with pytest.raises(Exception):
         for _ in range(1000):  # bounded; the stream ends or errors once the link is gone
@@ -107,7 +141,7 @@ def test_agent_reconnects_after_the_link_is_cut_mid_stream(machine, standin, ssh
     assert control.tunnel_status(machine)["reconnects"] >= 1
 
 
-def test_dead_agent_is_restarted_by_the_next_command(machine, standin):
+def test_dead_agent_is_restarted_by_the_next_command(machine, far_engine):
     url = control.ensure_agent(machine, timeout=20)
     pid = control.tunnel_status(machine)["pid"]
     os.kill(pid, signal.SIGKILL)
@@ -127,68 +161,52 @@ def test_agent_reports_a_changed_host_key(machine, sshd):
     assert control.tunnel_status(machine)["state"] == "failed"
 
 
-def test_missing_engine_socket_gives_a_docker_style_error(machine, standin):
+def test_missing_engine_socket_gives_a_docker_style_error(machine, far_engine):
     url = control.ensure_agent(machine, timeout=20)
-    standin.close()
+    assert get(url, "/_ping") == (200, b"OK")
+    far_engine.close()
     st, body = get(url, "/_ping")
     assert st == 502 and b"cannot reach the engine" in body
 
 
-def test_published_port_is_forwarded_to_host_loopback(machine, standin, remote_ns):
+def test_published_port_is_forwarded_to_host_loopback(machine, far_engine, busybox_rootfs_tar):
     port = free_local_port()
-    # A plain TCP server inside the namespace, on its own loopback: the "container's" port.
-    server = remote_ns.popen([sys.executable, "-c",
-                              "import socket\n"
-                              "s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
-                              "s.bind(('127.0.0.1',%d));s.listen();s.settimeout(30)\n"
-                              "print('ready',flush=True)\n"
-                              "for _ in range(3):\n"
-                              "  c,_=s.accept();c.sendall(b'far side '+c.recv(64));c.close()\n" % port],
-                             stdout=subprocess.PIPE)
-    try:
-        assert server.stdout.readline() == b"ready\n"
-        control.ensure_agent(machine, timeout=20)
-        deadline = time.monotonic() + 10
-        while standin.subscribers() < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert standin.subscribers() == 1
-        t0 = time.monotonic()
-        standin.start_container("c" * 64, [port])
-        reply = None
-        while reply is None and time.monotonic() - t0 < 5:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                    s.sendall(b"hello")
-                    reply = s.recv(64)
-            except ConnectionRefusedError:
-                time.sleep(0.01)
-        assert reply == b"far side hello"
-        assert port in control.tunnel_status(machine)["forwards"]
-        standin.stop_container("c" * 64)
-        deadline = time.monotonic() + 5
-        while port in control.tunnel_status(machine)["forwards"] and time.monotonic() < deadline:
-            time.sleep(0.02)
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection(("127.0.0.1", port), timeout=2)
-        # Event-driven: both changes came over the first /events stream, not by resubscribing.
-        assert standin.subscriptions == 1 and standin.subscribers() == 1
-    finally:
-        server.kill()
-        server.wait()
+    control.ensure_agent(machine, timeout=20)
+    subscription = wait_for_subscription(far_engine)
+    # a container of the far engine publishing the port: a TCP server answering "far side <what it read>"
+    cid = far_container(far_engine, busybox_rootfs_tar, ["sh", "-c", "while true; do echo far side | "
+                                                         "nc -l -p %d; done" % port], ports=[port])
+    reply, deadline = None, time.monotonic() + 10
+    while not reply and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                reply = s.recv(64)
+        except OSError:
+            time.sleep(0.05)
+    assert reply == b"far side\n"
+    assert port in control.tunnel_status(machine)["forwards"]
+    assert far_engine.engine.request("POST", "/containers/%s/kill" % cid)[0] == 204
+    deadline = time.monotonic() + 10
+    while port in control.tunnel_status(machine)["forwards"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert port not in control.tunnel_status(machine)["forwards"]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2)
+    # event-driven: both changes came over the first /events stream, the connection the engine
+    # held before them, still open: not by subscribing again
+    assert subscription <= far_engine.connections()
 
 
-def test_port_clash_on_the_host_is_reported_not_fatal(machine, standin):
+def test_port_clash_on_the_host_is_reported_not_fatal(machine, far_engine, busybox_rootfs_tar):
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
     port = busy.getsockname()[1]
     try:
         url = control.ensure_agent(machine, timeout=20)
+        wait_for_subscription(far_engine)
+        far_container(far_engine, busybox_rootfs_tar, ["sleep", "1000"], ports=[port])
         deadline = time.monotonic() + 10
-        while standin.subscribers() < 1 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        standin.start_container("d" * 64, [port])
-        deadline = time.monotonic() + 5
         while not control.tunnel_status(machine).get("forward_clashes") and time.monotonic() < deadline:
             time.sleep(0.02)
         clashes = control.tunnel_status(machine)["forward_clashes"]
@@ -198,7 +216,7 @@ def test_port_clash_on_the_host_is_reported_not_fatal(machine, standin):
         busy.close()
 
 
-def test_stock_docker_cli_through_the_agent(machine, standin, tmp_path):
+def test_stock_docker_cli_through_the_agent(machine, far_engine, tmp_path):
     import shutil
 
     if not shutil.which("docker"):
@@ -210,7 +228,7 @@ def test_stock_docker_cli_through_the_agent(machine, standin, tmp_path):
     assert out.stdout.strip() == "1.44"
 
 
-def test_tunnel_status_command(machine, standin):
+def test_tunnel_status_command(machine, far_engine):
     from click.testing import CliRunner
 
     from hostbridge.cli.remote import tunnel_group
@@ -223,7 +241,7 @@ def test_tunnel_status_command(machine, standin):
     assert machine.agent_log in out
 
 
-def test_a_silently_dead_link_is_noticed_and_replaced(machine, standin, sshd):
+def test_a_silently_dead_link_is_noticed_and_replaced(machine, far_engine, sshd):
     cfg = control.read_json(machine.tunnel_json)
     cfg["keepalive"] = 1
     control.write_config(machine, cfg)
@@ -246,19 +264,19 @@ def test_a_silently_dead_link_is_noticed_and_replaced(machine, standin, sshd):
                 pass
 
 
-def test_env_and_docker_context_for_a_remote_machine(machine, standin, tmp_path, monkeypatch):
+def test_env_and_docker_context_for_a_remote_machine(machine, far_engine, tmp_path, monkeypatch):
     import shutil
 
     from click.testing import CliRunner
 
     from hostbridge.cli.env import env_command
     from hostbridge.cli.remote import context_group
-    from hostbridge.deploy import engine_version
     from hostbridge.vm import remote
 
     if not shutil.which("docker"):
         pytest.skip("needs the stock docker CLI (docker.io)")
-    standin.version = engine_version()  # up to date: endpoint_for must not try to upgrade it
+    # the far engine is this checkout's: up to date, so endpoint_for must not try to upgrade it
+    assert json.loads(get(control.ensure_agent(machine, timeout=20), "/version")[1])["Version"] == engine_version()
     remote.save_record(machine, {"name": "far", "mode": "remote", "url": "ssh://x", "ssh": {}, "layout": {}})
     out = CliRunner().invoke(env_command, ["--shell", "fish", "far"]).output
     url = control.endpoint_url(machine)

@@ -103,7 +103,7 @@ def test_start_failure_reports_the_engine_log(sshd, tmp_path):
         with pytest.raises(RemoteHostError, match="the engine on %s did not start \\(.*No module named "
                            "'hostbridge.guest.daemon'\\): see .*engine.log there" % sshd.host):
             deploy.start_engine(conn, lay, wait=10)
-        assert time.monotonic() - t0 < 5  # the dead daemon is noticed, not waited out
+        assert time.monotonic() - t0 < 9  # the dead daemon is noticed, not its 10 s waited out
 
 
 @pytest.mark.root

@@ -84,10 +84,10 @@ def test_unreachable_port_is_one_line(sshd, tmp_path):
     assert "\n" not in str(ei.value)
 
 
-def test_streamlocal_channel_reaches_a_far_side_unix_socket(sshd, standin, tmp_path):
+def test_streamlocal_channel_reaches_a_far_side_unix_socket(sshd, far_engine, tmp_path):
     kh = KnownHosts(str(tmp_path / "known_hosts"))
     with _conn(sshd, kh, accept=sshd.host_fingerprint) as c:
-        chan = c.open_streamlocal(standin.path)
+        chan = c.open_streamlocal(far_engine.path)
         chan.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while True:

@@ -1,8 +1,9 @@
 """The QEMU driver booting the real guest image (TCG here: nested KVM does not boot a guest).
 
-Builds the image once (cached outside the repo, ~1-2 min, needs the Debian mirror), then one
-machine goes through: boot → SSH with the pinned host key → share → clock → graceful stop →
-warm start on a taken port → SIGKILL → destroy. All traffic is to 127.0.0.1.
+Builds the image once (cached outside the repo, ~1-2 min, needs the Debian mirror); one machine
+serves the module, and each test brings it to the state it needs itself (``running``, stopped,
+the real engine deployed), so the tests hold in any order and one at a time. All traffic is to
+127.0.0.1.
 """
 
 import dataclasses
@@ -45,6 +46,43 @@ def machine(guest_image, tmp_path_factory):
     d.destroy()
 
 
+@pytest.fixture
+def running(machine):
+    """The module's machine created, running and answering SSH (a no-op when it already is)."""
+    machine.create()
+    machine.start()
+    machine.wait_ssh(timeout=BOOT_TIMEOUT)
+    return machine
+
+
+ENGINE_PATH = "/usr/local/lib/hostbridge/engine.pyz"
+
+
+def deploy_engine(client, tmp):
+    """Put this checkout's real engine zipapp where the guest's init script runs it."""
+    from hostbridge import deploy
+
+    pyz = deploy.build_zipapp(str(tmp))
+    assert run(client, "mkdir -p %s" % os.path.dirname(ENGINE_PATH))[0] == 0
+    with client.open_sftp() as sftp:
+        sftp.put(pyz, ENGINE_PATH)
+    assert run(client, "sync")[0] == 0
+
+
+def engine_answers(client, tries=100):
+    """Poll (bounded, 0.2 s apart) until the engine answers /_ping on its socket in the guest."""
+    probe = ("python3 -c \"import socket; s = socket.socket(socket.AF_UNIX); "
+             "s.connect('/run/hostbridge/docker.sock'); s.sendall(b'GET /_ping HTTP/1.0\\r\\n\\r\\n'); "
+             "print(s.recv(4096).decode().splitlines()[0])\"")
+    out = ""
+    for _ in range(tries):
+        status, out, _ = run(client, probe)
+        if status == 0 and out.startswith("HTTP/1.") and " 200 " in out:
+            return True
+        time.sleep(0.2)
+    raise AssertionError("the engine never answered /_ping in the guest: %r" % out)
+
+
 def connect(info, host_key=None):
     """paramiko client that accepts only the pinned host key."""
     client = paramiko.SSHClient()
@@ -73,13 +111,17 @@ def test_accel_probe_is_quick_and_cached(guest_image, tmp_path):
     cache = str(tmp_path / "accel.json")
     t0 = time.monotonic()
     accel, notes = qemu_cmd.choose_accel(binary, platform.system(), qemu_cmd.qemu_arch(), guest_image.kernel, cache)
-    first = time.monotonic() - t0
-    t0 = time.monotonic()
-    assert qemu_cmd.choose_accel(binary, platform.system(), qemu_cmd.qemu_arch(), guest_image.kernel,
-                                 cache) == (accel, notes)
-    # Here /dev/kvm exists but a nested guest never prints: the probe gives up within seconds.
-    assert first < 20 and time.monotonic() - t0 < 1
+    # Here /dev/kvm exists but a nested guest never prints: the probe gives up on its own (a
+    # hang-wide bound here; the probe's time is bench/vm_qemu_boot.py's figure)
+    assert time.monotonic() - t0 < 120
     assert accel != "tcg" or notes
+
+    def probe_again(*args):
+        raise AssertionError("probed again: the cache was not used")
+
+    # cached: the second choice runs no probe at all
+    assert qemu_cmd.choose_accel(binary, platform.system(), qemu_cmd.qemu_arch(), guest_image.kernel,
+                                 cache, probe=probe_again) == (accel, notes)
 
 
 def test_probe_recognises_a_booting_kernel(guest_image):
@@ -90,12 +132,11 @@ def test_probe_recognises_a_booting_kernel(guest_image):
     # The probe's own boot, under TCG (which always works): the kernel's banner is seen.
     arch = qemu_cmd.qemu_arch()
     argv = qemu_cmd.probe_command(shutil.which(qemu_cmd.qemu_binary()), "Linux", arch, "tcg", guest_image.kernel)
-    t0 = time.monotonic()
     assert qemu_cmd.watch_console(argv, qemu_cmd.PROBE_MARK, timeout=30) == (True, "")
-    assert time.monotonic() - t0 < 30
 
 
 def test_create_is_idempotent_and_boot_reaches_sshd(machine):
+    machine.destroy()  # from scratch, whatever ran before (destroy of nothing is not an error)
     assert machine.state() == driver.NOT_CREATED
     machine.create()
     machine.create()
@@ -111,19 +152,22 @@ def test_create_is_idempotent_and_boot_reaches_sshd(machine):
     assert machine.state() == driver.RUNNING
 
 
-def test_ssh_with_the_injected_key_runs_python(machine):
+def test_ssh_with_the_injected_key_runs_python(running):
+    machine = running
     with connect(machine.ssh_info()) as client:
         status, out, err = run(client, "python3 --version")
     assert status == 0 and (out + err).startswith("Python 3.")
 
 
-def test_an_unexpected_host_key_is_refused(machine):
+def test_an_unexpected_host_key_is_refused(running):
+    machine = running
     other = paramiko.Ed25519Key.from_private_key_file(machine.files.ssh_key)  # any other ed25519 key
     with pytest.raises(paramiko.BadHostKeyException):
         connect(machine.ssh_info(), host_key="ssh-ed25519 " + other.get_base64())
 
 
-def test_host_folder_is_mounted_at_the_same_path(machine):
+def test_host_folder_is_mounted_at_the_same_path(running):
+    machine = running
     (machine.share / "from-host").write_text("hello from the host\n")
     with connect(machine.ssh_info()) as client:
         status, out, _ = run(client, "cat '%s/from-host' && echo guest > '%s/from-guest' && "
@@ -132,7 +176,8 @@ def test_host_folder_is_mounted_at_the_same_path(machine):
     assert (machine.share / "from-guest").read_text() == "guest\n"
 
 
-def test_clock_resync_on_the_real_guest(machine):
+def test_clock_resync_on_the_real_guest(running):
+    machine = running
     with connect(machine.ssh_info()) as client:
         assert run(client, "date -u -s @%d >/dev/null" % (time.time() - 120))[0] == 0
         check = clock.resync(lambda cmd: run(client, cmd))
@@ -142,7 +187,8 @@ def test_clock_resync_on_the_real_guest(machine):
         assert abs(drift) < 1.0 + (check.round_trip + rtt) / 2
 
 
-def test_init_reaps_orphans(machine):
+def test_init_reaps_orphans(running):
+    machine = running
     with connect(machine.ssh_info()) as client:
         assert run(client, "for i in 1 2 3; do (sleep 0.2 &); done")[0] == 0
         time.sleep(2)
@@ -150,51 +196,24 @@ def test_init_reaps_orphans(machine):
     assert status == 0 and out.strip() == "0"
 
 
-# A stand-in for the engine (it lands later in hostbridge/guest): records its arguments,
-# writes the pidfile it is given, exits on SIGTERM. Enough to test the guest's init script.
-STAND_IN = """import os, signal, sys, time
-args = sys.argv[1:]
-pidfile = args[args.index("--pidfile") + 1]
-with open("/run/hostbridge/stand-in.args", "w") as f:
-    f.write(" ".join(args))
-with open(pidfile, "w") as f:
-    f.write(str(os.getpid()))
-def bye(*_):
-    os.remove(pidfile)
-    sys.exit(0)
-signal.signal(signal.SIGTERM, bye)
-for _ in range(36000):
-    time.sleep(1)
-"""
-
-
-def test_engine_init_script_with_a_stand_in_engine(machine, tmp_path):
-    import zipapp
-
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "__main__.py").write_text(STAND_IN)
-    zipapp.create_archive(str(src), str(tmp_path / "engine.pyz"))
+def test_engine_init_script_runs_the_real_engine(running, tmp_path):
+    machine = running
     with connect(machine.ssh_info()) as client:
-        with client.open_sftp() as sftp:
-            sftp.put(str(tmp_path / "engine.pyz"), "/usr/local/lib/hostbridge/engine.pyz")
-        assert run(client, "sync; /etc/init.d/hostbridge start")[0] == 0
-        status, out = None, ""
-        for _ in range(50):
-            status, out, _ = run(client, "/etc/init.d/hostbridge status")
-            if status == 0:
-                break
-            time.sleep(0.2)
-        assert (status, out.strip()) == (0, "running")
-        args = run(client, "cat /run/hostbridge/stand-in.args")[1]
-        assert args.startswith("daemon --root /var/lib/hostbridge --socket /run/hostbridge/docker.sock "
-                               "--group hostbridge --pidfile /run/hostbridge/engine.pid")
+        deploy_engine(client, tmp_path)
+        run(client, "/etc/init.d/hostbridge stop")  # a copy an earlier test started: restart on this one
+        assert run(client, "/etc/init.d/hostbridge start")[0] == 0
+        assert engine_answers(client)
+        assert run(client, "/etc/init.d/hostbridge status")[1:] == ("running\n", "")
+        cmdline = run(client, "tr '\\0' ' ' < /proc/$(cat /run/hostbridge/engine.pid)/cmdline")[1]
+        assert ENGINE_PATH + " daemon --root /var/lib/hostbridge --socket /run/hostbridge/docker.sock " \
+            "--group hostbridge --pidfile /run/hostbridge/engine.pid" in cmdline, cmdline
         assert run(client, "/etc/init.d/hostbridge stop")[0] == 0
         status, out, _ = run(client, "/etc/init.d/hostbridge status")
         assert (status, out.strip()) == (3, "stopped")
 
 
-def test_bootstrap_is_idempotent_on_the_guest(machine):
+def test_bootstrap_is_idempotent_on_the_guest(running):
+    machine = running
     from hostbridge.vm.image import PROVISION_DIR
 
     with connect(machine.ssh_info()) as client:
@@ -209,7 +228,8 @@ def test_bootstrap_is_idempotent_on_the_guest(machine):
     assert status == 0 and out.splitlines()[-1] == "1"
 
 
-def test_graceful_stop_powers_off_through_acpi(machine):
+def test_graceful_stop_powers_off_through_acpi(running):
+    machine = running
     machine.stop(timeout=60)
     assert machine.state() == driver.STOPPED
     assert "power button pressed" in machine.serial_tail(40)
@@ -218,7 +238,9 @@ def test_graceful_stop_powers_off_through_acpi(machine):
         machine.ssh_info()
 
 
-def test_warm_start_picks_another_port_when_taken(machine):
+def test_warm_start_picks_another_port_when_taken(running):
+    machine = running
+    machine.stop(timeout=60)
     taken = socket.socket()
     taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old port may be in TIME_WAIT
     taken.bind(("127.0.0.1", machine._record()["ssh_port"]))
@@ -233,7 +255,10 @@ def test_warm_start_picks_another_port_when_taken(machine):
         assert run(client, "true")[0] == 0
 
 
-def test_sigkill_means_stopped_and_start_recovers(machine):
+def test_sigkill_means_stopped_and_start_recovers(running, tmp_path):
+    machine = running
+    with connect(machine.ssh_info()) as client:
+        deploy_engine(client, tmp_path)  # on the data disk: it must survive the kill
     pid = machine._pid()
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -244,17 +269,12 @@ def test_sigkill_means_stopped_and_start_recovers(machine):
     machine.start()
     with connect(machine.wait_ssh(timeout=BOOT_TIMEOUT)) as client:
         assert run(client, "test -d /root")[0] == 0
-        # The deployed (stand-in) engine survived the kill and the init started it at boot.
-        status = None
-        for _ in range(50):
-            status = run(client, "/etc/init.d/hostbridge status")[0]
-            if status == 0:
-                break
-            time.sleep(0.2)
-        assert status == 0
+        # The deployed engine survived the kill and the init started it at boot.
+        assert engine_answers(client)
 
 
-def test_poweroff_inside_the_guest_stops_the_vm(machine):
+def test_poweroff_inside_the_guest_stops_the_vm(running):
+    machine = running
     with connect(machine.ssh_info()) as client:
         client.exec_command("poweroff")
     deadline = time.monotonic() + 60
@@ -264,6 +284,7 @@ def test_poweroff_inside_the_guest_stops_the_vm(machine):
 
 
 def test_destroy_removes_every_file(machine):
+    machine.create()
     machine.start()
     machine.destroy()
     assert machine.state() == driver.NOT_CREATED

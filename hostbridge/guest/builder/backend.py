@@ -2,8 +2,8 @@
 
 The driver (``build.py``) knows Dockerfiles; it knows nothing of overlay mounts, shims or the
 image store's files. Everything it needs from them goes through one object with the methods
-below. The engine implements it over the real image store and runtime; the tests implement
-it over a plain directory store (no containers, so no RUN).
+below. The engine implements it over the real image store and runtime (``storebackend.py``);
+the build-driver tests run on that, and on a plain directory store of their own as well.
 
 Contracts every implementation keeps:
 

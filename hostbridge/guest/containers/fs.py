@@ -74,7 +74,8 @@ def path_stat(root, path):
     """The X-Docker-Container-Path-Stat header value for ``path`` (base64 JSON)."""
     host = resolve_in_root(root, path, follow_last=False)
     head, _, tail = path.rstrip("/").rpartition("/")
-    if tail in ("", ".", ".."):
+    if tail in ("", ".", "..") or path.endswith("/"):
+        # "dir/" follows a link as write_archive will: a dangling one is a 404 before any stream
         fd, tail = open_dir_in_root(root, path), None
     else:
         fd = _open_parent(root, head, path)  # by descriptor: no stat of a host file through a swapped link

@@ -136,6 +136,10 @@ def created_unix(store, iid) -> int:
     return util.unix_time(store.config(iid).get("created") or "")
 
 
+def _created_at(store, iid):
+    return util.parse_time(store.config(iid).get("created") or "")
+
+
 def matches_prune_filters(store, iid, filters) -> bool:
     f = normalize_filters(filters, _PRUNE_FILTERS)
     if "until" in f and created_unix(store, iid) >= _parse_until(f["until"][-1]):
@@ -155,15 +159,18 @@ def list_images(store, all_images=False, filters=None) -> list:
     """
     f = normalize_filters(filters, _LIST_FILTERS)
     dangling = _bool_filter("dangling", f["dangling"]) if "dangling" in f else None
-    before = created_unix(store, store.resolve(f["before"][-1])) if "before" in f else None
-    since = created_unix(store, store.resolve(f["since"][-1])) if "since" in f else None
+    # full precision, as dockerd's Created.Before: images made within one second stay ordered
+    before = _created_at(store, store.resolve(f["before"][-1])) if "before" in f else None
+    since = _created_at(store, store.resolve(f["since"][-1])) if "since" in f else None
     until = _parse_until(f["until"][-1]) if "until" in f else None
     out = []
     with store.lock:
         for iid in list(store.images):
             cfg = store.config(iid)
             created = created_unix(store, iid)
-            if (before is not None and created >= before) or (since is not None and created <= since):
+            if before is not None and _created_at(store, iid) >= before:
+                continue
+            if since is not None and _created_at(store, iid) <= since:
                 continue
             if until is not None and created >= until:
                 continue

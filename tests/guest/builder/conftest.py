@@ -9,6 +9,7 @@ import pytest
 from hostbridge.guest.builder.build import Builder, BuildOptions
 from hostbridge.guest.builder.context import BuildContext
 from tests.guest.builder.dirbackend import DirBackend
+from tests.guest.builder.storeview import StoreTestBackend
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +20,22 @@ def _busybox_store(tmp_path_factory, busybox_rootfs_tar):
     return root
 
 
-@pytest.fixture
-def backend(_busybox_store, tmp_path):
-    """A fresh store holding busybox:latest (a copy, so tests do not share a cache)."""
+@pytest.fixture(params=[pytest.param("store", marks=pytest.mark.root), "dir"])
+def backend(request, tmp_path, busybox_rootfs_tar):
+    """A fresh backend holding busybox:latest, so tests do not share a cache: the engine's own
+    ``StoreBackend`` on an overlay image store ("store"), and the directory backend ("dir",
+    whole-tree snapshots as docker's vfs keeps them), each build driver test on both."""
+    if request.param == "store":
+        b = StoreTestBackend(str(tmp_path / "storeroot"), busybox_rootfs_tar)
+        try:
+            yield b
+            assert b.leftovers() == [], "a build left a rootfs behind"
+        finally:
+            b.close()
+        return
     import subprocess
     root = str(tmp_path / "store")
-    subprocess.run(["cp", "-a", _busybox_store, root], check=True)
+    subprocess.run(["cp", "-a", request.getfixturevalue("_busybox_store"), root], check=True)
     b = DirBackend(root)
     yield b
     assert b.leftovers() == [], "a build left a rootfs behind"

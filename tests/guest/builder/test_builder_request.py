@@ -89,7 +89,7 @@ def test_connection_closed_and_the_frame_pump_work_past_fd_1024():
     from hostbridge.guest.builder.storebackend import _pump_frames
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < 1100:
-        pytest.skip("RLIMIT_NOFILE's hard limit (%d) allows no descriptor past 1024" % hard)
+        pytest.skip("host kernel: RLIMIT_NOFILE's hard limit (%d) allows no descriptor past 1024" % hard)
     if soft != resource.RLIM_INFINITY and soft < 1100:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1100, hard))
     socks = []

@@ -1,5 +1,6 @@
 """POST /build's RUN options (network, limits, ulimits, extra hosts) → RunOptions."""
 
+import os
 import urllib.parse
 
 import pytest
@@ -21,7 +22,7 @@ def test_the_stock_cli_query():
         "cpuperiod=100000&cpuquota=50000&cpusetcpus=0&cpushares=512&dockerfile=Dockerfile"
         "&extrahosts=foo%3A1.2.3.4&extrahosts=bar%3A5.6.7.8&memory=33554432&memswap=67108864&networkmode=host"
         "&platform=linux%2Famd64&shmsize=134217728&t=x&ulimits=%5B%7B%22Name%22%3A%22nofile%22%2C%22Hard%22"
-        "%3A200%2C%22Soft%22%3A100%7D%5D&version=1".replace("amd64", _arch())))
+        "%3A200%2C%22Soft%22%3A100%7D%5D&version=1".replace("amd64", _own_goarch())))
     r = o.run
     assert r.network == "host"
     assert r.cgroup == {"memory": 33554432, "memory_swap": 67108864, "cpu_shares": 512, "cpu_period": 100000,
@@ -57,11 +58,17 @@ def test_bad_values_name_their_parameter(query, message):
         BuildOptions.from_query(q(query))
 
 
-def test_platform_of_this_engine_is_accepted():
-    for p in ("linux", "linux/" + _arch(), _arch(), "LINUX/" + _arch().upper()):
-        BuildOptions.from_query(q("platform=" + urllib.parse.quote(p, safe="")))
+# a fixed table, not the builder's own: this machine's name → Go's name, and another Go arch
+_GOARCH = {"x86_64": ("amd64", "arm64"), "aarch64": ("arm64", "amd64")}
 
 
-def _arch():
-    from hostbridge.guest.builder.build import _arch
-    return _arch()
+def _own_goarch():
+    return _GOARCH[os.uname().machine][0]
+
+
+def test_platform_of_this_engine_is_accepted_and_another_refused():
+    own, other = _GOARCH[os.uname().machine]
+    for p in ("linux", "linux/" + own, own, "LINUX/" + own.upper(), "linux/" + os.uname().machine):
+        assert BuildOptions.from_query(q("platform=" + urllib.parse.quote(p, safe=""))) is not None
+    with pytest.raises(InvalidParameter, match="this engine builds for linux/%s only" % own):
+        BuildOptions.from_query(q("platform=linux%2F" + other))

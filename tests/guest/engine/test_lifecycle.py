@@ -41,7 +41,7 @@ def test_detached_container_with_limits_env_and_workdir(docker_env, engine):
         cid = r.stdout.strip()
         ps = dock(docker_env, "ps", "--format", "{{.ID}} {{.Names}} {{.Status}}").stdout
         assert "%s web Up" % cid[:12] in ps
-        assert dock(docker_env, "ps", "-q").stdout.split() == [cid[:12]] or cid[:12] in dock(docker_env, "ps", "-q").stdout
+        assert cid[:12] in dock(docker_env, "ps", "-q").stdout.split()  # other tests' containers may run too
         out = dock(docker_env, "exec", "web", "sh", "-c", "echo $A; pwd; cat /proc/1/cmdline | tr '\\0' ' '").stdout
         assert out.splitlines() == ["1", "/tmp", "sleep 1000 "]
         hc = json.loads(dock(docker_env, "inspect", "web").stdout)[0]["HostConfig"]
@@ -83,7 +83,7 @@ def test_stop_of_a_process_ignoring_sigterm_ends_within_timeout(docker_env):
     t = time.monotonic()
     r = dock(docker_env, "stop", "-t", "1", "stubborn")
     took = time.monotonic() - t
-    assert r.returncode == 0 and took < 6
+    assert r.returncode == 0 and took < 9  # its 1 s, not the default 10 s (wide: a loaded machine)
     st = json.loads(dock(docker_env, "inspect", "stubborn").stdout)[0]["State"]
     assert st["ExitCode"] == 137
     dock(docker_env, "rm", "stubborn")

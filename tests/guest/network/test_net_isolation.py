@@ -143,9 +143,15 @@ def test_icc_false_keeps_containers_of_a_network_apart(docker_env, cleanup, outs
     cleanup["networks"].append("iso-noicc")
     cleanup["containers"] += ["iso-n1", "iso-n2"]
     dk(docker_env, "network", "create", "-o", "com.docker.network.bridge.enable_icc=false", "iso-noicc")
-    _httpd(docker_env, "iso-n1", "--network", "iso-noicc")
+    host = _httpd(docker_env, "iso-n1", "--network", "iso-noicc")
     dk(docker_env, "run", "-d", "--name", "iso-n2", "--network", "iso-noicc", "busybox", "sleep", "120")
-    assert _fetch(docker_env, "iso-n2", _ip(docker_env, "iso-n1", "iso-noicc")) == ""
+    ip = _ip(docker_env, "iso-n1", "iso-noicc")
+    # the positive control: the server is up and answers on that address (from itself)
+    deadline = time.monotonic() + 20
+    while _fetch(docker_env, "iso-n1", ip) != host and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _fetch(docker_env, "iso-n1", ip) == host
+    assert _fetch(docker_env, "iso-n2", ip) == ""
     assert _fetch(docker_env, "iso-n2", outside) == "outside"
     bad = dk(docker_env, "network", "create", "-o", "com.docker.network.bridge.enable_icc=maybe", "iso-bad",
              check=False)

@@ -20,20 +20,42 @@ def test_layout_finds_every_controller_once():
         assert ver in ("v1", "v2") and os.path.isdir(mnt)
 
 
+def _v1_mounts_and_own_paths():
+    """From /proc directly (not the code under test): {controller: v1 mount point} and
+    {controller: this process's cgroup path}."""
+    mounts, own = {}, {}
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _, mnt, fstype, opts = line.split()[:4]
+            if fstype == "cgroup":
+                for opt in opts.split(","):
+                    mounts.setdefault(opt, mnt)
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for c in controllers.split(","):
+                own[c] = path
+    return mounts, own
+
+
 def test_v1_paths_nest_under_our_own_cgroup():
     cg = cgroups.Cgroup("placement-probe")
-    own, _ = cgroupfs._own_paths()
-    for c, p in cg.paths.items():
-        ver, mnt = cgroups.layout()[c]
-        assert p.endswith("/hostbridge/placement-probe")
-        if ver == "v1":
-            assert p == os.path.normpath("%s/%s/hostbridge/placement-probe" % (mnt, own.get(c, "/")))
+    mounts, own = _v1_mounts_and_own_paths()
+    assert {"memory", "cpu", "pids"} <= set(mounts)  # this host's v1 hierarchy (the premise)
+    assert {"memory", "cpu", "pids"} <= set(cg.paths)
+    for c in ("memory", "cpu", "pids"):
+        assert cg.paths[c] == os.path.normpath("%s/%s/hostbridge/placement-probe" % (mounts[c], own[c])), c
 
 
 def _v2_mount():
+    """The host's cgroup2 mount; the premise read from /proc/mounts, and the code under test
+    must find the same (a broken probe fails, it does not skip)."""
+    with open("/proc/self/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[2] == "cgroup2"]
+    if not mounts:
+        pytest.skip("host kernel: no cgroup2 mount on this host")
     _, v2 = cgroupfs._mounts()
-    if not v2:
-        pytest.skip("no cgroup2 mount on this host")
+    assert v2 in mounts, (v2, mounts)
     return v2
 
 

@@ -34,8 +34,11 @@ def test_exec_sees_the_containers_namespaces(bundles):
     assert 1 < int(lines[2]) < 100
     assert int(lines[3]) <= 6
     assert lines[4].split() == ["NoNewPrivs:", "1"]
-    with open(os.path.join(c.state()["cgroup_paths"]["pids"], "cgroup.procs")) as f:
-        assert len(f.read().split()) >= 1
+    # the exec'd process joined every cgroup the container's init is in (not only some)
+    r = bundles.exec(c, ["sh", "-c", "cat /proc/1/cgroup; echo ---; cat /proc/self/cgroup"])
+    init_groups, own_groups = r.stdout.decode().split("---\n")
+    assert own_groups == init_groups, r.stdout
+    assert ":pids:" in own_groups or own_groups.startswith("0::"), r.stdout
 
 
 def test_exec_exit_code_user_and_errors(bundles):

@@ -4,6 +4,7 @@ pull (``create?fromImage``), push and search."""
 from __future__ import annotations
 
 from ...errors import GuestError, InvalidParameter
+from ...images import reference
 
 
 def list_images(engine, req, resp):
@@ -24,7 +25,9 @@ def tag(engine, req, resp, name):
         raise InvalidParameter("repository name must have at least one component")
     ref = repo + (":" + req.query["tag"] if req.query.get("tag") else "")
     engine.images.tag(engine.images.resolve(name), ref)
-    engine.events.emit("image", "tag", engine.images.resolve(name), {"name": ref})
+    # the event names the tag as dockerd's does, familiar (the CLI sends docker.io/…)
+    engine.events.emit("image", "tag", engine.images.resolve(name),
+                       {"name": reference.parse_normalized(ref).familiar()})
     resp.empty(201)
 
 

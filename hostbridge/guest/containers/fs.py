@@ -185,7 +185,7 @@ def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
     try:
         # the directory by its descriptor: a path would be walked again, and a running container
         # may have swapped a component for a symlink to / meanwhile (CVE-2018-15664's race)
-        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="apply")
+        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="keep")  # docker cp keeps .wh. files
     except OSError as e:
         # /proc, /sys, a read-only mount: the container's filesystem refuses, not the engine failing
         if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):

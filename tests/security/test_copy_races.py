@@ -1,0 +1,150 @@
+"""docker cp against a container that races it: swapping names for symlinks to host paths.
+
+CVE-2018-15664's class: the engine resolves a path in the container, then acts on it by path;
+a running container swaps a component (or the entry just written) for a symlink to a host
+path in between, and the engine reads, writes or chmods the host's file. Each attempt here
+runs a bounded loop in the container (N iterations) while the test runs ``docker cp``
+repeatedly (N times or T seconds), then checks a sentinel on the host, outside any container,
+by content, mode and mtime.
+"""
+
+import io
+import os
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+SECRET = b"host-secret-do-not-touch\n"
+ROUNDS, SECONDS = 100, 40  # docker cp runs per test, and the time they may take at most
+
+
+@pytest.fixture
+def sentinel(tmp_path):
+    """A host directory with a file the containers will point symlinks at."""
+    d = tmp_path / "hostside"
+    d.mkdir(mode=0o700)
+    f = d / "secret"
+    f.write_bytes(SECRET)
+    os.chmod(f, 0o600)
+    os.utime(f, ns=(10 ** 18, 10 ** 18))
+    os.chmod(d, 0o700)
+    return f
+
+
+def _state(path):
+    st = os.lstat(path)
+    return path.read_bytes(), st.st_mode, st.st_uid, st.st_mtime_ns
+
+
+def _host_untouched(sentinel, before):
+    assert _state(sentinel) == before, "a host file was changed through the container"
+    assert sorted(os.listdir(sentinel.parent)) == ["secret"], "a file was written on the host"
+
+
+def _run_racer(backend, script):
+    r = backend.docker("run", "-d", "busybox", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def _cp_in(backend, cid, dest, data):
+    return subprocess.run(["docker", "cp", "-", "%s:%s" % (cid, dest)], input=data, capture_output=True,
+                          timeout=60, env=backend.env())
+
+
+def _cp_out(backend, cid, src):
+    return subprocess.run(["docker", "cp", "%s:%s" % (cid, src), "-"], capture_output=True,
+                          timeout=60, env=backend.env())
+
+
+def _tar(members):
+    """A tar of (name, data or None for a directory, mode) members."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data, mode in members:
+            ti = tarfile.TarInfo(name)
+            ti.mode, ti.mtime = mode, 12345
+            if data is None:
+                ti.type = tarfile.DIRTYPE
+                t.addfile(ti)
+            else:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _rounds(fn):
+    deadline = time.monotonic() + SECONDS
+    for _ in range(ROUNDS):
+        if time.monotonic() > deadline:
+            break
+        fn()
+
+
+def test_cp_in_swapped_entry_does_not_chmod_host_file(backend, sentinel):
+    """The entry just written is swapped for a symlink to a host file before its mode is set."""
+    before = _state(sentinel)
+    names = ["f%d" % i for i in range(20)]
+    script = ("mkdir -p /dst; i=0; while [ $i -lt 20000 ]; do for n in %s; do rm -f /dst/$n; "
+              "ln -s %s /dst/$n; done; i=$((i+1)); done" % (" ".join(names), sentinel))
+    cid = _run_racer(backend, script)
+    try:
+        time.sleep(0.3)
+        data = _tar([(n, b"pwned\n", 0o4777) for n in names] + [("d%d" % i, None, 0o777) for i in range(5)])
+        _rounds(lambda: _cp_in(backend, cid, "/dst", data))
+    finally:
+        backend.docker("rm", "-f", cid)
+    _host_untouched(sentinel, before)
+
+
+def test_cp_in_swapped_directory_does_not_write_host(backend, sentinel):
+    """The destination's subdirectory flips between a directory and a symlink to a host dir."""
+    before = _state(sentinel)
+    script = ("i=0; while [ $i -lt 50000 ]; do mkdir -p /w/d; rm -rf /w/d; ln -s %s /w/d; rm -f /w/d; "
+              "i=$((i+1)); done" % sentinel.parent)
+    cid = _run_racer(backend, script)
+    try:
+        time.sleep(0.3)
+        data = _tar([("d", None, 0o777), ("d/secret", b"pwned\n", 0o777), ("d/new", b"pwned\n", 0o777)])
+        _rounds(lambda: _cp_in(backend, cid, "/w", data))
+    finally:
+        backend.docker("rm", "-f", cid)
+    _host_untouched(sentinel, before)
+
+
+def test_cp_out_swapped_directory_does_not_read_host(backend, sentinel):
+    """Copying out of a directory that flips to a symlink to a host dir never yields host bytes."""
+    before = _state(sentinel)
+    script = ("i=0; while [ $i -lt 50000 ]; do rm -rf /w/d; mkdir -p /w/d; echo inside > /w/d/secret; "
+              "rm -rf /w/d; ln -s %s /w/d; i=$((i+1)); done" % sentinel.parent)
+    cid = _run_racer(backend, script)
+    leaked = []
+    try:
+        time.sleep(0.3)
+
+        def once():
+            for src in ("/w/d/secret", "/w/d", "/w/d/"):
+                r = _cp_out(backend, cid, src)
+                if SECRET.strip() in r.stdout:
+                    leaked.append(src)
+        _rounds(once)
+    finally:
+        backend.docker("rm", "-f", cid)
+    assert not leaked, "docker cp read the host's file through %s" % leaked
+    _host_untouched(sentinel, before)
+
+
+def test_cp_out_symlink_to_host_path_stays_in_container(backend, sentinel):
+    """A plain (unraced) absolute symlink is resolved in the container, as docker does."""
+    r = backend.docker("run", "-d", "busybox", "sh", "-c", "ln -s %s /leak; ln -s %s /leakdir; sleep 60"
+                       % (sentinel, sentinel.parent))
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        for src in ("/leak", "/leakdir/", "/leakdir/secret"):
+            out = _cp_out(backend, cid, src)
+            assert SECRET.strip() not in out.stdout, src
+    finally:
+        backend.docker("rm", "-f", cid)

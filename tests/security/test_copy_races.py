@@ -16,8 +16,10 @@ import time
 
 import pytest
 
+from tests.security.racer import swapper  # noqa: F401  (fixture)
+
 SECRET = b"host-secret-do-not-touch\n"
-ROUNDS, SECONDS = 100, 40  # docker cp runs per test, and the time they may take at most
+ROUNDS, SECONDS = 100, 25  # docker cp runs per test, and the time they may take at most
 
 
 @pytest.fixture
@@ -43,8 +45,9 @@ def _host_untouched(sentinel, before):
     assert sorted(os.listdir(sentinel.parent)) == ["secret"], "a file was written on the host"
 
 
-def _run_racer(backend, script):
-    r = backend.docker("run", "-d", "busybox", "sh", "-c", script)
+def _run_racer(backend, script, swapper=None):
+    extra = ["-v", swapper + ":/swapper:ro"] if swapper else []
+    r = backend.docker("run", "-d", *extra, "busybox", "sh", "-c", script)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
@@ -83,13 +86,15 @@ def _rounds(fn):
         fn()
 
 
-def test_cp_in_swapped_entry_does_not_chmod_host_file(backend, sentinel):
+def test_cp_in_swapped_entry_does_not_chmod_host_file(backend, sentinel, swapper):
     """The entry just written is swapped for a symlink to a host file before its mode is set."""
     before = _state(sentinel)
     names = ["f%d" % i for i in range(20)]
-    script = ("mkdir -p /dst; i=0; while [ $i -lt 20000 ]; do for n in %s; do rm -f /dst/$n; "
-              "ln -s %s /dst/$n; done; i=$((i+1)); done" % (" ".join(names), sentinel))
-    cid = _run_racer(backend, script)
+    swaps = " ".join("ln -s %s /dst/l%d; /swapper /dst/f%d /dst/l%d 20000000 &" % (sentinel, i, i, i)
+                     for i in range(4))
+    script = ("mkdir -p /dst; %s i=0; while [ $i -lt 20000 ]; do for n in %s; do rm -f /dst/$n; "
+              "ln -s %s /dst/$n; done; i=$((i+1)); done" % (swaps, " ".join(names[4:]), sentinel))
+    cid = _run_racer(backend, script, swapper)
     try:
         time.sleep(0.3)
         data = _tar([(n, b"pwned\n", 0o4777) for n in names] + [("d%d" % i, None, 0o777) for i in range(5)])
@@ -99,33 +104,39 @@ def test_cp_in_swapped_entry_does_not_chmod_host_file(backend, sentinel):
     _host_untouched(sentinel, before)
 
 
-def test_cp_in_swapped_directory_does_not_write_host(backend, sentinel):
+def test_cp_in_swapped_directory_does_not_write_host(backend, sentinel, swapper):
     """The destination's subdirectory flips between a directory and a symlink to a host dir."""
     before = _state(sentinel)
-    script = ("i=0; while [ $i -lt 50000 ]; do mkdir -p /w/d; rm -rf /w/d; ln -s %s /w/d; rm -f /w/d; "
-              "i=$((i+1)); done" % sentinel.parent)
-    cid = _run_racer(backend, script)
+    script = "mkdir -p /w/d; ln -s %s /w/l; /swapper /w/d /w/l 50000000" % sentinel.parent
+    cid = _run_racer(backend, script, swapper)
     try:
         time.sleep(0.3)
-        data = _tar([("d", None, 0o777), ("d/secret", b"pwned\n", 0o777), ("d/new", b"pwned\n", 0o777)])
-        _rounds(lambda: _cp_in(backend, cid, "/w", data))
+        data = _tar([("secret", b"pwned\n", 0o777), ("new", b"pwned\n", 0o777)])
+        nested = _tar([("d", None, 0o777), ("d/secret", b"pwned\n", 0o777), ("d/new", b"pwned\n", 0o777)])
+
+        def once():
+            _cp_in(backend, cid, "/w/d", data)
+            _cp_in(backend, cid, "/w/d/", data)
+            _cp_in(backend, cid, "/w", nested)
+        _rounds(once)
     finally:
         backend.docker("rm", "-f", cid)
     _host_untouched(sentinel, before)
 
 
-def test_cp_out_swapped_directory_does_not_read_host(backend, sentinel):
+def test_cp_out_swapped_directory_does_not_read_host(backend, sentinel, swapper):
     """Copying out of a directory that flips to a symlink to a host dir never yields host bytes."""
     before = _state(sentinel)
-    script = ("i=0; while [ $i -lt 50000 ]; do rm -rf /w/d; mkdir -p /w/d; echo inside > /w/d/secret; "
-              "rm -rf /w/d; ln -s %s /w/d; i=$((i+1)); done" % sentinel.parent)
-    cid = _run_racer(backend, script)
+    script = ("mkdir -p /w/d; echo inside > /w/d/secret; ln -s %s /w/l; echo inside > /w/f; ln -s %s /w/fl; "
+              "/swapper /w/d /w/l 50000000 & /swapper /w/f /w/fl 50000000 & wait"
+              % (sentinel.parent, sentinel))
+    cid = _run_racer(backend, script, swapper)
     leaked = []
     try:
         time.sleep(0.3)
 
         def once():
-            for src in ("/w/d/secret", "/w/d", "/w/d/"):
+            for src in ("/w/d/secret", "/w/d", "/w/d/", "/w/f", "/w"):
                 r = _cp_out(backend, cid, src)
                 if SECRET.strip() in r.stdout:
                     leaked.append(src)

@@ -33,6 +33,7 @@ import tarfile
 import zlib
 
 from ..errors import InvalidParameter, UnsafeArchive
+from ..runtime import safepath
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -394,17 +395,7 @@ class Extractor:
 
 
 def _rmtree_at(name, dir_fd):
-    """Remove directory ``name`` under ``dir_fd`` and all in it, by descriptors (no symlink followed)."""
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-    try:
-        for entry in os.scandir(fd):
-            if entry.is_dir(follow_symlinks=False):
-                _rmtree_at(entry.name, fd)
-            else:
-                os.unlink(entry.name, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dir_fd)
+    safepath.rmtree_at(dir_fd, name)
 
 
 def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cache=None):

@@ -108,6 +108,24 @@ def _open_or_create(dir_fd, name, kind, mode):
     return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
 
 
+def rmtree_at(dir_fd: int, name: str) -> None:
+    """Remove directory ``name`` under ``dir_fd`` and all in it, by descriptors (no link followed).
+
+    Raises:
+        OSError: ELOOP or ENOTDIR when ``name`` was swapped for a link or a file meanwhile.
+    """
+    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        for entry in os.scandir(fd):
+            if entry.is_dir(follow_symlinks=False):
+                rmtree_at(fd, entry.name)
+            else:
+                os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
 def _mount_setattr(fd: int, attr: _MountAttr) -> None:
     ret = ns._libc.syscall(_SYS_MOUNT_SETATTR, ctypes.c_int(fd), ctypes.c_char_p(b""),
                            ctypes.c_uint(_AT_EMPTY_PATH | _AT_RECURSIVE), ctypes.byref(attr),

@@ -41,6 +41,9 @@ def fd_path(fd: int) -> str:
 def open_in_root(root, path: str, create: str = None, mode: int = 0o755) -> int:
     """An ``O_PATH`` descriptor of ``path`` as a process chrooted to ``root`` would see it.
 
+    Without ``create``, the kernel's ``openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`` does
+    the walk where it has it (5.6+); else (or when it asks for a retry) the walk is done here.
+
     Args:
         root: the root directory: a path, or a descriptor (not closed).
         path: the path inside it (absolute or not; ``..`` never climbs above ``root``).
@@ -58,7 +61,38 @@ def open_in_root(root, path: str, create: str = None, mode: int = 0o755) -> int:
     """
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if isinstance(root, str) \
         else os.dup(root)
-    stack = [root_fd]
+    try:
+        if create is None:
+            fd = _openat2_in_root(root_fd, path)
+            if fd is not None:
+                return fd
+        fd, _ = _walk(root_fd, path, create, mode)
+        return fd
+    finally:
+        os.close(root_fd)
+
+
+def resolve(root, path: str) -> str:
+    """The path (inside ``root``, from ``/``) that ``path`` leads to, symlinks resolved inside
+    ``root``; missing trailing components are kept as given, as ``secure_join`` keeps them.
+
+    Raises:
+        NotADirectoryError, OSError: as ``open_in_root``.
+    """
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC) if isinstance(root, str) \
+        else os.dup(root)
+    try:
+        fd, names = _walk(root_fd, path, None, 0, missing_ok=True)
+        if fd is not None:
+            os.close(fd)
+        return "/" + "/".join(names)
+    finally:
+        os.close(root_fd)
+
+
+def _walk(root_fd, path, create, mode, missing_ok=False):
+    """The walk itself: ``(O_PATH fd or None when missing and missing_ok, component names)``."""
+    stack, names = [os.dup(root_fd)], []
     parts = [p for p in path.split("/") if p not in ("", ".")]
     links = 0
     try:
@@ -67,8 +101,20 @@ def open_in_root(root, path: str, create: str = None, mode: int = 0o755) -> int:
             if part == "..":
                 if len(stack) > 1:
                     os.close(stack.pop())
+                    names.pop()
                 continue
-            fd = _open_or_create(stack[-1], part, None if create is None else ("dir" if parts else create), mode)
+            try:
+                fd = _open_or_create(stack[-1], part, None if create is None else ("dir" if parts else create), mode)
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise
+                for p in [part] + parts:  # the rest lexically, as secure_join does
+                    if p == "..":
+                        if names:
+                            names.pop()
+                    else:
+                        names.append(p)
+                return None, names
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode):
                 os.close(fd)
@@ -79,16 +125,48 @@ def open_in_root(root, path: str, create: str = None, mode: int = 0o755) -> int:
                 if target.startswith("/"):
                     while len(stack) > 1:
                         os.close(stack.pop())
+                    names = []
                 parts = [p for p in target.split("/") if p not in ("", ".")] + parts
                 continue
             if parts and not stat.S_ISDIR(st.st_mode):
                 os.close(fd)
                 raise NotADirectoryError(errno.ENOTDIR, "%s: not a directory in %s" % (part, path))
             stack.append(fd)
-        return os.dup(stack[-1])
+            names.append(part)
+        return os.dup(stack[-1]), names
     finally:
         for fd in stack:
             os.close(fd)
+
+
+_SYS_OPENAT2 = 437  # the same number on every architecture (the generic table)
+_RESOLVE_NO_MAGICLINKS = 0x02
+_RESOLVE_IN_ROOT = 0x10
+_openat2_missing = []  # set once the kernel said ENOSYS (or a seccomp filter refused it)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def _openat2_in_root(root_fd, path):
+    """``openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`` of ``path``; None: walk it ourselves."""
+    if _openat2_missing:
+        return None
+    how = _OpenHow(flags=os.O_PATH | os.O_CLOEXEC, mode=0, resolve=_RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+    fd = ns._libc.syscall(_SYS_OPENAT2, ctypes.c_int(root_fd), ctypes.c_char_p(os.fsencode(path or ".")),
+                          ctypes.byref(how), ctypes.c_size_t(ctypes.sizeof(how)))
+    if fd >= 0:
+        return fd
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EPERM):
+        _openat2_missing.append(err)
+        return None
+    if err in (errno.EAGAIN, errno.EXDEV, errno.ELOOP):
+        # a rename raced the kernel's walk; or a magic link (/proc/1/root), which ours reads
+        # as a plain link, inside the root (a real loop is ELOOP there too)
+        return None
+    raise OSError(err, "%s: %s" % (path, os.strerror(err)))
 
 
 def _open_or_create(dir_fd, name, kind, mode):

@@ -8,15 +8,14 @@ repeatedly (N times or T seconds), then checks a sentinel on the host, outside a
 by content, mode and mtime.
 """
 
-import io
 import os
 import subprocess
-import tarfile
 import time
 
 import pytest
 
 from tests.security.racer import swapper  # noqa: F401  (fixture)
+from tests.security.tars import tar_of
 
 SECRET = b"host-secret-do-not-touch\n"
 ROUNDS, SECONDS = 100, 25  # docker cp runs per test, and the time they may take at most
@@ -62,22 +61,6 @@ def _cp_out(backend, cid, src):
                           timeout=60, env=backend.env())
 
 
-def _tar(members):
-    """A tar of (name, data or None for a directory, mode) members."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for name, data, mode in members:
-            ti = tarfile.TarInfo(name)
-            ti.mode, ti.mtime = mode, 12345
-            if data is None:
-                ti.type = tarfile.DIRTYPE
-                t.addfile(ti)
-            else:
-                ti.size = len(data)
-                t.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def _rounds(fn):
     deadline = time.monotonic() + SECONDS
     for _ in range(ROUNDS):
@@ -97,7 +80,7 @@ def test_cp_in_swapped_entry_does_not_chmod_host_file(backend, sentinel, swapper
     cid = _run_racer(backend, script, swapper)
     try:
         time.sleep(0.3)
-        data = _tar([(n, b"pwned\n", 0o4777) for n in names] + [("d%d" % i, None, 0o777) for i in range(5)])
+        data = tar_of([(n, "file", b"pwned\n", 0o4777) for n in names] + [("d%d" % i, "dir", None, 0o777) for i in range(5)])
         _rounds(lambda: _cp_in(backend, cid, "/dst", data))
     finally:
         backend.docker("rm", "-f", cid)
@@ -111,8 +94,8 @@ def test_cp_in_swapped_directory_does_not_write_host(backend, sentinel, swapper)
     cid = _run_racer(backend, script, swapper)
     try:
         time.sleep(0.3)
-        data = _tar([("secret", b"pwned\n", 0o777), ("new", b"pwned\n", 0o777)])
-        nested = _tar([("d", None, 0o777), ("d/secret", b"pwned\n", 0o777), ("d/new", b"pwned\n", 0o777)])
+        data = tar_of([("secret", "file", b"pwned\n", 0o777), ("new", "file", b"pwned\n", 0o777)])
+        nested = tar_of([("d", "dir", None, 0o777), ("d/secret", "file", b"pwned\n", 0o777), ("d/new", "file", b"pwned\n", 0o777)])
 
         def once():
             _cp_in(backend, cid, "/w/d", data)

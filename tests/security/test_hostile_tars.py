@@ -8,35 +8,17 @@ the host.
 """
 
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 import uuid
 
 import pytest
 
+from tests.security.tars import tar_of
+
 DEEP = "../" * 24
-
-
-def _tar(members):
-    """A tar from (name, kind, arg) triples: file (bytes), dir, sym (target)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        for name, kind, arg in members:
-            ti = tarfile.TarInfo(name)
-            ti.mode = 0o755 if kind == "dir" else 0o644
-            if kind == "file":
-                ti.size = len(arg)
-                t.addfile(ti, io.BytesIO(arg))
-                continue
-            ti.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE}[kind]
-            if kind == "sym":
-                ti.linkname = arg
-            t.addfile(ti)
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -68,7 +50,7 @@ def test_import_of_an_escaping_layer_writes_nothing_on_the_host(backend, host_di
         "absolute-symlink-dir": [("l", "sym", host_dir), ("l/pwned", "file", b"x")],
     }[how]
     tag = "hb-sec-import-%s" % backend.name
-    r = _run(backend, ["import", "-", tag], _tar(members))
+    r = _run(backend, ["import", "-", tag], tar_of(members))
     if r.returncode == 0:
         _run(backend, ["run", "--rm", tag, "true"])  # using it mounts the layer too
         _run(backend, ["rmi", "-f", tag])
@@ -76,12 +58,12 @@ def test_import_of_an_escaping_layer_writes_nothing_on_the_host(backend, host_di
 
 
 def test_load_of_an_escaping_layer_writes_nothing_on_the_host(backend, host_dir):
-    layer = _tar([("l", "sym", host_dir), ("l/pwned", "file", b"x"), (DEEP + host_dir.lstrip("/") + "/p2", "file", b"x")])
+    layer = tar_of([("l", "sym", host_dir), ("l/pwned", "file", b"x"), (DEEP + host_dir.lstrip("/") + "/p2", "file", b"x")])
     cfg = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
                       "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
     cfg_name = hashlib.sha256(cfg).hexdigest() + ".json"
     manifest = json.dumps([{"Config": cfg_name, "RepoTags": ["hb-sec-load:latest"], "Layers": ["l1/layer.tar"]}])
-    image = _tar([("l1", "dir", None), ("l1/layer.tar", "file", layer), (cfg_name, "file", cfg),
+    image = tar_of([("l1", "dir", None), ("l1/layer.tar", "file", layer), (cfg_name, "file", cfg),
                   ("manifest.json", "file", manifest.encode())])
     r = _run(backend, ["load"], image)
     if r.returncode == 0:
@@ -90,7 +72,7 @@ def test_load_of_an_escaping_layer_writes_nothing_on_the_host(backend, host_dir)
 
 
 def test_build_context_traversal_and_absolute_copy_sources_stay_in_the_context(backend, host_dir):
-    ctx = _tar([("Dockerfile", "file", b"FROM busybox\nCOPY . /ctx/\nCOPY abs /abs\nRUN ls -la /ctx\n"),
+    ctx = tar_of([("Dockerfile", "file", b"FROM busybox\nCOPY . /ctx/\nCOPY abs /abs\nRUN ls -la /ctx\n"),
                 (DEEP + host_dir.lstrip("/") + "/pwned", "file", b"x"),
                 ("abs", "sym", host_dir + "/keep")])
     tag = "hb-sec-build-%s" % backend.name
@@ -127,7 +109,7 @@ def test_cp_never_loads_libraries_from_the_container(backend, nss_lib, tmp_path)
     cid = r.stdout.strip()
     try:
         for d in ("/lib", "/lib64", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"):
-            subprocess.run(["docker", "cp", "-", "%s:/" % cid], input=_tar(
+            subprocess.run(["docker", "cp", "-", "%s:/" % cid], input=tar_of(
                 [(d.lstrip("/"), "dir", None), (d.lstrip("/") + "/libnss_files.so.2", "file", open(lib, "rb").read()),
                  ("etc", "dir", None), ("etc/nsswitch.conf", "file", b"passwd: files\ngroup: files\n")]),
                 capture_output=True, timeout=60, env=backend.env())
@@ -146,6 +128,6 @@ def test_cp_never_loads_libraries_from_the_container(backend, nss_lib, tmp_path)
 def test_malformed_image_manifest_is_a_clean_error(backend):
     """CVE-2021-21285's class: a malformed manifest in docker load fails cleanly; the daemon stays up."""
     for manifest in (b"[{\"Config\": 1, \"Layers\": \"x\"}]", b"{\"not\": \"a list\"}", b"\xff\xfe garbage"):
-        r = _run(backend, ["load"], _tar([("manifest.json", "file", manifest)]))
+        r = _run(backend, ["load"], tar_of([("manifest.json", "file", manifest)]))
         assert r.returncode != 0
         assert backend.docker("version", "--format", "{{.Server.Version}}").returncode == 0

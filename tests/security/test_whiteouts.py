@@ -5,34 +5,14 @@ named ``.wh.x`` is just a file. Only layers (load, import, pull) carry whiteouts
 each must name an entry of its own directory.
 """
 
-import io
 import os
 import subprocess
-import tarfile
 
 import pytest
 
+from tests.security.tars import tar_of
+
 HOSTILE = [".wh..", ".wh...", ".wh.", ".wh.keep", ".wh..wh..opq"]
-
-
-def _tar(members, base=None):
-    """A tar of (name, data or None for a directory) members, after those of tar file ``base``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        if base:
-            with tarfile.open(base) as src:
-                for m in src:
-                    t.addfile(m, src.extractfile(m) if m.isreg() else None)
-        for name, data in members:
-            ti = tarfile.TarInfo(name)
-            ti.mode, ti.mtime = 0o644 if data is not None else 0o755, 12345
-            if data is None:
-                ti.type = tarfile.DIRTYPE
-                t.addfile(ti)
-            else:
-                ti.size = len(data)
-                t.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def _cp_in(backend, cid, dest, data):
@@ -50,7 +30,7 @@ def test_cp_keeps_whiteout_names_as_files(backend, name):
     try:
         backend.docker("exec", cid, "true")
         member = "sub/" + name if name == ".wh." else name  # a bare ".wh." is how tars spell "./"
-        r = _cp_in(backend, cid, "/p/dst", _tar([("sub", None), (member, b"x\n")]))
+        r = _cp_in(backend, cid, "/p/dst", tar_of([("sub", "dir", None), (member, "file", b"x\n")]))
         assert r.returncode == 0, r.stderr
         r = backend.docker("exec", cid, "sh", "-c", "cat /p/dst/keep /p/sib; ls -a /p/dst /p/dst/sub")
         assert r.returncode == 0, r.stderr
@@ -83,8 +63,8 @@ def test_build_context_keeps_whiteout_files(backend, tmp_path):
 @pytest.mark.parametrize("name", [".wh..", ".wh...", ".wh."])
 def test_layer_whiteout_of_dot_or_dotdot_is_refused_or_harmless(backend, busybox_rootfs_tar, name):
     """``docker import`` of a layer whose whiteout names ``.``/``..``: refused, or the files stay."""
-    data = _tar([("a", None), ("a/f", b"inner\n"), ("a/b", None), ("a/b/" + name, b""), ("top", b"t\n")],
-                base=busybox_rootfs_tar)
+    data = tar_of([("a", "dir", None), ("a/f", "file", b"inner\n"), ("a/b", "dir", None),
+                   ("a/b/" + name, "file", b""), ("top", "file", b"t\n")], base=busybox_rootfs_tar)
     tag = "hb-wh-layer-%s" % backend.name
     r = subprocess.run(["docker", "import", "-", tag], input=data, capture_output=True, timeout=120,
                        env=backend.env())
@@ -100,7 +80,7 @@ def test_layer_whiteout_of_dot_or_dotdot_is_refused_or_harmless(backend, busybox
 
 def test_layer_whiteout_error_names_the_member(engine, busybox_rootfs_tar):
     """Ours refuses with a one-line 400 that names the member (dockerd fails on mknod)."""
-    data = _tar([("a", None), ("a/.wh...", b"")], base=busybox_rootfs_tar)
+    data = tar_of([("a", "dir", None), ("a/.wh...", "file", b"")], base=busybox_rootfs_tar)
     r = subprocess.run(["docker", "import", "-", "hb-wh-bad"], input=data, capture_output=True, timeout=120,
                        env=dict(os.environ, DOCKER_HOST=engine.url))
     assert r.returncode != 0

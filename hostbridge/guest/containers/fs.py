@@ -34,12 +34,19 @@ def resolve_in_root(root, path, follow_last=True):
     """
     trimmed = path.rstrip("/")
     head, _, tail = trimmed.rpartition("/")
-    try:
+    with _resolving(path):
         if follow_last or tail in ("", ".", ".."):
             inner = safepath.resolve(root, path)
         else:
             inner = safepath.resolve(root, head).rstrip("/") + "/" + tail
-        return root.rstrip("/") + inner
+    return root.rstrip("/") + inner
+
+
+@contextlib.contextmanager
+def _resolving(path):
+    """docker's errors for a path that cannot be resolved in the container."""
+    try:
+        yield
     except (NotADirectoryError, FileNotFoundError):
         # a parent that is a file, or a link that cannot be read from outside the container
         # (/proc/self seen from the engine's pid namespace)
@@ -215,14 +222,8 @@ def open_dir_in_root(root, path, not_dir=None):
         NotFound: a component is missing, or the last is not a directory and ``not_dir`` (a
             message) is not given; InvalidParameter: ``not_dir``, or the links loop.
     """
-    try:
+    with _resolving(path):
         fd = safepath.open_in_root(root, path)
-    except (FileNotFoundError, NotADirectoryError):
-        raise NotFound("Could not find the file %s in container" % path) from None
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise InvalidParameter("cannot resolve %s in container: too many levels of symbolic links" % path) from None
-        raise
     try:
         if not stat.S_ISDIR(os.fstat(fd).st_mode):
             if not_dir is None:

@@ -142,3 +142,26 @@ def test_commit_keeps_a_user_pause(backend):
     finally:
         backend.docker("rm", "-f", cid)
         backend.docker("rmi", "-f", "hb-commit-paused-%s" % backend.name)
+
+
+def test_diff_of_a_swapping_container_never_lists_host_names(backend, sentinel, swapper):
+    """docker diff walks the same upper dir: a directory flipping with a link to a host dir
+    must never have the host directory's entries listed."""
+    unique = sentinel.parent / ("hostonly-%d" % os.getpid())
+    unique.write_text("x\n")
+    script = ("mkdir -p /w/d; echo in > /w/d/inside; ln -s %s /w/l; /swapper /w/d /w/l 50000000"
+              % sentinel.parent)
+    r = backend.docker("run", "-d", "-v", swapper + ":/swapper:ro", "busybox", "sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    cid = r.stdout.strip()
+    try:
+        time.sleep(0.3)
+        seen = 0
+        for _ in range(COMMITS * 2):
+            r = backend.docker("diff", cid)
+            if r.returncode == 0:
+                seen += 1
+                assert unique.name not in r.stdout and "/w/d/secret" not in r.stdout, r.stdout
+        assert seen, "docker diff never answered"
+    finally:
+        backend.docker("rm", "-f", cid)

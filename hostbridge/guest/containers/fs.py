@@ -267,23 +267,43 @@ def mounted_rootfs(manager, c, writable=False):
 
 
 def changes(upper, lowers):
-    """docker diff: [{"Path", "Kind"}] with 0 = changed, 1 = added, 2 = deleted."""
+    """docker diff: [{"Path", "Kind"}] with 0 = changed, 1 = added, 2 = deleted.
+
+    The upper dir (a running container writes there) is walked by descriptors: a directory
+    swapped for a symlink meanwhile is not followed, so no host path's names are listed.
+    """
     out = []
 
     def in_lower(rel):
         return any(os.path.lexists(os.path.join(l, rel)) for l in lowers)
 
-    for base, dirs, files in os.walk(upper):
-        rel_base = os.path.relpath(base, upper)
-        for name in sorted(dirs) + sorted(files):
-            full = os.path.join(base, name)
-            rel = os.path.normpath(os.path.join(rel_base, name))
-            st = os.lstat(full)
+    def walk(fd, rel_base):
+        for name in sorted(os.listdir(fd)):
+            rel = rel_base + name
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 out.append({"Path": "/" + rel, "Kind": 2})
-            elif in_lower(rel):
-                out.append({"Path": "/" + rel, "Kind": 0})
             else:
-                out.append({"Path": "/" + rel, "Kind": 1})
+                out.append({"Path": "/" + rel, "Kind": 0 if in_lower(rel) else 1})
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                        continue  # swapped or removed meanwhile
+                    raise
+                try:
+                    walk(sub, rel + "/")
+                finally:
+                    os.close(sub)
+
+    top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        walk(top, "")
+    finally:
+        os.close(top)
     out.sort(key=lambda x: x["Path"])
     return out

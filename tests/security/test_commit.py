@@ -83,7 +83,11 @@ def test_commit_of_a_swapping_container_never_reads_host_files(backend, sentinel
                 images.append(tag)
         assert images, "no commit succeeded"
         for tag in images:
-            assert _layers_hold(backend, tag, NEEDLE) is None, "a host file went into %s" % tag
+            leaked = _layers_hold(backend, tag, NEEDLE)
+            if leaked and backend.name == "dockerd" and pause == "false":
+                pytest.xfail("dockerd 20.10 with --pause=false put a host file into the layer (%s): "
+                             "its diff follows a link swapped in; ours walks by descriptors" % leaked)
+            assert leaked is None, "a host file went into %s" % tag
     finally:
         backend.docker("rm", "-f", cid)
         if images:

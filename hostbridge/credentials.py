@@ -44,6 +44,13 @@ def normalize_registry(server: str) -> str:
     return registry_domain(server)
 
 
+ALLOW_INSECURE_ENV = "HOSTBRIDGE_ALLOW_INSECURE_KEYRING"
+# Backends that keep secrets readable on disk, or drop them: keyrings.alt's file, registry
+# and pyfs keyrings (its own docs call them less secure), and keyring's null backend.
+_INSECURE_MODULES = ("keyrings.alt.", "keyring.backends.null")
+_MIN_PRIORITY = 1  # every OS keyring scores more (Secret Service 5, KWallet ~5, macOS, Windows)
+
+
 def _keyring():
     try:
         import keyring
@@ -51,6 +58,49 @@ def _keyring():
     except ImportError as e:  # pragma: no cover - keyring is a dependency
         raise CredentialsError("the keyring package is missing", hint="pip install keyring") from e
     return keyring
+
+
+def _backends(backend):
+    """The backends a chainer (keyring's default when several are found) hands secrets to."""
+    return list(getattr(backend, "backends", None) or [backend])
+
+
+def check_backend(backend) -> None:
+    """Refuse a keyring backend that would keep registry secrets in plaintext (or drop them).
+
+    Refused: keyrings.alt's backends and keyring's null backend, and any backend whose
+    ``priority`` is below 1 or cannot be read (keyring's own measure of how suitable it is),
+    unless ``HOSTBRIDGE_ALLOW_INSECURE_KEYRING=1``. keyring's "no backend" is left to the call,
+    which raises ``NoKeyringError`` as before.
+
+    Raises:
+        CredentialsError: the backend is refused; the message names it and the way out.
+    """
+    import os
+
+    if os.environ.get(ALLOW_INSECURE_ENV) == "1":
+        return
+    for b in _backends(backend):
+        cls = type(b)
+        name = "%s.%s" % (cls.__module__, cls.__name__)
+        if name == "keyring.backends.fail.Keyring":
+            continue
+        why = None
+        if cls.__module__.startswith(_INSECURE_MODULES) or name.startswith(_INSECURE_MODULES):
+            why = "keeps secrets unprotected"
+        else:
+            try:
+                prio = float(b.priority)
+            except Exception:  # a backend's priority may raise: it says it is not fit here
+                prio = None
+            if prio is None or prio < _MIN_PRIORITY:
+                why = "is not a secure keyring (priority %s)" % ("unknown" if prio is None else prio)
+        if why:
+            raise CredentialsError(
+                "refusing to store registry secrets: the keyring backend %s %s" % (name, why),
+                hint="install and unlock a secure backend (gnome-keyring / Secret Service or KWallet on "
+                     "Linux; choose it with PYTHON_KEYRING_BACKEND), or set %s=1 to accept this one"
+                     % ALLOW_INSECURE_ENV)
 
 
 def _call(fn, *args):
@@ -92,9 +142,10 @@ def store(server: str, username: str, secret: str) -> Credential:
         raise CredentialsError("a registry username is required", hint="give --username")
     reg = normalize_registry(server)
     url = HUB_SERVER_URL if reg == "docker.io" else (server.strip() or reg)
+    kr = _keyring()
+    check_backend(kr.get_keyring())  # before any secret is handed to it
     index = _index()
     old = index.get(reg)
-    kr = _keyring()
     if old and old.get("Username") != username:
         _delete(SERVICE_PREFIX + reg, old.get("Username", ""))
     _call(kr.set_password, SERVICE_PREFIX + reg, username, secret)

@@ -10,6 +10,7 @@ import time
 
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from .containers import logs as logs_mod
+from .containers import resources
 from .containers import views
 from .containers.execs import ExecManager
 from .containers.health import HealthChecks
@@ -225,9 +226,11 @@ class Engine:
         cfg = dict(c.config)
         if config:
             cfg.update({k: v for k, v in config.items() if v not in (None, "")})
-        image_id = self.images.commit(c.data["Image"], self.containers.upper_dir(c), config=cfg, author=author,
-                                      comment=comment, changes=changes, ref=repo_tag, container_id=c.id,
-                                      container_config=c.config, created_by=views.command_text(c.data))
+        with resources.frozen(self.containers, c, pause):  # docker's default: the diff taken paused
+            image_id = self.images.commit(c.data["Image"], self.containers.upper_dir(c), config=cfg,
+                                          author=author, comment=comment, changes=changes, ref=repo_tag,
+                                          container_id=c.id, container_config=c.config,
+                                          created_by=views.command_text(c.data))
         self.containers._emit(c, "commit")
         return image_id
 

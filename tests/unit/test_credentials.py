@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture
-def kr(tmp_path):
+def kr(tmp_path, monkeypatch):
+    monkeypatch.setenv(credentials.ALLOW_INSECURE_ENV, "1")  # a file-backed test keyring
     previous = keyring.get_keyring()
     backend = FileKeyring(str(tmp_path / "keyring.json"))
     keyring.set_keyring(backend)
@@ -62,7 +63,8 @@ def test_x_registry_auth_header_round_trip(kr):
     assert decode_registry_auth(credentials.auth_header_for_image("redis")).username == "hubby"
 
 
-def test_locked_keyring_is_a_clear_error():
+def test_locked_keyring_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(credentials.ALLOW_INSECURE_ENV, "1")  # a test backend: its priority is unknown
     previous = keyring.get_keyring()
     keyring.set_keyring(LockedKeyring())
     try:

@@ -126,7 +126,7 @@ class BuildContext:
             session = file_cache.session() if file_cache is not None else None
             if compressed or is_tar_header(head) or not head:
                 if head:
-                    tarsafe.extract(io.BufferedReader(body, 1 << 16), root, whiteouts="apply",
+                    tarsafe.extract(io.BufferedReader(body, 1 << 16), root, whiteouts="keep",
                                     file_cache=session)
                 name = dockerfile or DEFAULT_DOCKERFILE
             else:

@@ -134,7 +134,7 @@ class Copier:
             elif src.path in extract_archives and _is_archive(src.path):
                 target = self.mkdirs(dest)
                 with open(src.path, "rb") as f:
-                    tarsafe.extract(f, target, whiteouts="apply")
+                    tarsafe.extract(f, target, whiteouts="keep")  # docker's ADD keeps .wh. files
             else:
                 self.copy_file_to(src.path, posixpath.basename(src.rel) or "file", dest)
         for name, data in contents:

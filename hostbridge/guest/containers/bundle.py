@@ -7,6 +7,7 @@ import os
 from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
 from .config import DEFAULT_SHM_SIZE
+from .logs import log_limits
 from .resources import cgroup_limits
 
 
@@ -88,6 +89,7 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         if path and os.path.exists(path):
             mounts.append({"type": "bind", "source": path, "destination": "/etc/" + name,
                            "options": ["rbind", "rw"]})
+    max_size, max_file = log_limits(hc.get("LogConfig"))
     spec = {
         "id": c.id,
         "hostname": cfg.get("Hostname") or c.id[:12],
@@ -108,7 +110,7 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         "sysctls": dict(hc.get("Sysctls") or {}),
         "shm_size": hc.get("ShmSize") or 67108864,
         "log_path": c.log_path if (hc.get("LogConfig") or {}).get("Type") != "none" else "",
-        "log_max_size": 0,
+        "log_max_size": max_size, "log_max_file": max_file,
     }
     write_json(os.path.join(bundle, "config.json"), spec, 0o600)
     return bundle

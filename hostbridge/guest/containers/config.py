@@ -11,6 +11,7 @@ import signal
 
 from ..errors import InvalidParameter
 from ..util import ZERO_TIME, now_rfc3339
+from .logs import log_limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -280,7 +281,8 @@ def new_record(cid, name, body, image_id, image_cfg, driver):
         hc["RestartPolicy"] = {"Name": "no", "MaximumRetryCount": hc["RestartPolicy"].get("MaximumRetryCount", 0)}
     hc.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
     if not (hc.get("LogConfig") or {}).get("Type"):
-        hc["LogConfig"] = {"Type": "json-file", "Config": {}}
+        # the CLI sends Type "" with the --log-opt options when no --log-driver is given
+        hc["LogConfig"] = {"Type": "json-file", "Config": dict((hc.get("LogConfig") or {}).get("Config") or {})}
     for k, d in (("Binds", None), ("PortBindings", {}), ("AutoRemove", False), ("Privileged", False),
                  ("ReadonlyRootfs", False), ("CapAdd", None), ("CapDrop", None), ("Memory", 0),
                  ("MemorySwap", 0), ("NanoCpus", 0), ("CpuShares", 0), ("PidsLimit", None),
@@ -293,6 +295,7 @@ def new_record(cid, name, body, image_id, image_cfg, driver):
     adapt_limits(hc)
     if hc["LogConfig"]["Type"] not in ("json-file", "none", "local"):
         raise InvalidParameter("logging driver %s is not supported (json-file, none)" % hc["LogConfig"]["Type"])
+    log_limits(hc["LogConfig"])  # refused at create (dockerd: at start, with the same text)
     return {
         "Id": cid,
         "Created": now_rfc3339(),

@@ -154,7 +154,7 @@ class ExecManager:
             pending = None
         tty = spec["tty"]
         if tty:
-            from ..runtime.execproc import open_pty_in
+            from ..runtime.ptys import open_pty_in
             try:
                 master, slave, _ = open_pty_in(spec["pid"])  # in the container's devpts: `tty` names it
             except OSError:

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 
 from ..errors import InvalidParameter, NotFound
-from ..runtime.rootfs import secure_join
+from ..runtime import safepath
 
 # Go's os.FileMode bits, which the docker CLI decodes from X-Docker-Container-Path-Stat
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -30,13 +30,23 @@ def resolve_in_root(root, path, follow_last=True):
 
     Returns the host path. Missing trailing components are allowed (the caller may create them).
     With ``follow_last`` false a final symlink is left unresolved (for stat and copy-out).
+    Resolved by descriptors (``safepath``): nothing the container swaps in leads to a host path.
     """
     trimmed = path.rstrip("/")
     head, _, tail = trimmed.rpartition("/")
-    try:
+    with _resolving(path):
         if follow_last or tail in ("", ".", ".."):
-            return secure_join(root, path)
-        return os.path.join(secure_join(root, head), tail)
+            inner = safepath.resolve(root, path)
+        else:
+            inner = safepath.resolve(root, head).rstrip("/") + "/" + tail
+    return root.rstrip("/") + inner
+
+
+@contextlib.contextmanager
+def _resolving(path):
+    """docker's errors for a path that cannot be resolved in the container."""
+    try:
+        yield
     except (NotADirectoryError, FileNotFoundError):
         # a parent that is a file, or a link that cannot be read from outside the container
         # (/proc/self seen from the engine's pid namespace)
@@ -186,7 +196,7 @@ def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
     try:
         # the directory by its descriptor: a path would be walked again, and a running container
         # may have swapped a component for a symlink to / meanwhile (CVE-2018-15664's race)
-        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="apply")
+        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="keep")  # docker cp keeps .wh. files
     except OSError as e:
         # /proc, /sys, a read-only mount: the container's filesystem refuses, not the engine failing
         if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):
@@ -204,8 +214,8 @@ def _open_parent(root, head, path):
 
 
 def open_dir_in_root(root, path, not_dir=None):
-    """Open directory ``path`` as the container sees it, one component at a time, never following
-    a symlink in the kernel (each is resolved here, inside ``root``, as ``secure_join`` does).
+    """Open directory ``path`` as the container sees it, by descriptors inside ``root``
+    (``safepath.open_in_root``: openat2's RESOLVE_IN_ROOT, or the same walk done here).
 
     Returns:
         int: a descriptor of the directory (the caller closes it).
@@ -213,48 +223,16 @@ def open_dir_in_root(root, path, not_dir=None):
         NotFound: a component is missing, or the last is not a directory and ``not_dir`` (a
             message) is not given; InvalidParameter: ``not_dir``, or the links loop.
     """
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
-    stack = [root_fd]
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    links = 0
+    with _resolving(path):
+        fd = safepath.open_in_root(root, path)
     try:
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
-                continue
-            try:
-                fd = os.open(part, os.O_PATH | os.O_NOFOLLOW, dir_fd=stack[-1])
-            except (FileNotFoundError, NotADirectoryError):
-                raise NotFound("Could not find the file %s in container" % path) from None
-            st = os.fstat(fd)
-            if stat.S_ISLNK(st.st_mode):
-                os.close(fd)
-                links += 1
-                try:
-                    target = os.readlink(part, dir_fd=stack[-1])
-                except OSError:  # gone meanwhile, or a link unreadable from outside (/proc/self)
-                    raise NotFound("Could not find the file %s in container" % path) from None
-                if links > 40:
-                    raise InvalidParameter("cannot resolve %s in container: too many levels of symbolic links" % path)
-                if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
-                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                os.close(fd)
-                if parts:
-                    raise NotFound("Could not find the file %s in container" % path)
-                if not_dir is None:
-                    raise NotFound("Could not find the file %s in container" % path)
-                raise InvalidParameter(not_dir)
-            stack.append(fd)
-        return os.open("/proc/self/fd/%d" % stack[-1], os.O_RDONLY | os.O_DIRECTORY)
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            if not_dir is None:
+                raise NotFound("Could not find the file %s in container" % path)
+            raise InvalidParameter(not_dir)
+        return os.open(safepath.fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     finally:
-        for fd in stack:
-            os.close(fd)
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -290,23 +268,43 @@ def mounted_rootfs(manager, c, writable=False):
 
 
 def changes(upper, lowers):
-    """docker diff: [{"Path", "Kind"}] with 0 = changed, 1 = added, 2 = deleted."""
+    """docker diff: [{"Path", "Kind"}] with 0 = changed, 1 = added, 2 = deleted.
+
+    The upper dir (a running container writes there) is walked by descriptors: a directory
+    swapped for a symlink meanwhile is not followed, so no host path's names are listed.
+    """
     out = []
 
     def in_lower(rel):
         return any(os.path.lexists(os.path.join(l, rel)) for l in lowers)
 
-    for base, dirs, files in os.walk(upper):
-        rel_base = os.path.relpath(base, upper)
-        for name in sorted(dirs) + sorted(files):
-            full = os.path.join(base, name)
-            rel = os.path.normpath(os.path.join(rel_base, name))
-            st = os.lstat(full)
+    def walk(fd, rel_base):
+        for name in sorted(os.listdir(fd)):
+            rel = rel_base + name
+            try:
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
             if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
                 out.append({"Path": "/" + rel, "Kind": 2})
-            elif in_lower(rel):
-                out.append({"Path": "/" + rel, "Kind": 0})
             else:
-                out.append({"Path": "/" + rel, "Kind": 1})
+                out.append({"Path": "/" + rel, "Kind": 0 if in_lower(rel) else 1})
+            if stat.S_ISDIR(st.st_mode):
+                try:
+                    sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except OSError as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+                        continue  # swapped or removed meanwhile
+                    raise
+                try:
+                    walk(sub, rel + "/")
+                finally:
+                    os.close(sub)
+
+    top = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        walk(top, "")
+    finally:
+        os.close(top)
     out.sort(key=lambda x: x["Path"])
     return out

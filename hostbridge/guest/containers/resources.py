@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import subprocess
 import time
@@ -162,6 +164,25 @@ def unpause(manager, c):
             manager.health.sync(c)
         manager.store.save(c)
     manager._emit(c, "unpause")
+
+
+@contextlib.contextmanager
+def frozen(manager, c, pause=True):
+    """Freeze ``c``'s cgroup for the block when it runs and ``pause`` (docker commit's default),
+    so that nothing in it changes its files while they are read; a user's ``docker pause``
+    meanwhile is kept (the cgroup stays frozen), their ``unpause`` is refused as not paused.
+    No pause/unpause event: the container's state does not change."""
+    with c.lock:
+        freeze = bool(pause and c.running and not c.state.get("Paused"))
+        if freeze:
+            manager.cgroup(c).freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            with c.lock:
+                if c.running and not c.state.get("Paused"):
+                    manager.cgroup(c).thaw()
 
 
 _UPDATABLE = ("Memory", "MemorySwap", "MemoryReservation", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod",

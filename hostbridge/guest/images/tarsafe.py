@@ -9,7 +9,14 @@ must name a file already in the destination.
 
 Whiteouts: ``overlay`` mode turns AUFS ``.wh.NAME`` into a char device 0/0 and
 ``.wh..wh..opq`` into ``trusted.overlay.opaque=y`` (a layer dir for overlayfs); ``apply`` mode
-deletes what they name (building a flat rootfs for the vfs driver).
+deletes what they name (building a flat rootfs for the vfs driver); ``keep`` mode extracts them
+as the plain files they are (``docker cp`` and build contexts: docker's ``Untar`` has no
+whiteout converter there). A whiteout must name an entry of its directory: ``.wh.``, ``.wh..``
+and ``.wh...`` (the directory itself, or its parent) are refused, never applied.
+
+Metadata (owner, mode, xattrs, times) goes to the inode this extraction made, through an
+``O_PATH|O_NOFOLLOW`` descriptor of it: a running container that swaps the name for a symlink
+to a host file in between (``docker cp``, CVE-2018-15664's class) changes its own link at most.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import tarfile
 import zlib
 
 from ..errors import InvalidParameter, UnsafeArchive
+from ..runtime import safepath
 
 WH_PREFIX = ".wh."
 WH_OPAQUE = ".wh..wh..opq"
@@ -36,6 +44,11 @@ _IS_ROOT = os.geteuid() == 0
 # What a member's own content makes the kernel refuse: the tar's fault, so a 400, not a 500.
 _MEMBER_ERRNOS = (errno.ENAMETOOLONG, errno.EINVAL, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
                   errno.ENOTEMPTY, errno.EMLINK, errno.ERANGE, errno.E2BIG)
+
+# The file type each tar member type makes (what _set_meta expects to find under its name).
+_TAR_KINDS = {tarfile.REGTYPE: stat.S_IFREG, tarfile.AREGTYPE: stat.S_IFREG, tarfile.CONTTYPE: stat.S_IFREG,
+              tarfile.GNUTYPE_SPARSE: stat.S_IFREG, tarfile.DIRTYPE: stat.S_IFDIR,
+              tarfile.CHRTYPE: stat.S_IFCHR, tarfile.BLKTYPE: stat.S_IFBLK, tarfile.FIFOTYPE: stat.S_IFIFO}
 
 # Errors a corrupt, truncated or foreign stream raises somewhere in tarfile or a decompressor.
 STREAM_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
@@ -145,7 +158,8 @@ class Extractor:
 
     Args:
         dest: the destination directory (exists).
-        whiteouts: ``"overlay"`` (convert to overlay whiteouts) or ``"apply"`` (delete).
+        whiteouts: ``"overlay"`` (convert to overlay whiteouts), ``"apply"`` (delete) or
+            ``"keep"`` (plain files, as docker cp and build contexts keep them).
     """
 
     def __init__(self, dest: str, whiteouts: str = "overlay", file_cache=None):
@@ -214,7 +228,7 @@ class Extractor:
         if not rel:
             return  # the root itself ("./"): docker keeps the destination's own metadata
         base = rel.rsplit("/", 1)[-1]
-        if base.startswith(WH_PREFIX):
+        if base.startswith(WH_PREFIX) and self.whiteouts != "keep":
             return self._whiteout(rel, base, ti)
         if ti.issym():
             target = os.path.normpath(os.path.join(os.path.dirname(rel), ti.linkname))
@@ -295,29 +309,46 @@ class Extractor:
             raise InvalidParameter("unsupported tar member type %r for %r" % (ti.type, ti.name))
 
     def _set_meta(self, ti, base, fd, rel):
-        if _IS_ROOT:
-            os.chown(base, ti.uid, ti.gid, dir_fd=fd, follow_symlinks=False)
-        # by the parent's descriptor: a path from dest would be walked again, through whatever a
-        # running container (docker cp) put there meanwhile
-        path = "/proc/self/fd/%d/%s" % (fd, base)
+        if ti.issym():
+            # the *at calls below never follow the link itself; Linux has no symlink modes
+            if _IS_ROOT:
+                os.chown(base, ti.uid, ti.gid, dir_fd=fd, follow_symlinks=False)
+            self._set_xattrs(ti, "/proc/self/fd/%d/%s" % (fd, base), follow=False)
+            os.utime(base, ns=(int(ti.mtime * 10 ** 9),) * 2, dir_fd=fd, follow_symlinks=False)
+            return
+        # chmod has no "don't follow" form: every change goes through one unfollowed O_PATH
+        # descriptor of the entry, so it reaches the inode we made, or nothing
+        try:
+            pfd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        except FileNotFoundError:
+            return  # removed meanwhile (a running container): nothing of ours to change
+        try:
+            if stat.S_IFMT(os.fstat(pfd).st_mode) != _TAR_KINDS.get(ti.type):
+                return  # swapped meanwhile (a symlink now): never change what it points to
+            path = "/proc/self/fd/%d" % pfd  # the magic link: resolves to that inode only
+            if _IS_ROOT:
+                os.chown(path, ti.uid, ti.gid)
+            self._set_xattrs(ti, path, follow=True)  # through the magic link to the inode
+            os.chmod(path, ti.mode & 0o7777)  # chown first: it clears setuid bits
+            mtime_ns = int(ti.mtime * 10 ** 9)
+            if ti.isdir():
+                self.dir_times.append((rel, mtime_ns))
+            else:
+                os.utime(path, ns=(mtime_ns, mtime_ns))
+        finally:
+            os.close(pfd)
+
+    @staticmethod
+    def _set_xattrs(ti, path, follow):
         for key, value in ti.pax_headers.items():
             # trusted.overlay.* from a tar would inject whiteout semantics the tar doesn't show.
             if key.startswith("SCHILY.xattr.") and not key[13:].startswith("trusted.overlay."):
                 try:
                     os.setxattr(path, key[13:], value.encode("utf-8", "surrogateescape"),
-                                follow_symlinks=False)
+                                follow_symlinks=follow)
                 except OSError as e:
                     if e.errno not in (errno.ENOTSUP, errno.EPERM):
                         raise
-        if ti.issym():
-            os.utime(base, ns=(int(ti.mtime * 10 ** 9),) * 2, dir_fd=fd, follow_symlinks=False)
-            return
-        os.chmod(base, ti.mode & 0o7777, dir_fd=fd)  # chown first: it clears setuid bits
-        mtime_ns = int(ti.mtime * 10 ** 9)
-        if ti.isdir():
-            self.dir_times.append((rel, mtime_ns))
-        else:
-            os.utime(base, ns=(mtime_ns, mtime_ns), dir_fd=fd, follow_symlinks=False)
 
     def _whiteout(self, rel, base, ti):
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
@@ -335,6 +366,9 @@ class Extractor:
             if base.startswith(WH_PREFIX + WH_PREFIX):
                 return  # other AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): docker skips it too
             name = base[len(WH_PREFIX):]
+            if name in ("", ".", ".."):
+                raise UnsafeArchive("refusing tar member %r: a whiteout must name an entry of its "
+                                    "directory, not %r" % (ti.name, name or "(nothing)"))
             nrel = (parent + "/" + name) if parent else name
             self._remove_at(name, fd, nrel)
             if self.whiteouts == "overlay":
@@ -361,17 +395,7 @@ class Extractor:
 
 
 def _rmtree_at(name, dir_fd):
-    """Remove directory ``name`` under ``dir_fd`` and all in it, by descriptors (no symlink followed)."""
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
-    try:
-        for entry in os.scandir(fd):
-            if entry.is_dir(follow_symlinks=False):
-                _rmtree_at(entry.name, fd)
-            else:
-                os.unlink(entry.name, dir_fd=fd)
-    finally:
-        os.close(fd)
-    os.rmdir(name, dir_fd=dir_fd)
+    safepath.rmtree_at(dir_fd, name)
 
 
 def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cache=None):
@@ -380,7 +404,7 @@ def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cach
     Args:
         raw: a readable binary stream (plain, gzip, bzip2 or xz tar).
         dest: an existing directory to fill.
-        whiteouts: ``"overlay"`` or ``"apply"`` (see the module docstring).
+        whiteouts: ``"overlay"``, ``"apply"`` or ``"keep"`` (see the module docstring).
         keep_tar: a writable file that receives the uncompressed tar, or None.
         file_cache: None, or an object whose ``link(key, name, dir_fd) -> bool`` hard-links a
             kept inode as ``name`` and ``keep(key, name, dir_fd)`` keeps one: small regular

@@ -14,7 +14,7 @@ import re
 import stat
 
 from ..errors import InvalidParameter
-from . import cgroups, initbin, ns
+from . import cgroups, initbin, ns, safepath
 
 MASKED = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
           "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
@@ -197,23 +197,37 @@ def mount_cgroups(root: str) -> None:
 
 
 def mount_extra(root: str, m: dict) -> None:
-    """One config.json mount (bind or tmpfs), its destination resolved inside ``root``."""
-    dest = secure_join(root, m["destination"])
+    """One config.json mount (bind or tmpfs) onto its destination inside ``root``.
+
+    The destination is resolved (and created) by descriptors inside ``root`` and the mount made
+    onto ``/proc/self/fd/N``: a volume shared with another container, which swaps a component
+    for a symlink meanwhile, cannot send the mount to a host path (CVE-2021-30465's class).
+    A read-only ``rbind`` is read-only all the way down, submounts included.
+    """
     opts = list(m.get("options") or [])
     flags, data = _split_opts(opts)
-    if m.get("type", "bind") == "tmpfs":
-        _mkdir(dest)
-        ns.mount("tmpfs", dest, "tmpfs", flags | ns.MS_NOSUID | ns.MS_NODEV, data)
+    tmpfs = m.get("type", "bind") == "tmpfs"
+    src = m.get("source")
+    kind = "dir" if tmpfs or os.path.isdir(src) else "file"
+    fd = safepath.open_in_root(root, m["destination"], create=kind)
+    try:
+        if tmpfs:
+            ns.mount("tmpfs", safepath.fd_path(fd), "tmpfs", flags | ns.MS_NOSUID | ns.MS_NODEV, data)
+            return
+        rec = ns.MS_REC if "rbind" in opts else 0
+        ns.mount(src, safepath.fd_path(fd), None, ns.MS_BIND | rec)
+    finally:
+        os.close(fd)
+    if not flags:
         return
-    src = m["source"]
-    if os.path.isdir(src):
-        _mkdir(dest)
-    else:
-        _mkfile(dest)
-    rec = ns.MS_REC if "rbind" in opts else 0
-    ns.mount(src, dest, None, ns.MS_BIND | rec)
-    if flags:
-        ns.mount(None, dest, None, ns.MS_BIND | ns.MS_REMOUNT | rec | flags)
+    # the new mount's root: the descriptor above still holds the directory it covers
+    fd = safepath.open_in_root(root, m["destination"])
+    try:
+        ns.mount(None, safepath.fd_path(fd), None, ns.MS_BIND | ns.MS_REMOUNT | flags)
+        if rec and flags & ns.MS_RDONLY:
+            safepath.make_readonly(fd, recursive=True)
+    finally:
+        os.close(fd)
 
 
 def pivot(root: str) -> None:

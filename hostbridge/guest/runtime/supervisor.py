@@ -65,7 +65,8 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self._sync_buf = b""
         log_path = config.get("log_path")
-        self.log = logs.JsonLogWriter(log_path, int(config.get("log_max_size") or 0)) if log_path else None
+        self.log = logs.JsonLogWriter(log_path, int(config.get("log_max_size") or 0),
+                                      int(config.get("log_max_file") or 1)) if log_path else None
 
     # creation ---------------------------------------------------------------------------
     def wait_created(self) -> None:

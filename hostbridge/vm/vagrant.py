@@ -13,12 +13,13 @@ import os
 import shutil
 import subprocess
 
+from hostbridge import resources
 from hostbridge.errors import VMError
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
                                   check_shares)
-from hostbridge.vm.image import PROVISION_DIR
 
-VAGRANTFILE = os.path.join(os.path.dirname(PROVISION_DIR), "Vagrantfile")
+VAGRANTFILE = resources.vagrantfile()
+PROVISION_DIR = resources.provision_dir()
 DEFAULT_BOX = "debian/bookworm64"
 PROVIDER = "virtualbox"
 STATES = {"running": RUNNING, "poweroff": STOPPED, "aborted": STOPPED, "saved": PAUSED, "paused": PAUSED,

@@ -101,6 +101,8 @@ def test_up_creates_boots_provisions_and_tunnels(host):
     out = host.hb("ssh", "--machine", NAME, "--", "cat /proc/1/comm; systemctl is-active hostbridge; "
                   "id -nG vagrant", check=True).stdout.split()
     assert out[:2] == ["systemd", "active"] and "hostbridge" in out[2:], out
+    status = host.hb("status", "--machine", NAME, check=True).stdout
+    assert "state:    running" in status and "ssh:      192.168.121." in status, status
 
 
 def test_host_key_pinned_from_the_guest(host):
@@ -128,7 +130,8 @@ def test_home_is_shared_at_the_same_path(host):
 def test_down_then_up_again(host):
     host.hb("down", "--machine", NAME, check=True, timeout=600)
     assert host.lv.virsh("domstate", "hostbridge-%s-default" % NAME).stdout.strip() == "shut off"
-    assert "stopped" in host.hb("status", "--machine", NAME, check=True).stdout
+    status = host.hb("status", "--machine", NAME)
+    assert status.returncode == 1 and "state:    stopped" in status.stdout, status.stdout + status.stderr
     r = host.hb("up", "--machine", NAME, timeout=UP)
     assert r.returncode == 0, r.stdout + r.stderr
     r = host.docker("run", "--rm", "busybox", "echo", "hi again")  # the image survived on the disk

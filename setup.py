@@ -3,6 +3,7 @@ which stay at the top of the source tree, into the wheel as ``hostbridge/_provis
 ``hostbridge.resources`` finds them."""
 
 import os
+import shutil
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -14,6 +15,7 @@ class BuildWithProvision(build_py):
         if getattr(self, "editable_mode", False):
             return  # an editable install reads them from the checkout
         dest = os.path.join(self.build_lib, "hostbridge", "_provision")
+        shutil.rmtree(dest, ignore_errors=True)  # a file removed from provision/ must not linger in build/
         for top, dirs, files in os.walk("provision"):
             dirs[:] = [d for d in dirs if d != "__pycache__"]
             for name in files:

@@ -94,6 +94,12 @@ def parse_host_key(text):
                   hint="the box needs openssh-server with its host keys in /etc/ssh")
 
 
+def without_notices(text):
+    """Vagrant's stderr without its global notices (``==> vagrant: …`` lines, such as the one
+    every command prints about the experimental ``disks`` feature): what is left is the error."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("==> vagrant:")).strip()
+
+
 def vagrant_error(text):
     """A VMError carrying vagrant's message on one line, with what to install when we know.
 
@@ -129,7 +135,8 @@ class VagrantDriver(Driver):
         self._provider = provider
         self.vagrantfile = vagrantfile
         self.provision_dir = provision_dir
-        self.log_path = os.path.join(self.files.vagrant_dir, "vagrant.log")
+        self.log_path = os.path.join(self.files.vagrant_dir, "vagrant.log")  # vagrant's stdout
+        self.err_path = os.path.join(self.files.vagrant_dir, "vagrant.err")  # its stderr: errors, warnings
 
     @property
     def provider(self):
@@ -151,20 +158,19 @@ class VagrantDriver(Driver):
             raise VMError("vagrant is not installed", hint=INSTALL_VAGRANT)
         env = dict(os.environ, VAGRANT_DEFAULT_PROVIDER=self.provider, VAGRANT_NO_COLOR="1",
                    VAGRANT_CHECKPOINT_DISABLE="1")
-        log_path = self.log_path
 
-        def log_cm():
-            # Both of vagrant's streams go here, each through its own append-only descriptor,
-            # so neither truncates nor overwrites what the other wrote.
-            return open(log_path, "ab")
+        def appending(path):
+            # Append-only: one call's output never truncates or overwrites an earlier one's.
+            return lambda: open(path, "ab")
 
-        return vagrant.Vagrant(root=self.files.vagrant_dir, env=env, out_cm=log_cm, err_cm=log_cm)
+        return vagrant.Vagrant(root=self.files.vagrant_dir, env=env, out_cm=appending(self.log_path),
+                               err_cm=appending(self.err_path))
 
     def _call(self, method, *args, **kwargs):
         """Run one public python-vagrant method; vagrant's failure becomes VMError with its message."""
         v = self._vagrant()
         try:
-            start = os.path.getsize(self.log_path)
+            start = os.path.getsize(self.err_path)
         except OSError:
             start = 0
         try:
@@ -175,9 +181,9 @@ class VagrantDriver(Driver):
             if rows:
                 raise vagrant_error(rows[-1]) from e
             try:
-                with open(self.log_path, "rb") as f:
+                with open(self.err_path, "rb") as f:
                     f.seek(start)
-                    text = f.read().decode(errors="replace")
+                    text = without_notices(f.read().decode(errors="replace"))
             except OSError:
                 pass
             raise vagrant_error(text or "vagrant %s exited with status %d" % (method, e.returncode)) from e

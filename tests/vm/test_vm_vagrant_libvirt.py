@@ -94,8 +94,9 @@ def host(tmp_path_factory, busybox_rootfs_tar):
 
 
 def test_up_creates_boots_provisions_and_tunnels(host):
-    r = host.hb("up", "--machine", NAME, "--driver", "vagrant", "--cpus", "2", "--memory", "1024", timeout=UP)
+    r = host.hb("-v", "up", "--machine", NAME, "--driver", "vagrant", "--cpus", "2", "--memory", "1024", timeout=UP)
     assert r.returncode == 0, r.stdout + r.stderr + host.lv.log_tail()
+    print(r.stdout)  # the stages' timings (pytest -rP shows them)
     assert host.domains() == ["hostbridge-%s-default" % NAME]
     # vagrant ran provision/bootstrap.sh, under systemd: the engine runs as its unit.
     out = host.hb("ssh", "--machine", NAME, "--", "cat /proc/1/comm; systemctl is-active hostbridge; "
@@ -132,8 +133,9 @@ def test_down_then_up_again(host):
     assert host.lv.virsh("domstate", "hostbridge-%s-default" % NAME).stdout.strip() == "shut off"
     status = host.hb("status", "--machine", NAME)
     assert status.returncode == 1 and "state:    stopped" in status.stdout, status.stdout + status.stderr
-    r = host.hb("up", "--machine", NAME, timeout=UP)
+    r = host.hb("-v", "up", "--machine", NAME, timeout=UP)
     assert r.returncode == 0, r.stdout + r.stderr
+    print(r.stdout)
     r = host.docker("run", "--rm", "busybox", "echo", "hi again")  # the image survived on the disk
     assert (r.returncode, r.stdout) == (0, "hi again\n"), r.stderr
 

@@ -115,3 +115,13 @@ def test_connect_refuses_a_guest_whose_host_key_is_unknown(tmp_path):
     with pytest.raises(VMError, match="host key is not known"):
         steps.connect(Record, info)
     assert not (tmp_path / "known_hosts").exists()
+
+
+def test_vagrant_notices_are_not_the_error():
+    err = ("==> vagrant: You have requested to enabled the experimental flag with the following features:\n"
+           "==> vagrant: \n==> vagrant: Features:  disks\n"
+           "The provider 'virtualbox' that was requested to back the machine\n'default' is reporting that it "
+           "isn't usable on this system.\n")
+    text = str(vagrant.vagrant_error(vagrant.without_notices(err)))
+    assert text == ("vagrant: The provider 'virtualbox' that was requested to back the machine 'default' is "
+                    "reporting that it isn't usable on this system.")

@@ -27,8 +27,10 @@ NEEDED = ("vagrant", "libvirtd", "virsh", "debootstrap", "mke2fs", "qemu-img", "
 pytestmark = [pytest.mark.vm,
               pytest.mark.skipif(not all(shutil.which(t) for t in NEEDED),
                                  reason="needs %s (scripts/install-deps.sh --test)" % ", ".join(NEEDED)),
-              pytest.mark.skipif(subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True)
-                                 .stdout.find("vagrant-libvirt") < 0 if shutil.which("vagrant") else True,
+              # Not from the checkout: its Vagrantfile would make vagrant write a .vagrant/ there.
+              pytest.mark.skipif(subprocess.run(["vagrant", "plugin", "list"], capture_output=True, text=True,
+                                                cwd="/").stdout.find("vagrant-libvirt") < 0
+                                 if shutil.which("vagrant") else True,
                                  reason="needs the vagrant-libvirt plugin (apt-get install vagrant-libvirt)")]
 NAME = "vag"
 UP = 1200  # seconds for an `up` that boots Debian with systemd under TCG on a busy 2-core host

@@ -1,18 +1,28 @@
 #!/usr/bin/env bash
 # Install what hostbridge needs on a Debian/Ubuntu host (as root), then hostbridge itself into
 # .venv. Idempotent: a second run installs nothing new.
-#   --test   also what the test suite and benchmarks need (dockerd as the oracle, a registry,
-#            sshd, QEMU, debootstrap, vagrant)
+#   --vm     also what `hostbridge up --driver qemu|vagrant` needs on Linux: QEMU, and the tools
+#            provision/build-image.sh builds the guest image with (debootstrap, mke2fs, depmod,
+#            cpio, gzip); Vagrant with its libvirt provider
+#   --test   all of --vm, and what the test suite and benchmarks need (dockerd as the oracle, a
+#            registry, sshd, libvirtd for vagrant-libvirt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_test=0 want_vm=0
+[ "${1:-}" = "--test" ] && want_test=1 && want_vm=1
+[ "${1:-}" = "--vm" ] && want_vm=1
 
 pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini)
+if [ $want_vm = 1 ]; then
+  pkgs+=(qemu-system-x86 qemu-utils debootstrap e2fsprogs kmod cpio gzip vagrant vagrant-libvirt)
+fi
 if [ $want_test = 1 ]; then
+  # libvirt's daemons and dnsmasq (its NAT network's DHCP) for the vagrant-libvirt test, which
+  # starts them itself, in a network namespace of its own.
   pkgs+=(docker.io docker-registry openssh-server openssh-client apache2-utils openssl
-         qemu-system-x86 qemu-utils debootstrap tmux socat procps psmisc hyperfine vagrant
+         tmux socat procps psmisc hyperfine libvirt-daemon libvirt-daemon-driver-qemu
+         libvirt-daemon-system libvirt-clients dnsmasq-base
          gpg gpg-agent nftables
          gcc libc6-dev)  # gcc: tests/security builds a static renameat2 swapper for race attempts
 fi
@@ -33,7 +43,8 @@ fi
 # Debian starts dockerd and the registry on install; our tests start their own on private
 # sockets and ports, so the system services stay off.
 if [ $want_test = 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-  systemctl disable --now docker.service docker.socket docker-registry.service >/dev/null 2>&1 || true
+  systemctl disable --now docker.service docker.socket docker-registry.service libvirtd.service \
+    libvirtd.socket virtlogd.socket >/dev/null 2>&1 || true
 fi
 
 py=${PYTHON:-python3}

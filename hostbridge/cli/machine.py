@@ -202,7 +202,7 @@ def status(app):
                 "size:     %s CPUs, %s MiB, %s GiB disk\nshares:   %s"
                 % (name, st["driver"], st["state"],
                    ("running " + (st["engine_version"] or "")) if st["engine"] else "not answering",
-                   st["tunnel"], st["endpoint"] or "-", "127.0.0.1:%s" % st["ssh_port"] if st["ssh_port"] else "-",
+                   st["tunnel"], st["endpoint"] or "-", "%s:%s" % (st["ssh_host"], st["ssh_port"]) if st["ssh_port"] else "-",
                    st["cpus"], st["memory_mib"], st["disk_gib"], ", ".join(st["shares"]) or "-"))
         if not st["engine"]:
             raise click.exceptions.Exit(1)

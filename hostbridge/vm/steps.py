@@ -20,35 +20,23 @@ def guest_image(url, sha256):
 
 
 def connect(record, info):
-    """Pin the guest's host key and open an SSH connection with the machine's own key."""
+    """Pin the guest's host key and open an SSH connection with the machine's own key.
+
+    Raises:
+        VMError: the driver did not say which host key the guest has (never trusted on first use).
+    """
+    from ..errors import VMError
     from ..tunnel.known_hosts import KnownHosts
     from ..tunnel.ssh import Connection, SSHTarget
 
+    if not info.host_key:
+        raise VMError("the guest's SSH host key is not known: refusing to trust whatever key %s:%d presents"
+                      % (info.host, info.port))
     known = KnownHosts(record.paths.known_hosts)
-    if info.host_key:
-        known.pin_public_key(info.host, info.port, info.host_key)
-    else:
-        # A driver that cannot know the key in advance (vagrant): the VM was made by us, on
-        # this host, a moment ago; trust the key it presents now and pin it for good.
-        known.pin(info.host, info.port, server_key(info.host, info.port))
+    known.pin_public_key(info.host, info.port, info.host_key)
     target = SSHTarget(hostname=info.host, port=info.port, user=info.user, identity_files=[info.key_path])
     record.fields["ssh"] = target.to_dict()
     return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
-
-
-def server_key(host, port):
-    """The SSH host key the server at ``host:port`` presents (no login)."""
-    import socket
-
-    import paramiko
-
-    with socket.create_connection((host, port), timeout=30) as sock:
-        t = paramiko.Transport(sock)
-        try:
-            t.start_client(timeout=30)
-            return t.get_remoteserver_key()
-        finally:
-            t.close()
 
 
 def deploy_engine(conn, record):

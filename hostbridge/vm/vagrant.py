@@ -8,20 +8,23 @@ ssh-config`` parsed by paramiko.SSHConfig. Vagrant's own error text is what VMEr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 
+from hostbridge import resources
 from hostbridge.errors import VMError
 from hostbridge.hostos import guest_path
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
                                   check_shares)
-from hostbridge.vm.image import PROVISION_DIR
 
-VAGRANTFILE = os.path.join(os.path.dirname(PROVISION_DIR), "Vagrantfile")
+VAGRANTFILE = resources.vagrantfile()
+PROVISION_DIR = resources.provision_dir()
 DEFAULT_BOX = "debian/bookworm64"
 PROVIDER = "virtualbox"
+PROVIDER_ENV = "HOSTBRIDGE_VAGRANT_PROVIDER"
 STATES = {"running": RUNNING, "poweroff": STOPPED, "aborted": STOPPED, "saved": PAUSED, "paused": PAUSED,
           "not_created": NOT_CREATED, "shutoff": STOPPED}
 INSTALL_VAGRANT = "install Vagrant (https://developer.hashicorp.com/vagrant/install) or use --driver qemu"
@@ -78,6 +81,26 @@ def parse_ssh_config(text, host="default"):
                    extra={k: v for k, v in conf.items() if k in ("identitiesonly", "stricthostkeychecking")})
 
 
+def parse_host_key(text):
+    """The ``ssh-ed25519 AAAA…`` line in ``text`` (what ``cat`` of the guest's .pub printed).
+
+    Raises:
+        VMError: there is none.
+    """
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "ssh-ed25519":
+            return "%s %s" % (parts[0], parts[1])
+    raise VMError("the guest shows no ed25519 SSH host key: %r" % text.strip()[:80],
+                  hint="the box needs openssh-server with its host keys in /etc/ssh")
+
+
+def without_notices(text):
+    """Vagrant's stderr without its global notices (``==> vagrant: …`` lines, such as the one
+    every command prints about the experimental ``disks`` feature): what is left is the error."""
+    return "\n".join(line for line in text.splitlines() if not line.startswith("==> vagrant:")).strip()
+
+
 def vagrant_error(text):
     """A VMError carrying vagrant's message on one line, with what to install when we know.
 
@@ -95,17 +118,37 @@ def vagrant_error(text):
 
 
 class VagrantDriver(Driver):
-    """A machine run by Vagrant with VirtualBox. See Driver for the contracts."""
+    """A machine run by Vagrant with VirtualBox, or with libvirt (vagrant-libvirt). See Driver for
+    the contracts.
 
-    capabilities = Capabilities(name="vagrant", host_share="vboxsf", graceful_stop=True, pinned_host_key=False,
+    The provider is chosen when the machine is created (``provider``, else
+    ``$HOSTBRIDGE_VAGRANT_PROVIDER``, else VirtualBox) and kept in its hostbridge.json.
+    """
+
+    # host_share: VirtualBox's; a libvirt machine's shares are 9p (the Vagrantfile says so).
+    # pinned_host_key: wait_ssh() reads the guest's host key over vagrant's own authenticated
+    # session, so the tunnel pins it before its first connection (no trust on first use).
+    capabilities = Capabilities(name="vagrant", host_share="vboxsf", graceful_stop=True, pinned_host_key=True,
                                 accelerators=("virtualbox",), provisioned_by_driver=True)
 
-    def __init__(self, spec, provider=PROVIDER, vagrantfile=VAGRANTFILE, provision_dir=PROVISION_DIR):
+    def __init__(self, spec, provider=None, vagrantfile=VAGRANTFILE, provision_dir=PROVISION_DIR):
         super().__init__(spec)
-        self.provider = provider
+        self._provider = provider
         self.vagrantfile = vagrantfile
         self.provision_dir = provision_dir
-        self.log_path = os.path.join(self.files.vagrant_dir, "vagrant.log")
+        self.log_path = os.path.join(self.files.vagrant_dir, "vagrant.log")  # vagrant's stdout
+        self.err_path = os.path.join(self.files.vagrant_dir, "vagrant.err")  # its stderr: errors, warnings
+
+    @property
+    def provider(self):
+        """The Vagrant provider: the one given, else the machine's own, else the default for a new one."""
+        if not self._provider:
+            try:
+                with open(self.files.vagrant_settings) as f:
+                    self._provider = json.load(f).get("provider")
+            except (OSError, ValueError):
+                pass
+        return self._provider or os.environ.get(PROVIDER_ENV) or PROVIDER
 
     def _vagrant(self):
         try:
@@ -116,16 +159,21 @@ class VagrantDriver(Driver):
             raise VMError("vagrant is not installed", hint=INSTALL_VAGRANT)
         env = dict(os.environ, VAGRANT_DEFAULT_PROVIDER=self.provider, VAGRANT_NO_COLOR="1",
                    VAGRANT_CHECKPOINT_DISABLE="1")
-        log_path = self.log_path
 
-        def err_cm():
-            return open(log_path, "wb")
+        def appending(path):
+            # Append-only: one call's output never truncates or overwrites an earlier one's.
+            return lambda: open(path, "ab")
 
-        return vagrant.Vagrant(root=self.files.vagrant_dir, env=env, out_cm=err_cm, err_cm=err_cm)
+        return vagrant.Vagrant(root=self.files.vagrant_dir, env=env, out_cm=appending(self.log_path),
+                               err_cm=appending(self.err_path))
 
     def _call(self, method, *args, **kwargs):
-        """Run one python-vagrant method; vagrant's failure becomes VMError with its message."""
+        """Run one public python-vagrant method; vagrant's failure becomes VMError with its message."""
         v = self._vagrant()
+        try:
+            start = os.path.getsize(self.err_path)
+        except OSError:
+            start = 0
         try:
             return getattr(v, method)(*args, **kwargs)
         except subprocess.CalledProcessError as e:
@@ -134,8 +182,9 @@ class VagrantDriver(Driver):
             if rows:
                 raise vagrant_error(rows[-1]) from e
             try:
-                with open(self.log_path, errors="replace") as f:
-                    text = f.read()
+                with open(self.err_path, "rb") as f:
+                    f.seek(start)
+                    text = without_notices(f.read().decode(errors="replace"))
             except OSError:
                 pass
             raise vagrant_error(text or "vagrant %s exited with status %d" % (method, e.returncode)) from e
@@ -157,7 +206,7 @@ class VagrantDriver(Driver):
                     # A path lands at the same path; a Windows folder at /c/…: [host, guest].
                     "shares": [p if guest_path(p) == p else [p, guest_path(p)]
                                for p in (self.spec.shares or [os.path.expanduser("~")])],
-                    "provision_dir": self.provision_dir}
+                    "provision_dir": self.provision_dir, "provider": self.provider}
         tmp = self.files.vagrant_settings + ".tmp"
         with open(tmp, "w") as f:
             json.dump(settings, f, indent=1)
@@ -169,8 +218,12 @@ class VagrantDriver(Driver):
         Raises:
             VMError: vagrant's message (e.g. VirtualBox is not installed).
         """
-        # python-vagrant's status() drops the error-exit row that says why vagrant failed.
-        return parse_status(self._call("_run_vagrant_command", ["status", "--machine-readable", None]))
+        statuses = self._call("status")
+        if not statuses or not statuses[0].state:
+            raise VMError("vagrant status printed no state", hint="run `vagrant status` in %s" % self.files.vagrant_dir)
+        # python-vagrant says "poweroff" for libvirt's "shutoff", "saved" for its "paused".
+        word = statuses[0].state
+        return STATES.get(word, UNKNOWN), word
 
     def state(self):
         if not os.path.exists(self.files.vagrant_settings):
@@ -200,3 +253,15 @@ class VagrantDriver(Driver):
         if not self._created():
             raise VMError("machine %s is not running" % self.spec.name, hint="start it: hostbridge up")
         return parse_ssh_config(self._call("ssh_config"))
+
+    def wait_ssh(self, timeout=120):
+        """Driver.wait_ssh, and the guest's host key read over vagrant's own SSH session
+        (vagrant logs in with the machine's private key), so that it is pinned, not trusted
+        on first use.
+
+        Raises:
+            VMError: no SSH within ``timeout`` s, or the guest shows no ed25519 host key.
+        """
+        info = super().wait_ssh(timeout)
+        out = self._call("ssh", command="cat /etc/ssh/ssh_host_ed25519_key.pub")
+        return dataclasses.replace(info, host_key=parse_host_key(out))

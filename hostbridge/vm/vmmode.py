@@ -192,7 +192,7 @@ def status(name: str) -> dict:
     Returns:
         {"name", "driver", "state" (the VM's, from the driver; "half-started…" after an `up` died),
         "recorded" (machine.json's),
-        "engine": bool (answers /_ping), "endpoint", "tunnel" (agent state), "ssh_port",
+        "engine": bool (answers /_ping), "endpoint", "tunnel" (agent state), "ssh_host", "ssh_port",
         "cpus", "memory_mib", "disk_gib", "shares", "engine_version"}.
     """
     record = load_vm(name)
@@ -205,6 +205,7 @@ def status(name: str) -> dict:
             "recorded": recorded,
             "engine": bool(url and localhttp.ping(url, timeout=3)), "endpoint": url or record.endpoint_url,
             "tunnel": tunnel.get("state"), "ssh_port": (f.get("ssh") or {}).get("port"),
+            "ssh_host": (f.get("ssh") or {}).get("hostname") or "127.0.0.1",
             "cpus": f.get("cpus"), "memory_mib": f.get("memory_mib"), "disk_gib": f.get("disk_gib"),
             "shares": f.get("shares") or [], "engine_version": (f.get("layout") or {}).get("version")}
 

@@ -83,3 +83,45 @@ def test_create_writes_the_project_and_is_idempotent(tmp_path):
     assert d.state() == driver.NOT_CREATED  # no VM id yet: vagrant is not even run
     d.destroy()
     assert not (tmp_path / "dev").exists()
+
+
+def test_the_provider_is_chosen_at_create_and_kept(tmp_path, monkeypatch):
+    spec = driver.MachineSpec(name="dev", dir=str(tmp_path / "dev"), shares=("/home/ana",))
+    monkeypatch.delenv(vagrant.PROVIDER_ENV, raising=False)
+    assert vagrant.VagrantDriver(spec).provider == "virtualbox"
+    monkeypatch.setenv(vagrant.PROVIDER_ENV, "libvirt")
+    vagrant.VagrantDriver(spec).create()
+    monkeypatch.setenv(vagrant.PROVIDER_ENV, "virtualbox")  # a later default does not move the machine
+    assert vagrant.VagrantDriver(spec).provider == "libvirt"
+    assert vagrant.VagrantDriver(spec, provider="virtualbox").provider == "virtualbox"
+
+
+def test_host_key_from_what_the_guest_printed():
+    out = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP2J root@bookworm\r\n"
+    assert vagrant.parse_host_key(out) == "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP2J"
+    with pytest.raises(VMError, match="no ed25519 SSH host key"):
+        vagrant.parse_host_key("cat: /etc/ssh/ssh_host_ed25519_key.pub: No such file or directory\n")
+
+
+def test_connect_refuses_a_guest_whose_host_key_is_unknown(tmp_path):
+    from hostbridge.vm import steps
+
+    class Record:
+        class paths:
+            known_hosts = str(tmp_path / "known_hosts")
+        fields = {}
+
+    info = driver.SSHInfo("192.168.121.5", 22, "vagrant", "/k")
+    with pytest.raises(VMError, match="host key is not known"):
+        steps.connect(Record, info)
+    assert not (tmp_path / "known_hosts").exists()
+
+
+def test_vagrant_notices_are_not_the_error():
+    err = ("==> vagrant: You have requested to enabled the experimental flag with the following features:\n"
+           "==> vagrant: \n==> vagrant: Features:  disks\n"
+           "The provider 'virtualbox' that was requested to back the machine\n'default' is reporting that it "
+           "isn't usable on this system.\n")
+    text = str(vagrant.vagrant_error(vagrant.without_notices(err)))
+    assert text == ("vagrant: The provider 'virtualbox' that was requested to back the machine 'default' is "
+                    "reporting that it isn't usable on this system.")

@@ -323,6 +323,27 @@ def ssh(app, command):
     os.execv(binary, argv)
 
 
+@click.command("ssh-config")
+@machine_option
+@click.argument("name", required=False)
+@click.pass_obj
+def ssh_config(app, name):
+    """Print an OpenSSH config block for machine NAME (for `ssh -F FILE NAME`, scp, IDEs)."""
+    from ..vm import record as records
+    from ..tunnel.sshconfig import render_block
+
+    name = name or app.config["machine"]
+    record = records.load(name)
+    if record is None:
+        raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
+    target = record.fields.get("ssh")
+    if record.mode == "native" or not target:
+        raise MachineError("machine %s has no SSH address%s" % (
+            name, " (a native machine is this host)" if record.mode == "native" else " yet"),
+            hint="start it with `hostbridge up`" if record.mode != "native" else None, machine=name)
+    app.out(render_block(name, target, record.paths.known_hosts), nl=False)
+
+
 @click.command("logs")
 @machine_option
 @click.option("--serial", "which", flag_value="serial", help="The VM's serial console (boot messages).")

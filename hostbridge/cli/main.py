@@ -66,6 +66,7 @@ COMMANDS = {
     "ls": ("machine", "ls"),
     "ip": ("machine", "ip"),
     "ssh": ("machine", "ssh"),
+    "ssh-config": ("machine", "ssh_config"),
     "machine": ("machine", "machine_group"),
 }
 # Names docker uses for containers that also name a machine command: `hostbridge restart` with

@@ -36,7 +36,9 @@ def remote_group():
               help="Local endpoint: a unix socket (default), or a named pipe (default on Windows).")
 @click.option("--no-port-forwarding", is_flag=True, help="Do not forward published ports to 127.0.0.1.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask; refuse an unknown host key unless --accept-host-key.")
-def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes):
+@click.option("-F", "--ssh-config", "ssh_config", type=click.Path(dir_okay=False),
+              help="An ssh config file instead of ~/.ssh/config.")
+def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes, ssh_config):
     """Add NAME at URL (ssh://user@host[:port]): pin the key, deploy and start the engine."""
     from ..vm import remote
 
@@ -45,7 +47,7 @@ def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_po
         try:
             rec = remote.add_remote(name, url, identity=identity, accept_host_key=accept, passphrase=passphrase,
                                     remember_passphrase=remember_passphrase, endpoint=endpoint,
-                                    forward_ports=not no_port_forwarding)
+                                    forward_ports=not no_port_forwarding, ssh_config=ssh_config)
             break
         except HostKeyError as e:
             if e.expected is not None or accept or yes or not _interactive():

@@ -180,4 +180,40 @@ def identity_agent(value: str | None) -> str | None:
     return os.path.expanduser(v)
 
 
-__all__ = ["SSHConfigError", "expand", "load", "lookup", "identity_agent", "MAX_INCLUDE_DEPTH"]
+def _quote(value: str) -> str:
+    """A value as ssh_config reads it back (double quotes around spaces)."""
+    return '"%s"' % value if any(c.isspace() for c in value) else value
+
+
+def render_block(name: str, target: dict, known_hosts: str) -> str:
+    """An OpenSSH ``Host`` block reaching a machine as hostbridge does (``ssh -F FILE NAME``).
+
+    The host key is checked against the machine's own pinned known_hosts, strictly, and only
+    the machine's keys are offered when it has any (pure).
+
+    Args:
+        name: the Host alias to write.
+        target: an ``SSHTarget.to_dict()`` (the machine record's ``ssh`` field).
+        known_hosts: the machine's known_hosts file.
+    Returns:
+        The block, lines ending in newlines.
+    """
+    lines = ["Host " + name, "  HostName " + target["hostname"], "  Port %d" % int(target.get("port") or 22),
+             "  User " + target["user"]]
+    idents = target.get("identity_files") or []
+    lines += ["  IdentityFile " + _quote(k) for k in idents]
+    if idents or target.get("identities_only"):
+        lines.append("  IdentitiesOnly yes")
+    agent = target.get("identity_agent")
+    if agent is not None:
+        lines.append("  IdentityAgent " + (_quote(agent) if agent else "none"))
+    if target.get("proxy_jump"):
+        lines.append("  ProxyJump " + target["proxy_jump"])
+    elif target.get("proxy_command"):
+        lines.append("  ProxyCommand " + target["proxy_command"].replace("%", "%%"))
+    lines += ["  UserKnownHostsFile " + _quote(known_hosts), "  StrictHostKeyChecking yes",
+              "  HashKnownHosts no", "  LogLevel ERROR"]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["SSHConfigError", "expand", "load", "lookup", "identity_agent", "render_block", "MAX_INCLUDE_DEPTH"]

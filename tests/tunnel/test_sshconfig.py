@@ -231,3 +231,59 @@ def test_target_with_ssh_config_options_survives_the_agents_json(sshd, ssh_home,
     assert t.proxy_command == "socat - TCP:%s:%d" % (sshd.host, sshd.port)
     with _connect(t, sshd, tmp_path) as c:
         assert c.run("echo again")[1] == b"again\n"
+
+
+def _cli(*args):
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("via", ["direct", "proxycommand"])
+def test_ssh_config_block_works_with_openssh(sshd, ssh_home, hb_home, tmp_path, via):
+    from hostbridge.paths import MachinePaths
+    from hostbridge.vm.record import Machine
+
+    text = "Host far\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s\n" % (sshd.host, sshd.port, sshd.user_key)
+    if via == "proxycommand":
+        text += "  ProxyCommand socat - TCP:%h:%p\n"
+    t = resolve_target("far", config_path=_write(ssh_home / "config", text))
+    with Connection(t, KnownHosts(MachinePaths.for_name("far").known_hosts), accept_host_keys=sshd.host_fingerprint,
+                    look_for_keys=False, allow_agent=False):
+        pass  # pins the host key, as `remote add` does
+    Machine("far", "remote", fields={"ssh": t.to_dict()}).save()
+    res = _cli("ssh-config", "far")
+    assert res.returncode == 0, res.stderr
+    block = res.stdout
+    assert block.startswith("Host far\n") and "StrictHostKeyChecking yes" in block
+    assert ("ProxyCommand socat - TCP:%s:%d\n" % (sshd.host, sshd.port) in block) == (via == "proxycommand")
+    f = _write(tmp_path / "ssh_config", block)
+    out = subprocess.run(["ssh", "-F", f, "-o", "BatchMode=yes", "far", "echo", "openssh-ok"], capture_output=True,
+                         text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, "openssh-ok\n"), out.stderr
+    # The pin is enforced: another host key is refused by ssh itself.
+    sshd.regenerate_host_key()
+    out = subprocess.run(["ssh", "-F", f, "-o", "BatchMode=yes", "far", "true"], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 255 and "host key" in out.stderr.lower()
+
+
+def test_ssh_config_of_unknown_or_native_machine_is_one_line(hb_home):
+    res = _cli("ssh-config", "nosuch")
+    assert res.returncode == 1 and "no machine named 'nosuch'" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_remote_add_with_a_malformed_ssh_config_names_file_and_line(ssh_home, hb_home):
+    from click.testing import CliRunner
+
+    from hostbridge.cli.remote import remote_group
+
+    cfg = _write(ssh_home / "config", "Host far\n  HostName 10.0.0.1\n  Port twenty-two\n")
+    res = CliRunner().invoke(remote_group, ["add", "far", "far", "--yes"])
+    assert res.exit_code == 1
+    assert "%s line 3: Port 'twenty-two' is not a port number" % cfg in res.output
+    from hostbridge.paths import MachinePaths
+
+    assert not os.path.exists(MachinePaths.for_name("far").dir)  # nothing half-done

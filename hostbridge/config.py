@@ -56,6 +56,12 @@ SETTINGS = {
         Setting("vm.image_url", str, "", "HOSTBRIDGE_VM_IMAGE_URL",
                 "a published guest image to download instead of building one"),
         Setting("vm.image_sha256", str, "", "HOSTBRIDGE_VM_IMAGE_SHA256", "the published image's sha256"),
+        Setting("vm.proxy", str, "", "HOSTBRIDGE_VM_PROXY",
+                "proxy URL for the engine's registry traffic (empty: the host's HTTP(S)_PROXY; none: no proxy)"),
+        Setting("vm.no_proxy", str, "", "HOSTBRIDGE_VM_NO_PROXY",
+                "hosts, domains, IPs or CIDRs the engine reaches without the proxy (empty: the host's NO_PROXY)"),
+        Setting("registry.ca", str, "", "HOSTBRIDGE_REGISTRY_CA",
+                "extra CA certificates the engine trusts for registries: a PEM file or a folder of *.crt/*.pem"),
         Setting("vm.mirror", str, "", "HOSTBRIDGE_VM_MIRROR",
                 "Debian mirror the guest's packages come from (empty: this host's apt mirror, else deb.debian.org)"),
     )

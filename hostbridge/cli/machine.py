@@ -261,8 +261,9 @@ def upgrade(app):
     name = app.config["machine"]
     if mode == "remote":
         from ..vm import remote
+        from .remote import _engine_settings
 
-        res = remote.upgrade_remote(name)
+        res = remote.upgrade_remote(name, settings=_engine_settings())
     elif mode == "vm" and record is not None:
         from ..vm import machine as machines
 

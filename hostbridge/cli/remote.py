@@ -21,6 +21,19 @@ def _interactive() -> bool:
     return click.get_text_stream("stdin").isatty()
 
 
+def _engine_settings():
+    """(proxies, CA files) for a remote engine from the config and this host's environment, after
+    printing the notes (a loopback proxy the far side cannot reach)."""
+    from .. import config as configuration
+    from .. import engine_settings
+
+    cfg = configuration.load()
+    proxies, notes = engine_settings.proxies(cfg, remote=True)
+    for note in notes:
+        click.echo("note: " + note, err=True)
+    return proxies, engine_settings.ca_files(cfg)
+
+
 @click.group("remote")
 def remote_group():
     """Manage remote machines: Linux hosts reached over SSH."""
@@ -43,11 +56,16 @@ def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_po
     from ..vm import remote
 
     passphrase = click.prompt("Passphrase for %s" % identity, hide_input=True) if remember_passphrase and identity else None
+    try:
+        settings = _engine_settings()
+    except HostbridgeError as e:
+        _fail(e)
     for _attempt in range(2):  # at most one interactive confirmation
         try:
             rec = remote.add_remote(name, url, identity=identity, accept_host_key=accept, passphrase=passphrase,
                                     remember_passphrase=remember_passphrase, endpoint=endpoint,
-                                    forward_ports=not no_port_forwarding, ssh_config=ssh_config)
+                                    forward_ports=not no_port_forwarding, ssh_config=ssh_config,
+                                    settings=settings)
             break
         except HostKeyError as e:
             if e.expected is not None or accept or yes or not _interactive():
@@ -98,7 +116,7 @@ def remote_upgrade(name):
     from ..vm import remote
 
     try:
-        res = remote.upgrade_remote(name)
+        res = remote.upgrade_remote(name, settings=_engine_settings())
     except HostbridgeError as e:
         _fail(e)
     click.echo("%s: engine %s -> %s" % (name, res["from"], res["to"]))

@@ -123,7 +123,7 @@ class NativeEngine:
     """
 
     def __init__(self, root, socket_path, group="hostbridge", pidfile=None, log_file=None, python=None,
-                 module=ENGINE_MODULE):
+                 module=ENGINE_MODULE, extra_args=()):
         self.root = root
         self.socket_path = socket_path
         self.group = group
@@ -131,12 +131,19 @@ class NativeEngine:
         self.log_file = log_file or os.path.join(root, "engine.log")
         self.python = python or sys.executable
         self.module = module
+        self.extra_args = list(extra_args)
 
     @classmethod
     def from_config(cls, config):
-        """Build from a ``Config``'s ``native.*`` settings."""
+        """Build from a ``Config``'s ``native.*`` settings (and the proxies and CAs the engine is told).
+
+        Raises:
+            ConfigError: a bad ``vm.proxy`` or ``registry.ca``.
+        """
+        from ..engine_settings import daemon_flags
+
         return cls(config["native.root"], config["native.socket"], config["native.group"],
-                   python=config["native.python"] or None)
+                   python=config["native.python"] or None, extra_args=daemon_flags(config))
 
     @property
     def endpoint(self) -> str:
@@ -149,7 +156,7 @@ class NativeEngine:
                 "--pidfile", self.pidfile, "--log-file", self.log_file]
         if self.group:
             argv += ["--group", self.group]
-        return argv
+        return argv + self.extra_args
 
     def daemon_env(self, base=None) -> dict:
         """The daemon's environment: PYTHONPATH pointing at this copy of hostbridge."""

@@ -181,14 +181,17 @@ def build_config_header() -> str:
 
 
 def auth_header(server: str) -> str:
-    """The ``X-Registry-Auth`` value for a registry: its stored credentials, or anonymous.
+    """The ``X-Registry-Auth`` value for a registry: its stored credentials, else the docker
+    CLI's login from ``~/.docker/config.json`` (as docker reads it), else anonymous.
 
     Raises:
-        CredentialsError: the keyring refused.
+        CredentialsError: the keyring refused; the docker config is malformed or its helper fails.
     """
     cred = get(server)
     if cred is None:
-        return encode_auth({})
+        from . import dockerconfig
+
+        return encode_auth(dockerconfig.lookup(server) or {})
     return encode_auth({"username": cred.username, "password": cred.secret,
                         "serveraddress": cred.server_url})
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
-pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini)
+pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini passwd)
 if [ $want_test = 1 ]; then
   pkgs+=(docker.io docker-registry openssh-server openssh-client apache2-utils openssl
          qemu-system-x86 qemu-utils debootstrap tmux socat procps psmisc hyperfine vagrant

@@ -135,7 +135,22 @@ def _native_up(app, timeout):
         app.out("The hostbridge engine is running (pid %s)." % st["pid"])
     app.out("Socket: %s\nLog:    %s\n\nTo use the docker CLI with it:\n  export DOCKER_HOST=%s"
             % (st["socket"], st["log"], st["endpoint"]))
+    _group_note(app, engine.group, st.get("group_created"))
     _write_context(app, app.config["machine"], st["endpoint"])
+
+
+def _group_note(app, group, created):
+    """Say how a non-root user gets to use the native engine (members of its socket's group)."""
+    from ..vm.native import not_in_group
+
+    user = os.environ.get("SUDO_USER")
+    if created:
+        app.out("\nCreated group %s: its members use the engine without sudo." % group)
+    if not_in_group(group, user):
+        app.out("To use it as %s: sudo usermod -aG %s %s, then log in again (or `newgrp %s`)."
+                % (user, group, user, group))
+    elif created:
+        app.out("Add a user with: sudo usermod -aG %s USER, then log in again." % group)
 
 
 def _write_context(app, name, endpoint):

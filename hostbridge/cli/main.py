@@ -67,6 +67,7 @@ COMMANDS = {
     "ip": ("machine", "ip"),
     "ssh": ("machine", "ssh"),
     "ssh-config": ("machine", "ssh_config"),
+    "doctor": ("doctor", "doctor"),
     "machine": ("machine", "machine_group"),
 }
 # Names docker uses for containers that also name a machine command: `hostbridge restart` with

@@ -69,11 +69,45 @@ def _not_for_remote(name):
     raise MachineError("machine %s is a remote host" % name, hint="manage it with `hostbridge remote`", machine=name)
 
 
-def _progress(app):
-    def show(stage, text):
-        app.status("[%s] %s…" % (stage, text) if not text.startswith("note:") else "[%s] %s" % (stage, text))
+class _Silent:
+    """Progress under ``-q``: nothing shown."""
 
-    return show
+    def __call__(self, stage, text):
+        pass
+
+    def transfer(self, done, total=None):
+        pass
+
+    def close(self, ok=True):
+        pass
+
+
+def _progress(app):
+    """`up`'s progress on stderr: an updating line on a terminal, plain lines otherwise."""
+    import sys
+
+    from .progress import StageProgress
+
+    if app.verbosity < 0:
+        return _Silent()
+
+    def write(text):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return StageProgress(write, tty=sys.stderr.isatty())
+
+
+def _with_progress(app, fn):
+    """Run ``fn(progress)``, ending the progress line whatever happens."""
+    progress = _progress(app)
+    try:
+        result = fn(progress)
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close()
+    return result
 
 
 @click.command()
@@ -104,12 +138,12 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     from ..vm import vmmode
 
     c = app.config
-    result = machines.up_vm(
+    result = _with_progress(app, lambda progress: machines.up_vm(
         name, driver=driver or c["vm.driver"] or None, cpus=cpus or c["vm.cpus"],
         memory_mib=memory or c["vm.memory"], disk_gib=vmmode.parse_size_gib(disk or c["vm.disk"]),
         shares=tuple(shares) or vmmode.parse_shares(c["vm.shares"]),
         ssh_timeout=timeout or c["vm.start_timeout"], image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"],
-        progress=_progress(app))
+        progress=progress))
     if result.already_running:
         app.out("Machine %s is already running." % name)
     else:
@@ -127,8 +161,12 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
 
 def _native_up(app, timeout):
     engine = _native(app)
-    app.status("Starting the hostbridge engine…")
-    st = engine.start(timeout=timeout or app.config["native.start_timeout"])
+
+    def start(progress):
+        progress("engine", "starting the hostbridge engine")
+        return engine.start(timeout=timeout or app.config["native.start_timeout"])
+
+    st = _with_progress(app, start)
     if st["already_running"]:
         app.out("The hostbridge engine is already running (pid %s)." % st["pid"])
     else:

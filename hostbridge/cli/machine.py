@@ -230,10 +230,38 @@ def down(app, force, timeout):
         app.out("Stopped the hostbridge engine (pid %d)." % pid)
 
 
+def format_option(fn):
+    """``--format`` (a Go template subset, ``table …`` or ``json``) on a machine command."""
+    return click.option("--format", "format_", metavar="TEMPLATE",
+                        help="Format output with a Go template (as `docker ps`), 'table …', or 'json'.")(fn)
+
+
+def emit(app, format_, rows, columns) -> bool:
+    """Print ``rows`` with ``--format`` when one was given. Returns whether it printed.
+
+    Args:
+        format_: the template, ``json`` (``{{json .}}`` per row), or None (the caller prints).
+        rows: one dict per line (fields as docker names them: ``Name``, ``State``…).
+        columns: field → column title for ``table`` formats.
+    Raises:
+        TemplateError: an unknown field (docker's message) or a malformed template.
+    """
+    if not format_:
+        return False
+    from .template import render_rows
+
+    app.out(render_rows("{{json .}}" if format_ == "json" else format_, rows, columns), nl=False)
+    return True
+
+
+STATUS_COLUMNS = {"Name": "MACHINE", "Mode": "MODE", "State": "STATE", "Endpoint": "ENDPOINT"}
+
+
 @click.command()
 @machine_option
+@format_option
 @click.pass_obj
-def status(app):
+def status(app, format_):
     """Show whether the selected machine and its engine run (exit 1 when the engine does not answer)."""
     mode, record = _selected(app)
     name = app.config["machine"]
@@ -241,7 +269,11 @@ def status(app):
         from ..tunnel import control
 
         st = control.tunnel_status(record.paths)
-        app.out("machine:  %s (remote)\ntunnel:   %s\nendpoint: %s" % (name, st["state"], st.get("endpoint") or "-"))
+        row = {"Name": name, "Mode": "remote", "Driver": "", "State": st["state"], "Tunnel": st["state"],
+               "Endpoint": st.get("endpoint") or "", "Engine": st["state"] == "connected",
+               "Host": st.get("host") or ""}
+        if not emit(app, format_, [row], STATUS_COLUMNS):
+            app.out("machine:  %s (remote)\ntunnel:   %s\nendpoint: %s" % (name, st["state"], st.get("endpoint") or "-"))
         if st["state"] != "connected":
             raise click.exceptions.Exit(1)
         return
@@ -251,6 +283,14 @@ def status(app):
         if record is None:
             raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
         st = vmmode.status(name)
+        row = {"Name": name, "Mode": "vm", "Driver": st["driver"], "State": st["state"], "Engine": st["engine"],
+               "EngineVersion": st["engine_version"] or "", "Tunnel": st["tunnel"] or "", "Endpoint": st["endpoint"] or "",
+               "SSHPort": st["ssh_port"], "CPUs": st["cpus"], "MemoryMiB": st["memory_mib"], "DiskGiB": st["disk_gib"],
+               "Shares": list(st["shares"])}
+        if emit(app, format_, [row], STATUS_COLUMNS):
+            if not st["engine"]:
+                raise click.exceptions.Exit(1)
+            return
         app.out("machine:  %s (vm, %s)\nstate:    %s\nengine:   %s\ntunnel:   %s\nendpoint: %s\nssh:      %s\n"
                 "size:     %s CPUs, %s MiB, %s GiB disk\nshares:   %s"
                 % (name, st["driver"], st["state"],
@@ -262,6 +302,12 @@ def status(app):
         return
     st = _native(app).status()
     state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
+    row = {"Name": name, "Mode": "native", "Driver": "", "State": state, "Engine": st["responding"],
+           "Pid": st["pid"], "Socket": st["socket"], "Log": st["log"], "Endpoint": st["endpoint"]}
+    if emit(app, format_, [row], STATUS_COLUMNS):
+        if not st["responding"]:
+            raise click.exceptions.Exit(1)
+        return
     app.out("machine:  %s (native)\nstate:    %s\npid:      %s\nsocket:   %s\nlog:      %s"
             % (name, state, st["pid"] or "-", st["socket"], st["log"]))
     if not st["responding"]:
@@ -327,13 +373,42 @@ def upgrade(app):
     app.out("Machine %s: engine %s -> %s" % (name, res["from"], res["to"]))
 
 
+LS_COLUMNS = {"Name": "NAME", "Mode": "MODE", "Driver": "DRIVER", "State": "STATE", "Endpoint": "ENDPOINT"}
+
+
+def _native_row(app):
+    """The native machine's ``ls`` row on Linux when it has no record of its own, else None."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        st = _native(app).status()
+    except HostbridgeError:
+        return None
+    state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
+    return {"name": "default", "mode": "native", "driver": "-", "state": state, "endpoint": st["endpoint"]}
+
+
 @click.command("ls")
+@format_option
+@click.option("-q", "--quiet", is_flag=True, help="Only machine names.")
 @click.pass_obj
-def ls(app):
-    """List machines."""
+def ls(app, format_, quiet):
+    """List machines (the native one included on Linux)."""
     from ..vm import vmmode
 
     rows = vmmode.list_machines()
+    if not any(r["name"] == "default" for r in rows):
+        native = _native_row(app)
+        if native:
+            rows.insert(0, native)
+    if quiet:
+        for r in rows:
+            app.out(r["name"])
+        return
+    if emit(app, format_, [{k.capitalize(): v for k, v in r.items()} for r in rows], LS_COLUMNS):
+        return
     app.out("%-16s %-8s %-8s %-24s %s" % ("NAME", "MODE", "DRIVER", "STATE", "ENDPOINT"))
     for r in rows:
         app.out("%-16s %-8s %-8s %-24s %s" % (r["name"], r["mode"], r["driver"], r["state"], r["endpoint"]))

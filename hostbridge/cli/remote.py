@@ -80,12 +80,38 @@ def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_po
     click.echo('Use it with: hostbridge use %s   or   eval "$(hostbridge env %s)"' % (name, name))
 
 
+def _emit(format_, rows, columns) -> bool:
+    """``--format`` output for these click commands (no app object here); see machine.emit."""
+    if not format_:
+        return False
+    from .template import render_rows
+
+    try:
+        click.echo(render_rows("{{json .}}" if format_ == "json" else format_, rows, columns), nl=False)
+    except HostbridgeError as e:
+        _fail(e)
+    return True
+
+
+_FORMAT_HELP = "Format output with a Go template (as `docker ps`), 'table …', or 'json'."
+
+
 @remote_group.command("ls")
-def remote_ls():
+@click.option("--format", "format_", metavar="TEMPLATE", help=_FORMAT_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="Only machine names.")
+def remote_ls(format_, quiet):
     """List remote machines."""
     from ..vm import remote
 
     rows = remote.list_remotes()
+    if quiet:
+        for r in rows:
+            click.echo(r["name"])
+        return
+    if _emit(format_, [{"Name": r["name"], "Tunnel": r["state"], "Engine": r["engine_version"] or "", "URL": r["url"],
+                        "Endpoint": r["endpoint"] or ""} for r in rows],
+             {"Name": "NAME", "Tunnel": "TUNNEL", "Engine": "ENGINE", "URL": "URL", "Endpoint": "ENDPOINT"}):
+        return
     click.echo("%-16s %-12s %-10s %-40s %s" % ("NAME", "TUNNEL", "ENGINE", "URL", "ENDPOINT"))
     for r in rows:
         click.echo("%-16s %-12s %-10s %-40s %s" % (r["name"], r["state"], r["engine_version"] or "-", r["url"],
@@ -131,7 +157,9 @@ def tunnel_group():
 
 @tunnel_group.command("status")
 @click.argument("name", required=False, envvar="HOSTBRIDGE_MACHINE")
-def tunnel_status(name):
+@click.option("--format", "format_", metavar="TEMPLATE", help=_FORMAT_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="Only the state (connected, reconnecting, stopped…).")
+def tunnel_status(name, format_, quiet):
     """Show NAME's tunnel: state, endpoint, reconnects, forwarded ports, last error."""
     if not name:
         raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
@@ -140,6 +168,16 @@ def tunnel_status(name):
 
     paths = MachinePaths.for_name(name)
     st = control.tunnel_status(paths)
+    if quiet:
+        click.echo(st["state"])
+        return
+    row = {"Machine": name, "State": st["state"], "Alive": bool(st["alive"]), "Host": st.get("host") or "",
+           "Endpoint": st.get("endpoint") or "", "Channel": st.get("channel_mode") or "",
+           "Reconnects": st.get("reconnects") or 0, "Connections": st.get("connections") or 0,
+           "Error": st.get("error") or "", "LastError": st.get("last_error") or "",
+           "Forwards": list(st.get("forwards") or []), "Log": paths.agent_log}
+    if _emit(format_, [row], {"Machine": "MACHINE", "State": "STATE", "Endpoint": "ENDPOINT"}):
+        return
     click.echo("machine:     %s" % name)
     click.echo("state:       %s%s" % (st["state"], "" if st["alive"] else " (no agent running)"))
     for key, label in (("host", "host"), ("endpoint", "endpoint"), ("channel_mode", "channel"),

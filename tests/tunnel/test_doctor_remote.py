@@ -47,3 +47,26 @@ def test_tunnel_and_pin_then_each_broken(machine, sshd, monkeypatch):
     code, checks = _doctor("far")
     assert code == 1 and checks["tunnel"]["ok"] is False
     assert "hostbridge tunnel status far" in checks["tunnel"]["fix"]
+
+
+def test_remote_ls_and_tunnel_status_formats(machine, sshd):
+    from click.testing import CliRunner
+
+    from hostbridge.cli.remote import remote_group, tunnel_group
+    from hostbridge.deploy import engine_version
+    from hostbridge.tunnel import control
+    from hostbridge.vm import remote
+
+    url = control.ensure_agent(machine)
+    remote.save_record(machine, {"name": "far", "mode": "remote", "driver": "", "endpoint_url": url,
+                                 "url": sshd.url(), "ssh": control.read_json(machine.tunnel_json)["ssh"],
+                                 "layout": {"version": engine_version()}})
+    r = CliRunner().invoke(remote_group, ["ls", "--format", "json"])
+    row = json.loads(r.output)
+    assert (row["Name"], row["Tunnel"], row["URL"], row["Endpoint"]) == ("far", "connected", sshd.url(), url)
+    assert CliRunner().invoke(remote_group, ["ls", "-q"]).output == "far\n"
+    assert CliRunner().invoke(tunnel_group, ["status", "far", "-q"]).output == "connected\n"
+    out = CliRunner().invoke(tunnel_group, ["status", "far", "--format", "{{.State}} {{.Endpoint}} {{.Reconnects}}"])
+    assert out.output == "connected %s 0\n" % url
+    bad = CliRunner().invoke(tunnel_group, ["status", "far", "--format", "{{.Nope}}"])
+    assert bad.exit_code == 1 and "can't evaluate field Nope" in bad.output

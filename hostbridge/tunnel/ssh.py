@@ -320,11 +320,6 @@ class Connection:
         where = "%s:%d" % (t.hostname, t.port)
         if isinstance(e, TunnelError):
             return e
-        via_command = t.proxy_command and not t.proxy_jump
-        if via_command and (isinstance(e, (paramiko.ProxyCommandFailure, EOFError)) or (
-                isinstance(e, paramiko.SSHException) and "banner" in str(e))):
-            return SSHUnreachable("cannot reach SSH at %s through ProxyCommand %r (%s): check the command in "
-                                  "your ssh config" % (where, t.proxy_command, e), hostname=t.hostname, port=t.port)
         if isinstance(e, paramiko.BadHostKeyException):
             return changed_key_error(e.hostname, e.key, e.expected_key, self.known_hosts.path)
         if isinstance(e, paramiko.PasswordRequiredException):
@@ -341,6 +336,11 @@ class Connection:
                                 "with -i or set IdentityFile in your ssh config"
                                 % (t.user, where, " (IdentityAgent none)" if t.identity_agent == "" else ""),
                                 user=t.user, hostname=t.hostname)
+        if t.proxy_command and not t.proxy_jump and isinstance(e, (paramiko.SSHException, EOFError, OSError)):
+            # Auth and host-key failures were handled above: what is left is the command's pipe.
+            return SSHUnreachable("cannot reach SSH at %s through ProxyCommand %r (%s): check the command in "
+                                  "your ssh config" % (where, t.proxy_command, str(e) or type(e).__name__),
+                                  hostname=t.hostname, port=t.port)
         if isinstance(e, (socket.gaierror,)):
             return SSHUnreachable("cannot resolve %s: check the host name" % t.hostname,
                                   hostname=t.hostname, port=t.port)

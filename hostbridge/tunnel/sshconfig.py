@@ -12,6 +12,7 @@ included file's own ``Host``/``Match`` lines are narrowed with the outer block's
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -25,6 +26,33 @@ from .errors import TunnelError
 MAX_INCLUDE_DEPTH = 16
 # The line shape paramiko accepts: ``Keyword value`` or ``Keyword=value``.
 _LINE = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")
+# Every keyword OpenSSH's client knows (readconf.c, 9.x, deprecated and unsupported ones too:
+# ssh only warns about those), plus Apple's UseKeychain. Anything else is a typo that ssh itself
+# refuses ("Bad configuration option"), unless an IgnoreUnknown pattern lists it.
+KEYWORDS = frozenset("""
+host match hostname user port include ignoreunknown
+addkeystoagent addressfamily batchmode bindaddress bindinterface canonicaldomains canonicalizefallbacklocal
+canonicalizehostname canonicalizemaxdots canonicalizepermittedcnames casignaturealgorithms certificatefile
+challengeresponseauthentication channeltimeout checkhostip cipher ciphers clearallforwardings compression
+compressionlevel connectionattempts connecttimeout controlmaster controlpath controlpersist dynamicforward
+enableescapecommandline enablesshkeysign escapechar exitonforwardfailure fingerprinthash forkafterauthentication
+forwardagent forwardx11 forwardx11timeout forwardx11trusted gatewayports globalknownhostsfile globalknownhostsfile2
+gssapiauthentication gssapiclientidentity gssapidelegatecredentials gssapikeyexchange gssapikexalgorithms
+gssapirenewalforcesrekey gssapiserveridentity gssapitrustdns hashknownhosts hostbasedacceptedalgorithms
+hostbasedauthentication hostbasedkeytypes hostkeyalgorithms hostkeyalias identitiesonly identityagent identityfile
+identityfile2 ipqos kbdinteractiveauthentication kbdinteractivedevices kexalgorithms knownhostscommand
+localcommand localforward loglevel logverbose macs nohostauthenticationforlocalhost numberofpasswordprompts
+obscurekeystroketiming passwordauthentication permitlocalcommand permitremoteopen pkcs11provider
+preferredauthentications protocol protocolkeepalives proxycommand proxyjump proxyusefdpass
+pubkeyacceptedalgorithms pubkeyacceptedkeytypes pubkeyauthentication rekeylimit remotecommand remoteforward
+requesttty requiredrsasize revokedhostkeys securitykeyprovider sendenv serveralivecountmax serveraliveinterval
+sessiontype setenv setuptimeout smartcarddevice stdinnull streamlocalbindmask streamlocalbindunlink
+stricthostkeychecking syslogfacility tag tcpkeepalive tunnel tunneldevice updatehostkeys useprivilegedport
+user userknownhostsfile userknownhostsfile2 verifyhostkeydns visualhostkey xauthlocation
+afstokenpassing dsaauthentication fallbacktorsh kerberosauthentication kerberostgtpassing rhostsauthentication
+rhostsrsaauthentication rsaauthentication skeyauthentication tisauthentication useblacklistedkeys useroaming usersh
+usekeychain
+""".split())
 
 
 class SSHConfigError(TunnelError):
@@ -103,6 +131,7 @@ def expand(path: str, ssh_dir: str | None = None, _depth: int = 0, _outer: list 
         raise SSHConfigError("cannot read the ssh config %s (%s)" % (path, getattr(e, "strerror", None) or e),
                              path=path) from None
     out = []
+    ignore = []  # IgnoreUnknown patterns seen so far in this file (they apply below them, as in ssh)
     block = list(outer)  # the criteria in force at this point of the file
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -112,6 +141,11 @@ def expand(path: str, ssh_dir: str | None = None, _depth: int = 0, _outer: list 
         if not m:
             raise _error(path, lineno, "cannot parse %r (expected `Keyword value`)" % line)
         key, value = m.group(1).lower(), m.group(2).strip()
+        if key not in KEYWORDS and not any(fnmatch.fnmatch(key, p) for p in ignore):
+            raise _error(path, lineno, "unknown option %r (ssh says: Bad configuration option); fix the spelling, or "
+                                       "list it in IgnoreUnknown" % m.group(1))
+        if key == "ignoreunknown":
+            ignore += [p.lower() for p in value.split(",") if p]
         if key in ("host", "match"):
             block = outer + _criteria(path, lineno, key, value)
             line = line if not outer else _header(block)

@@ -287,3 +287,29 @@ def test_remote_add_with_a_malformed_ssh_config_names_file_and_line(ssh_home, hb
     from hostbridge.paths import MachinePaths
 
     assert not os.path.exists(MachinePaths.for_name("far").dir)  # nothing half-done
+
+
+def test_a_misspelt_option_is_an_error_unless_ignored(ssh_home):
+    cfg = _write(ssh_home / "config", "Host a\n  Hostnme 10.0.0.1\n")
+    with pytest.raises(SSHConfigError, match="line 2: unknown option 'Hostnme' .*IgnoreUnknown"):
+        resolve_target("a", config_path=cfg)
+    cfg = _write(ssh_home / "config", "IgnoreUnknown UseAppleThing,hostn*\nHost a\n  Hostnme 10.0.0.1\n"
+                                      "  UseAppleThing yes\n  HostName 10.0.0.2\n")
+    assert resolve_target("a", config_path=cfg).hostname == "10.0.0.2"
+
+
+def test_every_known_option_is_one_openssh_knows(tmp_path):
+    # OpenSSH here is the oracle: none of our keywords may be one it calls a bad option.
+    from hostbridge.tunnel.sshconfig import KEYWORDS
+
+    apple_only = {"usekeychain"}
+    newer = {"channeltimeout", "obscurekeystroketiming", "tag"}  # OpenSSH 9.4-9.7; Debian 12 has 9.2
+    lines = ["%s x" % k for k in sorted(KEYWORDS - apple_only - newer - {"host", "match", "include"})]
+    bad = []
+    for kw_line in lines:
+        f = tmp_path / "c"
+        f.write_text(kw_line + "\n")
+        r = subprocess.run(["ssh", "-G", "-F", str(f), "h"], capture_output=True, text=True, timeout=30)
+        if "Bad configuration option" in r.stderr:
+            bad.append(kw_line.split()[0])
+    assert bad == []

@@ -35,18 +35,26 @@ class Result:
                 "fix": self.fix if self.ok is False else ""}
 
 
+DNS_NAME = "registry-1.docker.io"  # what a pull resolves first
+DNS_IMAGE = "busybox:latest"  # a local image with nslookup; the check never pulls
+DNS_TIMEOUT = 20  # seconds the lookup container may take
+
+
 class Context:
     """What the checks share: the config, the machine's name, record and mode, the environment.
 
     Args:
         config: a ``Config``.
         environ: the environment (``DOCKER_HOST``…), default ``os.environ``.
+        dns_name, dns_image, dns_server: the DNS check's name to resolve, the local image it runs
+            ``nslookup`` in, and a resolver to ask instead of the container's default.
     """
 
-    def __init__(self, config, environ=None):
+    def __init__(self, config, environ=None, dns_name=DNS_NAME, dns_image=DNS_IMAGE, dns_server=""):
         from .vm import record as records
 
         self.config = config
+        self.dns_name, self.dns_image, self.dns_server = dns_name, dns_image, dns_server
         self.environ = os.environ if environ is None else environ
         self.name = config["machine"]
         self.record = records.load(self.name)
@@ -126,6 +134,49 @@ def check_tunnel(ctx) -> Result:
     times.sort()
     return Result("tunnel", True, "connected to %s, round trip %s (median of %d), %s reconnect(s)"
                   % (st.get("host") or "?", _ms(times[len(times) // 2]), PINGS, st.get("reconnects", 0)))
+
+
+def check_dns(ctx) -> Result:
+    """A container resolves a registry's name (``nslookup`` in a local image, as a pull would)."""
+    if ctx.endpoint is None:
+        return Result("dns", None, "no engine to run a container in")
+    from .client import APIClient
+    from .client.endpoint import parse_endpoint
+
+    client = APIClient(parse_endpoint(ctx.endpoint), timeout=DNS_TIMEOUT + 10)
+    try:
+        client.inspect_image(ctx.dns_image)
+    except HostbridgeError:
+        return Result("dns", None, "no local image %s to run nslookup in (the check never pulls)" % ctx.dns_image)
+    cmd = ["timeout", str(DNS_TIMEOUT), "nslookup", ctx.dns_name] + ([ctx.dns_server] if ctx.dns_server else [])
+    host_config = {"Dns": [ctx.dns_server]} if ctx.dns_server else {}
+    cid = None
+    try:
+        cid = client.create_container({"Image": ctx.dns_image, "Cmd": cmd, "HostConfig": host_config,
+                                       "Labels": {"hostbridge.doctor": "dns"}})["Id"]
+        t0 = time.monotonic()
+        client.start(cid)
+        code = client.wait(cid, timeout=DNS_TIMEOUT + 10).get("StatusCode")
+        took = time.monotonic() - t0
+        out = b"".join(data for _, data in client.logs(cid)).decode(errors="replace")
+    except HostbridgeError as e:
+        return Result("dns", False, "the lookup container failed: %s" % e, "see `hostbridge info` and the engine's log")
+    finally:
+        if cid:
+            try:
+                client.remove_container(cid, force=True)
+            except HostbridgeError:
+                pass
+    via = " via %s" % ctx.dns_server if ctx.dns_server else ""
+    if code == 0:
+        addrs = [ln.split(":", 1)[1].strip() for ln in out.splitlines()
+                 if ln.startswith("Address") and "#" not in ln and ":" in ln][:2]
+        return Result("dns", True, "%s resolves in a container%s in %s (%s)" % (ctx.dns_name, via, _ms(took),
+                                                                               ", ".join(addrs) or "found"))
+    last = [ln for ln in out.strip().splitlines() if ln.strip()][-1:] or ["exit %s" % code]
+    return Result("dns", False, "%s does not resolve in a container%s (%s)" % (ctx.dns_name, via, last[0].strip()),
+                  "check the resolvers in the engine host's /etc/resolv.conf (containers get its non-loopback "
+                  "ones), or give containers one with --dns")
 
 
 def host_routes(path="/proc/net/route") -> list:
@@ -324,16 +375,19 @@ def check_docker_cli(ctx) -> Result:
                   "`docker context use %s` (or `hostbridge context create %s` first)" % (mine, ctx.name))
 
 
-CHECKS = (check_engine, check_tunnel, check_subnets, check_disk, check_host_key, check_keyring, check_docker_cli)
+CHECKS = (check_engine, check_tunnel, check_dns, check_subnets, check_disk, check_host_key, check_keyring,
+          check_docker_cli)
 
 
-def run(config, environ=None, checks=CHECKS) -> list:
+def run(config, environ=None, checks=CHECKS, **options) -> list:
     """Run every check for the configured machine.
 
+    Args:
+        options: ``Context``'s DNS options (dns_name, dns_image, dns_server).
     Returns:
         [Result, …] in ``checks`` order.
     """
-    ctx = Context(config, environ)
+    ctx = Context(config, environ, **options)
     out = []
     for check in checks:
         try:

@@ -23,12 +23,17 @@ def _marks():
 @click.command()
 @machine_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: a list of {check, ok, skipped, figure, fix}.")
+@click.option("--dns-name", default="registry-1.docker.io", show_default=True,
+              help="The name the DNS check resolves in a container.")
+@click.option("--dns-image", default="busybox:latest", show_default=True,
+              help="A local image with nslookup for the DNS check (never pulled).")
+@click.option("--dns-server", default="", metavar="IP", help="Ask this resolver instead of the container's default.")
 @click.pass_obj
-def doctor(app, as_json):
+def doctor(app, as_json, dns_name, dns_image, dns_server):
     """Check the selected machine: one line per check, with what was seen and a fix; exit 1 if any fails."""
     from .. import doctor as checks
 
-    results = checks.run(app.config)
+    results = checks.run(app.config, dns_name=dns_name, dns_image=dns_image, dns_server=dns_server)
     if as_json:
         app.out(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -28,7 +28,12 @@ def _env(tmp_path, sock, **extra):
     return env
 
 
+NO_DNS = ("--dns-image", "hostbridge-doctor-absent:none")  # keeps the DNS check from asking the host's resolvers
+
+
 def _doctor(env, *args, prefix=()):
+    if not any(a.startswith("--dns") for a in args):
+        args = args + NO_DNS
     r = subprocess.run(list(prefix) + [sys.executable, "-m", "hostbridge.cli", "doctor"] + list(args), env=env,
                        capture_output=True, text=True, timeout=120, cwd=REPO)
     return r
@@ -138,3 +143,86 @@ def test_keyring_verdicts():
     assert not ok and "keyrings.alt.file.PlaintextKeyring keeps secrets in a plaintext file" == figure
     Secret = type("Keyring", (), {"__module__": "keyring.backends.SecretService"})
     assert keyring_verdict(Secret()) == (True, "keyring.backends.SecretService.Keyring")
+
+
+class TinyDNS:
+    """A DNS server of the test's own on the engine's bridge gateway (port 53, UDP): A records for
+    the names it is given, NXDOMAIN for the rest. Only the test's containers ask it."""
+
+    def __init__(self, ip, records):
+        import socket
+        import threading
+
+        self.records = records
+        self.asked = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 53))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import socket
+        import struct
+
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(512)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            qid, = struct.unpack("!H", data[:2])
+            i, labels = 12, []
+            while i < len(data) and data[i]:
+                labels.append(data[i + 1:i + 1 + data[i]].decode(errors="replace"))
+                i += 1 + data[i]
+            question = data[12:i + 5]
+            qtype, = struct.unpack("!H", data[i + 1:i + 3])
+            name = ".".join(labels).lower()
+            self.asked.append((name, qtype))
+            ip = self.records.get(name)
+            if ip and qtype == 1:
+                answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes(int(x) for x in ip.split("."))
+                head = struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0)
+            else:  # NXDOMAIN for unknown names; no AAAA records at all (NOERROR, empty)
+                head = struct.pack("!HHHHHH", qid, 0x8180 if ip else 0x8183, 1, 0, 0, 0)
+                answer = b""
+            self.sock.sendto(head + question + answer, peer)
+
+    def stop(self):
+        self._stop.set()
+        self.sock.close()
+        self.thread.join(5)
+
+
+def test_dns_inside_a_container(tmp_path, engine):
+    nets = json.loads(subprocess.run(["docker", "network", "inspect", "bridge"], capture_output=True, text=True,
+                                     env=dict(os.environ, DOCKER_HOST=engine.url), check=True).stdout)
+    gateway = nets[0]["IPAM"]["Config"][0]["Gateway"]
+    dns = TinyDNS(gateway, {"doctor.hostbridge.test": "10.9.8.7"})
+    env = _env(tmp_path, engine.sock)
+    try:
+        r = _doctor(env, "--json", "--dns-name", "doctor.hostbridge.test", "--dns-server", gateway)
+        check = _by_name(r)["dns"]
+        assert check["ok"], check
+        assert check["figure"].startswith("doctor.hostbridge.test resolves in a container via %s in " % gateway)
+        assert "10.9.8.7" in check["figure"] and ("doctor.hostbridge.test", 1) in dns.asked
+        # A name the resolver does not know.
+        r = _doctor(env, "--json", "--dns-name", "nothere.hostbridge.test", "--dns-server", gateway)
+        check = _by_name(r)["dns"]
+        assert r.returncode == 1 and check["ok"] is False
+        assert "nothere.hostbridge.test does not resolve in a container via %s" % gateway in check["figure"]
+        assert "resolv.conf" in check["fix"]
+    finally:
+        dns.stop()
+    # The resolver gone: the lookup times out, and says so.
+    r = _doctor(env, "--json", "--dns-name", "doctor.hostbridge.test", "--dns-server", gateway)
+    assert _by_name(r)["dns"]["ok"] is False
+    # No container is left behind by the check.
+    left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=hostbridge.doctor"], capture_output=True,
+                          text=True, env=dict(os.environ, DOCKER_HOST=engine.url), check=True).stdout
+    assert left == ""

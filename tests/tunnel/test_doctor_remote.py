@@ -15,7 +15,7 @@ def _doctor(name):
     from hostbridge.cli.app import App
     from hostbridge.cli.doctor import doctor
 
-    res = CliRunner().invoke(doctor, ["--json", "--machine", name], obj=App())
+    res = CliRunner().invoke(doctor, ["--json", "--machine", name, "--dns-image", "hostbridge-doctor-absent:none"], obj=App())
     return res.exit_code, {c["check"]: c for c in json.loads(res.output)}
 
 

@@ -163,20 +163,37 @@ def encode_auth(auth: dict) -> str:
 
 def build_config_header() -> str:
     """The ``X-Registry-Config`` value for a build: every stored registry's credentials, so that a
-    FROM on a private registry pulls with them (as ``docker build`` sends its config's auths).
-    Empty when nothing is stored or the host has no keyring at all."""
+    FROM on a private registry pulls with them (as ``docker build`` sends its config's auths), then
+    the stock CLI's logins (``dockerconfig``) for registries the keyring has none for. Empty when
+    there are none.
+
+    Raises:
+        CredentialsError: the keyring refused; the docker config is malformed or its helper fails.
+    """
     try:
         index = _index()
     except CredentialsError as e:
-        if isinstance(e.__cause__, _keyring().errors.NoKeyringError):
-            return ""
-        raise
+        if not isinstance(e.__cause__, _keyring().errors.NoKeyringError):
+            raise
+        index = {}  # no keyring at all: only the docker CLI's logins can count
     configs = {}
     for reg in index:
         cred = get(reg)
         if cred is not None:
             configs[cred.server_url] = {"username": cred.username, "password": cred.secret,
                                         "serveraddress": cred.server_url}
+    # The stock CLI's logins for the registries the keyring has none for (as `docker build` sends them).
+    from . import dockerconfig
+
+    have = {normalize_registry(url) for url in configs}
+    docker_conf = dockerconfig.load()
+    for server in sorted(set(docker_conf.get("auths") or {}) | set(docker_conf.get("credHelpers") or {})):
+        if normalize_registry(server) in have:
+            continue
+        found = dockerconfig.lookup(server)
+        if found:
+            configs[found["serveraddress"]] = found
+            have.add(normalize_registry(server))
     return encode_auth(configs) if configs else ""
 
 

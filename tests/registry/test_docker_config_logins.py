@@ -114,3 +114,18 @@ def test_configure_docker_then_the_stock_cli_logs_in_through_hostbridge(hb, basi
     docker(hb.env, "rmi", name)
     pulled = hb("pull", "-q", name)  # hostbridge finds the same login in its keyring
     assert pulled.returncode == 0, pulled.stderr
+
+
+@pytest.mark.root
+def test_build_from_a_private_image_with_the_stock_clis_login(hb, basic_registry, tmp_path):
+    base = _private_image(hb, basic_registry)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM %s\nRUN echo built > /built\n" % base)
+    r = hb("build", "-q", "-t", "fromcfg:1", str(ctx))
+    assert r.returncode == 0, r.stderr
+    assert docker(hb.env, "run", "--rm", "fromcfg:1", "cat", "/built").stdout == "built\n"
+    docker(hb.env, "rmi", "fromcfg:1", base)
+    docker(hb.env, "logout", basic_registry.domain)
+    r = hb("build", "-q", "-t", "fromcfg:2", str(ctx))
+    assert r.returncode != 0 and "authentication required" in r.stderr + r.stdout

@@ -242,7 +242,16 @@ def render_block(name: str, target: dict, known_hosts: str) -> str:
     if agent is not None:
         lines.append("  IdentityAgent " + (_quote(agent) if agent else "none"))
     if target.get("proxy_jump"):
-        lines.append("  ProxyJump " + target["proxy_jump"])
+        # As hostbridge connects: the last hop is checked against the machine's pins too (where
+        # `remote add` pinned it), and offered the machine's keys; earlier hops go through -J.
+        hops = [h.strip() for h in target["proxy_jump"].split(",") if h.strip()]
+        inner = ["ssh", "-o", "UserKnownHostsFile=" + _quote(known_hosts), "-o", "StrictHostKeyChecking=yes"]
+        inner += sum((["-i", _quote(k)] for k in idents), [])
+        if hops[:-1]:
+            inner += ["-J", ",".join(hops[:-1])]
+        last = hops[-1] if "://" in hops[-1] else "ssh://" + hops[-1]  # a :port needs the ssh:// form
+        inner += ["-W", "[%h]:%p", last]
+        lines.append("  ProxyCommand " + " ".join(inner))
     elif target.get("proxy_command"):
         lines.append("  ProxyCommand " + target["proxy_command"].replace("%", "%%"))
     lines += ["  UserKnownHostsFile " + _quote(known_hosts), "  StrictHostKeyChecking yes",

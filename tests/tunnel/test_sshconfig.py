@@ -241,7 +241,7 @@ def _cli(*args):
 
 
 @pytest.mark.root
-@pytest.mark.parametrize("via", ["direct", "proxycommand"])
+@pytest.mark.parametrize("via", ["direct", "proxycommand", "proxyjump"])
 def test_ssh_config_block_works_with_openssh(sshd, ssh_home, hb_home, tmp_path, via):
     from hostbridge.paths import MachinePaths
     from hostbridge.vm.record import Machine
@@ -249,6 +249,8 @@ def test_ssh_config_block_works_with_openssh(sshd, ssh_home, hb_home, tmp_path, 
     text = "Host far\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s\n" % (sshd.host, sshd.port, sshd.user_key)
     if via == "proxycommand":
         text += "  ProxyCommand socat - TCP:%h:%p\n"
+    if via == "proxyjump":  # the namespace's sshd is its own jump host
+        text += "  ProxyJump root@%s:%d\n" % (sshd.host, sshd.port)
     t = resolve_target("far", config_path=_write(ssh_home / "config", text))
     with Connection(t, KnownHosts(MachinePaths.for_name("far").known_hosts), accept_host_keys=sshd.host_fingerprint,
                     look_for_keys=False, allow_agent=False):
@@ -259,6 +261,7 @@ def test_ssh_config_block_works_with_openssh(sshd, ssh_home, hb_home, tmp_path, 
     block = res.stdout
     assert block.startswith("Host far\n") and "StrictHostKeyChecking yes" in block
     assert ("ProxyCommand socat - TCP:%s:%d\n" % (sshd.host, sshd.port) in block) == (via == "proxycommand")
+    assert ("-W [%%h]:%%p ssh://root@%s:%d\n" % (sshd.host, sshd.port) in block) == (via == "proxyjump")
     f = _write(tmp_path / "ssh_config", block)
     out = subprocess.run(["ssh", "-F", f, "-o", "BatchMode=yes", "far", "echo", "openssh-ok"], capture_output=True,
                          text=True, timeout=60)

@@ -163,6 +163,11 @@ class Layout:
     def relay(self) -> str:
         return posixpath.join(self.dir, "relay.py")
 
+    @property
+    def settings(self) -> str:
+        """The engine's --config-file (proxies, extra CAs): written by ``write_settings``; may be absent."""
+        return posixpath.join(self.root, "engine-settings.json")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -313,13 +318,43 @@ Description=hostbridge container engine
 After=network.target
 
 [Service]
-ExecStart=/usr/bin/env %s -S %s daemon --root %s --socket %s --pidfile %s --log-file %s
+ExecStart=/usr/bin/env %s -S %s daemon --root %s --socket %s --pidfile %s --log-file %s --config-file %s
 KillMode=process
 Restart=on-failure
 
 [Install]
 WantedBy=multi-user.target
-""" % (layout.python, layout.zipapp, layout.root, layout.socket, layout.pidfile, layout.log)
+""" % (layout.python, layout.zipapp, layout.root, layout.socket, layout.pidfile, layout.log, layout.settings)
+
+
+def write_settings(conn, layout: Layout, proxies: dict, ca_files=()) -> None:
+    """Give the far-side engine its proxies and extra CAs (read at its next start).
+
+    The CA files are copied to ``ROOT/ca/``; the settings file is mode 0600 (a proxy URL may
+    hold a password). A provisioned guest's service (``initd``) does not read it yet.
+
+    Args:
+        proxies: ``engine_settings.proxies``'s map (http-proxy, https-proxy, no-proxy).
+        ca_files: CA files on this host.
+    Raises:
+        RemoteHostError: a copy failed.
+    """
+    import json
+    import tempfile
+
+    from .engine_settings import daemon_json
+
+    remote_cas = []
+    for i, path in enumerate(ca_files):
+        dest = posixpath.join(layout.root, "ca", "%02d-%s" % (i, os.path.basename(path)))
+        _put(conn, layout, path, dest)
+        remote_cas.append(dest)
+    with tempfile.NamedTemporaryFile("w", delete=False, suffix=".json") as f:
+        json.dump(daemon_json(proxies, remote_cas), f)
+    try:
+        _put(conn, layout, f.name, layout.settings, mode=0o600)
+    finally:
+        os.unlink(f.name)
 
 
 def start_engine(conn, layout: Layout, wait: float = 15) -> None:
@@ -346,7 +381,8 @@ def start_engine(conn, layout: Layout, wait: float = 15) -> None:
     else:
         launch = ("if [ -f %(pid)s ] && kill -0 $(cat %(pid)s) 2>/dev/null; then p=; else "
                   "setsid nohup %(py)s -S %(pyz)s daemon --root %(root)s --socket %(sock)s --pidfile %(pid)s "
-                  "--log-file %(log)s </dev/null >>%(out)s 2>&1 & p=$!; fi" % {
+                  "--log-file %(log)s --config-file %(conf)s </dev/null >>%(out)s 2>&1 & p=$!; fi" % {
+                      "conf": q(layout.settings),
                       "pid": q(layout.pidfile), "py": q(layout.python), "pyz": q(layout.zipapp), "root": q(layout.root),
                       "sock": q(layout.socket), "log": q(layout.log), "out": q(layout.log + ".out")})
     # Wait for the socket; stop waiting early when the daemon we launched has died.

@@ -13,7 +13,7 @@ want_test=0 want_vm=0
 [ "${1:-}" = "--test" ] && want_test=1 && want_vm=1
 [ "${1:-}" = "--vm" ] && want_vm=1
 
-pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini)
+pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini passwd)
 if [ $want_vm = 1 ]; then
   pkgs+=(qemu-system-x86 qemu-utils debootstrap e2fsprogs kmod cpio gzip vagrant vagrant-libvirt)
 fi

@@ -69,11 +69,45 @@ def _not_for_remote(name):
     raise MachineError("machine %s is a remote host" % name, hint="manage it with `hostbridge remote`", machine=name)
 
 
-def _progress(app):
-    def show(stage, text):
-        app.status("[%s] %s…" % (stage, text) if not text.startswith("note:") else "[%s] %s" % (stage, text))
+class _Silent:
+    """Progress under ``-q``: nothing shown."""
 
-    return show
+    def __call__(self, stage, text):
+        pass
+
+    def transfer(self, done, total=None):
+        pass
+
+    def close(self, ok=True):
+        pass
+
+
+def _progress(app):
+    """`up`'s progress on stderr: an updating line on a terminal, plain lines otherwise."""
+    import sys
+
+    from .progress import StageProgress
+
+    if app.verbosity < 0:
+        return _Silent()
+
+    def write(text):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return StageProgress(write, tty=sys.stderr.isatty())
+
+
+def _with_progress(app, fn):
+    """Run ``fn(progress)``, ending the progress line whatever happens."""
+    progress = _progress(app)
+    try:
+        result = fn(progress)
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close()
+    return result
 
 
 @click.command()
@@ -104,12 +138,12 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     from ..vm import vmmode
 
     c = app.config
-    result = machines.up_vm(
+    result = _with_progress(app, lambda progress: machines.up_vm(
         name, driver=driver or c["vm.driver"] or None, cpus=cpus or c["vm.cpus"],
         memory_mib=memory or c["vm.memory"], disk_gib=vmmode.parse_size_gib(disk or c["vm.disk"]),
         shares=tuple(shares) or vmmode.parse_shares(c["vm.shares"]),
         ssh_timeout=timeout or c["vm.start_timeout"], image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"],
-        progress=_progress(app))
+        progress=progress))
     if result.already_running:
         app.out("Machine %s is already running." % name)
     else:
@@ -127,15 +161,34 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
 
 def _native_up(app, timeout):
     engine = _native(app)
-    app.status("Starting the hostbridge engine…")
-    st = engine.start(timeout=timeout or app.config["native.start_timeout"])
+
+    def start(progress):
+        progress("engine", "starting the hostbridge engine")
+        return engine.start(timeout=timeout or app.config["native.start_timeout"])
+
+    st = _with_progress(app, start)
     if st["already_running"]:
         app.out("The hostbridge engine is already running (pid %s)." % st["pid"])
     else:
         app.out("The hostbridge engine is running (pid %s)." % st["pid"])
     app.out("Socket: %s\nLog:    %s\n\nTo use the docker CLI with it:\n  export DOCKER_HOST=%s"
             % (st["socket"], st["log"], st["endpoint"]))
+    _group_note(app, engine.group, st.get("group_created"))
     _write_context(app, app.config["machine"], st["endpoint"])
+
+
+def _group_note(app, group, created):
+    """Say how a non-root user gets to use the native engine (members of its socket's group)."""
+    from ..vm.native import not_in_group
+
+    user = os.environ.get("SUDO_USER")
+    if created:
+        app.out("\nCreated group %s: its members use the engine without sudo." % group)
+    if not_in_group(group, user):
+        app.out("To use it as %s: sudo usermod -aG %s %s, then log in again (or `newgrp %s`)."
+                % (user, group, user, group))
+    elif created:
+        app.out("Add a user with: sudo usermod -aG %s USER, then log in again." % group)
 
 
 def _write_context(app, name, endpoint):
@@ -177,10 +230,38 @@ def down(app, force, timeout):
         app.out("Stopped the hostbridge engine (pid %d)." % pid)
 
 
+def format_option(fn):
+    """``--format`` (a Go template subset, ``table …`` or ``json``) on a machine command."""
+    return click.option("--format", "format_", metavar="TEMPLATE",
+                        help="Format output with a Go template (as `docker ps`), 'table …', or 'json'.")(fn)
+
+
+def emit(app, format_, rows, columns) -> bool:
+    """Print ``rows`` with ``--format`` when one was given. Returns whether it printed.
+
+    Args:
+        format_: the template, ``json`` (``{{json .}}`` per row), or None (the caller prints).
+        rows: one dict per line (fields as docker names them: ``Name``, ``State``…).
+        columns: field → column title for ``table`` formats.
+    Raises:
+        TemplateError: an unknown field (docker's message) or a malformed template.
+    """
+    if not format_:
+        return False
+    from .template import render_rows
+
+    app.out(render_rows("{{json .}}" if format_ == "json" else format_, rows, columns), nl=False)
+    return True
+
+
+STATUS_COLUMNS = {"Name": "MACHINE", "Mode": "MODE", "State": "STATE", "Endpoint": "ENDPOINT"}
+
+
 @click.command()
 @machine_option
+@format_option
 @click.pass_obj
-def status(app):
+def status(app, format_):
     """Show whether the selected machine and its engine run (exit 1 when the engine does not answer)."""
     mode, record = _selected(app)
     name = app.config["machine"]
@@ -188,7 +269,11 @@ def status(app):
         from ..tunnel import control
 
         st = control.tunnel_status(record.paths)
-        app.out("machine:  %s (remote)\ntunnel:   %s\nendpoint: %s" % (name, st["state"], st.get("endpoint") or "-"))
+        row = {"Name": name, "Mode": "remote", "Driver": "", "State": st["state"], "Tunnel": st["state"],
+               "Endpoint": st.get("endpoint") or "", "Engine": st["state"] == "connected",
+               "Host": st.get("host") or ""}
+        if not emit(app, format_, [row], STATUS_COLUMNS):
+            app.out("machine:  %s (remote)\ntunnel:   %s\nendpoint: %s" % (name, st["state"], st.get("endpoint") or "-"))
         if st["state"] != "connected":
             raise click.exceptions.Exit(1)
         return
@@ -198,6 +283,14 @@ def status(app):
         if record is None:
             raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
         st = vmmode.status(name)
+        row = {"Name": name, "Mode": "vm", "Driver": st["driver"], "State": st["state"], "Engine": st["engine"],
+               "EngineVersion": st["engine_version"] or "", "Tunnel": st["tunnel"] or "", "Endpoint": st["endpoint"] or "",
+               "SSHPort": st["ssh_port"], "CPUs": st["cpus"], "MemoryMiB": st["memory_mib"], "DiskGiB": st["disk_gib"],
+               "Shares": list(st["shares"])}
+        if emit(app, format_, [row], STATUS_COLUMNS):
+            if not st["engine"]:
+                raise click.exceptions.Exit(1)
+            return
         app.out("machine:  %s (vm, %s)\nstate:    %s\nengine:   %s\ntunnel:   %s\nendpoint: %s\nssh:      %s\n"
                 "size:     %s CPUs, %s MiB, %s GiB disk\nshares:   %s"
                 % (name, st["driver"], st["state"],
@@ -209,6 +302,12 @@ def status(app):
         return
     st = _native(app).status()
     state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
+    row = {"Name": name, "Mode": "native", "Driver": "", "State": state, "Engine": st["responding"],
+           "Pid": st["pid"], "Socket": st["socket"], "Log": st["log"], "Endpoint": st["endpoint"]}
+    if emit(app, format_, [row], STATUS_COLUMNS):
+        if not st["responding"]:
+            raise click.exceptions.Exit(1)
+        return
     app.out("machine:  %s (native)\nstate:    %s\npid:      %s\nsocket:   %s\nlog:      %s"
             % (name, state, st["pid"] or "-", st["socket"], st["log"]))
     if not st["responding"]:
@@ -261,8 +360,9 @@ def upgrade(app):
     name = app.config["machine"]
     if mode == "remote":
         from ..vm import remote
+        from .remote import _engine_settings
 
-        res = remote.upgrade_remote(name)
+        res = remote.upgrade_remote(name, settings=_engine_settings())
     elif mode == "vm" and record is not None:
         from ..vm import machine as machines
 
@@ -273,13 +373,42 @@ def upgrade(app):
     app.out("Machine %s: engine %s -> %s" % (name, res["from"], res["to"]))
 
 
+LS_COLUMNS = {"Name": "NAME", "Mode": "MODE", "Driver": "DRIVER", "State": "STATE", "Endpoint": "ENDPOINT"}
+
+
+def _native_row(app):
+    """The native machine's ``ls`` row on Linux when it has no record of its own, else None."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        st = _native(app).status()
+    except HostbridgeError:
+        return None
+    state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
+    return {"name": "default", "mode": "native", "driver": "-", "state": state, "endpoint": st["endpoint"]}
+
+
 @click.command("ls")
+@format_option
+@click.option("-q", "--quiet", is_flag=True, help="Only machine names.")
 @click.pass_obj
-def ls(app):
-    """List machines."""
+def ls(app, format_, quiet):
+    """List machines (the native one included on Linux)."""
     from ..vm import vmmode
 
     rows = vmmode.list_machines()
+    if not any(r["name"] == "default" for r in rows):
+        native = _native_row(app)
+        if native:
+            rows.insert(0, native)
+    if quiet:
+        for r in rows:
+            app.out(r["name"])
+        return
+    if emit(app, format_, [{k.capitalize(): v for k, v in r.items()} for r in rows], LS_COLUMNS):
+        return
     app.out("%-16s %-8s %-8s %-24s %s" % ("NAME", "MODE", "DRIVER", "STATE", "ENDPOINT"))
     for r in rows:
         app.out("%-16s %-8s %-8s %-24s %s" % (r["name"], r["mode"], r["driver"], r["state"], r["endpoint"]))
@@ -321,6 +450,27 @@ def ssh(app, command):
                            machine=record.name)
     argv = vmmode.ssh_argv(record, command=list(command), ssh=binary)
     os.execv(binary, argv)
+
+
+@click.command("ssh-config")
+@machine_option
+@click.argument("name", required=False)
+@click.pass_obj
+def ssh_config(app, name):
+    """Print an OpenSSH config block for machine NAME (for `ssh -F FILE NAME`, scp, IDEs)."""
+    from ..vm import record as records
+    from ..tunnel.sshconfig import render_block
+
+    name = name or app.config["machine"]
+    record = records.load(name)
+    if record is None:
+        raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
+    target = record.fields.get("ssh")
+    if record.mode == "native" or not target:
+        raise MachineError("machine %s has no SSH address%s" % (
+            name, " (a native machine is this host)" if record.mode == "native" else " yet"),
+            hint="start it with `hostbridge up`" if record.mode != "native" else None, machine=name)
+    app.out(render_block(name, target, record.paths.known_hosts), nl=False)
 
 
 @click.command("logs")

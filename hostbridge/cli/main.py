@@ -66,6 +66,8 @@ COMMANDS = {
     "ls": ("machine", "ls"),
     "ip": ("machine", "ip"),
     "ssh": ("machine", "ssh"),
+    "ssh-config": ("machine", "ssh_config"),
+    "doctor": ("doctor", "doctor"),
     "machine": ("machine", "machine_group"),
 }
 # Names docker uses for containers that also name a machine command: `hostbridge restart` with

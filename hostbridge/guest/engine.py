@@ -134,7 +134,7 @@ class Engine:
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),
             "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.root,
-            "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(),
+            **self.transfers.config.proxies.info(), "Name": socket.gethostname(),
             "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
             "Runtimes": {"hostbridge": {"path": "hostbridge-shim"}}, "DefaultRuntime": "hostbridge",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",

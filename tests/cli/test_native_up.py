@@ -81,3 +81,40 @@ def test_uncreatable_dirs_are_one_line(native, tmp_path):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: ") and ("cannot create" in lines[-1] or "not installed" in lines[-1])
+
+
+@pytest.mark.skipif(not _engine_installed(), reason="the engine (hostbridge.guest.daemon) is not on this branch yet")
+def test_up_progress_plain_and_on_a_terminal(native, tmp_path):
+    import pty
+    import select
+
+    r = _hb(native, "up")  # stderr is a pipe: plain lines
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == "[engine] starting the hostbridge engine…"
+    assert lines[1].startswith("[engine] starting the hostbridge engine… done in ") and lines[1].endswith(" s")
+    _hb(native, "down")
+    # On a terminal: one line redrawn in place, ending with the time it took.
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "up"], env=native, stdout=subprocess.PIPE,
+                            stderr=slave, cwd=REPO)
+    os.close(slave)
+    seen = b""
+    for _ in range(600):  # bounded: 60 s at most
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(60)
+    os.close(master)
+    assert proc.returncode == 0
+    text = seen.decode()
+    assert text.startswith("[engine] starting the hostbridge engine… 0 s")
+    assert "\r\x1b[2K[engine] starting the hostbridge engine… done in " in text and text.endswith(" s\r\n")

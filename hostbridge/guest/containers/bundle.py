@@ -95,7 +95,8 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         "rootfs": dict(rootfs, readonly=bool(hc.get("ReadonlyRootfs"))),
         "process": {
             "args": argv, "env": list(cfg.get("Env") or []), "cwd": cfg.get("WorkingDir") or "/",
-            "user": cfg.get("User") or "", "tty": bool(cfg.get("Tty")),
+            "user": cfg.get("User") or "", "group_add": list(hc.get("GroupAdd") or []),
+            "tty": bool(cfg.get("Tty")),
             "open_stdin": bool(cfg.get("OpenStdin")), "stdin_once": bool(cfg.get("StdinOnce")),
             "init": bool(hc.get("Init")), "init_path": init_path if hc.get("Init") else "",
             "cap_add": list(hc.get("CapAdd") or []),

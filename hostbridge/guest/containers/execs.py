@@ -126,6 +126,7 @@ class ExecManager:
         return {"pid": c.state["Pid"], "args": cfg["Cmd"], "env": env,
                 "cwd": cfg.get("WorkingDir") or c.config.get("WorkingDir") or "/",
                 "user": cfg.get("User") or c.config.get("User") or "", "tty": bool(cfg.get("Tty")),
+                "group_add": list(c.host_config.get("GroupAdd") or []),
                 "privileged": bool(cfg.get("Privileged")) or bool(c.host_config.get("Privileged")),
                 "cap_add": list(c.host_config.get("CapAdd") or []),
                 "cap_drop": list(c.host_config.get("CapDrop") or []),

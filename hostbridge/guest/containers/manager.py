@@ -342,8 +342,15 @@ class ContainerManager:
                 raise Conflict("Cannot kill container: %s: container %s is not running" % (ref, c.id))
             if signum == signal.SIGKILL:
                 c.stop_requested = True
+            gen = c.exit_generation
             c.shim.kill(signum)
-        self._emit(c, "kill", signal=str(signum))
+            self._emit(c, "kill", signal=str(signum))
+            if signum == signal.SIGKILL:
+                # dockerd returns from a SIGKILL once the container has exited, so that an
+                # inspect or rm straight after sees it stopped; bounded, as dockerd's is.
+                end = time.monotonic() + 30
+                while c.exit_generation == gen and c.running and time.monotonic() < end:
+                    c.changed.wait(0.5)
 
     def stop(self, ref, timeout=None, sig=None):
         c = self.get(ref)
@@ -424,7 +431,9 @@ class ContainerManager:
                 elif condition == "next-exit":
                     if c.exit_generation != gen:
                         break
-                elif not c.running and not c.state.get("Restarting"):
+                elif c.exit_generation != gen or (not c.running and not c.state.get("Restarting")):
+                    # dockerd's not-running wait ends at the first exit, even when a restart
+                    # policy brings the container back up right after.
                     break
                 if stop():
                     return None

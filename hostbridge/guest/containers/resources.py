@@ -22,7 +22,9 @@ def cgroup_limits(hc: dict) -> dict:
             "memory_reservation": hc.get("MemoryReservation") or 0,
             "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
             "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
-            "pids_limit": 0 if pids is None else (pids if pids > 0 else -1), "cpuset_cpus": hc.get("CpusetCpus") or ""}
+            "pids_limit": 0 if pids is None else (pids if pids > 0 else -1), "cpuset_cpus": hc.get("CpusetCpus") or "",
+            "device_rules": list(hc.get("DeviceCgroupRules") or []),
+            "memory_swappiness": -1 if hc.get("MemorySwappiness") is None else hc["MemorySwappiness"]}
 
 
 def _system_cpu_ns():

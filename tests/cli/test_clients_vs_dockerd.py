@@ -92,3 +92,41 @@ def test_bad_option_values_are_refused_as_dockerd_does(sdk, kwargs, message):
         # dockerd checks some at create, the device rules only at start: the run fails either way
         sdk.containers.run("busybox", ["true"], name=_name("bad"), network_mode="none", detach=True, **kwargs)
     assert exc.value.status_code in (400, 500) and message in str(exc.value.explanation)
+
+
+def test_exec_with_a_tty_is_a_raw_stream(sdk):
+    c = sdk.containers.run("busybox", ["sleep", "30"], detach=True, name=_name("etty"), network_mode="none")
+    code, out = c.exec_run(["sh", "-c", "echo hello out; echo hello err >&2"], tty=True)
+    assert code == 0 and out == b"hello out\r\nhello err\r\n"
+    code, out = c.exec_run(["sh", "-c", "echo hello out; echo hello err >&2"], tty=True, demux=True)
+    assert out == (b"hello out\r\nhello err\r\n", None)
+    # the pause: output sent with the response's headers would sit in the SDK's HTTP buffer
+    # (so with dockerd too), not on the socket it returns
+    ex = sdk.api.exec_create(c.id, ["sh", "-c", "sleep 0.5; echo hello out"], tty=True)
+    sock = sdk.api.exec_start(ex["Id"], tty=True, socket=True)
+    raw = getattr(sock, "_sock", sock)
+    raw.settimeout(10)
+    got = b""
+    while True:
+        chunk = raw.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    sock.close()
+    assert got == b"hello out\r\n"
+
+
+def test_exec_stream_framing_follows_the_start_request(sdk):
+    """dockerd frames by exec start's Tty: the SDK's exec_start(tty=False) default demuxes."""
+    from docker.utils.socket import frames_iter
+    c = sdk.containers.run("busybox", ["sleep", "30"], detach=True, name=_name("eframe"), network_mode="none")
+    ex = sdk.api.exec_create(c.id, ["sh", "-c", "echo hello out"], tty=True)
+    assert sdk.api.exec_start(ex["Id"]) == b"hello out\r\n"
+    ex = sdk.api.exec_create(c.id, ["sh", "-c", "sleep 0.5; echo hello out"], tty=True)
+    sock = sdk.api.exec_start(ex["Id"], socket=True)
+    frames = list(frames_iter(sock, tty=False))
+    sock.close()
+    assert b"".join(data for _, data in frames) == b"hello out\r\n" and {s for s, _ in frames} == {1}
+    ex = sdk.api.exec_create(c.id, ["sh", "-c", "echo out; echo err >&2"])
+    out = sdk.api.exec_start(ex["Id"], tty=True)
+    assert out == b"out\n"  # unframed: dockerd drops stderr then

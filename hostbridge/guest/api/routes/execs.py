@@ -49,14 +49,17 @@ def start(engine, req, resp, id):
         resp.empty(200)
         return
     tty = bool(e.cfg.get("Tty"))
+    # dockerd frames the stream by the start request's Tty, not the exec's: a client that starts
+    # a TTY exec with Tty false (the SDK's exec_start default) demuxes stdout frames.
+    raw = bool(body.get("Tty"))
     e = engine.execs.start(id, console_size=body.get("ConsoleSize"))
-    conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
+    conn = resp.hijack("application/vnd.docker.raw-stream" if raw else "application/vnd.docker.multiplexed-stream")
     lock = threading.Lock()
 
     def send(stream, data):
         with lock:
             try:
-                conn.sendall(data if tty else frame(stream, data))
+                conn.sendall(data if raw else frame(stream, data))
             except OSError:
                 pass
 
@@ -83,7 +86,9 @@ def start(engine, req, resp, id):
     if tty:
         _pump(e.master, lambda d: send(1, d))
     else:
-        t = threading.Thread(target=_pump, args=(e.proc.stderr.fileno(), lambda d: send(2, d)), daemon=True)
+        # a raw stream has no room for stderr: dockerd drops it (drained, so the process never blocks)
+        to_err = (lambda d: None) if raw else (lambda d: send(2, d))
+        t = threading.Thread(target=_pump, args=(e.proc.stderr.fileno(), to_err), daemon=True)
         t.start()
         _pump(e.proc.stdout.fileno(), lambda d: send(1, d))
         t.join()

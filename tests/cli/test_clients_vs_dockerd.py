@@ -6,6 +6,7 @@ Each test runs once per ``backend`` and asserts the outcome dockerd gives (issue
 import io
 import json
 import tarfile
+import time
 import uuid
 
 import pytest
@@ -130,3 +131,101 @@ def test_exec_stream_framing_follows_the_start_request(sdk):
     ex = sdk.api.exec_create(c.id, ["sh", "-c", "echo out; echo err >&2"])
     out = sdk.api.exec_start(ex["Id"], tty=True)
     assert out == b"out\n"  # unframed: dockerd drops stderr then
+
+
+def _read_to_eof(sock, limit=10.0):
+    """Bytes from a hijacked SDK socket until the engine closes it (bounded in time)."""
+    raw = getattr(sock, "_sock", sock)
+    raw.settimeout(limit)
+    got = b""
+    while True:
+        chunk = raw.recv(4096)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def _read_until(sock, token, limit=10.0):
+    """Bytes from a hijacked SDK socket until ``token`` shows (or the socket closes)."""
+    raw = getattr(sock, "_sock", sock)
+    raw.settimeout(limit)
+    got = b""
+    while token not in got:
+        chunk = raw.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+def _send(sock, data):
+    getattr(sock, "_sock", sock).sendall(data)
+
+
+@pytest.mark.parametrize("keys,seq", [(None, b"\x10\x11"), ("ctrl-x,y", b"\x18y")])
+def test_attach_detach_keys_leave_the_container_running(sdk, keys, seq):
+    c = sdk.containers.run("busybox", ["cat"], detach=True, name=_name("adet"), network_mode="none",
+                           stdin_open=True, tty=True)
+    params = {"stdin": 1, "stdout": 1, "stream": 1}
+    if keys:
+        params["detachKeys"] = keys
+    sock = sdk.api.attach_socket(c.id, params=params)
+    _send(sock, b"ping\n")
+    assert b"ping" in _read_until(sock, b"ping")
+    _send(sock, seq)
+    _read_to_eof(sock)  # the engine ends the session: no hang
+    sock.close()
+    c.reload()
+    assert c.status == "running"
+
+
+def test_attach_with_bad_detach_keys_is_refused(sdk):
+    c = sdk.containers.run("busybox", ["cat"], detach=True, name=_name("abad"), network_mode="none",
+                           stdin_open=True, tty=True)
+    with pytest.raises(docker.errors.APIError) as exc:
+        sdk.api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1, "detachKeys": "ctrl-1"})
+    assert "Invalid detach keys (ctrl-1) provided" in str(exc.value)
+
+
+def test_exec_detach_keys_end_the_session(sdk):
+    c = sdk.containers.run("busybox", ["sleep", "60"], detach=True, name=_name("edet"), network_mode="none")
+    ex = sdk.api.exec_create(c.id, ["sh", "-c", "echo ping; exec sleep 60"], stdin=True, tty=True,
+                             detach_keys="ctrl-a,b")
+    sock = sdk.api.exec_start(ex["Id"], tty=True, socket=True)
+    assert b"ping" in _read_until(sock, b"ping")
+    _send(sock, b"\x01b")
+    _read_to_eof(sock)
+    sock.close()
+    # dockerd closes the exec's terminal on a detach, which hangs the process up
+    for _ in range(50):
+        if not sdk.api.exec_inspect(ex["Id"])["Running"]:
+            break
+        time.sleep(0.2)
+    assert sdk.api.exec_inspect(ex["Id"])["Running"] is False
+    c.reload()
+    assert c.status == "running"
+
+
+def test_detach_keys_from_the_docker_config_file(backend, sdk, tmp_path, monkeypatch):
+    """The SDK sends config.json's detachKeys (lower-case "detachKeys", also in exec create)."""
+    (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,y"}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    api = docker.APIClient(base_url=backend.url, timeout=60)
+    c = sdk.containers.run("busybox", ["cat"], detach=True, name=_name("cdet"), network_mode="none",
+                           stdin_open=True, tty=True)
+    ex = api.exec_create(c.id, ["sh", "-c", "echo ping; exec sleep 60"], stdin=True, tty=True)
+    assert api.exec_inspect(ex["Id"])["DetachKeys"] == "GHk="  # dockerd shows the bytes, base64
+    sock = api.exec_start(ex["Id"], tty=True, socket=True)
+    assert b"ping" in _read_until(sock, b"ping")
+    _send(sock, b"\x18y")
+    _read_to_eof(sock)
+    sock.close()
+    sock = api.attach_socket(c.id, params={"stdin": 1, "stdout": 1, "stream": 1})
+    _send(sock, b"pong\n")
+    assert b"pong" in _read_until(sock, b"pong")
+    _send(sock, b"\x18y")
+    _read_to_eof(sock)
+    sock.close()
+    c.reload()
+    assert c.status == "running"
+    api.close()

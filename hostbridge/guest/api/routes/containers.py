@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import schema
 from ...errors import InvalidParameter
 from ...util import parse_time
+from ...containers import detach
 from ...containers import logs as logs_mod
 from ..streams import relay
 from .system import _client_gone, _client_hung_up
@@ -94,6 +95,7 @@ def attach(engine, req, resp, id):
     tty = bool(c.config.get("Tty"))
     stdin, stdout, stderr = req.qbool("stdin"), req.qbool("stdout"), req.qbool("stderr")
     want_logs, stream = req.qbool("logs"), req.qbool("stream")
+    keys = detach.parse(req.query.get("detachKeys"))  # a bad one is a 400 before the hijack
     # Registered before the 101 goes out: the client starts the container as soon as it reads it.
     handle = engine.containers.attach_begin(c.id, stdin, stdout, stderr) if stream else None
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
@@ -107,7 +109,7 @@ def attach(engine, req, resp, id):
         if not hasattr(handle, "recv"):
             sock = engine.containers.attach_wait(handle, keep_waiting=lambda: not _client_hung_up(conn))
         if sock is not None:
-            relay(conn, sock, send_stdin=stdin)
+            relay(conn, sock, send_stdin=stdin, detach=detach.Detector(keys))
     except OSError:
         pass
     finally:

@@ -122,7 +122,8 @@ class Engine:
         return {
             "ID": self._engine_id(), "Containers": len(cs), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(cs) - running - paused,
-            "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
+            "Images": len(self.images.list(all=True)),  # dockerd counts every image, intermediates too
+            "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
             **feats, "IPv4Forwarding": True,

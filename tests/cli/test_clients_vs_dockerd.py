@@ -229,3 +229,40 @@ def test_detach_keys_from_the_docker_config_file(backend, sdk, tmp_path, monkeyp
     c.reload()
     assert c.status == "running"
     api.close()
+
+
+def _tar(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _build(sdk, files, **kw):
+    """Build a context made of ``files``; returns (image id or None, the stream's messages)."""
+    lines = list(sdk.api.build(fileobj=io.BytesIO(_tar(files)), custom_context=True, decode=True, rm=True, **kw))
+    ids = [ln["aux"]["ID"] for ln in lines if "aux" in ln and "ID" in ln["aux"]]
+    return (ids[-1] if ids else None), lines
+
+
+def test_base_image_from_scratch_with_metadata_then_add_rootfs(sdk):
+    tag = _name("scratch")
+    rootfs = _tar({"etc/hello": b"hi\n", "bin/x": b"x\n"})
+    dockerfile = b"FROM scratch\nMAINTAINER me\nLABEL a=b\nENV X=1\nADD rootfs.tar /\n"
+    iid, lines = _build(sdk, {"Dockerfile": dockerfile, "rootfs.tar": rootfs}, tag=tag)
+    assert iid, lines
+    try:
+        img = sdk.images.get(tag)
+        assert img.attrs["Config"]["Labels"] == {"a": "b"} and "X=1" in img.attrs["Config"]["Env"]
+        assert img.attrs["Author"] == "me" and len(img.attrs["RootFS"]["Layers"]) == 1
+        # intermediates: listed with all=1 only, and info counts what all=1 lists
+        listed = {i.id for i in sdk.images.list()}
+        every = {i.id for i in sdk.images.list(all=True)}
+        parents = {img.attrs["Parent"]} - {""}
+        assert parents and parents <= every and not parents & listed
+        assert sdk.info()["Images"] == len(every)
+    finally:
+        sdk.images.remove(tag)

@@ -112,7 +112,8 @@ class StoreBackend(BuildBackend):
         base = os.path.join(self.rootfs_dir, rid)
         for d in ("upper", "work", "merged", "bundle", "empty"):
             os.makedirs(os.path.join(base, d))
-        lower = self.store.lower_dirs(image_id) if image_id else [os.path.join(base, "empty")]
+        # an image made from scratch by metadata steps alone (LABEL, ENV) has no layer either
+        lower = (self.store.lower_dirs(image_id) if image_id else []) or [os.path.join(base, "empty")]
         rootfs = StoreRootfs(rid, base, lower)
         try:
             self._mount(rootfs)

@@ -266,3 +266,25 @@ def test_base_image_from_scratch_with_metadata_then_add_rootfs(sdk):
         assert sdk.info()["Images"] == len(every)
     finally:
         sdk.images.remove(tag)
+
+
+def test_build_with_a_dockerfile_outside_the_context(sdk, tmp_path):
+    """The SDK packs such a Dockerfile under a generated name and sends dockerfile= twice."""
+    ctx, elsewhere = tmp_path / "ctx", tmp_path / "elsewhere"
+    ctx.mkdir()
+    elsewhere.mkdir()
+    (ctx / "f.txt").write_text("hello\n")
+    (elsewhere / "Dockerfile.out").write_text("FROM busybox\nCOPY f.txt /f.txt\n")
+    tag = _name("outside")
+    img, _ = sdk.images.build(path=str(ctx), dockerfile=str(elsewhere / "Dockerfile.out"), tag=tag)
+    try:
+        out = sdk.containers.run(tag, ["cat", "/f.txt"], name=_name("outside"), network_mode="none")
+        assert out == b"hello\n"
+    finally:
+        sdk.images.remove(img.id, force=True)
+
+
+@pytest.mark.parametrize("data", [b"garbage, not a tar", b"\0" * 1024])
+def test_malformed_load_raises_image_load_error(sdk, data):
+    with pytest.raises(docker.errors.ImageLoadError):
+        sdk.images.load(data)

@@ -79,6 +79,10 @@ class BuildOptions:
             values = query_all.get(name) or [default]
             return values[-1]
 
+        # dockerd reads a repeated value as Go's FormValue does: the first. The SDK relies on it
+        # for a Dockerfile outside the context: it sends dockerfile=<generated name>&dockerfile=<text>.
+        dockerfile = (query_all.get("dockerfile") or [""])[0]
+
         if last("remote"):
             raise InvalidParameter("building from a remote context (git or URL) is not supported by this "
                                    "engine: send the build context as a tar")
@@ -90,7 +94,7 @@ class BuildOptions:
             reference.parse_normalized(t)
         return cls(tags=tags, build_args=_json_map(last("buildargs"), "buildargs"),
                    target=last("target"), no_cache=_truthy(last("nocache")), pull=_truthy(last("pull")),
-                   labels=_json_map(last("labels"), "labels"), dockerfile=last("dockerfile"),
+                   labels=_json_map(last("labels"), "labels"), dockerfile=dockerfile,
                    quiet=_truthy(last("q")), run=RunOptions.from_query(query_all))
 
 

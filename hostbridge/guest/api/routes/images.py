@@ -3,7 +3,7 @@ pull (``create?fromImage``), push and search."""
 
 from __future__ import annotations
 
-from ...errors import GuestError, InvalidParameter
+from ...errors import InvalidParameter
 
 
 def list_images(engine, req, resp):
@@ -55,11 +55,10 @@ def create(engine, req, resp):
 
 def load(engine, req, resp):
     quiet = req.qbool("quiet")
-    try:
-        names = engine.images.load(req.body())
-    except GuestError:
-        raise
+    # dockerd answers 200 first and streams a bad archive's error: the SDK raises ImageLoadError
+    # from that message (a 400 would be a plain APIError)
     resp.start_stream()
+    names = engine.images.load(req.body())
     for line in names:
         resp.write_json({"stream": line.rstrip("\n") + "\n"})
     resp.end_stream()

@@ -20,7 +20,7 @@ def not_manager(engine, req, resp, **_):
 
 
 def not_in_swarm(engine, req, resp, **_):
-    """``POST /swarm/leave`` and ``GET /swarm/unlockkey``'s sibling ``POST /swarm/unlock``."""
+    """``POST /swarm/leave``: dockerd's answer outside a swarm."""
     raise Unavailable(NOT_IN_SWARM)
 
 
@@ -32,10 +32,9 @@ def init_refused(engine, req, resp, **_):
 
 def register(r):
     r.add("POST", "/swarm/leave", not_in_swarm)
-    r.add("POST", "/swarm/unlock", not_in_swarm)
     r.add("POST", "/swarm/init", init_refused)
     r.add("POST", "/swarm/join", init_refused)
-    for method, pattern in (("GET", "/swarm"), ("GET", "/swarm/unlockkey"), ("POST", "/swarm/update"),
+    for method, pattern in (("GET", "/swarm"), ("GET", "/swarm/unlockkey"), ("POST", "/swarm/unlock"), ("POST", "/swarm/update"),
                             ("GET", "/services"), ("POST", "/services/create"), ("GET", "/services/{id}"),
                             ("POST", "/services/{id}/update"), ("DELETE", "/services/{id}"),
                             ("GET", "/services/{id}/logs"), ("GET", "/nodes"), ("GET", "/nodes/{id}"),

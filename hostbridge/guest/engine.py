@@ -212,6 +212,10 @@ class Engine:
             self.events.emit("image", "push", ref, {"name": ref})
         out.finish()
 
+    def distribution(self, name, auth_header=""):
+        """``GET /distribution/{name}/json``: docker's DistributionInspect, read from the registry."""
+        return self.transfers.distribution(name, auth=decode_registry_auth(auth_header or ""))
+
     def search(self, term, limit=None, filters=None, auth_header="", with_tags=False):
         """``GET /images/search``: docker's SearchResult list (``tags=1``, a hostbridge extension:
         one entry per tag of each matching repository of a private registry)."""

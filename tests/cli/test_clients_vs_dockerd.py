@@ -288,3 +288,33 @@ def test_build_with_a_dockerfile_outside_the_context(sdk, tmp_path):
 def test_malformed_load_raises_image_load_error(sdk, data):
     with pytest.raises(docker.errors.ImageLoadError):
         sdk.images.load(data)
+
+
+@pytest.fixture
+def local_registry(tmp_path):
+    """Debian's docker-registry on 127.0.0.1 (dockerd takes loopback registries as insecure)."""
+    from tests.registry import regsupport
+    import os
+    if not os.path.exists(regsupport.REGISTRY_BIN):
+        pytest.skip("docker-registry is missing: apt-get install docker-registry")
+    srv = regsupport.RegistryServer(str(tmp_path / "registry")).start()
+    yield srv
+    srv.stop()
+
+
+def test_distribution_inspect_reads_the_registry(sdk, local_registry):
+    name = "%s/hb14/busybox" % local_registry.domain
+    sdk.images.get("busybox").tag(name, "1")
+    try:
+        pushed = [ln for ln in sdk.images.push(name, "1", stream=True, decode=True) if "aux" in ln]
+        digest = pushed[-1]["aux"]["Digest"]
+        info = sdk.api.inspect_distribution(name + ":1")
+        assert info["Descriptor"]["digest"] == digest
+        assert info["Descriptor"]["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+        assert info["Descriptor"]["size"] == pushed[-1]["aux"]["Size"]
+        assert info["Platforms"] == [{"architecture": "amd64", "os": "linux"}]
+        with pytest.raises(docker.errors.APIError) as exc:
+            sdk.api.inspect_distribution(name + ":nosuchtag")
+        assert exc.value.status_code == 404 and "manifest unknown" in exc.value.explanation
+    finally:
+        sdk.images.remove(name + ":1")

@@ -106,7 +106,12 @@ def search(engine, req, resp):
                          auth_header=req.headers.get("x-registry-auth", ""), with_tags=req.qbool("tags"))
 
 
+def distribution(engine, req, resp, name):
+    return engine.distribution(name, auth_header=req.headers.get("x-registry-auth", ""))
+
+
 def register(r):
+    r.add("GET", "/distribution/{name*}/json", distribution)
     r.add("GET", "/images/json", list_images)
     r.add("POST", "/images/create", create)
     r.add("POST", "/images/load", load)

@@ -318,3 +318,37 @@ def test_distribution_inspect_reads_the_registry(sdk, local_registry):
         assert exc.value.status_code == 404 and "manifest unknown" in exc.value.explanation
     finally:
         sdk.images.remove(name + ":1")
+
+
+@pytest.mark.parametrize("name", ["hb14 with space", "hb14:colon", "hb14 é"])
+def test_network_names_dockerd_accepts(sdk, name):
+    net = sdk.networks.create(name, attachable=True, check_duplicate=True,
+                              options={"com.docker.network.driver.mtu": "1400", "foo": "bar"})
+    try:
+        attrs = sdk.networks.get(net.id).attrs
+        assert (attrs["Name"], attrs["Scope"], attrs["Attachable"], attrs["Ingress"]) == (name, "local", True, False)
+        assert attrs["Options"] == {"com.docker.network.driver.mtu": "1400", "foo": "bar"}
+        with pytest.raises(docker.errors.APIError) as exc:
+            sdk.networks.create(name, check_duplicate=True)
+        assert exc.value.status_code == 409
+        c = sdk.containers.run("busybox", ["true"], detach=True, name=_name("net"), network=name)
+        c.wait(timeout=30)
+        c.reload()
+        assert list(c.attrs["NetworkSettings"]["Networks"]) == [name]
+        c.remove()
+    finally:
+        net.remove()
+
+
+@pytest.mark.parametrize("kwargs,status,message", [
+    ({"scope": "swarm"}, 403, "cannot create a swarm scoped network when swarm is not active"),
+    ({"ingress": True}, 403, "Ingress network can only be global scope network"),
+    ({"scope": "global"}, None, "This node is not a swarm manager."),
+    ({"driver": "overlay"}, None, "This node is not a swarm manager."),
+])
+def test_swarm_network_options_answer_as_dockerd(sdk, kwargs, status, message):
+    with pytest.raises(docker.errors.APIError) as exc:
+        sdk.networks.create(_name("swnet"), **kwargs)
+    assert exc.value.explanation.startswith(message)
+    if status:  # dockerd says 500 for the other two, hostbridge 503: a server-side refusal both
+        assert exc.value.status_code == status

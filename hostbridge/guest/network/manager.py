@@ -15,7 +15,7 @@ import os
 import threading
 
 from ..containers.views import _label_match
-from ..errors import Conflict, Forbidden, GuestError, InvalidParameter, NotFound
+from ..errors import NOT_SWARM_MANAGER, Conflict, Forbidden, GuestError, InvalidParameter, NotFound, Unavailable
 from ..util import makedirs, new_id
 from . import ipam, netdev
 from .endpoints import Endpoints
@@ -133,6 +133,14 @@ class NetworkManager(Endpoints):
         driver = body.get("Driver") or "bridge"
         if name in PREDEFINED:
             raise Forbidden("%s is a pre-defined network and cannot be created" % name)
+        scope = body.get("Scope") or ""
+        # dockerd's answers outside a swarm, in its order
+        if body.get("Ingress") and scope != "global":
+            raise Forbidden("Ingress network can only be global scope network")
+        if scope == "swarm":
+            raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+        if scope == "global" or driver == "overlay":
+            raise Unavailable(NOT_SWARM_MANAGER)
         if driver != "bridge":
             raise InvalidParameter("network driver %s is not supported by the hostbridge engine (use bridge)" % driver)
         if body.get("EnableIPv6"):

@@ -7,16 +7,13 @@ not a 404 that makes them raise.
 
 from __future__ import annotations
 
-from ...errors import Unavailable
-
-NOT_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
-               "to connect this node to swarm and try again.")
+from ...errors import NOT_SWARM_MANAGER, Unavailable
 NOT_IN_SWARM = "This node is not part of a swarm"
 
 
 def not_manager(engine, req, resp, **_):
     """Every manager-only endpoint: 503, as dockerd answers when it is not in a swarm."""
-    raise Unavailable(NOT_MANAGER)
+    raise Unavailable(NOT_SWARM_MANAGER)
 
 
 def not_in_swarm(engine, req, resp, **_):

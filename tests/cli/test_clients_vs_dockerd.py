@@ -352,3 +352,42 @@ def test_swarm_network_options_answer_as_dockerd(sdk, kwargs, status, message):
     assert exc.value.explanation.startswith(message)
     if status:  # dockerd says 500 for the other two, hostbridge 503: a server-side refusal both
         assert exc.value.status_code == status
+
+
+def test_container_prune_filters(sdk):
+    keep, drop = _name("pkeep"), _name("pdrop")
+    sdk.containers.run("busybox", ["true"], name=keep, network_mode="none", labels={"hb14": "keep"})
+    sdk.containers.run("busybox", ["true"], name=drop, network_mode="none", labels={"hb14": "drop"})
+    # until=24h: nothing made in the last day goes (a 500 on hostbridge before)
+    assert not set(sdk.containers.prune(filters={"until": "24h", "label": "hb14"})["ContainersDeleted"] or [])
+    drop_id = sdk.containers.get(drop).id
+    out = sdk.containers.prune(filters={"label": "hb14", "label!": "hb14=keep"})
+    assert drop_id in (out["ContainersDeleted"] or [])
+    with pytest.raises(docker.errors.NotFound):
+        sdk.containers.get(drop)
+    assert sdk.containers.get(keep).name == keep
+    with pytest.raises(docker.errors.APIError) as exc:
+        sdk.containers.prune(filters={"until": "not-a-time"})
+    assert exc.value.status_code in (400, 500)
+    with pytest.raises(docker.errors.APIError) as exc:
+        sdk.containers.prune(filters={"nosuch": "x"})
+    assert "Invalid filter 'nosuch'" in exc.value.explanation
+
+
+def test_network_prune_filters(sdk):
+    keep, drop, new = _name("nkeep"), _name("ndrop"), _name("nnew")
+    sdk.networks.create(keep, labels={"hb14": "keep"})
+    sdk.networks.create(drop, labels={"hb14": "drop"})
+    try:
+        out = sdk.networks.prune(filters={"until": "24h", "label": "hb14"})
+        assert not out["NetworksDeleted"]
+        out = sdk.networks.prune(filters={"label": "hb14", "label!": "hb14=keep"})
+        assert out["NetworksDeleted"] == [drop]
+        sdk.networks.create(new, labels={"hb14": "new"})
+        out = sdk.networks.prune(filters={"until": "2000-01-01", "label": "hb14"})
+        assert not out["NetworksDeleted"]
+        names = {n.name for n in sdk.networks.list(filters={"label": "hb14"})}
+        assert names == {keep, new}
+    finally:
+        for n in sdk.networks.list(filters={"label": "hb14"}):
+            n.remove()

@@ -15,9 +15,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import platform
 
 from ..errors import InvalidParameter
+from ..goarch import go_arch
 from ..images import reference
 from ..util import now_rfc3339
 from . import imageconfig as ic
@@ -317,9 +317,8 @@ def _check_platform(text: str) -> None:
     if not text:
         return
     parts = text.lower().split("/")
-    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
     ok = (len(parts) == 1 and parts[0] in ("linux", _arch())) or \
-        (len(parts) in (2, 3) and parts[0] == "linux" and arch.get(parts[1], parts[1]) == _arch())
+        (len(parts) in (2, 3) and parts[0] == "linux" and go_arch(parts[1]) == _arch())
     if not ok:
         raise InvalidParameter("invalid platform %s: this engine builds for linux/%s only" % (text, _arch()))
 
@@ -337,5 +336,4 @@ def _short(image_id: str) -> str:
 
 
 def _arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    return go_arch()

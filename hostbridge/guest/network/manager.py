@@ -14,9 +14,9 @@ import logging
 import os
 import threading
 
-from ..containers.views import _label_match
+from .. import filters as _filters
 from ..errors import NOT_SWARM_MANAGER, Conflict, Forbidden, GuestError, InvalidParameter, NotFound, Unavailable
-from ..util import makedirs, new_id
+from ..util import makedirs, new_id, parse_time
 from . import ipam, netdev
 from .endpoints import Endpoints
 from .firewall import Firewall, NetRule
@@ -209,14 +209,21 @@ class NetworkManager(Endpoints):
         return rec
 
     def prune(self, filters=None):
-        """``POST /networks/prune``: remove user networks no container uses."""
+        """``POST /networks/prune``: remove user networks no container uses.
+
+        Filters: ``until`` (created before), ``label``, ``label!``, as dockerd's.
+        """
+        f = _filters.normalize(filters, ("until", "label", "label!"))
+        limit = _filters.until(f)  # a bad value is refused before anything goes
         deleted = []
         with self.lock:
             used = self._networks_in_records()
             for rec in self.store.all():
                 if rec["Name"] in PREDEFINED or rec["Id"] in used:
                     continue
-                if not _label_filter(rec, filters):
+                if not _filters.labels_match(rec.get("Labels"), f):
+                    continue
+                if limit is not None and parse_time(rec["Created"]).timestamp() >= limit:
                     continue
                 self._delete(rec)
                 deleted.append(rec["Name"])
@@ -254,9 +261,7 @@ class NetworkManager(Endpoints):
     def list(self, filters=None):
         """``GET /networks``."""
         f = filters or {}
-        for k in f:
-            if k not in ("name", "id", "driver", "type", "label", "dangling", "scope"):
-                raise InvalidParameter("invalid filter '%s'" % k)
+        _filters.check_names(f, ("name", "id", "driver", "type", "label", "dangling", "scope"))
         used = self._networks_in_records() if "dangling" in f else set()
         out = []
         for rec in sorted(self.store.all(), key=lambda r: r["Created"]):
@@ -274,7 +279,7 @@ class NetworkManager(Endpoints):
                 want = f["dangling"][0] in ("1", "true")
                 if want != (rec["Name"] not in PREDEFINED and rec["Id"] not in used):
                     continue
-            if not _label_filter(rec, f):
+            if not _filters.label_match(rec.get("Labels"), f.get("label")):
                 continue
             out.append(self.inspect(rec["Id"]))
         return out
@@ -329,7 +334,3 @@ class NetworkManager(Endpoints):
                     except GuestError:
                         log.exception("could not delete bridge %s", rec["_bridge"])
             self.fw.clear()
-
-
-def _label_filter(rec, filters):
-    return _label_match(rec.get("Labels") or {}, (filters or {}).get("label", []))

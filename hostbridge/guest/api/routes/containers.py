@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import schema
+from ...durations import parse_timestamp
 from ...errors import InvalidParameter
-from ...util import parse_time
 from ...containers import detach
 from ...containers import logs as logs_mod
 from ..streams import relay
@@ -12,16 +12,7 @@ from .system import _client_gone, _client_hung_up
 
 
 def _since(text):
-    if not text:
-        return 0.0
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse_time(text).timestamp()
-    except ValueError:
-        raise InvalidParameter("invalid time %r: use Unix seconds or RFC 3339 (2006-01-02T15:04:05Z)" % text[:40])
+    return parse_timestamp(text) if text else 0.0
 
 
 def list_containers(engine, req, resp):

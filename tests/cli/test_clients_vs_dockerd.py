@@ -391,3 +391,20 @@ def test_network_prune_filters(sdk):
     finally:
         for n in sdk.networks.list(filters={"label": "hb14"}):
             n.remove()
+
+
+def test_stats_carry_networks_per_interface(sdk):
+    net = sdk.networks.create(_name("stnet"))
+    try:
+        c = sdk.containers.run("busybox", ["sh", "-c", "ping -c 2 -W 1 $(hostname -i) >/dev/null; sleep 30"],
+                               detach=True, name=_name("stats"), network=net.name)
+        s = c.stats(stream=False)
+        assert set(s["networks"]) == {"eth0"}
+        assert {"rx_bytes", "rx_packets", "rx_errors", "rx_dropped", "tx_bytes", "tx_packets", "tx_errors",
+                "tx_dropped"} <= set(s["networks"]["eth0"])
+        c.remove(force=True)
+        c = sdk.containers.run("busybox", ["sleep", "30"], detach=True, name=_name("stnone"), network_mode="none")
+        assert "networks" not in c.stats(stream=False)
+        c.remove(force=True)
+    finally:
+        net.remove()

@@ -408,3 +408,64 @@ def test_stats_carry_networks_per_interface(sdk):
         c.remove(force=True)
     finally:
         net.remove()
+
+
+def test_links_on_a_user_network_are_aliases(backend):
+    d = backend.docker
+    net, target, src = _name("lnet"), _name("ltarget"), _name("lsrc")
+    assert d("network", "create", net).returncode == 0
+    try:
+        assert d("run", "-d", "--name", target, "--network", net, "busybox", "sleep", "60").returncode == 0
+        r = d("run", "--name", src, "--network", net, "--link", target + ":al", "busybox", "sh", "-c",
+              "ping -c1 -W2 al >/dev/null && echo RESOLVED")
+        assert r.returncode == 0 and r.stdout == "RESOLVED\n", r.stderr
+        r = d("inspect", "-f", "{{json .HostConfig.Links}} {{json (index .NetworkSettings.Networks \"%s\").Links}}"
+              % net, src)
+        assert r.stdout.strip() == 'null ["%s:al"]' % target, r.stderr
+        r = d("rm", "--link", "/%s/al" % src)  # not a legacy link: dockerd does not know the name
+        assert r.returncode == 1 and "No such container: %s/al" % src in r.stderr
+        r = d("create", "--network", "host", "--link", target + ":al", "busybox", "true")
+        assert r.returncode == 1 and "host type networking can't be used with links" in r.stderr
+    finally:
+        d("rm", "-f", target, src)
+        d("network", "rm", net)
+
+
+def test_legacy_links_on_the_default_bridge(engine):
+    """hostbridge only: the dockerd fixture runs with --bridge none, so it has no default bridge.
+
+    The expected values are moby's (links.go ToEnv, the sandbox's extra hosts, rmLink).
+    """
+    client = docker.DockerClient(base_url=engine.url, timeout=60)
+    target, src = _name("btarget"), _name("bsrc")
+    try:
+        t = client.containers.run("busybox", ["sleep", "60"], detach=True, name=target, environment={"FOO": "bar"},
+                                  ports={"80/tcp": None}, publish_all_ports=False)
+        t.reload()
+        ip = t.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        c = client.containers.create("busybox", ["sh", "-c", "env; cat /etc/hosts"], name=src, links={target: "my-al"})
+        assert c.attrs["HostConfig"]["Links"] == ["/%s:/%s/my-al" % (target, src)]
+        c.start()
+        c.wait(timeout=30)
+        out = c.logs().decode()
+        for line in ("MY_AL_NAME=/%s/my-al" % src, "MY_AL_PORT=tcp://%s:80" % ip, "MY_AL_PORT_80_TCP=tcp://%s:80" % ip,
+                     "MY_AL_PORT_80_TCP_ADDR=%s" % ip, "MY_AL_PORT_80_TCP_PORT=80", "MY_AL_PORT_80_TCP_PROTO=tcp",
+                     "MY_AL_ENV_FOO=bar", "%s\tmy-al %s" % (ip, target)):
+            assert line in out.splitlines(), (line, out)
+        assert "MY_AL_ENV_PATH" not in out
+        client.api.remove_container("%s/my-al" % src, link=True)
+        assert client.containers.get(src).attrs["HostConfig"]["Links"] is None
+        with pytest.raises(docker.errors.NotFound):
+            client.api.remove_container("%s/my-al" % src, link=True)
+        t.stop(timeout=0)
+        c2 = client.containers.create("busybox", ["true"], name=_name("bsrc2"), links={target: "al"})
+        with pytest.raises(docker.errors.APIError) as exc:
+            c2.start()
+        assert "Cannot link to a non running container: /%s AS /%s/al" % (target, c2.name) in exc.value.explanation
+        with pytest.raises(docker.errors.APIError) as exc:
+            client.containers.create("busybox", ["true"], links={"hb14-nosuch": "al"})
+        assert "could not get container for hb14-nosuch" in exc.value.explanation
+    finally:
+        for c in client.containers.list(all=True, filters={"name": "hb14-"}):
+            c.remove(force=True)
+        client.close()

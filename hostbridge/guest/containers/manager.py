@@ -15,7 +15,7 @@ import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
 from ..runtime.client import ShimClient
-from ..network import joined
+from ..network import joined, links
 from ..runtime import initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
@@ -192,7 +192,8 @@ class ContainerManager:
 
     def _start_locked(self, c):
         joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
-        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c))
+        link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
+        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env)
         shim = ShimClient(bundle)
         try:
             pid = shim.spawn()

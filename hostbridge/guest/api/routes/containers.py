@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import schema
 from ...durations import parse_timestamp
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotFound
 from ...containers import detach
 from ...containers import logs as logs_mod
 from ..streams import relay
@@ -50,6 +50,13 @@ def kill(engine, req, resp, id):
 
 def remove(engine, req, resp, id):
     engine.containers.remove(id, force=req.qbool("force"), volumes=req.qbool("v"))
+
+
+def remove_link(engine, req, resp, id, alias):
+    # the CLI's ``rm --link /C/ALIAS`` (the leading slash is dropped on the way)
+    if not req.qbool("link"):
+        raise NotFound("No such container: %s/%s" % (id, alias))
+    engine.network.remove_link(id, alias)
 
 
 def rename(engine, req, resp, id):
@@ -159,3 +166,4 @@ def register(r):
     r.add("POST", "/containers/{id}/attach", attach)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id}/{alias}", remove_link)

@@ -13,7 +13,9 @@ from ..errors import HostbridgeError
 
 
 class UsageError(HostbridgeError):
-    """A flag's value is malformed."""
+    """A flag's value is malformed (exit 125, as docker's flag errors)."""
+
+    exit_code = 125
 
 
 def parse_filters(values):

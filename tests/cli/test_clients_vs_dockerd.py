@@ -469,3 +469,14 @@ def test_legacy_links_on_the_default_bridge(engine):
         for c in client.containers.list(all=True, filters={"name": "hb14-"}):
             c.remove(force=True)
         client.close()
+
+
+@pytest.mark.parametrize("args", [["nosuch"], ["network", "nosuch"], ["ps", "--nosuch"], ["ps", "-Z"],
+                                  ["images", "--nosuch"]])
+def test_usage_errors_exit_and_read_as_docker_s(backend, args):
+    ours, theirs = backend.hb(*args), backend.docker(*args)
+    assert ours.returncode == theirs.returncode != 0
+    mine, docker_s = ours.stderr.replace("hostbridge", "docker").splitlines(), theirs.stderr.splitlines()
+    # the message and the hint as docker's; the usage line between them is each command's own
+    assert (mine[0], mine[-1]) == (docker_s[0], docker_s[-1])
+    assert any(x.startswith("Usage:  docker") for x in mine) == any(x.startswith("Usage:  docker") for x in docker_s)

@@ -280,6 +280,12 @@ def ls(app):
     from ..vm import vmmode
 
     rows = vmmode.list_machines()
+    st = _native(app).status()
+    if st["running"] and not any(r["name"] == "default" for r in rows):
+        # the native engine is this host's "default" machine: listed while it runs
+        state = "running (pid %d)" % st["pid"] if st["responding"] else "starting (pid %d)" % st["pid"]
+        rows.insert(0, {"name": "default", "mode": "native", "driver": "native", "state": state,
+                        "endpoint": st["endpoint"]})
     app.out("%-16s %-8s %-8s %-24s %s" % ("NAME", "MODE", "DRIVER", "STATE", "ENDPOINT"))
     for r in rows:
         app.out("%-16s %-8s %-8s %-24s %s" % (r["name"], r["mode"], r["driver"], r["state"], r["endpoint"]))

@@ -480,3 +480,25 @@ def test_usage_errors_exit_and_read_as_docker_s(backend, args):
     # the message and the hint as docker's; the usage line between them is each command's own
     assert (mine[0], mine[-1]) == (docker_s[0], docker_s[-1])
     assert any(x.startswith("Usage:  docker") for x in mine) == any(x.startswith("Usage:  docker") for x in docker_s)
+
+
+def test_run_pulls_a_missing_image_as_docker_run_does(backend, local_registry):
+    name = "%s/hb14/pullme:1" % local_registry.domain
+    d = backend.docker
+    assert d("tag", "busybox", name).returncode == 0
+    assert d("push", name).returncode == 0
+    for cli in (backend.hb, backend.docker):
+        assert d("rmi", name).returncode == 0
+        r = cli("run", "--rm", "--network", "none", "--pull", "never", name, "echo", "hi")
+        assert r.returncode == 125 and "No such image" in r.stderr, r.stderr
+        r = cli("run", "--rm", "--network", "none", name, "echo", "hi")
+        assert r.returncode == 0 and r.stdout == "hi\n", r.stderr
+        assert "Unable to find image '%s' locally" % name in r.stderr
+        assert "Status: Downloaded newer image for %s" % name in r.stderr
+        r = cli("create", "--pull", "always", "--network", "none", name, "true")
+        assert r.returncode == 0 and "Status: Image is up to date for %s" % name in r.stderr, r.stderr
+        d("rm", r.stdout.strip())
+        r = cli("run", "--pull", "sometimes", name, "true")
+        assert r.returncode == 125 and 'invalid pull option: \'sometimes\': must be one of "always", "missing" or "never"' \
+            in r.stderr
+    d("rmi", name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -64,6 +65,7 @@ COMMANDS = {
     "destroy": ("machine", "destroy"),
     "upgrade": ("machine", "upgrade"),
     "ls": ("machine", "ls"),
+    "completion": ("completion", "completion"),
     "ip": ("machine", "ip"),
     "ssh": ("machine", "ssh"),
     "machine": ("machine", "machine_group"),
@@ -140,7 +142,12 @@ class LazyGroup(click.Group):
         if name not in self.table:
             return None
         module, attr = self.table[name]
-        return getattr(importlib.import_module("hostbridge.cli." + module), attr)
+        command = getattr(importlib.import_module("hostbridge.cli." + module), attr)
+        if os.environ.get("_HOSTBRIDGE_COMPLETE"):  # a Tab in the shell: names come from the engine
+            from .completion import attach
+
+            attach(command)
+        return command
 
     def resolve_command(self, ctx, args):
         if args and args[0] in MACHINE_FORMS and machine_form(args[0], args[1:]):
@@ -173,6 +180,10 @@ def main(argv=None, app=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     app = App() if app is None else app
+    if os.environ.get("_HOSTBRIDGE_COMPLETE"):
+        from .completion import complete
+
+        return complete(os.environ["_HOSTBRIDGE_COMPLETE"], app)
     return app.run(lambda: _invoke(app, argv))
 
 

@@ -502,3 +502,49 @@ def test_run_pulls_a_missing_image_as_docker_run_does(backend, local_registry):
         assert r.returncode == 125 and 'invalid pull option: \'sometimes\': must be one of "always", "missing" or "never"' \
             in r.stderr
     d("rmi", name)
+
+
+def _complete(backend, words):
+    """What bash's Tab offers after ``words`` (the last one being completed), via the real script."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    hb = os.path.join(os.path.dirname(sys.executable), "hostbridge")
+    if not os.path.exists(hb) or not shutil.which("bash"):
+        pytest.skip("needs the hostbridge entry point and bash")
+    env = backend.env(PATH=os.path.dirname(hb) + os.pathsep + os.environ.get("PATH", ""))
+    line = " ".join(words)
+    script = ('eval "$(hostbridge completion bash)"; COMP_WORDS=(%s); COMP_CWORD=%d; '
+              '_hostbridge_completion hostbridge; printf "%%s\\n" "${COMPREPLY[@]}"' % (line, len(words) - 1))
+    r = subprocess.run(["bash", "-c", "set -o pipefail; " + script], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    return [x for x in r.stdout.splitlines() if x]
+
+
+def test_completion_names_come_from_the_engine(backend):
+    d = backend.docker
+    tag = uuid.uuid4().hex[:6]
+    ctr, net, vol, img = "hb14-cmpc" + tag, "hb14-cmpn" + tag, "hb14-cmpv" + tag, "hb14-cmpi" + tag
+    assert d("create", "--name", ctr, "--network", "none", "busybox", "true").returncode == 0
+    assert d("network", "create", net).returncode == 0
+    assert d("volume", "create", vol).returncode == 0
+    assert d("tag", "busybox", img).returncode == 0
+    try:
+        assert _complete(backend, ["hostbridge", "rm", "hb14-cmpc" + tag[:3]]) == [ctr]
+        assert _complete(backend, ["hostbridge", "network", "rm", "hb14-cmpn"]) == [net]
+        assert _complete(backend, ["hostbridge", "volume", "rm", "hb14-cmpv" + tag]) == [vol]
+        assert _complete(backend, ["hostbridge", "run", "hb14-cmpi"]) == [img + ":latest"]
+        assert "network" in _complete(backend, ["hostbridge", "netw"])
+    finally:
+        d("rm", "-f", ctr)
+        d("network", "rm", net)
+        d("volume", "rm", vol)
+        d("rmi", img)
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "powershell"])
+def test_completion_scripts(backend, shell):
+    r = backend.hb("completion", shell)
+    assert r.returncode == 0 and "_HOSTBRIDGE_COMPLETE" in r.stdout

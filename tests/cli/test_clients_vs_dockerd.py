@@ -548,3 +548,52 @@ def test_completion_names_come_from_the_engine(backend):
 def test_completion_scripts(backend, shell):
     r = backend.hb("completion", shell)
     assert r.returncode == 0 and "_HOSTBRIDGE_COMPLETE" in r.stdout
+
+
+TEMPLATES = [
+    "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    "{{range $name, $net := .NetworkSettings.Networks}}{{$name}} {{$net.Gateway}};{{end}}",
+    "{{if .State.Running}}up{{else}}down{{end}} {{if not .State.Paused}}unpaused{{end}}",
+    "{{with .Config.Labels}}{{index . \"hb14\"}}{{end}}{{with .Config.Volumes}}v{{else}}novol{{end}}",
+    "{{printf \"%s|%5d|%-6s|%q|%v\" .Name .State.ExitCode \"ab\" .Path .Config.Tty}}",
+    "{{len .Config.Cmd}} {{index .Config.Cmd 0}} {{join .Config.Cmd \"+\"}} {{split .Name \"-\"}}",
+    "{{.Name | upper}} {{lower .State.Status}} {{title .State.Status}} {{json .Config.Cmd}} {{json .Config.Labels}}",
+    "{{$n := .Name}}{{$n}} {{(index .NetworkSettings.Networks \"%NET%\").IPPrefixLen}} {{eq .State.Status \"running\"}}",
+    "{{range .Config.Env}}{{if eq . \"HB=1\"}}found{{end}}{{end}} {{range .Mounts}}m{{else}}nomounts{{end}}",
+    "{{- .Config.Hostname | len -}} {{ .HostConfig.NetworkMode }}",
+]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_go_templates_side_by_side_with_the_stock_cli(backend, template):
+    d = backend.docker
+    net, name = _name("tnet"), _name("tpl")
+    assert d("network", "create", net).returncode == 0
+    try:
+        assert d("run", "-d", "--name", name, "--network", net, "-e", "HB=1", "-l", "hb14=yes", "busybox",
+                 "sleep", "60").returncode == 0
+        tpl = template.replace("%NET%", net)
+        ours, theirs = backend.hb("inspect", "-f", tpl, name), backend.docker("inspect", "-f", tpl, name)
+        assert theirs.returncode == 0, theirs.stderr
+        assert (ours.returncode, ours.stdout) == (0, theirs.stdout), ours.stderr
+    finally:
+        d("rm", "-f", name)
+        d("network", "rm", net)
+
+
+@pytest.mark.parametrize("args", [
+    ["ps", "-a", "--filter", "name=hb14-", "--format", "table {{.Names}}\t{{.Status | lower}}\t{{printf \"%.5s\" .ID}}"],
+    ["ps", "-a", "--filter", "name=hb14-", "--format", "{{if eq .State \"running\"}}R{{else}}S{{end}} {{len .Names}}"],
+    ["images", "--format", "{{range split .Repository \"/\"}}[{{.}}]{{end}} {{.Tag | upper}}"],
+    ["network", "ls", "--filter", "name=hb14-", "--format", "{{.Name}} {{with .Driver}}{{.}}{{end}}"],
+])
+def test_list_templates_side_by_side(backend, args):
+    d = backend.docker
+    name = _name("lst")
+    assert d("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "60").returncode == 0
+    try:
+        ours, theirs = backend.same(*args)
+        assert theirs.returncode == 0, theirs.stderr
+        assert (ours.returncode, ours.stdout) == (0, theirs.stdout), ours.stderr
+    finally:
+        d("rm", "-f", name)

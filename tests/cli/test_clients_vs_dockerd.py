@@ -597,3 +597,26 @@ def test_list_templates_side_by_side(backend, args):
         assert (ours.returncode, ours.stdout) == (0, theirs.stdout), ours.stderr
     finally:
         d("rm", "-f", name)
+
+
+def test_plugins_answer_as_a_dockerd_without_plugins(sdk):
+    assert sdk.plugins.list() == []
+    with pytest.raises(docker.errors.NotFound) as exc:
+        sdk.plugins.get("hb14-nosuch")
+    assert exc.value.explanation == 'plugin "hb14-nosuch" not found'
+
+
+def test_list_filters_dockerd_refuses(sdk):
+    for call in (lambda: sdk.images.list(filters={"label!": "x"}), lambda: sdk.containers.list(filters={"label!": "x"}),
+                 lambda: sdk.networks.list(filters={"label!": "x"})):
+        with pytest.raises(docker.errors.APIError) as exc:
+            call()
+        assert exc.value.status_code == 400 and exc.value.explanation == "Invalid filter 'label!'"
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+def test_search_limit_out_of_range_is_refused_before_any_registry_is_asked(sdk, limit):
+    with pytest.raises(docker.errors.APIError) as exc:
+        sdk.api.search("hb14", limit=limit)
+    assert exc.value.status_code == 400
+    assert exc.value.explanation == "Limit %d is outside the range of [1, 100]" % limit

@@ -9,7 +9,7 @@ from .. import util
 from ..goarch import go_arch
 from ..errors import InvalidParameter
 
-_LIST_FILTERS = {"dangling", "label", "label!", "before", "since", "reference", "until"}
+_LIST_FILTERS = {"dangling", "label", "before", "since", "reference", "until"}  # dockerd's: no label! here
 _PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
 
 # container.Config as docker fills it in image inspect (keys in docker's order).
@@ -89,7 +89,7 @@ def list_images(store, all_images=False, filters=None) -> list:
 
     Args:
         all_images: include intermediate images (untagged parents of other images).
-        filters: ``dangling``, ``label``, ``label!``, ``before``, ``since``, ``reference``, ``until``.
+        filters: ``dangling``, ``label``, ``before``, ``since``, ``reference``, ``until``.
 
     Raises:
         InvalidParameter: a bad filter. NotFound: ``before``/``since`` name no image.

@@ -102,7 +102,10 @@ def push(engine, req, resp, name):
 
 def search(engine, req, resp):
     term = req.query.get("term", "")
-    return engine.search(term, limit=req.qint("limit"), filters=req.qjson("filters"),
+    limit = req.qint("limit")
+    if limit is not None and not 1 <= limit <= 100:  # dockerd's check, before any registry is asked
+        raise InvalidParameter("Limit %d is outside the range of [1, 100]" % limit)
+    return engine.search(term, limit=limit, filters=req.qjson("filters"),
                          auth_header=req.headers.get("x-registry-auth", ""), with_tags=req.qbool("tags"))
 
 

@@ -620,3 +620,25 @@ def test_search_limit_out_of_range_is_refused_before_any_registry_is_asked(sdk, 
         sdk.api.search("hb14", limit=limit)
     assert exc.value.status_code == 400
     assert exc.value.explanation == "Limit %d is outside the range of [1, 100]" % limit
+
+
+def test_build_cache_from_a_loaded_image(sdk):
+    """An image loaded from a save (no local build cache, no parents) stands in for the steps its
+    history covers when named in cache_from, and only then."""
+    tag = _name("cachefrom")
+    files = {"Dockerfile": b"FROM busybox\nENV HB14=1\nRUN echo built > /built\nLABEL step=three\n"}
+    first, _ = _build(sdk, files, tag=tag)
+    saved = b"".join(sdk.images.get(tag).save(named=True))
+    sdk.images.remove(tag)
+    loaded = sdk.images.load(saved)
+    assert [i.id for i in loaded] == [first]
+    try:
+        again, lines = _build(sdk, files, nocache=False)
+        text = "".join(ln.get("stream", "") for ln in lines)
+        assert "Using cache" not in text and again != first  # nothing to reuse without cache_from
+        sdk.images.remove(again)
+        again, lines = _build(sdk, files, cache_from=[tag, "hb14-not-here:1"])
+        text = "".join(ln.get("stream", "") for ln in lines)
+        assert text.count("Using cache") == 3 and again == first, text
+    finally:
+        sdk.images.remove(first, force=True)

@@ -6,6 +6,11 @@ kind into a status in exactly one place (``api.errors.status_for``); anything th
 """
 
 
+# dockerd's words when a request needs swarm mode, which this engine never runs
+NOT_SWARM_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
+                     "to connect this node to swarm and try again.")
+
+
 class GuestError(Exception):
     """Root of every error the guest engine raises on purpose."""
 

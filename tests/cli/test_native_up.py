@@ -48,6 +48,10 @@ def test_up_status_down(native, tmp_path):
     assert again.returncode == 0 and "already running (pid %d)" % pid in again.stdout
     st = _hb(native, "status")
     assert st.returncode == 0 and "state:    running" in st.stdout
+    ls = _hb(native, "ls")
+    assert ls.returncode == 0, ls.stderr
+    row = [line.split() for line in ls.stdout.splitlines()[1:] if line.startswith("default ")]
+    assert row and row[0][:4] == ["default", "native", "native", "running"] and row[0][-1] == "unix://" + sock
     ps = _hb(native, "ps", "-a")  # the default machine's endpoint is native's socket
     assert ps.returncode == 0 and ps.stdout.startswith("CONTAINER ID"), ps.stderr
     down = _hb(native, "down")

@@ -7,6 +7,7 @@ the parts computed at read time), so the API layer serves it as it is.
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 from ..errors import InvalidParameter
@@ -18,22 +19,20 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 # HostConfig fields that change behaviour and that this engine does not implement: refusing them
 # beats running a container that silently differs from what the user asked for.
 _UNSUPPORTED = {
-    "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
+    "DeviceRequests": "--gpus",
     "BlkioWeight": "--blkio-weight", "BlkioWeightDevice": "--blkio-weight-device",
     "BlkioDeviceReadBps": "--device-read-bps", "BlkioDeviceWriteBps": "--device-write-bps",
     "BlkioDeviceReadIOps": "--device-read-iops", "BlkioDeviceWriteIOps": "--device-write-iops",
     "CpusetMems": "--cpuset-mems", "KernelMemory": "--kernel-memory", "CpuRealtimePeriod": "--cpu-rt-period",
-    "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit", "Runtime": "--runtime",
-    "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
-    "StorageOpt": "--storage-opt", "GroupAdd": "--group-add", "OomKillDisable": "--oom-kill-disable",
+    "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit",
+    "UsernsMode": "--userns", "CgroupnsMode": None,
+    "StorageOpt": "--storage-opt", "OomKillDisable": "--oom-kill-disable",
     "CgroupParent": "--cgroup-parent", "MaskedPaths": None, "ReadonlyPaths": None,
-    "MemorySwappiness": "--memory-swappiness",
     "KernelMemoryTCP": None, "CpuCount": "--cpu-count", "CpuPercent": "--cpu-percent",
     "IOMaximumIOps": "--io-maxiops", "IOMaximumBandwidth": "--io-maxbandwidth",
 }
 # values that ask for what the engine does anyway
-_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host"),
-                  "MemorySwappiness": (-1,), "Runtime": ("", "runc", "hostbridge")}
+_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host")}
 # --security-opt values that describe this engine as it is: no seccomp filter, no LSM
 _SECURITY_OPT_OK = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true",
                     "no-new-privileges:false", "no-new-privileges=false", "seccomp=unconfined",
@@ -57,6 +56,33 @@ def _check_unsupported(hc):
         if opt not in _SECURITY_OPT_OK:
             raise InvalidParameter("--security-opt %s is not supported by the hostbridge engine (it applies "
                                    "no seccomp profile and no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
+
+
+_DEVICE_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+RUNTIMES = ("runc",)  # the names dockerd answers to; hostbridge runs every container its own way
+
+
+def _check_accepted(hc):
+    """Options dockerd accepts that change nothing here or map onto what the runtime does.
+
+    Fills in ``Runtime`` as dockerd does (its default runtime's name), so inspect shows it.
+    """
+    runtime = hc.get("Runtime") or "runc"
+    if runtime not in RUNTIMES:
+        raise InvalidParameter("Unknown runtime specified %s" % runtime)
+    hc["Runtime"] = runtime
+    iso = hc.get("Isolation") or ""
+    if iso.lower() not in ("", "default"):
+        raise InvalidParameter("Invalid isolation: %r - linux only supports 'default'" % iso)
+    sw = hc.get("MemorySwappiness")
+    if sw is not None and sw != -1 and not (isinstance(sw, int) and 0 <= sw <= 100):
+        raise InvalidParameter("Invalid value: %s, valid memory swappiness range is 0-100" % sw)
+    for rule in hc.get("DeviceCgroupRules") or []:
+        if not isinstance(rule, str) or not _DEVICE_CGROUP_RULE.match(rule):
+            raise InvalidParameter("invalid device cgroup rule format: '%s'" % rule)
+    for g in hc.get("GroupAdd") or []:
+        if not isinstance(g, str) or not g or ":" in g:
+            raise InvalidParameter("invalid group %r for --group-add" % g)
 
 
 def _int(v, field):
@@ -158,6 +184,7 @@ def validate_host_config(hc, update=False):
     ``update``: ``hc`` is a running container's, merged with a docker update request.
     """
     _check_unsupported(hc)
+    _check_accepted(hc)
     for f in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "MemoryReservation"):
         v = _int(hc.get(f), f)
         if v < 0 and not (f == "MemorySwap" and v == -1):

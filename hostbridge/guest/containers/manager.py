@@ -15,7 +15,7 @@ import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
 from ..runtime.client import ShimClient
-from ..network import joined
+from ..network import joined, links
 from ..runtime import initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
@@ -192,7 +192,8 @@ class ContainerManager:
 
     def _start_locked(self, c):
         joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
-        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c))
+        link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
+        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env)
         shim = ShimClient(bundle)
         try:
             pid = shim.spawn()
@@ -342,8 +343,15 @@ class ContainerManager:
                 raise Conflict("Cannot kill container: %s: container %s is not running" % (ref, c.id))
             if signum == signal.SIGKILL:
                 c.stop_requested = True
+            gen = c.exit_generation
             c.shim.kill(signum)
-        self._emit(c, "kill", signal=str(signum))
+            self._emit(c, "kill", signal=str(signum))
+            if signum == signal.SIGKILL:
+                # dockerd returns from a SIGKILL once the container has exited, so that an
+                # inspect or rm straight after sees it stopped; bounded, as dockerd's is.
+                end = time.monotonic() + 30
+                while c.exit_generation == gen and c.running and time.monotonic() < end:
+                    c.changed.wait(0.5)
 
     def stop(self, ref, timeout=None, sig=None):
         c = self.get(ref)
@@ -424,7 +432,9 @@ class ContainerManager:
                 elif condition == "next-exit":
                     if c.exit_generation != gen:
                         break
-                elif not c.running and not c.state.get("Restarting"):
+                elif c.exit_generation != gen or (not c.running and not c.state.get("Restarting")):
+                    # dockerd's not-running wait ends at the first exit, even when a restart
+                    # policy brings the container back up right after.
                     break
                 if stop():
                     return None

@@ -162,7 +162,10 @@ class Cgroup:
     def _set_memory(self, limits: dict) -> None:
         memory, swap = int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0)
         reservation = int(limits.get("memory_reservation") or 0)
-        if not (memory or swap > 0 or reservation) and not (swap < 0 and self._path("memory")):
+        swappiness = int(-1 if limits.get("memory_swappiness") is None else limits["memory_swappiness"])
+        if swappiness >= 0 and self._path("memory") and self._ver["memory"] != "v2":
+            pass  # a swappiness alone is reason enough to visit the memory controller
+        elif not (memory or swap > 0 or reservation) and not (swap < 0 and self._path("memory")):
             return
         p = self._need("memory")
         # docker: unset swap means as much swap as memory (total 2x); -1 means unlimited
@@ -180,6 +183,8 @@ class Cgroup:
             return
         if reservation:
             _write(os.path.join(p, "memory.soft_limit_in_bytes"), reservation)
+        if swappiness >= 0 and os.path.exists(os.path.join(p, "memory.swappiness")):
+            _write(os.path.join(p, "memory.swappiness"), swappiness)  # v1 only: v2 has no such knob
         mem_f = os.path.join(p, "memory.limit_in_bytes")
         sw_f = os.path.join(p, "memory.memsw.limit_in_bytes")
         writes = [(mem_f, memory)] if memory else []

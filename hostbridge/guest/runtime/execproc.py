@@ -169,7 +169,8 @@ def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
             except OSError:
                 pass  # stdin is not a terminal after all: run without a controlling tty
         proc = {"args": spec.get("args"), "env": spec.get("env"), "cwd": spec.get("cwd") or "/",
-                "user": spec.get("user") or "", "privileged": bool(spec.get("privileged")),
+                "user": spec.get("user") or "", "group_add": spec.get("group_add"),
+                "privileged": bool(spec.get("privileged")),
                 "cap_add": spec.get("cap_add"), "cap_drop": spec.get("cap_drop"),
                 "no_new_privileges": spec.get("no_new_privileges", True)}
         extra = {"HOSTNAME": os.uname().nodename}

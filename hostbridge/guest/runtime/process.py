@@ -70,6 +70,26 @@ def resolve_user(spec: str) -> tuple:
     return uid, gid, supplementary, home or "/"
 
 
+def resolve_groups(specs) -> list:
+    """``--group-add`` values (names or numeric ids) → gids, looked up in the container's /etc/group.
+
+    Raises:
+        ExecError: a group name the file does not list (runc's message).
+    """
+    groups = [e for e in _entries("/etc/group") if len(e) >= 3]
+    out = []
+    for spec in specs or []:
+        spec = str(spec)
+        g = [e for e in groups if e[0] == spec]
+        if g:
+            out.append(int(g[0][2]))
+        elif spec.isdigit():
+            out.append(int(spec))
+        else:
+            raise ExecError("Unable to find group %s: no matching entries in group file" % spec)
+    return out
+
+
 def build_env(env, home: str, extra: dict | None = None) -> list:
     """The final environment: HOME and PATH filled in as docker does, ``extra`` when unset."""
     out = list(env or [])
@@ -141,6 +161,7 @@ def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
     if not args:
         raise ExecError("no command specified", 126)
     uid, gid, groups, home = resolve_user(proc.get("user") or "")
+    groups += [g for g in resolve_groups(proc.get("group_add")) if g not in groups]
     env = build_env(proc.get("env"), home, extra_env)
     names = caps.effective_names(proc.get("cap_add"), proc.get("cap_drop"),
                                  bool(proc.get("privileged")))

@@ -387,7 +387,7 @@ def _native_row(app):
     except HostbridgeError:
         return None
     state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
-    return {"name": "default", "mode": "native", "driver": "-", "state": state, "endpoint": st["endpoint"]}
+    return {"name": "default", "mode": "native", "driver": "native", "state": state, "endpoint": st["endpoint"]}
 
 
 @click.command("ls")

@@ -32,7 +32,7 @@ def test_ls_shows_native_and_formats(env, engine):
     assert r.returncode == 0 and r.stdout.splitlines()[1].split()[:2] == ["default", "native"], r.stdout + r.stderr
     assert _hb(env, "ls", "-q").stdout == "default\n"
     rows = [json.loads(line) for line in _hb(env, "ls", "--format", "json").stdout.splitlines()]
-    assert rows == [{"Driver": "-", "Endpoint": "unix://" + engine.sock, "Mode": "native", "Name": "default",
+    assert rows == [{"Driver": "native", "Endpoint": "unix://" + engine.sock, "Mode": "native", "Name": "default",
                      "State": "running"}]
     assert _hb(env, "ls", "--format", "{{.Name}} {{.State}}").stdout == "default running\n"
     table = _hb(env, "ls", "--format", "table {{.Name}}\t{{.Mode}}").stdout.splitlines()

@@ -87,7 +87,6 @@ def test_uncreatable_dirs_are_one_line(native, tmp_path):
     assert lines[-1].startswith("Error: ") and ("cannot create" in lines[-1] or "not installed" in lines[-1])
 
 
-@pytest.mark.skipif(not _engine_installed(), reason="the engine (hostbridge.guest.daemon) is not on this branch yet")
 def test_up_progress_plain_and_on_a_terminal(native, tmp_path):
     import pty
     import select

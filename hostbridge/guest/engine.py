@@ -270,8 +270,15 @@ class Engine:
         c = self.containers.get(ref)
         if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
             raise InvalidParameter('configured logging driver does not support reading')
+
+        def wait_exit(timeout):
+            # the shim closed the log: its exit is recorded (and c.changed notified) right after
+            with c.lock:
+                c.changed.wait_for(lambda: not c.running, timeout)
+
         return logs_mod.read_batches(c.log_path, stdout, stderr, tail, since, until, follow,
-                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
+                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop,
+                                     wait_exit=wait_exit)
 
     def prune_containers(self, filters=None):
         f = views.normalize_filters(filters)

@@ -12,13 +12,14 @@ import contextlib
 import errno
 import json
 import os
+import posixpath
 import stat
 import subprocess
 import tarfile
 import tempfile
 
 from ..errors import InvalidParameter, NotFound
-from ..runtime import safepath
+from ..runtime import ns, safepath
 
 # Go's os.FileMode bits, which the docker CLI decodes from X-Docker-Container-Path-Stat
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -258,13 +259,69 @@ def mounted_rootfs(manager, c, writable=False):
         os.rmdir(target)
         raise InvalidParameter("cannot mount the container's filesystem: %s" % r.stderr.strip())
     try:
+        _bind_mounts(target, c, writable)
         yield target
     finally:
-        subprocess.run(["umount", "-l", target], capture_output=True)
+        subprocess.run(["umount", "-l", target], capture_output=True)  # the binds under it too
         try:
             os.rmdir(target)
         except OSError:
             pass
+
+
+def _bind_mounts(target, c, writable):
+    """Bind a stopped container's volumes and bind mounts at their destinations in the view at
+    ``target``, read-only ones read-only, as dockerd does for docker cp. Each destination is
+    opened by descriptor inside ``target`` (a symlink there never leads out); a path under a
+    mount is then resolved inside the whole view, so a link in a mount stays in the container."""
+    for m in c.data.get("Mounts") or []:  # sorted by destination: a parent before what it holds
+        src = m.get("Source") or ""
+        if m.get("Type") not in ("bind", "volume") or not src:
+            continue
+        try:
+            fd = safepath.open_in_root(target, m["Destination"],
+                                       create=("dir" if os.path.isdir(src) else "file") if writable else None)
+        except OSError:
+            continue  # no mount point in a read-only view (never started): the image's path shows
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode) != os.path.isdir(src):
+                continue  # the start would fail the same way; the image's path shows
+            ns.mount(src, safepath.fd_path(fd), None, ns.MS_BIND | ns.MS_REC)
+        finally:
+            os.close(fd)
+        if not m.get("RW", True):
+            fd = safepath.open_in_root(target, m["Destination"])
+            try:
+                safepath.make_readonly(fd)
+            finally:
+                os.close(fd)
+
+
+def mount_at(c, path):
+    """The entry of ``c``'s Mounts that holds container path ``path`` (the deepest), or None."""
+    path = posixpath.normpath(posixpath.join("/", path))
+    best = None
+    for m in c.data.get("Mounts") or []:
+        dest = posixpath.normpath(m.get("Destination") or "/")
+        if path == dest or path.startswith(dest.rstrip("/") + "/"):
+            if best is None or len(dest) > len(best["Destination"]):
+                best = m
+    return best
+
+
+def check_writable(root, c, path):
+    """Refuse a copy into ``path`` where dockerd does: a read-only mount, or (outside any mount)
+    a read-only root filesystem; ``path`` resolved in the container first, as dockerd does.
+
+    Raises:
+        InvalidParameter: with dockerd's text.
+    """
+    inner = resolve_in_root(root, path)[len(root.rstrip("/")):] or "/"
+    m = mount_at(c, inner)
+    if m is not None and not m.get("RW", True):
+        raise InvalidParameter("mounted volume is marked read-only")
+    if m is None and c.host_config.get("ReadonlyRootfs"):
+        raise InvalidParameter("container rootfs is marked read-only")
 
 
 def changes(upper, lowers):

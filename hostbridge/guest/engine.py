@@ -15,7 +15,7 @@ from .containers import views
 from .containers.execs import ExecManager
 from .containers.health import HealthChecks
 from .containers.manager import ContainerManager
-from .errors import Conflict, GuestError, InvalidParameter, NotFound
+from .errors import Conflict, GuestError, InvalidParameter, NotFound, NotImplementedHere
 from .events import Events
 from .images import reference
 from .images.store import ImageStore
@@ -269,7 +269,7 @@ class Engine:
              stop=lambda: False):
         c = self.containers.get(ref)
         if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
-            raise InvalidParameter('configured logging driver does not support reading')
+            raise NotImplementedHere("configured logging driver does not support reading")
 
         def wait_exit(timeout):
             # the shim closed the log: its exit is recorded (and c.changed notified) right after

@@ -1,6 +1,7 @@
 """Logs, docker cp through mounts and log drivers: the stock CLI and the docker SDK against
 hostbridge's engine and Debian's dockerd in the same test, the same outcome asserted."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,3 +120,45 @@ def test_cp_through_volumes_and_binds(backend, names, host_dir, tmp_path, runnin
     finally:
         backend.docker("rm", "-f", name)
         backend.docker("volume", "rm", "-f", name + "-vol")
+
+
+# ---- log drivers --------------------------------------------------------------------------------
+
+def test_unknown_log_driver_is_refused_at_create(backend, names):
+    names += ["ld-bogus", "ld-bogus2"]
+    r = backend.docker("run", "--name", "ld-bogus", "--log-driver", "bogus", "busybox", "true")
+    assert r.returncode == 125, (backend.name, r.stderr)
+    assert r.stderr.startswith('docker: Error response from daemon: error looking up logging plugin bogus: '
+                               'plugin "bogus" not found\n'), (backend.name, r.stderr)
+    assert backend.docker("inspect", "ld-bogus").returncode == 1  # nothing created
+    client = _sdk(backend)
+    import docker
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.create_container("busybox", ["true"], name="ld-bogus2",
+                                    host_config=client.api.create_host_config(log_config={"Type": "bogus2"}))
+    assert (e.value.status_code, e.value.explanation) == \
+        (400, 'error looking up logging plugin bogus2: plugin "bogus2" not found'), backend.name
+
+
+def test_log_config_kept_as_given(backend, names):
+    names.append("ld-opts")
+    _run(backend, "create", "--name", "ld-opts", "--log-driver", "json-file", "--log-opt", "max-size=10m",
+         "--log-opt", "max-file=3", "busybox", "true")
+    got = _run(backend, "inspect", "-f", "{{json .HostConfig.LogConfig}}", "ld-opts")
+    assert json.loads(got) == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}, backend.name
+
+
+def test_none_driver_cannot_be_read(backend, names):
+    names.append("ld-none")
+    _run(backend, "run", "--name", "ld-none", "--log-driver", "none", "busybox", "echo", "hi")
+    r = backend.docker("logs", "ld-none")
+    assert (r.returncode, r.stdout, r.stderr) == \
+        (1, "", "Error response from daemon: configured logging driver does not support reading\n"), backend.name
+    client = _sdk(backend)
+    import docker
+    with pytest.raises(docker.errors.APIError) as e:
+        client.api.logs("ld-none")
+    assert (e.value.status_code, e.value.explanation) == \
+        (501, "configured logging driver does not support reading"), backend.name
+    got = _run(backend, "inspect", "-f", "{{json .HostConfig.LogConfig}}", "ld-none")
+    assert json.loads(got) == {"Type": "none", "Config": {}}, backend.name

@@ -18,6 +18,8 @@ _FRAME = struct.Struct(">BxxxL")
 # the options each driver knows (dockerd refuses any other key at create)
 _OPTS = {"json-file": ("max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"),
          "local": ("max-file", "max-size", "compress")}
+# dockerd's built-in drivers beyond ours: named so, not answered as a missing plugin
+_DOCKERD_DRIVERS = ("awslogs", "etwlogs", "fluentd", "gcplogs", "gelf", "journald", "logentries", "splunk", "syslog")
 _LOCAL_DEFAULTS = (20 * 1024 * 1024, 5)  # dockerd's local driver: max-size 20m, max-file 5
 _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 
@@ -29,6 +31,24 @@ def _human_size(text, binary):
         raise ValueError("invalid size: '%s'" % text)
     unit = "bkmgtp".index((m.group(2) or "b").lower())
     return int(float(m.group(1)) * (1024 if binary else 1000) ** unit)
+
+
+def log_driver_known(kind) -> None:
+    """Refuse a log driver this engine does not have, in dockerd's words where dockerd has none.
+
+    Args:
+        kind: LogConfig.Type.
+
+    Raises:
+        InvalidParameter: dockerd's plugin-lookup text for a name it does not know either; our own
+            for a driver of dockerd's that this engine lacks.
+    """
+    if kind in ("json-file", "local", "none"):
+        return
+    if kind in _DOCKERD_DRIVERS:
+        raise InvalidParameter("logging driver %s is not supported by this engine (json-file, local, none)" % kind)
+    # dockerd looks an unknown name up as a logging plugin; it has none of that name either
+    raise InvalidParameter('error looking up logging plugin %s: plugin "%s" not found' % (kind, kind))
 
 
 def log_limits(log_config) -> tuple:

@@ -19,7 +19,8 @@ import tarfile
 import tempfile
 
 from ..errors import InvalidParameter, NotFound
-from ..runtime import ns, safepath
+from ..runtime import rootfs, safepath
+from ..volumes.mounts import runtime_mounts
 
 # Go's os.FileMode bits, which the docker CLI decodes from X-Docker-Container-Path-Stat
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -271,30 +272,20 @@ def mounted_rootfs(manager, c, writable=False):
 
 def _bind_mounts(target, c, writable):
     """Bind a stopped container's volumes and bind mounts at their destinations in the view at
-    ``target``, read-only ones read-only, as dockerd does for docker cp. Each destination is
-    opened by descriptor inside ``target`` (a symlink there never leads out); a path under a
-    mount is then resolved inside the whole view, so a link in a mount stays in the container."""
-    for m in c.data.get("Mounts") or []:  # sorted by destination: a parent before what it holds
-        src = m.get("Source") or ""
-        if m.get("Type") not in ("bind", "volume") or not src:
-            continue
+    ``target`` as its start would (``rootfs.mount_extra``: each destination opened by descriptor
+    inside ``target``, read-only ones read-only all the way down), as dockerd does for docker cp.
+    A path under a mount is then resolved inside the whole view: a link in a mount stays in
+    the container."""
+    for m in runtime_mounts(c):  # parents before children
+        if m["type"] != "bind":
+            continue  # a stopped container's tmpfs holds nothing: the image's path shows
         try:
-            fd = safepath.open_in_root(target, m["Destination"],
-                                       create=("dir" if os.path.isdir(src) else "file") if writable else None)
-        except OSError:
-            continue  # no mount point in a read-only view (never started): the image's path shows
-        try:
-            if stat.S_ISDIR(os.fstat(fd).st_mode) != os.path.isdir(src):
-                continue  # the start would fail the same way; the image's path shows
-            ns.mount(src, safepath.fd_path(fd), None, ns.MS_BIND | ns.MS_REC)
-        finally:
-            os.close(fd)
-        if not m.get("RW", True):
-            fd = safepath.open_in_root(target, m["Destination"])
-            try:
-                safepath.make_readonly(fd)
-            finally:
-                os.close(fd)
+            rootfs.mount_extra(target, m)
+        except OSError as e:
+            if writable:  # a copy would land beside the mount, not in it
+                raise InvalidParameter("cannot mount %s at %s in the container's filesystem: %s"
+                                       % (m["source"], m["destination"], e.strerror or e)) from None
+            # a read-only view of a never-started container has no mount point to bind onto
 
 
 def mount_at(c, path):

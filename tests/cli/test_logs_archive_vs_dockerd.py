@@ -154,6 +154,8 @@ def test_none_driver_cannot_be_read(backend, names):
     r = backend.docker("logs", "ld-none")
     assert (r.returncode, r.stdout, r.stderr) == \
         (1, "", "Error response from daemon: configured logging driver does not support reading\n"), backend.name
+    ours = backend.hb("logs", "ld-none")
+    assert (ours.returncode, ours.stderr) == (r.returncode, r.stderr), backend.name  # hostbridge's CLI too
     client = _sdk(backend)
     import docker
     with pytest.raises(docker.errors.APIError) as e:

@@ -247,15 +247,21 @@ def mounted_rootfs(manager, c, writable=False):
         yield "/proc/%d/root" % pid
         return
     spec = manager.rootfs_spec(c)
-    if spec["driver"] == "vfs":
+    binds = any(m["type"] == "bind" for m in runtime_mounts(c))
+    if spec["driver"] == "vfs" and not binds:
         yield spec["path"]
         return
     target = tempfile.mkdtemp(prefix="hb-mnt-", dir=manager.rootfs_root)
-    if writable:
-        opts = "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(spec["lower"]), spec["upper"], spec["work"])
+    if spec["driver"] == "vfs":
+        # a view of its own: the container's mounts must not show in its real root meanwhile
+        cmd = ["mount", "--bind", spec["path"], target]
+    elif writable:
+        cmd = ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s,workdir=%s"
+               % (":".join(spec["lower"]), spec["upper"], spec["work"]), target]
     else:
-        opts = "lowerdir=%s" % ":".join([spec["upper"]] + spec["lower"])
-    r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, target], capture_output=True, text=True)
+        cmd = ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s" % ":".join([spec["upper"]] + spec["lower"]),
+               target]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         os.rmdir(target)
         raise InvalidParameter("cannot mount the container's filesystem: %s" % r.stderr.strip())

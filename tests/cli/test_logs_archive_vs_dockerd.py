@@ -4,7 +4,6 @@ hostbridge's engine and Debian's dockerd in the same test, the same outcome asse
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 
 import pytest

@@ -295,7 +295,15 @@ def _bind_mounts(target, c, writable):
 
 
 def mount_at(c, path):
-    """The entry of ``c``'s Mounts that holds container path ``path`` (the deepest), or None."""
+    """The mount holding a container path, as dockerd's ``checkIfPathIsInAVolume`` finds it.
+
+    Args:
+        c: the container record.
+        path: a path inside the container.
+
+    Returns:
+        dict: the deepest entry of ``c.data["Mounts"]`` whose destination holds ``path``, or None.
+    """
     path = posixpath.normpath(posixpath.join("/", path))
     best = None
     for m in c.data.get("Mounts") or []:

@@ -16,7 +16,7 @@ from .containers import views
 from .containers.execs import ExecManager
 from .containers.health import HealthChecks
 from .containers.manager import ContainerManager
-from .errors import Conflict, GuestError, InvalidParameter, NotFound
+from .errors import Conflict, GuestError, InvalidParameter, NotFound, NotImplementedHere
 from .events import Events
 from .goarch import go_arch
 from .images import reference
@@ -270,9 +270,16 @@ class Engine:
              stop=lambda: False):
         c = self.containers.get(ref)
         if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
-            raise InvalidParameter('configured logging driver does not support reading')
+            raise NotImplementedHere("configured logging driver does not support reading")
+
+        def wait_exit(timeout):
+            # the shim closed the log: its exit is recorded (and c.changed notified) right after
+            with c.lock:
+                c.changed.wait_for(lambda: not c.running, timeout)
+
         return logs_mod.read_batches(c.log_path, stdout, stderr, tail, since, until, follow,
-                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
+                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop,
+                                     wait_exit=wait_exit)
 
     def prune_containers(self, filters=None):
         f = _filters.normalize(filters, ("until", "label", "label!"))

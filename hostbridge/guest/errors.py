@@ -50,6 +50,11 @@ class Unavailable(GuestError):
     """A needed system facility is missing or failing: overlay, cgroups, a shim (503/500)."""
 
 
+class NotImplementedHere(GuestError):
+    """The operation exists but the object's driver cannot do it (501, dockerd's NotImplemented):
+    reading the logs of a container whose log driver keeps none."""
+
+
 class RuntimeFailure(GuestError):
     """The container process could not be created or started (docker's 'OCI runtime' errors)."""
 

@@ -12,7 +12,7 @@ import signal
 
 from ..errors import InvalidParameter
 from ..util import ZERO_TIME, now_rfc3339
-from .logs import log_limits
+from .logs import log_driver_known, log_limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -320,8 +320,7 @@ def new_record(cid, name, body, image_id, image_cfg, driver):
         if hc.get(k) is None:
             hc[k] = d
     adapt_limits(hc)
-    if hc["LogConfig"]["Type"] not in ("json-file", "none", "local"):
-        raise InvalidParameter("logging driver %s is not supported (json-file, none)" % hc["LogConfig"]["Type"])
+    log_driver_known(hc["LogConfig"]["Type"])
     log_limits(hc["LogConfig"])  # refused at create (dockerd: at start, with the same text)
     return {
         "Id": cid,

@@ -20,7 +20,7 @@ import signal
 import socket
 import termios
 
-from . import caps, initbin, ns, process, rootfs
+from . import caps, initbin, ns, process, rootfs, seccomp
 
 _NO_FORWARD = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU}
 
@@ -109,6 +109,8 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple, join=None) -> No
     """
     code = 1
     try:
+        # until execve nothing in the container may ptrace or read this process (CVE-2016-9962)
+        ns.prctl(ns.PR_SET_DUMPABLE, 0)
         if join is not None:
             join()
         if stdio is not None:
@@ -213,6 +215,13 @@ def _run_init(prepared: process.Prepared, sync: socket.socket, tty: bool) -> Non
             os._exit(1)
     child[0] = pid
     sync.close()
+    if prepared.seccomp is not None:  # init lives in the container too: under its filter
+        try:
+            ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+            seccomp.install(prepared.seccomp)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # never an unconfined init
+            os._exit(1)
     for fd in (0, 1, 2):  # init's copies would keep the pipes open after the command exits
         try:
             os.close(fd)

@@ -79,6 +79,9 @@ def enter(spec: dict) -> tuple:
     """
     entered = Entered()
     try:
+        # nothing in the container may ptrace or read the helper (and the process it forks)
+        # until execve: it holds host descriptors and runs as host root (CVE-2016-9962)
+        ns.prctl(ns.PR_SET_DUMPABLE, 0)
         pid = int(spec["pid"])
         entered.cgroup2_fd = cgroupfs.join_from_inside(
             [os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
@@ -117,6 +120,8 @@ def run(spec: dict, entered=None, started=None) -> int:
     pid = _fork(entered.cgroup2_fd)
     if pid == 0:
         os.close(r)
+        if entered.cgroup2_fd is not None:  # a host cgroup directory: not past this point
+            os.close(entered.cgroup2_fd)
         _child(spec, w, entered.cgroupns_fd)
     os.close(w)
     if started is not None:
@@ -162,6 +167,7 @@ def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
     try:
         if cgroupns_fd is not None:  # now that it is in the container's cgroups
             ns.setns(cgroupns_fd, ns.CLONE_NEWCGROUP)
+            os.close(cgroupns_fd)
         if spec.get("tty"):
             os.setsid()
             try:
@@ -171,7 +177,8 @@ def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
         proc = {"args": spec.get("args"), "env": spec.get("env"), "cwd": spec.get("cwd") or "/",
                 "user": spec.get("user") or "", "privileged": bool(spec.get("privileged")),
                 "cap_add": spec.get("cap_add"), "cap_drop": spec.get("cap_drop"),
-                "no_new_privileges": spec.get("no_new_privileges", True)}
+                "no_new_privileges": spec.get("no_new_privileges", True),
+                "seccomp": spec.get("seccomp", "builtin")}
         extra = {"HOSTNAME": os.uname().nodename}
         if spec.get("tty"):
             extra["TERM"] = "xterm"

@@ -47,8 +47,23 @@ def _recv_byte(sock: socket.socket) -> bytes:
     return b
 
 
+def _join_path(path: str, nstype: int) -> None:
+    """setns into the namespace file ``path`` (``/proc/PID/ns/KIND`` of the container joined)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.setns(fd, nstype)
+    finally:
+        os.close(fd)
+
+
 def _unshare(config: dict) -> bool:
-    """Enter the container's namespaces; True when it has a cgroup namespace of its own."""
+    """Enter the container's namespaces; True when it has a cgroup namespace of its own.
+
+    Each of uts, ipc and net is "new" (or net "none": new and empty), "host" (the shim's,
+    which are the host's), or a ``/proc/PID/ns/KIND`` path: another container's, joined with
+    setns, never silently left as the host's. The pid namespace is the shim's business: it
+    must be chosen before the fork (see ``shim.create``).
+    """
     nss = config.get("namespaces") or {}
     flags = ns.CLONE_NEWNS
     if nss.get("uts", "new") == "new":
@@ -64,13 +79,13 @@ def _unshare(config: dict) -> bool:
         cgroupns = True
     except OSError:
         cgroupns = False
-    if net.startswith("/"):
-        fd = os.open(net, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ns.setns(fd, ns.CLONE_NEWNET)
-        finally:
-            os.close(fd)
-    elif net in ("new", "none"):
+    for kind, nstype in (("uts", ns.CLONE_NEWUTS), ("ipc", ns.CLONE_NEWIPC), ("net", ns.CLONE_NEWNET)):
+        value = nss.get(kind, "new")
+        if value.startswith("/"):
+            _join_path(value, nstype)
+        elif value not in ("new", "none", "host"):
+            raise ValueError("unknown %s namespace mode %r" % (kind, value))
+    if net in ("new", "none"):
         ns.loopback_up()
     if flags & ns.CLONE_NEWUTS:
         ns.sethostname(config.get("hostname") or (config.get("id") or "")[:12])

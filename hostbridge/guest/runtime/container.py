@@ -126,6 +126,12 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple, join=None) -> No
     try:
         # until execve nothing in the container may ptrace or read this process (CVE-2016-9962)
         ns.prctl(ns.PR_SET_DUMPABLE, 0)
+        # not the shim's -999: the container is what the OOM killer should take (the engine
+        # sets a HostConfig.OomScoreAdj after the create)
+        try:
+            process.set_oom_score_adj(process.CONTAINER_OOM_SCORE_ADJ)
+        except OSError:
+            pass  # the shim's could not be lowered either: it is ours already
         if join is not None:
             join()
         if stdio is not None:

@@ -62,8 +62,9 @@ class Entered:
     """What ``enter`` leaves for ``run``: the v2 cgroup to fork into, and the container's cgroup
     namespace for the process to join (fds, or None)."""
 
-    def __init__(self, cgroup2_fd=None, cgroupns_fd=None):
+    def __init__(self, cgroup2_fd=None, cgroupns_fd=None, oom_score_adj=0):
         self.cgroup2_fd, self.cgroupns_fd = cgroup2_fd, cgroupns_fd
+        self.oom_score_adj = oom_score_adj  # the container's: the helper's is the engine's
 
 
 def enter(spec: dict) -> tuple:
@@ -83,6 +84,7 @@ def enter(spec: dict) -> tuple:
         # until execve: it holds host descriptors and runs as host root (CVE-2016-9962)
         ns.prctl(ns.PR_SET_DUMPABLE, 0)
         pid = int(spec["pid"])
+        entered.oom_score_adj = process.get_oom_score_adj(pid)
         entered.cgroup2_fd = cgroupfs.join_from_inside(
             [os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
         entered.cgroupns_fd = ns.open_namespace(pid, "cgroup")
@@ -122,7 +124,7 @@ def run(spec: dict, entered=None, started=None) -> int:
         os.close(r)
         if entered.cgroup2_fd is not None:  # a host cgroup directory: not past this point
             os.close(entered.cgroup2_fd)
-        _child(spec, w, entered.cgroupns_fd)
+        _child(spec, w, entered.cgroupns_fd, entered.oom_score_adj)
     os.close(w)
     if started is not None:
         started(pid)
@@ -162,9 +164,13 @@ def _forward(pid: int, sig: int) -> None:
         pass
 
 
-def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
+def _child(spec: dict, report_fd: int, cgroupns_fd=None, oom_score_adj=0) -> None:
     code = 126
     try:
+        try:
+            process.set_oom_score_adj(oom_score_adj)
+        except OSError:
+            pass  # the helper's could not be lowered from it either (EIO in some sandboxes)
         if cgroupns_fd is not None:  # now that it is in the container's cgroups
             ns.setns(cgroupns_fd, ns.CLONE_NEWCGROUP)
             os.close(cgroupns_fd)

@@ -13,6 +13,9 @@ import stat
 from ..errors import RuntimeFailure
 from . import caps, ns, seccomp
 
+# dockerd's: the OOM killer takes a container's processes first, then the engine, its shims last
+ENGINE_OOM_SCORE_ADJ, SHIM_OOM_SCORE_ADJ, CONTAINER_OOM_SCORE_ADJ = -500, -999, 0
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PY_IGNORED = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, n)]
 
@@ -238,3 +241,19 @@ def close_on_exec_from(low: int) -> None:
                 fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
             except OSError:
                 pass  # the listing's own descriptor, closed already
+
+
+def set_oom_score_adj(value: int, pid="self") -> None:
+    """Write ``/proc/PID/oom_score_adj`` (inherited by every process ``pid`` starts later).
+
+    Raises:
+        OSError: no such process, or lowering it without CAP_SYS_RESOURCE.
+    """
+    with open("/proc/%s/oom_score_adj" % pid, "w") as f:
+        f.write(str(int(value)))
+
+
+def get_oom_score_adj(pid="self") -> int:
+    """Read ``/proc/PID/oom_score_adj``. Raises OSError."""
+    with open("/proc/%s/oom_score_adj" % pid) as f:
+        return int(f.read())

@@ -14,7 +14,7 @@ import socket
 import sys
 
 from ..errors import RuntimeFailure
-from . import cgroupfs, cgroups, container, ns, sockpath
+from . import cgroupfs, cgroups, container, ns, process, sockpath
 from .supervisor import Supervisor
 
 
@@ -74,6 +74,10 @@ def _detach_stdio(bundle: str) -> None:
 
 def _daemon(bundle: str, report_fd: int) -> None:
     _detach_stdio(bundle)
+    try:  # dockerd's shims: the last the OOM killer takes (a dead shim orphans its container)
+        process.set_oom_score_adj(process.SHIM_OOM_SCORE_ADJ)
+    except OSError as e:
+        sys.stderr.write("cannot set the shim's oom_score_adj: %s\n" % e)
     try:
         sup = create(bundle)
     except Exception as e:

@@ -189,3 +189,22 @@ def test_info_reports_the_builtin_profile(backend):
     r = backend.docker("info", "-f", "{{json .SecurityOptions}}")
     opts = json.loads(r.stdout)
     assert any(o.startswith("name=seccomp,profile=") and "unconfined" not in o for o in opts), opts
+
+
+def test_build_run_steps_run_under_the_filter(backend, tmp_path):
+    import subprocess
+
+    syscall_elf.write(str(tmp_path), "add_key", *PROBES["add_key"][:1], *PROBES["add_key"][1])
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "COPY add_key /add_key\n"
+        "RUN grep ^Seccomp: /proc/self/status > /seccomp; /add_key; echo $? > /add_key.rc\n")
+    tag = "sc-build-%s" % backend.name
+    r = subprocess.run(["docker", "build", "--network", "none", "-t", tag, str(tmp_path)], capture_output=True,
+                       text=True, timeout=120, env=backend.env(DOCKER_BUILDKIT="0"))
+    assert r.returncode == 0, r.stderr
+    try:
+        out = backend.docker("run", "--rm", "--network", "none", tag, "cat", "/seccomp", "/add_key.rc")
+        assert out.stdout.split() == ["Seccomp:", "2", str(EPERM)]
+    finally:
+        backend.docker("rmi", "-f", tag)

@@ -49,7 +49,7 @@ def _print(title, times, target=0.5):
             title.split(":")[0], (med["hostbridge"] - med["hostbridge unconfined"]) * 1e3))
 
 
-def _in_process(n=200000):
+def _in_process(n=100000):
     from hostbridge.guest.runtime import caps, ns, seccomp, seccomp_profile
 
     t = time.perf_counter()
@@ -58,20 +58,22 @@ def _in_process(n=200000):
     compile_ms = (time.perf_counter() - t) / 20 * 1e3
     program = seccomp.program_for("builtin", caps.DEFAULT)
     r, w = os.pipe()
-    results = []
-    for filtered in (False, True):
-        pid = os.fork()
-        if pid == 0:
-            if filtered:
-                ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
-                seccomp.install(program)
-            t = time.perf_counter()
-            for _ in range(n):
-                os.getppid()
-            os.write(w, b"%f\n" % ((time.perf_counter() - t) / n * 1e9))
-            os._exit(0)
-        os.waitpid(pid, 0)
-        results.append(float(os.read(r, 64)))
+    results = {False: [], True: []}
+    for _ in range(7):  # rounds alternate, and the best of each side counts: the host is shared
+        for filtered in (False, True):
+            pid = os.fork()
+            if pid == 0:
+                if filtered:
+                    ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+                    seccomp.install(program)
+                t = time.perf_counter()
+                for _ in range(n):
+                    os.getppid()
+                os.write(w, b"%f\n" % ((time.perf_counter() - t) / n * 1e9))
+                os._exit(0)
+            os.waitpid(pid, 0)
+            results[filtered].append(float(os.read(r, 64)))
+    results = [min(results[False]), min(results[True])]
     print("builtin filter: %d instructions, compiled in %.1f ms (once per engine: the zygote keeps it)"
           % (len(program) // 8, compile_ms))
     print("getppid() from Python: %.0f ns unfiltered, %.0f ns under docker's profile (%+.0f ns a call)"

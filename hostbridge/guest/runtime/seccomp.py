@@ -9,8 +9,8 @@ x32 on x86_64) and a capability set, and emits the program. ``install`` loads it
 calls it last, just before ``execve`` (``process.exec_prepared``).
 
 The program: check the architecture (an unlisted one kills the process, libseccomp's
-bad-arch action), then one block per syscall that some rule names, in number order: an
-unconditional rule is ``jeq nr; ret action``; conditional rules test the 64-bit arguments
+bad-arch action), then a binary search on the syscall number down to one block per syscall
+that some rule names: an unconditional rule is ``jeq nr; ret action``; conditional rules test the 64-bit arguments
 word by word (32-bit arches: the low word only, as libseccomp) and fall back to the
 syscall's unconditional action or the default.
 """
@@ -309,21 +309,44 @@ def _resolve(profile: dict, go_arch: str, table: dict, caps: set) -> dict:
     return out
 
 
+_LEAF = 8  # syscall blocks tested one after another at the bottom of the search tree
+
+
+def _block(asm: _Asm, nr: int, conds: list, uncond, default: int, wide: bool) -> None:
+    """``if nr == NR``: the conditional rules in order, then its own action or the default."""
+    skip = asm.label()
+    asm.op(_JEQ, nr, 0, skip)
+    for args, ret in conds:
+        nxt = asm.label()
+        for arg in args:
+            _arg_check(asm, arg, wide, nxt)
+        asm.op(_RET, ret)
+        asm.here(nxt)
+    asm.op(_RET, default if uncond is None else uncond)
+    asm.here(skip)
+
+
 def _section(asm: _Asm, rules: dict, default: int, wide: bool) -> None:
-    """The per-syscall blocks of one architecture; A holds the syscall number on entry."""
-    for nr in sorted(rules):
-        conds, uncond = rules[nr]
-        skip = asm.label()
-        asm.op(_JEQ, nr, 0, skip)
-        for args, ret in conds:
-            nxt = asm.label()
-            for arg in args:
-                _arg_check(asm, arg, wide, nxt)
-            asm.op(_RET, ret)
-            asm.here(nxt)
-        asm.op(_RET, default if uncond is None else uncond)
-        asm.here(skip)
-    asm.op(_RET, default)
+    """The per-syscall blocks of one architecture as a binary search on the syscall number
+    (A holds it on entry; a block that tests arguments always returns, so A survives a miss).
+    About 10 comparisons a call instead of up to ~400 in a flat list."""
+    nrs = sorted(rules)
+
+    def tree(lo: int, hi: int) -> None:
+        if hi - lo <= _LEAF:
+            for nr in nrs[lo:hi]:
+                _block(asm, nr, *rules[nr], default, wide)
+            asm.op(_RET, default)
+            return
+        mid = (lo + hi) // 2
+        right = asm.label()
+        asm.op(_JGE, nrs[mid], 0, 1)
+        asm.op(_JA, right)
+        tree(lo, mid)
+        asm.here(right)
+        tree(mid, hi)
+
+    tree(0, len(nrs))
 
 
 def compile_filter(profile: dict, cap_names, machine: str | None = None) -> bytes:

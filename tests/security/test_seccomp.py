@@ -208,3 +208,15 @@ def test_build_run_steps_run_under_the_filter(backend, tmp_path):
         assert out.stdout.split() == ["Seccomp:", "2", str(EPERM)]
     finally:
         backend.docker("rmi", "-f", tag)
+
+
+def test_exec_follows_the_containers_profile(backend):
+    name = "sc-unconf-" + backend.name
+    r = backend.docker("run", "-d", "--name", name, "--network", "none", "--security-opt", "seccomp=unconfined",
+                       "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
+    try:
+        status = backend.docker("exec", name, "grep", "^Seccomp:", "/proc/self/status")
+        assert status.stdout.split()[1] == "0"
+    finally:
+        backend.docker("rm", "-f", name)

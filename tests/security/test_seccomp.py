@@ -220,3 +220,12 @@ def test_exec_follows_the_containers_profile(backend):
         assert status.stdout.split()[1] == "0"
     finally:
         backend.docker("rm", "-f", name)
+
+
+def test_filter_without_no_new_privileges(backend):
+    # without no_new_privs the filter is loaded while the process still holds CAP_SYS_ADMIN
+    r = backend.docker("run", "--rm", "--network", "none", "--security-opt", "no-new-privileges:false",
+                       "busybox", "sh", "-c", "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; unshare -U true")
+    fields = dict(line.split(":\t") for line in r.stdout.splitlines())
+    assert fields == {"NoNewPrivs": "0", "Seccomp": "2"}
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr

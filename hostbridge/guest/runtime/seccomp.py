@@ -115,9 +115,9 @@ def parse(profile, machine: str | None = None) -> dict:
         raise InvalidParameter("seccomp profile: decoding failed: the profile must be a JSON object")
     _check_action({"action": profile.get("defaultAction"), "errnoRet": profile.get("defaultErrnoRet")},
                   "defaultAction")
-    arches = _arches(profile, "SCMP_ARCH_X86_64")  # checks names whatever the machine
     native = native_arch(machine)
-    if arches and native not in arches:
+    arches, listed = _arches(profile, native)
+    if listed and native not in arches:
         field = "archMap" if profile.get("archMap") else "architectures"
         raise _field(field, "lists no %s, this engine's architecture" % native)
     rules = profile.get("syscalls")
@@ -154,24 +154,28 @@ def parse(profile, machine: str | None = None) -> dict:
     return profile
 
 
-def _arches(profile: dict, native: str) -> list:
-    """The SCMP_ARCH names the profile covers for ``native`` ([] when it lists none)."""
-    out = []
+def _arches(profile: dict, native: str) -> tuple:
+    """``(the SCMP_ARCH names the profile covers on ``native``, whether it lists any at all)``.
+
+    ``architectures`` (the old form) lists them flat; an ``archMap`` entry counts only when its
+    ``architecture`` is ``native``, and brings its ``subArchitectures`` along (docker's rule).
+    """
+    covered, listed = [], False
     for a in profile.get("architectures") or []:
         if a not in _ARCHES:
             raise _field("architectures", "unknown architecture %r" % (a,))
-        out.append(a)
+        covered.append(a)
+        listed = True
     for i, entry in enumerate(profile.get("archMap") or []):
         main = (entry or {}).get("architecture")
         subs = (entry or {}).get("subArchitectures") or []
         for a in [main] + list(subs):
             if a not in _ARCHES:
                 raise _field("archMap[%d]" % i, "unknown architecture %r" % (a,))
+        listed = True
         if main == native:
-            out += [main] + list(subs)
-        elif main not in out:
-            out.append(main)
-    return out
+            covered += [main] + list(subs)
+    return covered, listed
 
 
 def _kernel_at_least(version: str) -> bool:
@@ -362,7 +366,7 @@ def compile_filter(profile: dict, cap_names, machine: str | None = None) -> byte
     machine = machine or os.uname().machine
     native = native_arch(machine)
     caps = {c if c.startswith("CAP_") else "CAP_" + c for c in cap_names}
-    arches = _arches(profile, native) or [native]
+    arches = _arches(profile, native)[0] or [native]
     default = _ret(profile.get("defaultAction") or "SCMP_ACT_ERRNO", profile.get("defaultErrnoRet"))
     asm = _Asm()
     sections = []  # (label, audit arch, table name, go name, wide)

@@ -181,3 +181,14 @@ def test_the_kernel_accepts_and_enforces_the_filter(x86_default):
     got = json.loads(os.read(r, 1000))
     os.waitpid(pid, 0)
     assert got == [errno.EPERM, errno.EPERM, 0]
+
+
+def test_sub_architectures_come_only_from_the_native_entry():
+    profile = {"defaultAction": "SCMP_ACT_ERRNO",
+               "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": None},
+                           {"architecture": "SCMP_ARCH_X86", "subArchitectures": None}],
+               "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}
+    prog = seccomp.compile_filter(seccomp.parse(profile, "x86_64"), [], machine="x86_64")
+    assert run_bpf(prog, nr("x86_64", "read"), X86_64) == ALLOW
+    assert run_bpf(prog, nr("i386", "read"), I386) == KILL_PROCESS
+    assert run_bpf(prog, nr("x32", "read") | 0x40000000, X86_64) == KILL_PROCESS

@@ -2,7 +2,7 @@
 # Install what hostbridge needs on a Debian/Ubuntu host (as root), then hostbridge itself into
 # .venv. Idempotent: a second run installs nothing new.
 #   --test   also what the test suite and benchmarks need (dockerd as the oracle, a registry,
-#            sshd, QEMU, debootstrap, vagrant)
+#            sshd, QEMU, debootstrap, vagrant), and the maintainer scripts (cpp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini)
 if [ $want_test = 1 ]; then
   pkgs+=(docker.io docker-registry openssh-server openssh-client apache2-utils openssl
          qemu-system-x86 qemu-utils debootstrap tmux socat procps psmisc hyperfine vagrant)
+  pkgs+=(cpp linux-libc-dev)  # scripts/gen-syscall-tables.py reads the kernel's syscall headers
 fi
 
 missing=()

@@ -105,9 +105,9 @@ def main(argv):
             engine.shutdown()  # leave nothing half-started: its bridge and firewall chains go
         sys.stderr.write("hostbridge engine: %s\n" % e)
         return 1
-    from .runtime import process
+    from .runtime import oom
     try:  # dockerd's: under memory pressure its containers go before the engine
-        process.set_oom_score_adj(process.ENGINE_OOM_SCORE_ADJ)
+        oom.set_score_adj(oom.ENGINE_SCORE_ADJ)
     except OSError as e:
         log.warning("cannot set the engine's oom_score_adj: %s", e)
     from .util import atomic_write

@@ -14,7 +14,7 @@ import threading
 import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
-from ..runtime import process
+from ..runtime import oom
 from ..runtime.client import ShimClient
 from ..network import joined
 from ..runtime import initbin, zygote
@@ -568,7 +568,7 @@ class ContainerManager:
 
 def _set_oom_score_adj(pid, value):
     try:
-        process.set_oom_score_adj(value, pid)
+        oom.set_score_adj(value, pid)
     except OSError as e:
         raise RuntimeFailure("cannot set the OOM score adjustment: %s" % e)
 

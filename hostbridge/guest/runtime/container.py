@@ -20,7 +20,7 @@ import signal
 import socket
 import termios
 
-from . import caps, initbin, ns, process, rootfs, seccomp
+from . import caps, initbin, ns, oom, process, rootfs, seccomp
 
 _NO_FORWARD = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU}
 
@@ -129,7 +129,7 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple, join=None) -> No
         # not the shim's -999: the container is what the OOM killer should take (the engine
         # sets a HostConfig.OomScoreAdj after the create)
         try:
-            process.set_oom_score_adj(process.CONTAINER_OOM_SCORE_ADJ)
+            oom.set_score_adj(oom.CONTAINER_SCORE_ADJ)
         except OSError:
             pass  # the shim's could not be lowered either: it is ours already
         if join is not None:

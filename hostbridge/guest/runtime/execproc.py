@@ -18,7 +18,7 @@ import struct
 import sys
 import termios
 
-from . import cgroupfs, ns, process
+from . import cgroupfs, ns, oom, process
 from .container import exit_status
 
 _TIOCSPTLCK = 0x40045431
@@ -83,8 +83,10 @@ def enter(spec: dict) -> tuple:
         # nothing in the container may ptrace or read the helper (and the process it forks)
         # until execve: it holds host descriptors and runs as host root (CVE-2016-9962)
         ns.prctl(ns.PR_SET_DUMPABLE, 0)
+        from . import seccomp  # noqa: F401  (process.prepare needs it after setns: no import works there)
+
         pid = int(spec["pid"])
-        entered.oom_score_adj = process.get_oom_score_adj(pid)
+        entered.oom_score_adj = oom.score_adj(pid)
         entered.cgroup2_fd = cgroupfs.join_from_inside(
             [os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
         entered.cgroupns_fd = ns.open_namespace(pid, "cgroup")
@@ -168,7 +170,7 @@ def _child(spec: dict, report_fd: int, cgroupns_fd=None, oom_score_adj=0) -> Non
     code = 126
     try:
         try:
-            process.set_oom_score_adj(oom_score_adj)
+            oom.set_score_adj(oom_score_adj)
         except OSError:
             pass  # the helper's could not be lowered from it either (EIO in some sandboxes)
         if cgroupns_fd is not None:  # now that it is in the container's cgroups

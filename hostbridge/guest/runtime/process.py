@@ -11,10 +11,7 @@ import signal
 import stat
 
 from ..errors import RuntimeFailure
-from . import caps, ns, seccomp
-
-# dockerd's: the OOM killer takes a container's processes first, then the engine, its shims last
-ENGINE_OOM_SCORE_ADJ, SHIM_OOM_SCORE_ADJ, CONTAINER_OOM_SCORE_ADJ = -500, -999, 0
+from . import caps, ns
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _PY_IGNORED = [getattr(signal, n) for n in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, n)]
@@ -159,6 +156,8 @@ def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
         pass  # become() reports an unusable working dir
     nnp = proc.get("no_new_privileges")
     path = find_executable(args[0], env)
+    from . import seccomp  # here: the engine imports this module but never loads a filter
+
     try:
         program = seccomp.program_for(proc.get("seccomp", "builtin"), names)
     except (RuntimeFailure, ValueError) as e:  # never run unconfined because a profile is bad
@@ -215,6 +214,8 @@ def exec_prepared(p: Prepared) -> None:
 
 
 def _load_seccomp(program: bytes) -> None:
+    from . import seccomp
+
     try:
         seccomp.install(program)
     except OSError as e:
@@ -242,18 +243,3 @@ def close_on_exec_from(low: int) -> None:
             except OSError:
                 pass  # the listing's own descriptor, closed already
 
-
-def set_oom_score_adj(value: int, pid="self") -> None:
-    """Write ``/proc/PID/oom_score_adj`` (inherited by every process ``pid`` starts later).
-
-    Raises:
-        OSError: no such process, or lowering it without CAP_SYS_RESOURCE.
-    """
-    with open("/proc/%s/oom_score_adj" % pid, "w") as f:
-        f.write(str(int(value)))
-
-
-def get_oom_score_adj(pid="self") -> int:
-    """Read ``/proc/PID/oom_score_adj``. Raises OSError."""
-    with open("/proc/%s/oom_score_adj" % pid) as f:
-        return int(f.read())

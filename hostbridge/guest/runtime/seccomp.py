@@ -53,7 +53,16 @@ _ARCHES = {"SCMP_ARCH_X86_64": ("amd64", "x86_64"), "SCMP_ARCH_X86": ("x86", "i3
            "SCMP_ARCH_S390": ("s390", None), "SCMP_ARCH_S390X": ("s390x", None),
            "SCMP_ARCH_RISCV64": ("riscv64", None)}
 _NATIVE = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}
-_KNOWN_NAMES = set().union(*(t.keys() for t in syscalls.TABLES.values())) | seccomp_profile.OTHER_ARCH_NAMES
+_known: set = set()
+
+
+def _known_names() -> set:
+    """Every syscall name we have a number for, on any architecture, and docker's others."""
+    if not _known:
+        for arch in syscalls.ARCHES:
+            _known.update(syscalls.table(arch))
+        _known.update(seccomp_profile.OTHER_ARCH_NAMES)
+    return _known
 
 
 def native_arch(machine: str | None = None) -> str:
@@ -133,7 +142,7 @@ def parse(profile, machine: str | None = None) -> dict:
         if not names or not isinstance(names, list):
             raise _field(path + ".names", "must be a non-empty list of syscall names")
         for name in names:
-            if name not in _KNOWN_NAMES:
+            if name not in _known_names():
                 raise _field(path + ".names", "unknown syscall %r" % (name,))
         _check_action(rule, path)
         for key in ("includes", "excludes"):
@@ -391,11 +400,11 @@ def compile_filter(profile: dict, cap_names, machine: str | None = None) -> byte
             else:
                 asm.op(_JSET, _X32_BIT, 0, 1)
                 asm.op(_RET, _RET_KILL_PROCESS)
-        _section(asm, _resolve(profile, go_arch, syscalls.TABLES[table], caps), default, wide)
+        _section(asm, _resolve(profile, go_arch, syscalls.table(table), caps), default, wide)
     if native == "SCMP_ARCH_X86_64" and "SCMP_ARCH_X32" in arches:
         asm.here("x32")
         asm.op(_AND, ~_X32_BIT)
-        _section(asm, _resolve(profile, "x32", syscalls.TABLES["x32"], caps), default, True)
+        _section(asm, _resolve(profile, "x32", syscalls.table("x32"), caps), default, True)
     return asm.assemble()
 
 

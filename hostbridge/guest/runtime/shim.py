@@ -14,7 +14,7 @@ import socket
 import sys
 
 from ..errors import RuntimeFailure
-from . import cgroupfs, cgroups, container, ns, process, sockpath
+from . import cgroupfs, cgroups, container, ns, oom, sockpath
 from .supervisor import Supervisor
 
 
@@ -75,7 +75,7 @@ def _detach_stdio(bundle: str) -> None:
 def _daemon(bundle: str, report_fd: int) -> None:
     _detach_stdio(bundle)
     try:  # dockerd's shims: the last the OOM killer takes (a dead shim orphans its container)
-        process.set_oom_score_adj(process.SHIM_OOM_SCORE_ADJ)
+        oom.set_score_adj(oom.SHIM_SCORE_ADJ)
     except OSError as e:
         sys.stderr.write("cannot set the shim's oom_score_adj: %s\n" % e)
     try:

@@ -38,8 +38,6 @@ def serve(ctl: socket.socket) -> None:
     import traceback  # here too: a helper cannot import once it is in a container's mount namespace
 
     from . import caps, execproc, seccomp, shim  # pay the imports here, once
-
-    seccomp.warm(caps.DEFAULT)  # docker's filter for the default capabilities, compiled once
     # The kernel reaps the zygote's children, so it never waits on one (exec helpers live as
     # long as their process). Each child restores the default before it forks and waits itself.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
@@ -58,6 +56,9 @@ def serve(ctl: socket.socket) -> None:
             for fd in fds:
                 os.close(fd)
             continue
+        # docker's filter for the default capabilities, compiled once (at the first request, not
+        # at start-up: an engine stopped right after its start would wait for it) and inherited
+        seccomp.warm(caps.DEFAULT)
         if os.fork() == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -50,7 +50,7 @@ def x86_default():
 
 
 def nr(arch, name):
-    return syscalls.TABLES[arch][name]
+    return syscalls.table(arch)[name]
 
 
 def test_default_profile_names_are_all_known():

@@ -5,7 +5,7 @@
 #            provision/build-image.sh builds the guest image with (debootstrap, mke2fs, depmod,
 #            cpio, gzip); Vagrant with its libvirt provider
 #   --test   all of --vm, and what the test suite and benchmarks need (dockerd as the oracle, a
-#            registry, sshd, libvirtd for vagrant-libvirt)
+#            registry, sshd, libvirtd for vagrant-libvirt), and the maintainer scripts (cpp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +25,7 @@ if [ $want_test = 1 ]; then
          libvirt-daemon-system libvirt-clients dnsmasq-base
          gpg gpg-agent nftables
          gcc libc6-dev)  # gcc: tests/security builds a static renameat2 swapper for race attempts
+  pkgs+=(cpp linux-libc-dev)  # scripts/gen-syscall-tables.py reads the kernel's syscall headers
 fi
 
 missing=()

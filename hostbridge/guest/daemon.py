@@ -160,6 +160,11 @@ def main(argv):
             engine.shutdown()  # leave nothing half-started: its bridge and firewall chains go
         sys.stderr.write("hostbridge engine: %s\n" % e)
         return 1
+    from .runtime import oom
+    try:  # dockerd's: under memory pressure its containers go before the engine
+        oom.set_score_adj(oom.ENGINE_SCORE_ADJ)
+    except OSError as e:
+        log.warning("cannot set the engine's oom_score_adj: %s", e)
     from .util import atomic_write
     atomic_write(pidfile, b"%d\n" % os.getpid())
     done = threading.Event()

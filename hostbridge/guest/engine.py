@@ -137,7 +137,7 @@ class Engine:
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "SecurityOptions": [
-                "name=seccomp,profile=unconfined"],
+                "name=seccomp,profile=builtin"],
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
             **init,
             "Warnings": cgroups.feature_warnings(feats) + init.get("Warnings", []),

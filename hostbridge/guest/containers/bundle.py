@@ -6,7 +6,7 @@ import os
 
 from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
-from .config import DEFAULT_SHM_SIZE
+from .config import DEFAULT_SHM_SIZE, seccomp_spec
 from .logs import log_limits
 from .resources import cgroup_limits
 
@@ -104,7 +104,8 @@ def write_bundle(c, rootfs, lookup_pid, init_path="", extra_env=()):
             "init": bool(hc.get("Init")), "init_path": init_path if hc.get("Init") else "",
             "cap_add": list(hc.get("CapAdd") or []),
             "cap_drop": list(hc.get("CapDrop") or []), "privileged": bool(hc.get("Privileged")),
-            "no_new_privileges": "no-new-privileges:false" not in (hc.get("SecurityOpt") or []),
+            "no_new_privileges": not {"no-new-privileges:false", "no-new-privileges=false"} & set(hc.get("SecurityOpt") or []),
+            "seccomp": seccomp_spec(hc),
         },
         "namespaces": namespaces_for(hc, lookup_pid),
         "mounts": mounts,

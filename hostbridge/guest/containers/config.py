@@ -33,11 +33,10 @@ _UNSUPPORTED = {
 }
 # values that ask for what the engine does anyway
 _ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host")}
-# --security-opt values that describe this engine as it is: no seccomp filter, no LSM
+# --security-opt values that describe this engine as it is: no LSM (seccomp=… is parsed apart)
 _SECURITY_OPT_OK = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true",
-                    "no-new-privileges:false", "no-new-privileges=false", "seccomp=unconfined",
-                    "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined", "label=disable",
-                    "label:disable"}
+                    "no-new-privileges:false", "no-new-privileges=false",
+                    "apparmor=unconfined", "apparmor:unconfined", "label=disable", "label:disable"}
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 _MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
 
@@ -53,9 +52,41 @@ def _check_unsupported(hc):
             raise InvalidParameter("%s is not supported by the hostbridge engine (HostConfig.%s)"
                                    % (flag or field, field))
     for opt in hc.get("SecurityOpt") or []:
+        if not isinstance(opt, str):
+            raise InvalidParameter("invalid --security-opt: %r (HostConfig.SecurityOpt)" % (opt,))
+        if opt.startswith(("seccomp=", "seccomp:")):
+            continue
         if opt not in _SECURITY_OPT_OK:
             raise InvalidParameter("--security-opt %s is not supported by the hostbridge engine (it applies "
-                                   "no seccomp profile and no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
+                                   "no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
+    seccomp_spec(hc)  # a bad profile is a 400 now, not a failed start
+
+
+def seccomp_spec(hc):
+    """The runtime's ``process.seccomp`` for a HostConfig, as dockerd chooses it.
+
+    ``--privileged`` and ``seccomp=unconfined`` → None (no filter); ``seccomp=PROFILE`` (the
+    CLI sends the file's JSON content) → that profile, checked; otherwise ``"builtin"``, docker's
+    default profile.
+
+    Raises:
+        InvalidParameter: a profile that is malformed, names an unknown syscall or lacks this
+            machine's architecture (the message names the field).
+    """
+    from ..runtime import seccomp
+
+    value = None
+    for opt in hc.get("SecurityOpt") or []:
+        if isinstance(opt, str) and opt.startswith(("seccomp=", "seccomp:")):
+            value = opt[len("seccomp="):]
+    if hc.get("Privileged") or value == "unconfined":
+        return None
+    if value is None or value == "builtin":
+        return "builtin"
+    try:
+        return seccomp.parse(value)
+    except InvalidParameter as e:
+        raise InvalidParameter("%s (HostConfig.SecurityOpt seccomp=…)" % e)
 
 
 _DEVICE_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")

@@ -16,6 +16,7 @@ import time
 
 from . import detach
 from .. import selfexec
+from .config import seccomp_spec
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..runtime import zygote
 from ..util import new_id
@@ -139,6 +140,7 @@ class ExecManager:
                 "cap_add": list(c.host_config.get("CapAdd") or []),
                 "cap_drop": list(c.host_config.get("CapDrop") or []),
                 "no_new_privileges": True,
+                "seccomp": seccomp_spec(c.host_config),  # the container's filter, as runc's exec
                 # the exec'd process counts against the container's limits, shows in top/stats,
                 # and freezes with it
                 "cgroup_procs": self.containers.cgroup(c).procs_files()}

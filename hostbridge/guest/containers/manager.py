@@ -14,6 +14,7 @@ import threading
 import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
+from ..runtime import oom
 from ..runtime.client import ShimClient
 from ..network import joined, links
 from ..runtime import initbin, zygote
@@ -163,6 +164,19 @@ class ContainerManager:
             c.data["ResolvConfPath"] = os.path.join(c.dir, "resolv.conf")
 
     # ---- start ----------------------------------------------------------------------------
+    def _check_ipc_donor(self, c):
+        """``--ipc container:X`` joins X's IPC namespace only when X shares it, as dockerd.
+
+        Raises:
+            Conflict: X's IpcMode is not ``shareable`` (dockerd's message).
+        """
+        mode = c.host_config.get("IpcMode") or ""
+        if mode.startswith("container:"):
+            donor = self.get(mode.split(":", 1)[1])
+            if (donor.host_config.get("IpcMode") or "private") != "shareable":
+                raise Conflict("can't join IPC of container %s: non-shareable IPC (hint: use "
+                               "IpcMode:shareable for the donor container)" % donor.id)
+
     def _running_pid(self, ref):
         other = self.get(ref)
         if not other.running:
@@ -191,13 +205,15 @@ class ContainerManager:
             self._start_locked(c)
 
     def _start_locked(self, c):
-        joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
-        link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
-        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env)
-        shim = ShimClient(bundle)
+        shim = None
         try:
+            self._check_ipc_donor(c)
+            joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
+            link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
+            bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env)
+            shim = ShimClient(bundle)
             pid = shim.spawn()
-        except GuestError as e:
+        except GuestError as e:  # an attach waiting for the start must hear of it too
             self._record_start_failure(c, str(e), getattr(e, "exit_code", 128))
             raise
         try:
@@ -562,8 +578,7 @@ class ContainerManager:
 
 def _set_oom_score_adj(pid, value):
     try:
-        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
-            f.write(str(int(value)))
+        oom.set_score_adj(value, pid)
     except OSError as e:
         raise RuntimeFailure("cannot set the OOM score adjustment: %s" % e)
 

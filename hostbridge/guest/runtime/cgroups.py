@@ -116,11 +116,19 @@ class Cgroup:
         Args:
             allow_all: no restriction at all (--privileged).
             extra: more allow rules in devices.allow syntax ("c 10:229 rwm"), e.g. --device.
+        Raises:
+            Unavailable: the rules cannot be applied (no devices cgroup, or the kernel refused
+                them): the container must not start without them.
         """
         rules = DEFAULT_DEVICES + [r for r in extra if r not in DEFAULT_DEVICES]
         p = self._path("devices")
         if p is None:
-            return
+            if allow_all:
+                return
+            # fail closed: with no device rule a container with CAP_MKNOD opens the host's disks
+            raise Unavailable("cannot restrict the devices of %s: this host has no devices cgroup "
+                              "(v1) or cgroup2 to attach a device program to; refusing to start "
+                              "the container without device rules" % self.name)
         try:
             if self._ver["devices"] == "v2":
                 if not allow_all:

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 # Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
 STAGES = {
     "recover": ("stopping what an interrupted `up` left running", "run `hostbridge down -f --machine NAME`"),
-    "image": ("guest image", "the image is built once (root, debootstrap, the Debian mirror); or set vm.image_url "
-                             "and vm.image_sha256 to download a published one"),
+    "image": ("guest image", "the guest is assembled once from Debian's packages (the Debian mirror must be "
+                             "reachable); or set vm.image_url and vm.image_sha256 to download a published one"),
     "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
     "boot": ("booting the VM", "check the driver's message; QEMU's console: `hostbridge logs --serial --machine NAME`"),
     "ssh": ("waiting for SSH", "see `hostbridge logs --serial --machine NAME`"),
@@ -45,7 +45,9 @@ class StageFailed(MachineError):
         prefix = "machine %s: " % name
         what = what[len(prefix):] if what.startswith(prefix) else what
         hint = STAGES[stage][1].replace("NAME", name)
-        if stage != "ssh":  # the driver's own hint there lacks the machine's name
+        from .driver import GuestBootError
+
+        if stage != "ssh" or isinstance(cause, GuestBootError):  # other drivers' ssh hints lack the name
             hint = getattr(cause, "hint", None) or hint
         super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
                          machine=name, stage=stage)
@@ -113,7 +115,9 @@ class _Up:
         from . import vmmode
 
         f = self.record.fields
-        if self.record.driver == "qemu" and not (f.get("image_dir") and os.path.isdir(f["image_dir"])):
+        if self.record.driver == "qemu":
+            # Every boot checks the cached image (a bad one is rebuilt) and takes the current one:
+            # a new hostbridge's guest replaces the system, never the data disk.
             f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256).dir
             self.record.save()
         self.driver = vmmode.make_driver(self.record)

@@ -36,13 +36,16 @@ PROGRAMS = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "li
             "openssh-server", "openssh-sftp-server", "iproute2", "iptables", "e2fsprogs", "tini",
             "ca-certificates")
 # Packages of which only these files are taken: what busybox's applets lack (date +%N for the
-# clock sync, mv -T for the engine's atomic switch).
-PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv")}
+# clock sync, mv -T for the engine's atomic switch), and dash as /bin/sh: Debian's busybox ash
+# runs its own applet for a command name before searching PATH, so it would never run those.
+# The same goes for busybox's nsenter and unshare: they would run busybox's own `ip`.
+PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv"), "dash": ("/usr/bin/dash",),
+         "util-linux": ("/usr/bin/nsenter", "/usr/bin/unshare"), "mount": ("/usr/bin/mount", "/usr/bin/umount")}
 # Packages the programs' dependency closure brings that the guest does not run.
 EXCLUDE_PACKAGES = ("debconf", "perl-base", "adduser", "init-system-helpers", "dpkg", "ucf", "procps",
                     "runit-helper", "sensible-utils", "openssl", "debianutils", "base-files",
                     "login", "passwd", "systemd", "systemd-sysv", "initramfs-tools", "linux-base",
-                    "lsb-base", "sysvinit-utils", "util-linux", "mount", "libpam-modules",
+                    "lsb-base", "sysvinit-utils", "libpam-modules",
                     "libpam-modules-bin", "libpam-runtime", "tar", "grep", "sed", "bash", "findutils",
                     "gzip", "hostname", "ncurses-base", "ncurses-bin", "media-types", "netbase",
                     "openssh-client", "ucf", "logsave", "cpio", "kmod", "udev", "usrmerge",
@@ -290,7 +293,7 @@ def read_provision(provision_dir: str) -> Dict[str, bytes]:
 
 # busybox applets linked where no package provides the command (the scripts the host runs
 # over SSH, the init script, and a usable shell for `hostbridge ssh`).
-APPLETS = ("sh", "ash", "cat", "cp", "mv", "rm", "ln", "ls", "mkdir", "rmdir", "chmod", "chown", "touch", "sleep",
+APPLETS = ("ash", "cat", "cp", "mv", "rm", "ln", "ls", "mkdir", "rmdir", "chmod", "chown", "touch", "sleep",
            "kill", "ps", "grep", "egrep", "sed", "awk", "head", "tail", "cut", "tr", "sort", "uniq", "wc", "find",
            "xargs", "env", "id", "hostname", "uname", "date", "dmesg", "sync", "true", "false", "test", "[", "[[",
            "printf", "echo", "readlink", "realpath", "basename", "dirname", "mktemp", "stat", "which", "nproc",
@@ -322,6 +325,7 @@ def configure(tree: Tree, files: Dict[str, bytes], release: str) -> None:
             where = "/usr/sbin/" if applet in SBIN_APPLETS else "/usr/bin/"
             tree.symlink(where + applet, "../bin/busybox" if where == "/usr/sbin/" else "busybox")
     tree.symlink("/usr/bin/python3", "python3.11")
+    tree.symlink("/usr/bin/sh", "dash")
     # Debian's update-alternatives defaults: iptables through nf_tables, legacy alongside.
     for name in ("iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save",
                  "ip6tables-restore"):

@@ -351,6 +351,7 @@ def fetch(url, sha256, cache_dir=None):
         tmp = final + ".tmp-%d" % os.getpid()
         try:
             _extract_image(part, tmp)
+            check_parts(tmp)  # cached only once its parts are checked
         except (tarfile.TarError, VMError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise VMError("%s is not a hostbridge guest image: %s" % (url, e)) from e

@@ -55,6 +55,8 @@ SETTINGS = {
         Setting("vm.image_url", str, "", "HOSTBRIDGE_VM_IMAGE_URL",
                 "a published guest image to download instead of building one"),
         Setting("vm.image_sha256", str, "", "HOSTBRIDGE_VM_IMAGE_SHA256", "the published image's sha256"),
+        Setting("vm.mirror", str, "", "HOSTBRIDGE_VM_MIRROR",
+                "Debian mirror the guest's packages come from (empty: this host's apt mirror, else deb.debian.org)"),
     )
 }
 

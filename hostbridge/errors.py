@@ -36,6 +36,25 @@ class VMError(MachineError):
     """A VM driver (vagrant, qemu) failed; carries the driver's own message."""
 
 
+class ArchiveError(VMError):
+    """The Debian archive client failed: ``url`` names what it fetched, the message what is wrong
+    (unreachable, HTTP status, size or hash mismatch, no such package, disk full). ``status`` holds
+    the HTTP status when the mirror answered with an error."""
+
+    def __init__(self, message="", hint=None, url=None, status=None):
+        super().__init__(message, hint, stage="packages")
+        self.url = url
+        self.status = status
+
+
+class ArchiveUnreachable(ArchiveError):
+    """The mirror could not be reached at all (a cached, verified copy may still serve)."""
+
+
+class SignatureError(ArchiveError):
+    """An OpenPGP signature is missing, bad, or made by no trusted key."""
+
+
 class NotRootError(MachineError):
     """Native mode needs root on this host."""
 

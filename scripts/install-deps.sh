@@ -12,7 +12,8 @@ want_test=0
 pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini)
 if [ $want_test = 1 ]; then
   pkgs+=(docker.io docker-registry openssh-server openssh-client apache2-utils openssl
-         qemu-system-x86 qemu-utils debootstrap tmux socat procps psmisc hyperfine vagrant)
+         qemu-system-x86 qemu-utils debootstrap tmux socat procps psmisc hyperfine vagrant
+         gpg gpg-agent)
 fi
 
 missing=()

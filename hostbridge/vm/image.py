@@ -242,7 +242,8 @@ def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision
     Args:
         cache_dir: image cache (default ``default_cache_dir()``).
         arch, suite: what to build (arch: this host's by default).
-        mirror: Debian mirror (default: this host's apt mirror, else deb.debian.org).
+        mirror: Debian mirror (default: the vm.mirror setting, else this host's apt mirror, else
+            deb.debian.org).
         provision_dir: where the guest's own files are.
         progress: ``(done_bytes, total_bytes, name)`` callback while .debs download.
         debs_dir: assemble from the .deb files in this directory (default ``$HOSTBRIDGE_GUEST_DEBS``).
@@ -292,7 +293,7 @@ def _guest_debs(arch, suite, mirror, progress, debs_dir):
         except ImportError as e:
             raise VMError("this hostbridge cannot download Debian packages (hostbridge.vm.debian is missing)",
                           hint="set %s to a directory of the guest's .deb files" % DEBS_ENV) from e
-        debs = fetch_packages(names, arch, suite=suite, mirror=mirror or host_mirror(),
+        debs = fetch_packages(names, arch, suite=suite, mirror=mirror,
                               exclude=assemble.EXCLUDE_PACKAGES, progress=progress)
     return assemble.split_kernel(debs)
 

@@ -118,7 +118,7 @@ class _Up:
         if self.record.driver == "qemu":
             # Every boot checks the cached image (a bad one is rebuilt) and takes the current one:
             # a new hostbridge's guest replaces the system, never the data disk.
-            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256).dir
+            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256, self.progress).dir
             self.record.save()
         self.driver = vmmode.make_driver(self.record)
         self.stage("create", self.driver.create)

@@ -9,6 +9,7 @@ cached initrd that the next `up` rebuilds, and `destroy`. Traffic: 127.0.0.1, an
 package servers for the packages.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -49,8 +50,14 @@ class User:
         self.home = os.path.join(base, "home")
         self.bin = os.path.join(base, "bin")
         os.makedirs(self.bin)
-        for name, target in (("python3", shutil.which("python3")),
-                             ("hostbridge", os.path.join(REPO, ".venv", "bin", "hostbridge")),
+        # The checkout's hostbridge on the system's python3: the .venv's own interpreter may live
+        # where another user cannot run it (pyenv under /root); its packages are on PYTHONPATH.
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else shutil.which("python3")
+        with open(os.path.join(self.bin, "hostbridge"), "w") as f:
+            f.write("#!%s\nimport sys\nfrom hostbridge.cli import main\nsys.exit(main())\n" % python)
+        os.chmod(os.path.join(self.bin, "hostbridge"), 0o755)
+        site = glob.glob(os.path.join(REPO, ".venv", "lib", "python3*", "site-packages"))
+        for name, target in (("python3", python),
                              ("docker", shutil.which("docker")),
                              ("qemu-system-x86_64", shutil.which("qemu-system-x86_64")),
                              ("qemu-img", shutil.which("qemu-img"))):
@@ -62,7 +69,8 @@ class User:
             for name in [root] + [os.path.join(root, n) for n in dirs + files]:
                 os.lchown(name, self.pw.pw_uid, self.pw.pw_gid)
         os.chmod(base, 0o755)
-        self.env = {"HOME": self.home, "PATH": self.bin, "LANG": "C.UTF-8", "USER": USER, "DOCKER_CLI_HINTS": "false"}
+        self.env = {"HOME": self.home, "PATH": self.bin, "LANG": "C.UTF-8", "USER": USER, "DOCKER_CLI_HINTS": "false",
+                    "PYTHONPATH": os.pathsep.join([REPO] + site)}
 
     def run(self, *argv, timeout=300, env=None):
         cmd = [shutil.which("setpriv"), "--reuid=%d" % self.pw.pw_uid, "--regid=%d" % self.pw.pw_gid, "--clear-groups", "--"]

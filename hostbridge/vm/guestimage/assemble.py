@@ -33,14 +33,18 @@ from .tree import Node, Tree, canonical
 KERNEL_META = "linux-image-amd64"
 # Packages whose files are all taken (after EXCLUDE).
 PROGRAMS = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
-            "openssh-server", "openssh-sftp-server", "iproute2", "iptables", "e2fsprogs", "tini",
-            "ca-certificates")
+            "openssh-server", "openssh-sftp-server", "iptables", "tini", "ca-certificates")
 # Packages of which only these files are taken: what busybox's applets lack (date +%N for the
 # clock sync, mv -T for the engine's atomic switch), and dash as /bin/sh: Debian's busybox ash
 # runs its own applet for a command name before searching PATH, so it would never run those.
 # The same goes for busybox's nsenter and unshare: they would run busybox's own `ip`.
+# Of iproute2 and e2fsprogs only what the engine and the data disk use (every byte of the
+# initramfs is unpacked and copied at each boot). A name ending in / takes a whole tree.
 PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv"), "dash": ("/usr/bin/dash",),
-         "util-linux": ("/usr/bin/nsenter", "/usr/bin/unshare"), "mount": ("/usr/bin/mount", "/usr/bin/umount")}
+         "util-linux": ("/usr/bin/nsenter", "/usr/bin/unshare"), "mount": ("/usr/bin/mount", "/usr/bin/umount"),
+         "iproute2": ("/usr/bin/ip", "/usr/sbin/ip", "/etc/iproute2/"),
+         "e2fsprogs": ("/usr/sbin/mke2fs", "/usr/sbin/mkfs.ext4", "/usr/sbin/e2fsck", "/usr/sbin/fsck.ext4",
+                       "/usr/sbin/tune2fs", "/usr/sbin/resize2fs", "/etc/mke2fs.conf")}
 # Packages the programs' dependency closure brings that the guest does not run.
 EXCLUDE_PACKAGES = ("debconf", "perl-base", "adduser", "init-system-helpers", "dpkg", "ucf", "procps",
                     "runit-helper", "sensible-utils", "openssl", "debianutils", "base-files",
@@ -68,17 +72,34 @@ EXCLUDE_PATHS = (
     "/usr/lib/python3.11/lib-dynload/_gdbm", "/usr/lib/python3.11/lib-dynload/nis",
     "/usr/lib/python3.11/lib-dynload/_test", "/usr/lib/python3.11/lib-dynload/xxlimited",
     "/usr/lib/python3.11/lib-dynload/_xxtestfuzz", "/usr/lib/python3.11/lib-dynload/_ctypes_test",
-    "/usr/lib/python3.11/lib-dynload/_crypt",
+    "/usr/lib/python3.11/lib-dynload/_crypt", "/usr/lib/python3.11/lib-dynload/_sqlite3",
+    "/usr/lib/python3.11/lib-dynload/_codecs_", "/usr/lib/python3.11/lib-dynload/_multibytecodec",
+    "/usr/lib/python3.11/lib-dynload/_decimal", "/usr/lib/python3.11/lib-dynload/_lsprof",
+    "/usr/lib/python3.11/lib-dynload/xxsubtype", "/usr/lib/python3.11/lib-dynload/_xxsubinterpreters",
+    "/usr/lib/python3.11/lib-dynload/audioop", "/usr/lib/python3.11/_pydecimal.py",
+    "/usr/lib/python3.11/asyncio", "/usr/lib/python3.11/multiprocessing", "/usr/lib/python3.11/unittest",
+    "/usr/lib/python3.11/xml", "/usr/lib/python3.11/xmlrpc", "/usr/lib/python3.11/sqlite3",
+    "/usr/lib/python3.11/dbm", "/usr/lib/python3.11/curses", "/usr/lib/python3.11/wsgiref",
+    "/usr/lib/python3.11/pydoc.py", "/usr/lib/python3.11/doctest.py", "/usr/lib/python3.11/mailbox.py",
+    "/usr/lib/python3.11/imaplib.py", "/usr/lib/python3.11/nntplib.py", "/usr/lib/python3.11/pdb.py",
 )
 # Always taken from these library packages although nothing names them in DT_NEEDED:
 # glibc dlopens libgcc_s for thread cancellation (Python's threads at exit).
 DLOPENED = ("libgcc_s.so.1",)
 LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib", "/usr/lib64", "/usr/lib/aarch64-linux-gnu")
 # Kernel modules: whole directories a container engine in a VM uses, and single modules.
-MODULE_DIRS = ("kernel/net/netfilter/", "kernel/net/ipv4/netfilter/", "kernel/net/ipv6/netfilter/",
-               "kernel/net/bridge/", "kernel/net/9p/", "kernel/fs/9p/", "kernel/fs/overlayfs/", "kernel/fs/fuse/",
-               "kernel/drivers/virtio/")
-MODULE_SKIP = ("kernel/net/netfilter/ipvs/", "kernel/net/9p/9pnet_rdma", "kernel/net/9p/9pnet_xen",
+MODULE_DIRS = ("kernel/net/9p/", "kernel/fs/9p/", "kernel/fs/overlayfs/", "kernel/fs/fuse/", "kernel/drivers/virtio/")
+# Netfilter: what the engine's rules (NAT, DNAT, conntrack, addrtype, bridge filtering) and
+# common iptables use need, through nf_tables (iptables-nft) and x_tables (legacy).
+NETFILTER = ("nf_tables", "nft_compat", "nft_chain_nat", "nft_ct", "nft_nat", "nft_masq", "nft_redir", "nft_reject",
+             "nft_reject_inet", "nft_reject_ipv4", "nft_reject_ipv6", "nft_fib", "nft_fib_inet", "nft_fib_ipv4",
+             "nft_fib_ipv6", "nft_limit", "nft_log", "nf_conntrack", "nf_conntrack_netlink", "nf_nat", "nfnetlink",
+             "x_tables", "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "xt_nat", "xt_comment", "xt_tcpudp",
+             "xt_mark", "xt_multiport", "xt_state", "xt_REDIRECT", "xt_physdev", "xt_owner", "xt_limit", "xt_LOG",
+             "xt_CHECKSUM", "nf_log_syslog", "ip_tables", "iptable_filter", "iptable_nat", "iptable_mangle",
+             "iptable_raw", "ip6_tables", "ip6table_filter", "ip6table_nat", "ip6table_mangle", "ip6table_raw",
+             "ipt_REJECT", "ip6t_REJECT", "nf_reject_ipv4", "nf_reject_ipv6", "bridge", "br_netfilter")
+MODULE_SKIP = ("kernel/net/netfilter/ipvs/", "kernel/net/netfilter/xt_ipvs", "kernel/net/9p/9pnet_rdma", "kernel/net/9p/9pnet_xen",
                "kernel/drivers/virtio/virtio_mem", "kernel/drivers/virtio/virtio_vdpa")
 MODULES = ("virtio_blk", "virtio_net", "virtio_rng", "virtio_console", "qemu_fw_cfg", "button", "evdev", "veth",
            "tun", "macvlan", "ipvlan", "vxlan", "dummy", "loop", "ext4", "crc32c_generic", "crc32c_intel",
@@ -117,6 +138,10 @@ def extract_vmlinux(bzimage: bytes) -> bytes:
     if not elf.is_elf(out):
         raise AssemblyError("the kernel's payload is not an ELF vmlinux")
     return out
+
+
+def _picked(path: str, picks) -> bool:
+    return path in picks or any(path.startswith(p) for p in picks if p.endswith("/"))
 
 
 def _excluded(path: str) -> bool:
@@ -231,7 +256,7 @@ def choose_modules(modules: Dict[str, bytes]) -> Dict[str, bytes]:
     """The modules (paths relative to /lib/modules/VER) a VM engine uses, with their dependencies."""
     infos = kmod.read_infos(modules)
     wanted = [kmod.module_name(p) for p in modules
-              if p.startswith(MODULE_DIRS) and not p.startswith(MODULE_SKIP)] + list(MODULES)
+              if p.startswith(MODULE_DIRS) and not p.startswith(MODULE_SKIP)] + list(MODULES) + list(NETFILTER)
     return {p: modules[p] for p in kmod.closure(wanted, infos)}
 
 
@@ -324,6 +349,12 @@ def configure(tree: Tree, files: Dict[str, bytes], release: str) -> None:
             # The kernel runs /sbin/modprobe itself (request_module): system tools go there.
             where = "/usr/sbin/" if applet in SBIN_APPLETS else "/usr/bin/"
             tree.symlink(where + applet, "../bin/busybox" if where == "/usr/sbin/" else "busybox")
+    # What update-ca-certificates writes on install: the one bundle OpenSSL and Python read.
+    certs = sorted(p for p in tree.nodes if p.startswith("/usr/share/ca-certificates/") and p.endswith(".crt"))
+    bundle = b"".join(tree.nodes[p].data.rstrip(b"\n") + b"\n" for p in certs)
+    tree.remove("/usr/share/ca-certificates")
+    tree.file("/etc/ssl/certs/ca-certificates.crt", bundle)
+    tree.symlink("/usr/lib/ssl/cert.pem", "/etc/ssl/certs/ca-certificates.crt")
     tree.symlink("/usr/bin/python3", "python3.11")
     tree.symlink("/usr/bin/sh", "dash")
     # Debian's update-alternatives defaults: iptables through nf_tables, legacy alongside.
@@ -377,7 +408,7 @@ def assemble(debs: Dict[str, str], kernel_deb: str, out_dir: str, provision_dir:
         if name in PROGRAMS:
             unpack(tree, debs[name], name)
         elif name in PICKS:
-            unpack(tree, debs[name], name, keep=lambda p, picks=PICKS[name]: p in picks)
+            unpack(tree, debs[name], name, keep=lambda p, picks=PICKS[name]: _picked(p, picks))
         elif name not in EXCLUDE_PACKAGES and not name.startswith("linux-image"):
             unpack(libs, debs[name], name, keep=lambda p: posixpath.dirname(p) in LIB_DIRS)
     unmet = add_needed_libraries(tree, libs)

@@ -30,10 +30,22 @@ WANTED="tini"
 
 log() { echo "hostbridge bootstrap: $*"; }
 
+# Without dpkg (hostbridge's own QEMU guest, assembled from Debian's packages) a package's
+# main file stands for it.
+provides() {
+    case "$1" in
+        iproute2) command -v ip ;; kmod) command -v modprobe ;; tini) command -v tini-static ;;
+        ca-certificates) test -f /etc/ssl/certs/ca-certificates.crt ;; *) command -v "$1" ;;
+    esac
+}
 not_installed() {
     out=""
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || out="$out $p"
+        if command -v dpkg-query >/dev/null 2>&1; then
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || out="$out $p"
+        else
+            provides "$p" >/dev/null 2>&1 || out="$out $p"
+        fi
     done
     echo "$out"
 }
@@ -60,7 +72,7 @@ if [ -n "$wanted" ]; then
     fi
 fi
 
-getent group hostbridge >/dev/null 2>&1 || groupadd --system hostbridge
+grep -q '^hostbridge:' /etc/group || groupadd --system hostbridge
 # Vagrant's login user may talk to the engine socket (root:hostbridge 0660) without sudo.
 if id vagrant >/dev/null 2>&1; then usermod -a -G hostbridge vagrant; fi
 mkdir -p "$ENGINE_DIR" /var/lib/hostbridge

@@ -42,7 +42,7 @@ PROGRAMS = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "li
 # initramfs is unpacked and copied at each boot). A name ending in / takes a whole tree.
 PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv"), "dash": ("/usr/bin/dash",),
          "util-linux": ("/usr/bin/nsenter", "/usr/bin/unshare"), "mount": ("/usr/bin/mount", "/usr/bin/umount"),
-         "iproute2": ("/usr/bin/ip", "/usr/sbin/ip", "/etc/iproute2/"),
+         "iproute2": ("/usr/bin/ip", "/usr/sbin/ip", "/etc/iproute2/"), "libc-bin": ("/usr/bin/getent",),
          "e2fsprogs": ("/usr/sbin/mke2fs", "/usr/sbin/mkfs.ext4", "/usr/sbin/e2fsck", "/usr/sbin/fsck.ext4",
                        "/usr/sbin/tune2fs", "/usr/sbin/resize2fs", "/etc/mke2fs.conf")}
 # Packages the programs' dependency closure brings that the guest does not run.
@@ -326,7 +326,7 @@ APPLETS = ("ash", "cat", "cp", "mv", "rm", "ln", "ls", "mkdir", "rmdir", "chmod"
            "mount", "umount", "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "switch_root", "setsid",
            "start-stop-daemon", "free", "df", "du", "top", "pidof", "killall", "nc", "ping", "wget", "nslookup",
            "md5sum", "sha256sum", "seq", "yes", "tee", "expr", "pwd", "dd", "hexdump", "od", "base64", "mknod",
-           "mkfifo", "chroot", "pivot_root", "losetup", "blockdev", "fstrim", "uptime", "clear", "reset", "more",
+           "mkfifo", "install", "chroot", "pivot_root", "losetup", "blockdev", "fstrim", "uptime", "clear", "reset", "more",
            "diff", "cmp", "patch", "gzip", "bzip2", "bunzip2", "ipcalc", "watch", "usleep", "logger", "setpriv")
 
 

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Idempotent guest setup for hostbridge's engine; run by Vagrant (shell provisioner), by
-# build-image.sh inside the image's chroot (--image-build), or by hand. Safe to run again.
+# Idempotent guest setup for hostbridge's engine; run by Vagrant (shell provisioner) or by
+# hand. Safe to run again. (The QEMU guest is assembled with this setup built in.)
 #
 #   bootstrap.sh [--image-build] [--files DIR]
 #

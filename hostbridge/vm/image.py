@@ -53,10 +53,6 @@ class GuestImage:
     manifest: dict = field(default_factory=dict, compare=False)
 
     @property
-    def disk(self):
-        return os.path.join(self.dir, "disk.qcow2")
-
-    @property
     def kernel(self):
         return os.path.join(self.dir, "kernel")
 

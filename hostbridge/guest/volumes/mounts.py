@@ -114,7 +114,8 @@ class VolumeManager:
         for spec in hc.get("Binds") or []:
             b = parse_bind(spec)
             if b["src"].startswith("/"):
-                os.makedirs(b["src"], exist_ok=True)  # docker creates a missing -v source
+                if not os.path.lexists(b["src"]):  # a file source is bound as it is
+                    os.makedirs(b["src"], exist_ok=True)  # docker creates a missing -v source
                 put({"Type": "bind", "Source": b["src"], "Destination": b["dst"], "Mode": b["mode"], "RW": b["rw"],
                      "Propagation": b["propagation"] or "rprivate"})
             else:

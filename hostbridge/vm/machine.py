@@ -321,10 +321,12 @@ def destroy_vm(name) -> None:
 
 
 def upgrade_vm(name) -> dict:
-    """Swap the engine in running vm machine ``name`` for this host's version and restart it.
+    """Swap the engine in running vm machine ``name`` for this host's version and restart it;
+    a qemu machine also gets this hostbridge's guest image, booted next time (its data disk,
+    with images, containers and volumes, is never touched).
 
     Returns:
-        {"from": old version, "to": new version}.
+        {"from": old version, "to": new version, "image": the image dir for the next boot (qemu)}.
     Raises:
         MachineError: not running or not a vm machine; RemoteHostError: the copy failed.
     """
@@ -339,6 +341,8 @@ def upgrade_vm(name) -> dict:
         with vmmode.connection(record) as conn:
             new = deploy.upgrade(conn, old, record.paths.engine_zipapp_dir)
         record.fields["layout"] = new.to_dict()
+        if record.driver == "qemu":
+            record.fields["image_dir"] = steps.guest_image("", "").dir
         record.save()
         steps.wait_ping(vmmode.endpoint_for(name))
-    return {"from": old.version, "to": new.version}
+    return {"from": old.version, "to": new.version, "image": record.fields.get("image_dir")}

@@ -11,6 +11,8 @@
 # service (systemd unit when systemd runs, else an init script), ip_forward, cgroup mounts.
 # The engine itself is deployed later by the host to $ENGINE (see docs/internals.md).
 set -eu
+# pipefail where the shell has it (bash, busybox ash, dash >= 0.5.13; bookworm's dash has not).
+if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi
 IMAGE_BUILD=0
 HERE=$(cd "$(dirname "$0")" && pwd)
 while [ $# -gt 0 ]; do

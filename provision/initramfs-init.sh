@@ -21,5 +21,7 @@ for d in *; do
     esac
 done
 wait $loading
+read -r up _ </proc/uptime
+echo "hostbridge /init [$up] system copied to RAM" >/dev/console
 $bb umount /proc
 exec $bb switch_root /sysroot /usr/sbin/hostbridge-init

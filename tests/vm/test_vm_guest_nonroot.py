@@ -111,8 +111,8 @@ def test_up_from_an_empty_cache_as_a_user_then_docker_run_shows_the_guest_kernel
     assert not os.path.exists(user.image_cache())
     r = user.hb("up", "--machine", "g", "--driver", "qemu", "--memory", "1024", "--disk", "4G", timeout=BOOT)
     assert r.returncode == 0, r.stdout + r.stderr
-    [image_dir] = [os.path.join(user.image_cache(), d) for d in os.listdir(user.image_cache())
-                   if os.path.isdir(os.path.join(user.image_cache(), d))]
+    with open(os.path.join(user.home, ".local", "share", "hostbridge", "machines", "g", "machine.json")) as f:
+        image_dir = json.load(f)["image_dir"]
     with open(os.path.join(image_dir, "manifest.json")) as f:
         release = json.load(f)["kernel_release"]
     assert user.docker("import", user.busybox, "busybox:latest").returncode == 0
@@ -142,8 +142,8 @@ def test_down_then_warm_up_keeps_the_data_disk(user):
 
 def test_a_corrupt_cached_initrd_is_rebuilt_by_the_next_up(user):
     assert user.hb("down", "--machine", "g").returncode == 0
-    [image_dir] = [os.path.join(user.image_cache(), d) for d in os.listdir(user.image_cache())
-                   if os.path.isdir(os.path.join(user.image_cache(), d))]
+    with open(os.path.join(user.home, ".local", "share", "hostbridge", "machines", "g", "machine.json")) as f:
+        image_dir = json.load(f)["image_dir"]
     initrd = os.path.join(image_dir, "initrd.img")
     with open(initrd, "r+b") as f:
         f.truncate(20)  # the 20-byte initrd

@@ -334,6 +334,51 @@ SBIN_APPLETS = ("modprobe", "insmod", "rmmod", "lsmod", "modinfo", "switch_root"
                 "blockdev", "fstrim", "start-stop-daemon", "chroot", "mknod")
 
 
+# Compiled ahead (when this host runs the guest's Python version): what the guest init imports
+# before the data disk, which keeps every later compilation, is mounted — compiling them at
+# each boot costs seconds under emulation.
+GUEST_PYTHON = (3, 11)
+PRECOMPILED = ("ctypes", "json", "re", "enum", "functools", "collections", "keyword", "operator", "reprlib",
+               "signal", "struct", "types", "copyreg", "warnings", "weakref", "_weakrefset", "heapq", "threading",
+               "socket", "selectors", "subprocess", "contextlib", "locale", "traceback", "linecache", "tokenize",
+               "token", "textwrap", "string", "bisect", "datetime", "logging", "tempfile", "shutil", "fnmatch",
+               "random", "hashlib", "base64", "errno", "sre_compile", "sre_parse", "sre_constants", "copy")
+# Single modules of packages that are large as a whole (every Python start loads these codecs).
+PRECOMPILED_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8", "encodings.latin_1", "encodings.ascii",
+                       "encodings.idna")
+
+
+def precompile(tree: Tree, version=None) -> int:
+    """Add unchecked hash-based .pyc files (valid whatever the files' mtimes) for PRECOMPILED
+    when this interpreter is the guest's Python version. Returns how many were added."""
+    import importlib.util
+    import sys
+    from importlib import _bootstrap_external
+
+    if (version or sys.version_info[:2]) != GUEST_PYTHON:
+        return 0
+    lib = "/usr/lib/python%d.%d/" % GUEST_PYTHON
+    tag = "cpython-%d%d" % GUEST_PYTHON
+    count = 0
+    for path in [p for p in tree.nodes if p.startswith(lib) and p.endswith(".py")]:
+        modname = path[len(lib):-3].replace("/", ".")
+        modname = modname[:-len(".__init__")] if modname.endswith(".__init__") else modname
+        if modname.split(".")[0] not in PRECOMPILED and modname not in PRECOMPILED_MODULES:
+            continue
+        if not tree.nodes[path].is_file:
+            continue
+        data = tree.nodes[path].data
+        try:
+            code = compile(data, path, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            continue
+        pyc = _bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
+        name = posixpath.basename(path)[:-3]
+        tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), bytes(pyc))
+        count += 1
+    return count
+
+
 def configure(tree: Tree, files: Dict[str, bytes], release: str) -> None:
     """The guest's own configuration: init, users, sshd, alternatives, busybox applets."""
     tree.file("/init", files["initramfs-init.sh"], 0o755)
@@ -414,6 +459,7 @@ def assemble(debs: Dict[str, str], kernel_deb: str, out_dir: str, provision_dir:
     unmet = add_needed_libraries(tree, libs)
     release, kernel = add_kernel(tree, kernel_deb, arch)
     configure(tree, read_provision(provision_dir), release)
+    compiled = precompile(tree)
     for need in ("/usr/bin/python3.11", "/usr/sbin/sshd", "/usr/bin/busybox", "/usr/sbin/mke2fs", "/usr/bin/ip"):
         if not tree.resolve(need):
             raise AssemblyError("the assembled guest lacks %s" % need)
@@ -429,7 +475,7 @@ def assemble(debs: Dict[str, str], kernel_deb: str, out_dir: str, provision_dir:
         "format": 2, "arch": arch, "kernel_release": release, "root": "initramfs",
         "init": "/usr/sbin/hostbridge-init", "rootfs_bytes": tree.size(), "files": len(tree.nodes),
         "packages": {n: os.path.basename(p) for n, p in sorted(debs.items())},
-        "kernel_package": os.path.basename(kernel_deb), "unmet_libraries": unmet,
+        "kernel_package": os.path.basename(kernel_deb), "unmet_libraries": unmet, "precompiled": compiled,
         "parts": {name: {"size": os.path.getsize(os.path.join(out_dir, name)),
                          "sha256": _sha256(os.path.join(out_dir, name))} for name in ("kernel", "initrd.img")},
     }

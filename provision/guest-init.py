@@ -140,6 +140,7 @@ def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
         os.makedirs(dst, exist_ok=True)
         if LIBC.mount(src.encode(), dst.encode(), None, MS_BIND, None) != 0:
             return "cannot bind %s at %s: %s" % (src, dst, os.strerror(ctypes.get_errno()))
+    os.makedirs(os.path.dirname(ENGINE), mode=0o755, exist_ok=True)  # where the host deploys the engine
     return None
 
 

@@ -190,7 +190,7 @@ class Driver(abc.ABC):
             if failure:
                 raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
             info = self.ssh_info()
-            if ssh_banner(info.host, info.port, timeout=min(1.0, max(0.5, deadline - time.monotonic()))):
+            if ssh_banner(info.host, info.port, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
                 return info
             if time.monotonic() >= deadline or self.state() != RUNNING:
                 failure = self.boot_failure()

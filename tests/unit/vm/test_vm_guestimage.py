@@ -251,3 +251,29 @@ def test_initrd_of_a_tree_is_gzip_newc_with_root_owned_entries(tmp_path):
     assert entries["etc/hostname"].data == b"hb\n"
     assert stat.S_ISLNK(entries["bin"].mode) and entries["bin"].data == b"usr/bin"
     assert entries["usr/bin/sh"].data == b"dash"
+
+
+@pytest.mark.skipif(__import__("sys").version_info[:2] != assemble.GUEST_PYTHON, reason="needs the guest's Python")
+def test_precompiled_modules_load_without_their_source_being_checked(tmp_path):
+    import importlib.util
+    import sys
+
+    tree = Tree()
+    lib = "/usr/lib/python3.11/json/"
+    tree.file(lib + "__init__.py", b"WHO = 'compiled'\n")
+    tree.file("/usr/lib/python3.11/unrelated.py", b"X = 1\n")
+    assert assemble.precompile(tree) == 1
+    pyc = lib + "__pycache__/__init__.cpython-311.pyc"
+    assert pyc in tree.nodes and "/usr/lib/python3.11/__pycache__/unrelated.cpython-311.pyc" not in tree.nodes
+    pkg = tmp_path / "json_copy"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("WHO = 'source'\n")  # another source, another mtime: the .pyc still serves
+    (pkg / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(tree.nodes[pyc].data)
+    spec = importlib.util.spec_from_file_location("json_copy", str(pkg / "__init__.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.dont_write_bytecode, saved = True, sys.dont_write_bytecode
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.dont_write_bytecode = saved
+    assert module.WHO == "compiled"

@@ -14,6 +14,8 @@ if [ $want_test = 1 ]; then
   pkgs+=(docker.io docker-registry openssh-server openssh-client apache2-utils openssl
          qemu-system-x86 qemu-utils debootstrap tmux socat procps psmisc hyperfine vagrant
          gpg gpg-agent)
+  # Oracles of the guest assembler's unit tests: depmod (modules.dep), bsdcpio (newc).
+  pkgs+=(kmod libarchive-tools)
 fi
 
 missing=()

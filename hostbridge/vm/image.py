@@ -226,6 +226,21 @@ def debian_arch(machine=None):
     return "arm64" if (machine or platform.machine()).lower() in ("arm64", "aarch64") else "amd64"
 
 
+def cached(url="", sha256="", cache_dir=None, arch=None, suite=DEFAULT_SUITE, provision_dir=PROVISION_DIR):
+    """The image ``build()`` (or ``fetch(url, sha256)``) would return, when it is cached and
+    passes ``check_parts``; else None (no download, no build).
+
+    Returns:
+        A GuestImage or None.
+    """
+    cache_dir = cache_dir or default_cache_dir()
+    try:
+        name = "sha256-" + sha256.lower()[:16] if url else cache_key(arch or debian_arch(), suite, provision_dir)
+        return load(os.path.join(cache_dir, name))
+    except VMError:
+        return None
+
+
 def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision_dir=PROVISION_DIR, progress=None,
           debs_dir=None):
     """Return the cached image, assembling it first when absent or when the cached one fails

@@ -29,7 +29,50 @@ PROVISIONED_DIR = "/usr/local/lib/hostbridge"
 ENGINE_LINK = PROVISIONED_DIR + "/engine.pyz"
 _GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: the archive's bytes depend on content only
-_MAIN = "import sys\nfrom hostbridge.guest.__main__ import main\nsys.exit(main())\n"
+# The zipapp's __main__.py. zipimport keeps no compiled modules, so a zipapp is compiled anew at
+# every start: tens of seconds in an emulated guest. It therefore unpacks itself once beside the
+# archive (``.engine.pyz.d/``, keyed by the archive's size and mtime) and runs from there, where
+# Python keeps the .pyc files; if it cannot (a read-only directory), it runs from the archive.
+_MAIN = r'''import os, shutil, sys, zipfile
+
+
+def _unpacked(pyz):
+    st = os.stat(pyz)
+    d = os.path.join(os.path.dirname(pyz), "." + os.path.basename(pyz) + ".d")
+    key = "%d %d\n" % (st.st_size, st.st_mtime_ns)
+    try:
+        with open(os.path.join(d, ".stamp")) as f:
+            if f.read() == key:
+                return d
+    except OSError:
+        pass
+    tmp = "%s.tmp%d" % (d, os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(pyz) as zf:
+        zf.extractall(tmp)  # our own archive (hostbridge.deploy.build_zipapp): plain relative names
+    with open(os.path.join(tmp, ".stamp"), "w") as f:
+        f.write(key)
+    old = "%s.old%d" % (d, os.getpid())
+    try:
+        os.rename(d, old)
+    except OSError:
+        pass
+    try:
+        os.rename(tmp, d)
+    except OSError:  # another start won the race: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    return d
+
+
+if os.path.isfile(sys.path[0]):
+    try:
+        sys.path[0] = _unpacked(os.path.abspath(sys.path[0]))
+    except OSError:
+        pass
+from hostbridge.guest.__main__ import main
+sys.exit(main())
+'''
 _PKG_INIT = '"""hostbridge, guest engine only (packed by hostbridge.deploy)."""\n'
 
 

@@ -1,5 +1,5 @@
 """The agent's named-pipe path (accept with a timeout, a thread per direction), run against the
-real sshd and stand-in engine. Windows pipes cannot exist here, so the listener is a stand-in."""
+real sshd and the real engine. Windows pipes cannot exist here, so the listener is a stand-in."""
 
 import queue
 import socket
@@ -69,7 +69,7 @@ def _exchange(sock, request):
         data += chunk
 
 
-def test_requests_cross_the_pipe_path_of_the_agent(machine, standin):
+def test_requests_cross_the_pipe_path_of_the_agent(machine, far_engine):
     agent = Agent(machine, control.read_json(machine.tunnel_json))
     agent.conn = agent.connect()
     agent.listener = StandinPipeListener()

@@ -57,7 +57,7 @@ class FarEngine:
     def __init__(self, ns, base):
         from tests.support.engine import Engine
         self.ns = ns
-        self.engine = Engine(base, prefix=["ip", "netns", "exec", ns.name]).start()
+        self.engine = Engine(base, prefix=ns.prefix()).start()
         self.path = self.engine.sock
 
     def connections(self) -> set:

@@ -56,15 +56,38 @@ class RemoteNamespace:
             self.destroy()
             raise
 
+    def prefix(self) -> list:
+        """A command prefix that runs a program in this host's network namespace, with cgroups.
+
+        `ip netns exec` gives the program a fresh /sys (the namespace's devices), in which
+        /sys/fs/cgroup is empty; a real remote host has its cgroups, and the engine refuses to run
+        containers without a devices cgroup. So the host's cgroup mounts are made again there
+        (the same hierarchies, mounted anew), then the program is exec'd: a Popen's pid is its own.
+        """
+        return ["ip", "netns", "exec", self.name, "sh", "-c", _cgroup_mounts_script() + 'exec "$@"', "sh"]
+
     def exec(self, *args, check=True):
-        return _run("ip", "netns", "exec", self.name, *args, check=check)
+        return _run(*(self.prefix() + list(args)), check=check)
 
     def popen(self, args, **kw):
-        return subprocess.Popen(["ip", "netns", "exec", self.name] + list(args), **kw)
+        return subprocess.Popen(self.prefix() + list(args), **kw)
 
     def destroy(self):
         _run("ip", "link", "del", self.veth_host, check=False)
         _run("ip", "netns", "del", self.name, check=False)
+
+
+def _cgroup_mounts_script() -> str:
+    """Shell commands that mount this host's cgroup hierarchies again under /sys/fs/cgroup."""
+    out = ["set -e"]
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            dev, mnt, fstype, opts = line.split()[:4]
+            if mnt == "/sys/fs/cgroup" or mnt.startswith("/sys/fs/cgroup/"):
+                if fstype not in ("tmpfs", "cgroup", "cgroup2"):
+                    continue
+                out.append("mkdir -p %s && mount -t %s -o %s %s %s" % (mnt, fstype, opts, dev, mnt))
+    return "; ".join(out) + "; "
 
 
 def free_local_port() -> int:
@@ -155,7 +178,7 @@ class SSHD:
         """PIDs of the per-connection sshd processes (children of the sshd we started)."""
         if self.proc is None:
             return []
-        # `ip netns exec` execs sshd, so proc.pid is sshd's own pid.
+        # `ip netns exec` execs sh, which execs sshd: proc.pid is sshd's own pid.
         out = _run("pgrep", "-P", str(self.proc.pid), check=False).stdout
         return [int(p) for p in out.split()]
 

@@ -90,7 +90,7 @@ class MachinePaths:
         self.ssh_pub = os.path.join(self.dir, "id_ed25519.pub")  # its public half (the guest authorizes it)
         # A VM driver's files (vm/driver.py's InstanceFiles removes them on destroy):
         self.driver_json = os.path.join(self.dir, "driver.json")  # the driver's own record (ports, image, size)
-        self.disk = os.path.join(self.dir, "disk.qcow2")  # qemu: copy-on-write disk over the cached base
+        self.disk = os.path.join(self.dir, "disk.qcow2")  # qemu: the data disk (/var/lib/hostbridge in the guest)
         self.pidfile = os.path.join(self.dir, "qemu.pid")  # qemu: pid of the daemonized QEMU
         self.qmp = os.path.join(self.dir, "qmp.sock")  # qemu: QMP control socket
         self.serial_log = os.path.join(self.dir, "serial.log")  # qemu: the guest's serial console

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Idempotent guest setup for hostbridge's engine; run by Vagrant (shell provisioner), by
-# build-image.sh inside the image's chroot (--image-build), or by hand. Safe to run again.
+# Idempotent guest setup for hostbridge's engine; run by Vagrant (shell provisioner) or by
+# hand. Safe to run again. (The QEMU guest is assembled with this setup built in.)
 #
 #   bootstrap.sh [--image-build] [--files DIR]
 #
@@ -11,6 +11,8 @@
 # service (systemd unit when systemd runs, else an init script), ip_forward, cgroup mounts.
 # The engine itself is deployed later by the host to $ENGINE (see docs/internals.md).
 set -eu
+# pipefail where the shell has it (bash, busybox ash, dash >= 0.5.13; bookworm's dash has not).
+if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi
 IMAGE_BUILD=0
 HERE=$(cd "$(dirname "$0")" && pwd)
 while [ $# -gt 0 ]; do
@@ -30,10 +32,22 @@ WANTED="tini"
 
 log() { echo "hostbridge bootstrap: $*"; }
 
+# Without dpkg (hostbridge's own QEMU guest, assembled from Debian's packages) a package's
+# main file stands for it.
+provides() {
+    case "$1" in
+        iproute2) command -v ip ;; kmod) command -v modprobe ;; tini) command -v tini-static ;;
+        ca-certificates) test -f /etc/ssl/certs/ca-certificates.crt ;; *) command -v "$1" ;;
+    esac
+}
 not_installed() {
     out=""
     for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || out="$out $p"
+        if command -v dpkg-query >/dev/null 2>&1; then
+            dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || out="$out $p"
+        else
+            provides "$p" >/dev/null 2>&1 || out="$out $p"
+        fi
     done
     echo "$out"
 }
@@ -60,7 +74,7 @@ if [ -n "$wanted" ]; then
     fi
 fi
 
-getent group hostbridge >/dev/null 2>&1 || groupadd --system hostbridge
+grep -q '^hostbridge:' /etc/group || groupadd --system hostbridge
 # Vagrant's login user may talk to the engine socket (root:hostbridge 0660) without sudo.
 if id vagrant >/dev/null 2>&1; then usermod -a -G hostbridge vagrant; fi
 mkdir -p "$ENGINE_DIR" /var/lib/hostbridge

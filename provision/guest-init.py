@@ -1,32 +1,54 @@
 #!/usr/bin/python3 -IS
-"""hostbridge's guest init (PID 1 of the QEMU image): boot to sshd in as few steps as possible.
+"""hostbridge's guest init (PID 1 of the QEMU guest): boot to sshd in as few steps as possible.
 
 boot2docker's lesson is that boot time is the product: instead of systemd this does only what
-the engine needs. Mount the kernel filesystems and cgroup2, load a few modules, read the
-machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname, shares), bring
-up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount the 9p shares at
-their host paths, start the engine when deployed, then reap zombies and wait for the power
-button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
+the engine needs. The system runs from RAM (the initramfs' /init copied it into a tmpfs).
+Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
+(formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
+read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
+shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount
+the 9p shares at their host paths, start the engine when deployed, then reap zombies and wait
+for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
 
-Standard library only, Python >= 3.9. Installed at /sbin/hostbridge-init by build-image.sh.
+A failure the host must report (a data disk it cannot use) is one console line starting with
+ERROR_MARK; the host's `up` watches the serial log for it.
+
+Standard library only, Python >= 3.9. Installed at /usr/sbin/hostbridge-init by
+hostbridge/vm/guestimage/assemble.py.
 """
 
 from __future__ import annotations
 
-import ctypes
-import json
-import os
-import select
-import signal
-import struct
-import sys
-import time
+import time  # first: when Python itself was up, for the boot's timeline in the console
+
+PYTHON_UP = time.monotonic()
+
+import ctypes  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
 
 # No subprocess, glob or re: each import costs tenths of a second under emulation, on the
 # critical path to sshd. Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-MODULES = ["virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
+MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev",
+           "virtio_rng", "virtio_balloon"]
+# Loaded off the critical path: what the engine's first container needs.
+ENGINE_MODULES = ["overlay", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
+                  "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "iptable_nat", "iptable_filter"]
+ERROR_MARK = "HOSTBRIDGE-GUEST-ERROR:"
+# The data disk (the machine's qcow2) holds what must outlive a boot, at the paths the system
+# uses, so a disk from the older disk-image guest (a whole root filesystem) mounts the same way.
+DATA_DISK = "/dev/vda"
+DATA_MOUNT = "/mnt/data"
+PERSISTENT = ["var/lib/hostbridge", "usr/local", "var/cache/hostbridge"]
+PYCACHE = "/var/cache/hostbridge/pycache"
+EXT4_MAGIC_AT, EXT4_MAGIC = 1080, b"\x53\xef"
+MS_BIND = 4096
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
@@ -36,6 +58,7 @@ INPUT_EVENT = struct.Struct("llHHi")
 RB_POWER_OFF, RB_AUTOBOOT = 0x4321FEDC, 0x01234567
 MS_NOSUID, MS_NODEV, MS_RDONLY, MS_REMOUNT, MNT_DETACH = 2, 4, 1, 32, 2
 LIBC = ctypes.CDLL(None, use_errno=True)
+IMPORTED = time.monotonic()
 
 
 def log(msg):
@@ -72,6 +95,53 @@ def mount(source, target, fstype, options="", flags=0):
         log("mount %s on %s failed: %s" % (fstype, target, os.strerror(ctypes.get_errno())))
         return False
     return True
+
+
+def classify_disk(head):
+    """What a disk's first bytes say it is: "blank" (all zero: never formatted), "ext4" (an
+    ext2/3/4 superblock) or "unknown" (something else: never formatted over)."""
+    if not head.strip(b"\0"):
+        return "blank"
+    if head[EXT4_MAGIC_AT:EXT4_MAGIC_AT + 2] == EXT4_MAGIC:
+        return "ext4"
+    return "unknown"
+
+
+def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
+    """Format (blank disk only), check and mount the data disk, and bind its PERSISTENT trees
+    into place. Returns None, or the reason the disk is not used (then nothing is mounted)."""
+    deadline = time.monotonic() + 10
+    while not os.path.exists(device) and time.monotonic() < deadline:  # virtio_blk probes asynchronously
+        time.sleep(0.02)
+    try:
+        with open(device, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError as e:
+        return "cannot read %s: %s" % (device, e.strerror)
+    kind = classify_disk(head)
+    if kind == "blank":
+        log("formatting the new data disk %s" % device)
+        status = run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "hostbridge-data", "-m", "0",
+                      "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", device])
+        if status != 0:
+            return "mke2fs %s failed (exit status %s)" % (device, status)
+    elif kind == "ext4":
+        status = run(["e2fsck", "-p", device], timeout=300)
+        if status is None or status > 2:  # 1, 2: errors corrected
+            return ("e2fsck -p %s found errors it cannot repair (exit status %s); the disk was left as it is"
+                    % (device, status))
+    else:
+        return "%s is neither blank nor an ext4 filesystem; it was left as it is" % device
+    if not mount(device, mountpoint, "ext4", "", MS_NOSUID | MS_NODEV):
+        return "cannot mount %s (ext4): %s" % (device, os.strerror(ctypes.get_errno()))
+    for sub in PERSISTENT:
+        src, dst = os.path.join(mountpoint, sub), "/" + sub
+        os.makedirs(src, exist_ok=True)
+        os.makedirs(dst, exist_ok=True)
+        if LIBC.mount(src.encode(), dst.encode(), None, MS_BIND, None) != 0:
+            return "cannot bind %s at %s: %s" % (src, dst, os.strerror(ctypes.get_errno()))
+    os.makedirs(os.path.dirname(ENGINE), mode=0o755, exist_ok=True)  # where the host deploys the engine
+    return None
 
 
 def parse_sysctl(text):
@@ -233,6 +303,7 @@ class Init:
         mount("sysfs", "/sys", "sysfs")
         if not os.path.ismount("/dev"):
             mount("dev", "/dev", "devtmpfs")
+        log("started (python up at %.3f, imports done at %.3f)" % (PYTHON_UP, IMPORTED))
         mount("devpts", "/dev/pts", "devpts", "gid=5,mode=620,ptmxmode=666")
         mount("shm", "/dev/shm", "tmpfs", "mode=1777")
         mount("run", "/run", "tmpfs", "mode=755", MS_NOSUID | MS_NODEV)
@@ -241,15 +312,22 @@ class Init:
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
         run(["modprobe", "-a", "-q"] + MODULES)
+        log("modules loaded")
+        failure = prepare_data_disk()
+        if failure:
+            log("%s data disk: %s" % (ERROR_MARK, failure))
+        else:
+            # Python compiles a module once per data disk, not once per boot.
+            os.makedirs(PYCACHE, exist_ok=True)
+            os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = PYCACHE
         settings = load_settings()
         network(settings.get("hostname", "hostbridge"))
         apply_sysctls()
         self.start_sshd()
         log("sshd started")
         mount_shares(settings.get("shares", []))
-        # Grow the root filesystem to the machine's disk size, off the critical path.
-        self.spawn("resize2fs", ["resize2fs", "/dev/vda"])
-        if os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
+        self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
+        if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
             self.spawn("engine", [ENGINE_CONTROL, "start"])
         log("boot done")
 
@@ -295,10 +373,11 @@ class Init:
         os.sync()
         with open("/proc/mounts") as f:
             targets = [line.split()[1] for line in f if line.split()[2] in ("9p", "ext4")]
-        for target in reversed(targets):
+        for target in reversed(targets):  # the binds first, then the data disk itself
             if target != "/":
                 LIBC.umount2(target.encode(), MNT_DETACH)
-        LIBC.mount(b"/dev/vda", b"/", None, MS_REMOUNT | MS_RDONLY, None)
+        if os.path.ismount(DATA_MOUNT):  # still busy: at least make it consistent
+            LIBC.mount(DATA_DISK.encode(), DATA_MOUNT.encode(), None, MS_REMOUNT | MS_RDONLY, None)
         os.sync()
         LIBC.reboot(RB_POWER_OFF if action == "poweroff" else RB_AUTOBOOT)
         log("reboot(2) failed: %s" % os.strerror(ctypes.get_errno()))

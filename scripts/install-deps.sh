@@ -25,6 +25,8 @@ if [ $want_test = 1 ]; then
          libvirt-daemon-system libvirt-clients dnsmasq-base
          gpg gpg-agent nftables
          gcc libc6-dev)  # gcc: tests/security builds a static renameat2 swapper for race attempts
+  # Oracles of the guest assembler's unit tests: depmod (modules.dep), bsdcpio (newc).
+  pkgs+=(kmod libarchive-tools)
 fi
 
 missing=()

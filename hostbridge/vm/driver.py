@@ -186,15 +186,61 @@ class Driver(abc.ABC):
         """
         deadline = time.monotonic() + timeout
         while True:
+            failure = self.boot_failure()
+            if failure:
+                raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
             info = self.ssh_info()
             if ssh_banner(info.host, info.port, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
                 return info
             if time.monotonic() >= deadline or self.state() != RUNNING:
+                failure = self.boot_failure()
+                if failure:
+                    raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
                 tail = self.serial_tail(5).strip().replace("\n", " | ")
                 why = "the VM stopped" if self.state() != RUNNING else "no SSH after %d s" % timeout
                 raise VMError("machine %s: %s%s" % (self.spec.name, why, (": " + tail) if tail else ""),
                               hint="see the serial log: hostbridge logs --serial")
             time.sleep(0.2)
+
+    def boot_failure(self) -> Optional[str]:
+        """The console line saying the guest failed to boot, or None (drivers without a
+        serial log: always None)."""
+        return None
+
+
+# Console lines that mean the guest will not come up; each is quoted as it is. The guest
+# init's own failures start with GUEST_ERROR_MARK (provision/guest-init.py ERROR_MARK).
+GUEST_ERROR_MARK = "HOSTBRIDGE-GUEST-ERROR:"
+BOOT_FAILURES = ("Kernel panic - not syncing", "Initramfs unpacking failed", "VFS: Unable to mount root fs",
+                 GUEST_ERROR_MARK, "reboot: Restarting system")
+
+
+def boot_failure(console: str) -> Optional[str]:
+    """The first line of a guest's console output that says its boot failed, or None.
+
+    Args:
+        console: the serial log's text.
+    Returns:
+        That line, stripped (the kernel's timestamp kept), or None.
+    """
+    for line in console.replace("\r", "").splitlines():
+        if any(mark in line for mark in BOOT_FAILURES):
+            return line.strip()
+    return None
+
+
+class GuestBootError(VMError):
+    """The guest said on its console that it cannot boot; ``line`` is what it said."""
+
+    def __init__(self, machine, line, disk=None):
+        if GUEST_ERROR_MARK in line and "data disk" in line:
+            hint = ("the data disk was left as it is: `hostbridge destroy --machine %s` starts over (its images, "
+                    "containers and volumes are lost), or repair %s with e2fsck first" % (machine, disk or "it"))
+        else:
+            hint = "see `hostbridge logs --serial --machine %s`; a broken cached image is rebuilt by `up`" % machine
+        super().__init__("machine %s: the guest failed to boot: %s" % (machine, line.split("] ", 1)[-1]), hint=hint,
+                         machine=machine)
+        self.line = line
 
 
 # Guest trees a host share must not cover (the guest mounts shares at the host's path), and

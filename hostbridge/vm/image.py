@@ -1,18 +1,23 @@
-"""The guest image cache: build the QEMU guest image once, or download a published one.
+"""The guest image cache: assemble the QEMU guest once from Debian's packages, or download one.
 
-An image is a directory ``<cache>/<key>/`` holding ``disk.qcow2`` (the read-only base every
-machine's copy-on-write disk points at), ``kernel``, ``initrd.img`` and ``manifest.json``.
-A built image's key is a hash of provision/'s files and the build's inputs, so editing the
-build script or the guest init rebuilds it; a downloaded image's key is its sha256.
+An image is a directory ``<cache>/<key>/`` holding ``kernel``, ``initrd.img`` (the whole guest
+system, booted from RAM) and ``manifest.json`` (with each part's size and sha256). Machines
+keep their data on a disk of their own (the guest formats it on its first boot), so an image
+is replaced without touching any data. A built image's key is a hash of the guest's files in
+provision/ and the assembler's version, so editing the guest init rebuilds it; a downloaded
+image's key is its sha256.
+
+An image is cached only after checks of its parts (``check_parts``): written to a temp dir,
+checked, then renamed. ``load`` checks again; ``build`` rebuilds an entry that fails them.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tarfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -22,13 +27,22 @@ from hostbridge.errors import VMError
 
 PROVISION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "provision")
-# Every file the build reads: a change to any of them is a new image.
-BUILD_INPUTS = ("build-image.sh", "initrd-init.sh", "guest-init.py", "guest-power.sh", "bootstrap.sh",
-                "hostbridge.service", "hostbridge.initd")
-IMAGE_FILES = ("disk.qcow2", "kernel", "initrd.img", "manifest.json")
+# Every file of provision/ the guest is made of: a change to any of them is a new image.
+BUILD_INPUTS = ("guest-init.py", "initramfs-init.sh", "guest-power.sh", "hostbridge.initd")
+# Bumped when the assembler's recipe changes (packages, trimming, layout).
+ASSEMBLY_VERSION = "9"
+IMAGE_FILES = ("kernel", "initrd.img", "manifest.json")
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-QCOW2_MAGIC = b"QFI\xfb"
+# HOSTBRIDGE_GUEST_DEBS: a directory of .deb files to assemble from instead of a mirror
+# (offline builds, tests).
+DEBS_ENV = "HOSTBRIDGE_GUEST_DEBS"
+MIN_KERNEL = 1 << 20
+MIN_INITRD = 1 << 20
+NEWC_MAGIC = b"070701"
+GZIP_MAGIC = b"\x1f\x8b"
+ARM64_IMAGE_MAGIC = b"ARM\x64"
+_checked = {}  # (dir, stamps) of parts this process verified already
 
 
 @dataclass(frozen=True)
@@ -37,10 +51,6 @@ class GuestImage:
 
     dir: str
     manifest: dict = field(default_factory=dict, compare=False)
-
-    @property
-    def disk(self):
-        return os.path.join(self.dir, "disk.qcow2")
 
     @property
     def kernel(self):
@@ -73,7 +83,7 @@ def cache_key(arch="amd64", suite=DEFAULT_SUITE, provision_dir=PROVISION_DIR):
         VMError: a build file is missing.
     """
     digest = hashlib.sha256()
-    digest.update(("%s\0%s\0" % (arch, suite)).encode())
+    digest.update(("%s\0%s\0%s\0" % (arch, suite, ASSEMBLY_VERSION)).encode())
     for name in BUILD_INPUTS:
         path = os.path.join(provision_dir, name)
         try:
@@ -134,31 +144,79 @@ def _listdir(d):
         return []
 
 
+def check_parts(image_dir):
+    """Check an image's parts: each present, the kernel an ELF vmlinux (amd64) or an arm64
+    Image, the initrd a gzip'd or plain newc archive of a plausible size, and both matching the
+    size and sha256 the manifest records.
+
+    Args:
+        image_dir: the image's directory.
+    Returns:
+        The manifest (a dict).
+    Raises:
+        VMError: a part is missing, truncated or of the wrong kind (the message says which).
+    """
+    hint = "the cached image is rebuilt by the next `hostbridge up`; or delete %s" % image_dir
+    for name in IMAGE_FILES:
+        if not os.path.isfile(os.path.join(image_dir, name)):
+            raise VMError("the guest image in %s is incomplete: %s is missing" % (image_dir, name), hint=hint)
+    try:
+        with open(os.path.join(image_dir, "manifest.json")) as f:
+            manifest = json.load(f)
+        parts = manifest["parts"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise VMError("the guest image's manifest in %s is corrupt" % image_dir, hint=hint) from e
+    kernel, initrd = os.path.join(image_dir, "kernel"), os.path.join(image_dir, "initrd.img")
+    with open(kernel, "rb") as f:
+        head = f.read(64)
+    if not (head[:4] == b"\x7fELF" or head[56:60] == ARM64_IMAGE_MAGIC) or os.path.getsize(kernel) < MIN_KERNEL:
+        raise VMError("the guest image's kernel %s is not a kernel (bad magic or too small)" % kernel, hint=hint)
+    if os.path.getsize(initrd) < MIN_INITRD:
+        raise VMError("the guest image's initrd %s is truncated (%d bytes)" % (initrd, os.path.getsize(initrd)),
+                      hint=hint)
+    with open(initrd, "rb") as f:
+        head = f.read(6)
+        if head[:2] == GZIP_MAGIC:
+            f.seek(0)
+            try:
+                head = gzip.GzipFile(fileobj=f).read(6)
+            except (OSError, EOFError) as e:
+                raise VMError("the guest image's initrd %s is not readable gzip: %s" % (initrd, e), hint=hint) from e
+    if head != NEWC_MAGIC:
+        raise VMError("the guest image's initrd %s is not a newc cpio archive" % initrd, hint=hint)
+    stamps = tuple((n, os.stat(os.path.join(image_dir, n)).st_size, os.stat(os.path.join(image_dir, n)).st_mtime_ns)
+                   for n in ("kernel", "initrd.img"))
+    if _checked.get(os.path.realpath(image_dir)) == stamps:
+        return manifest
+    for name in ("kernel", "initrd.img"):
+        want = parts.get(name) or {}
+        path = os.path.join(image_dir, name)
+        if os.path.getsize(path) != want.get("size") or _sha256(path) != want.get("sha256"):
+            raise VMError("the guest image's %s in %s does not match its manifest (size or sha256)" % (name, image_dir),
+                          hint=hint)
+    _checked[os.path.realpath(image_dir)] = stamps
+    return manifest
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def load(image_dir):
-    """Open a cached image and check it looks intact.
+    """Open a cached image after ``check_parts``.
 
     Args:
         image_dir: the image's directory.
     Returns:
         A GuestImage.
     Raises:
-        VMError: a file is missing or the disk is not a qcow2 (corrupt: rebuild or re-download).
+        VMError: a part is missing or corrupt (rebuild or re-download).
     """
-    for name in IMAGE_FILES:
-        if not os.path.isfile(os.path.join(image_dir, name)):
-            raise VMError("the guest image in %s is incomplete: %s is missing" % (image_dir, name),
-                          hint="delete that directory and run again to rebuild it")
-    with open(os.path.join(image_dir, "disk.qcow2"), "rb") as f:
-        if f.read(4) != QCOW2_MAGIC:
-            raise VMError("the guest image %s is corrupt (not a qcow2 disk)" % image_dir,
-                          hint="delete that directory and run again to rebuild it")
-    try:
-        with open(os.path.join(image_dir, "manifest.json")) as f:
-            manifest = json.load(f)
-    except ValueError as e:
-        raise VMError("the guest image's manifest in %s is corrupt" % image_dir,
-                      hint="delete that directory and run again to rebuild it") from e
-    return GuestImage(image_dir, manifest)
+    return GuestImage(image_dir, check_parts(image_dir))
 
 
 def debian_arch(machine=None):
@@ -168,40 +226,72 @@ def debian_arch(machine=None):
     return "arm64" if (machine or platform.machine()).lower() in ("arm64", "aarch64") else "amd64"
 
 
-def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision_dir=PROVISION_DIR):
-    """Return the cached image for this build, building it first if needed (~2 min, root).
+def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision_dir=PROVISION_DIR, progress=None,
+          debs_dir=None):
+    """Return the cached image, assembling it first when absent or when the cached one fails
+    ``check_parts`` (it is then rebuilt, never reused).
 
-    Concurrent callers wait for one build (a lock file); a failed build leaves nothing behind.
+    The guest is assembled in pure Python from Debian's .deb files (no root, no build tools):
+    fetched and verified from the mirror, or taken from ``debs_dir``. Concurrent callers wait
+    for one build (a lock file); a failed build leaves nothing behind.
 
     Args:
         cache_dir: image cache (default ``default_cache_dir()``).
         arch, suite: what to build (arch: this host's by default).
-        mirror: Debian mirror (default: this host's apt mirror).
-        provision_dir: where build-image.sh and its inputs are.
+        mirror: Debian mirror (default: the vm.mirror setting, else this host's apt mirror, else
+            deb.debian.org).
+        provision_dir: where the guest's own files are.
+        progress: ``(done_bytes, total_bytes, name)`` callback while .debs download.
+        debs_dir: assemble from the .deb files in this directory (default ``$HOSTBRIDGE_GUEST_DEBS``).
     Returns:
         A GuestImage.
     Raises:
-        VMError: the build failed (with the last lines of its output) or the cache is corrupt.
+        VMError: the packages cannot be fetched or verified, or the assembly failed.
     """
+    from .guestimage import assemble
+
     cache_dir = cache_dir or default_cache_dir()
     arch = arch or debian_arch()
+    debs_dir = debs_dir or os.environ.get(DEBS_ENV) or None
     key = cache_key(arch, suite, provision_dir)
     final = os.path.join(cache_dir, key)
     os.makedirs(cache_dir, exist_ok=True)
     with _Lock(os.path.join(cache_dir, key + ".lock")):
         if os.path.isdir(final):
-            return load(final)
+            try:
+                return load(final)
+            except VMError:
+                shutil.rmtree(final, ignore_errors=True)  # a bad entry is rebuilt, never reused
         tmp = "%s.tmp-%d" % (final, os.getpid())
         shutil.rmtree(tmp, ignore_errors=True)
-        cmd = [os.path.join(provision_dir, "build-image.sh"), tmp, arch, suite, mirror or host_mirror()]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        if proc.returncode != 0:
+        os.makedirs(tmp)
+        try:
+            debs, kernel_deb = _guest_debs(arch, suite, mirror, progress, debs_dir)
+            assemble.assemble(debs, kernel_deb, tmp, provision_dir, arch)
+            check_parts(tmp)
+            os.rename(tmp, final)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            tail = " | ".join(proc.stdout.strip().splitlines()[-3:])
-            raise VMError("building the guest image failed: %s" % tail,
-                          hint="it needs root, debootstrap, qemu-img and access to the Debian mirror")
-        os.rename(tmp, final)
+            raise
         return load(final)
+
+
+def _guest_debs(arch, suite, mirror, progress, debs_dir):
+    """({package: .deb path}, kernel .deb path) for the guest: from ``debs_dir``, else fetched."""
+    from .guestimage import assemble
+
+    names = list(assemble.PROGRAMS) + list(assemble.PICKS) + [assemble.KERNEL_META]
+    if debs_dir:
+        debs = assemble.local_debs(debs_dir)
+    else:
+        try:
+            from .debian.archive import fetch_packages
+        except ImportError as e:
+            raise VMError("this hostbridge cannot download Debian packages (hostbridge.vm.debian is missing)",
+                          hint="set %s to a directory of the guest's .deb files" % DEBS_ENV) from e
+        debs = fetch_packages(names, arch, suite=suite, mirror=mirror,
+                              exclude=assemble.EXCLUDE_PACKAGES, progress=progress)
+    return assemble.split_kernel(debs)
 
 
 def _download_chunks(url):
@@ -258,6 +348,7 @@ def fetch(url, sha256, cache_dir=None):
         tmp = final + ".tmp-%d" % os.getpid()
         try:
             _extract_image(part, tmp)
+            check_parts(tmp)  # cached only once its parts are checked
         except (tarfile.TarError, VMError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise VMError("%s is not a hostbridge guest image: %s" % (url, e)) from e

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 # Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
 STAGES = {
     "recover": ("stopping what an interrupted `up` left running", "run `hostbridge down -f --machine NAME`"),
-    "image": ("guest image", "the image is built once (root, debootstrap, the Debian mirror); or set vm.image_url "
-                             "and vm.image_sha256 to download a published one"),
+    "image": ("guest image", "the guest is assembled once from Debian's packages (the Debian mirror must be "
+                             "reachable); or set vm.image_url and vm.image_sha256 to download a published one"),
     "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
     "boot": ("booting the VM", "check the driver's message; QEMU's console: `hostbridge logs --serial --machine NAME`"),
     "ssh": ("waiting for SSH", "see `hostbridge logs --serial --machine NAME`"),
@@ -45,7 +45,9 @@ class StageFailed(MachineError):
         prefix = "machine %s: " % name
         what = what[len(prefix):] if what.startswith(prefix) else what
         hint = STAGES[stage][1].replace("NAME", name)
-        if stage != "ssh":  # the driver's own hint there lacks the machine's name
+        from .driver import GuestBootError
+
+        if stage != "ssh" or isinstance(cause, GuestBootError):  # other drivers' ssh hints lack the name
             hint = getattr(cause, "hint", None) or hint
         super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
                          machine=name, stage=stage)
@@ -113,8 +115,10 @@ class _Up:
         from . import vmmode
 
         f = self.record.fields
-        if self.record.driver == "qemu" and not (f.get("image_dir") and os.path.isdir(f["image_dir"])):
-            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256).dir
+        if self.record.driver == "qemu":
+            # Every boot checks the cached image (a bad one is rebuilt) and takes the current one:
+            # a new hostbridge's guest replaces the system, never the data disk.
+            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256, self.progress).dir
             self.record.save()
         self.driver = vmmode.make_driver(self.record)
         self.stage("create", self.driver.create)
@@ -318,10 +322,12 @@ def destroy_vm(name) -> None:
 
 
 def upgrade_vm(name) -> dict:
-    """Swap the engine in running vm machine ``name`` for this host's version and restart it.
+    """Swap the engine in running vm machine ``name`` for this host's version and restart it;
+    a qemu machine also gets this hostbridge's guest image, booted next time (its data disk,
+    with images, containers and volumes, is never touched).
 
     Returns:
-        {"from": old version, "to": new version}.
+        {"from": old version, "to": new version, "image": the image dir for the next boot (qemu)}.
     Raises:
         MachineError: not running or not a vm machine; RemoteHostError: the copy failed.
     """
@@ -336,6 +342,8 @@ def upgrade_vm(name) -> dict:
         with vmmode.connection(record) as conn:
             new = deploy.upgrade(conn, old, record.paths.engine_zipapp_dir)
         record.fields["layout"] = new.to_dict()
+        if record.driver == "qemu":
+            record.fields["image_dir"] = steps.guest_image("", "").dir
         record.save()
         steps.wait_ping(vmmode.endpoint_for(name))
-    return {"from": old.version, "to": new.version}
+    return {"from": old.version, "to": new.version, "image": record.fields.get("image_dir")}

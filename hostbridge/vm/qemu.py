@@ -1,9 +1,11 @@
-"""The QEMU driver: a daemonized QEMU per machine over a cached guest image.
+"""The QEMU driver: a daemonized QEMU per machine booting a cached guest image from RAM.
 
-Per machine: a copy-on-write qcow2 over the image's base disk, its own SSH keys (the client
-key and the guest's host key, handed to the guest through fw_cfg), user-mode networking with
-only SSH forwarded, on 127.0.0.1, a QMP socket for power-down and state, the serial console in
-a log file, a pidfile. The command line itself is built in qemu_cmd.py.
+Per machine: a data disk (a blank qcow2 that the guest formats on its first boot and keeps
+/var/lib/hostbridge on), its own SSH keys (the client key and the guest's host key, handed to
+the guest through fw_cfg), user-mode networking with only SSH forwarded, on 127.0.0.1, a QMP
+socket for power-down and state, the serial console in a log file, a pidfile. The guest
+system itself (kernel + initramfs) is the image's, so a new image changes no data. The
+command line itself is built in qemu_cmd.py.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hostbridge.errors import VMError
 from hostbridge.hostos import guest_path
 from hostbridge.vm import image, qemu_cmd, sshkeys
 from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
-                                  Driver, SSHInfo, check_shares)
+                                  Driver, SSHInfo, boot_failure, check_shares)
 from hostbridge.vm.qmp import QMP
 
 log = logging.getLogger(__name__)
@@ -128,15 +130,19 @@ class QemuDriver(Driver):
         os.makedirs(self.spec.dir, mode=0o700, exist_ok=True)
         sshkeys.generate(self.files.ssh_key, self.files.ssh_pub, "hostbridge@%s" % self.spec.name)
         sshkeys.generate(self.files.host_key, self.files.host_pub, "%s host key" % self.spec.name)
-        try:
-            os.remove(self.files.disk)
-        except FileNotFoundError:
-            pass
-        proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", img.disk,
-                               self.files.disk, "%dG" % self.spec.disk_gib], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise VMError("machine %s: qemu-img create failed: %s" % (self.spec.name, proc.stderr.strip()),
-                          hint="check the base image %s, or delete it to rebuild" % img.disk)
+        if not os.path.exists(self.files.disk):
+            # Blank: the guest formats it on its first boot. An existing disk holds data: kept.
+            tmp = self.files.disk + ".tmp"
+            try:
+                proc = subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", tmp, "%dG" % self.spec.disk_gib],
+                                      capture_output=True, text=True)
+            except OSError as e:
+                raise VMError("machine %s: cannot run qemu-img: %s" % (self.spec.name, e),
+                              hint="install QEMU (it brings qemu-img)") from e
+            if proc.returncode != 0:
+                raise VMError("machine %s: qemu-img create failed: %s" % (self.spec.name, proc.stderr.strip()),
+                              hint="check free space in %s" % self.spec.dir)
+            os.replace(tmp, self.files.disk)
         # The guest mounts each where hostos.guest_path puts it (C:\Users at /c/Users).
         shares = [{"tag": "share%d" % i, "path": guest_path(p, self.system)} for i, p in enumerate(self.spec.shares)]
         with open(self.files.guest_config, "w") as f:
@@ -178,7 +184,9 @@ class QemuDriver(Driver):
             return
         if state == UNKNOWN:
             self.stop(force=True)  # a wedged QEMU holds the disk's write lock
-        img = image.load(record["image_dir"])
+        # The newest image given (an upgrade) replaces the system; the data disk stays.
+        img = image.load(self.spec.image_dir or record["image_dir"])
+        record["image_dir"] = img.dir
         accel, self.accel_notes = qemu_cmd.choose_accel(self._binary_path(), self.system, self.arch, img.kernel,
                                                         self.accel_cache)
         for note in self.accel_notes:
@@ -240,6 +248,16 @@ class QemuDriver(Driver):
             raise VMError("machine %s is not running" % self.spec.name, hint="start it: hostbridge up")
         return SSHInfo(host="127.0.0.1", port=record["ssh_port"], user=SSH_USER, key_path=self.files.ssh_key,
                        host_key=sshkeys.public_line(self.files.host_pub))
+
+    def boot_failure(self):
+        """The serial log's line saying the guest failed to boot (a panic, an unreadable
+        initramfs, the guest init's error marker), or None."""
+        try:
+            with open(self.files.serial_log, "rb") as f:
+                text = f.read(4 << 20).decode(errors="replace")
+        except OSError:
+            return None
+        return boot_failure(text)
 
     def serial_tail(self, lines=20):
         try:

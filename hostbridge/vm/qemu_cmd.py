@@ -117,7 +117,8 @@ def machine_args(system, arch, accel):
 
 
 def kernel_cmdline(arch, extra=""):
-    parts = ["root=/dev/vda", "rw", "console=" + console_device(arch), "panic=-1", FAST_BOOT]
+    # The system is the initramfs (no root=); panic=-1 with QEMU's -no-reboot: a panic exits QEMU.
+    parts = ["console=" + console_device(arch), "panic=-1", FAST_BOOT]
     return " ".join(p for p in parts + [extra] if p)
 
 
@@ -135,6 +136,8 @@ def build_command(cfg: QemuConfig, binary=None):
     argv += machine_args(cfg.system, cfg.arch, cfg.accel)
     argv += ["-smp", str(cfg.cpus), "-m", str(cfg.memory_mib),
              "-nodefaults", "-no-user-config", "-display", "none",
+             # A guest that panics or reboots stops QEMU: `up` sees it at once, no reboot loop.
+             "-no-reboot",
              "-kernel", cfg.kernel, "-initrd", cfg.initrd, "-append", kernel_cmdline(cfg.arch, cfg.append),
              "-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file=%s" % escape(cfg.disk),
              "-device", "virtio-blk-pci,drive=disk0",

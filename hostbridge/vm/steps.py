@@ -12,11 +12,22 @@ import time
 from ..errors import MachineError
 
 
-def guest_image(url, sha256):
-    """The qemu guest image: downloaded from ``url`` (checked against ``sha256``), else built."""
+def guest_image(url, sha256, progress=None):
+    """The qemu guest image: downloaded from ``url`` (checked against ``sha256``), else assembled
+    from Debian's packages (downloaded once; ``progress(stage, text)`` hears every fifth of it)."""
     from . import image
 
-    return image.fetch(url, sha256) if url else image.build()
+    if url:
+        return image.fetch(url, sha256)
+    shown = set()
+
+    def download(done, total, name):
+        step = int(5 * done / total) if total else 5
+        if progress and step not in shown:
+            shown.add(step)
+            progress("image", "note: Debian packages for the guest: %d of %d MB downloaded" % (done >> 20, total >> 20))
+
+    return image.build(progress=download)
 
 
 def connect(record, info):

@@ -121,12 +121,13 @@ def test_make_driver_by_name(tmp_path):
 def test_qemu_create_over_a_corrupt_base_image_says_to_rebuild(tmp_path):
     img = tmp_path / "image"
     img.mkdir()
-    for name in ("disk.qcow2", "kernel", "initrd.img", "manifest.json"):
+    for name in ("kernel", "initrd.img"):
         (img / name).write_bytes(b"garbage")
+    (img / "manifest.json").write_text("{not json")
     d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "m"), image_dir=str(img)))
     with pytest.raises(VMError) as err:
         d.create()
-    assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+    assert "corrupt" in str(err.value) and "rebuilt" in str(err.value)
     assert d.state() == driver.NOT_CREATED
 
 

@@ -1,6 +1,8 @@
 """The guest image cache: keys, mirror choice, a corrupt image, the download path (file://)."""
 
+import gzip
 import hashlib
+import json
 import io
 import os
 import shutil
@@ -10,6 +12,7 @@ import pytest
 
 from hostbridge.errors import VMError
 from hostbridge.vm import image
+from hostbridge.vm.guestimage import cpio
 
 
 def copy_provision(tmp_path):
@@ -58,10 +61,29 @@ def test_default_cache_dir_follows_hostbridge_home(monkeypatch, tmp_path):
     assert image.default_cache_dir() == str(tmp_path / "cache" / "images")
 
 
-def make_image_tar(path, disk=image.QCOW2_MAGIC + b"\0" * 60):
+def image_parts(kernel=None, initrd=None):
+    """{name: bytes} of a small image that passes image.check_parts (a fake kernel, a real
+    gzip'd newc initrd), unless ``kernel``/``initrd`` replace a part (the manifest still
+    describes the given bytes)."""
+    if kernel is None:
+        kernel = b"\x7fELF" + b"\0" * (image.MIN_KERNEL + 60)
+    if initrd is None:
+        raw = io.BytesIO()
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+            w = cpio.Writer(gz)
+            w.add("init", 0o100755, os.urandom(image.MIN_INITRD + 1000))
+            w.close()
+        initrd = raw.getvalue()
+    parts = {"kernel": kernel, "initrd.img": initrd}
+    manifest = {"kernel_release": "6.1", "parts": {n: {"size": len(d), "sha256": hashlib.sha256(d).hexdigest()}
+                                                   for n, d in parts.items()}}
+    parts["manifest.json"] = json.dumps(manifest).encode()
+    return parts
+
+
+def make_image_tar(path, **parts):
     with tarfile.open(path, "w:gz") as tar:
-        for name, data in (("disk.qcow2", disk), ("kernel", b"kernel"), ("initrd.img", b"initrd"),
-                           ("manifest.json", b'{"kernel": "6.1"}'), ("../evil", b"x")):
+        for name, data in list(image_parts(**parts).items()) + [("../evil", b"x")]:
             info = tarfile.TarInfo("image/" + name if name != "../evil" else name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
@@ -74,7 +96,7 @@ def test_fetch_verifies_and_caches_a_published_image(tmp_path):
     digest = make_image_tar(tar)
     cache = str(tmp_path / "cache")
     img = image.fetch("file://" + tar, digest, cache)
-    assert img.manifest == {"kernel": "6.1"}
+    assert img.manifest["kernel_release"] == "6.1"
     assert sorted(os.listdir(img.dir)) == sorted(image.IMAGE_FILES)
     assert not os.path.exists(os.path.join(cache, "evil"))
     os.remove(tar)  # cached: the URL is not read again
@@ -96,7 +118,7 @@ def test_fetch_over_http_from_127_0_0_1(tmp_path, monkeypatch):
     try:
         base = "http://127.0.0.1:%d/" % srv.server_address[1]
         img = image.fetch(base + "image.tar.gz", digest, str(tmp_path / "cache"))
-        assert img.manifest == {"kernel": "6.1"}
+        assert img.manifest["kernel_release"] == "6.1"
         with pytest.raises(VMError, match="cannot download.*404"):
             image.fetch(base + "missing.tar.gz", "11" * 32, str(tmp_path / "cache"))
     finally:
@@ -117,12 +139,19 @@ def test_fetch_of_a_missing_url_is_a_clear_error(tmp_path):
         image.fetch("file://" + str(tmp_path / "nope.tar"), "00" * 32, str(tmp_path / "c"))
 
 
-def test_a_corrupt_base_image_says_to_rebuild(tmp_path):
+@pytest.mark.parametrize("parts, why", [
+    ({"initrd": b"\x1f\x8b" + b"\0" * 18}, "truncated"),  # the 20-byte initrd of the issue
+    ({"initrd": b"\0" * (2 << 20)}, "not a newc"),
+    ({"kernel": b"MZ" + b"\0" * (2 << 20)}, "not a kernel"),
+    ({"kernel": b"\x7fELF"}, "not a kernel"),
+])
+def test_a_published_image_with_a_bad_part_is_refused_and_not_cached(tmp_path, parts, why):
     tar = str(tmp_path / "image.tar.gz")
-    digest = make_image_tar(tar, disk=b"not a qcow2")
-    with pytest.raises(VMError) as err:
-        image.fetch("file://" + tar, digest, str(tmp_path / "c"))
-    assert "corrupt" in str(err.value) and "rebuild" in str(err.value)
+    digest = make_image_tar(tar, **parts)
+    cache = tmp_path / "c"
+    with pytest.raises(VMError, match=why):
+        image.fetch("file://" + tar, digest, str(cache))
+    assert [p for p in os.listdir(cache) if not p.endswith(".lock")] == []
 
 
 def test_prune_keeps_the_images_in_use(tmp_path):

@@ -40,7 +40,7 @@ def test_machine_accel_and_cpu_per_platform(system, arch, accel, machine, accel_
 def test_console_follows_the_architecture():
     x86 = opt(build_command(config()), "-append")[0]
     arm = opt(build_command(config("Darwin", "aarch64", "hvf")), "-append")[0]
-    assert "console=ttyS0" in x86 and "root=/dev/vda" in x86
+    assert "console=ttyS0" in x86 and "root=" not in x86  # the system is the initramfs
     assert "console=ttyAMA0" in arm
 
 
@@ -117,3 +117,8 @@ def test_choose_accel_keeps_a_working_accelerator(tmp_path):
     accel, notes = qemu_cmd.choose_accel("/q", "Darwin", "aarch64", "/k", str(tmp_path / "a.json"),
                                          probe=lambda *a: (True, ""))
     assert (accel, notes) == ("hvf", [])
+
+
+def test_a_guest_panic_or_reboot_stops_qemu():
+    argv = build_command(config())
+    assert "-no-reboot" in argv and "panic=-1" in opt(argv, "-append")[0]

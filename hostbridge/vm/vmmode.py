@@ -96,7 +96,8 @@ def make_driver(record):
     Raises:
         MachineError: the record names a driver this hostbridge does not know.
     """
-    from .driver import MachineSpec, make_driver as make
+    from .driver import MachineSpec
+    from .drivers import make_driver as make
 
     f = record.fields
     spec = MachineSpec(name=record.name, dir=record.paths.dir, cpus=int(f.get("cpus", 2)),

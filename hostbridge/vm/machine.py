@@ -55,7 +55,8 @@ class Interrupted(MachineError):
 
 @dataclass
 class UpResult:
-    """What ``up_vm`` did. ``stages`` holds (stage, seconds) in order."""
+    """What an ``up`` did (every mode's: ``modes.Machine.up``). ``stages`` holds (stage, seconds)
+    in order; ``mode`` is the machine's; ``details`` the mode's own (native: the engine's status)."""
 
     name: str
     endpoint: str
@@ -66,6 +67,8 @@ class UpResult:
     recovered: bool = False
     seconds: float = 0.0
     stages: list = field(default_factory=list)
+    mode: str = "vm"
+    details: dict = field(default_factory=dict)
 
 
 class _Up:

@@ -38,7 +38,7 @@ def _error(name, stage, cause):
     # Ours pass as they are (the CLI asks about a HostKeyError's fingerprint); a library's error
     # becomes one naming the stage.
     if isinstance(cause, HostbridgeError):
-        if getattr(cause, "stage", None) is None and isinstance(cause, MachineError):
+        if getattr(cause, "stage", None) is None:
             cause.stage = stage
         return cause
     return stages.StageFailed(name, stage, cause, hint=STAGES[stage][1].replace("NAME", name),

@@ -417,7 +417,9 @@ def upgrade(conn, layout: Layout, cache_dir: str) -> Layout:
     if new.shim:
         install_shim(conn, new, new.shim)
     stop_engine(conn, old)
-    start_engine(conn, new)
+    # As long as `up` waits: the engine compiles its zipapp at each start (tens of seconds
+    # in a VM under emulation).
+    start_engine(conn, new, wait=120)
     if old.zipapp != new.zipapp:
         conn.run(_priv(new, "rm -f %s" % shlex.quote(old.zipapp)))
     return new

@@ -43,10 +43,11 @@ PROGRAMS = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "li
 PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv"), "dash": ("/usr/bin/dash",),
          "util-linux": ("/usr/bin/nsenter", "/usr/bin/unshare"), "mount": ("/usr/bin/mount", "/usr/bin/umount"),
          "iproute2": ("/usr/bin/ip", "/usr/sbin/ip", "/etc/iproute2/"), "libc-bin": ("/usr/bin/getent",),
+         "procps": ("/usr/bin/ps", "/usr/bin/pkill", "/usr/bin/pgrep"),
          "e2fsprogs": ("/usr/sbin/mke2fs", "/usr/sbin/mkfs.ext4", "/usr/sbin/e2fsck", "/usr/sbin/fsck.ext4",
                        "/usr/sbin/tune2fs", "/usr/sbin/resize2fs", "/etc/mke2fs.conf")}
 # Packages the programs' dependency closure brings that the guest does not run.
-EXCLUDE_PACKAGES = ("debconf", "perl-base", "adduser", "init-system-helpers", "dpkg", "ucf", "procps",
+EXCLUDE_PACKAGES = ("debconf", "perl-base", "adduser", "init-system-helpers", "dpkg", "ucf",
                     "runit-helper", "sensible-utils", "openssl", "debianutils", "base-files",
                     "login", "passwd", "systemd", "systemd-sysv", "initramfs-tools", "linux-base",
                     "lsb-base", "sysvinit-utils", "libpam-modules",

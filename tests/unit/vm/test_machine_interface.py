@@ -210,3 +210,16 @@ def test_cli_status_and_refusals_read_the_same_through_the_interface():
     assert res.returncode != 0 and "machine far is not a VM" in res.stderr
     res = _cli("down", "--machine", "dev")
     assert res.returncode == 0 and res.stdout == "Machine dev is not running.\n", res.stderr
+
+
+def test_the_endpoint_path_of_a_vm_stays_light():
+    record.Machine("dev", "vm", "qemu", fields={"state": "stopped"}).save()
+    code = ("import sys\nfrom hostbridge.client.endpoint import resolve_endpoint\n"
+            "try:\n    resolve_endpoint({'host': None, 'machine': 'dev', 'native.socket': '/s'})\n"
+            "except Exception as e:\n    print(type(e).__name__)\n"
+            "print(sorted(m for m in ('paramiko', 'hostbridge.vm.machine', 'hostbridge.vm.stages', "
+            "'hostbridge.vm.qemu', 'hostbridge.vm.steps') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(
+                             os.path.dirname(os.path.abspath(__file__)))))))
+    assert res.stdout.splitlines() == ["MachineError", "[]"], res.stderr

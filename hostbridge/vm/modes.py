@@ -257,7 +257,8 @@ class RemoteMachine(Machine):
         from ..tunnel import control
 
         st = control.tunnel_status(self.record.paths)
-        rows = [("machine", "%s (remote)" % self.name), ("tunnel", st["state"]), ("endpoint", st.get("endpoint") or "-")]
+        rows = [("machine", "%s (remote)" % self.name), ("tunnel", st["state"]),
+                ("endpoint", st.get("endpoint") or "-")]
         return dict(st, mode=self.mode, ok=st["state"] == "connected", rows=rows)
 
     def endpoint(self):

@@ -94,6 +94,7 @@ class _Up:
     def run(self, ssh_timeout, image_url, image_sha256) -> str:
         from . import vmmode
 
+        self.stages.on_failure(self._undo)  # first: whichever stage fails, the record leaves "starting"
         f = self.record.fields
         if self.record.driver == "qemu":
             # Every boot checks the cached image (a bad one is rebuilt) and takes the current one:
@@ -101,7 +102,6 @@ class _Up:
             f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256, self.progress).dir
             self.record.save()
         self.driver = vmmode.make_driver(self.record)
-        self.stages.on_failure(self._undo)
         self.stage("create", self.driver.create)
         if self.recovered and self.driver.state() not in ("stopped", "not-created"):
             # Whatever the dead `up` left running is in an unknown state: boot it afresh.

@@ -223,3 +223,16 @@ def test_the_endpoint_path_of_a_vm_stays_light():
                          env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(
                              os.path.dirname(os.path.abspath(__file__)))))))
     assert res.stdout.splitlines() == ["MachineError", "[]"], res.stderr
+
+
+def test_a_vm_up_failing_at_its_first_stage_leaves_the_starting_state():
+    from hostbridge.vm import machine as machines
+
+    seen = []
+    # A published image at 127.0.0.1:1, where nothing listens: the image stage fails at once.
+    with pytest.raises(machines.StageFailed) as err:
+        machines.up_vm("dev", driver="qemu", image_url="http://127.0.0.1:1/guest.tar", image_sha256="0" * 64,
+                       progress=lambda stage, text: seen.append(stage))
+    assert err.value.stage == "image" and seen[:1] == ["image"]
+    assert record.load("dev").fields["state"] == "stopped"  # not left "starting"
+    assert record.load("dev").fields["up_pid"] is None

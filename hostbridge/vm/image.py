@@ -30,7 +30,7 @@ PROVISION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.
 # Every file of provision/ the guest is made of: a change to any of them is a new image.
 BUILD_INPUTS = ("guest-init.py", "initramfs-init.sh", "guest-power.sh", "hostbridge.initd")
 # Bumped when the assembler's recipe changes (packages, trimming, layout).
-ASSEMBLY_VERSION = "11"
+ASSEMBLY_VERSION = "12"
 IMAGE_FILES = ("kernel", "initrd.img", "manifest.json")
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -224,6 +224,21 @@ def debian_arch(machine=None):
     import platform
 
     return "arm64" if (machine or platform.machine()).lower() in ("arm64", "aarch64") else "amd64"
+
+
+def cached(url="", sha256="", cache_dir=None, arch=None, suite=DEFAULT_SUITE, provision_dir=PROVISION_DIR):
+    """The image ``build()`` (or ``fetch(url, sha256)``) would return, when it is cached and
+    passes ``check_parts``; else None (no download, no build).
+
+    Returns:
+        A GuestImage or None.
+    """
+    cache_dir = cache_dir or default_cache_dir()
+    try:
+        name = "sha256-" + sha256.lower()[:16] if url else cache_key(arch or debian_arch(), suite, provision_dir)
+        return load(os.path.join(cache_dir, name))
+    except VMError:
+        return None
 
 
 def build(cache_dir=None, arch=None, suite=DEFAULT_SUITE, mirror=None, provision_dir=PROVISION_DIR, progress=None,

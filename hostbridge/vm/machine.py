@@ -97,9 +97,11 @@ class _Up:
         self.stages.on_failure(self._undo)  # first: whichever stage fails, the record leaves "starting"
         f = self.record.fields
         if self.record.driver == "qemu":
-            # Every boot checks the cached image (a bad one is rebuilt) and takes the current one:
-            # a new hostbridge's guest replaces the system, never the data disk.
-            f["image_dir"] = self.stage("image", steps.guest_image, image_url, image_sha256, self.progress).dir
+            # Every boot takes this hostbridge's guest (checked; a bad one is rebuilt): a new
+            # hostbridge's guest replaces the system, never the data disk.
+            img = steps.cached_guest_image(image_url, image_sha256) or self.stage(
+                "image", steps.guest_image, image_url, image_sha256, self.progress)
+            f["image_dir"] = img.dir
             self.record.save()
         self.driver = vmmode.make_driver(self.record)
         self.stage("create", self.driver.create)

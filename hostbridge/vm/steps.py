@@ -12,6 +12,13 @@ import time
 from ..errors import MachineError
 
 
+def cached_guest_image(url, sha256):
+    """The guest image ``guest_image`` would give, when it is cached and intact; else None."""
+    from . import image
+
+    return image.cached(url, sha256)
+
+
 def guest_image(url, sha256, progress=None):
     """The qemu guest image: downloaded from ``url`` (checked against ``sha256``), else assembled
     from Debian's packages (downloaded once; ``progress(stage, text)`` hears every fifth of it)."""

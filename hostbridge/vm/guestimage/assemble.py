@@ -35,12 +35,13 @@ KERNEL_META = "linux-image-amd64"
 PROGRAMS = ("busybox-static", "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
             "openssh-server", "openssh-sftp-server", "iptables", "tini", "ca-certificates")
 # Packages of which only these files are taken: what busybox's applets lack (date +%N for the
-# clock sync, mv -T for the engine's atomic switch), and dash as /bin/sh: Debian's busybox ash
+# clock sync, mv -T for the engine's atomic switch, install, stat -f naming cgroup2), and dash
+# as /bin/sh: Debian's busybox ash
 # runs its own applet for a command name before searching PATH, so it would never run those.
 # The same goes for busybox's nsenter and unshare: they would run busybox's own `ip`.
 # Of iproute2 and e2fsprogs only what the engine and the data disk use (every byte of the
 # initramfs is unpacked and copied at each boot). A name ending in / takes a whole tree.
-PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv"), "dash": ("/usr/bin/dash",),
+PICKS = {"coreutils": ("/usr/bin/date", "/usr/bin/mv", "/usr/bin/install", "/usr/bin/stat"), "dash": ("/usr/bin/dash",),
          "util-linux": ("/usr/bin/nsenter", "/usr/bin/unshare"), "mount": ("/usr/bin/mount", "/usr/bin/umount"),
          "iproute2": ("/usr/bin/ip", "/usr/sbin/ip", "/etc/iproute2/"), "libc-bin": ("/usr/bin/getent",),
          "procps": ("/usr/bin/ps", "/usr/bin/pkill", "/usr/bin/pgrep"),
@@ -327,7 +328,7 @@ APPLETS = ("ash", "cat", "cp", "mv", "rm", "ln", "ls", "mkdir", "rmdir", "chmod"
            "mount", "umount", "modprobe", "insmod", "rmmod", "lsmod", "modinfo", "switch_root", "setsid",
            "start-stop-daemon", "free", "df", "du", "top", "pidof", "killall", "nc", "ping", "wget", "nslookup",
            "md5sum", "sha256sum", "seq", "yes", "tee", "expr", "pwd", "dd", "hexdump", "od", "base64", "mknod",
-           "mkfifo", "install", "chroot", "pivot_root", "losetup", "blockdev", "fstrim", "uptime", "clear", "reset", "more",
+           "mkfifo", "chroot", "pivot_root", "losetup", "blockdev", "fstrim", "uptime", "clear", "reset", "more",
            "diff", "cmp", "patch", "gzip", "bzip2", "bunzip2", "ipcalc", "watch", "usleep", "logger", "setpriv")
 
 

@@ -167,3 +167,15 @@ def test_prune_keeps_the_images_in_use(tmp_path):
 def test_debian_arch_follows_the_host():
     assert image.debian_arch("x86_64") == "amd64"
     assert image.debian_arch("aarch64") == image.debian_arch("arm64") == "arm64"
+
+
+def test_cached_answers_only_for_an_intact_image(tmp_path):
+    cache = tmp_path / "c"
+    tar = str(tmp_path / "image.tar.gz")
+    digest = make_image_tar(tar)
+    assert image.cached("file://" + tar, digest, str(cache)) is None  # not fetched yet: no download
+    img = image.fetch("file://" + tar, digest, str(cache))
+    assert image.cached("file://" + tar, digest, str(cache)) == img
+    with open(img.initrd, "r+b") as f:
+        f.truncate(20)
+    assert image.cached("file://" + tar, digest, str(cache)) is None

@@ -99,7 +99,8 @@ class _Up:
         if self.record.driver == "qemu":
             # Every boot takes this hostbridge's guest (checked; a bad one is rebuilt): a new
             # hostbridge's guest replaces the system, never the data disk.
-            img = steps.cached_guest_image(image_url, image_sha256) or self.stage(
+            # A warm `up` takes an intact cached image without a stage of its own.
+            img = (None if self.created else steps.cached_guest_image(image_url, image_sha256)) or self.stage(
                 "image", steps.guest_image, image_url, image_sha256, self.progress)
             f["image_dir"] = img.dir
             self.record.save()

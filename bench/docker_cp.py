@@ -1,4 +1,5 @@
-"""docker cp in and out, and docker commit, of a 2000-file tree: hostbridge's engine against dockerd.
+"""docker cp in and out (also out of a stopped container's volume), and docker commit, of a
+2000-file tree: hostbridge's engine against dockerd.
 
 Run as root from the repository root: ``python3 bench/docker_cp.py [FILES] [RUNS]`` (default 2000
 files of 1 KB in 20 directories, 5 runs each, interleaved). Every operation goes by descriptors
@@ -43,11 +44,19 @@ def main() -> None:
     with SideBySide() as sb:
         for env in sb.envs.values():
             docker(env, "run", "-d", "--name", "bench-cp", "--network", "none", "busybox", "sleep", "3600")
+            # a stopped container with the tree in a volume: cp must bind the volume into its view
+            docker(env, "run", "-d", "--name", "bench-cpv", "-v", "bench-cpv:/vol", "--network", "none", "busybox",
+                   "sleep", "3600")
+            subprocess.run(["docker", "cp", "-", "bench-cpv:/vol"], input=data, env=env, capture_output=True,
+                           check=True)
+            docker(env, "stop", "-t", "0", "bench-cpv")
         ops = {
             "cp in": lambda env: subprocess.run(["docker", "cp", "-", "bench-cp:/"], input=data, env=env,
                                                 capture_output=True, check=True),
             "cp out": lambda env: docker(env, "cp", "bench-cp:/tree", "-", stdout=subprocess.DEVNULL),
             "commit": lambda env: docker(env, "commit", "bench-cp", "bench-cp-img"),
+            "cp out of a stopped container's volume":
+                lambda env: docker(env, "cp", "bench-cpv:/vol/tree", "-", stdout=subprocess.DEVNULL),
         }
         for op, fn in ops.items():
             times = {name: [] for name in sb.envs}

@@ -1,6 +1,6 @@
 """Latencies the tests used to assert, measured here instead, hostbridge's engine beside dockerd.
 
-    python3 bench/latency.py [--runs 5]
+    python3 bench/latency.py [--runs 5] [--logs-only]
 
 Run as root from the repository root. Each figure is a median of ``--runs`` runs, both daemons
 driven by the stock docker CLI, interleaved (the machine is shared and noisy):
@@ -103,6 +103,7 @@ def cpu_share(env, i, seconds=2.0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--logs-only", action="store_true", help="only the two docker logs -f figures")
     args = ap.parse_args()
     with SideBySide() as sb:
         figures = {name: {"exited": [], "delay": [], "stats1": [], "stats_all": [], "cpu": []} for name in sb.envs}
@@ -113,15 +114,19 @@ def main():
             for name, env in sb.envs.items():
                 figures[name]["exited"].append(follow_exited(env, i))
                 figures[name]["delay"].append(follow_delay(env, i))
+                if args.logs_only:
+                    continue
                 figures[name]["stats1"].append(stats_once(env, ["lat-busy"]))
                 figures[name]["stats_all"].append(stats_once(env, []))
                 figures[name]["cpu"].append(cpu_share(env, i))
         for key, label in (("exited", "logs -f of an exited container"), ("delay", "logs -f line delay (median)"),
                            ("stats1", "stats --no-stream (one container)"),
                            ("stats_all", "stats --no-stream (all running)")):
+            if args.logs_only and key.startswith("stats"):
+                continue
             report(label, statistics.median(figures["hostbridge"][key]), statistics.median(figures["dockerd"][key]),
                    1.0)
-        for name in sb.envs:
+        for name in sb.envs if not args.logs_only else ():
             print("%-10s --cpus 0.5: a busy loop got %.2f of half a CPU (median; 1.0 is exact)"
                   % (name, statistics.median(figures[name]["cpu"])))
 

@@ -56,6 +56,12 @@ SETTINGS = {
         Setting("vm.image_url", str, "", "HOSTBRIDGE_VM_IMAGE_URL",
                 "a published guest image to download instead of building one"),
         Setting("vm.image_sha256", str, "", "HOSTBRIDGE_VM_IMAGE_SHA256", "the published image's sha256"),
+        Setting("vm.proxy", str, "", "HOSTBRIDGE_VM_PROXY",
+                "proxy URL for the engine's registry traffic (empty: the host's HTTP(S)_PROXY; none: no proxy)"),
+        Setting("vm.no_proxy", str, "", "HOSTBRIDGE_VM_NO_PROXY",
+                "hosts, domains, IPs or CIDRs the engine reaches without the proxy (empty: the host's NO_PROXY)"),
+        Setting("registry.ca", str, "", "HOSTBRIDGE_REGISTRY_CA",
+                "extra CA certificates the engine trusts for registries: a PEM file or a folder of *.crt/*.pem"),
         Setting("vm.mirror", str, "", "HOSTBRIDGE_VM_MIRROR",
                 "Debian mirror the guest's packages come from (empty: this host's apt mirror, else deb.debian.org)"),
     )
@@ -196,8 +202,107 @@ def dump_toml(flat: dict[str, object]) -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
+_HEADER = None  # compiled on first use: `hostbridge ps` never edits the config
+
+
+def _patterns():
+    global _HEADER
+    if _HEADER is None:
+        import re
+
+        _HEADER = (re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$"),
+                   re.compile(r"^(\s*)([A-Za-z0-9_\-\".]+?)\s*=\s*"))
+    return _HEADER
+
+
+def _value_end(line: str, start: int) -> int:
+    """Where a one-line TOML scalar starting at ``start`` ends (strings with escapes, bare words)."""
+    if line.startswith(('"', "'"), start):
+        quote, i = line[start], start + 1
+        while i < len(line):
+            if quote == '"' and line[i] == "\\":
+                i += 2
+                continue
+            if line[i] == quote:
+                return i + 1
+            i += 1
+        return len(line)
+    i = start
+    while i < len(line) and line[i] not in " \t#":
+        i += 1
+    return i
+
+
+def edit_toml(text: str, key: str, value) -> str:
+    """``text`` with one setting set (or removed when ``value`` is None), everything else as it was:
+    comments, order, blank lines, a comment after the value (pure).
+
+    Args:
+        text: the config file's text.
+        key: ``name`` or ``section.name``.
+        value: a str/int/float, or None to remove the line.
+    """
+    header, assign = _patterns()
+    section, _, name = key.rpartition(".")
+    lines = text.splitlines(keepends=True)
+    current, found, last_in_section, first_header, section_line = "", None, None, None, None
+    for i, line in enumerate(lines):
+        h = header.match(line)
+        if h and not line.lstrip().startswith("[["):
+            current = h.group(1).replace('"', "").replace(" ", "")
+            if first_header is None:
+                first_header = i
+            if current == section:
+                section_line = i
+            continue
+        m = assign.match(line)
+        if not m:
+            continue
+        k = m.group(2).replace('"', "")
+        full = (current + "." + k) if current else k
+        if current == section:
+            last_in_section = i
+        if full == key:
+            found = (i, m)
+    rendered = None if value is None else "%s = %s" % (name, _toml_value(value))
+    if found is not None:
+        i, m = found
+        if value is None:
+            del lines[i]
+        else:
+            line = lines[i]
+            end = _value_end(line, m.end())
+            newline = "\n" if line.endswith("\n") else ""
+            lines[i] = line[:m.end()] + _toml_value(value) + line[end:].rstrip("\r\n") + newline
+        return "".join(lines)
+    if value is None:
+        return text
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    if not section:
+        if last_in_section is not None:
+            lines.insert(last_in_section + 1, rendered + "\n")
+        elif first_header is not None:
+            lines[first_header:first_header] = [rendered + "\n", "\n"]
+        else:
+            lines.append(rendered + "\n")
+        return "".join(lines)
+    if section_line is not None:
+        at = last_in_section + 1 if last_in_section is not None and last_in_section > section_line else section_line + 1
+        lines.insert(at, rendered + "\n")
+        return "".join(lines)
+    if lines and lines[-1].strip():
+        lines.append("\n")
+    lines += ["[%s]\n" % section, rendered + "\n"]
+    return "".join(lines)
+
+
 def set_value(key: str, value: str | None, path: str | None = None) -> str:
     """Set (or with ``value=None`` remove) one setting in the config file, validated first.
+
+    The file is edited in place: the user's comments and layout stay. Should the edit not read
+    back as intended (an unusual layout, e.g. a dotted key in another table), the file is
+    written afresh from its settings instead.
 
     Args:
         key: a dotted key from ``SETTINGS``.
@@ -206,20 +311,38 @@ def set_value(key: str, value: str | None, path: str | None = None) -> str:
     Returns:
         The file written.
     Raises:
-        ConfigError: an unknown key or a bad value.
+        ConfigError: an unknown key or a bad value (the file is left as it was).
     """
     path = path or paths.config_file()
     setting = SETTINGS.get(key)
     if setting is None:
         raise ConfigError("unknown setting %r" % key, hint="known: %s" % ", ".join(sorted(SETTINGS)))
     current = load_file(path)
-    if value is None:
-        current.pop(key, None)
+    coerced = None if value is None else _coerce(setting, value, "the command line")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = ""
+    edited = edit_toml(text, key, coerced)
+    wanted = dict(current)
+    if coerced is None:
+        wanted.pop(key, None)
     else:
-        current[key] = _coerce(setting, value, "the command line")
+        wanted[key] = coerced
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        ok = _flatten(tomllib.loads(edited)) == wanted
+    except ValueError:
+        ok = False
+    if not ok:
+        edited = dump_toml(wanted)
     paths.ensure_dir(os.path.dirname(path))
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(dump_toml(current))
+        f.write(edited)
     os.replace(tmp, path)
     return path

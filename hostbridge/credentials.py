@@ -214,32 +214,52 @@ def encode_auth(auth: dict) -> str:
 
 def build_config_header() -> str:
     """The ``X-Registry-Config`` value for a build: every stored registry's credentials, so that a
-    FROM on a private registry pulls with them (as ``docker build`` sends its config's auths).
-    Empty when nothing is stored or the host has no keyring at all."""
+    FROM on a private registry pulls with them (as ``docker build`` sends its config's auths), then
+    the stock CLI's logins (``dockerconfig``) for registries the keyring has none for. Empty when
+    there are none.
+
+    Raises:
+        CredentialsError: the keyring refused; the docker config is malformed or its helper fails.
+    """
     try:
         index = _index()
     except CredentialsError as e:
-        if isinstance(e.__cause__, _keyring().errors.NoKeyringError):
-            return ""
-        raise
+        if not isinstance(e.__cause__, _keyring().errors.NoKeyringError):
+            raise
+        index = {}  # no keyring at all: only the docker CLI's logins can count
     configs = {}
     for reg in index:
         cred = get(reg)
         if cred is not None:
             configs[cred.server_url] = {"username": cred.username, "password": cred.secret,
                                         "serveraddress": cred.server_url}
+    # The stock CLI's logins for the registries the keyring has none for (as `docker build` sends them).
+    from . import dockerconfig
+
+    have = {normalize_registry(url) for url in configs}
+    docker_conf = dockerconfig.load()
+    for server in sorted(set(docker_conf.get("auths") or {}) | set(docker_conf.get("credHelpers") or {})):
+        if normalize_registry(server) in have:
+            continue
+        found = dockerconfig.lookup(server)
+        if found:
+            configs[found["serveraddress"]] = found
+            have.add(normalize_registry(server))
     return encode_auth(configs) if configs else ""
 
 
 def auth_header(server: str) -> str:
-    """The ``X-Registry-Auth`` value for a registry: its stored credentials, or anonymous.
+    """The ``X-Registry-Auth`` value for a registry: its stored credentials, else the docker
+    CLI's login from ``~/.docker/config.json`` (as docker reads it), else anonymous.
 
     Raises:
-        CredentialsError: the keyring refused.
+        CredentialsError: the keyring refused; the docker config is malformed or its helper fails.
     """
     cred = get(server)
     if cred is None:
-        return encode_auth({})
+        from . import dockerconfig
+
+        return encode_auth(dockerconfig.lookup(server) or {})
     return encode_auth({"username": cred.username, "password": cred.secret,
                         "serveraddress": cred.server_url})
 

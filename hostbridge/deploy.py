@@ -29,7 +29,50 @@ PROVISIONED_DIR = "/usr/local/lib/hostbridge"
 ENGINE_LINK = PROVISIONED_DIR + "/engine.pyz"
 _GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: the archive's bytes depend on content only
-_MAIN = "import sys\nfrom hostbridge.guest.__main__ import main\nsys.exit(main())\n"
+# The zipapp's __main__.py. zipimport keeps no compiled modules, so a zipapp is compiled anew at
+# every start: tens of seconds in an emulated guest. It therefore unpacks itself once beside the
+# archive (``.engine.pyz.d/``, keyed by the archive's size and mtime) and runs from there, where
+# Python keeps the .pyc files; if it cannot (a read-only directory), it runs from the archive.
+_MAIN = r'''import os, shutil, sys, zipfile
+
+
+def _unpacked(pyz):
+    st = os.stat(pyz)
+    d = os.path.join(os.path.dirname(pyz), "." + os.path.basename(pyz) + ".d")
+    key = "%d %d\n" % (st.st_size, st.st_mtime_ns)
+    try:
+        with open(os.path.join(d, ".stamp")) as f:
+            if f.read() == key:
+                return d
+    except OSError:
+        pass
+    tmp = "%s.tmp%d" % (d, os.getpid())
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(pyz) as zf:
+        zf.extractall(tmp)  # our own archive (hostbridge.deploy.build_zipapp): plain relative names
+    with open(os.path.join(tmp, ".stamp"), "w") as f:
+        f.write(key)
+    old = "%s.old%d" % (d, os.getpid())
+    try:
+        os.rename(d, old)
+    except OSError:
+        pass
+    try:
+        os.rename(tmp, d)
+    except OSError:  # another start won the race: use its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    return d
+
+
+if os.path.isfile(sys.path[0]):
+    try:
+        sys.path[0] = _unpacked(os.path.abspath(sys.path[0]))
+    except OSError:
+        pass
+from hostbridge.guest.__main__ import main
+sys.exit(main())
+'''
 _PKG_INIT = '"""hostbridge, guest engine only (packed by hostbridge.deploy)."""\n'
 
 
@@ -162,6 +205,11 @@ class Layout:
     @property
     def relay(self) -> str:
         return posixpath.join(self.dir, "relay.py")
+
+    @property
+    def settings(self) -> str:
+        """The engine's --config-file (proxies, extra CAs): written by ``write_settings``; may be absent."""
+        return posixpath.join(self.root, "engine-settings.json")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -313,13 +361,43 @@ Description=hostbridge container engine
 After=network.target
 
 [Service]
-ExecStart=/usr/bin/env %s -S %s daemon --root %s --socket %s --pidfile %s --log-file %s
+ExecStart=/usr/bin/env %s -S %s daemon --root %s --socket %s --pidfile %s --log-file %s --config-file %s
 KillMode=process
 Restart=on-failure
 
 [Install]
 WantedBy=multi-user.target
-""" % (layout.python, layout.zipapp, layout.root, layout.socket, layout.pidfile, layout.log)
+""" % (layout.python, layout.zipapp, layout.root, layout.socket, layout.pidfile, layout.log, layout.settings)
+
+
+def write_settings(conn, layout: Layout, proxies: dict, ca_files=()) -> None:
+    """Give the far-side engine its proxies and extra CAs (read at its next start).
+
+    The CA files are copied to ``ROOT/ca/``; the settings file is mode 0600 (a proxy URL may
+    hold a password). A provisioned guest's service (``initd``) does not read it yet.
+
+    Args:
+        proxies: ``engine_settings.proxies``'s map (http-proxy, https-proxy, no-proxy).
+        ca_files: CA files on this host.
+    Raises:
+        RemoteHostError: a copy failed.
+    """
+    import json
+    import tempfile
+
+    from .engine_settings import daemon_json
+
+    remote_cas = []
+    for i, path in enumerate(ca_files):
+        dest = posixpath.join(layout.root, "ca", "%02d-%s" % (i, os.path.basename(path)))
+        _put(conn, layout, path, dest)
+        remote_cas.append(dest)
+    with tempfile.NamedTemporaryFile("w", delete=False, suffix=".json") as f:
+        json.dump(daemon_json(proxies, remote_cas), f)
+    try:
+        _put(conn, layout, f.name, layout.settings, mode=0o600)
+    finally:
+        os.unlink(f.name)
 
 
 def start_engine(conn, layout: Layout, wait: float = 15) -> None:
@@ -346,7 +424,8 @@ def start_engine(conn, layout: Layout, wait: float = 15) -> None:
     else:
         launch = ("if [ -f %(pid)s ] && kill -0 $(cat %(pid)s) 2>/dev/null; then p=; else "
                   "setsid nohup %(py)s -S %(pyz)s daemon --root %(root)s --socket %(sock)s --pidfile %(pid)s "
-                  "--log-file %(log)s </dev/null >>%(out)s 2>&1 & p=$!; fi" % {
+                  "--log-file %(log)s --config-file %(conf)s </dev/null >>%(out)s 2>&1 & p=$!; fi" % {
+                      "conf": q(layout.settings),
                       "pid": q(layout.pidfile), "py": q(layout.python), "pyz": q(layout.zipapp), "root": q(layout.root),
                       "sock": q(layout.socket), "log": q(layout.log), "out": q(layout.log + ".out")})
     # Wait for the socket; stop waiting early when the daemon we launched has died.

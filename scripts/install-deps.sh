@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install what hostbridge needs on a Debian/Ubuntu host (as root), then hostbridge itself into
 # .venv. Idempotent: a second run installs nothing new.
-#   --vm     also what `hostbridge up --driver qemu|vagrant` needs on Linux: QEMU, and the tools
-#            provision/build-image.sh builds the guest image with (debootstrap, mke2fs, depmod,
-#            cpio, gzip); Vagrant with its libvirt provider
+#   --vm     also what `hostbridge up --driver qemu|vagrant` needs on Linux: QEMU (qemu-img too);
+#            Vagrant with its libvirt provider. The QEMU guest is assembled in Python from Debian's
+#            packages: no debootstrap, mke2fs, depmod or cpio on the host.
 #   --test   all of --vm, and what the test suite and benchmarks need (dockerd as the oracle, a
-#            registry, sshd, libvirtd for vagrant-libvirt)
+#            registry, sshd, libvirtd for vagrant-libvirt), and the maintainer scripts (cpp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,9 +13,9 @@ want_test=0 want_vm=0
 [ "${1:-}" = "--test" ] && want_test=1 && want_vm=1
 [ "${1:-}" = "--vm" ] && want_vm=1
 
-pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini)
+pkgs=(python3 python3-venv iproute2 iptables busybox-static util-linux tini passwd)
 if [ $want_vm = 1 ]; then
-  pkgs+=(qemu-system-x86 qemu-utils debootstrap e2fsprogs kmod cpio gzip vagrant vagrant-libvirt)
+  pkgs+=(qemu-system-x86 qemu-utils vagrant vagrant-libvirt)
 fi
 if [ $want_test = 1 ]; then
   # libvirt's daemons and dnsmasq (its NAT network's DHCP) for the vagrant-libvirt test, which
@@ -25,8 +25,10 @@ if [ $want_test = 1 ]; then
          libvirt-daemon-system libvirt-clients dnsmasq-base
          gpg gpg-agent nftables
          gcc libc6-dev)  # gcc: tests/security builds a static renameat2 swapper for race attempts
-  # Oracles of the guest assembler's unit tests: depmod (modules.dep), bsdcpio (newc).
-  pkgs+=(kmod libarchive-tools)
+  pkgs+=(cpp linux-libc-dev)  # scripts/gen-syscall-tables.py reads the kernel's syscall headers
+  # Oracles of the guest assembler's unit tests: depmod (modules.dep), bsdcpio (newc); the
+  # vagrant-libvirt test builds its box with debootstrap and mke2fs.
+  pkgs+=(kmod libarchive-tools debootstrap e2fsprogs)
 fi
 
 missing=()

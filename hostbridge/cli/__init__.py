@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -14,6 +15,10 @@ def main(argv=None):
         The exit status (``sys.exit`` it).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
+    if "_HOSTBRIDGE_COMPLETE" in os.environ:  # a shell asks for completions: click answers
+        from .main import main as click_main
+
+        return click_main(argv)
     from .fast import run
 
     status = run(argv)

@@ -48,13 +48,45 @@ def _native(app):
     return NativeEngine.from_config(app.config)
 
 
-def _progress(app):
-    def show(stage, text):
-        if stage == "native":  # the one step of a native start, said as it always was
-            return app.status(text)
-        app.status("[%s] %s…" % (stage, text) if not text.startswith("note:") else "[%s] %s" % (stage, text))
+class _Silent:
+    """Progress under ``-q``: nothing shown."""
 
-    return show
+    def __call__(self, stage, text):
+        pass
+
+    def transfer(self, done, total=None):
+        pass
+
+    def close(self, ok=True):
+        pass
+
+
+def _progress(app):
+    """`up`'s progress on stderr: an updating line on a terminal, plain lines otherwise."""
+    import sys
+
+    from .progress import StageProgress
+
+    if app.verbosity < 0:
+        return _Silent()
+
+    def write(text):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    return StageProgress(write, tty=sys.stderr.isatty())
+
+
+def _with_progress(app, fn):
+    """Run ``fn(progress)``, ending the progress line whatever happens."""
+    progress = _progress(app)
+    try:
+        result = fn(progress)
+    except BaseException:
+        progress.close(ok=False)
+        raise
+    progress.close()
+    return result
 
 
 @click.command()
@@ -74,9 +106,10 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
 
     machine = _selected(app, driver)
     options = modes.UpOptions(driver=driver, cpus=cpus, memory_mib=memory, disk=disk, shares=shares, timeout=timeout)
-    result = machine.up(options, progress=_progress(app))
+    result = _with_progress(app, lambda progress: machine.up(options, progress=progress))
     _UP_REPORTS[machine.mode](app, machine.name, result)
     _write_context(app, machine.name, result.endpoint)
+
 
 
 def _report_native_up(app, name, result):
@@ -87,6 +120,7 @@ def _report_native_up(app, name, result):
         app.out("The hostbridge engine is running (pid %s)." % st["pid"])
     app.out("Socket: %s\nLog:    %s\n\nTo use the docker CLI with it:\n  export DOCKER_HOST=%s"
             % (st["socket"], st["log"], st["endpoint"]))
+    _group_note(app, st["group"], st.get("group_created"))
 
 
 def _report_vm_up(app, name, result):
@@ -110,6 +144,20 @@ def _report_remote_up(app, name, result):
 
 # What `up` says, per mode (what it does is the same call for all).
 _UP_REPORTS = {"native": _report_native_up, "vm": _report_vm_up, "remote": _report_remote_up}
+
+
+def _group_note(app, group, created):
+    """Say how a non-root user gets to use the native engine (members of its socket's group)."""
+    from ..vm.native import not_in_group
+
+    user = os.environ.get("SUDO_USER")
+    if created:
+        app.out("\nCreated group %s: its members use the engine without sudo." % group)
+    if not_in_group(group, user):
+        app.out("To use it as %s: sudo usermod -aG %s %s, then log in again (or `newgrp %s`)."
+                % (user, group, user, group))
+    elif created:
+        app.out("Add a user with: sudo usermod -aG %s USER, then log in again." % group)
 
 
 def _write_context(app, name, endpoint):
@@ -143,13 +191,42 @@ def down(app, force, timeout):
     app.out((stopped if res["was_running"] else idle).format(name=machine.name, **res))
 
 
+def format_option(fn):
+    """``--format`` (a Go template subset, ``table …`` or ``json``) on a machine command."""
+    return click.option("--format", "format_", metavar="TEMPLATE",
+                        help="Format output with a Go template (as `docker ps`), 'table …', or 'json'.")(fn)
+
+
+def emit(app, format_, rows, columns) -> bool:
+    """Print ``rows`` with ``--format`` when one was given. Returns whether it printed.
+
+    Args:
+        format_: the template, ``json`` (``{{json .}}`` per row), or None (the caller prints).
+        rows: one dict per line (fields as docker names them: ``Name``, ``State``…).
+        columns: field → column title for ``table`` formats.
+    Raises:
+        TemplateError: an unknown field (docker's message) or a malformed template.
+    """
+    if not format_:
+        return False
+    from .template import render_rows
+
+    app.out(render_rows("{{json .}}" if format_ == "json" else format_, rows, columns), nl=False)
+    return True
+
+
+STATUS_COLUMNS = {"Name": "MACHINE", "Mode": "MODE", "State": "STATE", "Endpoint": "ENDPOINT"}
+
+
 @click.command()
 @machine_option
+@format_option
 @click.pass_obj
-def status(app):
+def status(app, format_):
     """Show whether the selected machine and its engine run (exit 1 when the engine does not answer)."""
     st = _selected(app).status()
-    app.out("\n".join("%-10s%s" % (label + ":", value) for label, value in st["rows"]))
+    if not emit(app, format_, [st["row"]], STATUS_COLUMNS):
+        app.out("\n".join("%-10s%s" % (label + ":", value) for label, value in st["rows"]))
     if not st["ok"]:
         raise click.exceptions.Exit(1)
 
@@ -193,17 +270,46 @@ def destroy(app, force):
 def upgrade(app):
     """Replace the engine in the selected VM with this hostbridge's version (data is kept)."""
     machine = _selected(app)
-    res = machine.upgrade()
+    res = machine.upgrade(note=lambda text: app.err("note: " + text))
     app.out("Machine %s: engine %s -> %s" % (machine.name, res["from"], res["to"]))
 
 
+LS_COLUMNS = {"Name": "NAME", "Mode": "MODE", "Driver": "DRIVER", "State": "STATE", "Endpoint": "ENDPOINT"}
+
+
+def _native_row(app):
+    """The native machine's ``ls`` row on Linux when it has no record of its own, else None."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        st = _native(app).status()
+    except HostbridgeError:
+        return None
+    state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
+    return {"name": "default", "mode": "native", "driver": "native", "state": state, "endpoint": st["endpoint"]}
+
+
 @click.command("ls")
+@format_option
+@click.option("-q", "--quiet", is_flag=True, help="Only machine names.")
 @click.pass_obj
-def ls(app):
-    """List machines."""
+def ls(app, format_, quiet):
+    """List machines (the native one included on Linux)."""
     from ..vm import vmmode
 
     rows = vmmode.list_machines()
+    if not any(r["name"] == "default" for r in rows):
+        native = _native_row(app)
+        if native:
+            rows.insert(0, native)
+    if quiet:
+        for r in rows:
+            app.out(r["name"])
+        return
+    if emit(app, format_, [{k.capitalize(): v for k, v in r.items()} for r in rows], LS_COLUMNS):
+        return
     app.out("%-16s %-8s %-8s %-24s %s" % ("NAME", "MODE", "DRIVER", "STATE", "ENDPOINT"))
     for r in rows:
         app.out("%-16s %-8s %-8s %-24s %s" % (r["name"], r["mode"], r["driver"], r["state"], r["endpoint"]))
@@ -245,6 +351,27 @@ def ssh(app, command):
                            machine=record.name)
     argv = vmmode.ssh_argv(record, command=list(command), ssh=binary)
     os.execv(binary, argv)
+
+
+@click.command("ssh-config")
+@machine_option
+@click.argument("name", required=False)
+@click.pass_obj
+def ssh_config(app, name):
+    """Print an OpenSSH config block for machine NAME (for `ssh -F FILE NAME`, scp, IDEs)."""
+    from ..vm import record as records
+    from ..tunnel.sshconfig import render_block
+
+    name = name or app.config["machine"]
+    record = records.load(name)
+    if record is None:
+        raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
+    target = record.fields.get("ssh")
+    if record.mode == "native" or not target:
+        raise MachineError("machine %s has no SSH address%s" % (
+            name, " (a native machine is this host)" if record.mode == "native" else " yet"),
+            hint="start it with `hostbridge up`" if record.mode != "native" else None, machine=name)
+    app.out(render_block(name, target, record.paths.known_hosts), nl=False)
 
 
 @click.command("logs")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -64,8 +65,11 @@ COMMANDS = {
     "destroy": ("machine", "destroy"),
     "upgrade": ("machine", "upgrade"),
     "ls": ("machine", "ls"),
+    "completion": ("completion", "completion"),
     "ip": ("machine", "ip"),
     "ssh": ("machine", "ssh"),
+    "ssh-config": ("machine", "ssh_config"),
+    "doctor": ("doctor", "doctor"),
     "machine": ("machine", "machine_group"),
 }
 # Names docker uses for containers that also name a machine command: `hostbridge restart` with
@@ -140,7 +144,12 @@ class LazyGroup(click.Group):
         if name not in self.table:
             return None
         module, attr = self.table[name]
-        return getattr(importlib.import_module("hostbridge.cli." + module), attr)
+        command = getattr(importlib.import_module("hostbridge.cli." + module), attr)
+        if os.environ.get("_HOSTBRIDGE_COMPLETE"):  # a Tab in the shell: names come from the engine
+            from .completion import attach
+
+            attach(command)
+        return command
 
     def resolve_command(self, ctx, args):
         if args and args[0] in MACHINE_FORMS and machine_form(args[0], args[1:]):
@@ -173,6 +182,10 @@ def main(argv=None, app=None):
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     app = App() if app is None else app
+    if os.environ.get("_HOSTBRIDGE_COMPLETE"):
+        from .completion import complete
+
+        return complete(os.environ["_HOSTBRIDGE_COMPLETE"], app)
     return app.run(lambda: _invoke(app, argv))
 
 
@@ -183,12 +196,32 @@ def _invoke(app, argv):
         return 0
     except click.exceptions.Exit as e:
         return e.exit_code
+    except click.UsageError as e:
+        return _usage_error(app, e)
     except click.ClickException as e:
         e.show()
         return e.exit_code
     except click.Abort:
         app.err("Aborted.")
         return 1
+
+
+def _usage_error(app, e):
+    """A usage error in docker's words: an unknown command exits 1, a bad flag or argument 125."""
+    path = e.ctx.command_path if e.ctx is not None else "hostbridge"
+    msg = e.format_message()
+    if msg.startswith("No such command"):
+        name = msg.split("'")[1] if "'" in msg else ""
+        usage = "\n\nUsage:  %s" % path if " " in path else ""  # docker names the group it was under
+        app.err("%s: unknown command: %s %s%s\n\nRun '%s --help' for more information"
+                % (path.split()[0], path, name, usage, path))
+        return 1
+    if isinstance(e, click.NoSuchOption):
+        opt = e.option_name
+        msg = "unknown flag: %s" % opt if opt.startswith("--") else "unknown shorthand flag: '%s' in %s" % (opt[1:2], opt)
+    usage = e.ctx.get_usage().replace("Usage: ", "Usage:  ", 1) if e.ctx is not None else ""
+    app.err("%s\n\n%s\n\nRun '%s --help' for more information" % (msg, usage, path))
+    return 125
 
 
 if __name__ == "__main__":

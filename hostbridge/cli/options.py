@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
-import time
 
 from ..errors import HostbridgeError
 
 
 class UsageError(HostbridgeError):
-    """A flag's value is malformed."""
+    """A flag's value is malformed (exit 125, as docker's flag errors)."""
+
+    exit_code = 125
 
 
 def parse_filters(values):
@@ -213,23 +214,23 @@ def parse_volume(spec, cwd=None, windows=None):
 
 
 def parse_timestamp(value, now=None):
-    """``--since``/``--until``: a UNIX time, an RFC 3339 date, or a duration (``10m``, ``1h30m``) ago."""
+    """``--since``/``--until``: a UNIX time, an RFC 3339 date, or a duration (``10m``, ``1h30m``) ago.
+
+    Read by the engine's own parser (guest/durations.py, stdlib only), so that the CLI and
+    the API take the same values.
+    """
     if value is None:
         return None
-    now = time.time() if now is None else now
     if re.match(r"^\d+(\.\d+)?$", value):
-        return value
-    m = re.match(r"^((?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+)$", value)
-    if m:
-        unit = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        total = sum(float(n) * unit[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", value))
-        return "%d" % int(now - total)
-    from .format import parse_time
+        return value  # sent as given, as docker's CLI does
+    from ..guest.durations import parse_timestamp as docker_timestamp
+    from ..guest.errors import InvalidParameter
 
-    t = parse_time(value if re.search(r"(Z|[+-]\d\d:\d\d)$", value) else value + "Z")
-    if t is None:
-        raise UsageError("invalid time %r (use a duration like 10m, a UNIX time, or 2024-01-02T15:04:05Z)" % value)
-    return "%d" % int(t)
+    try:
+        return "%d" % int(docker_timestamp(value, now))
+    except InvalidParameter:
+        raise UsageError("invalid time %r (use a duration like 10m, a UNIX time, or 2024-01-02T15:04:05Z)"
+                         % value) from None
 
 
 _TRUE, _FALSE = ("", "1", "true", "yes"), ("0", "false", "no")

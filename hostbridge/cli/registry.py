@@ -163,10 +163,16 @@ def _show(app, messages, quiet=False):
 @click.option("-u", "--username", help="Username.")
 @click.option("-p", "--password", help="Password or token (prefer --password-stdin).")
 @click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
+@click.option("--configure-docker", is_flag=True,
+              help="Make the stock docker CLI keep its logins in hostbridge's keyring (credsStore: hostbridge).")
 @click.argument("server", required=False)
 @click.pass_obj
-def login(app, username, password, password_stdin, server):
+def login(app, username, password, password_stdin, server, configure_docker):
     """Log in to a registry (checked by the engine, kept in the OS keyring)."""
+    if configure_docker:
+        _configure_docker(app)
+        if not (server or username or password or password_stdin):
+            return
     if password_stdin:
         if password:
             app.abort("--password and --password-stdin are mutually exclusive")
@@ -184,6 +190,20 @@ def login(app, username, password, password_stdin, server):
         app.abort("Error response from daemon: %s" % e)
     credentials.store(server, username, password)
     app.out((result or {}).get("Status") or "Login Succeeded")
+
+
+def _configure_docker(app):
+    import shutil
+
+    from .. import dockerconfig
+
+    file, previous = dockerconfig.configure_store()
+    app.out("docker CLI: credsStore set to %s in %s%s" % (dockerconfig.OWN_STORE, file,
+                                                         " (was %s)" % previous if previous and
+                                                         previous != dockerconfig.OWN_STORE else ""))
+    if not shutil.which("docker-credential-" + dockerconfig.OWN_STORE):
+        app.err("warning: docker-credential-%s is not on PATH: docker cannot use it until it is (it is installed "
+                "with hostbridge's scripts)" % dockerconfig.OWN_STORE)
 
 
 @click.command()

@@ -21,6 +21,19 @@ def _interactive() -> bool:
     return click.get_text_stream("stdin").isatty()
 
 
+def _engine_settings():
+    """(proxies, CA files) for a remote engine from the config and this host's environment, after
+    printing the notes (a loopback proxy the far side cannot reach)."""
+    from .. import config as configuration
+    from .. import engine_settings
+
+    cfg = configuration.load()
+    proxies, notes = engine_settings.proxies(cfg, remote=True)
+    for note in notes:
+        click.echo("note: " + note, err=True)
+    return proxies, engine_settings.ca_files(cfg)
+
+
 @click.group("remote")
 def remote_group():
     """Manage remote machines: Linux hosts reached over SSH."""
@@ -36,16 +49,23 @@ def remote_group():
               help="Local endpoint: a unix socket (default), or a named pipe (default on Windows).")
 @click.option("--no-port-forwarding", is_flag=True, help="Do not forward published ports to 127.0.0.1.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask; refuse an unknown host key unless --accept-host-key.")
-def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes):
+@click.option("-F", "--ssh-config", "ssh_config", type=click.Path(dir_okay=False),
+              help="An ssh config file instead of ~/.ssh/config.")
+def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes, ssh_config):
     """Add NAME at URL (ssh://user@host[:port]): pin the key, deploy and start the engine."""
     from ..vm import remote
 
     passphrase = click.prompt("Passphrase for %s" % identity, hide_input=True) if remember_passphrase and identity else None
+    try:
+        settings = _engine_settings()
+    except HostbridgeError as e:
+        _fail(e)
     for _attempt in range(2):  # at most one interactive confirmation
         try:
             rec = remote.add_remote(name, url, identity=identity, accept_host_key=accept, passphrase=passphrase,
                                     remember_passphrase=remember_passphrase, endpoint=endpoint,
-                                    forward_ports=not no_port_forwarding)
+                                    forward_ports=not no_port_forwarding, ssh_config=ssh_config,
+                                    settings=settings)
             break
         except HostKeyError as e:
             if e.expected is not None or accept or yes or not _interactive():
@@ -60,12 +80,38 @@ def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_po
     click.echo('Use it with: hostbridge use %s   or   eval "$(hostbridge env %s)"' % (name, name))
 
 
+def _emit(format_, rows, columns) -> bool:
+    """``--format`` output for these click commands (no app object here); see machine.emit."""
+    if not format_:
+        return False
+    from .template import render_rows
+
+    try:
+        click.echo(render_rows("{{json .}}" if format_ == "json" else format_, rows, columns), nl=False)
+    except HostbridgeError as e:
+        _fail(e)
+    return True
+
+
+_FORMAT_HELP = "Format output with a Go template (as `docker ps`), 'table …', or 'json'."
+
+
 @remote_group.command("ls")
-def remote_ls():
+@click.option("--format", "format_", metavar="TEMPLATE", help=_FORMAT_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="Only machine names.")
+def remote_ls(format_, quiet):
     """List remote machines."""
     from ..vm import remote
 
     rows = remote.list_remotes()
+    if quiet:
+        for r in rows:
+            click.echo(r["name"])
+        return
+    if _emit(format_, [{"Name": r["name"], "Tunnel": r["state"], "Engine": r["engine_version"] or "", "URL": r["url"],
+                        "Endpoint": r["endpoint"] or ""} for r in rows],
+             {"Name": "NAME", "Tunnel": "TUNNEL", "Engine": "ENGINE", "URL": "URL", "Endpoint": "ENDPOINT"}):
+        return
     click.echo("%-16s %-12s %-10s %-40s %s" % ("NAME", "TUNNEL", "ENGINE", "URL", "ENDPOINT"))
     for r in rows:
         click.echo("%-16s %-12s %-10s %-40s %s" % (r["name"], r["state"], r["engine_version"] or "-", r["url"],
@@ -96,7 +142,7 @@ def remote_upgrade(name):
     from ..vm import remote
 
     try:
-        res = remote.upgrade_remote(name)
+        res = remote.upgrade_remote(name, settings=_engine_settings())
     except HostbridgeError as e:
         _fail(e)
     click.echo("%s: engine %s -> %s" % (name, res["from"], res["to"]))
@@ -111,7 +157,9 @@ def tunnel_group():
 
 @tunnel_group.command("status")
 @click.argument("name", required=False, envvar="HOSTBRIDGE_MACHINE")
-def tunnel_status(name):
+@click.option("--format", "format_", metavar="TEMPLATE", help=_FORMAT_HELP)
+@click.option("-q", "--quiet", is_flag=True, help="Only the state (connected, reconnecting, stopped…).")
+def tunnel_status(name, format_, quiet):
     """Show NAME's tunnel: state, endpoint, reconnects, forwarded ports, last error."""
     if not name:
         raise click.UsageError("name a machine (or set HOSTBRIDGE_MACHINE)")
@@ -120,6 +168,16 @@ def tunnel_status(name):
 
     paths = MachinePaths.for_name(name)
     st = control.tunnel_status(paths)
+    if quiet:
+        click.echo(st["state"])
+        return
+    row = {"Machine": name, "State": st["state"], "Alive": bool(st["alive"]), "Host": st.get("host") or "",
+           "Endpoint": st.get("endpoint") or "", "Channel": st.get("channel_mode") or "",
+           "Reconnects": st.get("reconnects") or 0, "Connections": st.get("connections") or 0,
+           "Error": st.get("error") or "", "LastError": st.get("last_error") or "",
+           "Forwards": list(st.get("forwards") or []), "Log": paths.agent_log}
+    if _emit(format_, [row], {"Machine": "MACHINE", "State": "STATE", "Endpoint": "ENDPOINT"}):
+        return
     click.echo("machine:     %s" % name)
     click.echo("state:       %s%s" % (st["state"], "" if st["alive"] else " (no agent running)"))
     for key, label in (("host", "host"), ("endpoint", "endpoint"), ("channel_mode", "channel"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 
 import click
 
@@ -52,6 +53,8 @@ def create_options(f):
         click.option("--dns-option", multiple=True, help="Set DNS options."),
         click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)."),
         click.option("--rm", is_flag=True, help="Automatically remove the container when it exits."),
+        click.option("--pull", "pull_policy", default="missing", metavar="missing|always|never",
+                     help='Pull image before running ("always", "missing", "never").'),
     ]
     for d in reversed(decorators):
         f = d(f)
@@ -169,16 +172,38 @@ def create_container(app, image, cmd, o, attach):
         APIError: the daemon refused (a missing image with a hint of what to do instead).
     """
     body = build_config(image, cmd, o, attach=attach)
+    policy = o.get("pull_policy") or "missing"
+    if policy not in ("missing", "always", "never"):
+        raise opt.UsageError('invalid pull option: \'%s\': must be one of "always", "missing" or "never"' % policy)
+    if policy == "always":
+        _pull(app, image)
     try:
         reply = app.client.create_container(body, name=o.get("name"))
     except NotFound as e:
-        if "image" in str(e).lower():
-            app.err("Unable to find image '%s' locally" % _familiar(image))
-            e.hint = "pulling is not available yet: `hostbridge load` or `hostbridge import` it"
-        raise
+        if "image" not in str(e).lower() or policy != "missing":
+            raise
+        app.err("Unable to find image '%s' locally" % _familiar(image))
+        _pull(app, image)
+        reply = app.client.create_container(body, name=o.get("name"))
     for warning in reply.get("Warnings") or ():
         app.err("WARNING: %s" % warning)
     return reply["Id"]
+
+
+def _pull(app, image):
+    """Pull ``image`` for run/create, its progress on stderr as docker's run shows it."""
+    from .registry import ProgressPrinter, RegistryCalls, StreamError, _auth_for
+
+    def write(text):
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+    printer = ProgressPrinter(write, tty=sys.stderr.isatty())
+    try:
+        for msg in RegistryCalls(app.client).pull(_familiar(image), None, _auth_for(image)):
+            printer.feed(msg)
+    except StreamError as e:
+        raise APIError(str(e)) from None
 
 
 def start_error_status(message):

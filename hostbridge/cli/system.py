@@ -32,8 +32,8 @@ def _block(lines):
 
 
 def _arch():
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
+    from ..guest.goarch import go_arch  # stdlib only, shared with the engine
+    return go_arch()
 
 
 def client_lines(app, server_api=None):

@@ -1,99 +1,40 @@
-"""A subset of Go templates, enough for docker's ``--format`` and ``inspect -f``.
+"""``--format`` and ``inspect -f``: docker's Go templates over hostbridge's values.
 
-Supported actions: ``{{.}}``, ``{{.Field}}``, ``{{.A.B}}``, ``{{json .}}``, ``{{json .A}}``,
-``{{index .A "key"}}``, ``{{upper .A}}``, ``{{lower .A}}``, ``{{join .A ","}}``, ``{{println}}``;
-a leading ``table`` makes a docker-style table with a header row. ``\\t`` and ``\\n`` in the
-format are escapes, as in docker.
+The language is ``gotemplate`` (Go's text/template with docker's functions). This module adds
+docker's formatting conventions: ``\\t``/``\\n`` escapes in the format, a leading ``table`` that
+makes an aligned table with a header row, and errors as the CLI reports them.
 """
 
 from __future__ import annotations
 
-import json
 import re
 
 from ..errors import HostbridgeError
-
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
+from . import gotemplate as gt
+from .gotemplate import go_print  # noqa: F401  (printing rules, used by the listing commands)
 
 
 class TemplateError(HostbridgeError):
-    """A ``--format`` template this subset cannot parse or evaluate."""
+    """A ``--format`` template that does not parse or does not run."""
 
 
-def go_print(value) -> str:
-    """How Go's ``text/template`` prints a value (``map[a:b]``, ``[x y]``, ``true``, ``<no value>``)."""
-    if value is None:
-        return "<no value>"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return "%d" % value
-    if isinstance(value, dict):
-        return "map[" + " ".join("%s:%s" % (k, go_print(value[k])) for k in sorted(value)) + "]"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_print(v) for v in value) + "]"
-    return str(value)
+class Row(gt.Struct):
+    """A formatting context (a ``ps``/``images`` row): a Go struct to the template, so
+    ``{{json .}}`` prints it with sorted keys and ``<>&`` escaped, as docker's context does."""
 
 
-def _lookup(dot, path):
-    value = dot
-    for part in [p for p in path.split(".") if p]:
-        if isinstance(value, dict):
-            if part not in value:  # docker runs templates with missingkey=error
-                why = ("can't evaluate field %s" % part if isinstance(value, Row)  # a Go struct
-                       else 'map has no entry for key "%s"' % part)
-                raise TemplateError('template: executing "" at <%s>: %s' % (path, why),
-                                    hint="check the --format template")
-            value = value[part]
-        else:
-            raise TemplateError("template: can't evaluate field %s in type %s" % (part, type(value).__name__),
-                                hint="check the --format template")
-    return value
+class _Header(gt.Struct):
+    """The dot a table's header row is rendered with: every field is its column title."""
 
+    def __init__(self, names):
+        super().__init__()
+        self.names = names
 
-def _arg(dot, token):
-    if token.startswith('"'):
-        return json.loads(token)
-    if token.startswith("."):
-        return _lookup(dot, token)
-    raise TemplateError("template: unsupported argument %r" % token, hint="use .Field or \"string\" arguments")
+    def __contains__(self, key):
+        return True
 
-
-class Row(dict):
-    """A formatting context (a ``ps``/``images`` row): ``{{json .}}`` prints it with sorted keys
-    and ``<>&`` escaped, as Go's json.Marshal of docker's context does; other values keep them."""
-
-
-def _json(value):
-    if isinstance(value, Row):
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-_FUNCS = {
-    "json": lambda v: _json(v),
-    "index": lambda v, k: (v or {}).get(k) if isinstance(v, dict) else (v[int(k)] if v else None),
-    "upper": lambda v: go_print(v).upper(),
-    "lower": lambda v: go_print(v).lower(),
-    "join": lambda v, sep: sep.join(go_print(x) for x in (v or [])),
-    "println": lambda *v: " ".join(go_print(x) for x in v) + "\n",
-}
-
-
-def _eval(dot, action):
-    tokens = _TOKEN.findall(action)
-    if not tokens:
-        raise TemplateError("template: empty action", hint="check the --format template")
-    head = tokens[0]
-    if head in _FUNCS:
-        result = _FUNCS[head](*[_arg(dot, t) for t in tokens[1:]])
-        return result if isinstance(result, str) else go_print(result)
-    if len(tokens) == 1 and head.startswith("."):
-        return go_print(_lookup(dot, head))
-    raise TemplateError("template: unsupported action {{%s}}" % action,
-                        hint="supported: .Field, json, index, upper, lower, join, println")
+    def __getitem__(self, key):
+        return gt.Title(self.names.get(key, key.upper()))
 
 
 class Template:
@@ -101,7 +42,7 @@ class Template:
 
     Attributes:
         is_table: the format started with ``table``.
-        fields: the top-level field of each action (for table headers).
+        fmt: the format without ``table``, escapes applied.
     """
 
     def __init__(self, fmt):
@@ -110,31 +51,24 @@ class Template:
         if self.is_table:
             fmt = fmt[len("table"):].lstrip(" ")
         self.fmt = fmt
-        self.actions = _ACTION.findall(fmt)
-        self.pieces = _ACTION.split(fmt)  # literal, action, literal, action, …
-        if any("{{" in literal for literal in self.pieces[::2]):
-            raise TemplateError("failed to parse template: template: :1: unclosed action",
-                                hint="check the --format template")
+        try:
+            self.tree = gt.parse(fmt)
+        except gt.GoTemplateError as e:
+            raise TemplateError("failed to parse template: %s" % e, hint="check the --format template") from None
 
     def render(self, dot) -> str:
-        """Evaluate the template against ``dot`` (a dict)."""
-        out = []
-        for i, piece in enumerate(self.pieces):
-            out.append(piece if i % 2 == 0 else _eval(dot, piece))
-        return "".join(out)
+        """Evaluate the template against ``dot`` (a dict; a ``Row`` reads as a Go struct)."""
+        try:
+            return gt.execute(self.tree, dot)
+        except gt.GoTemplateError as e:
+            raise TemplateError(str(e), hint="check the --format template") from None
 
     def header(self, names) -> str:
-        """The header row: each action replaced by ``names[Field]`` (docker's column titles)."""
-        out = []
-        for i, piece in enumerate(self.pieces):
-            if i % 2 == 0:
-                out.append(piece)
-            else:
-                tokens = _TOKEN.findall(piece)
-                field = next((t for t in tokens if t.startswith(".")), "")
-                key = field.lstrip(".").split(".")[0]
-                out.append(names.get(key, key.upper()))
-        return "".join(out)
+        """The header row: the template run with each field reading as its column title."""
+        try:
+            return gt.execute(self.tree, _Header(names), header=True)
+        except gt.GoTemplateError:
+            return ""
 
 
 def wants_field(fmt, field):

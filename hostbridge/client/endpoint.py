@@ -6,6 +6,7 @@ Kept free of requests so that resolving an endpoint (``hostbridge status``, ``up
 
 from __future__ import annotations
 
+import os
 import socket
 
 from ..errors import ConfigError, EngineUnreachable, MachineError
@@ -65,11 +66,32 @@ class Endpoint:
         return "Endpoint(%r)" % self.url
 
 
+def permission_hint(path: str, user: str | None = None) -> str:
+    """What a user refused by the engine's socket should do: join the socket's group (pure but
+    for reading the socket's owner and the user's name)."""
+    import getpass
+    import grp
+
+    try:
+        group = grp.getgrgid(os.stat(path).st_gid).gr_name
+    except (OSError, KeyError):
+        group = "hostbridge"
+    if group == "root":
+        return ("the socket belongs to group root: start the engine with `sudo hostbridge up`, which creates the "
+                "hostbridge group, then join it: sudo usermod -aG hostbridge %s" % (user or getpass.getuser()))
+    return ("the socket is for group %s: sudo usermod -aG %s %s, then log in again (or run `newgrp %s`)"
+            % (group, group, user or getpass.getuser(), group))
+
+
 def unreachable(endpoint, err=None) -> EngineUnreachable:
-    """The error for an endpoint nothing answers on, with a hint of what to do."""
+    """The error for an endpoint nothing answers on, with a hint of what to do (a refused
+    socket gets the group to join instead: the engine does run)."""
     detail = ""
     if err is not None:
         detail = ": %s" % (getattr(err, "strerror", None) or err)
+    if isinstance(err, PermissionError) and endpoint.scheme == "unix":
+        return EngineUnreachable("permission denied on the hostbridge engine's socket %s" % endpoint.path,
+                                 hint=permission_hint(endpoint.path))
     return EngineUnreachable(
         "cannot connect to the hostbridge engine at %s%s" % (endpoint.url, detail),
         hint="is it running? start it with `hostbridge up`")

@@ -26,7 +26,14 @@ def parse_args(argv):
                    help="reach this registry over plain HTTP (repeatable; loopback always is)")
     p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
                    help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
-    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path")
+    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path, "
+                                         "proxies {http-proxy, https-proxy, no-proxy}, registry-ca")
+    # dockerd's proxy flags; unset, the config file's "proxies", then HTTP(S)_PROXY/NO_PROXY count.
+    p.add_argument("--http-proxy", metavar="URL", help="proxy for plain-HTTP registries")
+    p.add_argument("--https-proxy", metavar="URL", help="proxy for HTTPS registries (CONNECT)")
+    p.add_argument("--no-proxy", metavar="LIST", help="hosts, domains, IPs or CIDRs reached without a proxy")
+    p.add_argument("--registry-ca", action="append", default=[], metavar="FILE|DIR",
+                   help="extra CA certificates (PEM; a folder's *.crt/*.pem) trusted for every registry")
     p.add_argument("--init-path", default="", metavar="PATH",
                    help="--init's binary (static tini; default: the first static docker-init, tini-static "
                         "or tini in PATH and the usual dirs, else a built-in python init)")
@@ -66,7 +73,55 @@ def registry_config(args):
     conf = config_file(args)
     insecure = list(args.insecure_registry) + list(conf.get("insecure-registries") or [])
     mirrors = list(args.registry_mirror) + list(conf.get("registry-mirrors") or [])
-    return RegistryConfig(insecure_registries=insecure, mirrors=mirrors)
+    return RegistryConfig(insecure_registries=insecure, mirrors=mirrors, proxies=proxies(args, conf),
+                          extra_ca=registry_cas(args, conf))
+
+
+def proxies(args, conf, env=None):
+    """The registry proxies: each of flag, config file ``proxies``, environment, first set wins.
+
+    Raises:
+        InvalidParameter: ``proxies`` is not an object of strings.
+    """
+    from .errors import InvalidParameter
+    from .registry.config import Proxies
+    section = conf.get("proxies") or {}
+    if not isinstance(section, dict) or not all(isinstance(v, str) for v in section.values()):
+        raise InvalidParameter("config file %s: proxies must be an object of strings (http-proxy, https-proxy, "
+                               "no-proxy)" % args.config_file)
+    envp = Proxies.from_env(os.environ if env is None else env)
+
+    def pick(flag, key, from_env):  # a flag given (even empty) wins, then the file, then the environment
+        return flag if flag is not None else section[key] if key in section else from_env
+    return Proxies(pick(args.http_proxy, "http-proxy", envp.http), pick(args.https_proxy, "https-proxy", envp.https),
+                   pick(args.no_proxy, "no-proxy", envp.no_proxy))
+
+
+def registry_cas(args, conf):
+    """The extra CA paths (flags, then the config file's ``registry-ca``), each checked to exist.
+
+    Raises:
+        InvalidParameter: a path is missing or ``registry-ca`` is not a list of strings.
+    """
+    from .errors import InvalidParameter
+    extra = conf.get("registry-ca") or []
+    if isinstance(extra, str):
+        extra = [extra]
+    if not isinstance(extra, list) or not all(isinstance(v, str) for v in extra):
+        raise InvalidParameter("config file %s: registry-ca must be a path or a list of paths" % args.config_file)
+    paths = list(args.registry_ca) + extra
+    if paths:
+        import ssl
+        from .registry.config import ca_files
+        for p in paths:
+            if not os.path.exists(p):
+                raise InvalidParameter("registry CA %s does not exist: fix the path or remove it" % p)
+        for f in ca_files(paths):
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=f)
+            except (ssl.SSLError, OSError) as e:
+                raise InvalidParameter("registry CA %s is not a PEM certificate (%s): fix or remove it" % (f, e))
+    return paths
 
 
 def _group_id(name):
@@ -105,6 +160,11 @@ def main(argv):
             engine.shutdown()  # leave nothing half-started: its bridge and firewall chains go
         sys.stderr.write("hostbridge engine: %s\n" % e)
         return 1
+    from .runtime import oom
+    try:  # dockerd's: under memory pressure its containers go before the engine
+        oom.set_score_adj(oom.ENGINE_SCORE_ADJ)
+    except OSError as e:
+        log.warning("cannot set the engine's oom_score_adj: %s", e)
     from .util import atomic_write
     atomic_write(pidfile, b"%d\n" % os.getpid())
     done = threading.Event()

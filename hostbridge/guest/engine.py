@@ -9,14 +9,16 @@ import threading
 import time
 
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from . import filters as _filters
 from .containers import logs as logs_mod
 from .containers import resources
 from .containers import views
 from .containers.execs import ExecManager
 from .containers.health import HealthChecks
 from .containers.manager import ContainerManager
-from .errors import Conflict, GuestError, InvalidParameter, NotFound
+from .errors import Conflict, GuestError, InvalidParameter, NotFound, NotImplementedHere
 from .events import Events
+from .goarch import go_arch
 from .images import reference
 from .images.store import ImageStore
 from .network.manager import NetworkManager
@@ -24,17 +26,11 @@ from .registry.auth import AuthConfig, decode_registry_auth
 from .registry.config import registry_domain
 from .registry.progress import ProgressAborted
 from .transfers import Transfers, pull_reference
-from .util import now_rfc3339
+from .util import now_rfc3339, parse_time
 from .volumes.mounts import VolumeManager
 
 
 _build_auth = threading.local()  # a build runs in its request's thread: its credentials stay there
-
-
-def go_arch():
-    m = platform.machine().lower()
-    return {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
-            "armv7l": "arm", "i686": "386", "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x"}.get(m, m)
 
 
 class Engine:
@@ -123,7 +119,8 @@ class Engine:
         return {
             "ID": self._engine_id(), "Containers": len(cs), "ContainersRunning": running,
             "ContainersPaused": paused, "ContainersStopped": len(cs) - running - paused,
-            "Images": len(self.images.list(all=False)), "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
+            "Images": len(self.images.list(all=True)),  # dockerd counts every image, intermediates too
+            "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
             **feats, "IPv4Forwarding": True,
@@ -134,13 +131,13 @@ class Engine:
             "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),
             "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.root,
-            "HttpProxy": "", "HttpsProxy": "", "NoProxy": "", "Name": socket.gethostname(),
+            **self.transfers.config.proxies.info(), "Name": socket.gethostname(),
             "Labels": [], "ExperimentalBuild": False, "ServerVersion": ENGINE_VERSION,
             "Runtimes": {"hostbridge": {"path": "hostbridge-shim"}}, "DefaultRuntime": "hostbridge",
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "SecurityOptions": [
-                "name=seccomp,profile=unconfined"],
+                "name=seccomp,profile=builtin"],
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
             **init,
             "Warnings": cgroups.feature_warnings(feats) + init.get("Warnings", []),
@@ -212,6 +209,10 @@ class Engine:
             self.events.emit("image", "push", ref, {"name": ref})
         out.finish()
 
+    def distribution(self, name, auth_header=""):
+        """``GET /distribution/{name}/json``: docker's DistributionInspect, read from the registry."""
+        return self.transfers.distribution(name, auth=decode_registry_auth(auth_header or ""))
+
     def search(self, term, limit=None, filters=None, auth_header="", with_tags=False):
         """``GET /images/search``: docker's SearchResult list (``tags=1``, a hostbridge extension:
         one entry per tag of each matching repository of a private registry)."""
@@ -248,7 +249,7 @@ class Engine:
         return None
 
     def list_containers(self, all=False, limit=-1, size=False, filters=None):
-        f = views.normalize_filters(filters)
+        f = _filters.normalize(filters)
         views.check_filters(f)
         cs = sorted(self.containers.store.all(), key=lambda c: c.data["Created"], reverse=True)
         out = []
@@ -269,27 +270,28 @@ class Engine:
              stop=lambda: False):
         c = self.containers.get(ref)
         if (c.host_config.get("LogConfig") or {}).get("Type") == "none":
-            raise InvalidParameter('configured logging driver does not support reading')
+            raise NotImplementedHere("configured logging driver does not support reading")
+
+        def wait_exit(timeout):
+            # the shim closed the log: its exit is recorded (and c.changed notified) right after
+            with c.lock:
+                c.changed.wait_for(lambda: not c.running, timeout)
+
         return logs_mod.read_batches(c.log_path, stdout, stderr, tail, since, until, follow,
-                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop)
+                                     is_running=lambda: c.running or bool(c.state.get("Restarting")), stop=stop,
+                                     wait_exit=wait_exit)
 
     def prune_containers(self, filters=None):
-        f = views.normalize_filters(filters)
+        f = _filters.normalize(filters, ("until", "label", "label!"))
+        limit = _filters.until(f)  # a bad value is refused before anything goes
         deleted, reclaimed = [], 0
         for c in self.containers.store.all():
             if c.running or c.state.get("Restarting"):
                 continue
-            if "label" in f and not views._label_match(c.config.get("Labels") or {}, f["label"]):
+            if not _filters.labels_match(c.config.get("Labels"), f):
                 continue
-            if "until" in f:
-                from .util import parse_time
-                lim = f["until"][0]
-                try:
-                    t = float(lim)
-                except ValueError:
-                    t = parse_time(lim).timestamp()
-                if parse_time(c.data["Created"]).timestamp() >= t:
-                    continue
+            if limit is not None and parse_time(c.data["Created"]).timestamp() >= limit:
+                continue
             reclaimed += self._dir_size(c)[0]
             try:
                 self.containers.remove(c.id)
@@ -334,7 +336,7 @@ class Engine:
         return res
 
     def prune_images(self, filters=None):
-        f = views.normalize_filters(filters)
+        f = _filters.normalize(filters)
         dangling_only = [x.lower() for x in f.pop("dangling", ["true"])] != ["false"]
         res = self.images.prune(dangling_only=dangling_only, in_use=self._images_in_use(), filters=f)
         if not res.get("ImagesDeleted"):

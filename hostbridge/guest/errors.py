@@ -6,6 +6,11 @@ kind into a status in exactly one place (``api.errors.status_for``); anything th
 """
 
 
+# dockerd's words when a request needs swarm mode, which this engine never runs
+NOT_SWARM_MANAGER = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
+                     "to connect this node to swarm and try again.")
+
+
 class GuestError(Exception):
     """Root of every error the guest engine raises on purpose."""
 
@@ -43,6 +48,11 @@ class Forbidden(GuestError):
 
 class Unavailable(GuestError):
     """A needed system facility is missing or failing: overlay, cgroups, a shim (503/500)."""
+
+
+class NotImplementedHere(GuestError):
+    """The operation exists but the object's driver cannot do it (501, dockerd's NotImplemented):
+    reading the logs of a container whose log driver keeps none."""
 
 
 class RuntimeFailure(GuestError):

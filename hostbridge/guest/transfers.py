@@ -221,6 +221,15 @@ class Transfers:
         return _registry("search").search(term, limit=limit or 25, auth=auth, config=self.config, filters=filters,
                                           with_tags=with_tags)
 
+    def distribution(self, name, auth=None):
+        """``GET /distribution/{name}/json``: the registry's descriptor and platforms for ``name``.
+
+        Raises:
+            InvalidParameter (a bad reference), NotFound (no such repository or tag), and
+            other registry errors.
+        """
+        return _registry("distinspect").distribution_inspect(name, auth=auth, config=self.config)
+
     def login(self, auth):
         """``POST /auth``: check credentials against the registry; remember nothing.
 

@@ -7,6 +7,7 @@ come from the OS keyring. Every failure a user can meet is a one-line ``TunnelEr
 
 from __future__ import annotations
 
+import base64
 import getpass
 import os
 import socket
@@ -14,10 +15,11 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 import paramiko
+import paramiko.agent
 
 from .errors import HostKeyError, SSHAuthError, SSHUnreachable, TunnelError
 from .known_hosts import KnownHosts, PinningPolicy, changed_key_error
-from . import channels
+from . import channels, sshconfig
 
 KEYRING_SERVICE = "hostbridge-ssh-key"
 
@@ -33,12 +35,16 @@ class SSHTarget:
     proxy_jump: str = ""
     alias: str = ""
     config_path: str = ""  # the ssh config it was resolved with (jump hosts use it too)
+    proxy_command: str = ""  # ProxyCommand, tokens expanded; its stdio is the connection
+    identities_only: bool = False  # IdentitiesOnly: only the identity files, no agent, no ~/.ssh/id_*
+    identity_agent: str | None = None  # IdentityAgent: None = $SSH_AUTH_SOCK, "" = none, else a socket
 
     def to_dict(self) -> dict:
         """A JSON-ready form (the agent's tunnel.json holds it)."""
         return {"hostname": self.hostname, "port": self.port, "user": self.user,
                 "identity_files": list(self.identity_files), "proxy_jump": self.proxy_jump,
-                "alias": self.alias, "config_path": self.config_path}
+                "alias": self.alias, "config_path": self.config_path, "proxy_command": self.proxy_command,
+                "identities_only": self.identities_only, "identity_agent": self.identity_agent}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SSHTarget":
@@ -46,7 +52,8 @@ class SSHTarget:
         return cls(hostname=d["hostname"], port=int(d.get("port") or 22), user=d.get("user") or "",
                    identity_files=list(d.get("identity_files") or []),
                    proxy_jump=d.get("proxy_jump") or "", alias=d.get("alias") or "",
-                   config_path=d.get("config_path") or "")
+                   config_path=d.get("config_path") or "", proxy_command=d.get("proxy_command") or "",
+                   identities_only=bool(d.get("identities_only")), identity_agent=d.get("identity_agent"))
 
 
 def parse_ssh_url(url: str) -> tuple:
@@ -71,20 +78,27 @@ def parse_ssh_url(url: str) -> tuple:
 
 def resolve_target(host: str, user: str | None = None, port: int | None = None,
                    identity_files=(), config_path: str | None = None) -> SSHTarget:
-    """Apply ~/.ssh/config (Host/HostName/User/Port/IdentityFile/ProxyJump) to a host alias.
+    """Apply ~/.ssh/config to a host alias, as ``ssh`` would.
 
+    Honoured: Include, Host/Match, HostName, User, Port, IdentityFile (all of them, in order),
+    IdentitiesOnly, IdentityAgent, ProxyJump and ProxyCommand (``none`` turns either off).
     Explicit ``user``/``port``/``identity_files`` win over the config file, as with ``ssh``.
+
+    Raises:
+        SSHConfigError: the config (or a file it includes) is malformed; names file and line.
     """
-    path = config_path or os.path.expanduser("~/.ssh/config")
-    cfg = paramiko.SSHConfig.from_path(path).lookup(host) if os.path.exists(path) else {"hostname": host}
+    cfg = sshconfig.lookup(host, config_path)
     idents = [os.path.expanduser(p) for p in identity_files]
     idents += [os.path.expanduser(p) for p in cfg.get("identityfile", []) if os.path.expanduser(p) not in idents]
     jump = cfg.get("proxyjump", "")
+    proxy = cfg.get("proxycommand") or ""
     return SSHTarget(
         hostname=cfg.get("hostname", host), port=int(port or cfg.get("port", 22)),
         user=user or cfg.get("user") or getpass.getuser(), identity_files=idents,
         proxy_jump="" if jump.lower() == "none" else jump, alias=host,
-        config_path=config_path or "")
+        config_path=config_path or "", proxy_command="" if proxy.lower() == "none" else proxy,
+        identities_only=cfg.get("identitiesonly", "no").lower() in ("yes", "true"),
+        identity_agent=sshconfig.identity_agent(cfg.get("identityagent")))
 
 
 def keyring_passphrase(key_path: str) -> str | None:
@@ -110,6 +124,57 @@ def remember_passphrase(key_path: str, passphrase: str) -> None:
     except Exception as e:
         raise TunnelError("cannot store the key passphrase in the OS keyring (%s): add the key "
                           "to ssh-agent instead" % e) from None
+
+
+class _SocketAgent(paramiko.agent.AgentSSH):
+    """The keys of the ssh agent at ``path`` (IdentityAgent), optionally only those whose public
+    half is in ``only`` (IdentitiesOnly: agent keys are used only for the configured files)."""
+
+    def __init__(self, path: str | None, only=None):
+        super().__init__()
+        if not path:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError:
+            sock.close()  # no agent there: no keys, as ssh does with a dead agent
+            return
+        self._connect(sock)
+        if only is not None:
+            self._keys = tuple(k for k in self._keys if k.asbytes() in only)
+
+    def close(self):
+        """Drop the agent connection."""
+        self._close()
+
+
+def _public_blobs(identity_files) -> set:
+    """The public key blobs of the identity files (their .pub, else the unencrypted key)."""
+    blobs = set()
+    for f in identity_files:
+        try:
+            with open(f + ".pub") as fh:
+                blobs.add(base64.b64decode(fh.read().split()[1]))
+            continue
+        except (OSError, IndexError, ValueError):
+            pass
+        try:
+            blobs.add(paramiko.PKey.from_path(f).asbytes())
+        except Exception:  # encrypted or unreadable: its agent copy cannot be matched
+            pass
+    return blobs
+
+
+def _agent_for(t: "SSHTarget"):
+    """The agent for ``t``: False for none (IdentityAgent none), None for paramiko's default
+    ($SSH_AUTH_SOCK), else an agent object at the configured socket and/or filtered."""
+    if t.identity_agent == "":
+        return False
+    if t.identity_agent is None and not t.identities_only:
+        return None
+    path = t.identity_agent if t.identity_agent is not None else os.environ.get("SSH_AUTH_SOCK")
+    return _SocketAgent(path, _public_blobs(t.identity_files) if t.identities_only else None)
 
 
 # AES-GCM first: one pass (no separate HMAC in Python), roughly doubling bulk throughput here.
@@ -199,19 +264,30 @@ class Connection:
         self.close()
         t = self.target
         try:
-            sock = self._jump_channel() if t.proxy_jump else _tcp_connect(t.hostname, t.port, self.timeout)
+            if t.proxy_jump:
+                sock = self._jump_channel()
+            elif t.proxy_command:
+                sock = paramiko.ProxyCommand(t.proxy_command)
+            else:
+                sock = _tcp_connect(t.hostname, t.port, self.timeout)
         except (OSError, paramiko.SSHException) as e:
             raise self._translate(e) from None
         client = paramiko.SSHClient()
+        agent = _agent_for(t) if self.allow_agent else False
+        if agent:
+            client._agent = agent  # paramiko's hook for the agent it asks (private, stable since 2.x)
         self.known_hosts.load_into(client)
         client.set_missing_host_key_policy(PinningPolicy(self.known_hosts, t.port, self.accept_host_keys))
         passphrase = self.passphrase
         if passphrase is None and len(t.identity_files) == 1:
             passphrase = keyring_passphrase(t.identity_files[0])
+        # A missing IdentityFile is skipped, as ssh does (its agent copy may still be used).
+        keys = [f for f in t.identity_files if os.path.exists(f)]
         try:
             client.connect(
-                t.hostname, port=t.port, username=t.user, key_filename=t.identity_files or None,
-                passphrase=passphrase, allow_agent=self.allow_agent, look_for_keys=self.look_for_keys,
+                t.hostname, port=t.port, username=t.user, key_filename=keys or None,
+                passphrase=passphrase, allow_agent=agent is not False,
+                look_for_keys=self.look_for_keys and not t.identities_only,
                 timeout=self.timeout, auth_timeout=self.timeout, banner_timeout=self.timeout,
                 sock=sock, transport_factory=_fast_transport)
         except BaseException as e:
@@ -255,6 +331,16 @@ class Connection:
             return SSHAuthError("SSH login as %s@%s was refused (tried %s): pass the right key with -i, "
                                 "or authorise it in the host's ~/.ssh/authorized_keys"
                                 % (t.user, where, keys), user=t.user, hostname=t.hostname)
+        if isinstance(e, paramiko.SSHException) and "No authentication methods" in str(e):
+            return SSHAuthError("no SSH key to offer %s@%s (no usable IdentityFile, and no ssh agent%s): pass a key "
+                                "with -i or set IdentityFile in your ssh config"
+                                % (t.user, where, " (IdentityAgent none)" if t.identity_agent == "" else ""),
+                                user=t.user, hostname=t.hostname)
+        if t.proxy_command and not t.proxy_jump and isinstance(e, (paramiko.SSHException, EOFError, OSError)):
+            # Auth and host-key failures were handled above: what is left is the command's pipe.
+            return SSHUnreachable("cannot reach SSH at %s through ProxyCommand %r (%s): check the command in "
+                                  "your ssh config" % (where, t.proxy_command, str(e) or type(e).__name__),
+                                  hostname=t.hostname, port=t.port)
         if isinstance(e, (socket.gaierror,)):
             return SSHUnreachable("cannot resolve %s: check the host name" % t.hostname,
                                   hostname=t.hostname, port=t.port)

@@ -93,7 +93,8 @@ class Machine:
 
         Returns:
             {"mode", "ok": bool (the engine answers), "rows": [(label, value)] to show, in order,
-            …the mode's own fields}.
+            "row": {field: value} for ``--format`` (docker-style names: ``Name``, ``Mode``,
+            ``State``, ``Endpoint``, ``Engine``… the mode's own), …the mode's own fields}.
         Raises:
             MachineError: the machine does not exist.
         """
@@ -108,9 +109,12 @@ class Machine:
         """
         raise NotImplementedError
 
-    def upgrade(self) -> dict:
+    def upgrade(self, note=None) -> dict:
         """Swap the engine for this hostbridge's version and restart it; data is kept.
 
+        Args:
+            note: ``(text)`` callback for a note to the user (remote: a proxy the far side
+                cannot reach), called before the upgrade starts.
         Returns:
             {"from": old version, "to": new version, …the mode's own}.
         Raises:
@@ -147,10 +151,12 @@ class NativeMachine(Machine):
         from .machine import UpResult
 
         options = options or UpOptions()
-        (progress or (lambda stage, text: None))("native", "Starting the hostbridge engine…")
-        st = self._engine().start(timeout=options.timeout or self.config["native.start_timeout"])
+        engine = self._engine()
+        (progress or (lambda stage, text: None))("engine", "starting the hostbridge engine")
+        st = engine.start(timeout=options.timeout or self.config["native.start_timeout"])
+        # details: the engine's start result plus its socket group (the CLI's note on who may use it)
         return UpResult(self.name, st["endpoint"], "native", already_running=st["already_running"], mode=self.mode,
-                        details=st)
+                        details=dict(st, group=engine.group))
 
     def down(self, force=False, timeout=60.0):
         pid = self._engine().stop(timeout=timeout)
@@ -161,13 +167,15 @@ class NativeMachine(Machine):
         state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
         rows = [("machine", "%s (native)" % self.name), ("state", state), ("pid", st["pid"] or "-"),
                 ("socket", st["socket"]), ("log", st["log"])]
-        return dict(st, mode=self.mode, ok=bool(st["responding"]), rows=rows)
+        row = {"Name": self.name, "Mode": self.mode, "Driver": "", "State": state, "Engine": st["responding"],
+               "Pid": st["pid"], "Socket": st["socket"], "Log": st["log"], "Endpoint": st["endpoint"]}
+        return dict(st, mode=self.mode, ok=bool(st["responding"]), rows=rows, row=row)
 
     def endpoint(self):
         url = self.record.endpoint_url if self.record is not None else ""
         return url or "unix://" + self.config["native.socket"]
 
-    def upgrade(self):
+    def upgrade(self, note=None):
         raise MachineError("the native engine runs from this hostbridge's own files", hint="`hostbridge down` then "
                            "`hostbridge up` restarts it", machine=self.name)
 
@@ -212,14 +220,18 @@ class VMMachine(Machine):
                 ("ssh", "%s:%s" % (st["ssh_host"], st["ssh_port"]) if st["ssh_port"] else "-"),
                 ("size", "%s CPUs, %s MiB, %s GiB disk" % (st["cpus"], st["memory_mib"], st["disk_gib"])),
                 ("shares", ", ".join(st["shares"]) or "-")]
-        return dict(st, mode=self.mode, ok=bool(st["engine"]), rows=rows)
+        row = {"Name": self.name, "Mode": self.mode, "Driver": st["driver"], "State": st["state"],
+               "Engine": st["engine"], "EngineVersion": st["engine_version"] or "", "Tunnel": st["tunnel"] or "",
+               "Endpoint": st["endpoint"] or "", "SSHPort": st["ssh_port"], "CPUs": st["cpus"],
+               "MemoryMiB": st["memory_mib"], "DiskGiB": st["disk_gib"], "Shares": list(st["shares"])}
+        return dict(st, mode=self.mode, ok=bool(st["engine"]), rows=rows, row=row)
 
     def endpoint(self):
         from . import vmmode
 
         return vmmode.endpoint_for(self.name)
 
-    def upgrade(self):
+    def upgrade(self, note=None):
         from . import machine as machines
 
         if self.record is None:
@@ -259,17 +271,32 @@ class RemoteMachine(Machine):
         st = control.tunnel_status(self.record.paths)
         rows = [("machine", "%s (remote)" % self.name), ("tunnel", st["state"]),
                 ("endpoint", st.get("endpoint") or "-")]
-        return dict(st, mode=self.mode, ok=st["state"] == "connected", rows=rows)
+        row = {"Name": self.name, "Mode": self.mode, "Driver": "", "State": st["state"], "Tunnel": st["state"],
+               "Endpoint": st.get("endpoint") or "", "Engine": st["state"] == "connected",
+               "Host": st.get("host") or ""}
+        return dict(st, mode=self.mode, ok=st["state"] == "connected", rows=rows, row=row)
 
     def endpoint(self):
         from . import remote
 
         return remote.endpoint_for(self.name)
 
-    def upgrade(self):
+    def upgrade(self, note=None):
         from . import remote
 
-        return remote.upgrade_remote(self.name)
+        return remote.upgrade_remote(self.name, settings=self._engine_settings(note))
+
+    def _engine_settings(self, note=None):
+        """(proxies, CA files) for the far engine from the config and this host's environment;
+        a loopback proxy the far side cannot reach is left out, said through ``note``."""
+        from .. import config as configuration
+        from .. import engine_settings
+
+        cfg = self.config if self.config is not None else configuration.load()
+        proxies, notes = engine_settings.proxies(cfg, remote=True)
+        for text in notes:
+            (note or (lambda t: None))(text)
+        return proxies, engine_settings.ca_files(cfg)
 
     def destroy(self):
         raise self._not_a_vm()

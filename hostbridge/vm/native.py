@@ -110,6 +110,52 @@ def tail(path, lines=10) -> str:
     return "\n".join(data.splitlines()[-lines:])
 
 
+def groupadd_argv(name: str) -> list:
+    """The command creating the socket's group (a system group, as docker's package makes ``docker``)."""
+    return ["groupadd", "--system", name]
+
+
+def ensure_group(name: str) -> bool:
+    """Create group ``name`` when it is missing (root only). Returns whether it was created.
+
+    Raises:
+        MachineError: groupadd is missing or fails.
+    """
+    import grp
+
+    if not name:
+        return False
+    try:
+        grp.getgrnam(name)
+        return False
+    except KeyError:
+        pass
+    try:
+        r = subprocess.run(groupadd_argv(name), capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        raise MachineError("cannot create group %s (%s)" % (name, e.strerror or e), hint="install passwd (groupadd)",
+                           machine="default", stage="engine") from None
+    if r.returncode != 0:
+        raise MachineError("cannot create group %s: %s" % (name, (r.stderr or r.stdout).strip()),
+                           hint="create it with `groupadd --system %s`" % name, machine="default", stage="engine")
+    return True
+
+
+def not_in_group(group: str, user: str | None) -> bool:
+    """Whether ``user`` (e.g. $SUDO_USER) exists and is not a member of ``group``."""
+    import grp
+    import pwd
+
+    if not user or not group:
+        return False
+    try:
+        pw = pwd.getpwnam(user)
+        gr = grp.getgrnam(group)
+    except KeyError:
+        return False
+    return pw.pw_gid != gr.gr_gid and user not in gr.gr_mem
+
+
 class NativeEngine:
     """The engine on this host.
 
@@ -123,7 +169,7 @@ class NativeEngine:
     """
 
     def __init__(self, root, socket_path, group="hostbridge", pidfile=None, log_file=None, python=None,
-                 module=ENGINE_MODULE):
+                 module=ENGINE_MODULE, extra_args=()):
         self.root = root
         self.socket_path = socket_path
         self.group = group
@@ -131,12 +177,19 @@ class NativeEngine:
         self.log_file = log_file or os.path.join(root, "engine.log")
         self.python = python or sys.executable
         self.module = module
+        self.extra_args = list(extra_args)
 
     @classmethod
     def from_config(cls, config):
-        """Build from a ``Config``'s ``native.*`` settings."""
+        """Build from a ``Config``'s ``native.*`` settings (and the proxies and CAs the engine is told).
+
+        Raises:
+            ConfigError: a bad ``vm.proxy`` or ``registry.ca``.
+        """
+        from ..engine_settings import daemon_flags
+
         return cls(config["native.root"], config["native.socket"], config["native.group"],
-                   python=config["native.python"] or None)
+                   python=config["native.python"] or None, extra_args=daemon_flags(config))
 
     @property
     def endpoint(self) -> str:
@@ -149,7 +202,7 @@ class NativeEngine:
                 "--pidfile", self.pidfile, "--log-file", self.log_file]
         if self.group:
             argv += ["--group", self.group]
-        return argv
+        return argv + self.extra_args
 
     def daemon_env(self, base=None) -> dict:
         """The daemon's environment: PYTHONPATH pointing at this copy of hostbridge."""
@@ -196,9 +249,10 @@ class NativeEngine:
                 last lines).
         """
         require_root()
+        group_created = ensure_group(self.group)
         pid = self.pid()
         if pid is not None and ping_socket(self.socket_path):
-            return dict(self.status(), already_running=True)
+            return dict(self.status(), already_running=True, group_created=group_created)
         if pid is None:
             self._check_installed()
             for d in (self.root, os.path.dirname(self.socket_path)):
@@ -213,7 +267,7 @@ class NativeEngine:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ping_socket(self.socket_path, timeout=1.0):
-                return dict(self.status(), already_running=proc is None)
+                return dict(self.status(), already_running=proc is None, group_created=group_created)
             if proc is not None and proc.poll() is not None:
                 raise self._fail("the hostbridge engine exited with status %d while starting" % proc.returncode)
             time.sleep(0.1)

@@ -84,7 +84,7 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
                passphrase: str | None = None, remember_passphrase: bool = False, remote_dir: str | None = None,
                start: str = "auto", shim: str = "auto", shim_path: str | None = None, endpoint: str | None = None,
                forward_ports: bool = True, ssh_config: str | None = None, allow_rootless: bool = False,
-               progress=None) -> dict:
+               settings: tuple | None = None, progress=None) -> dict:
     """Add a remote machine: pin its key, deploy and start the engine, start the tunnel, ping.
 
     Args:
@@ -97,6 +97,7 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
         endpoint: "unix" or "npipe" for the local endpoint (default: unix, npipe on Windows).
         forward_ports: forward published container ports to host 127.0.0.1.
         ssh_config: an ssh config file instead of ~/.ssh/config.
+        settings: (proxies, CA files) the engine is given (see ``engine_settings``); None: none.
         progress: ``(stage, text)`` callback, one call per stage.
     Returns:
         The machine record as a dict (``endpoint_url`` included).
@@ -135,6 +136,8 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
                     keep(target.identity_files[0], passphrase)
                 layout = run.run("deploy", deploy.deploy, conn, paths.engine_zipapp_dir, remote_dir=remote_dir,
                                  start=start, shim=shim, shim_path=shim_path, allow_rootless=allow_rootless)
+                if settings is not None:
+                    run.run("deploy", deploy.write_settings, conn, layout, *settings)
                 run.run("start", deploy.start_engine, conn, layout)
             control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": layout.socket,
                                          "endpoint": endpoint, "forward_ports": forward_ports, "keepalive": 15})
@@ -219,8 +222,10 @@ def endpoint_for(name: str, check_version: bool = True) -> str:
     return url
 
 
-def upgrade_remote(name: str, _record: dict | None = None) -> dict:
+def upgrade_remote(name: str, _record: dict | None = None, settings: tuple | None = None) -> dict:
     """Swap the machine's engine for this host's version and restart it.
+
+    ``settings`` (proxies, CA files), when given, replace the engine's before it restarts.
 
     Returns:
         {"from": old version, "to": new version, "running": [container ids still running]} —
@@ -236,6 +241,8 @@ def upgrade_remote(name: str, _record: dict | None = None) -> dict:
     except HostbridgeError:
         pass  # an engine that does not answer has nothing running to report; upgrade anyway
     with _connection(rec, paths) as conn:
+        if settings is not None:
+            deploy.write_settings(conn, layout, *settings)
         new = deploy.upgrade(conn, layout, paths.engine_zipapp_dir)
     rec["layout"] = new.to_dict()
     save_record(paths, rec)

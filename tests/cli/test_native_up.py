@@ -48,6 +48,10 @@ def test_up_status_down(native, tmp_path):
     assert again.returncode == 0 and "already running (pid %d)" % pid in again.stdout
     st = _hb(native, "status")
     assert st.returncode == 0 and "state:    running" in st.stdout
+    ls = _hb(native, "ls")
+    assert ls.returncode == 0, ls.stderr
+    row = [line.split() for line in ls.stdout.splitlines()[1:] if line.startswith("default ")]
+    assert row and row[0][:4] == ["default", "native", "native", "running"] and row[0][-1] == "unix://" + sock
     ps = _hb(native, "ps", "-a")  # the default machine's endpoint is native's socket
     assert ps.returncode == 0 and ps.stdout.startswith("CONTAINER ID"), ps.stderr
     down = _hb(native, "down")
@@ -81,3 +85,39 @@ def test_uncreatable_dirs_are_one_line(native, tmp_path):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert lines[-1].startswith("Error: ") and ("cannot create" in lines[-1] or "not installed" in lines[-1])
+
+
+def test_up_progress_plain_and_on_a_terminal(native, tmp_path):
+    import pty
+    import select
+
+    r = _hb(native, "up")  # stderr is a pipe: plain lines
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == "[engine] starting the hostbridge engine…"
+    assert lines[1].startswith("[engine] starting the hostbridge engine… done in ") and lines[1].endswith(" s")
+    _hb(native, "down")
+    # On a terminal: one line redrawn in place, ending with the time it took.
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "up"], env=native, stdout=subprocess.PIPE,
+                            stderr=slave, cwd=REPO)
+    os.close(slave)
+    seen = b""
+    for _ in range(600):  # bounded: 60 s at most
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    proc.wait(60)
+    os.close(master)
+    assert proc.returncode == 0
+    text = seen.decode()
+    assert text.startswith("[engine] starting the hostbridge engine… 0 s")
+    assert "\r\x1b[2K[engine] starting the hostbridge engine… done in " in text and text.endswith(" s\r\n")

@@ -59,7 +59,7 @@ def test_ps_filter_id_and_combined(env, three):
     r = dock(env, "ps", "--filter", "status=bogus")
     assert r.returncode != 0 and "status=bogus" in r.stderr
     r = dock(env, "ps", "--filter", "nosuch=1")
-    assert r.returncode != 0 and "invalid filter 'nosuch'" in r.stderr
+    assert r.returncode != 0 and "Invalid filter 'nosuch'" in r.stderr
 
 
 def test_ps_formats(env, three):

@@ -115,3 +115,39 @@ def test_start_and_stop_the_real_engine(sshd, tmp_path):
         assert conn.run("test -S %s" % lay.socket)[0] == 0
         deploy.stop_engine(conn, lay)
         assert conn.run("test -S %s" % lay.socket)[0] != 0
+
+
+@pytest.mark.root
+def test_remote_engine_gets_the_proxies_and_cas(sshd, tmp_path):
+    # The settings file and CA are copied, the engine reads them at start: /info shows the
+    # proxies (credentials masked, as dockerd does).
+    import json
+
+    pytest.importorskip("cryptography")
+    from tests.registry.test_proxy import _ca_and_cert
+
+    ca, _, _ = _ca_and_cert(str(tmp_path), "registry.test")
+    proxies = {"http-proxy": "http://proxy.corp:3128", "https-proxy": "http://ana:s3cret@proxy.corp:3129",
+               "no-proxy": ".corp,10.0.0.0/8"}
+    with _conn(sshd, tmp_path) as conn:
+        lay = deploy.deploy(conn, str(tmp_path / "cache"), remote_dir=str(tmp_path / "remote"), start="daemon",
+                            shim="never")
+        deploy.write_settings(conn, lay, proxies, [ca])
+        assert oct(os.stat(lay.settings).st_mode & 0o777) == "0o600"
+        copied = json.load(open(lay.settings))["registry-ca"]
+        assert len(copied) == 1 and open(copied[0]).read() == open(ca).read()
+        deploy.start_engine(conn, lay)
+        try:
+            chan = conn.open_streamlocal(lay.socket)
+            chan.sendall(b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            for _ in range(10000):
+                d = chan.recv(65536)
+                if not d:
+                    break
+                data += d
+            info = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            assert (info["HttpProxy"], info["HttpsProxy"], info["NoProxy"]) == (
+                "http://proxy.corp:3128", "http://xxxxx:xxxxx@proxy.corp:3129", ".corp,10.0.0.0/8")
+        finally:
+            deploy.stop_engine(conn, lay)

@@ -38,8 +38,31 @@ def test_json_of_a_row_sorts_keys_and_escapes_html_like_docker():
     assert out == '{"a":"\\u003c","b":"x"}\n'
 
 
-def test_unsupported_action_is_a_clear_error():
-    with pytest.raises(TemplateError, match="unsupported"):
+def test_control_structures_variables_and_functions():
+    obj = {"Nets": {"b": {"IP": "10.0.0.2"}, "a": {"IP": "10.0.0.1"}}, "Cmd": ["sh", "-c"], "Empty": [],
+           "Name": "/web", "On": True, "N": 3}
+    assert Template("{{range .Nets}}{{.IP}} {{end}}").render(obj) == "10.0.0.1 10.0.0.2 "
+    assert Template("{{range $k, $v := .Nets}}{{$k}}={{$v.IP}};{{end}}").render(obj) == "a=10.0.0.1;b=10.0.0.2;"
+    assert Template("{{range .Empty}}x{{else}}none{{end}}").render(obj) == "none"
+    assert Template("{{if .On}}yes{{else}}no{{end}} {{if not .On}}a{{else if .N}}b{{else}}c{{end}}").render(obj) \
+        == "yes b"
+    assert Template("{{with .Nets.a}}{{.IP}}{{end}}{{with .Empty}}x{{else}}-{{end}}").render(obj) == "10.0.0.1-"
+    assert Template('{{printf "%s:%d|%-4s|%q" .Name .N "ab" "x"}}').render(obj) == '/web:3|ab  |"x"'
+    assert Template('{{len .Cmd}} {{index .Cmd 1}} {{join .Cmd ","}} {{split "a,b" ","}}').render(obj) \
+        == "2 -c sh,-c [a b]"
+    assert Template('{{.Name | upper}} {{lower "AB"}} {{title "hello world"}} {{json .Cmd}}').render(obj) \
+        == '/WEB ab Hello World ["sh","-c"]'
+    assert Template('{{$n := .Name}}{{$n}} {{(index .Nets "a").IP}} {{eq .N 3}} {{pad "x" 1 2}}|').render(obj) \
+        == "/web 10.0.0.1 true  x  |"
+    assert Template("{{- .Name -}}   \n {{- .N}}").render(obj) == "/web3"
+
+
+def test_template_errors_read_as_go_s():
+    with pytest.raises(TemplateError, match='function "nosuch" not defined'):
+        Template("{{nosuch .ID}}")
+    with pytest.raises(TemplateError, match="unexpected EOF"):
+        Template("{{if .ID}}x")
+    with pytest.raises(TemplateError, match="range can't iterate over web"):
         Template("{{range .Names}}x{{end}}").render(ROW)
 
 

@@ -83,3 +83,48 @@ def test_set_value_validates_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="unknown setting"):
         config.set_value("nope", "1", path=str(path))
     assert not path.exists()
+
+
+USER_FILE = """# my hostbridge settings
+machine = "work"   # the one I use most
+
+# VM defaults
+[vm]
+cpus = 4  # laptop has 8
+# memory is left at its default
+
+[native]
+socket = "/run/hostbridge/docker.sock"
+"""
+
+
+def test_set_keeps_comments_and_layout(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(USER_FILE)
+    config.set_value("vm.cpus", "6", path=str(path))
+    assert path.read_text() == USER_FILE.replace("cpus = 4  # laptop", "cpus = 6  # laptop")
+    config.set_value("machine", "home", path=str(path))
+    assert 'machine = "home"   # the one I use most\n' in path.read_text()
+    config.set_value("vm.memory", "4096", path=str(path))  # a new key joins its section
+    assert "cpus = 6  # laptop has 8\nmemory = 4096\n# memory is left" in path.read_text()
+    config.set_value("timeout", "90", path=str(path))  # a new top-level key stays above the tables
+    assert path.read_text().startswith('# my hostbridge settings\nmachine = "home"   # the one I use most\ntimeout = 90\n')
+    config.set_value("vm.proxy", "http://proxy.corp:3128", path=str(path))
+    config.set_value("registry.ca", "/etc/ssl/corp.pem", path=str(path))  # a new table at the end
+    assert path.read_text().endswith('[native]\nsocket = "/run/hostbridge/docker.sock"\n\n[registry]\nca = "/etc/ssl/corp.pem"\n')
+    config.set_value("vm.cpus", None, path=str(path))
+    text = path.read_text()
+    assert "cpus" not in text and "# VM defaults\n[vm]\nmemory = 4096\n" in text
+    c = config.load(environ={}, path=str(path))
+    assert (c["machine"], c["vm.cpus"], c["vm.memory"], c["timeout"], c["vm.proxy"]) == (
+        "home", 2, 4096, 90.0, "http://proxy.corp:3128")
+
+
+def test_set_edits_quoted_values_and_odd_spacing(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[native]\n  socket="/a # not a comment" # real comment\n')
+    config.set_value("native.socket", "/b", path=str(path))
+    assert path.read_text() == '[native]\n  socket="/b" # real comment\n'
+    path.write_text('vm.cpus = 3 # dotted at top level\n')
+    config.set_value("vm.cpus", "5", path=str(path))
+    assert path.read_text() == 'vm.cpus = 5 # dotted at top level\n'

@@ -24,6 +24,8 @@ def status_for(exc: BaseException) -> int:
         return 403
     if isinstance(exc, e.Unavailable):
         return 503
+    if isinstance(exc, e.NotImplementedHere):
+        return 501  # dockerd's errdefs.NotImplemented (a log driver that cannot be read)
     if isinstance(exc, e.RuntimeFailure):
         return 500  # docker answers runtime (OCI) failures with 500 too; the CLI shows the text
     return 500

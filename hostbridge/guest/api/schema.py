@@ -202,6 +202,13 @@ def check(body, table: dict, what: str) -> dict:
         return {}
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON body: %s must be an object, got %s" % (what, _json_type(body)))
+    # Go's JSON decoding matches field names case-insensitively, and clients rely on it (the
+    # SDK sends exec create's "detachKeys"): take a known field under any case, as dockerd does.
+    canonical = {k.lower(): k for k in table}
+    for k in list(body):
+        name = canonical.get(k.lower())
+        if name is not None and name != k and name not in body:
+            body[name] = body.pop(k)
     _check(body, table, "")
     for f, spec in table.items():
         if spec == "strslice" and isinstance(body.get(f), str):

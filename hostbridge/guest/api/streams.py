@@ -14,10 +14,14 @@ def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
-def relay(client: socket.socket, backend: socket.socket, send_stdin: bool, prefix: bytes = b""):
+def relay(client: socket.socket, backend: socket.socket, send_stdin: bool, prefix: bytes = b"",
+          detach=None):
     """Pump ``backend`` → ``client`` until the backend closes; ``client`` → ``backend`` in a
     thread when ``send_stdin``. A client half-close is passed on as a half-close (the container's
-    stdin closes, output keeps flowing); a client that goes away ends the relay."""
+    stdin closes, output keeps flowing); a client that goes away ends the relay.
+
+    ``detach``: a ``containers.detach.Detector``; its key sequence in the client's input ends
+    the relay both ways and leaves the container running, as dockerd's detach keys do."""
     if prefix:
         client.sendall(prefix)
 
@@ -27,7 +31,14 @@ def relay(client: socket.socket, backend: socket.socket, send_stdin: bool, prefi
                 data = client.recv(65536)
                 if not data:
                     break
-                backend.sendall(data)
+                detached = False
+                if detach is not None:
+                    data, detached = detach.feed(data)
+                if data:
+                    backend.sendall(data)
+                if detached:
+                    backend.shutdown(socket.SHUT_RDWR)  # ends the output side below too
+                    return
         except OSError:
             pass
         try:

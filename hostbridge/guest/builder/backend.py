@@ -132,6 +132,15 @@ class BuildBackend:
         """
         raise NotImplementedError
 
+    def find_image(self, ref: str):
+        """``(image id, image JSON)`` of a local image, or None: never pulls (``cache_from``)."""
+        raise NotImplementedError
+
+    def restore(self, parent_id, image: dict) -> str:
+        """Register ``image`` (its ``rootfs`` naming layers the store already has) as a child of
+        ``parent_id``; returns its id. Used to stand in for a step from a ``cache_from`` image."""
+        raise NotImplementedError
+
     def find_cache(self, parent_id, key: str):
         """The image a previous build made from ``parent_id`` with cache ``key``, or None.
 

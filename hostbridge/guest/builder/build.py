@@ -15,9 +15,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import platform
 
 from ..errors import InvalidParameter
+from ..goarch import go_arch
 from ..images import reference
 from ..util import now_rfc3339
 from . import imageconfig as ic
@@ -51,16 +51,19 @@ class BuildOptions:
         quiet: ``q``; the driver streams the same either way, the API layer filters.
         run: what RUN steps run with (``runopts.RunOptions``: network, limits, extra hosts);
             None for the defaults (the default bridge).
+        cache_from: images (``cachefrom``) whose history may stand in for steps, as dockerd's
+            classic builder uses them: those present locally, in order.
     """
 
     def __init__(self, tags=(), build_args=None, target="", no_cache=False, pull=False, labels=None,
-                 dockerfile="", quiet=False, run=None):
+                 dockerfile="", quiet=False, run=None, cache_from=()):
         self.tags = list(tags)
         self.build_args = {k: v for k, v in (build_args or {}).items() if v is not None}
         self.target, self.no_cache, self.pull = target, no_cache, pull
         self.labels = dict(labels or {})
         self.dockerfile, self.quiet = dockerfile, quiet
         self.run = run or RunOptions()
+        self.cache_from = list(cache_from)
 
     @classmethod
     def from_query(cls, query_all: dict) -> "BuildOptions":
@@ -79,6 +82,10 @@ class BuildOptions:
             values = query_all.get(name) or [default]
             return values[-1]
 
+        # dockerd reads a repeated value as Go's FormValue does: the first. The SDK relies on it
+        # for a Dockerfile outside the context: it sends dockerfile=<generated name>&dockerfile=<text>.
+        dockerfile = (query_all.get("dockerfile") or [""])[0]
+
         if last("remote"):
             raise InvalidParameter("building from a remote context (git or URL) is not supported by this "
                                    "engine: send the build context as a tar")
@@ -90,8 +97,9 @@ class BuildOptions:
             reference.parse_normalized(t)
         return cls(tags=tags, build_args=_json_map(last("buildargs"), "buildargs"),
                    target=last("target"), no_cache=_truthy(last("nocache")), pull=_truthy(last("pull")),
-                   labels=_json_map(last("labels"), "labels"), dockerfile=last("dockerfile"),
-                   quiet=_truthy(last("q")), run=RunOptions.from_query(query_all))
+                   labels=_json_map(last("labels"), "labels"), dockerfile=dockerfile,
+                   quiet=_truthy(last("q")), run=RunOptions.from_query(query_all),
+                   cache_from=_json_list(last("cachefrom"), "cachefrom"))
 
 
 class StageState:
@@ -145,6 +153,13 @@ class Builder(StepsMixin):
                 during the steps; BuildError for a failed RUN (with its exit code).
         """
         self.context = context
+        self.cache_sources = []  # (id, image JSON) of the cache_from images that are present
+        for ref in self.options.cache_from:
+            found = self.backend.find_image(ref)
+            if found is None:
+                self.say("[Warning] could not look up %s for cache resolution, skipping\n" % ref)
+            else:
+                self.cache_sources.append(found)
         result = parser.parse(context.dockerfile)
         self.lexer = Lexer(result.escape)
         self.plan = stages.plan(result)
@@ -243,16 +258,55 @@ class Builder(StepsMixin):
         material = json.dumps([state.image_id or "", created_by, extra], sort_keys=True)
         return "sha256:" + hashlib.sha256(material.encode()).hexdigest()
 
-    def probe_cache(self, state, key: str) -> bool:
-        """Reuse a cached image for this step when allowed; say so as docker does."""
+    def probe_cache(self, state, key: str, created_by: str = "") -> bool:
+        """Reuse a cached image for this step when allowed; say so as docker does.
+
+        The local cache first (this engine's earlier builds), then the ``cache_from`` images
+        whose history continues this step (``created_by``), as dockerd's image cache does.
+        """
         if self.options.no_cache:
             return False
         cached = self.backend.find_cache(state.image_id, key)
+        if not cached and created_by:
+            cached = self._from_cache_sources(state, created_by)
         if not cached:
             return False
         self.say(" ---> Using cache\n")
         state.image_id, state.image = self.backend.resolve_image(cached)
         return True
+
+    def _from_cache_sources(self, state, created_by: str):
+        """A ``cache_from`` image whose history, past this stage's, goes on with ``created_by``.
+
+        When the step is the source's last, the source itself; otherwise an image made of its
+        history and layers up to this step (dockerd's restoreCachedImage). Returns an id or None.
+        """
+        parent = state.image if state.image_id else {}
+        hist = list(parent.get("history") or [])
+        diffs = list((parent.get("rootfs") or {}).get("diff_ids") or [])
+        n = len(hist)
+        for sid, src in self.cache_sources:
+            shist = list(src.get("history") or [])
+            sdiffs = list((src.get("rootfs") or {}).get("diff_ids") or [])
+            if len(shist) <= n or shist[:n] != hist or sdiffs[:len(diffs)] != diffs:
+                continue
+            entry = shist[n]
+            if entry.get("created_by") != created_by:
+                continue
+            self.cache_sources = [(sid, src)]  # stay with one source from here on, as dockerd does
+            if len(shist) == n + 1:
+                return sid
+            if not entry.get("empty_layer") and len(sdiffs) <= len(diffs):
+                continue
+            image = {k: v for k, v in src.items() if k not in ("id", "container", "container_config", "config",
+                                                                "created", "history", "rootfs")}
+            config = copy.deepcopy(state.config)
+            config["Image"] = state.image_id or ""
+            image.update(config=config, created=entry.get("created") or now_rfc3339(), history=hist + [entry],
+                         rootfs={"type": "layers",
+                                 "diff_ids": diffs + ([] if entry.get("empty_layer") else [sdiffs[len(diffs)]])})
+            return self.backend.restore(state.image_id, image)
+        return None
 
     def child_image(self, state, created_by: str, container_cmd: list, empty_layer: bool) -> dict:
         """The new image JSON for a step: the stage's config, the parent's history + one."""
@@ -280,7 +334,7 @@ class Builder(StepsMixin):
         """A metadata step: no layer, one ``#(nop)`` history entry, cached by its text."""
         created_by = ic.nop(state.config, text)
         key = self.cache_key(state, created_by)
-        if self.probe_cache(state, key):
+        if self.probe_cache(state, key, created_by):
             return
         cmd = ic.shell_of(state.config) + ["#(nop) ", text]
         image = self.child_image(state, created_by, cmd, empty_layer=True)
@@ -293,6 +347,18 @@ class Builder(StepsMixin):
 def _truthy(text: str) -> bool:
     """docker's form booleans: anything but "", 0, no, false, none."""
     return text.strip().lower() not in ("", "0", "no", "false", "none")
+
+
+def _json_list(text: str, name: str) -> list:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidParameter("invalid %s: not a JSON list: %s" % (name, text)) from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter("invalid %s: expected a JSON list of strings" % name)
+    return value
 
 
 def _json_map(text: str, name: str) -> dict:
@@ -313,9 +379,8 @@ def _check_platform(text: str) -> None:
     if not text:
         return
     parts = text.lower().split("/")
-    arch = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
     ok = (len(parts) == 1 and parts[0] in ("linux", _arch())) or \
-        (len(parts) in (2, 3) and parts[0] == "linux" and arch.get(parts[1], parts[1]) == _arch())
+        (len(parts) in (2, 3) and parts[0] == "linux" and go_arch(parts[1]) == _arch())
     if not ok:
         raise InvalidParameter("invalid platform %s: this engine builds for linux/%s only" % (text, _arch()))
 
@@ -333,5 +398,4 @@ def _short(image_id: str) -> str:
 
 
 def _arch() -> str:
-    machine = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+    return go_arch()

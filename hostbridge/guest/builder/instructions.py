@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from .durations import format_duration, parse_duration
+from ..durations import format_duration, parse_duration
 from .parser import DockerfileParseError, parse_heredoc
 from ..errors import InvalidParameter
 

@@ -171,7 +171,7 @@ class StepsMixin:
         text = "WORKDIR " + wd
         created_by = ic.nop_one_word(state.config, text)
         key = self.cache_key(state, created_by)
-        if self.probe_cache(state, key):
+        if self.probe_cache(state, key, created_by):
             return
         rootfs = self.new_rootfs(state, announce=True)
         try:
@@ -190,7 +190,7 @@ class StepsMixin:
         created_by, env = ic.run_created_by(argv, build_env, set(state.args),
                                             ic.env_map(state.config.get("Env")))
         key = self.cache_key(state, created_by, script)
-        if self.probe_cache(state, key):
+        if self.probe_cache(state, key, created_by):
             return
         run_config = dict(state.config)
         run_config["Env"] = list(state.config.get("Env") or []) + env
@@ -241,7 +241,7 @@ class StepsMixin:
             text = "%s %s in %s " % (inst.name, checksum, inst.dest)
             created_by = ic.nop_one_word(state.config, text)
             key = self.cache_key(state, created_by, [owner_spec, inst.chmod])
-            if self.probe_cache(state, key):
+            if self.probe_cache(state, key, created_by):
                 return
             rootfs = self.new_rootfs(state, announce=False)
             try:

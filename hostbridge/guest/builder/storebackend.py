@@ -28,7 +28,7 @@ import threading
 import time
 
 from .. import util
-from ..errors import NotFound, RuntimeFailure, Unavailable
+from ..errors import InvalidParameter, NotFound, RuntimeFailure, Unavailable
 from ..images import build as image_build
 from ..runtime.client import ShimClient
 from .backend import BuildBackend, Rootfs
@@ -214,6 +214,17 @@ class StoreBackend(BuildBackend):
 
     def tag(self, image_id, ref):
         self.store.tag(image_id, ref)
+
+    def find_image(self, ref):
+        try:
+            image_id = self.store.resolve(ref)
+        except (NotFound, InvalidParameter):
+            return None
+        return image_id, self.store.config(image_id)
+
+    def restore(self, parent_id, image):
+        with self.store.lock:
+            return self.store.add_config(image_build.config_bytes(image), parent_id or "")
 
     def find_cache(self, parent_id, key):
         with self.lock:

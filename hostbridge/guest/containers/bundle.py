@@ -6,7 +6,7 @@ import os
 
 from ..util import makedirs, write_json
 from ..volumes.mounts import runtime_mounts
-from .config import DEFAULT_SHM_SIZE
+from .config import DEFAULT_SHM_SIZE, seccomp_spec
 from .logs import log_limits
 from .resources import cgroup_limits
 
@@ -54,7 +54,7 @@ def host_devices(dev="/dev"):
     return mounts
 
 
-def write_bundle(c, rootfs, lookup_pid, init_path=""):
+def write_bundle(c, rootfs, lookup_pid, init_path="", extra_env=()):
     """Write ``c``'s bundle config; returns the bundle dir.
 
     Args:
@@ -63,6 +63,7 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         lookup_pid: ``lookup_pid(ref)`` → the pid of a running container (``container:`` modes).
         init_path: with ``HostConfig.Init``, the host's init binary (tini) the runtime runs as
             pid 1; "" for the runtime's built-in init.
+        extra_env: variables the engine adds for this start only (legacy links' ``ALIAS_…``).
     Returns:
         The bundle dir.
     """
@@ -96,13 +97,15 @@ def write_bundle(c, rootfs, lookup_pid, init_path=""):
         "domainname": cfg.get("Domainname") or "",
         "rootfs": dict(rootfs, readonly=bool(hc.get("ReadonlyRootfs"))),
         "process": {
-            "args": argv, "env": list(cfg.get("Env") or []), "cwd": cfg.get("WorkingDir") or "/",
-            "user": cfg.get("User") or "", "tty": bool(cfg.get("Tty")),
+            "args": argv, "env": list(cfg.get("Env") or []) + list(extra_env), "cwd": cfg.get("WorkingDir") or "/",
+            "user": cfg.get("User") or "", "group_add": list(hc.get("GroupAdd") or []),
+            "tty": bool(cfg.get("Tty")),
             "open_stdin": bool(cfg.get("OpenStdin")), "stdin_once": bool(cfg.get("StdinOnce")),
             "init": bool(hc.get("Init")), "init_path": init_path if hc.get("Init") else "",
             "cap_add": list(hc.get("CapAdd") or []),
             "cap_drop": list(hc.get("CapDrop") or []), "privileged": bool(hc.get("Privileged")),
-            "no_new_privileges": "no-new-privileges:false" not in (hc.get("SecurityOpt") or []),
+            "no_new_privileges": not {"no-new-privileges:false", "no-new-privileges=false"} & set(hc.get("SecurityOpt") or []),
+            "seccomp": seccomp_spec(hc),
         },
         "namespaces": namespaces_for(hc, lookup_pid),
         "mounts": mounts,

@@ -7,38 +7,36 @@ the parts computed at read time), so the API layer serves it as it is.
 from __future__ import annotations
 
 import os
+import re
 import signal
 
 from ..errors import InvalidParameter
 from ..util import ZERO_TIME, now_rfc3339
-from .logs import log_limits
+from .logs import log_driver_known, log_limits
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 # HostConfig fields that change behaviour and that this engine does not implement: refusing them
 # beats running a container that silently differs from what the user asked for.
 _UNSUPPORTED = {
-    "DeviceRequests": "--gpus", "DeviceCgroupRules": "--device-cgroup-rule",
+    "DeviceRequests": "--gpus",
     "BlkioWeight": "--blkio-weight", "BlkioWeightDevice": "--blkio-weight-device",
     "BlkioDeviceReadBps": "--device-read-bps", "BlkioDeviceWriteBps": "--device-write-bps",
     "BlkioDeviceReadIOps": "--device-read-iops", "BlkioDeviceWriteIOps": "--device-write-iops",
     "CpusetMems": "--cpuset-mems", "KernelMemory": "--kernel-memory", "CpuRealtimePeriod": "--cpu-rt-period",
-    "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit", "Runtime": "--runtime",
-    "UsernsMode": "--userns", "CgroupnsMode": None, "Isolation": "--isolation",
-    "StorageOpt": "--storage-opt", "GroupAdd": "--group-add", "OomKillDisable": "--oom-kill-disable",
+    "CpuRealtimeRuntime": "--cpu-rt-runtime", "Ulimits": "--ulimit",
+    "UsernsMode": "--userns", "CgroupnsMode": None,
+    "StorageOpt": "--storage-opt", "OomKillDisable": "--oom-kill-disable",
     "CgroupParent": "--cgroup-parent", "MaskedPaths": None, "ReadonlyPaths": None,
-    "MemorySwappiness": "--memory-swappiness",
     "KernelMemoryTCP": None, "CpuCount": "--cpu-count", "CpuPercent": "--cpu-percent",
     "IOMaximumIOps": "--io-maxiops", "IOMaximumBandwidth": "--io-maxbandwidth",
 }
 # values that ask for what the engine does anyway
-_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host"),
-                  "MemorySwappiness": (-1,), "Runtime": ("", "runc", "hostbridge")}
-# --security-opt values that describe this engine as it is: no seccomp filter, no LSM
+_ACCEPTED_NOOP = {"CgroupnsMode": ("", "private", "host"), "UsernsMode": ("", "host")}
+# --security-opt values that describe this engine as it is: no LSM (seccomp=… is parsed apart)
 _SECURITY_OPT_OK = {"no-new-privileges", "no-new-privileges:true", "no-new-privileges=true",
-                    "no-new-privileges:false", "no-new-privileges=false", "seccomp=unconfined",
-                    "seccomp:unconfined", "apparmor=unconfined", "apparmor:unconfined", "label=disable",
-                    "label:disable"}
+                    "no-new-privileges:false", "no-new-privileges=false",
+                    "apparmor=unconfined", "apparmor:unconfined", "label=disable", "label:disable"}
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
 _MIN_MEMORY = 6 * 1024 * 1024  # dockerd's linuxMinMemory
 
@@ -54,9 +52,68 @@ def _check_unsupported(hc):
             raise InvalidParameter("%s is not supported by the hostbridge engine (HostConfig.%s)"
                                    % (flag or field, field))
     for opt in hc.get("SecurityOpt") or []:
+        if not isinstance(opt, str):
+            raise InvalidParameter("invalid --security-opt: %r (HostConfig.SecurityOpt)" % (opt,))
+        if opt.startswith(("seccomp=", "seccomp:")):
+            continue
         if opt not in _SECURITY_OPT_OK:
             raise InvalidParameter("--security-opt %s is not supported by the hostbridge engine (it applies "
-                                   "no seccomp profile and no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
+                                   "no LSM)" % (opt if len(opt) < 80 else opt[:60] + "…"))
+    seccomp_spec(hc)  # a bad profile is a 400 now, not a failed start
+
+
+def seccomp_spec(hc):
+    """The runtime's ``process.seccomp`` for a HostConfig, as dockerd chooses it.
+
+    ``--privileged`` and ``seccomp=unconfined`` → None (no filter); ``seccomp=PROFILE`` (the
+    CLI sends the file's JSON content) → that profile, checked; otherwise ``"builtin"``, docker's
+    default profile.
+
+    Raises:
+        InvalidParameter: a profile that is malformed, names an unknown syscall or lacks this
+            machine's architecture (the message names the field).
+    """
+    from ..runtime import seccomp
+
+    value = None
+    for opt in hc.get("SecurityOpt") or []:
+        if isinstance(opt, str) and opt.startswith(("seccomp=", "seccomp:")):
+            value = opt[len("seccomp="):]
+    if hc.get("Privileged") or value == "unconfined":
+        return None
+    if value is None or value == "builtin":
+        return "builtin"
+    try:
+        return seccomp.parse(value)
+    except InvalidParameter as e:
+        raise InvalidParameter("%s (HostConfig.SecurityOpt seccomp=…)" % e)
+
+
+_DEVICE_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+RUNTIMES = ("runc",)  # the names dockerd answers to; hostbridge runs every container its own way
+
+
+def _check_accepted(hc):
+    """Options dockerd accepts that change nothing here or map onto what the runtime does.
+
+    Fills in ``Runtime`` as dockerd does (its default runtime's name), so inspect shows it.
+    """
+    runtime = hc.get("Runtime") or "runc"
+    if runtime not in RUNTIMES:
+        raise InvalidParameter("Unknown runtime specified %s" % runtime)
+    hc["Runtime"] = runtime
+    iso = hc.get("Isolation") or ""
+    if iso.lower() not in ("", "default"):
+        raise InvalidParameter("Invalid isolation: %r - linux only supports 'default'" % iso)
+    sw = hc.get("MemorySwappiness")
+    if sw is not None and sw != -1 and not (isinstance(sw, int) and 0 <= sw <= 100):
+        raise InvalidParameter("Invalid value: %s, valid memory swappiness range is 0-100" % sw)
+    for rule in hc.get("DeviceCgroupRules") or []:
+        if not isinstance(rule, str) or not _DEVICE_CGROUP_RULE.match(rule):
+            raise InvalidParameter("invalid device cgroup rule format: '%s'" % rule)
+    for g in hc.get("GroupAdd") or []:
+        if not isinstance(g, str) or not g or ":" in g:
+            raise InvalidParameter("invalid group %r for --group-add" % g)
 
 
 def _int(v, field):
@@ -158,6 +215,7 @@ def validate_host_config(hc, update=False):
     ``update``: ``hc`` is a running container's, merged with a docker update request.
     """
     _check_unsupported(hc)
+    _check_accepted(hc)
     for f in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod", "MemoryReservation"):
         v = _int(hc.get(f), f)
         if v < 0 and not (f == "MemorySwap" and v == -1):
@@ -293,8 +351,7 @@ def new_record(cid, name, body, image_id, image_cfg, driver):
         if hc.get(k) is None:
             hc[k] = d
     adapt_limits(hc)
-    if hc["LogConfig"]["Type"] not in ("json-file", "none", "local"):
-        raise InvalidParameter("logging driver %s is not supported (json-file, none)" % hc["LogConfig"]["Type"])
+    log_driver_known(hc["LogConfig"]["Type"])
     log_limits(hc["LogConfig"])  # refused at create (dockerd: at start, with the same text)
     return {
         "Id": cid,

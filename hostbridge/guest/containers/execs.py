@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import logging
@@ -13,7 +14,9 @@ import termios
 import threading
 import time
 
+from . import detach
 from .. import selfexec
+from .config import seccomp_spec
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..runtime import zygote
 from ..util import new_id
@@ -45,8 +48,13 @@ class Exec:
                                   "user": cfg.get("User") or ""},
                 "OpenStdin": bool(cfg.get("AttachStdin")), "OpenStderr": bool(cfg.get("AttachStderr")),
                 "OpenStdout": bool(cfg.get("AttachStdout")), "CanRemove": False,
-                "ContainerID": self.container.id, "DetachKeys": cfg.get("DetachKeys") or "",
+                "ContainerID": self.container.id, "DetachKeys": self.detach_keys_shown(),
                 "Pid": self.process_pid()}
+
+    def detach_keys_shown(self):
+        """dockerd shows the parsed keys, a Go []byte, so base64 ("" when none were given)."""
+        given = self.cfg.get("DetachKeys")
+        return base64.b64encode(detach.parse(given, "escape keys")).decode() if given else ""
 
     def process_pid(self):
         """The exec'd process's host pid as docker reports it (its helper's until it is known)."""
@@ -68,6 +76,7 @@ class ExecManager:
         cmd = cfg.get("Cmd")
         if not cmd or not isinstance(cmd, list) or not all(isinstance(a, str) for a in cmd):
             raise InvalidParameter("No exec command specified")
+        detach.parse(cfg.get("DetachKeys"), "escape keys")  # dockerd refuses a bad one at create
         with c.lock:
             if not c.running:
                 raise Conflict("Container %s is not running" % c.id)
@@ -126,10 +135,12 @@ class ExecManager:
         return {"pid": c.state["Pid"], "args": cfg["Cmd"], "env": env,
                 "cwd": cfg.get("WorkingDir") or c.config.get("WorkingDir") or "/",
                 "user": cfg.get("User") or c.config.get("User") or "", "tty": bool(cfg.get("Tty")),
+                "group_add": list(c.host_config.get("GroupAdd") or []),
                 "privileged": bool(cfg.get("Privileged")) or bool(c.host_config.get("Privileged")),
                 "cap_add": list(c.host_config.get("CapAdd") or []),
                 "cap_drop": list(c.host_config.get("CapDrop") or []),
                 "no_new_privileges": True,
+                "seccomp": seccomp_spec(c.host_config),  # the container's filter, as runc's exec
                 # the exec'd process counts against the container's limits, shows in top/stats,
                 # and freezes with it
                 "cgroup_procs": self.containers.cgroup(c).procs_files()}

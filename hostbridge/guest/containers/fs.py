@@ -12,13 +12,15 @@ import contextlib
 import errno
 import json
 import os
+import posixpath
 import stat
 import subprocess
 import tarfile
 import tempfile
 
 from ..errors import InvalidParameter, NotFound
-from ..runtime import safepath
+from ..runtime import rootfs, safepath
+from ..volumes.mounts import runtime_mounts
 
 # Go's os.FileMode bits, which the docker CLI decodes from X-Docker-Container-Path-Stat
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE, _GO_PIPE, _GO_SOCKET = 1 << 31, 1 << 27, 1 << 26, 1 << 25, 1 << 24
@@ -245,26 +247,86 @@ def mounted_rootfs(manager, c, writable=False):
         yield "/proc/%d/root" % pid
         return
     spec = manager.rootfs_spec(c)
-    if spec["driver"] == "vfs":
+    binds = any(m["type"] == "bind" for m in runtime_mounts(c))
+    if spec["driver"] == "vfs" and not binds:
         yield spec["path"]
         return
     target = tempfile.mkdtemp(prefix="hb-mnt-", dir=manager.rootfs_root)
-    if writable:
-        opts = "lowerdir=%s,upperdir=%s,workdir=%s" % (":".join(spec["lower"]), spec["upper"], spec["work"])
+    if spec["driver"] == "vfs":
+        # a view of its own: the container's mounts must not show in its real root meanwhile
+        cmd = ["mount", "--bind", spec["path"], target]
+    elif writable:
+        cmd = ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s,upperdir=%s,workdir=%s"
+               % (":".join(spec["lower"]), spec["upper"], spec["work"]), target]
     else:
-        opts = "lowerdir=%s" % ":".join([spec["upper"]] + spec["lower"])
-    r = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, target], capture_output=True, text=True)
+        cmd = ["mount", "-t", "overlay", "overlay", "-o", "lowerdir=%s" % ":".join([spec["upper"]] + spec["lower"]),
+               target]
+    r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         os.rmdir(target)
         raise InvalidParameter("cannot mount the container's filesystem: %s" % r.stderr.strip())
     try:
+        _bind_mounts(target, c, writable)
         yield target
     finally:
-        subprocess.run(["umount", "-l", target], capture_output=True)
+        subprocess.run(["umount", "-l", target], capture_output=True)  # the binds under it too
         try:
             os.rmdir(target)
         except OSError:
             pass
+
+
+def _bind_mounts(target, c, writable):
+    """Bind a stopped container's volumes and bind mounts at their destinations in the view at
+    ``target`` as its start would (``rootfs.mount_extra``: each destination opened by descriptor
+    inside ``target``, read-only ones read-only all the way down), as dockerd does for docker cp.
+    A path under a mount is then resolved inside the whole view: a link in a mount stays in
+    the container."""
+    for m in runtime_mounts(c):  # parents before children
+        if m["type"] != "bind":
+            continue  # a stopped container's tmpfs holds nothing: the image's path shows
+        try:
+            rootfs.mount_extra(target, m)
+        except OSError as e:
+            if writable:  # a copy would land beside the mount, not in it
+                raise InvalidParameter("cannot mount %s at %s in the container's filesystem: %s"
+                                       % (m["source"], m["destination"], e.strerror or e)) from None
+            # a read-only view of a never-started container has no mount point to bind onto
+
+
+def mount_at(c, path):
+    """The mount holding a container path, as dockerd's ``checkIfPathIsInAVolume`` finds it.
+
+    Args:
+        c: the container record.
+        path: a path inside the container.
+
+    Returns:
+        dict: the deepest entry of ``c.data["Mounts"]`` whose destination holds ``path``, or None.
+    """
+    path = posixpath.normpath(posixpath.join("/", path))
+    best = None
+    for m in c.data.get("Mounts") or []:
+        dest = posixpath.normpath(m.get("Destination") or "/")
+        if path == dest or path.startswith(dest.rstrip("/") + "/"):
+            if best is None or len(dest) > len(best["Destination"]):
+                best = m
+    return best
+
+
+def check_writable(root, c, path):
+    """Refuse a copy into ``path`` where dockerd does: a read-only mount, or (outside any mount)
+    a read-only root filesystem; ``path`` resolved in the container first, as dockerd does.
+
+    Raises:
+        InvalidParameter: with dockerd's text.
+    """
+    inner = resolve_in_root(root, path)[len(root.rstrip("/")):] or "/"
+    m = mount_at(c, inner)
+    if m is not None and not m.get("RW", True):
+        raise InvalidParameter("mounted volume is marked read-only")
+    if m is None and c.host_config.get("ReadonlyRootfs"):
+        raise InvalidParameter("container rootfs is marked read-only")
 
 
 def changes(upper, lowers):

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 
-from ..builder.durations import format_duration
+from ..durations import format_duration
 from ..errors import GuestError
 from ..util import now_rfc3339, parse_time
 

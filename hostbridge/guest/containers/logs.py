@@ -10,12 +10,16 @@ import struct
 import time
 
 from ..errors import InvalidParameter
+from ..runtime.filewatch import IN_CLOSE_WRITE, DirWatch
 from ..util import parse_time
 
 _STREAMS = {"stdout": 1, "stderr": 2}
+_FRAME = struct.Struct(">BxxxL")
 # the options each driver knows (dockerd refuses any other key at create)
 _OPTS = {"json-file": ("max-file", "max-size", "compress", "labels", "labels-regex", "env", "env-regex", "tag"),
          "local": ("max-file", "max-size", "compress")}
+# dockerd's built-in drivers beyond ours: named so, not answered as a missing plugin
+_DOCKERD_DRIVERS = ("awslogs", "etwlogs", "fluentd", "gcplogs", "gelf", "journald", "logentries", "splunk", "syslog")
 _LOCAL_DEFAULTS = (20 * 1024 * 1024, 5)  # dockerd's local driver: max-size 20m, max-file 5
 _SIZE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
 
@@ -27,6 +31,24 @@ def _human_size(text, binary):
         raise ValueError("invalid size: '%s'" % text)
     unit = "bkmgtp".index((m.group(2) or "b").lower())
     return int(float(m.group(1)) * (1024 if binary else 1000) ** unit)
+
+
+def log_driver_known(kind) -> None:
+    """Refuse a log driver this engine does not have, in dockerd's words where dockerd has none.
+
+    Args:
+        kind: LogConfig.Type.
+
+    Raises:
+        InvalidParameter: dockerd's plugin-lookup text for a name it does not know either; our own
+            for a driver of dockerd's that this engine lacks.
+    """
+    if kind in ("json-file", "local", "none"):
+        return
+    if kind in _DOCKERD_DRIVERS:
+        raise InvalidParameter("logging driver %s is not supported by this engine (json-file, local, none)" % kind)
+    # dockerd looks an unknown name up as a logging plugin; it has none of that name either
+    raise InvalidParameter('error looking up logging plugin %s: plugin "%s" not found' % (kind, kind))
 
 
 def log_limits(log_config) -> tuple:
@@ -158,11 +180,12 @@ def _tail_start(files, n):
 
 
 def read_batches(path, stdout=True, stderr=True, tail=None, since=0.0, until=0.0, follow=False,
-                 is_running=lambda: False, stop=lambda: False, poll=0.05):
+                 is_running=lambda: False, stop=lambda: False, wait_exit=lambda timeout: None):
     """Yield lists of (stream, text, time_text) entries of a json-file log, a read's worth each.
 
     The rotated files (``path.N`` … ``path.1``) are read first, oldest first; while following,
     a rotation of ``path`` (a new inode) or its truncation (``max-file=1``) is followed too.
+    A follower sleeps on inotify until the writer (the shim) appends, rotates or closes the log.
 
     Args:
         tail: only the last N lines (None = all).
@@ -170,12 +193,18 @@ def read_batches(path, stdout=True, stderr=True, tail=None, since=0.0, until=0.0
         follow: keep reading new entries while ``is_running()``; return once it is false and the
             file is read to its end.
         stop: returns true when the reader should give up (client gone, engine stopping).
+        wait_exit: ``wait_exit(timeout)`` blocks until the container has stopped running or
+            ``timeout`` s passed; called once its shim closed the log (it does so before the
+            exit is recorded).
     """
     want = set()
     if stdout:
         want.add("stdout")
     if stderr:
         want.add("stderr")
+    # taken before anything is read: a writer seen stopped here has written all it will
+    running = follow and is_running()
+    watch = _watch(os.path.dirname(path)) if running else None
     files = log_files(path)
     first, offset = (0, 0) if tail is None or tail < 0 else _tail_start(files, tail)
     check_time = bool(since or until)
@@ -198,12 +227,13 @@ def read_batches(path, stdout=True, stderr=True, tail=None, since=0.0, until=0.0
             batch.append((_STREAMS[stream], rec.get("log", ""), t))
         return batch
 
-    for i in range(first, len(files)):
-        try:
-            f = open(files[i], "rb")
-        except FileNotFoundError:
-            continue
-        try:
+    f = None
+    try:
+        for i in range(first, len(files)):
+            try:
+                f = open(files[i], "rb")
+            except FileNotFoundError:
+                continue
             if i == first:
                 f.seek(offset)
             pending = b""
@@ -217,19 +247,42 @@ def read_batches(path, stdout=True, stderr=True, tail=None, since=0.0, until=0.0
                     if done:
                         return
                     continue
-                if files[i] != path or not follow or stop():
+                if files[i] != path or not running or stop():
                     break
-                running = is_running()
                 f = _reopen_if_rotated(f, path)
                 if f is None:
                     return
-                time.sleep(poll)
+                running = is_running()
                 if not running:
-                    # one more pass picks up what the shim wrote just before exiting
-                    follow = False
-        finally:
-            if f is not None:
-                f.close()
+                    continue  # one more pass reads what the shim wrote before its exit was recorded
+                changes = watch.wait(1.0)  # bounded: stop() and is_running() are asked again
+                if any(mask & IN_CLOSE_WRITE and name == os.path.basename(path) for mask, name in changes):
+                    wait_exit(0.5)
+            f.close()
+            f = None
+    finally:
+        if f is not None:
+            f.close()
+        if watch is not None:
+            watch.close()
+
+
+class _Poll:
+    """The stand-in for a DirWatch where inotify is missing: a short sleep."""
+
+    def wait(self, timeout):
+        time.sleep(min(timeout, 0.05))
+        return []
+
+    def close(self):
+        pass
+
+
+def _watch(directory):
+    try:
+        return DirWatch(directory)
+    except OSError:
+        return _Poll()
 
 
 def _reopen_if_rotated(f, path):
@@ -250,19 +303,13 @@ def _reopen_if_rotated(f, path):
 
 
 def render(batch, multiplexed, timestamps=False):
-    """The wire bytes of a batch: raw (TTY) or in 8-byte frames, one frame per run of a stream."""
-    out = []
-    i, n = 0, len(batch)
-    while i < n:
-        stream = batch[i][0]
-        j = i
-        while j < n and batch[j][0] == stream:
-            j += 1
-        if timestamps:
-            text = "".join(t + " " + s for _, s, t in batch[i:j])
-        else:
-            text = "".join([s for _, s, _ in batch[i:j]])
-        data = text.encode("utf-8", "surrogateescape")
-        out.append(struct.pack(">BxxxL", stream, len(data)) + data if multiplexed else data)
-        i = j
-    return b"".join(out)
+    """The wire bytes of a batch: raw (TTY) or one 8-byte-framed message per entry, as dockerd
+    sends them (a line-by-line reader such as the SDK's ``logs(stream=True)`` gets a line each)."""
+    if timestamps:
+        texts = [(stream, (t + " " + s).encode("utf-8", "surrogateescape")) for stream, s, t in batch]
+    else:
+        texts = [(stream, s.encode("utf-8", "surrogateescape")) for stream, s, _ in batch]
+    if not multiplexed:
+        return b"".join([data for _, data in texts])
+    pack = _FRAME.pack
+    return b"".join([pack(stream, len(data)) + data for stream, data in texts])

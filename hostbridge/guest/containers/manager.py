@@ -14,8 +14,9 @@ import threading
 import time
 
 from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModified, RuntimeFailure
+from ..runtime import oom
 from ..runtime.client import ShimClient
-from ..network import joined
+from ..network import joined, links
 from ..runtime import initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
@@ -163,6 +164,19 @@ class ContainerManager:
             c.data["ResolvConfPath"] = os.path.join(c.dir, "resolv.conf")
 
     # ---- start ----------------------------------------------------------------------------
+    def _check_ipc_donor(self, c):
+        """``--ipc container:X`` joins X's IPC namespace only when X shares it, as dockerd.
+
+        Raises:
+            Conflict: X's IpcMode is not ``shareable`` (dockerd's message).
+        """
+        mode = c.host_config.get("IpcMode") or ""
+        if mode.startswith("container:"):
+            donor = self.get(mode.split(":", 1)[1])
+            if (donor.host_config.get("IpcMode") or "private") != "shareable":
+                raise Conflict("can't join IPC of container %s: non-shareable IPC (hint: use "
+                               "IpcMode:shareable for the donor container)" % donor.id)
+
     def _running_pid(self, ref):
         other = self.get(ref)
         if not other.running:
@@ -191,12 +205,15 @@ class ContainerManager:
             self._start_locked(c)
 
     def _start_locked(self, c):
-        joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
-        bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c))
-        shim = ShimClient(bundle)
+        shim = None
         try:
+            self._check_ipc_donor(c)
+            joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
+            link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
+            bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env)
+            shim = ShimClient(bundle)
             pid = shim.spawn()
-        except GuestError as e:
+        except GuestError as e:  # an attach waiting for the start must hear of it too
             self._record_start_failure(c, str(e), getattr(e, "exit_code", 128))
             raise
         try:
@@ -342,8 +359,15 @@ class ContainerManager:
                 raise Conflict("Cannot kill container: %s: container %s is not running" % (ref, c.id))
             if signum == signal.SIGKILL:
                 c.stop_requested = True
+            gen = c.exit_generation
             c.shim.kill(signum)
-        self._emit(c, "kill", signal=str(signum))
+            self._emit(c, "kill", signal=str(signum))
+            if signum == signal.SIGKILL:
+                # dockerd returns from a SIGKILL once the container has exited, so that an
+                # inspect or rm straight after sees it stopped; bounded, as dockerd's is.
+                end = time.monotonic() + 30
+                while c.exit_generation == gen and c.running and time.monotonic() < end:
+                    c.changed.wait(0.5)
 
     def stop(self, ref, timeout=None, sig=None):
         c = self.get(ref)
@@ -424,7 +448,9 @@ class ContainerManager:
                 elif condition == "next-exit":
                     if c.exit_generation != gen:
                         break
-                elif not c.running and not c.state.get("Restarting"):
+                elif c.exit_generation != gen or (not c.running and not c.state.get("Restarting")):
+                    # dockerd's not-running wait ends at the first exit, even when a restart
+                    # policy brings the container back up right after.
                     break
                 if stop():
                     return None
@@ -552,8 +578,7 @@ class ContainerManager:
 
 def _set_oom_score_adj(pid, value):
     try:
-        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
-            f.write(str(int(value)))
+        oom.set_score_adj(value, pid)
     except OSError as e:
         raise RuntimeFailure("cannot set the OOM score adjustment: %s" % e)
 

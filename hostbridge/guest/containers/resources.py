@@ -24,7 +24,9 @@ def cgroup_limits(hc: dict) -> dict:
             "memory_reservation": hc.get("MemoryReservation") or 0,
             "nano_cpus": hc.get("NanoCpus") or 0, "cpu_shares": hc.get("CpuShares") or 0,
             "cpu_quota": hc.get("CpuQuota") or 0, "cpu_period": hc.get("CpuPeriod") or 0,
-            "pids_limit": 0 if pids is None else (pids if pids > 0 else -1), "cpuset_cpus": hc.get("CpusetCpus") or ""}
+            "pids_limit": 0 if pids is None else (pids if pids > 0 else -1), "cpuset_cpus": hc.get("CpusetCpus") or "",
+            "device_rules": list(hc.get("DeviceCgroupRules") or []),
+            "memory_swappiness": -1 if hc.get("MemorySwappiness") is None else hc["MemorySwappiness"]}
 
 
 def _system_cpu_ns():
@@ -41,6 +43,31 @@ def _sample(manager, c):
     except OSError:
         return None
     return s
+
+
+def parse_net_dev(text: str) -> dict:
+    """``/proc/PID/net/dev`` → docker's per-interface ``networks`` stats (``lo`` left out, as dockerd does)."""
+    out = {}
+    for line in text.splitlines()[2:]:
+        name, sep, rest = line.partition(":")
+        f = rest.split()
+        if not sep or len(f) < 16 or name.strip() == "lo":
+            continue
+        n = [int(x) for x in f[:16]]
+        out[name.strip()] = {"rx_bytes": n[0], "rx_packets": n[1], "rx_errors": n[2], "rx_dropped": n[3],
+                             "tx_bytes": n[8], "tx_packets": n[9], "tx_errors": n[10], "tx_dropped": n[11]}
+    return out
+
+
+def _networks(c):
+    # the container's netns seen through its init's /proc entry: no setns, no helper process
+    if not c.running or (c.host_config.get("NetworkMode") or "") == "host":
+        return {}
+    try:
+        with open("/proc/%d/net/dev" % int(c.state.get("Pid") or 0)) as f:
+            return parse_net_dev(f.read())
+    except (OSError, ValueError):
+        return {}
 
 
 def _stats_json(c, cur, pre, read_at, pre_at, sys_cur, sys_pre):
@@ -78,12 +105,16 @@ def _stats_json(c, cur, pre, read_at, pre_at, sys_cur, sys_pre):
         plim = c.host_config.get("PidsLimit") or 0
         if plim > 0:
             pids["limit"] = plim
-    return {"read": read_at, "preread": pre_at, "pids_stats": pids, "blkio_stats": {
+    out = {"read": read_at, "preread": pre_at, "pids_stats": pids, "blkio_stats": {
                 "io_service_bytes_recursive": None, "io_serviced_recursive": None, "io_queue_recursive": None,
                 "io_service_time_recursive": None, "io_wait_time_recursive": None, "io_merged_recursive": None,
                 "io_time_recursive": None, "sectors_recursive": None},
             "num_procs": 0, "storage_stats": {}, "cpu_stats": cpu(cur, sys_cur),
             "precpu_stats": cpu(pre, sys_pre), "memory_stats": mem, "name": "/" + c.name, "id": c.id}
+    nets = _networks(c) if cur else {}
+    if nets:  # dockerd leaves the key out for a container with no interface but lo
+        out["networks"] = nets
+    return out
 
 
 def stats(manager, c, stream=True, one_shot=False, stop=lambda: False, interval=1.0):

@@ -7,6 +7,7 @@ import os
 import time
 
 from ..errors import InvalidParameter
+from ..filters import check_names, label_match
 from ..util import human_duration, parse_time, unix_time
 from .health import STARTING, STATUSES, health_status
 
@@ -100,43 +101,13 @@ def summary(c, size=False, dir_size=None, image_names=None):
     return s
 
 
-def normalize_filters(raw):
-    """Docker's filters in either wire form → {name: [values]}.
-
-    The CLI sends ``{"status": {"running": true}}``; older clients ``{"status": ["running"]}``.
-    """
-    if not raw:
-        return {}
-    if not isinstance(raw, dict):
-        raise InvalidParameter("invalid filter: filters must be a JSON object")
-    out = {}
-    for k, v in raw.items():
-        if isinstance(v, dict):
-            out[k] = [x for x, on in v.items() if on]
-        elif isinstance(v, list):
-            out[k] = [str(x) for x in v]
-        else:
-            raise InvalidParameter("invalid filter '%s'" % k)
-    return out
-
-
 _CONTAINER_FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "before", "since",
                       "network", "volume", "health", "is-task", "publish", "expose")
 
 
-def _label_match(labels, wanted):
-    for w in wanted:
-        k, eq, v = w.partition("=")
-        if k not in labels or (eq and labels[k] != v):
-            return False
-    return True
-
-
 def check_filters(filters):
     """Refuse unknown filter names and statuses (before any container is looked at)."""
-    for k in filters:
-        if k not in _CONTAINER_FILTERS:
-            raise InvalidParameter("invalid filter '%s'" % k)
+    check_names(filters, _CONTAINER_FILTERS)
     for s in filters.get("status", ()):
         if s not in _STATUSES:
             raise InvalidParameter("invalid filter 'status=%s'" % s)
@@ -158,7 +129,7 @@ def matches(c, filters, resolve_image, lookup):
     if "status" in filters:
         if state_name(st) not in filters["status"]:
             return False
-    if "label" in filters and not _label_match(d["Config"].get("Labels") or {}, filters["label"]):
+    if "label" in filters and not label_match(d["Config"].get("Labels") or {}, filters["label"]):
         return False
     if "health" in filters and health_status(st) not in filters["health"]:
         return False

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import platform
 import re
-import time
 
+from .. import filters as _filters
 from .. import util
+from ..goarch import go_arch
 from ..errors import InvalidParameter
 
-_LIST_FILTERS = {"dangling", "label", "label!", "before", "since", "reference", "until"}
+_LIST_FILTERS = {"dangling", "label", "before", "since", "reference", "until"}  # dockerd's: no label! here
 _PRUNE_FILTERS = {"dangling", "label", "label!", "until"}
 
 # container.Config as docker fills it in image inspect (keys in docker's order).
@@ -26,9 +26,7 @@ _OMIT_WHEN_NONE = {"ExposedPorts", "Healthcheck", "ArgsEscaped", "NetworkDisable
 
 def machine_arch() -> str:
     """This machine's architecture in Go's names (amd64, arm64, …)."""
-    m = platform.machine().lower()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
-            "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(m, m)
+    return go_arch()
 
 
 def container_config(cfg) -> dict:
@@ -43,63 +41,6 @@ def container_config(cfg) -> dict:
     for key, v in cfg.items():
         out.setdefault(key, v)
     return out
-
-
-def normalize_filters(filters, allowed) -> dict:
-    """Docker's filters ({"k": ["v"]} or {"k": {"v": true}}) as {"k": [values]}.
-
-    Raises:
-        InvalidParameter: an unknown filter name (``invalid filter 'x'``).
-    """
-    out = {}
-    if filters and not isinstance(filters, dict):
-        raise InvalidParameter("invalid filter: filters must be a JSON object")
-    for k, v in (filters or {}).items():
-        if k not in allowed:
-            raise InvalidParameter("invalid filter '%s'" % k)
-        if not isinstance(v, (dict, list)):
-            raise InvalidParameter("invalid filter '%s': values must be a list or an object" % k)
-        out[k] = [x for x, on in v.items() if on] if isinstance(v, dict) else [str(x) for x in v]
-    return out
-
-
-def _parse_until(text: str) -> float:
-    m = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:h|m|s|ms))+)", text)
-    if m:
-        secs = 0.0
-        for num, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text):
-            secs += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[unit]
-        return time.time() - secs
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return util.parse_time(text).timestamp()
-    except ValueError:
-        raise InvalidParameter("invalid filter 'until=%s': not a timestamp or duration" % text)
-
-
-def _bool_filter(name, values) -> bool:
-    v = values[-1].lower()
-    if v in ("true", "1"):
-        return True
-    if v in ("false", "0"):
-        return False
-    raise InvalidParameter("Invalid filter '%s=%s'" % (name, values[-1]))
-
-
-def _labels_match(labels, filters) -> bool:
-    labels = labels or {}
-    for spec in filters.get("label", []):
-        k, eq, v = spec.partition("=")
-        if k not in labels or (eq and labels[k] != v):
-            return False
-    for spec in filters.get("label!", []):
-        k, eq, v = spec.partition("=")
-        if k in labels and (not eq or labels[k] == v):
-            return False
-    return True
 
 
 def _glob(pattern: str):
@@ -141,10 +82,10 @@ def _created_at(store, iid):
 
 
 def matches_prune_filters(store, iid, filters) -> bool:
-    f = normalize_filters(filters, _PRUNE_FILTERS)
-    if "until" in f and created_unix(store, iid) >= _parse_until(f["until"][-1]):
+    f = _filters.normalize(filters, _PRUNE_FILTERS)
+    if not _filters.created_before(created_unix(store, iid), f):
         return False
-    return _labels_match((store.config(iid).get("config") or {}).get("Labels"), f)
+    return _filters.labels_match((store.config(iid).get("config") or {}).get("Labels"), f)
 
 
 def list_images(store, all_images=False, filters=None) -> list:
@@ -152,17 +93,17 @@ def list_images(store, all_images=False, filters=None) -> list:
 
     Args:
         all_images: include intermediate images (untagged parents of other images).
-        filters: ``dangling``, ``label``, ``label!``, ``before``, ``since``, ``reference``, ``until``.
+        filters: ``dangling``, ``label``, ``before``, ``since``, ``reference``, ``until``.
 
     Raises:
         InvalidParameter: a bad filter. NotFound: ``before``/``since`` name no image.
     """
-    f = normalize_filters(filters, _LIST_FILTERS)
-    dangling = _bool_filter("dangling", f["dangling"]) if "dangling" in f else None
+    f = _filters.normalize(filters, _LIST_FILTERS)
+    dangling = _filters.bool_value("dangling", f["dangling"]) if "dangling" in f else None
     # full precision, as dockerd's Created.Before: images made within one second stay ordered
     before = _created_at(store, store.resolve(f["before"][-1])) if "before" in f else None
     since = _created_at(store, store.resolve(f["since"][-1])) if "since" in f else None
-    until = _parse_until(f["until"][-1]) if "until" in f else None
+    until = _filters.until(f)
     out = []
     with store.lock:
         for iid in list(store.images):
@@ -175,7 +116,7 @@ def list_images(store, all_images=False, filters=None) -> list:
             if until is not None and created >= until:
                 continue
             labels = (cfg.get("config") or {}).get("Labels")
-            if not _labels_match(labels, f):
+            if not _filters.labels_match(labels, f):
                 continue
             refs = store.refs(iid)
             if "reference" in f:

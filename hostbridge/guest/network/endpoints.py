@@ -11,7 +11,7 @@ import logging
 
 from ..errors import Forbidden, GuestError, InvalidParameter, NotFound
 from ..util import new_id
-from . import hosts, ipam, joined, netdev, ports
+from . import hosts, ipam, joined, links, netdev, ports
 from .firewall import PortRule
 from .proxy import Proxy
 from .store import PREDEFINED, icc_enabled
@@ -24,6 +24,11 @@ SHARED = ("host", "none")
 def _veth_name(cid, nid):
     # Derived, not random: after an engine crash the host end is found again without a state file.
     return "vh" + hashlib.sha256((cid + nid).encode()).hexdigest()[:11]
+
+
+def _ip_of(members, cid):
+    """The address of container ``cid`` among a network's ``[(cid, ip, names)]`` (0 or 1 of them)."""
+    return [ip for other, ip, _ in members if other == cid][:1]
 
 
 def _blank_endpoint(nid, cfg=None):
@@ -62,6 +67,15 @@ class Endpoints:
         if "default" in epc:  # the CLI names the default network "default"
             epc.setdefault("bridge", epc.pop("default"))
         nets = {}
+        if nm == "host" and hc.get("Links"):
+            raise InvalidParameter("conflicting options: host type networking can't be used with links. "
+                                   "This would result in undefined behavior")
+        if links.on_default_bridge(hc):
+            links.check_create(c, self.containers.get)
+        elif nm not in SHARED and not nm.startswith("container:"):
+            # a user network: links live in its endpoint (where the CLI also puts them);
+            # dockerd keeps no HostConfig.Links there
+            hc["Links"] = None
         if joined.net_container_ref(hc) is not None:
             joined.check_create(c, body, self.containers.get)
         else:
@@ -268,6 +282,19 @@ class Endpoints:
         self.containers.events.emit("network", "disconnect", rec["Id"], {"container": c.id, "name": rec["Name"],
                                                                           "type": rec["Driver"]})
 
+    def remove_link(self, ref, alias):
+        """``DELETE /containers/C/ALIAS?link=1``: drop a legacy link; C's /etc/hosts follows.
+
+        Raises:
+            NotFound: no container C, or no link ALIAS on it.
+        """
+        c = self.containers.get(ref)
+        with c.lock:
+            links.remove(c, alias)
+            self.containers.store.save(c)
+        with self.lock:
+            self._refresh_hosts()
+
     # ---- names and rules ------------------------------------------------------------------
     def _refresh_hosts(self):
         members = {}  # nid → [(cid, ip, names)]
@@ -293,6 +320,21 @@ class Endpoints:
             peers = []
             for nid in lv["nets"]:
                 if nid in builtin:
-                    continue  # as docker: no name resolution between containers on the default bridge
+                    # as docker: no name resolution between containers on the default bridge, but
+                    # for the legacy links: "IP ALIAS TARGET"
+                    peers += [(ip, [alias] + ([t.name] if t.name != alias else []))
+                              for alias, t in links.legacy(c, self.containers.get)
+                              for ip in _ip_of(members.get(nid, []), t.id)]
+                    continue
                 peers += [(ip, names) for other, ip, names in members.get(nid, []) if other != cid]
+                # links on a user network: an alias that only this container resolves
+                ep = next((e for e in (c.data["NetworkSettings"].get("Networks") or {}).values()
+                           if e.get("NetworkID") == nid), {})
+                for spec in ep.get("Links") or []:
+                    target, alias = links.parse(spec)
+                    try:
+                        tid = self.containers.get(target).id
+                    except NotFound:
+                        continue
+                    peers += [(ip, [alias]) for ip in _ip_of(members.get(nid, []), tid)]
             hosts.write(c.dir, own, peers)

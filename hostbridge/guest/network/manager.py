@@ -14,9 +14,9 @@ import logging
 import os
 import threading
 
-from ..containers.views import _label_match
-from ..errors import Conflict, Forbidden, GuestError, InvalidParameter, NotFound
-from ..util import makedirs, new_id
+from .. import filters as _filters
+from ..errors import NOT_SWARM_MANAGER, Conflict, Forbidden, GuestError, InvalidParameter, NotFound, Unavailable
+from ..util import makedirs, new_id, parse_time
 from . import ipam, netdev
 from .endpoints import Endpoints
 from .firewall import Firewall, NetRule
@@ -133,6 +133,14 @@ class NetworkManager(Endpoints):
         driver = body.get("Driver") or "bridge"
         if name in PREDEFINED:
             raise Forbidden("%s is a pre-defined network and cannot be created" % name)
+        scope = body.get("Scope") or ""
+        # dockerd's answers outside a swarm, in its order
+        if body.get("Ingress") and scope != "global":
+            raise Forbidden("Ingress network can only be global scope network")
+        if scope == "swarm":
+            raise Forbidden("cannot create a swarm scoped network when swarm is not active")
+        if scope == "global" or driver == "overlay":
+            raise Unavailable(NOT_SWARM_MANAGER)
         if driver != "bridge":
             raise InvalidParameter("network driver %s is not supported by the hostbridge engine (use bridge)" % driver)
         if body.get("EnableIPv6"):
@@ -201,14 +209,21 @@ class NetworkManager(Endpoints):
         return rec
 
     def prune(self, filters=None):
-        """``POST /networks/prune``: remove user networks no container uses."""
+        """``POST /networks/prune``: remove user networks no container uses.
+
+        Filters: ``until`` (created before), ``label``, ``label!``, as dockerd's.
+        """
+        f = _filters.normalize(filters, ("until", "label", "label!"))
+        limit = _filters.until(f)  # a bad value is refused before anything goes
         deleted = []
         with self.lock:
             used = self._networks_in_records()
             for rec in self.store.all():
                 if rec["Name"] in PREDEFINED or rec["Id"] in used:
                     continue
-                if not _label_filter(rec, filters):
+                if not _filters.labels_match(rec.get("Labels"), f):
+                    continue
+                if limit is not None and parse_time(rec["Created"]).timestamp() >= limit:
                     continue
                 self._delete(rec)
                 deleted.append(rec["Name"])
@@ -246,9 +261,7 @@ class NetworkManager(Endpoints):
     def list(self, filters=None):
         """``GET /networks``."""
         f = filters or {}
-        for k in f:
-            if k not in ("name", "id", "driver", "type", "label", "dangling", "scope"):
-                raise InvalidParameter("invalid filter '%s'" % k)
+        _filters.check_names(f, ("name", "id", "driver", "type", "label", "dangling", "scope"))
         used = self._networks_in_records() if "dangling" in f else set()
         out = []
         for rec in sorted(self.store.all(), key=lambda r: r["Created"]):
@@ -266,7 +279,7 @@ class NetworkManager(Endpoints):
                 want = f["dangling"][0] in ("1", "true")
                 if want != (rec["Name"] not in PREDEFINED and rec["Id"] not in used):
                     continue
-            if not _label_filter(rec, f):
+            if not _filters.label_match(rec.get("Labels"), f.get("label")):
                 continue
             out.append(self.inspect(rec["Id"]))
         return out
@@ -321,7 +334,3 @@ class NetworkManager(Endpoints):
                     except GuestError:
                         log.exception("could not delete bridge %s", rec["_bridge"])
             self.fw.clear()
-
-
-def _label_filter(rec, filters):
-    return _label_match(rec.get("Labels") or {}, (filters or {}).get("label", []))

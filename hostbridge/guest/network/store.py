@@ -14,7 +14,9 @@ from ..errors import Conflict, InvalidParameter, NotFound
 from ..util import makedirs, new_id, now_rfc3339, read_json, write_json
 
 PREDEFINED = ("bridge", "host", "none")
-_NAME_OK = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# dockerd takes any name (spaces, slashes, colons…); records are filed by id. Control characters
+# are refused: they would only garble listings and logs.
+_NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
 def new_network(name, driver, subnet=None, gateway=None, options=None, labels=None, internal=False,
@@ -106,7 +108,7 @@ class NetworkStore:
     def add(self, rec):
         name = rec["Name"]
         if not _NAME_OK.match(name or ""):
-            raise InvalidParameter("invalid network name %r: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
+            raise InvalidParameter("invalid network name %r: control characters are not allowed" % name)
         with self._lock:
             if self.by_name(name):
                 raise Conflict("network with name %s already exists" % name)

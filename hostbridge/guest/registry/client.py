@@ -57,6 +57,29 @@ class Response:
         self.close()
 
 
+class ProxyError(OSError):
+    """The proxy could not be reached or refused the request (a connection error: retried)."""
+
+
+class _ProxyConn:
+    """A connection to a proxy whose connect errors name the proxy (not the registry)."""
+
+    def __init__(self, conn, proxy):
+        self._conn, self._proxy = conn, proxy
+
+    def request(self, *args, **kw):
+        try:
+            return self._conn.request(*args, **kw)
+        except ssl.SSLError:
+            raise
+        except OSError as e:
+            where = "%s:%s" % (self._proxy.hostname, self._proxy.port or 80)
+            raise ProxyError("proxy %s: %s" % (where, getattr(e, "strerror", None) or e)) from e
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
 class RegistryClient:
     """HTTP to one registry, authenticated as ``auth`` for the scopes each request names.
 
@@ -82,14 +105,32 @@ class RegistryClient:
 
     # ---- transport -------------------------------------------------------------------------
     def _connect(self, url):
+        """A connection for ``url``: (connection, whether requests take the absolute URL).
+
+        Through a proxy, https goes in a CONNECT tunnel and http is sent to the proxy whole.
+        """
         parts = urllib.parse.urlsplit(url)
         host, port = split_hostport(parts.netloc)
+        if parts.scheme not in ("http", "https"):
+            raise RegistryError("unsupported URL scheme in %s: use http or https" % url)
+        proxy = self.config.proxies.for_url(url)
+        headers = {}
+        if proxy is not None:
+            if proxy.username is not None:
+                pair = (urllib.parse.unquote(proxy.username), urllib.parse.unquote(proxy.password or ""))
+                headers["Proxy-Authorization"] = _auth.basic_header(*pair)
+            phost, pport = proxy.hostname, proxy.port or (443 if proxy.scheme == "https" else 80)
+            if parts.scheme == "https":
+                conn = http.client.HTTPSConnection(phost, pport, timeout=self.config.timeout, context=self._ssl,
+                                                   blocksize=1 << 20)
+                conn.set_tunnel(host, port or 443, headers=headers)
+                return _ProxyConn(conn, proxy), False, {}
+            return _ProxyConn(http.client.HTTPConnection(phost, pport, timeout=self.config.timeout,
+                                                         blocksize=1 << 20), proxy), True, headers
         if parts.scheme == "https":
             return http.client.HTTPSConnection(host, port, timeout=self.config.timeout,
-                                               context=self._ssl, blocksize=1 << 20)
-        if parts.scheme == "http":
-            return http.client.HTTPConnection(host, port, timeout=self.config.timeout, blocksize=1 << 20)
-        raise RegistryError("unsupported URL scheme in %s: use http or https" % url)
+                                               context=self._ssl, blocksize=1 << 20), False, {}
+        return http.client.HTTPConnection(host, port, timeout=self.config.timeout, blocksize=1 << 20), False, {}
 
     def _send_once(self, method, url, headers, body):
         """One request, following redirects; ``Authorization`` only to the registry's host."""
@@ -99,10 +140,13 @@ class RegistryClient:
             hdrs = dict(headers)
             if parts.netloc != origin:
                 hdrs.pop("Authorization", None)
-            conn = self._connect(url)
+            conn, absolute, proxy_headers = self._connect(url)
             target = parts.path or "/"
             if parts.query:
                 target += "?" + parts.query
+            if absolute:
+                target = "%s://%s%s" % (parts.scheme, parts.netloc, target)
+            hdrs.update(proxy_headers)
             try:
                 conn.request(method, target, body=body, headers=hdrs)
                 resp = conn.getresponse()
@@ -186,6 +230,10 @@ class RegistryClient:
                 "list it in the insecure registries" % (self.domain, err.verify_message or err,
                                                          self.config.certs_dir or "CERTS_DIR", self.domain),
                 registry=self.domain) from err
+        if attempt >= self.config.retries and isinstance(err, ProxyError):
+            raise RegistryUnavailable(
+                "cannot reach registry %s through the %s: check the proxy settings (HTTP(S)_PROXY, NO_PROXY; "
+                "`hostbridge config set vm.proxy`)" % (self.domain, err), registry=self.domain) from err
         if attempt >= self.config.retries:
             raise RegistryUnavailable(
                 "cannot reach registry %s (%s): check that it is running and reachable, then retry"

@@ -11,6 +11,7 @@ import json
 import platform as _platform
 import re
 
+from ..goarch import go_arch
 from .errors import BadManifest, NoMatchingPlatform
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -32,8 +33,6 @@ ACCEPT = ", ".join((DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX))
 LAYER_TYPES = (DOCKER_LAYER_GZIP, OCI_LAYER_GZIP, OCI_LAYER)
 MAX_MANIFEST_SIZE = 4 << 20
 _DIGEST_RE = re.compile(r"^sha256:[a-f0-9]{64}$")
-_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm",
-                 "armel": "arm", "i386": "386", "i686": "386", "ppc64el": "ppc64le"}
 
 
 def sha256_digest(data: bytes) -> str:
@@ -144,7 +143,7 @@ def parse_manifest(raw: bytes, content_type: str = "", expected_digest: str = No
 # ---- platforms ---------------------------------------------------------------------------
 def normalize_arch(arch: str, variant: str = ""):
     """docker's normalisation: x86_64→amd64, aarch64→arm64 (variant v8 dropped), arm→v7."""
-    arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
+    arch = go_arch(arch)
     variant = (variant or "").lower()
     if arch == "arm64" and variant in ("8", "v8"):
         variant = ""

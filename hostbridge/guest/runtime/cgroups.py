@@ -116,11 +116,19 @@ class Cgroup:
         Args:
             allow_all: no restriction at all (--privileged).
             extra: more allow rules in devices.allow syntax ("c 10:229 rwm"), e.g. --device.
+        Raises:
+            Unavailable: the rules cannot be applied (no devices cgroup, or the kernel refused
+                them): the container must not start without them.
         """
         rules = DEFAULT_DEVICES + [r for r in extra if r not in DEFAULT_DEVICES]
         p = self._path("devices")
         if p is None:
-            return
+            if allow_all:
+                return
+            # fail closed: with no device rule a container with CAP_MKNOD opens the host's disks
+            raise Unavailable("cannot restrict the devices of %s: this host has no devices cgroup "
+                              "(v1) or cgroup2 to attach a device program to; refusing to start "
+                              "the container without device rules" % self.name)
         try:
             if self._ver["devices"] == "v2":
                 if not allow_all:
@@ -162,7 +170,10 @@ class Cgroup:
     def _set_memory(self, limits: dict) -> None:
         memory, swap = int(limits.get("memory") or 0), int(limits.get("memory_swap") or 0)
         reservation = int(limits.get("memory_reservation") or 0)
-        if not (memory or swap > 0 or reservation) and not (swap < 0 and self._path("memory")):
+        swappiness = int(-1 if limits.get("memory_swappiness") is None else limits["memory_swappiness"])
+        if swappiness >= 0 and self._path("memory") and self._ver["memory"] != "v2":
+            pass  # a swappiness alone is reason enough to visit the memory controller
+        elif not (memory or swap > 0 or reservation) and not (swap < 0 and self._path("memory")):
             return
         p = self._need("memory")
         # docker: unset swap means as much swap as memory (total 2x); -1 means unlimited
@@ -180,6 +191,8 @@ class Cgroup:
             return
         if reservation:
             _write(os.path.join(p, "memory.soft_limit_in_bytes"), reservation)
+        if swappiness >= 0 and os.path.exists(os.path.join(p, "memory.swappiness")):
+            _write(os.path.join(p, "memory.swappiness"), swappiness)  # v1 only: v2 has no such knob
         mem_f = os.path.join(p, "memory.limit_in_bytes")
         sw_f = os.path.join(p, "memory.memsw.limit_in_bytes")
         writes = [(mem_f, memory)] if memory else []

@@ -20,7 +20,7 @@ import signal
 import socket
 import termios
 
-from . import caps, initbin, ns, process, rootfs
+from . import caps, initbin, ns, oom, process, rootfs, seccomp
 
 _NO_FORWARD = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU}
 
@@ -47,8 +47,23 @@ def _recv_byte(sock: socket.socket) -> bytes:
     return b
 
 
+def _join_path(path: str, nstype: int) -> None:
+    """setns into the namespace file ``path`` (``/proc/PID/ns/KIND`` of the container joined)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        ns.setns(fd, nstype)
+    finally:
+        os.close(fd)
+
+
 def _unshare(config: dict) -> bool:
-    """Enter the container's namespaces; True when it has a cgroup namespace of its own."""
+    """Enter the container's namespaces; True when it has a cgroup namespace of its own.
+
+    Each of uts, ipc and net is "new" (or net "none": new and empty), "host" (the shim's,
+    which are the host's), or a ``/proc/PID/ns/KIND`` path: another container's, joined with
+    setns, never silently left as the host's. The pid namespace is the shim's business: it
+    must be chosen before the fork (see ``shim.create``).
+    """
     nss = config.get("namespaces") or {}
     flags = ns.CLONE_NEWNS
     if nss.get("uts", "new") == "new":
@@ -64,13 +79,13 @@ def _unshare(config: dict) -> bool:
         cgroupns = True
     except OSError:
         cgroupns = False
-    if net.startswith("/"):
-        fd = os.open(net, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ns.setns(fd, ns.CLONE_NEWNET)
-        finally:
-            os.close(fd)
-    elif net in ("new", "none"):
+    for kind, nstype in (("uts", ns.CLONE_NEWUTS), ("ipc", ns.CLONE_NEWIPC), ("net", ns.CLONE_NEWNET)):
+        value = nss.get(kind, "new")
+        if value.startswith("/"):
+            _join_path(value, nstype)
+        elif value not in ("new", "none", "host"):
+            raise ValueError("unknown %s namespace mode %r" % (kind, value))
+    if net in ("new", "none"):
         ns.loopback_up()
     if flags & ns.CLONE_NEWUTS:
         ns.sethostname(config.get("hostname") or (config.get("id") or "")[:12])
@@ -109,6 +124,14 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple, join=None) -> No
     """
     code = 1
     try:
+        # until execve nothing in the container may ptrace or read this process (CVE-2016-9962)
+        ns.prctl(ns.PR_SET_DUMPABLE, 0)
+        # not the shim's -999: the container is what the OOM killer should take (the engine
+        # sets a HostConfig.OomScoreAdj after the create)
+        try:
+            oom.set_score_adj(oom.CONTAINER_SCORE_ADJ)
+        except OSError:
+            pass  # the shim's could not be lowered either: it is ours already
         if join is not None:
             join()
         if stdio is not None:
@@ -213,6 +236,13 @@ def _run_init(prepared: process.Prepared, sync: socket.socket, tty: bool) -> Non
             os._exit(1)
     child[0] = pid
     sync.close()
+    if prepared.seccomp is not None:  # init lives in the container too: under its filter
+        try:
+            ns.prctl(ns.PR_SET_NO_NEW_PRIVS, 1)
+            seccomp.install(prepared.seccomp)
+        except OSError:
+            os.kill(pid, signal.SIGKILL)  # never an unconfined init
+            os._exit(1)
     for fd in (0, 1, 2):  # init's copies would keep the pipes open after the command exits
         try:
             os.close(fd)

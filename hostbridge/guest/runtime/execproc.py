@@ -18,7 +18,7 @@ import struct
 import sys
 import termios
 
-from . import cgroupfs, ns, process
+from . import cgroupfs, ns, oom, process
 from .container import exit_status
 
 _TIOCSPTLCK = 0x40045431
@@ -62,8 +62,9 @@ class Entered:
     """What ``enter`` leaves for ``run``: the v2 cgroup to fork into, and the container's cgroup
     namespace for the process to join (fds, or None)."""
 
-    def __init__(self, cgroup2_fd=None, cgroupns_fd=None):
+    def __init__(self, cgroup2_fd=None, cgroupns_fd=None, oom_score_adj=0):
         self.cgroup2_fd, self.cgroupns_fd = cgroup2_fd, cgroupns_fd
+        self.oom_score_adj = oom_score_adj  # the container's: the helper's is the engine's
 
 
 def enter(spec: dict) -> tuple:
@@ -79,7 +80,13 @@ def enter(spec: dict) -> tuple:
     """
     entered = Entered()
     try:
+        # nothing in the container may ptrace or read the helper (and the process it forks)
+        # until execve: it holds host descriptors and runs as host root (CVE-2016-9962)
+        ns.prctl(ns.PR_SET_DUMPABLE, 0)
+        from . import seccomp  # noqa: F401  (process.prepare needs it after setns: no import works there)
+
         pid = int(spec["pid"])
+        entered.oom_score_adj = oom.score_adj(pid)
         entered.cgroup2_fd = cgroupfs.join_from_inside(
             [os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
         entered.cgroupns_fd = ns.open_namespace(pid, "cgroup")
@@ -117,7 +124,9 @@ def run(spec: dict, entered=None, started=None) -> int:
     pid = _fork(entered.cgroup2_fd)
     if pid == 0:
         os.close(r)
-        _child(spec, w, entered.cgroupns_fd)
+        if entered.cgroup2_fd is not None:  # a host cgroup directory: not past this point
+            os.close(entered.cgroup2_fd)
+        _child(spec, w, entered.cgroupns_fd, entered.oom_score_adj)
     os.close(w)
     if started is not None:
         started(pid)
@@ -157,11 +166,16 @@ def _forward(pid: int, sig: int) -> None:
         pass
 
 
-def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
+def _child(spec: dict, report_fd: int, cgroupns_fd=None, oom_score_adj=0) -> None:
     code = 126
     try:
+        try:
+            oom.set_score_adj(oom_score_adj)
+        except OSError:
+            pass  # the helper's could not be lowered from it either (EIO in some sandboxes)
         if cgroupns_fd is not None:  # now that it is in the container's cgroups
             ns.setns(cgroupns_fd, ns.CLONE_NEWCGROUP)
+            os.close(cgroupns_fd)
         if spec.get("tty"):
             os.setsid()
             try:
@@ -169,9 +183,11 @@ def _child(spec: dict, report_fd: int, cgroupns_fd=None) -> None:
             except OSError:
                 pass  # stdin is not a terminal after all: run without a controlling tty
         proc = {"args": spec.get("args"), "env": spec.get("env"), "cwd": spec.get("cwd") or "/",
-                "user": spec.get("user") or "", "privileged": bool(spec.get("privileged")),
+                "user": spec.get("user") or "", "group_add": spec.get("group_add"),
+                "privileged": bool(spec.get("privileged")),
                 "cap_add": spec.get("cap_add"), "cap_drop": spec.get("cap_drop"),
-                "no_new_privileges": spec.get("no_new_privileges", True)}
+                "no_new_privileges": spec.get("no_new_privileges", True),
+                "seccomp": spec.get("seccomp", "builtin")}
         extra = {"HOSTNAME": os.uname().nodename}
         if spec.get("tty"):
             extra["TERM"] = "xterm"

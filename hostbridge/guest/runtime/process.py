@@ -70,6 +70,26 @@ def resolve_user(spec: str) -> tuple:
     return uid, gid, supplementary, home or "/"
 
 
+def resolve_groups(specs) -> list:
+    """``--group-add`` values (names or numeric ids) → gids, looked up in the container's /etc/group.
+
+    Raises:
+        ExecError: a group name the file does not list (runc's message).
+    """
+    groups = [e for e in _entries("/etc/group") if len(e) >= 3]
+    out = []
+    for spec in specs or []:
+        spec = str(spec)
+        g = [e for e in groups if e[0] == spec]
+        if g:
+            out.append(int(g[0][2]))
+        elif spec.isdigit():
+            out.append(int(spec))
+        else:
+            raise ExecError("Unable to find group %s: no matching entries in group file" % spec)
+    return out
+
+
 def build_env(env, home: str, extra: dict | None = None) -> list:
     """The final environment: HOME and PATH filled in as docker does, ``extra`` when unset."""
     out = list(env or [])
@@ -125,14 +145,18 @@ def find_executable(name: str, env: list) -> str:
 class Prepared:
     """Everything resolved about a process before it drops privileges and execs."""
 
-    def __init__(self, args, env, cwd, uid, gid, groups, cap_mask, no_new_privs, path):
+    def __init__(self, args, env, cwd, uid, gid, groups, cap_mask, no_new_privs, path, seccomp=None):
         self.args, self.env, self.cwd = args, env, cwd
         self.uid, self.gid, self.groups = uid, gid, groups
         self.cap_mask, self.no_new_privs, self.path = cap_mask, no_new_privs, path
+        self.seccomp = seccomp  # the BPF program to load last, or None (unconfined)
 
 
 def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
     """Resolve config.json's "process" (or an exec spec) against the current root.
+
+    ``proc["seccomp"]``: absent or ``"builtin"`` → docker's default profile, None → unconfined
+    (``--privileged``, ``seccomp=unconfined``), a profile → that one (checked at create).
 
     Raises:
         ExecError: unknown user, empty command, or an executable that cannot be found.
@@ -141,6 +165,7 @@ def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
     if not args:
         raise ExecError("no command specified", 126)
     uid, gid, groups, home = resolve_user(proc.get("user") or "")
+    groups += [g for g in resolve_groups(proc.get("group_add")) if g not in groups]
     env = build_env(proc.get("env"), home, extra_env)
     names = caps.effective_names(proc.get("cap_add"), proc.get("cap_drop"),
                                  bool(proc.get("privileged")))
@@ -152,8 +177,14 @@ def prepare(proc: dict, extra_env: dict | None = None) -> Prepared:
         pass  # become() reports an unusable working dir
     nnp = proc.get("no_new_privileges")
     path = find_executable(args[0], env)
+    from . import seccomp  # here: the engine imports this module but never loads a filter
+
+    try:
+        program = seccomp.program_for(proc.get("seccomp", "builtin"), names)
+    except (RuntimeFailure, ValueError) as e:  # never run unconfined because a profile is bad
+        raise ExecError("seccomp: %s" % e, 1)
     return Prepared(args, env, cwd, uid, gid, groups, caps.mask(names) & caps.own_bounding(),
-                    True if nnp is None else bool(nnp), path)
+                    True if nnp is None else bool(nnp), path, program)
 
 
 def become(p: Prepared) -> None:
@@ -168,6 +199,10 @@ def become(p: Prepared) -> None:
         raise ExecError('chdir to cwd ("%s") set in config.json failed: %s'
                         % (p.cwd, e.strerror.lower()), 126)
     os.umask(0o022)  # runc's; the engine's own umask says nothing about the container
+    if p.seccomp is not None and not p.no_new_privs:
+        # without no_new_privs only CAP_SYS_ADMIN may load a filter: load it while we hold it
+        # (runc's order too); the calls below are all in docker's allowlist
+        _load_seccomp(p.seccomp)
     caps.drop_bounding(p.cap_mask)
     os.setgroups(p.groups)
     os.setgid(p.gid)
@@ -186,6 +221,9 @@ def exec_prepared(p: Prepared) -> None:
     for sig in _PY_IGNORED:  # ignored signals survive execve: give the process the defaults
         signal.signal(sig, signal.SIG_DFL)
     ns.default_all_signals()  # and whatever the engine's own starter left ignored
+    close_on_exec_from(3)  # no descriptor of the engine's, shim's or helper's gets past execve
+    if p.seccomp is not None and p.no_new_privs:
+        _load_seccomp(p.seccomp)  # last: nothing of ours runs under the container's filter
     try:
         os.execve(p.path, p.args, dict(e.split("=", 1) if "=" in e else (e, "") for e in p.env))
     except PermissionError:
@@ -194,3 +232,35 @@ def exec_prepared(p: Prepared) -> None:
         raise ExecError("exec %s: no such file or directory" % p.path, 127)
     except OSError as e:
         raise ExecError("exec %s: %s" % (p.path, e.strerror.lower()), 126)
+
+
+def _load_seccomp(program: bytes) -> None:
+    from . import seccomp
+
+    try:
+        seccomp.install(program)
+    except OSError as e:
+        raise ExecError("seccomp: cannot load the filter: %s" % e.strerror, 1)
+
+
+def close_on_exec_from(low: int) -> None:
+    """Mark every descriptor >= ``low`` close-on-exec (``close_range(low, ~0,
+    CLOSE_RANGE_CLOEXEC)``, Linux 5.11+; a loop over /proc/self/fd before that).
+
+    Marked, not closed: the pipe that reports an exec failure must live until execve.
+    """
+    try:
+        ns.close_range(low, 0xFFFFFFFF, ns.CLOSE_RANGE_CLOEXEC)
+        return
+    except OSError:
+        pass
+    import fcntl
+
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd >= low:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
+            except OSError:
+                pass  # the listing's own descriptor, closed already
+

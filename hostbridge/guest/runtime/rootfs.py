@@ -146,20 +146,28 @@ def mount_dev(root: str) -> None:
 
 
 def mount_proc_sys(root: str, new_netns: bool, privileged: bool) -> None:
-    """/proc of the container's pid namespace and a (read-only unless privileged) /sys."""
+    """/proc of the container's pid namespace and a fresh (read-only unless privileged) sysfs.
+
+    Fresh with the host's network too, as docker does: a bind of the host's /sys would bring
+    its submounts (tracefs, debugfs, configfs, securityfs), and a read-only remount of a
+    recursive bind leaves those writable.
+    """
     proc = secure_join(root, "/proc")
     _mkdir(proc)
     ns.mount("proc", proc, "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     sys_ = secure_join(root, "/sys")
     _mkdir(sys_)
     ro = 0 if privileged else ns.MS_RDONLY
-    if new_netns:
-        ns.mount("sysfs", sys_, "sysfs", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC | ro)
-    else:
-        # sysfs may only be mounted by the owner of the network namespace: bind the host's
-        ns.mount("/sys", sys_, None, ns.MS_BIND | ns.MS_REC)
-        if ro:
-            ns.mount(None, sys_, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_REC)
+    flags = ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC
+    try:
+        ns.mount("sysfs", sys_, "sysfs", flags | ro)
+    except PermissionError:
+        if new_netns:
+            raise
+        # sysfs may only be mounted by the network namespace's owner (an engine in a user
+        # namespace, sharing the host's network): bind /sys alone, none of its submounts
+        ns.mount("/sys", sys_, None, ns.MS_BIND)
+        ns.mount(None, sys_, None, ns.MS_BIND | ns.MS_REMOUNT | flags | ro)
 
 
 def mount_cgroups(root: str) -> None:
@@ -239,15 +247,22 @@ def pivot(root: str) -> None:
 
 
 def mask_paths(paths=MASKED) -> None:
-    """Hide container paths: /dev/null over files, an empty read-only tmpfs over directories."""
+    """Hide container paths: /dev/null over files, an empty read-only tmpfs over directories.
+
+    A path this kernel lacks needs no mask; any other failure stops the start (a path left
+    unmasked, /proc/kcore say, is not a container docker would run).
+
+    Raises:
+        OSError: a mount failed (naming the path).
+    """
     for p in paths:
         try:
             if os.path.isdir(p):
                 ns.mount("tmpfs", p, "tmpfs", ns.MS_RDONLY, None)
-            elif os.path.exists(p):
+            else:
                 ns.mount("/dev/null", p, None, ns.MS_BIND)
-        except OSError:
-            pass  # absent on this kernel
+        except FileNotFoundError:
+            continue  # absent on this kernel
 
 
 def readonly_paths(paths=READONLY) -> None:

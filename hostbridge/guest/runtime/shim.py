@@ -14,7 +14,7 @@ import socket
 import sys
 
 from ..errors import RuntimeFailure
-from . import cgroupfs, cgroups, container, ns, sockpath
+from . import cgroupfs, cgroups, container, ns, oom, sockpath
 from .supervisor import Supervisor
 
 
@@ -74,6 +74,10 @@ def _detach_stdio(bundle: str) -> None:
 
 def _daemon(bundle: str, report_fd: int) -> None:
     _detach_stdio(bundle)
+    try:  # dockerd's shims: the last the OOM killer takes (a dead shim orphans its container)
+        oom.set_score_adj(oom.SHIM_SCORE_ADJ)
+    except OSError as e:
+        sys.stderr.write("cannot set the shim's oom_score_adj: %s\n" % e)
     try:
         sup = create(bundle)
     except Exception as e:
@@ -145,6 +149,25 @@ def _device_rules(config: dict) -> list:
     return rules
 
 
+def _choose_pid_namespace(mode: str) -> None:
+    """Make our next child's pid namespace: "new" (it is pid 1 of its own), "host" (ours), or
+    ``/proc/PID/ns/pid`` (another container's: the child is born in it, as runc's setns does).
+
+    Raises:
+        OSError: the namespace cannot be joined (its container is gone); ValueError: unknown mode.
+    """
+    if mode == "new":
+        ns.unshare(ns.CLONE_NEWPID)
+    elif mode.startswith("/"):
+        fd = os.open(mode, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            ns.setns(fd, ns.CLONE_NEWPID)  # for our children only: the shim stays where it is
+        finally:
+            os.close(fd)
+    elif mode != "host":
+        raise ValueError("unknown pid namespace mode %r" % mode)
+
+
 def create(bundle: str) -> Supervisor:
     """Create the container of ``bundle``: cgroup, namespaces, root, waiting for go.
 
@@ -178,8 +201,7 @@ def create(bundle: str) -> Supervisor:
             child_stdio, shim_stdio = None, (None, None, None)
         else:
             child_stdio, shim_stdio = _stdio_pipes(proc)
-        if (config.get("namespaces") or {}).get("pid", "new") == "new":
-            ns.unshare(ns.CLONE_NEWPID)  # our next child is pid 1 of a new pid namespace
+        _choose_pid_namespace((config.get("namespaces") or {}).get("pid", "new"))
         pid, born_in_v2 = _fork_into(cgroup)
         if pid == 0:  # joins the rest of its cgroup itself, before anything else (no lock: cgroupfs)
             container.child_main(config, child_end, child_stdio, join=lambda: cgroupfs.join_from_inside(

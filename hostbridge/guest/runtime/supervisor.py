@@ -76,7 +76,7 @@ class Supervisor:
             RuntimeFailure: the child's error, or it died silently.
         """
         while b"\n" not in self._sync_buf:
-            data, fds, _, _ = socket.recv_fds(self.sync, _READ, 4)
+            data, fds, _, _ = socket.recv_fds(self.sync, _READ, 4, socket.MSG_CMSG_CLOEXEC)
             for fd in fds:
                 # the pty master: read as stdout; a dup of it is stdin, so each has its own
                 # place in the selector

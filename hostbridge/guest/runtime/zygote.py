@@ -37,13 +37,13 @@ def serve(ctl: socket.socket) -> None:
     socket, or ``{"op": "exec", "spec": {…}}`` with the exec's control socket (``_exec``)."""
     import traceback  # here too: a helper cannot import once it is in a container's mount namespace
 
-    from . import execproc, shim  # pay the imports here, once
+    from . import caps, execproc, seccomp, shim  # pay the imports here, once
     # The kernel reaps the zygote's children, so it never waits on one (exec helpers live as
     # long as their process). Each child restores the default before it forks and waits itself.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 4)
+            msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 4, socket.MSG_CMSG_CLOEXEC)
         except OSError:
             return
         if not msg:
@@ -56,6 +56,9 @@ def serve(ctl: socket.socket) -> None:
             for fd in fds:
                 os.close(fd)
             continue
+        # docker's filter for the default capabilities, compiled once (at the first request, not
+        # at start-up: an engine stopped right after its start would wait for it) and inherited
+        seccomp.warm(caps.DEFAULT)
         if os.fork() == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -86,7 +89,7 @@ def _exec(execproc, spec, control_fd) -> None:
     error, entered = execproc.enter(spec)
     control.settimeout(PARK_SECONDS)
     try:
-        msg, stdio, _, _ = socket.recv_fds(control, 64, 3)
+        msg, stdio, _, _ = socket.recv_fds(control, 64, 3, socket.MSG_CMSG_CLOEXEC)
     except OSError:
         os._exit(0)
     if not msg or len(stdio) != 3:

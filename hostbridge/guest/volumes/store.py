@@ -8,7 +8,8 @@ import re
 import shutil
 import threading
 
-from ..containers.views import _label_match, dir_size_of
+from .. import filters as _filters
+from ..containers.views import dir_size_of
 from ..errors import Conflict, InvalidParameter, NotFound
 from ..util import makedirs, new_id, read_json, write_json
 
@@ -116,13 +117,14 @@ class VolumeStore:
     def prune(self, filters, in_use):
         """``POST /volumes/prune``: unused anonymous volumes (all unused ones with ``all=true``)."""
         f = filters or {}
+        _filters.check_names(f, ("label", "label!", "all"))
         everything = (f.get("all") or ["false"])[0] in ("1", "true")
         deleted, reclaimed = [], 0
         for meta in self.all():
             name, labels = meta["Name"], meta.get("Labels") or {}
             if name in in_use or (not everything and ANON_LABEL not in labels):
                 continue
-            if not _labels_match(labels, f.get("label", []), f.get("label!", [])):
+            if not _filters.labels_match(labels, f):
                 continue
             reclaimed += dir_size_of(self.path(name))
             self.remove(name)
@@ -132,9 +134,7 @@ class VolumeStore:
     def list(self, filters, in_use):
         """``GET /volumes``: ``{"Volumes": [...], "Warnings": []}``."""
         f = filters or {}
-        for k in f:
-            if k not in ("name", "driver", "label", "dangling"):
-                raise InvalidParameter("invalid filter '%s'" % k)
+        _filters.check_names(f, ("name", "driver", "label", "dangling"))
         for v in f.get("dangling", []):
             if v not in ("1", "0", "true", "false"):
                 raise InvalidParameter("invalid filter 'dangling=%s'" % v)
@@ -146,11 +146,7 @@ class VolumeStore:
                 continue
             if "dangling" in f and (f["dangling"][0] in ("1", "true")) == (meta["Name"] in in_use):
                 continue
-            if not _labels_match(meta.get("Labels") or {}, f.get("label", []), []):
+            if not _filters.label_match(meta.get("Labels"), f.get("label")):
                 continue
             out.append(self.view(meta))
         return {"Volumes": out, "Warnings": []}
-
-
-def _labels_match(labels, want, refuse):
-    return _label_match(labels, want) and not any(_label_match(labels, [r]) for r in refuse)

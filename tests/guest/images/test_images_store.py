@@ -210,7 +210,7 @@ def test_list_filters(store, busybox, tmp_path):
     assert ids(filters={"reference": ["app:*"]}) == [child]
     assert ids(filters={"reference": ["app"]}) == [child]
     assert ids(filters={"reference": ["b*"]}) == [busybox]
-    with pytest.raises(InvalidParameter, match="invalid filter 'bogus'"):
+    with pytest.raises(InvalidParameter, match="Invalid filter 'bogus'"):
         store.list(filters={"bogus": ["1"]})
     # untag the busybox parent: it becomes an intermediate image, hidden unless all
     store.delete("busybox")

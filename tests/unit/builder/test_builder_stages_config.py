@@ -4,7 +4,7 @@ import pytest
 
 from hostbridge.guest.builder import imageconfig as ic
 from hostbridge.guest.builder import stages
-from hostbridge.guest.builder.durations import format_duration, parse_duration
+from hostbridge.guest.durations import format_duration, parse_duration
 from hostbridge.guest.builder.parser import DockerfileParseError, parse
 from hostbridge.guest.errors import InvalidParameter
 

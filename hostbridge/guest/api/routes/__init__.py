@@ -3,8 +3,8 @@
 
 def build_router():
     from ..server import Router
-    from . import build, container_ops, containers, execs, images, networks, system, volumes
+    from . import build, container_ops, containers, execs, images, networks, plugins, swarm, system, volumes
     r = Router()
-    for mod in (system, containers, container_ops, execs, images, build, networks, volumes):
+    for mod in (system, containers, container_ops, execs, images, build, networks, volumes, swarm, plugins):
         mod.register(r)
     return r

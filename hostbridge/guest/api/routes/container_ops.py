@@ -111,9 +111,8 @@ def archive_get(engine, req, resp, id):
 def archive_put(engine, req, resp, id):
     c = engine.containers.get(id)
     path = _archive_path(req)
-    if c.host_config.get("ReadonlyRootfs"):
-        raise InvalidParameter("container rootfs is marked read-only")
     with fs.mounted_rootfs(engine.containers, c, writable=True) as root, _naming(id):
+        fs.check_writable(root, c, path)
         fs.extract_archive(root, path, req.body(), req.qbool("noOverwriteDirNonDir"))
     resp.empty(200)
 

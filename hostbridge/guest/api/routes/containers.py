@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 from .. import schema
-from ...errors import InvalidParameter
-from ...util import parse_time
+from ...durations import parse_timestamp
+from ...errors import InvalidParameter, NotFound
+from ...containers import detach
 from ...containers import logs as logs_mod
 from ..streams import relay
 from .system import _client_gone, _client_hung_up
 
 
 def _since(text):
-    if not text:
-        return 0.0
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return parse_time(text).timestamp()
-    except ValueError:
-        raise InvalidParameter("invalid time %r: use Unix seconds or RFC 3339 (2006-01-02T15:04:05Z)" % text[:40])
+    return parse_timestamp(text) if text else 0.0
 
 
 def list_containers(engine, req, resp):
@@ -60,6 +52,13 @@ def remove(engine, req, resp, id):
     engine.containers.remove(id, force=req.qbool("force"), volumes=req.qbool("v"))
 
 
+def remove_link(engine, req, resp, id, alias):
+    # the CLI's ``rm --link /C/ALIAS`` (the leading slash is dropped on the way)
+    if not req.qbool("link"):
+        raise NotFound("No such container: %s/%s" % (id, alias))
+    engine.network.remove_link(id, alias)
+
+
 def rename(engine, req, resp, id):
     engine.containers.rename(id, req.query.get("name", ""))
 
@@ -94,6 +93,7 @@ def attach(engine, req, resp, id):
     tty = bool(c.config.get("Tty"))
     stdin, stdout, stderr = req.qbool("stdin"), req.qbool("stdout"), req.qbool("stderr")
     want_logs, stream = req.qbool("logs"), req.qbool("stream")
+    keys = detach.parse(req.query.get("detachKeys"))  # a bad one is a 400 before the hijack
     # Registered before the 101 goes out: the client starts the container as soon as it reads it.
     handle = engine.containers.attach_begin(c.id, stdin, stdout, stderr) if stream else None
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
@@ -107,7 +107,7 @@ def attach(engine, req, resp, id):
         if not hasattr(handle, "recv"):
             sock = engine.containers.attach_wait(handle, keep_waiting=lambda: not _client_hung_up(conn))
         if sock is not None:
-            relay(conn, sock, send_stdin=stdin)
+            relay(conn, sock, send_stdin=stdin, detach=detach.Detector(keys))
     except OSError:
         pass
     finally:
@@ -166,3 +166,4 @@ def register(r):
     r.add("POST", "/containers/{id}/attach", attach)
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("DELETE", "/containers/{id}", remove)
+    r.add("DELETE", "/containers/{id}/{alias}", remove_link)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import signal
+import struct
+import termios
 import threading
 
 from .. import schema
+from ...containers import detach
 from ...errors import InvalidParameter
 from ..streams import frame
 
@@ -40,6 +45,16 @@ def _pump(src_fd, send):
         send(data)
 
 
+def _hang_up(master):
+    """What closing a terminal does: SIGHUP to its foreground process group."""
+    try:
+        pgrp = struct.unpack("i", fcntl.ioctl(master, termios.TIOCGPGRP, b"\0" * 4))[0]
+        if pgrp > 0:
+            os.killpg(pgrp, signal.SIGHUP)
+    except OSError:
+        pass
+
+
 def start(engine, req, resp, id):
     body = schema.check(req.json({}), schema.EXEC_START, "the exec start config")
     e = engine.execs.get(id)
@@ -49,16 +64,25 @@ def start(engine, req, resp, id):
         resp.empty(200)
         return
     tty = bool(e.cfg.get("Tty"))
+    # dockerd frames the stream by the start request's Tty, not the exec's: a client that starts
+    # a TTY exec with Tty false (the SDK's exec_start default) demuxes stdout frames.
+    raw = bool(body.get("Tty"))
     e = engine.execs.start(id, console_size=body.get("ConsoleSize"))
-    conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
+    conn = resp.hijack("application/vnd.docker.raw-stream" if raw else "application/vnd.docker.multiplexed-stream")
     lock = threading.Lock()
 
+    closed = threading.Event()
+
     def send(stream, data):
+        if closed.is_set():
+            return
         with lock:
             try:
-                conn.sendall(data if tty else frame(stream, data))
+                conn.sendall(data if raw else frame(stream, data))
             except OSError:
                 pass
+
+    keys = detach.Detector(detach.parse(e.cfg.get("DetachKeys"), "escape keys"))
 
     def feed_stdin():
         dst = e.master if tty else (e.proc.stdin.fileno() if e.proc.stdin else None)
@@ -69,7 +93,16 @@ def start(engine, req, resp, id):
                 data = conn.recv(65536)
                 if not data:
                     break
-                os.write(dst, data)
+                data, detached = keys.feed(data)
+                if data:
+                    os.write(dst, data)
+                if detached:
+                    # dockerd closes the exec's stdin: a TTY hangs up, a pipe reads EOF
+                    closed.set()
+                    conn.shutdown(2)
+                    if tty:
+                        _hang_up(e.master)
+                    break
         except OSError:
             pass
         if not tty and e.proc.stdin:
@@ -83,7 +116,9 @@ def start(engine, req, resp, id):
     if tty:
         _pump(e.master, lambda d: send(1, d))
     else:
-        t = threading.Thread(target=_pump, args=(e.proc.stderr.fileno(), lambda d: send(2, d)), daemon=True)
+        # a raw stream has no room for stderr: dockerd drops it (drained, so the process never blocks)
+        to_err = (lambda d: None) if raw else (lambda d: send(2, d))
+        t = threading.Thread(target=_pump, args=(e.proc.stderr.fileno(), to_err), daemon=True)
         t.start()
         _pump(e.proc.stdout.fileno(), lambda d: send(1, d))
         t.join()

@@ -3,7 +3,7 @@ pull (``create?fromImage``), push and search."""
 
 from __future__ import annotations
 
-from ...errors import GuestError, InvalidParameter
+from ...errors import InvalidParameter
 from ...images import reference
 
 
@@ -58,11 +58,10 @@ def create(engine, req, resp):
 
 def load(engine, req, resp):
     quiet = req.qbool("quiet")
-    try:
-        names = engine.images.load(req.body())
-    except GuestError:
-        raise
+    # dockerd answers 200 first and streams a bad archive's error: the SDK raises ImageLoadError
+    # from that message (a 400 would be a plain APIError)
     resp.start_stream()
+    names = engine.images.load(req.body())
     for line in names:
         resp.write_json({"stream": line.rstrip("\n") + "\n"})
     resp.end_stream()
@@ -106,11 +105,19 @@ def push(engine, req, resp, name):
 
 def search(engine, req, resp):
     term = req.query.get("term", "")
-    return engine.search(term, limit=req.qint("limit"), filters=req.qjson("filters"),
+    limit = req.qint("limit")
+    if limit is not None and not 1 <= limit <= 100:  # dockerd's check, before any registry is asked
+        raise InvalidParameter("Limit %d is outside the range of [1, 100]" % limit)
+    return engine.search(term, limit=limit, filters=req.qjson("filters"),
                          auth_header=req.headers.get("x-registry-auth", ""), with_tags=req.qbool("tags"))
 
 
+def distribution(engine, req, resp, name):
+    return engine.distribution(name, auth_header=req.headers.get("x-registry-auth", ""))
+
+
 def register(r):
+    r.add("GET", "/distribution/{name*}/json", distribution)
     r.add("GET", "/images/json", list_images)
     r.add("POST", "/images/create", create)
     r.add("POST", "/images/load", load)

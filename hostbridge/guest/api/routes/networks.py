@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import schema
-from ...containers.views import normalize_filters
+from ...filters import normalize as normalize_filters
 from ...errors import InvalidParameter
 
 

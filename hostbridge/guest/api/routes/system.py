@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ...errors import InvalidParameter
-from ...util import parse_time
-from ...containers.views import normalize_filters
+from ...durations import parse_timestamp
+from ...filters import label_match
+from ...filters import normalize as normalize_filters
 
 
 def ping(engine, req, resp):
@@ -22,16 +22,7 @@ def info(engine, req, resp):
 
 
 def _time_ns(text):
-    if not text:
-        return None
-    try:
-        return int(float(text) * 1e9)
-    except ValueError:
-        pass
-    try:
-        return int(parse_time(text).timestamp() * 1e9)
-    except ValueError:
-        raise InvalidParameter("invalid time %r: use Unix seconds or RFC 3339 (2006-01-02T15:04:05Z)" % text[:40])
+    return int(parse_timestamp(text) * 1e9) if text else None
 
 
 def _event_matches(ev, f):
@@ -46,12 +37,7 @@ def _event_matches(ev, f):
             return False
     if "image" in f and not any(attrs.get("image") == x or ev["Actor"]["ID"] == x for x in f["image"]):
         return False
-    if "label" in f:
-        for lab in f["label"]:
-            k, eq, v = lab.partition("=")
-            if k not in attrs or (eq and attrs[k] != v):
-                return False
-    return True
+    return label_match(attrs, f.get("label"))
 
 
 def events(engine, req, resp):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 from hostbridge import paths
 from hostbridge.errors import VMError
+from hostbridge.vm.debian.download import file_sha256
 
 PROVISION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "provision")
@@ -191,19 +192,11 @@ def check_parts(image_dir):
     for name in ("kernel", "initrd.img"):
         want = parts.get(name) or {}
         path = os.path.join(image_dir, name)
-        if os.path.getsize(path) != want.get("size") or _sha256(path) != want.get("sha256"):
+        if os.path.getsize(path) != want.get("size") or file_sha256(path) != want.get("sha256"):
             raise VMError("the guest image's %s in %s does not match its manifest (size or sha256)" % (name, image_dir),
                           hint=hint)
     _checked[os.path.realpath(image_dir)] = stamps
     return manifest
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load(image_dir):

@@ -1,8 +1,8 @@
 """Machine commands: up, down, status, restart, destroy, upgrade, ls, ip, ssh, logs --serial/--engine.
 
-Each command reads the selected machine's mode: native machines (this Linux host) are handled
-by ``vm.native``; VM machines are sequenced by ``vm.machine`` and queried through
-``vm.vmmode``; remote ones belong to ``hostbridge remote``.
+Every machine, whatever its mode, is a ``vm.modes.Machine``: these commands call its ``up``,
+``down``, ``status``, ``upgrade`` or ``destroy`` and say what happened (the words per mode are
+below; what the modes do is in ``hostbridge.vm``).
 """
 
 from __future__ import annotations
@@ -36,37 +36,16 @@ def machine_option(fn):
 
 
 def _selected(app, driver=None):
-    """(mode, record) of the selected machine; a new machine's mode comes from ``driver``/config/OS."""
-    from ..vm import record as records
+    """The selected machine (a ``vm.modes.Machine``); a new one's mode comes from ``driver``/config/OS."""
+    from ..vm import modes
 
-    name = app.config["machine"]
-    record = records.load(name)
-    if record is not None:
-        return record.mode, record
-    wanted = driver or app.config["vm.driver"]
-    if wanted in VM_DRIVERS:
-        return "vm", None
-    if wanted not in ("", "native"):
-        raise MachineError("unknown driver %r" % wanted, hint="use one of: native, qemu, vagrant", machine=name)
-    if name != "default":
-        raise MachineError("no machine named %r" % name,
-                           hint="create a VM with `hostbridge up --machine %s --driver qemu`; the native machine is "
-                                "called 'default'" % name, machine=name)
-    if wanted == "native":
-        return "native", None
-    from ..vm import vmmode
-
-    return ("native" if vmmode.choose_driver(None) == "native" else "vm"), None
+    return modes.select(app.config["machine"], app.config, driver)
 
 
 def _native(app):
     from ..vm.native import NativeEngine
 
     return NativeEngine.from_config(app.config)
-
-
-def _not_for_remote(name):
-    raise MachineError("machine %s is a remote host" % name, hint="manage it with `hostbridge remote`", machine=name)
 
 
 class _Silent:
@@ -123,27 +102,28 @@ def _with_progress(app, fn):
 @click.pass_obj
 def up(app, driver, cpus, memory, disk, shares, timeout):
     """Start the selected machine: create and boot a VM if needed, deploy the engine, open the tunnel."""
-    mode, _record = _selected(app, driver)
-    name = app.config["machine"]
-    if mode == "native":
-        return _native_up(app, timeout)
-    if mode == "remote":
-        from ..vm import remote
+    from ..vm import modes
 
-        url = remote.endpoint_for(name)
-        app.out("Machine %s (remote) is reachable at %s." % (name, url))
-        _write_context(app, name, url)
-        return
-    from ..vm import machine as machines
-    from ..vm import vmmode
+    machine = _selected(app, driver)
+    options = modes.UpOptions(driver=driver, cpus=cpus, memory_mib=memory, disk=disk, shares=shares, timeout=timeout)
+    result = _with_progress(app, lambda progress: machine.up(options, progress=progress))
+    _UP_REPORTS[machine.mode](app, machine.name, result)
+    _write_context(app, machine.name, result.endpoint)
 
-    c = app.config
-    result = _with_progress(app, lambda progress: machines.up_vm(
-        name, driver=driver or c["vm.driver"] or None, cpus=cpus or c["vm.cpus"],
-        memory_mib=memory or c["vm.memory"], disk_gib=vmmode.parse_size_gib(disk or c["vm.disk"]),
-        shares=tuple(shares) or vmmode.parse_shares(c["vm.shares"]),
-        ssh_timeout=timeout or c["vm.start_timeout"], image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"],
-        progress=progress))
+
+
+def _report_native_up(app, name, result):
+    st = result.details
+    if result.already_running:
+        app.out("The hostbridge engine is already running (pid %s)." % st["pid"])
+    else:
+        app.out("The hostbridge engine is running (pid %s)." % st["pid"])
+    app.out("Socket: %s\nLog:    %s\n\nTo use the docker CLI with it:\n  export DOCKER_HOST=%s"
+            % (st["socket"], st["log"], st["endpoint"]))
+    _group_note(app, st["group"], st.get("group_created"))
+
+
+def _report_vm_up(app, name, result):
     if result.already_running:
         app.out("Machine %s is already running." % name)
     else:
@@ -151,30 +131,19 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
         if app.verbosity > 0:
             app.out("Stages: " + ", ".join("%s %.1fs" % st for st in result.stages))
     # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.
-    env_cmd = "hostbridge env %s" % name if c.origin["machine"] == "flag" else "hostbridge env"
+    env_cmd = "hostbridge env %s" % name if app.config.origin["machine"] == "flag" else "hostbridge env"
     from .env import apply_line, detect_shell
 
     app.out("Endpoint: %s\n\nTo point the docker CLI at it:\n  %s"
             % (result.endpoint, apply_line(detect_shell(), env_cmd)))
-    _write_context(app, name, result.endpoint)
 
 
-def _native_up(app, timeout):
-    engine = _native(app)
+def _report_remote_up(app, name, result):
+    app.out("Machine %s (remote) is reachable at %s." % (name, result.endpoint))
 
-    def start(progress):
-        progress("engine", "starting the hostbridge engine")
-        return engine.start(timeout=timeout or app.config["native.start_timeout"])
 
-    st = _with_progress(app, start)
-    if st["already_running"]:
-        app.out("The hostbridge engine is already running (pid %s)." % st["pid"])
-    else:
-        app.out("The hostbridge engine is running (pid %s)." % st["pid"])
-    app.out("Socket: %s\nLog:    %s\n\nTo use the docker CLI with it:\n  export DOCKER_HOST=%s"
-            % (st["socket"], st["log"], st["endpoint"]))
-    _group_note(app, engine.group, st.get("group_created"))
-    _write_context(app, app.config["machine"], st["endpoint"])
+# What `up` says, per mode (what it does is the same call for all).
+_UP_REPORTS = {"native": _report_native_up, "vm": _report_vm_up, "remote": _report_remote_up}
 
 
 def _group_note(app, group, created):
@@ -204,6 +173,11 @@ def _write_context(app, name, endpoint):
     app.out("Or select its docker context (made for you):\n  docker context use %s" % ctx)
 
 
+# What `down` says, per mode: (it was running, it was not).
+_DOWN_REPORTS = {"native": ("Stopped the hostbridge engine (pid {pid}).", "The hostbridge engine is not running."),
+                 "vm": ("Stopped machine {name}.", "Machine {name} is not running.")}
+
+
 @click.command()
 @machine_option
 @click.option("-f", "--force", is_flag=True, help="Power a VM off at once instead of shutting it down.")
@@ -211,23 +185,10 @@ def _write_context(app, name, endpoint):
 @click.pass_obj
 def down(app, force, timeout):
     """Stop the selected machine (containers, images and volumes are kept)."""
-    mode, record = _selected(app)
-    name = app.config["machine"]
-    if mode == "remote":
-        _not_for_remote(name)
-    if mode == "vm":
-        from ..vm import machine as machines
-
-        if record is None:
-            raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
-        was = machines.down_vm(name, force=force, timeout=timeout)
-        app.out("Stopped machine %s." % name if was else "Machine %s is not running." % name)
-        return
-    pid = _native(app).stop(timeout=timeout)
-    if pid is None:
-        app.out("The hostbridge engine is not running.")
-    else:
-        app.out("Stopped the hostbridge engine (pid %d)." % pid)
+    machine = _selected(app)
+    res = machine.down(force=force, timeout=timeout)
+    stopped, idle = _DOWN_REPORTS[machine.mode]
+    app.out((stopped if res["was_running"] else idle).format(name=machine.name, **res))
 
 
 def format_option(fn):
@@ -263,54 +224,10 @@ STATUS_COLUMNS = {"Name": "MACHINE", "Mode": "MODE", "State": "STATE", "Endpoint
 @click.pass_obj
 def status(app, format_):
     """Show whether the selected machine and its engine run (exit 1 when the engine does not answer)."""
-    mode, record = _selected(app)
-    name = app.config["machine"]
-    if mode == "remote":
-        from ..tunnel import control
-
-        st = control.tunnel_status(record.paths)
-        row = {"Name": name, "Mode": "remote", "Driver": "", "State": st["state"], "Tunnel": st["state"],
-               "Endpoint": st.get("endpoint") or "", "Engine": st["state"] == "connected",
-               "Host": st.get("host") or ""}
-        if not emit(app, format_, [row], STATUS_COLUMNS):
-            app.out("machine:  %s (remote)\ntunnel:   %s\nendpoint: %s" % (name, st["state"], st.get("endpoint") or "-"))
-        if st["state"] != "connected":
-            raise click.exceptions.Exit(1)
-        return
-    if mode == "vm":
-        from ..vm import vmmode
-
-        if record is None:
-            raise MachineError("no machine named %r" % name, hint="see `hostbridge ls`", machine=name)
-        st = vmmode.status(name)
-        row = {"Name": name, "Mode": "vm", "Driver": st["driver"], "State": st["state"], "Engine": st["engine"],
-               "EngineVersion": st["engine_version"] or "", "Tunnel": st["tunnel"] or "", "Endpoint": st["endpoint"] or "",
-               "SSHPort": st["ssh_port"], "CPUs": st["cpus"], "MemoryMiB": st["memory_mib"], "DiskGiB": st["disk_gib"],
-               "Shares": list(st["shares"])}
-        if emit(app, format_, [row], STATUS_COLUMNS):
-            if not st["engine"]:
-                raise click.exceptions.Exit(1)
-            return
-        app.out("machine:  %s (vm, %s)\nstate:    %s\nengine:   %s\ntunnel:   %s\nendpoint: %s\nssh:      %s\n"
-                "size:     %s CPUs, %s MiB, %s GiB disk\nshares:   %s"
-                % (name, st["driver"], st["state"],
-                   ("running " + (st["engine_version"] or "")) if st["engine"] else "not answering",
-                   st["tunnel"], st["endpoint"] or "-", "%s:%s" % (st["ssh_host"], st["ssh_port"]) if st["ssh_port"] else "-",
-                   st["cpus"], st["memory_mib"], st["disk_gib"], ", ".join(st["shares"]) or "-"))
-        if not st["engine"]:
-            raise click.exceptions.Exit(1)
-        return
-    st = _native(app).status()
-    state = "running" if st["responding"] else ("starting or stuck" if st["running"] else "stopped")
-    row = {"Name": name, "Mode": "native", "Driver": "", "State": state, "Engine": st["responding"],
-           "Pid": st["pid"], "Socket": st["socket"], "Log": st["log"], "Endpoint": st["endpoint"]}
-    if emit(app, format_, [row], STATUS_COLUMNS):
-        if not st["responding"]:
-            raise click.exceptions.Exit(1)
-        return
-    app.out("machine:  %s (native)\nstate:    %s\npid:      %s\nsocket:   %s\nlog:      %s"
-            % (name, state, st["pid"] or "-", st["socket"], st["log"]))
-    if not st["responding"]:
+    st = _selected(app).status()
+    if not emit(app, format_, [st["row"]], STATUS_COLUMNS):
+        app.out("\n".join("%-10s%s" % (label + ":", value) for label, value in st["rows"]))
+    if not st["ok"]:
         raise click.exceptions.Exit(1)
 
 
@@ -330,23 +247,19 @@ def restart(ctx, timeout):
 @click.pass_obj
 def destroy(app, force):
     """Stop the selected VM and delete it: its disk, keys, logs and every other file."""
-    mode, record = _selected(app)
-    name = app.config["machine"]
-    if mode != "vm" or record is None:
-        raise MachineError("machine %s is not a VM" % name if record else "no machine named %r" % name,
-                           hint="see `hostbridge ls`", machine=name)
-    if not force and not click.confirm("Delete machine %s and everything in it (containers, images)?" % name,
+    machine = _selected(app)
+    if machine.mode != "vm" or machine.record is None:
+        machine.destroy()  # refuses: says why
+    if not force and not click.confirm("Delete machine %s and everything in it (containers, images)?" % machine.name,
                                        err=True):
         raise click.exceptions.Exit(1)
-    from ..vm import machine as machines
-
-    machines.destroy_vm(name)
-    app.out("Destroyed machine %s." % name)
+    machine.destroy()
+    app.out("Destroyed machine %s." % machine.name)
     from .. import contexts
 
     try:
-        if contexts.remove(name):
-            app.out("Removed docker context %s." % contexts.context_name(name))
+        if contexts.remove(machine.name):
+            app.out("Removed docker context %s." % contexts.context_name(machine.name))
     except HostbridgeError as e:
         app.err("Warning: %s" % e)
 
@@ -356,21 +269,9 @@ def destroy(app, force):
 @click.pass_obj
 def upgrade(app):
     """Replace the engine in the selected VM with this hostbridge's version (data is kept)."""
-    mode, record = _selected(app)
-    name = app.config["machine"]
-    if mode == "remote":
-        from ..vm import remote
-        from .remote import _engine_settings
-
-        res = remote.upgrade_remote(name, settings=_engine_settings())
-    elif mode == "vm" and record is not None:
-        from ..vm import machine as machines
-
-        res = machines.upgrade_vm(name)
-    else:
-        raise MachineError("the native engine runs from this hostbridge's own files", hint="`hostbridge down` then "
-                           "`hostbridge up` restarts it", machine=name)
-    app.out("Machine %s: engine %s -> %s" % (name, res["from"], res["to"]))
+    machine = _selected(app)
+    res = machine.upgrade(note=lambda text: app.err("note: " + text))
+    app.out("Machine %s: engine %s -> %s" % (machine.name, res["from"], res["to"]))
 
 
 LS_COLUMNS = {"Name": "NAME", "Mode": "MODE", "Driver": "DRIVER", "State": "STATE", "Endpoint": "ENDPOINT"}
@@ -484,8 +385,7 @@ def machine_logs(app, which, lines):
     """Show a machine's logs: --serial, --engine (default; native mode's too) or --agent."""
     from ..vm import vmmode
 
-    mode, _record = _selected(app)
-    if mode == "native" and which in (None, "engine"):
+    if _selected(app).mode == "native" and which in (None, "engine"):
         app.out(vmmode.read_tail(_native(app).log_file, lines), nl=False)
         return
     record = _vm_record(app)

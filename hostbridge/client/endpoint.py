@@ -135,11 +135,6 @@ def parse_endpoint(url: str) -> Endpoint:
                       hint="use unix:///path, npipe:////./pipe/NAME or tcp://127.0.0.1:PORT")
 
 
-# Modes whose endpoint takes work to provide (a tunnel agent to start) name a module with
-# ``endpoint_for(name) -> URL``; other machines use the URL their record holds.
-ENDPOINT_PROVIDERS = {"remote": "hostbridge.vm.remote", "vm": "hostbridge.vm.vmmode"}
-
-
 def resolve_endpoint(config, machine_loader=None) -> Endpoint:
     """Choose the engine endpoint: an explicit host, else the machine's, else native's socket.
 
@@ -163,14 +158,8 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
             return parse_endpoint("unix://" + config["native.socket"])
         raise MachineError("no machine named %r" % name, hint="create it first, or pick another with --machine",
                            machine=name)
-    if machine.mode == "native":
+    if machine.mode == "native":  # the usual path, without importing the modes
         return parse_endpoint(machine.endpoint_url or "unix://" + config["native.socket"])
-    provider = ENDPOINT_PROVIDERS.get(machine.mode)
-    if provider:
-        import importlib
+    from ..vm.modes import for_record  # light: each mode imports its own code when asked
 
-        return parse_endpoint(importlib.import_module(provider).endpoint_for(name))
-    if machine.endpoint_url:
-        return parse_endpoint(machine.endpoint_url)
-    raise MachineError("machine %r has no engine endpoint yet" % name, hint="start it with `hostbridge up`",
-                       machine=name)
+    return parse_endpoint(for_record(machine, config).endpoint())

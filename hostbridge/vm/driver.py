@@ -327,19 +327,3 @@ def installed_tools(which=shutil.which, machine=None):
     return {"vagrant": bool(which("vagrant")), "virtualbox": bool(which("VBoxManage")),
             "qemu": bool(which(qemu_cmd.qemu_binary(machine)))}
 
-
-def make_driver(name, spec, **kwargs):
-    """The driver called ``name`` ("qemu", "vagrant") for ``spec``.
-
-    Raises:
-        VMError: no such VM driver ("native" is not a VM: machine.py handles it).
-    """
-    if name == "qemu":
-        from hostbridge.vm.qemu import QemuDriver
-
-        return QemuDriver(spec, **kwargs)
-    if name == "vagrant":
-        from hostbridge.vm.vagrant import VagrantDriver
-
-        return VagrantDriver(spec, **kwargs)
-    raise VMError("%r is not a VM driver" % name, hint="use --driver qemu or --driver vagrant")

@@ -9,12 +9,11 @@ per machine keeps two of them apart.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 
 from ..errors import MachineError
-from . import steps
+from . import stages, steps
 from .record import Machine, load, lock
 
 log = logging.getLogger(__name__)
@@ -37,21 +36,15 @@ STAGES = {
 }
 
 
-class StageFailed(MachineError):
-    """``up`` stopped at a named stage; ``cause`` is the error that stopped it."""
+class StageFailed(stages.StageFailed):
+    """``up`` of a VM stopped at a named stage; ``cause`` is the error that stopped it."""
 
     def __init__(self, name, stage, cause):
-        what = getattr(cause, "message", "") or str(cause) or type(cause).__name__
-        prefix = "machine %s: " % name
-        what = what[len(prefix):] if what.startswith(prefix) else what
-        hint = STAGES[stage][1].replace("NAME", name)
         from .driver import GuestBootError
 
-        if stage != "ssh" or isinstance(cause, GuestBootError):  # other drivers' ssh hints lack the name
-            hint = getattr(cause, "hint", None) or hint
-        super().__init__("machine %s: `up` failed at the %s stage: %s" % (name, stage, what), hint=hint,
-                         machine=name, stage=stage)
-        self.cause = cause
+        # Other drivers' ssh hints lack the machine's name: the stage's hint wins there.
+        super().__init__(name, stage, cause, hint=STAGES[stage][1].replace("NAME", name),
+                         hint_first=stage == "ssh" and not isinstance(cause, GuestBootError))
 
 
 class Interrupted(MachineError):
@@ -62,7 +55,8 @@ class Interrupted(MachineError):
 
 @dataclass
 class UpResult:
-    """What ``up_vm`` did. ``stages`` holds (stage, seconds) in order."""
+    """What an ``up`` did (every mode's: ``modes.Machine.up``). ``stages`` holds (stage, seconds)
+    in order; ``mode`` is the machine's; ``details`` the mode's own (native: the engine's status)."""
 
     name: str
     endpoint: str
@@ -73,21 +67,22 @@ class UpResult:
     recovered: bool = False
     seconds: float = 0.0
     stages: list = field(default_factory=list)
-
-
-def _noop(stage, text):
-    pass
+    mode: str = "vm"
+    details: dict = field(default_factory=dict)
 
 
 class _Up:
     """One ``up`` of a vm machine: its stages, and the cleanup if one fails."""
 
     def __init__(self, record, created, progress, recovered=False):
-        self.record, self.created, self.progress, self.recovered = record, created, progress, recovered
+        self.record, self.created, self.recovered = record, created, recovered
         self.name, self.p = record.name, record.paths
         self.driver = None
         self.booted = False
-        self.timings = []
+        self.stages = stages.Stages(self.name, STAGES, progress, error=StageFailed)
+        self.progress = self.stages.progress
+        self.timings = self.stages.timings
+        self.stage = self.stages.run
         self.interrupted = False
 
     def on_sigint(self, signum, frame):
@@ -96,24 +91,10 @@ class _Up:
         self.interrupted = True
         raise KeyboardInterrupt
 
-    def stage(self, stage, fn, *args, **kw):
-        if not self.timings or self.timings[-1][0] != stage:  # one line per stage, even in steps
-            self.progress(stage, STAGES[stage][0])
-        t0 = time.monotonic()
-        try:
-            return fn(*args, **kw)
-        except Exception as e:  # ours, OSError, paramiko's SSHException…: the stage failed, in its words
-            raise StageFailed(self.name, stage, e) from e
-        finally:
-            spent = time.monotonic() - t0
-            if self.timings and self.timings[-1][0] == stage:
-                self.timings[-1] = (stage, self.timings[-1][1] + spent)
-            else:
-                self.timings.append((stage, spent))
-
     def run(self, ssh_timeout, image_url, image_sha256) -> str:
         from . import vmmode
 
+        self.stages.on_failure(self._undo)  # first: whichever stage fails, the record leaves "starting"
         f = self.record.fields
         if self.record.driver == "qemu":
             # Every boot takes this hostbridge's guest (checked; a bad one is rebuilt): a new
@@ -149,6 +130,10 @@ class _Up:
         return url
 
     def cleanup(self):
+        """Run the sequence's failure callbacks (``_undo`` among them)."""
+        self.stages.cleanup()
+
+    def _undo(self):
         """Undo what this ``up`` started: nothing is left half-running. Best effort: the error
         that stopped ``up`` is the one to report, so a failing cleanup step is only logged.
 
@@ -172,8 +157,7 @@ class _Up:
         if self.booted and self.driver is not None:
             attempt(self.driver.stop, force=True)
         running = self.driver is not None and attempt(self.driver.state) == "running"
-        self.record.fields.update(state="running" if running and not self.booted else "stopped", up_pid=None)
-        self.record.save()
+        stages.mark_done(self.record, "running" if running and not self.booted else "stopped")
 
 
 def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ssh_timeout=300.0, image_url="",
@@ -201,7 +185,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
     """
     from . import vmmode
 
-    progress = progress or _noop
+    progress = progress or stages.noop
     t0 = time.monotonic()
     record = load(name)
     if record is not None and record.mode != vmmode.MODE:
@@ -231,8 +215,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         recovered = record.fields.get("state") == vmmode.STARTING  # we hold the lock: that `up` is gone
         if recovered:
             progress("recover", "note: a previous `up` of %s did not finish; starting over" % name)
-        record.fields.update(state=vmmode.STARTING, up_pid=os.getpid())
-        record.save()
+        stages.mark_starting(record)
         run = _Up(record, created, progress, recovered)
         try:
             url = _with_sigint(run.on_sigint, run.run, ssh_timeout, image_url, image_sha256)
@@ -246,8 +229,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
                     machine=name, stage=stage) from None
             raise
         record.endpoint_url = url
-        record.fields.update(state=vmmode.RUNNING, up_pid=None)
-        record.save()
+        stages.mark_done(record, vmmode.RUNNING)
     return UpResult(name, url, record.driver, created=created, booted=run.booted, recovered=recovered,
                     seconds=time.monotonic() - t0, stages=run.timings)
 

@@ -56,12 +56,17 @@ class Machine:
         return cls(name, data.get("mode", "native"), data.get("driver") or "", url,
                    {k: v for k, v in data.items() if k not in known})
 
-    def save(self):
-        """Write ``machine.json`` atomically (creating the machine's directory)."""
-        p = self.paths
+    def save(self, where=None):
+        """Write ``machine.json`` atomically (creating the machine's directory).
+
+        Args:
+            where: the ``paths.MachinePaths`` to write in (default: ``self.paths``).
+        """
+        p = where or self.paths
         paths.ensure_dir(p.dir)
         tmp = p.machine_json + ".tmp"
-        with open(tmp, "w") as f:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it names keys and hosts: owner only
+        with os.fdopen(fd, "w") as f:
             json.dump(self.to_dict(), f, indent=2, sort_keys=True)
         os.replace(tmp, p.machine_json)
 

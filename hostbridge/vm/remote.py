@@ -1,9 +1,11 @@
 """Remote mode: any Linux host reachable by SSH becomes a machine.
 
-``add_remote`` sequences the stages — connect (pin the host key) → deploy → start → tunnel →
-ping — each named, so an error says which one failed, and a failed add leaves nothing behind.
-The machine's record (machine.json) keeps the SSH target and the far side's layout, which
-``upgrade_remote`` and ``remove_remote`` need.
+``add_remote`` runs its steps through the one sequencer (``stages.Stages``) — connect (pin
+the host key) → deploy → start → tunnel → ping — each named, so an error says which one
+failed, and a failed add leaves nothing behind. The machine's record is the one every mode
+has (``record.Machine``, mode ``remote``); its fields keep the SSH target and the far side's
+layout, which ``upgrade_remote`` and ``remove_remote`` need. While an add runs the record
+says ``starting``, so one that crashed is seen (``hostbridge ls``) and cleared by the next add.
 """
 
 from __future__ import annotations
@@ -17,8 +19,30 @@ from ..errors import HostbridgeError, MachineError
 from ..tunnel import control, localhttp
 from ..tunnel.errors import TunnelError
 from ..paths import MachinePaths, machines_dir
+from . import stages
+from .record import Machine, load, lock
 
 MODE = "remote"
+
+# Stage name → progress text, and what to do when it fails (NAME: the machine).
+STAGES = {
+    "connect": ("connecting over SSH", "check the URL, the key and the host key; see `hostbridge remote add --help`"),
+    "deploy": ("deploying the engine", "check that the host has python3 >= 3.9 and free space"),
+    "start": ("starting the engine", "see the engine log on the host"),
+    "tunnel": ("starting the tunnel", "see `hostbridge tunnel status NAME`"),
+    "ping": ("waiting for the engine", "see the agent log and the engine log on the host"),
+}
+
+
+def _error(name, stage, cause):
+    # Ours pass as they are (the CLI asks about a HostKeyError's fingerprint); a library's error
+    # becomes one naming the stage.
+    if isinstance(cause, HostbridgeError):
+        if getattr(cause, "stage", None) is None:
+            cause.stage = stage
+        return cause
+    return stages.StageFailed(name, stage, cause, hint=STAGES[stage][1].replace("NAME", name),
+                              action="`remote add`")
 
 
 def _connection(record_or_target, paths: MachinePaths, accept_host_key=None, passphrase=None):
@@ -30,39 +54,37 @@ def _connection(record_or_target, paths: MachinePaths, accept_host_key=None, pas
                       passphrase=passphrase)
 
 
-def load_record(name: str) -> dict:
+def load_machine(name: str) -> Machine:
     """A remote machine's record.
 
     Raises:
         MachineError: no such remote machine.
     """
-    paths = MachinePaths.for_name(name)
-    rec = control.read_json(paths.machine_json)
-    if not rec or rec.get("mode") != MODE:
+    record = load(name)
+    if record is None or record.mode != MODE:
         raise MachineError("no remote machine named %r: see `hostbridge remote ls`" % name, machine=name)
-    return rec
+    return record
+
+
+def load_record(name: str) -> dict:
+    """A remote machine's record as a dict (``load_machine(name).to_dict()``).
+
+    Raises:
+        MachineError: no such remote machine.
+    """
+    return load_machine(name).to_dict()
 
 
 def save_record(paths: MachinePaths, record: dict) -> None:
-    """Write machine.json atomically."""
-    control.write_json_atomic(paths.machine_json, record)
-
-
-def _stage(name: str, stage: str, fn, *args, **kw):
-    """Run one stage; a non-hostbridge error becomes a MachineError naming the stage."""
-    try:
-        return fn(*args, **kw)
-    except HostbridgeError:
-        raise
-    except Exception as e:
-        raise MachineError("adding %s failed at %s: %s" % (name, stage, e), machine=name, stage=stage) from e
+    """Write ``record`` (a dict with ``name``) as the machine record in ``paths``."""
+    Machine.from_dict(record.get("name") or paths.name, dict(record, mode=MODE)).save(paths)
 
 
 def add_remote(name: str, url: str, identity: str | None = None, accept_host_key: str | None = None,
                passphrase: str | None = None, remember_passphrase: bool = False, remote_dir: str | None = None,
                start: str = "auto", shim: str = "auto", shim_path: str | None = None, endpoint: str | None = None,
                forward_ports: bool = True, ssh_config: str | None = None, allow_rootless: bool = False,
-               settings: tuple | None = None) -> dict:
+               settings: tuple | None = None, progress=None) -> dict:
     """Add a remote machine: pin its key, deploy and start the engine, start the tunnel, ping.
 
     Args:
@@ -76,8 +98,9 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
         forward_ports: forward published container ports to host 127.0.0.1.
         ssh_config: an ssh config file instead of ~/.ssh/config.
         settings: (proxies, CA files) the engine is given (see ``engine_settings``); None: none.
+        progress: ``(stage, text)`` callback, one call per stage.
     Returns:
-        The machine record (``endpoint_url`` included).
+        The machine record as a dict (``endpoint_url`` included).
     Raises:
         HostKeyError: the key is not confirmed yet (``got`` holds its fingerprint) or changed.
         SSHAuthError, SSHUnreachable, RemoteHostError, MachineError (``stage`` says where).
@@ -86,39 +109,67 @@ def add_remote(name: str, url: str, identity: str | None = None, accept_host_key
 
     paths = MachinePaths.for_name(name)
     endpoint = endpoint or control.default_endpoint()
-    if os.path.exists(paths.machine_json):
+    existing = load(name)
+    if existing is not None and not _crashed_add(existing):
         raise MachineError("a machine named %r exists already: pick another name or `hostbridge remote rm %s`"
                            % (name, name), machine=name, stage="create")
     user, host, port = parse_ssh_url(url)
     target = resolve_target(host, user=user, port=port, identity_files=[identity] if identity else (),
                             config_path=ssh_config)
-    created = not os.path.isdir(paths.dir)
-    os.makedirs(paths.dir, exist_ok=True)
-    try:
-        with _connection(target, paths, accept_host_key, passphrase) as conn:
-            if remember_passphrase and passphrase and target.identity_files:
-                keep(target.identity_files[0], passphrase)
-            layout = _stage(name, "deploy", deploy.deploy, conn, paths.engine_zipapp_dir, remote_dir=remote_dir,
-                            start=start, shim=shim, shim_path=shim_path, allow_rootless=allow_rootless)
-            if settings is not None:
-                _stage(name, "deploy", deploy.write_settings, conn, layout, *settings)
-            _stage(name, "start", deploy.start_engine, conn, layout)
-        control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": layout.socket,
-                                     "endpoint": endpoint, "forward_ports": forward_ports, "keepalive": 15})
-        url_local = _stage(name, "tunnel", control.ensure_agent, paths)
-        if not localhttp.ping(url_local):
-            raise MachineError("the engine on %s does not answer /_ping through the tunnel: see %s and the "
-                               "engine log %s there" % (host, paths.agent_log, layout.log), machine=name, stage="ping")
-        record = {"name": name, "mode": MODE, "driver": "", "endpoint_url": url_local, "url": url,
-                  "ssh": target.to_dict(), "layout": layout.to_dict(), "endpoint_kind": endpoint,
-                  "created_at": time.time()}
-        save_record(paths, record)
-        return record
-    except BaseException:
-        control.stop_agent(paths)
+    created = existing is not None or not os.path.isdir(paths.dir)
+    run = stages.Stages(name, STAGES, progress, action="`remote add`", error=_error)
+    with lock(name):
+        if existing is not None:  # what a crashed add left: its agent and files
+            control.stop_agent(paths)
+        record = Machine(name, MODE, "", "", {"url": url, "ssh": target.to_dict(), "endpoint_kind": endpoint,
+                                              "created_at": time.time()})
+        run.on_failure(control.stop_agent, paths)
         if created:
-            shutil.rmtree(paths.dir, ignore_errors=True)
-        raise
+            run.on_failure(shutil.rmtree, paths.dir, ignore_errors=True)
+        else:
+            run.on_failure(_remove_file, paths.machine_json)
+        stages.mark_starting(record)
+        try:
+            conn = _connection(target, paths, accept_host_key, passphrase)
+            with run.run("connect", conn.open):
+                if remember_passphrase and passphrase and target.identity_files:
+                    keep(target.identity_files[0], passphrase)
+                layout = run.run("deploy", deploy.deploy, conn, paths.engine_zipapp_dir, remote_dir=remote_dir,
+                                 start=start, shim=shim, shim_path=shim_path, allow_rootless=allow_rootless)
+                if settings is not None:
+                    run.run("deploy", deploy.write_settings, conn, layout, *settings)
+                run.run("start", deploy.start_engine, conn, layout)
+            control.write_config(paths, {"ssh": target.to_dict(), "remote_socket": layout.socket,
+                                         "endpoint": endpoint, "forward_ports": forward_ports, "keepalive": 15})
+            url_local = run.run("tunnel", control.ensure_agent, paths)
+            if not run.run("ping", localhttp.ping, url_local):
+                raise MachineError("the engine on %s does not answer /_ping through the tunnel: see %s and the "
+                                   "engine log %s there" % (host, paths.agent_log, layout.log), machine=name,
+                                   stage="ping")
+            record.endpoint_url = url_local
+            record.fields["layout"] = layout.to_dict()
+            for key in ("state", "up_pid"):  # a remote machine's state is its tunnel's (`remote ls`)
+                record.fields.pop(key, None)
+            record.save()
+            return record.to_dict()
+        except BaseException:
+            run.cleanup()
+            raise
+
+
+def _crashed_add(record) -> bool:
+    """Whether ``record`` is what an ``add_remote`` that died left (``starting``, its pid gone)."""
+    from .vmmode import pid_alive
+
+    return (record.mode == MODE and record.fields.get("state") == stages.STARTING
+            and not pid_alive(record.fields.get("up_pid")))
+
+
+def _remove_file(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def list_remotes() -> list:
@@ -126,11 +177,17 @@ def list_remotes() -> list:
     out = []
     base = machines_dir()
     for name in sorted(os.listdir(base)) if os.path.isdir(base) else []:
-        rec = control.read_json(os.path.join(base, name, "machine.json"))
-        if not rec or rec.get("mode") != MODE:
+        try:
+            record = load(name)
+        except MachineError:
+            continue  # not a machine this lists
+        if record is None or record.mode != MODE:
             continue
+        rec = record.to_dict()
         st = control.tunnel_status(MachinePaths.for_name(name))
-        out.append({"name": name, "url": rec.get("url"), "state": st.get("state"),
+        starting = rec.get("state") == stages.STARTING
+        out.append({"name": name, "url": rec.get("url"),
+                    "state": ("half-added" if _crashed_add(record) else "adding") if starting else st.get("state"),
                     "endpoint": st.get("endpoint") or rec.get("endpoint_url"),
                     "engine_version": rec.get("layout", {}).get("version")})
     return out
@@ -201,7 +258,7 @@ def remove_remote(name: str, stop_engine: bool = False) -> None:
     paths = MachinePaths.for_name(name)
     rec = load_record(name)
     control.stop_agent(paths)
-    if stop_engine:
+    if stop_engine and rec.get("layout"):  # an add that crashed deployed nothing to stop
         try:
             with _connection(rec, paths) as conn:
                 deploy.stop_engine(conn, deploy.Layout.from_dict(rec["layout"]))

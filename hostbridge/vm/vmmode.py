@@ -2,7 +2,7 @@
 
 Sequencing a start or a stop is ``vm/machine.py``'s job; this module only builds a machine's
 driver from its record and answers questions about it. ``endpoint_for`` is on the CLI's hot
-path (``client.endpoint.ENDPOINT_PROVIDERS``): it never imports paramiko or a driver.
+path (``client.endpoint`` through ``modes.VMMachine.endpoint``): it never imports paramiko or a driver.
 """
 
 from __future__ import annotations
@@ -96,7 +96,8 @@ def make_driver(record):
     Raises:
         MachineError: the record names a driver this hostbridge does not know.
     """
-    from .driver import MachineSpec, make_driver as make
+    from .driver import MachineSpec
+    from .drivers import make_driver as make
 
     f = record.fields
     spec = MachineSpec(name=record.name, dir=record.paths.dir, cpus=int(f.get("cpus", 2)),
@@ -156,7 +157,7 @@ def quick_endpoint(record, timeout=2.0):
 
 
 def endpoint_for(name: str) -> str:
-    """A vm machine's local endpoint, restarting its tunnel agent when it died (ENDPOINT_PROVIDERS).
+    """A vm machine's local endpoint, restarting its tunnel agent when it died (``modes.VMMachine.endpoint``).
 
     Raises:
         MachineError: the machine is not running, or its agent cannot reach it.

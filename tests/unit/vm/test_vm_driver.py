@@ -5,7 +5,7 @@ import os
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import driver
+from hostbridge.vm import driver, drivers
 from hostbridge.vm.qemu import QemuDriver
 from hostbridge.vm.vagrant import VagrantDriver
 
@@ -112,10 +112,10 @@ def test_ssh_banner_needs_an_ssh_greeting():
 
 def test_make_driver_by_name(tmp_path):
     spec = driver.MachineSpec(name="x", dir=str(tmp_path))
-    assert isinstance(driver.make_driver("qemu", spec), QemuDriver)
-    assert isinstance(driver.make_driver("vagrant", spec), VagrantDriver)
+    assert isinstance(drivers.make_driver("qemu", spec), QemuDriver)
+    assert isinstance(drivers.make_driver("vagrant", spec), VagrantDriver)
     with pytest.raises(VMError, match="not a VM driver"):
-        driver.make_driver("native", spec)
+        drivers.make_driver("native", spec)
 
 
 def test_qemu_create_over_a_corrupt_base_image_says_to_rebuild(tmp_path):

@@ -22,12 +22,11 @@ import tarfile
 import urllib.request
 from dataclasses import dataclass, field
 
-from hostbridge import paths
+from hostbridge import paths, resources
 from hostbridge.errors import VMError
 from hostbridge.vm.debian.download import file_sha256
 
-PROVISION_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                             "provision")
+PROVISION_DIR = resources.provision_dir()  # the wheel's package data, else the checkout's provision/
 # Every file of provision/ the guest is made of: a change to any of them is a new image.
 BUILD_INPUTS = ("guest-init.py", "initramfs-init.sh", "guest-power.sh", "hostbridge.initd")
 # Bumped when the assembler's recipe changes (packages, trimming, layout).

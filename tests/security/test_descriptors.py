@@ -95,7 +95,7 @@ def _negative_oom_score_adj_allowed():
 
 def test_engine_and_shims_are_spared_by_the_oom_killer(backend, running):
     if not _negative_oom_score_adj_allowed():
-        pytest.skip("this kernel refuses negative oom_score_adj values (EIO), to dockerd as to us")
+        pytest.skip("host kernel: refuses negative oom_score_adj values (EIO), to dockerd as to us")
     pid = int(backend.docker("inspect", "-f", "{{.State.Pid}}", running).stdout)
     with open("/proc/%d/stat" % pid) as f:
         ppid = int(f.read().rsplit(")", 1)[1].split()[1])

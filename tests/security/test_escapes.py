@@ -27,7 +27,7 @@ def test_kcore_masked(backend):
 @pytest.mark.parametrize("path", ["/proc/keys", "/proc/timer_list", "/proc/sched_debug"])
 def test_proc_info_masked(backend, path):
     if not os.path.exists(path):
-        pytest.skip("%s does not exist on this kernel" % path)
+        pytest.skip("host kernel: %s does not exist here" % path)
     r = _sh(backend, "cat %s | wc -c" % path)
     assert r.stdout.strip() == "0"
 

@@ -147,11 +147,25 @@ def test_elf_parsing_refuses_what_is_not_elf():
 
 
 def kernel_deb():
+    """A Debian kernel package: from HOSTBRIDGE_GUEST_DEBS or apt's cache, else the verified test
+    cache of the guest's packages (filled from Debian's servers once, as the VM tier does)."""
     for d in filter(None, [os.environ.get("HOSTBRIDGE_GUEST_DEBS"), "/var/cache/apt/archives"]):
         found = sorted(glob.glob(os.path.join(d, "linux-image-[0-9]*.deb")))
         if found:
             return found[-1]
-    return None
+    from tests.vm.test_vm_guest_nonroot import guest_debs_cache
+
+    guest_debs_cache()  # fills the cache; the .deb files there are named by their hash
+    from hostbridge.vm import image
+    from hostbridge.vm.debian import archive
+    from hostbridge.vm.guestimage import assemble
+    from tests.support.debmirror import test_cache_dir
+
+    paths = archive.fetch_packages([assemble.KERNEL_META], image.debian_arch(),
+                                   cache_dir=os.path.join(test_cache_dir(), "guest-debian"),
+                                   exclude=assemble.EXCLUDE_PACKAGES)
+    found = sorted(name for name in paths if name.startswith("linux-image-") and name[12:13].isdigit())
+    return paths[found[-1]] if found else None
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def test_followed_logs_come_one_frame_per_line(backend, names):
     """The SDK's logs(stream=True, follow=True) yields each line as its own item, as written."""
     client = _sdk(backend)
     names.append("lf-frames")
-    c = client.containers.run("busybox", ["sh", "-c", "printf 'a\\nb\\n'; sleep 0.3; echo c; echo d >&2; sleep 0.3"],
+    c = client.containers.run("busybox", ["sh", "-c", "printf 'a\\nb\\n'; sleep 0.3; echo c; sleep 0.3; echo d >&2; sleep 0.3"],
                               name="lf-frames", detach=True, network_mode="none")
     got = [bytes(x) for x in c.logs(stream=True, follow=True)]
     assert got == [b"a\n", b"b\n", b"c\n", b"d\n"], backend.name

@@ -109,27 +109,10 @@ class _Parser:
             raise GoTemplateError("template: :1: unexpected EOF")
         return nodes, None
 
-    def _control(self, word, rest):
-        if not rest:
+    def _control(self, word, rest, chained=False):
+        # An `else if`/`else with` chain shares the outer {{end}}: only the outermost consumes it.
+        if not rest and not chained:
             raise GoTemplateError("template: :1: missing value for %s" % word)
-        pipe = _pipeline(_tokens(rest, rest), rest)
-        body, end = self.parse_list(("else", "end"))
-        other = []
-        if end == "else":
-            s = self.items[self.i][1]
-            self.i += 1
-            tail = s[len("else"):].strip()
-            if tail.startswith("if ") or tail.startswith("with "):  # else if / else with: a nested chain
-                w = tail.split(None, 1)[0]
-                other = [self._control_chained(w, tail[len(w):].strip())]
-                self.i += 1  # the chain's one {{end}}
-                return (word, pipe, body, other)
-            other, end = self.parse_list(("end",))
-        self.i += 1  # the {{end}}
-        return (word, pipe, body, other)
-
-    def _control_chained(self, word, rest):
-        # the chain shares the outer {{end}}: parse up to it without consuming it twice
         pipe = _pipeline(_tokens(rest, rest), rest)
         body, end = self.parse_list(("else", "end"))
         other = []
@@ -139,8 +122,11 @@ class _Parser:
             tail = s[len("else"):].strip()
             if tail.startswith("if ") or tail.startswith("with "):
                 w = tail.split(None, 1)[0]
-                return (word, pipe, body, [self._control_chained(w, tail[len(w):].strip())])
-            other, end = self.parse_list(("end",))
+                other = [self._control(w, tail[len(w):].strip(), chained=True)]
+            else:
+                other, end = self.parse_list(("end",))
+        if not chained:
+            self.i += 1  # the {{end}}
         return (word, pipe, body, other)
 
 

@@ -16,8 +16,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hostbridge.vm import driver, image  # noqa: E402
-from hostbridge.vm.qemu import QemuDriver  # noqa: E402
+from hostbridge.machines import driver, image  # noqa: E402
+from hostbridge.machines.qemu import QemuDriver  # noqa: E402
 
 MILESTONES = (("first console byte", b""), ("kernel: Linux version", b"Linux version"),
               ("kernel: Run /init", b"Run /init"), ("init: sshd started", b"sshd started"),

@@ -63,7 +63,7 @@ def main():
                     help="first time an empty image and package cache (downloads ~100 MB from the Debian mirror)")
     args = ap.parse_args()
 
-    from hostbridge.vm import image
+    from hostbridge.machines import image
 
     os.environ.pop("HOSTBRIDGE_HOME", None)
     home = tempfile.mkdtemp(prefix="hb-bench-")

@@ -51,7 +51,7 @@ class Context:
     """
 
     def __init__(self, config, environ=None, dns_name=DNS_NAME, dns_image=DNS_IMAGE, dns_server=""):
-        from .vm import record as records
+        from .machines import record as records
 
         self.config = config
         self.dns_name, self.dns_image, self.dns_server = dns_name, dns_image, dns_server

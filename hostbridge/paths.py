@@ -88,7 +88,7 @@ class MachinePaths:
         self.known_hosts = os.path.join(self.dir, "known_hosts")  # the pinned SSH host key
         self.ssh_key = os.path.join(self.dir, "id_ed25519")  # hostbridge's own key for this machine
         self.ssh_pub = os.path.join(self.dir, "id_ed25519.pub")  # its public half (the guest authorizes it)
-        # A VM driver's files (vm/driver.py's InstanceFiles removes them on destroy):
+        # A VM driver's files (machines/driver.py's InstanceFiles removes them on destroy):
         self.driver_json = os.path.join(self.dir, "driver.json")  # the driver's own record (ports, image, size)
         self.disk = os.path.join(self.dir, "disk.qcow2")  # qemu: the data disk (/var/lib/hostbridge in the guest)
         self.pidfile = os.path.join(self.dir, "qemu.pid")  # qemu: pid of the daemonized QEMU

@@ -14,7 +14,7 @@ A failure the host must report (a data disk it cannot use) is one console line s
 ERROR_MARK; the host's `up` watches the serial log for it.
 
 Standard library only, Python >= 3.9. Installed at /usr/sbin/hostbridge-init by
-hostbridge/vm/guestimage/assemble.py.
+hostbridge/machines/guestimage/assemble.py.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def _complete(kinds, ctx, incomplete):
 
 def _names(app, kind):
     if kind == "machines":
-        from ..vm import vmmode
+        from ..machines import vmmode
 
         return [r["name"] for r in vmmode.list_machines()]
     c = app.client

@@ -1,8 +1,8 @@
 """Machine commands: up, down, status, restart, destroy, upgrade, ls, ip, ssh, logs --serial/--engine.
 
-Every machine, whatever its mode, is a ``vm.modes.Machine``: these commands call its ``up``,
+Every machine, whatever its mode, is a ``machines.modes.Machine``: these commands call its ``up``,
 ``down``, ``status``, ``upgrade`` or ``destroy`` and say what happened (the words per mode are
-below; what the modes do is in ``hostbridge.vm``).
+below; what the modes do is in ``hostbridge.machines``).
 """
 
 from __future__ import annotations
@@ -36,14 +36,14 @@ def machine_option(fn):
 
 
 def _selected(app, driver=None):
-    """The selected machine (a ``vm.modes.Machine``); a new one's mode comes from ``driver``/config/OS."""
-    from ..vm import modes
+    """The selected machine (a ``machines.modes.Machine``); a new one's mode comes from ``driver``/config/OS."""
+    from ..machines import modes
 
     return modes.select(app.config["machine"], app.config, driver)
 
 
 def _native(app):
-    from ..vm.native import NativeEngine
+    from ..machines.native import NativeEngine
 
     return NativeEngine.from_config(app.config)
 
@@ -102,7 +102,7 @@ def _with_progress(app, fn):
 @click.pass_obj
 def up(app, driver, cpus, memory, disk, shares, timeout):
     """Start the selected machine: create and boot a VM if needed, deploy the engine, open the tunnel."""
-    from ..vm import modes
+    from ..machines import modes
 
     machine = _selected(app, driver)
     options = modes.UpOptions(driver=driver, cpus=cpus, memory_mib=memory, disk=disk, shares=shares, timeout=timeout)
@@ -148,7 +148,7 @@ _UP_REPORTS = {"native": _report_native_up, "vm": _report_vm_up, "remote": _repo
 
 def _group_note(app, group, created):
     """Say how a non-root user gets to use the native engine (members of its socket's group)."""
-    from ..vm.native import not_in_group
+    from ..machines.native import not_in_group
 
     user = os.environ.get("SUDO_USER")
     if created:
@@ -297,7 +297,7 @@ def _native_row(app):
 @click.pass_obj
 def ls(app, format_, quiet):
     """List machines (the native one included on Linux)."""
-    from ..vm import vmmode
+    from ..machines import vmmode
 
     rows = vmmode.list_machines()
     if not any(r["name"] == "default" for r in rows):
@@ -316,7 +316,7 @@ def ls(app, format_, quiet):
 
 
 def _vm_record(app):
-    from ..vm import vmmode
+    from ..machines import vmmode
 
     return vmmode.load_vm(app.config["machine"])
 
@@ -342,7 +342,7 @@ def ssh(app, command):
     """Log into the selected VM (as its SSH user), or run COMMAND there: hostbridge ssh -- CMD."""
     import shutil
 
-    from ..vm import vmmode
+    from ..machines import vmmode
 
     record = _vm_record(app)
     binary = shutil.which("ssh")
@@ -359,7 +359,7 @@ def ssh(app, command):
 @click.pass_obj
 def ssh_config(app, name):
     """Print an OpenSSH config block for machine NAME (for `ssh -F FILE NAME`, scp, IDEs)."""
-    from ..vm import record as records
+    from ..machines import record as records
     from ..tunnel.sshconfig import render_block
 
     name = name or app.config["machine"]
@@ -383,7 +383,7 @@ def ssh_config(app, name):
 @click.pass_obj
 def machine_logs(app, which, lines):
     """Show a machine's logs: --serial, --engine (default; native mode's too) or --agent."""
-    from ..vm import vmmode
+    from ..machines import vmmode
 
     if _selected(app).mode == "native" and which in (None, "engine"):
         app.out(vmmode.read_tail(_native(app).log_file, lines), nl=False)

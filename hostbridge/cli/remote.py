@@ -1,4 +1,4 @@
-"""`hostbridge remote …` and `hostbridge tunnel status`: click commands over ``vm.remote``.
+"""`hostbridge remote …` and `hostbridge tunnel status`: click commands over ``machines.remote``.
 
 Register in the root group with ``root.add_command(remote_group)``, ``root.add_command(context_group)`` and
 ``root.add_command(tunnel_group)``. Errors become ``click.ClickException`` (one line, exit 1)
@@ -53,7 +53,7 @@ def remote_group():
               help="An ssh config file instead of ~/.ssh/config.")
 def remote_add(name, url, identity, accept, remember_passphrase, endpoint, no_port_forwarding, yes, ssh_config):
     """Add NAME at URL (ssh://user@host[:port]): pin the key, deploy and start the engine."""
-    from ..vm import remote
+    from ..machines import remote
 
     passphrase = click.prompt("Passphrase for %s" % identity, hide_input=True) if remember_passphrase and identity else None
     try:
@@ -101,7 +101,7 @@ _FORMAT_HELP = "Format output with a Go template (as `docker ps`), 'table …', 
 @click.option("-q", "--quiet", is_flag=True, help="Only machine names.")
 def remote_ls(format_, quiet):
     """List remote machines."""
-    from ..vm import remote
+    from ..machines import remote
 
     rows = remote.list_remotes()
     if quiet:
@@ -123,7 +123,7 @@ def remote_ls(format_, quiet):
 @click.option("--stop-engine", is_flag=True, help="Also stop the engine on the host (its data stays).")
 def remote_rm(name, stop_engine):
     """Forget remote machine NAME (its host key pin, tunnel and logs)."""
-    from ..vm import remote
+    from ..machines import remote
 
     try:
         remote.remove_remote(name, stop_engine=stop_engine)
@@ -139,7 +139,7 @@ def remote_rm(name, stop_engine):
 @click.argument("name")
 def remote_upgrade(name):
     """Replace NAME's engine with this hostbridge's version (images and containers are kept)."""
-    from ..vm import remote
+    from ..machines import remote
 
     try:
         res = remote.upgrade_remote(name, settings=_engine_settings())

@@ -12,7 +12,7 @@ def use(app, name):
     """Make machine NAME the default for hostbridge commands (as --machine NAME would)."""
     from .. import config as cfg
     from ..errors import MachineError
-    from ..vm import record as machine
+    from ..machines import record as machine
 
     known = machine.list_names()
     if name not in known and name != cfg.SETTINGS["machine"].default:

@@ -140,7 +140,7 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
 
     Args:
         config: a ``hostbridge.config.Config`` (``host``, ``machine``, ``native.socket``).
-        machine_loader: ``name -> Machine or None`` (default: ``hostbridge.vm.record.load``).
+        machine_loader: ``name -> Machine or None`` (default: ``hostbridge.machines.record.load``).
     Returns:
         The ``Endpoint``.
     Raises:
@@ -150,7 +150,7 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
     if config["host"]:
         return parse_endpoint(config["host"])
     if machine_loader is None:
-        from ..vm.record import load as machine_loader
+        from ..machines.record import load as machine_loader
     name = config["machine"]
     machine = machine_loader(name)
     if machine is None:
@@ -160,6 +160,6 @@ def resolve_endpoint(config, machine_loader=None) -> Endpoint:
                            machine=name)
     if machine.mode == "native":  # the usual path, without importing the modes
         return parse_endpoint(machine.endpoint_url or "unix://" + config["native.socket"])
-    from ..vm.modes import for_record  # light: each mode imports its own code when asked
+    from ..machines.modes import for_record  # light: each mode imports its own code when asked
 
     return parse_endpoint(for_record(machine, config).endpoint())

@@ -184,7 +184,7 @@ class Agent:
         """
         if not self.config.get("clock_sync"):
             return
-        from ..vm import clock
+        from ..machines import clock
 
         try:
             check = clock.resync_ssh(conn)

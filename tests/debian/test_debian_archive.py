@@ -12,8 +12,8 @@ import subprocess
 import pytest
 
 from hostbridge.errors import ArchiveError, ArchiveUnreachable, SignatureError
-from hostbridge.vm.debian.archive import Archive, fetch_packages
-from hostbridge.vm.debian.control import compare_versions
+from hostbridge.machines.debian.archive import Archive, fetch_packages
+from hostbridge.machines.debian.control import compare_versions
 from tests.support import debmirror
 
 CLOSURE = {"tini", "libc6", "libgcc-s1", "gcc-12-base", "busybox-static"}
@@ -273,7 +273,7 @@ def test_disk_full_is_one_clear_error(mirror, tmp_path, parsed_indexes):
 
 
 def test_an_oversized_small_file_is_refused(mirror):
-    from hostbridge.vm.debian.download import HTTP
+    from hostbridge.machines.debian.download import HTTP
 
     url = mirror.url + "/dists/bookworm/InRelease"
     status, body, _ = HTTP(_direct()).get(url)

@@ -6,8 +6,8 @@ import os
 import pytest
 
 from hostbridge.errors import SignatureError
-from hostbridge.vm.debian import keys as shipped
-from hostbridge.vm.debian.openpgp import TAG_SIGNATURE, Keyring, packets, split_cleartext, verify_cleartext
+from hostbridge.machines.debian import keys as shipped
+from hostbridge.machines.debian.openpgp import TAG_SIGNATURE, Keyring, packets, split_cleartext, verify_cleartext
 from tests.support import debmirror
 from tests.support.pgp import SigningKey, armor, packet
 

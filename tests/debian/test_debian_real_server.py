@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from hostbridge.vm.debian.archive import fetch_packages
+from hostbridge.machines.debian.archive import fetch_packages
 from tests.support.debmirror import UPSTREAM
 
 

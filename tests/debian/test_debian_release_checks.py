@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from hostbridge.errors import ArchiveError, SignatureError
-from hostbridge.vm.debian.archive import Archive
-from hostbridge.vm.debian.openpgp import Keyring
+from hostbridge.machines.debian.archive import Archive
+from hostbridge.machines.debian.openpgp import Keyring
 from tests.support.debmirror import LocalMirror
 from tests.support.pgp import SigningKey
 

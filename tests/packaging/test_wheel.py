@@ -54,7 +54,7 @@ def _python(installed, code):
 
 def test_the_install_does_not_import_from_the_checkout(installed):
     venv = installed[0]
-    out = json.loads(_python(installed, "import json, sys, hostbridge, hostbridge.vm.vagrant as v; "
+    out = json.loads(_python(installed, "import json, sys, hostbridge, hostbridge.machines.vagrant as v; "
                                         "print(json.dumps([hostbridge.__file__, v.__file__, sys.path]))"))
     for path in out[:2]:
         assert os.path.realpath(path).startswith(os.path.realpath(str(venv)) + os.sep), path
@@ -65,7 +65,7 @@ def test_the_install_does_not_import_from_the_checkout(installed):
 def test_the_install_finds_every_provision_file_and_the_vagrantfile(installed):
     venv = installed[0]
     out = json.loads(_python(installed, "import json; from hostbridge import resources as r; "
-                                        "from hostbridge.vm import vagrant as v; print(json.dumps("
+                                        "from hostbridge.machines import vagrant as v; print(json.dumps("
                                         "[r.provision_dir(), r.vagrantfile(), v.PROVISION_DIR, v.VAGRANTFILE]))"))
     provision, vagrantfile = out[0], out[1]
     assert out[2:] == [provision, vagrantfile]
@@ -111,7 +111,7 @@ def test_installed_up_qemu_runs_a_container(installed, busybox_rootfs_tar):
         denv = dict(env, DOCKER_HOST=host)
         _run(["docker", "import", busybox_rootfs_tar, "busybox:latest"], cwd=str(top), env=denv)
         r = _run(["docker", "run", "--rm", "busybox", "uname", "-r"], cwd=str(top), env=denv)
-        from hostbridge.vm import image
+        from hostbridge.machines import image
 
         # Debian's kernel of the guest (…-amd64), not this host's
         assert r.stdout.strip().endswith("-" + image.debian_arch()) and r.stdout.strip() != os.uname().release, r.stdout

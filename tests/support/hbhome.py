@@ -14,7 +14,7 @@ def shared_image_cache() -> str:
 
     Not per test: HOSTBRIDGE_HOME is ignored while looking it up, so every test home shares it.
     """
-    from hostbridge.vm import image
+    from hostbridge.machines import image
 
     saved = os.environ.pop("HOSTBRIDGE_HOME", None)
     try:

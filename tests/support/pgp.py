@@ -15,7 +15,7 @@ import time
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from hostbridge.vm.debian.openpgp import crc24
+from hostbridge.machines.debian.openpgp import crc24
 
 ED25519_OID = bytes.fromhex("2b06010401da470f01")
 

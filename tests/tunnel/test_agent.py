@@ -271,7 +271,7 @@ def test_env_and_docker_context_for_a_remote_machine(machine, far_engine, tmp_pa
 
     from hostbridge.cli.env import env_command
     from hostbridge.cli.remote import context_group
-    from hostbridge.vm import remote
+    from hostbridge.machines import remote
 
     if not shutil.which("docker"):
         pytest.skip("needs the stock docker CLI (docker.io)")

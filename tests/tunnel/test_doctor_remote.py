@@ -22,7 +22,7 @@ def _doctor(name):
 def test_tunnel_and_pin_then_each_broken(machine, sshd, monkeypatch):
     from hostbridge.deploy import engine_version
     from hostbridge.tunnel import control
-    from hostbridge.vm import remote
+    from hostbridge.machines import remote
 
     url = control.ensure_agent(machine)  # running already: no version check or upgrade
     remote.save_record(machine, {"name": "far", "mode": "remote", "driver": "", "endpoint_url": url,
@@ -55,7 +55,7 @@ def test_remote_ls_and_tunnel_status_formats(machine, sshd):
     from hostbridge.cli.remote import remote_group, tunnel_group
     from hostbridge.deploy import engine_version
     from hostbridge.tunnel import control
-    from hostbridge.vm import remote
+    from hostbridge.machines import remote
 
     url = control.ensure_agent(machine)
     remote.save_record(machine, {"name": "far", "mode": "remote", "driver": "", "endpoint_url": url,

@@ -12,7 +12,7 @@ from remotehost import free_local_port
 from hostbridge import deploy
 from hostbridge.tunnel import control
 from hostbridge.paths import MachinePaths
-from hostbridge.vm import remote
+from hostbridge.machines import remote
 
 pytestmark = [pytest.mark.root,
               pytest.mark.skipif(not shutil.which("docker"), reason="needs the stock docker CLI (docker.io)")]

@@ -5,7 +5,7 @@ import sys
 
 
 def test_endpoint_lookup_modules_do_not_import_paramiko():
-    code = ("import sys; import hostbridge.vm.remote, hostbridge.cli.env, hostbridge.cli.remote, "
+    code = ("import sys; import hostbridge.machines.remote, hostbridge.cli.env, hostbridge.cli.remote, "
             "hostbridge.tunnel.control, hostbridge.tunnel.localhttp; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('paramiko', 'cryptography')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

@@ -11,7 +11,7 @@ from hostbridge.errors import MachineError
 from hostbridge.tunnel import localhttp
 from hostbridge.tunnel.errors import HostKeyError
 from hostbridge.paths import MachinePaths
-from hostbridge.vm import remote
+from hostbridge.machines import remote
 
 pytestmark = pytest.mark.root
 

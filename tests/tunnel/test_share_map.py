@@ -1,4 +1,4 @@
-"""`up` tells the engine where a Windows host's folders are mounted (vm/steps.share_map),
+"""`up` tells the engine where a Windows host's folders are mounted (machines/steps.share_map),
 written over a real SSH connection to the namespace's sshd, and read back as the engine reads it."""
 
 import pytest
@@ -7,8 +7,8 @@ from hostbridge import deploy
 from hostbridge.guest.volumes.hostpaths import load_map, translate
 from hostbridge.tunnel.known_hosts import KnownHosts
 from hostbridge.tunnel.ssh import Connection, SSHTarget
-from hostbridge.vm import steps
-from hostbridge.vm.record import Machine
+from hostbridge.machines import steps
+from hostbridge.machines.record import Machine
 
 pytestmark = pytest.mark.root
 

@@ -244,7 +244,7 @@ def _cli(*args):
 @pytest.mark.parametrize("via", ["direct", "proxycommand", "proxyjump"])
 def test_ssh_config_block_works_with_openssh(sshd, ssh_home, hb_home, tmp_path, via):
     from hostbridge.paths import MachinePaths
-    from hostbridge.vm.record import Machine
+    from hostbridge.machines.record import Machine
 
     text = "Host far\n  HostName %s\n  Port %d\n  User root\n  IdentityFile %s\n" % (sshd.host, sshd.port, sshd.user_key)
     if via == "proxycommand":

@@ -8,7 +8,7 @@ from hostbridge.client.endpoint import parse_endpoint, resolve_endpoint
 from hostbridge.client.streams import frame, frames, json_stream
 from hostbridge.config import load
 from hostbridge.errors import ConfigError, MachineError
-from hostbridge.vm.record import Machine
+from hostbridge.machines.record import Machine
 
 
 def test_frames_round_trip_across_odd_reads():
@@ -57,7 +57,7 @@ def test_endpoint_choice(tmp_path, monkeypatch):
     assert resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="dev")).url == "unix:///tmp/dev.sock"
     with pytest.raises(MachineError, match="no machine named 'ghost'"):
         resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="ghost"))
-    # A VM's endpoint is its tunnel agent's (hostbridge.vm.vmmode): a stopped VM has none.
+    # A VM's endpoint is its tunnel agent's (hostbridge.machines.vmmode): a stopped VM has none.
     Machine("cold", mode="vm", driver="qemu").save()
     with pytest.raises(MachineError, match="machine cold is stopped"):
         resolve_endpoint(_config(tmp_path, HOSTBRIDGE_MACHINE="cold"))
@@ -66,7 +66,7 @@ def test_endpoint_choice(tmp_path, monkeypatch):
 def test_machine_record_keeps_fields_it_does_not_know(tmp_path, monkeypatch):
     import json
 
-    from hostbridge.vm import record as machine
+    from hostbridge.machines import record as machine
 
     monkeypatch.setenv("HOSTBRIDGE_HOME", str(tmp_path))
     m = Machine("far", mode="remote", fields={"endpoint": "unix", "ssh": {"hostname": "h"}})

@@ -169,7 +169,7 @@ def test_no_process_probe_would_terminate_a_process_on_windows(monkeypatch):
     import os
 
     from hostbridge.tunnel import control
-    from hostbridge.vm import qemu, vmmode
+    from hostbridge.machines import qemu, vmmode
 
     asked = []
 

@@ -1,4 +1,4 @@
-"""hostbridge.vm.native without an engine: command line, pidfiles, root check, missing engine."""
+"""hostbridge.machines.native without an engine: command line, pidfiles, root check, missing engine."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from hostbridge.errors import MachineError, NotRootError
-from hostbridge.vm import native
+from hostbridge.machines import native
 
 
 def _engine(tmp_path, **kw):
@@ -62,12 +62,12 @@ def test_missing_engine_is_a_clear_error(tmp_path):
 def test_engine_that_dies_at_start_shows_its_log(tmp_path):
     # A real interpreter that cannot run the daemon (no such option): start must fail fast with the log.
     e = _engine(tmp_path, python=sys.executable)
-    e.module = "hostbridge.vm"  # importable, has no daemon → the interpreter exits 1 with a message
+    e.module = "hostbridge.machines"  # importable, has no daemon → the interpreter exits 1 with a message
     e._check_installed = lambda: None  # the module check is what this test bypasses on purpose
     with pytest.raises(MachineError) as info:
         e.start(timeout=10)
     assert "exited with status 1" in str(info.value)
-    assert "hostbridge.vm" in str(info.value)  # python's own message, from the log
+    assert "hostbridge.machines" in str(info.value)  # python's own message, from the log
 
 
 @pytest.mark.root

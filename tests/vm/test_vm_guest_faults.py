@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from hostbridge.vm import image
-from hostbridge.vm.guestimage import cpio
+from hostbridge.machines import image
+from hostbridge.machines.guestimage import cpio
 from tests.support.hbhome import HostbridgeHome, shared_image_cache
 
 pytestmark = [pytest.mark.vm]

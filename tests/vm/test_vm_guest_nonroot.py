@@ -31,9 +31,9 @@ USER = "nobody"
 
 def guest_debs_cache():
     """The shared verified cache of the guest's .deb files (filled once from Debian's servers)."""
-    from hostbridge.vm import image
-    from hostbridge.vm.debian import archive
-    from hostbridge.vm.guestimage import assemble
+    from hostbridge.machines import image
+    from hostbridge.machines.debian import archive
+    from hostbridge.machines.guestimage import assemble
     from tests.support.debmirror import test_cache_dir
 
     cache = os.path.join(test_cache_dir(), "guest-debian")

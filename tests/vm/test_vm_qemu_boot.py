@@ -16,8 +16,8 @@ import paramiko
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import clock, driver, image
-from hostbridge.vm.qemu import QemuDriver
+from hostbridge.machines import clock, driver, image
+from hostbridge.machines.qemu import QemuDriver
 
 pytestmark = pytest.mark.vm
 BOOT_TIMEOUT = 180
@@ -105,7 +105,7 @@ def test_accel_probe_is_quick_and_cached(guest_image, tmp_path):
     import platform
     import shutil
 
-    from hostbridge.vm import qemu_cmd
+    from hostbridge.machines import qemu_cmd
 
     binary = shutil.which(qemu_cmd.qemu_binary())
     cache = str(tmp_path / "accel.json")
@@ -127,7 +127,7 @@ def test_accel_probe_is_quick_and_cached(guest_image, tmp_path):
 def test_probe_recognises_a_booting_kernel(guest_image):
     import shutil
 
-    from hostbridge.vm import qemu_cmd
+    from hostbridge.machines import qemu_cmd
 
     # The probe's own boot, under TCG (which always works): the kernel's banner is seen.
     arch = qemu_cmd.qemu_arch()
@@ -214,7 +214,7 @@ def test_engine_init_script_runs_the_real_engine(running, tmp_path):
 
 def test_bootstrap_is_idempotent_on_the_guest(running):
     machine = running
-    from hostbridge.vm.image import PROVISION_DIR
+    from hostbridge.machines.image import PROVISION_DIR
 
     with connect(machine.ssh_info()) as client:
         assert run(client, "mkdir -p /tmp/provision")[0] == 0

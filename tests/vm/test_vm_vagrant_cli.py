@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import driver, vagrant
+from hostbridge.machines import driver, vagrant
 
 pytestmark = pytest.mark.skipif(not shutil.which("vagrant"), reason="vagrant is not installed: apt-get install vagrant")
 

@@ -17,7 +17,7 @@ import re
 
 from ..errors import InvalidParameter
 
-MAP_FILE = "host-paths.json"  # in the engine's root; written by the host (vm/steps.py)
+MAP_FILE = "host-paths.json"  # in the engine's root; written by the host (machines/steps.py)
 _DRIVE = re.compile(r"^[A-Za-z]:(?:[\\/]|$)")
 
 

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from hostbridge.vm.debian.control import Relation, compare_versions, paragraphs, parse_relations, parse_version
+from hostbridge.machines.debian.control import Relation, compare_versions, paragraphs, parse_relations, parse_version
 
 # (a, b, expected sign of compare(a, b)); most from dpkg's own tests (t-version, dpkg_version.t).
 VERSIONS = [

@@ -3,7 +3,7 @@
 import pytest
 
 from hostbridge.errors import ArchiveError
-from hostbridge.vm.debian.index import closure, merge, parse_packages
+from hostbridge.machines.debian.index import closure, merge, parse_packages
 
 
 def _para(name, version="1.0", depends="", pre="", provides=""):
@@ -101,7 +101,7 @@ def test_merge_takes_the_highest_version(index):
 
 def test_default_mirror_and_sources(tmp_path):
     from hostbridge import config
-    from hostbridge.vm.debian.archive import default_mirror, default_sources, security_mirror
+    from hostbridge.machines.debian.archive import default_mirror, default_sources, security_mirror
 
     cfg = config.load(environ={"HOSTBRIDGE_VM_MIRROR": "http://127.0.0.1:3142/debian/"}, path=str(tmp_path / "none"))
     assert default_mirror(cfg) == "http://127.0.0.1:3142/debian"

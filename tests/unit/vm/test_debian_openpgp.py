@@ -9,8 +9,8 @@ import time
 import pytest
 
 from hostbridge.errors import SignatureError
-from hostbridge.vm.debian import keys as shipped
-from hostbridge.vm.debian.openpgp import Keyring, PGPFormatError, parse_keys, split_cleartext, verify_cleartext
+from hostbridge.machines.debian import keys as shipped
+from hostbridge.machines.debian.openpgp import Keyring, PGPFormatError, parse_keys, split_cleartext, verify_cleartext
 from tests.support.pgp import SigningKey, subpacket
 
 KEYS_DIR = os.path.dirname(shipped.__file__)

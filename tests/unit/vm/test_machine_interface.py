@@ -16,7 +16,7 @@ import pytest
 from hostbridge import config
 from hostbridge.client.endpoint import resolve_endpoint
 from hostbridge.errors import HostbridgeError, MachineError, VMError
-from hostbridge.vm import modes, record, remote, stages
+from hostbridge.machines import modes, record, remote, stages
 
 
 @pytest.fixture(autouse=True)
@@ -67,7 +67,7 @@ def test_a_failed_stage_is_named_with_its_hint_and_cleanups_run_last_first(caplo
     assert err.value.message == "machine dev: `up` failed at the boot stage: no such device"
     assert err.value.hint == "see dev's serial log" and err.value.stage == "boot"
     assert isinstance(err.value.cause, OSError) and run.current == "boot"
-    with caplog.at_level(logging.WARNING, logger="hostbridge.vm.stages"):
+    with caplog.at_level(logging.WARNING, logger="hostbridge.machines.stages"):
         run.cleanup()  # a failing cleanup is logged, the others still run
     assert undone == ["vm", "disk"]
     assert "already gone" in caplog.text
@@ -217,8 +217,8 @@ def test_the_endpoint_path_of_a_vm_stays_light():
     code = ("import sys\nfrom hostbridge.client.endpoint import resolve_endpoint\n"
             "try:\n    resolve_endpoint({'host': None, 'machine': 'dev', 'native.socket': '/s'})\n"
             "except Exception as e:\n    print(type(e).__name__)\n"
-            "print(sorted(m for m in ('paramiko', 'hostbridge.vm.machine', 'hostbridge.vm.stages', "
-            "'hostbridge.vm.qemu', 'hostbridge.vm.steps') if m in sys.modules))")
+            "print(sorted(m for m in ('paramiko', 'hostbridge.machines.machine', 'hostbridge.machines.stages', "
+            "'hostbridge.machines.qemu', 'hostbridge.machines.steps') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(
                              os.path.dirname(os.path.abspath(__file__)))))))
@@ -226,7 +226,7 @@ def test_the_endpoint_path_of_a_vm_stays_light():
 
 
 def test_a_vm_up_failing_at_its_first_stage_leaves_the_starting_state():
-    from hostbridge.vm import machine as machines
+    from hostbridge.machines import machine as machines
 
     seen = []
     # A published image at 127.0.0.1:1, where nothing listens: the image stage fails at once.

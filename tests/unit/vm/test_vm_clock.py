@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import clock
+from hostbridge.machines import clock
 
 
 class Guest:

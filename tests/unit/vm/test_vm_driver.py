@@ -5,9 +5,9 @@ import os
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import driver, drivers
-from hostbridge.vm.qemu import QemuDriver
-from hostbridge.vm.vagrant import VagrantDriver
+from hostbridge.machines import driver, drivers
+from hostbridge.machines.qemu import QemuDriver
+from hostbridge.machines.vagrant import VagrantDriver
 
 ALL = {"vagrant": True, "virtualbox": True, "qemu": True}
 

@@ -4,7 +4,7 @@ import importlib.util
 import os
 import struct
 
-from hostbridge.vm.image import PROVISION_DIR
+from hostbridge.machines.image import PROVISION_DIR
 
 
 def load_init():

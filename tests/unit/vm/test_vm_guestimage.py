@@ -13,9 +13,9 @@ import subprocess
 
 import pytest
 
-from hostbridge.vm import driver
-from hostbridge.vm.guestimage import assemble, cpio, deb, elf, kmod
-from hostbridge.vm.guestimage.tree import Tree, canonical
+from hostbridge.machines import driver
+from hostbridge.machines.guestimage import assemble, cpio, deb, elf, kmod
+from hostbridge.machines.guestimage.tree import Tree, canonical
 from tests.unit.vm.test_vm_guest_init import load_init
 
 
@@ -156,9 +156,9 @@ def kernel_deb():
     from tests.vm.test_vm_guest_nonroot import guest_debs_cache
 
     guest_debs_cache()  # fills the cache; the .deb files there are named by their hash
-    from hostbridge.vm import image
-    from hostbridge.vm.debian import archive
-    from hostbridge.vm.guestimage import assemble
+    from hostbridge.machines import image
+    from hostbridge.machines.debian import archive
+    from hostbridge.machines.guestimage import assemble
     from tests.support.debmirror import test_cache_dir
 
     paths = archive.fetch_packages([assemble.KERNEL_META], image.debian_arch(),

@@ -11,8 +11,8 @@ import tarfile
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import image
-from hostbridge.vm.guestimage import cpio
+from hostbridge.machines import image
+from hostbridge.machines.guestimage import cpio
 
 
 def copy_provision(tmp_path):

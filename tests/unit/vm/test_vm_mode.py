@@ -12,9 +12,9 @@ import pytest
 from hostbridge import config, deploy
 from hostbridge.cli.main import machine_form
 from hostbridge.errors import MachineError, VMError
-from hostbridge.vm import machine as machines
-from hostbridge.vm import record
-from hostbridge.vm import vmmode
+from hostbridge.machines import machine as machines
+from hostbridge.machines import record
+from hostbridge.machines import vmmode
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -91,7 +91,7 @@ def test_a_starting_state_whose_up_died_reads_half_started():
 
 def test_the_endpoint_of_a_stopped_vm_says_how_to_start_it_without_paramiko():
     _vm_record(state="stopped")
-    code = ("import sys\nfrom hostbridge.vm import vmmode\nfrom hostbridge.errors import MachineError\n"
+    code = ("import sys\nfrom hostbridge.machines import vmmode\nfrom hostbridge.errors import MachineError\n"
             "try:\n    vmmode.endpoint_for('dev')\nexcept MachineError as e:\n    print(e)\n"
             "print('paramiko' in sys.modules, 'cryptography' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ),
@@ -159,6 +159,6 @@ def test_auto_shares_per_os():
 def test_windows_shares_are_judged_where_they_land_in_the_guest():
     kept, refused = vmmode.guest_shares(["C:\\Users", "D:\\src"], system="Windows")
     assert (kept, refused) == (("C:\\Users", "D:\\src"), ())
-    from hostbridge.vm.driver import check_shares
+    from hostbridge.machines.driver import check_shares
 
     check_shares(["C:\\Users\\ana"], system="Windows")  # lands at /c/Users/ana: fine

@@ -2,8 +2,8 @@
 
 import pytest
 
-from hostbridge.vm import qemu_cmd
-from hostbridge.vm.qemu_cmd import QemuConfig, build_command
+from hostbridge.machines import qemu_cmd
+from hostbridge.machines.qemu_cmd import QemuConfig, build_command
 
 
 def config(system="Linux", arch="x86_64", accel="kvm", **kw):

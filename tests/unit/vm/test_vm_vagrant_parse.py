@@ -6,7 +6,7 @@ from a live VirtualBox."""
 import pytest
 
 from hostbridge.errors import VMError
-from hostbridge.vm import driver, vagrant
+from hostbridge.machines import driver, vagrant
 
 STATUS = """1700000000,default,metadata,provider,virtualbox
 1700000000,default,provider-name,virtualbox
@@ -104,7 +104,7 @@ def test_host_key_from_what_the_guest_printed():
 
 
 def test_connect_refuses_a_guest_whose_host_key_is_unknown(tmp_path):
-    from hostbridge.vm import steps
+    from hostbridge.machines import steps
 
     class Record:
         class paths:

@@ -22,11 +22,11 @@ def make_driver(name, spec, **kwargs):
         VMError: no such VM driver ("native" is not a VM: ``modes.py`` handles it).
     """
     if name == "qemu":
-        from hostbridge.vm.qemu import QemuDriver
+        from hostbridge.machines.qemu import QemuDriver
 
         return QemuDriver(spec, **kwargs)
     if name == "vagrant":
-        from hostbridge.vm.vagrant import VagrantDriver
+        from hostbridge.machines.vagrant import VagrantDriver
 
         return VagrantDriver(spec, **kwargs)
     raise VMError("%r is not a VM driver" % name, hint="use --driver qemu or --driver vagrant")

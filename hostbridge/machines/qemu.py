@@ -22,10 +22,10 @@ import time
 
 from hostbridge.errors import VMError
 from hostbridge.hostos import guest_path
-from hostbridge.vm import image, qemu_cmd, sshkeys
-from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
+from hostbridge.machines import image, qemu_cmd, sshkeys
+from hostbridge.machines.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
                                   Driver, SSHInfo, boot_failure, check_shares)
-from hostbridge.vm.qmp import QMP
+from hostbridge.machines.qmp import QMP
 
 log = logging.getLogger(__name__)
 SSH_USER = "root"

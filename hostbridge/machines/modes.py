@@ -29,7 +29,7 @@ class UpOptions:
     existing machine keeps its own driver, size and shares.
 
     Attributes:
-        driver: "qemu", "vagrant" for a new VM (None: config ``vm.driver``, else the OS default).
+        driver: "qemu", "vagrant" for a new VM (None: config ``machines.driver``, else the OS default).
         cpus, memory_mib: a new VM's size.
         disk: a new VM's disk, GiB or a size text ("20G").
         shares: a new VM's host folders (empty: config ``vm.shares``).
@@ -313,11 +313,11 @@ def for_record(record, config=None) -> Machine:
 
 def select(name, config, driver=None) -> Machine:
     """The machine called ``name``: its record's mode, else (no record) what ``driver``, the
-    config's ``vm.driver`` or the OS default makes of it.
+    config's ``machines.driver`` or the OS default makes of it.
 
     Args:
         name: the machine's name.
-        config: a ``Config`` (``vm.driver``, ``native.*``).
+        config: a ``Config`` (``machines.driver``, ``native.*``).
         driver: the ``--driver`` asked for, or None.
     Returns:
         A ``Machine`` (its ``record`` None when it has none yet).

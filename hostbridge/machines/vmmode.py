@@ -1,6 +1,6 @@
 """VM mode's read side: the driver of a machine, its status, its endpoint, ssh, logs.
 
-Sequencing a start or a stop is ``vm/machine.py``'s job; this module only builds a machine's
+Sequencing a start or a stop is ``machines/machine.py``'s job; this module only builds a machine's
 driver from its record and answers questions about it. ``endpoint_for`` is on the CLI's hot
 path (``client.endpoint`` through ``modes.VMMachine.endpoint``): it never imports paramiko or a driver.
 """

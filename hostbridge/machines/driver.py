@@ -56,7 +56,7 @@ class MachineSpec:
         cpus, memory_mib, disk_gib: the VM's size.
         shares: host folders to mount in the guest at the same path.
         ssh_port: preferred host port for SSH (0: any free one); another is picked when taken.
-        image_dir: the guest image (qemu): a directory from hostbridge.vm.image.
+        image_dir: the guest image (qemu): a directory from hostbridge.machines.image.
         box: the Vagrant box (vagrant).
     """
 
@@ -322,7 +322,7 @@ def installed_tools(which=shutil.which, machine=None):
         which: a ``shutil.which``-like lookup.
         machine: ``platform.machine()`` (default: this host's), picks the QEMU binary.
     """
-    from hostbridge.vm import qemu_cmd
+    from hostbridge.machines import qemu_cmd
 
     return {"vagrant": bool(which("vagrant")), "virtualbox": bool(which("VBoxManage")),
             "qemu": bool(which(qemu_cmd.qemu_binary(machine)))}

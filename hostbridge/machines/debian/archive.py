@@ -28,12 +28,12 @@ from dataclasses import dataclass
 
 from hostbridge import paths
 from hostbridge.errors import ArchiveError, ArchiveUnreachable, SignatureError
-from hostbridge.vm.debian import index as _index
-from hostbridge.vm.debian.control import paragraphs
-from hostbridge.vm.debian.download import HTTP, file_sha256
-from hostbridge.vm.debian.index import Package
-from hostbridge.vm.debian.keys import default_keyring
-from hostbridge.vm.debian.openpgp import CLOCK_SKEW, verify_cleartext
+from hostbridge.machines.debian import index as _index
+from hostbridge.machines.debian.control import paragraphs
+from hostbridge.machines.debian.download import HTTP, file_sha256
+from hostbridge.machines.debian.index import Package
+from hostbridge.machines.debian.keys import default_keyring
+from hostbridge.machines.debian.openpgp import CLOCK_SKEW, verify_cleartext
 
 __all__ = ["Archive", "Package", "Source", "fetch_packages", "default_mirror", "default_cache_dir"]
 
@@ -322,7 +322,7 @@ def default_mirror(cfg=None):
         ConfigError: the config file is invalid.
     """
     from hostbridge import config
-    from hostbridge.vm.image import host_mirror
+    from hostbridge.machines.image import host_mirror
 
     cfg = cfg if cfg is not None else config.load()
     return (cfg["vm.mirror"] or host_mirror()).rstrip("/")

@@ -17,7 +17,7 @@ import subprocess
 from hostbridge import resources
 from hostbridge.errors import VMError
 from hostbridge.hostos import guest_path
-from hostbridge.vm.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
+from hostbridge.machines.driver import (NOT_CREATED, PAUSED, RUNNING, STOPPED, UNKNOWN, Capabilities, Driver, SSHInfo,
                                   check_shares)
 
 VAGRANTFILE = resources.vagrantfile()

@@ -30,7 +30,7 @@ def default_keyring():
     global _keyring
     if _keyring is None:
         from hostbridge.errors import ArchiveError
-        from hostbridge.vm.debian.openpgp import Keyring
+        from hostbridge.machines.debian.openpgp import Keyring
 
         blobs = []
         for name in KEY_FILES:

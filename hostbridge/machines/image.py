@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from hostbridge import paths, resources
 from hostbridge.errors import VMError
-from hostbridge.vm.debian.download import file_sha256
+from hostbridge.machines.debian.download import file_sha256
 
 PROVISION_DIR = resources.provision_dir()  # the wheel's package data, else the checkout's provision/
 # Every file of provision/ the guest is made of: a change to any of them is a new image.
@@ -294,7 +294,7 @@ def _guest_debs(arch, suite, mirror, progress, debs_dir):
         try:
             from .debian.archive import fetch_packages
         except ImportError as e:
-            raise VMError("this hostbridge cannot download Debian packages (hostbridge.vm.debian is missing)",
+            raise VMError("this hostbridge cannot download Debian packages (hostbridge.machines.debian is missing)",
                           hint="set %s to a directory of the guest's .deb files" % DEBS_ENV) from e
         debs = fetch_packages(names, arch, suite=suite, mirror=mirror,
                               exclude=assemble.EXCLUDE_PACKAGES, progress=progress)

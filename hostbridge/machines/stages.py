@@ -1,7 +1,7 @@
 """The one staged sequencer of every machine mode: named stages, cleanup on failure, and the
 persisted ``starting`` state that lets the next command see a start that crashed.
 
-``vm/machine.py`` (a VM's ``up``) and ``vm/remote.py`` (``remote add``) run their steps through
+``machines/machine.py`` (a VM's ``up``) and ``machines/remote.py`` (``remote add``) run their steps through
 a ``Stages``: each step has a name, so an error says which one failed (``StageFailed``) with
 that stage's hint, and the callbacks registered with ``on_failure`` undo what was started, in
 reverse order. Nothing here prints: ``progress(stage, text)`` is the caller's.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from hostbridge.errors import ArchiveError
-from hostbridge.vm.debian.control import Relation, compare_versions, paragraphs, parse_relations
+from hostbridge.machines.debian.control import Relation, compare_versions, paragraphs, parse_relations
 
 _FIELDS = {"Package", "Version", "Architecture", "Filename", "SHA256", "Size", "Depends", "Pre-Depends",
            "Provides"}

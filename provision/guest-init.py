@@ -48,6 +48,7 @@ DATA_MOUNT = "/mnt/data"
 PERSISTENT = ["var/lib/hostbridge", "usr/local", "var/cache/hostbridge"]
 PYCACHE = "/var/cache/hostbridge/pycache"
 EXT4_MAGIC_AT, EXT4_MAGIC = 1080, b"\x53\xef"
+GROW_MIN = 64 << 20  # a disk this much bigger than its filesystem was grown by the host: resize2fs
 MS_BIND = 4096
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
@@ -107,6 +108,31 @@ def classify_disk(head):
     return "unknown"
 
 
+def ext4_bytes(head):
+    """The size of the ext4 filesystem whose superblock is in ``head`` (the disk's first bytes)."""
+    blocks_lo, = struct.unpack_from("<I", head, 1024 + 4)
+    log_block, = struct.unpack_from("<I", head, 1024 + 24)
+    incompat, = struct.unpack_from("<I", head, 1024 + 0x60)
+    blocks_hi = struct.unpack_from("<I", head, 1024 + 0x150)[0] if incompat & 0x80 else 0  # INCOMPAT_64BIT
+    return ((blocks_hi << 32) | blocks_lo) * (1024 << log_block)
+
+
+def grow_filesystem(device, head):
+    """Grow the mounted data disk's ext4 to the whole disk (online) when the host made the disk
+    bigger (``hostbridge up --disk``); otherwise do nothing."""
+    try:
+        with open("/sys/class/block/%s/size" % os.path.basename(device)) as f:
+            disk = int(f.read()) * 512
+    except (OSError, ValueError):
+        return
+    if disk - ext4_bytes(head) < GROW_MIN:
+        return
+    log("growing the data disk's filesystem to %d MiB" % (disk >> 20))
+    status = run(["resize2fs", device], timeout=600)
+    if status != 0:
+        log("resize2fs %s failed (exit status %s); the filesystem keeps its size" % (device, status))
+
+
 def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
     """Format (blank disk only), check and mount the data disk, and bind its PERSISTENT trees
     into place. Returns None, or the reason the disk is not used (then nothing is mounted)."""
@@ -134,6 +160,8 @@ def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
         return "%s is neither blank nor an ext4 filesystem; it was left as it is" % device
     if not mount(device, mountpoint, "ext4", "", MS_NOSUID | MS_NODEV):
         return "cannot mount %s (ext4): %s" % (device, os.strerror(ctypes.get_errno()))
+    if kind == "ext4":
+        grow_filesystem(device, head)
     for sub in PERSISTENT:
         src, dst = os.path.join(mountpoint, sub), "/" + sub
         os.makedirs(src, exist_ok=True)

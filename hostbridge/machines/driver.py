@@ -166,6 +166,16 @@ class Driver(abc.ABC):
         """One of NOT_CREATED, STOPPED, STARTING, RUNNING, PAUSED, UNKNOWN. Never raises for a
         machine that was killed: a VM whose process died is STOPPED."""
 
+    def resize(self, cpus: int, memory_mib: int, disk_gib: int) -> None:
+        """Give a stopped machine this size, taken at its next start (``podman machine set``).
+
+        The disk only grows (its filesystem is grown by the guest at boot). The caller checks
+        that the machine is stopped and that the disk does not shrink (``machines.resize``).
+        Raises VMError when the driver cannot do it.
+        """
+        raise VMError("the %s driver cannot resize a machine" % type(self).__name__,
+                      hint="destroy it and create it again with the size you want")
+
     @abc.abstractmethod
     def ssh_info(self) -> SSHInfo:
         """Where the running guest's sshd is. Raises VMError when the machine is not running."""

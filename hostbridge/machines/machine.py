@@ -161,7 +161,7 @@ class _Up:
 
 
 def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ssh_timeout=300.0, image_url="",
-          image_sha256="", progress=None) -> UpResult:
+          image_sha256="", progress=None, resize_to=None) -> UpResult:
     """Bring vm machine ``name`` up: create → boot → SSH → deploy → engine → clock → tunnel → /_ping.
 
     On a machine that runs already this only checks the tunnel agent and ``/_ping``. A failure
@@ -177,6 +177,8 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         ssh_timeout: seconds to wait for the guest's sshd.
         image_url, image_sha256: a published guest image (qemu) instead of building one.
         progress: ``(stage, text)`` callback, one call per stage.
+        resize_to: {cpus, memory_mib, disk_gib} asked explicitly: an existing stopped machine
+            is resized first (``resize.resize_vm``; a running one is refused).
     Returns:
         An ``UpResult``.
     Raises:
@@ -190,7 +192,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
     record = load(name)
     if record is not None and record.mode != vmmode.MODE:
         raise MachineError("machine %s is a %s machine, not a VM" % (name, record.mode), machine=name)
-    if record is not None and record.fields.get("state") == vmmode.RUNNING:
+    if record is not None and record.fields.get("state") == vmmode.RUNNING and not _resizes(record, resize_to):
         url = vmmode.quick_endpoint(record)
         if url and _engine_current(record):
             return UpResult(name, url, record.driver, already_running=True, seconds=time.monotonic() - t0)
@@ -212,6 +214,8 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         elif driver and driver != record.driver:
             raise MachineError("machine %s uses the %s driver, not %s" % (name, record.driver, driver),
                                hint="destroy it first to change driver, or pick another --machine", machine=name)
+        else:
+            _resize(record, resize_to, progress)
         recovered = record.fields.get("state") == vmmode.STARTING  # we hold the lock: that `up` is gone
         if recovered:
             progress("recover", "note: a previous `up` of %s did not finish; starting over" % name)
@@ -232,6 +236,21 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         stages.mark_done(record, vmmode.RUNNING)
     return UpResult(name, url, record.driver, created=created, booted=run.booted, recovered=recovered,
                     seconds=time.monotonic() - t0, stages=run.timings)
+
+
+def _resizes(record, resize_to) -> bool:
+    from .resize import plan
+
+    return bool(resize_to and plan(record.fields, name=record.name, **resize_to))
+
+
+def _resize(record, resize_to, progress):
+    """An existing machine takes the size asked on ``up`` (it must be stopped)."""
+    from .resize import describe, resize_vm
+
+    changes = resize_vm(record, **resize_to) if resize_to else {}
+    if changes:
+        progress("create", "note: machine %s resized: %s" % (record.name, describe(changes)))
 
 
 def _engine_current(record) -> bool:

@@ -26,12 +26,12 @@ VM_DRIVERS = ("qemu", "vagrant")
 
 class UpOptions:
     """What ``up`` is asked for; None leaves a setting to the config (``vm.*``, ``native.*``). An
-    existing machine keeps its own driver, size and shares.
+    existing machine keeps its own driver and shares (its size changes only as asked, when stopped).
 
     Attributes:
         driver: "qemu", "vagrant" for a new VM (None: config ``machines.driver``, else the OS default).
-        cpus, memory_mib: a new VM's size.
-        disk: a new VM's disk, GiB or a size text ("20G").
+        cpus, memory_mib: a new VM's size; an existing stopped VM is resized to them.
+        disk: a new VM's disk, GiB or a size text ("20G"); an existing stopped VM's disk grows to it.
         shares: a new VM's host folders (empty: config ``vm.shares``).
         timeout: seconds to wait (native: for the engine; VM: for the guest's SSH).
     """
@@ -199,7 +199,9 @@ class VMMachine(Machine):
             self.name, driver=o.driver or c["vm.driver"] or None, cpus=o.cpus or c["vm.cpus"],
             memory_mib=o.memory_mib or c["vm.memory"], disk_gib=vmmode.parse_size_gib(o.disk or c["vm.disk"]),
             shares=o.shares or vmmode.parse_shares(c["vm.shares"]), ssh_timeout=o.timeout or c["vm.start_timeout"],
-            image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"], progress=progress)
+            image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"], progress=progress,
+            resize_to={"cpus": o.cpus, "memory_mib": o.memory_mib,
+                       "disk_gib": vmmode.parse_size_gib(o.disk) if o.disk else None})
 
     def down(self, force=False, timeout=60.0):
         from . import machine as machines

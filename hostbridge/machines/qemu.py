@@ -242,6 +242,17 @@ class QemuDriver(Driver):
             self.stop(force=True)
         self.files.remove_all()
 
+    def resize(self, cpus, memory_mib, disk_gib):
+        record = self._record()
+        if record is None:
+            raise VMError("machine %s does not exist" % self.spec.name, hint="create it first (hostbridge up)")
+        if disk_gib > int(record.get("disk_gib") or 0):
+            from hostbridge.machines.resize import grow_disk
+
+            grow_disk(self.files.disk, disk_gib)  # the guest grows its filesystem at the next boot
+        record.update(cpus=int(cpus), memory_mib=int(memory_mib), disk_gib=int(disk_gib))
+        self._save(record)
+
     def ssh_info(self):
         record = self._record()
         if record is None or not record.get("ssh_port") or self._pid() is None:

@@ -207,10 +207,20 @@ class VagrantDriver(Driver):
                     "shares": [p if guest_path(p) == p else [p, guest_path(p)]
                                for p in (self.spec.shares or [os.path.expanduser("~")])],
                     "provision_dir": self.provision_dir, "provider": self.provider}
+        self._write_settings(settings)
+
+    def _write_settings(self, settings):
         tmp = self.files.vagrant_settings + ".tmp"
         with open(tmp, "w") as f:
             json.dump(settings, f, indent=1)
         os.replace(tmp, self.files.vagrant_settings)
+
+    def resize(self, cpus, memory_mib, disk_gib):
+        # The Vagrantfile reads these at every `vagrant up` (its disk through the `disks` feature).
+        with open(self.files.vagrant_settings) as f:
+            settings = json.load(f)
+        settings.update(cpus=int(cpus), memory=int(memory_mib), disk_gb=int(disk_gib))
+        self._write_settings(settings)
 
     def vagrant_state(self):
         """Ask vagrant itself (``vagrant status --machine-readable``): (state, vagrant's word).

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 
 import pytest
 from test_vm_guest_init import load_init  # a sibling module (pytest puts this folder on sys.path)
@@ -76,8 +78,11 @@ def test_a_smaller_disk_is_refused_and_nothing_is_touched(stopped_qemu_machine):
 def test_a_running_machine_is_refused(stopped_qemu_machine):
     rec = stopped_qemu_machine
     # A process whose command line names the pidfile is what the driver takes for its QEMU.
-    proc = subprocess.Popen(["sh", "-c", "sleep 60", rec.paths.pidfile])
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", rec.paths.pidfile])
     try:
+        deadline = time.monotonic() + 10
+        while b"sleep" not in open("/proc/%d/cmdline" % proc.pid, "rb").read() and time.monotonic() < deadline:
+            time.sleep(0.02)  # Popen may return while the kernel is still setting the new command line up
         with open(rec.paths.pidfile, "w") as f:
             f.write(str(proc.pid))
         with pytest.raises(MachineError) as e:

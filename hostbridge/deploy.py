@@ -374,7 +374,7 @@ def write_settings(conn, layout: Layout, proxies: dict, ca_files=()) -> None:
     """Give the far-side engine its proxies and extra CAs (read at its next start).
 
     The CA files are copied to ``ROOT/ca/``; the settings file is mode 0600 (a proxy URL may
-    hold a password). A provisioned guest's service (``initd``) does not read it yet.
+    hold a password). A provisioned guest's service (``initd``, the unit) reads it at every start.
 
     Args:
         proxies: ``engine_settings.proxies``'s map (http-proxy, https-proxy, no-proxy).

@@ -2,9 +2,8 @@
 
 Each check is a function ``(ctx) -> Result`` listed in ``CHECKS``; it never raises (a check
 that cannot run says so as its figure) and is skipped (``ok=None``) where it does not apply to
-the machine's mode. Checks that need a VM guest (clock drift, guest disk, accelerator, share)
-belong here too, once the ``Machine`` interface can run a command in the guest; those below
-work for native and remote machines. Nothing here prints.
+the machine's mode. A VM's guest is asked over SSH (``Context.guest_run``: the machine's own
+key, its pinned host key) for its clock, disk, routes and shares. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ import base64
 import hashlib
 import ipaddress
 import os
+import posixpath
+import shlex
 import time
 
 from .errors import HostbridgeError
@@ -61,6 +62,36 @@ class Context:
         self.mode = self.record.mode if self.record is not None else "native"
         self._endpoint = None
         self.endpoint_error = None
+        self._guest = None
+        self.guest_error = None
+
+    def guest_run(self, command: str, timeout=60) -> tuple:
+        """Run a shell command in a VM machine's guest over SSH (one connection per doctor run).
+
+        Returns:
+            (exit status, stdout text, stderr text).
+        Raises:
+            HostbridgeError: the guest cannot be reached.
+        """
+        if self._guest is None:
+            if self.guest_error:
+                raise HostbridgeError(self.guest_error)
+            from .machines import vmmode
+
+            try:
+                if not (self.record.fields or {}).get("ssh"):
+                    raise HostbridgeError("machine %s was never started" % self.name)
+                self._guest = vmmode.connection(self.record).open()
+            except Exception as e:  # paramiko's own errors too: the finding is that SSH fails
+                self.guest_error = "cannot reach the guest over SSH: %s" % e
+                raise HostbridgeError(self.guest_error) from None
+        rc, out, err = self._guest.run(command, timeout=timeout)
+        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def close(self):
+        if self._guest is not None:
+            self._guest.close()
+            self._guest = None
 
     @property
     def endpoint(self) -> str | None:
@@ -181,13 +212,17 @@ def check_dns(ctx) -> Result:
 
 def host_routes(path="/proc/net/route") -> list:
     """This host's IPv4 routes as (network, device), the default route left out."""
-    routes = []
     try:
         with open(path) as f:
-            lines = f.read().splitlines()[1:]
+            return parse_routes(f.read())
     except OSError:
-        return routes
-    for line in lines:
+        return []
+
+
+def parse_routes(text: str) -> list:
+    """``/proc/net/route``'s text → [(network, device)], the default route left out (pure)."""
+    routes = []
+    for line in text.splitlines()[1:]:
         fields = line.split()
         if len(fields) < 8:
             continue
@@ -199,14 +234,17 @@ def host_routes(path="/proc/net/route") -> list:
     return routes
 
 
-def subnet_clashes(subnets: dict, routes: list) -> list:
+def subnet_clashes(subnets: dict, routes: list, bridges=None) -> list:
     """(network name, subnet, clashing route, device) for each container subnet that overlaps a
-    host route other than its own bridge's (pure).
+    host route other than its own bridge's (pure but for reading this host's bridges).
 
     Args:
         subnets: {network name: [subnet CIDR, …]}.
         routes: from ``host_routes``.
+        bridges: the bridge devices of the engine's host (None: this host's, from /sys).
     """
+    if bridges is None:
+        bridges = {dev for _, dev in routes if os.path.isdir("/sys/class/net/%s/bridge" % dev)}
     out = []
     for name, cidrs in sorted(subnets.items()):
         for cidr in cidrs:
@@ -218,36 +256,59 @@ def subnet_clashes(subnets: dict, routes: list) -> list:
                 continue
             for route, dev in routes:
                 # The network's own route: exactly its subnet, on a bridge device.
-                if route == net and os.path.isdir("/sys/class/net/%s/bridge" % dev):
+                if route == net and dev in bridges:
                     continue
                 if route.overlaps(net):
                     out.append((name, str(net), str(route), dev))
     return out
 
 
+GUEST_ROUTES = "cat /proc/net/route; echo --; for d in /sys/class/net/*/bridge; do basename \"${d%/bridge}\"; done"
+
+
+def _engine_host_routes(ctx) -> tuple:
+    """(routes, bridge devices or None for this host's) of the host the engine runs on.
+
+    Raises:
+        HostbridgeError: a VM's guest cannot be asked.
+    """
+    if ctx.mode == "native":
+        return host_routes(), None
+    rc, out, err = ctx.guest_run(GUEST_ROUTES)
+    table, _, bridges = out.partition("--\n")
+    if rc != 0 or not table.strip():
+        raise HostbridgeError("reading the guest's routes failed: %s" % (err.strip() or "exit %d" % rc))
+    return parse_routes(table), set(bridges.split())
+
+
 def check_subnets(ctx) -> Result:
-    """No container subnet overlaps a route of the host (a VPN's, a LAN's)."""
-    if ctx.mode != "native":
+    """No container subnet overlaps a route of the engine's host (a VPN's, a LAN's)."""
+    if ctx.mode == "remote":
         return Result("subnets", None, "the engine's host routes are not read from here (%s machine)" % ctx.mode)
     if ctx.endpoint is None:
         return Result("subnets", None, "no engine to ask for its networks")
+    try:
+        routes, bridges = _engine_host_routes(ctx)
+    except HostbridgeError as e:
+        return Result("subnets", False, str(e), ctx.up_fix())
     try:
         nets = _get(ctx, "/networks")
     except HostbridgeError as e:
         return Result("subnets", None, "cannot list the engine's networks (%s)" % e)
     subnets = {n.get("Name", "?"): [c.get("Subnet") for c in ((n.get("IPAM") or {}).get("Config") or [])
                                     if c.get("Subnet")] for n in nets}
-    clashes = subnet_clashes(subnets, host_routes())
+    clashes = subnet_clashes(subnets, routes, bridges)
     count = sum(len(v) for v in subnets.values())
+    where = "guest" if ctx.mode == "vm" else "host"
     if clashes:
         name, net, route, dev = clashes[0]
         more = " (and %d more)" % (len(clashes) - 1) if len(clashes) > 1 else ""
-        return Result("subnets", False, "network %s (%s) overlaps the host route %s via %s%s" % (name, net, route, dev, more),
+        return Result("subnets", False, "network %s (%s) overlaps the %s route %s via %s%s" % (
+            name, net, where, route, dev, more),
                       "remove it and create it on a free range: `hostbridge network rm %s` then "
                       "`hostbridge network create --subnet 10.213.0.0/24 %s`; for the default bridge, restart "
                       "the engine (it picks a free range)" % (name, name))
-    return Result("subnets", True, "%d container subnet(s), none overlaps the host's %d route(s)"
-                  % (count, len(host_routes())))
+    return Result("subnets", True, "%d container subnet(s), none overlaps the %s's %d route(s)" % (count, where, len(routes)))
 
 
 def _free(path):
@@ -261,6 +322,11 @@ def _gib(n) -> str:
     return "%.1f GiB" % (n / float(1 << 30)) if n >= (1 << 30) else "%.0f MiB" % (n / float(1 << 20))
 
 
+def _short(free, total) -> bool:
+    """Too little free space: under MIN_FREE_BYTES, or under MIN_FREE_RATIO of a disk (pure)."""
+    return free < MIN_FREE_BYTES or bool(total and free < MIN_FREE_RATIO * total)
+
+
 def check_disk(ctx) -> Result:
     """Free space where the native engine keeps its state and where images are cached."""
     from . import paths
@@ -272,13 +338,114 @@ def check_disk(ctx) -> Result:
     for label, path in places:
         free, total, at = _free(path)
         seen.append("%s %s free of %s" % (label, _gib(free), _gib(total)))
-        if free < MIN_FREE_BYTES or (total and free < MIN_FREE_RATIO * total):
+        if _short(free, total):
             worst = worst or (label, at, free)
     if worst:
         label, at, free = worst
         return Result("disk", False, "; ".join(seen), "free space on %s (%s: %s left): `hostbridge system prune -a`, or "
                       "move it elsewhere" % (at, label, _gib(free)))
     return Result("disk", True, "; ".join(seen))
+
+
+GUEST_DATA = "/var/lib/hostbridge"  # the guest's data disk (images, containers, volumes)
+MAX_DRIFT = 2.0  # seconds between the guest's clock and the host's before the check fails
+
+
+def _vm_only(ctx, name):
+    if ctx.mode != "vm":
+        return Result(name, None, "%s machine: no VM guest" % ctx.mode)
+    if ctx.record.fields.get("state") != "running":
+        return Result(name, False, "machine %s is %s" % (ctx.name, ctx.record.fields.get("state") or "stopped"),
+                      ctx.up_fix())
+    return None
+
+
+def check_clock(ctx) -> Result:
+    """The guest's clock agrees with the host's (a laptop's sleep stops a VM's clock)."""
+    from .machines import clock
+
+    skipped = _vm_only(ctx, "clock")
+    if skipped:
+        return skipped
+    try:
+        drift, rtt = clock.guest_drift(ctx.guest_run)
+    except HostbridgeError as e:
+        return Result("clock", False, str(e), ctx.up_fix())
+    figure = "the guest's clock is %+.2f s off the host's (SSH round trip %s)" % (drift, _ms(rtt))
+    if abs(drift) > MAX_DRIFT + rtt:
+        return Result("clock", False, figure, "`hostbridge restart --machine %s` sets the guest's clock (TLS "
+                      "and registry tokens fail on a skewed clock)" % ctx.name)
+    return Result("clock", True, figure)
+
+
+def check_guest_disk(ctx) -> Result:
+    """Free space on the guest's data disk (images, containers, volumes)."""
+    skipped = _vm_only(ctx, "guest disk")
+    if skipped:
+        return skipped
+    try:
+        rc, out, err = ctx.guest_run("df -P -k %s" % GUEST_DATA)
+        fields = out.strip().splitlines()[-1].split()
+        total, free = int(fields[1]) << 10, int(fields[3]) << 10
+    except HostbridgeError as e:
+        return Result("guest disk", False, str(e), ctx.up_fix())
+    except (IndexError, ValueError):
+        return Result("guest disk", False, "df in the guest printed %r (%s)" % (out.strip()[:80], err.strip()),
+                      ctx.up_fix())
+    figure = "%s %s free of %s" % (GUEST_DATA, _gib(free), _gib(total))
+    if _short(free, total):
+        return Result("guest disk", False, figure, "`hostbridge system prune -a --machine %s`, or grow the disk: "
+                      "`hostbridge down --machine %s`, then `hostbridge up --machine %s --disk %dG`"
+                      % (ctx.name, ctx.name, ctx.name, 2 * max(1, total >> 30)))
+    return Result("guest disk", True, figure)
+
+
+def check_accelerator(ctx) -> Result:
+    """The VM's accelerator: KVM/HVF/WHPX, or TCG (software emulation, several times slower)."""
+    import json
+
+    if ctx.mode != "vm":
+        return Result("accelerator", None, "%s machine: no VM" % ctx.mode)
+    if ctx.record.driver != "qemu":
+        return Result("accelerator", None, "chosen by %s, not by hostbridge" % ctx.record.driver)
+    try:
+        with open(ctx.record.paths.driver_json) as f:
+            accel = json.load(f).get("accel")
+    except (OSError, ValueError):
+        accel = None
+    if not accel:
+        return Result("accelerator", False, "the machine was never booted", ctx.up_fix())
+    if accel == "tcg":
+        return Result("accelerator", True, "tcg: software emulation, several times slower (no working "
+                                           "KVM/HVF/WHPX here; `hostbridge logs --serial` shows why at boot)")
+    return Result("accelerator", True, "%s (hardware virtualization)" % accel)
+
+
+def check_shares(ctx) -> Result:
+    """Each host folder shared with the VM is mounted in the guest, at its path, and writable."""
+    from .hostos import guest_path
+
+    skipped = _vm_only(ctx, "shares")
+    if skipped:
+        return skipped
+    shares = [guest_path(p) for p in ctx.record.fields.get("shares") or []]
+    if not shares:
+        return Result("shares", None, "no host folder is shared with %s" % ctx.name)
+    probe = ".hostbridge-doctor-%d" % os.getpid()
+    for path in shares:
+        # /proc/mounts escapes a space as \040 (and a backslash as \134).
+        entry = " %s 9p " % path.replace("\\", "\\134").replace(" ", "\\040")
+        f = shlex.quote(posixpath.join(path, probe))
+        try:
+            rc, out, err = ctx.guest_run("grep -qF -- %s /proc/mounts || { echo not-mounted; exit 1; }; "
+                                         "touch %s && rm -f %s" % (shlex.quote(entry), f, f))
+        except HostbridgeError as e:
+            return Result("shares", False, str(e), ctx.up_fix())
+        if rc != 0:
+            what = "is not mounted" if "not-mounted" in out else "is not writable (%s)" % (err.strip() or rc)
+            return Result("shares", False, "%s %s in the guest" % (path, what),
+                          "`hostbridge restart --machine %s` mounts it again" % ctx.name)
+    return Result("shares", True, "%s mounted and writable" % ", ".join(shares))
 
 
 def _known_hosts_fingerprints(path, entry) -> list:
@@ -310,6 +477,9 @@ def check_host_key(ctx) -> Result:
     entry = target["hostname"] if port == 22 else "[%s]:%d" % (target["hostname"], port)
     path = ctx.record.paths.known_hosts
     fps = _known_hosts_fingerprints(path, entry)
+    if not fps and ctx.mode == "vm":
+        return Result("host key", False, "no key pinned for %s in %s" % (entry, path),
+                      "`hostbridge restart --machine %s` pins the guest's own key again" % ctx.name)
     if not fps:
         return Result("host key", False, "no key pinned for %s in %s" % (entry, path),
                       "re-add the machine and confirm its fingerprint: `hostbridge remote rm %s`, then "
@@ -375,8 +545,8 @@ def check_docker_cli(ctx) -> Result:
                   "`docker context use %s` (or `hostbridge context create %s` first)" % (mine, ctx.name))
 
 
-CHECKS = (check_engine, check_tunnel, check_dns, check_subnets, check_disk, check_host_key, check_keyring,
-          check_docker_cli)
+CHECKS = (check_engine, check_tunnel, check_clock, check_dns, check_subnets, check_disk, check_guest_disk,
+          check_accelerator, check_shares, check_host_key, check_keyring, check_docker_cli)
 
 
 def run(config, environ=None, checks=CHECKS, **options) -> list:
@@ -389,13 +559,16 @@ def run(config, environ=None, checks=CHECKS, **options) -> list:
     """
     ctx = Context(config, environ, **options)
     out = []
-    for check in checks:
-        try:
-            out.append(check(ctx))
-        except Exception as e:  # a check must not hide the others: its crash is its finding
-            out.append(Result(check.__name__[len("check_"):].replace("_", " "), False,
-                              "the check itself failed: %s: %s" % (type(e).__name__, e), "report this as a bug"))
+    try:
+        for check in checks:
+            try:
+                out.append(check(ctx))
+            except Exception as e:  # a check must not hide the others: its crash is its finding
+                out.append(Result(check.__name__[len("check_"):].replace("_", " "), False,
+                                  "the check itself failed: %s: %s" % (type(e).__name__, e), "report this as a bug"))
+    finally:
+        ctx.close()
     return out
 
 
-__all__ = ["Result", "Context", "CHECKS", "run", "subnet_clashes", "host_routes", "keyring_verdict"]
+__all__ = ["Result", "Context", "CHECKS", "run", "subnet_clashes", "host_routes", "parse_routes", "keyring_verdict"]

@@ -12,11 +12,17 @@ to the address the guest reaches the host at, for a remote host it is left out w
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
 import os
 import urllib.parse
 
 from .errors import ConfigError
+
+# Where a VM guest reaches this host's loopback: QEMU's user-mode network and VirtualBox's NAT
+# both forward their gateway 10.0.2.2 to the host's 127.0.0.1.
+VM_HOST_ALIAS = "10.0.2.2"
 
 
 def _env(environ, name):
@@ -131,6 +137,20 @@ def daemon_flags(config, environ=None) -> list:
     return argv
 
 
+def fingerprint(proxy_map: dict, ca_files=()) -> str:
+    """A digest of the settings an engine was given (the proxies and the CA files' contents), so
+    that ``up`` rewrites them, and restarts the engine, only when they changed.
+
+    Raises:
+        OSError: a CA file cannot be read.
+    """
+    digest = hashlib.sha256(json.dumps(proxy_map, sort_keys=True).encode())
+    for path in ca_files:
+        with open(path, "rb") as f:
+            digest.update(hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()[:16]
+
+
 def daemon_json(proxy_map: dict, remote_cas) -> dict:
     """The daemon.json-style settings of a remote engine (pure).
 
@@ -141,4 +161,4 @@ def daemon_json(proxy_map: dict, remote_cas) -> dict:
     return {"proxies": dict(proxy_map), "registry-ca": list(remote_cas)}
 
 
-__all__ = ["proxies", "ca_files", "daemon_flags", "daemon_json"]
+__all__ = ["VM_HOST_ALIAS", "proxies", "ca_files", "daemon_flags", "fingerprint", "daemon_json"]

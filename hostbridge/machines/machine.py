@@ -74,8 +74,9 @@ class UpResult:
 class _Up:
     """One ``up`` of a vm machine: its stages, and the cleanup if one fails."""
 
-    def __init__(self, record, created, progress, recovered=False):
+    def __init__(self, record, created, progress, recovered=False, settings=None):
         self.record, self.created, self.recovered = record, created, recovered
+        self.settings = settings  # (proxies, CA files) for the engine (steps.engine_settings)
         self.name, self.p = record.name, record.paths
         self.driver = None
         self.booted = False
@@ -118,6 +119,7 @@ class _Up:
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:
             layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+            self.stage("engine", steps.engine_settings, conn, self.record, layout, self.settings)
             self.stage("engine", steps.start_engine, conn, layout, old)
             self.stage("engine", steps.share_map, conn, self.record, layout)
             f["layout"] = layout.to_dict()
@@ -161,7 +163,7 @@ class _Up:
 
 
 def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ssh_timeout=300.0, image_url="",
-          image_sha256="", progress=None, resize_to=None) -> UpResult:
+          image_sha256="", progress=None, resize_to=None, settings=None) -> UpResult:
     """Bring vm machine ``name`` up: create → boot → SSH → deploy → engine → clock → tunnel → /_ping.
 
     On a machine that runs already this only checks the tunnel agent and ``/_ping``. A failure
@@ -179,6 +181,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         progress: ``(stage, text)`` callback, one call per stage.
         resize_to: {cpus, memory_mib, disk_gib} asked explicitly: an existing stopped machine
             is resized first (``resize.resize_vm``; a running one is refused).
+        settings: (proxies, CA files) for the engine (``engine_settings``); None: left as they are.
     Returns:
         An ``UpResult``.
     Raises:
@@ -194,7 +197,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         raise MachineError("machine %s is a %s machine, not a VM" % (name, record.mode), machine=name)
     if record is not None and record.fields.get("state") == vmmode.RUNNING and not _resizes(record, resize_to):
         url = vmmode.quick_endpoint(record)
-        if url and _engine_current(record):
+        if url and _engine_current(record) and not _settings_changed(record, settings):
             return UpResult(name, url, record.driver, already_running=True, seconds=time.monotonic() - t0)
     with lock(name):
         record = load(name)
@@ -220,7 +223,7 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
         if recovered:
             progress("recover", "note: a previous `up` of %s did not finish; starting over" % name)
         stages.mark_starting(record)
-        run = _Up(record, created, progress, recovered)
+        run = _Up(record, created, progress, recovered, settings)
         try:
             url = _with_sigint(run.on_sigint, run.run, ssh_timeout, image_url, image_sha256)
         except BaseException as e:
@@ -251,6 +254,12 @@ def _resize(record, resize_to, progress):
     changes = resize_vm(record, **resize_to) if resize_to else {}
     if changes:
         progress("create", "note: machine %s resized: %s" % (record.name, describe(changes)))
+
+
+def _settings_changed(record, settings) -> bool:
+    from ..engine_settings import fingerprint
+
+    return settings is not None and record.fields.get("engine_settings") != fingerprint(*settings)
 
 
 def _engine_current(record) -> bool:

@@ -201,7 +201,16 @@ class VMMachine(Machine):
             shares=o.shares or vmmode.parse_shares(c["vm.shares"]), ssh_timeout=o.timeout or c["vm.start_timeout"],
             image_url=c["vm.image_url"], image_sha256=c["vm.image_sha256"], progress=progress,
             resize_to={"cpus": o.cpus, "memory_mib": o.memory_mib,
-                       "disk_gib": vmmode.parse_size_gib(o.disk) if o.disk else None})
+                       "disk_gib": vmmode.parse_size_gib(o.disk) if o.disk else None},
+            settings=self._engine_settings())
+
+    def _engine_settings(self):
+        """(proxies, CA files) for the guest's engine: the host's, a loopback proxy reached
+        through the address the guest sees this host at (``engine_settings.VM_HOST_ALIAS``)."""
+        from .. import engine_settings
+
+        proxies, _ = engine_settings.proxies(self.config, host_alias=engine_settings.VM_HOST_ALIAS)
+        return proxies, engine_settings.ca_files(self.config)
 
     def down(self, force=False, timeout=60.0):
         from . import machine as machines

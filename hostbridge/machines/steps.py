@@ -67,6 +67,21 @@ def deploy_engine(conn, record):
     return deploy.deploy(conn, record.paths.engine_zipapp_dir), old
 
 
+def engine_settings(conn, record, layout, settings):
+    """Give the engine its proxies and extra CAs (``settings``: (proxies, CA files); None: leave
+    them) when they differ from the last ``up``'s, stopping it so that ``start_engine`` starts it
+    with them. Returns whether they changed."""
+    from .. import deploy
+    from ..engine_settings import fingerprint
+
+    if settings is None or record.fields.get("engine_settings") == fingerprint(*settings):
+        return False
+    deploy.write_settings(conn, layout, *settings)
+    deploy.stop_engine(conn, layout)  # the engine reads them when it starts
+    record.fields["engine_settings"] = fingerprint(*settings)
+    return True
+
+
 def start_engine(conn, layout, old):
     """Start the engine of ``layout``, stopping an ``old`` one of another version first."""
     from .. import deploy

@@ -108,6 +108,8 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     options = modes.UpOptions(driver=driver, cpus=cpus, memory_mib=memory, disk=disk, shares=shares, timeout=timeout)
     result = _with_progress(app, lambda progress: machine.up(options, progress=progress))
     _UP_REPORTS[machine.mode](app, machine.name, result)
+    if not result.already_running:
+        _engine_notes(app, result.endpoint)
     _write_context(app, machine.name, result.endpoint)
 
 
@@ -144,6 +146,21 @@ def _report_remote_up(app, name, result):
 
 # What `up` says, per mode (what it does is the same call for all).
 _UP_REPORTS = {"native": _report_native_up, "vm": _report_vm_up, "remote": _report_remote_up}
+
+
+def _engine_notes(app, endpoint):
+    """What the engine changed on its own as it started (a default bridge moved off a host route
+    that overlapped it: a VPN), from ``/info``'s warnings."""
+    from ..errors import HostbridgeError
+    from ..tunnel import localhttp
+
+    try:
+        warnings = localhttp.get_json(endpoint, "/info", 10).get("Warnings") or []
+    except HostbridgeError:
+        return
+    for text in warnings:
+        if "default bridge network" in text:
+            app.status("note: " + text.replace("WARNING: ", "", 1))
 
 
 def _group_note(app, group, created):

@@ -140,7 +140,7 @@ class Engine:
                 "name=seccomp,profile=builtin"],
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
             **init,
-            "Warnings": cgroups.feature_warnings(feats) + init.get("Warnings", []),
+            "Warnings": cgroups.feature_warnings(feats) + init.get("Warnings", []) + self.network.notes,
         }
 
     def _init_info(self):

@@ -62,6 +62,8 @@ class NetworkManager(Endpoints):
         self.live = {}      # cid → {"pid": N, "nets": {nid: {"veth", "ip", "ifname"}}}
         self.proxies = {}   # cid → [Proxy]
         self.portrules = {}  # cid → [PortRule]
+        self.notes = []  # what the engine changed on its own at start (a moved default bridge), for /info
+        self._moved_off = ""  # why the default bridge left its subnet at this start ("" when it did not)
         self._ensure_predefined(bip, bridge or default_bridge)
 
     # ---- networks ---------------------------------------------------------------------------
@@ -91,6 +93,8 @@ class NetworkManager(Endpoints):
             if not self.store.by_name(name):
                 self.store.add(new_network(name, driver))
         rec = self.store.by_name("bridge")
+        if rec and not bip:
+            rec = self._move_if_clashing(rec)
         if rec and bip and rec["IPAM"]["Config"][0]["Subnet"] != str(ipam.parse_subnet(bip, "--bip")):
             if self._pool(rec).owners():
                 log.warning("--bip %s ignored: containers still hold addresses on %s", bip, rec["IPAM"]["Config"])
@@ -103,6 +107,27 @@ class NetworkManager(Endpoints):
             return
         with ipam.host_lock():
             self._create_default_bridge(bip, bridge)
+
+    def _move_if_clashing(self, rec):
+        """The default bridge, or None once forgotten because a host route now overlaps its subnet
+        (a VPN came up since it was chosen) and no container holds an address on it: it is then
+        created again on a free range, with a note in ``/info``'s warnings."""
+        subnet = ipam.parse_subnet(rec["IPAM"]["Config"][0]["Subnet"])
+        ours = {r["_bridge"] for r in self.store.all() if r.get("_bridge")}
+        clash = ipam.find_clash(subnet, [(net, dev) for net, dev in ipam.host_routes() if dev not in ours])
+        if clash is None:
+            return rec
+        route, dev = clash
+        if self._pool(rec).owners():
+            self.notes.append("WARNING: the default bridge network's subnet %s overlaps the host route %s via %s; "
+                              "it stays while containers use it (remove them and restart the engine to move it)"
+                              % (subnet, route, dev))
+            return rec
+        self._pool(rec).destroy()
+        self.pools.pop(rec["Id"], None)
+        self.store.remove(rec)
+        self._moved_off = "%s, which overlaps the host route %s via %s" % (subnet, route, dev)
+        return None
 
     def _create_default_bridge(self, bip, bridge):
         if bip:
@@ -117,6 +142,8 @@ class NetworkManager(Endpoints):
                 "com.docker.network.driver.mtu": "1500"}
         rec = self.store.add(new_network("bridge", "bridge", subnet, gateway, opts, bridge=bridge))
         self._up(rec)  # its route now tells the next engine that this subnet is taken
+        if self._moved_off:
+            self.notes.append("WARNING: the default bridge network moved to %s, off %s" % (subnet, self._moved_off))
 
     def create_network(self, body):
         """``POST /networks/create``: a bridge network with its own subnet and bridge device.

@@ -44,10 +44,37 @@ def get(app, key):
 @click.argument("value")
 @click.pass_obj
 def set_(app, key, value):
-    """Write a setting to the config file."""
+    """Write a setting to the config file; vm.cpus, vm.memory and vm.disk also resize the selected VM
+    when it is stopped (as `podman machine set` does)."""
     from .. import config as cfg
 
+    if key in SIZE_KEYS:
+        _resize_selected(app, key, value)
     app.status("Wrote %s" % cfg.set_value(key, value))
+
+
+SIZE_KEYS = {"vm.cpus": "cpus", "vm.memory": "memory_mib", "vm.disk": "disk_gib"}
+
+
+def _resize_selected(app, key, value):
+    """Resize the selected machine, when it is a VM, before the setting is written (a refusal
+    writes nothing)."""
+    from ..errors import ConfigError
+    from ..machines import record, resize, vmmode
+
+    name = app.config["machine"]
+    rec = record.load(name)
+    if rec is None or rec.mode != vmmode.MODE:
+        return
+    try:
+        size = vmmode.parse_size_gib(value) if key == "vm.disk" else int(value)
+    except ValueError:
+        raise ConfigError("%s must be a whole number, not %r" % (key, value)) from None
+    with record.lock(name):
+        changes = resize.resize_vm(record.load(name), **{SIZE_KEYS[key]: size})
+    if changes:
+        app.status("Machine %s resized (%s): it takes effect at its next `hostbridge up`" % (
+            name, resize.describe(changes)))
 
 
 @config.command()

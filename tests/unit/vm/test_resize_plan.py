@@ -103,3 +103,24 @@ def test_the_guest_reads_its_ext4_size_from_the_superblock(tmp_path):
     with open(disk, "rb") as f:
         head = f.read(1 << 20)
     assert init.ext4_bytes(head) == 96 << 20
+
+
+def _hb(*args):
+    r = subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, HOSTBRIDGE_MACHINE="dev"))
+    return r
+
+
+def test_config_set_resizes_the_selected_stopped_vm_and_a_refusal_writes_nothing(stopped_qemu_machine):
+    rec = stopped_qemu_machine
+    r = _hb("config", "set", "vm.disk", "1G")
+    assert r.returncode == 1 and "the disk cannot shrink (2 GiB now, 1 GiB asked)" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2  # the error and its hint
+    assert _hb("config", "get", "vm.disk").stdout.strip() == "20G"  # not written
+    r = _hb("config", "set", "vm.disk", "3G")
+    assert r.returncode == 0, r.stderr
+    assert "Machine dev resized (disk (GiB) 2 → 3)" in r.stderr
+    assert _virtual_size(rec.paths.disk) == 3 << 30
+    assert _hb("config", "get", "vm.disk").stdout.strip() == "3G"
+    r = _hb("config", "set", "vm.cpus", "3")
+    assert r.returncode == 0 and record.load("dev").fields["cpus"] == 3, r.stderr

@@ -308,7 +308,8 @@ def check_subnets(ctx) -> Result:
                       "remove it and create it on a free range: `hostbridge network rm %s` then "
                       "`hostbridge network create --subnet 10.213.0.0/24 %s`; for the default bridge, restart "
                       "the engine (it picks a free range)" % (name, name))
-    return Result("subnets", True, "%d container subnet(s), none overlaps the %s's %d route(s)" % (count, where, len(routes)))
+    return Result("subnets", True, "%d container subnet(s), none overlaps the %s's %d route(s)"
+                  % (count, where, len(routes)))
 
 
 def _free(path):

@@ -36,8 +36,9 @@ def _data_disk_gib(host):
 
 
 def _virtual_size(host):
-    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", os.path.join(host.machine_dir(NAME), "disk.qcow2")],
-                         capture_output=True, text=True, check=True).stdout
+    disk = os.path.join(host.machine_dir(NAME), "disk.qcow2")
+    out = subprocess.run(["qemu-img", "info", "-U", "--output=json", disk], capture_output=True, text=True,
+                         check=True).stdout
     return json.loads(out)["virtual-size"]
 
 

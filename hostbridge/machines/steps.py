@@ -76,6 +76,10 @@ def engine_settings(conn, record, layout, settings):
 
     if settings is None or record.fields.get("engine_settings") == fingerprint(*settings):
         return False
+    proxies, cas = settings
+    if "engine_settings" not in record.fields and not any(proxies.values()) and not cas:
+        record.fields["engine_settings"] = fingerprint(*settings)  # none, never any: nothing to write
+        return False
     deploy.write_settings(conn, layout, *settings)
     deploy.stop_engine(conn, layout)  # the engine reads them when it starts
     record.fields["engine_settings"] = fingerprint(*settings)

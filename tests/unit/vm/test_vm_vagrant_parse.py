@@ -125,3 +125,16 @@ def test_vagrant_notices_are_not_the_error():
     text = str(vagrant.vagrant_error(vagrant.without_notices(err)))
     assert text == ("vagrant: The provider 'virtualbox' that was requested to back the machine 'default' is "
                     "reporting that it isn't usable on this system.")
+
+
+def test_resize_rewrites_what_the_vagrantfile_reads_at_the_next_up(tmp_path):
+    import json
+
+    spec = driver.MachineSpec(name="dev", dir=str(tmp_path / "dev"), cpus=2, memory_mib=2048, disk_gib=20,
+                              shares=("/home/ana",))
+    d = vagrant.VagrantDriver(spec)
+    d.create()
+    d.resize(4, 4096, 40)
+    with open(d.files.vagrant_settings) as f:
+        settings = json.load(f)
+    assert (settings["cpus"], settings["memory"], settings["disk_gb"], settings["shares"]) == (4, 4096, 40, ["/home/ana"])

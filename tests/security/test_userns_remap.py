@@ -1,0 +1,192 @@
+"""User-namespace remapping (``--userns-remap=default``): container root is not host root.
+
+Each test runs against Debian's dockerd started with ``--userns-remap=default`` (its user
+``dockremap``) and against our engine started with the same option (its user
+``hostbridge-remap``), the same commands typed into the stock docker CLI. Both add their user's
+ranges to /etc/subuid and /etc/subgid on this machine when missing, as dockerd does.
+"""
+
+import io
+import os
+import subprocess
+import tarfile
+
+import pytest
+
+from tests.cli.conftest import Backend, running_dockerd
+from tests.support.engine import Engine
+
+REMAP_USER = {"dockerd": "dockremap", "engine": "hostbridge-remap"}
+
+
+@pytest.fixture(scope="module")
+def dockerd_remapped(busybox_rootfs_tar):
+    with running_dockerd(busybox_rootfs_tar, ["--userns-remap=default"]) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="module")
+def engine_remapped(tmp_path_factory, busybox_rootfs_tar):
+    base = tmp_path_factory.mktemp("remapped")
+    e = Engine(base, args=["--userns-remap", "default"]).start()
+    try:
+        e.import_tar(busybox_rootfs_tar, "busybox:latest")
+        yield Backend("engine", e.url, str(base))
+    finally:
+        e.close()
+
+
+@pytest.fixture(params=["dockerd", "engine"])
+def remapped(request):
+    """Each test once against dockerd --userns-remap=default, once against our engine's."""
+    return request.getfixturevalue(request.param + "_remapped")
+
+
+def subordinate_start(user, path="/etc/subuid"):
+    with open(path) as f:
+        for line in f:
+            name, start, _count = line.strip().split(":")
+            if name == user:
+                return int(start)
+    raise AssertionError("%s has no range in %s" % (user, path))
+
+
+def ok(r):
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def host_ids(pid):
+    """The real uid and gid of a host process (/proc/PID/status)."""
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("Uid:", "Gid:")):
+                ids[line[:3]] = int(line.split()[1])
+    return ids["Uid"], ids["Gid"]
+
+
+def test_root_inside_is_a_subordinate_uid_on_the_host(remapped):
+    uid0 = subordinate_start(REMAP_USER[remapped.name])
+    gid0 = subordinate_start(REMAP_USER[remapped.name], "/etc/subgid")
+    cid = ok(remapped.docker("run", "-d", "busybox", "sleep", "60")).strip()
+    try:
+        assert ok(remapped.docker("exec", cid, "id", "-u")).strip() == "0"
+        assert ok(remapped.docker("exec", cid, "id", "-g")).strip() == "0"
+        pid = int(ok(remapped.docker("inspect", "-f", "{{.State.Pid}}", cid)))
+        assert host_ids(pid) == (uid0, gid0)
+        # an exec'd process too, not only the container's first
+        out = ok(remapped.docker("exec", cid, "sh", "-c", "cat /proc/self/status | grep ^Uid; cat /proc/self/uid_map"))
+        assert out.split()[1] == "0"
+        assert out.split()[-3:] == ["0", str(uid0), "65536"]
+    finally:
+        remapped.docker("rm", "-f", cid)
+
+
+def test_host_files_bound_read_write_are_not_root_s(remapped, tmp_path):
+    os.chmod(tmp_path, 0o755)
+    f = tmp_path / "secret"
+    f.write_text("host data\n")
+    os.chmod(f, 0o644)
+    d = tmp_path / "dir"
+    d.mkdir(mode=0o755)
+    r = remapped.docker("run", "--rm", "-v", "%s:/f" % f, "-v", "%s:/d" % d, "busybox", "sh", "-c",
+                        "echo pwned >> /f || echo f-denied; echo pwned > /d/new || echo d-denied; ls -ln /f")
+    assert r.returncode == 0, r.stderr
+    assert "f-denied" in r.stdout and "d-denied" in r.stdout
+    assert f.read_text() == "host data\n"
+    assert not (d / "new").exists()
+    assert " 65534 " in r.stdout  # host root's file shows as the overflow id inside
+
+
+def test_docker_info_lists_userns(remapped):
+    out = ok(remapped.docker("info", "-f", "{{json .SecurityOptions}}"))
+    assert "name=userns" in out
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--privileged"], "privileged mode is incompatible with user namespaces"),
+    (["--network", "host"], "cannot share the host's network namespace when user namespaces are enabled"),
+    (["--pid", "host"], "cannot share the host PID namespace when user namespaces are enabled"),
+])
+def test_host_namespaces_need_userns_host(remapped, flags, message):
+    r = remapped.docker("run", "--rm", *flags, "busybox", "true")
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+    r = remapped.docker("run", "--rm", "--userns", "host", *flags, "busybox", "true")
+    assert message not in r.stderr
+    if remapped.name == "dockerd" and "--privileged" in flags:
+        # past its userns check, runc fails here to apply every capability ("unable to apply
+        # caps") in this sandbox; a fact of the machine, not of remapping
+        return
+    assert r.returncode == 0, r.stderr
+
+
+def test_userns_host_container_is_host_root(remapped):
+    cid = ok(remapped.docker("run", "-d", "--userns", "host", "busybox", "sleep", "60")).strip()
+    try:
+        pid = int(ok(remapped.docker("inspect", "-f", "{{.State.Pid}}", cid)))
+        assert host_ids(pid) == (0, 0)
+    finally:
+        remapped.docker("rm", "-f", cid)
+
+
+def test_cp_volumes_commit_keep_container_ids(remapped, tmp_path):
+    """cp in and out, a named volume, commit and a joined network all see root as 0."""
+    cid = ok(remapped.docker("run", "-d", "-v", "remapvol:/data", "busybox", "sleep", "60")).strip()
+    try:
+        ok(remapped.docker("exec", cid, "sh", "-c", "touch /data/v /made && mkdir /dir && chown 1000:1000 /dir"))
+        src = tmp_path / "in.txt"
+        src.write_text("in\n")
+        ok(remapped.docker("cp", str(src), cid + ":/in.txt"))
+        assert ok(remapped.docker("exec", cid, "stat", "-c", "%u:%g", "/in.txt", "/data/v", "/dir")).split() == [
+            "0:0", "0:0", "1000:1000"]
+        # dockerd 20.10 (to this day: moby/moby#43698, open) writes the host's subordinate ids
+        # into `cp`'s tar, which its own `cp` into a container then refuses; ours writes the
+        # container's, so that the tar round-trips
+        shift = subordinate_start(REMAP_USER[remapped.name]) if remapped.name == "dockerd" else 0
+        for path, ids in (("/dir", (1000, 1000)), ("/made", (0, 0))):
+            out = subprocess.run(["docker", "cp", cid + ":" + path, "-"], capture_output=True, env=remapped.env())
+            assert out.returncode == 0, out.stderr
+            with tarfile.open(fileobj=io.BytesIO(out.stdout)) as t:
+                assert [(m.uid, m.gid) for m in t.getmembers()] == [(ids[0] + shift, ids[1] + shift)]
+        joined = remapped.docker("run", "--rm", "--network", "container:" + cid, "busybox", "id", "-u")
+        assert ok(joined).strip() == "0"
+        ok(remapped.docker("commit", cid, "remapped-commit:1"))
+        # the layer holds the container's ids: a remapped container of the image sees them
+        out = ok(remapped.docker("run", "--rm", "remapped-commit:1", "stat", "-c", "%u:%g", "/made", "/dir"))
+        assert out.split() == ["0:0", "1000:1000"]
+        # with --userns host, dockerd's layers (stored chowned to the range: moby/moby#31332)
+        # show the host's subordinate ids; ours are stored as the image has them
+        out = ok(remapped.docker("run", "--rm", "--userns", "host", "remapped-commit:1", "stat", "-c", "%u:%g",
+                                 "/made", "/dir"))
+        assert out.split() == ["%d:%d" % (i + shift, i + shift) for i in (0, 1000)]
+    finally:
+        remapped.docker("rm", "-f", cid)
+        remapped.docker("rmi", "-f", "remapped-commit:1")
+        remapped.docker("volume", "rm", "-f", "remapvol")
+
+
+def test_build_run_steps_work(remapped, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built && id -u > /uid\n")
+    r = subprocess.run(["docker", "build", "-q", "-t", "remapped-build:1", str(tmp_path)], capture_output=True,
+                       text=True, env=remapped.env(DOCKER_BUILDKIT="0"), timeout=120)
+    assert r.returncode == 0, r.stderr
+    try:
+        out = ok(remapped.docker("run", "--rm", "remapped-build:1", "sh", "-c", "cat /built /uid; stat -c %u /built"))
+        assert out.split() == ["built", "0", "0"]
+    finally:
+        remapped.docker("rmi", "-f", "remapped-build:1")
+
+
+@pytest.mark.parametrize("value, words", [
+    ("a:b:c", "invalid --userns-remap"),
+    ("no-such-user-hb", "no such user"),
+    ("nobody", "has no range"),
+])
+def test_bad_remap_option_is_one_line_at_start(tmp_path, value, words):
+    e = Engine(tmp_path, args=["--userns-remap", value])
+    with pytest.raises(RuntimeError) as info:
+        e.start()
+    err = str(info.value).split("\n")[0]
+    assert words in err
+    assert not os.path.exists(e.sock)

@@ -14,6 +14,7 @@ import grp
 import os
 import pwd
 import shutil
+import stat
 import subprocess
 import tarfile
 
@@ -152,20 +153,42 @@ def add_range(path: str, name: str) -> tuple:
         os.close(fd)
 
 
-def _ensure_user(name: str) -> None:
+def _ensure_user(name: str, passwd: str = "/etc/passwd", group: str = "/etc/group") -> None:
     try:
         pwd.getpwnam(name)
         return
     except KeyError:
         pass
-    if not shutil.which("useradd"):
-        raise InvalidParameter("--userns-remap default: the user %s is missing and useradd is not installed "
-                               "(install passwd, or create the user and its /etc/subuid range)" % name)
+    if not shutil.which("useradd"):  # a minimal guest (ours has no passwd package): add the lines
+        _append_system_user(name, passwd, group)
+        return
     r = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/false", "--user-group", name],
                        capture_output=True, text=True)
     if r.returncode != 0:
         raise InvalidParameter("--userns-remap default: cannot create the user %s: %s"
                                % (name, (r.stderr or r.stdout).strip().splitlines()[-1:] or "useradd failed"))
+
+
+def _append_system_user(name: str, passwd: str, group: str) -> None:
+    """A system user and group ``name`` (the highest id below 1000 free in both files), no login."""
+    fd = os.open(passwd, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        used = set()
+        for path in (passwd, group):
+            with open(path) as f:
+                for line in f:
+                    parts = line.split(":")
+                    if len(parts) > 2 and parts[2].isdigit():
+                        used.add(int(parts[2]))
+        free = next((i for i in range(999, 99, -1) if i not in used), None)
+        if free is None:
+            raise InvalidParameter("--userns-remap default: no free system id below 1000 for the user %s" % name)
+        with open(group, "a") as f:
+            f.write("%s:x:%d:\n" % (name, free))
+        os.write(fd, b"%s:x:%d:%d::/nonexistent:/bin/false\n" % (name.encode(), free, free))
+    finally:
+        os.close(fd)
 
 
 def _idmap(ranges) -> list:
@@ -210,15 +233,58 @@ def load(value: str, subuid: str = SUBUID, subgid: str = SUBGID) -> Remap:
     return Remap(pw.pw_name, group or pw.pw_name, _idmap(uids), _idmap(gids))
 
 
+def copy_shifted(src: str, dst: str, remap: Remap) -> None:
+    """Copy the tree ``src`` to the new dir ``dst``, each entry owned by the host ids its ids map
+    to under ``remap``; modes (set-id bits too), times, xattrs (overlay's opaque markers),
+    whiteouts (char 0/0) and hard links within the tree are kept. Symlinks are not followed.
+    """
+    linked, dir_times = {}, []
+
+    def one(s_path, d_path, st):
+        kind = stat.S_IFMT(st.st_mode)
+        if kind == stat.S_IFDIR:
+            os.mkdir(d_path, 0o700)
+            dir_times.append((d_path, st))
+        elif kind == stat.S_IFREG:
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in linked:
+                os.link(linked[key], d_path)
+                return
+            linked[key] = d_path
+            shutil.copyfile(s_path, d_path, follow_symlinks=False)
+        elif kind == stat.S_IFLNK:
+            os.symlink(os.readlink(s_path), d_path)
+        else:  # devices, fifos, sockets: whiteouts are char 0/0
+            os.mknod(d_path, st.st_mode, st.st_rdev)
+        for name in os.listxattr(s_path, follow_symlinks=False):
+            try:
+                os.setxattr(d_path, name, os.getxattr(s_path, name, follow_symlinks=False), follow_symlinks=False)
+            except OSError:
+                if kind != stat.S_IFLNK:  # user.* cannot sit on a symlink: nothing to keep there
+                    raise
+        os.lchown(d_path, remap.host_uid(st.st_uid), remap.host_gid(st.st_gid))
+        if kind != stat.S_IFLNK:
+            os.chmod(d_path, stat.S_IMODE(st.st_mode))  # after the chown, which clears set-id bits
+        if kind != stat.S_IFDIR:
+            os.utime(d_path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+    one(src, dst, os.lstat(src))
+    for base, dirs, files in os.walk(src):
+        out = os.path.join(dst, os.path.relpath(base, src))
+        for name in dirs + files:
+            one(os.path.join(base, name), os.path.join(out, name), os.lstat(os.path.join(base, name)))
+    for d_path, st in reversed(dir_times):  # children changed their dir's mtime: set it last
+        os.utime(d_path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
 def shift_tree(path: str, remap: Remap) -> None:
     """chown every entry under ``path`` (itself included) from host ids to remapped host ids,
     keeping set-id bits (a chown clears them). Symlinks are not followed."""
-    import stat
     def one(p):
         st = os.lstat(p)
         os.lchown(p, remap.host_uid(st.st_uid), remap.host_gid(st.st_gid))
         if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
-                os.chmod(p, stat.S_IMODE(st.st_mode))
+            os.chmod(p, stat.S_IMODE(st.st_mode))
 
     one(path)
     for base, dirs, files in os.walk(path):

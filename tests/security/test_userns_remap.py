@@ -190,3 +190,28 @@ def test_bad_remap_option_is_one_line_at_start(tmp_path, value, words):
     err = str(info.value).split("\n")[0]
     assert words in err
     assert not os.path.exists(e.sock)
+
+
+def test_layer_copy_keeps_whiteouts_xattrs_links_and_setuid(tmp_path):
+    """The per-range layer copy (dockerd's chown'd copy) keeps what overlay reads in a layer."""
+    from hostbridge.guest import userns
+    src = tmp_path / "src"
+    (src / "opaque").mkdir(parents=True)
+    os.setxattr(str(src / "opaque"), "trusted.overlay.opaque", b"y")
+    os.mknod(str(src / "gone"), 0o600 | 0o020000, os.makedev(0, 0))
+    (src / "su").write_bytes(b"#!/bin/sh\n")
+    os.chown(str(src / "su"), 1000, 1000)
+    os.chmod(str(src / "su"), 0o4755)
+    os.link(str(src / "su"), str(src / "su-link"))
+    os.symlink("su", str(src / "sym"))
+    remap = userns.Remap("u", "u", [[0, 100000, 65536]], [[0, 100000, 65536]])
+    dst = tmp_path / "dst"
+    userns.copy_shifted(str(src), str(dst), remap)
+    st = os.lstat(str(dst / "su"))
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (101000, 101000, 0o4755)
+    assert st.st_ino == os.lstat(str(dst / "su-link")).st_ino
+    assert os.getxattr(str(dst / "opaque"), "trusted.overlay.opaque") == b"y"
+    gone = os.lstat(str(dst / "gone"))
+    assert (gone.st_mode & 0o170000, gone.st_rdev, gone.st_uid) == (0o020000, 0, 100000)
+    assert os.readlink(str(dst / "sym")) == "su" and os.lstat(str(dst / "sym")).st_uid == 100000
+    assert os.lstat(str(dst)).st_uid == 100000

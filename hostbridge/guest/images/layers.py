@@ -10,7 +10,6 @@ import errno
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 
 from .. import util
@@ -204,17 +203,14 @@ class LayerStore:
         guest kernel (6.1) takes no idmapped overlay layers in a mount we can make before the
         container's user namespace exists; a chown'd copy works on every kernel.
         """
-        from ..userns import shift_tree
+        from ..userns import copy_shifted
         dest = os.path.join(self.path(chain), "remapped", remap.dir_name)
         if os.path.isdir(dest):
             return dest
         tmp_dir = tempfile.mkdtemp(prefix=".remap-", dir=self.tmp)
         try:
             copy = os.path.join(tmp_dir, "diff")
-            r = subprocess.run(["cp", "-a", self.diff_dir(chain), copy], capture_output=True, text=True)
-            if r.returncode != 0:
-                raise OSError("cannot copy layer %s for the remapped root: %s" % (chain, r.stderr.strip()))
-            shift_tree(copy, remap)
+            copy_shifted(self.diff_dir(chain), copy, remap)
             os.makedirs(os.path.dirname(dest), mode=0o711, exist_ok=True)
             try:
                 os.rename(copy, dest)

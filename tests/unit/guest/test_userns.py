@@ -81,3 +81,12 @@ def test_tar_writer_records_container_ids():
     with tarfile.open(fileobj=buf) as t:
         assert [(m.name, m.uid, m.gid, m.uname) for m in t] == [("a", 0, 0, ""), ("b", 1000, 1000, ""),
                                                                  ("c", 65534, 65534, "")]
+
+
+def test_append_system_user_takes_a_free_system_id(tmp_path):
+    passwd, group = tmp_path / "passwd", tmp_path / "group"
+    passwd.write_text("root:x:0:0::/root:/bin/sh\nsvc:x:999:999::/:/bin/false\n")
+    group.write_text("root:x:0:\nhostbridge:x:998:\n")
+    userns._append_system_user("hostbridge-remap", str(passwd), str(group))
+    assert passwd.read_text().splitlines()[-1] == "hostbridge-remap:x:997:997::/nonexistent:/bin/false"
+    assert group.read_text().splitlines()[-1] == "hostbridge-remap:x:997:"

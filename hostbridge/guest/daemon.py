@@ -26,7 +26,7 @@ def parse_args(argv):
                    help="reach this registry over plain HTTP (repeatable; loopback always is)")
     p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
                    help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
-    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path, "
+    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path, userns-remap, "
                                          "proxies {http-proxy, https-proxy, no-proxy}, registry-ca")
     # dockerd's proxy flags; unset, the config file's "proxies", then HTTP(S)_PROXY/NO_PROXY count.
     p.add_argument("--http-proxy", metavar="URL", help="proxy for plain-HTTP registries")

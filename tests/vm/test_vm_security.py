@@ -147,7 +147,7 @@ def test_engine_and_shims_keep_dockerds_oom_score_adj(backend, guest, running):
 def _engine_answers(backend, guest):
     """Wait (up to 90 s: TCG) for the restarted engine to answer through the tunnel."""
     for _ in range(90):
-        if backend.docker("info", "-f", "{{.ServerVersion}}", timeout=30).returncode == 0:
+        if backend.docker("version", "-f", "{{.Server.Version}}", timeout=30).returncode == 0:
             return
         time.sleep(1)
     raise AssertionError("the guest's engine did not come back:\n" + guest.ssh(

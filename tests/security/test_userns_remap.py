@@ -99,6 +99,24 @@ def test_host_files_bound_read_write_are_not_root_s(remapped, tmp_path):
     assert " 65534 " in r.stdout  # host root's file shows as the overflow id inside
 
 
+def test_everyday_flags_keep_working(remapped):
+    """Root in its own user namespace still owns what a container's root owns: its network
+    (a port below 1024, ping), /dev/shm, tmpfs, --read-only, --init, --user, --sysctl."""
+    r = remapped.docker("run", "--rm", "busybox", "sh", "-c",
+                        "nc -l -p 80 & sleep 0.5; netstat -ltn | grep -c ':80 '; ping -c1 -W2 127.0.0.1 >/dev/null "
+                        "&& echo pinged; echo x > /dev/shm/x && echo shm")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "pinged", "shm"]
+    r = remapped.docker("run", "--rm", "--read-only", "--tmpfs", "/tmp", "--init", "--user", "1000:1000",
+                        "--sysctl", "net.ipv4.ip_forward=1", "busybox", "sh", "-c",
+                        "id -u; touch /x 2>/dev/null || echo ro; touch /tmp/y && echo tmp; "
+                        "cat /proc/sys/net/ipv4/ip_forward; cat /proc/1/cmdline | tr '\\0' ' '")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[:4] == ["1000", "ro", "tmp", "1"]
+    assert "init" in lines[4]
+
+
 def test_docker_info_lists_userns(remapped):
     out = ok(remapped.docker("info", "-f", "{{json .SecurityOptions}}"))
     assert "name=userns" in out

@@ -233,3 +233,23 @@ def test_layer_copy_keeps_whiteouts_xattrs_links_and_setuid(tmp_path):
     assert (gone.st_mode & 0o170000, gone.st_rdev, gone.st_uid) == (0o020000, 0, 100000)
     assert os.readlink(str(dst / "sym")) == "su" and os.lstat(str(dst / "sym")).st_uid == 100000
     assert os.lstat(str(dst)).st_uid == 100000
+
+
+def test_engine_restarted_without_remap_refuses_its_remapped_containers(tmp_path, busybox_rootfs_tar):
+    """dockerd keeps a data root per range, so its containers vanish when the option changes;
+    ours stay listed, and a start that would give them the wrong ids is refused in one line."""
+    e = Engine(tmp_path, args=["--userns-remap", "default"]).start()
+    try:
+        e.import_tar(busybox_rootfs_tar, "busybox:latest")
+        b = Backend("engine", e.url, str(tmp_path))
+        ok(b.docker("create", "--name", "made-remapped", "busybox", "true"))
+        ok(b.docker("create", "--name", "made-host", "--userns", "host", "busybox", "true"))
+        e.stop()
+        e.args = []
+        e.start()
+        r = b.docker("start", "made-remapped")
+        assert r.returncode != 0
+        assert "created for the remapped range" in r.stderr and "--userns-remap" in r.stderr
+        ok(b.docker("start", "made-host"))
+    finally:
+        e.close()

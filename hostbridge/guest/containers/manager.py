@@ -119,6 +119,7 @@ class ContainerManager:
         remap = self.remap_of(c)
         if remap is not None:
             userns.own_rootfs(remap, d, self.images.driver)
+        userns.mark(remap, d)
 
     def _make_init_layer(self, init):
         """Docker's "-init" layer: the mount points the runtime binds over (/etc/hosts, /dev,
@@ -221,6 +222,7 @@ class ContainerManager:
         shim = None
         try:
             self._check_ipc_donor(c)
+            userns.check_mark(self.remap_of(c), os.path.join(self.rootfs_root, c.id), c.name)
             joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
             link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
             bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import InvalidParameter
+from ..errors import Conflict, InvalidParameter
 from ..userns import shift_tree
 
 
@@ -48,6 +48,34 @@ def runtime_spec(remap, hc, lookup_pid):
                 return None  # X runs with --userns host: so does whoever joins it
             return {"path": path}
     return remap.runtime_spec()
+
+
+_MARK = "remap"  # in the container's rootfs dir: the range its files are owned by ("" for none)
+
+
+def mark(remap, rootfs_dir: str) -> None:
+    """Record which ids the container's files were made for (None: the host's)."""
+    with open(os.path.join(rootfs_dir, _MARK), "w") as f:
+        f.write(remap.dir_name if remap is not None else "")
+
+
+def check_mark(remap, rootfs_dir: str, name: str) -> None:
+    """Refuse to start a container whose files were made for other ids than the engine's now
+    (the engine restarted with another --userns-remap): dockerd keeps a data root per range.
+
+    Raises:
+        Conflict: names the container and the option it needs.
+    """
+    try:
+        with open(os.path.join(rootfs_dir, _MARK)) as f:
+            made = f.read().strip()
+    except FileNotFoundError:
+        made = ""  # made before the engine knew remapping: the host's ids
+    now = remap.dir_name if remap is not None else ""
+    if made != now:
+        raise Conflict("container %s was created %s: restart the engine %s, or remove the container"
+                       % (name, "for the remapped range %s" % made if made else "without --userns-remap",
+                          "with --userns-remap for that range" if made else "without --userns-remap"))
 
 
 def own_rootfs(remap, rootfs_dir: str, driver: str) -> None:

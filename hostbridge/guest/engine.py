@@ -58,7 +58,7 @@ class Engine:
         if self._build_backend is None:
             from .builder.storebackend import StoreBackend
             b = StoreBackend(self.images, os.path.join(self.root, "builder"), pull=self._pull_for_build,
-                             networks=self.network)
+                             networks=self.network, remap=self.remap)
             b.clean_stale()
             self._build_backend = b
         return self._build_backend

@@ -277,12 +277,15 @@ def copy_shifted(src: str, dst: str, remap: Remap) -> None:
         os.utime(d_path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def shift_tree(path: str, remap: Remap) -> None:
-    """chown every entry under ``path`` (itself included) from host ids to remapped host ids,
-    keeping set-id bits (a chown clears them). Symlinks are not followed."""
+def shift_tree(path: str, remap: Remap, back: bool = False) -> None:
+    """chown every entry under ``path`` (itself included) from host ids to remapped host ids
+    (``back``: the other way), keeping set-id bits (a chown clears them). Symlinks are not
+    followed."""
+    uid_of, gid_of = (remap.container_uid, remap.container_gid) if back else (remap.host_uid, remap.host_gid)
+
     def one(p):
         st = os.lstat(p)
-        os.lchown(p, remap.host_uid(st.st_uid), remap.host_gid(st.st_gid))
+        os.lchown(p, uid_of(st.st_uid), gid_of(st.st_gid))
         if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
             os.chmod(p, stat.S_IMODE(st.st_mode))
 

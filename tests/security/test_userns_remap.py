@@ -184,14 +184,34 @@ def test_cp_volumes_commit_keep_container_ids(remapped, tmp_path):
         remapped.docker("volume", "rm", "-f", "remapvol")
 
 
-def test_build_run_steps_work(remapped, tmp_path):
-    (tmp_path / "Dockerfile").write_text("FROM busybox\nRUN echo built > /built && id -u > /uid\n")
+def test_build_run_steps_run_remapped(remapped, tmp_path):
+    """RUN runs as the remapped root; COPY and RUN files reach the image with the container's ids."""
+    uid0 = subordinate_start(REMAP_USER[remapped.name])
+    (tmp_path / "f.txt").write_text("copied\n")
+    (tmp_path / "Dockerfile").write_text(
+        "FROM busybox\nCOPY f.txt /f.txt\nRUN echo built > /built && mkdir /owned && chown 1000:1000 /owned && "
+        "cat /f.txt >> /built && cat /proc/self/uid_map > /map\n")
     r = subprocess.run(["docker", "build", "-q", "-t", "remapped-build:1", str(tmp_path)], capture_output=True,
                        text=True, env=remapped.env(DOCKER_BUILDKIT="0"), timeout=120)
     assert r.returncode == 0, r.stderr
     try:
-        out = ok(remapped.docker("run", "--rm", "remapped-build:1", "sh", "-c", "cat /built /uid; stat -c %u /built"))
-        assert out.split() == ["built", "0", "0"]
+        out = ok(remapped.docker("run", "--rm", "remapped-build:1", "sh", "-c",
+                                 "cat /built /map; stat -c %u:%g /built /owned /f.txt"))
+        assert out.split() == ["built", "copied", "0", str(uid0), "65536", "0:0", "1000:1000", "0:0"]
+        saved = subprocess.run(["docker", "save", "remapped-build:1"], capture_output=True, env=remapped.env())
+        assert saved.returncode == 0
+        with tarfile.open(fileobj=io.BytesIO(saved.stdout)) as t:
+            layers = [m for m in t.getmembers() if m.name.endswith(".tar") or m.name.startswith("blobs/")]
+            owners = {}
+            for m in layers:
+                if not m.isfile():
+                    continue
+                try:
+                    with tarfile.open(fileobj=t.extractfile(m)) as layer:
+                        owners.update({x.name: (x.uid, x.gid) for x in layer.getmembers()})
+                except tarfile.ReadError:
+                    continue  # a JSON blob
+        assert owners["built"] == (0, 0) and owners["owned"] == (1000, 1000)
     finally:
         remapped.docker("rmi", "-f", "remapped-build:1")
 

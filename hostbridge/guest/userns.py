@@ -282,9 +282,14 @@ def shift_tree(path: str, remap: Remap, back: bool = False) -> None:
     (``back``: the other way), keeping set-id bits (a chown clears them). Symlinks are not
     followed."""
     uid_of, gid_of = (remap.container_uid, remap.container_gid) if back else (remap.host_uid, remap.host_gid)
+    seen = set()  # an inode with several names (COPY's hard links) is chown'd once
 
     def one(p):
         st = os.lstat(p)
+        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in seen:
+                return
+            seen.add((st.st_dev, st.st_ino))
         os.lchown(p, uid_of(st.st_uid), gid_of(st.st_gid))
         if st.st_mode & (stat.S_ISUID | stat.S_ISGID) and not stat.S_ISLNK(st.st_mode):
             os.chmod(p, stat.S_IMODE(st.st_mode))

@@ -273,3 +273,15 @@ def test_engine_restarted_without_remap_refuses_its_remapped_containers(tmp_path
         ok(b.docker("start", "made-host"))
     finally:
         e.close()
+
+
+def test_shift_tree_chowns_a_hard_linked_inode_once(tmp_path):
+    from hostbridge.guest import userns
+    remap = userns.Remap("u", "u", [[0, 100000, 65536]], [[0, 100000, 65536]])
+    (tmp_path / "a").write_text("x")
+    os.chown(str(tmp_path / "a"), 1000, 1000)
+    os.link(str(tmp_path / "a"), str(tmp_path / "b"))
+    userns.shift_tree(str(tmp_path), remap)
+    assert os.lstat(str(tmp_path / "b")).st_uid == 101000 and os.lstat(str(tmp_path)).st_uid == 100000
+    userns.shift_tree(str(tmp_path), remap, back=True)
+    assert os.lstat(str(tmp_path / "a")).st_uid == 1000 and os.lstat(str(tmp_path)).st_uid == 0

@@ -5,6 +5,9 @@
 2. `docker exec C true`: the same three (C started unconfined for the third)         (target <= 0.5x)
 3. `docker run --rm --pid container:X --ipc container:X busybox true` (setns joins) vs dockerd
 4. in-process: compiling the builtin filter, and one getppid() under it vs unfiltered
+5. `docker run --rm busybox true` on a second engine started with `--userns-remap default`
+   beside the default engine and dockerd (dockerd's default: no remap); and the first remapped
+   run of an image, which copies its layers for the range once
 
 Runs interleaved so load on the machine hits every side alike.
 Usage: sudo .venv/bin/python bench/isolation.py [-n RUNS]
@@ -21,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import SideBySide, describe, docker, report  # noqa: E402
+from common import Engine, SideBySide, describe, docker, report, write_rootfs_tar  # noqa: E402
 
 
 def _interleaved(sides, n):
@@ -47,6 +50,28 @@ def _print(title, times, target=0.5):
     if "hostbridge unconfined" in med:
         print("  seccomp's share of a hostbridge %s: %+.1f ms" % (
             title.split(":")[0], (med["hostbridge"] - med["hostbridge unconfined"]) * 1e3))
+    if "hostbridge remapped" in med:
+        report("  " + title + " (remapped)", med["hostbridge remapped"], med["dockerd"], target)
+        print("  the user namespace's share of a hostbridge start: %+.1f ms" % (
+            (med["hostbridge remapped"] - med["hostbridge"]) * 1e3))
+
+
+def _remapped(s, run, n):
+    """Item 5: a remapped engine beside the two (its own root, busybox imported)."""
+    hbr = Engine(os.path.join(s.tmp, "hbr"), args=["--userns-remap", "default"]).start()
+    try:
+        hbr.import_tar(write_rootfs_tar(os.path.join(s.tmp, "busybox-r.tar")))
+        t = time.perf_counter()
+        r = docker(hbr.url, *run, "busybox", "true")
+        if r.returncode != 0:
+            raise SystemExit("remapped run failed: " + r.stderr.strip())
+        print("first remapped run (copies the image's layers for the range): %.3fs" % (time.perf_counter() - t))
+        _print("docker run --rm busybox true, remap", _interleaved({
+            "hostbridge": lambda: docker(s.hb.url, *run, "busybox", "true"),
+            "hostbridge remapped": lambda: docker(hbr.url, *run, "busybox", "true"),
+            "dockerd": lambda: docker(s.dd.url, *run, "busybox", "true")}, n))
+    finally:
+        hbr.close()
 
 
 def _in_process(n=100000):
@@ -107,6 +132,7 @@ def main():
             "hostbridge": lambda: docker(hb, *run, *joins, "busybox", "true"),
             "dockerd": lambda: docker(dd, *run, *joins, "busybox", "true")}, a.n))
         docker(hb, "rm", "-f", "bxu")
+        _remapped(s, run, a.n)
         for url in (hb, dd):
             docker(url, "rm", "-f", "bx")
 

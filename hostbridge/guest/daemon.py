@@ -26,7 +26,7 @@ def parse_args(argv):
                    help="reach this registry over plain HTTP (repeatable; loopback always is)")
     p.add_argument("--registry-mirror", action="append", default=[], metavar="URL",
                    help="try this mirror before Docker Hub for docker.io pulls (repeatable)")
-    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path, "
+    p.add_argument("--config-file", help="daemon.json-style file: insecure-registries, registry-mirrors, init-path, userns-remap, "
                                          "proxies {http-proxy, https-proxy, no-proxy}, registry-ca")
     # dockerd's proxy flags; unset, the config file's "proxies", then HTTP(S)_PROXY/NO_PROXY count.
     p.add_argument("--http-proxy", metavar="URL", help="proxy for plain-HTTP registries")
@@ -37,6 +37,9 @@ def parse_args(argv):
     p.add_argument("--init-path", default="", metavar="PATH",
                    help="--init's binary (static tini; default: the first static docker-init, tini-static "
                         "or tini in PATH and the usual dirs, else a built-in python init)")
+    p.add_argument("--userns-remap", default=None, metavar="default|USER[:GROUP]|UID[:GID]",
+                   help="run containers in a user namespace: their root is a subordinate id of this user "
+                        "(/etc/subuid, /etc/subgid); default = the user hostbridge-remap, made when missing")
     p.add_argument("--bip", help="the default bridge's GATEWAY/PREFIX (default: the first free /16 of "
                                  "172.17-31.0.0/16, then 192.168.N.0/20, chosen against the host's routes)")
     p.add_argument("--bridge", help="the default bridge's device name (default hb0; a non-default --root "
@@ -124,6 +127,22 @@ def registry_cas(args, conf):
     return paths
 
 
+def remap(args):
+    """The userns.Remap of ``--userns-remap`` (else the config file's ``userns-remap``), or None.
+
+    Raises:
+        InvalidParameter: a bad value, or no such user or range (one line).
+    """
+    from .errors import InvalidParameter
+    from . import userns
+    value = args.userns_remap
+    if value is None:
+        value = config_file(args).get("userns-remap")
+        if value is not None and not isinstance(value, str):
+            raise InvalidParameter("config file %s: userns-remap must be a string" % args.config_file)
+    return userns.load(value) if value else None
+
+
 def _group_id(name):
     try:
         return grp.getgrnam(name).gr_gid
@@ -152,7 +171,7 @@ def main(argv):
         if not isinstance(init_path, str):
             raise InvalidParameter("config file %s: init-path must be a string" % args.config_file)
         engine = Engine(root, bip=args.bip, bridge=args.bridge, registry_config=registry_config(args),
-                        init_path=init_path)
+                        init_path=init_path, remap=remap(args))
         server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)

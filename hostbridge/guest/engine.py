@@ -36,14 +36,15 @@ _build_auth = threading.local()  # a build runs in its request's thread: its cre
 class Engine:
     """Everything the routers need, behind one narrow object."""
 
-    def __init__(self, root, bip=None, bridge=None, registry_config=None, init_path=""):
+    def __init__(self, root, bip=None, bridge=None, registry_config=None, init_path="", remap=None):
         self.root = root
         self.started = time.time()
         self._build_backend = None
         self.events = Events()
         self.images = ImageStore(root)
         self.transfers = Transfers(self.images, root, registry_config)
-        self.containers = ContainerManager(root, self.images, self.events, init_path=init_path)
+        self.remap = remap  # userns.Remap (--userns-remap) or None
+        self.containers = ContainerManager(root, self.images, self.events, init_path=init_path, remap=remap)
         self.volumes = VolumeManager(root, self.containers)
         self.network = NetworkManager(root, self.containers, bip=bip, bridge=bridge)
         self.containers.hooks += [self.volumes, self.network]
@@ -57,7 +58,7 @@ class Engine:
         if self._build_backend is None:
             from .builder.storebackend import StoreBackend
             b = StoreBackend(self.images, os.path.join(self.root, "builder"), pull=self._pull_for_build,
-                             networks=self.network)
+                             networks=self.network, remap=self.remap)
             b.clean_stale()
             self._build_backend = b
         return self._build_backend
@@ -137,7 +138,7 @@ class Engine:
             "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
                       "ControlAvailable": False, "Error": "", "RemoteManagers": None},
             "LiveRestoreEnabled": True, "Isolation": "", "SecurityOptions": [
-                "name=seccomp,profile=builtin"],
+                "name=seccomp,profile=builtin"] + (["name=userns"] if self.remap else []),
             "ContainerdCommit": {"ID": "", "Expected": ""}, "RuncCommit": {"ID": "", "Expected": ""},
             **init,
             "Warnings": cgroups.feature_warnings(feats) + init.get("Warnings", []) + self.network.notes,
@@ -231,7 +232,8 @@ class Engine:
             image_id = self.images.commit(c.data["Image"], self.containers.upper_dir(c), config=cfg,
                                           author=author, comment=comment, changes=changes, ref=repo_tag,
                                           container_id=c.id, container_config=c.config,
-                                          created_by=views.command_text(c.data))
+                                          created_by=views.command_text(c.data),
+                                          remap=self.containers.remap_of(c))
         self.containers._emit(c, "commit")
         return image_id
 

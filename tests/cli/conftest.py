@@ -5,6 +5,7 @@ no iptables) and, once it is on the branch, against hostbridge's own engine (the
 fixture from tests/conftest.py).
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -90,20 +91,22 @@ def _unmount_under(path):
         subprocess.run(["umount", "-l", target], capture_output=True)
 
 
-@pytest.fixture(scope="session")
-def dockerd(busybox_rootfs_tar):
-    """Debian's dockerd on a private socket and data root, with busybox:latest imported."""
+@contextlib.contextmanager
+def running_dockerd(busybox_rootfs_tar, extra=()):
+    """Debian's dockerd on a private socket and data root, with busybox:latest imported
+    (``extra``: more dockerd flags, ``--userns-remap=default`` say); stopped and removed after."""
     if os.geteuid() != 0:
         pytest.skip("needs root to run dockerd")
     if not shutil.which("dockerd") or not shutil.which("docker"):
         pytest.skip("dockerd and the docker CLI are not installed (apt-get install docker.io)")
     base = tempfile.mkdtemp(prefix="hbd", dir="/tmp")  # short: the socket path must fit 108 bytes
+    os.chmod(base, 0o711)  # a remapped root reaches its layers through it
     sock = os.path.join(base, "d.sock")
     log = open(os.path.join(base, "dockerd.log"), "wb")
     proc = subprocess.Popen(
         ["dockerd", "--host", "unix://" + sock, "--data-root", os.path.join(base, "data"),
          "--exec-root", os.path.join(base, "exec"), "--pidfile", os.path.join(base, "d.pid"),
-         "--bridge", "none", "--iptables=false", "--ip6tables=false"],
+         "--bridge", "none", "--iptables=false", "--ip6tables=false"] + list(extra),
         stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
@@ -130,6 +133,13 @@ def dockerd(busybox_rootfs_tar):
         log.close()
         _unmount_under(base)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def dockerd(busybox_rootfs_tar):
+    """Debian's dockerd on a private socket and data root, with busybox:latest imported."""
+    with running_dockerd(busybox_rootfs_tar) as backend:
+        yield backend
 
 
 @pytest.fixture(params=["dockerd", "engine"])

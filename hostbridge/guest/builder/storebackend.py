@@ -27,7 +27,7 @@ import subprocess
 import threading
 import time
 
-from .. import util
+from .. import userns, util
 from ..errors import InvalidParameter, NotFound, RuntimeFailure, Unavailable
 from ..images import build as image_build
 from ..runtime.client import ShimClient
@@ -60,10 +60,11 @@ class StoreBackend(BuildBackend):
         run_timeout: the longest a RUN may take, in seconds (None: no limit).
     """
 
-    def __init__(self, store, state_dir: str, pull=None, networks=None, run_timeout=None):
+    def __init__(self, store, state_dir: str, pull=None, networks=None, run_timeout=None, remap=None):
         if store.driver != "overlay":
             raise Unavailable("docker build needs the overlay storage driver; this engine runs with vfs")
         self.store, self.pull, self.run_timeout = store, pull, run_timeout
+        self.remap = remap  # userns.Remap: RUN steps run remapped, as the engine's containers
         self.networks = StepNetworks(networks)
         self.dir = util.makedirs(state_dir)
         self.rootfs_dir = util.makedirs(os.path.join(state_dir, "rootfs"))
@@ -151,13 +152,29 @@ class StoreBackend(BuildBackend):
             env.release()
 
     def _run_container(self, rootfs, env, config, argv, output, cancelled):
+        if self.remap is None:
+            return self._run_step(rootfs, env, config, argv, output, cancelled, rootfs.lower, None)
+        # the step's own files (its upper dir, init layer and /etc files) hold the image's ids
+        # between steps, which COPY writes and commit adopts: the remapped root's only while it runs
+        owned = [rootfs.upper, env.init] + [os.path.join(rootfs.base, n) for n in ("hostname", "hosts", "resolv.conf")]
+        lower = [self.store.layers.remapped_diff("sha256:" + os.path.basename(os.path.dirname(d)), self.remap)
+                 if d.startswith(self.store.layers.root + os.sep) else d for d in rootfs.lower]
+        for p in owned:
+            userns.shift_tree(p, self.remap)
+        try:
+            return self._run_step(rootfs, env, config, argv, output, cancelled, lower, self.remap.runtime_spec())
+        finally:
+            for p in owned:
+                userns.shift_tree(p, self.remap, back=True)
+
+    def _run_step(self, rootfs, env, config, argv, output, cancelled, lower, userns_spec):
         bundle = os.path.join(rootfs.base, "bundle")
         for stale in ("exit.json", "config.json"):
             if os.path.exists(os.path.join(bundle, stale)):
                 os.unlink(os.path.join(bundle, stale))
         spec = {
             "id": rootfs.id, "hostname": env.hostname, "domainname": "",
-            "rootfs": {"driver": "overlay", "lower": [env.init] + rootfs.lower, "upper": rootfs.upper,
+            "rootfs": {"driver": "overlay", "lower": [env.init] + lower, "upper": rootfs.upper,
                        "work": rootfs.work, "merged": rootfs.path, "readonly": False},
             "process": {"args": list(argv), "env": list(config.get("Env") or [_PATH_ENV]),
                         "cwd": config.get("WorkingDir") or "/", "user": config.get("User") or "",
@@ -167,6 +184,8 @@ class StoreBackend(BuildBackend):
             "mounts": env.mounts(), "cgroup": env.cgroup(), "sysctls": {},
             "log_path": "", "log_max_size": 0,
         }
+        if userns_spec:
+            spec["userns"] = userns_spec
         util.write_json(os.path.join(bundle, "config.json"), spec, 0o600)
         shim = ShimClient(bundle)
         pid = shim.spawn()

@@ -54,7 +54,7 @@ def host_devices(dev="/dev"):
     return mounts
 
 
-def write_bundle(c, rootfs, lookup_pid, init_path="", extra_env=()):
+def write_bundle(c, rootfs, lookup_pid, init_path="", extra_env=(), userns=None):
     """Write ``c``'s bundle config; returns the bundle dir.
 
     Args:
@@ -64,6 +64,7 @@ def write_bundle(c, rootfs, lookup_pid, init_path="", extra_env=()):
         init_path: with ``HostConfig.Init``, the host's init binary (tini) the runtime runs as
             pid 1; "" for the runtime's built-in init.
         extra_env: variables the engine adds for this start only (legacy links' ``ALIAS_…``).
+        userns: config.json's "userns" (``containers.userns.runtime_spec``), None for the host's.
     Returns:
         The bundle dir.
     """
@@ -115,5 +116,7 @@ def write_bundle(c, rootfs, lookup_pid, init_path="", extra_env=()):
         "log_path": c.log_path if (hc.get("LogConfig") or {}).get("Type") != "none" else "",
         "log_max_size": max_size, "log_max_file": max_file,
     }
+    if userns:
+        spec["userns"] = userns
     write_json(os.path.join(bundle, "config.json"), spec, 0o600)
     return bundle

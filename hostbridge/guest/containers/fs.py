@@ -15,11 +15,11 @@ import os
 import posixpath
 import stat
 import subprocess
-import tarfile
 import tempfile
 
 from ..errors import InvalidParameter, NotFound
 from ..runtime import rootfs, safepath
+from ..userns import tar_writer
 from ..volumes.mounts import runtime_mounts
 
 # Go's os.FileMode bits, which the docker CLI decodes from X-Docker-Container-Path-Stat
@@ -108,8 +108,9 @@ def path_stat(root, path):
     return base64.b64encode(json.dumps(info).encode()).decode(), host
 
 
-def write_archive(root, path, out):
-    """Write a tar of ``path`` (named by its base name, as docker does) to ``out``."""
+def write_archive(root, path, out, remap=None):
+    """Write a tar of ``path`` (named by its base name, as docker does) to ``out``; with
+    ``remap`` (a remapped container's) it carries the container's ids."""
     # a symlink is copied as the link itself, as docker cp does; "dir/" and "dir/." follow it.
     # Everything is reached through descriptors, one component at a time: a running container
     # swapping a directory for a symlink to / mid-copy must not hand us the host's files.
@@ -129,7 +130,7 @@ def write_archive(root, path, out):
             os.close(fd)
             raise NotFound("Could not find the file %s in container" % path) from None
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tar_writer(out, remap) as tar:
             if base is None:
                 _tar_dir(tar, fd, name)
             else:
@@ -138,11 +139,11 @@ def write_archive(root, path, out):
         os.close(fd)
 
 
-def export_archive(root, out):
+def export_archive(root, out, remap=None):
     """Write the whole filesystem under ``root`` as a tar (``docker export``), by descriptors."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tar_writer(out, remap) as tar:
             for child in sorted(os.listdir(fd)):
                 _tar_add_at(tar, fd, child, child)
     finally:
@@ -191,14 +192,14 @@ def _tar_add_at(tar, parent_fd, base, arcname):
             raise
 
 
-def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False):
+def extract_archive(root, path, stream, no_overwrite_dir_non_dir=False, remap=None):
     """Extract a tar stream into directory ``path`` inside the container, refusing escapes."""
     from ..images.tarsafe import extract
     fd = open_dir_in_root(root, path, "extraction point is not a directory: %s" % path)
     try:
         # the directory by its descriptor: a path would be walked again, and a running container
         # may have swapped a component for a symlink to / meanwhile (CVE-2018-15664's race)
-        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="keep")  # docker cp keeps .wh. files
+        extract(stream, "/proc/self/fd/%d" % fd, whiteouts="keep", remap=remap)  # docker cp keeps .wh. files
     except OSError as e:
         # /proc, /sys, a read-only mount: the container's filesystem refuses, not the engine failing
         if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT):

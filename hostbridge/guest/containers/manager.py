@@ -20,6 +20,7 @@ from ..network import joined, links
 from ..runtime import initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
+from . import userns
 from .config import new_record, parse_signal
 from .names import random_name
 from .store import ContainerStore
@@ -40,8 +41,9 @@ class PendingAttach:
 
 
 class ContainerManager:
-    def __init__(self, root, images, events, init_path=""):
+    def __init__(self, root, images, events, init_path="", remap=None):
         self.root = root
+        self.remap = remap  # userns.Remap of an engine started with --userns-remap, else None
         self.init = initbin.Selector(init_path)  # --init's binary (--init-path, else a static tini)
         self._builtin_init_logged = False
         self.images = images
@@ -77,6 +79,7 @@ class ContainerManager:
                 raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
             name = name.lstrip("/")
         image_id = self.images.resolve(image_ref)
+        userns.check_create(self.remap, body.get("HostConfig") or {})
         zygote.warm()
         image_cfg = (self.images.config(image_id) or {}).get("config") or {}
         cid = new_id()
@@ -113,6 +116,10 @@ class ContainerManager:
             c.data["GraphDriver"]["Data"] = {
                 "LowerDir": ":".join(lower), "UpperDir": os.path.join(d, "upper"),
                 "WorkDir": os.path.join(d, "work"), "MergedDir": os.path.join(d, "merged")}
+        remap = self.remap_of(c)
+        if remap is not None:
+            userns.own_rootfs(remap, d, self.images.driver)
+        userns.mark(remap, d)
 
     def _make_init_layer(self, init):
         """Docker's "-init" layer: the mount points the runtime binds over (/etc/hosts, /dev,
@@ -122,10 +129,14 @@ class ContainerManager:
         for f in ("etc/hostname", "etc/hosts", "etc/resolv.conf", "dev/console"):
             open(os.path.join(init, f), "a").close()
 
+    def remap_of(self, c):
+        """The userns.Remap ``c`` runs under (None: the host's ids)."""
+        return userns.remap_for(self.remap, c.host_config)
+
     def lower_dirs(self, c):
         """The overlay lower dirs of ``c``, top first: its init layer, then the image's layers."""
         init = os.path.join(self.rootfs_root, c.id, "init")
-        image = self.images.lower_dirs(c.data["Image"])
+        image = self.images.lower_dirs(c.data["Image"], self.remap_of(c))
         return [init] + image if os.path.isdir(init) else image
 
     def rootfs_spec(self, c):
@@ -162,6 +173,9 @@ class ContainerManager:
             with open(os.path.join(c.dir, "resolv.conf"), "w") as f:
                 f.write(resolv)
             c.data["ResolvConfPath"] = os.path.join(c.dir, "resolv.conf")
+        remap = self.remap_of(c)
+        if remap is not None:
+            userns.own_files(remap, [c.data.get(k) for k in ("HostnamePath", "HostsPath", "ResolvConfPath")])
 
     # ---- start ----------------------------------------------------------------------------
     def _check_ipc_donor(self, c):
@@ -208,9 +222,11 @@ class ContainerManager:
         shim = None
         try:
             self._check_ipc_donor(c)
+            userns.check_mark(self.remap_of(c), os.path.join(self.rootfs_root, c.id), c.name)
             joined.adopt(c, self.get)  # --network container:X: X's etc files and hostname
             link_env = links.start_env(c, self.get)  # legacy links: running targets, their variables
-            bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env)
+            bundle = bundle_mod.write_bundle(c, self.rootfs_spec(c), self._running_pid, self._init_path(c), link_env,
+                                             userns.runtime_spec(self.remap, c.host_config, self._running_pid))
             shim = ShimClient(bundle)
             pid = shim.spawn()
         except GuestError as e:  # an attach waiting for the start must hear of it too

@@ -64,11 +64,11 @@ def import_rootfs(store, stream, ref=None, changes=None, message="", src="-") ->
     return iid
 
 
-def _pending_from_dir(store, diff_dir, parent_chain):
+def _pending_from_dir(store, diff_dir, parent_chain, remap=None):
     fd, tmp = tempfile.mkstemp(prefix=".diff-", suffix=".tar", dir=store.tmp)
     try:
         with os.fdopen(fd, "w+b") as f:
-            write_diff_tar(diff_dir, f)
+            write_diff_tar(diff_dir, f, remap=remap)
             f.seek(0)
             return store.layers.extract(f, parent_chain)
     finally:
@@ -97,7 +97,7 @@ def layer_from_dir(store, diff_dir, parent_image_id=None, adopt=False) -> dict:
 
 
 def commit(store, parent_image_id, diff_dir, config=None, author="", comment="", changes=None,
-           ref=None, created_by="", container_id="", container_config=None) -> str:
+           ref=None, created_by="", container_id="", container_config=None, remap=None) -> str:
     """A new image: the parent's layers plus ``diff_dir`` as one more layer.
 
     Args:
@@ -109,6 +109,7 @@ def commit(store, parent_image_id, diff_dir, config=None, author="", comment="",
         ref: ``name[:tag]`` to tag the result with.
         created_by: the history entry's command (the builder's ``/bin/sh -c #(nop) …``).
         container_id, container_config: recorded as docker does for commits.
+        remap: a remapped container's ``userns.Remap``: the layer gets the container's ids.
 
     Returns:
         str: the new image id.
@@ -118,7 +119,7 @@ def commit(store, parent_image_id, diff_dir, config=None, author="", comment="",
     chains = store.chains(parent_image_id) if parent_image_id else []
     base = config if config is not None else parent.get("config")
     cfg = changes_mod.apply(views.container_config(base), changes)
-    pending = _pending_from_dir(store, diff_dir, chains[-1] if chains else None) if diff_dir else None
+    pending = _pending_from_dir(store, diff_dir, chains[-1] if chains else None, remap) if diff_dir else None
     created = util.now_rfc3339()
     diff_ids = list((parent.get("rootfs") or {}).get("diff_ids") or [])
     if pending:

@@ -11,6 +11,7 @@ import os
 import stat
 import tarfile
 
+from ..userns import tar_writer
 from .tarsafe import OPAQUE_XATTR, WH_OPAQUE, WH_PREFIX
 
 
@@ -60,7 +61,7 @@ def _empty_file(name, like: tarfile.TarInfo) -> tarfile.TarInfo:
     return ti
 
 
-def write_diff_tar(diff_dir: str, out, drop_sockets: bool = False) -> int:
+def write_diff_tar(diff_dir: str, out, drop_sockets: bool = False, remap=None) -> int:
     """Write the tree under ``diff_dir`` to ``out`` as a layer tar (depth first, sorted).
 
     The tree is walked by descriptors, each entry opened unfollowed and then read through
@@ -72,6 +73,7 @@ def write_diff_tar(diff_dir: str, out, drop_sockets: bool = False) -> int:
         out: a writable binary file.
         drop_sockets: also delete the sockets left out of the tar, so that the directory holds
             exactly what the tar does (when it becomes the layer's diff dir itself).
+        remap: a remapped container's ``userns.Remap``: entries carry the container's ids.
 
     Returns:
         docker's layer size: the bytes of regular files plus the lengths of symlink targets
@@ -79,7 +81,7 @@ def write_diff_tar(diff_dir: str, out, drop_sockets: bool = False) -> int:
     """
     fd = os.open(diff_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        with tar_writer(out, remap) as tar:
             return _add_tree(tar, fd, "", drop_sockets)
     finally:
         os.close(fd)

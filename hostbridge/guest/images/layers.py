@@ -195,6 +195,32 @@ class LayerStore:
         os.rename(src, os.path.join(trash, "layer"))
         shutil.rmtree(trash, ignore_errors=True)
 
+    def remapped_diff(self, chain: str, remap) -> str:
+        """The layer's diff dir owned by ``remap``'s ids (a ``userns.Remap``), copied once.
+
+        dockerd keeps one copy of every layer per remap range (``/var/lib/docker/UID.GID``); the
+        copy lives in the layer's own dir here, so that removing the layer removes it too. The
+        guest kernel (6.1) takes no idmapped overlay layers in a mount we can make before the
+        container's user namespace exists; a chown'd copy works on every kernel.
+        """
+        from ..userns import copy_shifted
+        dest = os.path.join(self.path(chain), "remapped", remap.dir_name)
+        if os.path.isdir(dest):
+            return dest
+        tmp_dir = tempfile.mkdtemp(prefix=".remap-", dir=self.tmp)
+        try:
+            copy = os.path.join(tmp_dir, "diff")
+            copy_shifted(self.diff_dir(chain), copy, remap)
+            os.makedirs(os.path.dirname(dest), mode=0o711, exist_ok=True)
+            try:
+                os.rename(copy, dest)
+            except OSError:
+                if not os.path.isdir(dest):  # else another start made it meanwhile
+                    raise
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        return dest
+
     def clean_tmp(self) -> None:
         """Remove leftovers of a crashed extraction or deletion (at engine start)."""
         for n in os.listdir(self.tmp):

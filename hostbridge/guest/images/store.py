@@ -148,9 +148,13 @@ class ImageStore:
         """Ids of the images whose parent is ``image_id``."""
         return [i for i, v in self.images.items() if v["meta"].get("parent") == image_id]
 
-    def lower_dirs(self, image_id: str) -> list:
-        """The layers' diff dirs, top first (overlay's lowerdir order). Raises NotFound."""
-        return [self.layers.diff_dir(c) for c in reversed(self.chains(image_id))]
+    def lower_dirs(self, image_id: str, remap=None) -> list:
+        """The layers' diff dirs, top first (overlay's lowerdir order); with ``remap`` (a
+        ``userns.Remap``) their copies owned by its ids (made on first use). Raises NotFound."""
+        chains = list(reversed(self.chains(image_id)))
+        if remap is None:
+            return [self.layers.diff_dir(c) for c in chains]
+        return [self.layers.remapped_diff(c, remap) for c in chains]
 
     def materialize(self, image_id: str, dest: str) -> None:
         """Build a flat rootfs in ``dest`` (an existing dir) for the vfs driver: layers bottom-up.

@@ -398,7 +398,7 @@ def _rmtree_at(name, dir_fd):
     safepath.rmtree_at(dir_fd, name)
 
 
-def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cache=None):
+def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cache=None, remap=None):
     """Extract a (possibly compressed) layer tar stream into ``dest`` in one pass.
 
     Args:
@@ -411,6 +411,8 @@ def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cach
             files without xattrs are then placed as links to an inode with the same bytes and
             metadata (``key``) when there is one (creating inodes is what extraction costs on
             a disk). Only for trees that nobody writes to (build contexts).
+        remap: a ``userns.Remap``: members' ids are a remapped container's, owned on the host
+            by the ids they map to (``docker cp`` into it).
 
     Returns:
         dict: ``diff_id`` (sha256 of the uncompressed tar), ``size`` (docker's layer size),
@@ -427,6 +429,8 @@ def extract(raw, dest: str, whiteouts: str = "overlay", keep_tar=None, file_cach
         try:
             with tarfile.open(fileobj=inner, mode="r|") as tar:
                 for ti in tar:
+                    if remap is not None:
+                        ti.uid, ti.gid = remap.host_uid(ti.uid), remap.host_gid(ti.gid)
                     ex.add(ti, tar)
             inner.drain()
             outer.drain()

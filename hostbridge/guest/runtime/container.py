@@ -56,6 +56,24 @@ def _join_path(path: str, nstype: int) -> None:
         os.close(fd)
 
 
+def _enter_userns(spec: dict, sync: socket.socket) -> None:
+    """Enter the container's user namespace (a remapped engine) and become its root.
+
+    ``{"path": "/proc/PID/ns/user"}`` joins another container's (``--network container:X``
+    and the like share X's, as dockerd does); ``{"uid_map", "gid_map"}`` makes a new one,
+    whose maps the shim writes once asked (only root of the parent namespace may map ranges).
+    Every namespace made after this one belongs to it, so container root holds its
+    capabilities there (ping, ports below 1024, hostname) and nowhere else.
+    """
+    if spec.get("path"):
+        _join_path(spec["path"], ns.CLONE_NEWUSER)
+    else:
+        ns.unshare(ns.CLONE_NEWUSER)
+        _send(sync, {"userns": True})
+        _recv_byte(sync)
+    ns.become_root()
+
+
 def _unshare(config: dict) -> bool:
     """Enter the container's namespaces; True when it has a cgroup namespace of its own.
 
@@ -139,8 +157,13 @@ def child_main(config: dict, sync: socket.socket, stdio: tuple, join=None) -> No
                 os.dup2(fd, target)
         _close_fds_except({0, 1, 2, sync.fileno()})
         _recv_byte(sync)
+        userns = config.get("userns")
+        if userns:
+            ns.unshare(ns.CLONE_NEWNS)
+            rootfs.setup_before_userns(config)
+            _enter_userns(userns, sync)
         cgroupns = _unshare(config)
-        rootfs.setup(config, cgroupns)
+        rootfs.setup(config, cgroupns, premounted=bool(userns))
         proc = config.get("process") or {}
         builtin_init = bool(proc.get("init"))
         if rootfs.init_binary(proc):

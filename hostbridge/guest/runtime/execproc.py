@@ -24,7 +24,8 @@ from .container import exit_status
 _TIOCSPTLCK = 0x40045431
 _TIOCGPTN = 0x80045430
 
-_NS_ORDER = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]  # mnt last: it changes "/" and /proc
+# mnt last: it changes "/" and /proc; user (a remapped container's) after the host-owned pid one
+_NS_ORDER = ["cgroup", "ipc", "uts", "net", "pid", "user", "mnt"]
 
 
 def open_pty_in(pid: int) -> tuple:
@@ -62,8 +63,9 @@ class Entered:
     """What ``enter`` leaves for ``run``: the v2 cgroup to fork into, and the container's cgroup
     namespace for the process to join (fds, or None)."""
 
-    def __init__(self, cgroup2_fd=None, cgroupns_fd=None, oom_score_adj=0):
+    def __init__(self, cgroup2_fd=None, cgroupns_fd=None, oom_score_adj=0, userns=False):
         self.cgroup2_fd, self.cgroupns_fd = cgroup2_fd, cgroupns_fd
+        self.userns = userns  # joined the container's user namespace: the process becomes its root
         self.oom_score_adj = oom_score_adj  # the container's: the helper's is the engine's
 
 
@@ -90,7 +92,7 @@ def enter(spec: dict) -> tuple:
         entered.cgroup2_fd = cgroupfs.join_from_inside(
             [os.path.dirname(f) for f in spec.get("cgroup_procs") or ()], v2="open")
         entered.cgroupns_fd = ns.open_namespace(pid, "cgroup")
-        ns.join_namespaces(pid, [k for k in _NS_ORDER if k != "cgroup"])
+        entered.userns = "user" in ns.join_namespaces(pid, [k for k in _NS_ORDER if k != "cgroup"])
     except (OSError, ValueError, KeyError) as e:
         return "exec: cannot enter the container: %s" % e, entered
     return None, entered
@@ -126,7 +128,7 @@ def run(spec: dict, entered=None, started=None) -> int:
         os.close(r)
         if entered.cgroup2_fd is not None:  # a host cgroup directory: not past this point
             os.close(entered.cgroup2_fd)
-        _child(spec, w, entered.cgroupns_fd, entered.oom_score_adj)
+        _child(spec, w, entered.cgroupns_fd, entered.oom_score_adj, entered.userns)
     os.close(w)
     if started is not None:
         started(pid)
@@ -166,9 +168,11 @@ def _forward(pid: int, sig: int) -> None:
         pass
 
 
-def _child(spec: dict, report_fd: int, cgroupns_fd=None, oom_score_adj=0) -> None:
+def _child(spec: dict, report_fd: int, cgroupns_fd=None, oom_score_adj=0, userns=False) -> None:
     code = 126
     try:
+        if userns:
+            ns.become_root()
         try:
             oom.set_score_adj(oom_score_adj)
         except OSError:

@@ -233,19 +233,47 @@ def join_namespaces(pid: int, kinds) -> None:
     """Join the namespaces ``kinds`` (e.g. ["ipc", "uts", "net", "pid", "mnt"]) of process ``pid``.
 
     Namespaces that are already ours are skipped (setns into one's own user namespace fails).
-    The mount namespace should come last: it changes what ``/proc`` paths mean.
+    The mount namespace should come last: it changes what ``/proc`` paths mean; a user
+    namespace comes after those its owner (the host) created (pid) and before the mount one.
+
+    Returns:
+        The kinds actually joined (call ``become_root`` after joining "user").
     """
-    fds = []
+    fds, joined = [], []
     try:
         for kind in kinds:
             path = "/proc/%d/ns/%s" % (pid, kind)
             if os.stat(path).st_ino == os.stat("/proc/self/ns/%s" % kind).st_ino:
                 continue
             fds.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), NS_FLAGS[kind]))
+            joined.append(kind)
         for fd, flag in fds:
             setns(fd, flag)
     finally:
         for fd, _ in fds:
+            os.close(fd)
+    return joined
+
+
+def become_root() -> None:
+    """Be root of the user namespace just entered: its uid and gid 0, no supplementary group.
+
+    Until then the process keeps the host ids it had (0), which the namespace does not map:
+    the host would still see host root touching files.
+    """
+    os.setgroups([])
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+
+
+def write_id_maps(pid: int, uid_map, gid_map) -> None:
+    """Write ``[[inside, outside, count]…]`` maps for the user namespace process ``pid`` made
+    (one write each, as the kernel requires; the caller is root of the parent namespace)."""
+    for name, idmap in (("uid_map", uid_map), ("gid_map", gid_map)):
+        fd = os.open("/proc/%d/%s" % (pid, name), os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, "".join("%d %d %d\n" % tuple(e) for e in idmap).encode())
+        finally:
             os.close(fd)
 
 

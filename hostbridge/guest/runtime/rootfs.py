@@ -145,16 +145,23 @@ def mount_dev(root: str) -> None:
         os.symlink(target, os.path.join(dev, link))
 
 
-def mount_proc_sys(root: str, new_netns: bool, privileged: bool) -> None:
-    """/proc of the container's pid namespace and a fresh (read-only unless privileged) sysfs.
+def mount_proc(root: str) -> None:
+    """/proc of the container's pid namespace."""
+    proc = secure_join(root, "/proc")
+    _mkdir(proc)
+    ns.mount("proc", proc, "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+
+
+def mount_proc_sys(root: str, new_netns: bool, privileged: bool, proc: bool = True) -> None:
+    """/proc of the container's pid namespace (unless ``proc`` is False: mounted already) and a
+    fresh (read-only unless privileged) sysfs.
 
     Fresh with the host's network too, as docker does: a bind of the host's /sys would bring
     its submounts (tracefs, debugfs, configfs, securityfs), and a read-only remount of a
     recursive bind leaves those writable.
     """
-    proc = secure_join(root, "/proc")
-    _mkdir(proc)
-    ns.mount("proc", proc, "proc", ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
+    if proc:
+        mount_proc(root)
     sys_ = secure_join(root, "/sys")
     _mkdir(sys_)
     ro = 0 if privileged else ns.MS_RDONLY
@@ -265,18 +272,29 @@ def mask_paths(paths=MASKED) -> None:
             continue  # absent on this kernel
 
 
+def kept_flags(path: str) -> int:
+    """The nosuid/nodev/noexec/noatime flags ``path``'s mount has: a bind remount keeps them.
+
+    In a user namespace they are locked on mounts made by the host (a remapped container's
+    /proc and root), and a remount that drops one is refused (EPERM).
+    """
+    f = os.statvfs(path).f_flag
+    return sum(ms for st, ms in ((os.ST_NOSUID, ns.MS_NOSUID), (os.ST_NODEV, ns.MS_NODEV),
+                                 (os.ST_NOEXEC, ns.MS_NOEXEC), (os.ST_NOATIME, ns.MS_NOATIME)) if f & st)
+
+
 def readonly_paths(paths=READONLY) -> None:
     """Bind container paths onto themselves read-only."""
     for p in paths:
         if not os.path.exists(p):
             continue
         ns.mount(p, p, None, ns.MS_BIND | ns.MS_REC)
-        ns.mount(None, p, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_REC)
+        ns.mount(None, p, None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | ns.MS_REC | kept_flags(p))
 
 
 def readonly_root() -> None:
     """Remount ``/`` read-only (--read-only); mounts under it keep their own flags."""
-    ns.mount(None, "/", None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY)
+    ns.mount(None, "/", None, ns.MS_BIND | ns.MS_REMOUNT | ns.MS_RDONLY | kept_flags("/"))
 
 
 # Sysctls a container may set (docker's and runc's list): those its own IPC, mqueue and network
@@ -321,27 +339,71 @@ def init_binary(proc: dict) -> str:
     return (proc.get("init_path") or "") if proc.get("init") else ""
 
 
-def setup(config: dict, cgroupns: bool = False) -> None:
+def _in_kernel_tree(m: dict) -> bool:
+    """A mount onto /dev, /proc or /sys (a --device node, say): it goes over the runtime's own."""
+    d = m["destination"].rstrip("/") or "/"
+    return any(d == p or d.startswith(p + "/") for p in ("/dev", "/proc", "/sys"))
+
+
+def _sorted_mounts(config: dict) -> list:
+    return sorted(config.get("mounts") or [], key=lambda m: m["destination"].count("/"))
+
+
+def setup_before_userns(config: dict) -> None:
+    """A remapped container's first half, as host root in a mount namespace of its own made
+    before the user namespace is entered: the root, /proc (the pid namespace is the host's
+    making), the init binary and the config's binds (their host paths may be unreachable from
+    the remapped root: the engine's dirs are 0700).
+
+    Leaves the process in the root's parent dir (the engine makes it searchable by the
+    remapped root): ``setup(config, premounted=True)`` goes on from there by a relative path.
+    The next mount namespace's copy keeps the working directory, while a host path would be
+    looked up as the remapped root.
+    """
+    make_private()
+    root = mount_root(config["rootfs"])
+    mount_proc(root)
+    init_path = init_binary(config.get("process") or {})
+    if init_path:
+        mount_extra(root, initbin.bind_mount(init_path))
+    for m in _sorted_mounts(config):
+        if not _in_kernel_tree(m):
+            mount_extra(root, m)
+    os.chdir(os.path.dirname(root))
+
+
+def _premounted_root(config: dict) -> str:
+    """The root as ``setup_before_userns`` left it, bound onto itself in this mount namespace:
+    mounts copied from a more privileged namespace are locked, and pivot_root refuses those."""
+    rootfs = config["rootfs"]
+    root = os.path.basename(rootfs["merged"] if rootfs.get("driver", "overlay") == "overlay" else rootfs["path"])
+    ns.mount(root, root, None, ns.MS_BIND | ns.MS_REC)
+    return root
+
+
+def setup(config: dict, cgroupns: bool = False, premounted: bool = False) -> None:
     """Build the whole container filesystem from config.json and pivot into it.
 
     Call in the container's own mount namespace (and new pid namespace, for /proc); with
     ``cgroupns`` (a cgroup namespace of its own) it also gets a read-only /sys/fs/cgroup.
+    With ``premounted``, ``setup_before_userns`` did the first half.
     """
     proc_cfg = config.get("process") or {}
     privileged = bool(proc_cfg.get("privileged"))
     net = (config.get("namespaces") or {}).get("net", "new")
     make_private()
-    root = mount_root(config["rootfs"])
-    mount_proc_sys(root, net != "host", privileged)
+    root = _premounted_root(config) if premounted else mount_root(config["rootfs"])
+    mount_proc_sys(root, net != "host", privileged, proc=not premounted)
     if cgroupns:
         mount_cgroups(root)
     mount_dev(root)
     init_path = init_binary(proc_cfg)
-    if init_path:
+    if init_path and not premounted:
         # before the config's mounts, as dockerd orders them: a volume over /sbin hides it
         mount_extra(root, initbin.bind_mount(init_path))
-    for m in sorted(config.get("mounts") or [], key=lambda m: m["destination"].count("/")):
-        mount_extra(root, m)
+    for m in _sorted_mounts(config):
+        if not premounted or _in_kernel_tree(m):
+            mount_extra(root, m)
     pivot(root)
     write_sysctls(config.get("sysctls"), net == "host", (config.get("namespaces") or {}).get("ipc") == "host")
     if not privileged:

@@ -213,7 +213,11 @@ def create(bundle: str) -> Supervisor:
         sup = Supervisor(bundle, config, cgroup, pid, listener, sync, shim_stdio)
         try:
             sync.sendall(b"c")
-            sup.wait_created()
+            if sup.wait_created().get("userns"):  # it made its user namespace: map it
+                userns = config["userns"]
+                ns.write_id_maps(pid, userns["uid_map"], userns["gid_map"])
+                sync.sendall(b"m")
+                sup.wait_created()
         except BaseException:
             sup.abort()
             raise

@@ -69,8 +69,9 @@ class Supervisor:
                                       int(config.get("log_max_file") or 1)) if log_path else None
 
     # creation ---------------------------------------------------------------------------
-    def wait_created(self) -> None:
-        """Block until the child reports ready (taking the pty master) or failure.
+    def wait_created(self) -> dict:
+        """Block until the child reports ready (taking the pty master) or failure; returns its
+        message (``{"ready": true}``, or ``{"userns": true}``: map my user namespace).
 
         Raises:
             RuntimeFailure: the child's error, or it died silently.
@@ -89,6 +90,7 @@ class Supervisor:
         msg = json.loads(line)
         if "error" in msg:
             raise RuntimeFailure(msg["error"])
+        return msg
 
     def abort(self) -> None:
         """Kill and reap a half-created child."""

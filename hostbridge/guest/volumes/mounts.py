@@ -56,7 +56,8 @@ class VolumeManager:
     """
 
     def __init__(self, root, containers):
-        self.store = VolumeStore(root)
+        remap = containers.remap
+        self.store = VolumeStore(root, (remap.root_uid, remap.root_gid) if remap else None)
         self.containers = containers
         self.root = root
 

@@ -30,9 +30,10 @@ def check_name(name):
 class VolumeStore:
     """The engine's volumes (driver ``local`` only)."""
 
-    def __init__(self, root):
+    def __init__(self, root, owner=None):
         self.dir = makedirs(os.path.join(root, "volumes"), 0o701)
         self._lock = threading.RLock()
+        self.owner = owner  # (uid, gid) of a new volume's _data: a remapped engine's root, as dockerd's
 
     def path(self, name):
         """The host directory the volume's data lives in."""
@@ -68,6 +69,8 @@ class VolumeStore:
             if meta:
                 return self.view(meta), False
             makedirs(self.path(name), 0o755)
+            if self.owner:
+                os.chown(self.path(name), *self.owner)
             meta = {"Name": name, "Driver": "local", "Labels": labels, "Options": None, "Scope": "local",
                     "CreatedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
             write_json(os.path.join(self.dir, name, _META), meta)

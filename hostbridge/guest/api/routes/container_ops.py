@@ -66,7 +66,7 @@ def export(engine, req, resp, id):
     c = engine.containers.get(id)
     with fs.mounted_rootfs(engine.containers, c) as root:
         resp.start_stream(content_type="application/x-tar")
-        fs.export_archive(root, _ChunkWriter(resp))
+        fs.export_archive(root, _ChunkWriter(resp), engine.containers.remap_of(c))
         resp.end_stream()
     engine.containers._emit(c, "export")
 
@@ -104,7 +104,7 @@ def archive_get(engine, req, resp, id):
         with _naming(id):
             header, _ = fs.path_stat(root, path)
         resp.start_stream(content_type="application/x-tar", headers={"X-Docker-Container-Path-Stat": header})
-        fs.write_archive(root, path, _ChunkWriter(resp))
+        fs.write_archive(root, path, _ChunkWriter(resp), engine.containers.remap_of(c))
         resp.end_stream()
 
 
@@ -113,7 +113,7 @@ def archive_put(engine, req, resp, id):
     path = _archive_path(req)
     with fs.mounted_rootfs(engine.containers, c, writable=True) as root, _naming(id):
         fs.check_writable(root, c, path)
-        fs.extract_archive(root, path, req.body(), req.qbool("noOverwriteDirNonDir"))
+        fs.extract_archive(root, path, req.body(), req.qbool("noOverwriteDirNonDir"), engine.containers.remap_of(c))
     resp.empty(200)
 
 

@@ -26,10 +26,14 @@ def _hb(env, ns, *args):
                           capture_output=True, text=True, timeout=120, cwd=REPO)
 
 
-def _bridge_subnet(env):
+def _bridge(env):
     out = subprocess.run(["docker", "network", "inspect", "bridge"], capture_output=True, text=True, env=env,
                          check=True, timeout=60).stdout
-    return ipaddress.ip_network(json.loads(out)[0]["IPAM"]["Config"][0]["Subnet"])
+    return json.loads(out)[0]
+
+
+def _bridge_subnet(env):
+    return ipaddress.ip_network(_bridge(env)["IPAM"]["Config"][0]["Subnet"])
 
 
 def test_the_default_bridge_moves_off_a_route_that_came_up_since(tmp_path):
@@ -42,7 +46,7 @@ def test_the_default_bridge_moves_off_a_route_that_came_up_since(tmp_path):
         r = _hb(env, ns, "up")
         assert r.returncode == 0, r.stderr
         assert "default bridge" not in r.stderr
-        before = _bridge_subnet(env)
+        before, bridge_id = _bridge_subnet(env), _bridge(env)["Id"]
         assert _hb(env, ns, "down").returncode == 0
 
         vpn = list(before.subnets(new_prefix=24))[-1]
@@ -54,6 +58,7 @@ def test_the_default_bridge_moves_off_a_route_that_came_up_since(tmp_path):
         assert r.returncode == 0, r.stderr
         after = _bridge_subnet(env)
         assert not after.overlaps(vpn)
+        assert _bridge(env)["Id"] == bridge_id  # a created container names it by its id: it keeps it
         assert ("note: the default bridge network moved to %s, off %s, which overlaps the host route %s via vpn0"
                 % (after, before, vpn)) in r.stderr
         info = subprocess.run(["docker", "info", "--format", "{{json .Warnings}}"], capture_output=True, text=True,

@@ -64,6 +64,7 @@ class NetworkManager(Endpoints):
         self.portrules = {}  # cid → [PortRule]
         self.notes = []  # what the engine changed on its own at start (a moved default bridge), for /info
         self._moved_off = ""  # why the default bridge left its subnet at this start ("" when it did not)
+        self._moved_id = None  # the default bridge's id when it moved (it keeps it)
         self._ensure_predefined(bip, bridge or default_bridge)
 
     # ---- networks ---------------------------------------------------------------------------
@@ -127,6 +128,7 @@ class NetworkManager(Endpoints):
         self.pools.pop(rec["Id"], None)
         self.store.remove(rec)
         self._moved_off = "%s, which overlaps the host route %s via %s" % (subnet, route, dev)
+        self._moved_id = rec["Id"]  # created containers name the network by its id: it keeps it
         return None
 
     def _create_default_bridge(self, bip, bridge):
@@ -140,7 +142,8 @@ class NetworkManager(Endpoints):
                 "com.docker.network.bridge.enable_ip_masquerade": "true",
                 "com.docker.network.bridge.host_binding_ipv4": "0.0.0.0", "com.docker.network.bridge.name": bridge,
                 "com.docker.network.driver.mtu": "1500"}
-        rec = self.store.add(new_network("bridge", "bridge", subnet, gateway, opts, bridge=bridge))
+        rec = self.store.add(new_network("bridge", "bridge", subnet, gateway, opts, bridge=bridge,
+                                         nid=self._moved_id))
         self._up(rec)  # its route now tells the next engine that this subnet is taken
         if self._moved_off:
             self.notes.append("WARNING: the default bridge network moved to %s, off %s" % (subnet, self._moved_off))

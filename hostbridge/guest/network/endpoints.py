@@ -40,10 +40,11 @@ def _blank_endpoint(nid, cfg=None):
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
 
+_IPV6_FIELDS = {"IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
 _RUNTIME_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-                   "DNSNames": None}
+                   "DNSNames": None, **_IPV6_FIELDS}
 _TOP_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-               "SandboxID": "", "SandboxKey": "", "Bridge": ""}
+               "SandboxID": "", "SandboxKey": "", "Bridge": "", **_IPV6_FIELDS}
 
 
 class Endpoints:
@@ -94,19 +95,25 @@ class Endpoints:
         c.data["NetworkSettings"]["Networks"] = nets
 
     def _reserve(self, c, rec, ep):
-        wanted = (ep.get("IPAMConfig") or {}).get("IPv4Address")
-        if not wanted:
-            return None
+        wanted = ep.get("IPAMConfig") or {}
+        if not (wanted.get("IPv4Address") or wanted.get("IPv6Address")):
+            return
         if rec["Name"] in PREDEFINED:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
-        return self._pool(rec).allocate(c.id, wanted)
+        if wanted.get("IPv6Address"):
+            pool6 = self._pool6(rec)
+            if pool6 is None:
+                raise InvalidParameter(ipam.NOT_IN_SUBNETS % wanted["IPv6Address"])
+            pool6.allocate(c.id, wanted["IPv6Address"])
+        if wanted.get("IPv4Address"):
+            self._pool(rec).allocate(c.id, wanted["IPv4Address"])
 
     def on_remove(self, c, volumes=False):
         """Release every address the container holds."""
         with self.lock:
             for rec in self.store.all():
                 if rec["Driver"] == "bridge":
-                    self._pool(rec).release(c.id)
+                    self._release(rec, c.id)
 
     def on_start(self, c, pid):
         """Plumb the container's endpoints into its namespace and publish its ports.
@@ -145,15 +152,17 @@ class Endpoints:
         return sorted(nets.items(), key=lambda kv: (kv[0] != primary, kv[0]))
 
     def _attach(self, c, pid, rec, ep, ifname, default_route, existing=()):
-        pool = self._pool(rec)
+        pool, pool6 = self._pool(rec), self._pool6(rec)
         ip = pool.allocate(c.id, (ep.get("IPAMConfig") or {}).get("IPv4Address"))
+        ip6 = pool6.allocate(c.id, (ep.get("IPAMConfig") or {}).get("IPv6Address")) if pool6 else None
         mac = ep.get("MacAddress") or c.config.get("MacAddress") or ipam.mac_for(ip)
         veth = _veth_name(c.id, rec["Id"])
         if ifname not in existing or not netdev.link_exists(veth):
             netdev.delete_link(veth)
             netdev.plumb(pid, rec["_bridge"], veth, ifname, ip, pool.subnet.prefixlen, mac,
-                         str(pool.gateway) if default_route else None, isolated=not icc_enabled(rec))
-        self.live[c.id]["nets"][rec["Id"]] = {"veth": veth, "ip": ip, "ifname": ifname}
+                         str(pool.gateway) if default_route else None, isolated=not icc_enabled(rec),
+                         ipv6=ip6 and (ip6, pool6.subnet.prefixlen, str(pool6.gateway) if default_route else None))
+        self.live[c.id]["nets"][rec["Id"]] = {"veth": veth, "ip": ip, "ifname": ifname, "ip6": ip6}
         user = rec["Name"] not in PREDEFINED
         aliases = [a for a in (ep.get("Aliases") or []) if a != c.id[:12]]
         # as moby's bridge driver: an --internal network gives its endpoints no gateway
@@ -162,6 +171,9 @@ class Endpoints:
                   IPPrefixLen=pool.subnet.prefixlen, MacAddress=mac, NetworkID=rec["Id"],
                   Aliases=(aliases + [c.id[:12]]) if user else (aliases or None),
                   DNSNames=([c.name] + aliases + [c.id[:12]]) if user else None)
+        if ip6:
+            ep.update(GlobalIPv6Address=ip6, GlobalIPv6PrefixLen=pool6.subnet.prefixlen,
+                      IPv6Gateway="" if rec.get("Internal") else str(pool6.gateway))
 
     def _publish(self, c, restoring):
         ns = c.data["NetworkSettings"]
@@ -176,11 +188,17 @@ class Endpoints:
             if restoring and not host_port:
                 prev = [x for x in (old.get(b["key"]) or []) if (x.get("HostIp") or "0.0.0.0") == (b["host_ip"] or "0.0.0.0")]
                 host_port = int(prev[0]["HostPort"]) if prev else 0
-            p = Proxy(b["proto"], b["host_ip"], host_port, primary["ip"], b["port"])
-            proxies.append(p)
-            p.start()
-            published.append((b["key"], b["host_ip"], p.host_port))
-            rules.append(PortRule(b["proto"], b["host_ip"] or "0.0.0.0", p.host_port, primary["ip"], b["port"], bridge))
+            # as dockerd: no host address means both families, on the same port number
+            for host_ip in ports.host_addresses(b["host_ip"]):
+                v6 = ":" in host_ip
+                target = primary["ip6"] if v6 and primary.get("ip6") else primary["ip"]
+                p = Proxy(b["proto"], host_ip, host_port, target, b["port"])
+                proxies.append(p)
+                p.start()
+                host_port = p.host_port
+                published.append((b["key"], host_ip, p.host_port))
+                if not v6:  # IPv6 goes through the proxy only: dockerd 20.10 writes no ip6tables rules
+                    rules.append(PortRule(b["proto"], host_ip, p.host_port, primary["ip"], b["port"], bridge))
         ns["Ports"] = ports.ports_view(exposed, published)
 
     def _fill_top(self, c, pid):
@@ -189,7 +207,7 @@ class Endpoints:
                   SandboxKey="/proc/%d/ns/net" % pid)
         bridge_ep = (ns.get("Networks") or {}).get("bridge")
         if bridge_ep:  # docker fills the top-level fields for the default bridge only
-            for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+            for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress", *_IPV6_FIELDS):
                 ns[k] = bridge_ep[k]
 
     def on_stop(self, c):
@@ -253,7 +271,7 @@ class Endpoints:
                     self._refresh_hosts()
                 except BaseException:
                     del nets[rec["Name"]]
-                    self._pool(rec).release(c.id)
+                    self._release(rec, c.id)
                     raise
             self.containers.store.save(c)
         self.containers.events.emit("network", "connect", rec["Id"], {"container": c.id, "name": rec["Name"],
@@ -276,7 +294,7 @@ class Endpoints:
             del nets[rec["Name"]]
             if rec["Name"] == "bridge":
                 c.data["NetworkSettings"].update({k: v for k, v in _TOP_FIELDS.items() if k not in ("SandboxID", "SandboxKey")})
-            self._pool(rec).release(c.id)
+            self._release(rec, c.id)
             self._refresh_hosts()
             self.containers.store.save(c)
         self.containers.events.emit("network", "disconnect", rec["Id"], {"container": c.id, "name": rec["Name"],

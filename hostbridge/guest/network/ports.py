@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 
 from ..errors import InvalidParameter
 
@@ -43,8 +45,7 @@ def requested(cfg, hc):
             host_ip = (b or {}).get("HostIp") or ""
             if host_ip:
                 try:
-                    if ipaddress.ip_address(host_ip).version != 4:
-                        raise InvalidParameter("cannot publish on %s: only IPv4 host addresses are supported" % host_ip)
+                    host_ip = str(ipaddress.ip_address(host_ip.strip("[]")))
                 except ValueError:
                     raise InvalidParameter("invalid host IP %r for port %s" % (host_ip, key)) from None
             hp = str((b or {}).get("HostPort") or "")
@@ -66,6 +67,23 @@ def requested(cfg, hc):
             _, n, proto = _key(key)
             bindings.append({"key": key, "port": n, "proto": proto, "host_ip": "", "host_port": 0})
     return exposed, bindings
+
+
+def host_ipv6():
+    """True when this host can listen on IPv6 (dockerd then publishes on ``::`` as well)."""
+    return socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
+
+
+def host_addresses(host_ip, ipv6=None):
+    """The addresses one binding listens on: the one given, else ``0.0.0.0`` and ``::``.
+
+    Args:
+        host_ip: the binding's HostIp (``""`` for any).
+        ipv6: whether the host has IPv6 (None: ask ``host_ipv6``).
+    """
+    if host_ip:
+        return [host_ip]
+    return ["0.0.0.0", "::"] if (host_ipv6() if ipv6 is None else ipv6) else ["0.0.0.0"]
 
 
 def ports_view(exposed, published):

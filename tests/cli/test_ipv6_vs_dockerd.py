@@ -74,6 +74,8 @@ def test_containers_get_ipv6_addresses_and_reach_each_other(backend, v6net):
     assert prefix + "2/64" in addrs
     assert "default via %s1 " % prefix in _ok(backend.docker("exec", a, "ip", "-6", "route"))
     _ok(backend.docker("exec", b, "ping", "-c", "1", "-W", "5", prefix + "2"))
+    _ok(backend.docker("restart", "-t", "0", a))
+    assert _inspect(backend, "inspect", a)["NetworkSettings"]["Networks"][name]["GlobalIPv6Address"] == prefix + "2"
     # the address is kept by the container: --ip6 taken again is refused as dockerd refuses it
     r = backend.docker("run", "--rm", "--network", name, "--ip6", prefix + "99", "busybox", "true")
     assert r.returncode == 125 and "Address already in use" in r.stderr

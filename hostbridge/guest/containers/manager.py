@@ -17,10 +17,10 @@ from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModifi
 from ..runtime import oom
 from ..runtime.client import ShimClient
 from ..network import joined, links
-from ..runtime import initbin, zygote
+from ..runtime import cgroups, initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
-from .config import new_record, parse_signal
+from .config import discard_unsupported, new_record, parse_signal
 from .names import random_name
 from .store import ContainerStore
 
@@ -51,6 +51,7 @@ class ContainerManager:
         self.hooks = []  # objects with on_create(c, body) / on_start(c, pid) / on_stop(c) / on_remove(c, volumes)
         self.health = None  # health.HealthChecks, set by the engine: told of starts, stops, pauses
         self.stopping = False
+        self._swappiness_ok = None  # cgroups.swappiness(), read at the first create
 
     # ---- lookup -------------------------------------------------------------------------
     def get(self, ref):
@@ -77,6 +78,7 @@ class ContainerManager:
                 raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % name)
             name = name.lstrip("/")
         image_id = self.images.resolve(image_ref)
+        warnings = discard_unsupported(body.get("HostConfig"), self._swappiness())
         zygote.warm()
         image_cfg = (self.images.config(image_id) or {}).get("config") or {}
         cid = new_id()
@@ -97,7 +99,12 @@ class ContainerManager:
             shutil.rmtree(os.path.join(self.rootfs_root, cid), ignore_errors=True)
             raise
         self._emit(c, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
+
+    def _swappiness(self):
+        if self._swappiness_ok is None:
+            self._swappiness_ok = cgroups.swappiness()
+        return self._swappiness_ok
 
     def _prepare_rootfs(self, c):
         d = makedirs(os.path.join(self.rootfs_root, c.id))

@@ -24,7 +24,6 @@ from .images.store import ImageStore
 from .network.manager import NetworkManager
 from .registry.auth import AuthConfig, decode_registry_auth
 from .registry.config import registry_domain
-from .registry.progress import ProgressAborted
 from .transfers import Transfers, pull_reference
 from .util import now_rfc3339, parse_time
 from .volumes.mounts import VolumeManager
@@ -172,42 +171,31 @@ class Engine:
         """``POST /auth``: check a login with the registry (nothing is stored)."""
         return self.transfers.login(AuthConfig.from_dict(body if isinstance(body, dict) else {}))
 
-    def pull(self, req, resp):
-        """``POST /images/create?fromImage=&tag=&platform=``: docker's JSON progress stream.
+    def pull(self, from_image, tag, platform_, auth_header, send):
+        """``POST /images/create?fromImage=&tag=&platform=``: pull, one progress message at a time.
 
-        Errors before the first progress line keep their HTTP status (404 for a missing
-        repository); later ones become an ``errorDetail`` line (the API server writes it).
+        Args:
+            send: ``send(message: dict)`` writes one progress line to the client.
+        Raises:
+            GuestError: before the first ``send`` (the API answers with its status: 404 for a
+                missing repository); after it, the API writes it as an ``errorDetail`` line.
+            ProgressAborted: ``send`` failed (the client has gone).
         """
-        name = pull_reference(req.query.get("fromImage", ""), req.query.get("tag", ""))
-        auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
-        out = _ProgressStream(resp)
-        platform_ = req.query.get("platform") or None
+        name = pull_reference(from_image, tag)
+        auth = decode_registry_auth(auth_header)
         ref = reference.parse(name)
-        all_tags = ref.tag is None and ref.digest is None
-        try:
-            if all_tags:
-                results = self.transfers.pull_all_tags(name, auth, platform_, out)
-            else:
-                results = [self.transfers.pull(name, auth, platform_, out)]
-        except ProgressAborted:
-            resp.close_after = True  # the client went away mid-stream: nothing more to say
-            return
+        if ref.tag is None and ref.digest is None:
+            results = self.transfers.pull_all_tags(name, auth, platform_, send)
+        else:
+            results = [self.transfers.pull(name, auth, platform_, send)]
         for res in results:
             self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
-        out.finish()
 
-    def push(self, req, resp, name):
-        """``POST /images/{name}/push?tag=``: docker's JSON progress stream."""
-        auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
-        out = _ProgressStream(resp)
-        try:
-            results = self.transfers.push(name, req.query.get("tag", ""), auth=auth, progress=out)
-        except ProgressAborted:
-            resp.close_after = True
-            return
+    def push(self, name, tag, auth_header, send):
+        """``POST /images/{name}/push?tag=``: push, one progress message at a time (as ``pull``)."""
+        results = self.transfers.push(name, tag, auth=decode_registry_auth(auth_header), progress=send)
         for ref in results:
             self.events.emit("image", "push", ref, {"name": ref})
-        out.finish()
 
     def distribution(self, name, auth_header=""):
         """``GET /distribution/{name}/json``: docker's DistributionInspect, read from the registry."""
@@ -342,24 +330,6 @@ class Engine:
         if not res.get("ImagesDeleted"):
             res["ImagesDeleted"] = None
         return res
-
-
-class _ProgressStream:
-    """Progress messages as JSON lines; the chunked response starts with the first message, so
-    an error raised before it is still answered with a status."""
-
-    def __init__(self, resp):
-        self.resp = resp
-
-    def __call__(self, msg):
-        if not self.resp.streaming:
-            self.resp.start_stream()
-        self.resp.write_json(msg)
-
-    def finish(self):
-        if not self.resp.streaming:
-            self.resp.start_stream()
-        self.resp.end_stream()
 
 
 def _os_name():

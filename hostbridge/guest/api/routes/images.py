@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from ...errors import InvalidParameter
 from ...images import reference
+from ...registry.progress import ProgressAborted
+from ..streams import JsonLines
 
 
 def list_images(engine, req, resp):
@@ -51,9 +53,22 @@ def create(engine, req, resp):
         resp.end_stream()
         return
     if req.query.get("fromImage"):
-        engine.pull(req, resp)
+        _progress(resp, lambda send: engine.pull(req.query.get("fromImage", ""), req.query.get("tag", ""),
+                                                 req.query.get("platform") or None,
+                                                 req.headers.get("x-registry-auth", ""), send))
         return
     raise InvalidParameter("either fromSrc or fromImage is required")
+
+
+def _progress(resp, run):
+    """``run(send)`` with a JSON-lines ``send``; a client gone mid-stream ends the connection."""
+    out = JsonLines(resp)
+    try:
+        run(out)
+    except ProgressAborted:
+        resp.close_after = True  # nothing more to say to it
+        return
+    out.finish()
 
 
 def load(engine, req, resp):
@@ -100,7 +115,8 @@ def prune(engine, req, resp):
 
 
 def push(engine, req, resp, name):
-    engine.push(req, resp, name)
+    _progress(resp, lambda send: engine.push(name, req.query.get("tag", ""), req.headers.get("x-registry-auth", ""),
+                                             send))
 
 
 def search(engine, req, resp):

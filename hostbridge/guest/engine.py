@@ -10,6 +10,7 @@ import time
 
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from . import filters as _filters
+from .backends import ContainerBackend, ImageBackend, NetworkBackend, VolumeBackend
 from .containers import logs as logs_mod
 from .containers import resources
 from .containers import views
@@ -50,6 +51,13 @@ class Engine:
         self.containers.health = HealthChecks(self.containers, self.execs)
         self.containers.restore()
         self.network.restore()
+        self._backends = {"networks": NetworkBackend(self.network, self.events),
+                          "volumes": VolumeBackend(self.volumes, self.events),
+                          "images": ImageBackend(self), "containers": ContainerBackend(self)}
+
+    def backend(self, name):
+        """The narrow backend the router ``name`` calls (networks, volumes, images, containers)."""
+        return self._backends[name]
 
     def build_backend(self):
         """The builder's backend over the image store (made on first use: overlay only)."""
@@ -220,7 +228,7 @@ class Engine:
                                           author=author, comment=comment, changes=changes, ref=repo_tag,
                                           container_id=c.id, container_config=c.config,
                                           created_by=views.command_text(c.data))
-        self.containers._emit(c, "commit")
+        self.containers.emit(c, "commit")
         return image_id
 
     # ---- containers -----------------------------------------------------------------------

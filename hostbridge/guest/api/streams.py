@@ -32,6 +32,20 @@ class JsonLines:
         self.resp.end_stream()
 
 
+class ChunkWriter:
+    """A file-like writer onto a streaming response: the tars a backend writes."""
+
+    def __init__(self, resp):
+        self.resp = resp
+
+    def write(self, data) -> int:
+        self.resp.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 def relay(client: socket.socket, backend: socket.socket, send_stdin: bool, prefix: bytes = b"",
           detach=None):
     """Pump ``backend`` → ``client`` until the backend closes; ``client`` → ``backend`` in a

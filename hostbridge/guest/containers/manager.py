@@ -63,8 +63,11 @@ class ContainerManager:
         a.update(extra)
         return a
 
-    def _emit(self, c, action, **extra):
+    def emit(self, c, action, **extra):
+        """Emit container event ``action`` for ``c`` with dockerd's attributes (image, name, labels)."""
         self.events.emit("container", action, c.id, self._attrs(c, **extra))
+
+    _emit = emit
 
     # ---- create -------------------------------------------------------------------------
     def create(self, body, name=None, platform=None):

@@ -53,10 +53,11 @@ class Engine:
         self.network.restore()
         self._backends = {"networks": NetworkBackend(self.network, self.events),
                           "volumes": VolumeBackend(self.volumes, self.events),
-                          "images": ImageBackend(self), "containers": ContainerBackend(self)}
+                          "images": ImageBackend(self), "containers": ContainerBackend(self),
+                          "execs": self.execs}  # the exec manager is narrow already, and emits its own events
 
     def backend(self, name):
-        """The narrow backend the router ``name`` calls (networks, volumes, images, containers)."""
+        """The narrow backend the router ``name`` calls (networks, volumes, images, containers, execs)."""
         return self._backends[name]
 
     def build_backend(self):

@@ -198,6 +198,10 @@ class ContainerBackend:
     def logs(self, ref, **kw):
         return self._engine.logs(ref, **kw)
 
+    def attached(self, ref):
+        """Record an attach: dockerd's ``attach`` event."""
+        self._containers.emit(self._containers.get(ref), "attach")
+
     def attach_begin(self, ref, stdin, stdout, stderr):
         return self._containers.attach_begin(self._containers.get(ref).id, stdin, stdout, stderr)
 

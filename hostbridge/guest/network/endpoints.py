@@ -116,13 +116,27 @@ class Endpoints:
                     self._release(rec, c.id)
 
     def on_start(self, c, pid):
-        """Plumb the container's endpoints into its namespace and publish its ports.
+        """Plumb the container's endpoints into its namespace and publish its ports; a
+        ``network connect`` event per network, as dockerd emits at every start.
 
         Raises:
             Conflict: a host port is in use; Unavailable: ``ip``/``iptables`` failed. Either way
             nothing of this container's networking is left behind.
         """
         self._start(c, pid, restoring=False)
+        self._endpoint_events(c, "connect")
+
+    def _endpoint_events(self, c, action):
+        for ep in (c.data["NetworkSettings"].get("Networks") or {}).values():
+            try:
+                rec = self.store.get(ep["NetworkID"])
+            except NotFound:
+                continue
+            self._network_event(action, c, rec)
+
+    def _network_event(self, action, c, rec):
+        self.containers.events.emit("network", action, rec["Id"], {"container": c.id, "name": rec["Name"],
+                                                                   "type": rec["Driver"]})
 
     def _start(self, c, pid, restoring):
         nm = c.host_config.get("NetworkMode") or "bridge"
@@ -211,9 +225,11 @@ class Endpoints:
                 ns[k] = bridge_ep[k]
 
     def on_stop(self, c):
-        """Tear down the container's endpoints, proxies and rules (its namespace is gone)."""
+        """Tear down the container's endpoints, proxies and rules (its namespace is gone); a
+        ``network disconnect`` event per network."""
         with self.lock:
             self._teardown(c)
+        self._endpoint_events(c, "disconnect")
 
     def _teardown(self, c):
         for p in self.proxies.pop(c.id, []):
@@ -274,8 +290,7 @@ class Endpoints:
                     self._release(rec, c.id)
                     raise
             self.containers.store.save(c)
-        self.containers.events.emit("network", "connect", rec["Id"], {"container": c.id, "name": rec["Name"],
-                                                                       "type": rec["Driver"]})
+        self._network_event("connect", c, rec)
 
     def disconnect(self, ref, body):
         """``POST /networks/{id}/disconnect``. Raises NotFound/Forbidden as docker does."""
@@ -297,8 +312,7 @@ class Endpoints:
             self._release(rec, c.id)
             self._refresh_hosts()
             self.containers.store.save(c)
-        self.containers.events.emit("network", "disconnect", rec["Id"], {"container": c.id, "name": rec["Name"],
-                                                                          "type": rec["Driver"]})
+        self._network_event("disconnect", c, rec)
 
     def remove_link(self, ref, alias):
         """``DELETE /containers/C/ALIAS?link=1``: drop a legacy link; C's /etc/hosts follows.

@@ -136,6 +136,8 @@ class VolumeManager:
 
     def _volume(self, name, dst, rw, mode, labels, nocopy, created):
         v, new = self.store.create(name or None, labels=labels, anonymous=not name)
+        # dockerd logs a create for every volume a container names, new or not
+        self.containers.events.emit("volume", "create", v["Name"], {"driver": "local"})
         created.append((v["Name"], dst, nocopy))
         return {"Type": "volume", "Name": v["Name"], "Source": v["Mountpoint"], "Destination": dst,
                 "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""}
@@ -181,10 +183,22 @@ class VolumeManager:
             seed.copy_from_layers(lowers, dst, path)
 
     def on_start(self, c, pid):
-        """Nothing to do: the runtime mounts what ``runtime_mounts`` lists."""
+        """A ``volume mount`` event per volume, as dockerd's (the runtime mounts what
+        ``runtime_mounts`` lists)."""
+        for m in self._volumes_of(c):
+            self.containers.events.emit("volume", "mount", m["Name"], {
+                "container": c.id, "destination": m.get("Destination", ""), "driver": m.get("Driver") or "local",
+                "propagation": m.get("Propagation") or "", "read/write": "true" if m.get("RW") else "false"})
 
     def on_stop(self, c):
-        """Nothing to do: volumes outlive their containers."""
+        """A ``volume unmount`` event per volume (volumes outlive their containers)."""
+        for m in self._volumes_of(c):
+            self.containers.events.emit("volume", "unmount", m["Name"], {"container": c.id,
+                                                                         "driver": m.get("Driver") or "local"})
+
+    @staticmethod
+    def _volumes_of(c):
+        return [m for m in c.data.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")]
 
     def on_remove(self, c, volumes=False):
         """With ``volumes`` (``rm -v``, ``--rm``): remove the container's anonymous volumes."""
@@ -197,7 +211,8 @@ class VolumeManager:
                     try:
                         self.store.remove(name)
                     except NotFound:
-                        pass
+                        continue
+                    self.containers.events.emit("volume", "destroy", name, {"driver": "local"})
 
 
 def tmpfs_options(opts):

@@ -89,6 +89,7 @@ def attach(containers, req, resp, id):
     stdin, stdout, stderr = req.qbool("stdin"), req.qbool("stdout"), req.qbool("stderr")
     want_logs, stream = req.qbool("logs"), req.qbool("stream")
     keys = detach.parse(req.query.get("detachKeys"))  # a bad one is a 400 before the hijack
+    containers.attached(id)
     # Registered before the 101 goes out: the client starts the container as soon as it reads it.
     handle = containers.attach_begin(id, stdin, stdout, stderr) if stream else None
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")

@@ -108,7 +108,7 @@ class Engine:
         return {"Platform": {"Name": "hostbridge engine"}, "Components": [comp], "Version": ENGINE_VERSION,
                 "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "",
                 "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": go_arch(),
-                "KernelVersion": uname.release, "BuildTime": "", "Experimental": False}
+                "KernelVersion": uname.release, "BuildTime": ""}  # dockerd omits Experimental when false
 
     def info(self):
         cs = self.containers.store.all()
@@ -131,7 +131,9 @@ class Engine:
             "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            **feats, "IPv4Forwarding": True,
+            **feats, "IPv4Forwarding": True, "BridgeNfIptables": _bridge_nf("iptables"),
+            "BridgeNfIp6tables": _bridge_nf("ip6tables"), "GenericResources": None,
+            "KernelMemory": False, "KernelMemoryTCP": False,  # --kernel-memory is refused: no such limit here
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(lay),
@@ -315,7 +317,7 @@ class Engine:
         containers = self.list_containers(all=True, size=True)
         volumes = self.volumes.disk_usage() if getattr(self, "volumes", None) else []
         return {"LayersSize": sum(size_of(ch) for ch in users), "Images": images, "Containers": containers,
-                "Volumes": volumes, "BuildCache": []}
+                "Volumes": volumes, "BuildCache": None, "BuilderSize": 0}  # as dockerd: no BuildKit cache
 
     # ---- images ---------------------------------------------------------------------------
     def _images_in_use(self):
@@ -339,6 +341,15 @@ class Engine:
         if not res.get("ImagesDeleted"):
             res["ImagesDeleted"] = None
         return res
+
+
+def _bridge_nf(tool):
+    """dockerd's BridgeNfIptables/BridgeNfIp6tables: bridged traffic passes through ``tool``."""
+    try:
+        with open("/proc/sys/net/bridge/bridge-nf-call-" + tool) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
 
 
 def _os_name():

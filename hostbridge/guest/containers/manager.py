@@ -554,6 +554,8 @@ class ContainerManager:
             raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % new)
         c = self.get(ref)
         old = c.name
+        if new.lstrip("/") == old:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
         self.store.rename(c, new.lstrip("/"))
         self._emit(c, "rename", oldName="/" + old)
 

@@ -1,0 +1,66 @@
+"""Lesser-used docker SDK calls against hostbridge and dockerd (issue 14's "go looking for more").
+
+Each test runs once per ``backend`` and asserts the outcome dockerd gives, unless it needs both
+engines at once (key sets compared between the two).
+"""
+
+import uuid
+
+import pytest
+
+docker = pytest.importorskip("docker")
+
+pytestmark = pytest.mark.root
+
+
+def _client(url):
+    return docker.APIClient(base_url=url, timeout=60)
+
+
+@pytest.fixture
+def api(backend):
+    client = _client(backend.url)
+    made = []
+    yield client, made
+    for c in made:
+        try:
+            client.remove_container(c, force=True)
+        except docker.errors.APIError:
+            pass
+    client.close()
+
+
+def _create(api, **kw):
+    client, made = api
+    name = "hb14-sdk-" + uuid.uuid4().hex[:8]
+    client.create_container("busybox", ["true"], name=name, host_config=client.create_host_config(network_mode="none"),
+                            **kw)
+    made.append(name)
+    return name
+
+
+def test_rename_to_its_own_name_is_refused(api):
+    name = _create(api)
+    with pytest.raises(docker.errors.APIError) as exc:
+        api[0].rename(name, name)
+    assert exc.value.status_code == 400
+    assert exc.value.explanation == "Renaming a container with the same name as its current name"
+
+
+def test_isolation_filter_is_accepted_and_not_applied_on_linux(api):
+    name = _create(api)
+    for iso in ("default", "hyperv", "bogus"):
+        assert "/" + name in [c["Names"][0] for c in api[0].containers(all=True, filters={"isolation": iso})]
+
+
+def test_disk_usage_keys(api):
+    df = api[0].df()
+    assert set(df) == {"LayersSize", "Images", "Containers", "Volumes", "BuildCache", "BuilderSize"}
+    assert df["BuildCache"] is None and df["BuilderSize"] == 0
+
+
+def test_version_and_info_carry_dockerd_s_keys(dockerd, engine):
+    theirs, ours = _client(dockerd.url), _client(engine.url)
+    assert set(theirs.info()) - set(ours.info()) == set()
+    assert set(theirs.version()) - set(ours.version()) == set()
+    assert "Experimental" not in theirs.version() and "Experimental" not in ours.version()  # omitted when false

@@ -64,3 +64,22 @@ def test_version_and_info_carry_dockerd_s_keys(dockerd, engine):
     assert set(theirs.info()) - set(ours.info()) == set()
     assert set(theirs.version()) - set(ours.version()) == set()
     assert "Experimental" not in theirs.version() and "Experimental" not in ours.version()  # omitted when false
+
+
+def test_ipam_config_is_kept_as_given_and_aux_addresses_are_never_handed_out(backend):
+    import json
+    import random
+
+    net = "hb14-aux-" + uuid.uuid4().hex[:8]
+    base = "10.%d.%d." % (random.randrange(100, 250), random.randrange(256))
+    r = backend.docker("network", "create", "--subnet", base + "0/29", "--aux-address", "a=" + base + "2", net)
+    assert r.returncode == 0, r.stderr
+    try:
+        cfg = json.loads(backend.docker("network", "inspect", "-f", "{{json .IPAM.Config}}", net).stdout)
+        assert cfg == [{"Subnet": base + "0/29", "AuxiliaryAddresses": {"a": base + "2"}}]  # no gateway listed
+        r = backend.docker("run", "--rm", "--network", net, "busybox", "ip", "-4", "-o", "addr", "show", "eth0")
+        assert r.returncode == 0 and " %s3/29 " % base in r.stdout, r.stdout + r.stderr
+        r = backend.docker("run", "--rm", "--network", net, "--ip", base + "2", "busybox", "true")
+        assert r.returncode == 125 and "Address already in use" in r.stderr, r.stderr
+    finally:
+        backend.docker("network", "rm", net)

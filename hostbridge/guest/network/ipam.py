@@ -132,7 +132,7 @@ def pick_subnet(taken, candidates=CANDIDATES):
 class Pool:
     """The addresses of one network. Thread-safe; every change is persisted before returning."""
 
-    def __init__(self, path, subnet, gateway=None, ip_range=None):
+    def __init__(self, path, subnet, gateway=None, ip_range=None, aux=()):
         self.path = path
         self._lock = threading.Lock()
         saved = read_json(path, None)
@@ -140,6 +140,7 @@ class Pool:
             self.subnet = ipaddress.ip_network(saved["subnet"])
             self.gateway = ipaddress.ip_address(saved["gateway"])
             self.range = ipaddress.ip_network(saved.get("range") or saved["subnet"])
+            self.aux = {ipaddress.ip_address(a) for a in saved.get("aux") or ()}
             self.allocated = dict(saved.get("allocated") or {})
             return
         self.subnet = subnet
@@ -155,13 +156,22 @@ class Pool:
         self.range = parse_subnet(ip_range, "IPRange", (subnet.version,)) if ip_range else subnet
         if not self.range.subnet_of(subnet):
             raise InvalidParameter("invalid IPRange %s: it is not inside subnet %s" % (ip_range, subnet))
+        self.aux = set()
+        for a in aux or ():
+            try:
+                ip = ipaddress.ip_address(a)
+            except ValueError:
+                raise InvalidParameter("invalid auxiliary address %r: not an IP address" % a) from None
+            if ip not in subnet:
+                raise InvalidParameter("no matching subnet for aux-address %s" % a)  # the docker CLI's words
+            self.aux.add(ip)
         self.allocated = {}
         self._save()
 
     def _save(self):
         makedirs(os.path.dirname(self.path))
-        write_json(self.path, {"subnet": str(self.subnet), "gateway": str(self.gateway),
-                               "range": str(self.range), "allocated": self.allocated})
+        write_json(self.path, {"subnet": str(self.subnet), "gateway": str(self.gateway), "range": str(self.range),
+                               "aux": sorted(str(a) for a in self.aux), "allocated": self.allocated})
 
     def _reserved(self, ip):
         return ip in (self.subnet.network_address, self.subnet.broadcast_address, self.gateway)
@@ -193,6 +203,8 @@ class Pool:
                 holder = self.allocated.get(str(ip))
                 if holder and holder != owner:
                     raise Conflict("Address already in use: %s is taken by container %s" % (ip, holder[:12]))
+                if ip in self.aux:
+                    raise Conflict("Address already in use: %s is an auxiliary address of the network" % ip)
                 for old in mine:
                     if old != str(ip):
                         del self.allocated[old]
@@ -202,7 +214,7 @@ class Pool:
             if mine:
                 return mine[0]
             for ip in self.range.hosts():
-                if not self._reserved(ip) and str(ip) not in self.allocated:
+                if not self._reserved(ip) and ip not in self.aux and str(ip) not in self.allocated:
                     self.allocated[str(ip)] = owner
                     self._save()
                     return str(ip)

@@ -70,7 +70,7 @@ class NetworkManager(Endpoints):
         if pool is None:
             cfg = (rec["IPAM"]["Config"] or [{}])[0]
             pool = ipam.Pool(os.path.join(self.ipam_dir, rec["Id"] + ".json"), ipam.parse_subnet(cfg["Subnet"]),
-                             cfg.get("Gateway"), cfg.get("IPRange"))
+                             cfg.get("Gateway"), cfg.get("IPRange"), (cfg.get("AuxiliaryAddresses") or {}).values())
             self.pools[rec["Id"]] = pool
         return pool
 
@@ -190,10 +190,12 @@ class NetworkManager(Endpoints):
             dev = opts.get("com.docker.network.bridge.name") or "br-" + nid[:12]
             if len(dev) > 15:
                 raise InvalidParameter("bridge name %s is too long (15 characters at most)" % dev)
-            gateway = cfg.get("Gateway") or str(next(subnet.hosts()))
+            # as dockerd: a subnet given without a gateway lists none; a subnet picked lists its gateway
+            gateway = cfg.get("Gateway") or (None if cfg.get("Subnet") else str(next(subnet.hosts())))
             rec = new_network(name, "bridge", subnet, gateway, opts, body.get("Labels"), body.get("Internal"),
                               body.get("Attachable"), dev, cfg.get("IPRange"), nid,
-                              (body.get("EnableIPv6"), cfg6.get("Subnet"), cfg6.get("Gateway")))  # as given, as dockerd
+                              (body.get("EnableIPv6"), cfg6.get("Subnet"), cfg6.get("Gateway")),  # as given, as dockerd
+                              cfg.get("AuxiliaryAddresses"))
             self._pool(rec)  # validates gateway and range before anything exists
             self._pool6(rec)
             self.store.add(rec)
@@ -215,9 +217,8 @@ class NetworkManager(Endpoints):
         return subnet
 
     def _up(self, rec):
-        cfg = rec["IPAM"]["Config"][0]
-        pool6 = self._pool6(rec)
-        netdev.ensure_bridge(rec["_bridge"], cfg["Gateway"], ipam.parse_subnet(cfg["Subnet"]).prefixlen,
+        pool, pool6 = self._pool(rec), self._pool6(rec)
+        netdev.ensure_bridge(rec["_bridge"], str(pool.gateway), pool.subnet.prefixlen,
                              gateway6=pool6 and "%s/%d" % (pool6.gateway, pool6.subnet.prefixlen))
 
     def _delete(self, rec):

@@ -49,6 +49,7 @@ class Engine:
         self.containers.hooks += [self.volumes, self.network]
         self.execs = ExecManager(self.containers, self.events)
         self.containers.health = HealthChecks(self.containers, self.execs)
+        self.volumes.restore()
         self.containers.restore()
         self.network.restore()
         self._backends = {"networks": NetworkBackend(self.network, self.events),

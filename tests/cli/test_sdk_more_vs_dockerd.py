@@ -83,3 +83,51 @@ def test_ipam_config_is_kept_as_given_and_aux_addresses_are_never_handed_out(bac
         assert r.returncode == 125 and "Address already in use" in r.stderr, r.stderr
     finally:
         backend.docker("network", "rm", net)
+
+
+def test_a_local_volume_bound_to_a_host_directory(backend, tmp_path):
+    """``--opt type=none --opt o=bind --opt device=DIR`` (compose's way to name a host directory)."""
+    import os
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "before").write_text("from the host\n")
+    vol = "hb14-bindvol-" + uuid.uuid4().hex[:8]
+    r = backend.docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=%s" % src, vol)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = backend.docker("volume", "inspect", "-f", "{{json .Options}}", vol)
+        assert r.stdout.strip() == '{"device":"%s","o":"bind","type":"none"}' % src
+        r = backend.docker("run", "--rm", "--network", "none", "-v", vol + ":/data", "busybox",
+                           "sh", "-c", "cat /data/before; echo from the container > /data/after")
+        assert r.returncode == 0 and r.stdout == "from the host\n", r.stderr
+        assert (src / "after").read_text() == "from the container\n"
+    finally:
+        assert backend.docker("volume", "rm", vol).returncode == 0
+    assert sorted(os.listdir(src)) == ["after", "before"]  # removing the volume leaves the directory's data
+
+
+@pytest.mark.parametrize("opts,message", [
+    (["foo=bar"], 'create NAME: invalid option: "foo"'),
+    (["type=tmpfs"], 'create NAME: missing required option: "device"'),
+    (["device=/x"], 'create NAME: missing required option: "type"'),
+])
+def test_local_volume_options_are_checked_as_dockerd_does(backend, opts, message):
+    vol = "hb14-badopt-" + uuid.uuid4().hex[:8]
+    args = [a for o in opts for a in ("--opt", o)]
+    r = backend.docker("volume", "create", *args, vol)
+    assert r.returncode == 1 and "Error response from daemon: " + message.replace("NAME", vol) in r.stderr, r.stderr
+
+
+def test_a_bind_volume_on_a_missing_directory_fails_the_run(backend):
+    vol = "hb14-nodev-" + uuid.uuid4().hex[:8]
+    r = backend.docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=/nonexistent-hb14", vol)
+    assert r.returncode == 0, r.stderr  # dockerd checks the device only when it mounts it
+    try:
+        r = backend.docker("run", "--rm", "--network", "none", "-v", vol + ":/d", "busybox", "true")
+        # dockerd binds at start (exit 127), hostbridge at create (exit 125): the run fails either way
+        assert r.returncode in (125, 127)
+        assert "failed to mount local volume: mount /nonexistent-hb14:" in r.stderr
+        assert "flags: 0x1000: no such file or directory" in r.stderr, r.stderr
+    finally:
+        backend.docker("volume", "rm", vol)

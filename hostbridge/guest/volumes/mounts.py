@@ -7,13 +7,16 @@ into the runtime bundle's ``mounts`` (see docs/internals.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 
-from ..errors import InvalidParameter, NotFound
+from ..errors import GuestError, InvalidParameter, NotFound
 from . import seed
 from .hostpaths import load_map, split_bind, translate
 from .store import VolumeStore
+
+log = logging.getLogger("hostbridge.volumes")
 
 _BIND_OPTS = {"ro", "rw", "z", "Z", "nocopy", "rprivate", "private", "rshared", "shared", "rslave", "slave",
               "consistent", "cached", "delegated"}
@@ -59,6 +62,15 @@ class VolumeManager:
         self.store = VolumeStore(root)
         self.containers = containers
         self.root = root
+
+    def restore(self):
+        """At engine start: bind the devices of ``o=bind`` volumes again (gone after a reboot)."""
+        for meta in self.store.all():
+            if meta.get("Options"):
+                try:
+                    self.store.attach_device(meta["Name"])
+                except GuestError as e:
+                    log.warning("volume %s: %s", meta["Name"], e)
 
     def users(self, name):
         """Ids of containers whose mounts name volume ``name``."""
@@ -136,6 +148,7 @@ class VolumeManager:
 
     def _volume(self, name, dst, rw, mode, labels, nocopy, created):
         v, new = self.store.create(name or None, labels=labels, anonymous=not name)
+        self.store.attach_device(v["Name"])  # a type=none,o=bind volume: its host directory
         # dockerd logs a create for every volume a container names, new or not
         self.containers.events.emit("volume", "create", v["Name"], {"driver": "local"})
         created.append((v["Name"], dst, nocopy))

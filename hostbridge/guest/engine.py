@@ -98,6 +98,7 @@ class Engine:
     def shutdown(self):
         self.containers.shutdown()
         self.network.shutdown()
+        self.volumes.shutdown()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):

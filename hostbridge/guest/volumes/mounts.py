@@ -72,6 +72,16 @@ class VolumeManager:
                 except GuestError as e:
                     log.warning("volume %s: %s", meta["Name"], e)
 
+    def shutdown(self):
+        """At engine stop: unbind those devices, so that no one deletes a host directory's data
+        through the engine's state (running containers keep their own view of it)."""
+        for meta in self.store.all():
+            if meta.get("Options"):
+                try:
+                    self.store.detach_device(meta["Name"])
+                except GuestError as e:
+                    log.warning("volume %s: %s", meta["Name"], e)
+
     def users(self, name):
         """Ids of containers whose mounts name volume ``name``."""
         return {c.id for c in self.containers.store.all()

@@ -135,7 +135,12 @@ class VolumeStore:
                                    "flags: %#x: %s" % (data, opts["device"], data, flags, why[:1].lower() + why[1:])
                                    ) from None  # Go's lower-case errno text, as dockerd's
 
-    def _detach_device(self, name):
+    def detach_device(self, name):
+        """Unbind a volume's device from its data directory (no-op if not bound).
+
+        Raises:
+            Unavailable: it stays mounted (then nothing may delete the directory).
+        """
         data = self.path(name)
         if _mounted(data):
             try:
@@ -178,7 +183,7 @@ class VolumeStore:
         if users:
             raise Conflict("remove %s: volume is in use - [%s]" % (name, ", ".join(sorted(users))))
         with self._lock:
-            self._detach_device(name)
+            self.detach_device(name)
             trash = os.path.join(self.dir, ".trash-" + new_id()[:12])
             os.rename(os.path.join(self.dir, name), trash)  # gone from listings at once, then deleted
             shutil.rmtree(trash, ignore_errors=True)

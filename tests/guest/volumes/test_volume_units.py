@@ -87,4 +87,3 @@ def test_local_driver_options_are_checked_as_dockerd_does():
                          ({"type": "nfs", "o": "addr=10.0.0.1", "device": ":/export"}, "only a host directory")):
         with pytest.raises(InvalidParameter, match=message):
             check_options("v", bad)
-

@@ -22,8 +22,8 @@ def _name(prefix):
 
 
 def _ula():
-    """A random ULA /64 prefix without its length: ``fdXX:XXXX:XXXX::``."""
-    return "fd%02x:%04x:%04x::" % (random.randrange(256), random.randrange(1 << 16), random.randrange(1 << 16))
+    """A random ULA /64 prefix without its length, canonical (no leading zeros): ``fdXX:X:X::``."""
+    return "fd%02x:%x:%x::" % (random.randrange(256), random.randrange(1, 1 << 16), random.randrange(1, 1 << 16))
 
 
 def _ok(r):

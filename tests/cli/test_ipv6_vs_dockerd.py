@@ -148,3 +148,27 @@ def test_ports_publish_on_both_families_and_on_loopback6(backend, ipv6_network, 
         assert _read_banner(int(ports["81/tcp"][0]["HostPort"])) == b"hi6\n"
     finally:
         backend.docker("rm", "-f", c)
+
+
+def test_hostbridge_cli_ip6_as_the_stock_cli(backend, v6net):
+    name, prefix = v6net
+    addr = {}
+    for cli, host in (("docker", "77"), ("hb", "78")):
+        run = backend.docker if cli == "docker" else backend.hb
+        c = _name(cli)
+        _ok(run("create", "--name", c, "--network", name, "--ip6", prefix + host, "busybox", "true"))
+        addr[cli] = _inspect(backend, "inspect", c)["NetworkSettings"]["Networks"][name]["IPAMConfig"]
+    assert addr == {"docker": {"IPv6Address": prefix + "77"}, "hb": {"IPv6Address": prefix + "78"}}
+    other = _name("v6b")
+    _ok(backend.docker("network", "create", "--ipv6", "--subnet", _ula() + "/64", other))
+    try:
+        c = _name("conn")
+        _ok(backend.docker("create", "--name", c, "--network", "none", "busybox", "true"))
+        _ok(backend.docker("network", "disconnect", "none", c))
+        nprefix = json.loads(_ok(backend.docker("network", "inspect", "-f", "{{json .IPAM.Config}}", other)))[1]["Subnet"][:-3]
+        _ok(backend.hb("network", "connect", "--ip6", nprefix + "9", other, c))
+        ep = _inspect(backend, "inspect", c)["NetworkSettings"]["Networks"][other]
+        assert ep["IPAMConfig"] == {"IPv6Address": nprefix + "9"}
+        _ok(backend.docker("rm", c))
+    finally:
+        backend.docker("network", "rm", other)

@@ -131,3 +131,46 @@ def test_a_bind_volume_on_a_missing_directory_fails_the_run(backend):
         assert "flags: 0x1000: no such file or directory" in r.stderr, r.stderr
     finally:
         backend.docker("volume", "rm", vol)
+
+
+def test_a_none_container_joins_a_network_once_it_leaves_none(backend):
+    private = "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+    net, c = "hb14-joinnet-" + uuid.uuid4().hex[:8], "hb14-joinc-" + uuid.uuid4().hex[:8]
+    assert backend.docker("network", "create", net).returncode == 0
+    try:
+        assert backend.docker("create", "--name", c, "--network", "none", "busybox", "sleep", "60").returncode == 0
+        r = backend.docker("network", "connect", net, c)
+        assert r.returncode == 1 and private in r.stderr, r.stderr
+        assert backend.docker("network", "disconnect", "none", c).returncode == 0
+        assert backend.docker("network", "connect", net, c).returncode == 0
+        assert backend.docker("start", c).returncode == 0
+        r = backend.docker("exec", c, "ip", "-4", "-o", "addr", "show", "eth0")
+        assert r.returncode == 0 and " inet " in r.stdout, r.stderr
+        r = backend.docker("network", "connect", "none", c)
+        assert r.returncode == 1 and private in r.stderr, r.stderr
+        r = backend.docker("network", "connect", "host", c)
+        assert r.returncode == 1 and "cannot be disconnected from host network or connected to host network" in r.stderr
+        r = backend.docker("inspect", "-f", "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", c)
+        assert r.stdout.strip() == "none " + net
+    finally:
+        backend.docker("rm", "-f", c)
+        backend.docker("network", "rm", net)
+
+
+def test_a_running_host_container_cannot_leave_host(backend):
+    c = "hb14-hostc-" + uuid.uuid4().hex[:8]
+    assert backend.docker("run", "-d", "--name", c, "--network", "host", "busybox", "sleep", "60").returncode == 0
+    try:
+        r = backend.docker("network", "disconnect", "host", c)
+        assert r.returncode == 1
+        assert "container cannot be disconnected from host network or connected to host network" in r.stderr
+    finally:
+        backend.docker("rm", "-f", c)
+    c += "-2"  # before its start it may leave (and still starts on the host's network)
+    assert backend.docker("create", "--name", c, "--network", "host", "busybox", "true").returncode == 0
+    try:
+        assert backend.docker("network", "disconnect", "host", c).returncode == 0
+        r = backend.docker("start", "-a", c)
+        assert r.returncode == 0, r.stderr
+    finally:
+        backend.docker("rm", "-f", c)

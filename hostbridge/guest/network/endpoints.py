@@ -140,7 +140,8 @@ class Endpoints:
 
     def _start(self, c, pid, restoring):
         nm = c.host_config.get("NetworkMode") or "bridge"
-        if nm in SHARED or nm.startswith("container:"):  # the runtime brought lo up for "none"
+        bridged = [n for n in c.data["NetworkSettings"].get("Networks") or {} if n not in SHARED]
+        if nm == "host" or nm.startswith("container:") or not bridged:  # the runtime brought lo up for "none"
             return
         with self.lock:
             try:
@@ -257,26 +258,34 @@ class Endpoints:
     def connect(self, ref, body):
         """``POST /networks/{id}/connect``: join a container (running or not) to a network.
 
+        A ``--network none`` container joins others once disconnected from ``none``, as with
+        dockerd (its own namespace gets the veths).
+
         Raises:
-            NotFound: no such network or container; Forbidden: host/none networks, a container
-            sharing another's namespace, or already connected.
+            NotFound: no such network or container; Forbidden: host and none together with
+            others (dockerd's words), a container sharing another's namespace, or already connected.
         """
         body = body or {}
         c = self.containers.get(body.get("Container") or "")
         with c.lock, self.lock:
             rec = self.store.get(ref)
             nm = c.host_config.get("NetworkMode") or "bridge"
-            if rec["Name"] in SHARED or nm in SHARED:
-                raise Forbidden("container cannot be disconnected from host network or connected to host network")
             if nm.startswith("container:"):
                 raise Forbidden("container sharing network namespace with another container or host cannot be "
                                 "connected to any other network")
             nets = c.data["NetworkSettings"].setdefault("Networks", {})
             if rec["Name"] in nets:
                 raise Forbidden("endpoint with name %s already exists in network %s" % (c.name, rec["Name"]))
+            if rec["Name"] == "host" or nm == "host":  # dockerd's checks, in its order
+                raise Forbidden("container cannot be disconnected from host network or connected to host network")
+            if nets and (rec["Name"] == "none" or "none" in nets):
+                raise Forbidden("container cannot be connected to multiple networks with one of the networks in "
+                                "private (none) mode")
             ep = _blank_endpoint(rec["Id"], body.get("EndpointConfig"))
             self._reserve(c, rec, ep)
             nets[rec["Name"]] = ep
+            if c.running and c.id not in self.live:  # its first network (it left "none", or all)
+                self.live[c.id] = {"pid": c.state.get("Pid"), "nets": {}}
             if c.running and c.id in self.live:
                 try:
                     used = {n["ifname"] for n in self.live[c.id]["nets"].values()}
@@ -301,7 +310,7 @@ class Endpoints:
             nets = c.data["NetworkSettings"].get("Networks") or {}
             if rec["Name"] not in nets:
                 raise Forbidden("container %s is not connected to network %s" % (c.name, rec["Name"]))
-            if rec["Name"] in SHARED:
+            if rec["Name"] == "host" and c.running:  # dockerd lets it leave "none", and "host" before a start
                 raise Forbidden("container cannot be disconnected from host network or connected to host network")
             lv = self.live.get(c.id)
             if lv and rec["Id"] in lv["nets"]:

@@ -90,7 +90,9 @@ class NetworkManager(Endpoints):
         return pool
 
     def _release(self, rec, owner):
-        """Free the addresses ``owner`` holds on ``rec`` (both families)."""
+        """Free the addresses ``owner`` holds on ``rec`` (both families; none off a bridge)."""
+        if rec["Driver"] != "bridge":
+            return
         for pool in (self._pool(rec), self._pool6(rec)):
             if pool:
                 pool.release(owner)

@@ -172,3 +172,25 @@ def test_hostbridge_cli_ip6_as_the_stock_cli(backend, v6net):
         _ok(backend.docker("rm", c))
     finally:
         backend.docker("network", "rm", other)
+
+
+def test_a_host_port_range_takes_its_first_free_port(backend):
+    net = _name("rng")
+    _ok(backend.docker("network", "create", net))
+    base = random.randrange(20000, 30000, 10)
+    span = "%d-%d:80" % (base, base + 1)
+    made = []
+    try:
+        for _ in range(2):
+            made.append(_name("rng"))
+            _ok(backend.docker("run", "-d", "--name", made[-1], "--network", net, "-p", span, "busybox", "sleep", "60"))
+        got = [sorted(_ok(backend.docker("port", c, "80")).splitlines()) for c in made]
+        assert got == [["0.0.0.0:%d" % base, "[::]:%d" % base], ["0.0.0.0:%d" % (base + 1), "[::]:%d" % (base + 1)]]
+        binding = _inspect(backend, "inspect", made[0])["HostConfig"]["PortBindings"]
+        assert binding == {"80/tcp": [{"HostIp": "", "HostPort": "%d-%d" % (base, base + 1)}]}  # kept as asked
+        made.append(_name("rng"))
+        r = backend.docker("run", "-d", "--name", made[-1], "--network", net, "-p", span, "busybox", "sleep", "60")
+        assert r.returncode == 125 and "all ports are allocated" in r.stderr, r.stderr
+    finally:
+        backend.docker("rm", "-f", *made)
+        backend.docker("network", "rm", net)

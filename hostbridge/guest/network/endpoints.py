@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from ..errors import Forbidden, GuestError, InvalidParameter, NotFound
+from ..errors import Conflict, Forbidden, GuestError, InvalidParameter, NotFound
 from ..util import new_id
 from . import hosts, ipam, joined, links, netdev, ports
 from .firewall import PortRule
@@ -45,6 +45,22 @@ _RUNTIME_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLe
                    "DNSNames": None, **_IPV6_FIELDS}
 _TOP_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
                "SandboxID": "", "SandboxKey": "", "Bridge": "", **_IPV6_FIELDS}
+
+
+def _first_free(proto, host_ip, candidates, target, port):
+    """A proxy on the first of the host ports ``candidates`` that can be bound (0: any).
+
+    Raises:
+        Conflict: none can (a range: dockerd's "all ports are allocated").
+    """
+    for host_port in candidates:
+        try:
+            return Proxy(proto, host_ip, host_port, target, port)
+        except Conflict:
+            if len(candidates) == 1:
+                raise
+    raise Conflict("all ports are allocated: %s ports %d-%d on %s are in use"
+                   % (proto, min(candidates), max(candidates), host_ip))
 
 
 class Endpoints:
@@ -199,18 +215,18 @@ class Endpoints:
         self.proxies[c.id], self.portrules[c.id] = proxies, rules
         bridge = self.store.get(self._ordered(c)[0][1]["NetworkID"])["_bridge"] if primary else ""
         for b in bindings:
-            host_port = b["host_port"]
-            if restoring and not host_port:
+            candidates = list(range(b["host_port"], b["host_port_end"] + 1)) if b["host_port"] else [0]
+            if restoring and (not b["host_port"] or len(candidates) > 1):  # the port it had
                 prev = [x for x in (old.get(b["key"]) or []) if (x.get("HostIp") or "0.0.0.0") == (b["host_ip"] or "0.0.0.0")]
-                host_port = int(prev[0]["HostPort"]) if prev else 0
+                candidates = [int(prev[0]["HostPort"])] if prev else candidates
             # as dockerd: no host address means both families, on the same port number
             for host_ip in ports.host_addresses(b["host_ip"]):
                 v6 = ":" in host_ip
                 target = primary["ip6"] if v6 and primary.get("ip6") else primary["ip"]
-                p = Proxy(b["proto"], host_ip, host_port, target, b["port"])
+                p = _first_free(b["proto"], host_ip, candidates, target, b["port"])
                 proxies.append(p)
                 p.start()
-                host_port = p.host_port
+                candidates = [p.host_port] + [x for x in candidates if x not in (0, p.host_port)]
                 published.append((b["key"], host_ip, p.host_port))
                 if not v6:  # IPv6 goes through the proxy only: dockerd 20.10 writes no ip6tables rules
                     rules.append(PortRule(b["proto"], host_ip, p.host_port, primary["ip"], b["port"], bridge))

@@ -98,6 +98,14 @@ def test_published_ports_listen_on_both_families_without_a_host_address():
     assert binds[0]["host_ip"] == "::1"
 
 
+def test_host_port_ranges():
+    _, binds = ports.requested({}, {"PortBindings": {"80/tcp": [{"HostPort": "8000-8010"}], "81/tcp": [{"HostPort": "90"}]}})
+    assert {(b["key"], b["host_port"], b["host_port_end"]) for b in binds} == {("80/tcp", 8000, 8010), ("81/tcp", 90, 90)}
+    for bad in ("8010-8000", "1-70000", "a-b"):
+        with pytest.raises(InvalidParameter, match="host port"):
+            ports.requested({}, {"PortBindings": {"80/tcp": [{"HostPort": bad}]}})
+
+
 def test_pool_gateway_must_be_inside(tmp_path):
     with pytest.raises(InvalidParameter, match="not in subnet"):
         ipam.Pool(str(tmp_path / "x.json"), _n("10.6.0.0/24"), "10.7.0.1")

@@ -129,13 +129,15 @@ def network_rm(app, force, networks):
 @click.command("connect")
 @click.option("--alias", multiple=True, help="Add network-scoped alias for the container.")
 @click.option("--ip", help="IPv4 address (e.g., 172.30.100.104).")
+@click.option("--ip6", help="IPv6 address (e.g., 2001:db8::33).")
 @click.option("--link", multiple=True, help="Add link to another container.")
 @click.argument("network")
 @click.argument("container")
 @click.pass_obj
-def network_connect(app, alias, ip, link, network, container):
+def network_connect(app, alias, ip, ip6, link, network, container):
     """Connect a container to a network."""
-    app.client.connect_container_to_network(container, network, aliases=alias, ipv4_address=ip, links=link)
+    app.client.connect_container_to_network(container, network, aliases=alias, ipv4_address=ip, links=link,
+                                            ipv6_address=ip6)
 
 
 @click.command("disconnect")

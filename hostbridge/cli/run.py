@@ -48,6 +48,7 @@ def create_options(f):
         click.option("--network", "--net", "network", help="Connect a container to a network (none, host, bridge)."),
         click.option("--network-alias", multiple=True, help="Add network-scoped alias for the container."),
         click.option("--ip", help="IPv4 address (e.g., 172.30.100.104)."),
+        click.option("--ip6", help="IPv6 address (e.g., 2001:db8::33)."),
         click.option("--dns", multiple=True, help="Set custom DNS servers."),
         click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
         click.option("--dns-option", multiple=True, help="Set DNS options."),
@@ -147,12 +148,13 @@ def build_config(image, cmd, o, attach=False, environ=None):
             host[key] = list(o[flag])
     if o.get("add_host"):
         host["ExtraHosts"] = [opt.parse_add_host(spec) for spec in o["add_host"]]
-    if o.get("network_alias") or o.get("ip"):
+    if o.get("network_alias") or o.get("ip") or o.get("ip6"):
         endpoint = {}
         if o.get("network_alias"):
             endpoint["Aliases"] = list(o["network_alias"])
-        if o.get("ip"):
-            endpoint["IPAMConfig"] = {"IPv4Address": o["ip"]}
+        ipam = {k: o[f] for f, k in (("ip", "IPv4Address"), ("ip6", "IPv6Address")) if o.get(f)}
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
         body["NetworkingConfig"] = {"EndpointsConfig": {o.get("network") or "default": endpoint}}
     return body
 

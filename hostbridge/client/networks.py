@@ -32,13 +32,15 @@ class NetworkAPIMixin:
         """
         self._delete("/networks/{}", network)
 
-    def connect_container_to_network(self, container, network, aliases=None, ipv4_address=None, links=None):
+    def connect_container_to_network(self, container, network, aliases=None, ipv4_address=None, links=None,
+                                     ipv6_address=None):
         """``POST /networks/ID/connect``: attach a container (running or not) to a network."""
         endpoint = {}
         if aliases:
             endpoint["Aliases"] = list(aliases)
-        if ipv4_address:
-            endpoint["IPAMConfig"] = {"IPv4Address": ipv4_address}
+        ipam = {k: v for k, v in (("IPv4Address", ipv4_address), ("IPv6Address", ipv6_address)) if v}
+        if ipam:
+            endpoint["IPAMConfig"] = ipam
         if links:
             endpoint["Links"] = list(links)
         self._post("/networks/{}/connect", network, json_body={"Container": container, "EndpointConfig": endpoint})

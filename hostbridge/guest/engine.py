@@ -10,6 +10,7 @@ import time
 
 from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
 from . import filters as _filters
+from .backends import ContainerBackend, ImageBackend, NetworkBackend, VolumeBackend
 from .containers import logs as logs_mod
 from .containers import resources
 from .containers import views
@@ -24,7 +25,6 @@ from .images.store import ImageStore
 from .network.manager import NetworkManager
 from .registry.auth import AuthConfig, decode_registry_auth
 from .registry.config import registry_domain
-from .registry.progress import ProgressAborted
 from .transfers import Transfers, pull_reference
 from .util import now_rfc3339, parse_time
 from .volumes.mounts import VolumeManager
@@ -50,8 +50,17 @@ class Engine:
         self.containers.hooks += [self.volumes, self.network]
         self.execs = ExecManager(self.containers, self.events)
         self.containers.health = HealthChecks(self.containers, self.execs)
+        self.volumes.restore()
         self.containers.restore()
         self.network.restore()
+        self._backends = {"networks": NetworkBackend(self.network, self.events),
+                          "volumes": VolumeBackend(self.volumes, self.events),
+                          "images": ImageBackend(self), "containers": ContainerBackend(self),
+                          "execs": self.execs}  # the exec manager is narrow already, and emits its own events
+
+    def backend(self, name):
+        """The narrow backend the router ``name`` calls (networks, volumes, images, containers, execs)."""
+        return self._backends[name]
 
     def build_backend(self):
         """The builder's backend over the image store (made on first use: overlay only)."""
@@ -90,6 +99,7 @@ class Engine:
     def shutdown(self):
         self.containers.shutdown()
         self.network.shutdown()
+        self.volumes.shutdown()
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):
@@ -101,7 +111,7 @@ class Engine:
         return {"Platform": {"Name": "hostbridge engine"}, "Components": [comp], "Version": ENGINE_VERSION,
                 "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "",
                 "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": go_arch(),
-                "KernelVersion": uname.release, "BuildTime": "", "Experimental": False}
+                "KernelVersion": uname.release, "BuildTime": ""}  # dockerd omits Experimental when false
 
     def info(self):
         cs = self.containers.store.all()
@@ -124,7 +134,9 @@ class Engine:
             "Driver": "overlay2" if self.images.driver == "overlay" else "vfs",
             "DriverStatus": [["Backing Filesystem", "extfs"]], "Plugins": {"Volume": ["local"],
             "Network": ["bridge", "host", "null"], "Log": ["json-file"]},
-            **feats, "IPv4Forwarding": True,
+            **feats, "IPv4Forwarding": True, "BridgeNfIptables": _bridge_nf("iptables"),
+            "BridgeNfIp6tables": _bridge_nf("ip6tables"), "GenericResources": None,
+            "KernelMemory": False, "KernelMemoryTCP": False,  # --kernel-memory is refused: no such limit here
             "Debug": False, "NFd": len(os.listdir("/proc/self/fd")), "OomKillDisable": False,
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(lay),
@@ -173,42 +185,31 @@ class Engine:
         """``POST /auth``: check a login with the registry (nothing is stored)."""
         return self.transfers.login(AuthConfig.from_dict(body if isinstance(body, dict) else {}))
 
-    def pull(self, req, resp):
-        """``POST /images/create?fromImage=&tag=&platform=``: docker's JSON progress stream.
+    def pull(self, from_image, tag, platform_, auth_header, send):
+        """``POST /images/create?fromImage=&tag=&platform=``: pull, one progress message at a time.
 
-        Errors before the first progress line keep their HTTP status (404 for a missing
-        repository); later ones become an ``errorDetail`` line (the API server writes it).
+        Args:
+            send: ``send(message: dict)`` writes one progress line to the client.
+        Raises:
+            GuestError: before the first ``send`` (the API answers with its status: 404 for a
+                missing repository); after it, the API writes it as an ``errorDetail`` line.
+            ProgressAborted: ``send`` failed (the client has gone).
         """
-        name = pull_reference(req.query.get("fromImage", ""), req.query.get("tag", ""))
-        auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
-        out = _ProgressStream(resp)
-        platform_ = req.query.get("platform") or None
+        name = pull_reference(from_image, tag)
+        auth = decode_registry_auth(auth_header)
         ref = reference.parse(name)
-        all_tags = ref.tag is None and ref.digest is None
-        try:
-            if all_tags:
-                results = self.transfers.pull_all_tags(name, auth, platform_, out)
-            else:
-                results = [self.transfers.pull(name, auth, platform_, out)]
-        except ProgressAborted:
-            resp.close_after = True  # the client went away mid-stream: nothing more to say
-            return
+        if ref.tag is None and ref.digest is None:
+            results = self.transfers.pull_all_tags(name, auth, platform_, send)
+        else:
+            results = [self.transfers.pull(name, auth, platform_, send)]
         for res in results:
             self.events.emit("image", "pull", res.ref.familiar(), {"name": res.ref.familiar()})
-        out.finish()
 
-    def push(self, req, resp, name):
-        """``POST /images/{name}/push?tag=``: docker's JSON progress stream."""
-        auth = decode_registry_auth(req.headers.get("x-registry-auth", ""))
-        out = _ProgressStream(resp)
-        try:
-            results = self.transfers.push(name, req.query.get("tag", ""), auth=auth, progress=out)
-        except ProgressAborted:
-            resp.close_after = True
-            return
+    def push(self, name, tag, auth_header, send):
+        """``POST /images/{name}/push?tag=``: push, one progress message at a time (as ``pull``)."""
+        results = self.transfers.push(name, tag, auth=decode_registry_auth(auth_header), progress=send)
         for ref in results:
             self.events.emit("image", "push", ref, {"name": ref})
-        out.finish()
 
     def distribution(self, name, auth_header=""):
         """``GET /distribution/{name}/json``: docker's DistributionInspect, read from the registry."""
@@ -234,7 +235,7 @@ class Engine:
                                           container_id=c.id, container_config=c.config,
                                           created_by=views.command_text(c.data),
                                           remap=self.containers.remap_of(c))
-        self.containers._emit(c, "commit")
+        self.containers.emit(c, "commit")
         return image_id
 
     # ---- containers -----------------------------------------------------------------------
@@ -320,7 +321,7 @@ class Engine:
         containers = self.list_containers(all=True, size=True)
         volumes = self.volumes.disk_usage() if getattr(self, "volumes", None) else []
         return {"LayersSize": sum(size_of(ch) for ch in users), "Images": images, "Containers": containers,
-                "Volumes": volumes, "BuildCache": []}
+                "Volumes": volumes, "BuildCache": None, "BuilderSize": 0}  # as dockerd: no BuildKit cache
 
     # ---- images ---------------------------------------------------------------------------
     def _images_in_use(self):
@@ -346,22 +347,13 @@ class Engine:
         return res
 
 
-class _ProgressStream:
-    """Progress messages as JSON lines; the chunked response starts with the first message, so
-    an error raised before it is still answered with a status."""
-
-    def __init__(self, resp):
-        self.resp = resp
-
-    def __call__(self, msg):
-        if not self.resp.streaming:
-            self.resp.start_stream()
-        self.resp.write_json(msg)
-
-    def finish(self):
-        if not self.resp.streaming:
-            self.resp.start_stream()
-        self.resp.end_stream()
+def _bridge_nf(tool):
+    """dockerd's BridgeNfIptables/BridgeNfIp6tables: bridged traffic passes through ``tool``."""
+    try:
+        with open("/proc/sys/net/bridge/bridge-nf-call-" + tool) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
 
 
 def _os_name():

@@ -5,6 +5,7 @@ Each test runs once per ``backend`` and asserts the outcome dockerd gives (issue
 
 import io
 import json
+import os
 import tarfile
 import time
 import uuid
@@ -74,6 +75,19 @@ def test_options_dockerd_accepts(sdk):
     assert hc["Runtime"] == "runc"
     assert hc["GroupAdd"] == ["1234", "5678"]
     assert hc["DeviceCgroupRules"] == ["c 1:3 rwm"]
+
+
+def test_memory_swappiness_is_applied_on_cgroup_v1(sdk):
+    if not os.path.exists("/sys/fs/cgroup/memory/memory.swappiness"):
+        pytest.skip("host kernel: no cgroup v1 memory controller (v2 has no swappiness: tests/vm covers it)")
+    name = _name("swap")
+    reply = sdk.api.create_container("busybox", ["cat", "/sys/fs/cgroup/memory/memory.swappiness"], name=name,
+                                     host_config=sdk.api.create_host_config(mem_swappiness=37, network_mode="none"))
+    assert not reply.get("Warnings")  # v1 applies it: no "Memory swappiness discarded"
+    sdk.api.start(name)
+    assert sdk.api.wait(name, timeout=30)["StatusCode"] == 0
+    assert sdk.api.logs(name) == b"37\n"
+    assert sdk.api.inspect_container(name)["HostConfig"]["MemorySwappiness"] == 37
 
 
 def test_exec_inherits_group_add(sdk):

@@ -164,6 +164,16 @@ def test_swap_defaults_to_as_much_as_memory(guest, cleanup):
     assert guest.cg(cid, "memory.max", "memory.swap.max") == [str(32 << 20), str(32 << 20)]
 
 
+def test_memory_swappiness_is_discarded_with_dockerd_s_warning(guest, cleanup):
+    # v2 has no swappiness knob: dockerd accepts the flag, warns, and keeps nothing (moby's words)
+    r = guest.docker("create", "--network", "none", "--memory-swappiness", "60", "busybox", "true")
+    assert r.returncode == 0, r.stderr
+    cleanup.append(r.stdout.strip())
+    assert r.stderr == ("WARNING: Your kernel does not support memory swappiness capabilities or the cgroup is "
+                        "not mounted. Memory swappiness discarded.\n")
+    assert guest.docker("inspect", "-f", "{{json .HostConfig.MemorySwappiness}}", cleanup[0]).stdout.strip() == "null"
+
+
 @pytest.mark.parametrize("flags,message", [
     # dockerd 20.10's words for each (checked side by side with Debian's docker.io)
     (["--cpus", "2"], "Range of CPUs is from 0.01 to 1.00, as there are only 1 CPUs available"),

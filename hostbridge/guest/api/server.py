@@ -36,15 +36,32 @@ class _BadRequest(Exception):
         self.status, self.message = status, message
 
 
+def _on_backend(handler, name):
+    def call(engine, req, resp, **params):
+        return handler(engine.backend(name), req, resp, **params)
+    call.__name__ = getattr(handler, "__name__", "handler")
+    return call
+
+
 class Router:
     def __init__(self):
         self.routes = []
 
-    def add(self, method, pattern, handler):
+    def add(self, method, pattern, handler, backend=None):
+        """Route ``method pattern`` to ``handler(target, req, resp, **params)``.
+
+        ``target`` is the engine, or with ``backend`` the engine's narrow backend of that name.
+        """
+        if backend is not None:
+            handler = _on_backend(handler, backend)
         # {name} matches one path segment, {name*} the rest (image names contain slashes)
         rx = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
         rx = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", rx)
         self.routes.append((method, re.compile("^" + rx + "$"), handler))
+
+    def for_backend(self, backend):
+        """An ``add(method, pattern, handler)`` whose handlers get the engine's backend ``backend``."""
+        return lambda method, pattern, handler: self.add(method, pattern, handler, backend)
 
     def route(self, method, pattern):
         def deco(fn):

@@ -14,6 +14,38 @@ def frame(stream: int, data: bytes) -> bytes:
     return struct.pack(">BxxxL", stream, len(data)) + data
 
 
+class JsonLines:
+    """A ``send(message)`` for a backend: JSON lines in a chunked response that starts with the
+    first message, so that an error raised before it is still answered with its status."""
+
+    def __init__(self, resp):
+        self.resp = resp
+
+    def __call__(self, message: dict) -> None:
+        if not self.resp.streaming:
+            self.resp.start_stream()
+        self.resp.write_json(message)
+
+    def finish(self) -> None:
+        if not self.resp.streaming:
+            self.resp.start_stream()
+        self.resp.end_stream()
+
+
+class ChunkWriter:
+    """A file-like writer onto a streaming response: the tars a backend writes."""
+
+    def __init__(self, resp):
+        self.resp = resp
+
+    def write(self, data) -> int:
+        self.resp.write(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 def relay(client: socket.socket, backend: socket.socket, send_stdin: bool, prefix: bytes = b"",
           detach=None):
     """Pump ``backend`` → ``client`` until the backend closes; ``client`` → ``backend`` in a

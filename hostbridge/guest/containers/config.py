@@ -116,6 +116,23 @@ def _check_accepted(hc):
             raise InvalidParameter("invalid group %r for --group-add" % g)
 
 
+SWAPPINESS_DISCARDED = ("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. "
+                        "Memory swappiness discarded.")  # dockerd's words
+
+
+def discard_unsupported(hc, swappiness):
+    """Drop what this host cannot limit, as dockerd does before it validates: its warnings.
+
+    Args:
+        hc: a HostConfig (changed in place); anything else is left to validation.
+        swappiness: whether the host can apply a swappiness (``cgroups.swappiness()``).
+    """
+    if isinstance(hc, dict) and hc.get("MemorySwappiness") is not None and not swappiness:
+        hc["MemorySwappiness"] = None
+        return [SWAPPINESS_DISCARDED]
+    return []
+
+
 def _int(v, field):
     if v is None:
         return 0

@@ -17,11 +17,11 @@ from ..errors import Conflict, GuestError, InvalidParameter, NotFound, NotModifi
 from ..runtime import oom
 from ..runtime.client import ShimClient
 from ..network import joined, links
-from ..runtime import initbin, zygote
+from ..runtime import cgroups, initbin, zygote
 from ..util import ZERO_TIME, makedirs, new_id, now_rfc3339
 from . import bundle as bundle_mod
 from . import userns
-from .config import new_record, parse_signal
+from .config import discard_unsupported, new_record, parse_signal
 from .names import random_name
 from .store import ContainerStore
 
@@ -53,6 +53,7 @@ class ContainerManager:
         self.hooks = []  # objects with on_create(c, body) / on_start(c, pid) / on_stop(c) / on_remove(c, volumes)
         self.health = None  # health.HealthChecks, set by the engine: told of starts, stops, pauses
         self.stopping = False
+        self._swappiness_ok = None  # cgroups.swappiness(), read at the first create
 
     # ---- lookup -------------------------------------------------------------------------
     def get(self, ref):
@@ -64,8 +65,11 @@ class ContainerManager:
         a.update(extra)
         return a
 
-    def _emit(self, c, action, **extra):
+    def emit(self, c, action, **extra):
+        """Emit container event ``action`` for ``c`` with dockerd's attributes (image, name, labels)."""
         self.events.emit("container", action, c.id, self._attrs(c, **extra))
+
+    _emit = emit
 
     # ---- create -------------------------------------------------------------------------
     def create(self, body, name=None, platform=None):
@@ -80,6 +84,7 @@ class ContainerManager:
             name = name.lstrip("/")
         image_id = self.images.resolve(image_ref)
         userns.check_create(self.remap, body.get("HostConfig") or {})
+        warnings = discard_unsupported(body.get("HostConfig"), self._swappiness())
         zygote.warm()
         image_cfg = (self.images.config(image_id) or {}).get("config") or {}
         cid = new_id()
@@ -100,7 +105,12 @@ class ContainerManager:
             shutil.rmtree(os.path.join(self.rootfs_root, cid), ignore_errors=True)
             raise
         self._emit(c, "create")
-        return {"Id": cid, "Warnings": []}
+        return {"Id": cid, "Warnings": warnings}
+
+    def _swappiness(self):
+        if self._swappiness_ok is None:
+            self._swappiness_ok = cgroups.swappiness()
+        return self._swappiness_ok
 
     def _prepare_rootfs(self, c):
         d = makedirs(os.path.join(self.rootfs_root, c.id))
@@ -560,6 +570,8 @@ class ContainerManager:
             raise InvalidParameter("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed" % new)
         c = self.get(ref)
         old = c.name
+        if new.lstrip("/") == old:
+            raise InvalidParameter("Renaming a container with the same name as its current name")
         self.store.rename(c, new.lstrip("/"))
         self._emit(c, "rename", oldName="/" + old)
 

@@ -102,7 +102,8 @@ def summary(c, size=False, dir_size=None, image_names=None):
 
 
 _CONTAINER_FILTERS = ("id", "name", "status", "label", "ancestor", "exited", "before", "since",
-                      "network", "volume", "health", "is-task", "publish", "expose")
+                      "network", "volume", "health", "is-task", "publish", "expose",
+                      "isolation")  # accepted and not applied on Linux, as by dockerd
 
 
 def check_filters(filters):

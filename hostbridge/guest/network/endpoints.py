@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from ..errors import Forbidden, GuestError, InvalidParameter, NotFound
+from ..errors import Conflict, Forbidden, GuestError, InvalidParameter, NotFound
 from ..util import new_id
 from . import hosts, ipam, joined, links, netdev, ports
 from .firewall import PortRule
@@ -40,10 +40,27 @@ def _blank_endpoint(nid, cfg=None):
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}
 
 
+_IPV6_FIELDS = {"IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0}
 _RUNTIME_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-                   "DNSNames": None}
+                   "DNSNames": None, **_IPV6_FIELDS}
 _TOP_FIELDS = {"EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "",
-               "SandboxID": "", "SandboxKey": "", "Bridge": ""}
+               "SandboxID": "", "SandboxKey": "", "Bridge": "", **_IPV6_FIELDS}
+
+
+def _first_free(proto, host_ip, candidates, target, port):
+    """A proxy on the first of the host ports ``candidates`` that can be bound (0: any).
+
+    Raises:
+        Conflict: none can (a range: dockerd's "all ports are allocated").
+    """
+    for host_port in candidates:
+        try:
+            return Proxy(proto, host_ip, host_port, target, port)
+        except Conflict:
+            if len(candidates) == 1:
+                raise
+    raise Conflict("all ports are allocated: %s ports %d-%d on %s are in use"
+                   % (proto, min(candidates), max(candidates), host_ip))
 
 
 class Endpoints:
@@ -94,32 +111,53 @@ class Endpoints:
         c.data["NetworkSettings"]["Networks"] = nets
 
     def _reserve(self, c, rec, ep):
-        wanted = (ep.get("IPAMConfig") or {}).get("IPv4Address")
-        if not wanted:
-            return None
+        wanted = ep.get("IPAMConfig") or {}
+        if not (wanted.get("IPv4Address") or wanted.get("IPv6Address")):
+            return
         if rec["Name"] in PREDEFINED:
             raise InvalidParameter("user specified IP address is supported on user defined networks only")
-        return self._pool(rec).allocate(c.id, wanted)
+        if wanted.get("IPv6Address"):
+            pool6 = self._pool6(rec)
+            if pool6 is None:
+                raise InvalidParameter(ipam.NOT_IN_SUBNETS % wanted["IPv6Address"])
+            pool6.allocate(c.id, wanted["IPv6Address"])
+        if wanted.get("IPv4Address"):
+            self._pool(rec).allocate(c.id, wanted["IPv4Address"])
 
     def on_remove(self, c, volumes=False):
         """Release every address the container holds."""
         with self.lock:
             for rec in self.store.all():
                 if rec["Driver"] == "bridge":
-                    self._pool(rec).release(c.id)
+                    self._release(rec, c.id)
 
     def on_start(self, c, pid):
-        """Plumb the container's endpoints into its namespace and publish its ports.
+        """Plumb the container's endpoints into its namespace and publish its ports; a
+        ``network connect`` event per network, as dockerd emits at every start.
 
         Raises:
             Conflict: a host port is in use; Unavailable: ``ip``/``iptables`` failed. Either way
             nothing of this container's networking is left behind.
         """
         self._start(c, pid, restoring=False)
+        self._endpoint_events(c, "connect")
+
+    def _endpoint_events(self, c, action):
+        for ep in (c.data["NetworkSettings"].get("Networks") or {}).values():
+            try:
+                rec = self.store.get(ep["NetworkID"])
+            except NotFound:
+                continue
+            self._network_event(action, c, rec)
+
+    def _network_event(self, action, c, rec):
+        self.containers.events.emit("network", action, rec["Id"], {"container": c.id, "name": rec["Name"],
+                                                                   "type": rec["Driver"]})
 
     def _start(self, c, pid, restoring):
         nm = c.host_config.get("NetworkMode") or "bridge"
-        if nm in SHARED or nm.startswith("container:"):  # the runtime brought lo up for "none"
+        bridged = [n for n in c.data["NetworkSettings"].get("Networks") or {} if n not in SHARED]
+        if nm == "host" or nm.startswith("container:") or not bridged:  # the runtime brought lo up for "none"
             return
         with self.lock:
             try:
@@ -145,15 +183,17 @@ class Endpoints:
         return sorted(nets.items(), key=lambda kv: (kv[0] != primary, kv[0]))
 
     def _attach(self, c, pid, rec, ep, ifname, default_route, existing=()):
-        pool = self._pool(rec)
+        pool, pool6 = self._pool(rec), self._pool6(rec)
         ip = pool.allocate(c.id, (ep.get("IPAMConfig") or {}).get("IPv4Address"))
+        ip6 = pool6.allocate(c.id, (ep.get("IPAMConfig") or {}).get("IPv6Address")) if pool6 else None
         mac = ep.get("MacAddress") or c.config.get("MacAddress") or ipam.mac_for(ip)
         veth = _veth_name(c.id, rec["Id"])
         if ifname not in existing or not netdev.link_exists(veth):
             netdev.delete_link(veth)
             netdev.plumb(pid, rec["_bridge"], veth, ifname, ip, pool.subnet.prefixlen, mac,
-                         str(pool.gateway) if default_route else None, isolated=not icc_enabled(rec))
-        self.live[c.id]["nets"][rec["Id"]] = {"veth": veth, "ip": ip, "ifname": ifname}
+                         str(pool.gateway) if default_route else None, isolated=not icc_enabled(rec),
+                         ipv6=ip6 and (ip6, pool6.subnet.prefixlen, str(pool6.gateway) if default_route else None))
+        self.live[c.id]["nets"][rec["Id"]] = {"veth": veth, "ip": ip, "ifname": ifname, "ip6": ip6}
         user = rec["Name"] not in PREDEFINED
         aliases = [a for a in (ep.get("Aliases") or []) if a != c.id[:12]]
         # as moby's bridge driver: an --internal network gives its endpoints no gateway
@@ -162,6 +202,9 @@ class Endpoints:
                   IPPrefixLen=pool.subnet.prefixlen, MacAddress=mac, NetworkID=rec["Id"],
                   Aliases=(aliases + [c.id[:12]]) if user else (aliases or None),
                   DNSNames=([c.name] + aliases + [c.id[:12]]) if user else None)
+        if ip6:
+            ep.update(GlobalIPv6Address=ip6, GlobalIPv6PrefixLen=pool6.subnet.prefixlen,
+                      IPv6Gateway="" if rec.get("Internal") else str(pool6.gateway))
 
     def _publish(self, c, restoring):
         ns = c.data["NetworkSettings"]
@@ -172,15 +215,21 @@ class Endpoints:
         self.proxies[c.id], self.portrules[c.id] = proxies, rules
         bridge = self.store.get(self._ordered(c)[0][1]["NetworkID"])["_bridge"] if primary else ""
         for b in bindings:
-            host_port = b["host_port"]
-            if restoring and not host_port:
+            candidates = list(range(b["host_port"], b["host_port_end"] + 1)) if b["host_port"] else [0]
+            if restoring and (not b["host_port"] or len(candidates) > 1):  # the port it had
                 prev = [x for x in (old.get(b["key"]) or []) if (x.get("HostIp") or "0.0.0.0") == (b["host_ip"] or "0.0.0.0")]
-                host_port = int(prev[0]["HostPort"]) if prev else 0
-            p = Proxy(b["proto"], b["host_ip"], host_port, primary["ip"], b["port"])
-            proxies.append(p)
-            p.start()
-            published.append((b["key"], b["host_ip"], p.host_port))
-            rules.append(PortRule(b["proto"], b["host_ip"] or "0.0.0.0", p.host_port, primary["ip"], b["port"], bridge))
+                candidates = [int(prev[0]["HostPort"])] if prev else candidates
+            # as dockerd: no host address means both families, on the same port number
+            for host_ip in ports.host_addresses(b["host_ip"]):
+                v6 = ":" in host_ip
+                target = primary["ip6"] if v6 and primary.get("ip6") else primary["ip"]
+                p = _first_free(b["proto"], host_ip, candidates, target, b["port"])
+                proxies.append(p)
+                p.start()
+                candidates = [p.host_port] + [x for x in candidates if x not in (0, p.host_port)]
+                published.append((b["key"], host_ip, p.host_port))
+                if not v6:  # IPv6 goes through the proxy only: dockerd 20.10 writes no ip6tables rules
+                    rules.append(PortRule(b["proto"], host_ip, p.host_port, primary["ip"], b["port"], bridge))
         ns["Ports"] = ports.ports_view(exposed, published)
 
     def _fill_top(self, c, pid):
@@ -189,13 +238,15 @@ class Endpoints:
                   SandboxKey="/proc/%d/ns/net" % pid)
         bridge_ep = (ns.get("Networks") or {}).get("bridge")
         if bridge_ep:  # docker fills the top-level fields for the default bridge only
-            for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress"):
+            for k in ("EndpointID", "Gateway", "IPAddress", "IPPrefixLen", "MacAddress", *_IPV6_FIELDS):
                 ns[k] = bridge_ep[k]
 
     def on_stop(self, c):
-        """Tear down the container's endpoints, proxies and rules (its namespace is gone)."""
+        """Tear down the container's endpoints, proxies and rules (its namespace is gone); a
+        ``network disconnect`` event per network."""
         with self.lock:
             self._teardown(c)
+        self._endpoint_events(c, "disconnect")
 
     def _teardown(self, c):
         for p in self.proxies.pop(c.id, []):
@@ -223,26 +274,34 @@ class Endpoints:
     def connect(self, ref, body):
         """``POST /networks/{id}/connect``: join a container (running or not) to a network.
 
+        A ``--network none`` container joins others once disconnected from ``none``, as with
+        dockerd (its own namespace gets the veths).
+
         Raises:
-            NotFound: no such network or container; Forbidden: host/none networks, a container
-            sharing another's namespace, or already connected.
+            NotFound: no such network or container; Forbidden: host and none together with
+            others (dockerd's words), a container sharing another's namespace, or already connected.
         """
         body = body or {}
         c = self.containers.get(body.get("Container") or "")
         with c.lock, self.lock:
             rec = self.store.get(ref)
             nm = c.host_config.get("NetworkMode") or "bridge"
-            if rec["Name"] in SHARED or nm in SHARED:
-                raise Forbidden("container cannot be disconnected from host network or connected to host network")
             if nm.startswith("container:"):
                 raise Forbidden("container sharing network namespace with another container or host cannot be "
                                 "connected to any other network")
             nets = c.data["NetworkSettings"].setdefault("Networks", {})
             if rec["Name"] in nets:
                 raise Forbidden("endpoint with name %s already exists in network %s" % (c.name, rec["Name"]))
+            if rec["Name"] == "host" or nm == "host":  # dockerd's checks, in its order
+                raise Forbidden("container cannot be disconnected from host network or connected to host network")
+            if nets and (rec["Name"] == "none" or "none" in nets):
+                raise Forbidden("container cannot be connected to multiple networks with one of the networks in "
+                                "private (none) mode")
             ep = _blank_endpoint(rec["Id"], body.get("EndpointConfig"))
             self._reserve(c, rec, ep)
             nets[rec["Name"]] = ep
+            if c.running and c.id not in self.live:  # its first network (it left "none", or all)
+                self.live[c.id] = {"pid": c.state.get("Pid"), "nets": {}}
             if c.running and c.id in self.live:
                 try:
                     used = {n["ifname"] for n in self.live[c.id]["nets"].values()}
@@ -253,11 +312,10 @@ class Endpoints:
                     self._refresh_hosts()
                 except BaseException:
                     del nets[rec["Name"]]
-                    self._pool(rec).release(c.id)
+                    self._release(rec, c.id)
                     raise
             self.containers.store.save(c)
-        self.containers.events.emit("network", "connect", rec["Id"], {"container": c.id, "name": rec["Name"],
-                                                                       "type": rec["Driver"]})
+        self._network_event("connect", c, rec)
 
     def disconnect(self, ref, body):
         """``POST /networks/{id}/disconnect``. Raises NotFound/Forbidden as docker does."""
@@ -268,7 +326,7 @@ class Endpoints:
             nets = c.data["NetworkSettings"].get("Networks") or {}
             if rec["Name"] not in nets:
                 raise Forbidden("container %s is not connected to network %s" % (c.name, rec["Name"]))
-            if rec["Name"] in SHARED:
+            if rec["Name"] == "host" and c.running:  # dockerd lets it leave "none", and "host" before a start
                 raise Forbidden("container cannot be disconnected from host network or connected to host network")
             lv = self.live.get(c.id)
             if lv and rec["Id"] in lv["nets"]:
@@ -276,11 +334,10 @@ class Endpoints:
             del nets[rec["Name"]]
             if rec["Name"] == "bridge":
                 c.data["NetworkSettings"].update({k: v for k, v in _TOP_FIELDS.items() if k not in ("SandboxID", "SandboxKey")})
-            self._pool(rec).release(c.id)
+            self._release(rec, c.id)
             self._refresh_hosts()
             self.containers.store.save(c)
-        self.containers.events.emit("network", "disconnect", rec["Id"], {"container": c.id, "name": rec["Name"],
-                                                                          "type": rec["Driver"]})
+        self._network_event("disconnect", c, rec)
 
     def remove_link(self, ref, alias):
         """``DELETE /containers/C/ALIAS?link=1``: drop a legacy link; C's /etc/hosts follows.

@@ -24,14 +24,17 @@ CANDIDATES = (["172.%d.0.0/16" % i for i in range(17, 32)]
               + ["192.168.%d.0/20" % (16 * i) for i in range(16)])
 
 
-def host_routes(run=subprocess.run):
+def host_routes(run=subprocess.run, family=4):
     """The destinations of the host's routes (``ip -j route``), default route excluded.
 
+    Args:
+        family: 4 or 6.
     Returns:
-        A list of ``(IPv4Network, device)``.
+        A list of ``(IPv4Network, device)`` (IPv6Network for family 6).
     """
+    argv = ["ip"] + (["-6"] if family == 6 else []) + ["-j", "route", "show", "table", "all"]
     try:
-        out = run(["ip", "-j", "route", "show", "table", "all"], capture_output=True, check=True, timeout=10).stdout
+        out = run(argv, capture_output=True, check=True, timeout=10).stdout
         routes = json.loads(out or b"[]")
     except (OSError, subprocess.SubprocessError, ValueError):
         return []
@@ -44,7 +47,7 @@ def host_routes(run=subprocess.run):
             net = ipaddress.ip_network(dst, strict=False)
         except ValueError:
             continue
-        if net.version == 4 and not net.is_loopback and not net.is_link_local:
+        if net.version == family and not net.is_loopback and not net.is_link_local:
             nets.append((net, r.get("dev", "")))
     return nets
 
@@ -65,23 +68,49 @@ def host_lock():
         os.close(fd)  # closing releases the lock
 
 
-def parse_subnet(text, field="Subnet"):
-    """``"10.1.0.0/24"`` → IPv4Network. Raises InvalidParameter naming the field."""
+_MAX_PREFIX = {4: 30, 6: 126}
+NOT_IN_SUBNETS = "Invalid address %s: It does not belong to any of this network's subnets"  # dockerd's words
+
+
+def parse_subnet(text, field="Subnet", versions=(4,)):
+    """``"10.1.0.0/24"`` → IPv4Network (``"fd00::/64"`` → IPv6Network when 6 is in ``versions``).
+
+    Raises:
+        InvalidParameter: naming the field.
+    """
     try:
         net = ipaddress.ip_network(str(text), strict=False)
     except ValueError:
         raise InvalidParameter("invalid %s: %r is not an IPv4 CIDR (e.g. 10.10.0.0/24)" % (field, text)) from None
-    if net.version != 4:
-        raise InvalidParameter("invalid %s %s: only IPv4 subnets are supported" % (field, text))
-    if net.prefixlen > 30:
-        raise InvalidParameter("invalid %s %s: the prefix must be /30 or shorter" % (field, text))
+    if net.version not in versions:
+        raise InvalidParameter("invalid %s %s: only IPv%d subnets are allowed here" % (field, text, versions[0]))
+    if net.prefixlen > _MAX_PREFIX[net.version]:
+        raise InvalidParameter("invalid %s %s: the prefix must be /%d or shorter" % (field, text, _MAX_PREFIX[net.version]))
     return net
+
+
+def version_of(cidr):
+    """4 or 6 for a CIDR or address string (4 for what does not parse: parse_subnet says why)."""
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).version
+    except ValueError:
+        return 4
+
+
+def split_configs(configs):
+    """An IPAM config list → ``(ipv4_config, ipv6_config)``, either ``{}`` when absent.
+
+    docker lists the IPv4 config first; a config without a subnet counts as IPv4.
+    """
+    v4 = [c for c in configs if version_of(c.get("Subnet") or "0.0.0.0/0") == 4]
+    v6 = [c for c in configs if c not in v4]
+    return (v4 or [{}])[0], (v6 or [{}])[0]
 
 
 def find_clash(net, taken):
     """The first ``(network, label)`` in ``taken`` that overlaps ``net``, or None."""
     for other, label in taken:
-        if net.overlaps(other):
+        if net.version == other.version and net.overlaps(other):
             return other, label
     return None
 
@@ -103,7 +132,7 @@ def pick_subnet(taken, candidates=CANDIDATES):
 class Pool:
     """The addresses of one network. Thread-safe; every change is persisted before returning."""
 
-    def __init__(self, path, subnet, gateway=None, ip_range=None):
+    def __init__(self, path, subnet, gateway=None, ip_range=None, aux=()):
         self.path = path
         self._lock = threading.Lock()
         saved = read_json(path, None)
@@ -111,6 +140,7 @@ class Pool:
             self.subnet = ipaddress.ip_network(saved["subnet"])
             self.gateway = ipaddress.ip_address(saved["gateway"])
             self.range = ipaddress.ip_network(saved.get("range") or saved["subnet"])
+            self.aux = {ipaddress.ip_address(a) for a in saved.get("aux") or ()}
             self.allocated = dict(saved.get("allocated") or {})
             return
         self.subnet = subnet
@@ -118,21 +148,30 @@ class Pool:
             try:
                 self.gateway = ipaddress.ip_address(gateway)
             except ValueError:
-                raise InvalidParameter("invalid Gateway %r: not an IPv4 address" % gateway) from None
+                raise InvalidParameter("invalid Gateway %r: not an IPv%d address" % (gateway, subnet.version)) from None
             if self.gateway not in subnet:
                 raise InvalidParameter("invalid Gateway %s: it is not in subnet %s" % (gateway, subnet))
         else:
             self.gateway = next(subnet.hosts())
-        self.range = parse_subnet(ip_range, "IPRange") if ip_range else subnet
+        self.range = parse_subnet(ip_range, "IPRange", (subnet.version,)) if ip_range else subnet
         if not self.range.subnet_of(subnet):
             raise InvalidParameter("invalid IPRange %s: it is not inside subnet %s" % (ip_range, subnet))
+        self.aux = set()
+        for a in aux or ():
+            try:
+                ip = ipaddress.ip_address(a)
+            except ValueError:
+                raise InvalidParameter("invalid auxiliary address %r: not an IP address" % a) from None
+            if ip not in subnet:
+                raise InvalidParameter("no matching subnet for aux-address %s" % a)  # the docker CLI's words
+            self.aux.add(ip)
         self.allocated = {}
         self._save()
 
     def _save(self):
         makedirs(os.path.dirname(self.path))
-        write_json(self.path, {"subnet": str(self.subnet), "gateway": str(self.gateway),
-                               "range": str(self.range), "allocated": self.allocated})
+        write_json(self.path, {"subnet": str(self.subnet), "gateway": str(self.gateway), "range": str(self.range),
+                               "aux": sorted(str(a) for a in self.aux), "allocated": self.allocated})
 
     def _reserved(self, ip):
         return ip in (self.subnet.network_address, self.subnet.broadcast_address, self.gateway)
@@ -155,13 +194,17 @@ class Pool:
                 try:
                     ip = ipaddress.ip_address(wanted)
                 except ValueError:
-                    raise InvalidParameter("invalid IPv4 address: %s" % wanted) from None
-                if ip not in self.subnet or self._reserved(ip):
+                    raise InvalidParameter("invalid IPv%d address: %s" % (self.subnet.version, wanted)) from None
+                if ip not in self.subnet:
+                    raise InvalidParameter(NOT_IN_SUBNETS % wanted)
+                if self._reserved(ip):
                     raise InvalidParameter("invalid address %s: it is not a usable address of subnet %s"
                                            % (wanted, self.subnet))
                 holder = self.allocated.get(str(ip))
                 if holder and holder != owner:
                     raise Conflict("Address already in use: %s is taken by container %s" % (ip, holder[:12]))
+                if ip in self.aux:
+                    raise Conflict("Address already in use: %s is an auxiliary address of the network" % ip)
                 for old in mine:
                     if old != str(ip):
                         del self.allocated[old]
@@ -171,11 +214,12 @@ class Pool:
             if mine:
                 return mine[0]
             for ip in self.range.hosts():
-                if not self._reserved(ip) and str(ip) not in self.allocated:
+                if not self._reserved(ip) and ip not in self.aux and str(ip) not in self.allocated:
                     self.allocated[str(ip)] = owner
                     self._save()
                     return str(ip)
-        raise Conflict("no available IPv4 addresses on subnet %s: remove containers from the network" % self.subnet)
+        raise Conflict("no available IPv%d addresses on subnet %s: remove containers from the network"
+                       % (self.subnet.version, self.subnet))
 
     def release(self, owner):
         """Free every address ``owner`` holds (no error when it holds none)."""

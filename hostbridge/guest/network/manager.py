@@ -73,9 +73,32 @@ class NetworkManager(Endpoints):
         if pool is None:
             cfg = (rec["IPAM"]["Config"] or [{}])[0]
             pool = ipam.Pool(os.path.join(self.ipam_dir, rec["Id"] + ".json"), ipam.parse_subnet(cfg["Subnet"]),
-                             cfg.get("Gateway"), cfg.get("IPRange"))
+                             cfg.get("Gateway"), cfg.get("IPRange"), (cfg.get("AuxiliaryAddresses") or {}).values())
             self.pools[rec["Id"]] = pool
         return pool
+
+    def _pool6(self, rec):
+        """The IPv6 addresses of an ``--ipv6`` network, or None (no IPv6 on it)."""
+        if not rec.get("EnableIPv6"):
+            return None
+        key = rec["Id"] + "-v6"
+        pool = self.pools.get(key)
+        if pool is None:
+            cfg = ipam.split_configs(rec["IPAM"]["Config"] or [])[1]
+            if not cfg:
+                return None
+            pool = ipam.Pool(os.path.join(self.ipam_dir, key + ".json"), ipam.parse_subnet(cfg["Subnet"], versions=(6,)),
+                             cfg.get("Gateway"), cfg.get("IPRange"))
+            self.pools[key] = pool
+        return pool
+
+    def _release(self, rec, owner):
+        """Free the addresses ``owner`` holds on ``rec`` (both families; none off a bridge)."""
+        if rec["Driver"] != "bridge":
+            return
+        for pool in (self._pool(rec), self._pool6(rec)):
+            if pool:
+                pool.release(owner)
 
     def _taken(self, skip=None):
         ours = {r["_bridge"] for r in self.store.all() if r.get("_bridge")}
@@ -83,8 +106,8 @@ class NetworkManager(Endpoints):
         for r in self.store.all():
             for cfg in r["IPAM"]["Config"] or []:
                 if r["Id"] != skip and cfg.get("Subnet"):
-                    taken.append((ipam.parse_subnet(cfg["Subnet"]), "network %s" % r["Name"]))
-        for net, dev in ipam.host_routes():
+                    taken.append((ipam.parse_subnet(cfg["Subnet"], versions=(4, 6)), "network %s" % r["Name"]))
+        for net, dev in ipam.host_routes() + ipam.host_routes(family=6):
             if dev not in ours:
                 taken.append((net, "a host route via %s" % (dev or "?")))
         return taken
@@ -173,36 +196,40 @@ class NetworkManager(Endpoints):
             raise Unavailable(NOT_SWARM_MANAGER)
         if driver != "bridge":
             raise InvalidParameter("network driver %s is not supported by the hostbridge engine (use bridge)" % driver)
-        if body.get("EnableIPv6"):
-            raise InvalidParameter("IPv6 networks are not supported by the hostbridge engine")
         configs = [c for c in ((body.get("IPAM") or {}).get("Config") or []) if c]
-        if len(configs) > 1:
-            raise InvalidParameter("only one IPAM config (one IPv4 subnet) per network is supported")
-        cfg = configs[0] if configs else {}
+        cfg, cfg6 = ipam.split_configs(configs)
+        if len(configs) > bool(cfg) + bool(cfg6):
+            raise Forbidden("bridge driver doesn't support multiple subnets")
         if (cfg.get("Gateway") or cfg.get("IPRange")) and not cfg.get("Subnet"):
             raise InvalidParameter("a gateway or IP range needs a subnet (--subnet)")
+        if body.get("EnableIPv6") and not cfg6:
+            # dockerd 20.10 has no default IPv6 pool (and says 404)
+            raise NotFound("could not find an available, non-overlapping IPv6 address pool among the defaults "
+                           "to assign to the network: give an IPv6 subnet (--subnet fd00:…/64)")
         with self.lock, ipam.host_lock():
             if self.store.by_name(name):
                 raise Conflict("network with name %s already exists" % name)
             taken = self._taken()
             if cfg.get("Subnet"):
-                subnet = ipam.parse_subnet(cfg["Subnet"])
-                clash = ipam.find_clash(subnet, taken)
-                if clash:
-                    raise Conflict("invalid pool request: Pool overlaps with other one on this address space: "
-                                   "%s overlaps %s (%s)" % (subnet, clash[0], clash[1]))
+                subnet = self._unclashed(cfg["Subnet"], taken, (4,))
             else:
                 subnet = ipam.pick_subnet(taken)
+            if cfg6:
+                self._unclashed(cfg6["Subnet"], taken, (6,))
             nid = new_id()
             opts = dict(body.get("Options") or {})
             check_options(opts)
             dev = opts.get("com.docker.network.bridge.name") or "br-" + nid[:12]
             if len(dev) > 15:
                 raise InvalidParameter("bridge name %s is too long (15 characters at most)" % dev)
-            gateway = cfg.get("Gateway") or str(next(subnet.hosts()))
+            # as dockerd: a subnet given without a gateway lists none; a subnet picked lists its gateway
+            gateway = cfg.get("Gateway") or (None if cfg.get("Subnet") else str(next(subnet.hosts())))
             rec = new_network(name, "bridge", subnet, gateway, opts, body.get("Labels"), body.get("Internal"),
-                              body.get("Attachable"), dev, cfg.get("IPRange"), nid)
+                              body.get("Attachable"), dev, cfg.get("IPRange"), nid,
+                              (body.get("EnableIPv6"), cfg6.get("Subnet"), cfg6.get("Gateway")),  # as given, as dockerd
+                              cfg.get("AuxiliaryAddresses"))
             self._pool(rec)  # validates gateway and range before anything exists
+            self._pool6(rec)
             self.store.add(rec)
             try:
                 self._up(rec)
@@ -212,15 +239,28 @@ class NetworkManager(Endpoints):
                 raise
         return {"Id": rec["Id"], "Warning": ""}
 
+    @staticmethod
+    def _unclashed(text, taken, versions):
+        subnet = ipam.parse_subnet(text, versions=versions)
+        clash = ipam.find_clash(subnet, taken)
+        if clash:
+            raise Forbidden("invalid pool request: Pool overlaps with other one on this address space: "
+                            "%s overlaps %s (%s)" % (subnet, clash[0], clash[1]))
+        return subnet
+
     def _up(self, rec):
-        cfg = rec["IPAM"]["Config"][0]
-        netdev.ensure_bridge(rec["_bridge"], cfg["Gateway"], ipam.parse_subnet(cfg["Subnet"]).prefixlen)
+        pool, pool6 = self._pool(rec), self._pool6(rec)
+        netdev.ensure_bridge(rec["_bridge"], str(pool.gateway), pool.subnet.prefixlen,
+                             gateway6=pool6 and "%s/%d" % (pool6.gateway, pool6.subnet.prefixlen))
 
     def _delete(self, rec):
         self.store.remove(rec)
-        pool = self.pools.pop(rec["Id"], None) or self._pool(rec)
+        pools = [self._pool(rec), self._pool6(rec)]
         self.pools.pop(rec["Id"], None)
-        pool.destroy()
+        self.pools.pop(rec["Id"] + "-v6", None)
+        for pool in pools:
+            if pool:
+                pool.destroy()
         netdev.delete_link(rec["_bridge"])
 
     def remove_network(self, ref):
@@ -273,6 +313,7 @@ class NetworkManager(Endpoints):
             rec = self.store.get(ref)
             out = public(rec)
             prefix = ipam.parse_subnet(rec["IPAM"]["Config"][0]["Subnet"]).prefixlen if rec["IPAM"]["Config"] else 0
+            pool6 = self._pool6(rec)
             members = {}
             for cid, lv in self.live.items():
                 if rec["Id"] not in lv["nets"]:
@@ -282,9 +323,10 @@ class NetworkManager(Endpoints):
                 except NotFound:
                     continue
                 ep = (c.data["NetworkSettings"]["Networks"] or {}).get(rec["Name"]) or {}
+                n = lv["nets"][rec["Id"]]
                 members[cid] = {"Name": c.name, "EndpointID": ep.get("EndpointID", ""),
-                                "MacAddress": ep.get("MacAddress", ""),
-                                "IPv4Address": "%s/%d" % (lv["nets"][rec["Id"]]["ip"], prefix), "IPv6Address": ""}
+                                "MacAddress": ep.get("MacAddress", ""), "IPv4Address": "%s/%d" % (n["ip"], prefix),
+                                "IPv6Address": "%s/%d" % (n["ip6"], pool6.subnet.prefixlen) if n.get("ip6") else ""}
             out["Containers"] = members
         return out
 

@@ -35,14 +35,36 @@ def link_exists(name):
     return os.path.exists("/sys/class/net/%s" % name)
 
 
-def ensure_bridge(name, gateway, prefixlen, mtu=1500):
-    """Create bridge ``name`` with ``gateway/prefixlen`` and bring it up (idempotent)."""
+def ensure_bridge(name, gateway, prefixlen, mtu=1500, gateway6=None):
+    """Create bridge ``name`` with ``gateway/prefixlen`` and bring it up (idempotent).
+
+    Args:
+        gateway6: ``ADDRESS/PREFIX`` of an IPv6 network's gateway, or None.
+    """
     cmds = []
     if not link_exists(name):
         cmds.append("link add name %s type bridge" % name)
     cmds += ["addr replace %s/%d dev %s" % (gateway, prefixlen, name),
              "link set %s mtu %d up" % (name, mtu)]
+    if gateway6:
+        _batch(cmds[:1])
+        _enable_ipv6(name)
+        # nodad: the address is usable at once (no duplicate can exist on a bridge we just made)
+        cmds = cmds[1:] + ["addr replace %s dev %s nodad" % (gateway6, name)]
     _batch(cmds)
+
+
+def _enable_ipv6(dev):
+    """Let ``dev`` carry IPv6 (a host booted with IPv6 off by default would refuse the address)."""
+    path = "/proc/sys/net/ipv6/conf/%s/disable_ipv6" % dev
+    try:
+        with open(path) as f:
+            if f.read().strip() == "0":
+                return
+        with open(path, "w") as f:
+            f.write("0")
+    except OSError as e:
+        raise Unavailable("cannot enable IPv6 on %s (%s): %s" % (dev, path, e)) from None
 
 
 def delete_link(name):
@@ -61,7 +83,7 @@ def new_veth_name():
             return name
 
 
-def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=1500, isolated=False):
+def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=1500, isolated=False, ipv6=None):
     """Give the process ``pid``'s network namespace an interface on ``bridge``.
 
     Args:
@@ -73,6 +95,7 @@ def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=
         gateway: when given, the namespace's default route goes through it.
         isolated: make the host end an isolated bridge port (``enable_icc=false``): isolated
             ports exchange no frames with each other, only with the bridge (the host) itself.
+        ipv6: ``(address, prefixlen, gateway or None)`` on an IPv6 network, else None.
     Raises:
         Unavailable: ``ip`` failed (the host end is removed again).
     """
@@ -93,6 +116,11 @@ def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=
               "link set %s up" % ifname]
     if gateway:
         inside.append("route replace default via %s dev %s" % (gateway, ifname))
+    if ipv6:
+        ip6, prefix6, gateway6 = ipv6
+        inside.append("addr add %s/%d dev %s nodad" % (ip6, prefix6, ifname))
+        if gateway6:
+            inside.append("route replace default via %s dev %s" % (gateway6, ifname))
     try:
         _batch(inside, pid)
     except Unavailable:

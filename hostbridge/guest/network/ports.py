@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import socket
 
 from ..errors import InvalidParameter
 
@@ -30,7 +32,8 @@ def requested(cfg, hc):
         hc: its HostConfig (``PortBindings``, ``PublishAllPorts``).
     Returns:
         ``(exposed, bindings)``: the set of ``"N/proto"`` keys, and a list of
-        ``{"key", "port", "proto", "host_ip", "host_port"}`` (host_port 0 = pick one).
+        ``{"key", "port", "proto", "host_ip", "host_port", "host_port_end"}`` (host_port 0 = pick
+        one; a range ends at host_port_end, else that equals host_port).
     Raises:
         InvalidParameter: a malformed port, host port or host address.
     """
@@ -43,29 +46,44 @@ def requested(cfg, hc):
             host_ip = (b or {}).get("HostIp") or ""
             if host_ip:
                 try:
-                    if ipaddress.ip_address(host_ip).version != 4:
-                        raise InvalidParameter("cannot publish on %s: only IPv4 host addresses are supported" % host_ip)
+                    host_ip = str(ipaddress.ip_address(host_ip.strip("[]")))
                 except ValueError:
                     raise InvalidParameter("invalid host IP %r for port %s" % (host_ip, key)) from None
             hp = str((b or {}).get("HostPort") or "")
-            if "-" in hp:
-                lo, _, hi = hp.partition("-")
-                if lo != hi:
-                    raise InvalidParameter("host port ranges (%s) are not supported: publish each port" % hp)
-                hp = lo
+            lo, _, hi = hp.partition("-")
             try:
-                host_port = int(hp) if hp else 0
+                host_port = int(lo) if lo else 0
+                host_port_end = int(hi) if hi else host_port
             except ValueError:
                 raise InvalidParameter("invalid host port %r for %s" % (hp, key)) from None
-            if not 0 <= host_port < 65536:
-                raise InvalidParameter("invalid host port %d for %s" % (host_port, key))
-            bindings.append({"key": key, "port": n, "proto": proto, "host_ip": host_ip, "host_port": host_port})
+            if not 0 <= host_port <= host_port_end < 65536:
+                raise InvalidParameter("invalid host port %s for %s" % (hp, key))
+            # a range (-p 8000-8010:80): the first port of it that is free, as dockerd picks
+            bindings.append({"key": key, "port": n, "proto": proto, "host_ip": host_ip, "host_port": host_port,
+                             "host_port_end": host_port_end})
     if hc.get("PublishAllPorts"):
         bound = {b["key"] for b in bindings}
         for key in sorted(exposed - bound):
             _, n, proto = _key(key)
-            bindings.append({"key": key, "port": n, "proto": proto, "host_ip": "", "host_port": 0})
+            bindings.append({"key": key, "port": n, "proto": proto, "host_ip": "", "host_port": 0, "host_port_end": 0})
     return exposed, bindings
+
+
+def host_ipv6():
+    """True when this host can listen on IPv6 (dockerd then publishes on ``::`` as well)."""
+    return socket.has_ipv6 and os.path.exists("/proc/net/if_inet6")
+
+
+def host_addresses(host_ip, ipv6=None):
+    """The addresses one binding listens on: the one given, else ``0.0.0.0`` and ``::``.
+
+    Args:
+        host_ip: the binding's HostIp (``""`` for any).
+        ipv6: whether the host has IPv6 (None: ask ``host_ipv6``).
+    """
+    if host_ip:
+        return [host_ip]
+    return ["0.0.0.0", "::"] if (host_ipv6() if ipv6 is None else ipv6) else ["0.0.0.0"]
 
 
 def ports_view(exposed, published):

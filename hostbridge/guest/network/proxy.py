@@ -24,20 +24,27 @@ _F_SETPIPE_SZ = 1031
 _UDP_IDLE = 90.0  # seconds a UDP flow stays open without traffic (docker-proxy's timeout)
 
 
+def _family(ip):
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
 def _bind(proto, host_ip, port):
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    s = socket.socket(socket.AF_INET, kind)
+    host_ip = host_ip or "0.0.0.0"
+    s = socket.socket(_family(host_ip), kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if s.family == socket.AF_INET6:  # "::" takes IPv6 only: 0.0.0.0 has its own listener
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     try:
-        s.bind((host_ip or "0.0.0.0", port))
+        s.bind((host_ip, port))
         if proto == "tcp":
             s.listen(1024)
     except OSError as e:
         s.close()
         if e.errno == errno.EADDRINUSE:
             raise Conflict("Bind for %s:%d failed: port is already allocated (choose another host port with -p)"
-                           % (host_ip or "0.0.0.0", port)) from None
-        raise Conflict("cannot publish %s:%d/%s: %s" % (host_ip or "0.0.0.0", port, proto, e.strerror)) from None
+                           % (host_ip, port)) from None
+        raise Conflict("cannot publish %s:%d/%s: %s" % (host_ip, port, proto, e.strerror)) from None
     return s
 
 
@@ -208,7 +215,7 @@ class Proxy:
             with self._lock:
                 up = flows.get(peer)
             if up is None:
-                up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                up = socket.socket(_family(self.target[0]), socket.SOCK_DGRAM)
                 up.connect(self.target)
                 up.settimeout(_UDP_IDLE)
                 with self._lock:

@@ -20,17 +20,30 @@ _NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
 
 
 def new_network(name, driver, subnet=None, gateway=None, options=None, labels=None, internal=False,
-                attachable=False, bridge=None, ip_range=None, nid=None):
-    """A docker-shaped network record."""
+                attachable=False, bridge=None, ip_range=None, nid=None, ipv6=None, aux=None):
+    """A docker-shaped network record.
+
+    The IPv4 config lists a gateway when one is given (a subnet given without one shows none, as
+    with dockerd: the pool then uses the first address). ``ipv6`` is ``(enabled, subnet, gateway
+    or None)`` for a network given an IPv6 subnet, listed after the IPv4 config in the same way.
+    ``aux``: the ``--aux-address`` map (addresses never handed out).
+    """
     cfg = []
     if subnet:
-        c = {"Subnet": str(subnet), "Gateway": str(gateway)}
+        c = {"Subnet": str(subnet)}
         if ip_range:
             c["IPRange"] = str(ip_range)
+        if gateway:
+            c["Gateway"] = str(gateway)
+        if aux:
+            c["AuxiliaryAddresses"] = dict(aux)
         cfg.append(c)
+    enabled, subnet6, gateway6 = ipv6 or (False, None, None)
+    if subnet6:
+        cfg.append({"Subnet": str(subnet6), **({"Gateway": gateway6} if gateway6 else {})})
     return {
         "Name": name, "Id": nid or new_id(), "Created": now_rfc3339(), "Scope": "local", "Driver": driver,
-        "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None if driver != "bridge" or name == "bridge" else {},
+        "EnableIPv6": bool(enabled), "IPAM": {"Driver": "default", "Options": None if driver != "bridge" or name == "bridge" else {},
                                       "Config": cfg},
         "Internal": bool(internal), "Attachable": bool(attachable), "Ingress": False,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": dict(options or {}),

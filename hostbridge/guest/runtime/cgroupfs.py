@@ -150,6 +150,12 @@ def features(lay: dict | None = None) -> dict:
             "CPUShares": cpu, "CPUSet": "cpuset" in lay, "PidsLimit": "pids" in lay}
 
 
+def swappiness(lay: dict | None = None) -> bool:
+    """Whether ``--memory-swappiness`` can be applied: v1's memory controller only (v2 has no knob)."""
+    mem = (layout() if lay is None else lay).get("memory")
+    return bool(mem) and mem[0] == "v1" and os.path.exists(os.path.join(mem[1], "memory.swappiness"))
+
+
 def feature_warnings(feats: dict) -> list:
     """dockerd's docker info warnings for the limits ``features()`` says are missing."""
     names = (("MemoryLimit", "memory limit"), ("SwapLimit", "swap limit"), ("CpuCfsQuota", "cpu cfs quota"),

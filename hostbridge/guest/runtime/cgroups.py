@@ -15,11 +15,11 @@ from ..errors import Unavailable
 from . import devices
 from .cgroupfs import (CONTROLLERS, PARENT, SYSTEMD, UNIFIED, _read, _v1_mkdirs, _v2_enable, _write,
                        default_paths, evacuate, feature_warnings, features, hierarchies, layout,
-                       version)
+                       swappiness, version)
 
 __all__ = ["Cgroup", "CONTROLLERS", "DEFAULT_DEVICES", "PARENT", "SYSTEMD", "UNIFIED", "Unavailable",
            "default_paths", "device_rule", "evacuate", "feature_warnings", "features", "hierarchies", "layout",
-           "version"]
+           "swappiness", "version"]
 
 # docker's (runc's) device rules: mknod anything, open only the harmless nodes and ptys
 DEFAULT_DEVICES = ["c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",

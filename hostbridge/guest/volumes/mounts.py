@@ -7,13 +7,16 @@ into the runtime bundle's ``mounts`` (see docs/internals.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 
-from ..errors import InvalidParameter, NotFound
+from ..errors import GuestError, InvalidParameter, NotFound
 from . import seed
 from .hostpaths import load_map, split_bind, translate
 from .store import VolumeStore
+
+log = logging.getLogger("hostbridge.volumes")
 
 _BIND_OPTS = {"ro", "rw", "z", "Z", "nocopy", "rprivate", "private", "rshared", "shared", "rslave", "slave",
               "consistent", "cached", "delegated"}
@@ -60,6 +63,25 @@ class VolumeManager:
         self.store = VolumeStore(root, (remap.root_uid, remap.root_gid) if remap else None)
         self.containers = containers
         self.root = root
+
+    def restore(self):
+        """At engine start: bind the devices of ``o=bind`` volumes again (gone after a reboot)."""
+        for meta in self.store.all():
+            if meta.get("Options"):
+                try:
+                    self.store.attach_device(meta["Name"])
+                except GuestError as e:
+                    log.warning("volume %s: %s", meta["Name"], e)
+
+    def shutdown(self):
+        """At engine stop: unbind those devices, so that no one deletes a host directory's data
+        through the engine's state (running containers keep their own view of it)."""
+        for meta in self.store.all():
+            if meta.get("Options"):
+                try:
+                    self.store.detach_device(meta["Name"])
+                except GuestError as e:
+                    log.warning("volume %s: %s", meta["Name"], e)
 
     def users(self, name):
         """Ids of containers whose mounts name volume ``name``."""
@@ -137,6 +159,9 @@ class VolumeManager:
 
     def _volume(self, name, dst, rw, mode, labels, nocopy, created):
         v, new = self.store.create(name or None, labels=labels, anonymous=not name)
+        self.store.attach_device(v["Name"])  # a type=none,o=bind volume: its host directory
+        # dockerd logs a create for every volume a container names, new or not
+        self.containers.events.emit("volume", "create", v["Name"], {"driver": "local"})
         created.append((v["Name"], dst, nocopy))
         return {"Type": "volume", "Name": v["Name"], "Source": v["Mountpoint"], "Destination": dst,
                 "Driver": "local", "Mode": mode, "RW": rw, "Propagation": ""}
@@ -182,10 +207,22 @@ class VolumeManager:
             seed.copy_from_layers(lowers, dst, path)
 
     def on_start(self, c, pid):
-        """Nothing to do: the runtime mounts what ``runtime_mounts`` lists."""
+        """A ``volume mount`` event per volume, as dockerd's (the runtime mounts what
+        ``runtime_mounts`` lists)."""
+        for m in self._volumes_of(c):
+            self.containers.events.emit("volume", "mount", m["Name"], {
+                "container": c.id, "destination": m.get("Destination", ""), "driver": m.get("Driver") or "local",
+                "propagation": m.get("Propagation") or "", "read/write": "true" if m.get("RW") else "false"})
 
     def on_stop(self, c):
-        """Nothing to do: volumes outlive their containers."""
+        """A ``volume unmount`` event per volume (volumes outlive their containers)."""
+        for m in self._volumes_of(c):
+            self.containers.events.emit("volume", "unmount", m["Name"], {"container": c.id,
+                                                                         "driver": m.get("Driver") or "local"})
+
+    @staticmethod
+    def _volumes_of(c):
+        return [m for m in c.data.get("Mounts") or [] if m.get("Type") == "volume" and m.get("Name")]
 
     def on_remove(self, c, volumes=False):
         """With ``volumes`` (``rm -v``, ``--rm``): remove the container's anonymous volumes."""
@@ -198,7 +235,8 @@ class VolumeManager:
                     try:
                         self.store.remove(name)
                     except NotFound:
-                        pass
+                        continue
+                    self.containers.events.emit("volume", "destroy", name, {"driver": "local"})
 
 
 def tmpfs_options(opts):

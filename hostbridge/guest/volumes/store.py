@@ -10,7 +10,8 @@ import threading
 
 from .. import filters as _filters
 from ..containers.views import dir_size_of
-from ..errors import Conflict, InvalidParameter, NotFound
+from ..errors import Conflict, InvalidParameter, NotFound, Unavailable
+from ..runtime import ns
 from ..util import makedirs, new_id, read_json, write_json
 
 ANON_LABEL = "com.docker.volume.anonymous"
@@ -25,6 +26,48 @@ def check_name(name):
                                'no "/" or ".."' % name)
     if len(name) > 255:  # one path component: longer and the filesystem refuses it (a 500 before)
         raise InvalidParameter('invalid volume name "%s...": longer than 255 characters' % name[:40])
+
+
+_LOCAL_OPTS = ("type", "device", "o", "size")  # dockerd's local driver
+
+
+def check_options(name, opts):
+    """The local driver's options checked as dockerd checks them; only a host directory bound
+    (``type=none``, ``o=bind``) is supported here: the data then lives in ``device``.
+
+    Returns:
+        The options, or None for none.
+    Raises:
+        InvalidParameter: in dockerd's words (``create NAME: invalid option: "x"``, ``missing
+        required option``), or naming what is supported.
+    """
+    opts = dict(opts or {})
+    for k in opts:
+        if k not in _LOCAL_OPTS:
+            raise InvalidParameter('create %s: invalid option: "%s"' % (name, k))
+    if not opts:
+        return None
+    for k in ("device", "type"):
+        if k not in opts:
+            raise InvalidParameter('create %s: missing required option: "%s"' % (name, k))
+    if "size" in opts:
+        raise InvalidParameter("create %s: quota size requested but no quota support" % name)
+    flags = (opts.get("o") or "").split(",")
+    if opts["type"] != "none" or not {"bind", "rbind"} & set(flags):
+        raise InvalidParameter("create %s: volume options type=%s o=%s are not supported by the hostbridge engine: "
+                               "only a host directory (type=none, o=bind, device=PATH) is" % (name, opts["type"],
+                                                                                               opts.get("o") or ""))
+    return opts
+
+
+def _mounted(path):
+    """Whether something is mounted at ``path``: read from mountinfo, because os.path.ismount
+    misses a bind mount within one filesystem (same device on both sides)."""
+    point = os.path.realpath(path)
+    for char, code in (("\\", "\\134"), (" ", "\\040"), ("\t", "\\011"), ("\n", "\\012")):
+        point = point.replace(char, code)  # mountinfo's escapes
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == point for line in f)
 
 
 class VolumeStore:
@@ -55,13 +98,11 @@ class VolumeStore:
         """
         if driver not in (None, "", "local"):
             raise InvalidParameter("volume driver %s is not supported by the hostbridge engine (use local)" % driver)
-        if driver_opts:
-            raise InvalidParameter("volume driver options are not supported by the hostbridge engine: %s"
-                                   % ", ".join(sorted(driver_opts)))
         labels = dict(labels or {})
         if not name:
             name, anonymous = new_id(), True
         check_name(name)
+        opts = check_options(name, driver_opts)
         if anonymous:
             labels.setdefault(ANON_LABEL, "")
         with self._lock:
@@ -71,10 +112,46 @@ class VolumeStore:
             makedirs(self.path(name), 0o755)
             if self.owner:
                 os.chown(self.path(name), *self.owner)
-            meta = {"Name": name, "Driver": "local", "Labels": labels, "Options": None, "Scope": "local",
+            meta = {"Name": name, "Driver": "local", "Labels": labels, "Options": opts, "Scope": "local",
                     "CreatedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
             write_json(os.path.join(self.dir, name, _META), meta)
         return self.view(meta), True
+
+    def attach_device(self, name):
+        """Bind a ``type=none,o=bind`` volume's device onto its data directory (no-op if done).
+
+        Stays until the volume is removed; the engine re-binds them at start (a reboot drops it).
+
+        Raises:
+            InvalidParameter: the device cannot be bound (dockerd's words).
+        """
+        opts = (self._meta(name) or {}).get("Options") or {}
+        data = self.path(name)
+        if not opts or _mounted(data):
+            return
+        flags = ns.MS_BIND | (ns.MS_REC if "rbind" in (opts.get("o") or "").split(",") else 0)
+        try:
+            ns.mount(opts["device"], data, None, flags)
+        except OSError as e:
+            why = os.strerror(e.errno)
+            raise InvalidParameter("error while mounting volume '%s': failed to mount local volume: mount %s:%s, "
+                                   "flags: %#x: %s" % (data, opts["device"], data, flags, why[:1].lower() + why[1:])
+                                   ) from None  # Go's lower-case errno text, as dockerd's
+
+    def detach_device(self, name):
+        """Unbind a volume's device from its data directory (no-op if not bound).
+
+        Raises:
+            Unavailable: it stays mounted (then nothing may delete the directory).
+        """
+        data = self.path(name)
+        if _mounted(data):
+            try:
+                ns.umount2(data, ns.MNT_DETACH)
+            except OSError:
+                pass
+            if _mounted(data):  # never delete through a mount: the data is the host's
+                raise Unavailable("remove %s: cannot unmount its device from %s" % (name, data))
 
     def view(self, meta, size=False):
         v = {"CreatedAt": meta["CreatedAt"], "Driver": meta["Driver"], "Labels": meta.get("Labels") or None,
@@ -109,6 +186,7 @@ class VolumeStore:
         if users:
             raise Conflict("remove %s: volume is in use - [%s]" % (name, ", ".join(sorted(users))))
         with self._lock:
+            self.detach_device(name)
             trash = os.path.join(self.dir, ".trash-" + new_id()[:12])
             os.rename(os.path.join(self.dir, name), trash)  # gone from listings at once, then deleted
             shutil.rmtree(trash, ignore_errors=True)

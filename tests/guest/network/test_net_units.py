@@ -72,6 +72,40 @@ def test_pool_allocates_persists_and_releases(tmp_path):
         again.allocate("c7")
 
 
+def test_ipv6_subnets_and_pools(tmp_path):
+    assert ipam.parse_subnet("fd00:1::/64", versions=(6,)) == _n("fd00:1::/64")
+    with pytest.raises(InvalidParameter, match="/126"):
+        ipam.parse_subnet("fd00:1::/127", versions=(6,))
+    assert ipam.split_configs([{"Subnet": "fd00:1::/64"}, {"Subnet": "10.1.0.0/24"}]) == (
+        {"Subnet": "10.1.0.0/24"}, {"Subnet": "fd00:1::/64"})
+    assert ipam.split_configs([{"Gateway": "10.1.0.1"}]) == ({"Gateway": "10.1.0.1"}, {})
+    # an IPv4 and an IPv6 network never clash, whatever their integers
+    assert ipam.find_clash(_n("0.0.0.0/0"), [(_n("::/0"), "v6")]) is None
+    pool = ipam.Pool(str(tmp_path / "n-v6.json"), _n("fd00:1::/64"))
+    assert (str(pool.gateway), pool.allocate("c1"), pool.allocate("c2", "fd00:1::99")) == (
+        "fd00:1::1", "fd00:1::2", "fd00:1::99")
+    with pytest.raises(InvalidParameter, match="It does not belong to any of this network's subnets"):
+        pool.allocate("c3", "fd00:2::9")
+    with pytest.raises(InvalidParameter, match="invalid IPv6 address: zz"):
+        pool.allocate("c3", "zz")
+
+
+def test_published_ports_listen_on_both_families_without_a_host_address():
+    assert ports.host_addresses("", ipv6=True) == ["0.0.0.0", "::"]
+    assert ports.host_addresses("", ipv6=False) == ["0.0.0.0"]
+    assert ports.host_addresses("::1", ipv6=True) == ["::1"]
+    _, binds = ports.requested({}, {"PortBindings": {"80/tcp": [{"HostIp": "[::1]", "HostPort": "8080"}]}})
+    assert binds[0]["host_ip"] == "::1"
+
+
+def test_host_port_ranges():
+    _, binds = ports.requested({}, {"PortBindings": {"80/tcp": [{"HostPort": "8000-8010"}], "81/tcp": [{"HostPort": "90"}]}})
+    assert {(b["key"], b["host_port"], b["host_port_end"]) for b in binds} == {("80/tcp", 8000, 8010), ("81/tcp", 90, 90)}
+    for bad in ("8010-8000", "1-70000", "a-b"):
+        with pytest.raises(InvalidParameter, match="host port"):
+            ports.requested({}, {"PortBindings": {"80/tcp": [{"HostPort": bad}]}})
+
+
 def test_pool_gateway_must_be_inside(tmp_path):
     with pytest.raises(InvalidParameter, match="not in subnet"):
         ipam.Pool(str(tmp_path / "x.json"), _n("10.6.0.0/24"), "10.7.0.1")

@@ -72,3 +72,18 @@ def test_parse_bind():
 
 def test_tmpfs_options():
     assert tmpfs_options({"SizeBytes": 1048576, "Mode": 0o1777}) == ["size=1048576", "mode=1777"]
+
+
+def test_local_driver_options_are_checked_as_dockerd_does():
+    from hostbridge.guest.volumes.store import check_options
+
+    assert check_options("v", None) is None and check_options("v", {}) is None
+    opts = {"type": "none", "o": "bind", "device": "/srv/x"}
+    assert check_options("v", opts) == opts
+    for bad, message in (({"foo": "bar"}, 'create v: invalid option: "foo"'),
+                         ({"type": "tmpfs"}, 'create v: missing required option: "device"'),
+                         ({"device": "/x"}, 'create v: missing required option: "type"'),
+                         ({"type": "none", "o": "bind", "device": "/x", "size": "1g"}, "no quota support"),
+                         ({"type": "nfs", "o": "addr=10.0.0.1", "device": ":/export"}, "only a host directory")):
+        with pytest.raises(InvalidParameter, match=message):
+            check_options("v", bad)

@@ -118,3 +118,40 @@ def test_volume_cli_shapes_and_bad_names(engine, docker_env, made):
         assert status == 400 and "invalid volume name" in body["message"]
     assert engine.request("GET", "/volumes/..")[0] == 404
     assert "vt-shape" in dk(docker_env, "volume", "prune", "-a", "-f").stdout
+
+
+@pytest.mark.root
+def test_a_bind_volume_is_unbound_at_engine_stop_and_bound_again_at_start(tmp_path, busybox_rootfs_tar):
+    """The engine's state never leads into a host directory while the engine is down (whoever
+    deletes the state then deletes nothing of the host's), and the volume works after a restart."""
+    import subprocess
+
+    from hostbridge.guest.volumes.store import _mounted
+    from tests.support.engine import Engine
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "kept").write_text("x")
+    e = Engine(tmp_path / "e").start()
+    env = dict(os.environ, DOCKER_HOST=e.url)
+    docker = lambda *a: subprocess.run(["docker"] + list(a), env=env, capture_output=True, text=True, timeout=60)  # noqa: E731
+    data = os.path.join(e.root, "volumes", "bv", "_data")
+    try:
+        e.import_tar(busybox_rootfs_tar)
+        assert docker("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt", "device=%s" % src,
+                      "bv").returncode == 0
+        assert docker("create", "--name", "bvc", "--network", "none", "-v", "bv:/d", "busybox", "ls", "/d").returncode == 0
+        assert _mounted(data)
+        e.stop()
+        assert not _mounted(data) and os.listdir(src) == ["kept"]
+        e.start()
+        assert _mounted(data)
+        r = docker("start", "-a", "bvc")
+        assert r.returncode == 0 and r.stdout == "kept\n", r.stderr
+        assert docker("rm", "bvc").returncode == 0 and docker("volume", "rm", "bv").returncode == 0
+        assert not _mounted(data) and os.listdir(src) == ["kept"]
+    finally:
+        e.cleanup_containers()
+        e.stop()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 
+from ..streams import JsonLines
+
 
 def build(engine, req, resp):
     from ...builder.request import connection_closed, handle_build  # the builder loads on first use
 
     backend = engine.build_backend()
-
-    def send(message):
-        if not resp.streaming:
-            resp.start_stream()
-        resp.write_json(message)
+    send = JsonLines(resp)
 
     from ...registry.auth import decode_registry_config
 
@@ -21,9 +19,7 @@ def build(engine, req, resp):
     engine.build_with_auth(configs, lambda: handle_build(
         backend, req.query_all, req.body(), send, tmp_parent=os.path.join(engine.root, "builder"),
         cancelled=connection_closed(resp.conn)))
-    if not resp.streaming:
-        resp.start_stream()
-    resp.end_stream()
+    send.finish()
 
 
 def prune(engine, req, resp):

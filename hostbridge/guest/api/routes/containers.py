@@ -15,116 +15,111 @@ def _since(text):
     return parse_timestamp(text) if text else 0.0
 
 
-def list_containers(engine, req, resp):
-    return engine.list_containers(all=req.qbool("all"), limit=req.qint("limit", -1),
-                                  size=req.qbool("size"), filters=req.qjson("filters"))
+def list_containers(containers, req, resp):
+    return containers.list(all=req.qbool("all"), limit=req.qint("limit", -1), size=req.qbool("size"),
+                           filters=req.qjson("filters"))
 
 
-def create(engine, req, resp):
+def create(containers, req, resp):
     body = req.json()
     if body is None:
         raise InvalidParameter("invalid JSON body: config cannot be empty in order to create a container")
     schema.check_create(body)
-    resp.json(engine.containers.create(body, req.query.get("name"), req.query.get("platform")), status=201)
+    resp.json(containers.create(body, req.query.get("name"), req.query.get("platform")), status=201)
 
 
-def inspect(engine, req, resp, id):
-    return engine.inspect_container(id, size=req.qbool("size"))
+def inspect(containers, req, resp, id):
+    return containers.inspect(id, size=req.qbool("size"))
 
 
-def start(engine, req, resp, id):
-    engine.containers.start(id)
+def start(containers, req, resp, id):
+    containers.start(id)
 
 
-def stop(engine, req, resp, id):
-    engine.containers.stop(id, req.qint("t"), req.query.get("signal"))
+def stop(containers, req, resp, id):
+    containers.stop(id, req.qint("t"), req.query.get("signal"))
 
 
-def restart(engine, req, resp, id):
-    engine.containers.restart(id, req.qint("t"), req.query.get("signal"))
+def restart(containers, req, resp, id):
+    containers.restart(id, req.qint("t"), req.query.get("signal"))
 
 
-def kill(engine, req, resp, id):
-    engine.containers.kill(id, req.query.get("signal"))
+def kill(containers, req, resp, id):
+    containers.kill(id, req.query.get("signal"))
 
 
-def remove(engine, req, resp, id):
-    engine.containers.remove(id, force=req.qbool("force"), volumes=req.qbool("v"))
+def remove(containers, req, resp, id):
+    containers.remove(id, force=req.qbool("force"), volumes=req.qbool("v"))
 
 
-def remove_link(engine, req, resp, id, alias):
+def remove_link(containers, req, resp, id, alias):
     # the CLI's ``rm --link /C/ALIAS`` (the leading slash is dropped on the way)
     if not req.qbool("link"):
         raise NotFound("No such container: %s/%s" % (id, alias))
-    engine.network.remove_link(id, alias)
+    containers.remove_link(id, alias)
 
 
-def rename(engine, req, resp, id):
-    engine.containers.rename(id, req.query.get("name", ""))
+def rename(containers, req, resp, id):
+    containers.rename(id, req.query.get("name", ""))
 
 
-def resize(engine, req, resp, id):
+def resize(containers, req, resp, id):
     h, w = req.qint("h", 0), req.qint("w", 0)
     if not (0 <= h <= 0xFFFF and 0 <= w <= 0xFFFF):
         raise InvalidParameter("invalid terminal size %sx%s: h and w must be between 0 and 65535" % (h, w))
-    engine.containers.resize(id, h, w)
+    containers.resize(id, h, w)
 
 
-def wait(engine, req, resp, id):
+def wait(containers, req, resp, id):
     cond = req.query.get("condition") or "not-running"
-    engine.containers.get(id)  # 404 before the 200 headers
+    containers.is_tty(id)  # 404 before the 200 headers
     if cond not in ("not-running", "next-exit", "removed"):
         raise InvalidParameter("invalid condition: %s" % cond)
     # The CLI registers this wait before start: the headers must be out before we block.
     resp.start_stream()
     conn = resp.conn
-    result = engine.containers.wait(id, cond, stop=lambda: _client_gone(conn))
+    result = containers.wait(id, cond, stop=lambda: _client_gone(conn))
     if result is not None:
         resp.write_json(result)
     resp.end_stream()
 
 
-def _is_tty(engine, id):
-    return bool(engine.containers.get(id).config.get("Tty"))
-
-
-def attach(engine, req, resp, id):
-    c = engine.containers.get(id)
-    tty = bool(c.config.get("Tty"))
+def attach(containers, req, resp, id):
+    tty = containers.is_tty(id)
     stdin, stdout, stderr = req.qbool("stdin"), req.qbool("stdout"), req.qbool("stderr")
     want_logs, stream = req.qbool("logs"), req.qbool("stream")
     keys = detach.parse(req.query.get("detachKeys"))  # a bad one is a 400 before the hijack
+    containers.attached(id)
     # Registered before the 101 goes out: the client starts the container as soon as it reads it.
-    handle = engine.containers.attach_begin(c.id, stdin, stdout, stderr) if stream else None
+    handle = containers.attach_begin(id, stdin, stdout, stderr) if stream else None
     conn = resp.hijack("application/vnd.docker.raw-stream" if tty else "application/vnd.docker.multiplexed-stream")
     try:
         if want_logs:
-            for batch in engine.logs(c.id, stdout=stdout, stderr=stderr):
+            for batch in containers.logs(id, stdout=stdout, stderr=stderr):
                 conn.sendall(logs_mod.render(batch, multiplexed=not tty))
         if handle is None:
             return
         sock = handle
         if not hasattr(handle, "recv"):
-            sock = engine.containers.attach_wait(handle, keep_waiting=lambda: not _client_hung_up(conn))
+            sock = containers.attach_wait(handle, keep_waiting=lambda: not _client_hung_up(conn))
         if sock is not None:
             relay(conn, sock, send_stdin=stdin, detach=detach.Detector(keys))
     except OSError:
         pass
     finally:
         if handle is not None and not hasattr(handle, "recv"):
-            engine.containers.attach_cancel(handle)
+            containers.attach_cancel(handle)
         try:
             conn.shutdown(2)
         except OSError:
             pass
 
 
-def logs(engine, req, resp, id):
+def logs(containers, req, resp, id):
     stdout, stderr = req.qbool("stdout"), req.qbool("stderr")
     if not (stdout or stderr):
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
-    c = engine.containers.get(id)
-    tty = bool(c.config.get("Tty"))
+    tty = containers.is_tty(id)
     tail = req.query.get("tail", "all")
     if tail in ("all", ""):
         tail_n = None
@@ -137,7 +132,7 @@ def logs(engine, req, resp, id):
             tail_n = None
     timestamps = req.qbool("timestamps")
     conn = resp.conn
-    batches = engine.logs(c.id, stdout=stdout, stderr=stderr, tail=tail_n, since=_since(req.query.get("since")),
+    batches = containers.logs(id, stdout=stdout, stderr=stderr, tail=tail_n, since=_since(req.query.get("since")),
                           until=_since(req.query.get("until")), follow=req.qbool("follow"),
                           stop=lambda: _client_gone(conn))
     resp.start_stream(content_type="application/vnd.docker.raw-stream" if tty
@@ -147,23 +142,24 @@ def logs(engine, req, resp, id):
     resp.end_stream()
 
 
-def prune(engine, req, resp):
-    return engine.prune_containers(req.qjson("filters"))
+def prune(containers, req, resp):
+    return containers.prune(req.qjson("filters"))
 
 
 def register(r):
-    r.add("GET", "/containers/json", list_containers)
-    r.add("POST", "/containers/create", create)
-    r.add("POST", "/containers/prune", prune)
-    r.add("GET", "/containers/{id}/json", inspect)
-    r.add("POST", "/containers/{id}/start", start)
-    r.add("POST", "/containers/{id}/stop", stop)
-    r.add("POST", "/containers/{id}/restart", restart)
-    r.add("POST", "/containers/{id}/kill", kill)
-    r.add("POST", "/containers/{id}/rename", rename)
-    r.add("POST", "/containers/{id}/resize", resize)
-    r.add("POST", "/containers/{id}/wait", wait)
-    r.add("POST", "/containers/{id}/attach", attach)
-    r.add("GET", "/containers/{id}/logs", logs)
-    r.add("DELETE", "/containers/{id}", remove)
-    r.add("DELETE", "/containers/{id}/{alias}", remove_link)
+    add = r.for_backend("containers")
+    add("GET", "/containers/json", list_containers)
+    add("POST", "/containers/create", create)
+    add("POST", "/containers/prune", prune)
+    add("GET", "/containers/{id}/json", inspect)
+    add("POST", "/containers/{id}/start", start)
+    add("POST", "/containers/{id}/stop", stop)
+    add("POST", "/containers/{id}/restart", restart)
+    add("POST", "/containers/{id}/kill", kill)
+    add("POST", "/containers/{id}/rename", rename)
+    add("POST", "/containers/{id}/resize", resize)
+    add("POST", "/containers/{id}/wait", wait)
+    add("POST", "/containers/{id}/attach", attach)
+    add("GET", "/containers/{id}/logs", logs)
+    add("DELETE", "/containers/{id}", remove)
+    add("DELETE", "/containers/{id}/{alias}", remove_link)

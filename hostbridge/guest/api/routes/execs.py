@@ -15,22 +15,22 @@ from ...errors import InvalidParameter
 from ..streams import frame
 
 
-def create(engine, req, resp, id):
+def create(execs, req, resp, id):
     body = req.json()
     if body is not None:
         schema.check(body, schema.EXEC, "the exec config")
-    resp.json(engine.execs.create(id, body), status=201)
+    resp.json(execs.create(id, body), status=201)
 
 
-def inspect(engine, req, resp, id):
-    return engine.execs.get(id).inspect()
+def inspect(execs, req, resp, id):
+    return execs.get(id).inspect()
 
 
-def resize(engine, req, resp, id):
+def resize(execs, req, resp, id):
     h, w = req.qint("h", 0), req.qint("w", 0)
     if not (0 <= h <= 0xFFFF and 0 <= w <= 0xFFFF):
         raise InvalidParameter("invalid terminal size %sx%s: h and w must be between 0 and 65535" % (h, w))
-    engine.execs.resize(id, h, w)
+    execs.resize(id, h, w)
     resp.empty(200)
 
 
@@ -55,19 +55,19 @@ def _hang_up(master):
         pass
 
 
-def start(engine, req, resp, id):
+def start(execs, req, resp, id):
     body = schema.check(req.json({}), schema.EXEC_START, "the exec start config")
-    e = engine.execs.get(id)
+    e = execs.get(id)
     if body.get("Detach"):
-        engine.execs.start(id)
-        threading.Thread(target=engine.execs.finish, args=(e,), daemon=True).start()
+        execs.start(id)
+        threading.Thread(target=execs.finish, args=(e,), daemon=True).start()
         resp.empty(200)
         return
     tty = bool(e.cfg.get("Tty"))
     # dockerd frames the stream by the start request's Tty, not the exec's: a client that starts
     # a TTY exec with Tty false (the SDK's exec_start default) demuxes stdout frames.
     raw = bool(body.get("Tty"))
-    e = engine.execs.start(id, console_size=body.get("ConsoleSize"))
+    e = execs.start(id, console_size=body.get("ConsoleSize"))
     conn = resp.hijack("application/vnd.docker.raw-stream" if raw else "application/vnd.docker.multiplexed-stream")
     lock = threading.Lock()
 
@@ -122,7 +122,7 @@ def start(engine, req, resp, id):
         t.start()
         _pump(e.proc.stdout.fileno(), lambda d: send(1, d))
         t.join()
-    engine.execs.finish(e)
+    execs.finish(e)
     try:
         conn.shutdown(2)
     except OSError:
@@ -130,7 +130,8 @@ def start(engine, req, resp, id):
 
 
 def register(r):
-    r.add("POST", "/containers/{id}/exec", create)
-    r.add("POST", "/exec/{id}/start", start)
-    r.add("POST", "/exec/{id}/resize", resize)
-    r.add("GET", "/exec/{id}/json", inspect)
+    add = r.for_backend("execs")
+    add("POST", "/containers/{id}/exec", create)
+    add("POST", "/exec/{id}/start", start)
+    add("POST", "/exec/{id}/resize", resize)
+    add("GET", "/exec/{id}/json", inspect)

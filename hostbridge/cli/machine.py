@@ -181,12 +181,20 @@ _DOWN_REPORTS = {"native": ("Stopped the hostbridge engine (pid {pid}).", "The h
 @click.command()
 @machine_option
 @click.option("-f", "--force", is_flag=True, help="Power a VM off at once instead of shutting it down.")
+@click.option("--shutdown", is_flag=True, help="Shut a VM down instead of suspending it (its containers stop).")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for it to stop.")
 @click.pass_obj
-def down(app, force, timeout):
-    """Stop the selected machine (containers, images and volumes are kept)."""
+def down(app, force, shutdown, timeout):
+    """Stop the selected machine (containers, images and volumes are kept). A QEMU or Vagrant VM is
+    suspended: the next `up` resumes it with its containers running."""
     machine = _selected(app)
-    res = machine.down(force=force, timeout=timeout)
+    res = machine.down(force=force, timeout=timeout, shutdown=shutdown)
+    if res.get("note"):
+        app.err("Note: %s." % res["note"])
+    if res.get("suspended"):
+        app.out("Suspended machine {name} ({mib:.0f} MiB saved); `hostbridge up` resumes it.".format(
+            name=machine.name, mib=res.get("size", 0) / 2 ** 20))
+        return
     stopped, idle = _DOWN_REPORTS[machine.mode]
     app.out((stopped if res["was_running"] else idle).format(name=machine.name, **res))
 

@@ -122,15 +122,21 @@ class _Up:
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:
-            if self.booted and getattr(self.driver, "resumed", False):
-                self.resumed = True
+            self.resumed = self.booted and getattr(self.driver, "resumed", False)
+            if self.resumed:
                 self.stage("resume", steps.resume_guest, conn, self.driver)
-            layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
-            self.stage("engine", steps.start_engine, conn, layout, old)
-            self.stage("engine", steps.share_map, conn, self.record, layout)
-            f["layout"] = layout.to_dict()
-            self.record.save()
-            self.stage("clock", steps.sync_clock, conn)
+            if self.resumed and _engine_current(self.record):
+                # The engine ran on through the save: nothing to deploy or start, the clock is set.
+                from .. import deploy
+
+                layout = deploy.Layout.from_dict(f["layout"])
+            else:
+                layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+                self.stage("engine", steps.start_engine, conn, layout, old)
+                self.stage("engine", steps.share_map, conn, self.record, layout)
+                f["layout"] = layout.to_dict()
+                self.record.save()
+                self.stage("clock", steps.sync_clock, conn)
         finally:
             conn.close()
         url = self.stage("tunnel", steps.start_tunnel, self.record, layout)

@@ -140,6 +140,7 @@ def save(address, state_path, timeout=120.0):
     tmp = state_path + ".tmp"
     _remove(tmp)
     with QMP(address, timeout=10) as q:
+        running = q.execute("query-status").get("running")
         q.execute("stop")
         try:
             q.execute("migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH})
@@ -157,7 +158,8 @@ def save(address, state_path, timeout=120.0):
                 time.sleep(0.02)
         except VMError as e:
             _remove(tmp)
-            q.execute("cont")
+            if running:
+                q.execute("cont")
             if isinstance(e, SaveError):
                 raise
             raise SaveError("saving the VM's state failed: %s; the VM keeps running" % e) from None

@@ -139,6 +139,14 @@ def save(address, state_path, timeout=120.0):
     """
     tmp = state_path + ".tmp"
     _remove(tmp)
+    try:
+        return _save(address, state_path, tmp, timeout)
+    except OSError as e:  # QEMU went away (killed) during the save: what it wrote is no state
+        _remove(tmp)
+        raise SaveError("saving the VM's state failed: QEMU stopped answering (%s)" % e) from None
+
+
+def _save(address, state_path, tmp, timeout):
     with QMP(address, timeout=10) as q:
         running = q.execute("query-status").get("running")
         q.execute("stop")

@@ -126,8 +126,11 @@ def _qemu(tmp_path, *extra):
     subprocess.run([QEMU, "-M", "q35", "-m", "64", "-nodefaults", "-display", "none", "-accel", "tcg",
                     "-qmp", "unix:%s,server=on,wait=off" % sock, "-pidfile", pid, "-daemonize"] + list(extra),
                    check=True, timeout=60)
-    with open(pid) as f:
-        return "unix:" + sock, int(f.read())
+    try:
+        with open(pid) as f:
+            return "unix:" + sock, int(f.read())
+    except FileNotFoundError:  # QEMU exited already (and removed its pidfile): a state it refused
+        return "unix:" + sock, None
 
 
 def _quit(address, pid):
@@ -146,6 +149,8 @@ def _quit(address, pid):
 
 
 def _alive(pid):
+    if pid is None:
+        return False
     try:
         with open("/proc/%d/stat" % pid) as f:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")

@@ -123,7 +123,8 @@ def resume_guest(conn, shares):
     """
     rc, _, err = conn.run(resume_command(shares), timeout=60)
     if rc != 0:
-        raise VMError("mounting the shares again after resume failed: %s" % (err.decode(errors="replace").strip() or rc))
+        raise VMError("mounting the shares again after resume failed: %s"
+                      % (err.decode(errors="replace").strip() or rc))
 
 
 def save(address, state_path, timeout=120.0):

@@ -245,7 +245,7 @@ def status(app, format_):
 @click.pass_context
 def restart(ctx, timeout):
     """Stop the selected machine, then start it again."""
-    ctx.invoke(down)
+    ctx.invoke(down, shutdown=True)  # a restart boots afresh: no suspend and resume
     ctx.invoke(up, timeout=timeout)
 
 

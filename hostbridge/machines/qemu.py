@@ -296,7 +296,7 @@ class QemuDriver(Driver):
             # Loading reads the file at disk speed: bounded, so a bad state never leaves a hung VM.
             limit = 30 + os.path.getsize(state) / (20 << 20)
             ok, why = self._launch(self._config(record, img, accel), suspend.incoming_args(state))
-            why = why and "QEMU could not load it: %s" % why
+            why = why and "QEMU could not load it" + ("" if why.startswith("exit status") else ": " + why)
             pid = self._pid()
             if ok:
                 ok, why = suspend.wait_incoming(self._qmp_address(record), lambda: self._alive(pid), limit)

@@ -127,7 +127,8 @@ def _report_vm_up(app, name, result):
     if result.already_running:
         app.out("Machine %s is already running." % name)
     else:
-        app.out("Machine %s is running (%s, up in %.1f s)." % (name, result.driver, result.seconds))
+        app.out("Machine %s is running (%s, %s in %.1f s)." % (name, result.driver,
+                                                             "resumed" if result.resumed else "up", result.seconds))
         if app.verbosity > 0:
             app.out("Stages: " + ", ".join("%s %.1fs" % st for st in result.stages))
     # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.

@@ -15,6 +15,10 @@ Boots one throw-away machine (temp HOSTBRIDGE_HOME, the shared image cache) and 
 
 Destroys the machine at the end. Not a test: nothing is asserted. Needs QEMU and the stock docker
 CLI; images come from the offline busybox rootfs (no registry).
+
+Measured once here (TCG, loaded host, 1 GiB guest): the qcow2 went 32 MiB (new) → 1173 MiB with
+300 MiB of images → 1236 MiB after the prune without a trim → 30 MiB after fstrim (the guest's
+ext4 says 7 MiB used; the rest is qcow2 and ext4 metadata, below the new disk's own 32 MiB).
 """
 
 from __future__ import annotations

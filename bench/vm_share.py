@@ -9,6 +9,11 @@ the data disk (/var/lib/hostbridge) alike: one large file written (dd, fsync) an
 (every file stat'ed 3 times). Each 9p variant remounts the share with other options (msize,
 cache mode). Prints each figure and the share/disk ratio (speeds: share ÷ disk, so 0.5 is half
 the disk's speed). Destroys the machine at the end. Not a test: nothing is asserted. Needs QEMU.
+
+Measured once here (TCG, loaded host), the share as it is mounted today (msize 256 KiB,
+cache=mmap) against the guest disk: write 106 vs 25 MB/s (4.2), read 266 vs 125 MB/s (2.1: the
+host's page cache serves it), untar 20,000 files 607 vs 35 s (0.06), find 33 vs 3.7 s (0.11),
+stat storm 364 vs 7.4 s (0.02).
 """
 
 from __future__ import annotations

@@ -95,6 +95,8 @@ class MachinePaths:
         self.qmp = os.path.join(self.dir, "qmp.sock")  # qemu: QMP control socket
         self.serial_log = os.path.join(self.dir, "serial.log")  # qemu: the guest's serial console
         self.qemu_log = os.path.join(self.dir, "qemu.log")  # qemu: QEMU's own stderr at start
+        self.saved_state = os.path.join(self.dir, "saved-state")  # qemu: the suspended VM (machines/suspend.py)
+        self.saved_meta = os.path.join(self.dir, "saved-state.json")  # qemu: what that state fits
         self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")  # the guest's host key (fw_cfg)
         self.host_pub = os.path.join(self.dir, "ssh_host_ed25519_key.pub")  # its public half, pinned
         self.guest_config = os.path.join(self.dir, "guest.json")  # qemu fw_cfg config.json: hostname, shares

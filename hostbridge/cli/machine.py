@@ -129,7 +129,8 @@ def _report_vm_up(app, name, result):
     if result.already_running:
         app.out("Machine %s is already running." % name)
     else:
-        app.out("Machine %s is running (%s, up in %.1f s)." % (name, result.driver, result.seconds))
+        app.out("Machine %s is running (%s, %s in %.1f s)." % (name, result.driver,
+                                                             "resumed" if result.resumed else "up", result.seconds))
         if app.verbosity > 0:
             app.out("Stages: " + ", ".join("%s %.1fs" % st for st in result.stages))
     # `hostbridge env` alone finds this machine unless it was picked by a flag for this command only.
@@ -198,12 +199,20 @@ _DOWN_REPORTS = {"native": ("Stopped the hostbridge engine (pid {pid}).", "The h
 @click.command()
 @machine_option
 @click.option("-f", "--force", is_flag=True, help="Power a VM off at once instead of shutting it down.")
+@click.option("--shutdown", is_flag=True, help="Shut a VM down instead of suspending it (its containers stop).")
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds to wait for it to stop.")
 @click.pass_obj
-def down(app, force, timeout):
-    """Stop the selected machine (containers, images and volumes are kept)."""
+def down(app, force, shutdown, timeout):
+    """Stop the selected machine (containers, images and volumes are kept). A QEMU or Vagrant VM is
+    suspended: the next `up` resumes it with its containers running."""
     machine = _selected(app)
-    res = machine.down(force=force, timeout=timeout)
+    res = machine.down(force=force, timeout=timeout, shutdown=shutdown)
+    if res.get("note"):
+        app.err("Note: %s." % res["note"])
+    if res.get("suspended"):
+        app.out("Suspended machine {name} ({mib:.0f} MiB saved); `hostbridge up` resumes it.".format(
+            name=machine.name, mib=res.get("size", 0) / 2 ** 20))
+        return
     stopped, idle = _DOWN_REPORTS[machine.mode]
     app.out((stopped if res["was_running"] else idle).format(name=machine.name, **res))
 
@@ -254,7 +263,7 @@ def status(app, format_):
 @click.pass_context
 def restart(ctx, timeout):
     """Stop the selected machine, then start it again."""
-    ctx.invoke(down)
+    ctx.invoke(down, shutdown=True)  # a restart boots afresh: no suspend and resume
     ctx.invoke(up, timeout=timeout)
 
 

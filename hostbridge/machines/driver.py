@@ -36,6 +36,7 @@ class Capabilities:
         pinned_host_key: ssh_info() knows the guest's SSH host key in advance (no trust on first use).
         accelerators: hardware accelerators the driver may use, best first.
         provisioned_by_driver: the driver runs provision/bootstrap.sh itself (vagrant does).
+        suspend: suspend() saves the running VM to disk and start() resumes it.
     """
 
     name: str
@@ -44,6 +45,7 @@ class Capabilities:
     pinned_host_key: bool
     accelerators: Tuple[str, ...] = ()
     provisioned_by_driver: bool = False
+    suspend: bool = False
 
 
 @dataclass
@@ -102,7 +104,8 @@ class InstanceFiles(paths.MachinePaths):
 
     def all(self):
         """Every file and directory a driver may create here."""
-        return [self.driver_json, self.disk, self.pidfile, self.qmp, self.serial_log, self.qemu_log,
+        return [self.driver_json, self.disk, self.pidfile, self.qmp, self.serial_log, self.qemu_log, self.saved_state,
+                self.saved_state + ".tmp", self.saved_meta,
                 self.ssh_key, self.ssh_pub, self.host_key, self.host_pub, self.guest_config, self.vagrant_dir]
 
     def remove_all(self):
@@ -179,6 +182,17 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def ssh_info(self) -> SSHInfo:
         """Where the running guest's sshd is. Raises VMError when the machine is not running."""
+
+    def suspend(self, timeout: float = 120) -> dict:
+        """Save the running VM's state to disk and stop it; the next start() resumes it
+        (``capabilities.suspend``). Suspend of a machine that does not run is not an error.
+
+        Returns:
+            What the driver measured ({"size": bytes saved, …}; {} when it did not run).
+        Raises:
+            VMError: the state could not be saved; the VM keeps running.
+        """
+        raise VMError("the %s driver cannot suspend a machine" % self.capabilities.name, hint="use down --shutdown")
 
     def serial_tail(self, lines: int = 20) -> str:
         """The last lines of the guest console, for error messages ("" when there is none)."""

@@ -28,6 +28,7 @@ STAGES = {
     "create": ("creating the machine", "run `hostbridge destroy -f --machine NAME`, then `up` again"),
     "boot": ("booting the VM", "check the driver's message; QEMU's console: `hostbridge logs --serial --machine NAME`"),
     "ssh": ("waiting for SSH", "see `hostbridge logs --serial --machine NAME`"),
+    "resume": ("resuming the guest (clock, shares)", "look inside with `hostbridge ssh --machine NAME`"),
     "deploy": ("deploying the engine", "look inside with `hostbridge ssh --machine NAME`"),
     "engine": ("starting the engine", "see `hostbridge logs --engine --machine NAME`"),
     "clock": ("syncing the guest clock", "look inside with `hostbridge ssh --machine NAME`"),
@@ -64,6 +65,7 @@ class UpResult:
     already_running: bool = False
     created: bool = False
     booted: bool = False
+    resumed: bool = False
     recovered: bool = False
     seconds: float = 0.0
     stages: list = field(default_factory=list)
@@ -80,6 +82,7 @@ class _Up:
         self.name, self.p = record.name, record.paths
         self.driver = None
         self.booted = False
+        self.resumed = False
         self.stages = stages.Stages(self.name, STAGES, progress, error=StageFailed)
         self.progress = self.stages.progress
         self.timings = self.stages.timings
@@ -115,16 +118,27 @@ class _Up:
             self.stage("boot", self.driver.start)
             for note in getattr(self.driver, "accel_notes", None) or []:
                 self.progress("boot", "note: %s; using slower emulation" % note)
+            for note in getattr(self.driver, "resume_notes", None) or []:
+                self.progress("boot", "note: %s" % note)
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:
-            layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
-            self.stage("engine", steps.engine_settings, conn, self.record, layout, self.settings)
-            self.stage("engine", steps.start_engine, conn, layout, old)
-            self.stage("engine", steps.share_map, conn, self.record, layout)
-            f["layout"] = layout.to_dict()
-            self.record.save()
-            self.stage("clock", steps.sync_clock, conn)
+            self.resumed = self.booted and getattr(self.driver, "resumed", False)
+            if self.resumed:
+                self.stage("resume", steps.resume_guest, conn, self.driver)
+            if self.resumed and _engine_current(self.record) and not _settings_changed(self.record, self.settings):
+                # The engine ran on through the save: nothing to deploy or start, the clock is set.
+                from .. import deploy
+
+                layout = deploy.Layout.from_dict(f["layout"])
+            else:
+                layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+                self.stage("engine", steps.engine_settings, conn, self.record, layout, self.settings)
+                self.stage("engine", steps.start_engine, conn, layout, old)
+                self.stage("engine", steps.share_map, conn, self.record, layout)
+                f["layout"] = layout.to_dict()
+                self.record.save()
+                self.stage("clock", steps.sync_clock, conn)
         finally:
             conn.close()
         url = self.stage("tunnel", steps.start_tunnel, self.record, layout)
@@ -237,7 +251,8 @@ def up_vm(name, driver=None, cpus=2, memory_mib=2048, disk_gib=20, shares=(), ss
             raise
         record.endpoint_url = url
         stages.mark_done(record, vmmode.RUNNING)
-    return UpResult(name, url, record.driver, created=created, booted=run.booted, recovered=recovered,
+    return UpResult(name, url, record.driver, created=created, booted=run.booted, resumed=run.resumed,
+                    recovered=recovered,
                     seconds=time.monotonic() - t0, stages=run.timings)
 
 
@@ -296,13 +311,17 @@ def _ignoring_sigint(fn):
         signal.signal(signal.SIGINT, old)
 
 
-def down_vm(name, force=False, timeout=60.0) -> bool:
-    """Stop vm machine ``name``: its tunnel agent, then the VM (the guest stops the engine).
+def down_vm(name, force=False, timeout=60.0, shutdown=False) -> dict:
+    """Stop vm machine ``name``: its tunnel agent, then the VM. A running VM whose driver can is
+    suspended (its state saved; the next ``up`` resumes it, containers still running), unless
+    ``shutdown`` or ``force``: then it shuts down (the guest stops the engine), or is powered off.
+    A VM with a share in use (9p) is shut down instead, with a note.
 
     Returns:
-        Whether the VM was running.
+        {"was_running": bool, "suspended": bool, "size": bytes saved, "note": str}.
     Raises:
-        MachineError: not a vm machine; VMError: the VM cannot be stopped.
+        MachineError: not a vm machine; VMError: the VM cannot be stopped, or its state could not be
+        saved (it keeps running, its tunnel agent too).
     """
     from ..tunnel import control
     from . import vmmode
@@ -310,12 +329,38 @@ def down_vm(name, force=False, timeout=60.0) -> bool:
     with lock(name):
         record = vmmode.load_vm(name)
         drv = vmmode.make_driver(record)
+        state = drv.state()
+        result = {"was_running": state not in ("stopped", "not-created"), "suspended": False, "size": 0, "note": ""}
         control.stop_agent(record.paths)
-        was = drv.state() not in ("stopped", "not-created")
-        drv.stop(force=force, timeout=timeout)
-        record.fields.update(state=vmmode.STOPPED, up_pid=None)
+        if state == "running" and drv.capabilities.suspend and not (force or shutdown):
+            result.update(_suspend(record, drv, timeout))
+        if not result["suspended"]:
+            drv.stop(force=force, timeout=timeout)
+        record.fields.update(state=vmmode.SUSPENDED if result["suspended"] else vmmode.STOPPED, up_pid=None)
         record.save()
-    return was
+    return result
+
+
+def _suspend(record, drv, timeout):
+    """Ready the guest (``steps.prepare_suspend``) and save the VM. A share in use: not suspended,
+    with a note. A failed save raises, with the VM and its tunnel agent running again."""
+    from ..errors import HostbridgeError
+    from ..tunnel import control
+    from . import suspend
+
+    try:
+        steps.prepare_suspend(record, drv)
+        saved = drv.suspend(timeout=max(timeout, 60))
+    except suspend.SharesBusy as e:
+        return {"note": "%s; shut down instead" % e}
+    except HostbridgeError:
+        if drv.state() == "running":
+            try:
+                control.ensure_agent(record.paths, timeout=30)
+            except HostbridgeError as e:
+                log.warning("restarting the tunnel agent of %s failed: %s", record.name, e)
+        raise
+    return {"suspended": True, "size": saved.get("size", 0)}
 
 
 def destroy_vm(name) -> None:

@@ -75,14 +75,16 @@ class Machine:
         """
         raise NotImplementedError
 
-    def down(self, force=False, timeout=60.0) -> dict:
+    def down(self, force=False, timeout=60.0, shutdown=False) -> dict:
         """Stop the machine's engine (and its VM); containers, images and volumes are kept.
 
         Down of a stopped machine is not an error. Blocks until stopped (at most ``timeout`` s
-        before forcing, or failing).
+        before forcing, or failing). A VM whose driver can is suspended (its containers still
+        run after the next ``up``) unless ``shutdown`` or ``force``.
 
         Returns:
-            {"was_running": bool, …the mode's own ("pid" for native)}.
+            {"was_running": bool, …the mode's own ("pid" for native; "suspended", "size",
+            "note" for a VM)}.
         Raises:
             MachineError: the machine cannot be stopped, or this mode has no ``down`` (remote).
         """
@@ -158,7 +160,7 @@ class NativeMachine(Machine):
         return UpResult(self.name, st["endpoint"], "native", already_running=st["already_running"], mode=self.mode,
                         details=dict(st, group=engine.group))
 
-    def down(self, force=False, timeout=60.0):
+    def down(self, force=False, timeout=60.0, shutdown=False):
         pid = self._engine().stop(timeout=timeout)
         return {"was_running": pid is not None, "pid": pid}
 
@@ -212,12 +214,12 @@ class VMMachine(Machine):
         proxies, _ = engine_settings.proxies(self.config, host_alias=engine_settings.VM_HOST_ALIAS)
         return proxies, engine_settings.ca_files(self.config)
 
-    def down(self, force=False, timeout=60.0):
+    def down(self, force=False, timeout=60.0, shutdown=False):
         from . import machine as machines
 
         if self.record is None:
             raise self._missing()
-        return {"was_running": machines.down_vm(self.name, force=force, timeout=timeout)}
+        return machines.down_vm(self.name, force=force, timeout=timeout, shutdown=shutdown)
 
     def status(self):
         from . import vmmode
@@ -273,7 +275,7 @@ class RemoteMachine(Machine):
         # The tunnel agent is restarted and the far engine checked (started, upgraded) as needed.
         return UpResult(self.name, self.endpoint(), "", already_running=True, mode=self.mode)
 
-    def down(self, force=False, timeout=60.0):
+    def down(self, force=False, timeout=60.0, shutdown=False):
         raise self._remote_only()
 
     def status(self):

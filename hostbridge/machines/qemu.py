@@ -10,6 +10,7 @@ command line itself is built in qemu_cmd.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import time
 
 from hostbridge.errors import VMError
 from hostbridge.hostos import guest_path
-from hostbridge.machines import image, qemu_cmd, sshkeys
+from hostbridge.machines import image, qemu_cmd, sshkeys, suspend
 from hostbridge.machines.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
                                   Driver, SSHInfo, boot_failure, check_shares)
 from hostbridge.machines.qmp import QMP
@@ -88,6 +89,10 @@ class QemuDriver(Driver):
         self.binary = binary or qemu_cmd.qemu_binary(self.arch)
         self.accel_cache = accel_cache or os.path.join(os.path.dirname(image.default_cache_dir()), "accel.json")
         self.accel_notes = []
+        self.resume_notes = []  # why a saved state was not resumed (start)
+        self.resumed = False  # the last start() resumed a suspended VM
+        # exec: migration needs a shell: not on Windows.
+        self.capabilities = dataclasses.replace(QemuDriver.capabilities, suspend=self.system != "Windows")
 
     # -- records -------------------------------------------------------------------------
     def _record(self):
@@ -191,6 +196,8 @@ class QemuDriver(Driver):
                                                         self.accel_cache)
         for note in self.accel_notes:
             log.warning("%s; falling back to %s (slower)", note, accel)
+        if self._resume(record, img, accel):
+            return
         last_err = ""
         for _ in range(START_ATTEMPTS):
             port = free_port(record.get("ssh_port") or 0)
@@ -207,6 +214,8 @@ class QemuDriver(Driver):
                       hint="see %s" % self.files.qemu_log)
 
     def stop(self, force=False, timeout=30):
+        # A real shutdown of a suspended VM throws its state away: the guest synced its disk before the save.
+        suspend.discard(self.files.saved_state, self.files.saved_meta)
         record = self._record()
         pid = self._pid()
         if record is None or pid is None or not self._alive(pid):
@@ -236,6 +245,70 @@ class QemuDriver(Driver):
             raise VMError("machine %s: QEMU (pid %d) does not exit" % (self.spec.name, pid),
                           hint="kill it by hand")
         self._clear_runtime()
+
+    def suspend(self, timeout=120):
+        """Driver.suspend: pause, migrate to ``saved_state`` (suspend.save), quit QEMU, then record
+        what the state fits. On failure the VM keeps running."""
+        record = self._record()
+        pid = self._pid()
+        if record is None or pid is None or not self._alive(pid):
+            return {}
+        img = image.load(record["image_dir"])
+        fp = self._fingerprint(record, img, record.get("accel", "tcg"))
+        address = self._qmp_address(record)
+        t0 = time.monotonic()
+        info = suspend.save(address, self.files.saved_state, timeout)
+        try:
+            with QMP(address) as q:
+                q.execute("quit")
+        except (OSError, ValueError, VMError) as e:
+            log.debug("QMP quit after the save failed: %s", e)
+        if not self._wait_exit(pid, 10):
+            os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+            self._wait_exit(pid, 5)
+        suspend.write_meta(self.files.saved_meta, fp, self.files.saved_state, self.files.disk)
+        self._clear_runtime()
+        return {"size": os.path.getsize(self.files.saved_state), "seconds": time.monotonic() - t0,
+                "ram": info.get("ram", {})}
+
+    def guest_shares(self):
+        """The 9p shares as the guest mounts them: [{"tag", "path"}] (suspend unmounts them)."""
+        try:
+            with open(self.files.guest_config) as f:
+                return json.load(f).get("shares") or []
+        except (OSError, ValueError):
+            return []
+
+    def _fingerprint(self, record, img, accel):
+        cfg = self._config(dict(record, ssh_port=0), img, accel)
+        return suspend.fingerprint(qemu_cmd.build_command(cfg, self._binary_path()), self._binary_path())
+
+    def _resume(self, record, img, accel):
+        """Start QEMU from the saved state when one fits (suspend.check). Returns whether it did;
+        when not, ``resume_notes`` says why, the state is thrown away and start() boots."""
+        self.resumed = False
+        self.resume_notes = []
+        state, meta = self.files.saved_state, self.files.saved_meta
+        ok, why = suspend.check(meta, state, self._fingerprint(record, img, accel), self.files.disk)
+        if ok:
+            record.update(ssh_port=free_port(record.get("ssh_port") or 0), accel=accel)
+            record.pop("qmp", None)
+            # Loading reads the file at disk speed: bounded, so a bad state never leaves a hung VM.
+            limit = 30 + os.path.getsize(state) / (20 << 20)
+            ok, why = self._launch(self._config(record, img, accel), suspend.incoming_args(state))
+            why = why and "QEMU could not load it" + ("" if why.startswith("exit status") else ": " + why)
+            pid = self._pid()
+            if ok:
+                ok, why = suspend.wait_incoming(self._qmp_address(record), lambda: self._alive(pid), limit)
+            if not ok:
+                self.stop(force=True)
+        suspend.discard(state, meta)  # loaded once: from here on the guest and its disk move on
+        if why:
+            self.resume_notes.append("the saved state was thrown away (%s); booting instead" % why)
+        if ok:
+            self._save(record)
+            self.resumed = True
+        return ok
 
     def destroy(self):
         if os.path.isdir(self.spec.dir):
@@ -299,10 +372,11 @@ class QemuDriver(Driver):
             serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
             shares=shares)
 
-    def _launch(self, cfg):
-        """Run QEMU; True once it is up and daemonized, else (False, QEMU's message)."""
+    def _launch(self, cfg, extra=()):
+        """Run QEMU (``extra``: options added to the command line); True once it is up and
+        daemonized, else (False, QEMU's message)."""
         self._clear_runtime()
-        argv = qemu_cmd.build_command(cfg, self._binary_path())
+        argv = qemu_cmd.build_command(cfg, self._binary_path()) + list(extra)
         with open(self.files.qemu_log, "wb") as errlog:
             if self.system == "Windows":
                 flags = getattr(subprocess, "DETACHED_PROCESS", 0) | getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)

@@ -129,6 +129,39 @@ def sync_clock(conn):
     return clock.resync_ssh(conn)
 
 
+def prepare_suspend(record, drv):
+    """Ready the guest of a running machine for a save (``suspend.prepare_guest``): disk synced and
+    trimmed, caches dropped, shares unmounted (those ``drv.guest_shares()`` names; none for a
+    driver without it).
+
+    Raises:
+        SharesBusy: a share is in use. VMError: the guest cannot be reached or the command failed.
+    """
+    from ..errors import HostbridgeError, VMError
+    from . import suspend, vmmode
+
+    try:
+        with vmmode.connection(record) as conn:
+            suspend.prepare_guest(conn, _guest_shares(drv))
+    except suspend.SharesBusy:
+        raise
+    except (HostbridgeError, OSError) as e:
+        raise VMError("machine %s: readying the guest for suspend failed: %s" % (record.name, e),
+                      hint="use `hostbridge down --shutdown`") from None
+
+
+def resume_guest(conn, drv):
+    """After a resume: the guest clock set at once (it stood still while saved), the shares mounted again."""
+    from . import clock, suspend
+
+    clock.resync_ssh(conn)
+    suspend.resume_guest(conn, _guest_shares(drv))
+
+
+def _guest_shares(drv):
+    return drv.guest_shares() if hasattr(drv, "guest_shares") else []
+
+
 def start_tunnel(record, layout):
     """Write tunnel.json for the guest and start a fresh tunnel agent. Returns its endpoint URL."""
     from ..tunnel import control

@@ -129,7 +129,7 @@ class VagrantDriver(Driver):
     # pinned_host_key: wait_ssh() reads the guest's host key over vagrant's own authenticated
     # session, so the tunnel pins it before its first connection (no trust on first use).
     capabilities = Capabilities(name="vagrant", host_share="vboxsf", graceful_stop=True, pinned_host_key=True,
-                                accelerators=("virtualbox",), provisioned_by_driver=True)
+                                accelerators=("virtualbox",), provisioned_by_driver=True, suspend=True)
 
     def __init__(self, spec, provider=None, vagrantfile=VAGRANTFILE, provision_dir=PROVISION_DIR):
         super().__init__(spec)
@@ -138,6 +138,7 @@ class VagrantDriver(Driver):
         self.provision_dir = provision_dir
         self.log_path = os.path.join(self.files.vagrant_dir, "vagrant.log")  # vagrant's stdout
         self.err_path = os.path.join(self.files.vagrant_dir, "vagrant.err")  # its stderr: errors, warnings
+        self.resumed = False  # the last start() resumed a suspended VM
 
     @property
     def provider(self):
@@ -245,9 +246,22 @@ class VagrantDriver(Driver):
     def start(self):
         if not os.path.exists(self.files.vagrant_settings):
             raise VMError("machine %s does not exist" % self.spec.name, hint="create it first (hostbridge up)")
-        if self._created() and self.state() == RUNNING:
+        self.resumed = False
+        state = self.state() if self._created() else NOT_CREATED
+        if state == RUNNING:
+            return
+        if state == PAUSED:
+            self._call("resume")  # `vagrant suspend` saved it
+            self.resumed = True
             return
         self._call("up", provider=self.provider)
+
+    def suspend(self, timeout=120):
+        """Driver.suspend: ``vagrant suspend`` (VirtualBox saves the VM's state to disk)."""
+        if not self._created() or self.state() != RUNNING:
+            return {}
+        self._call("suspend")
+        return {"size": 0}
 
     def stop(self, force=False, timeout=30):
         if not self._created() or self.state() in (NOT_CREATED, STOPPED):

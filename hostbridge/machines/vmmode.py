@@ -19,8 +19,8 @@ from ..tunnel import control, localhttp
 MODE = "vm"
 VM_DRIVERS = ("qemu", "vagrant")
 # Stored in machine.json's "state": what `up`/`down` last did. "starting" with a dead
-# "up_pid" is an `up` that crashed or was killed.
-STARTING, RUNNING, STOPPED = "starting", "running", "stopped"
+# "up_pid" is an `up` that crashed or was killed; "suspended": `down` saved the VM's state.
+STARTING, RUNNING, STOPPED, SUSPENDED = "starting", "running", "stopped", "suspended"
 
 
 def parse_size_gib(text) -> int:

@@ -67,7 +67,7 @@ def test_a_data_disk_holding_garbage_is_refused_untouched_with_a_hint(tmp_path):
     h = HostbridgeHome(str(tmp_path / "home"), shared_image_cache())
     r = h.hb("up", "--machine", "garbage", "--driver", "qemu", "--memory", "512", "--disk", "1G", timeout=BOOT)
     assert r.returncode == 0, r.stderr
-    assert h.hb("down", "--machine", "garbage").returncode == 0
+    assert h.hb("down", "--shutdown", "--machine", "garbage").returncode == 0
     disk = os.path.join(h.machine_dir("garbage"), "disk.qcow2")
     raw = str(tmp_path / "garbage.raw")
     with open(raw, "wb") as f:

@@ -141,7 +141,7 @@ def test_down_then_warm_up_keeps_the_data_disk(user):
 
 
 def test_a_corrupt_cached_initrd_is_rebuilt_by_the_next_up(user):
-    assert user.hb("down", "--machine", "g").returncode == 0
+    assert user.hb("down", "--shutdown", "--machine", "g").returncode == 0
     with open(os.path.join(user.home, ".local", "share", "hostbridge", "machines", "g", "machine.json")) as f:
         image_dir = json.load(f)["image_dir"]
     initrd = os.path.join(image_dir, "initrd.img")

@@ -204,7 +204,7 @@ def test_a_vm_killed_with_sigkill_reads_stopped_and_up_recovers(host):
 
 
 def test_down_then_warm_up_on_a_taken_ssh_port(host):
-    r = host.hb("down", "--machine", NAME, timeout=180)
+    r = host.hb("down", "--shutdown", "--machine", NAME, timeout=180)
     assert (r.returncode, r.stdout) == (0, "Stopped machine vmt.\n"), r.stderr
     assert host.hb("status", "--machine", NAME).returncode == 1
     assert host.hb("down", "--machine", NAME).stdout == "Machine vmt is not running.\n"

@@ -131,7 +131,7 @@ def test_home_is_shared_at_the_same_path(host):
 
 
 def test_down_then_up_again(host):
-    host.hb("down", "--machine", NAME, check=True, timeout=600)
+    host.hb("down", "--shutdown", "--machine", NAME, check=True, timeout=600)
     assert host.lv.virsh("domstate", "hostbridge-%s-default" % NAME).stdout.strip() == "shut off"
     status = host.hb("status", "--machine", NAME)
     assert status.returncode == 1 and "state:    stopped" in status.stdout, status.stdout + status.stderr

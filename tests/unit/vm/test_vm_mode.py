@@ -79,7 +79,8 @@ def test_stage_failures_name_the_stage_and_what_to_do():
     assert err.stage == "ssh" and err.machine == "dev"
     err = machines.StageFailed("dev", "deploy", OSError("Connection reset"))
     assert str(err).startswith("machine dev: `up` failed at the deploy stage: Connection reset (")
-    assert set(machines.STAGES) == {"recover", "image", "create", "boot", "ssh", "deploy", "engine", "clock", "tunnel", "ping"}
+    assert set(machines.STAGES) == {"recover", "image", "create", "boot", "ssh", "resume", "deploy", "engine", "clock",
+                                    "tunnel", "ping"}
 
 
 def test_a_starting_state_whose_up_died_reads_half_started():

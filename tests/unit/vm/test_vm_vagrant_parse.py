@@ -3,6 +3,8 @@ small hand-written samples in vagrant's machine-readable format (the same rows t
 prints for a not-created machine in tests/vm/test_vm_vagrant_cli.py); nothing here was recorded
 from a live VirtualBox."""
 
+import os
+
 import pytest
 
 from hostbridge.errors import VMError
@@ -138,3 +140,40 @@ def test_resize_rewrites_what_the_vagrantfile_reads_at_the_next_up(tmp_path):
     with open(d.files.vagrant_settings) as f:
         settings = json.load(f)
     assert (settings["cpus"], settings["memory"], settings["disk_gb"], settings["shares"]) == (4, 4096, 40, ["/home/ana"])
+
+
+FAKE_VAGRANT = """#!/bin/sh
+# A stand-in for vagrant (VirtualBox cannot run here): logs its arguments and prints the status
+# rows of the state held in $FAKE_STATE, which suspend and resume change as vagrant would.
+echo "$*" >> "$FAKE_LOG"
+case "$1" in
+  status) sed "s/{state}/$(cat "$FAKE_STATE")/g" "$FAKE_STATUS" ;;
+  suspend) echo saved > "$FAKE_STATE" ;;
+  resume|up) echo running > "$FAKE_STATE" ;;
+esac
+"""
+
+
+def test_suspend_and_resume_go_through_python_vagrant(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vagrant").write_text(FAKE_VAGRANT)
+    (bin_dir / "vagrant").chmod(0o755)
+    (tmp_path / "status").write_text(STATUS)
+    (tmp_path / "state").write_text("running\n")
+    monkeypatch.setenv("PATH", "%s:%s" % (bin_dir, os.environ["PATH"]))
+    for name, value in (("FAKE_LOG", "log"), ("FAKE_STATE", "state"), ("FAKE_STATUS", "status")):
+        monkeypatch.setenv(name, str(tmp_path / value))
+    spec = driver.MachineSpec(name="m", dir=str(tmp_path / "m"), shares=(str(tmp_path),))
+    d = vagrant.VagrantDriver(spec, provider="virtualbox")
+    d.create()
+    ident = tmp_path / "m" / "vagrant" / ".vagrant" / "machines" / "default" / "virtualbox"
+    ident.mkdir(parents=True)
+    (ident / "id").write_text("uuid")
+    assert d.capabilities.suspend
+    d.suspend()
+    assert d.state() == driver.PAUSED
+    d.start()
+    assert d.resumed and d.state() == driver.RUNNING
+    calls = [line.split()[0] for line in (tmp_path / "log").read_text().splitlines()]
+    assert "suspend" in calls and "resume" in calls and "up" not in calls

@@ -65,9 +65,42 @@ def _unpacked(pyz):
     return d
 
 
+def _place_pycs(d):
+    # The archive carries compiled modules (hostbridge.deploy: checked-hash .pyc files, valid
+    # whatever the unpacked files' mtimes) beside its sources. Under PYTHONPYCACHEPREFIX (the
+    # QEMU guest's data disk) Python looks for them below that prefix instead: copied there once.
+    prefix = sys.pycache_prefix
+    if not prefix:
+        return
+    with open(os.path.join(d, ".stamp")) as f:
+        key = f.read()
+    stamp = os.path.join(prefix, d.lstrip(os.sep), ".placed")
+    try:
+        with open(stamp) as f:
+            if f.read() == key:
+                return
+    except OSError:
+        pass
+    import importlib.util
+    for top, _dirs, files in os.walk(d):
+        if os.path.basename(top) != "__pycache__":
+            continue
+        for fn in files:
+            parts = fn.split(".")
+            if len(parts) == 3 and parts[1:] == [sys.implementation.cache_tag, "pyc"]:
+                dst = importlib.util.cache_from_source(os.path.join(os.path.dirname(top), parts[0] + ".py"))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(os.path.join(top, fn), dst)
+    os.makedirs(os.path.dirname(stamp), exist_ok=True)
+    with open(stamp, "w") as f:
+        f.write(key)
+
+
 if os.path.isfile(sys.path[0]):
     try:
-        sys.path[0] = _unpacked(os.path.abspath(sys.path[0]))
+        # realpath: engine.pyz (the init script's link) and engine-VERSION.pyz share one copy.
+        sys.path[0] = _unpacked(os.path.realpath(sys.path[0]))
+        _place_pycs(sys.path[0])
     except OSError:
         pass
 from hostbridge.guest.__main__ import main
@@ -90,13 +123,36 @@ def version_tuple(v: str) -> tuple:
     return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.+-]", v)[:3])
 
 
+def hash_pyc(source: bytes, path: str, checked: bool = True):
+    """``source`` compiled by this Python as a hash-based .pyc (valid whatever the file's mtime;
+    ``checked``: Python re-hashes the source at import and recompiles a changed one), or None
+    when it does not compile here."""
+    import importlib.util
+    from importlib import _bootstrap_external
+
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    return bytes(_bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked=checked))
+
+
 def build_zipapp(out_dir: str) -> str:
-    """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes).
+    """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes for a
+    given host Python).
+
+    The archive carries each module compiled by this host's Python too (``__pycache__/*.TAG.pyc``,
+    checked-hash): a far side whose python3 has the same cache tag (the QEMU guest's 3.11 on a
+    3.11 host) imports them instead of compiling the engine at its first start (seconds under
+    emulation); any other Python ignores them.
 
     Returns:
         The zipapp's path. Runs as ``python3 engine.pyz CMD`` (``__main__.py`` calls
         ``hostbridge.guest.__main__.main``).
     """
+    import sys
+
+    tag = sys.implementation.cache_tag
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         def add(name, data):
@@ -106,8 +162,15 @@ def build_zipapp(out_dir: str) -> str:
             info.external_attr = 0o644 << 16
             zf.writestr(info, data)
 
+        def add_module(name, data):
+            add(name, data)
+            pyc = hash_pyc(data, name) if name.endswith(".py") and tag else None
+            if pyc is not None:
+                head, base = posixpath.split(name)
+                add(posixpath.join(head, "__pycache__", "%s.%s.pyc" % (base[:-3], tag)), pyc)
+
         add("__main__.py", _MAIN)
-        add("hostbridge/__init__.py", _PKG_INIT)
+        add_module("hostbridge/__init__.py", _PKG_INIT.encode())
         for dirpath, dirnames, filenames in os.walk(_GUEST_DIR):
             dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
             for fn in sorted(filenames):
@@ -116,7 +179,7 @@ def build_zipapp(out_dir: str) -> str:
                 full = os.path.join(dirpath, fn)
                 rel = os.path.relpath(full, os.path.dirname(_GUEST_DIR)).replace(os.sep, "/")
                 with open(full, "rb") as f:
-                    add("hostbridge/" + rel, f.read())
+                    add_module("hostbridge/" + rel, f.read())
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "engine-%s.pyz" % engine_version())
     tmp = out + ".tmp"

@@ -2,7 +2,7 @@
 """hostbridge's guest init (PID 1 of the QEMU guest): boot to sshd in as few steps as possible.
 
 boot2docker's lesson is that boot time is the product: instead of systemd this does only what
-the engine needs. The system runs from RAM (the initramfs' /init copied it into a tmpfs).
+the engine needs. The system runs from RAM (the initramfs itself, bind-mounted over / by its /init).
 Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
 (formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
 read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
@@ -35,8 +35,10 @@ import sys  # noqa: E402
 # critical path to sshd. Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev",
-           "virtio_rng", "virtio_balloon"]
+# Loaded before the data disk and the network (the initramfs' /init starts loading them already).
+MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg"]
+# Loaded beside them, waited for only before the shares are mounted (the power button's after boot).
+LATE_MODULES = ["9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 # Loaded off the critical path: what the engine's first container needs.
 ENGINE_MODULES = ["overlay", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
                   "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "iptable_nat", "iptable_filter"]
@@ -50,6 +52,7 @@ PYCACHE = "/var/cache/hostbridge/pycache"
 EXT4_MAGIC_AT, EXT4_MAGIC = 1080, b"\x53\xef"
 MS_BIND = 4096
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
+STOP_GRACE = 1.5  # seconds every process has to exit at shutdown before SIGKILL (`down` <= 3 s)
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
@@ -261,6 +264,19 @@ def power_pressed(data):
     return False
 
 
+def reap_all(timeout):
+    """Reap children (every orphan is the init's) until none is left or ``timeout`` s pass.
+    Returns True when none is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.02)
+        except ChildProcessError:
+            return True
+    return False
+
+
 class Init:
     def __init__(self):
         self.children = {}  # pid -> name, for the ones we respawn
@@ -311,6 +327,7 @@ class Init:
         # skips an RCU grace period, 5-15 ms; forks pay a little more. This VM only runs containers.
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
+        late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
         run(["modprobe", "-a", "-q"] + MODULES)
         log("modules loaded")
         failure = prepare_data_disk()
@@ -325,6 +342,10 @@ class Init:
         apply_sysctls()
         self.start_sshd()
         log("sshd started")
+        try:
+            os.waitpid(late, 0)
+        except ChildProcessError:
+            pass
         mount_shares(settings.get("shares", []))
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
@@ -357,19 +378,18 @@ class Init:
         self.shutdown(self.action)
 
     def shutdown(self, action):
+        """Stop every process, then make the data disk clean and power off (or reboot).
+
+        The engine, the containers and sshd all get SIGTERM at once (a container its stop
+        signal, as `docker stop` gives it) and STOP_GRACE seconds to exit: the engine's own
+        clean-up (its bridges and firewall rules) dies with the VM anyway, and what it keeps
+        on the data disk it writes atomically. Then SIGKILL, sync, unmount, power off."""
         log("shutting down (%s)" % action)
-        if os.path.exists(ENGINE_CONTROL):
-            if run([ENGINE_CONTROL, "stop"], timeout=15) is None:
-                log("the engine did not stop in 15 s")
         os.kill(-1, signal.SIGTERM)
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    time.sleep(0.05)
-            except ChildProcessError:
-                break
+        if not reap_all(STOP_GRACE):
+            log("processes still running after %.1f s: killing them" % STOP_GRACE)
         os.kill(-1, signal.SIGKILL)
+        reap_all(2)  # so that nothing holds the data disk when it is unmounted
         os.sync()
         with open("/proc/mounts") as f:
             targets = [line.split()[1] for line in f if line.split()[2] in ("9p", "ext4")]
@@ -379,6 +399,7 @@ class Init:
         if os.path.ismount(DATA_MOUNT):  # still busy: at least make it consistent
             LIBC.mount(DATA_DISK.encode(), DATA_MOUNT.encode(), None, MS_REMOUNT | MS_RDONLY, None)
         os.sync()
+        log("data disk %s" % ("read-only" if os.path.ismount(DATA_MOUNT) else "unmounted"))
         LIBC.reboot(RB_POWER_OFF if action == "poweroff" else RB_AUTOBOOT)
         log("reboot(2) failed: %s" % os.strerror(ctypes.get_errno()))
 

@@ -353,9 +353,9 @@ PRECOMPILED_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8", "enc
 def precompile(tree: Tree, version=None) -> int:
     """Add unchecked hash-based .pyc files (valid whatever the files' mtimes) for PRECOMPILED
     when this interpreter is the guest's Python version. Returns how many were added."""
-    import importlib.util
     import sys
-    from importlib import _bootstrap_external
+
+    from ...deploy import hash_pyc
 
     if (version or sys.version_info[:2]) != GUEST_PYTHON:
         return 0
@@ -369,14 +369,11 @@ def precompile(tree: Tree, version=None) -> int:
             continue
         if not tree.nodes[path].is_file:
             continue
-        data = tree.nodes[path].data
-        try:
-            code = compile(data, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
+        pyc = hash_pyc(tree.nodes[path].data, path, checked=False)
+        if pyc is None:
             continue
-        pyc = _bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
         name = posixpath.basename(path)[:-3]
-        tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), bytes(pyc))
+        tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), pyc)
         count += 1
     return count
 

@@ -118,7 +118,10 @@ class _Up:
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:
             layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+            fresh = layout.to_dict() != self.record.fields.get("layout")  # copied now, not found there
             self.stage("engine", steps.start_engine, conn, layout, old)
+            if fresh:
+                self.stage("engine", steps.keep_engine_bytecode, conn, layout, self.record.driver)
             self.stage("engine", steps.share_map, conn, self.record, layout)
             f["layout"] = layout.to_dict()
             self.record.save()

@@ -84,3 +84,40 @@ def test_compiled_modules_are_placed_under_the_pycache_prefix_once(tmp_path):
     assert subprocess.run([sys.executable, "-S", pyz, "version"], env=env, capture_output=True,
                           timeout=60).returncode == 0
     assert os.stat(os.path.join(placed, rel)).st_mtime_ns == 10**9  # not copied again
+
+
+class _LocalShell:
+    """Runs deploy's far-side commands in a local shell (the far side is this host here)."""
+
+    class target:
+        hostname = "localhost"
+
+    def run(self, command, stdin=b"", timeout=60):
+        r = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+
+
+def test_modules_compiled_by_one_far_side_are_valid_in_the_next(tmp_path):
+    """A host whose Python is not the guest's: the first guest compiles the engine, the host keeps
+    that, the next machine's zipapp ships it and its Python imports it without compiling."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    first = deploy.build_zipapp(str(tmp_path / "first"), compile_here=False)  # as if no Python of ours
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pfx1")
+    assert subprocess.run([sys.executable, "-S", first, "version"], env=env, capture_output=True,
+                          timeout=60).returncode == 0
+    layout = deploy.Layout(dir=str(tmp_path / "first"), root="/r", socket="/s", pidfile="/p", log="/l",
+                           version=deploy.engine_version())
+    kept = str(tmp_path / "kept")
+    n = deploy.harvest_pycs(_LocalShell(), layout, str(tmp_path / "pfx1"), kept)
+    assert n >= 3  # `version` imports a few modules: __init__, guest/__init__, guest/__main__
+    tag = sys.implementation.cache_tag
+    assert os.path.isfile(os.path.join(kept, "hostbridge", "guest", "__pycache__", "__main__.%s.pyc" % tag))
+    second = deploy.build_zipapp(str(tmp_path / "second"), pyc_dirs=[kept], compile_here=False)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pfx2")
+    r = subprocess.run([sys.executable, "-S", "-v", second, "version"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    compiled = [ln for ln in r.stderr.splitlines() if ln.startswith("# created") and "hostbridge" in ln]
+    assert not compiled, compiled[:3]
+    # Once this host's own compiled modules ship (the same Python as the far side): nothing to keep.
+    assert deploy.harvest_pycs(_LocalShell(), layout, str(tmp_path / "pfx2"), str(tmp_path / "none")) == 0

@@ -188,8 +188,8 @@ def harvest_pycs(conn, layout: "Layout", prefix: str, into: str) -> int:
 
 
 def _guest_sources():
-    """[(name in the zipapp, bytes)] of the engine's own modules."""
-    out = []
+    """[(name in the zipapp, bytes)] of the engine's own modules (with the package's stub __init__)."""
+    out = [("hostbridge/__init__.py", _PKG_INIT.encode())]
     for dirpath, dirnames, filenames in os.walk(_GUEST_DIR):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for fn in sorted(filenames):
@@ -212,6 +212,30 @@ def engine_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def compile_pycs(into: str) -> str:
+    """The engine compiled by this host's Python, laid out in ``into`` as build_zipapp's
+    ``pyc_dirs`` want it; done once (``into`` is kept per engine digest: steps.engine_pyc_dir).
+    Returns ``into``."""
+    import sys
+
+    tag = sys.implementation.cache_tag
+    done = os.path.join(into, ".%s.done" % tag)
+    if tag is None or os.path.exists(done):
+        return into
+    for name, data in _guest_sources():
+        pyc = hash_pyc(data, name) if name.endswith(".py") else None
+        if pyc is None:
+            continue
+        head, base = posixpath.split(name)
+        dest = os.path.join(into, *head.split("/"), "__pycache__", "%s.%s.pyc" % (base[:-3], tag))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest + ".tmp", "wb") as f:
+            f.write(pyc)
+        os.replace(dest + ".tmp", dest)
+    open(done, "w").close()
+    return into
+
+
 def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
     """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes for a
     given host Python).
@@ -220,8 +244,8 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
     checked-hash): a far side whose python3 has the same cache tag (the QEMU guest's 3.11 on a
     3.11 host) imports them instead of compiling the engine at its first start (seconds under
     emulation); any other Python ignores them. ``pyc_dirs`` hold more compiled modules (another
-    Python's, from ``harvest_pycs``), added as they are laid out there. ``compile_here=False``
-    leaves this host's compiled modules out.
+    Python's from ``harvest_pycs``, or this host's from ``compile_pycs``), added as they are laid
+    out there; ``compile_here=False`` compiles nothing here (then only those are shipped).
 
     Returns:
         The zipapp's path. Runs as ``python3 engine.pyz CMD`` (``__main__.py`` calls
@@ -247,7 +271,6 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
                 add(posixpath.join(head, "__pycache__", "%s.%s.pyc" % (base[:-3], tag)), pyc)
 
         add("__main__.py", _MAIN)
-        add_module("hostbridge/__init__.py", _PKG_INIT.encode())
         for name, data in _guest_sources():
             add_module(name, data)
         names = set(zf.namelist())
@@ -484,12 +507,12 @@ def install_shim(conn, layout: Layout, path: str | None = None) -> str:
     return path
 
 
-def upload_engine(conn, layout: Layout, cache_dir: str, pyc_dirs=()) -> None:
-    """Pack the engine (with ``pyc_dirs``: see build_zipapp) and copy it (and the stdio relay) to
-    the far side; check it runs."""
+def upload_engine(conn, layout: Layout, cache_dir: str, pyc_dirs=(), compile_here: bool = True) -> None:
+    """Pack the engine (``pyc_dirs``, ``compile_here``: see build_zipapp) and copy it (and the
+    stdio relay) to the far side; check it runs."""
     from .guest import relay
 
-    _put(conn, layout, build_zipapp(cache_dir, pyc_dirs), layout.zipapp)
+    _put(conn, layout, build_zipapp(cache_dir, pyc_dirs, compile_here), layout.zipapp)
     _put(conn, layout, relay.__file__, layout.relay)
     got = remote_engine_version(conn, layout)
     if got != layout.version:
@@ -602,7 +625,7 @@ def stop_engine(conn, layout: Layout, wait: float = 15) -> None:
 
 def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "auto", shim: str = "auto",
            shim_path: str | None = None, allow_rootless: bool = False, python: str = "python3",
-           pyc_dirs=()) -> Layout:
+           pyc_dirs=(), compile_here: bool = True) -> Layout:
     """Probe the far side, check python3, copy the engine (and the docker shim when needed).
 
     Args:
@@ -612,7 +635,7 @@ def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "au
         shim: "auto" (when the far side has no docker), "always" or "never".
         shim_path: where to put the shim (default /usr/local/bin/docker or DIR/bin/docker).
         python: the far side's interpreter command (python3 by default).
-        pyc_dirs: compiled modules to ship (build_zipapp).
+        pyc_dirs, compile_here: compiled modules to ship (build_zipapp).
     Returns:
         The layout (save it: upgrade and rm need it).
     Raises:
@@ -622,7 +645,7 @@ def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "au
     facts = probe(conn, python)
     check_python(facts, host, python)
     layout = plan_layout(facts, host, remote_dir, start, allow_rootless, python)
-    upload_engine(conn, layout, cache_dir, pyc_dirs)
+    upload_engine(conn, layout, cache_dir, pyc_dirs, compile_here)
     if shim == "always" or (shim == "auto" and not facts.docker):
         install_shim(conn, layout, shim_path)
     return layout

@@ -78,7 +78,9 @@ def deploy_engine(conn, record):
     old = deploy.Layout.from_dict(record.fields["layout"]) if record.fields.get("layout") else None
     if old is not None and old.version == deploy.engine_version() and conn.run("test -f %s" % old.zipapp)[0] == 0:
         return old, None
-    return deploy.deploy(conn, record.paths.engine_zipapp_dir, pyc_dirs=[engine_pyc_dir()]), old
+    # This host's compiled engine is kept beside a guest's: compiled once per engine, not per `up`.
+    pycs = deploy.compile_pycs(engine_pyc_dir())
+    return deploy.deploy(conn, record.paths.engine_zipapp_dir, pyc_dirs=[pycs], compile_here=False), old
 
 
 def keep_engine_bytecode(conn, layout, driver):

@@ -121,3 +121,18 @@ def test_modules_compiled_by_one_far_side_are_valid_in_the_next(tmp_path):
     assert not compiled, compiled[:3]
     # Once this host's own compiled modules ship (the same Python as the far side): nothing to keep.
     assert deploy.harvest_pycs(_LocalShell(), layout, str(tmp_path / "pfx2"), str(tmp_path / "none")) == 0
+
+
+def test_the_hosts_compiled_engine_is_kept_once_and_shipped_as_compiled_here(tmp_path):
+    kept = deploy.compile_pycs(str(tmp_path / "kept"))
+    tag = sys.implementation.cache_tag
+    main = os.path.join(kept, "hostbridge", "guest", "__pycache__", "__main__.%s.pyc" % tag)
+    os.utime(main, ns=(0, 10**9))
+    assert deploy.compile_pycs(kept) == kept and os.stat(main).st_mtime_ns == 10**9  # not compiled again
+    import zipfile
+    a = deploy.build_zipapp(str(tmp_path / "a"))
+    b = deploy.build_zipapp(str(tmp_path / "b"), pyc_dirs=[kept], compile_here=False)
+    with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+        assert sorted(za.namelist()) == sorted(zb.namelist())
+        assert za.read("hostbridge/guest/__pycache__/__main__.%s.pyc" % tag) == zb.read(
+            "hostbridge/guest/__pycache__/__main__.%s.pyc" % tag)

@@ -36,13 +36,18 @@ import sys  # noqa: E402
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
 # Loaded before the data disk and the network (the initramfs' /init starts loading them already).
-MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg"]
+MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "virtio_console"]
 # Loaded beside them, waited for only before the shares are mounted (the power button's after boot).
 LATE_MODULES = ["9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 # Loaded off the critical path: what the engine's first container needs.
 ENGINE_MODULES = ["overlay", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
                   "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "iptable_nat", "iptable_filter"]
 ERROR_MARK = "HOSTBRIDGE-GUEST-ERROR:"
+# The virtio-serial port on which the host's `up` waits (hostbridge/machines/qemu_cmd.py
+# READY_PORT): "ready init", "ready engine", "error LINE", one line each.
+READY_PORT = "org.hostbridge.ready"
+ENGINE_SOCKET = "/run/hostbridge/docker.sock"
+ENGINE_WAIT = 300  # seconds the init watches for the engine's socket after starting it
 # The data disk (the machine's qcow2) holds what must outlive a boot, at the paths the system
 # uses, so a disk from the older disk-image guest (a whole root filesystem) mounts the same way.
 DATA_DISK = "/dev/vda"
@@ -50,6 +55,9 @@ DATA_MOUNT = "/mnt/data"
 PERSISTENT = ["var/lib/hostbridge", "usr/local", "var/cache/hostbridge"]
 PYCACHE = "/var/cache/hostbridge/pycache"
 EXT4_MAGIC_AT, EXT4_MAGIC = 1080, b"\x53\xef"
+# The superblock's s_state (1: cleanly unmounted, 2: errors) and s_feature_incompat (0x4: the
+# journal needs recovery), at 1024 + 58 and 1024 + 96.
+EXT4_STATE_AT, EXT4_INCOMPAT_AT, EXT4_VALID, EXT4_ERRORS, EXT4_RECOVER = 1082, 1120, 1, 2, 4
 MS_BIND = 4096
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
 STOP_GRACE = 1.5  # seconds every process has to exit at shutdown before SIGKILL (`down` <= 3 s)
@@ -71,6 +79,32 @@ def log(msg):
             con.write("hostbridge-init [%10.6f] %s\n" % (time.monotonic(), msg))
     except OSError:
         pass
+
+
+def tell_host(event):
+    """Write ``event`` (one line) on the readiness port, if QEMU gave one; never blocks (no host
+    listening: the line is dropped, `up` then falls back to asking sshd)."""
+    base = "/sys/class/virtio-ports"
+    try:
+        ports = os.listdir(base)
+    except OSError:
+        return False
+    for port in ports:
+        try:
+            with open(os.path.join(base, port, "name")) as f:
+                if f.read().strip() != READY_PORT:
+                    continue
+            fd = os.open("/dev/" + port, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue
+        try:
+            os.write(fd, (event.replace("\n", " ") + "\n").encode(errors="replace"))
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+    return False
 
 
 def spawn(argv, setsid=True):
@@ -110,6 +144,14 @@ def classify_disk(head):
     return "unknown"
 
 
+def cleanly_unmounted(head):
+    """True when an ext4 superblock says the filesystem was unmounted cleanly (valid, no errors,
+    no journal to replay): e2fsck -p would only say "clean" (a program start under emulation)."""
+    state = struct.unpack_from("<H", head, EXT4_STATE_AT)[0]
+    incompat = struct.unpack_from("<I", head, EXT4_INCOMPAT_AT)[0]
+    return state & EXT4_VALID and not state & EXT4_ERRORS and not incompat & EXT4_RECOVER
+
+
 def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
     """Format (blank disk only), check and mount the data disk, and bind its PERSISTENT trees
     into place. Returns None, or the reason the disk is not used (then nothing is mounted)."""
@@ -128,6 +170,8 @@ def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
                       "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", device])
         if status != 0:
             return "mke2fs %s failed (exit status %s)" % (device, status)
+    elif kind == "ext4" and cleanly_unmounted(head):
+        log("data disk %s clean" % device)
     elif kind == "ext4":
         status = run(["e2fsck", "-p", device], timeout=300)
         if status is None or status > 2:  # 1, 2: errors corrected
@@ -282,6 +326,7 @@ class Init:
         self.children = {}  # pid -> name, for the ones we respawn
         self.action = None
         self.sshd_starts = []
+        self.engine_deadline = None  # while the engine started at boot has no socket yet
 
     def spawn(self, name, argv):
         pid = spawn(argv)
@@ -333,6 +378,7 @@ class Init:
         failure = prepare_data_disk()
         if failure:
             log("%s data disk: %s" % (ERROR_MARK, failure))
+            tell_host("error %s data disk: %s" % (ERROR_MARK, failure))
         else:
             # Python compiles a module once per data disk, not once per boot.
             os.makedirs(PYCACHE, exist_ok=True)
@@ -350,7 +396,22 @@ class Init:
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
             self.spawn("engine", [ENGINE_CONTROL, "start"])
+            self.engine_deadline = time.monotonic() + ENGINE_WAIT
+        tell_host("ready init")
         log("boot done")
+
+    def watch_engine(self):
+        """Tell the host once the engine started at boot has its socket. Returns the select
+        timeout until the next look (None: nothing to watch)."""
+        if self.engine_deadline is None:
+            return None
+        if os.path.exists(ENGINE_SOCKET):
+            tell_host("ready engine")
+            log("engine ready")
+        elif time.monotonic() < self.engine_deadline:
+            return 0.1
+        self.engine_deadline = None
+        return None
 
     def run(self):
         rfd, wfd = os.pipe()
@@ -362,8 +423,9 @@ class Init:
         self.boot()
         buttons = power_button_fds()
         while self.action is None:
+            wait = self.watch_engine()
             try:
-                ready, _, _ = select.select([rfd] + buttons, [], [], 30)
+                ready, _, _ = select.select([rfd] + buttons, [], [], 30 if wait is None else wait)
             except InterruptedError:
                 ready = []
             for fd in ready:

@@ -16,7 +16,7 @@ read -r up _ </proc/uptime
 echo "hostbridge /init [$up] started" >/dev/console
 # The drivers the init needs first load on the second vCPU while Python starts on the first
 # (the init's own modprobe of the same list then waits for them).
-$bb modprobe -a -q virtio_pci virtio_blk crc32c_generic ext4 virtio_net qemu_fw_cfg &
+$bb modprobe -a -q virtio_pci virtio_blk crc32c_generic ext4 virtio_net qemu_fw_cfg virtio_console &
 $bb umount /proc
 $bb mount --bind / /sysroot || fail "cannot bind-mount the root filesystem on /sysroot"
 cd /sysroot || fail "cannot enter /sysroot"

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 ACCELERATORS = {"Linux": ("kvm", "tcg"), "Darwin": ("hvf", "tcg"), "Windows": ("whpx", "tcg")}
-# Kernel options that shorten boot in a VM: only warnings on the console (each byte the emulated
-# UART writes costs an exit to QEMU; panics and our own markers still show), no legacy timer checks, trust the CPU's RNG for
+# Kernel options that shorten boot in a VM: notices and worse only on the console (each byte the
+# emulated UART writes costs QEMU a write(2); the banner, warnings, panics and our own markers
+# still show, the ~300 info lines of a boot do not), no legacy timer checks, trust the CPU's RNG for
 # an early crng (sshd needs entropy), one serial port, no Spectre mitigations inside the VM,
 # no zeroing of every page allocated (Debian's default; it costs CPU under TCG and host RSS).
-FAST_BOOT = "quiet tsc=reliable no_timer_check random.trust_cpu=on 8250.nr_uarts=1 mitigations=off init_on_alloc=0"
+FAST_BOOT = "loglevel=6 tsc=reliable no_timer_check random.trust_cpu=on 8250.nr_uarts=1 mitigations=off init_on_alloc=0"
 PROBE_MARK = b"Linux version"
 
 
@@ -64,6 +65,7 @@ class QemuConfig:
     shares: Tuple[Tuple[str, str], ...] = ()
     append: str = ""
     daemonize: Optional[bool] = None
+    ready: str = ""  # the readiness channel's unix socket (ready_channel_args), or none
 
 
 def qmp_address(path):
@@ -82,6 +84,19 @@ def qmp_address(path):
     if len(path.encode()) > 107:
         raise ValueError("QMP socket path %s is longer than 107 bytes: use a shorter HOSTBRIDGE_HOME" % path)
     return "unix:" + path
+
+
+READY_PORT = "org.hostbridge.ready"  # the virtio-serial port's name (provision/guest-init.py READY_PORT)
+
+
+def ready_channel_args(path):
+    """A virtio-serial port named READY_PORT whose host end is the unix socket ``path`` (QEMU
+    listens; nothing waits for a client). The guest's init writes one line per event on it:
+    ``ready init`` (sshd listens, shares are mounted), ``ready engine`` (the engine's socket is
+    there), ``error LINE`` (what it also prints with the HOSTBRIDGE-GUEST-ERROR marker)."""
+    return ["-device", "virtio-serial-pci,id=vser0",
+            "-chardev", "socket,id=ready,path=%s,server=on,wait=off" % escape(path),
+            "-device", "virtserialport,bus=vser0.0,chardev=ready,name=%s" % READY_PORT]
 
 
 def escape(value):
@@ -153,6 +168,8 @@ def build_command(cfg: QemuConfig, binary=None):
     for i, (tag, path) in enumerate(cfg.shares):
         argv += ["-fsdev", "local,id=fs%d,security_model=none,path=%s" % (i, escape(path)),
                  "-device", "virtio-9p-pci,fsdev=fs%d,mount_tag=%s" % (i, escape(tag))]
+    if cfg.ready:
+        argv += ready_channel_args(cfg.ready)
     for name, path in sorted(cfg.fw_cfg.items()):
         argv += ["-fw_cfg", "name=opt/hostbridge/%s,file=%s" % (name, escape(path))]
     if daemonize:

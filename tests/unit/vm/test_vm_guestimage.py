@@ -246,6 +246,30 @@ def test_the_guest_init_formats_only_a_blank_data_disk():
     assert init.classify_disk(b"\0" * 512 + b"garbage" + b"\0" * 4096) == "unknown"
 
 
+def test_the_guest_init_checks_only_a_data_disk_not_cleanly_unmounted(tmp_path):
+    """The superblock's clean flag as mke2fs and a clean unmount leave it, and what the kernel
+    leaves while mounted or on errors (the real mke2fs and debugfs are the oracles)."""
+    init = load_init()
+    img = str(tmp_path / "disk.img")
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", img], check=True)
+    with open(img, "rb") as f:
+        head = f.read(1 << 20)
+    assert init.classify_disk(head) == "ext4" and init.cleanly_unmounted(head)
+    sb = bytearray(head)
+    sb[1120] |= 4  # needs_recovery: mounted, or not unmounted cleanly
+    assert not init.cleanly_unmounted(bytes(sb))
+    sb = bytearray(head)
+    sb[1082] = 2 | 1  # errors found by the kernel
+    assert not init.cleanly_unmounted(bytes(sb))
+    sb[1082] = 0  # not valid
+    assert not init.cleanly_unmounted(bytes(sb))
+    subprocess.run(["debugfs", "-w", "-R", "feature needs_recovery", img], check=True, capture_output=True)
+    with open(img, "rb") as f:
+        assert not init.cleanly_unmounted(f.read(1 << 20))
+
+
 def test_vmlinux_extraction_and_compaction_refuse_what_is_not_a_kernel():
     with pytest.raises(assemble.AssemblyError, match="no xz payload"):
         assemble.extract_vmlinux(b"MZ" + b"\0" * 4096)

@@ -141,6 +141,8 @@ def main():
             subprocess.run([sys.executable, "-m", "hostbridge.cli", "destroy", "-f", "--machine", NAME], env=env,
                            cwd=REPO, capture_output=True, timeout=300)
         subprocess.run(["rm", "-rf", home])
+    print("host load average (1, 5, 15 min) at the end: %.1f %.1f %.1f on %d CPUs: other work inflates every figure"
+          % (os.getloadavg() + (os.cpu_count(),)))
     sizes = {n: os.path.getsize(os.path.join(img.dir, n)) / 2 ** 20 for n in ("kernel", "initrd.img")}
     print("guest image %s: kernel %.1f MiB + initramfs %.1f MiB = %.1f MiB (target <= 50 MB); system %.0f MiB "
           "unpacked in RAM" % (os.path.basename(img.dir), sizes["kernel"], sizes["initrd.img"], sum(sizes.values()),

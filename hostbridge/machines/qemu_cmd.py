@@ -66,6 +66,7 @@ class QemuConfig:
     append: str = ""
     daemonize: Optional[bool] = None
     ready: str = ""  # the readiness channel's unix socket (ready_channel_args), or none
+    bios: str = ""  # the firmware (fast_firmware), or QEMU's default (SeaBIOS)
 
 
 def qmp_address(path):
@@ -97,6 +98,27 @@ def ready_channel_args(path):
     return ["-device", "virtio-serial-pci,id=vser0",
             "-chardev", "socket,id=ready,path=%s,server=on,wait=off" % escape(path),
             "-device", "virtserialport,bus=vser0.0,chardev=ready,name=%s" % READY_PORT]
+
+
+FAST_FIRMWARE = "qboot.rom"  # QEMU's minimal x86 firmware: boots -kernel ~1 s sooner than SeaBIOS under TCG
+
+
+def fast_firmware(binary_path, arch, exists=os.path.isfile):
+    """The path of QEMU's qboot firmware for an x86_64 guest when this QEMU ships it (Debian's
+    qemu-system-data, Homebrew's and the Windows installer's share dirs), else "" (SeaBIOS).
+
+    Args:
+        binary_path: the qemu-system executable's path.
+        arch: the guest's architecture (aarch64 boots -kernel without a BIOS).
+    """
+    if arch != "x86_64" or not binary_path:
+        return ""
+    bindir = os.path.dirname(os.path.realpath(binary_path))
+    for d in (os.path.join(os.path.dirname(bindir), "share", "qemu"), os.path.join(bindir, "share"), "/usr/share/qemu"):
+        path = os.path.join(d, FAST_FIRMWARE)
+        if exists(path):
+            return path
+    return ""
 
 
 def escape(value):
@@ -168,6 +190,8 @@ def build_command(cfg: QemuConfig, binary=None):
     for i, (tag, path) in enumerate(cfg.shares):
         argv += ["-fsdev", "local,id=fs%d,security_model=none,path=%s" % (i, escape(path)),
                  "-device", "virtio-9p-pci,fsdev=fs%d,mount_tag=%s" % (i, escape(tag))]
+    if cfg.bios:
+        argv += ["-bios", cfg.bios]
     if cfg.ready:
         argv += ready_channel_args(cfg.ready)
     for name, path in sorted(cfg.fw_cfg.items()):

@@ -388,15 +388,16 @@ class Init:
         apply_sysctls()
         self.start_sshd()
         log("sshd started")
+        # The engine (on a warm boot) starts before the shares are mounted: it does not need them.
+        self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
+        if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
+            self.spawn("engine", [ENGINE_CONTROL, "start"])
+            self.engine_deadline = time.monotonic() + ENGINE_WAIT
         try:
             os.waitpid(late, 0)
         except ChildProcessError:
             pass
         mount_shares(settings.get("shares", []))
-        self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
-        if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
-            self.spawn("engine", [ENGINE_CONTROL, "start"])
-            self.engine_deadline = time.monotonic() + ENGINE_WAIT
         tell_host("ready init")
         log("boot done")
 

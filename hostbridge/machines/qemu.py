@@ -30,6 +30,8 @@ from hostbridge.machines.qmp import QMP
 log = logging.getLogger(__name__)
 SSH_USER = "root"
 START_ATTEMPTS = 3  # a forwarded port can be taken between our check and QEMU's bind
+# While the readiness port is silent, sshd is asked this often, waiting this long for its banner.
+POLL_EVERY, POLL_BANNER = 1.0, 0.3
 
 
 def free_port(preferred=0):
@@ -311,13 +313,13 @@ class QemuDriver(Driver):
         instead of polling sshd: the guest's init says "ready init" once sshd listens, or
         "error …". sshd's banner is then checked once. Without the port (a VM started by an older
         hostbridge), or while it says nothing (a guest that booted before this `up` connected),
-        sshd is asked once a second."""
+        sshd is asked once a second (POLL_EVERY), briefly (POLL_BANNER)."""
         record = self._record() or {}
         if not record.get("ready") or not hasattr(socket, "AF_UNIX"):  # Windows: select() takes sockets only
             return super().wait_ssh(timeout)
         deadline = time.monotonic() + timeout
         with ReadyChannel(record["ready"]) as channel:
-            next_poll = time.monotonic() + 1.0
+            next_poll = time.monotonic() + POLL_EVERY
             while True:
                 self.check_booting(deadline, timeout)
                 event = channel.next_event(min(0.25, max(0.0, deadline - time.monotonic())))
@@ -325,11 +327,17 @@ class QemuDriver(Driver):
                     self.events.append(event)
                 if event.startswith("error "):
                     raise GuestBootError(self.spec.name, event[len("error "):], self.files.disk)
-                if event == "ready init" or time.monotonic() >= next_poll:
+                if event == "ready init":
                     info = self.ssh_info()
                     if ssh_banner(info.host, info.port, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
                         return info
-                    next_poll = time.monotonic() + 1.0
+                elif time.monotonic() >= next_poll:
+                    # Briefly: QEMU's user net accepts before sshd listens, and a banner that does
+                    # not come would keep the port's events waiting.
+                    info = self.ssh_info()
+                    if ssh_banner(info.host, info.port, timeout=POLL_BANNER):
+                        return info
+                    next_poll = time.monotonic() + POLL_EVERY
 
     def boot_failure(self):
         """The serial log's line saying the guest failed to boot (a panic, an unreadable

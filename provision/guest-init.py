@@ -107,6 +107,25 @@ def tell_host(event):
     return False
 
 
+def wait_listening(port, timeout):
+    """Wait until something listens on TCP ``port`` (/proc/net/tcp, tcp6); True when it does."""
+    deadline = time.monotonic() + timeout
+    want = ":%04X" % port
+    while True:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    for line in f.readlines()[1:]:
+                        fields = line.split()
+                        if fields[1].endswith(want) and fields[3] == "0A":  # LISTEN
+                            return True
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+
+
 def spawn(argv, setsid=True):
     """Start argv (PATH searched) with the init's stdio (the console); return its pid."""
     return os.posix_spawnp(argv[0], argv, os.environ, setsid=setsid)
@@ -400,6 +419,8 @@ class Init:
         except ChildProcessError:
             pass
         mount_shares(settings.get("shares", []))
+        if not wait_listening(22, 10):
+            log("sshd does not listen on port 22 after 10 s")
         tell_host("ready init")
         log("boot done")
 

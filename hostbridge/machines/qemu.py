@@ -331,6 +331,7 @@ class QemuDriver(Driver):
                     info = self.ssh_info()
                     if ssh_banner(info.host, info.port, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
                         return info
+                    next_poll = time.monotonic()  # sshd is up: ask it again at once
                 elif time.monotonic() >= next_poll:
                     # Briefly: QEMU's user net accepts before sshd listens, and a banner that does
                     # not come would keep the port's events waiting.

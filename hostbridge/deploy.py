@@ -50,6 +50,11 @@ def _unpacked(pyz):
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(pyz) as zf:
         zf.extractall(tmp)  # our own archive (hostbridge.deploy.build_zipapp): plain relative names
+    # One mtime for every copy (zip's epoch): a module compiled in one guest is then valid in
+    # any other with the same Python (hostbridge.deploy.harvest_pycs).
+    for top, _dirs, files in os.walk(tmp):
+        for fn in files:
+            os.utime(os.path.join(top, fn), (315532800, 315532800))
     with open(os.path.join(tmp, ".stamp"), "w") as f:
         f.write(key)
     old = "%s.old%d" % (d, os.getpid())
@@ -65,9 +70,46 @@ def _unpacked(pyz):
     return d
 
 
+def _place_pycs(d):
+    # The archive carries compiled modules (hostbridge.deploy: checked-hash .pyc files, valid
+    # whatever the unpacked files' mtimes) beside its sources. Under PYTHONPYCACHEPREFIX (the
+    # QEMU guest's data disk) Python looks for them below that prefix instead: copied there once.
+    prefix = sys.pycache_prefix
+    if not prefix:
+        return
+    with open(os.path.join(d, ".stamp")) as f:
+        key = f.read()
+    stamp = os.path.join(prefix, d.lstrip(os.sep), ".placed")
+    try:
+        with open(stamp) as f:
+            if f.read() == key:
+                return
+    except OSError:
+        pass
+    import importlib.util
+    placed = 0
+    for top, _dirs, files in os.walk(d):
+        if os.path.basename(top) != "__pycache__":
+            continue
+        for fn in files:
+            parts = fn.split(".")
+            if len(parts) == 3 and parts[1:] == [sys.implementation.cache_tag, "pyc"]:
+                dst = importlib.util.cache_from_source(os.path.join(os.path.dirname(top), parts[0] + ".py"))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(os.path.join(top, fn), dst)
+                placed += 1
+    if not placed:  # none for this Python: it compiles them (and the host may keep them)
+        return
+    os.makedirs(os.path.dirname(stamp), exist_ok=True)
+    with open(stamp, "w") as f:
+        f.write(key)
+
+
 if os.path.isfile(sys.path[0]):
     try:
-        sys.path[0] = _unpacked(os.path.abspath(sys.path[0]))
+        # realpath: engine.pyz (the init script's link) and engine-VERSION.pyz share one copy.
+        sys.path[0] = _unpacked(os.path.realpath(sys.path[0]))
+        _place_pycs(sys.path[0])
     except OSError:
         pass
 from hostbridge.guest.__main__ import main
@@ -90,13 +132,128 @@ def version_tuple(v: str) -> tuple:
     return tuple(int(p) if p.isdigit() else 0 for p in re.split(r"[.+-]", v)[:3])
 
 
-def build_zipapp(out_dir: str) -> str:
-    """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes).
+def hash_pyc(source: bytes, path: str, checked: bool = True):
+    """``source`` compiled by this Python as a hash-based .pyc (valid whatever the file's mtime;
+    ``checked``: Python re-hashes the source at import and recompiles a changed one), or None
+    when it does not compile here."""
+    import importlib.util
+    from importlib import _bootstrap_external
+
+    try:
+        code = compile(source, path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return None
+    return bytes(_bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked=checked))
+
+
+def harvest_pycs(conn, layout: "Layout", prefix: str, into: str) -> int:
+    """Keep what the far side's Python compiled for the running engine under its
+    PYTHONPYCACHEPREFIX ``prefix``, in ``into`` (laid out as the zipapp's ``__pycache__`` entries),
+    unless the zipapp carried them already (this host's Python is that one). Those modules are
+    valid in every far side with that Python (the unpacked engine's files all have one mtime),
+    so ``build_zipapp(out_dir, [into])`` ships them: a host whose Python is not the guest's pays
+    the engine's compilation once, not at each new machine's first start.
+
+    Returns:
+        How many compiled modules were kept (0: none to keep).
+    Raises:
+        RemoteHostError: the archive from the far side is unreadable.
+    """
+    import tarfile
+
+    unpacked = posixpath.join(posixpath.dirname(layout.zipapp), "." + posixpath.basename(layout.zipapp) + ".d")
+    tree = posixpath.join(prefix, unpacked.lstrip("/"))
+    q = shlex.quote
+    # .placed: the zipapp carried this far side's compiled modules (_MAIN's _place_pycs).
+    rc, out, _ = conn.run(_priv(layout, "cd %s 2>/dev/null && [ ! -f .placed ] || exit 0; tar -cf - ." % q(tree)),
+                          timeout=60)
+    if rc != 0 or not out:
+        return 0
+    kept = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+            for m in tar:
+                parts = posixpath.normpath(m.name).split("/")
+                if not m.isfile() or ".." in parts or parts[0] != "hostbridge" or not m.name.endswith(".pyc"):
+                    continue
+                dest = os.path.join(into, *parts[:-1], "__pycache__", parts[-1])
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                with open(dest + ".tmp", "wb") as f:
+                    f.write(tar.extractfile(m).read())
+                os.replace(dest + ".tmp", dest)
+                kept += 1
+    except (tarfile.TarError, OSError) as e:
+        raise RemoteHostError("the compiled engine from %s is unreadable: %s" % (conn.target.hostname, e)) from e
+    return kept
+
+
+def _guest_sources():
+    """[(name in the zipapp, bytes)] of the engine's own modules (with the package's stub __init__)."""
+    out = [("hostbridge/__init__.py", _PKG_INIT.encode())]
+    for dirpath, dirnames, filenames in os.walk(_GUEST_DIR):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for fn in sorted(filenames):
+            if fn.endswith((".pyc", ".pyo")):
+                continue
+            full = os.path.join(dirpath, fn)
+            rel = os.path.relpath(full, os.path.dirname(_GUEST_DIR)).replace(os.sep, "/")
+            with open(full, "rb") as f:
+                out.append(("hostbridge/" + rel, f.read()))
+    return out
+
+
+def engine_digest() -> str:
+    """A hash of the engine's sources (16 hex digits): what compiled modules of it are kept under."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, data in _guest_sources():
+        h.update(b"%s\0%d\0" % (name.encode(), len(data)) + data)
+    return h.hexdigest()[:16]
+
+
+def compile_pycs(into: str) -> str:
+    """The engine compiled by this host's Python, laid out in ``into`` as build_zipapp's
+    ``pyc_dirs`` want it; done once (``into`` is kept per engine digest: steps.engine_pyc_dir).
+    Returns ``into``."""
+    import sys
+
+    tag = sys.implementation.cache_tag
+    done = os.path.join(into, ".%s.done" % tag)
+    if tag is None or os.path.exists(done):
+        return into
+    for name, data in _guest_sources():
+        pyc = hash_pyc(data, name) if name.endswith(".py") else None
+        if pyc is None:
+            continue
+        head, base = posixpath.split(name)
+        dest = os.path.join(into, *head.split("/"), "__pycache__", "%s.%s.pyc" % (base[:-3], tag))
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest + ".tmp", "wb") as f:
+            f.write(pyc)
+        os.replace(dest + ".tmp", dest)
+    open(done, "w").close()
+    return into
+
+
+def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
+    """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes for a
+    given host Python).
+
+    The archive carries each module compiled by this host's Python too (``__pycache__/*.TAG.pyc``,
+    checked-hash): a far side whose python3 has the same cache tag (the QEMU guest's 3.11 on a
+    3.11 host) imports them instead of compiling the engine at its first start (seconds under
+    emulation); any other Python ignores them. ``pyc_dirs`` hold more compiled modules (another
+    Python's from ``harvest_pycs``, or this host's from ``compile_pycs``), added as they are laid
+    out there; ``compile_here=False`` compiles nothing here (then only those are shipped).
 
     Returns:
         The zipapp's path. Runs as ``python3 engine.pyz CMD`` (``__main__.py`` calls
         ``hostbridge.guest.__main__.main``).
     """
+    import sys
+
+    tag = sys.implementation.cache_tag if compile_here else None
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         def add(name, data):
@@ -106,17 +263,25 @@ def build_zipapp(out_dir: str) -> str:
             info.external_attr = 0o644 << 16
             zf.writestr(info, data)
 
+        def add_module(name, data):
+            add(name, data)
+            pyc = hash_pyc(data, name) if name.endswith(".py") and tag else None
+            if pyc is not None:
+                head, base = posixpath.split(name)
+                add(posixpath.join(head, "__pycache__", "%s.%s.pyc" % (base[:-3], tag)), pyc)
+
         add("__main__.py", _MAIN)
-        add("hostbridge/__init__.py", _PKG_INIT)
-        for dirpath, dirnames, filenames in os.walk(_GUEST_DIR):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            for fn in sorted(filenames):
-                if fn.endswith((".pyc", ".pyo")):
-                    continue
-                full = os.path.join(dirpath, fn)
-                rel = os.path.relpath(full, os.path.dirname(_GUEST_DIR)).replace(os.sep, "/")
-                with open(full, "rb") as f:
-                    add("hostbridge/" + rel, f.read())
+        for name, data in _guest_sources():
+            add_module(name, data)
+        names = set(zf.namelist())
+        for top in pyc_dirs:
+            for dirpath, dirnames, filenames in os.walk(top):
+                dirnames.sort()
+                for fn in sorted(filenames):
+                    name = os.path.relpath(os.path.join(dirpath, fn), top).replace(os.sep, "/")
+                    if fn.endswith(".pyc") and name.startswith("hostbridge/") and name not in names:
+                        with open(os.path.join(dirpath, fn), "rb") as f:
+                            add(name, f.read())
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, "engine-%s.pyz" % engine_version())
     tmp = out + ".tmp"
@@ -342,11 +507,12 @@ def install_shim(conn, layout: Layout, path: str | None = None) -> str:
     return path
 
 
-def upload_engine(conn, layout: Layout, cache_dir: str) -> None:
-    """Pack the engine and copy it (and the stdio relay) to the far side; check it runs."""
+def upload_engine(conn, layout: Layout, cache_dir: str, pyc_dirs=(), compile_here: bool = True) -> None:
+    """Pack the engine (``pyc_dirs``, ``compile_here``: see build_zipapp) and copy it (and the
+    stdio relay) to the far side; check it runs."""
     from .guest import relay
 
-    _put(conn, layout, build_zipapp(cache_dir), layout.zipapp)
+    _put(conn, layout, build_zipapp(cache_dir, pyc_dirs, compile_here), layout.zipapp)
     _put(conn, layout, relay.__file__, layout.relay)
     got = remote_engine_version(conn, layout)
     if got != layout.version:
@@ -458,7 +624,8 @@ def stop_engine(conn, layout: Layout, wait: float = 15) -> None:
 
 
 def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "auto", shim: str = "auto",
-           shim_path: str | None = None, allow_rootless: bool = False, python: str = "python3") -> Layout:
+           shim_path: str | None = None, allow_rootless: bool = False, python: str = "python3",
+           pyc_dirs=(), compile_here: bool = True) -> Layout:
     """Probe the far side, check python3, copy the engine (and the docker shim when needed).
 
     Args:
@@ -468,6 +635,7 @@ def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "au
         shim: "auto" (when the far side has no docker), "always" or "never".
         shim_path: where to put the shim (default /usr/local/bin/docker or DIR/bin/docker).
         python: the far side's interpreter command (python3 by default).
+        pyc_dirs, compile_here: compiled modules to ship (build_zipapp).
     Returns:
         The layout (save it: upgrade and rm need it).
     Raises:
@@ -477,7 +645,7 @@ def deploy(conn, cache_dir: str, remote_dir: str | None = None, start: str = "au
     facts = probe(conn, python)
     check_python(facts, host, python)
     layout = plan_layout(facts, host, remote_dir, start, allow_rootless, python)
-    upload_engine(conn, layout, cache_dir)
+    upload_engine(conn, layout, cache_dir, pyc_dirs, compile_here)
     if shim == "always" or (shim == "auto" and not facts.docker):
         install_shim(conn, layout, shim_path)
     return layout

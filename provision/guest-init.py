@@ -2,7 +2,7 @@
 """hostbridge's guest init (PID 1 of the QEMU guest): boot to sshd in as few steps as possible.
 
 boot2docker's lesson is that boot time is the product: instead of systemd this does only what
-the engine needs. The system runs from RAM (the initramfs' /init copied it into a tmpfs).
+the engine needs. The system runs from RAM (the initramfs itself, bind-mounted over / by its /init).
 Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
 (formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
 read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
@@ -35,12 +35,19 @@ import sys  # noqa: E402
 # critical path to sshd. Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "9pnet_virtio", "9p", "button", "evdev",
-           "virtio_rng", "virtio_balloon"]
+# Loaded before the data disk and the network (the initramfs' /init starts loading them already).
+MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "virtio_console"]
+# Loaded beside them, waited for only before the shares are mounted (the power button's after boot).
+LATE_MODULES = ["9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 # Loaded off the critical path: what the engine's first container needs.
 ENGINE_MODULES = ["overlay", "bridge", "br_netfilter", "veth", "nf_tables", "nft_compat", "nft_chain_nat",
                   "xt_conntrack", "xt_MASQUERADE", "xt_addrtype", "iptable_nat", "iptable_filter"]
 ERROR_MARK = "HOSTBRIDGE-GUEST-ERROR:"
+# The virtio-serial port on which the host's `up` waits (hostbridge/machines/qemu_cmd.py
+# READY_PORT): "ready init", "ready engine", "error LINE", one line each.
+READY_PORT = "org.hostbridge.ready"
+ENGINE_SOCKET = "/run/hostbridge/docker.sock"
+ENGINE_WAIT = 300  # seconds the init watches for the engine's socket after starting it
 # The data disk (the machine's qcow2) holds what must outlive a boot, at the paths the system
 # uses, so a disk from the older disk-image guest (a whole root filesystem) mounts the same way.
 DATA_DISK = "/dev/vda"
@@ -50,8 +57,12 @@ PERSISTENT = ["var/lib/hostbridge", "usr/local", "var/cache/hostbridge"]
 PYCACHE = "/var/cache/hostbridge/pycache"
 EXT4_MAGIC_AT, EXT4_MAGIC = 1080, b"\x53\xef"
 GROW_MIN = 64 << 20  # a disk this much bigger than its filesystem was grown by the host: resize2fs
+# The superblock's s_state (1: cleanly unmounted, 2: errors) and s_feature_incompat (0x4: the
+# journal needs recovery), at 1024 + 58 and 1024 + 96.
+EXT4_STATE_AT, EXT4_INCOMPAT_AT, EXT4_VALID, EXT4_ERRORS, EXT4_RECOVER = 1082, 1120, 1, 2, 4
 MS_BIND = 4096
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
+STOP_GRACE = 1.5  # seconds every process has to exit at shutdown before SIGKILL (`down` <= 3 s)
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
@@ -70,6 +81,51 @@ def log(msg):
             con.write("hostbridge-init [%10.6f] %s\n" % (time.monotonic(), msg))
     except OSError:
         pass
+
+
+def tell_host(event):
+    """Write ``event`` (one line) on the readiness port, if QEMU gave one; never blocks (no host
+    listening: the line is dropped, `up` then falls back to asking sshd)."""
+    base = "/sys/class/virtio-ports"
+    try:
+        ports = os.listdir(base)
+    except OSError:
+        return False
+    for port in ports:
+        try:
+            with open(os.path.join(base, port, "name")) as f:
+                if f.read().strip() != READY_PORT:
+                    continue
+            fd = os.open("/dev/" + port, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError:
+            continue
+        try:
+            os.write(fd, (event.replace("\n", " ") + "\n").encode(errors="replace"))
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+    return False
+
+
+def wait_listening(port, timeout):
+    """Wait until something listens on TCP ``port`` (/proc/net/tcp, tcp6); True when it does."""
+    deadline = time.monotonic() + timeout
+    want = ":%04X" % port
+    while True:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(table) as f:
+                    for line in f.readlines()[1:]:
+                        fields = line.split()
+                        if fields[1].endswith(want) and fields[3] == "0A":  # LISTEN
+                            return True
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
 
 
 def spawn(argv, setsid=True):
@@ -134,6 +190,14 @@ def grow_filesystem(device, head):
         log("resize2fs %s failed (exit status %s); the filesystem keeps its size" % (device, status))
 
 
+def cleanly_unmounted(head):
+    """True when an ext4 superblock says the filesystem was unmounted cleanly (valid, no errors,
+    no journal to replay): e2fsck -p would only say "clean" (a program start under emulation)."""
+    state = struct.unpack_from("<H", head, EXT4_STATE_AT)[0]
+    incompat = struct.unpack_from("<I", head, EXT4_INCOMPAT_AT)[0]
+    return state & EXT4_VALID and not state & EXT4_ERRORS and not incompat & EXT4_RECOVER
+
+
 def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
     """Format (blank disk only), check and mount the data disk, and bind its PERSISTENT trees
     into place. Returns None, or the reason the disk is not used (then nothing is mounted)."""
@@ -148,10 +212,14 @@ def prepare_data_disk(device=DATA_DISK, mountpoint=DATA_MOUNT):
     kind = classify_disk(head)
     if kind == "blank":
         log("formatting the new data disk %s" % device)
+        # assume_storage_prezeroed: the disk is the blank qcow2 `create` made (it reads as zeros),
+        # so no kernel thread zeroes the inode tables behind the first `up` (TCG's CPU and disk).
         status = run(["mke2fs", "-q", "-F", "-t", "ext4", "-L", "hostbridge-data", "-m", "0",
-                      "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", device])
+                      "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1,assume_storage_prezeroed=1", device])
         if status != 0:
             return "mke2fs %s failed (exit status %s)" % (device, status)
+    elif kind == "ext4" and cleanly_unmounted(head):
+        log("data disk %s clean" % device)
     elif kind == "ext4":
         status = run(["e2fsck", "-p", device], timeout=300)
         if status is None or status > 2:  # 1, 2: errors corrected
@@ -290,12 +358,26 @@ def power_pressed(data):
     return False
 
 
+def reap_all(timeout):
+    """Reap children (every orphan is the init's) until none is left or ``timeout`` s pass.
+    Returns True when none is left."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.02)
+        except ChildProcessError:
+            return True
+    return False
+
+
 class Init:
     def __init__(self):
         self.children = {}  # pid -> name, for the ones we respawn
         self.action = None
         self.sshd_starts = []
         self.next_trim = time.monotonic() + TRIM_EVERY
+        self.engine_deadline = None  # while the engine started at boot has no socket yet
 
     def spawn(self, name, argv):
         pid = spawn(argv)
@@ -347,11 +429,13 @@ class Init:
         # skips an RCU grace period, 5-15 ms; forks pay a little more. This VM only runs containers.
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
+        late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
         run(["modprobe", "-a", "-q"] + MODULES)
         log("modules loaded")
         failure = prepare_data_disk()
         if failure:
             log("%s data disk: %s" % (ERROR_MARK, failure))
+            tell_host("error %s data disk: %s" % (ERROR_MARK, failure))
         else:
             # Python compiles a module once per data disk, not once per boot.
             os.makedirs(PYCACHE, exist_ok=True)
@@ -361,11 +445,33 @@ class Init:
         apply_sysctls()
         self.start_sshd()
         log("sshd started")
-        mount_shares(settings.get("shares", []))
+        # The engine (on a warm boot) starts before the shares are mounted: it does not need them.
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
             self.spawn("engine", [ENGINE_CONTROL, "start"])
+            self.engine_deadline = time.monotonic() + ENGINE_WAIT
+        try:
+            os.waitpid(late, 0)
+        except ChildProcessError:
+            pass
+        mount_shares(settings.get("shares", []))
+        if not wait_listening(22, 10):
+            log("sshd does not listen on port 22 after 10 s")
+        tell_host("ready init")
         log("boot done")
+
+    def watch_engine(self):
+        """Tell the host once the engine started at boot has its socket. Returns the select
+        timeout until the next look (None: nothing to watch)."""
+        if self.engine_deadline is None:
+            return None
+        if os.path.exists(ENGINE_SOCKET):
+            tell_host("ready engine")
+            log("engine ready")
+        elif time.monotonic() < self.engine_deadline:
+            return 0.1
+        self.engine_deadline = None
+        return None
 
     def run(self):
         rfd, wfd = os.pipe()
@@ -377,8 +483,9 @@ class Init:
         self.boot()
         buttons = power_button_fds()
         while self.action is None:
+            wait = self.watch_engine()
             try:
-                ready, _, _ = select.select([rfd] + buttons, [], [], 30)
+                ready, _, _ = select.select([rfd] + buttons, [], [], 30 if wait is None else wait)
             except InterruptedError:
                 ready = []
             for fd in ready:
@@ -394,19 +501,18 @@ class Init:
         self.shutdown(self.action)
 
     def shutdown(self, action):
+        """Stop every process, then make the data disk clean and power off (or reboot).
+
+        The engine, the containers and sshd all get SIGTERM at once (a container its stop
+        signal, as `docker stop` gives it) and STOP_GRACE seconds to exit: the engine's own
+        clean-up (its bridges and firewall rules) dies with the VM anyway, and what it keeps
+        on the data disk it writes atomically. Then SIGKILL, sync, unmount, power off."""
         log("shutting down (%s)" % action)
-        if os.path.exists(ENGINE_CONTROL):
-            if run([ENGINE_CONTROL, "stop"], timeout=15) is None:
-                log("the engine did not stop in 15 s")
         os.kill(-1, signal.SIGTERM)
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    time.sleep(0.05)
-            except ChildProcessError:
-                break
+        if not reap_all(STOP_GRACE):
+            log("processes still running after %.1f s: killing them" % STOP_GRACE)
         os.kill(-1, signal.SIGKILL)
+        reap_all(2)  # so that nothing holds the data disk when it is unmounted
         os.sync()
         with open("/proc/mounts") as f:
             targets = [line.split()[1] for line in f if line.split()[2] in ("9p", "ext4")]
@@ -416,6 +522,7 @@ class Init:
         if os.path.ismount(DATA_MOUNT):  # still busy: at least make it consistent
             LIBC.mount(DATA_DISK.encode(), DATA_MOUNT.encode(), None, MS_REMOUNT | MS_RDONLY, None)
         os.sync()
+        log("data disk %s" % ("read-only" if os.path.ismount(DATA_MOUNT) else "unmounted"))
         LIBC.reboot(RB_POWER_OFF if action == "poweroff" else RB_AUTOBOOT)
         log("reboot(2) failed: %s" % os.strerror(ctypes.get_errno()))
 

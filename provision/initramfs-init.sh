@@ -1,7 +1,10 @@
 #!/bin/busybox sh
-# hostbridge guest, first stage (/init of the initramfs): move the system into a tmpfs and
-# switch_root to it, because containers pivot_root and pivot_root(2) refuses the initramfs'
-# rootfs. Then PID 1 is /usr/sbin/hostbridge-init. busybox only: every step is boot time.
+# hostbridge guest, first stage (/init of the initramfs): make the system's root a mount that
+# pivot_root(2) accepts, then PID 1 is /usr/sbin/hostbridge-init. Containers pivot_root, and
+# pivot_root refuses the initramfs' rootfs itself (it is the one mount without a parent). A bind
+# mount of it has a parent: bind / on /sysroot, move that over /, chroot into it. Nothing is
+# copied (a copy into a tmpfs took seconds under emulation) and nothing is deleted: the system
+# stays where the kernel unpacked it. busybox only: every step is boot time.
 set -o pipefail 2>/dev/null
 bb=/bin/busybox
 fail() {
@@ -9,19 +12,13 @@ fail() {
     exit 1
 }
 $bb mount -t proc proc /proc || fail "cannot mount /proc"
-# The boot's own drivers load on the second vCPU while the first copies the system.
-$bb modprobe -a -q virtio_pci virtio_blk crc32c_generic ext4 virtio_net qemu_fw_cfg 9pnet_virtio 9p &
-loading=$!
-$bb mount -t tmpfs -o mode=0755 root /sysroot || fail "cannot mount a tmpfs for the root filesystem"
-cd /
-for d in *; do
-    case "$d" in
-        sysroot|init|proc|sys|dev) $bb mkdir -p "/sysroot/$d" ;;
-        *) $bb cp -a "$d" /sysroot/ || fail "cannot copy /$d into the root tmpfs (too little memory?)" ;;
-    esac
-done
-wait $loading
 read -r up _ </proc/uptime
-echo "hostbridge /init [$up] system copied to RAM" >/dev/console
+echo "hostbridge /init [$up] started" >/dev/console
+# The drivers the init needs first load on the second vCPU while Python starts on the first
+# (the init's own modprobe of the same list then waits for them).
+$bb modprobe -a -q virtio_pci virtio_blk crc32c_generic ext4 virtio_net qemu_fw_cfg virtio_console &
 $bb umount /proc
-exec $bb switch_root /sysroot /usr/sbin/hostbridge-init
+$bb mount --bind / /sysroot || fail "cannot bind-mount the root filesystem on /sysroot"
+cd /sysroot || fail "cannot enter /sysroot"
+$bb mount --move . / || fail "cannot move the root filesystem's bind mount over /"
+exec $bb chroot . /usr/sbin/hostbridge-init

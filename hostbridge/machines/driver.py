@@ -101,11 +101,12 @@ class InstanceFiles(paths.MachinePaths):
 
     def __init__(self, machine_dir):
         super().__init__(os.path.basename(os.path.abspath(machine_dir)), machine_dir)
+        self.ready = os.path.join(self.dir, "ready.sock")  # qemu: the guest's readiness port (qemu_cmd)
 
     def all(self):
         """Every file and directory a driver may create here."""
-        return [self.driver_json, self.disk, self.pidfile, self.qmp, self.serial_log, self.qemu_log, self.saved_state,
-                self.saved_state + ".tmp", self.saved_meta,
+        return [self.driver_json, self.disk, self.pidfile, self.qmp, self.ready, self.serial_log, self.qemu_log,
+                self.saved_state, self.saved_state + ".tmp", self.saved_meta,
                 self.ssh_key, self.ssh_pub, self.host_key, self.host_pub, self.guest_config, self.vagrant_dir]
 
     def remove_all(self):
@@ -210,21 +211,27 @@ class Driver(abc.ABC):
         """
         deadline = time.monotonic() + timeout
         while True:
-            failure = self.boot_failure()
-            if failure:
-                raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
+            self.check_booting(deadline, timeout)
             info = self.ssh_info()
             if ssh_banner(info.host, info.port, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
                 return info
-            if time.monotonic() >= deadline or self.state() != RUNNING:
-                failure = self.boot_failure()
-                if failure:
-                    raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
-                tail = self.serial_tail(5).strip().replace("\n", " | ")
-                why = "the VM stopped" if self.state() != RUNNING else "no SSH after %d s" % timeout
-                raise VMError("machine %s: %s%s" % (self.spec.name, why, (": " + tail) if tail else ""),
-                              hint="see the serial log: hostbridge logs --serial")
             time.sleep(0.2)
+
+    def check_booting(self, deadline, timeout):
+        """Raise what stops waiting for the guest: a boot failure on its console
+        (GuestBootError), the VM gone, or ``deadline`` (time.monotonic) passed (VMError with the
+        console's last lines; ``timeout`` is the wait's length, for the message)."""
+        failure = self.boot_failure()
+        if failure:
+            raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
+        if time.monotonic() >= deadline or self.state() not in (RUNNING, STARTING):
+            failure = self.boot_failure()
+            if failure:
+                raise GuestBootError(self.spec.name, failure, getattr(self.files, "disk", None))
+            tail = self.serial_tail(5).strip().replace("\n", " | ")
+            why = "the VM stopped" if self.state() not in (RUNNING, STARTING) else "no SSH after %d s" % timeout
+            raise VMError("machine %s: %s%s" % (self.spec.name, why, (": " + tail) if tail else ""),
+                          hint="see the serial log: hostbridge logs --serial")
 
     def boot_failure(self) -> Optional[str]:
         """The console line saying the guest failed to boot, or None (drivers without a

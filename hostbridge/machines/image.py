@@ -30,7 +30,7 @@ PROVISION_DIR = resources.provision_dir()  # the wheel's package data, else the 
 # Every file of provision/ the guest is made of: a change to any of them is a new image.
 BUILD_INPUTS = ("guest-init.py", "initramfs-init.sh", "guest-power.sh", "hostbridge.initd")
 # Bumped when the assembler's recipe changes (packages, trimming, layout).
-ASSEMBLY_VERSION = "12"
+ASSEMBLY_VERSION = "13"
 IMAGE_FILES = ("kernel", "initrd.img", "manifest.json")
 DEFAULT_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

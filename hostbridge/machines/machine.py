@@ -133,8 +133,11 @@ class _Up:
                 layout = deploy.Layout.from_dict(f["layout"])
             else:
                 layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
+                fresh = layout.to_dict() != self.record.fields.get("layout")  # copied now, not found there
                 self.stage("engine", steps.engine_settings, conn, self.record, layout, self.settings)
                 self.stage("engine", steps.start_engine, conn, layout, old)
+                if fresh:
+                    self.stage("engine", steps.keep_engine_bytecode, conn, layout, self.record.driver)
                 self.stage("engine", steps.share_map, conn, self.record, layout)
                 f["layout"] = layout.to_dict()
                 self.record.save()

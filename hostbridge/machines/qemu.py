@@ -25,12 +25,14 @@ from hostbridge.errors import VMError
 from hostbridge.hostos import guest_path
 from hostbridge.machines import image, qemu_cmd, sshkeys, suspend
 from hostbridge.machines.driver import (NOT_CREATED, PAUSED, RUNNING, STARTING, STOPPED, UNKNOWN, Capabilities,
-                                  Driver, SSHInfo, boot_failure, check_shares)
+                                  Driver, GuestBootError, SSHInfo, boot_failure, check_shares, ssh_banner)
 from hostbridge.machines.qmp import QMP
 
 log = logging.getLogger(__name__)
 SSH_USER = "root"
 START_ATTEMPTS = 3  # a forwarded port can be taken between our check and QEMU's bind
+# While the readiness port is silent, sshd is asked this often, waiting this long for its banner.
+POLL_EVERY, POLL_BANNER = 1.0, 0.3
 
 
 def free_port(preferred=0):
@@ -76,6 +78,60 @@ def _windows_pid_alive(pid):
     return process_alive(pid)
 
 
+class ReadyChannel:
+    """The host end of the guest's readiness port: QEMU's unix socket, read line by line.
+    Connecting is retried (QEMU creates the socket as it starts); a closed or missing socket
+    yields no events (the caller falls back to polling)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = None
+        self.buf = b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def _connect(self):
+        from hostbridge.machines.qmp import connect_address
+
+        try:
+            return connect_address("unix:" + self.path, timeout=2)
+        except OSError:
+            return None
+
+    def next_event(self, timeout):
+        """The next line the guest wrote ("" when none came within ``timeout`` s)."""
+        import select
+
+        if b"\n" not in self.buf:
+            if self.sock is None:
+                self.sock = self._connect()
+            if self.sock is None:
+                time.sleep(timeout)
+                return ""
+            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if ready:
+                try:
+                    data = self.sock.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:  # QEMU went away (or closed us): no more events
+                    self.sock.close()
+                    self.sock = None
+                    time.sleep(timeout)
+                    return ""
+                self.buf += data
+        if b"\n" not in self.buf:
+            return ""
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace").strip()
+
+
 class QemuDriver(Driver):
     """A machine run by QEMU. See Driver for the contracts."""
 
@@ -93,6 +149,7 @@ class QemuDriver(Driver):
         self.resumed = False  # the last start() resumed a suspended VM
         # exec: migration needs a shell: not on Windows.
         self.capabilities = dataclasses.replace(QemuDriver.capabilities, suspend=self.system != "Windows")
+        self.events = []  # what the guest said on its readiness port during wait_ssh
 
     # -- records -------------------------------------------------------------------------
     def _record(self):
@@ -203,6 +260,8 @@ class QemuDriver(Driver):
             port = free_port(record.get("ssh_port") or 0)
             record.update(ssh_port=port, accel=accel)
             record.pop("qmp", None)  # an older version's QMP port: never again (qemu_cmd.qmp_address)
+            # The readiness port, when its socket's path fits a sockaddr_un (else SSH is polled).
+            record["ready"] = self.files.ready if len(self.files.ready.encode()) <= 107 else ""
             ok, last_err = self._launch(self._config(record, img, accel))
             if ok:
                 self._save(record)
@@ -333,6 +392,38 @@ class QemuDriver(Driver):
         return SSHInfo(host="127.0.0.1", port=record["ssh_port"], user=SSH_USER, key_path=self.files.ssh_key,
                        host_key=sshkeys.public_line(self.files.host_pub))
 
+    def wait_ssh(self, timeout=120):
+        """Driver.wait_ssh, woken by the guest's readiness port (qemu_cmd.ready_channel_args)
+        instead of polling sshd: the guest's init says "ready init" once sshd listens, or
+        "error …". sshd's banner is then checked once. Without the port (a VM started by an older
+        hostbridge), or while it says nothing (a guest that booted before this `up` connected),
+        sshd is asked once a second (POLL_EVERY), briefly (POLL_BANNER)."""
+        record = self._record() or {}
+        if not record.get("ready") or not hasattr(socket, "AF_UNIX"):  # Windows: select() takes sockets only
+            return super().wait_ssh(timeout)
+        deadline = time.monotonic() + timeout
+        with ReadyChannel(record["ready"]) as channel:
+            next_poll = time.monotonic() + POLL_EVERY
+            while True:
+                self.check_booting(deadline, timeout)
+                event = channel.next_event(min(0.25, max(0.0, deadline - time.monotonic())))
+                if event:
+                    self.events.append(event)
+                if event.startswith("error "):
+                    raise GuestBootError(self.spec.name, event[len("error "):], self.files.disk)
+                if event == "ready init":
+                    info = self.ssh_info()
+                    if ssh_banner(info.host, info.port, timeout=min(5.0, max(0.5, deadline - time.monotonic()))):
+                        return info
+                    next_poll = time.monotonic()  # sshd is up: ask it again at once
+                elif time.monotonic() >= next_poll:
+                    # Briefly: QEMU's user net accepts before sshd listens, and a banner that does
+                    # not come would keep the port's events waiting.
+                    info = self.ssh_info()
+                    if ssh_banner(info.host, info.port, timeout=POLL_BANNER):
+                        return info
+                    next_poll = time.monotonic() + POLL_EVERY
+
     def boot_failure(self):
         """The serial log's line saying the guest failed to boot (a panic, an unreadable
         initramfs, the guest init's error marker), or None."""
@@ -370,7 +461,8 @@ class QemuDriver(Driver):
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
             disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,
             serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
-            shares=shares)
+            shares=shares, ready=record.get("ready", ""),
+            bios=qemu_cmd.fast_firmware(self._binary_path(), self.arch))
 
     def _launch(self, cfg, extra=()):
         """Run QEMU (``extra``: options added to the command line); True once it is up and
@@ -406,7 +498,7 @@ class QemuDriver(Driver):
         return not self._alive(pid)
 
     def _clear_runtime(self):
-        for p in (self.files.pidfile, self.files.qmp):
+        for p in (self.files.pidfile, self.files.qmp, self.files.ready):
             try:
                 os.remove(p)
             except FileNotFoundError:

@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
 ACCELERATORS = {"Linux": ("kvm", "tcg"), "Darwin": ("hvf", "tcg"), "Windows": ("whpx", "tcg")}
-# Kernel options that shorten boot in a VM: no legacy timer checks, trust the CPU's RNG for
+# Kernel options that shorten boot in a VM: notices and worse only on the console (each byte the
+# emulated UART writes costs QEMU a write(2); the banner, warnings, panics and our own markers
+# still show, the ~300 info lines of a boot do not), no legacy timer checks, trust the CPU's RNG for
 # an early crng (sshd needs entropy), one serial port, no Spectre mitigations inside the VM,
 # no zeroing of every page allocated (Debian's default; it costs CPU under TCG and host RSS).
-FAST_BOOT = "tsc=reliable no_timer_check random.trust_cpu=on 8250.nr_uarts=1 mitigations=off init_on_alloc=0"
+FAST_BOOT = "loglevel=6 tsc=reliable no_timer_check random.trust_cpu=on 8250.nr_uarts=1 mitigations=off init_on_alloc=0"
 PROBE_MARK = b"Linux version"
 
 
@@ -63,6 +65,8 @@ class QemuConfig:
     shares: Tuple[Tuple[str, str], ...] = ()
     append: str = ""
     daemonize: Optional[bool] = None
+    ready: str = ""  # the readiness channel's unix socket (ready_channel_args), or none
+    bios: str = ""  # the firmware (fast_firmware), or QEMU's default (SeaBIOS)
 
 
 def qmp_address(path):
@@ -81,6 +85,40 @@ def qmp_address(path):
     if len(path.encode()) > 107:
         raise ValueError("QMP socket path %s is longer than 107 bytes: use a shorter HOSTBRIDGE_HOME" % path)
     return "unix:" + path
+
+
+READY_PORT = "org.hostbridge.ready"  # the virtio-serial port's name (provision/guest-init.py READY_PORT)
+
+
+def ready_channel_args(path):
+    """A virtio-serial port named READY_PORT whose host end is the unix socket ``path`` (QEMU
+    listens; nothing waits for a client). The guest's init writes one line per event on it:
+    ``ready init`` (sshd listens, shares are mounted), ``ready engine`` (the engine's socket is
+    there), ``error LINE`` (what it also prints with the HOSTBRIDGE-GUEST-ERROR marker)."""
+    return ["-device", "virtio-serial-pci,id=vser0",
+            "-chardev", "socket,id=ready,path=%s,server=on,wait=off" % escape(path),
+            "-device", "virtserialport,bus=vser0.0,chardev=ready,name=%s" % READY_PORT]
+
+
+FAST_FIRMWARE = "qboot.rom"  # QEMU's minimal x86 firmware: boots -kernel ~1 s sooner than SeaBIOS under TCG
+
+
+def fast_firmware(binary_path, arch, exists=os.path.isfile):
+    """The path of QEMU's qboot firmware for an x86_64 guest when this QEMU ships it (Debian's
+    qemu-system-data, Homebrew's and the Windows installer's share dirs), else "" (SeaBIOS).
+
+    Args:
+        binary_path: the qemu-system executable's path.
+        arch: the guest's architecture (aarch64 boots -kernel without a BIOS).
+    """
+    if arch != "x86_64" or not binary_path:
+        return ""
+    bindir = os.path.dirname(os.path.realpath(binary_path))
+    for d in (os.path.join(os.path.dirname(bindir), "share", "qemu"), os.path.join(bindir, "share"), "/usr/share/qemu"):
+        path = os.path.join(d, FAST_FIRMWARE)
+        if exists(path):
+            return path
+    return ""
 
 
 def escape(value):
@@ -152,6 +190,10 @@ def build_command(cfg: QemuConfig, binary=None):
     for i, (tag, path) in enumerate(cfg.shares):
         argv += ["-fsdev", "local,id=fs%d,security_model=none,path=%s" % (i, escape(path)),
                  "-device", "virtio-9p-pci,fsdev=fs%d,mount_tag=%s" % (i, escape(tag))]
+    if cfg.bios:
+        argv += ["-bios", cfg.bios]
+    if cfg.ready:
+        argv += ready_channel_args(cfg.ready)
     for name, path in sorted(cfg.fw_cfg.items()):
         argv += ["-fw_cfg", "name=opt/hostbridge/%s,file=%s" % (name, escape(path))]
     if daemonize:

@@ -57,6 +57,20 @@ def connect(record, info):
     return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
 
 
+# Where the QEMU guest's Python keeps what it compiles (provision/guest-init.py PYCACHE).
+GUEST_PYCACHE = "/var/cache/hostbridge/pycache"
+
+
+def engine_pyc_dir():
+    """Where this host keeps the engine as a guest's Python compiled it (deploy.harvest_pycs),
+    shared by every machine: ``CACHE/engine-pyc/<engine sources' digest>``."""
+    import os
+
+    from .. import deploy, paths
+
+    return os.path.join(paths.cache_dir(), "engine-pyc", deploy.engine_digest())
+
+
 def deploy_engine(conn, record):
     """Copy the engine unless this version is there already. Returns (layout, older layout or None)."""
     from .. import deploy
@@ -64,7 +78,33 @@ def deploy_engine(conn, record):
     old = deploy.Layout.from_dict(record.fields["layout"]) if record.fields.get("layout") else None
     if old is not None and old.version == deploy.engine_version() and conn.run("test -f %s" % old.zipapp)[0] == 0:
         return old, None
-    return deploy.deploy(conn, record.paths.engine_zipapp_dir), old
+    # This host's compiled engine is kept beside a guest's: compiled once per engine, not per `up`.
+    pycs = deploy.compile_pycs(engine_pyc_dir())
+    return deploy.deploy(conn, record.paths.engine_zipapp_dir, pyc_dirs=[pycs], compile_here=False), old
+
+
+def keep_engine_bytecode(conn, layout, driver):
+    """After the engine's first start in a guest: keep what the guest's Python compiled, when
+    it is not this host's Python (else the zipapp carries it), so that the next machine's
+    engine does not compile itself again (seconds under emulation). The QEMU guest's Python is
+    known (assemble.GUEST_PYTHON): nothing is asked when it is this host's.
+    Best effort: returns the number of modules kept, 0 when there was nothing to keep or it failed."""
+    import logging
+    import sys
+
+    from .. import deploy
+    from ..tunnel.errors import RemoteHostError
+
+    if driver == "qemu":
+        from .guestimage.assemble import GUEST_PYTHON
+
+        if sys.implementation.cache_tag == "cpython-%d%d" % GUEST_PYTHON:
+            return 0
+    try:
+        return deploy.harvest_pycs(conn, layout, GUEST_PYCACHE, engine_pyc_dir())
+    except (RemoteHostError, OSError) as e:
+        logging.getLogger(__name__).warning("could not keep the engine's compiled modules: %s", e)
+        return 0
 
 
 def engine_settings(conn, record, layout, settings):

@@ -41,3 +41,98 @@ def test_a_replaced_archive_is_unpacked_again(tmp_path):
     assert r.returncode == 0, r.stderr
     assert not os.path.exists(marker)
     assert not [n for n in os.listdir(str(tmp_path)) if ".tmp" in n or ".old" in n]
+
+
+def _pycs(top):
+    return {os.path.relpath(os.path.join(d, f), top): open(os.path.join(d, f), "rb").read()
+            for d, _, files in os.walk(top) for f in files if f.endswith(".pyc")}
+
+
+def test_the_archive_carries_the_engine_compiled_and_a_link_shares_the_unpacked_copy(tmp_path):
+    pyz = deploy.build_zipapp(str(tmp_path))
+    link = os.path.join(str(tmp_path), "engine.pyz")  # as the guest's init script runs it
+    os.symlink(os.path.basename(pyz), link)
+    unpacked = os.path.join(str(tmp_path), "." + os.path.basename(pyz) + ".d")
+    r = _run(link, "version")
+    assert r.returncode == 0, r.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), ".engine.pyz.d"))  # one copy, for both names
+    tag = sys.implementation.cache_tag
+    main_pyc = os.path.join("hostbridge", "guest", "__pycache__", "__main__.%s.pyc" % tag)
+    pycs = _pycs(unpacked)
+    assert main_pyc in pycs
+    # Checked-hash .pyc files (flags 0b11), so Python used them as shipped rather than compiling anew.
+    assert int.from_bytes(pycs[main_pyc][4:8], "little") == 3
+
+
+def test_compiled_modules_are_placed_under_the_pycache_prefix_once(tmp_path):
+    pyz = deploy.build_zipapp(str(tmp_path / "app"))
+    prefix = str(tmp_path / "pycache")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = prefix
+    r = subprocess.run([sys.executable, "-S", pyz, "version"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    unpacked = os.path.join(str(tmp_path / "app"), "." + os.path.basename(pyz) + ".d")
+    placed = os.path.join(prefix, unpacked.lstrip(os.sep))
+    tag = sys.implementation.cache_tag
+    rel = os.path.join("hostbridge", "guest", "engine.%s.pyc" % tag)
+    with open(os.path.join(unpacked, "hostbridge", "guest", "__pycache__", "engine.%s.pyc" % tag), "rb") as f:
+        shipped = f.read()
+    with open(os.path.join(placed, rel), "rb") as f:
+        assert f.read() == shipped
+    assert open(os.path.join(placed, ".placed")).read() == open(os.path.join(unpacked, ".stamp")).read()
+    os.utime(os.path.join(placed, rel), ns=(0, 10**9))
+    assert subprocess.run([sys.executable, "-S", pyz, "version"], env=env, capture_output=True,
+                          timeout=60).returncode == 0
+    assert os.stat(os.path.join(placed, rel)).st_mtime_ns == 10**9  # not copied again
+
+
+class _LocalShell:
+    """Runs deploy's far-side commands in a local shell (the far side is this host here)."""
+
+    class target:
+        hostname = "localhost"
+
+    def run(self, command, stdin=b"", timeout=60):
+        r = subprocess.run(["sh", "-c", command], input=stdin, capture_output=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr
+
+
+def test_modules_compiled_by_one_far_side_are_valid_in_the_next(tmp_path):
+    """A host whose Python is not the guest's: the first guest compiles the engine, the host keeps
+    that, the next machine's zipapp ships it and its Python imports it without compiling."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    first = deploy.build_zipapp(str(tmp_path / "first"), compile_here=False)  # as if no Python of ours
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pfx1")
+    assert subprocess.run([sys.executable, "-S", first, "version"], env=env, capture_output=True,
+                          timeout=60).returncode == 0
+    layout = deploy.Layout(dir=str(tmp_path / "first"), root="/r", socket="/s", pidfile="/p", log="/l",
+                           version=deploy.engine_version())
+    kept = str(tmp_path / "kept")
+    n = deploy.harvest_pycs(_LocalShell(), layout, str(tmp_path / "pfx1"), kept)
+    assert n >= 3  # `version` imports a few modules: __init__, guest/__init__, guest/__main__
+    tag = sys.implementation.cache_tag
+    assert os.path.isfile(os.path.join(kept, "hostbridge", "guest", "__pycache__", "__main__.%s.pyc" % tag))
+    second = deploy.build_zipapp(str(tmp_path / "second"), pyc_dirs=[kept], compile_here=False)
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pfx2")
+    r = subprocess.run([sys.executable, "-S", "-v", second, "version"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    compiled = [ln for ln in r.stderr.splitlines() if ln.startswith("# created") and "hostbridge" in ln]
+    assert not compiled, compiled[:3]
+    # Once this host's own compiled modules ship (the same Python as the far side): nothing to keep.
+    assert deploy.harvest_pycs(_LocalShell(), layout, str(tmp_path / "pfx2"), str(tmp_path / "none")) == 0
+
+
+def test_the_hosts_compiled_engine_is_kept_once_and_shipped_as_compiled_here(tmp_path):
+    kept = deploy.compile_pycs(str(tmp_path / "kept"))
+    tag = sys.implementation.cache_tag
+    main = os.path.join(kept, "hostbridge", "guest", "__pycache__", "__main__.%s.pyc" % tag)
+    os.utime(main, ns=(0, 10**9))
+    assert deploy.compile_pycs(kept) == kept and os.stat(main).st_mtime_ns == 10**9  # not compiled again
+    import zipfile
+    a = deploy.build_zipapp(str(tmp_path / "a"))
+    b = deploy.build_zipapp(str(tmp_path / "b"), pyc_dirs=[kept], compile_here=False)
+    with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+        assert sorted(za.namelist()) == sorted(zb.namelist())
+        assert za.read("hostbridge/guest/__pycache__/__main__.%s.pyc" % tag) == zb.read(
+            "hostbridge/guest/__pycache__/__main__.%s.pyc" % tag)

@@ -85,6 +85,11 @@ EXCLUDE_PATHS = (
     "/usr/lib/python3.11/pydoc.py", "/usr/lib/python3.11/doctest.py", "/usr/lib/python3.11/mailbox.py",
     "/usr/lib/python3.11/imaplib.py", "/usr/lib/python3.11/nntplib.py", "/usr/lib/python3.11/pdb.py",
 )
+# Python's codecs for legacy single-byte and CJK charsets (the CJK ones need the _codecs_* C
+# modules, left out above): nothing in the guest reads them. zipfile's cp437 and the common cp1252 stay.
+LEGACY_CODECS = ("cp", "mac_", "iso8859_", "koi8_", "kz1048", "hp_roman8", "ptcp154", "tis_620", "palmos", "big5",
+                 "euc_", "gb", "hz", "iso2022_", "johab", "shift_jis")
+KEPT_CODECS = ("cp437.py", "cp1252.py")
 # Always taken from these library packages although nothing names them in DT_NEEDED:
 # glibc dlopens libgcc_s for thread cancellation (Python's threads at exit).
 DLOPENED = ("libgcc_s.so.1",)
@@ -147,6 +152,10 @@ def _picked(path: str, picks) -> bool:
 
 
 def _excluded(path: str) -> bool:
+    if path.startswith("/usr/lib/python3.11/encodings/"):
+        name = path[len("/usr/lib/python3.11/encodings/"):]
+        if name.startswith(LEGACY_CODECS) and name.endswith(".py") and name not in KEPT_CODECS:
+            return True
     return any(path.startswith(p) for p in EXCLUDE_PATHS)
 
 
@@ -297,7 +306,7 @@ def add_kernel(tree: Tree, kernel_deb: str, arch: str) -> tuple:
     order = extra.get("modules.order", b"").decode().split()
     tree.file(base + "modules.dep", kmod.modules_dep(infos, order).encode())
     tree.file(base + "modules.alias", kmod.modules_alias(infos).encode())
-    kernel = elf.loadable_only(extract_vmlinux(bootimg)) if arch == "amd64" else bootimg
+    kernel = elf.loadable_only(extract_vmlinux(bootimg), min_gap=4096) if arch == "amd64" else bootimg
     return release, kernel
 
 
@@ -353,9 +362,9 @@ PRECOMPILED_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8", "enc
 def precompile(tree: Tree, version=None) -> int:
     """Add unchecked hash-based .pyc files (valid whatever the files' mtimes) for PRECOMPILED
     when this interpreter is the guest's Python version. Returns how many were added."""
-    import importlib.util
     import sys
-    from importlib import _bootstrap_external
+
+    from ...deploy import hash_pyc
 
     if (version or sys.version_info[:2]) != GUEST_PYTHON:
         return 0
@@ -369,14 +378,11 @@ def precompile(tree: Tree, version=None) -> int:
             continue
         if not tree.nodes[path].is_file:
             continue
-        data = tree.nodes[path].data
-        try:
-            code = compile(data, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError):
+        pyc = hash_pyc(tree.nodes[path].data, path, checked=False)
+        if pyc is None:
             continue
-        pyc = _bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
         name = posixpath.basename(path)[:-3]
-        tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), bytes(pyc))
+        tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), pyc)
         count += 1
     return count
 

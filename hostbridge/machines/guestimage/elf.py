@@ -161,15 +161,31 @@ def modinfo(data: bytes) -> Dict[str, List[str]]:
     return out
 
 
-def loadable_only(data: bytes, align: int = 4096) -> bytes:
+def _zero_runs(body: bytes, align: int, min_gap: int):
+    """[(start, end)] of the ``align``-aligned all-zero runs of at least ``min_gap`` bytes in ``body``."""
+    runs, start, zero = [], None, b"\0" * align
+    for pos in range(0, len(body) - len(body) % align, align):
+        if body[pos:pos + align] == zero:
+            start = pos if start is None else start
+            continue
+        if start is not None and pos - start >= min_gap:
+            runs.append((start, pos))
+        start = None
+    return runs
+
+
+def loadable_only(data: bytes, align: int = 4096, min_gap: int = 64 << 10) -> bytes:
     """A copy of an ELF executable with only what a loader reads: the header, the program
-    headers and each segment's bytes, trailing zeros of a PT_LOAD left to its MemSiz (the
-    loader zero-fills them: a kernel's .bss), no section headers.
+    headers and each segment's bytes, no section headers. Zeros are left to the loader, which
+    zero-fills a PT_LOAD from FileSiz to MemSiz: a segment's trailing zeros (a kernel's .bss),
+    and each run of at least ``min_gap`` zero bytes inside it, where the segment is split in two
+    (a kernel's padding between its text and its read-only data: megabytes).
 
     An x86 vmlinux shrinks from ~66 MB to what QEMU's PVH loader copies into guest memory.
 
     Raises:
-        ELFError: not a 64-bit little-endian executable, or a PT_NOTE outside every PT_LOAD.
+        ELFError: not a 64-bit little-endian executable, or a PT_NOTE outside every PT_LOAD's
+            bytes kept.
     """
     e = _Elf(data)
     if not e.is64 or e.end != "<":
@@ -178,33 +194,37 @@ def loadable_only(data: bytes, align: int = 4096) -> bytes:
     for i in range(e.phnum):
         off = e.phoff + i * e.phentsize
         segs.append(list(e._unpack("IIQQQQQQ", off)))  # type flags offset vaddr paddr filesz memsz align
-    pos = e.phoff + e.phnum * e.phentsize
-    out = bytearray(data[:pos])
-    moved = {}  # old offset -> new offset, per PT_LOAD
+    pieces = []  # (segment, start in it, end of its bytes, end of its memory)
     for seg in segs:
         if seg[0] != PT_LOAD:
             continue
         body = data[seg[2]:seg[2] + seg[5]].rstrip(b"\0")
+        cuts = [0] + [x for run in _zero_runs(body, align, min_gap) for x in run] + [len(body)]
+        for k in range(0, len(cuts), 2):
+            mem_end = cuts[k + 2] if k + 2 < len(cuts) else seg[6]
+            pieces.append((seg, cuts[k], cuts[k + 1], mem_end))
+    others = [seg for seg in segs if seg[0] != PT_LOAD]
+    phnum = len(pieces) + len(others)
+    pos = e.phoff + phnum * e.phentsize
+    out = bytearray(data[:e.phoff]) + bytearray(pos - e.phoff)
+    headers, moved = [], []  # moved: (old offset, new offset, size) of the bytes kept
+    for seg, start, end, mem_end in pieces:
         pos = -(-pos // align) * align
         out.extend(b"\0" * (pos - len(out)))
-        moved[seg[2]] = (pos, seg[5])
-        seg[2], seg[5] = pos, len(body)
-        out.extend(body)
+        moved.append((seg[2] + start, pos, end - start))
+        headers.append([seg[0], seg[1], pos, seg[3] + start, seg[4] + start, end - start, mem_end - start, seg[7]])
+        out.extend(data[seg[2] + start:seg[2] + end])
         pos = len(out)
-    for seg in segs:
-        if seg[0] == PT_LOAD:
-            continue
-        for old, (new, size) in moved.items():
+    for seg in others:
+        for old, new, size in moved:
             if old <= seg[2] and seg[2] + seg[5] <= old + size:
-                seg[2] = new + seg[2] - old
+                headers.append(seg[:2] + [new + seg[2] - old] + seg[3:])
                 break
         else:
-            raise ELFError("a program header's bytes lie outside every PT_LOAD")
-    for seg in segs:  # a note moved with its segment must still be inside the bytes kept
-        if seg[0] != PT_LOAD and seg[2] + seg[5] > len(out):
-            out.extend(b"\0" * (seg[2] + seg[5] - len(out)))
-    for i, seg in enumerate(segs):
+            raise ELFError("a program header's bytes lie outside every PT_LOAD's bytes kept")
+    for i, seg in enumerate(headers):
         struct.pack_into("<IIQQQQQQ", out, e.phoff + i * e.phentsize, *seg)
+    struct.pack_into("<H", out, 56, phnum)
     # No section headers: e_shoff, e_shnum, e_shstrndx = 0.
     struct.pack_into("<Q", out, 40, 0)
     struct.pack_into("<HHH", out, 58, e.shentsize, 0, 0)

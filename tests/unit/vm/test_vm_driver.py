@@ -151,3 +151,38 @@ def test_known_hosts_line_pins_the_port():
     assert driver.SSHInfo("h", 22, "u", "/k", "ssh-ed25519 X").known_hosts_line() == "h ssh-ed25519 X"
     with pytest.raises(VMError, match="not known in advance"):
         driver.SSHInfo("127.0.0.1", 2222, "vagrant", "/k").known_hosts_line()
+
+
+def test_the_readiness_channel_reads_the_guests_lines_as_they_come(tmp_path):
+    import socket
+    import threading
+
+    from hostbridge.machines.qemu import ReadyChannel
+
+    path = str(tmp_path / "ready.sock")
+    with ReadyChannel(path) as ch:
+        assert ch.next_event(0.05) == ""  # no QEMU yet: nothing, no error
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    sent = threading.Event()
+
+    def guest():
+        conn, _ = server.accept()
+        conn.sendall(b"ready in")
+        sent.wait(5)
+        conn.sendall(b"it\nready engine\nerror HOSTBRIDGE-GUEST-ERROR: data disk: x\n")
+        conn.close()
+
+    t = threading.Thread(target=guest)
+    t.start()
+    try:
+        with ReadyChannel(path) as ch:
+            assert ch.next_event(0.2) == ""  # half a line is not an event
+            sent.set()
+            got = [ch.next_event(2) for _ in range(3)]
+            assert got == ["ready init", "ready engine", "error HOSTBRIDGE-GUEST-ERROR: data disk: x"]
+            assert ch.next_event(0.05) == ""  # closed: nothing more
+    finally:
+        t.join(5)
+        server.close()

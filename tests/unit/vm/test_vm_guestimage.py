@@ -246,6 +246,30 @@ def test_the_guest_init_formats_only_a_blank_data_disk():
     assert init.classify_disk(b"\0" * 512 + b"garbage" + b"\0" * 4096) == "unknown"
 
 
+def test_the_guest_init_checks_only_a_data_disk_not_cleanly_unmounted(tmp_path):
+    """The superblock's clean flag as mke2fs and a clean unmount leave it, and what the kernel
+    leaves while mounted or on errors (the real mke2fs and debugfs are the oracles)."""
+    init = load_init()
+    img = str(tmp_path / "disk.img")
+    with open(img, "wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", img], check=True)
+    with open(img, "rb") as f:
+        head = f.read(1 << 20)
+    assert init.classify_disk(head) == "ext4" and init.cleanly_unmounted(head)
+    sb = bytearray(head)
+    sb[1120] |= 4  # needs_recovery: mounted, or not unmounted cleanly
+    assert not init.cleanly_unmounted(bytes(sb))
+    sb = bytearray(head)
+    sb[1082] = 2 | 1  # errors found by the kernel
+    assert not init.cleanly_unmounted(bytes(sb))
+    sb[1082] = 0  # not valid
+    assert not init.cleanly_unmounted(bytes(sb))
+    subprocess.run(["debugfs", "-w", "-R", "feature needs_recovery", img], check=True, capture_output=True)
+    with open(img, "rb") as f:
+        assert not init.cleanly_unmounted(f.read(1 << 20))
+
+
 def test_vmlinux_extraction_and_compaction_refuse_what_is_not_a_kernel():
     with pytest.raises(assemble.AssemblyError, match="no xz payload"):
         assemble.extract_vmlinux(b"MZ" + b"\0" * 4096)
@@ -291,3 +315,41 @@ def test_precompiled_modules_load_without_their_source_being_checked(tmp_path):
     finally:
         sys.dont_write_bytecode = saved
     assert module.WHO == "compiled"
+
+
+def _loaded(image):
+    """What an ELF loader puts in memory for ``image``: {paddr: byte run}, zero-filled to MemSiz,
+    merged into one bytes object per contiguous range; and the PT_NOTE bytes."""
+    import struct
+
+    phoff, = struct.unpack_from("<Q", image, 32)
+    phentsize, phnum = struct.unpack_from("<HH", image, 54)
+    mem, notes = bytearray(), []
+    for i in range(phnum):
+        ptype, _, off, _, paddr, filesz, memsz, _ = struct.unpack_from("<IIQQQQQQ", image, phoff + i * phentsize)
+        if ptype == 1:
+            mem.extend(b"\0" * max(0, paddr + memsz - len(mem)))
+            mem[paddr:paddr + memsz] = image[off:off + filesz] + b"\0" * (memsz - filesz)
+        else:
+            notes.append(image[off:off + filesz])
+    return bytes(mem), notes
+
+
+def test_a_kernel_is_compacted_to_what_its_loader_puts_in_memory():
+    import struct
+
+    page = 4096
+    text = b"\x90" * page * 3 + b"\0" * page * 20 + b"rodata" + b"\0" * (page - 6) + b"NOTE" * 8 + b"\xcc" * page
+    note_off = 24 * page
+    data = bytearray(page) + text
+    struct.pack_into("<4sBBBB", data, 0, b"\x7fELF", 2, 1, 1, 0)
+    struct.pack_into("<HHIQQQIHHHHHH", data, 16, 2, 62, 1, 0x1000, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+    struct.pack_into("<IIQQQQQQ", data, 64, 1, 5, page, 0x1000, 0x1000, len(text), len(text) + 8 * page, 0x200000)
+    struct.pack_into("<IIQQQQQQ", data, 120, 4, 4, page + note_off, 0x1000 + note_off, 0x1000 + note_off, 32, 32, 4)
+    small = elf.loadable_only(bytes(data), min_gap=16 * page)
+    assert len(small) < len(data) - 19 * page  # the 20 zero pages in the middle are not in the file
+    assert struct.unpack_from("<H", small, 56)[0] == 3  # two PT_LOADs and the note
+    assert _loaded(small) == _loaded(bytes(data))
+    assert _loaded(small)[1] == [b"NOTE" * 8]
+    # A gap shorter than min_gap stays in the file: one PT_LOAD.
+    assert struct.unpack_from("<H", elf.loadable_only(bytes(data), min_gap=32 * page), 56)[0] == 2

@@ -122,3 +122,31 @@ def test_choose_accel_keeps_a_working_accelerator(tmp_path):
 def test_a_guest_panic_or_reboot_stops_qemu():
     argv = build_command(config())
     assert "-no-reboot" in argv and "panic=-1" in opt(argv, "-append")[0]
+
+
+def test_the_readiness_port_is_a_named_virtio_serial_port_on_a_unix_socket():
+    assert "-chardev" not in build_command(config())  # none asked for: none given
+    argv = build_command(config(ready="/m/ready.sock"))
+    assert opt(argv, "-chardev") == ["socket,id=ready,path=/m/ready.sock,server=on,wait=off"]
+    assert "virtio-serial-pci,id=vser0" in opt(argv, "-device")
+    assert "virtserialport,bus=vser0.0,chardev=ready,name=org.hostbridge.ready" in opt(argv, "-device")
+    assert qemu_cmd.READY_PORT == __import__("tests.unit.vm.test_vm_guest_init", fromlist=["x"]).load_init().READY_PORT
+
+
+def test_qboot_is_the_firmware_when_this_qemu_ships_it():
+    assert "-bios" not in build_command(config())  # none found: QEMU's default
+    assert opt(build_command(config(bios="/usr/share/qemu/qboot.rom")), "-bios") == ["/usr/share/qemu/qboot.rom"]
+    linux = {"/usr/share/qemu/qboot.rom"}
+    assert qemu_cmd.fast_firmware("/usr/bin/qemu-system-x86_64", "x86_64", linux.__contains__) == \
+        "/usr/share/qemu/qboot.rom"
+    brew = {"/opt/homebrew/share/qemu/qboot.rom"}
+    assert qemu_cmd.fast_firmware("/opt/homebrew/bin/qemu-system-x86_64", "x86_64", brew.__contains__) == \
+        "/opt/homebrew/share/qemu/qboot.rom"
+    assert qemu_cmd.fast_firmware("/usr/bin/qemu-system-x86_64", "x86_64", set().__contains__) == ""
+    assert qemu_cmd.fast_firmware("/usr/bin/qemu-system-aarch64", "aarch64", linux.__contains__) == ""
+    import os
+    import shutil
+    binary = shutil.which("qemu-system-x86_64")
+    if binary:  # this host's QEMU (Debian's qemu-system-data has it)
+        found = qemu_cmd.fast_firmware(binary, "x86_64")
+        assert found == "" or os.path.isfile(found)

@@ -147,7 +147,7 @@ class QemuDriver(Driver):
         self.accel_notes = []
         self.resume_notes = []  # why a saved state was not resumed (start)
         self.resumed = False  # the last start() resumed a suspended VM
-        # exec: migration needs a shell: not on Windows.
+        # The state file's descriptor goes to QEMU over the QMP unix socket (SCM_RIGHTS): not on Windows.
         self.capabilities = dataclasses.replace(QemuDriver.capabilities, suspend=self.system != "Windows")
         self.events = []  # what the guest said on its readiness port during wait_ssh
 
@@ -354,7 +354,11 @@ class QemuDriver(Driver):
             record.pop("qmp", None)
             # Loading reads the file at disk speed: bounded, so a bad state never leaves a hung VM.
             limit = 30 + os.path.getsize(state) / (20 << 20)
-            ok, why = self._launch(self._config(record, img, accel), suspend.incoming_args(state))
+            fd = os.open(state, os.O_RDONLY)
+            try:
+                ok, why = self._launch(self._config(record, img, accel), suspend.incoming_args(fd), pass_fds=(fd,))
+            finally:
+                os.close(fd)
             why = why and "QEMU could not load it" + ("" if why.startswith("exit status") else ": " + why)
             pid = self._pid()
             if ok:
@@ -464,9 +468,9 @@ class QemuDriver(Driver):
             shares=shares, ready=record.get("ready", ""),
             bios=qemu_cmd.fast_firmware(self._binary_path(), self.arch))
 
-    def _launch(self, cfg, extra=()):
-        """Run QEMU (``extra``: options added to the command line); True once it is up and
-        daemonized, else (False, QEMU's message)."""
+    def _launch(self, cfg, extra=(), pass_fds=()):
+        """Run QEMU (``extra``: options added to the command line; ``pass_fds``: descriptors it
+        inherits); True once it is up and daemonized, else (False, QEMU's message)."""
         self._clear_runtime()
         argv = qemu_cmd.build_command(cfg, self._binary_path()) + list(extra)
         with open(self.files.qemu_log, "wb") as errlog:
@@ -476,7 +480,8 @@ class QemuDriver(Driver):
                 rc = 0
             else:
                 # -daemonize: QEMU reports setup errors (a taken port, a bad disk) before detaching.
-                rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, timeout=120)
+                rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, timeout=120,
+                                     pass_fds=pass_fds)
         deadline = time.monotonic() + 10
         while rc == 0 and self._pid() is None and time.monotonic() < deadline:
             time.sleep(0.05)

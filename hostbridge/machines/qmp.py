@@ -87,7 +87,20 @@ class QMP:
         msg = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        self._send(json.dumps(msg).encode() + b"\n")
+        return self._reply(command)
+
+    def execute_with_fd(self, command, fd, **arguments):
+        """``execute`` with descriptor ``fd`` passed along (SCM_RIGHTS: a unix socket only), as
+        ``getfd`` needs it."""
+        msg = {"execute": command, "arguments": arguments}
+        socket.send_fds(self.sock, [json.dumps(msg).encode() + b"\n"], [fd])
+        return self._reply(command)
+
+    def _send(self, data):
+        self.sock.sendall(data)
+
+    def _reply(self, command):
         while True:
             try:
                 reply = self._read()

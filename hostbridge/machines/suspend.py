@@ -2,12 +2,12 @@
 
 ``down`` (without ``--shutdown``) readies the guest over SSH (``prepare_command``: disk synced
 and trimmed, caches dropped, the 9p shares unmounted, since QEMU refuses to migrate a guest
-with a mounted 9p export), pauses the VM and migrates it to ``exec:cat > FILE`` through QMP
+with a mounted 9p export), pauses the VM and migrates it through QMP to ``fd:`` (a descriptor of the state file, passed with ``getfd``)
 (``save``; QEMU 7.2 has no ``file:`` URI nor mapped-ram). Paused first, the migration is one
 pass at full speed; pages never touched go as zero markers, so 1 GiB of guest RAM saves to
 what the guest really uses. QEMU then quits.
 
-``up`` starts the same command line with ``-incoming exec:cat FILE`` (``incoming_args``),
+``up`` starts the same command line with ``-incoming fd:N`` (the state file, inherited; ``incoming_args``),
 waits for the load (bounded: ``wait_incoming``), continues the VM, and remounts the shares
 and corrects the clock (``resume_command``, ``machine.py``). A saved state that does not fit
 (``check``: another QEMU command line or binary, a disk changed since, a truncated file) is
@@ -68,9 +68,13 @@ def disk_stamp(path):
     return [st.st_size, st.st_mtime_ns]
 
 
-def incoming_args(state_path):
-    """The QEMU options that load ``state_path`` instead of booting."""
-    return ["-incoming", "exec:cat %s" % shlex.quote(state_path)]
+SAVE_FD = "hostbridge-save"  # the name QEMU keeps the state file's descriptor under (getfd)
+
+
+def incoming_args(fd):
+    """The QEMU options that load the state from descriptor ``fd`` (``state_path`` opened by us and
+    inherited by QEMU: no shell and no ``cat`` needed, which a PATH without them lacks)."""
+    return ["-incoming", "fd:%d" % fd]
 
 
 def prepare_command(shares):
@@ -153,7 +157,12 @@ def _save(address, state_path, tmp, timeout):
         q.execute("stop")
         try:
             q.execute("migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH})
-            q.execute("migrate", uri="exec:cat > %s" % shlex.quote(tmp))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o600)
+            try:  # QEMU writes to a descriptor of ours: no shell and no `cat` (a PATH may lack them)
+                q.execute_with_fd("getfd", fd, fdname=SAVE_FD)
+            finally:
+                os.close(fd)
+            q.execute("migrate", uri="fd:%s" % SAVE_FD)
             deadline = time.monotonic() + timeout
             while True:
                 info = q.execute("query-migrate")

@@ -158,10 +158,9 @@ def _engine_answers(backend, guest):
 def remapped(backend, guest):
     """The guest's engine restarted with --userns-remap default (the running guest's init
     script is edited in RAM, and restored after)."""
-    flag = "--pidfile $PIDFILE"
     guest.ssh("cp /etc/init.d/hostbridge /run/hostbridge.initd.orig && "
-              "sed -i 's|%s\"|%s --userns-remap default\"|' /etc/init.d/hostbridge && "
-              "/etc/init.d/hostbridge restart" % (flag, flag))
+              "sed -i 's|^ARGS=\"daemon |ARGS=\"daemon --userns-remap default |' /etc/init.d/hostbridge && "
+              "grep -q -- '--userns-remap default' /etc/init.d/hostbridge && /etc/init.d/hostbridge restart")
     try:
         _engine_answers(backend, guest)
         yield guest

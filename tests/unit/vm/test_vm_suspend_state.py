@@ -121,11 +121,18 @@ def test_a_busy_share_is_reported_as_such():
 
 # -- against a real QEMU ------------------------------------------------------------------------
 
-def _qemu(tmp_path, *extra):
+def _qemu(tmp_path, *extra, state=None):
+    """A daemonized QEMU; ``state``: a saved-state file it loads (-incoming fd:, as the driver does)."""
     sock, pid = str(tmp_path / "q.sock"), str(tmp_path / "q.pid")
-    subprocess.run([QEMU, "-M", "q35", "-m", "64", "-nodefaults", "-display", "none", "-accel", "tcg",
-                    "-qmp", "unix:%s,server=on,wait=off" % sock, "-pidfile", pid, "-daemonize"] + list(extra),
-                   check=True, timeout=60)
+    fd = os.open(str(state), os.O_RDONLY) if state else None
+    try:
+        subprocess.run([QEMU, "-M", "q35", "-m", "64", "-nodefaults", "-display", "none", "-accel", "tcg",
+                        "-qmp", "unix:%s,server=on,wait=off" % sock, "-pidfile", pid, "-daemonize"] + list(extra)
+                       + (suspend.incoming_args(fd) if state else []), check=True, timeout=60,
+                       pass_fds=(fd,) if state else ())
+    finally:
+        if fd is not None:
+            os.close(fd)
     try:
         with open(pid) as f:
             return "unix:" + sock, int(f.read())
@@ -169,7 +176,7 @@ def test_save_then_load_with_incoming(tmp_path):
     finally:
         _quit(address, pid)
     (tmp_path / "in").mkdir()
-    address, pid = _qemu(tmp_path / "in", *suspend.incoming_args(state))
+    address, pid = _qemu(tmp_path / "in", state=state)
     try:
         assert suspend.wait_incoming(address, lambda: _alive(pid), 30) == (True, "")
         with QMP(address) as q:
@@ -182,7 +189,7 @@ def test_save_then_load_with_incoming(tmp_path):
 def test_a_corrupt_state_is_refused_without_hanging(tmp_path):
     state = tmp_path / "saved-state"
     state.write_bytes(b"QEVM\0\0\0\3" + os.urandom(4096))
-    address, pid = _qemu(tmp_path, *suspend.incoming_args(str(state)))
+    address, pid = _qemu(tmp_path, state=state)
     try:
         t0 = time.monotonic()
         ok, why = suspend.wait_incoming(address, lambda: _alive(pid), 30)

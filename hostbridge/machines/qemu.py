@@ -401,11 +401,15 @@ class QemuDriver(Driver):
         instead of polling sshd: the guest's init says "ready init" once sshd listens, or
         "error …". sshd's banner is then checked once. Without the port (a VM started by an older
         hostbridge), or while it says nothing (a guest that booted before this `up` connected),
-        sshd is asked once a second (POLL_EVERY), briefly (POLL_BANNER)."""
+        sshd is asked once a second (POLL_EVERY), briefly at first (POLL_BANNER, doubling up to 5 s).
+        A resumed guest (its "ready" was said before the save) is asked as Driver.wait_ssh does."""
         record = self._record() or {}
         if not record.get("ready") or not hasattr(socket, "AF_UNIX"):  # Windows: select() takes sockets only
             return super().wait_ssh(timeout)
+        if self.resumed:  # a resumed guest's init said "ready" before the save: sshd is asked at once
+            return super().wait_ssh(timeout)
         deadline = time.monotonic() + timeout
+        banner_wait = POLL_BANNER
         with ReadyChannel(record["ready"]) as channel:
             next_poll = time.monotonic() + POLL_EVERY
             while True:
@@ -424,8 +428,11 @@ class QemuDriver(Driver):
                     # Briefly: QEMU's user net accepts before sshd listens, and a banner that does
                     # not come would keep the port's events waiting.
                     info = self.ssh_info()
-                    if ssh_banner(info.host, info.port, timeout=POLL_BANNER):
+                    if ssh_banner(info.host, info.port, timeout=banner_wait):
                         return info
+                    # sshd forks and re-executes itself per connection (seconds under TCG): a
+                    # banner that was on its way must get longer each time.
+                    banner_wait = min(5.0, banner_wait * 2)
                     next_poll = time.monotonic() + POLL_EVERY
 
     def boot_failure(self):

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 DEFAULT_ROOT = "/var/lib/hostbridge"
 DEFAULT_SOCKET = "/run/hostbridge/docker.sock"
@@ -161,22 +162,21 @@ def main(argv):
     log = logging.getLogger("hostbridge.daemon")
     pidfile = args.pidfile or os.path.join(root, "engine.pid")
 
-    from .api.routes import build_router
+    from .api.routes import early_router
     from .api.server import APIServer
-    from .engine import Engine
     from .errors import GuestError, InvalidParameter
-    engine = None
-    try:
+    try:  # bad flags and an unusable socket stop the start before anyone is told it listens
         init_path = args.init_path or config_file(args).get("init-path") or ""
         if not isinstance(init_path, str):
             raise InvalidParameter("config file %s: init-path must be a string" % args.config_file)
-        engine = Engine(root, bip=args.bip, bridge=args.bridge, registry_config=registry_config(args),
+        if args.bip:
+            from .network import ipam
+            ipam.parse_subnet(args.bip, "--bip")
+        settings = dict(bip=args.bip, bridge=args.bridge, registry_config=registry_config(args),
                         init_path=init_path, remap=remap(args))
-        server = APIServer(args.socket, engine, build_router(), group=_group_id(args.group))
+        server = APIServer(args.socket, None, None, group=_group_id(args.group), early=early_router())
     except (GuestError, OSError) as e:
         log.error("engine failed to start: %s", e)
-        if engine is not None:
-            engine.shutdown()  # leave nothing half-started: its bridge and firewall chains go
         sys.stderr.write("hostbridge engine: %s\n" % e)
         return 1
     from .runtime import oom
@@ -193,15 +193,46 @@ def main(argv):
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    # Listen first: /_ping and /version are answered while the rest starts (seconds in an
+    # emulated guest); every other request waits until the engine is ready.
     server.serve_in_thread()
     log.info("engine %s listening on %s (root %s)", os.getpid(), args.socket, root)
+    engine = _start_engine(root, settings, server, log)
+    if engine is None:
+        server.stop()
+        _unlink(pidfile)
+        return 1
     while not done.wait(3600):
         pass
     log.info("stopping")
     engine.shutdown()
     server.stop()
+    _unlink(pidfile)
+    return 0
+
+
+def _start_engine(root, settings, server, log):
+    """The Engine (its state restored) with the full router handed to ``server``, or None when
+    it could not start: the error is logged, written to stderr, and told to waiting requests."""
+    from .errors import GuestError
+    t = time.monotonic()
     try:
-        os.unlink(pidfile)
+        from .api.routes import build_router
+        from .engine import Engine
+        router = build_router()
+        engine = Engine(root, **settings)
+    except (GuestError, OSError) as e:
+        log.error("engine failed to start: %s", e)
+        sys.stderr.write("hostbridge engine: %s\n" % e)
+        server.failed("the hostbridge engine failed to start: %s" % e)
+        return None
+    server.ready(engine, router)
+    log.info("engine ready in %.2f s", time.monotonic() - t)
+    return engine
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
     except FileNotFoundError:
         pass
-    return 0

@@ -8,8 +8,9 @@ import socket
 import threading
 import time
 
-from . import API_VERSION, ENGINE_VERSION, MIN_API_VERSION
+from . import ENGINE_VERSION
 from . import filters as _filters
+from . import versioninfo
 from .backends import ContainerBackend, ImageBackend, NetworkBackend, VolumeBackend
 from .containers import logs as logs_mod
 from .containers import resources
@@ -19,7 +20,6 @@ from .containers.health import HealthChecks
 from .containers.manager import ContainerManager
 from .errors import Conflict, GuestError, InvalidParameter, NotFound, NotImplementedHere
 from .events import Events
-from .goarch import go_arch
 from .images import reference
 from .images.store import ImageStore
 from .network.manager import NetworkManager
@@ -103,15 +103,7 @@ class Engine:
 
     # ---- system ---------------------------------------------------------------------------
     def version(self):
-        uname = os.uname()
-        comp = {"Name": "Engine", "Version": ENGINE_VERSION,
-                "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "Os": "linux",
-                            "Arch": go_arch(), "KernelVersion": uname.release, "GoVersion": "python" + platform.python_version(),
-                            "GitCommit": "", "BuildTime": "", "Experimental": "false"}}
-        return {"Platform": {"Name": "hostbridge engine"}, "Components": [comp], "Version": ENGINE_VERSION,
-                "ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION, "GitCommit": "",
-                "GoVersion": "python" + platform.python_version(), "Os": "linux", "Arch": go_arch(),
-                "KernelVersion": uname.release, "BuildTime": ""}  # dockerd omits Experimental when false
+        return versioninfo.version()
 
     def info(self):
         cs = self.containers.store.all()

@@ -49,12 +49,13 @@ class Engine:
             if self.proc.poll() is not None:
                 raise RuntimeError("engine exited: %s\n%s" % (self.proc.stderr.read().decode(), self.log_tail()))
             try:
-                if self.request("GET", "/_ping")[0] == 200:
+                # /_ping is answered while the engine still starts; /info once it has (state restored)
+                if self.request("GET", "/_ping")[0] == 200 and self.request("GET", "/info")[0] == 200:
                     return self
             except OSError:
                 pass
             time.sleep(0.05)
-        raise RuntimeError("engine did not answer /_ping in %ss\n%s" % (timeout, self.log_tail()))
+        raise RuntimeError("engine did not answer /_ping and /info in %ss\n%s" % (timeout, self.log_tail()))
 
     def log_tail(self, n=30):
         try:

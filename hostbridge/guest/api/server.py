@@ -44,8 +44,13 @@ def _on_backend(handler, name):
 
 
 class Router:
+    """Routes by method and path pattern. A pattern's regex is compiled at its first match
+    attempt, and a path is tried only against the patterns of its first segment: some hundred
+    regexes compiled at start cost a second in an emulated guest."""
+
     def __init__(self):
-        self.routes = []
+        self.routes = []  # [method, pattern, handler, compiled regex or None], in the order added
+        self._by_head = {}  # first path segment → indices into routes (a {param} head: key None)
 
     def add(self, method, pattern, handler, backend=None):
         """Route ``method pattern`` to ``handler(target, req, resp, **params)``.
@@ -54,10 +59,9 @@ class Router:
         """
         if backend is not None:
             handler = _on_backend(handler, backend)
-        # {name} matches one path segment, {name*} the rest (image names contain slashes)
-        rx = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
-        rx = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", rx)
-        self.routes.append((method, re.compile("^" + rx + "$"), handler))
+        head = pattern.split("/")[1]
+        self._by_head.setdefault(None if "{" in head else head, []).append(len(self.routes))
+        self.routes.append([method, pattern, handler, None])
 
     def for_backend(self, backend):
         """An ``add(method, pattern, handler)`` whose handlers get the engine's backend ``backend``."""
@@ -69,11 +73,25 @@ class Router:
             return fn
         return deco
 
+    @staticmethod
+    def _compile(pattern):
+        # {name} matches one path segment, {name*} the rest (image names contain slashes)
+        rx = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", pattern)
+        rx = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", rx)
+        return re.compile("^" + rx + "$")
+
     def match(self, method, path):
         """(handler, params) or (None, allowed_methods)."""
         allowed = []
-        for m, rx, h in self.routes:
-            mo = rx.match(path)
+        candidates = self._by_head.get(path.split("/", 2)[1] if path.startswith("/") else None, [])
+        if None in self._by_head:
+            candidates = sorted(candidates + self._by_head[None])
+        for i in candidates:
+            route = self.routes[i]
+            m, h = route[0], route[2]
+            if route[3] is None:
+                route[3] = self._compile(route[1])
+            mo = route[3].match(path)
             if mo:
                 if m == method or (method == "HEAD" and m == "GET"):
                     return h, mo.groupdict()
@@ -235,7 +253,10 @@ class _Handler(socketserver.StreamRequestHandler):
             req.api_version = API_VERSION
         if len(path) > 1 and path.endswith("/"):
             path = path.rstrip("/")
-        handler, params = srv.router.match(req.method, path)
+        handler, params = srv.route(req.method, path,
+                                    on_failed=lambda message: resp.json({"message": message}, status=500))
+        if handler is None and srv.start_error:
+            return
         if handler is None:
             # dockerd answers a known path with the wrong method the same way as an unknown one
             resp.json({"message": "page not found"}, status=404)
@@ -282,14 +303,27 @@ class _Handler(socketserver.StreamRequestHandler):
 
 
 class APIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """The API on a unix socket.
+
+    Made with ``engine`` and ``router`` None, it listens while the engine is still starting:
+    the ``early`` router's requests (``/_ping``, ``/version``: nothing of the engine) are
+    answered at once, the others wait for ``ready()`` (or get ``failed()``'s message).
+    """
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 1024  # a burst of clients must not see EAGAIN on connect
     header_timeout = 300.0  # seconds to send a request's head (dockerd's ReadHeaderTimeout)
 
-    def __init__(self, socket_path, engine, router, group=None):
+    def __init__(self, socket_path, engine, router, group=None, early=None):
         self.engine = engine
         self.router = router
+        self.early = early
+        self.start_error = None  # the engine's start failed: every waiting request is told this
+        self._started = threading.Event()
+        if router is not None:
+            self._started.set()
+        self._waiting = 0
+        self._waiting_cond = threading.Condition()
         self.stopping = False
         self.socket_path = socket_path
         os.makedirs(os.path.dirname(socket_path) or ".", exist_ok=True)
@@ -305,6 +339,47 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(socket_path, 0o660)
         if group is not None:
             os.chown(socket_path, 0, group)
+
+    def route(self, method, path, on_failed):
+        """(handler, params) or (None, allowed methods). While the engine starts, a request the
+        early router does not know waits for it; if its start fails, ``on_failed(message)``
+        answers the request and (None, []) is returned."""
+        if not self._started.is_set():
+            if self.early is not None:
+                handler, params = self.early.match(method, path)
+                if handler is not None:
+                    return handler, params
+            with self._waiting_cond:
+                self._waiting += 1
+            try:
+                self._started.wait()
+                if self.start_error:
+                    on_failed(self.start_error)
+            finally:
+                with self._waiting_cond:
+                    self._waiting -= 1
+                    self._waiting_cond.notify_all()
+            if self.start_error:
+                return None, []
+        elif self.start_error:
+            on_failed(self.start_error)
+            return None, []
+        return self.router.match(method, path)
+
+    def ready(self, engine, router):
+        """The engine has started: serve every route."""
+        self.engine, self.router = engine, router
+        self._started.set()
+
+    def failed(self, message, timeout=5.0):
+        """The engine could not start: answer the waiting requests with ``message`` (up to
+        ``timeout`` seconds for them to be told) before the caller stops the server."""
+        self.start_error = message
+        self._started.set()
+        end = time.monotonic() + timeout
+        with self._waiting_cond:
+            while self._waiting and time.monotonic() < end:
+                self._waiting_cond.wait(end - time.monotonic())
 
     def serve_in_thread(self):
         t = threading.Thread(target=self.serve_forever, name="api", daemon=True)

@@ -49,7 +49,7 @@ class PortRule:
 
 def detect():
     """``"iptables"`` or ``"nft"``: iptables when its restore tool exists, else nft."""
-    if shutil.which("iptables-restore") and shutil.which("iptables"):
+    if shutil.which("iptables-restore") and shutil.which("iptables-save") and shutil.which("iptables"):
         return "iptables"
     if shutil.which("nft"):
         return "nft"
@@ -117,6 +117,51 @@ def _jumps(prefix):
             ("nat", "POSTROUTING", ["-j", prefix + "-POSTROUTING"])]
 
 
+def parse_save(text, prefix):
+    """What ``iptables-save`` says of ours (pure): ``(chains, jumps)``, the set of our chains
+    that exist as (table, name), and the rules of built-in chains that jump to one of them, as
+    (table, rule text after ``-A``)."""
+    ours = {name for _, name in _chains(prefix)}
+    chains, jumps, table = set(), [], None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:].strip()
+        elif line.startswith(":") and line[1:].split(" ", 1)[0] in ours:
+            chains.add((table, line[1:].split(" ", 1)[0]))
+        elif line.startswith("-A "):
+            words = line.split()
+            if len(words) > 3 and words[-2] == "-j" and words[-1] in ours and words[1] not in ours:
+                jumps.append((table, line[3:]))
+    return chains, jumps
+
+
+def with_jumps(text, prefix, present):
+    """``render_iptables``'s ``text`` with an insert of each of our jumps not in ``present`` (the
+    (table, built-in chain, target) triples found by ``parse_save``), before its table's COMMIT."""
+    out, table = [], None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            table = line[1:]
+        if line == "COMMIT":
+            out += ["-I %s 1 %s" % (chain, " ".join(rule)) for t, chain, rule in _jumps(prefix)
+                    if t == table and (t, chain, rule[-1]) not in present]
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def render_clear(prefix, chains, jumps):
+    """The ``iptables-restore --noflush`` text that deletes ``jumps`` and ``chains`` (as found by
+    ``parse_save``), or "" when there is nothing of ours (pure)."""
+    out = []
+    for table in ("filter", "nat"):
+        lines = ["-D " + rule for t, rule in jumps if t == table]
+        names = [name for t, name in _chains(prefix) if (t, name) in chains and t == table]
+        lines += ["-F " + name for name in names] + ["-X " + name for name in names]  # flushed before any goes
+        if lines:
+            out += ["*" + table] + lines + ["COMMIT"]
+    return "\n".join(out) + "\n" if out else ""
+
+
 def render_nft(table, nets, ports):
     """The ``nft -f`` text that (re)creates our table (pure)."""
     lines = ["table ip %s {" % table,
@@ -176,14 +221,18 @@ class Firewall:
             _run(["nft", "-f", "-"], text.encode())
             self._applied = key
             return
-        _run(["iptables-restore", "-w", "--noflush"], render_iptables(self.prefix, nets, ports).encode())
+        text = render_iptables(self.prefix, nets, ports)
+        if not self._jumps_in_place:  # checked once per engine: a container start costs one process
+            _, jumps = self._saved()
+            present = {(t, rule.split()[0], rule.split()[-1]) for t, rule in jumps}
+            text = with_jumps(text, self.prefix, present)
+        _run(["iptables-restore", "-w", "--noflush"], text.encode())
         self._applied = key
-        if self._jumps_in_place:
-            return  # checked once per engine: a container start costs one process, not five
-        for table, chain, rule in _jumps(self.prefix):
-            if _run(["iptables", "-w", "-t", table, "-C", chain] + rule, check=False).returncode != 0:
-                _run(["iptables", "-w", "-t", table, "-I", chain, "1"] + rule)
         self._jumps_in_place = True
+
+    def _saved(self):
+        """``parse_save`` of the rules now in place (one process, not one per rule)."""
+        return parse_save(_run(["iptables-save"]).stdout.decode(errors="replace"), self.prefix)
 
     def clear(self):
         """Remove every rule and chain of ours (no error for what is already gone)."""
@@ -192,13 +241,12 @@ class Firewall:
         if self.backend == "nft":
             _run(["nft", "delete", "table", "ip", self.table], check=False)
             return
-        for table, chain, rule in _jumps(self.prefix):
-            for _ in range(100):  # a jump inserted twice by a crashed engine goes too
-                if _run(["iptables", "-w", "-t", table, "-D", chain] + rule, check=False).returncode != 0:
-                    break
-        for op in ("-F", "-X"):  # all flushed before any is deleted: stage 1 refers to stage 2
-            for table, chain in _chains(self.prefix):
-                _run(["iptables", "-w", "-t", table, op, chain], check=False)
+        try:  # jumps inserted twice by a crashed engine go too: each one saved is deleted
+            text = render_clear(self.prefix, *self._saved())
+        except Unavailable:
+            return
+        if text:
+            _run(["iptables-restore", "-w", "--noflush"], text.encode(), check=False)
 
     def chains(self):
         """Our chains (or table) that exist now: for tests and diagnostics."""

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
-import json
 import os
-import subprocess
 import tempfile
 import threading
 
@@ -24,31 +22,77 @@ CANDIDATES = (["172.%d.0.0/16" % i for i in range(17, 32)]
               + ["192.168.%d.0/20" % (16 * i) for i in range(16)])
 
 
-def host_routes(run=subprocess.run, family=4):
-    """The destinations of the host's routes (``ip -j route``), default route excluded.
+_RTM_GETROUTE, _NLM_F_REQUEST, _NLM_F_DUMP, _NLMSG_ERROR, _NLMSG_DONE = 26, 0x1, 0x300, 2, 3
+_RTA_DST, _RTA_OIF = 1, 4
+_RTN_SKIPPED = (2, 3, 5)  # local, broadcast, multicast: not a route to somewhere else
+
+
+def route_dump(family=4):
+    """Every route of every table of this network namespace, as ``ip route show table all``
+    lists them, read over rtnetlink (no process: forks cost ~0.3 s each in an emulated guest).
+
+    Returns:
+        A list of ``(route type, IPv4Network or IPv6Network or None for a default route, ifindex or 0)``.
+    Raises:
+        OSError: netlink is not available.
+    """
+    import socket
+    import struct
+    af = socket.AF_INET6 if family == 6 else socket.AF_INET
+    routes = []
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as s:
+        s.bind((0, 0))
+        s.send(struct.pack("=LHHLL", 28, _RTM_GETROUTE, _NLM_F_REQUEST | _NLM_F_DUMP, 1, 0)
+               + struct.pack("=BBBBBBBBI", af, 0, 0, 0, 0, 0, 0, 0, 0))
+        while True:
+            data = s.recv(1 << 20)
+            off = 0
+            while off + 16 <= len(data):
+                length, kind = struct.unpack_from("=LH", data, off)
+                if kind == _NLMSG_DONE:
+                    return routes
+                if kind == _NLMSG_ERROR:
+                    raise OSError(-struct.unpack_from("=i", data, off + 16)[0], "netlink route dump refused")
+                rfamily, dst_len, _, _, _, _, _, rtype = struct.unpack_from("=BBBBBBBB", data, off + 16)
+                dst, oif, a = None, 0, off + 28
+                while a + 4 <= off + length:
+                    alen, atype = struct.unpack_from("=HH", data, a)
+                    if alen < 4:
+                        break
+                    if atype == _RTA_DST:
+                        dst = ipaddress.ip_network((bytes(data[a + 4:a + alen]), dst_len), strict=False)
+                    elif atype == _RTA_OIF:
+                        oif = struct.unpack_from("=I", data, a + 4)[0]
+                    a += (alen + 3) & ~3
+                if rfamily == af:
+                    routes.append((rtype, dst, oif))
+                off += (length + 3) & ~3
+            if not data:
+                return routes
+
+
+def host_routes(family=4):
+    """The destinations of the host's routes, default route excluded.
 
     Args:
         family: 4 or 6.
     Returns:
         A list of ``(IPv4Network, device)`` (IPv6Network for family 6).
     """
-    argv = ["ip"] + (["-6"] if family == 6 else []) + ["-j", "route", "show", "table", "all"]
+    import socket
     try:
-        out = run(argv, capture_output=True, check=True, timeout=10).stdout
-        routes = json.loads(out or b"[]")
-    except (OSError, subprocess.SubprocessError, ValueError):
+        routes = route_dump(family)
+    except OSError:
         return []
     nets = []
-    for r in routes:
-        dst = r.get("dst")
-        if not dst or dst == "default" or r.get("type") in ("local", "broadcast", "multicast"):
+    for rtype, net, oif in routes:
+        if net is None or not net.prefixlen or rtype in _RTN_SKIPPED or net.is_loopback or net.is_link_local:
             continue
         try:
-            net = ipaddress.ip_network(dst, strict=False)
-        except ValueError:
-            continue
-        if net.version == family and not net.is_loopback and not net.is_link_local:
-            nets.append((net, r.get("dev", "")))
+            dev = socket.if_indextoname(oif) if oif else ""
+        except OSError:
+            dev = ""
+        nets.append((net, dev))
     return nets
 
 

@@ -220,6 +220,53 @@ def test_a_stalled_head_times_out(tmp_path):
         srv.stop()
 
 
+def _get(path, target, out=None):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(path)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % target)
+    data = read_all(s)
+    s.close()
+    if out is not None:
+        out.append(data)
+    return data
+
+
+@pytest.mark.parametrize("outcome", ["ready", "failed"])
+def test_a_starting_engine_answers_ping_at_once_and_the_rest_once_started(tmp_path, outcome):
+    """While the engine starts, the server (real socket, the daemon's early router) answers
+    /_ping and /version; any other request waits, then gets the started engine's answer or the
+    start's failure, never a wrong one."""
+    from hostbridge.guest.api.routes import early_router
+    path = str(tmp_path / "api.sock")
+    srv = APIServer(path, None, None, early=early_router())
+    srv.serve_in_thread()
+    try:
+        assert _get(path, b"/_ping").startswith(b"HTTP/1.1 200")
+        version = _get(path, b"/v1.44/version")
+        assert version.startswith(b"HTTP/1.1 200") and b'"ApiVersion": "1.44"' in version
+        got = []
+        waiter = threading.Thread(target=_get, args=(path, b"/v1.44/info", got))
+        waiter.start()
+        time.sleep(0.3)
+        assert not got  # waits for the engine
+        if outcome == "ready":
+            router = Router()
+            router.add("GET", "/info", lambda engine, req, resp: {"Name": engine})
+            srv.ready("started-engine", router)
+        else:
+            srv.failed("the hostbridge engine failed to start: no bridge")
+        waiter.join(20)
+        if outcome == "ready":
+            assert got[0].startswith(b"HTTP/1.1 200") and b'"Name": "started-engine"' in got[0]
+        else:
+            assert got[0].startswith(b"HTTP/1.1 500") and b"failed to start: no bridge" in got[0]
+            later = _get(path, b"/containers/json")  # one that comes after: told the same
+            assert later.startswith(b"HTTP/1.1 500") and b"failed to start: no bridge" in later
+    finally:
+        srv.stop()
+
+
 # -- wrong JSON types on container create -----------------------------------------------------------
 
 BASE = {"Image": "busybox:latest", "Cmd": ["true"]}

@@ -127,6 +127,19 @@ def test_rules_applied_then_gone(netns):
     assert fw.chains() == []
 
 
+def test_a_restarted_engine_adds_no_second_jump_and_clear_removes_doubles(netns):
+    _, bridge, _, _ = netns
+    prefix = "HBTEST-%s" % bridge[-4:]
+    try:
+        Firewall(prefix).apply([NetRule(bridge, SUBNET)], [])
+        Firewall(prefix).apply([NetRule(bridge, SUBNET)], [])  # the next engine: one save, jumps already there
+        assert sum(1 for r in Firewall(prefix).chains() if r.startswith("-A FORWARD ")) == 1
+        subprocess.run(["iptables", "-w", "-I", "FORWARD", "1", "-j", prefix + "-FORWARD"], check=True)  # a crash's double
+    finally:
+        Firewall(prefix).clear()
+    assert Firewall(prefix).chains() == []
+
+
 @pytest.fixture
 def three_ns():
     """Namespaces a1, a2 on one bridge (isolated ports) and b1 on another; all removed after.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from ...durations import parse_timestamp
-from ...filters import label_match
-from ...filters import normalize as normalize_filters
+from ... import versioninfo
 
 
 def ping(engine, req, resp):
@@ -14,7 +12,7 @@ def ping(engine, req, resp):
 
 
 def version(engine, req, resp):
-    return engine.version()
+    return versioninfo.version()  # the engine is not needed: answered while it starts
 
 
 def info(engine, req, resp):
@@ -22,6 +20,7 @@ def info(engine, req, resp):
 
 
 def _time_ns(text):
+    from ...durations import parse_timestamp  # not at import: this module answers /_ping while the engine starts
     return int(parse_timestamp(text) * 1e9) if text else None
 
 
@@ -37,10 +36,12 @@ def _event_matches(ev, f):
             return False
     if "image" in f and not any(attrs.get("image") == x or ev["Actor"]["ID"] == x for x in f["image"]):
         return False
+    from ...filters import label_match
     return label_match(attrs, f.get("label"))
 
 
 def events(engine, req, resp):
+    from ...filters import normalize as normalize_filters
     f = normalize_filters(req.qjson("filters"))
     since = _time_ns(req.query.get("since"))
     until = _time_ns(req.query.get("until"))

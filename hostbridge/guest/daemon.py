@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import grp
-import logging
 import os
 import signal
 import sys
@@ -16,7 +15,9 @@ DEFAULT_SOCKET = "/run/hostbridge/docker.sock"
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="hostbridge-engine daemon")
+    # a fixed help width: HelpFormatter would import shutil for the terminal's, at every start
+    p = argparse.ArgumentParser(prog="hostbridge-engine daemon",
+                                formatter_class=lambda prog: argparse.HelpFormatter(prog, width=100))
     p.add_argument("--root", default=DEFAULT_ROOT)
     p.add_argument("--socket", default=DEFAULT_SOCKET)
     p.add_argument("--group", default="hostbridge")
@@ -135,13 +136,15 @@ def remap(args):
         InvalidParameter: a bad value, or no such user or range (one line).
     """
     from .errors import InvalidParameter
-    from . import userns
     value = args.userns_remap
     if value is None:
         value = config_file(args).get("userns-remap")
         if value is not None and not isinstance(value, str):
             raise InvalidParameter("config file %s: userns-remap must be a string" % args.config_file)
-    return userns.load(value) if value else None
+    if not value:
+        return None
+    from . import userns  # only then: it imports tarfile and more, before the socket listens
+    return userns.load(value)
 
 
 def _group_id(name):
@@ -151,15 +154,19 @@ def _group_id(name):
         return None
 
 
+def _logging(args, log_file):
+    import logging
+    logging.basicConfig(filename=None if log_file == "-" else log_file,
+                        level=getattr(logging, args.log_level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return logging.getLogger("hostbridge.daemon")
+
+
 def main(argv):
     args = parse_args(argv)
     root = os.path.abspath(args.root)
     os.makedirs(root, mode=0o711, exist_ok=True)
     log_file = args.log_file or os.path.join(root, "engine.log")
-    logging.basicConfig(filename=None if log_file == "-" else log_file,
-                        level=getattr(logging, args.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log = logging.getLogger("hostbridge.daemon")
     pidfile = args.pidfile or os.path.join(root, "engine.pid")
 
     from .api.routes import early_router
@@ -176,16 +183,9 @@ def main(argv):
                         init_path=init_path, remap=remap(args))
         server = APIServer(args.socket, None, None, group=_group_id(args.group), early=early_router())
     except (GuestError, OSError) as e:
-        log.error("engine failed to start: %s", e)
+        _logging(args, log_file).error("engine failed to start: %s", e)
         sys.stderr.write("hostbridge engine: %s\n" % e)
         return 1
-    from .runtime import oom
-    try:  # dockerd's: under memory pressure its containers go before the engine
-        oom.set_score_adj(oom.ENGINE_SCORE_ADJ)
-    except OSError as e:
-        log.warning("cannot set the engine's oom_score_adj: %s", e)
-    from .util import atomic_write
-    atomic_write(pidfile, b"%d\n" % os.getpid())
     done = threading.Event()
 
     def on_term(signum, frame):
@@ -193,9 +193,18 @@ def main(argv):
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    from .util import atomic_write
+    atomic_write(pidfile, b"%d\n" % os.getpid())  # before the first /_ping is answered: starters read it then
     # Listen first: /_ping and /version are answered while the rest starts (seconds in an
-    # emulated guest); every other request waits until the engine is ready.
+    # emulated guest); every other request waits until the engine is ready. Even logging is
+    # set up after: its imports are a fair part of a start there.
     server.serve_in_thread()
+    log = _logging(args, log_file)
+    from .runtime import oom
+    try:  # dockerd's: under memory pressure its containers go before the engine
+        oom.set_score_adj(oom.ENGINE_SCORE_ADJ)
+    except OSError as e:
+        log.warning("cannot set the engine's oom_score_adj: %s", e)
     log.info("engine %s listening on %s (root %s)", os.getpid(), args.socket, root)
     engine = _start_engine(root, settings, server, log)
     if engine is None:

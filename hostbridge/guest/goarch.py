@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import platform
+import os
 
 GO_ARCH = {
     "x86_64": "amd64", "x86-64": "amd64", "amd64": "amd64",
@@ -19,5 +19,5 @@ GO_ARCH = {
 
 def go_arch(machine: str | None = None) -> str:
     """Go's name for ``machine`` (default: this machine's ``uname -m``); unknown names as given, lower-case."""
-    m = (platform.machine() if machine is None else machine).lower()
+    m = (os.uname().machine if machine is None else machine).lower()
     return GO_ARCH.get(m, m)

@@ -8,7 +8,6 @@ itself through ``resp``.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import socket
@@ -21,7 +20,11 @@ from ..errors import GuestError, InvalidParameter
 from .errors import status_for
 from .http import MAX_HEADER_LINE, REASONS, Request, Response
 
-log = logging.getLogger("hostbridge.api")
+
+
+def _log():
+    import logging  # not at import: the socket listens before the daemon spends time on logging
+    return logging.getLogger("hostbridge.api")
 
 _VERSION_PREFIX = re.compile(r"^/v(\d+)\.(\d+)(/.*)$")
 _MAX_HEADERS = 200
@@ -277,7 +280,7 @@ class _Handler(socketserver.StreamRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             raise
         except Exception as exc:  # a bug: log it whole, answer 500, keep serving
-            log.exception("error serving %s %s", req.method, req.path)
+            _log().exception("error serving %s %s", req.method, req.path)
             self._error(resp, 500, "internal error: %s" % exc)
 
     def _error(self, resp, status, message):
@@ -396,4 +399,4 @@ class APIServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             pass
 
     def handle_error(self, request, client_address):
-        log.exception("connection error")
+        _log().exception("connection error")

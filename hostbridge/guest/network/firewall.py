@@ -23,6 +23,7 @@ directly. ``enable_icc=false`` is not a rule here: its veths are isolated bridge
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -54,6 +55,15 @@ def detect():
     if shutil.which("nft"):
         return "nft"
     raise Unavailable("neither iptables nor nft is installed: install iptables (or nftables) for container networking")
+
+
+def _boot_id():
+    """This boot's id (rules live until the next boot), or "" when the kernel does not say."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 def _run(argv, stdin=None, check=True):
@@ -197,9 +207,13 @@ def render_nft(table, nets, ports):
 class Firewall:
     """Applies the engine's rule set; ``prefix`` names our chains (or our nft table)."""
 
-    def __init__(self, prefix="HOSTBRIDGE", backend=None):
+    def __init__(self, prefix="HOSTBRIDGE", backend=None, record=None):
         self.prefix = prefix
         self.backend = backend or detect()
+        # A file holding the boot id of the boot in which our jumps were inserted and not yet
+        # removed: without it (a new boot, or a clean stop before) the first apply need not
+        # read the rules to know which jumps are there. None: always read them.
+        self.record = record
         self._jumps_in_place = False
         self._applied = None  # the last rule set applied: a start without ports changes nothing
 
@@ -223,12 +237,36 @@ class Firewall:
             return
         text = render_iptables(self.prefix, nets, ports)
         if not self._jumps_in_place:  # checked once per engine: a container start costs one process
-            _, jumps = self._saved()
-            present = {(t, rule.split()[0], rule.split()[-1]) for t, rule in jumps}
+            present = set()
+            if self._jumps_maybe_there():
+                _, jumps = self._saved()
+                present = {(t, rule.split()[0], rule.split()[-1]) for t, rule in jumps}
             text = with_jumps(text, self.prefix, present)
+            self._note_jumps(True)  # before they exist: a crash in between costs the next start a read, no double
         _run(["iptables-restore", "-w", "--noflush"], text.encode())
         self._applied = key
         self._jumps_in_place = True
+
+    def _jumps_maybe_there(self):
+        if self.record is None:
+            return True
+        try:
+            with open(self.record) as f:
+                return f.read() == _boot_id()
+        except OSError as e:
+            return not isinstance(e, FileNotFoundError)
+
+    def _note_jumps(self, there):
+        if self.record is None:
+            return
+        if there:
+            with open(self.record, "w") as f:
+                f.write(_boot_id())
+        else:
+            try:
+                os.unlink(self.record)
+            except FileNotFoundError:
+                pass
 
     def _saved(self):
         """``parse_save`` of the rules now in place (one process, not one per rule)."""
@@ -245,8 +283,8 @@ class Firewall:
             text = render_clear(self.prefix, *self._saved())
         except Unavailable:
             return
-        if text:
-            _run(["iptables-restore", "-w", "--noflush"], text.encode(), check=False)
+        if not text or _run(["iptables-restore", "-w", "--noflush"], text.encode(), check=False).returncode == 0:
+            self._note_jumps(False)
 
     def chains(self):
         """Our chains (or table) that exist now: for tests and diagnostics."""

@@ -56,7 +56,7 @@ class NetworkManager(Endpoints):
         self.store = NetworkStore(os.path.join(base, "networks"))
         self.ipam_dir = makedirs(os.path.join(base, "ipam"))
         self.prefix, default_bridge = instance_names(root)
-        self.fw = Firewall(self.prefix)
+        self.fw = Firewall(self.prefix, record=os.path.join(base, "firewall-boot"))
         self.lock = threading.RLock()
         self.pools = {}
         self.live = {}      # cid → {"pid": N, "nets": {nid: {"veth", "ip", "ifname"}}}
@@ -65,6 +65,7 @@ class NetworkManager(Endpoints):
         self.notes = []  # what the engine changed on its own at start (a moved default bridge), for /info
         self._moved_off = ""  # why the default bridge left its subnet at this start ("" when it did not)
         self._moved_id = None  # the default bridge's id when it moved (it keeps it)
+        self._made = set()  # bridges made by this engine's start (restore() need not bring them up again)
         self._ensure_predefined(bip, bridge or default_bridge)
 
     # ---- networks ---------------------------------------------------------------------------
@@ -168,6 +169,7 @@ class NetworkManager(Endpoints):
         rec = self.store.add(new_network("bridge", "bridge", subnet, gateway, opts, bridge=bridge,
                                          nid=self._moved_id))
         self._up(rec)  # its route now tells the next engine that this subnet is taken
+        self._made.add(rec["Id"])
         if self._moved_off:
             self.notes.append("WARNING: the default bridge network moved to %s, off %s" % (subnet, self._moved_off))
 
@@ -369,7 +371,7 @@ class NetworkManager(Endpoints):
             try:
                 netdev.set_forwarding()
                 for rec in self.store.all():
-                    if rec["Driver"] == "bridge":
+                    if rec["Driver"] == "bridge" and rec["Id"] not in self._made:
                         self._up(rec)
                 self._sync_fw()
             except BaseException:

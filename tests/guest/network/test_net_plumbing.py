@@ -4,6 +4,7 @@ These run without the container runtime: a ``unshare --net sleep`` process stand
 container's namespace. All traffic goes to 127.0.0.1 or into that namespace.
 """
 
+import os
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,30 @@ from tests.guest.network.netutil import udp_echo, wait_bound
 pytestmark = pytest.mark.root
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 SUBNET, GW, IP = "10.231.7.0/24", "10.231.7.1", "10.231.7.2"
+
+
+def test_the_boot_record_spares_the_read_only_when_no_jump_can_be_there(netns, tmp_path, monkeypatch):
+    _, bridge, _, _ = netns
+    prefix, record = "HBTEST-%s" % bridge[-4:], str(tmp_path / "firewall-boot")
+    try:
+        Firewall(prefix, record=record).apply([NetRule(bridge, SUBNET)], [])
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            assert open(record).read() == f.read().strip()
+        Firewall(prefix, record=record).apply([NetRule(bridge, SUBNET)], [])  # after a crash: read, no double
+        assert sum(1 for r in Firewall(prefix).chains() if r.startswith("-A FORWARD ")) == 1
+        Firewall(prefix, record=record).clear()
+        assert not os.path.exists(record) and Firewall(prefix).chains() == []
+
+        def no_read(self):
+            raise AssertionError("the rules were read although no jump of ours can be there")
+        monkeypatch.setattr(Firewall, "_saved", no_read)
+        Firewall(prefix, record=record).apply([NetRule(bridge, SUBNET)], [])  # after a clean stop: no read
+        monkeypatch.undo()
+        assert sum(1 for r in Firewall(prefix).chains() if r.startswith("-A FORWARD ")) == 1
+    finally:
+        monkeypatch.undo()
+        Firewall(prefix, record=record).clear()
+    assert Firewall(prefix).chains() == []
 
 
 @pytest.fixture

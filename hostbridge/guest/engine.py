@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import platform
 import socket
 import threading
 import time
@@ -133,7 +132,7 @@ class Engine:
             "NGoroutines": 0, "SystemTime": now_rfc3339(), "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs", "CgroupVersion": cgroups.version(lay),
             "NEventsListener": 0, "KernelVersion": os.uname().release, "OperatingSystem": _os_name(),
-            "OSVersion": "", "OSType": "linux", "Architecture": platform.machine(),
+            "OSVersion": "", "OSType": "linux", "Architecture": os.uname().machine,
             "IndexServerAddress": "https://index.docker.io/v1/", "RegistryConfig": self.transfers.info(),
             "NCPU": os.cpu_count() or 1, "MemTotal": mem, "DockerRootDir": self.root,
             **self.transfers.config.proxies.info(), "Name": socket.gethostname(),

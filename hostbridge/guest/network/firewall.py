@@ -23,29 +23,19 @@ directly. ``enable_icc=false`` is not a rule here: its veths are isolated bridge
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 from ..errors import Unavailable
 
 
-@dataclass(frozen=True)
-class NetRule:
-    bridge: str
-    subnet: str
-    internal: bool = False  # no way in or out of the bridge, no NAT (docker's --internal)
-
-
-@dataclass(frozen=True)
-class PortRule:
-    proto: str
-    host_ip: str  # "0.0.0.0" for any
-    host_port: int
-    ip: str
-    port: int
-    bridge: str
+# Named tuples, not dataclasses: dataclasses imports inspect (a fair part of a start in an emulated guest).
+# internal: no way in or out of the bridge, no NAT (docker's --internal).
+NetRule = collections.namedtuple("NetRule", "bridge subnet internal", defaults=(False,))
+# host_ip: "0.0.0.0" for any.
+PortRule = collections.namedtuple("PortRule", "proto host_ip host_port ip port bridge")
 
 
 def detect():

@@ -193,8 +193,7 @@ def main(argv):
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    from .util import atomic_write
-    atomic_write(pidfile, b"%d\n" % os.getpid())  # before the first /_ping is answered: starters read it then
+    _write_pidfile(pidfile)  # before the first /_ping is answered: starters read it then
     # Listen first: /_ping and /version are answered while the rest starts (seconds in an
     # emulated guest); every other request waits until the engine is ready. Even logging is
     # set up after: its imports are a fair part of a start there.
@@ -238,6 +237,18 @@ def _start_engine(root, settings, server, log):
     server.ready(engine, router)
     log.info("engine ready in %.2f s", time.monotonic() - t)
     return engine
+
+
+def _write_pidfile(path):
+    """Write our pid to ``path`` atomically (util.atomic_write would import tempfile, before the
+    socket answers)."""
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"%d\n" % os.getpid())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _unlink(path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 
@@ -18,15 +17,21 @@ def new_id() -> str:
 
 def now_rfc3339() -> str:
     """The current UTC time in RFC 3339 with nanosecond digits and a zone, as docker prints it."""
+    import datetime  # late, as secrets: the engine's socket listens before anything needs a time
+
     return format_time(datetime.datetime.now(datetime.timezone.utc))
 
 
 def format_time(dt: datetime.datetime) -> str:
+    import datetime
+
     return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
 def parse_time(text: str) -> datetime.datetime:
     """Parse an RFC 3339 time as docker writes it (up to nanoseconds, Z or an offset)."""
+    import datetime
+
     if not text or text.startswith("0001-01-01"):
         return datetime.datetime(1, 1, 1, tzinfo=datetime.timezone.utc)
     t = text.strip()

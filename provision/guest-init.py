@@ -6,8 +6,9 @@ the engine needs. The system runs from RAM (the initramfs itself, bind-mounted o
 Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
 (formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
 read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
-shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount
-the 9p shares at their host paths, start the engine when deployed, then reap zombies and wait
+shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, install the engine
+the host offers (a read-only drive; only when it changed) and start it beside sshd, mount
+the 9p shares at their host paths, then reap zombies and wait
 for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
 
 A failure the host must report (a data disk it cannot use) is one console line starting with

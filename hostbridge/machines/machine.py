@@ -2,7 +2,8 @@
 
 VM mode's ``up_vm`` runs image → create → boot → ssh → deploy → engine → clock → tunnel →
 ping, each a named stage (the steps themselves are in ``steps.py``), undoing what it started
-when one fails; ``down_vm``, ``destroy_vm`` and ``upgrade_vm`` complete the life cycle. A lock
+when one fails; after a qemu boot, whose guest installs and starts the engine the boot brings
+(``steps.engine_offer``), ssh → engine → tunnel → ping, with no SSH exec; ``down_vm``, ``destroy_vm`` and ``upgrade_vm`` complete the life cycle. A lock
 per machine keeps two of them apart.
 """
 
@@ -116,7 +117,7 @@ class _Up:
         offer = None
         if self.driver.state() != "running":
             self.booted = True
-            if self.record.driver == "qemu":  # the engine and its settings go in with the boot (fw_cfg)
+            if self.record.driver == "qemu":  # the engine and its settings go in with the boot
                 offer = self.stage("boot", steps.engine_offer, self.record, self.settings)
             self.stage("boot", self.driver.start)
             for note in getattr(self.driver, "accel_notes", None) or []:
@@ -162,8 +163,8 @@ class _Up:
         return url
 
     def _engine_from_boot(self, info, offer):
-        """After a boot of a guest whose init installs the engine ``offer``ed through fw_cfg and
-        starts it: start the tunnel agent at once (its SSH login overlaps the engine's start),
+        """After a boot of a guest whose init installs the engine ``offer``ed (fw_cfg and a drive)
+        and starts it: start the tunnel agent at once (its SSH login overlaps the engine's start),
         then wait for the guest to say its engine answers, with this host's version. No SSH exec.
 
         Returns:

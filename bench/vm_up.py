@@ -5,7 +5,8 @@
 Boots one throw-away machine (temp HOSTBRIDGE_HOME, the shared image cache) and prints:
 with --empty-cache, the first `up` on an empty image and package cache (download + assembly
 + boot) and the download's size; cold `up` of a new machine with the image cached (create +
-boot + deploy + tunnel to /_ping), `up` on the running machine (the fast path: agent + /_ping
+boot, the engine installed from the boot's drive and started + tunnel to /_ping; stages
+`engine` and `tunnel` overlap: `tunnel` is what is left of the agent's login), `up` on the running machine (the fast path: agent + /_ping
 only; target <= 0.5 s), `down` (suspend) and `up` from suspended (resume) with the saved state's
 size, then `down --shutdown` and `up` from stopped (a boot), each with its stages; the image's size
 (kernel + initramfs); QEMU's RSS and the guest's own `free` after the VM idles. Destroys the

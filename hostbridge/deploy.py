@@ -491,12 +491,16 @@ exit 1
 """ % {"sock": shlex.quote(layout.socket), "relay": shlex.quote(layout.relay), "python": shlex.quote(layout.python)}
 
 
+def shim_path(layout: Layout) -> str:
+    """Where ``install_shim`` puts the docker shim by default: /usr/local/bin/docker, or DIR/bin/docker."""
+    return posixpath.join(layout.dir, "bin", "docker") if layout.dir != PROVISIONED_DIR else "/usr/local/bin/docker"
+
+
 def install_shim(conn, layout: Layout, path: str | None = None) -> str:
     """Install the docker shim (default /usr/local/bin/docker, or DIR/bin/docker). Returns its path."""
     import tempfile
 
-    path = path or (posixpath.join(layout.dir, "bin", "docker") if layout.dir != "/usr/local/lib/hostbridge"
-                    else "/usr/local/bin/docker")
+    path = path or shim_path(layout)
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
         f.write(shim_script(layout))
     try:
@@ -536,6 +540,11 @@ WantedBy=multi-user.target
 """ % (layout.python, layout.zipapp, layout.root, layout.socket, layout.pidfile, layout.log, layout.settings)
 
 
+def remote_ca_path(layout: Layout, i: int, path: str) -> str:
+    """Where the far side keeps the ``i``-th extra CA file, ``path`` on this host: ``ROOT/ca/NN-NAME``."""
+    return posixpath.join(layout.root, "ca", "%02d-%s" % (i, os.path.basename(path)))
+
+
 def write_settings(conn, layout: Layout, proxies: dict, ca_files=()) -> None:
     """Give the far-side engine its proxies and extra CAs (read at its next start).
 
@@ -555,7 +564,7 @@ def write_settings(conn, layout: Layout, proxies: dict, ca_files=()) -> None:
 
     remote_cas = []
     for i, path in enumerate(ca_files):
-        dest = posixpath.join(layout.root, "ca", "%02d-%s" % (i, os.path.basename(path)))
+        dest = remote_ca_path(layout, i, path)
         _put(conn, layout, path, dest)
         remote_cas.append(dest)
     with tempfile.NamedTemporaryFile("w", delete=False, suffix=".json") as f:

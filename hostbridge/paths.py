@@ -100,6 +100,7 @@ class MachinePaths:
         self.host_key = os.path.join(self.dir, "ssh_host_ed25519_key")  # the guest's host key (fw_cfg)
         self.host_pub = os.path.join(self.dir, "ssh_host_ed25519_key.pub")  # its public half, pinned
         self.guest_config = os.path.join(self.dir, "guest.json")  # qemu fw_cfg config.json: hostname, shares
+        self.engine_offer = os.path.join(self.dir, "engine-offer.json")  # qemu fw_cfg engine.json (steps.engine_offer)
         self.vagrant_dir = os.path.join(self.dir, "vagrant")  # vagrant: project dir (Vagrantfile, .vagrant/)
         self.vagrant_settings = os.path.join(self.vagrant_dir, "hostbridge.json")  # cpus/memory/disk/box
         self.tunnel_json = os.path.join(self.dir, "tunnel.json")  # what the tunnel agent connects to

@@ -6,8 +6,9 @@ the engine needs. The system runs from RAM (the initramfs itself, bind-mounted o
 Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
 (formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
 read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
-shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount
-the 9p shares at their host paths, start the engine when deployed, then reap zombies and wait
+shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, install the engine
+the host offers (a read-only drive; only when it changed) and start it beside sshd, mount
+the 9p shares at their host paths, then reap zombies and wait
 for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
 
 A failure the host must report (a data disk it cannot use) is one console line starting with
@@ -64,6 +65,16 @@ MS_BIND = 4096
 ENGINE_CONTROL = "/etc/init.d/hostbridge"
 STOP_GRACE = 1.5  # seconds every process has to exit at shutdown before SIGKILL (`down` <= 3 s)
 ENGINE = "/usr/local/lib/hostbridge/engine.pyz"
+# The engine the host hands over at boot (hostbridge/machines/steps.py engine_offer): fw_cfg's
+# engine.json (version, sha256, size, the relay, the docker shim, settings) and the zipapp on a
+# read-only virtio-blk drive whose serial is ENGINE_SERIAL (fw_cfg reads a byte per port access).
+# ENGINE_STAMP says which offer is installed ("SHA256 NAME"): an unchanged one is not read again.
+ENGINE_STAMP = "/usr/local/lib/hostbridge/.engine-offer"
+ENGINE_SERIAL = "hostbridge-engine"  # hostbridge/machines/qemu_cmd.py ENGINE_SERIAL
+ENGINE_RELAY = "/usr/local/lib/hostbridge/relay.py"
+ENGINE_SHIM = "/usr/local/bin/docker"  # hostbridge.deploy.install_shim's place in this guest
+ENGINE_PIDFILE = "/run/hostbridge/engine.pid"
+ENGINE_ROOT = "/var/lib/hostbridge"
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 EV_KEY, KEY_POWER = 1, 116
@@ -305,6 +316,140 @@ def load_settings():
     return settings
 
 
+def write_atomic(path, data, mode):
+    """Write ``path`` whole or not at all (a temp file, fsync'd, renamed over it)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = "%s.tmp%d" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_if_changed(path, data, mode):
+    try:
+        with open(path, "rb") as f:
+            if f.read() == data:
+                return
+    except OSError:
+        pass
+    write_atomic(path, data, mode)
+
+
+def engine_offer():
+    """What the host offers through fw_cfg's engine.json (a dict), or None."""
+    raw = fw_cfg("engine.json")
+    if not raw:
+        return None
+    try:
+        offer = json.loads(raw.decode())
+        if not isinstance(offer, dict):
+            raise ValueError
+    except ValueError:
+        log("ignoring an unreadable engine.json")
+        return None
+    return offer
+
+
+def read_engine_drive(size, sys_block="/sys/block", dev="/dev"):
+    """The first ``size`` bytes of the drive whose serial is ENGINE_SERIAL, or None."""
+    if not isinstance(size, int) or size <= 0:
+        return None
+    try:
+        names = os.listdir(sys_block)
+    except OSError:
+        return None
+    for name in sorted(names):
+        try:
+            with open(os.path.join(sys_block, name, "serial")) as f:
+                if f.read().strip() != ENGINE_SERIAL:
+                    continue
+            with open(os.path.join(dev, name), "rb") as f:
+                return f.read(size)
+        except OSError:
+            continue
+    return None
+
+
+def install_engine(offer):
+    """Install the offered engine (the drive's zipapp, checked against the offer's size and sha256) beside
+    the relay and the docker shim, and point ENGINE at it; nothing is read when that offer is
+    installed already. Every file is replaced atomically, the link last: a refused or interrupted
+    install leaves the engine that was there. Returns None, or why the offer was refused."""
+    name = str(offer.get("name", ""))
+    if not name.startswith("engine-") or not name.endswith(".pyz") or "/" in name:
+        return "the offered engine's name %r is not an engine-VERSION.pyz" % name
+    dest = os.path.join(os.path.dirname(ENGINE), name)
+    stamp = "%s %s\n" % (offer.get("sha256"), name)
+    try:
+        with open(ENGINE_STAMP) as f:
+            if f.read() == stamp and os.readlink(ENGINE) == name and os.path.isfile(dest):
+                return None
+    except OSError:
+        pass
+    t0 = time.monotonic()
+    data = read_engine_drive(offer.get("size"))
+    import hashlib  # only when an engine is installed: not on a warm boot's path
+
+    if data is None or len(data) != offer.get("size") or hashlib.sha256(data).hexdigest() != offer.get("sha256"):
+        return "the engine from the host is corrupt or truncated (%s bytes, %s expected; sha256 differs)" % (
+            "no" if data is None else len(data), offer.get("size"))
+    write_atomic(dest, data, 0o644)
+    write_atomic(ENGINE_RELAY, str(offer.get("relay", "")).encode(), 0o644)
+    if offer.get("shim"):
+        write_atomic(ENGINE_SHIM, str(offer["shim"]).encode(), 0o755)
+    tmp = ENGINE + ".new"
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    os.symlink(name, tmp)
+    os.replace(tmp, ENGINE)
+    write_atomic(ENGINE_STAMP, stamp.encode(), 0o644)
+    for old in os.listdir(os.path.dirname(ENGINE)):  # an upgrade's older engines
+        if old.startswith("engine-") and old.endswith(".pyz") and old != name:
+            try:
+                os.unlink(os.path.join(os.path.dirname(ENGINE), old))
+            except OSError:
+                pass
+    log("engine %s installed from the host (%d KiB in %.2f s)" % (
+        offer.get("version"), len(data) >> 10, time.monotonic() - t0))
+    return None
+
+
+def place_engine_settings(offer):
+    """Write what the host gives the engine in engine.json: its settings (proxies, extra CAs:
+    ROOT/engine-settings.json, as hostbridge.deploy.write_settings does) and the share map
+    (ROOT/host-paths.json, as steps.share_map does); absent (null): left as they are."""
+    import binascii
+
+    settings = offer.get("settings")
+    if isinstance(settings, dict):
+        for name, b64 in settings.get("cas", []):
+            if "/" not in name:
+                write_if_changed(os.path.join(ENGINE_ROOT, "ca", name), binascii.a2b_base64(b64), 0o644)
+        write_if_changed(os.path.join(ENGINE_ROOT, "engine-settings.json"),
+                         json.dumps(settings.get("daemon", {})).encode(), 0o600)
+    if isinstance(offer.get("host_paths"), dict):
+        write_if_changed(os.path.join(ENGINE_ROOT, "host-paths.json"), json.dumps(offer["host_paths"]).encode(),
+                         0o644)
+
+
+def engine_version():
+    """The version of the engine ENGINE points at (its file's name), or ""."""
+    try:
+        name = os.path.basename(os.readlink(ENGINE))
+    except OSError:
+        return ""
+    return name[len("engine-"):-len(".pyz")] if name.startswith("engine-") and name.endswith(".pyz") else ""
+
+
 def network(hostname):
     with open("/proc/sys/kernel/hostname", "w") as f:
         f.write(hostname)
@@ -378,6 +523,7 @@ class Init:
         self.sshd_starts = []
         self.next_trim = time.monotonic() + TRIM_EVERY
         self.engine_deadline = None  # while the engine started at boot has no socket yet
+        self.engine_version = ""  # the version of the engine started at boot
 
     def spawn(self, name, argv):
         pid = spawn(argv)
@@ -443,13 +589,12 @@ class Init:
         settings = load_settings()
         network(settings.get("hostname", "hostbridge"))
         apply_sysctls()
+        # The engine starts beside sshd, before the shares are mounted: it needs neither.
+        self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
+        if not failure:
+            self.start_engine()
         self.start_sshd()
         log("sshd started")
-        # The engine (on a warm boot) starts before the shares are mounted: it does not need them.
-        self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
-        if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
-            self.spawn("engine", [ENGINE_CONTROL, "start"])
-            self.engine_deadline = time.monotonic() + ENGINE_WAIT
         try:
             os.waitpid(late, 0)
         except ChildProcessError:
@@ -460,18 +605,55 @@ class Init:
         tell_host("ready init")
         log("boot done")
 
+    def start_engine(self):
+        """Install the engine the host offers (when it differs from the installed one) and its
+        settings, then start the engine; the host hears "engine refused WHY" for an offer that
+        is not installed, "engine absent" when there is none to start."""
+        offer = engine_offer()
+        if offer is not None:
+            why = install_engine(offer)
+            if why:
+                log("engine from the host refused: %s" % why)
+                tell_host("engine refused %s" % why)
+            place_engine_settings(offer)
+        if os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
+            self.spawn("engine", [ENGINE_CONTROL, "start"])
+            self.engine_deadline = time.monotonic() + ENGINE_WAIT
+            self.engine_version = engine_version()
+        else:
+            tell_host("engine absent")
+
     def watch_engine(self):
-        """Tell the host once the engine started at boot has its socket. Returns the select
-        timeout until the next look (None: nothing to watch)."""
+        """Tell the host once the engine started at boot has its socket ("ready engine
+        VERSION"), or that it died first ("engine failed"). Returns the select timeout until
+        the next look (None: nothing to watch)."""
         if self.engine_deadline is None:
             return None
         if os.path.exists(ENGINE_SOCKET):
-            tell_host("ready engine")
+            tell_host("ready engine %s" % self.engine_version)
             log("engine ready")
+        elif self.engine_died():
+            tell_host("engine failed: see %s/engine.log" % ENGINE_ROOT)
+            log("the engine exited before its socket was there")
         elif time.monotonic() < self.engine_deadline:
             return 0.1
         self.engine_deadline = None
         return None
+
+    def engine_died(self):
+        """True when the engine wrote its pidfile and that process is gone."""
+        try:
+            with open(ENGINE_PIDFILE) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except OSError:
+            pass
+        return False
 
     def run(self):
         rfd, wfd = os.pipe()

@@ -107,7 +107,8 @@ class InstanceFiles(paths.MachinePaths):
         """Every file and directory a driver may create here."""
         return [self.driver_json, self.disk, self.pidfile, self.qmp, self.ready, self.serial_log, self.qemu_log,
                 self.saved_state, self.saved_state + ".tmp", self.saved_meta,
-                self.ssh_key, self.ssh_pub, self.host_key, self.host_pub, self.guest_config, self.vagrant_dir]
+                self.ssh_key, self.ssh_pub, self.host_key, self.host_pub, self.guest_config, self.engine_offer,
+                self.vagrant_dir]
 
     def remove_all(self):
         """Remove every driver file, then the machine dir if nothing else is left in it."""

@@ -2,7 +2,8 @@
 
 VM mode's ``up_vm`` runs image → create → boot → ssh → deploy → engine → clock → tunnel →
 ping, each a named stage (the steps themselves are in ``steps.py``), undoing what it started
-when one fails; ``down_vm``, ``destroy_vm`` and ``upgrade_vm`` complete the life cycle. A lock
+when one fails; after a qemu boot, whose guest installs and starts the engine the boot brings
+(``steps.engine_offer``), ssh → engine → tunnel → ping, with no SSH exec; ``down_vm``, ``destroy_vm`` and ``upgrade_vm`` complete the life cycle. A lock
 per machine keeps two of them apart.
 """
 
@@ -113,17 +114,30 @@ class _Up:
         if self.recovered and self.driver.state() not in ("stopped", "not-created"):
             # Whatever the dead `up` left running is in an unknown state: boot it afresh.
             self.stage("recover", self.driver.stop, force=True)
+        offer = None
         if self.driver.state() != "running":
             self.booted = True
+            if self.record.driver == "qemu":  # the engine and its settings go in with the boot
+                offer = self.stage("boot", steps.engine_offer, self.record, self.settings)
             self.stage("boot", self.driver.start)
             for note in getattr(self.driver, "accel_notes", None) or []:
                 self.progress("boot", "note: %s; using slower emulation" % note)
             for note in getattr(self.driver, "resume_notes", None) or []:
                 self.progress("boot", "note: %s" % note)
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
+        self.resumed = self.booted and getattr(self.driver, "resumed", False)
+        stale = None  # the guest's engine of another version, running
+        if offer is None and hasattr(self.driver, "close_ready"):
+            self.driver.close_ready()
+        if offer is not None and not self.resumed:
+            url, stale = self._engine_from_boot(info, offer)
+            if url:
+                self.stage("ping", steps.wait_ping, url)
+                if self.created and steps.wants_guest_bytecode(self.record.driver):
+                    self.stage("engine", steps.keep_guest_bytecode, self.record, info)
+                return url
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:
-            self.resumed = self.booted and getattr(self.driver, "resumed", False)
             if self.resumed:
                 self.stage("resume", steps.resume_guest, conn, self.driver)
             if self.resumed and _engine_current(self.record) and not _settings_changed(self.record, self.settings):
@@ -135,7 +149,7 @@ class _Up:
                 layout, old = self.stage("deploy", steps.deploy_engine, conn, self.record)
                 fresh = layout.to_dict() != self.record.fields.get("layout")  # copied now, not found there
                 self.stage("engine", steps.engine_settings, conn, self.record, layout, self.settings)
-                self.stage("engine", steps.start_engine, conn, layout, old)
+                self.stage("engine", steps.start_engine, conn, layout, old or stale)
                 if fresh:
                     self.stage("engine", steps.keep_engine_bytecode, conn, layout, self.record.driver)
                 self.stage("engine", steps.share_map, conn, self.record, layout)
@@ -147,6 +161,37 @@ class _Up:
         url = self.stage("tunnel", steps.start_tunnel, self.record, layout)
         self.stage("ping", steps.wait_ping, url)
         return url
+
+    def _engine_from_boot(self, info, offer):
+        """After a boot of a guest whose init installs the engine ``offer``ed (fw_cfg and a drive)
+        and starts it: start the tunnel agent at once (its SSH login overlaps the engine's start),
+        then wait for the guest to say its engine answers, with this host's version. No SSH exec.
+
+        Returns:
+            (endpoint URL, None); or (None, the guest's running engine of another version's
+            layout, or None) when the engine must come over SSH (``deploy``) after all: the guest
+            refused the offer, said another version, or nothing.
+        """
+        steps.pin_host_key(self.record, info)
+        layout = steps.guest_layout()
+        tunnel = steps.Background(steps.start_tunnel, self.record, layout)
+        try:
+            said, detail = self.stage("engine", self.driver.wait_engine)
+        except BaseException:
+            tunnel.settle()
+            raise
+        if said == "ready" and detail == offer["version"]:
+            url = self.stage("tunnel", tunnel.result)
+            steps.took_offer(self.record, offer, self.settings)
+            return url, None
+        tunnel.settle()
+        stale = None
+        if said == "ready":
+            stale = steps.guest_layout()
+            stale.version = detail or "unknown"
+            detail = "the guest runs engine %s, not %s" % (stale.version, offer["version"])
+        self.progress("engine", "note: %s; deploying the engine over SSH" % detail)
+        return None, stale
 
     def cleanup(self):
         """Run the sequence's failure callbacks (``_undo`` among them)."""
@@ -167,6 +212,8 @@ class _Up:
             except Exception as e:
                 log.warning("cleanup after a failed up of %s: %s failed: %s", self.name, fn.__name__, e)
 
+        if hasattr(self.driver, "close_ready"):
+            attempt(self.driver.close_ready)
         attempt(control.stop_agent, self.p)
         if self.created and self.interrupted:
             if self.driver is not None:

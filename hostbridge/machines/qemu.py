@@ -149,7 +149,8 @@ class QemuDriver(Driver):
         self.resumed = False  # the last start() resumed a suspended VM
         # The state file's descriptor goes to QEMU over the QMP unix socket (SCM_RIGHTS): not on Windows.
         self.capabilities = dataclasses.replace(QemuDriver.capabilities, suspend=self.system != "Windows")
-        self.events = []  # what the guest said on its readiness port during wait_ssh
+        self.events = []  # what the guest said on its readiness port during wait_ssh (and wait_engine)
+        self._channel = None  # the readiness port, open from wait_ssh to wait_engine
 
     # -- records -------------------------------------------------------------------------
     def _record(self):
@@ -410,7 +411,11 @@ class QemuDriver(Driver):
             return super().wait_ssh(timeout)
         deadline = time.monotonic() + timeout
         banner_wait = POLL_BANNER
-        with ReadyChannel(record["ready"]) as channel:
+        self.close_ready()
+        # Kept open after this: wait_engine reads the engine's line from it (the guest's lines
+        # written while no host end is connected are lost).
+        self._channel = channel = ReadyChannel(record["ready"])
+        try:
             next_poll = time.monotonic() + POLL_EVERY
             while True:
                 self.check_booting(deadline, timeout)
@@ -434,6 +439,44 @@ class QemuDriver(Driver):
                     # banner that was on its way must get longer each time.
                     banner_wait = min(5.0, banner_wait * 2)
                     next_poll = time.monotonic() + POLL_EVERY
+        except BaseException:
+            self.close_ready()
+            raise
+
+    def wait_engine(self, timeout=120):
+        """After ``wait_ssh`` of a boot: what the guest's init said of the engine it installed
+        (fw_cfg) and started: ("ready", VERSION) once its socket is there, ("refused", WHY) for
+        an engine it would not install, ("failed", WHY) when it exited or there was none to
+        start, (None, WHY) when nothing was said (no readiness port, a resumed guest, timeout).
+        The readiness port is closed after."""
+        deadline = time.monotonic() + timeout
+        channel, self._channel = self._channel, None
+        try:
+            seen = list(self.events)
+            while True:
+                for event in seen:
+                    word, _, rest = event.partition(" ")
+                    if word == "ready" and rest.startswith("engine"):
+                        return "ready", rest[len("engine"):].strip()
+                    if word == "engine":
+                        kind, _, why = rest.partition(" ")
+                        return ("refused" if kind == "refused" else "failed"), why or kind
+                if channel is None or time.monotonic() > deadline:
+                    return None, "the guest did not say that its engine started"
+                self.check_booting(deadline, timeout)
+                event = channel.next_event(min(0.25, max(0.0, deadline - time.monotonic())))
+                if event:
+                    self.events.append(event)
+                seen = [event] if event else []
+        finally:
+            if channel is not None:
+                channel.__exit__(None, None, None)
+
+    def close_ready(self):
+        """Close the readiness port ``wait_ssh`` left open (no-op when none is)."""
+        channel, self._channel = getattr(self, "_channel", None), None
+        if channel is not None:
+            channel.__exit__(None, None, None)
 
     def boot_failure(self):
         """The serial log's line saying the guest failed to boot (a panic, an unreadable
@@ -466,14 +509,27 @@ class QemuDriver(Driver):
     def _config(self, record, img, accel):
         fw_cfg = {"authorized_keys": self.files.ssh_pub, "ssh_host_ed25519_key": self.files.host_key,
                   "config.json": self.files.guest_config}
+        engine_drive = self._engine_drive()
+        if engine_drive:
+            fw_cfg["engine.json"] = self.files.engine_offer
         shares = tuple(("share%d" % i, p) for i, p in enumerate(record.get("shares", [])))
         qmp = self._qmp_address(record)
         return qemu_cmd.QemuConfig(
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
             disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,
             serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
-            shares=shares, ready=record.get("ready", ""),
+            shares=shares, ready=record.get("ready", ""), engine_drive=engine_drive,
             bios=qemu_cmd.fast_firmware(self._binary_path(), self.arch))
+
+    def _engine_drive(self):
+        """The engine the guest's init installs and starts at boot (written by machines/steps.py
+        engine_offer: fw_cfg engine.json says what it is, a read-only drive holds it), or ""."""
+        try:
+            with open(self.files.engine_offer) as f:
+                path = json.load(f)["drive"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+        return path if os.path.isfile(path) else ""
 
     def _launch(self, cfg, extra=(), pass_fds=()):
         """Run QEMU (``extra``: options added to the command line; ``pass_fds``: descriptors it

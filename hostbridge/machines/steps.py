@@ -43,9 +43,22 @@ def connect(record, info):
     Raises:
         VMError: the driver did not say which host key the guest has (never trusted on first use).
     """
+    from ..tunnel.ssh import Connection
+
+    known, target = pin_host_key(record, info)
+    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
+
+
+def pin_host_key(record, info):
+    """Pin the guest's host key (the driver knows it in advance) and record the SSH target the
+    tunnel agent logs in to. Returns (KnownHosts, SSHTarget).
+
+    Raises:
+        VMError: the driver did not say which host key the guest has (never trusted on first use).
+    """
     from ..errors import VMError
     from ..tunnel.known_hosts import KnownHosts
-    from ..tunnel.ssh import Connection, SSHTarget
+    from ..tunnel.ssh import SSHTarget
 
     if not info.host_key:
         raise VMError("the guest's SSH host key is not known: refusing to trust whatever key %s:%d presents"
@@ -54,7 +67,7 @@ def connect(record, info):
     known.pin_public_key(info.host, info.port, info.host_key)
     target = SSHTarget(hostname=info.host, port=info.port, user=info.user, identity_files=[info.key_path])
     record.fields["ssh"] = target.to_dict()
-    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
+    return known, target
 
 
 # Where the QEMU guest's Python keeps what it compiles (provision/guest-init.py PYCACHE).
@@ -83,6 +96,121 @@ def deploy_engine(conn, record):
     return deploy.deploy(conn, record.paths.engine_zipapp_dir, pyc_dirs=[pycs], compile_here=False), old
 
 
+def guest_layout():
+    """The layout ``deploy.deploy`` gives the QEMU guest (provisioned by its image, root, the
+    image's python3, no docker CLI: the shim at its default place), known without asking it."""
+    from .. import deploy
+    from .guestimage.assemble import GUEST_PYTHON
+
+    facts = deploy.RemoteFacts(uid=0, home="/root", python="%d.%d.0" % GUEST_PYTHON, provisioned=True)
+    layout = deploy.plan_layout(facts, "the guest")
+    layout.shim = deploy.shim_path(layout)
+    return layout
+
+
+def engine_blob():
+    """The engine zipapp the QEMU guest's init installs at boot from a read-only drive, with the
+    compiled modules ``deploy_engine`` ships, zero-padded to whole sectors: built once per engine
+    (``CACHE/engine-offer/DIGEST/``, a stable path, so a suspended VM's command line still fits)
+    and rebuilt when more compiled modules were kept since (``keep_engine_bytecode``). Hashed
+    once; after that a stamp (size, mtime, inode) says the file is the one hashed.
+
+    Returns:
+        (the drive's path, the zipapp's sha256, the zipapp's size).
+    """
+    import hashlib
+    import json
+    import os
+    import shutil
+    import tempfile
+
+    from .. import deploy, paths
+    from .image import file_stamp
+
+    pycs = deploy.compile_pycs(engine_pyc_dir())
+    kept = sum(len([n for n in files if n.endswith(".pyc")]) for _top, _dirs, files in os.walk(pycs))
+    d = os.path.join(paths.cache_dir(), "engine-offer", deploy.engine_digest())
+    path, meta_path = os.path.join(d, "engine-%s.img" % deploy.engine_version()), os.path.join(d, "offer.json")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta["stamp"] == file_stamp(path) and meta["pycs"] == kept:
+            return path, meta["sha256"], meta["size"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    os.makedirs(d, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=d)  # two `up`s at once each build their own, then rename
+    try:
+        with open(deploy.build_zipapp(tmp, [pycs], compile_here=False), "rb") as f:
+            data = f.read()
+        with open(os.path.join(tmp, "drive"), "wb") as f:
+            f.write(data + b"\0" * (-len(data) % 512))
+        os.replace(os.path.join(tmp, "drive"), path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta = {"stamp": file_stamp(path), "pycs": kept, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    with open(meta_path + ".tmp%d" % os.getpid(), "w") as f:
+        json.dump(meta, f)
+    os.replace(meta_path + ".tmp%d" % os.getpid(), meta_path)
+    return path, meta["sha256"], meta["size"]
+
+
+def engine_offer(record, settings):
+    """Write what the QEMU guest's init installs at boot, before the engine starts (fw_cfg
+    engine.json: ``record.paths.engine_offer``, mode 0600: a proxy URL may hold a password): the
+    engine (``engine_blob``: its version, sha256 and size; the zipapp itself is on a read-only
+    drive: qemu_cmd.engine_drive_args), the relay and the docker shim, the engine's settings (``settings``: (proxies,
+    CA files), as ``engine_settings`` writes them; None: left as they are) and the share map
+    (``share_map``'s). A boot then needs no SSH exec. Returns the offer (a dict; ``drive`` is the
+    drive's path on this host)."""
+    import base64
+    import json
+    import os
+
+    from .. import deploy, hostos
+    from ..engine_settings import daemon_json
+    from ..guest import relay
+
+    layout = guest_layout()
+    drive, sha, size = engine_blob()
+    with open(relay.__file__, encoding="utf-8") as f:
+        relay_source = f.read()
+    offered = None
+    if settings is not None:
+        proxies, cas = settings
+        if "engine_settings" in record.fields or any(proxies.values()) or cas:  # else none, never any
+            blobs = []
+            for path in cas:
+                with open(path, "rb") as f:
+                    blobs.append([os.path.basename(deploy.remote_ca_path(layout, len(blobs), path)),
+                                  base64.b64encode(f.read()).decode()])
+            offered = {"daemon": daemon_json(proxies, [deploy.remote_ca_path(layout, i, p) for i, p in enumerate(cas)]),
+                       "cas": blobs}
+    offer = {"version": layout.version, "name": os.path.basename(layout.zipapp), "sha256": sha, "size": size,
+             "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout), "settings": offered,
+             "host_paths": hostos.host_path_map(record.fields.get("shares") or ())}
+    path = record.paths.engine_offer
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(offer, f)
+    os.replace(path + ".tmp", path)
+    return offer
+
+
+def took_offer(record, offer, settings):
+    """Record what the guest's init installed from ``offer`` (``engine_offer``): the engine's
+    layout, its settings' fingerprint, the share map. Returns the layout."""
+    from ..engine_settings import fingerprint
+
+    layout = guest_layout()
+    record.fields["layout"] = layout.to_dict()
+    if settings is not None:
+        record.fields["engine_settings"] = fingerprint(*settings)
+    record.fields["host_path_map"] = offer["host_paths"]
+    record.save()
+    return layout
+
+
 def keep_engine_bytecode(conn, layout, driver):
     """After the engine's first start in a guest: keep what the guest's Python compiled, when
     it is not this host's Python (else the zipapp carries it), so that the next machine's
@@ -105,6 +233,41 @@ def keep_engine_bytecode(conn, layout, driver):
     except (RemoteHostError, OSError) as e:
         logging.getLogger(__name__).warning("could not keep the engine's compiled modules: %s", e)
         return 0
+
+
+def wants_guest_bytecode(driver):
+    """Whether this host lacks the engine as the QEMU guest's Python compiles it (it is not this
+    host's Python, and no guest gave it yet): the zipapp from fw_cfg then ships none, and the
+    first new machine hands over what its Python compiled (``keep_guest_bytecode``)."""
+    import os
+    import sys
+
+    if driver != "qemu":
+        return False
+    from .guestimage.assemble import GUEST_PYTHON
+
+    tag = "cpython-%d%d" % GUEST_PYTHON
+    if sys.implementation.cache_tag == tag:
+        return False
+    for _top, _dirs, files in os.walk(engine_pyc_dir()):
+        if any(n.endswith(".%s.pyc" % tag) for n in files):
+            return False
+    return True
+
+
+def keep_guest_bytecode(record, info):
+    """``keep_engine_bytecode`` over an SSH connection of its own, after the engine answers (not
+    on the way to it). Best effort: returns the number of modules kept."""
+    from ..errors import HostbridgeError
+
+    try:
+        conn = connect(record, info)
+    except (HostbridgeError, OSError):
+        return 0
+    try:
+        return keep_engine_bytecode(conn, guest_layout(), record.driver)
+    finally:
+        conn.close()
 
 
 def engine_settings(conn, record, layout, settings):
@@ -200,6 +363,34 @@ def resume_guest(conn, drv):
 
 def _guest_shares(drv):
     return drv.guest_shares() if hasattr(drv, "guest_shares") else []
+
+
+class Background:
+    """``fn(*args)`` run in a thread (the tunnel agent's SSH login overlapping the engine's
+    start); ``result()`` waits for it and returns its value or raises its error."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self.value, self.error = None, None
+        self.thread = threading.Thread(target=self._run, args=(fn,) + args, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, *args):
+        try:
+            self.value = fn(*args)
+        except BaseException as e:  # handed to the caller of result()
+            self.error = e
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+    def settle(self):
+        """Wait for it, whatever it gives (what it started is someone else's to undo)."""
+        self.thread.join()
 
 
 def start_tunnel(record, layout):

@@ -97,7 +97,7 @@ def test_fetch_verifies_and_caches_a_published_image(tmp_path):
     cache = str(tmp_path / "cache")
     img = image.fetch("file://" + tar, digest, cache)
     assert img.manifest["kernel_release"] == "6.1"
-    assert sorted(os.listdir(img.dir)) == sorted(image.IMAGE_FILES)
+    assert sorted(os.listdir(img.dir)) == sorted(image.IMAGE_FILES + (image.CHECKED_STAMP,))
     assert not os.path.exists(os.path.join(cache, "evil"))
     os.remove(tar)  # cached: the URL is not read again
     assert image.fetch("file://" + tar, digest, cache) == img
@@ -179,3 +179,27 @@ def test_cached_answers_only_for_an_intact_image(tmp_path):
     with open(img.initrd, "r+b") as f:
         f.truncate(20)
     assert image.cached("file://" + tar, digest, str(cache)) is None
+
+
+def test_an_image_hashed_once_is_trusted_by_its_stamp_until_a_part_changes(tmp_path, monkeypatch):
+    tar = str(tmp_path / "image.tar.gz")
+    digest = make_image_tar(tar)
+    cache = str(tmp_path / "c")
+    img = image.fetch("file://" + tar, digest, cache)
+    image._checked.clear()  # another process: only the stamp on disk remembers the full check
+    hashed = []
+    real = image.file_sha256
+    monkeypatch.setattr(image, "file_sha256", lambda path: hashed.append(path) or real(path))
+    assert image.cached("file://" + tar, digest, cache) == img
+    assert hashed == []  # no part hashed again
+    # A part changed in place, same size: its stamp differs, it is hashed, and refused.
+    st = os.stat(img.initrd)
+    with open(img.initrd, "r+b") as f:
+        f.seek(st.st_size - 1)
+        last = f.read(1)
+        f.seek(st.st_size - 1)
+        f.write(b"\x01" if last != b"\x01" else b"\x02")
+    assert os.path.getsize(img.initrd) == st.st_size
+    image._checked.clear()
+    assert image.cached("file://" + tar, digest, cache) is None
+    assert hashed

@@ -24,7 +24,6 @@ import time  # first: when Python itself was up, for the boot's timeline in the 
 PYTHON_UP = time.monotonic()
 
 import ctypes  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
@@ -32,11 +31,14 @@ import struct  # noqa: E402
 import sys  # noqa: E402
 
 # No subprocess, glob or re: each import costs tenths of a second under emulation, on the
-# critical path to sshd. Children are started with posix_spawn.
+# critical path to sshd (json, which brings re and enum, is imported once sshd is started).
+# Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-# Loaded before the data disk and the network (the initramfs' /init starts loading them already).
-MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "virtio_console"]
+# What sshd needs (its host key from fw_cfg, eth0), then what the data disk needs: the
+# initramfs' /init starts loading both lists, in this order, before Python is up.
+SSHD_MODULES = ["virtio_pci", "qemu_fw_cfg", "virtio_net"]
+DISK_MODULES = ["virtio_blk", "crc32c_generic", "ext4", "virtio_console"]
 # Loaded beside them, waited for only before the shares are mounted (the power button's after boot).
 LATE_MODULES = ["9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 # Loaded off the critical path: what the engine's first container needs.
@@ -287,14 +289,8 @@ def write_file(path, data, mode):
     os.chmod(path, mode)
 
 
-def load_settings():
-    settings = {}
-    raw = fw_cfg("config.json")
-    if raw:
-        try:
-            settings = json.loads(raw.decode())
-        except ValueError:
-            log("ignoring an unreadable config.json")
+def install_keys():
+    """root's authorized key and sshd's host key, as QEMU passed them (fw_cfg)."""
     keys = fw_cfg("authorized_keys")
     if keys:
         write_file("/root/.ssh/authorized_keys", keys, 0o600)
@@ -302,10 +298,22 @@ def load_settings():
     host_key = fw_cfg("ssh_host_ed25519_key")
     if host_key:
         write_file("/etc/ssh/ssh_host_ed25519_key", host_key, 0o600)
-    return settings
 
 
-def network(hostname):
+def load_settings():
+    """The machine's config.json (hostname, shares…), {} when there is none."""
+    import json
+
+    raw = fw_cfg("config.json")
+    if raw:
+        try:
+            return json.loads(raw.decode())
+        except ValueError:
+            log("ignoring an unreadable config.json")
+    return {}
+
+
+def set_hostname(hostname):
     with open("/proc/sys/kernel/hostname", "w") as f:
         f.write(hostname)
     try:  # so that the guest resolves its own name without asking DNS
@@ -313,6 +321,9 @@ def network(hostname):
             f.write("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n" % hostname)
     except OSError:
         pass
+
+
+def network():
     script = "link set lo up\nlink set eth0 up\naddr add %s dev eth0\nroute add default via %s\n" % (
         GUEST_ADDR, GATEWAY)
     with open("/run/hostbridge-net.ip", "w") as f:
@@ -393,6 +404,19 @@ class Init:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.spawn("sshd", ["/usr/sbin/sshd", "-D", "-e"])
 
+    def start_remote_access(self):
+        """The keys, eth0 and sshd first: sshd needs neither the data disk, the sysctls nor the
+        hostname, and its own start (its libraries, its host key) then overlaps the rest of the
+        boot. Returns the machine's settings (config.json)."""
+        run(["modprobe", "-a", "-q"] + SSHD_MODULES)
+        install_keys()
+        network()
+        self.start_sshd()
+        log("sshd started")
+        settings = load_settings()
+        set_hostname(settings.get("hostname", "hostbridge"))
+        return settings
+
     def reap(self):
         while True:
             try:
@@ -430,21 +454,19 @@ class Init:
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
         late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
-        run(["modprobe", "-a", "-q"] + MODULES)
+        settings = self.start_remote_access()
+        run(["modprobe", "-a", "-q"] + DISK_MODULES)
         log("modules loaded")
         failure = prepare_data_disk()
         if failure:
             log("%s data disk: %s" % (ERROR_MARK, failure))
             tell_host("error %s data disk: %s" % (ERROR_MARK, failure))
         else:
+            log("mounted the data disk")
             # Python compiles a module once per data disk, not once per boot.
             os.makedirs(PYCACHE, exist_ok=True)
             os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = PYCACHE
-        settings = load_settings()
-        network(settings.get("hostname", "hostbridge"))
         apply_sysctls()
-        self.start_sshd()
-        log("sshd started")
         # The engine (on a warm boot) starts before the shares are mounted: it does not need them.
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure and os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):

@@ -470,7 +470,7 @@ class QemuDriver(Driver):
         qmp = self._qmp_address(record)
         return qemu_cmd.QemuConfig(
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
-            disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,
+            disk=self.files.disk, kernel=img.kernel, initrd=image.boot_initrd(img), ssh_port=record["ssh_port"], qmp=qmp,
             serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
             shares=shares, ready=record.get("ready", ""),
             bios=qemu_cmd.fast_firmware(self._binary_path(), self.arch))

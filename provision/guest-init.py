@@ -3,12 +3,13 @@
 
 boot2docker's lesson is that boot time is the product: instead of systemd this does only what
 the engine needs. The system runs from RAM (the initramfs itself, bind-mounted over / by its /init).
-Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
-(formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
-read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
-shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount
-the 9p shares at their host paths, start the engine when deployed, then reap zombies and wait
-for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
+Mount the kernel filesystems and cgroup2, load a few modules, start sshd with the keys from
+QEMU's fw_cfg (authorized key, SSH host key), read the machine's other settings there
+(hostname, shares), prepare the persistent data disk (formatted on its first boot only;
+checked with e2fsck -p after that; never reformatted), bring up loopback and eth0 with QEMU
+user-net's fixed addresses (only now can the host reach sshd), mount the 9p shares at their
+host paths, start the engine when deployed, then reap zombies and wait for the power button
+(QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
 
 A failure the host must report (a data disk it cannot use) is one console line starting with
 ERROR_MARK; the host's `up` watches the serial log for it.
@@ -35,10 +36,10 @@ import sys  # noqa: E402
 # Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-# What sshd needs (its host key from fw_cfg, eth0), then what the data disk needs: the
+# What sshd needs (its keys, from fw_cfg), then what the data disk and eth0 need: the
 # initramfs' /init starts loading both lists, in this order, before Python is up.
-SSHD_MODULES = ["virtio_pci", "qemu_fw_cfg", "virtio_net"]
-DISK_MODULES = ["virtio_blk", "crc32c_generic", "ext4", "virtio_console"]
+SSHD_MODULES = ["virtio_pci", "qemu_fw_cfg"]
+MODULES = ["virtio_blk", "crc32c_generic", "ext4", "virtio_net", "virtio_console"]
 # Loaded beside them, waited for only before the shares are mounted (the power button's after boot).
 LATE_MODULES = ["9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 # Loaded off the critical path: what the engine's first container needs.
@@ -404,18 +405,16 @@ class Init:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.spawn("sshd", ["/usr/sbin/sshd", "-D", "-e"])
 
-    def start_remote_access(self):
-        """The keys, eth0 and sshd first: sshd needs neither the data disk, the sysctls nor the
-        hostname, and its own start (its libraries, its host key) then overlaps the rest of the
-        boot. Returns the machine's settings (config.json)."""
+    def start_sshd_unreachable(self):
+        """sshd first, with its keys: it needs neither the data disk, the sysctls, the hostname
+        nor the network to start, and its start (its libraries, its host key: tenths of a second
+        under emulation) then overlaps the data disk's check and mount. The host reaches it
+        once eth0 is up, after the data disk (boot): `up`, which may poll sshd's banner beside
+        the readiness port, must not find it before the disk is mounted."""
         run(["modprobe", "-a", "-q"] + SSHD_MODULES)
         install_keys()
-        network()
         self.start_sshd()
         log("sshd started")
-        settings = load_settings()
-        set_hostname(settings.get("hostname", "hostbridge"))
-        return settings
 
     def reap(self):
         while True:
@@ -454,8 +453,10 @@ class Init:
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
         late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
-        settings = self.start_remote_access()
-        run(["modprobe", "-a", "-q"] + DISK_MODULES)
+        self.start_sshd_unreachable()
+        settings = load_settings()
+        set_hostname(settings.get("hostname", "hostbridge"))
+        run(["modprobe", "-a", "-q"] + MODULES)
         log("modules loaded")
         failure = prepare_data_disk()
         if failure:
@@ -466,6 +467,7 @@ class Init:
             # Python compiles a module once per data disk, not once per boot.
             os.makedirs(PYCACHE, exist_ok=True)
             os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = PYCACHE
+        network()
         apply_sysctls()
         # The engine (on a warm boot) starts before the shares are mounted: it does not need them.
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)

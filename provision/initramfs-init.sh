@@ -15,8 +15,8 @@ $bb mount -t proc proc /proc || fail "cannot mount /proc"
 read -r up _ </proc/uptime
 echo "hostbridge /init [$up] started" >/dev/console
 # The drivers the init needs first load on the second vCPU while Python starts on the first
-# (the init's own modprobe of the same lists then waits for them): sshd's, then the data disk's.
-$bb modprobe -a -q virtio_pci qemu_fw_cfg virtio_net virtio_blk crc32c_generic ext4 virtio_console &
+# (the init's own modprobe of the same lists then waits for them): sshd's, then the data disk's and eth0's.
+$bb modprobe -a -q virtio_pci qemu_fw_cfg virtio_blk crc32c_generic ext4 virtio_net virtio_console &
 $bb umount /proc
 $bb mount --bind / /sysroot || fail "cannot bind-mount the root filesystem on /sysroot"
 cd /sysroot || fail "cannot enter /sysroot"

@@ -59,14 +59,15 @@ def stages(stdout):
 TIMELINE = (("/init", r"hostbridge /init \[\s*([\d.]+)\] started"),
             ("python", r"python up at ([\d.]+)"),
             ("imports", r"imports done at ([\d.]+)"),
-            ("modules", r"hostbridge-init \[\s*([\d.]+)\] modules loaded"),
             ("sshd", r"hostbridge-init \[\s*([\d.]+)\] sshd started"),
+            ("modules", r"hostbridge-init \[\s*([\d.]+)\] modules loaded"),
+            ("disk", r"hostbridge-init \[\s*([\d.]+)\] mounted the data disk"),
             ("boot done", r"hostbridge-init \[\s*([\d.]+)\] boot done"),
             ("shutdown", r"hostbridge-init \[\s*([\d.]+)\] shutting down"),
-            ("disk clean", r"hostbridge-init \[\s*([\d.]+)\] data disk"))
+            ("disk clean", r"hostbridge-init \[\s*([\d.]+)\] data disk (?:read-only|unmounted)"))
 
 
-def guest_timeline(serial_log, steps=("/init", "python", "imports", "modules", "sshd", "boot done")):
+def guest_timeline(serial_log, steps=("/init", "python", "imports", "sshd", "modules", "disk", "boot done")):
     """``"/init 4.70 s, python 5.10 s, …"``: when each of ``steps`` was reached, guest clock."""
     try:
         with open(serial_log, errors="replace") as f:
@@ -159,6 +160,11 @@ def main():
     print("guest image %s: kernel %.1f MiB + initramfs %.1f MiB = %.1f MiB (target <= 50 MB); system %.0f MiB "
           "unpacked in RAM" % (os.path.basename(img.dir), sizes["kernel"], sizes["initrd.img"], sum(sizes.values()),
                                img.manifest.get("rootfs_bytes", 0) / 2 ** 20))
+    boot_copy = image.boot_initrd(img)
+    if boot_copy != img.initrd:
+        print("QEMU boots the initramfs unpacked (%s): %.1f MiB, beside the image in the cache (kernel + both: %.1f MiB)"
+              % (os.path.basename(boot_copy), os.path.getsize(boot_copy) / 2 ** 20,
+                 sum(sizes.values()) + os.path.getsize(boot_copy) / 2 ** 20))
 
 
 if __name__ == "__main__":

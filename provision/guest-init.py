@@ -3,13 +3,14 @@
 
 boot2docker's lesson is that boot time is the product: instead of systemd this does only what
 the engine needs. The system runs from RAM (the initramfs itself, bind-mounted over / by its /init).
-Mount the kernel filesystems and cgroup2, load a few modules, prepare the persistent data disk
-(formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
-read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
-shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, install the engine
-the host offers (a read-only drive; only when it changed) and start it beside sshd, mount
-the 9p shares at their host paths, then reap zombies and wait
-for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
+Mount the kernel filesystems and cgroup2, load a few modules, start sshd with the keys from
+QEMU's fw_cfg (authorized key, SSH host key), read the machine's other settings there
+(hostname, shares), prepare the persistent data disk (formatted on its first boot only;
+checked with e2fsck -p after that; never reformatted), bring up loopback and eth0 with QEMU
+user-net's fixed addresses (only now can the host reach sshd), install the engine the host
+offers (a read-only drive; only when it changed) and start it, mount the 9p shares at their
+host paths, then reap zombies and wait for the power button (QMP system_powerdown), SIGUSR2
+(poweroff) or SIGTERM (reboot).
 
 A failure the host must report (a data disk it cannot use) is one console line starting with
 ERROR_MARK; the host's `up` watches the serial log for it.
@@ -25,7 +26,6 @@ import time  # first: when Python itself was up, for the boot's timeline in the 
 PYTHON_UP = time.monotonic()
 
 import ctypes  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
@@ -33,11 +33,14 @@ import struct  # noqa: E402
 import sys  # noqa: E402
 
 # No subprocess, glob or re: each import costs tenths of a second under emulation, on the
-# critical path to sshd. Children are started with posix_spawn.
+# critical path to sshd (json, which brings re and enum, is imported once sshd is started).
+# Children are started with posix_spawn.
 
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/hostbridge"
-# Loaded before the data disk and the network (the initramfs' /init starts loading them already).
-MODULES = ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4", "virtio_net", "qemu_fw_cfg", "virtio_console"]
+# What sshd needs (its keys, from fw_cfg), then what the data disk and eth0 need: the
+# initramfs' /init starts loading both lists, in this order, before Python is up.
+SSHD_MODULES = ["virtio_pci", "qemu_fw_cfg"]
+MODULES = ["virtio_blk", "crc32c_generic", "ext4", "virtio_net", "virtio_console"]
 # Loaded beside them, waited for only before the shares are mounted (the power button's after boot).
 LATE_MODULES = ["9pnet_virtio", "9p", "button", "evdev", "virtio_rng", "virtio_balloon"]
 # Loaded off the critical path: what the engine's first container needs.
@@ -298,14 +301,8 @@ def write_file(path, data, mode):
     os.chmod(path, mode)
 
 
-def load_settings():
-    settings = {}
-    raw = fw_cfg("config.json")
-    if raw:
-        try:
-            settings = json.loads(raw.decode())
-        except ValueError:
-            log("ignoring an unreadable config.json")
+def install_keys():
+    """root's authorized key and sshd's host key, as QEMU passed them (fw_cfg)."""
     keys = fw_cfg("authorized_keys")
     if keys:
         write_file("/root/.ssh/authorized_keys", keys, 0o600)
@@ -313,7 +310,6 @@ def load_settings():
     host_key = fw_cfg("ssh_host_ed25519_key")
     if host_key:
         write_file("/etc/ssh/ssh_host_ed25519_key", host_key, 0o600)
-    return settings
 
 
 def write_atomic(path, data, mode):
@@ -344,6 +340,8 @@ def write_if_changed(path, data, mode):
 
 def engine_offer():
     """What the host offers through fw_cfg's engine.json (a dict), or None."""
+    import json
+
     raw = fw_cfg("engine.json")
     if not raw:
         return None
@@ -428,6 +426,7 @@ def place_engine_settings(offer):
     ROOT/engine-settings.json, as hostbridge.deploy.write_settings does) and the share map
     (ROOT/host-paths.json, as steps.share_map does); absent (null): left as they are."""
     import binascii
+    import json
 
     settings = offer.get("settings")
     if isinstance(settings, dict):
@@ -450,7 +449,20 @@ def engine_version():
     return name[len("engine-"):-len(".pyz")] if name.startswith("engine-") and name.endswith(".pyz") else ""
 
 
-def network(hostname):
+def load_settings():
+    """The machine's config.json (hostname, shares…), {} when there is none."""
+    import json
+
+    raw = fw_cfg("config.json")
+    if raw:
+        try:
+            return json.loads(raw.decode())
+        except ValueError:
+            log("ignoring an unreadable config.json")
+    return {}
+
+
+def set_hostname(hostname):
     with open("/proc/sys/kernel/hostname", "w") as f:
         f.write(hostname)
     try:  # so that the guest resolves its own name without asking DNS
@@ -458,6 +470,9 @@ def network(hostname):
             f.write("127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n" % hostname)
     except OSError:
         pass
+
+
+def network():
     script = "link set lo up\nlink set eth0 up\naddr add %s dev eth0\nroute add default via %s\n" % (
         GUEST_ADDR, GATEWAY)
     with open("/run/hostbridge-net.ip", "w") as f:
@@ -539,6 +554,17 @@ class Init:
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         self.spawn("sshd", ["/usr/sbin/sshd", "-D", "-e"])
 
+    def start_sshd_unreachable(self):
+        """sshd first, with its keys: it needs neither the data disk, the sysctls, the hostname
+        nor the network to start, and its start (its libraries, its host key: tenths of a second
+        under emulation) then overlaps the data disk's check and mount. The host reaches it
+        once eth0 is up, after the data disk (boot): `up`, which may poll sshd's banner beside
+        the readiness port, must not find it before the disk is mounted."""
+        run(["modprobe", "-a", "-q"] + SSHD_MODULES)
+        install_keys()
+        self.start_sshd()
+        log("sshd started")
+
     def reap(self):
         while True:
             try:
@@ -576,6 +602,9 @@ class Init:
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
         late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
+        self.start_sshd_unreachable()
+        settings = load_settings()
+        set_hostname(settings.get("hostname", "hostbridge"))
         run(["modprobe", "-a", "-q"] + MODULES)
         log("modules loaded")
         failure = prepare_data_disk()
@@ -583,18 +612,16 @@ class Init:
             log("%s data disk: %s" % (ERROR_MARK, failure))
             tell_host("error %s data disk: %s" % (ERROR_MARK, failure))
         else:
+            log("mounted the data disk")
             # Python compiles a module once per data disk, not once per boot.
             os.makedirs(PYCACHE, exist_ok=True)
             os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = PYCACHE
-        settings = load_settings()
-        network(settings.get("hostname", "hostbridge"))
+        network()
         apply_sysctls()
-        # The engine starts beside sshd, before the shares are mounted: it needs neither.
+        # The engine starts before the shares are mounted: it needs none of them.
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure:
             self.start_engine()
-        self.start_sshd()
-        log("sshd started")
         try:
             os.waitpid(late, 0)
         except ChildProcessError:

@@ -15,10 +15,13 @@ $bb mount -t proc proc /proc || fail "cannot mount /proc"
 read -r up _ </proc/uptime
 echo "hostbridge /init [$up] started" >/dev/console
 # The drivers the init needs first load on the second vCPU while Python starts on the first
-# (the init's own modprobe of the same list then waits for them).
-$bb modprobe -a -q virtio_pci virtio_blk crc32c_generic ext4 virtio_net qemu_fw_cfg virtio_console &
+# (the init's own modprobe of the same lists then waits for them): sshd's, then the data disk's and eth0's.
+$bb modprobe -a -q virtio_pci qemu_fw_cfg virtio_blk crc32c_generic ext4 virtio_net virtio_console &
 $bb umount /proc
 $bb mount --bind / /sysroot || fail "cannot bind-mount the root filesystem on /sysroot"
 cd /sysroot || fail "cannot enter /sysroot"
 $bb mount --move . / || fail "cannot move the root filesystem's bind mount over /"
+# The init compiled ahead by the image's assembler, when its Python was the guest's (Python
+# compiles a script at each start, never caching it): the same flags as the script's #! line.
+[ -f ./usr/lib/hostbridge/hostbridge-init.pyc ] && exec $bb chroot . /usr/bin/python3 -IS /usr/lib/hostbridge/hostbridge-init.pyc
 exec $bb chroot . /usr/sbin/hostbridge-init

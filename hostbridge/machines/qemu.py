@@ -33,6 +33,11 @@ SSH_USER = "root"
 START_ATTEMPTS = 3  # a forwarded port can be taken between our check and QEMU's bind
 # While the readiness port is silent, sshd is asked this often, waiting this long for its banner.
 POLL_EVERY, POLL_BANNER = 1.0, 0.3
+# A guest this driver booted, whose readiness port it listens on from the start, is asked for
+# sshd's banner only after this many seconds without its "ready init": each poll costs the
+# booting guest a fork and re-exec of sshd (seconds under TCG), and polls made while its eth0 is
+# still down wait in QEMU's user net and all reach sshd at once when it comes up.
+READY_GRACE = 60.0
 
 
 def free_port(preferred=0):
@@ -147,6 +152,7 @@ class QemuDriver(Driver):
         self.accel_notes = []
         self.resume_notes = []  # why a saved state was not resumed (start)
         self.resumed = False  # the last start() resumed a suspended VM
+        self.launched = 0.0  # when this driver's last start() booted QEMU (time.monotonic()), else 0
         # The state file's descriptor goes to QEMU over the QMP unix socket (SCM_RIGHTS): not on Windows.
         self.capabilities = dataclasses.replace(QemuDriver.capabilities, suspend=self.system != "Windows")
         self.events = []  # what the guest said on its readiness port during wait_ssh (and wait_engine)
@@ -266,6 +272,7 @@ class QemuDriver(Driver):
             ok, last_err = self._launch(self._config(record, img, accel))
             if ok:
                 self._save(record)
+                self.launched = time.monotonic()
                 return
             if "hostfwd" not in last_err and "forwarding" not in last_err:
                 break
@@ -402,7 +409,8 @@ class QemuDriver(Driver):
         instead of polling sshd: the guest's init says "ready init" once sshd listens, or
         "error …". sshd's banner is then checked once. Without the port (a VM started by an older
         hostbridge), or while it says nothing (a guest that booted before this `up` connected),
-        sshd is asked once a second (POLL_EVERY), briefly at first (POLL_BANNER, doubling up to 5 s).
+        sshd is asked once a second (POLL_EVERY), briefly at first (POLL_BANNER, doubling up to 5 s);
+        a guest this driver has just booted only after READY_GRACE s without its event.
         A resumed guest (its "ready" was said before the save) is asked as Driver.wait_ssh does."""
         record = self._record() or {}
         if not record.get("ready") or not hasattr(socket, "AF_UNIX"):  # Windows: select() takes sockets only
@@ -417,6 +425,8 @@ class QemuDriver(Driver):
         self._channel = channel = ReadyChannel(record["ready"])
         try:
             next_poll = time.monotonic() + POLL_EVERY
+            if time.monotonic() - self.launched < POLL_EVERY * 5:  # listening before the guest could speak
+                next_poll = max(next_poll, self.launched + READY_GRACE)
             while True:
                 self.check_booting(deadline, timeout)
                 event = channel.next_event(min(0.25, max(0.0, deadline - time.monotonic())))
@@ -516,7 +526,7 @@ class QemuDriver(Driver):
         qmp = self._qmp_address(record)
         return qemu_cmd.QemuConfig(
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
-            disk=self.files.disk, kernel=img.kernel, initrd=img.initrd, ssh_port=record["ssh_port"], qmp=qmp,
+            disk=self.files.disk, kernel=img.kernel, initrd=image.boot_initrd(img), ssh_port=record["ssh_port"], qmp=qmp,
             serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
             shares=shares, ready=record.get("ready", ""), engine_drive=engine_drive,
             bios=qemu_cmd.fast_firmware(self._binary_path(), self.arch))

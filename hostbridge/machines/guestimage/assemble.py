@@ -359,9 +359,17 @@ PRECOMPILED_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8", "enc
                        "encodings.idna")
 
 
+# The guest init compiled ahead, which the initramfs' /init runs when it is there: Python never
+# caches the compilation of a script, and compiling the init costs tenths of a second at each
+# boot under emulation.
+INIT = "/usr/sbin/hostbridge-init"
+INIT_PYC = "/usr/lib/hostbridge/hostbridge-init.pyc"
+
+
 def precompile(tree: Tree, version=None) -> int:
     """Add unchecked hash-based .pyc files (valid whatever the files' mtimes) for PRECOMPILED
-    when this interpreter is the guest's Python version. Returns how many were added."""
+    and the guest init (INIT_PYC) when this interpreter is the guest's Python version. Returns
+    how many were added."""
     import sys
 
     from ...deploy import hash_pyc
@@ -384,13 +392,18 @@ def precompile(tree: Tree, version=None) -> int:
         name = posixpath.basename(path)[:-3]
         tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), pyc)
         count += 1
+    init = tree.nodes.get(INIT)
+    pyc = hash_pyc(init.data, INIT, checked=False) if init is not None and init.is_file else None
+    if pyc is not None:
+        tree.file(INIT_PYC, pyc)
+        count += 1
     return count
 
 
 def configure(tree: Tree, files: Dict[str, bytes], release: str) -> None:
     """The guest's own configuration: init, users, sshd, alternatives, busybox applets."""
     tree.file("/init", files["initramfs-init.sh"], 0o755)
-    tree.file("/usr/sbin/hostbridge-init", files["guest-init.py"], 0o755)
+    tree.file(INIT, files["guest-init.py"], 0o755)
     for cmd in ("poweroff", "reboot", "halt"):
         tree.file("/usr/sbin/" + cmd, files["guest-power.sh"], 0o755)
     tree.file("/etc/init.d/hostbridge", files["hostbridge.initd"], 0o755)

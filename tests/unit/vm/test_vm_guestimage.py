@@ -317,6 +317,21 @@ def test_precompiled_modules_load_without_their_source_being_checked(tmp_path):
     assert module.WHO == "compiled"
 
 
+@pytest.mark.skipif(__import__("sys").version_info[:2] != assemble.GUEST_PYTHON, reason="needs the guest's Python")
+def test_the_guest_init_is_compiled_ahead_and_runs_from_its_pyc(tmp_path):
+    import subprocess
+    import sys
+
+    tree = Tree()
+    tree.file(assemble.INIT, b"#!/usr/bin/python3 -IS\nimport sys\nprint('init', __name__, sys.flags.isolated)\n", 0o755)
+    assert assemble.precompile(tree) == 1
+    pyc = tmp_path / "hostbridge-init.pyc"
+    pyc.write_bytes(tree.nodes[assemble.INIT_PYC].data)
+    out = subprocess.run([sys.executable, "-IS", str(pyc)], capture_output=True, text=True, check=True).stdout
+    assert out == "init __main__ 1\n"
+    assert assemble.precompile(Tree()) == 0  # no init, no pyc
+
+
 def _loaded(image):
     """What an ELF loader puts in memory for ``image``: {paddr: byte run}, zero-filled to MemSiz,
     merged into one bytes object per contiguous range; and the PT_NOTE bytes."""

@@ -203,3 +203,40 @@ def test_an_image_hashed_once_is_trusted_by_its_stamp_until_a_part_changes(tmp_p
     image._checked.clear()
     assert image.cached("file://" + tar, digest, cache) is None
     assert hashed
+
+
+def test_boot_initrd_is_the_initrd_unpacked_once_beside_it(tmp_path):
+    tar = str(tmp_path / "image.tar.gz")
+    img = image.fetch("file://" + tar, make_image_tar(tar), str(tmp_path / "c"))
+    path = image.boot_initrd(img)
+    with gzip.open(img.initrd) as f:
+        plain = f.read()
+    assert path == os.path.join(img.dir, image.BOOT_INITRD)
+    with open(path, "rb") as f:
+        assert f.read() == plain
+    assert plain[:6] == image.NEWC_MAGIC
+    stamp = os.stat(path).st_mtime_ns
+    assert image.boot_initrd(img) == path and os.stat(path).st_mtime_ns == stamp  # made once
+    assert image.load(img.dir) == img  # the copy is no part the checks look at
+    with open(path, "r+b") as f:  # a copy cut short (a crash while it was written) is made again
+        f.truncate(1000)
+    assert image.boot_initrd(img) == path and os.path.getsize(path) == len(plain)
+    assert [n for n in os.listdir(img.dir) if ".tmp-" in n] == []
+
+
+def test_boot_initrd_falls_back_to_the_gzip_initrd_when_no_copy_can_be_written(tmp_path):
+    tar = str(tmp_path / "image.tar.gz")
+    img = image.fetch("file://" + tar, make_image_tar(tar), str(tmp_path / "c"))
+    os.mkdir(os.path.join(img.dir, image.BOOT_INITRD))  # in the way: the copy cannot be renamed there
+    assert image.boot_initrd(img) == img.initrd
+    assert [n for n in os.listdir(img.dir) if ".tmp-" in n] == []
+
+
+def test_a_plain_newc_initrd_is_booted_as_it_is(tmp_path):
+    parts = image_parts()
+    with gzip.open(io.BytesIO(parts["initrd.img"])) as f:
+        plain = f.read()
+    tar = str(tmp_path / "image.tar.gz")
+    img = image.fetch("file://" + tar, make_image_tar(tar, initrd=plain), str(tmp_path / "c"))
+    assert image.boot_initrd(img) == img.initrd
+    assert not os.path.exists(os.path.join(img.dir, image.BOOT_INITRD))

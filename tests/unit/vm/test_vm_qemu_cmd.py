@@ -150,3 +150,10 @@ def test_qboot_is_the_firmware_when_this_qemu_ships_it():
     if binary:  # this host's QEMU (Debian's qemu-system-data has it)
         found = qemu_cmd.fast_firmware(binary, "x86_64")
         assert found == "" or os.path.isfile(found)
+
+
+def test_the_kernel_skips_its_crypto_self_tests_but_keeps_its_isolation():
+    append = opt(build_command(config()), "-append")[0].split()
+    assert "cryptomgr.notests" in append and "initcall_blacklist=crypto_kdf108_init" in append
+    # Nothing that turns off what containers rely on: seccomp, namespaces, capabilities, LSMs.
+    assert not [w for w in append if w.split("=")[0] in ("lsm", "security", "seccomp", "namespace.unpriv_enable")]

@@ -120,6 +120,8 @@ class _Up:
                 self.progress("boot", "note: %s; using slower emulation" % note)
             for note in getattr(self.driver, "resume_notes", None) or []:
                 self.progress("boot", "note: %s" % note)
+        if self.booted and getattr(self.driver, "resumed", False) and self._quick_resume_fits():
+            return self._quick_resume()
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:
@@ -145,6 +147,31 @@ class _Up:
         finally:
             conn.close()
         url = self.stage("tunnel", steps.start_tunnel, self.record, layout)
+        self.stage("ping", steps.wait_ping, url)
+        return url
+
+    def _quick_resume_fits(self):
+        """A resumed guest needs no SSH from ``up`` itself: it has the command channel, its engine
+        is this hostbridge's (the record says which one ran at the save) and its settings are."""
+        f = self.record.fields
+        return bool(getattr(self.driver, "has_command_channel", lambda: False)() and f.get("layout") and _engine_current(self.record)
+                    and not _settings_changed(self.record, self.settings))
+
+    def _quick_resume(self):
+        """After a resume: the tunnel agent started at once (its SSH handshake is the one left)
+        while the guest's init sets the clock and mounts the shares (``steps.resume_by_channel``)."""
+        from .. import deploy
+
+        self.resumed = True
+        layout = deploy.Layout.from_dict(self.record.fields["layout"])
+        steps.pin_ssh(self.record, self.driver.ssh_info())  # QEMU's forwarded port may be another
+        tunnel = steps.Background(steps.start_tunnel, self.record, layout)
+        try:
+            self.stage("resume", steps.resume_by_channel, self.driver)
+        except BaseException:
+            tunnel.thread.join()  # the agent it may have started is stopped by _undo
+            raise
+        url = self.stage("tunnel", tunnel.result)
         self.stage("ping", steps.wait_ping, url)
         return url
 

@@ -43,9 +43,22 @@ def connect(record, info):
     Raises:
         VMError: the driver did not say which host key the guest has (never trusted on first use).
     """
+    from ..tunnel.ssh import Connection
+
+    target, known = pin_ssh(record, info)
+    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
+
+
+def pin_ssh(record, info):
+    """Pin the guest's host key for ``info``'s address and record the SSH target (the tunnel
+    agent's), without connecting. Returns (SSHTarget, KnownHosts).
+
+    Raises:
+        VMError: the driver did not say which host key the guest has (never trusted on first use).
+    """
     from ..errors import VMError
     from ..tunnel.known_hosts import KnownHosts
-    from ..tunnel.ssh import Connection, SSHTarget
+    from ..tunnel.ssh import SSHTarget
 
     if not info.host_key:
         raise VMError("the guest's SSH host key is not known: refusing to trust whatever key %s:%d presents"
@@ -54,7 +67,7 @@ def connect(record, info):
     known.pin_public_key(info.host, info.port, info.host_key)
     target = SSHTarget(hostname=info.host, port=info.port, user=info.user, identity_files=[info.key_path])
     record.fields["ssh"] = target.to_dict()
-    return Connection(target, known, timeout=30, look_for_keys=False, allow_agent=False).open()
+    return target, known
 
 
 # Where the QEMU guest's Python keeps what it compiles (provision/guest-init.py PYCACHE).
@@ -181,6 +194,8 @@ def prepare_suspend(record, drv):
     from . import suspend, vmmode
 
     try:
+        if _by_channel(drv, "prepare-suspend", 60, "the guest said"):
+            return
         with vmmode.connection(record) as conn:
             suspend.prepare_guest(conn, _guest_shares(drv))
     except suspend.SharesBusy:
@@ -196,6 +211,62 @@ def resume_guest(conn, drv):
 
     clock.resync_ssh(conn)
     suspend.resume_guest(conn, _guest_shares(drv))
+
+
+def resume_by_channel(drv):
+    """``resume_guest`` over the guest's command channel (no SSH): the clock set to the host's
+    at once, the shares mounted again. Returns False when the VM has no channel (nothing done).
+
+    Raises:
+        VMError: the guest did not answer, or failed.
+    """
+    return (_by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed")
+            and _by_channel(drv, "mount-shares", 60, "mounting the shares again after resume failed"))
+
+
+def _by_channel(drv, line, timeout, what):
+    """Run ``line`` by the guest's init (QemuDriver.guest_command). Returns False when the VM
+    has no command channel.
+
+    Raises:
+        SharesBusy: a share is in use (prepare-suspend). VMError: the guest failed (``what``).
+    """
+    from ..errors import VMError
+    from . import suspend
+
+    failure = drv.guest_command(line, timeout=timeout) if hasattr(drv, "guest_command") else None
+    if failure is None:
+        return False
+    if failure.startswith("busy: "):
+        raise suspend.SharesBusy("a shared folder is in use in the guest (a container's bind mount?): QEMU cannot "
+                                 "save a VM whose 9p share is in use (%s)" % failure[len("busy: "):])
+    if failure:
+        raise VMError("%s: %s" % (what, failure))
+    return True
+
+
+class Background:
+    """``fn(*args)`` run in a thread from now on (the tunnel agent's SSH handshake beside the
+    resume steps); ``result()`` waits for it and returns its value or raises its error."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self.value, self.error = None, None
+        self.thread = threading.Thread(target=self._run, args=(fn, args), name=fn.__name__, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, args):
+        try:
+            self.value = fn(*args)
+        except BaseException as e:  # handed to result()'s caller
+            self.error = e
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _guest_shares(drv):

@@ -7,8 +7,9 @@ Mount the kernel filesystems and cgroup2, load a few modules, prepare the persis
 (formatted on its first boot only; checked with e2fsck -p after that; never reformatted),
 read the machine's settings from QEMU's fw_cfg (authorized key, SSH host key, hostname,
 shares), bring up loopback and eth0 with QEMU user-net's fixed addresses, start sshd, mount
-the 9p shares at their host paths, start the engine when deployed, then reap zombies and wait
-for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
+the 9p shares at their host paths, start the engine when deployed, then reap zombies, answer
+the host's commands on the readiness port (run_command), keep the clock on the RTC's (ClockWatch)
+and wait for the power button (QMP system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
 
 A failure the host must report (a data disk it cannot use) is one console line starting with
 ERROR_MARK; the host's `up` watches the serial log for it.

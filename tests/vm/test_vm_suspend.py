@@ -90,6 +90,8 @@ def test_resume_keeps_a_running_container_the_share_and_the_clock(host):
     time.sleep(5)  # the guest clock stands still meanwhile: 5 s behind unless `up` sets it
     r = _up(host)
     assert "resume" in r.stdout and "thrown away" not in r.stdout + r.stderr
+    stages = r.stdout.split("Stages:")[-1].splitlines()[0]
+    assert "ssh" not in stages and "deploy" not in stages, stages  # no SSH of `up`'s own: the command channel
     assert not os.path.exists(host.path("saved-state"))  # a state is loaded once
     ps = host.docker("ps", "--format", "{{.Names}}")
     assert "sleeper" in ps.stdout.split()
@@ -150,6 +152,56 @@ def test_two_ups_at_once_resume_one_vm(host):
     assert [p.returncode for p in procs] == [0, 0], outs
     qemus = subprocess.run(["pgrep", "-f", host.path("qemu.pid")], capture_output=True, text=True).stdout.split()
     assert len(qemus) == 1
+
+
+def test_the_guest_clock_catches_up_after_a_forced_jump(host):
+    """What a host sleep looks like to the guest: QMP stop, PAUSE s, cont (its own clock stood
+    still, its RTC did not). The guest's init sets its clock from the RTC within 1 s of waking."""
+    from hostbridge.machines import clock, vmmode
+    from hostbridge.machines.qmp import QMP
+
+    pause = 8
+    os.environ["HOSTBRIDGE_HOME"] = host.home
+    try:
+        record = vmmode.load_vm(NAME)
+        qmp = vmmode.make_driver(record)._qmp_address({})
+        with vmmode.connection(record) as conn:
+            def run(cmd):
+                rc, out, err = conn.run(cmd, timeout=30)
+                return rc, out.decode(), err.decode()
+
+            with QMP(qmp) as q:
+                q.execute("stop")
+                time.sleep(pause)
+                q.execute("cont")
+            woke = time.monotonic()
+            seen = []
+            while time.monotonic() - woke < 30:
+                drift, rtt = clock.guest_drift(run)
+                seen.append((round(time.monotonic() - woke, 2), round(drift, 2), round(rtt, 2)))
+                if abs(drift) + rtt / 2 < 1.0:
+                    break
+    finally:
+        os.environ.pop("HOSTBRIDGE_HOME", None)
+    caught_up = seen[-1][0]
+    print("clock after a %d s pause: within 1 s %.2f s after cont (after, drift, ssh round trip): %s"
+          % (pause, caught_up, seen))
+    assert abs(seen[-1][1]) + seen[-1][2] / 2 < 1.0, seen
+    with open(host.path("serial.log"), errors="replace") as f:
+        assert "off the RTC" in f.read()  # the guest's init set it (the jump was there)
+    # Within 1 s of waking, give or take the SSH round trip that measures it (slow under TCG).
+    assert caught_up - seen[-1][2] <= 1.0 + 0.5, seen
+
+
+def test_a_share_in_use_means_a_shutdown_instead_with_a_note(host):
+    r = host.docker("run", "-d", "--name", "sharer", "-v", "%s:/s" % host.share, "busybox", "sleep", "100000")
+    assert r.returncode == 0, r.stderr
+    r = host.hb("down", "--machine", NAME, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shut down instead" in r.stdout + r.stderr and "Stopped machine" in r.stdout, r.stdout + r.stderr
+    assert not os.path.exists(host.path("saved-state"))
+    _up(host)
+    host.docker("rm", "-f", "sharer")
 
 
 def test_down_shutdown_is_a_real_shutdown(host):

@@ -48,6 +48,19 @@ def hb(env, *args, timeout=900):
     return elapsed, r.stdout
 
 
+def commands(mdir, on):
+    """Switch the machine's guest command channel on or off in its driver record (off: `up` and
+    `down` take the SSH path a VM of an older hostbridge gets)."""
+    import json
+
+    path = os.path.join(mdir, "driver.json")
+    with open(path) as f:
+        record = json.load(f)
+    record["commands"] = 1 if on else 0
+    with open(path, "w") as f:
+        json.dump(record, f)
+
+
 def stages(stdout):
     m = re.search(r"^Stages: (.*)$", stdout, re.M)
     return m.group(1) if m else ""
@@ -133,14 +146,19 @@ def main():
         used = [ln.split() for ln in free.splitlines() if ln.startswith("Mem:")][0]
         print("idle VM (%s MiB given, %.0f s after up): QEMU RSS %.0f MiB; guest free -m: used %s MiB, "
               "buff/cache %s MiB" % (args.memory, args.idle, rss_mib(pid), used[2], used[5]))
-        # Side by side in one run: suspend/resume (the new down/up) and shutdown/boot (today's).
+        # Side by side in one run: suspend/resume (the new down/up) and shutdown/boot (today's);
+        # and the suspend/resume round over SSH, as for a VM without the guest's command channel.
         for _ in range(args.suspend_runs):
-            down, out = hb(env, "down", "--machine", NAME)
-            saved = re.search(r"\(([\d.]+) MiB saved\)", out)
-            print("down (suspend): %.1f s (target <= 2 s); saved state %s MiB for %s MiB of guest RAM"
-                  % (down, saved.group(1) if saved else "?", args.memory))
-            resumed, out = hb(env, "-v", "up", "--machine", NAME)
-            print("up from suspended: %.1f s  [%s] (target <= 2 s)" % (resumed, stages(out)))
+            for channel in (True, False):
+                how = "" if channel else " over SSH (no command channel, as before)"
+                commands(mdir, channel)
+                down, out = hb(env, "down", "--machine", NAME)
+                saved = re.search(r"\(([\d.]+) MiB saved\)", out)
+                print("down (suspend)%s: %.1f s (target <= 2 s); saved state %s MiB for %s MiB of guest RAM"
+                      % (how, down, saved.group(1) if saved else "?", args.memory))
+                resumed, out = hb(env, "-v", "up", "--machine", NAME)
+                print("up from suspended%s: %.1f s  [%s] (target <= 2 s)" % (how, resumed, stages(out)))
+                commands(mdir, True)
         down, _ = hb(env, "down", "--shutdown", "--machine", NAME)
         print("down --shutdown (a real shutdown): %.1f s (target <= 3 s)" % down)
         print("  guest shutdown: %s" % guest_timeline(serial, ("shutdown", "disk clean")))

@@ -491,6 +491,27 @@ def mounted(fstype):
     return paths
 
 
+def other_namespaces_mounts(fstype):
+    """The mount points of ``fstype`` in mount namespaces other than the init's: a container's
+    bind mount of a share is its own mount, which unmounting the init's does not touch."""
+    try:
+        seen = {os.readlink("/proc/1/ns/mnt")}
+    except OSError:
+        return []
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            ns = os.readlink("/proc/%s/ns/mnt" % pid)
+            if ns in seen:
+                continue
+            seen.add(ns)
+            with open("/proc/%s/mounts" % pid) as f:
+                found += [fields[1] for fields in (line.split() for line in f) if fields[2:3] == [fstype]]
+        except OSError:
+            continue  # the process is gone
+    return found
+
+
 def fstrim(path):
     """FITRIM on the file system at ``path`` (fstrim(8) without a process). Returns bytes trimmed."""
     rng = (ctypes.c_uint64 * 3)(0, 2 ** 64 - 1, 0)
@@ -524,6 +545,9 @@ def prepare_suspend():
         log("fstrim %s: %s" % (DATA_MOUNT, e.strerror))
     with open("/proc/sys/vm/drop_caches", "w") as f:
         f.write("3")
+    held = other_namespaces_mounts("9p")
+    if held:
+        return "busy: %s is mounted in a container" % held[0]
     for path in reversed(mounted("9p")):
         if LIBC.umount2(path.encode(), 0) != 0:
             why = os.strerror(ctypes.get_errno())
@@ -534,10 +558,12 @@ def prepare_suspend():
 
 def run_command(line, settime=None):
     """One command from the host (HostPort): ``clock EPOCH`` (the guest clock set to it),
-    ``mount-shares``, ``prepare-suspend``, ``ping``. Returns the reply line: ``ok CMD`` or
-    ``error CMD: WHY``."""
+    ``mount-shares``, ``prepare-suspend``, ``ping``, ``time`` (answers ``ok time EPOCH``: the
+    guest's clock, read at once). Returns the reply line: ``ok CMD`` or ``error CMD: WHY``."""
     name, _, arg = line.partition(" ")
     try:
+        if name == "time":
+            return "ok time %.6f" % time.time()
         if name == "clock":
             (settime or (lambda t: time.clock_settime(time.CLOCK_REALTIME, t)))(float(arg))
             failure = ""

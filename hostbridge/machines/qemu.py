@@ -139,6 +139,22 @@ class ReadyChannel:
         Raises:
             VMError: no reply within ``timeout`` s, or the channel cannot be reached.
         """
+        ok, text = self._exchange(line, timeout)
+        return "" if ok else text or "failed"
+
+    def query(self, line, timeout):
+        """``command`` for a command that answers something (``time``): the text after ``ok CMD``.
+
+        Raises:
+            VMError: the guest failed it, did not answer, or cannot be reached.
+        """
+        ok, text = self._exchange(line, timeout)
+        if not ok:
+            raise VMError("the guest failed %r: %s" % (line.split(" ", 1)[0], text))
+        return text
+
+    def _exchange(self, line, timeout):
+        """Send ``line``; returns (True, what follows ``ok CMD``) or (False, what follows ``error CMD:``)."""
         name = line.split(" ", 1)[0]
         if self.sock is None:
             self.sock = self._connect()
@@ -154,10 +170,10 @@ class ReadyChannel:
             if left <= 0:
                 raise VMError("the guest did not answer %r in %d s" % (name, timeout))
             reply = self.next_event(min(left, 0.5))
-            if reply == "ok " + name:
-                return ""
+            if reply == "ok " + name or reply.startswith("ok %s " % name):
+                return True, reply[len("ok %s " % name):]
             if reply.startswith("error %s: " % name):
-                return reply[len("error %s: " % name):] or "failed"
+                return False, reply[len("error %s: " % name):]
 
 
 class QemuDriver(Driver):

@@ -88,6 +88,8 @@ def prepare_command(shares):
         return head
     unmount = " && ".join("{ ! %s || umount %s; }" % (_is_share(s["path"]), shlex.quote(s["path"]))
                           for s in reversed(shares))
+    # A container's bind mount of a share is a mount of its own namespace, which `umount` here leaves.
+    unmount += " && ! awk '$3 == \"9p\" {f = 1} END {exit !f}' /proc/[0-9]*/mounts 2>/dev/null"
     return "%s; { %s; } || { %s; exit 3; }" % (head, unmount, resume_command(shares))
 
 

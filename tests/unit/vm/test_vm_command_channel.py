@@ -62,6 +62,9 @@ def test_commands_get_their_replies_past_the_guests_events(channel):
     assert ch.command("clock 1796000000.250000", 5) == ""
     assert set_to == [1796000000.25]
     assert ch.command("ping", 5) == ""
+    assert abs(float(ch.query("time", 5)) - time.time()) < 5  # the guest's clock, as it reads it
+    with pytest.raises(VMError, match="the guest failed 'bogus': unknown command"):
+        ch.query("bogus", 5)
     assert ch.command("frobnicate now", 5) == "unknown command"
     assert "could not convert" in ch.command("clock soon", 5)
     assert set_to == [1796000000.25]  # a bad time sets nothing

@@ -442,34 +442,48 @@ def read_rtc(path=RTC):
 class ClockWatch:
     """Keep the guest clock on the RTC's (the host's) time: ``tick`` every CLOCK_EVERY s. A clock
     found off is set at once to the middle of the RTC's second (within 0.5 s), then exactly at
-    the RTC's next second boundary (``refining``: the caller polls every CLOCK_EDGE_POLL s)."""
+    the RTC's next second boundary (the caller polls every CLOCK_EDGE_POLL s meanwhile).
+
+    QEMU's RTC counts whole seconds from its start, which was not on a second boundary: its
+    seconds begin ``phase`` s after the host's (0 <= phase < 1). After the host set the clock
+    exactly (``calibrate``, the ``clock`` command), the next RTC second boundary says which."""
 
     def __init__(self, rtc=read_rtc, now=time.time, settime=None):
         self.rtc, self.now = rtc, now
         self.settime = settime or (lambda t: time.clock_settime(time.CLOCK_REALTIME, t))
-        self.refining = None  # the RTC second seen when the clock was set roughly
-        self.refine_until = 0.0
+        self.phase = 0.0
+        self.edge = None  # (what to do at the RTC's next second boundary, the second seen, until when)
+
+    def calibrate(self):
+        """The clock was just set right: learn the RTC's phase at its next second boundary."""
+        rtc = self.rtc()
+        if rtc is not None:
+            self.edge = ("calibrate", rtc, time.monotonic() + 1.5)
 
     def tick(self):
-        """Compare (or refine); returns the seconds until the next tick."""
+        """Compare (or wait for the RTC's second boundary); returns the seconds until the next tick."""
         rtc = self.rtc()
         if rtc is None:
             return CLOCK_EVERY
-        if self.refining is not None:
-            if rtc != self.refining:  # the RTC's second just began
-                self.settime(rtc + CLOCK_EDGE_POLL / 2)
-                self.refining = None
+        if self.edge is not None:
+            what, second, until = self.edge
+            if rtc != second:  # the RTC's second just began (CLOCK_EDGE_POLL / 2 ago, on average)
+                if what == "calibrate":
+                    self.phase = (self.now() - CLOCK_EDGE_POLL / 2 - rtc) % 1.0
+                else:
+                    self.settime(rtc + self.phase + CLOCK_EDGE_POLL / 2)
+                self.edge = None
                 return CLOCK_EVERY
-            if time.monotonic() < self.refine_until:
+            if time.monotonic() < until:
                 return CLOCK_EDGE_POLL
-            self.refining = None
+            self.edge = None
             return CLOCK_EVERY
-        off = self.now() - rtc  # in [0, 1) when both agree
+        off = self.now() - rtc - self.phase  # in [0, 1) when both agree
         if -CLOCK_SLACK <= off < 1 + CLOCK_SLACK:
             return CLOCK_EVERY
-        self.settime(rtc + 0.5)
+        self.settime(rtc + self.phase + 0.5)
         log("clock was %+.1f s off the RTC (paused VM or host asleep): set" % (off - 0.5))
-        self.refining, self.refine_until = rtc, time.monotonic() + 1.5
+        self.edge = ("set", rtc, time.monotonic() + 1.5)
         return CLOCK_EDGE_POLL
 
 
@@ -705,9 +719,12 @@ class Init:
                 ready = []
             for fd in ready:
                 if fd == port:
-                    for line in PORT.read_lines():
-                        if line:
-                            PORT.write(run_command(line))
+                    for line in filter(None, PORT.read_lines()):
+                        reply = run_command(line)
+                        PORT.write(reply)
+                        if reply == "ok clock":  # set right by the host: the RTC's phase can be learnt
+                            clock.calibrate()
+                            next_clock = time.monotonic()
                     continue
                 try:
                     data = os.read(fd, 4096)

@@ -143,7 +143,7 @@ class _Up:
                 self.stage("engine", steps.share_map, conn, self.record, layout)
                 f["layout"] = layout.to_dict()
                 self.record.save()
-                self.stage("clock", steps.sync_clock, conn)
+                self.stage("clock", steps.sync_clock, conn, self.driver)
         finally:
             conn.close()
         url = self.stage("tunnel", steps.start_tunnel, self.record, layout)

@@ -145,3 +145,29 @@ def test_a_clock_ahead_is_set_back_and_no_rtc_means_no_change():
     watch = init.ClockWatch(rtc=lambda: None, now=lambda: 503.0, settime=sets.append)
     assert watch.tick() == init.CLOCK_EVERY and sets == [500.5]
     assert init.read_rtc(os.devnull) is None
+
+
+def test_the_rtcs_phase_is_learnt_after_the_host_set_the_clock_and_used_after_a_jump():
+    init = load_init()
+    host = {"t": 2000.0}
+    rtc = lambda: int(host["t"] - 0.7)  # QEMU started 0.7 s into a second: its seconds begin 0.7 s late
+    guest = {"off": 0.0}  # guest clock minus host
+    sets = []
+
+    def settime(t):
+        sets.append(t)
+        guest["off"] = t - host["t"]
+
+    watch = init.ClockWatch(rtc=rtc, now=lambda: host["t"] + guest["off"], settime=settime)
+    watch.calibrate()  # the host's `clock` just set it right
+    host["t"] = 2000.69
+    assert watch.tick() == init.CLOCK_EDGE_POLL  # still the RTC's same second
+    host["t"] = 2000.705  # its next second began 5 ms ago
+    assert watch.tick() == init.CLOCK_EVERY
+    assert abs(watch.phase - 0.7) < init.CLOCK_EDGE_POLL and sets == []
+    host["t"], guest["off"] = 2030.2, -25.0  # paused 25 s
+    watch.tick()
+    assert abs(guest["off"]) <= 0.5  # at once: within half a second
+    host["t"] = 2030.706
+    watch.tick()
+    assert abs(guest["off"]) <= init.CLOCK_EDGE_POLL  # at the RTC's boundary: exact, its phase counted

@@ -7,7 +7,9 @@ with --empty-cache, the first `up` on an empty image and package cache (download
 + boot) and the download's size; cold `up` of a new machine with the image cached (create +
 boot + deploy + tunnel to /_ping), `up` on the running machine (the fast path: agent + /_ping
 only; target <= 0.5 s), `down` (suspend) and `up` from suspended (resume) with the saved state's
-size, then `down --shutdown` and `up` from stopped (a boot), each with its stages; the image's size
+size — and the same round over SSH (the guest's command channel switched off in driver.json, as
+a VM of an older hostbridge has it), side by side —, then `down --shutdown` and `up` from stopped
+(a boot), each with its stages; the image's size
 (kernel + initramfs); QEMU's RSS and the guest's own `free` after the VM idles. Destroys the
 machine at the end. Not a test: nothing is asserted. Needs QEMU (no root).
 

@@ -78,6 +78,7 @@ FITRIM = 0xC0185879  # _IOWR('X', 121, struct fstrim_range)
 # clock off by more than CLOCK_SLACK s beyond the RTC's 1 s resolution is set back to it.
 RTC = "/sys/class/rtc/rtc0/since_epoch"
 CLOCK_EVERY, CLOCK_SLACK, CLOCK_EDGE_POLL = 0.5, 0.5, 0.01
+REPLY_WAIT = 3.0  # s a reply to the host's command waits for the port to say the host is connected
 LIBC = ctypes.CDLL(None, use_errno=True)
 IMPORTED = time.monotonic()
 
@@ -135,15 +136,25 @@ class HostPort:
         self.next_look = time.monotonic() + 5
         return None
 
-    def write(self, line):
+    def write(self, line, wait=0.0):
+        """Write ``line``; False when it was dropped. No host connected: dropped at once, or after
+        ``wait`` s (a reply: the host that asked is there, but the guest may hear its data before
+        the port's "host connected" message, which the driver handles later)."""
         fd = self.open()
         if fd is None:
             return False
-        try:
-            os.write(fd, (line.replace("\n", " ") + "\n").encode(errors="replace"))
-            return True
-        except OSError:
-            return False
+        data = (line.replace("\n", " ") + "\n").encode(errors="replace")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                os.write(fd, data)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            except OSError:
+                return False
 
     def readable(self):
         """The descriptor for select(), or None (no port, or no host connected)."""
@@ -721,7 +732,7 @@ class Init:
                 if fd == port:
                     for line in filter(None, PORT.read_lines()):
                         reply = run_command(line)
-                        PORT.write(reply)
+                        PORT.write(reply, wait=REPLY_WAIT)
                         if reply == "ok clock":  # set right by the host: the RTC's phase can be learnt
                             clock.calibrate()
                             next_clock = time.monotonic()

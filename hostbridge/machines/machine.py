@@ -154,7 +154,8 @@ class _Up:
         """A resumed guest needs no SSH from ``up`` itself: it has the command channel, its engine
         is this hostbridge's (the record says which one ran at the save) and its settings are."""
         f = self.record.fields
-        return bool(getattr(self.driver, "has_command_channel", lambda: False)() and f.get("layout") and _engine_current(self.record)
+        channel = getattr(self.driver, "has_command_channel", lambda: False)()
+        return bool(channel and f.get("layout") and _engine_current(self.record)
                     and not _settings_changed(self.record, self.settings))
 
     def _quick_resume(self):

@@ -178,9 +178,8 @@ def share_map(conn, record, layout):
 def sync_clock(conn, drv=None):
     """Set the guest's clock to the host's: exactly by the guest's command channel (its init
     then learns its RTC's phase: ``ClockWatch``), else over SSH when they differ by more than a second."""
-    from . import clock
-
     from ..errors import VMError
+    from . import clock
 
     try:
         if drv is not None and _by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed"):

@@ -8,7 +8,9 @@ with --empty-cache, the first `up` on an empty image and package cache (download
 boot, the engine installed from the boot's drive and started + tunnel to /_ping; stages
 `engine` and `tunnel` overlap: `tunnel` is what is left of the agent's login), `up` on the running machine (the fast path: agent + /_ping
 only; target <= 0.5 s), `down` (suspend) and `up` from suspended (resume) with the saved state's
-size, then `down --shutdown` and `up` from stopped (a boot), each with its stages; the image's size
+size — and the same round over SSH (the guest's command channel switched off in driver.json, as
+a VM of an older hostbridge has it), side by side —, then `down --shutdown` and `up` from stopped
+(a boot), each with its stages; the image's size
 (kernel + initramfs); QEMU's RSS and the guest's own `free` after the VM idles. Destroys the
 machine at the end. Not a test: nothing is asserted. Needs QEMU (no root).
 
@@ -47,6 +49,19 @@ def hb(env, *args, timeout=900):
     if r.returncode != 0:
         sys.exit("hostbridge %s failed: %s" % (" ".join(args), r.stderr.strip()))
     return elapsed, r.stdout
+
+
+def commands(mdir, on):
+    """Switch the machine's guest command channel on or off in its driver record (off: `up` and
+    `down` take the SSH path a VM of an older hostbridge gets)."""
+    import json
+
+    path = os.path.join(mdir, "driver.json")
+    with open(path) as f:
+        record = json.load(f)
+    record["commands"] = 1 if on else 0
+    with open(path, "w") as f:
+        json.dump(record, f)
 
 
 def stages(stdout):
@@ -135,14 +150,19 @@ def main():
         used = [ln.split() for ln in free.splitlines() if ln.startswith("Mem:")][0]
         print("idle VM (%s MiB given, %.0f s after up): QEMU RSS %.0f MiB; guest free -m: used %s MiB, "
               "buff/cache %s MiB" % (args.memory, args.idle, rss_mib(pid), used[2], used[5]))
-        # Side by side in one run: suspend/resume (the new down/up) and shutdown/boot (today's).
+        # Side by side in one run: suspend/resume (the new down/up) and shutdown/boot (today's);
+        # and the suspend/resume round over SSH, as for a VM without the guest's command channel.
         for _ in range(args.suspend_runs):
-            down, out = hb(env, "down", "--machine", NAME)
-            saved = re.search(r"\(([\d.]+) MiB saved\)", out)
-            print("down (suspend): %.1f s (target <= 2 s); saved state %s MiB for %s MiB of guest RAM"
-                  % (down, saved.group(1) if saved else "?", args.memory))
-            resumed, out = hb(env, "-v", "up", "--machine", NAME)
-            print("up from suspended: %.1f s  [%s] (target <= 2 s)" % (resumed, stages(out)))
+            for channel in (True, False):
+                how = "" if channel else " over SSH (no command channel, as before)"
+                commands(mdir, channel)
+                down, out = hb(env, "down", "--machine", NAME)
+                saved = re.search(r"\(([\d.]+) MiB saved\)", out)
+                print("down (suspend)%s: %.1f s (target <= 2 s); saved state %s MiB for %s MiB of guest RAM"
+                      % (how, down, saved.group(1) if saved else "?", args.memory))
+                resumed, out = hb(env, "-v", "up", "--machine", NAME)
+                print("up from suspended%s: %.1f s  [%s] (target <= 2 s)" % (how, resumed, stages(out)))
+                commands(mdir, True)
         down, _ = hb(env, "down", "--shutdown", "--machine", NAME)
         print("down --shutdown (a real shutdown): %.1f s (target <= 3 s)" % down)
         print("  guest shutdown: %s" % guest_timeline(serial, ("shutdown", "disk clean")))

@@ -9,8 +9,9 @@ QEMU's fw_cfg (authorized key, SSH host key), read the machine's other settings 
 checked with e2fsck -p after that; never reformatted), bring up loopback and eth0 with QEMU
 user-net's fixed addresses (only now can the host reach sshd), install the engine the host
 offers (a read-only drive; only when it changed) and start it, mount the 9p shares at their
-host paths, then reap zombies and wait for the power button (QMP system_powerdown), SIGUSR2
-(poweroff) or SIGTERM (reboot).
+host paths, then reap zombies, answer the host's commands on the readiness port
+(run_command), keep the clock on the RTC's (ClockWatch) and wait for the power button (QMP
+system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
 
 A failure the host must report (a data disk it cannot use) is one console line starting with
 ERROR_MARK; the host's `up` watches the serial log for it.
@@ -84,6 +85,14 @@ EV_KEY, KEY_POWER = 1, 116
 INPUT_EVENT = struct.Struct("llHHi")
 RB_POWER_OFF, RB_AUTOBOOT = 0x4321FEDC, 0x01234567
 MS_NOSUID, MS_NODEV, MS_RDONLY, MS_REMOUNT, MNT_DETACH = 2, 4, 1, 32, 2
+F_GETFL, F_SETFL, F_SETOWN, O_ASYNC = 3, 4, 8, 0o20000
+FITRIM = 0xC0185879  # _IOWR('X', 121, struct fstrim_range)
+# The RTC keeps the host's time (QEMU's -rtc default: base=utc, clock=host) while the guest's own
+# clock stands still (the VM paused, the host asleep): compared every CLOCK_EVERY s, a guest
+# clock off by more than CLOCK_SLACK s beyond the RTC's 1 s resolution is set back to it.
+RTC = "/sys/class/rtc/rtc0/since_epoch"
+CLOCK_EVERY, CLOCK_SLACK, CLOCK_EDGE_POLL = 0.5, 0.5, 0.01
+REPLY_WAIT = 3.0  # s a reply to the host's command waits for the port to say the host is connected
 LIBC = ctypes.CDLL(None, use_errno=True)
 IMPORTED = time.monotonic()
 
@@ -100,27 +109,88 @@ def log(msg):
 def tell_host(event):
     """Write ``event`` (one line) on the readiness port, if QEMU gave one; never blocks (no host
     listening: the line is dropped, `up` then falls back to asking sshd)."""
-    base = "/sys/class/virtio-ports"
-    try:
-        ports = os.listdir(base)
-    except OSError:
-        return False
-    for port in ports:
+    return PORT.write(event)
+
+
+class HostPort:
+    """The readiness port, kept open (a virtio port opens once at a time): the guest's events go
+    out on it and the host's commands come in (run_command). Read without a host connected, it
+    says EOF at once, so it is left out of select() until QEMU tells the port the host is back
+    (SIGIO, asked for with O_ASYNC) or the next tick."""
+
+    def __init__(self):
+        self.fd = None
+        self.next_look = 0.0  # no port found: looked for again after a while (modules load late)
+        self.buf = b""
+        self.hup = False
+
+    def open(self):
+        if self.fd is not None or time.monotonic() < self.next_look:
+            return self.fd
+        base = "/sys/class/virtio-ports"
         try:
-            with open(os.path.join(base, port, "name")) as f:
-                if f.read().strip() != READY_PORT:
-                    continue
-            fd = os.open("/dev/" + port, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            ports = os.listdir(base)
         except OSError:
-            continue
-        try:
-            os.write(fd, (event.replace("\n", " ") + "\n").encode(errors="replace"))
-            return True
-        except OSError:
+            self.next_look = time.monotonic() + 5  # virtio_console not loaded (yet)
+            return None
+        for port in ports:
+            try:
+                with open(os.path.join(base, port, "name")) as f:
+                    if f.read().strip() != READY_PORT:
+                        continue
+                fd = os.open("/dev/" + port, os.O_RDWR | os.O_NONBLOCK | os.O_NOCTTY)
+            except OSError:
+                continue
+            # SIGIO when the host connects or writes (the init has a handler: its default kills).
+            if signal.getsignal(signal.SIGIO) not in (signal.SIG_DFL, None):
+                LIBC.fcntl(fd, F_SETOWN, os.getpid())
+                LIBC.fcntl(fd, F_SETFL, LIBC.fcntl(fd, F_GETFL) | O_ASYNC)
+            self.fd = fd
+            return fd
+        self.next_look = time.monotonic() + 5
+        return None
+
+    def write(self, line, wait=0.0):
+        """Write ``line``; False when it was dropped. No host connected: dropped at once, or after
+        ``wait`` s (a reply: the host that asked is there, but the guest may hear its data before
+        the port's "host connected" message, which the driver handles later)."""
+        fd = self.open()
+        if fd is None:
             return False
-        finally:
-            os.close(fd)
-    return False
+        data = (line.replace("\n", " ") + "\n").encode(errors="replace")
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                os.write(fd, data)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            except OSError:
+                return False
+
+    def readable(self):
+        """The descriptor for select(), or None (no port, or no host connected)."""
+        return None if self.hup else self.open()
+
+    def read_lines(self):
+        """The complete lines the host sent; marks the port idle when no host is connected."""
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            self.hup, self.buf = True, b""
+            return []
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        return [line.decode(errors="replace").strip() for line in lines]
+
+
+PORT = HostPort()
 
 
 def wait_listening(port, timeout):
@@ -531,6 +601,170 @@ def reap_all(timeout):
     return False
 
 
+def read_rtc(path=RTC):
+    """The RTC's time in whole seconds (UTC), or None."""
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+class ClockWatch:
+    """Keep the guest clock on the RTC's (the host's) time: ``tick`` every CLOCK_EVERY s. A clock
+    found off is set at once to the middle of the RTC's second (within 0.5 s), then exactly at
+    the RTC's next second boundary (the caller polls every CLOCK_EDGE_POLL s meanwhile).
+
+    QEMU's RTC counts whole seconds from its start, which was not on a second boundary: its
+    seconds begin ``phase`` s after the host's (0 <= phase < 1). After the host set the clock
+    exactly (``calibrate``, the ``clock`` command), the next RTC second boundary says which."""
+
+    def __init__(self, rtc=read_rtc, now=time.time, settime=None):
+        self.rtc, self.now = rtc, now
+        self.settime = settime or (lambda t: time.clock_settime(time.CLOCK_REALTIME, t))
+        self.phase = 0.0
+        self.edge = None  # (what to do at the RTC's next second boundary, the second seen, until when)
+
+    def calibrate(self):
+        """The clock was just set right: learn the RTC's phase at its next second boundary."""
+        rtc = self.rtc()
+        if rtc is not None:
+            self.edge = ("calibrate", rtc, time.monotonic() + 1.5)
+
+    def tick(self):
+        """Compare (or wait for the RTC's second boundary); returns the seconds until the next tick."""
+        rtc = self.rtc()
+        if rtc is None:
+            return CLOCK_EVERY
+        if self.edge is not None:
+            what, second, until = self.edge
+            if rtc != second:  # the RTC's second just began (CLOCK_EDGE_POLL / 2 ago, on average)
+                if what == "calibrate":
+                    self.phase = (self.now() - CLOCK_EDGE_POLL / 2 - rtc) % 1.0
+                else:
+                    self.settime(rtc + self.phase + CLOCK_EDGE_POLL / 2)
+                self.edge = None
+                return CLOCK_EVERY
+            if time.monotonic() < until:
+                return CLOCK_EDGE_POLL
+            self.edge = None
+            return CLOCK_EVERY
+        off = self.now() - rtc - self.phase  # in [0, 1) when both agree
+        if -CLOCK_SLACK <= off < 1 + CLOCK_SLACK:
+            return CLOCK_EVERY
+        self.settime(rtc + self.phase + 0.5)
+        log("clock was %+.1f s off the RTC (paused VM or host asleep): set" % (off - 0.5))
+        self.edge = ("set", rtc, time.monotonic() + 1.5)
+        return CLOCK_EDGE_POLL
+
+
+def shares_config():
+    """The shares QEMU passed ([{"tag", "path"}]), read again from fw_cfg."""
+    try:
+        return json.loads((fw_cfg("config.json") or b"{}").decode()).get("shares") or []
+    except ValueError:
+        return []
+
+
+def mounted(fstype):
+    """The mount points of file systems of ``fstype`` (escapes in /proc/mounts decoded)."""
+    with open("/proc/mounts") as f:
+        fields = [line.split() for line in f]
+    paths = [p[1] for p in fields if len(p) > 2 and p[2] == fstype]
+    for escaped, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        paths = [p.replace(escaped, char) for p in paths]
+    return paths
+
+
+def other_namespaces_mounts(fstype):
+    """The mount points of ``fstype`` in mount namespaces other than the init's: a container's
+    bind mount of a share is its own mount, which unmounting the init's does not touch."""
+    try:
+        seen = {os.readlink("/proc/1/ns/mnt")}
+    except OSError:
+        return []
+    found = []
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            ns = os.readlink("/proc/%s/ns/mnt" % pid)
+            if ns in seen:
+                continue
+            seen.add(ns)
+            with open("/proc/%s/mounts" % pid) as f:
+                found += [fields[1] for fields in (line.split() for line in f) if fields[2:3] == [fstype]]
+        except OSError:
+            continue  # the process is gone
+    return found
+
+
+def fstrim(path):
+    """FITRIM on the file system at ``path`` (fstrim(8) without a process). Returns bytes trimmed."""
+    rng = (ctypes.c_uint64 * 3)(0, 2 ** 64 - 1, 0)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if LIBC.ioctl(fd, FITRIM, rng) != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        return rng[1]
+    finally:
+        os.close(fd)
+
+
+def mount_missing_shares():
+    """The shares not mounted (after a resume: `down` unmounted them) mounted again; returns a
+    failure or ""."""
+    have = set(mounted("9p"))
+    missing = [s for s in shares_config() if s["path"] not in have]
+    mount_shares(missing)
+    failed = [s["path"] for s in missing if s["path"] not in mounted("9p")]
+    return "cannot mount %s" % ", ".join(failed) if failed else ""
+
+
+def prepare_suspend():
+    """Ready the guest for a save: data disk synced and trimmed, caches dropped (less to save),
+    the 9p shares unmounted (QEMU refuses to migrate a mounted 9p export). Returns a failure or
+    "": "busy: …" when a share is in use (those unmounted are mounted again)."""
+    os.sync()
+    try:
+        fstrim(DATA_MOUNT)
+    except OSError as e:
+        log("fstrim %s: %s" % (DATA_MOUNT, e.strerror))
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3")
+    held = other_namespaces_mounts("9p")
+    if held:
+        return "busy: %s is mounted in a container" % held[0]
+    for path in reversed(mounted("9p")):
+        if LIBC.umount2(path.encode(), 0) != 0:
+            why = os.strerror(ctypes.get_errno())
+            mount_missing_shares()
+            return "busy: %s: %s" % (path, why)
+    return ""
+
+
+def run_command(line, settime=None):
+    """One command from the host (HostPort): ``clock EPOCH`` (the guest clock set to it),
+    ``mount-shares``, ``prepare-suspend``, ``ping``, ``time`` (answers ``ok time EPOCH``: the
+    guest's clock, read at once). Returns the reply line: ``ok CMD`` or ``error CMD: WHY``."""
+    name, _, arg = line.partition(" ")
+    try:
+        if name == "time":
+            return "ok time %.6f" % time.time()
+        if name == "clock":
+            (settime or (lambda t: time.clock_settime(time.CLOCK_REALTIME, t)))(float(arg))
+            failure = ""
+        elif name == "mount-shares":
+            failure = mount_missing_shares()
+        elif name == "prepare-suspend":
+            failure = prepare_suspend()
+        elif name == "ping":
+            failure = ""
+        else:
+            failure = "unknown command"
+    except (OSError, ValueError) as e:
+        failure = str(e)
+    return "error %s: %s" % (name, failure) if failure else "ok %s" % name
+
+
 class Init:
     def __init__(self):
         self.children = {}  # pid -> name, for the ones we respawn
@@ -686,22 +920,38 @@ class Init:
         rfd, wfd = os.pipe()
         os.set_blocking(wfd, False)
         signal.set_wakeup_fd(wfd)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2):
-            signal.signal(sig, self.on_signal if sig != signal.SIGCHLD else lambda s, f: None)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGIO):
+            signal.signal(sig, self.on_signal if sig not in (signal.SIGCHLD, signal.SIGIO) else lambda s, f: None)
         os.set_blocking(rfd, False)
         self.boot()
         buttons = power_button_fds()
+        clock, next_clock = ClockWatch(), 0.0
         while self.action is None:
             wait = self.watch_engine()
+            if time.monotonic() >= next_clock:
+                next_clock = time.monotonic() + clock.tick()
+                PORT.hup = False  # looked at again each tick, should a SIGIO have been missed
+            port = PORT.readable()
+            wait = min(30 if wait is None else wait, max(0.0, next_clock - time.monotonic()))
             try:
-                ready, _, _ = select.select([rfd] + buttons, [], [], 30 if wait is None else wait)
+                ready, _, _ = select.select([rfd] + buttons + ([port] if port is not None else []), [], [], wait)
             except InterruptedError:
                 ready = []
             for fd in ready:
+                if fd == port:
+                    for line in filter(None, PORT.read_lines()):
+                        reply = run_command(line)
+                        PORT.write(reply, wait=REPLY_WAIT)
+                        if reply == "ok clock":  # set right by the host: the RTC's phase can be learnt
+                            clock.calibrate()
+                            next_clock = time.monotonic()
+                    continue
                 try:
                     data = os.read(fd, 4096)
                 except OSError:
                     continue
+                if fd == rfd and signal.SIGIO in data:
+                    PORT.hup = False  # the host connected (or wrote)
                 if fd != rfd and power_pressed(data):
                     log("power button pressed")
                     self.action = "poweroff"

@@ -124,6 +124,8 @@ class _Up:
                 self.progress("boot", "note: %s; using slower emulation" % note)
             for note in getattr(self.driver, "resume_notes", None) or []:
                 self.progress("boot", "note: %s" % note)
+        if self.booted and getattr(self.driver, "resumed", False) and self._quick_resume_fits():
+            return self._quick_resume()
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
         self.resumed = self.booted and getattr(self.driver, "resumed", False)
         stale = None  # the guest's engine of another version, running
@@ -155,7 +157,7 @@ class _Up:
                 self.stage("engine", steps.share_map, conn, self.record, layout)
                 f["layout"] = layout.to_dict()
                 self.record.save()
-                self.stage("clock", steps.sync_clock, conn)
+                self.stage("clock", steps.sync_clock, conn, self.driver)
         finally:
             conn.close()
         url = self.stage("tunnel", steps.start_tunnel, self.record, layout)
@@ -181,6 +183,7 @@ class _Up:
             tunnel.settle()
             raise
         if said == "ready" and detail == offer["version"]:
+            self.stage("clock", steps.sync_clock, None, self.driver)  # while the agent logs in
             url = self.stage("tunnel", tunnel.result)
             steps.took_offer(self.record, offer, self.settings)
             return url, None
@@ -192,6 +195,32 @@ class _Up:
             detail = "the guest runs engine %s, not %s" % (stale.version, offer["version"])
         self.progress("engine", "note: %s; deploying the engine over SSH" % detail)
         return None, stale
+
+    def _quick_resume_fits(self):
+        """A resumed guest needs no SSH from ``up`` itself: it has the command channel, its engine
+        is this hostbridge's (the record says which one ran at the save) and its settings are."""
+        f = self.record.fields
+        channel = getattr(self.driver, "has_command_channel", lambda: False)()
+        return bool(channel and f.get("layout") and _engine_current(self.record)
+                    and not _settings_changed(self.record, self.settings))
+
+    def _quick_resume(self):
+        """After a resume: the tunnel agent started at once (its SSH handshake is the one left)
+        while the guest's init sets the clock and mounts the shares (``steps.resume_by_channel``)."""
+        from .. import deploy
+
+        self.resumed = True
+        layout = deploy.Layout.from_dict(self.record.fields["layout"])
+        steps.pin_host_key(self.record, self.driver.ssh_info())  # QEMU's forwarded port may be another
+        tunnel = steps.Background(steps.start_tunnel, self.record, layout)
+        try:
+            self.stage("resume", steps.resume_by_channel, self.driver)
+        except BaseException:
+            tunnel.thread.join()  # the agent it may have started is stopped by _undo
+            raise
+        url = self.stage("tunnel", tunnel.result)
+        self.stage("ping", steps.wait_ping, url)
+        return url
 
     def cleanup(self):
         """Run the sequence's failure callbacks (``_undo`` among them)."""

@@ -136,6 +136,50 @@ class ReadyChannel:
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode(errors="replace").strip()
 
+    def command(self, line, timeout):
+        """Send the guest init a command (provision/guest-init.py run_command) and return its
+        reply's failure: "" for ``ok CMD``, WHY for ``error CMD: WHY``. Events in between
+        (``ready …``) are skipped.
+
+        Raises:
+            VMError: no reply within ``timeout`` s, or the channel cannot be reached.
+        """
+        ok, text = self._exchange(line, timeout)
+        return "" if ok else text or "failed"
+
+    def query(self, line, timeout):
+        """``command`` for a command that answers something (``time``): the text after ``ok CMD``.
+
+        Raises:
+            VMError: the guest failed it, did not answer, or cannot be reached.
+        """
+        ok, text = self._exchange(line, timeout)
+        if not ok:
+            raise VMError("the guest failed %r: %s" % (line.split(" ", 1)[0], text))
+        return text
+
+    def _exchange(self, line, timeout):
+        """Send ``line``; returns (True, what follows ``ok CMD``) or (False, what follows ``error CMD:``)."""
+        name = line.split(" ", 1)[0]
+        if self.sock is None:
+            self.sock = self._connect()
+        if self.sock is None:
+            raise VMError("the guest's command channel %s cannot be reached" % self.path)
+        try:
+            self.sock.sendall(line.encode() + b"\n")
+        except OSError as e:
+            raise VMError("the guest's command channel %s: %s" % (self.path, e)) from None
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise VMError("the guest did not answer %r in %d s" % (name, timeout))
+            reply = self.next_event(min(left, 0.5))
+            if reply == "ok " + name or reply.startswith("ok %s " % name):
+                return True, reply[len("ok %s " % name):]
+            if reply.startswith("error %s: " % name):
+                return False, reply[len("error %s: " % name):]
+
 
 class QemuDriver(Driver):
     """A machine run by QEMU. See Driver for the contracts."""
@@ -269,6 +313,7 @@ class QemuDriver(Driver):
             record.pop("qmp", None)  # an older version's QMP port: never again (qemu_cmd.qmp_address)
             # The readiness port, when its socket's path fits a sockaddr_un (else SSH is polled).
             record["ready"] = self.files.ready if len(self.files.ready.encode()) <= 107 else ""
+            record["commands"] = 1  # this hostbridge's guest init reads commands there (guest_command)
             ok, last_err = self._launch(self._config(record, img, accel))
             if ok:
                 self._save(record)
@@ -345,6 +390,24 @@ class QemuDriver(Driver):
                 return json.load(f).get("shares") or []
         except (OSError, ValueError):
             return []
+
+    def guest_command(self, line, timeout=60):
+        """Run ``line`` by the guest's init over the readiness port (``ReadyChannel.command``) and
+        return its failure ("" when it did it), or None when this VM has no command channel (one
+        started by an older hostbridge, or no unix sockets): the caller falls back to SSH.
+
+        Raises:
+            VMError: no reply (the guest does not answer, QEMU went away).
+        """
+        if not self.has_command_channel():
+            return None
+        with ReadyChannel(self._record()["ready"]) as channel:
+            return channel.command(line, timeout)
+
+    def has_command_channel(self):
+        """Whether this VM's guest init takes commands on its readiness port (guest_command)."""
+        record = self._record() or {}
+        return bool(record.get("commands") and record.get("ready") and hasattr(socket, "AF_UNIX"))
 
     def _fingerprint(self, record, img, accel):
         cfg = self._config(dict(record, ssh_port=0), img, accel)

@@ -325,10 +325,22 @@ def share_map(conn, record, layout):
     record.fields["host_path_map"] = path_map  # saved with the record after the engine stage
 
 
-def sync_clock(conn):
-    """Set the guest's clock to the host's when they differ by more than a second."""
+def sync_clock(conn, drv=None):
+    """Set the guest's clock to the host's: exactly by the guest's command channel (its init
+    then learns its RTC's phase: ``ClockWatch``), else over SSH (``conn``; None: not at all, the
+    guest keeps its RTC's time, within a second) when they differ by more than a second."""
+    from ..errors import VMError
     from . import clock
 
+    try:
+        if drv is not None and _by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed"):
+            return None
+    except VMError as e:  # SSH is there: the clock is set all the same
+        import logging
+
+        logging.getLogger(__name__).warning("%s%s", e, "; setting it over SSH" if conn is not None else "")
+    if conn is None:  # a boot with no SSH session (the engine came with it): the RTC's clock stays
+        return None
     return clock.resync_ssh(conn)
 
 
@@ -344,6 +356,8 @@ def prepare_suspend(record, drv):
     from . import suspend, vmmode
 
     try:
+        if _by_channel(drv, "prepare-suspend", 60, "the guest said"):
+            return
         with vmmode.connection(record) as conn:
             suspend.prepare_guest(conn, _guest_shares(drv))
     except suspend.SharesBusy:
@@ -359,6 +373,62 @@ def resume_guest(conn, drv):
 
     clock.resync_ssh(conn)
     suspend.resume_guest(conn, _guest_shares(drv))
+
+
+def resume_by_channel(drv):
+    """``resume_guest`` over the guest's command channel (no SSH): the clock set to the host's
+    at once, the shares mounted again. Returns False when the VM has no channel (nothing done).
+
+    Raises:
+        VMError: the guest did not answer, or failed.
+    """
+    return (_by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed")
+            and _by_channel(drv, "mount-shares", 60, "mounting the shares again after resume failed"))
+
+
+def _by_channel(drv, line, timeout, what):
+    """Run ``line`` by the guest's init (QemuDriver.guest_command). Returns False when the VM
+    has no command channel.
+
+    Raises:
+        SharesBusy: a share is in use (prepare-suspend). VMError: the guest failed (``what``).
+    """
+    from ..errors import VMError
+    from . import suspend
+
+    failure = drv.guest_command(line, timeout=timeout) if hasattr(drv, "guest_command") else None
+    if failure is None:
+        return False
+    if failure.startswith("busy: "):
+        raise suspend.SharesBusy("a shared folder is in use in the guest (a container's bind mount?): QEMU cannot "
+                                 "save a VM whose 9p share is in use (%s)" % failure[len("busy: "):])
+    if failure:
+        raise VMError("%s: %s" % (what, failure))
+    return True
+
+
+class Background:
+    """``fn(*args)`` run in a thread from now on (the tunnel agent's SSH handshake beside the
+    resume steps); ``result()`` waits for it and returns its value or raises its error."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self.value, self.error = None, None
+        self.thread = threading.Thread(target=self._run, args=(fn, args), name=fn.__name__, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, args):
+        try:
+            self.value = fn(*args)
+        except BaseException as e:  # handed to result()'s caller
+            self.error = e
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
 
 
 def _guest_shares(drv):

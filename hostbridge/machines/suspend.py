@@ -1,6 +1,7 @@
 """Suspend and resume of a QEMU machine: its running state saved to a file, restored by ``up``.
 
-``down`` (without ``--shutdown``) readies the guest over SSH (``prepare_command``: disk synced
+``down`` (without ``--shutdown``) readies the guest by its init's command channel (``prepare-suspend``,
+``steps.prepare_suspend``), or over SSH for a VM without one (``prepare_command``: disk synced
 and trimmed, caches dropped, the 9p shares unmounted, since QEMU refuses to migrate a guest
 with a mounted 9p export), pauses the VM and migrates it through QMP to ``fd:`` (a descriptor of the state file, passed with ``getfd``)
 (``save``; QEMU 7.2 has no ``file:`` URI nor mapped-ram). Paused first, the migration is one
@@ -9,7 +10,8 @@ what the guest really uses. QEMU then quits.
 
 ``up`` starts the same command line with ``-incoming fd:N`` (the state file, inherited; ``incoming_args``),
 waits for the load (bounded: ``wait_incoming``), continues the VM, and remounts the shares
-and corrects the clock (``resume_command``, ``machine.py``). A saved state that does not fit
+and corrects the clock (by the command channel: ``steps.resume_by_channel``; else over SSH:
+``resume_command``; ``machine.py``). A saved state that does not fit
 (``check``: another QEMU command line or binary, a disk changed since, a truncated file) is
 thrown away with a note and the VM boots. A save QEMU did not finish (killed) leaves only a
 ``.tmp`` file: thrown away too; the disk was flushed and synced before it.
@@ -86,6 +88,8 @@ def prepare_command(shares):
         return head
     unmount = " && ".join("{ ! %s || umount %s; }" % (_is_share(s["path"]), shlex.quote(s["path"]))
                           for s in reversed(shares))
+    # A container's bind mount of a share is a mount of its own namespace, which `umount` here leaves.
+    unmount += " && ! awk '$3 == \"9p\" {f = 1} END {exit !f}' /proc/[0-9]*/mounts 2>/dev/null"
     return "%s; { %s; } || { %s; exit 3; }" % (head, unmount, resume_command(shares))
 
 

@@ -90,6 +90,8 @@ def test_resume_keeps_a_running_container_the_share_and_the_clock(host):
     time.sleep(5)  # the guest clock stands still meanwhile: 5 s behind unless `up` sets it
     r = _up(host)
     assert "resume" in r.stdout and "thrown away" not in r.stdout + r.stderr
+    stages = r.stdout.split("Stages:")[-1].splitlines()[0]
+    assert "ssh" not in stages and "deploy" not in stages, stages  # no SSH of `up`'s own: the command channel
     assert not os.path.exists(host.path("saved-state"))  # a state is loaded once
     ps = host.docker("ps", "--format", "{{.Names}}")
     assert "sleeper" in ps.stdout.split()
@@ -150,6 +152,61 @@ def test_two_ups_at_once_resume_one_vm(host):
     assert [p.returncode for p in procs] == [0, 0], outs
     qemus = subprocess.run(["pgrep", "-f", host.path("qemu.pid")], capture_output=True, text=True).stdout.split()
     assert len(qemus) == 1
+
+
+def test_the_guest_clock_catches_up_after_a_forced_jump(host):
+    """What a host sleep looks like to the guest: QMP stop, PAUSE s, cont (its own clock stood
+    still, its RTC did not). The guest's init sets its clock from the RTC within 1 s of waking.
+    The guest's clock is read over its command channel (``time``: no SSH exec, whose round trip
+    under TCG is longer than what is measured)."""
+    from hostbridge.machines.qemu import ReadyChannel
+    from hostbridge.machines.qmp import QMP
+
+    pause = 8
+
+    def drift(ch):
+        before = time.time()
+        guest = float(ch.query("time", 10))
+        after = time.time()
+        return guest - (before + after) / 2, after - before
+
+    def corrections():
+        with open(host.path("serial.log"), errors="replace") as f:
+            return f.read().count("off the RTC")
+
+    before = corrections()
+    with ReadyChannel(host.path("ready.sock")) as ch:
+        steady = drift(ch)
+        with QMP("unix:" + host.path("qmp.sock")) as q:
+            q.execute("stop")
+            time.sleep(pause)
+            q.execute("cont")
+        woke = time.monotonic()
+        seen = []
+        while time.monotonic() - woke < 10:
+            d, rtt = drift(ch)
+            seen.append((round(time.monotonic() - woke, 3), round(d, 3), round(rtt, 3)))
+            if abs(d) + rtt / 2 < 1.0:
+                break
+            time.sleep(0.02)
+    caught_up = seen[-1][0]
+    print("clock after a %d s pause: within 1 s of the host's %.2f s after cont; before the pause %+.3f s "
+          "(after cont s, drift s, channel round trip s): %s" % (pause, caught_up, steady[0], seen))
+    assert abs(steady[0]) + steady[1] / 2 < 1.0, steady
+    assert abs(seen[-1][1]) + seen[-1][2] / 2 < 1.0, seen
+    assert caught_up <= 1.0 + seen[-1][2], seen  # within 1 s of waking (give or take the last read)
+    assert corrections() == before + 1  # the guest's init set it (the jump was there)
+
+
+def test_a_share_in_use_means_a_shutdown_instead_with_a_note(host):
+    r = host.docker("run", "-d", "--name", "sharer", "-v", "%s:/s" % host.share, "busybox", "sleep", "100000")
+    assert r.returncode == 0, r.stderr
+    r = host.hb("down", "--machine", NAME, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shut down instead" in r.stdout + r.stderr and "Stopped machine" in r.stdout, r.stdout + r.stderr
+    assert not os.path.exists(host.path("saved-state"))
+    _up(host)
+    host.docker("rm", "-f", "sharer")
 
 
 def test_down_shutdown_is_a_real_shutdown(host):

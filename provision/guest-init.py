@@ -70,6 +70,17 @@ EV_KEY, KEY_POWER = 1, 116
 INPUT_EVENT = struct.Struct("llHHi")
 RB_POWER_OFF, RB_AUTOBOOT = 0x4321FEDC, 0x01234567
 MS_NOSUID, MS_NODEV, MS_RDONLY, MS_REMOUNT, MNT_DETACH = 2, 4, 1, 32, 2
+# Memory handed back to the host: the balloon reports free pages from blocks of 2^ORDER pages
+# (the kernel's default, 9: 2 MiB, leaves the scattered pages a stopped container frees in
+# the VM); an idle guest drops its clean page cache and slab once, so that they become free
+# pages reported too. Both can be set in config.json's "memory" ({"reporting_order",
+# "idle_reclaim": seconds, 0: never}).
+REPORTING_ORDER = 5  # 128 KiB
+REPORTING_ORDER_PARAM = "/sys/module/page_reporting/parameters/page_reporting_order"
+IDLE_RECLAIM = 30  # s of an idle guest before its caches are dropped
+IDLE_SAMPLE = 10  # s between looks at the guest's CPU time
+IDLE_BUSY = 0.05  # CPU seconds per second below which the guest counts as idle
+RECLAIM_MIN = 16 << 20  # bytes of droppable cache below which dropping is not worth it
 LIBC = ctypes.CDLL(None, use_errno=True)
 IMPORTED = time.monotonic()
 
@@ -332,6 +343,74 @@ def mount_shares(shares):
             log("mounted %s at %s" % (share["tag"], share["path"]))
 
 
+def cpu_seconds(stat):
+    """The CPU time spent working (not idle, not waiting for I/O), in seconds, from /proc/stat's text."""
+    fields = [int(v) for v in stat.split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def droppable_bytes(meminfo):
+    """Clean page cache plus reclaimable slab, from /proc/meminfo's text (shmem, the system's own
+    RAM file system, cannot be dropped)."""
+    kib = {}
+    for line in meminfo.splitlines():
+        key, _, rest = line.partition(":")
+        kib[key] = int(rest.split()[0]) if rest.split() else 0
+    return (kib.get("Cached", 0) - kib.get("Shmem", 0) - kib.get("Dirty", 0) + kib.get("SReclaimable", 0)) * 1024
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class IdleReclaim:
+    """Drops the guest's clean caches once it has been idle ``after`` seconds (``poll`` from the
+    main loop); again only after it was busy in between."""
+
+    def __init__(self, after):
+        self.after = after
+        self.busy, self.at = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
+        self.idle_since, self.dropped = self.at, False
+
+    def poll(self):
+        """Look at the CPU time used since the last look; drop the caches when due. Returns the
+        seconds until the next look (None: never)."""
+        if not self.after:
+            return None
+        busy, now = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
+        if now - self.at < IDLE_SAMPLE / 2:
+            return IDLE_SAMPLE
+        if (busy - self.busy) / (now - self.at) > IDLE_BUSY:
+            self.idle_since, self.dropped = now, False
+        elif not self.dropped and now - self.idle_since >= self.after:
+            self.dropped = True
+            if droppable_bytes(read_text("/proc/meminfo")) >= RECLAIM_MIN:
+                try:
+                    with open("/proc/sys/vm/drop_caches", "w") as f:
+                        f.write("3")
+                    log("idle for %d s: caches dropped" % (now - self.idle_since))
+                except OSError as e:
+                    log("dropping the caches failed: %s" % e)
+        self.busy, self.at = busy, now
+        return IDLE_SAMPLE
+
+
+def memory_settings(settings):
+    """Apply config.json's "memory" settings (or the defaults); returns the IdleReclaim to poll."""
+    memory = settings.get("memory") or {}
+    try:
+        with open(REPORTING_ORDER_PARAM, "w") as f:
+            f.write(str(int(memory.get("reporting_order", REPORTING_ORDER))))
+    except (OSError, ValueError) as e:
+        log("cannot set the free page reporting order: %s" % e)
+    return IdleReclaim(int(memory.get("idle_reclaim", IDLE_RECLAIM)))
+
+
 def power_button_fds():
     fds = []
     for dev in ["/sys/class/input/" + n for n in os.listdir("/sys/class/input") if n.startswith("event")]:
@@ -378,6 +457,7 @@ class Init:
         self.sshd_starts = []
         self.next_trim = time.monotonic() + TRIM_EVERY
         self.engine_deadline = None  # while the engine started at boot has no socket yet
+        self.reclaim = IdleReclaim(0)
 
     def spawn(self, name, argv):
         pid = spawn(argv)
@@ -443,6 +523,7 @@ class Init:
         settings = load_settings()
         network(settings.get("hostname", "hostbridge"))
         apply_sysctls()
+        self.reclaim = memory_settings(settings)
         self.start_sshd()
         log("sshd started")
         # The engine (on a warm boot) starts before the shares are mounted: it does not need them.
@@ -483,9 +564,9 @@ class Init:
         self.boot()
         buttons = power_button_fds()
         while self.action is None:
-            wait = self.watch_engine()
+            waits = [w for w in (self.watch_engine(), self.reclaim.poll()) if w is not None]
             try:
-                ready, _, _ = select.select([rfd] + buttons, [], [], 30 if wait is None else wait)
+                ready, _, _ = select.select([rfd] + buttons, [], [], min(waits, default=30))
             except InterruptedError:
                 ready = []
             for fd in ready:

@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import rss_kib  # noqa: E402
 from tests.support import busybox  # noqa: E402
+from tests.support.hbhome import qemu_guest_ram_mib  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -87,20 +88,6 @@ def rss_mib(pid):
     return rss_kib([pid]) / 1024.0
 
 
-def guest_ram_mib(pid, memory_mib):
-    """The RSS of QEMU's mapping of the guest's RAM (the one anonymous mapping of its size)."""
-    kib, inside = 0, False
-    with open("/proc/%d/smaps" % pid) as f:
-        for line in f:
-            head = line.split()
-            if "-" in head[0] and not head[0].endswith(":"):
-                lo, hi = (int(x, 16) for x in head[0].split("-"))
-                inside = hi - lo == memory_mib << 20 and len(head) < 6
-            elif inside and head[0] == "Rss:":
-                kib += int(head[1])
-    return kib / 1024.0
-
-
 def memory(env, name, args, today):
     """Boot machine ``name`` (the today or the new behaviour); print QEMU's RSS idle, with the
     containers running, after they are removed. Returns the machine's dir."""
@@ -115,7 +102,7 @@ def memory(env, name, args, today):
 
     def rss(label):
         time.sleep(args.settle)
-        total, ram = rss_mib(pid), guest_ram_mib(pid, int(args.memory))
+        total, ram = rss_mib(pid), qemu_guest_ram_mib(pid, int(args.memory))
         print("  %-28s QEMU RSS %4.0f MiB (guest RAM %4.0f, the rest %4.0f)" % (label, total, ram, total - ram))
         return total
 

@@ -42,6 +42,26 @@ VARIANTS = {
     "fscache500k": BASE + ",msize=512000,cache=fscache",
 }
 
+# The virtiofs variant (--virtiofs, root only): QEMU 7.2's virtiofsd serves the same folder, and
+# the machine boots through this CLI, its QEMU command line given the guest's RAM as a shared
+# memfd (virtiofsd maps it) and a vhost-user-fs device. Nothing of it is in hostbridge itself.
+VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
+VIRTIOFS_TAG, VIRTIOFS_MOUNT = "vfs0", "/mnt/virtiofs"
+VIRTIOFS_CLI = r'''
+import os, sys
+from hostbridge.machines import qemu_cmd
+build = qemu_cmd.build_command
+def build_virtiofs(cfg, binary=None):
+    return build(cfg, binary) + [
+        "-object", "memory-backend-memfd,id=mem,size=%dM,share=on" % cfg.memory_mib, "-numa", "node,memdev=mem",
+        "-chardev", "socket,id=vfs,path=" + os.environ["BENCH_VIRTIOFS_SOCKET"],
+        "-device", "vhost-user-fs-pci,chardev=vfs,tag=%s"]
+qemu_cmd.build_command = build_virtiofs
+from hostbridge.cli import main
+sys.argv[0] = "hostbridge"
+main()
+''' % VIRTIOFS_TAG
+
 # Runs in the guest (python3 -c): times each operation in DIR with the guest's monotonic clock.
 GUEST = r'''
 import io, json, os, subprocess, sys, tarfile, time
@@ -83,8 +103,8 @@ with tarfile.open(sys.argv[1], "w") as t:
 '''
 
 
-def hb(env, *args, timeout=1800, check=True):
-    r = subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True, env=env,
+def hb(env, *args, timeout=1800, check=True, cli=("-m", "hostbridge.cli")):
+    r = subprocess.run([sys.executable] + list(cli) + list(args), capture_output=True, text=True, env=env,
                        timeout=timeout, cwd=REPO)
     if check and r.returncode != 0:
         sys.exit("hostbridge %s failed: %s%s" % (" ".join(args[:4]), r.stdout, r.stderr.strip()))
@@ -104,6 +124,7 @@ def main():
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--memory", default="2048")
+    ap.add_argument("--virtiofs", action="store_true", help="also virtiofs (needs root and %s)" % VIRTIOFSD)
     args = ap.parse_args()
 
     from hostbridge.machines import image
@@ -116,9 +137,19 @@ def main():
     for k in ("HOSTBRIDGE_HOST", "HOSTBRIDGE_MACHINE"):
         env.pop(k, None)
     mdir = os.path.join(home, "state", "machines", NAME)
+    virtiofsd = None
     try:
+        cli = ("-m", "hostbridge.cli")
+        if args.virtiofs:
+            env["BENCH_VIRTIOFS_SOCKET"] = os.path.join(home, "virtiofs.sock")
+            virtiofsd = subprocess.Popen([VIRTIOFSD, "--socket-path=" + env["BENCH_VIRTIOFS_SOCKET"],
+                                          "-o", "source=" + share, "-o", "cache=auto"],
+                                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(home, "virtiofsd.log"), "w"))
+            while not os.path.exists(env["BENCH_VIRTIOFS_SOCKET"]) and virtiofsd.poll() is None:
+                time.sleep(0.1)
+            cli = ("-c", VIRTIOFS_CLI)
         hb(env, "up", "--machine", NAME, "--driver", "qemu", "--cpus", "1", "--memory", args.memory, "--disk", "8G",
-           "--share", share)
+           "--share", share, cli=cli)
         tarball = DISK_DIR + "/src.tar"
         hb(env, "ssh", "--machine", NAME, "--", "mkdir -p %s" % DISK_DIR)
         guest(env, MAKE_TAR, tarball, args.files)
@@ -136,9 +167,18 @@ def main():
             got = json.loads(guest(env, GUEST, share, args.mib, args.files, tarball))
             print("9p share, %s (mounted as: %s): %s" % (name, mounted.split()[3], fmt(got, args.mib)))
             print("    ratio share/disk: %s" % ratios(got, disk))
+        if args.virtiofs:
+            hb(env, "ssh", "--machine", NAME, "--", "modprobe virtiofs && mkdir -p %s && mount -t virtiofs %s %s"
+               % (VIRTIOFS_MOUNT, VIRTIOFS_TAG, VIRTIOFS_MOUNT))
+            got = json.loads(guest(env, GUEST, VIRTIOFS_MOUNT, args.mib, args.files, tarball))
+            print("virtiofs (virtiofsd cache=auto: attributes and names trusted 1 s): %s" % fmt(got, args.mib))
+            print("    ratio share/disk: %s" % ratios(got, disk))
     finally:
         if os.path.exists(os.path.join(mdir, "machine.json")):
             hb(env, "destroy", "-f", "--machine", NAME, timeout=300, check=False)
+        if virtiofsd is not None:
+            virtiofsd.kill()
+            virtiofsd.wait()
         subprocess.run(["rm", "-rf", home])
     print("(TCG guest on a 2-core host shared with other jobs: absolute figures are inflated; the ratios are the "
           "result)")

@@ -51,6 +51,11 @@ ERROR_MARK = "HOSTBRIDGE-GUEST-ERROR:"
 # The virtio-serial port on which the host's `up` waits (hostbridge/machines/qemu_cmd.py
 # READY_PORT): "ready init", "ready engine", "error LINE", one line each.
 READY_PORT = "org.hostbridge.ready"
+# 9p: msize is the virtio transport's maximum (Linux 6.1 caps it at 500 KiB): a large file
+# reads 3x faster than at 256 KiB. cache=mmap asks the host at each lookup and read, so an edit
+# on the host is seen at once (loose and fscache were faster on small files but never see it).
+# hostbridge/machines/suspend.py MOUNT_OPTS mounts them the same way after a resume.
+SHARE_OPTS = "trans=virtio,version=9p2000.L,msize=512000,cache=mmap"
 ENGINE_SOCKET = "/run/hostbridge/docker.sock"
 ENGINE_WAIT = 300  # seconds the init watches for the engine's socket after starting it
 # The data disk (the machine's qcow2) holds what must outlive a boot, at the paths the system
@@ -93,6 +98,17 @@ FITRIM = 0xC0185879  # _IOWR('X', 121, struct fstrim_range)
 RTC = "/sys/class/rtc/rtc0/since_epoch"
 CLOCK_EVERY, CLOCK_SLACK, CLOCK_EDGE_POLL = 0.5, 0.5, 0.01
 REPLY_WAIT = 3.0  # s a reply to the host's command waits for the port to say the host is connected
+# Memory handed back to the host: the balloon reports free pages from blocks of 2^ORDER pages
+# (the kernel's default, 9: 2 MiB, leaves the scattered pages a stopped container frees in
+# the VM); an idle guest drops its clean page cache and slab once, so that they become free
+# pages reported too. Both can be set in config.json's "memory" ({"reporting_order",
+# "idle_reclaim": seconds, 0: never}).
+REPORTING_ORDER = 5  # 128 KiB
+REPORTING_ORDER_PARAM = "/sys/module/page_reporting/parameters/page_reporting_order"
+IDLE_RECLAIM = 30  # s of an idle guest before its caches are dropped
+IDLE_SAMPLE = 10  # s between looks at the guest's CPU time
+IDLE_BUSY = 0.05  # CPU seconds per second below which the guest counts as idle
+RECLAIM_MIN = 16 << 20  # bytes of droppable cache below which dropping is not worth it
 LIBC = ctypes.CDLL(None, use_errno=True)
 IMPORTED = time.monotonic()
 
@@ -557,9 +573,76 @@ def network():
 
 def mount_shares(shares):
     for share in shares:
-        opts = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"
-        if mount(share["tag"], share["path"], "9p", opts):
+        if mount(share["tag"], share["path"], "9p", SHARE_OPTS):
             log("mounted %s at %s" % (share["tag"], share["path"]))
+
+
+def cpu_seconds(stat):
+    """The CPU time spent working (not idle, not waiting for I/O), in seconds, from /proc/stat's text."""
+    fields = [int(v) for v in stat.split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:3]) + sum(fields[5:8])  # user nice system, irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def droppable_bytes(meminfo):
+    """Clean page cache plus reclaimable slab, from /proc/meminfo's text (shmem, the system's own
+    RAM file system, cannot be dropped)."""
+    kib = {}
+    for line in meminfo.splitlines():
+        key, _, rest = line.partition(":")
+        kib[key] = int(rest.split()[0]) if rest.split() else 0
+    return (kib.get("Cached", 0) - kib.get("Shmem", 0) - kib.get("Dirty", 0) + kib.get("SReclaimable", 0)) * 1024
+
+
+def read_text(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+class IdleReclaim:
+    """Drops the guest's clean caches once it has been idle ``after`` seconds (``poll`` from the
+    main loop); again only after it was busy in between."""
+
+    def __init__(self, after):
+        self.after = after
+        self.busy, self.at = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
+        self.idle_since, self.dropped = self.at, False
+
+    def poll(self):
+        """Look at the CPU time used since the last look; drop the caches when due. Returns the
+        seconds until the next look (None: never)."""
+        if not self.after:
+            return None
+        busy, now = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
+        if now - self.at < IDLE_SAMPLE / 2:
+            return IDLE_SAMPLE
+        if (busy - self.busy) / (now - self.at) > IDLE_BUSY:
+            self.idle_since, self.dropped = now, False
+        elif not self.dropped and now - self.idle_since >= self.after:
+            self.dropped = True
+            if droppable_bytes(read_text("/proc/meminfo")) >= RECLAIM_MIN:
+                try:
+                    with open("/proc/sys/vm/drop_caches", "w") as f:
+                        f.write("3")
+                    log("idle for %d s: caches dropped" % (now - self.idle_since))
+                except OSError as e:
+                    log("dropping the caches failed: %s" % e)
+        self.busy, self.at = busy, now
+        return IDLE_SAMPLE
+
+
+def memory_settings(settings):
+    """Apply config.json's "memory" settings (or the defaults); returns the IdleReclaim to poll."""
+    memory = settings.get("memory") or {}
+    try:
+        with open(REPORTING_ORDER_PARAM, "w") as f:
+            f.write(str(int(memory.get("reporting_order", REPORTING_ORDER))))
+    except (OSError, ValueError) as e:
+        log("cannot set the free page reporting order: %s" % e)
+    return IdleReclaim(int(memory.get("idle_reclaim", IDLE_RECLAIM)))
 
 
 def power_button_fds():
@@ -773,6 +856,7 @@ class Init:
         self.next_trim = time.monotonic() + TRIM_EVERY
         self.engine_deadline = None  # while the engine started at boot has no socket yet
         self.engine_version = ""  # the version of the engine started at boot
+        self.reclaim = IdleReclaim(0)
 
     def spawn(self, name, argv):
         pid = spawn(argv)
@@ -852,6 +936,7 @@ class Init:
             os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = PYCACHE
         network()
         apply_sysctls()
+        self.reclaim = memory_settings(settings)
         # The engine starts before the shares are mounted: it needs none of them.
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure:
@@ -927,12 +1012,12 @@ class Init:
         buttons = power_button_fds()
         clock, next_clock = ClockWatch(), 0.0
         while self.action is None:
-            wait = self.watch_engine()
+            waits = [w for w in (self.watch_engine(), self.reclaim.poll()) if w is not None]
             if time.monotonic() >= next_clock:
                 next_clock = time.monotonic() + clock.tick()
                 PORT.hup = False  # looked at again each tick, should a SIGIO have been missed
             port = PORT.readable()
-            wait = min(30 if wait is None else wait, max(0.0, next_clock - time.monotonic()))
+            wait = min(min(waits, default=30), max(0.0, next_clock - time.monotonic()))
             try:
                 ready, _, _ = select.select([rfd] + buttons + ([port] if port is not None else []), [], [], wait)
             except InterruptedError:

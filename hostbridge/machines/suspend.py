@@ -31,7 +31,7 @@ from hostbridge.machines.qmp import QMP
 FORMAT = 1
 MAX_BANDWIDTH = 1 << 40  # bytes/s: QEMU's default (128 MiB/s) throttles even a paused VM's save
 LOW_SPACE = 64 << 20  # bytes: less than this free after a failed save reads as "disk full"
-MOUNT_OPTS = "trans=virtio,version=9p2000.L,msize=262144,cache=mmap"  # as provision/guest-init.py mounts them
+MOUNT_OPTS = "trans=virtio,version=9p2000.L,msize=512000,cache=mmap"  # provision/guest-init.py SHARE_OPTS
 DATA_MOUNT = "/var/lib/hostbridge"
 
 

@@ -49,6 +49,32 @@ class HostbridgeHome:
             assert r.returncode == 0, "hostbridge %s: %s%s" % (" ".join(args), r.stdout, r.stderr)
         return r
 
+    def up_qemu(self, machine: str, *options: str, timeout: float = 600) -> None:
+        """`hostbridge up` of a new qemu ``machine`` (``options``: --cpus, --share…); asserts it came up."""
+        r = self.hb("up", "--machine", machine, "--driver", "qemu", *options, timeout=timeout)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    def docker_host(self, machine: str) -> str:
+        """The DOCKER_HOST that `hostbridge env` gives for ``machine``."""
+        script = self.hb("env", "--shell", "bash", machine, check=True).stdout
+        return subprocess.run(["bash", "-c", 'eval "$1"; printf %s "$DOCKER_HOST"', "_", script],
+                              capture_output=True, text=True, check=True).stdout
+
     def machine_dir(self, machine: str) -> str:
         """The machine's state dir in this home."""
         return os.path.join(self.home, "state", "machines", machine)
+
+
+def qemu_guest_ram_mib(pid: int, memory_mib: int) -> float:
+    """The host RSS of QEMU ``pid``'s mapping of the guest's RAM (its one anonymous mapping of
+    ``memory_mib``), in MiB: what the guest holds, apart from QEMU's own and TCG's memory."""
+    kib, inside = 0, False
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                inside = hi - lo == memory_mib << 20 and len(head) < 6
+            elif inside and head[0] == "Rss:":
+                kib += int(head[1])
+    return kib / 1024.0

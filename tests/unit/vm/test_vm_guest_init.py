@@ -42,3 +42,67 @@ def test_the_init_refuses_to_run_as_a_normal_process():
     proc = subprocess.run([sys.executable, os.path.join(PROVISION_DIR, "guest-init.py")], capture_output=True,
                           text=True, timeout=30)
     assert proc.returncode == 1 and "must run as PID 1" in proc.stderr
+
+
+def test_cpu_time_counts_work_not_idle_nor_iowait():
+    init = load_init()
+    hz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat = "cpu  %d 1 2 9000 500 3 4 5 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n" % (hz * 10)
+    assert init.cpu_seconds(stat) == (hz * 10 + 1 + 2 + 3 + 4 + 5) / hz
+
+
+def test_droppable_cache_leaves_out_shmem_and_dirty_pages():
+    init = load_init()
+    meminfo = "MemTotal: 1000 kB\nCached: 300 kB\nShmem: 100 kB\nDirty: 20 kB\nSReclaimable: 40 kB\nHugePages_Total: 0\n"
+    assert init.droppable_bytes(meminfo) == (300 - 100 - 20 + 40) * 1024
+
+
+class Clock:
+    def __init__(self):
+        self.now, self.busy = 1000.0, 0.0
+
+
+def idle_reclaim(init, monkeypatch, tmp_path, after, clock):
+    """An IdleReclaim reading a fake clock, CPU time and meminfo; drop_caches is a temp file."""
+    hz = os.sysconf("SC_CLK_TCK")
+    drops = tmp_path / "drop_caches"
+    texts = {"/proc/stat": lambda: "cpu %d 0 0 0 0 0 0 0\n" % round(clock.busy * hz),
+             "/proc/meminfo": lambda: "Cached: %d kB\nSReclaimable: 0 kB\n" % (64 << 10)}
+    monkeypatch.setattr(init, "read_text", lambda path: texts[path]())
+    monkeypatch.setattr(init.time, "monotonic", lambda: clock.now)
+    real_open = open
+    monkeypatch.setattr(init, "open", lambda path, *a, **k: real_open(drops if path == "/proc/sys/vm/drop_caches"
+                                                                       else path, *a, **k), raising=False)
+    monkeypatch.setattr(init, "log", lambda msg: None)
+    return init.IdleReclaim(after), drops
+
+
+def test_idle_guest_drops_its_caches_once_then_again_only_after_work(monkeypatch, tmp_path):
+    init = load_init()
+    clock = Clock()
+    reclaim, drops = idle_reclaim(init, monkeypatch, tmp_path, 30, clock)
+
+    def step(seconds, busy_per_s=0.0):
+        clock.now += seconds
+        clock.busy += seconds * busy_per_s
+        return reclaim.poll()
+
+    assert step(10) == init.IDLE_SAMPLE and step(10) == init.IDLE_SAMPLE
+    assert not drops.exists()  # idle 20 s only
+    step(10)
+    assert drops.read_text() == "3"
+    drops.unlink()
+    step(10), step(10)
+    assert not drops.exists()  # once per idle stretch
+    step(10, busy_per_s=0.5)  # containers work
+    step(10), step(10)
+    assert not drops.exists()
+    step(10)
+    assert drops.read_text() == "3"
+
+
+def test_idle_reclaim_zero_never_looks(monkeypatch, tmp_path):
+    init = load_init()
+    reclaim, drops = idle_reclaim(init, monkeypatch, tmp_path, 0, Clock())
+    assert reclaim.poll() is None and not drops.exists()

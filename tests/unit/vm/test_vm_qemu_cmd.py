@@ -22,12 +22,12 @@ def opt(argv, flag):
 
 @pytest.mark.parametrize("system,arch,accel,machine,accel_opt,cpu", [
     ("Linux", "x86_64", "kvm", "q35", "kvm", "host"),
-    ("Linux", "x86_64", "tcg", "q35", "tcg,thread=multi", "max"),
+    ("Linux", "x86_64", "tcg", "q35", "tcg,thread=multi,tb-size=128", "max"),
     ("Darwin", "aarch64", "hvf", "virt,highmem=off", "hvf", "host"),
-    ("Darwin", "aarch64", "tcg", "virt", "tcg,thread=multi", "max"),
+    ("Darwin", "aarch64", "tcg", "virt", "tcg,thread=multi,tb-size=128", "max"),
     ("Darwin", "x86_64", "hvf", "q35", "hvf", "host"),
     ("Windows", "x86_64", "whpx", "q35", "whpx,kernel-irqchip=off", None),
-    ("Windows", "x86_64", "tcg", "q35", "tcg,thread=multi", "max"),
+    ("Windows", "x86_64", "tcg", "q35", "tcg,thread=multi,tb-size=128", "max"),
 ])
 def test_machine_accel_and_cpu_per_platform(system, arch, accel, machine, accel_opt, cpu):
     argv = build_command(config(system, arch, accel))
@@ -157,3 +157,11 @@ def test_the_kernel_skips_its_crypto_self_tests_but_keeps_its_isolation():
     assert "cryptomgr.notests" in append and "initcall_blacklist=crypto_kdf108_init" in append
     # Nothing that turns off what containers rely on: seccomp, namespaces, capabilities, LSMs.
     assert not [w for w in append if w.split("=")[0] in ("lsm", "security", "seccomp", "namespace.unpriv_enable")]
+
+
+def test_tcg_code_buffer_is_capped_unless_zero():
+    from hostbridge.machines.qemu_cmd import TCG_TB_SIZE_MIB, tcg_accel
+
+    assert tcg_accel() == "tcg,thread=multi,tb-size=%d" % TCG_TB_SIZE_MIB
+    assert tcg_accel(64) == "tcg,thread=multi,tb-size=64"
+    assert tcg_accel(0) == "tcg,thread=multi"  # QEMU's own default (1 GiB)

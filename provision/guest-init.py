@@ -743,10 +743,7 @@ class ClockWatch:
 
 def shares_config():
     """The shares QEMU passed ([{"tag", "path"}]), read again from fw_cfg."""
-    try:
-        return json.loads((fw_cfg("config.json") or b"{}").decode()).get("shares") or []
-    except ValueError:
-        return []
+    return load_settings().get("shares") or []
 
 
 def mounted(fstype):
@@ -843,8 +840,8 @@ def run_command(line, settime=None):
             failure = ""
         else:
             failure = "unknown command"
-    except (OSError, ValueError) as e:
-        failure = str(e)
+    except Exception as e:  # noqa: BLE001 -- PID 1: a command's bug is its reply, never a panic
+        failure = str(e) or type(e).__name__
     return "error %s: %s" % (name, failure) if failure else "ok %s" % name
 
 

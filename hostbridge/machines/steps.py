@@ -407,37 +407,13 @@ def _by_channel(drv, line, timeout, what):
     return True
 
 
-class Background:
-    """``fn(*args)`` run in a thread from now on (the tunnel agent's SSH handshake beside the
-    resume steps); ``result()`` waits for it and returns its value or raises its error."""
-
-    def __init__(self, fn, *args):
-        import threading
-
-        self.value, self.error = None, None
-        self.thread = threading.Thread(target=self._run, args=(fn, args), name=fn.__name__, daemon=True)
-        self.thread.start()
-
-    def _run(self, fn, args):
-        try:
-            self.value = fn(*args)
-        except BaseException as e:  # handed to result()'s caller
-            self.error = e
-
-    def result(self):
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
 def _guest_shares(drv):
     return drv.guest_shares() if hasattr(drv, "guest_shares") else []
 
 
 class Background:
     """``fn(*args)`` run in a thread (the tunnel agent's SSH login overlapping the engine's
-    start); ``result()`` waits for it and returns its value or raises its error."""
+    start, or a resume's steps); ``result()`` waits for it and returns its value or raises its error."""
 
     def __init__(self, fn, *args):
         import threading

@@ -34,23 +34,37 @@ def guest_drift(run: Exec, now=time.time):
     Raises:
         VMError: the guest's ``date`` failed or printed something else than a number.
     """
+    guest, before, after = _read_guest(run, now)
+    return guest - (before + after) / 2, after - before
+
+
+def _read_guest(run: Exec, now):
+    """(the guest clock, the host clock before asking, after the answer)."""
     before = now()
     status, out, err = run("date +%s.%N")
     after = now()
     if status != 0:
         raise VMError("reading the guest clock failed: %s" % (err.strip() or "exit status %d" % status))
     try:
-        guest = float(out.strip())
+        return float(out.strip()), before, after
     except ValueError as e:
         raise VMError("the guest clock printed %r, not a time" % out.strip()[:40]) from e
-    return guest - (before + after) / 2, after - before
 
 
-def correction_command(seconds, sudo=""):
+def correction_command(seconds, sudo="", read_at=None):
     """A guest command moving its clock by ``seconds``, computed from the guest's own clock when
-    it runs: the SSH round trip of this command (slow under emulation) adds no error."""
-    return ("%sdate -u -s \"@$(awk -v now=\"$(date +%%s.%%N)\" 'BEGIN {printf \"%%.6f\", now + %.6f}')\" "
-            ">/dev/null" % (sudo, seconds))
+    it runs: the SSH round trip of this command (slow under emulation) adds no error.
+
+    ``read_at`` (the guest clock as last read): the command moves nothing when the guest clock is
+    no longer where that reading leads (before it, or more than max(1 s, min(30 s, |seconds|/2))
+    after it): someone else set it meanwhile (the QEMU guest init sets its clock back to the RTC's
+    after a jump), and a correction on top would move it off by as much again.
+    """
+    check = ""
+    if read_at is not None:
+        check = "if (now < %.6f || now > %.6f) exit; " % (read_at - 0.5, read_at + max(1.0, min(30.0, abs(seconds) / 2)))
+    return ("t=\"$(awk -v now=\"$(date +%%s.%%N)\" 'BEGIN {%sprintf \"%%.6f\", now + %.6f}')\"; "
+            "[ -z \"$t\" ] || %sdate -u -s \"@$t\" >/dev/null" % (check, seconds, sudo))
 
 
 def resync(run: Exec, now=time.time, threshold=THRESHOLD, sudo=""):
@@ -66,10 +80,11 @@ def resync(run: Exec, now=time.time, threshold=THRESHOLD, sudo=""):
     Raises:
         VMError: the guest clock could not be read or set.
     """
-    drift, rtt = guest_drift(run, now)
+    guest, before, after = _read_guest(run, now)
+    drift, rtt = guest - (before + after) / 2, after - before
     if abs(drift) <= threshold:
         return ClockCheck(drift, rtt, False)
-    status, _, err = run(correction_command(-drift, sudo))
+    status, _, err = run(correction_command(-drift, sudo, read_at=guest))
     if status != 0:
         raise VMError("setting the guest clock failed: %s" % (err.strip() or "exit status %d" % status),
                       hint="the SSH user needs root or passwordless sudo")

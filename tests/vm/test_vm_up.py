@@ -170,8 +170,10 @@ def _guest_drift(host):
 
 def test_the_agent_resyncs_the_guest_clock_when_it_reconnects(host):
     agent = json.load(open(os.path.join(host.machine_dir(), "agent.status.json")))
+    # As after a laptop slept. The guest init sets its clock back to the RTC's within a second
+    # (ClockWatch); the agent's check when it reconnects must then leave it alone, not move it
+    # by the 300 s it may have read just before.
     host.hb("ssh", "--machine", NAME, "--", "date -u -s @$(( $(date +%s) - 300 )) >/dev/null", check=True)
-    assert _guest_drift(host) < -250  # as after a laptop slept
     # Drop every SSH session in the guest (the agent's too), as a sleeping host's link drops.
     host.hb("ssh", "--machine", NAME, "--", "pkill -f '^sshd: root'")  # not the listener ("sshd: /usr/sbin/…")
     deadline = time.monotonic() + 60

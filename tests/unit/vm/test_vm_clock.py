@@ -55,7 +55,7 @@ def test_drift_over_a_second_sets_the_guest_clock():
 def test_sudo_prefix_for_non_root_users():
     g = Guest(offset=5)
     clock.resync(g.run, g.now, sudo="sudo -n ")
-    assert g.commands[-1].startswith("sudo -n date -u -s ")
+    assert "sudo -n date -u -s " in g.commands[-1]
 
 
 def test_correction_command_computes_from_the_guest_clock_itself():
@@ -64,6 +64,22 @@ def test_correction_command_computes_from_the_guest_clock_itself():
     out = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout.strip()
     import time
     assert out.startswith("@") and float(out[1:]) == pytest.approx(time.time() - 3600.5, abs=2)
+
+
+def _run_correction(cmd):
+    cmd = cmd.replace("date -u -s ", "echo ").replace(">/dev/null", "")
+    return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_a_correction_moves_nothing_when_the_guest_clock_moved_since_it_was_read():
+    import time
+
+    now = time.time()
+    # Read 300 s behind, then set right by the guest itself (its RTC watch): +300 on top is refused.
+    assert _run_correction(clock.correction_command(300.0, read_at=now - 300)) == ""
+    assert _run_correction(clock.correction_command(-5.0, read_at=now + 60)) == ""  # read in the future
+    out = _run_correction(clock.correction_command(300.0, read_at=now))  # still where it was read
+    assert float(out[1:]) == pytest.approx(time.time() + 300, abs=2)
 
 
 def test_failures_are_errors():

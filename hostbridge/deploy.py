@@ -157,34 +157,49 @@ def harvest_pycs(conn, layout: "Layout", prefix: str, into: str) -> int:
     Returns:
         How many compiled modules were kept (0: none to keep).
     Raises:
+        RemoteHostError: the archive from the far side is unreadable. OSError: ``into`` cannot be written.
+    """
+    unpacked = posixpath.join(posixpath.dirname(layout.zipapp), "." + posixpath.basename(layout.zipapp) + ".d")
+    # .placed: the zipapp carried this far side's compiled modules (_MAIN's _place_pycs).
+    kept = 0
+    for name, data in remote_pycs(conn, layout, posixpath.join(prefix, unpacked.lstrip("/")), unless=".placed"):
+        parts = name.split("/")
+        if parts[0] != "hostbridge":
+            continue
+        dest = os.path.join(into, *parts[:-1], "__pycache__", parts[-1])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        with open(dest + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(dest + ".tmp", dest)
+        kept += 1
+    return kept
+
+
+def remote_pycs(conn, layout: "Layout", tree: str, unless: str = ""):
+    """The compiled modules below ``tree`` on the far side (one tar over the connection), as
+    [(path relative to ``tree``, bytes)]: [] when ``tree`` is not there, or holds ``unless``.
+
+    Raises:
         RemoteHostError: the archive from the far side is unreadable.
     """
     import tarfile
 
-    unpacked = posixpath.join(posixpath.dirname(layout.zipapp), "." + posixpath.basename(layout.zipapp) + ".d")
-    tree = posixpath.join(prefix, unpacked.lstrip("/"))
     q = shlex.quote
-    # .placed: the zipapp carried this far side's compiled modules (_MAIN's _place_pycs).
-    rc, out, _ = conn.run(_priv(layout, "cd %s 2>/dev/null && [ ! -f .placed ] || exit 0; tar -cf - ." % q(tree)),
-                          timeout=60)
+    test = "[ ! -e %s ] || exit 0; " % q(unless) if unless else ""
+    rc, out, _ = conn.run(_priv(layout, "cd %s 2>/dev/null || exit 0; %star -cf - ." % (q(tree), test)), timeout=60)
     if rc != 0 or not out:
-        return 0
-    kept = 0
+        return []
+    found = []
     try:
         with tarfile.open(fileobj=io.BytesIO(out)) as tar:
             for m in tar:
-                parts = posixpath.normpath(m.name).split("/")
-                if not m.isfile() or ".." in parts or parts[0] != "hostbridge" or not m.name.endswith(".pyc"):
+                name = posixpath.normpath(m.name)
+                if not m.isfile() or ".." in name.split("/") or name.startswith("/") or not name.endswith(".pyc"):
                     continue
-                dest = os.path.join(into, *parts[:-1], "__pycache__", parts[-1])
-                os.makedirs(os.path.dirname(dest), exist_ok=True)
-                with open(dest + ".tmp", "wb") as f:
-                    f.write(tar.extractfile(m).read())
-                os.replace(dest + ".tmp", dest)
-                kept += 1
+                found.append((name, tar.extractfile(m).read()))
     except (tarfile.TarError, OSError) as e:
-        raise RemoteHostError("the compiled engine from %s is unreadable: %s" % (conn.target.hostname, e)) from e
-    return kept
+        raise RemoteHostError("the compiled modules from %s are unreadable: %s" % (conn.target.hostname, e)) from e
+    return found
 
 
 def _guest_sources():

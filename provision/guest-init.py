@@ -8,7 +8,8 @@ QEMU's fw_cfg (authorized key, SSH host key), read the machine's other settings 
 (hostname, shares), prepare the persistent data disk (formatted on its first boot only;
 checked with e2fsck -p after that; never reformatted), bring up loopback and eth0 with QEMU
 user-net's fixed addresses (only now can the host reach sshd), install the engine the host
-offers (a read-only drive; only when it changed) and start it, mount the 9p shares at their
+offers (a read-only drive; only when it changed; on a new data disk, the image's compiled
+modules too) and start it, mount the 9p shares at their
 host paths, then reap zombies, answer the host's commands on the readiness port
 (run_command), keep the clock on the RTC's (ClockWatch) and wait for the power button (QMP
 system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
@@ -84,6 +85,13 @@ ENGINE_RELAY = "/usr/local/lib/hostbridge/relay.py"
 ENGINE_SHIM = "/usr/local/bin/docker"  # hostbridge.deploy.install_shim's place in this guest
 ENGINE_PIDFILE = "/run/hostbridge/engine.pid"
 ENGINE_ROOT = "/var/lib/hostbridge"
+# The image's bytecode seed, offered beside the engine (hostbridge/machines/image.py PYCACHE_SEED;
+# engine.json's "pycache": {"image", "size", "sha256"}, the data on a read-only drive whose serial
+# is SEED_SERIAL): the modules the first machine of this image compiled, unpacked into PYCACHE
+# before the engine starts, once per data disk and image (SEED_STAMP names the image).
+SEED_SERIAL = "hostbridge-pycache"  # hostbridge/machines/qemu_cmd.py SEED_SERIAL
+SEED_STAMP = ".seed"  # in PYCACHE
+SEED_MAGIC, SEED_ENTRY = b"HBPYC1\n\0", struct.Struct("<HI")  # hostbridge/machines/image.py's
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 EV_KEY, KEY_POWER = 1, 116
@@ -441,8 +449,8 @@ def engine_offer():
     return offer
 
 
-def read_engine_drive(size, sys_block="/sys/block", dev="/dev"):
-    """The first ``size`` bytes of the drive whose serial is ENGINE_SERIAL, or None."""
+def read_engine_drive(size, sys_block="/sys/block", dev="/dev", serial=ENGINE_SERIAL):
+    """The first ``size`` bytes of the drive whose serial is ``serial``, or None."""
     if not isinstance(size, int) or size <= 0:
         return None
     try:
@@ -452,7 +460,7 @@ def read_engine_drive(size, sys_block="/sys/block", dev="/dev"):
     for name in sorted(names):
         try:
             with open(os.path.join(sys_block, name, "serial")) as f:
-                if f.read().strip() != ENGINE_SERIAL:
+                if f.read().strip() != serial:
                     continue
             with open(os.path.join(dev, name), "rb") as f:
                 return f.read(size)
@@ -505,6 +513,85 @@ def install_engine(offer):
     log("engine %s installed from the host (%d KiB in %.2f s)" % (
         offer.get("version"), len(data) >> 10, time.monotonic() - t0))
     return None
+
+
+def install_pycache_seed(offer, into=PYCACHE):
+    """Unpack the image's bytecode seed (``offer``'s "pycache", its data on the SEED_SERIAL drive,
+    size and sha256 checked) into ``into``, unless SEED_STAMP there names the offer's image
+    already (a warm boot reads that one file). A seed that is missing, damaged or names a path
+    outside ``into`` is ignored with a log line: the engine then compiles what it imports.
+    Returns how many modules were unpacked."""
+    seed = offer.get("pycache")
+    if not isinstance(seed, dict) or not seed.get("image"):
+        return 0
+    stamp, image = os.path.join(into, SEED_STAMP), "%s\n" % seed["image"]
+    try:
+        with open(stamp) as f:
+            if f.read() == image:
+                return 0
+    except OSError:
+        pass
+    files, t0 = [], time.monotonic()
+    if seed.get("size"):  # else the image has none yet: this machine's compiled modules become it
+        data = read_engine_drive(seed["size"], serial=SEED_SERIAL)
+        if data is None or len(data) != seed["size"] or sha256_hex(data) != seed.get("sha256"):
+            files = "corrupt or truncated (%s bytes, %s expected; or its sha256 differs)" % (
+                "no" if data is None else len(data), seed["size"])
+        else:
+            files = parse_seed(data)
+        if isinstance(files, str):
+            log("pycache seed ignored: %s" % files)
+            files = []
+        made = set()
+        for name, data in files:
+            path = os.path.join(into, name)
+            if os.path.dirname(path) not in made:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                made.add(os.path.dirname(path))
+            with open(path + ".seed-tmp", "wb") as f:  # whole or not at all: a cut .pyc fails its import
+                f.write(data)
+            os.replace(path + ".seed-tmp", path)
+        if files:
+            log("pycache seed: %d modules unpacked (%d KiB in %.2f s)" % (
+                len(files), seed["size"] >> 10, time.monotonic() - t0))
+    else:
+        log("pycache seed: none for this image yet")
+    write_file(stamp, image.encode(), 0o644)
+    return len(files)
+
+
+def sha256_hex(data):
+    """sha256 of ``data`` by OpenSSL's C module: hashlib.py itself is compiled on a new data disk
+    unless it comes with the seed being checked."""
+    try:
+        from _hashlib import openssl_sha256 as sha256
+    except ImportError:
+        from hashlib import sha256
+    return sha256(data).hexdigest()
+
+
+def parse_seed(data):
+    """The files of a bytecode seed (hostbridge/machines/image.py pack_seed) as [(path, bytes)],
+    or why it is refused (a str): not a seed, cut short, or a path that is absolute, climbs out
+    ("..") or is not a .pyc."""
+    if data[:len(SEED_MAGIC)] != SEED_MAGIC:
+        return "not a pycache seed"
+    view, off, files = memoryview(data), len(SEED_MAGIC), []
+    while off < len(data):
+        if off + SEED_ENTRY.size > len(data):
+            return "cut short"
+        name_len, data_len = SEED_ENTRY.unpack_from(data, off)
+        off += SEED_ENTRY.size
+        end = off + name_len + data_len
+        if end > len(data):
+            return "cut short"
+        name = bytes(view[off:off + name_len]).decode(errors="replace")
+        if (name.startswith("/") or "\0" in name or not name.endswith(".pyc")
+                or any(part in ("", ".", "..") for part in name.split("/"))):
+            return "it names %r, not a .pyc below the pycache" % name
+        files.append((name, view[off + name_len:end]))
+        off = end
+    return files
 
 
 def place_engine_settings(offer):
@@ -954,6 +1041,10 @@ class Init:
         is not installed, "engine absent" when there is none to start."""
         offer = engine_offer()
         if offer is not None:
+            try:
+                install_pycache_seed(offer)
+            except Exception as e:  # noqa: BLE001 -- PID 1: a seed that cannot be unpacked is no panic
+                log("pycache seed ignored: %s" % e)
             why = install_engine(offer)
             if why:
                 log("engine from the host refused: %s" % why)

@@ -10,7 +10,8 @@ image's key is its sha256.
 An image is cached only after checks of its parts (``check_parts``): written to a temp dir,
 checked, then renamed. ``load`` checks again; ``build`` rebuilds an entry that fails them.
 QEMU boots ``initrd.cpio``, an unpacked copy of ``initrd.img`` made beside it on first use
-(``boot_initrd``): the size the image counts and downloads stays the gzip'd one.
+(``boot_initrd``): the size the image counts and downloads stays the gzip'd one. The first
+machine made from an image leaves the bytecode its guest compiled beside it (``PYCACHE_SEED``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import tarfile
 import urllib.request
 import zlib
@@ -52,6 +54,19 @@ _checked = {}  # (dir, stamps) of parts this process verified already
 # In an image's dir: the stamps of its parts at their last full check (check_parts), so that an
 # `up` does not hash 50 MB again (~0.8 s) while the files stay the ones hashed.
 CHECKED_STAMP = "checked.json"
+# In an image's dir: the bytecode its guest's Python compiled of the image's own modules (the
+# stdlib), kept from the first machine made from the image (steps.keep_guest_bytecode) and
+# unpacked by every next machine's init before its engine starts (provision/guest-init.py
+# install_pycache_seed): only the first machine of an image compiles them, seconds under TCG.
+# The drive file keeps its path, one zero sector until a seed is kept: a boot's command line,
+# which a suspended VM's saved state must match, is the same before and after.
+PYCACHE_SEED = "pycache-seed.img"
+PYCACHE_SEED_META = "pycache-seed.json"  # {"stamp": file_stamp(drive), "size", "sha256"} of the kept seed
+# The seed's format (parsed by provision/guest-init.py unpack_seed with struct, no tarfile on
+# the guest's boot path): SEED_MAGIC, then per file SEED_ENTRY (path length, data length), the
+# path (relative to the guest's PYTHONPYCACHEPREFIX, UTF-8) and the data.
+SEED_MAGIC = b"HBPYC1\n\0"
+SEED_ENTRY = struct.Struct("<HI")
 
 
 def file_stamp(path):
@@ -224,13 +239,74 @@ def _read_checked(image_dir):
 
 def _write_checked(image_dir, stamps):
     """Best effort: a cache dir we cannot write is hashed again next time."""
-    path = os.path.join(image_dir, CHECKED_STAMP)
     try:
-        with open("%s.%d" % (path, os.getpid()), "w") as f:
-            json.dump(stamps, f)
-        os.replace("%s.%d" % (path, os.getpid()), path)
+        _replace(os.path.join(image_dir, CHECKED_STAMP), json.dumps(stamps).encode())
     except OSError:
         pass
+
+
+def _replace(path, data):
+    """Write ``path`` whole or not at all (a temp file renamed over it)."""
+    tmp = "%s.%d" % (path, os.getpid())
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:
+        _remove(tmp)
+        raise
+
+
+def pack_seed(files):
+    """``files`` ([(path relative to the guest's pycache prefix, bytes)]) in the seed's format
+    (SEED_MAGIC, SEED_ENTRY)."""
+    out = [SEED_MAGIC]
+    for name, data in files:
+        raw = name.encode()
+        out += [SEED_ENTRY.pack(len(raw), len(data)), raw, data]
+    return b"".join(out)
+
+
+def pycache_seed(image_dir):
+    """The bytecode seed of the image in ``image_dir`` (PYCACHE_SEED), as a boot offers it.
+
+    Returns:
+        (the drive's path, the seed's size, its sha256): size 0 and sha256 "" while none is
+        kept (the drive is then one zero sector, made now); ("", 0, "") when the image's dir
+        cannot hold the drive (no seed, no drive).
+    """
+    drive = os.path.join(image_dir, PYCACHE_SEED)
+    try:
+        with open(os.path.join(image_dir, PYCACHE_SEED_META)) as f:
+            meta = json.load(f)
+        if meta["stamp"] == file_stamp(drive):
+            return drive, meta["size"], meta["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if not os.path.isfile(drive):
+        try:
+            _replace(drive, b"\0" * 512)
+        except OSError:
+            return "", 0, ""
+    return drive, 0, ""
+
+
+def keep_pycache_seed(image_dir, files):
+    """Keep ``files`` ([(path relative to the guest's pycache prefix, bytes)]) as the image's
+    bytecode seed: the drive (``pack_seed``, zero-padded to whole sectors) replaced at its
+    path, then its size and sha256 (PYCACHE_SEED_META).
+
+    Returns:
+        The seed's size in bytes.
+    Raises:
+        OSError: the image's dir cannot be written.
+    """
+    data = pack_seed(files)
+    drive = os.path.join(image_dir, PYCACHE_SEED)
+    _replace(drive, data + b"\0" * (-len(data) % 512))
+    meta = {"stamp": file_stamp(drive), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    _replace(os.path.join(image_dir, PYCACHE_SEED_META), json.dumps(meta).encode())
+    return len(data)
 
 
 def load(image_dir):

@@ -135,8 +135,9 @@ class _Up:
             url, stale = self._engine_from_boot(info, offer)
             if url:
                 self.stage("ping", steps.wait_ping, url)
-                if self.created and steps.wants_guest_bytecode(self.record.driver):
-                    self.stage("engine", steps.keep_guest_bytecode, self.record, info)
+                if self.created and (steps.wants_guest_bytecode(self.record.driver)
+                                     or steps.wants_pycache_seed(self.record, offer)):
+                    self.stage("engine", steps.keep_guest_bytecode, self.record, info, url, offer)
                 return url
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:

@@ -72,6 +72,10 @@ def pin_host_key(record, info):
 
 # Where the QEMU guest's Python keeps what it compiles (provision/guest-init.py PYCACHE).
 GUEST_PYCACHE = "/var/cache/hostbridge/pycache"
+# What of it is the image's bytecode seed (image.PYCACHE_SEED): the compiled modules of the
+# image's own Python library. The data disk's (usr/local: the engine) are kept per engine
+# (engine_pyc_dir).
+SEED_TREE = "usr/lib"
 
 
 def engine_pyc_dir():
@@ -160,9 +164,10 @@ def engine_offer(record, settings):
     engine.json: ``record.paths.engine_offer``, mode 0600: a proxy URL may hold a password): the
     engine (``engine_blob``: its version, sha256 and size; the zipapp itself is on a read-only
     drive: qemu_cmd.engine_drive_args), the relay and the docker shim, the engine's settings (``settings``: (proxies,
-    CA files), as ``engine_settings`` writes them; None: left as they are) and the share map
-    (``share_map``'s). A boot then needs no SSH exec. Returns the offer (a dict; ``drive`` is the
-    drive's path on this host)."""
+    CA files), as ``engine_settings`` writes them; None: left as they are), the share map
+    (``share_map``'s) and the image's bytecode seed (``pycache``: {"image": its id, "size", "sha256",
+    "drive"}, size 0 while none is kept; image.pycache_seed, qemu_cmd.seed_drive_args). A boot
+    then needs no SSH exec. Returns the offer (a dict; ``drive`` is the drive's path on this host)."""
     import base64
     import json
     import os
@@ -170,6 +175,7 @@ def engine_offer(record, settings):
     from .. import deploy, hostos
     from ..engine_settings import daemon_json
     from ..guest import relay
+    from . import image
 
     layout = guest_layout()
     drive, sha, size = engine_blob()
@@ -189,6 +195,11 @@ def engine_offer(record, settings):
     offer = {"version": layout.version, "name": os.path.basename(layout.zipapp), "sha256": sha, "size": size,
              "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout), "settings": offered,
              "host_paths": hostos.host_path_map(record.fields.get("shares") or ())}
+    if record.fields.get("image_dir"):
+        seed_drive, seed_size, seed_sha = image.pycache_seed(record.fields["image_dir"])
+        if seed_drive:
+            offer["pycache"] = {"image": os.path.basename(record.fields["image_dir"]), "size": seed_size,
+                                "sha256": seed_sha, "drive": seed_drive}
     path = record.paths.engine_offer
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -255,17 +266,59 @@ def wants_guest_bytecode(driver):
     return True
 
 
-def keep_guest_bytecode(record, info):
-    """``keep_engine_bytecode`` over an SSH connection of its own, after the engine answers (not
-    on the way to it). Best effort: returns the number of modules kept."""
-    from ..errors import HostbridgeError
+def wants_pycache_seed(record, offer):
+    """Whether the boot of ``offer`` (``engine_offer``) came without its image's bytecode seed and
+    none was kept since: the guest's Python compiled the image's modules itself, and the first
+    new machine hands them over (``keep_guest_bytecode``)."""
+    from . import image
+
+    seed = offer.get("pycache") or {}
+    return bool(seed.get("drive") and not seed.get("size") and record.fields.get("image_dir")
+                and not image.pycache_seed(record.fields["image_dir"])[1])
+
+
+def keep_pycache_seed(conn, image_dir, prefix=GUEST_PYCACHE, tree=SEED_TREE):
+    """Keep what the guest's Python compiled below ``prefix``/``tree`` (the image's own modules)
+    as the bytecode seed of the image in ``image_dir`` (image.keep_pycache_seed), which every
+    next new machine of that image unpacks at boot. Best effort: returns the number of modules
+    kept, 0 when there were none or it failed."""
+    import logging
+    import posixpath
+
+    from .. import deploy
+    from . import image
+    from ..tunnel.errors import RemoteHostError
 
     try:
+        files = deploy.remote_pycs(conn, guest_layout(), posixpath.join(prefix, tree))
+        if files:
+            image.keep_pycache_seed(image_dir, [(posixpath.join(tree, name), data) for name, data in files])
+        return len(files)
+    except (RemoteHostError, OSError) as e:
+        logging.getLogger(__name__).warning("could not keep the guest's compiled modules for its image: %s", e)
+        return 0
+
+
+def keep_guest_bytecode(record, info, url, offer):
+    """After a new machine's first boot, once its engine is ready (``/info`` waits until its
+    start, imports included, is done), keep what the guest's Python compiled, over an SSH
+    connection of its own: the engine's modules (``keep_engine_bytecode``, when
+    ``wants_guest_bytecode``) and the image's (``keep_pycache_seed``, when ``wants_pycache_seed``).
+    After the engine answers, not on the way to it. Best effort: returns the number of modules kept."""
+    from ..errors import HostbridgeError
+    from ..tunnel import localhttp
+
+    engine, seed = wants_guest_bytecode(record.driver), wants_pycache_seed(record, offer)
+    if not (engine or seed):
+        return 0
+    try:
+        localhttp.get_json(url, "/info", 60)
         conn = connect(record, info)
     except (HostbridgeError, OSError):
         return 0
     try:
-        return keep_engine_bytecode(conn, guest_layout(), record.driver)
+        kept = keep_engine_bytecode(conn, guest_layout(), record.driver) if engine else 0
+        return kept + (keep_pycache_seed(conn, record.fields["image_dir"]) if seed else 0)
     finally:
         conn.close()
 

@@ -179,12 +179,16 @@ def test_host_folder_is_mounted_at_the_same_path(running):
     assert (machine.share / "from-guest").read_text() == "guest\n"
 
 
-def test_clock_resync_on_the_real_guest(running):
+def test_a_clock_set_back_is_right_again_by_the_guest_or_the_host_never_both(running):
+    # The guest init sets its clock back to the RTC's within a second (ClockWatch); the host's
+    # resync, racing it, either corrects the 120 s it read or finds nothing to do — and a
+    # correction read before the guest's own never lands on top of it (the clock would be 120 s ahead).
     machine = running
     with connect(machine.ssh_info()) as client:
         assert run(client, "date -u -s @%d >/dev/null" % (time.time() - 120))[0] == 0
         check = clock.resync(lambda cmd: run(client, cmd))
-        assert check.adjusted and check.drift < -100
+        assert check.drift < -100 if check.adjusted else abs(check.drift) <= clock.THRESHOLD
+        time.sleep(1.5)  # the guest's watch looks every 0.5 s
         drift, rtt = clock.guest_drift(lambda cmd: run(client, cmd))
         # Each measurement is exact to half an SSH round trip (seconds under TCG on a busy host).
         assert abs(drift) < 1.0 + (check.round_trip + rtt) / 2

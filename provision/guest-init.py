@@ -93,10 +93,10 @@ ENGINE_ARGS = ["daemon", "--root", ENGINE_ROOT, "--socket", ENGINE_SOCKET, "--gr
 # ENGINE_PRESTART ENGINE ENGINE_ARGS...` (its command line names the engine and its arguments,
 # as the init script's does), and imports these (what the image carries compiled:
 # hostbridge/machines/guestimage/assemble.py PRECOMPILED) beside the disk's check and mount.
-# It does so under SCHED_IDLE, on CPU time the boot leaves (the init puts it back to
-# SCHED_OTHER when it tells it to go). Then it waits on its stdin for the init's word: one JSON
-# line {"env": {...}} runs the engine as `python3 -S engine.pyz ARGS` would, in this process
-# (stdio on /dev/null, as start-stop-daemon --background has it); EOF ends it.
+# It does so under SCHED_IDLE, on CPU time the boot leaves (the init puts it back to SCHED_OTHER
+# when it tells it to go). Then it waits on its stdin for the init's word: one JSON line {"env": {...}} runs the engine
+# as `python3 -S engine.pyz ARGS` would, in this process (stdio on /dev/null, as
+# start-stop-daemon --background has it); EOF ends it.
 ENGINE_PRELOAD = ("logging", "json", "socket", "selectors", "subprocess", "threading", "ctypes", "hashlib",
                   "base64", "datetime", "random", "copy", "signal", "textwrap", "tokenize", "traceback")
 ENGINE_PRESTART = r"""# the hostbridge engine, started before the data disk: see ENGINE_PRESTART in hostbridge-init

@@ -58,8 +58,7 @@ def test_what_it_imports_before_the_data_disk_the_image_carries_compiled():
     # the image would be compiled from source at every boot.
     init = load_init()
     code = ("import sys, json\nfor n in sys.argv[1:]: __import__(n)\n"
-            "print(json.dumps({k: getattr(getattr(m, '__spec__', None), 'origin', None)\n"
-            "                  for k, m in sys.modules.items()}))")
+            "print(json.dumps({k: getattr(getattr(m, '__spec__', None), 'origin', None) for k, m in sys.modules.items()}))")
     out = subprocess.run([sys.executable, "-S", "-c", code] + list(init.ENGINE_PRELOAD), capture_output=True,
                          text=True, timeout=60, check=True).stdout
     sources = sorted(name for name, origin in json.loads(out).items() if origin and origin.endswith(".py"))
@@ -96,9 +95,8 @@ def test_it_preloads_on_idle_cpu_time_only():
     init = load_init()
     pid1 = init.Init()
     pid1.prestart_engine()
-    pid = pid1.prestart[0]
     try:
-        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.sched_getscheduler(pid1.prestart[0]) == os.SCHED_IDLE
     finally:
         pid1.end_prestart()
-        os.waitpid(pid, 0)
+        os.waitpid(pid1.prestart[0] if pid1.prestart else next(iter(pid1.children)), 0)

@@ -93,8 +93,7 @@ ENGINE_ARGS = ["daemon", "--root", ENGINE_ROOT, "--socket", ENGINE_SOCKET, "--gr
 # ENGINE_PRESTART ENGINE ENGINE_ARGS...` (its command line names the engine and its arguments,
 # as the init script's does), and imports these (what the image carries compiled:
 # hostbridge/machines/guestimage/assemble.py PRECOMPILED) beside the disk's check and mount.
-# It does so under SCHED_IDLE, on CPU time the boot leaves (the init puts it back to SCHED_OTHER
-# when it tells it to go). Then it waits on its stdin for the init's word: one JSON line {"env": {...}} runs the engine
+# Then it waits on its stdin for the init's word: one JSON line {"env": {...}} runs the engine
 # as `python3 -S engine.pyz ARGS` would, in this process (stdio on /dev/null, as
 # start-stop-daemon --background has it); EOF ends it.
 ENGINE_PRELOAD = ("logging", "json", "socket", "selectors", "subprocess", "threading", "ctypes", "hashlib",
@@ -892,11 +891,11 @@ class Init:
         self.next_trim = time.monotonic() + TRIM_EVERY
         self.engine_deadline = None  # while the engine started at boot has no socket yet
         self.engine_version = ""  # the version of the engine started at boot
-        self.prestart = None  # (pid, the write end of its stdin) of the prestarted engine (ENGINE_PRESTART)
+        self.prestart = None  # the write end of the prestarted engine's stdin (ENGINE_PRESTART)
         self.reclaim = IdleReclaim(0)
 
-    def spawn(self, name, argv, **kw):
-        pid = spawn(argv, **kw)
+    def spawn(self, name, argv, stdin=None):
+        pid = spawn(argv, stdin=stdin)
         self.children[pid] = name
         return pid
 
@@ -1013,18 +1012,13 @@ class Init:
         """Start the engine's Python (ENGINE_PRESTART): it imports ENGINE_PRELOAD while the boot goes on."""
         rfd, wfd = os.pipe()
         try:
-            pid = self.spawn("engine", ["python3", "-S", "-c", ENGINE_PRESTART, ENGINE] + ENGINE_ARGS, stdin=rfd)
+            self.spawn("engine", ["python3", "-S", "-c", ENGINE_PRESTART, ENGINE] + ENGINE_ARGS, stdin=rfd)
+            self.prestart = wfd
         except OSError as e:
             log("cannot prestart the engine: %s" % e)
             os.close(wfd)
-            return
         finally:
             os.close(rfd)
-        self.prestart = (pid, wfd)
-        try:  # here, not through posix_spawn's scheduler (EINVAL with SCHED_IDLE)
-            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
 
     def go_prestart(self):
         """Have the prestarted process run the engine; False when there is none to tell."""
@@ -1034,13 +1028,8 @@ class Init:
             return False
         go = {"env": {k: os.environ[k] for k in ("PYTHONPYCACHEPREFIX",) if k in os.environ}}
         os.makedirs(os.path.dirname(ENGINE_PIDFILE), exist_ok=True)
-        pid, wfd = self.prestart
         try:
-            try:
-                os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))  # the critical path now
-            except OSError:
-                pass
-            os.write(wfd, (json.dumps(go) + "\n").encode())
+            os.write(self.prestart, (json.dumps(go) + "\n").encode())
             log("engine started")
         except OSError as e:  # it died (EPIPE): the init script starts the engine instead
             log("the prestarted engine is gone (%s)" % e)
@@ -1051,7 +1040,7 @@ class Init:
 
     def end_prestart(self):
         if self.prestart is not None:
-            os.close(self.prestart[1])
+            os.close(self.prestart)
             self.prestart = None
 
     def watch_engine(self):

@@ -88,15 +88,3 @@ def test_the_init_prestarts_it_and_a_boot_without_an_engine_ends_it():
     pid = next(iter(pid1.children))
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0 and pid1.prestart is None
-
-
-def test_it_preloads_on_idle_cpu_time_only():
-    # the boot's own work (sshd, the data disk) goes first
-    init = load_init()
-    pid1 = init.Init()
-    pid1.prestart_engine()
-    try:
-        assert os.sched_getscheduler(pid1.prestart[0]) == os.SCHED_IDLE
-    finally:
-        pid1.end_prestart()
-        os.waitpid(pid1.prestart[0] if pid1.prestart else next(iter(pid1.children)), 0)

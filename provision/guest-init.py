@@ -89,22 +89,19 @@ ENGINE_ARGS = ["daemon", "--root", ENGINE_ROOT, "--socket", ENGINE_SOCKET, "--gr
                "--pidfile", ENGINE_PIDFILE, "--config-file", ENGINE_ROOT + "/engine-settings.json",
                "--log-file", ENGINE_ROOT + "/engine.log"]
 # A good part of the engine's start is its Python importing the standard library. So its
-# process starts before the data disk (which holds the engine) is mounted, as `python3 -S -c
-# ENGINE_PRESTART ENGINE ENGINE_ARGS...` (its command line names the engine and its arguments,
-# as the init script's does), and imports these (what the image carries compiled:
-# hostbridge/machines/guestimage/assemble.py PRECOMPILED) beside the disk's check and mount.
-# Then it waits on its stdin for the init's word: one JSON line {"env": {...}} runs the engine
-# as `python3 -S engine.pyz ARGS` would, in this process (stdio on /dev/null, as
-# start-stop-daemon --background has it); EOF ends it.
+# process starts before the data disk (which holds the engine) is mounted and imports these
+# (what the image carries compiled: hostbridge/machines/guestimage/assemble.py PRECOMPILED)
+# beside the disk's check and mount, then waits on its stdin for the init's word: one JSON line
+# {"argv": the zipapp and ENGINE_ARGS, "env": {...}} runs the engine as `python3 -S engine.pyz`
+# would (stdio on /dev/null, as start-stop-daemon --background has it); EOF ends it.
 ENGINE_PRELOAD = ("logging", "json", "socket", "selectors", "subprocess", "threading", "ctypes", "hashlib",
                   "base64", "datetime", "random", "copy", "signal", "textwrap", "tokenize", "traceback")
-ENGINE_PRESTART = r"""# the hostbridge engine, started before the data disk: see ENGINE_PRESTART in hostbridge-init
-import sys
+ENGINE_PRESTART = r"""import sys
 del sys.path[0]  # -c's current directory: `python3 engine.pyz` has none
-for name in %r:
+for name in sys.argv[1:]:
     __import__(name)
 import json, os, time
-sys.stdout.write("hostbridge-engine [%%10.6f] preloaded\n" %% time.monotonic())  # the console
+sys.stdout.write("hostbridge-engine [%10.6f] preloaded\n" % time.monotonic())  # the console
 sys.stdout.flush()
 line = sys.stdin.readline()
 if not line.strip():
@@ -117,9 +114,9 @@ for fd in (0, 1, 2):
     os.dup2(null, fd)
 os.close(null)
 import runpy
-sys.argv = sys.argv[1:]  # the zipapp and its arguments
+sys.argv = go["argv"]
 runpy.run_path(sys.argv[0], run_name="__main__")
-""" % (ENGINE_PRELOAD,)
+"""
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 EV_KEY, KEY_POWER = 1, 116
@@ -1012,7 +1009,7 @@ class Init:
         """Start the engine's Python (ENGINE_PRESTART): it imports ENGINE_PRELOAD while the boot goes on."""
         rfd, wfd = os.pipe()
         try:
-            self.spawn("engine", ["python3", "-S", "-c", ENGINE_PRESTART, ENGINE] + ENGINE_ARGS, stdin=rfd)
+            self.spawn("engine", ["python3", "-S", "-c", ENGINE_PRESTART] + list(ENGINE_PRELOAD), stdin=rfd)
             self.prestart = wfd
         except OSError as e:
             log("cannot prestart the engine: %s" % e)
@@ -1026,7 +1023,8 @@ class Init:
 
         if self.prestart is None:
             return False
-        go = {"env": {k: os.environ[k] for k in ("PYTHONPYCACHEPREFIX",) if k in os.environ}}
+        go = {"argv": [ENGINE] + ENGINE_ARGS,
+              "env": {k: os.environ[k] for k in ("PYTHONPYCACHEPREFIX",) if k in os.environ}}
         os.makedirs(os.path.dirname(ENGINE_PIDFILE), exist_ok=True)
         try:
             os.write(self.prestart, (json.dumps(go) + "\n").encode())

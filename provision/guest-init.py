@@ -100,9 +100,7 @@ ENGINE_PRESTART = r"""import sys
 del sys.path[0]  # -c's current directory: `python3 engine.pyz` has none
 for name in sys.argv[1:]:
     __import__(name)
-import json, os, time
-sys.stdout.write("hostbridge-engine [%10.6f] preloaded\n" % time.monotonic())  # the console
-sys.stdout.flush()
+import json, os
 line = sys.stdin.readline()
 if not line.strip():
     raise SystemExit(0)
@@ -1028,7 +1026,6 @@ class Init:
         os.makedirs(os.path.dirname(ENGINE_PIDFILE), exist_ok=True)
         try:
             os.write(self.prestart, (json.dumps(go) + "\n").encode())
-            log("engine started")
         except OSError as e:  # it died (EPIPE): the init script starts the engine instead
             log("the prestarted engine is gone (%s)" % e)
             return False

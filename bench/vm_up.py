@@ -78,13 +78,11 @@ TIMELINE = (("/init", r"hostbridge /init \[\s*([\d.]+)\] started"),
             ("modules", r"hostbridge-init \[\s*([\d.]+)\] modules loaded"),
             ("disk", r"hostbridge-init \[\s*([\d.]+)\] mounted the data disk"),
             ("boot done", r"hostbridge-init \[\s*([\d.]+)\] boot done"),
-            ("engine listens", r"hostbridge-init \[\s*([\d.]+)\] engine ready"),
             ("shutdown", r"hostbridge-init \[\s*([\d.]+)\] shutting down"),
             ("disk clean", r"hostbridge-init \[\s*([\d.]+)\] data disk (?:read-only|unmounted)"))
 
 
-def guest_timeline(serial_log, steps=("/init", "python", "imports", "sshd", "modules", "disk", "boot done",
-                                      "engine listens")):
+def guest_timeline(serial_log, steps=("/init", "python", "imports", "sshd", "modules", "disk", "boot done")):
     """``"/init 4.70 s, python 5.10 s, …"``: when each of ``steps`` was reached, guest clock."""
     try:
         with open(serial_log, errors="replace") as f:

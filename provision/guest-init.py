@@ -84,37 +84,6 @@ ENGINE_RELAY = "/usr/local/lib/hostbridge/relay.py"
 ENGINE_SHIM = "/usr/local/bin/docker"  # hostbridge.deploy.install_shim's place in this guest
 ENGINE_PIDFILE = "/run/hostbridge/engine.pid"
 ENGINE_ROOT = "/var/lib/hostbridge"
-# The engine's arguments, as ENGINE_CONTROL (provision/hostbridge.initd ARGS) gives them.
-ENGINE_ARGS = ["daemon", "--root", ENGINE_ROOT, "--socket", ENGINE_SOCKET, "--group", "hostbridge",
-               "--pidfile", ENGINE_PIDFILE, "--config-file", ENGINE_ROOT + "/engine-settings.json",
-               "--log-file", ENGINE_ROOT + "/engine.log"]
-# A good part of the engine's start is its Python importing the standard library. So its
-# process starts before the data disk (which holds the engine) is mounted and imports these
-# (what the image carries compiled: hostbridge/machines/guestimage/assemble.py PRECOMPILED)
-# beside the disk's check and mount, then waits on its stdin for the init's word: one JSON line
-# {"argv": the zipapp and ENGINE_ARGS, "env": {...}} runs the engine as `python3 -S engine.pyz`
-# would (stdio on /dev/null, as start-stop-daemon --background has it); EOF ends it.
-ENGINE_PRELOAD = ("logging", "json", "socket", "selectors", "subprocess", "threading", "ctypes", "hashlib",
-                  "base64", "datetime", "random", "copy", "signal", "textwrap", "tokenize", "traceback")
-ENGINE_PRESTART = r"""import sys
-del sys.path[0]  # -c's current directory: `python3 engine.pyz` has none
-for name in sys.argv[1:]:
-    __import__(name)
-import json, os
-line = sys.stdin.readline()
-if not line.strip():
-    raise SystemExit(0)
-go = json.loads(line)
-os.environ.update(go["env"])
-sys.pycache_prefix = go["env"].get("PYTHONPYCACHEPREFIX") or None
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)
-os.close(null)
-import runpy
-sys.argv = go["argv"]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 EV_KEY, KEY_POWER = 1, 116
@@ -259,11 +228,9 @@ def wait_listening(port, timeout):
         time.sleep(0.02)
 
 
-def spawn(argv, setsid=True, stdin=None):
-    """Start argv (PATH searched) with the init's stdio (the console; ``stdin``: that fd as its
-    stdin instead); return its pid."""
-    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0)] if stdin is not None else []
-    return os.posix_spawnp(argv[0], argv, os.environ, setsid=setsid, file_actions=actions)
+def spawn(argv, setsid=True):
+    """Start argv (PATH searched) with the init's stdio (the console); return its pid."""
+    return os.posix_spawnp(argv[0], argv, os.environ, setsid=setsid)
 
 
 def run(argv, timeout=None):
@@ -886,11 +853,10 @@ class Init:
         self.next_trim = time.monotonic() + TRIM_EVERY
         self.engine_deadline = None  # while the engine started at boot has no socket yet
         self.engine_version = ""  # the version of the engine started at boot
-        self.prestart = None  # the write end of the prestarted engine's stdin (ENGINE_PRESTART)
         self.reclaim = IdleReclaim(0)
 
-    def spawn(self, name, argv, stdin=None):
-        pid = spawn(argv, stdin=stdin)
+    def spawn(self, name, argv):
+        pid = spawn(argv)
         self.children[pid] = name
         return pid
 
@@ -950,7 +916,6 @@ class Init:
         # skips an RCU grace period, 5-15 ms; forks pay a little more. This VM only runs containers.
         if not mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate,favordynmods"):
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
-        self.prestart_engine()
         late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
         self.start_sshd_unreachable()
         settings = load_settings()
@@ -973,7 +938,6 @@ class Init:
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure:
             self.start_engine()
-        self.end_prestart()  # not used (no engine, no data disk): it exits
         try:
             os.waitpid(late, 0)
         except ChildProcessError:
@@ -996,47 +960,11 @@ class Init:
                 tell_host("engine refused %s" % why)
             place_engine_settings(offer)
         if os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
-            if not self.go_prestart():
-                self.spawn("engine", [ENGINE_CONTROL, "start"])
+            self.spawn("engine", [ENGINE_CONTROL, "start"])
             self.engine_deadline = time.monotonic() + ENGINE_WAIT
             self.engine_version = engine_version()
         else:
             tell_host("engine absent")
-
-    def prestart_engine(self):
-        """Start the engine's Python (ENGINE_PRESTART): it imports ENGINE_PRELOAD while the boot goes on."""
-        rfd, wfd = os.pipe()
-        try:
-            self.spawn("engine", ["python3", "-S", "-c", ENGINE_PRESTART] + list(ENGINE_PRELOAD), stdin=rfd)
-            self.prestart = wfd
-        except OSError as e:
-            log("cannot prestart the engine: %s" % e)
-            os.close(wfd)
-        finally:
-            os.close(rfd)
-
-    def go_prestart(self):
-        """Have the prestarted process run the engine; False when there is none to tell."""
-        import json
-
-        if self.prestart is None:
-            return False
-        go = {"argv": [ENGINE] + ENGINE_ARGS,
-              "env": {k: os.environ[k] for k in ("PYTHONPYCACHEPREFIX",) if k in os.environ}}
-        os.makedirs(os.path.dirname(ENGINE_PIDFILE), exist_ok=True)
-        try:
-            os.write(self.prestart, (json.dumps(go) + "\n").encode())
-        except OSError as e:  # it died (EPIPE): the init script starts the engine instead
-            log("the prestarted engine is gone (%s)" % e)
-            return False
-        finally:
-            self.end_prestart()
-        return True
-
-    def end_prestart(self):
-        if self.prestart is not None:
-            os.close(self.prestart)
-            self.prestart = None
 
     def watch_engine(self):
         """Tell the host once the engine started at boot has its socket ("ready engine

@@ -33,7 +33,7 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: the archive's bytes depend o
 # every start: tens of seconds in an emulated guest. It therefore unpacks itself once beside the
 # archive (``.engine.pyz.d/``, keyed by the archive's size and mtime) and runs from there, where
 # Python keeps the .pyc files; if it cannot (a read-only directory), it runs from the archive.
-_MAIN = r'''import os, shutil, sys, zipfile
+_MAIN = r'''import os, sys
 
 
 def _unpacked(pyz):
@@ -46,6 +46,7 @@ def _unpacked(pyz):
                 return d
     except OSError:
         pass
+    import shutil, zipfile  # only to unpack: a start from a fresh copy (every boot) needs neither
     tmp = "%s.tmp%d" % (d, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
     with zipfile.ZipFile(pyz) as zf:
@@ -86,7 +87,7 @@ def _place_pycs(d):
                 return
     except OSError:
         pass
-    import importlib.util
+    import importlib.util, shutil
     placed = 0
     for top, _dirs, files in os.walk(d):
         if os.path.basename(top) != "__pycache__":

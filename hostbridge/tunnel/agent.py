@@ -204,20 +204,29 @@ class Agent:
         transport = self.transport()
         if self.mode != "relay":
             try:
-                chan = open_streamlocal(transport, self.remote_socket)
-                if self.mode is None:
-                    self.mode = "streamlocal"
-                    self.set_status(channel_mode="streamlocal")
-                return chan
-            except paramiko.ChannelException as e:
+                return self._open_streamlocal(transport)
+            except paramiko.ChannelException:
                 # OpenSSH answers "Connect failed" both when streamlocal is disabled and when
-                # the socket is missing: the socket's presence tells the two apart.
+                # the socket is missing: the socket's presence tells the two apart. It may have
+                # appeared in between (`up` starts the agent while the engine starts): then
+                # streamlocal is tried once more before it is taken for refused, else every
+                # connection would start a Python relay in the guest.
                 if not self._remote_socket_exists(transport):
                     raise
-                log.warning("the server refuses direct-streamlocal (%s); using a stdio relay", e.text)
-                self.mode = "relay"
-                self.set_status(channel_mode="relay")
+                try:
+                    return self._open_streamlocal(transport)
+                except paramiko.ChannelException as e:
+                    log.warning("the server refuses direct-streamlocal (%s); using a stdio relay", e.text)
+                    self.mode = "relay"
+                    self.set_status(channel_mode="relay")
         return open_relay(transport, self.remote_socket)
+
+    def _open_streamlocal(self, transport) -> paramiko.Channel:
+        chan = open_streamlocal(transport, self.remote_socket)
+        if self.mode is None:
+            self.mode = "streamlocal"
+            self.set_status(channel_mode="streamlocal")
+        return chan
 
     def _remote_socket_exists(self, transport) -> bool:
         chan = transport.open_session()

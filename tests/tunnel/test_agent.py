@@ -287,3 +287,35 @@ def test_env_and_docker_context_for_a_remote_machine(machine, far_engine, tmp_pa
     out = subprocess.run(["docker", "--context", "hostbridge-far", "version", "--format", "{{.Server.Version}}"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == engine_version(), out.stderr
+
+
+def test_an_engine_socket_that_appears_during_the_check_is_no_refusal(machine, far_engine):
+    # `up` starts the agent while the engine starts: a first channel fails on a socket not
+    # there yet, which is there by the time the agent looks. Streamlocal stays (a relay mode
+    # would start a Python relay in the guest for every connection).
+    from hostbridge.tunnel.agent import Agent
+
+    hidden = far_engine.path + ".not-yet"
+    os.rename(far_engine.path, hidden)
+
+    class EngineStartsListening(Agent):
+        def _remote_socket_exists(self, transport):
+            os.rename(hidden, far_engine.path)  # the engine listens just before the agent looks
+            return super()._remote_socket_exists(transport)
+
+    agent = EngineStartsListening(machine, control.read_json(machine.tunnel_json))
+    agent.conn = agent.connect()
+    try:
+        chan = agent.open_engine()
+        chan.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+        reply = b""
+        while True:
+            data = chan.recv(4096)
+            if not data:
+                break
+            reply += data
+        chan.close()
+    finally:
+        agent.conn.close()
+    assert reply.startswith(b"HTTP/1.") and reply.endswith(b"OK"), reply
+    assert agent.mode == "streamlocal" and agent.status["channel_mode"] == "streamlocal"

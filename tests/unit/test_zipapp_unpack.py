@@ -136,3 +136,15 @@ def test_the_hosts_compiled_engine_is_kept_once_and_shipped_as_compiled_here(tmp
         assert sorted(za.namelist()) == sorted(zb.namelist())
         assert za.read("hostbridge/guest/__pycache__/__main__.%s.pyc" % tag) == zb.read(
             "hostbridge/guest/__pycache__/__main__.%s.pyc" % tag)
+
+
+def test_a_start_from_a_fresh_copy_imports_no_unpacking_module(tmp_path):
+    # zipfile and its imports cost a fair part of the engine's start in an emulated guest:
+    # only a start that unpacks needs them.
+    pyz = deploy.build_zipapp(str(tmp_path))
+    assert _run(pyz, "version").returncode == 0
+    r = _run("-X", "importtime", pyz, "version")
+    assert r.returncode == 0, r.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "hostbridge.guest.__main__" in imported
+    assert "zipfile" not in imported

@@ -6,17 +6,13 @@ upper dir; only trying the mount tells.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
 import tempfile
 
+from ..runtime import ns
+
 _MNT_DETACH = 2
-
-
-def _libc():
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def probe(scratch: str) -> str:
@@ -28,11 +24,9 @@ def probe(scratch: str) -> str:
         for n in ("lower", "upper", "work", "merged"):
             os.mkdir(os.path.join(d, n))
         opts = "lowerdir=%s/lower,upperdir=%s/upper,workdir=%s/work" % (d, d, d)
-        libc = _libc()
-        merged = os.path.join(d, "merged").encode()
-        if libc.mount(b"overlay", merged, b"overlay", 0, opts.encode()) != 0:
-            return "vfs"
-        libc.umount2(merged, _MNT_DETACH)
+        merged = os.path.join(d, "merged")
+        ns.mount("overlay", merged, "overlay", 0, opts)  # ns's libc: ctypes.util.find_library would run ldconfig
+        ns.umount2(merged, _MNT_DETACH)
         return "overlay"
     except OSError:
         return "vfs"

@@ -364,16 +364,31 @@ class NetworkManager(Endpoints):
         rules = [p for rs in self.portrules.values() for p in rs]
         self.fw.apply(nets, rules)
 
+    def _sync_fw_into(self, failed):
+        try:
+            self._sync_fw()
+        except BaseException as e:  # handed to the thread that waits for this one
+            failed.append(e)
+
     # ---- engine lifecycle -----------------------------------------------------------------
     def restore(self):
         """Bring bridges, rules, links and proxies back for the containers still running."""
         with self.lock:
             try:
                 netdev.set_forwarding()
-                for rec in self.store.all():
-                    if rec["Driver"] == "bridge" and rec["Id"] not in self._made:
-                        self._up(rec)
-                self._sync_fw()
+                # The rules name the bridges and need none of them to exist: the firewall's
+                # process runs beside the bridges' (an engine's start under emulation waits on both).
+                failed = []
+                fw = threading.Thread(target=self._sync_fw_into, args=(failed,), name="firewall-restore")
+                fw.start()
+                try:
+                    for rec in self.store.all():
+                        if rec["Driver"] == "bridge" and rec["Id"] not in self._made:
+                            self._up(rec)
+                finally:
+                    fw.join()
+                if failed:
+                    raise failed[0]
             except BaseException:
                 self.shutdown()  # an engine that cannot start leaves no bridge or rule behind
                 raise

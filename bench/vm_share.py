@@ -55,12 +55,12 @@ def build_virtiofs(cfg, binary=None):
     return build(cfg, binary) + [
         "-object", "memory-backend-memfd,id=mem,size=%dM,share=on" % cfg.memory_mib, "-numa", "node,memdev=mem",
         "-chardev", "socket,id=vfs,path=" + os.environ["BENCH_VIRTIOFS_SOCKET"],
-        "-device", "vhost-user-fs-pci,chardev=vfs,tag=%s"]
+        "-device", "vhost-user-fs-pci,chardev=vfs,tag=@TAG@"]
 qemu_cmd.build_command = build_virtiofs
 from hostbridge.cli import main
 sys.argv[0] = "hostbridge"
 main()
-''' % VIRTIOFS_TAG
+'''.replace("@TAG@", VIRTIOFS_TAG)
 
 # Runs in the guest (python3 -c): times each operation in DIR with the guest's monotonic clock.
 GUEST = r'''

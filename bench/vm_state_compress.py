@@ -23,9 +23,12 @@ import argparse
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-import time
 import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import timed  # noqa: E402
 
 PROGRAMS = {"zstd -1": (["zstd", "-1", "-q", "-c"], ["zstd", "-d", "-q", "-c"]),
             "lz4 -1": (["lz4", "-1", "-q", "-c"], ["lz4", "-d", "-q", "-c"]),
@@ -33,12 +36,8 @@ PROGRAMS = {"zstd -1": (["zstd", "-1", "-q", "-c"], ["zstd", "-d", "-q", "-c"]),
 
 
 def best(fn, runs):
-    times = []
-    for _ in range(runs):
-        t = time.monotonic()
-        fn()
-        times.append(time.monotonic() - t)
-    return min(times)
+    """The fastest of ``runs`` calls to ``fn`` (s)."""
+    return min(timed(fn, runs)[1])
 
 
 def pipe(argv, src, dst):

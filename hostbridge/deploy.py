@@ -33,31 +33,123 @@ _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # zip's epoch: the archive's bytes depend o
 # every start: tens of seconds in an emulated guest. It therefore unpacks itself once beside the
 # archive (``.engine.pyz.d/``, keyed by the archive's size and mtime) and runs from there, where
 # Python keeps the .pyc files; if it cannot (a read-only directory), it runs from the archive.
+# The unpacking is one lean pass (a new QEMU data disk pays it in every cold `up`: zipfile's
+# extractall and a second copy of the compiled modules took 2-3 s there): each file written once.
 _MAIN = r'''import os, sys
+
+_EPOCH = 315532800  # zip's epoch: one mtime for every copy of the sources
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _write(path, data, made, mtime=None):
+    head = os.path.dirname(path)
+    if head not in made:
+        os.makedirs(head, exist_ok=True)
+        made.add(head)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if mtime is not None:
+            os.utime(fd, (mtime, mtime))
+    finally:
+        os.close(fd)
+
+
+def _own_pyc(name):
+    # The archive carries compiled modules (hostbridge.deploy: checked-hash .pyc files, valid
+    # whatever the unpacked files' mtimes) as __pycache__/MOD.TAG.pyc: this Python's, or None.
+    head, _, fn = name.rpartition("/__pycache__/")
+    parts = fn.split(".")
+    if head and len(parts) == 3 and parts[1:] == [sys.implementation.cache_tag, "pyc"]:
+        return head + "/" + parts[0] + ".py"
+    return None
+
+
+def _placed_path(d, source):
+    # importlib.util.cache_from_source under PYTHONPYCACHEPREFIX, without importing importlib.util
+    head, fn = os.path.split(os.path.join(d, source))
+    return os.path.join(sys.pycache_prefix, head.lstrip(os.sep), fn[:-3] + "." + sys.implementation.cache_tag + ".pyc")
+
+
+def _archive(pyz):
+    # (names, read(name)) of the archive's files. zipimport (frozen, already loaded: this very
+    # file was imported by it) reads it; zipfile, whose import alone cost ~0.5 s in the guest,
+    # only where zipimport's table is not what it was in Python 3.9-3.13.
+    import zipimport
+    try:
+        zi = zipimport.zipimporter(pyz)
+        files = zi._get_files() if hasattr(zi, "_get_files") else zi._files
+        names = sorted(name.replace(os.sep, "/") for name in files)
+        return names, lambda name: zi.get_data(name.replace("/", os.sep))
+    except Exception:  # noqa: BLE001 -- any surprise in a private table: the public way
+        import zipfile
+        with zipfile.ZipFile(pyz) as zf:
+            names = zf.namelist()
+            data = {name: zf.read(name) for name in names}
+        return names, data.__getitem__
+
+
+def _place(archive, d, made):
+    # Under PYTHONPYCACHEPREFIX (the QEMU guest's data disk) Python looks for compiled modules
+    # below that prefix: this Python's go there (and not beside the sources). Returns how many.
+    names, read = archive
+    placed = 0
+    for name in names:
+        source = _own_pyc(name)
+        if source:
+            dst = _placed_path(d, source)
+            _write(dst + ".tmp%d" % os.getpid(), read(name), made)
+            os.replace(dst + ".tmp%d" % os.getpid(), dst)
+            placed += 1
+    return placed
+
+
+def _mark_placed(d, key, placed):
+    # .placed: the zipapp carried this Python's compiled modules (hostbridge.deploy.harvest_pycs
+    # keeps none then). The unpacked copy's .tags says which Pythons' it carries: a later start
+    # under a new prefix opens the archive only when it holds this one's.
+    stamp = os.path.join(sys.pycache_prefix, d.lstrip(os.sep), ".placed")
+    if placed:
+        os.makedirs(os.path.dirname(stamp), exist_ok=True)
+        with open(stamp, "w") as f:
+            f.write(key)
 
 
 def _unpacked(pyz):
     st = os.stat(pyz)
     d = os.path.join(os.path.dirname(pyz), "." + os.path.basename(pyz) + ".d")
     key = "%d %d\n" % (st.st_size, st.st_mtime_ns)
-    try:
-        with open(os.path.join(d, ".stamp")) as f:
-            if f.read() == key:
-                return d
-    except OSError:
-        pass
-    import shutil, zipfile  # only to unpack: a start from a fresh copy (every boot) needs neither
+    prefix = sys.pycache_prefix
+    if _read(os.path.join(d, ".stamp")) == key:
+        if prefix and _read(os.path.join(prefix, d.lstrip(os.sep), ".placed")) != key \
+                and sys.implementation.cache_tag in (_read(os.path.join(d, ".tags")) or "").split():
+            _mark_placed(d, key, _place(_archive(pyz), d, set()))  # a new (or cleared) prefix
+        return d
     tmp = "%s.tmp%d" % (d, os.getpid())
-    shutil.rmtree(tmp, ignore_errors=True)
-    with zipfile.ZipFile(pyz) as zf:
-        zf.extractall(tmp)  # our own archive (hostbridge.deploy.build_zipapp): plain relative names
-    # One mtime for every copy (zip's epoch): a module compiled in one guest is then valid in
-    # any other with the same Python (hostbridge.deploy.harvest_pycs).
-    for top, _dirs, files in os.walk(tmp):
-        for fn in files:
-            os.utime(os.path.join(top, fn), (315532800, 315532800))
-    with open(os.path.join(tmp, ".stamp"), "w") as f:
-        f.write(key)
+    _rmtree(tmp)
+    archive = _archive(pyz)  # our own (hostbridge.deploy.build_zipapp): plain relative names
+    made, tags = set(), set()
+    for name in archive[0]:
+        if name.endswith("/"):
+            continue
+        if "/__pycache__/" in name:
+            tags.add(name.rsplit(".", 2)[-2])
+            if prefix and _own_pyc(name):
+                continue  # placed below the prefix, once the sources are in place
+        # One mtime for every copy (zip's epoch): a module compiled in one guest is then
+        # valid in any other with the same Python (hostbridge.deploy.harvest_pycs).
+        _write(os.path.join(tmp, name), archive[1](name), made, None if name.endswith(".pyc") else _EPOCH)
+    _write(os.path.join(tmp, ".tags"), " ".join(sorted(tags)).encode(), made)
+    _write(os.path.join(tmp, ".stamp"), key.encode(), made)
     old = "%s.old%d" % (d, os.getpid())
     try:
         os.rename(d, old)
@@ -66,52 +158,24 @@ def _unpacked(pyz):
     try:
         os.rename(tmp, d)
     except OSError:  # another start won the race: use its copy
-        shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+        _rmtree(tmp)
+    _rmtree(old)
+    if prefix:
+        _mark_placed(d, key, _place(archive, d, made))
     return d
 
 
-def _place_pycs(d):
-    # The archive carries compiled modules (hostbridge.deploy: checked-hash .pyc files, valid
-    # whatever the unpacked files' mtimes) beside its sources. Under PYTHONPYCACHEPREFIX (the
-    # QEMU guest's data disk) Python looks for them below that prefix instead: copied there once.
-    prefix = sys.pycache_prefix
-    if not prefix:
-        return
-    with open(os.path.join(d, ".stamp")) as f:
-        key = f.read()
-    stamp = os.path.join(prefix, d.lstrip(os.sep), ".placed")
-    try:
-        with open(stamp) as f:
-            if f.read() == key:
-                return
-    except OSError:
-        pass
-    import importlib.util, shutil
-    placed = 0
-    for top, _dirs, files in os.walk(d):
-        if os.path.basename(top) != "__pycache__":
-            continue
-        for fn in files:
-            parts = fn.split(".")
-            if len(parts) == 3 and parts[1:] == [sys.implementation.cache_tag, "pyc"]:
-                dst = importlib.util.cache_from_source(os.path.join(os.path.dirname(top), parts[0] + ".py"))
-                os.makedirs(os.path.dirname(dst), exist_ok=True)
-                shutil.copyfile(os.path.join(top, fn), dst)
-                placed += 1
-    if not placed:  # none for this Python: it compiles them (and the host may keep them)
-        return
-    os.makedirs(os.path.dirname(stamp), exist_ok=True)
-    with open(stamp, "w") as f:
-        f.write(key)
+def _rmtree(path):
+    if os.path.lexists(path):  # shutil only then: a first start need not import it
+        import shutil
+        shutil.rmtree(path, ignore_errors=True)
 
 
 if os.path.isfile(sys.path[0]):
     try:
         # realpath: engine.pyz (the init script's link) and engine-VERSION.pyz share one copy.
         sys.path[0] = _unpacked(os.path.realpath(sys.path[0]))
-        _place_pycs(sys.path[0])
-    except OSError:
+    except (OSError, ImportError):  # ImportError: zipimport's ZipImportError (an unreadable entry)
         pass
 from hostbridge.guest.__main__ import main
 sys.exit(main())

@@ -75,15 +75,42 @@ def test_compiled_modules_are_placed_under_the_pycache_prefix_once(tmp_path):
     placed = os.path.join(prefix, unpacked.lstrip(os.sep))
     tag = sys.implementation.cache_tag
     rel = os.path.join("hostbridge", "guest", "engine.%s.pyc" % tag)
-    with open(os.path.join(unpacked, "hostbridge", "guest", "__pycache__", "engine.%s.pyc" % tag), "rb") as f:
-        shipped = f.read()
+    import zipfile
+    with zipfile.ZipFile(pyz) as zf:
+        shipped = zf.read("hostbridge/guest/__pycache__/engine.%s.pyc" % tag)
     with open(os.path.join(placed, rel), "rb") as f:
         assert f.read() == shipped
+    # Written once, where Python looks for it: not beside the sources as well.
+    assert not os.path.exists(os.path.join(unpacked, "hostbridge", "guest", "__pycache__", "engine.%s.pyc" % tag))
     assert open(os.path.join(placed, ".placed")).read() == open(os.path.join(unpacked, ".stamp")).read()
     os.utime(os.path.join(placed, rel), ns=(0, 10**9))
     assert subprocess.run([sys.executable, "-S", pyz, "version"], env=env, capture_output=True,
                           timeout=60).returncode == 0
     assert os.stat(os.path.join(placed, rel)).st_mtime_ns == 10**9  # not copied again
+    # A cleared prefix (the unpacked copy kept) gets them again from the archive.
+    import shutil
+    shutil.rmtree(prefix)
+    r = subprocess.run([sys.executable, "-S", pyz, "version"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(placed, rel), "rb") as f:
+        assert f.read() == shipped
+
+
+def test_a_start_under_a_prefix_without_this_pythons_modules_opens_no_archive(tmp_path):
+    # An archive with no compiled modules for this Python (a host of another Python): the guest
+    # compiles them below the prefix, and a later start neither places nor unpacks anything.
+    pyz = deploy.build_zipapp(str(tmp_path / "app"), compile_here=False)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    assert subprocess.run([sys.executable, "-S", pyz, "version"], env=env, capture_output=True,
+                          timeout=60).returncode == 0
+    unpacked = os.path.join(str(tmp_path / "app"), "." + os.path.basename(pyz) + ".d")
+    assert not os.path.exists(os.path.join(str(tmp_path / "pycache"), unpacked.lstrip(os.sep), ".placed"))
+    r = subprocess.run([sys.executable, "-S", "-X", "importtime", pyz, "version"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "hostbridge.guest.__main__" in imported and "zipfile" not in imported
 
 
 class _LocalShell:

@@ -195,8 +195,10 @@ def machine_args(system, arch, accel):
 # MiB of host memory for TCG's translated code. QEMU's default (1 GiB on a 64-bit host) is
 # filled, never handed back, and grows with every program the guest runs: it was most of an idle
 # VM's RSS (271 MiB after a boot, 471 MiB after 20 containers came and went). When the buffer is
-# full QEMU throws all its code away and translates again: a boot's code fits in this one.
-TCG_TB_SIZE_MIB = 128
+# full QEMU throws all its code away and translates again. A cold `up` (boot, engine unpacked and
+# started) translates ~142 MiB (HMP `info jit`): at 128 the flush came in the engine's start, and
+# retranslating the hot code cost it 1-2 s (loaded host); 192 holds a whole `up` with room to spare.
+TCG_TB_SIZE_MIB = 192
 
 
 def tcg_accel(tb_size_mib=None):

@@ -22,12 +22,12 @@ def opt(argv, flag):
 
 @pytest.mark.parametrize("system,arch,accel,machine,accel_opt,cpu", [
     ("Linux", "x86_64", "kvm", "q35", "kvm", "host"),
-    ("Linux", "x86_64", "tcg", "q35", "tcg,thread=multi,tb-size=128", "max"),
+    ("Linux", "x86_64", "tcg", "q35", "tcg,thread=multi,tb-size=192", "max"),
     ("Darwin", "aarch64", "hvf", "virt,highmem=off", "hvf", "host"),
-    ("Darwin", "aarch64", "tcg", "virt", "tcg,thread=multi,tb-size=128", "max"),
+    ("Darwin", "aarch64", "tcg", "virt", "tcg,thread=multi,tb-size=192", "max"),
     ("Darwin", "x86_64", "hvf", "q35", "hvf", "host"),
     ("Windows", "x86_64", "whpx", "q35", "whpx,kernel-irqchip=off", None),
-    ("Windows", "x86_64", "tcg", "q35", "tcg,thread=multi,tb-size=128", "max"),
+    ("Windows", "x86_64", "tcg", "q35", "tcg,thread=multi,tb-size=192", "max"),
 ])
 def test_machine_accel_and_cpu_per_platform(system, arch, accel, machine, accel_opt, cpu):
     argv = build_command(config(system, arch, accel))

@@ -113,15 +113,19 @@ def _place(archive, d, made):
     return placed
 
 
-def _mark_placed(d, key, placed):
+def _place_all(archive, d, key):  # archive: a function returning _archive's pair
     # .placed: the zipapp carried this Python's compiled modules (hostbridge.deploy.harvest_pycs
     # keeps none then). The unpacked copy's .tags says which Pythons' it carries: a later start
-    # under a new prefix opens the archive only when it holds this one's.
+    # under a new prefix opens the archive only when it holds this one's. A prefix that cannot
+    # be written is no failure: Python compiles what it imports, as without the archive's.
     stamp = os.path.join(sys.pycache_prefix, d.lstrip(os.sep), ".placed")
-    if placed:
-        os.makedirs(os.path.dirname(stamp), exist_ok=True)
-        with open(stamp, "w") as f:
-            f.write(key)
+    try:
+        if _place(archive(), d, set()):
+            os.makedirs(os.path.dirname(stamp), exist_ok=True)
+            with open(stamp, "w") as f:
+                f.write(key)
+    except (OSError, ImportError):
+        pass
 
 
 def _unpacked(pyz):
@@ -132,7 +136,7 @@ def _unpacked(pyz):
     if _read(os.path.join(d, ".stamp")) == key:
         if prefix and _read(os.path.join(prefix, d.lstrip(os.sep), ".placed")) != key \
                 and sys.implementation.cache_tag in (_read(os.path.join(d, ".tags")) or "").split():
-            _mark_placed(d, key, _place(_archive(pyz), d, set()))  # a new (or cleared) prefix
+            _place_all(lambda: _archive(pyz), d, key)  # a new (or cleared) prefix
         return d
     tmp = "%s.tmp%d" % (d, os.getpid())
     _rmtree(tmp)
@@ -161,7 +165,7 @@ def _unpacked(pyz):
         _rmtree(tmp)
     _rmtree(old)
     if prefix:
-        _mark_placed(d, key, _place(archive, d, made))
+        _place_all(lambda: archive, d, key)
     return d
 
 
@@ -283,10 +287,12 @@ def _guest_sources():
 
 
 def engine_digest() -> str:
-    """A hash of the engine's sources (16 hex digits): what compiled modules of it are kept under."""
+    """A hash of the engine's sources (16 hex digits): what compiled modules of it are kept under,
+    and the zipapp offered to the QEMU guest (steps.engine_blob). Its ``__main__.py`` counts: a new
+    one must reach the guest even when the engine's modules stayed the same."""
     import hashlib
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(_MAIN.encode())
     for name, data in _guest_sources():
         h.update(b"%s\0%d\0" % (name.encode(), len(data)) + data)
     return h.hexdigest()[:16]

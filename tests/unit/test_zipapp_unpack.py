@@ -96,6 +96,18 @@ def test_compiled_modules_are_placed_under_the_pycache_prefix_once(tmp_path):
         assert f.read() == shipped
 
 
+def test_a_prefix_that_cannot_be_written_still_runs_the_engine_from_its_unpacked_copy(tmp_path):
+    pyz = deploy.build_zipapp(str(tmp_path / "app"))
+    blocker = tmp_path / "pycache"
+    blocker.write_text("a file where the prefix's directory would be")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(blocker)
+    r = subprocess.run([sys.executable, "-S", pyz, "version"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("hostbridge-engine "), r.stderr
+    unpacked = os.path.join(str(tmp_path / "app"), "." + os.path.basename(pyz) + ".d")
+    assert os.path.isfile(os.path.join(unpacked, ".stamp"))
+
+
 def test_a_start_under_a_prefix_without_this_pythons_modules_opens_no_archive(tmp_path):
     # An archive with no compiled modules for this Python (a host of another Python): the guest
     # compiles them below the prefix, and a later start neither places nor unpacks anything.

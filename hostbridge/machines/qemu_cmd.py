@@ -28,11 +28,8 @@ ACCELERATORS = {"Linux": ("kvm", "tcg"), "Darwin": ("hvf", "tcg"), "Windows": ("
 # Debian build, no FIPS mode): cryptomgr.notests skips the registered algorithms' tests, and the
 # KDF108 self-test, which notests does not cover, is skipped whole: it asks for hmac(sha256) by
 # request_module, which waits for the initramfs to be unpacked and then runs modprobe.
-# No tracefs files for kprobe events (nothing here sets kprobes by hand): their initcall, one
-# before the initramfs is unpacked, waited ~0.3 s under TCG for the trace events' tracefs
-# directories the boot fills on another CPU (initcall_debug), and /init came that much later.
 FAST_BOOT = ("loglevel=6 tsc=reliable no_timer_check random.trust_cpu=on 8250.nr_uarts=1 mitigations=off init_on_alloc=0"
-             " cryptomgr.notests initcall_blacklist=crypto_kdf108_init,init_kprobe_trace")
+             " cryptomgr.notests initcall_blacklist=crypto_kdf108_init")
 PROBE_MARK = b"Linux version"
 
 

@@ -230,13 +230,17 @@ class _Up:
         if not self._quick_resume_fits():
             return
         try:
-            steps.pin_host_key(self.record, info)  # QEMU's forwarded port may be another
             layout = deploy.Layout.from_dict(self.record.fields["layout"])
             control.hold(self.p)  # here, not in the thread: the release may come first
         except Exception as e:
             log.debug("the tunnel agent of %s is started after the resume: %s", self.name, e)
             return
-        self.early_tunnel = steps.Background(steps.start_tunnel, self.record, layout, RESUME_CONNECT_RETRY, True)
+
+        def pin_and_start():  # pinning imports paramiko (~0.15 s): not before QEMU's launch
+            steps.pin_host_key(self.record, info)  # QEMU's forwarded port may be another
+            return steps.start_tunnel(self.record, layout, RESUME_CONNECT_RETRY, True)
+
+        self.early_tunnel = steps.Background(pin_and_start)
 
     def _quick_resume(self):
         """After a resume: the tunnel agent (started as QEMU loaded the state, or now: its SSH

@@ -12,7 +12,9 @@ after the other, and prints:
   before issue 16's memory work (QEMU's default 1 GiB TCG buffer, free page reporting from
   2 MiB blocks, no idle cache drop), ``new`` the current one (qemu_cmd.TCG_TB_SIZE_MIB, the
   guest init's REPORTING_ORDER and IDLE_RECLAIM: caches dropped and memory compacted once idle),
-  ``order-N`` the current one reporting free blocks of 2^N pages; and what the guest's idle
+  ``order-N`` the current one reporting free blocks of 2^N pages, ``no-thp`` the current one with
+  QEMU's guest RAM in small pages (``PR_SET_THP_DISABLE``: QEMU asks for transparent huge pages,
+  which the host then faults in and khugepaged collapses whole 2 MiB at a time); and what the guest's idle
   reclaim did (its console);
 - disk (on the last variant, unless --no-disk): the qcow2 file's allocated size on the host
   (st_blocks, not its apparent size) and the guest's own view (ext4 used on the data disk,
@@ -57,9 +59,14 @@ from hostbridge.machines import qemu, qemu_cmd
 patch = json.loads(sys.argv.pop(1))
 if patch.get("tb_default"):
     qemu_cmd.TCG_TB_SIZE_MIB = 0
+if patch.get("no_thp"):  # PR_SET_THP_DISABLE, inherited by QEMU: its guest RAM gets no transparent huge pages
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0)
 create = qemu.QemuDriver.create
 def create_patched(self):
     create(self)
+    if "memory" not in patch:
+        return
     with open(self.files.guest_config) as f:
         cfg = json.load(f)
     cfg["memory"] = patch["memory"]
@@ -79,6 +86,8 @@ def variant_patch(variant):
         return TODAY
     if variant.startswith("order-"):
         return {"memory": {"reporting_order": int(variant[len("order-"):])}}
+    if variant == "no-thp":
+        return {"no_thp": True}
     return None
 
 
@@ -159,7 +168,9 @@ def main():
     ap.add_argument("--after", type=float, default=90.0,
                     help="seconds left alone after the containers are removed (the guest drops its caches after "
                          "30 s idle; free page reporting then takes up to ~30 s to report them all)")
-    ap.add_argument("--variants", default="today,new", help="today, new, order-N (new, reporting 2^N pages)")
+    ap.add_argument("--variants", default="today,new",
+                    help="today, new, order-N (new, reporting 2^N pages), no-thp (new, QEMU without transparent huge "
+                         "pages)")
     ap.add_argument("--no-disk", action="store_true", help="skip the disk figures")
     args = ap.parse_args()
 

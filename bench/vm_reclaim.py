@@ -1,6 +1,6 @@
 """Disk and memory handed back by a qemu machine, measured on the host.
 
-    python3 bench/vm_reclaim.py [--containers 20] [--image-mib 300] [--variants today,new] [--no-disk]
+    python3 bench/vm_reclaim.py [--containers 20] [--image-mib 300] [--variants today,new,order-N] [--no-disk]
 
 Boots one throw-away machine per variant (temp HOSTBRIDGE_HOME, the shared image cache), one
 after the other, and prints:
@@ -11,7 +11,11 @@ after the other, and prints:
   containers' starts took (what a smaller code buffer may cost). ``today`` is the behaviour
   before issue 16's memory work (QEMU's default 1 GiB TCG buffer, free page reporting from
   2 MiB blocks, no idle cache drop), ``new`` the current one (qemu_cmd.TCG_TB_SIZE_MIB, the
-  guest init's REPORTING_ORDER and IDLE_RECLAIM);
+  guest init's REPORTING_ORDER and IDLE_RECLAIM: caches dropped and memory compacted once idle),
+  ``order-N`` the current one reporting free blocks of 2^N pages, ``no-thp`` the current one with
+  QEMU's guest RAM in small pages (``PR_SET_THP_DISABLE``: QEMU asks for transparent huge pages,
+  which the host then faults in and khugepaged collapses whole 2 MiB at a time); and what the guest's idle
+  reclaim did (its console);
 - disk (on the last variant, unless --no-disk): the qcow2 file's allocated size on the host
   (st_blocks, not its apparent size) and the guest's own view (ext4 used on the data disk,
   `docker system df`), after images of ``--image-mib`` were committed, then after `docker
@@ -26,11 +30,16 @@ Measured once here (TCG, 2 vCPUs, 1 GiB guest, host load 7-9, 50 s settle): toda
 20 containers 547 MiB, removed 520 MiB (a 27 MiB fall, 333 MiB below today's). Disk: the qcow2 went 32 MiB (new) → 1173 MiB with
 300 MiB of images → 1236 MiB after the prune without a trim → 30 MiB after fstrim (the guest's
 ext4 says 7 MiB used; the rest is qcow2 and ext4 metadata, below the new disk's own 32 MiB).
+With the idle compaction (host load 2-5, 20 s settle, 90 s after): today 523 / 725 / 750 MiB
+(guest RAM 232 / 286 / 308); new 483 / 569 / 529 MiB (guest RAM 227 / 306 / 268: a 38 MiB fall,
+60 MiB had lain in blocks below 128 KiB); order-0 (no compaction) guest RAM 209 / 290 / 258;
+no-thp guest RAM 220 / 281 / 245.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -45,29 +54,49 @@ from tests.support.hbhome import qemu_guest_ram_mib  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 NAME = "reclaim"
-# The CLI as it was before issue 16's memory work, for the "today" variant: QEMU's default TCG
-# code buffer, and a guest told to report only 2 MiB blocks and never drop its caches.
-TODAY_CLI = r'''
+# The CLI with other memory settings: for the "today" variant as it was before issue 16's memory
+# work (QEMU's default TCG code buffer, and a guest told to report only 2 MiB blocks and never
+# drop its caches nor compact), for "order-N" the new behaviour reporting blocks of 2^N pages.
+PATCHED_CLI = r'''
 import json, sys
 from hostbridge.machines import qemu, qemu_cmd
-qemu_cmd.TCG_TB_SIZE_MIB = 0
+patch = json.loads(sys.argv.pop(1))
+if patch.get("tb_default"):
+    qemu_cmd.TCG_TB_SIZE_MIB = 0
+if patch.get("no_thp"):  # PR_SET_THP_DISABLE, inherited by QEMU: its guest RAM gets no transparent huge pages
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0)
 create = qemu.QemuDriver.create
-def create_today(self):
+def create_patched(self):
     create(self)
+    if "memory" not in patch:
+        return
     with open(self.files.guest_config) as f:
         cfg = json.load(f)
-    cfg["memory"] = {"reporting_order": 9, "idle_reclaim": 0}
+    cfg["memory"] = patch["memory"]
     with open(self.files.guest_config, "w") as f:
         json.dump(cfg, f)
-qemu.QemuDriver.create = create_today
+qemu.QemuDriver.create = create_patched
 from hostbridge.cli import main
 sys.argv[0] = "hostbridge"
 main()
 '''
+TODAY = {"tb_default": True, "memory": {"reporting_order": 9, "idle_reclaim": 0}}
 
 
-def hb(env, *args, timeout=1800, today=False):
-    cli = ["-c", TODAY_CLI] if today else ["-m", "hostbridge.cli"]
+def variant_patch(variant):
+    """The PATCHED_CLI settings of ``variant`` (None: the CLI as it is)."""
+    if variant == "today":
+        return TODAY
+    if variant.startswith("order-"):
+        return {"memory": {"reporting_order": int(variant[len("order-"):])}}
+    if variant == "no-thp":
+        return {"no_thp": True}
+    return None
+
+
+def hb(env, *args, timeout=1800, patch=None):
+    cli = ["-c", PATCHED_CLI, json.dumps(patch)] if patch else ["-m", "hostbridge.cli"]
     r = subprocess.run([sys.executable] + cli + list(args), capture_output=True, text=True, env=env,
                        timeout=timeout, cwd=REPO)
     if r.returncode != 0:
@@ -90,12 +119,12 @@ def rss_mib(pid):
     return rss_kib([pid]) / 1024.0
 
 
-def memory(env, name, args, today):
-    """Boot machine ``name`` (the today or the new behaviour); print QEMU's RSS idle, with the
+def memory(env, name, args, patch):
+    """Boot machine ``name`` (the CLI ``patch``ed, ``variant_patch``); print QEMU's RSS idle, with the
     containers running, after they are removed. Returns the machine's dir."""
     t0 = time.monotonic()
     hb(env, "up", "--machine", name, "--driver", "qemu", "--cpus", "2", "--memory", args.memory, "--disk", "8G",
-       today=today)
+       patch=patch)
     up = time.monotonic() - t0
     env = dict(env, DOCKER_HOST=docker_host(env, name))
     with open(os.path.join(env["HOSTBRIDGE_HOME"], "state", "machines", name, "qemu.pid")) as f:
@@ -106,8 +135,10 @@ def memory(env, name, args, today):
         time.sleep(settle)
         total, ram = rss_mib(pid), qemu_guest_ram_mib(pid, int(args.memory))
         print("  %-28s QEMU RSS %4.0f MiB (guest RAM %4.0f, the rest %4.0f)" % (label, total, ram, total - ram))
+        rams.append(ram)
         return total
 
+    rams = []
     print("%s (up %.1f s):" % (name, up))
     idle = rss("idle", args.settle)
     t0 = time.monotonic()
@@ -116,9 +147,13 @@ def memory(env, name, args, today):
     running = rss("%d containers running" % args.containers, args.settle)
     docker(env, "rm", "-f", *ids)
     removed = rss("removed, %.0f s later" % args.after, args.after)
-    print("  fall after the containers stopped: %.0f MiB (%.0f%% of the running RSS); above idle: %+.0f MiB; "
-          "%d containers started in %.1f s" % (running - removed, 100 * (running - removed) / running,
-                                               removed - idle, args.containers, started))
+    print("  fall after the containers stopped: %.0f MiB (%.0f%% of the running RSS; guest RAM %.0f MiB); above "
+          "idle: %+.0f MiB; %d containers started in %.1f s" % (running - removed, 100 * (running - removed) / running,
+                                                               rams[1] - rams[2], removed - idle, args.containers,
+                                                               started))
+    with open(os.path.join(env["HOSTBRIDGE_HOME"], "state", "machines", name, "serial.log"), errors="replace") as f:
+        did = [line.strip() for line in f if "idle for" in line]
+    print("  what the guest did: %s" % ("; ".join(did) or "no idle reclaim"))
     return {"up": up, "idle": idle, "running": running, "removed": removed, "started": started}
 
 
@@ -137,7 +172,9 @@ def main():
     ap.add_argument("--after", type=float, default=90.0,
                     help="seconds left alone after the containers are removed (the guest drops its caches after "
                          "30 s idle; free page reporting then takes up to ~30 s to report them all)")
-    ap.add_argument("--variants", default="today,new")
+    ap.add_argument("--variants", default="today,new",
+                    help="today, new, order-N (new, reporting 2^N pages), no-thp (new, QEMU without transparent huge "
+                         "pages)")
     ap.add_argument("--no-disk", action="store_true", help="skip the disk figures")
     args = ap.parse_args()
 
@@ -152,7 +189,7 @@ def main():
     figures = {}
     try:
         for variant, name in zip(args.variants.split(","), names):
-            figures[variant] = memory(env, name, args, today=variant == "today")
+            figures[variant] = memory(env, name, args, variant_patch(variant))
             if name != names[-1]:
                 hb(env, "destroy", "-f", "--machine", name, timeout=300)
         if "today" in figures and "new" in figures:

@@ -8,7 +8,7 @@ with --empty-cache, the first `up` on an empty image and package cache (download
 boot, the engine installed from the boot's drive and started + tunnel to /_ping; stages
 `engine` and `tunnel` overlap: `tunnel` is what is left of the agent's login), `up` on the running machine (the fast path: agent + /_ping
 only; target <= 0.5 s), `down` (suspend) and `up` from suspended (resume) with the saved state's
-size — and the same round over SSH (the guest's command channel switched off in driver.json, as
+size — beside the resume as before the agent started with QEMU's load (BEFORE_CLI) and the same round over SSH (the guest's command channel switched off in driver.json, as
 a VM of an older hostbridge has it), side by side —, then `down --shutdown` and `up` from stopped
 (a boot), each with its stages; the image's size
 (kernel + initramfs); QEMU's RSS and the guest's own `free` after the VM idles. Destroys the
@@ -39,11 +39,28 @@ from common import rss_kib  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 NAME = "bench"
+# `up` from suspended as it was before the tunnel agent was started with QEMU's load: the agent
+# spawned once the VM ran, and the CLI's look at /info for the engine's start notes.
+BEFORE_CLI = r'''
+import sys
+from hostbridge.cli import machine as cli_machine
+from hostbridge.machines import machine
+machine._Up._tunnel_while_resuming = lambda self, info: None
+write_context = cli_machine._write_context
+def write_context_after_notes(app, name, endpoint):
+    cli_machine._engine_notes(app, endpoint)
+    write_context(app, name, endpoint)
+cli_machine._write_context = write_context_after_notes
+from hostbridge.cli import main
+sys.argv[0] = "hostbridge"
+main()
+'''
 
 
-def hb(env, *args, timeout=900):
+def hb(env, *args, timeout=900, before=False):
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "hostbridge.cli"] + list(args), capture_output=True, text=True, env=env,
+    cli = ["-c", BEFORE_CLI] if before else ["-m", "hostbridge.cli"]
+    r = subprocess.run([sys.executable] + cli + list(args), capture_output=True, text=True, env=env,
                        timeout=timeout, cwd=REPO)
     elapsed = time.perf_counter() - t0
     if r.returncode != 0:
@@ -151,16 +168,18 @@ def main():
         print("idle VM (%s MiB given, %.0f s after up): QEMU RSS %.0f MiB; guest free -m: used %s MiB, "
               "buff/cache %s MiB" % (args.memory, args.idle, rss_mib(pid), used[2], used[5]))
         # Side by side in one run: suspend/resume (the new down/up) and shutdown/boot (today's);
-        # and the suspend/resume round over SSH, as for a VM without the guest's command channel.
+        # the resume as before the agent started with QEMU's load (BEFORE_CLI); and the
+        # suspend/resume round over SSH, as for a VM without the guest's command channel.
+        rounds = (("", True, False), (" as before (agent started after the load, /info looked at)", True, True),
+                  (" over SSH (no command channel, as before)", False, False))
         for _ in range(args.suspend_runs):
-            for channel in (True, False):
-                how = "" if channel else " over SSH (no command channel, as before)"
+            for how, channel, before in rounds:
                 commands(mdir, channel)
                 down, out = hb(env, "down", "--machine", NAME)
                 saved = re.search(r"\(([\d.]+) MiB saved\)", out)
                 print("down (suspend)%s: %.1f s (target <= 2 s); saved state %s MiB for %s MiB of guest RAM"
                       % (how, down, saved.group(1) if saved else "?", args.memory))
-                resumed, out = hb(env, "-v", "up", "--machine", NAME)
+                resumed, out = hb(env, "-v", "up", "--machine", NAME, before=before)
                 print("up from suspended%s: %.1f s  [%s] (target <= 2 s)" % (how, resumed, stages(out)))
                 commands(mdir, True)
         down, _ = hb(env, "down", "--shutdown", "--machine", NAME)

@@ -108,6 +108,7 @@ class MachinePaths:
         self.agent_lock = os.path.join(self.dir, "agent.lock")  # flock held by the live agent
         self.agent_log = os.path.join(self.dir, "agent.log")  # the tunnel agent's log
         self.agent_status = os.path.join(self.dir, "agent.status.json")  # agent state for `tunnel status`
+        self.agent_go = os.path.join(self.dir, "agent.go")  # present: a held agent may log in (tunnel.json "hold")
         self.engine_zipapp_dir = os.path.join(self.dir, "engine")  # the packed engine (deploy's cache)
         self.runtime = machine_runtime_dir(name)  # short dir for this machine's sockets
         self.docker_sock = os.path.join(self.runtime, "docker.sock")  # the tunnel's local endpoint

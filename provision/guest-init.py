@@ -109,14 +109,16 @@ REPLY_WAIT = 3.0  # s a reply to the host's command waits for the port to say th
 # Memory handed back to the host: the balloon reports free pages from blocks of 2^ORDER pages
 # (the kernel's default, 9: 2 MiB, leaves the scattered pages a stopped container frees in
 # the VM); an idle guest drops its clean page cache and slab once, so that they become free
-# pages reported too. Both can be set in config.json's "memory" ({"reporting_order",
-# "idle_reclaim": seconds, 0: never}).
+# pages reported too, and compacts its memory: the pages stopped containers free lie scattered
+# among pages still used (measured: ~54 MiB free in blocks below 128 KiB after 20 containers
+# went, never reported until compacted). Both can be set in config.json's "memory"
+# ({"reporting_order", "idle_reclaim": seconds, 0: never}).
 REPORTING_ORDER = 5  # 128 KiB
 REPORTING_ORDER_PARAM = "/sys/module/page_reporting/parameters/page_reporting_order"
 IDLE_RECLAIM = 30  # s of an idle guest before its caches are dropped
 IDLE_SAMPLE = 10  # s between looks at the guest's CPU time
 IDLE_BUSY = 0.05  # CPU seconds per second below which the guest counts as idle
-RECLAIM_MIN = 16 << 20  # bytes of droppable cache below which dropping is not worth it
+RECLAIM_MIN = 16 << 20  # bytes of droppable cache (or of unreportable free memory) below which reclaiming is not worth it
 LIBC = ctypes.CDLL(None, use_errno=True)
 IMPORTED = time.monotonic()
 
@@ -689,12 +691,23 @@ def read_text(path):
         return ""
 
 
+def unreportable_bytes(buddyinfo, order):
+    """Free memory in blocks smaller than 2^``order`` pages (the balloon reports none of it), from
+    /proc/buddyinfo's text."""
+    pages = 0
+    for line in buddyinfo.splitlines():
+        counts = line.split()[4:]  # Node 0, zone DMA32 <free blocks of order 0> <order 1> …
+        pages += sum(int(n) << o for o, n in enumerate(counts[:order]) if n.isdigit())
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
 class IdleReclaim:
-    """Drops the guest's clean caches once it has been idle ``after`` seconds (``poll`` from the
+    """Drops the guest's clean caches and compacts its free memory into blocks the balloon
+    reports (of 2^``order`` pages) once it has been idle ``after`` seconds (``poll`` from the
     main loop); again only after it was busy in between."""
 
-    def __init__(self, after):
-        self.after = after
+    def __init__(self, after, order=REPORTING_ORDER):
+        self.after, self.order = after, order
         self.busy, self.at = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
         self.idle_since, self.dropped = self.at, False
 
@@ -710,15 +723,30 @@ class IdleReclaim:
             self.idle_since, self.dropped = now, False
         elif not self.dropped and now - self.idle_since >= self.after:
             self.dropped = True
-            if droppable_bytes(read_text("/proc/meminfo")) >= RECLAIM_MIN:
-                try:
-                    with open("/proc/sys/vm/drop_caches", "w") as f:
-                        f.write("3")
-                    log("idle for %d s: caches dropped" % (now - self.idle_since))
-                except OSError as e:
-                    log("dropping the caches failed: %s" % e)
+            self.reclaim(now - self.idle_since)
+            busy = cpu_seconds(read_text("/proc/stat") or "cpu 0")  # its own work is no reason to look again
         self.busy, self.at = busy, now
         return IDLE_SAMPLE
+
+    def reclaim(self, idle):
+        """Drop the clean caches, then compact: each when there is enough to gain."""
+        if droppable_bytes(read_text("/proc/meminfo")) >= RECLAIM_MIN:
+            write_proc("/proc/sys/vm/drop_caches", "3", "idle for %d s: caches dropped" % idle)
+        scattered = unreportable_bytes(read_text("/proc/buddyinfo"), self.order)
+        if scattered >= RECLAIM_MIN:
+            block_kib = (os.sysconf("SC_PAGE_SIZE") >> 10) << self.order
+            write_proc("/proc/sys/vm/compact_memory", "1", "idle for %d s: memory compacted (%d MiB free in "
+                       "blocks below %d KiB)" % (idle, scattered >> 20, block_kib))
+
+
+def write_proc(path, value, done):
+    """Write ``value`` to the kernel's ``path``; log ``done``, or the failure."""
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+        log(done)
+    except OSError as e:
+        log("writing %s failed: %s" % (path, e))
 
 
 def memory_settings(settings):
@@ -729,7 +757,11 @@ def memory_settings(settings):
             f.write(str(int(memory.get("reporting_order", REPORTING_ORDER))))
     except (OSError, ValueError) as e:
         log("cannot set the free page reporting order: %s" % e)
-    return IdleReclaim(int(memory.get("idle_reclaim", IDLE_RECLAIM)))
+    try:
+        order = int(memory.get("reporting_order", REPORTING_ORDER))
+    except ValueError:
+        order = REPORTING_ORDER
+    return IdleReclaim(int(memory.get("idle_reclaim", IDLE_RECLAIM)), order)
 
 
 def power_button_fds():

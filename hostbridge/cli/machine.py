@@ -108,7 +108,7 @@ def up(app, driver, cpus, memory, disk, shares, timeout):
     options = modes.UpOptions(driver=driver, cpus=cpus, memory_mib=memory, disk=disk, shares=shares, timeout=timeout)
     result = _with_progress(app, lambda progress: machine.up(options, progress=progress))
     _UP_REPORTS[machine.mode](app, machine.name, result)
-    if not result.already_running:
+    if not (result.already_running or result.resumed):  # a resumed engine did not start: its notes were said
         _engine_notes(app, result.endpoint)
     _write_context(app, machine.name, result.endpoint)
 

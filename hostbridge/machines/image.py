@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 
 from hostbridge import paths, resources
 from hostbridge.errors import VMError
-from hostbridge.machines.debian.download import file_sha256
 
 PROVISION_DIR = resources.provision_dir()  # the wheel's package data, else the checkout's provision/
 # Every file of provision/ the guest is made of: a change to any of them is a new image.
@@ -227,6 +226,14 @@ def check_parts(image_dir):
     _checked[os.path.realpath(image_dir)] = stamps
     _write_checked(image_dir, stamps)
     return manifest
+
+
+def file_sha256(path):
+    """``debian.download.file_sha256``, imported when a part must be hashed: that module brings
+    requests (~0.15 s), which an `up` of an image already checked never needs."""
+    from hostbridge.machines.debian.download import file_sha256 as sha256
+
+    return sha256(path)
 
 
 def _read_checked(image_dir):

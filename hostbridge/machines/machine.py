@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 # -- VM mode: the one place that sequences a start ------------------------------------------
 
+# Seconds the tunnel agent started while QEMU loads a saved state tries QEMU's SSH port again while
+# nothing listens there yet (QEMU's own bound on the load, qemu.py _resume, is 30 s and more).
+RESUME_CONNECT_RETRY = 60
 # Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
 STAGES = {
     "recover": ("stopping what an interrupted `up` left running", "run `hostbridge down -f --machine NAME`"),
@@ -84,6 +87,7 @@ class _Up:
         self.driver = None
         self.booted = False
         self.resumed = False
+        self.early_tunnel = None  # the agent started while QEMU loads a saved state (steps.Background)
         self.stages = stages.Stages(self.name, STAGES, progress, error=StageFailed)
         self.progress = self.stages.progress
         self.timings = self.stages.timings
@@ -119,6 +123,8 @@ class _Up:
             self.booted = True
             if self.record.driver == "qemu":  # the engine and its settings go in with the boot
                 offer = self.stage("boot", steps.engine_offer, self.record, self.settings)
+            if hasattr(self.driver, "before_resume"):
+                self.driver.before_resume = self._tunnel_while_resuming
             self.stage("boot", self.driver.start)
             for note in getattr(self.driver, "accel_notes", None) or []:
                 self.progress("boot", "note: %s; using slower emulation" % note)
@@ -126,6 +132,14 @@ class _Up:
                 self.progress("boot", "note: %s" % note)
         if self.booted and getattr(self.driver, "resumed", False) and self._quick_resume_fits():
             return self._quick_resume()
+        if self.early_tunnel is not None:  # the saved state did not load: the VM boots, its agent comes later
+            from ..tunnel import control
+
+            self.early_tunnel = None
+            try:
+                control.stop_agent(self.p)
+            except OSError as e:
+                log.debug("stopping the tunnel agent started for the resume failed: %s", e)
         info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
         self.resumed = self.booted and getattr(self.driver, "resumed", False)
         stale = None  # the guest's engine of another version, running
@@ -205,15 +219,45 @@ class _Up:
         return bool(channel and f.get("layout") and _engine_current(self.record)
                     and not _settings_changed(self.record, self.settings))
 
+    def _tunnel_while_resuming(self, info):
+        """The driver's ``before_resume``: a resume that will need no SSH from ``up`` starts the tunnel
+        agent now, before QEMU loads the state, so that the agent's start (a Python process importing
+        paramiko) overlaps the load; held, it logs in once ``_quick_resume`` lets it (the VM runs).
+        Best effort: when it cannot start here, ``_quick_resume`` starts it."""
+        from .. import deploy
+        from ..tunnel import control
+
+        if not self._quick_resume_fits():
+            return
+        try:
+            layout = deploy.Layout.from_dict(self.record.fields["layout"])
+            control.hold(self.p)  # here, not in the thread: the release may come first
+        except Exception as e:
+            log.debug("the tunnel agent of %s is started after the resume: %s", self.name, e)
+            return
+
+        def pin_and_start():  # pinning imports paramiko (~0.15 s): not before QEMU's launch
+            steps.pin_host_key(self.record, info)  # QEMU's forwarded port may be another
+            return steps.start_tunnel(self.record, layout, RESUME_CONNECT_RETRY, True)
+
+        self.early_tunnel = steps.Background(pin_and_start)
+
     def _quick_resume(self):
-        """After a resume: the tunnel agent started at once (its SSH handshake is the one left)
-        while the guest's init sets the clock and mounts the shares (``steps.resume_by_channel``)."""
+        """After a resume: the tunnel agent (started as QEMU loaded the state, or now: its SSH
+        handshake is what is left) logs in while the guest's init sets the clock and mounts the
+        shares (``steps.resume_by_channel``)."""
         from .. import deploy
 
         self.resumed = True
-        layout = deploy.Layout.from_dict(self.record.fields["layout"])
-        steps.pin_host_key(self.record, self.driver.ssh_info())  # QEMU's forwarded port may be another
-        tunnel = steps.Background(steps.start_tunnel, self.record, layout)
+        tunnel = self.early_tunnel
+        if tunnel is not None:
+            from ..tunnel import control
+
+            control.release(self.p)  # the VM runs: the agent's SYN reaches the guest at once
+        else:
+            layout = deploy.Layout.from_dict(self.record.fields["layout"])
+            steps.pin_host_key(self.record, self.driver.ssh_info())  # QEMU's forwarded port may be another
+            tunnel = steps.Background(steps.start_tunnel, self.record, layout)
         try:
             self.stage("resume", steps.resume_by_channel, self.driver)
         except BaseException:

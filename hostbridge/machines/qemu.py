@@ -196,6 +196,9 @@ class QemuDriver(Driver):
         self.accel_notes = []
         self.resume_notes = []  # why a saved state was not resumed (start)
         self.resumed = False  # the last start() resumed a suspended VM
+        # (SSHInfo) -> None, set by the caller: start() calls it once a saved state fits, before
+        # QEMU loads it (`up` starts the tunnel agent then, to overlap its start with the load).
+        self.before_resume = None
         self.launched = 0.0  # when this driver's last start() booted QEMU (time.monotonic()), else 0
         # The state file's descriptor goes to QEMU over the QMP unix socket (SCM_RIGHTS): not on Windows.
         self.capabilities = dataclasses.replace(QemuDriver.capabilities, suspend=self.system != "Windows")
@@ -423,6 +426,8 @@ class QemuDriver(Driver):
         if ok:
             record.update(ssh_port=free_port(record.get("ssh_port") or 0), accel=accel)
             record.pop("qmp", None)
+            if self.before_resume is not None:
+                self.before_resume(self._ssh_info(record))
             # Loading reads the file at disk speed: bounded, so a bad state never leaves a hung VM.
             limit = 30 + os.path.getsize(state) / (20 << 20)
             fd = os.open(state, os.O_RDONLY)
@@ -464,6 +469,9 @@ class QemuDriver(Driver):
         record = self._record()
         if record is None or not record.get("ssh_port") or self._pid() is None:
             raise VMError("machine %s is not running" % self.spec.name, hint="start it: hostbridge up")
+        return self._ssh_info(record)
+
+    def _ssh_info(self, record):
         return SSHInfo(host="127.0.0.1", port=record["ssh_port"], user=SSH_USER, key_path=self.files.ssh_key,
                        host_key=sshkeys.public_line(self.files.host_pub))
 

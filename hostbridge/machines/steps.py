@@ -492,14 +492,17 @@ class Background:
         self.thread.join()
 
 
-def start_tunnel(record, layout):
-    """Write tunnel.json for the guest and start a fresh tunnel agent. Returns its endpoint URL."""
+def start_tunnel(record, layout, retry=0, hold=False):
+    """Write tunnel.json for the guest and start a fresh tunnel agent, which tries again for
+    ``retry`` s while nothing listens at the guest's SSH port and, with ``hold``, logs in only
+    once ``control.release``d (within ``retry`` s; the caller ``control.hold``s first). Returns its
+    endpoint URL."""
     from ..tunnel import control
 
     p = record.paths
     control.write_config(p, {"ssh": record.fields["ssh"], "remote_socket": layout.socket,
                              "endpoint": control.default_endpoint(), "forward_ports": True, "keepalive": 15,
-                             "connect_timeout": 30, "clock_sync": True})
+                             "connect_timeout": 30, "connect_retry": retry, "hold": hold, "clock_sync": True})
     control.stop_agent(p)  # an agent from an earlier boot may hold an old SSH port
     return control.ensure_agent(p, timeout=90)
 

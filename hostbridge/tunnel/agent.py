@@ -26,7 +26,7 @@ import paramiko
 
 from .channels import open_relay, open_streamlocal, pump, pump_threads
 from .control import read_json, write_json_atomic
-from .errors import AgentError, HostKeyError, SSHAuthError, TunnelError
+from .errors import AgentError, HostKeyError, SSHAuthError, SSHUnreachable, TunnelError
 from .known_hosts import KnownHosts
 from ..hostos import endpoint_kind, npipe_url, pipe_path
 from ..paths import MachinePaths
@@ -37,6 +37,7 @@ log = logging.getLogger("hostbridge.tunnel.agent")
 RECONNECT_DELAYS = (0.1, 0.2, 0.5, 1, 2, 5)  # then 5 s per try
 RECONNECT_GIVE_UP = 600  # seconds without a link before the agent exits (the next command restarts it)
 WAIT_FOR_LINK = 15  # seconds a new local connection waits for a reconnect
+CONNECT_RETRY_EVERY = 0.02  # seconds between first tries while nothing listens (tunnel.json connect_retry)
 
 
 class Agent:
@@ -86,6 +87,28 @@ class Agent:
                           keepalive=int(self.config.get("keepalive", 15)),
                           timeout=float(self.config.get("connect_timeout", 10)))
         return conn.open()
+
+    def first_connect(self) -> Connection:
+        """The first link. A held agent (tunnel.json ``hold``) waits for its go (``control.release``)
+        first; nothing listening yet is tried again; both for ``connect_retry`` s (tunnel.json; 0 by
+        default). `up` starts the agent while QEMU loads a saved state, and lets it go once the VM
+        runs: a connection QEMU's user net accepts for a paused guest waits seconds for its SYN
+        to be sent again.
+
+        Raises:
+            TunnelError: as ``connect``, once the bound is past.
+        """
+        deadline = time.monotonic() + float(self.config.get("connect_retry", 0))
+        while self.config.get("hold") and not os.path.exists(self.paths.agent_go) \
+                and time.monotonic() < deadline and not self.stopping.is_set():
+            self.stopping.wait(CONNECT_RETRY_EVERY)
+        while True:
+            try:
+                return self.connect()
+            except SSHUnreachable:
+                if time.monotonic() >= deadline or self.stopping.is_set():
+                    raise
+            self.stopping.wait(CONNECT_RETRY_EVERY)
 
     def transport(self, wait: float = WAIT_FOR_LINK) -> paramiko.Transport:
         """The live transport, waiting up to ``wait`` s for a reconnect.
@@ -329,7 +352,7 @@ class Agent:
     def run(self) -> int:
         """Connect, serve, supervise; returns the exit status."""
         try:
-            self.conn = self.connect()
+            self.conn = self.first_connect()
         except (TunnelError, OSError, paramiko.SSHException) as e:
             log.error("cannot connect: %s", e)
             self.fail(e if isinstance(e, TunnelError) else AgentError(str(e)))

@@ -43,10 +43,26 @@ def write_config(paths: MachinePaths, config: dict) -> None:
 
     Keys: ``ssh`` (SSHTarget.to_dict()), ``remote_socket`` (the engine's socket on the far
     side), ``endpoint`` ("unix", or "npipe" on Windows), ``forward_ports`` (bool),
-    ``keepalive`` (seconds).
+    ``keepalive`` (seconds), ``connect_retry`` (seconds the first login tries again while
+    nothing listens; default 0), ``hold`` (the first login waits for ``release``, within
+    ``connect_retry``).
     """
     os.makedirs(paths.dir, exist_ok=True)
     write_json_atomic(paths.tunnel_json, config)
+
+
+def hold(paths: MachinePaths) -> None:
+    """Keep an agent started with tunnel.json ``hold`` from logging in until ``release``."""
+    try:
+        os.remove(paths.agent_go)
+    except FileNotFoundError:
+        pass
+
+
+def release(paths: MachinePaths) -> None:
+    """Let a held agent log in (its far side is ready)."""
+    with open(paths.agent_go, "w"):
+        pass
 
 
 def read_status(paths: MachinePaths) -> dict | None:

@@ -14,7 +14,7 @@ from remotehost import free_local_port
 
 from hostbridge.deploy import engine_version
 from hostbridge.tunnel import control
-from hostbridge.tunnel.errors import HostKeyError
+from hostbridge.tunnel.errors import HostKeyError, SSHUnreachable
 from hostbridge.tunnel.localhttp import connection, request
 
 pytestmark = pytest.mark.root
@@ -319,3 +319,44 @@ def test_an_engine_socket_that_appears_during_the_check_is_no_refusal(machine, f
         agent.conn.close()
     assert reply.startswith(b"HTTP/1.") and reply.endswith(b"OK"), reply
     assert agent.mode == "streamlocal" and agent.status["channel_mode"] == "streamlocal"
+
+
+def test_the_first_login_tries_again_while_nothing_listens_within_its_bound(machine, far_engine, sshd):
+    # As `up` starts the agent before QEMU listens on the guest's SSH port (it loads a saved state).
+    sshd.stop()
+    control.write_config(machine, dict(control.read_json(machine.tunnel_json), connect_retry=30))
+    later = threading.Timer(1.5, sshd.start)
+    later.start()
+    try:
+        url = control.ensure_agent(machine, timeout=40)
+    finally:
+        later.join()
+    assert get(url, "/_ping") == (200, b"OK")
+    assert control.tunnel_status(machine)["reconnects"] == 0
+
+
+def test_without_a_retry_bound_a_port_nothing_listens_on_fails_at_once(machine, sshd):
+    sshd.stop()
+    t0 = time.monotonic()
+    with pytest.raises(SSHUnreachable):
+        control.ensure_agent(machine, timeout=20)
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_held_agent_logs_in_only_once_released(machine, far_engine):
+    # As `up` holds the agent it starts while QEMU loads a saved state, until the VM runs.
+    control.write_config(machine, dict(control.read_json(machine.tunnel_json), connect_retry=30, hold=True))
+    control.hold(machine)
+    got = []
+    starter = threading.Thread(target=lambda: got.append(control.ensure_agent(machine, timeout=40)))
+    starter.start()
+    deadline = time.monotonic() + 10
+    while not control.agent_alive(machine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)
+    assert control.tunnel_status(machine)["state"] == "connecting"
+    released = time.time()
+    control.release(machine)
+    starter.join(40)
+    assert got and get(got[0], "/_ping") == (200, b"OK")
+    assert control.tunnel_status(machine)["connected_at"] >= released

@@ -63,17 +63,33 @@ class Clock:
         self.now, self.busy = 1000.0, 0.0
 
 
-def idle_reclaim(init, monkeypatch, tmp_path, after, clock):
-    """An IdleReclaim reading a fake clock, CPU time and meminfo; drop_caches is a temp file."""
+# /proc/buddyinfo after 20 containers were removed (measured): ~54 MiB free in blocks below 128 KiB.
+SCATTERED = ("Node 0, zone      DMA      0      0      0      0      0      1      1      1      0      1      3\n"
+             "Node 0, zone    DMA32   1818   1221    697    441    197     83     37     14      6      4    174\n")
+
+
+def test_unreportable_memory_is_free_blocks_below_the_reporting_order():
+    init = load_init()
+    page = os.sysconf("SC_PAGE_SIZE")
+    assert init.unreportable_bytes(SCATTERED, 5) == (1818 + 1221 * 2 + 697 * 4 + 441 * 8 + 197 * 16) * page
+    assert init.unreportable_bytes(SCATTERED, 0) == 0
+    assert init.unreportable_bytes(SCATTERED, 1) == 1818 * page
+    assert init.unreportable_bytes("", 5) == 0
+
+
+def idle_reclaim(init, monkeypatch, tmp_path, after, clock, buddyinfo=""):
+    """An IdleReclaim reading a fake clock, CPU time, meminfo and buddyinfo; drop_caches and
+    compact_memory are temp files."""
     hz = os.sysconf("SC_CLK_TCK")
     drops = tmp_path / "drop_caches"
     texts = {"/proc/stat": lambda: "cpu %d 0 0 0 0 0 0 0\n" % round(clock.busy * hz),
-             "/proc/meminfo": lambda: "Cached: %d kB\nSReclaimable: 0 kB\n" % (64 << 10)}
+             "/proc/meminfo": lambda: "Cached: %d kB\nSReclaimable: 0 kB\n" % (64 << 10),
+             "/proc/buddyinfo": lambda: buddyinfo}
     monkeypatch.setattr(init, "read_text", lambda path: texts[path]())
     monkeypatch.setattr(init.time, "monotonic", lambda: clock.now)
     real_open = open
-    monkeypatch.setattr(init, "open", lambda path, *a, **k: real_open(drops if path == "/proc/sys/vm/drop_caches"
-                                                                       else path, *a, **k), raising=False)
+    files = {"/proc/sys/vm/drop_caches": drops, "/proc/sys/vm/compact_memory": tmp_path / "compact_memory"}
+    monkeypatch.setattr(init, "open", lambda path, *a, **k: real_open(files.get(path, path), *a, **k), raising=False)
     monkeypatch.setattr(init, "log", lambda msg: None)
     return init.IdleReclaim(after), drops
 
@@ -106,3 +122,25 @@ def test_idle_reclaim_zero_never_looks(monkeypatch, tmp_path):
     init = load_init()
     reclaim, drops = idle_reclaim(init, monkeypatch, tmp_path, 0, Clock())
     assert reclaim.poll() is None and not drops.exists()
+
+
+def test_idle_guest_compacts_memory_scattered_below_the_reporting_order(monkeypatch, tmp_path):
+    init = load_init()
+    clock = Clock()
+    reclaim, drops = idle_reclaim(init, monkeypatch, tmp_path, 30, clock, buddyinfo=SCATTERED)
+    compact = tmp_path / "compact_memory"
+    for _ in range(3):
+        clock.now += 10
+        reclaim.poll()
+    assert drops.read_text() == "3" and compact.read_text() == "1"
+
+
+def test_idle_guest_does_not_compact_memory_already_in_reportable_blocks(monkeypatch, tmp_path):
+    init = load_init()
+    clock = Clock()
+    whole = "Node 0, zone    DMA32      2      1      2      1      3      0      2      2      1      3    199\n"
+    reclaim, drops = idle_reclaim(init, monkeypatch, tmp_path, 30, clock, buddyinfo=whole)
+    for _ in range(3):
+        clock.now += 10
+        reclaim.poll()
+    assert drops.read_text() == "3" and not (tmp_path / "compact_memory").exists()

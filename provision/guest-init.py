@@ -710,6 +710,9 @@ class IdleReclaim:
         self.after, self.order = after, order
         self.busy, self.at = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
         self.idle_since, self.dropped = self.at, False
+        # The reclaim's thread: dropping caches and compacting take seconds under TCG, which PID 1's
+        # loop must not wait for (a host's `clock` command would be set seconds late).
+        self.worker = None
 
     def poll(self):
         """Look at the CPU time used since the last look; drop the caches when due. Returns the
@@ -717,14 +720,21 @@ class IdleReclaim:
         if not self.after:
             return None
         busy, now = cpu_seconds(read_text("/proc/stat") or "cpu 0"), time.monotonic()
+        if self.worker is not None:  # its own work is no reason to look again: a new baseline after it
+            if not self.worker.is_alive():
+                self.worker = None
+                self.busy, self.at = busy, now
+            return IDLE_SAMPLE
         if now - self.at < IDLE_SAMPLE / 2:
             return IDLE_SAMPLE
         if (busy - self.busy) / (now - self.at) > IDLE_BUSY:
             self.idle_since, self.dropped = now, False
         elif not self.dropped and now - self.idle_since >= self.after:
+            import threading
+
             self.dropped = True
-            self.reclaim(now - self.idle_since)
-            busy = cpu_seconds(read_text("/proc/stat") or "cpu 0")  # its own work is no reason to look again
+            self.worker = threading.Thread(target=self.reclaim, args=(now - self.idle_since,), name="reclaim", daemon=True)
+            self.worker.start()
         self.busy, self.at = busy, now
         return IDLE_SAMPLE
 

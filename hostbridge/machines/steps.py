@@ -386,7 +386,7 @@ def sync_clock(conn, drv=None):
     from . import clock
 
     try:
-        if drv is not None and _by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed"):
+        if drv is not None and _clock_by_channel(drv):
             return None
     except VMError as e:  # SSH is there: the clock is set all the same
         import logging
@@ -435,8 +435,30 @@ def resume_by_channel(drv):
     Raises:
         VMError: the guest did not answer, or failed.
     """
-    return (_by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed")
+    return (_clock_by_channel(drv)
             and _by_channel(drv, "mount-shares", 60, "mounting the shares again after resume failed"))
+
+
+# The guest sets its clock to the host's time the command carries, when the command arrives: a
+# round trip longer than this (a guest busy just after a resume) set it late, and it is sent again.
+CLOCK_ROUND_TRIP = 0.25
+CLOCK_TRIES = 3
+
+
+def _clock_by_channel(drv):
+    """The guest clock set to the host's over the command channel, within CLOCK_ROUND_TRIP s (or
+    within the last of CLOCK_TRIES round trips). Returns False when the VM has no channel.
+
+    Raises:
+        VMError: the guest did not answer, or failed.
+    """
+    for _ in range(CLOCK_TRIES):
+        sent = time.monotonic()
+        if not _by_channel(drv, "clock %.6f" % time.time(), 10, "setting the guest clock failed"):
+            return False
+        if time.monotonic() - sent <= CLOCK_ROUND_TRIP:
+            break
+    return True
 
 
 def _by_channel(drv, line, timeout, what):

@@ -171,3 +171,31 @@ def test_the_rtcs_phase_is_learnt_after_the_host_set_the_clock_and_used_after_a_
     host["t"] = 2030.706
     watch.tick()
     assert abs(guest["off"]) <= init.CLOCK_EDGE_POLL  # at the RTC's boundary: exact, its phase counted
+
+
+class _SlowGuest:
+    """A driver whose guest applies a `clock` command ``delays[i]`` s after the host sent it (a
+    guest busy just after a resume), then replies at once."""
+
+    def __init__(self, delays):
+        self.delays, self.set_to = list(delays), []
+
+    def guest_command(self, line, timeout=60):
+        time.sleep(self.delays.pop(0) if self.delays else 0)
+        name, _, arg = line.partition(" ")
+        self.set_to.append(float(arg) - time.time() if name == "clock" else name)  # clock: how far behind it lands
+        return ""
+
+
+def test_a_clock_command_that_arrived_late_is_sent_again():
+    from hostbridge.machines import steps
+
+    late = _SlowGuest([0.4, 0])
+    assert steps.resume_by_channel(late) is True
+    assert late.set_to[2] == "mount-shares"  # after the clock, sent again
+    assert late.set_to[0] < -0.35 and abs(late.set_to[1]) < steps.CLOCK_ROUND_TRIP
+
+    prompt = _SlowGuest([])
+    assert steps.sync_clock(None, prompt) is None and len(prompt.set_to) == 1
+    always = _SlowGuest([0.3] * steps.CLOCK_TRIES)
+    assert steps.sync_clock(None, always) is None and len(always.set_to) == steps.CLOCK_TRIES  # bounded

@@ -102,7 +102,10 @@ def test_idle_guest_drops_its_caches_once_then_again_only_after_work(monkeypatch
     def step(seconds, busy_per_s=0.0):
         clock.now += seconds
         clock.busy += seconds * busy_per_s
-        return reclaim.poll()
+        wait = reclaim.poll()
+        if reclaim.worker is not None:  # the reclaim runs beside PID 1's loop
+            reclaim.worker.join(10)
+        return wait
 
     assert step(10) == init.IDLE_SAMPLE and step(10) == init.IDLE_SAMPLE
     assert not drops.exists()  # idle 20 s only
@@ -132,6 +135,7 @@ def test_idle_guest_compacts_memory_scattered_below_the_reporting_order(monkeypa
     for _ in range(3):
         clock.now += 10
         reclaim.poll()
+    reclaim.worker.join(10)
     assert drops.read_text() == "3" and compact.read_text() == "1"
 
 
@@ -143,4 +147,26 @@ def test_idle_guest_does_not_compact_memory_already_in_reportable_blocks(monkeyp
     for _ in range(3):
         clock.now += 10
         reclaim.poll()
+    reclaim.worker.join(10)
     assert drops.read_text() == "3" and not (tmp_path / "compact_memory").exists()
+
+
+def test_a_slow_reclaim_never_holds_pid_1s_loop(monkeypatch, tmp_path):
+    import threading
+
+    init = load_init()
+    clock = Clock()
+    reclaim, drops = idle_reclaim(init, monkeypatch, tmp_path, 30, clock)
+    go, seen = threading.Event(), []
+    monkeypatch.setattr(reclaim, "reclaim", lambda idle: (seen.append(idle), go.wait(10)))
+    for _ in range(3):
+        clock.now += 10
+        assert reclaim.poll() == init.IDLE_SAMPLE  # back at once, the reclaim still running
+    assert seen == [30] and reclaim.worker.is_alive()
+    clock.now += 10
+    clock.busy += 5  # the reclaim's own CPU time: no sign of work
+    assert reclaim.poll() == init.IDLE_SAMPLE and reclaim.worker is not None
+    go.set()
+    reclaim.worker.join(10)
+    reclaim.poll()  # a new baseline once it is done
+    assert reclaim.worker is None and (reclaim.busy, reclaim.dropped) == (clock.busy, True)

@@ -34,7 +34,7 @@ PROVISION_DIR = resources.provision_dir()  # the wheel's package data, else the 
 # Every file of provision/ the guest is made of: a change to any of them is a new image.
 BUILD_INPUTS = ("guest-init.py", "initramfs-init.sh", "guest-power.sh", "hostbridge.initd")
 # Bumped when the assembler's recipe changes (packages, trimming, layout).
-ASSEMBLY_VERSION = "14"
+ASSEMBLY_VERSION = "15"
 IMAGE_FILES = ("kernel", "initrd.img", "manifest.json")
 # initrd.img unpacked, beside it: under TCG the guest kernel inflates 50 MB of gzip in ~2.4 s,
 # while it copies a plain cpio into its rootfs alongside its other initcalls.

@@ -299,7 +299,7 @@ def add_kernel(tree: Tree, kernel_deb: str, arch: str) -> tuple:
     chosen = choose_modules(modules)
     base = "/usr/lib/modules/%s/" % release
     for rel, data in chosen.items():
-        tree.file(base + rel, data)
+        tree.file(base + rel, kmod.strip_signature(data))
     for rel, data in extra.items():
         tree.file(base + rel, data)
     infos = kmod.read_infos(chosen)

@@ -368,3 +368,31 @@ def test_a_kernel_is_compacted_to_what_its_loader_puts_in_memory():
     assert _loaded(small)[1] == [b"NOTE" * 8]
     # A gap shorter than min_gap stays in the file: one PT_LOAD.
     assert struct.unpack_from("<H", elf.loadable_only(bytes(data), min_gap=32 * page), 56)[0] == 2
+
+
+def test_module_signatures_are_stripped_to_the_module_as_it_was_before_signing(real_modules, tmp_path):
+    _, chosen = real_modules
+    signed = {p: d for p, d in chosen.items() if d.endswith(kmod.SIGNATURE_MARK)}
+    assert signed, "Debian's modules are signed: the package should hold some"
+    for path, data in signed.items():
+        stripped = kmod.strip_signature(data)
+        assert not stripped.endswith(kmod.SIGNATURE_MARK), path
+        assert data.startswith(stripped) and len(data) - len(stripped) > len(kmod.SIGNATURE_MARK) + 12, path
+        assert elf.modinfo(stripped) == elf.modinfo(data), path  # the module itself is untouched
+    modinfo = shutil.which("modinfo") or ("/usr/sbin/modinfo" if os.path.exists("/usr/sbin/modinfo") else None)
+    if modinfo:  # kmod as the oracle: it reads a signer from the original, none from ours
+        path, data = sorted(signed.items())[0]
+        (tmp_path / "signed.ko").write_bytes(data)
+        (tmp_path / "stripped.ko").write_bytes(kmod.strip_signature(data))
+        signer = [subprocess.run([modinfo, "-F", "signer", str(tmp_path / name)], capture_output=True, text=True,
+                                 check=True).stdout.strip() for name in ("signed.ko", "stripped.ko")]
+        assert signer[0] and signer[1] == ""
+
+
+def test_a_module_without_a_whole_signature_is_left_as_it_is():
+    assert kmod.strip_signature(b"\x7fELF-no-signature") == b"\x7fELF-no-signature"
+    assert kmod.strip_signature(kmod.SIGNATURE_MARK) == kmod.SIGNATURE_MARK
+    bogus = b"\x7fELF" + kmod.SIGNATURE_INFO.pack(0, 0, 2, 0, 0, 1 << 30) + kmod.SIGNATURE_MARK
+    assert kmod.strip_signature(bogus) == bogus  # a length beyond the file: not a signature
+    ok = b"\x7fELF" + b"S" * 5 + kmod.SIGNATURE_INFO.pack(0, 0, 2, 0, 0, 5) + kmod.SIGNATURE_MARK
+    assert kmod.strip_signature(ok) == b"\x7fELF"

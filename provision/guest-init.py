@@ -8,8 +8,7 @@ QEMU's fw_cfg (authorized key, SSH host key), read the machine's other settings 
 (hostname, shares), prepare the persistent data disk (formatted on its first boot only;
 checked with e2fsck -p after that; never reformatted), bring up loopback and eth0 with QEMU
 user-net's fixed addresses (only now can the host reach sshd), install the engine the host
-offers (a read-only drive; only when it changed; on a new data disk, the image's compiled
-modules too) and start it, mount the 9p shares at their
+offers (a read-only drive; only when it changed) and start it, mount the 9p shares at their
 host paths, then reap zombies, answer the host's commands on the readiness port
 (run_command), keep the clock on the RTC's (ClockWatch) and wait for the power button (QMP
 system_powerdown), SIGUSR2 (poweroff) or SIGTERM (reboot).
@@ -85,13 +84,13 @@ ENGINE_RELAY = "/usr/local/lib/hostbridge/relay.py"
 ENGINE_SHIM = "/usr/local/bin/docker"  # hostbridge.deploy.install_shim's place in this guest
 ENGINE_PIDFILE = "/run/hostbridge/engine.pid"
 ENGINE_ROOT = "/var/lib/hostbridge"
-# The image's bytecode seed, offered beside the engine (hostbridge/machines/image.py PYCACHE_SEED;
-# engine.json's "pycache": {"image", "size", "sha256"}, the data on a read-only drive whose serial
-# is SEED_SERIAL): the modules the first machine of this image compiled, unpacked into PYCACHE
-# before the engine starts, once per data disk and image (SEED_STAMP names the image).
-SEED_SERIAL = "hostbridge-pycache"  # hostbridge/machines/qemu_cmd.py SEED_SERIAL
-SEED_STAMP = ".seed"  # in PYCACHE
-SEED_MAGIC, SEED_ENTRY = b"HBPYC1\n\0", struct.Struct("<HI")  # hostbridge/machines/image.py's
+# Where this Python keeps what it compiles of the image's own modules, in RAM (the init's
+# pycache prefix: hostbridge/machines/guestimage/assemble.py IMAGE_PYCACHE); the image's
+# bytecode seed is there from the initrd. PYCACHE's tree of the stdlib links to it, so the
+# engine's Python finds them too; what it compiles there the host keeps as the seed of the
+# image's next machines (hostbridge/machines/steps.py keep_pycache_seed).
+IMAGE_PYCACHE = "/usr/lib/hostbridge/pycache"
+STDLIB = "usr/lib/python%d.%d" % sys.version_info[:2]
 # QEMU user-mode networking (slirp) defaults; they only exist inside the VM.
 GUEST_ADDR, GATEWAY, DNS = "10.0.2.15/24", "10.0.2.2", "10.0.2.3"
 EV_KEY, KEY_POWER = 1, 116
@@ -489,9 +488,7 @@ def install_engine(offer):
         pass
     t0 = time.monotonic()
     data = read_engine_drive(offer.get("size"))
-    import hashlib  # only when an engine is installed: not on a warm boot's path
-
-    if data is None or len(data) != offer.get("size") or hashlib.sha256(data).hexdigest() != offer.get("sha256"):
+    if data is None or len(data) != offer.get("size") or sha256_hex(data) != offer.get("sha256"):
         return "the engine from the host is corrupt or truncated (%s bytes, %s expected; sha256 differs)" % (
             "no" if data is None else len(data), offer.get("size"))
     write_atomic(dest, data, 0o644)
@@ -517,83 +514,33 @@ def install_engine(offer):
     return None
 
 
-def install_pycache_seed(offer, into=PYCACHE):
-    """Unpack the image's bytecode seed (``offer``'s "pycache", its data on the SEED_SERIAL drive,
-    size and sha256 checked) into ``into``, unless SEED_STAMP there names the offer's image
-    already (a warm boot reads that one file). A seed that is missing, damaged or names a path
-    outside ``into`` is ignored with a log line: the engine then compiles what it imports.
-    Returns how many modules were unpacked."""
-    seed = offer.get("pycache")
-    if not isinstance(seed, dict) or not seed.get("image"):
-        return 0
-    stamp, image = os.path.join(into, SEED_STAMP), "%s\n" % seed["image"]
+def link_image_pycache(pycache=PYCACHE, image_pycache=IMAGE_PYCACHE, stdlib=STDLIB):
+    """Make ``pycache``'s stdlib tree a link to ``image_pycache``'s (a directory there, from an
+    older guest that kept them on the data disk, is moved aside and removed in the background).
+    Returns None, or why it could not (the engine then compiles the stdlib modules it imports)."""
+    link, target = os.path.join(pycache, stdlib), os.path.join(image_pycache, stdlib)
     try:
-        with open(stamp) as f:
-            if f.read() == image:
-                return 0
-    except OSError:
-        pass
-    files, t0 = [], time.monotonic()
-    if seed.get("size"):  # else the image has none yet: this machine's compiled modules become it
-        data = read_engine_drive(seed["size"], serial=SEED_SERIAL)
-        if data is None or len(data) != seed["size"] or sha256_hex(data) != seed.get("sha256"):
-            files = "corrupt or truncated (%s bytes, %s expected; or its sha256 differs)" % (
-                "no" if data is None else len(data), seed["size"])
-        else:
-            files = parse_seed(data)
-        if isinstance(files, str):
-            log("pycache seed ignored: %s" % files)
-            files = []
-        made = set()
-        for name, data in files:
-            path = os.path.join(into, name)
-            if os.path.dirname(path) not in made:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                made.add(os.path.dirname(path))
-            with open(path + ".seed-tmp", "wb") as f:  # whole or not at all: a cut .pyc fails its import
-                f.write(data)
-            os.replace(path + ".seed-tmp", path)
-        if files:
-            log("pycache seed: %d modules unpacked (%d KiB in %.2f s)" % (
-                len(files), seed["size"] >> 10, time.monotonic() - t0))
-    else:
-        log("pycache seed: none for this image yet")
-    write_file(stamp, image.encode(), 0o644)
-    return len(files)
+        os.makedirs(target, exist_ok=True)
+        if os.path.islink(link) and os.readlink(link) == target:
+            return None
+        if os.path.lexists(link):
+            old = "%s.old-%d" % (link, os.getpid())
+            os.rename(link, old)
+            spawn(["rm", "-rf", old])
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(target, link)
+    except OSError as e:
+        return "%s: %s" % (link, e.strerror)
+    return None
 
 
 def sha256_hex(data):
-    """sha256 of ``data`` by OpenSSL's C module: hashlib.py itself is compiled on a new data disk
-    unless it comes with the seed being checked."""
+    """sha256 of ``data`` by OpenSSL's C module, without hashlib.py (and what it imports)."""
     try:
         from _hashlib import openssl_sha256 as sha256
     except ImportError:
         from hashlib import sha256
     return sha256(data).hexdigest()
-
-
-def parse_seed(data):
-    """The files of a bytecode seed (hostbridge/machines/image.py pack_seed) as [(path, bytes)],
-    or why it is refused (a str): not a seed, cut short, or a path that is absolute, climbs out
-    ("..") or is not a .pyc."""
-    if data[:len(SEED_MAGIC)] != SEED_MAGIC:
-        return "not a pycache seed"
-    view, off, files = memoryview(data), len(SEED_MAGIC), []
-    while off < len(data):
-        if off + SEED_ENTRY.size > len(data):
-            return "cut short"
-        name_len, data_len = SEED_ENTRY.unpack_from(data, off)
-        off += SEED_ENTRY.size
-        end = off + name_len + data_len
-        if end > len(data):
-            return "cut short"
-        name = bytes(view[off:off + name_len]).decode(errors="replace")
-        if (name.startswith("/") or "\0" in name or not name.endswith(".pyc")
-                or any(part in ("", ".", "..") for part in name.split("/"))):
-            return "it names %r, not a .pyc below the pycache" % name
-        files.append((name, view[off + name_len:end]))
-        off = end
-    return files
 
 
 def place_engine_settings(offer):
@@ -1057,8 +1004,12 @@ class Init:
             tell_host("error %s data disk: %s" % (ERROR_MARK, failure))
         else:
             log("mounted the data disk")
-            # Python compiles a module once per data disk, not once per boot.
+            # Python compiles a module once per data disk (the image's own: once per image),
+            # not once per boot.
             os.makedirs(PYCACHE, exist_ok=True)
+            why = link_image_pycache()
+            if why:
+                log("cannot link the image's compiled modules: %s" % why)
             os.environ["PYTHONPYCACHEPREFIX"] = sys.pycache_prefix = PYCACHE
         network()
         apply_sysctls()
@@ -1082,16 +1033,7 @@ class Init:
         settings, then start the engine; the host hears "engine refused WHY" for an offer that
         is not installed, "engine absent" when there is none to start."""
         offer = engine_offer()
-        seeding = None
         if offer is not None:
-            # The seed (a new data disk's, ~0.4 s under TCG) is unpacked in a thread beside the
-            # engine's install and its start: the engine's own first steps (its unpack) take longer
-            # than the seed, so the modules it imports are there by then (and were one not, its
-            # Python would compile it: slower, never wrong).
-            import threading
-
-            seeding = threading.Thread(target=self.seed, args=(offer,), name="seed", daemon=True)
-            seeding.start()
             why = install_engine(offer)
             if why:
                 log("engine from the host refused: %s" % why)
@@ -1103,15 +1045,6 @@ class Init:
             self.engine_version = engine_version()
         else:
             tell_host("engine absent")
-        if seeding is not None:
-            seeding.join()
-
-    @staticmethod
-    def seed(offer):
-        try:
-            install_pycache_seed(offer)
-        except Exception as e:  # noqa: BLE001 -- PID 1: a seed that cannot be unpacked is no panic
-            log("pycache seed ignored: %s" % e)
 
     def watch_engine(self):
         """Tell the host once the engine started at boot has its socket ("ready engine

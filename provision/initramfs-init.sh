@@ -21,7 +21,10 @@ $bb umount /proc
 $bb mount --bind / /sysroot || fail "cannot bind-mount the root filesystem on /sysroot"
 cd /sysroot || fail "cannot enter /sysroot"
 $bb mount --move . / || fail "cannot move the root filesystem's bind mount over /"
-# The init compiled ahead by the image's assembler, when its Python was the guest's (Python
-# compiles a script at each start, never caching it): the same flags as the script's #! line.
-[ -f ./usr/lib/hostbridge/hostbridge-init.pyc ] && exec $bb chroot . /usr/bin/python3 -IS /usr/lib/hostbridge/hostbridge-init.pyc
-exec $bb chroot . /usr/sbin/hostbridge-init
+# The init compiled ahead (by the image's assembler when its Python was the guest's, else by
+# the image's first guest: Python compiles a script at each start, never caching it), with the
+# script's #! flags. Its Python keeps what it compiles of the image's modules in RAM, below
+# the prefix the image's compiled modules are at (assemble.py IMAGE_PYCACHE).
+prefix="-X pycache_prefix=/usr/lib/hostbridge/pycache"
+[ -f ./usr/lib/hostbridge/hostbridge-init.pyc ] && exec $bb chroot . /usr/bin/python3 -IS $prefix /usr/lib/hostbridge/hostbridge-init.pyc
+exec $bb chroot . /usr/bin/python3 -IS $prefix /usr/sbin/hostbridge-init

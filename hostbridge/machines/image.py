@@ -11,17 +11,18 @@ An image is cached only after checks of its parts (``check_parts``): written to 
 checked, then renamed. ``load`` checks again; ``build`` rebuilds an entry that fails them.
 QEMU boots ``initrd.cpio``, an unpacked copy of ``initrd.img`` made beside it on first use
 (``boot_initrd``): the size the image counts and downloads stays the gzip'd one. The first
-machine made from an image leaves the bytecode its guest compiled beside it (``PYCACHE_SEED``).
+machine made from an image leaves the bytecode its guest compiled in that copy
+(``keep_bytecode_seed``).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
-import struct
 import tarfile
 import urllib.request
 import zlib
@@ -53,19 +54,16 @@ _checked = {}  # (dir, stamps) of parts this process verified already
 # In an image's dir: the stamps of its parts at their last full check (check_parts), so that an
 # `up` does not hash 50 MB again (~0.8 s) while the files stay the ones hashed.
 CHECKED_STAMP = "checked.json"
-# In an image's dir: the bytecode its guest's Python compiled of the image's own modules (the
-# stdlib), kept from the first machine made from the image (steps.keep_guest_bytecode) and
-# unpacked by every next machine's init before its engine starts (provision/guest-init.py
-# install_pycache_seed): only the first machine of an image compiles them, seconds under TCG.
-# The drive file keeps its path, one zero sector until a seed is kept: a boot's command line,
-# which a suspended VM's saved state must match, is the same before and after.
-PYCACHE_SEED = "pycache-seed.img"
-PYCACHE_SEED_META = "pycache-seed.json"  # {"stamp": file_stamp(drive), "size", "sha256"} of the kept seed
-# The seed's format (parsed by provision/guest-init.py unpack_seed with struct, no tarfile on
-# the guest's boot path): SEED_MAGIC, then per file SEED_ENTRY (path length, data length), the
-# path (relative to the guest's PYTHONPYCACHEPREFIX, UTF-8) and the data.
-SEED_MAGIC = b"HBPYC1\n\0"
-SEED_ENTRY = struct.Struct("<HI")
+# The image's bytecode: what the guest's Python compiled of the image's own modules (the
+# stdlib, the init), which it keeps in RAM (assemble.IMAGE_PYCACHE, its pycache prefix), kept
+# from the first machine made from the image (steps.keep_guest_bytecode) as a second newc
+# archive appended to BOOT_INITRD: every next boot's kernel unpacks it with the rest, so no
+# guest compiles them again (seconds under TCG when this host's Python is not the guest's, and
+# the image then has none of its own). The path stays the same, so a boot's command line (a
+# saved state's fingerprint) does too. SEED_META: {"initrd": file_stamp(BOOT_INITRD) with the
+# seed in it, "size": the seed archive's bytes, "files": how many it holds}.
+SEED_META = "pycache-seed.json"
+SEED_MTIME = 1  # the seeded files' mtime (the kernel keeps it): older than anything the guest compiles
 
 
 def file_stamp(path):
@@ -264,56 +262,81 @@ def _replace(path, data):
         raise
 
 
-def pack_seed(files):
-    """``files`` ([(path relative to the guest's pycache prefix, bytes)]) in the seed's format
-    (SEED_MAGIC, SEED_ENTRY)."""
-    out = [SEED_MAGIC]
-    for name, data in files:
-        raw = name.encode()
-        out += [SEED_ENTRY.pack(len(raw), len(data)), raw, data]
-    return b"".join(out)
+def seed_archive(files, skip=()):
+    """``files`` ([(absolute guest path, bytes)]) as a newc archive that adds them to the
+    guest's root: each parent directory first (the kernel creates no missing one), every entry
+    root's, mtime SEED_MTIME. Paths in ``skip`` (the image has them already) are left out.
 
-
-def pycache_seed(image_dir):
-    """The bytecode seed of the image in ``image_dir`` (PYCACHE_SEED), as a boot offers it.
-
-    Returns:
-        (the drive's path, the seed's size, its sha256): size 0 and sha256 "" while none is
-        kept (the drive is then one zero sector, made now); ("", 0, "") when the image's dir
-        cannot hold the drive (no seed, no drive).
+    Raises:
+        VMError: a path that is not absolute, climbs (``..``) or is not a ``.pyc``.
     """
-    drive = os.path.join(image_dir, PYCACHE_SEED)
+    import posixpath
+    import stat
+
+    from .guestimage import cpio
+
+    out, dirs = io.BytesIO(), set()
+    writer = cpio.Writer(out)
+    for path, data in sorted(files):
+        norm = posixpath.normpath(path)
+        if not path.startswith("/") or norm != path or not path.endswith(".pyc"):
+            raise VMError("the guest's compiled module %r is not a .pyc at a plain absolute path" % path)
+        if path.lstrip("/") in skip:
+            continue
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                dirs.add(d)
+                writer.add(d, stat.S_IFDIR | 0o755, mtime=SEED_MTIME)
+        writer.add(path, stat.S_IFREG | 0o644, data, mtime=SEED_MTIME)
+    writer.close()
+    return out.getvalue()
+
+
+def has_seed(image_dir):
+    """Whether the image's BOOT_INITRD holds its bytecode seed (``keep_bytecode_seed``)."""
     try:
-        with open(os.path.join(image_dir, PYCACHE_SEED_META)) as f:
-            meta = json.load(f)
-        if meta["stamp"] == file_stamp(drive):
-            return drive, meta["size"], meta["sha256"]
+        with open(os.path.join(image_dir, SEED_META)) as f:
+            return json.load(f)["initrd"] == file_stamp(os.path.join(image_dir, BOOT_INITRD))
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    if not os.path.isfile(drive):
-        try:
-            _replace(drive, b"\0" * 512)
-        except OSError:
-            return "", 0, ""
-    return drive, 0, ""
+        return False
 
 
-def keep_pycache_seed(image_dir, files):
-    """Keep ``files`` ([(path relative to the guest's pycache prefix, bytes)]) as the image's
-    bytecode seed: the drive (``pack_seed``, zero-padded to whole sectors) replaced at its
-    path, then its size and sha256 (PYCACHE_SEED_META).
+def keep_bytecode_seed(image_dir, files):
+    """Keep ``files`` ([(absolute guest path, bytes)]: what the guest's Python compiled of the
+    image's modules) as the image's bytecode seed: BOOT_INITRD is made again from
+    ``initrd.img`` with ``seed_archive`` appended (a second archive after the first's trailer,
+    at a 512-byte boundary, as the kernel reads concatenated ones) and renamed over the old
+    one (a QEMU starting meanwhile reads one or the other, whole), then SEED_META. The files
+    the image has already are left out.
 
     Returns:
-        The seed's size in bytes.
+        The number of files kept (0: nothing new, nothing changed).
     Raises:
         OSError: the image's dir cannot be written.
+        VMError: a path that is not a plain absolute .pyc; the image's initrd is unreadable.
     """
-    data = pack_seed(files)
-    drive = os.path.join(image_dir, PYCACHE_SEED)
-    _replace(drive, data + b"\0" * (-len(data) % 512))
-    meta = {"stamp": file_stamp(drive), "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-    _replace(os.path.join(image_dir, PYCACHE_SEED_META), json.dumps(meta).encode())
-    return len(data)
+    from .guestimage import cpio
+
+    img = GuestImage(image_dir)
+    try:
+        with open(img.initrd, "rb") as f:
+            base = f.read()
+        if base[:2] == GZIP_MAGIC:
+            base = gzip.decompress(base)
+        have = {e.name for e in cpio.read(base)}
+    except (OSError, EOFError, zlib.error, cpio.CpioError) as e:
+        raise VMError("cannot read the guest image's initrd %s: %s" % (img.initrd, e)) from e
+    seed = seed_archive(files, skip=have)
+    count = sum(1 for e in cpio.read(seed) if e.name.endswith(".pyc"))
+    if not count:
+        return 0
+    path = os.path.join(image_dir, BOOT_INITRD)
+    _replace(path, base + b"\0" * (-len(base) % 512) + seed)
+    _replace(os.path.join(image_dir, SEED_META),
+             json.dumps({"initrd": file_stamp(path), "size": len(seed), "files": count}).encode())
+    return count
 
 
 def load(image_dir):
@@ -330,10 +353,11 @@ def load(image_dir):
 
 
 def boot_initrd(img):
-    """The initramfs QEMU boots: ``initrd.img`` gunzipped once into ``BOOT_INITRD`` beside it.
+    """The initramfs QEMU boots: ``initrd.img`` gunzipped once into ``BOOT_INITRD`` beside it
+    (with the image's bytecode seed appended, once one is kept: ``keep_bytecode_seed``).
 
-    A copy whose size is not the one gzip recorded (a crash while it was written) is made
-    again. When it cannot be written (a full disk, a read-only cache), the gzip'd initrd is
+    A copy whose size is neither the one gzip recorded nor the seeded one's (a crash while it
+    was written) is made again (without a seed: the next new machine keeps one again). When it cannot be written (a full disk, a read-only cache), the gzip'd initrd is
     booted: slower, the same guest.
 
     Args:
@@ -341,12 +365,14 @@ def boot_initrd(img):
     Returns:
         A path.
     """
+    path = os.path.join(img.dir, BOOT_INITRD)
+    if has_seed(img.dir):
+        return path
     with open(img.initrd, "rb") as f:
         if f.read(2) != GZIP_MAGIC:
             return img.initrd  # a plain newc initrd is booted as it is
         f.seek(-4, os.SEEK_END)
         size = int.from_bytes(f.read(4), "little")  # gzip's ISIZE: the unpacked size mod 2**32
-    path = os.path.join(img.dir, BOOT_INITRD)
     try:
         if os.path.getsize(path) % (1 << 32) == size:
             return path

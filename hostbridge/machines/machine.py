@@ -150,7 +150,7 @@ class _Up:
             if url:
                 self.stage("ping", steps.wait_ping, url)
                 if self.created and (steps.wants_guest_bytecode(self.record.driver)
-                                     or steps.wants_pycache_seed(self.record, offer)):
+                                     or steps.wants_pycache_seed(self.record)):
                     self.stage("engine", steps.keep_guest_bytecode, self.record, info, url, offer)
                 return url
         conn = self.stage("deploy", steps.connect, self.record, info)

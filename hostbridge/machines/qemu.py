@@ -590,7 +590,7 @@ class QemuDriver(Driver):
     def _config(self, record, img, accel):
         fw_cfg = {"authorized_keys": self.files.ssh_pub, "ssh_host_ed25519_key": self.files.host_key,
                   "config.json": self.files.guest_config}
-        engine_drive, seed_drive = self._offered_drives()
+        engine_drive = self._engine_drive()
         if engine_drive:
             fw_cfg["engine.json"] = self.files.engine_offer
         shares = tuple(("share%d" % i, p) for i, p in enumerate(record.get("shares", [])))
@@ -599,22 +599,19 @@ class QemuDriver(Driver):
             system=self.system, arch=self.arch, accel=accel, cpus=record["cpus"], memory_mib=record["memory_mib"],
             disk=self.files.disk, kernel=img.kernel, initrd=image.boot_initrd(img), ssh_port=record["ssh_port"], qmp=qmp,
             serial_log=self.files.serial_log, pidfile=self.files.pidfile, name=self.spec.name, fw_cfg=fw_cfg,
-            shares=shares, ready=record.get("ready", ""), engine_drive=engine_drive, seed_drive=seed_drive,
+            shares=shares, ready=record.get("ready", ""), engine_drive=engine_drive,
             bios=qemu_cmd.fast_firmware(self._binary_path(), self.arch))
 
-    def _offered_drives(self):
-        """The read-only drives of what the guest's init installs at boot (written by
-        machines/steps.py engine_offer; fw_cfg engine.json says what they hold): (the engine's,
-        the image's bytecode seed's), each "" when there is none (no seed without the engine)."""
+    def _engine_drive(self):
+        """The read-only drive of the engine the guest's init installs at boot (written by
+        machines/steps.py engine_offer; fw_cfg engine.json says what it holds), or "" when there
+        is none."""
         try:
             with open(self.files.engine_offer) as f:
-                offer = json.load(f)
-            engine, seed = offer["drive"], (offer.get("pycache") or {}).get("drive") or ""
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return "", ""
-        if not os.path.isfile(engine):
-            return "", ""
-        return engine, seed if os.path.isfile(seed) else ""
+                engine = json.load(f)["drive"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return ""
+        return engine if isinstance(engine, str) and os.path.isfile(engine) else ""
 
     def _launch(self, cfg, extra=(), pass_fds=()):
         """Run QEMU (``extra``: options added to the command line; ``pass_fds``: descriptors it

@@ -73,7 +73,6 @@ class QemuConfig:
     ready: str = ""  # the readiness channel's unix socket (ready_channel_args), or none
     bios: str = ""  # the firmware (fast_firmware), or QEMU's default (SeaBIOS)
     engine_drive: str = ""  # the engine the guest installs at boot (engine_drive_args), or none
-    seed_drive: str = ""  # the image's compiled modules a new data disk gets (seed_drive_args), or none
 
 
 def qmp_address(path):
@@ -117,16 +116,6 @@ def engine_drive_args(path):
     ~40 s under TCG, where a drive is read in a fraction of a second. After the data disk on the
     command line, so that the data disk stays the guest's first (/dev/vda)."""
     return readonly_drive_args("engine0", path, ENGINE_SERIAL)
-
-
-SEED_SERIAL = "hostbridge-pycache"  # the seed drive's serial (provision/guest-init.py SEED_SERIAL)
-
-
-def seed_drive_args(path):
-    """A read-only virtio-blk drive holding the image's bytecode seed (``path``: image.PYCACHE_SEED;
-    its size and sha256 in engine.json's "pycache"), found by the guest's init by its serial;
-    after the engine's drive."""
-    return readonly_drive_args("pycache0", path, SEED_SERIAL)
 
 
 def readonly_drive_args(drive_id, path, serial):
@@ -247,8 +236,6 @@ def build_command(cfg: QemuConfig, binary=None):
         argv += ready_channel_args(cfg.ready)
     if cfg.engine_drive:
         argv += engine_drive_args(cfg.engine_drive)
-    if cfg.seed_drive:
-        argv += seed_drive_args(cfg.seed_drive)
     for name, path in sorted(cfg.fw_cfg.items()):
         argv += ["-fw_cfg", "name=opt/hostbridge/%s,file=%s" % (name, escape(path))]
     if daemonize:

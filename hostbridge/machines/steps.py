@@ -72,10 +72,11 @@ def pin_host_key(record, info):
 
 # Where the QEMU guest's Python keeps what it compiles (provision/guest-init.py PYCACHE).
 GUEST_PYCACHE = "/var/cache/hostbridge/pycache"
-# What of it is the image's bytecode seed (image.PYCACHE_SEED): the compiled modules of the
-# image's own Python library. The data disk's (usr/local: the engine) are kept per engine
-# (engine_pyc_dir).
-SEED_TREE = "usr/lib"
+# Where the QEMU guest's Python keeps what it compiled of the image's own modules, in RAM
+# (assemble.IMAGE_PYCACHE, below this directory), and the init compiled ahead (assemble.INIT_PYC):
+# the image's bytecode seed (image.keep_bytecode_seed). The data disk's (usr/local: the
+# engine) are kept per engine (engine_pyc_dir).
+SEED_TREE = "/usr/lib/hostbridge"
 
 
 def engine_pyc_dir():
@@ -165,9 +166,7 @@ def engine_offer(record, settings):
     engine (``engine_blob``: its version, sha256 and size; the zipapp itself is on a read-only
     drive: qemu_cmd.engine_drive_args), the relay and the docker shim, the engine's settings (``settings``: (proxies,
     CA files), as ``engine_settings`` writes them; None: left as they are), the share map
-    (``share_map``'s) and the image's bytecode seed (``pycache``: {"image": its id, "size", "sha256",
-    "drive"}, size 0 while none is kept; image.pycache_seed, qemu_cmd.seed_drive_args). A boot
-    then needs no SSH exec. Returns the offer (a dict; ``drive`` is the drive's path on this host)."""
+    (``share_map``'s). A boot then needs no SSH exec. Returns the offer (a dict; ``drive`` is the drive's path on this host)."""
     import base64
     import json
     import os
@@ -175,7 +174,6 @@ def engine_offer(record, settings):
     from .. import deploy, hostos
     from ..engine_settings import daemon_json
     from ..guest import relay
-    from . import image
 
     layout = guest_layout()
     drive, sha, size = engine_blob()
@@ -195,11 +193,6 @@ def engine_offer(record, settings):
     offer = {"version": layout.version, "name": os.path.basename(layout.zipapp), "sha256": sha, "size": size,
              "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout), "settings": offered,
              "host_paths": hostos.host_path_map(record.fields.get("shares") or ())}
-    if record.fields.get("image_dir"):
-        seed_drive, seed_size, seed_sha = image.pycache_seed(record.fields["image_dir"])
-        if seed_drive:
-            offer["pycache"] = {"image": os.path.basename(record.fields["image_dir"]), "size": seed_size,
-                                "sha256": seed_sha, "drive": seed_drive}
     path = record.paths.engine_offer
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -266,35 +259,47 @@ def wants_guest_bytecode(driver):
     return True
 
 
-def wants_pycache_seed(record, offer):
-    """Whether the boot of ``offer`` (``engine_offer``) came without its image's bytecode seed and
-    none was kept since: the guest's Python compiled the image's modules itself, and the first
-    new machine hands them over (``keep_guest_bytecode``)."""
+def wants_pycache_seed(record):
+    """Whether the QEMU image of ``record`` has no bytecode seed yet (image.has_seed): the
+    guest's Python compiled the image's modules itself, and this machine hands them over
+    (``keep_guest_bytecode``)."""
     from . import image
 
-    seed = offer.get("pycache") or {}
-    return bool(seed.get("drive") and not seed.get("size") and record.fields.get("image_dir")
-                and not image.pycache_seed(record.fields["image_dir"])[1])
+    return bool(record.driver == "qemu" and record.fields.get("image_dir")
+                and not image.has_seed(record.fields["image_dir"]))
 
 
-def keep_pycache_seed(conn, image_dir, prefix=GUEST_PYCACHE, tree=SEED_TREE):
-    """Keep what the guest's Python compiled below ``prefix``/``tree`` (the image's own modules)
-    as the bytecode seed of the image in ``image_dir`` (image.keep_pycache_seed), which every
-    next new machine of that image unpacks at boot. Best effort: returns the number of modules
-    kept, 0 when there were none or it failed."""
+# Compiles the guest init as /init runs it (initramfs-init.sh) when the image has no compiled
+# init (its assembler's Python was not the guest's): unchecked-hash, as assemble.precompile's.
+_COMPILE_INIT = ("[ -e {pyc} ] || python3 -IS -c 'import py_compile, sys; py_compile.compile(sys.argv[1], "
+                 "sys.argv[2], doraise=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)' "
+                 "{init} {pyc}")
+
+
+def keep_pycache_seed(conn, image_dir, tree=SEED_TREE, init=None, init_pyc=None):
+    """Keep what the guest's Python compiled of the image's own modules (below ``tree``: the
+    RAM pycache prefix, and the init compiled now when the image has it not) as the bytecode
+    seed of the image in ``image_dir`` (image.keep_bytecode_seed), which every next machine's
+    kernel unpacks with its initrd. Best effort: returns the number of modules kept, 0 when
+    there were none or it failed. ``init``/``init_pyc``: the guest init and its compiled copy
+    (assemble.INIT, INIT_PYC; tests point them elsewhere)."""
     import logging
     import posixpath
+    import shlex
 
     from .. import deploy
+    from ..errors import HostbridgeError
     from . import image
-    from ..tunnel.errors import RemoteHostError
+    from .guestimage import assemble
 
+    init, init_pyc = init or assemble.INIT, init_pyc or assemble.INIT_PYC
     try:
-        files = deploy.remote_pycs(conn, guest_layout(), posixpath.join(prefix, tree))
-        if files:
-            image.keep_pycache_seed(image_dir, [(posixpath.join(tree, name), data) for name, data in files])
-        return len(files)
-    except (RemoteHostError, OSError) as e:
+        conn.run(_COMPILE_INIT.format(pyc=shlex.quote(init_pyc), init=shlex.quote(init)), timeout=120)
+        files = deploy.remote_pycs(conn, guest_layout(), tree)
+        if not files:
+            return 0
+        return image.keep_bytecode_seed(image_dir, [(posixpath.join(tree, name), data) for name, data in files])
+    except (HostbridgeError, OSError) as e:
         logging.getLogger(__name__).warning("could not keep the guest's compiled modules for its image: %s", e)
         return 0
 
@@ -308,7 +313,7 @@ def keep_guest_bytecode(record, info, url, offer):
     from ..errors import HostbridgeError
     from ..tunnel import localhttp
 
-    engine, seed = wants_guest_bytecode(record.driver), wants_pycache_seed(record, offer)
+    engine, seed = wants_guest_bytecode(record.driver), wants_pycache_seed(record)
     if not (engine or seed):
         return 0
     try:

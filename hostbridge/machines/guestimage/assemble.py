@@ -364,12 +364,26 @@ PRECOMPILED_MODULES = ("encodings", "encodings.aliases", "encodings.utf_8", "enc
 # boot under emulation.
 INIT = "/usr/sbin/hostbridge-init"
 INIT_PYC = "/usr/lib/hostbridge/hostbridge-init.pyc"
+# The guest's Python keeps what it compiles of the image's own modules here, in RAM: the init
+# runs with it as its pycache prefix (provision/initramfs-init.sh), and the data disk's prefix
+# (/var/cache/hostbridge/pycache) links its stdlib tree to it. What is here is either compiled
+# ahead (PRECOMPILED) or the image's bytecode seed, which the host appends to the initrd
+# (hostbridge/machines/image.py keep_bytecode_seed).
+IMAGE_PYCACHE = "/usr/lib/hostbridge/pycache"
+
+
+def image_pyc_path(source: str, tag: str) -> str:
+    """Where the guest's Python looks for ``source``'s compiled module with IMAGE_PYCACHE as its
+    pycache prefix (importlib's cache_from_source under sys.pycache_prefix: no __pycache__)."""
+    name = posixpath.basename(source)[:-3]
+    return IMAGE_PYCACHE + posixpath.join(posixpath.dirname(source), "%s.%s.pyc" % (name, tag))
 
 
 def precompile(tree: Tree, version=None) -> int:
     """Add unchecked hash-based .pyc files (valid whatever the files' mtimes) for PRECOMPILED
-    and the guest init (INIT_PYC) when this interpreter is the guest's Python version. Returns
-    how many were added."""
+    (below IMAGE_PYCACHE) and the guest init (INIT_PYC) when this interpreter is the guest's
+    Python version. Returns how many were added (0 on any other host: the image's first guest
+    compiles them, and its bytecode seed brings them to every next one)."""
     import sys
 
     from ...deploy import hash_pyc
@@ -389,8 +403,7 @@ def precompile(tree: Tree, version=None) -> int:
         pyc = hash_pyc(tree.nodes[path].data, path, checked=False)
         if pyc is None:
             continue
-        name = posixpath.basename(path)[:-3]
-        tree.file(posixpath.join(posixpath.dirname(path), "__pycache__", "%s.%s.pyc" % (name, tag)), pyc)
+        tree.file(image_pyc_path(path, tag), pyc)
         count += 1
     init = tree.nodes.get(INIT)
     pyc = hash_pyc(init.data, INIT, checked=False) if init is not None and init.is_file else None
@@ -445,7 +458,7 @@ def configure(tree: Tree, files: Dict[str, bytes], release: str) -> None:
     tree.file("/etc/resolv.conf", b"nameserver 10.0.2.3\n")
     for d, mode in (("/root", 0o700), ("/tmp", 0o1777), ("/run", 0o755), ("/proc", 0o555), ("/sys", 0o555),
                     ("/dev", 0o755), ("/var/lib/hostbridge", 0o711), ("/var/tmp", 0o1777), ("/sysroot", 0o755),
-                    ("/mnt", 0o755)):
+                    ("/mnt", 0o755), (IMAGE_PYCACHE, 0o755)):
         tree.mkdir(d, mode)
         tree.nodes[d].mode = stat.S_IFDIR | mode
 

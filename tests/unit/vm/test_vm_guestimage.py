@@ -293,7 +293,9 @@ def test_initrd_of_a_tree_is_gzip_newc_with_root_owned_entries(tmp_path):
 
 @pytest.mark.skipif(__import__("sys").version_info[:2] != assemble.GUEST_PYTHON, reason="needs the guest's Python")
 def test_precompiled_modules_load_without_their_source_being_checked(tmp_path):
-    import importlib.util
+    """They are below IMAGE_PYCACHE, where the guest's Python looks with it as its pycache
+    prefix (the init's -X pycache_prefix; the data disk's stdlib tree links there)."""
+    import subprocess
     import sys
 
     tree = Tree()
@@ -301,20 +303,19 @@ def test_precompiled_modules_load_without_their_source_being_checked(tmp_path):
     tree.file(lib + "__init__.py", b"WHO = 'compiled'\n")
     tree.file("/usr/lib/python3.11/unrelated.py", b"X = 1\n")
     assert assemble.precompile(tree) == 1
-    pyc = lib + "__pycache__/__init__.cpython-311.pyc"
-    assert pyc in tree.nodes and "/usr/lib/python3.11/__pycache__/unrelated.cpython-311.pyc" not in tree.nodes
-    pkg = tmp_path / "json_copy"
-    (pkg / "__pycache__").mkdir(parents=True)
+    pyc = assemble.IMAGE_PYCACHE + lib + "__init__.cpython-311.pyc"
+    assert pyc in tree.nodes and not [p for p in tree.nodes if "unrelated" in p and p.endswith(".pyc")]
+    assert not [p for p in tree.nodes if "__pycache__" in p]
+    pkg, prefix = tmp_path / "json_copy", tmp_path / "prefix"
+    pkg.mkdir()
     (pkg / "__init__.py").write_text("WHO = 'source'\n")  # another source, another mtime: the .pyc still serves
-    (pkg / "__pycache__" / "__init__.cpython-311.pyc").write_bytes(tree.nodes[pyc].data)
-    spec = importlib.util.spec_from_file_location("json_copy", str(pkg / "__init__.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.dont_write_bytecode, saved = True, sys.dont_write_bytecode
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.dont_write_bytecode = saved
-    assert module.WHO == "compiled"
+    placed = prefix / str(pkg).lstrip("/") / "__init__.cpython-311.pyc"
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes(tree.nodes[pyc].data)
+    code = "import sys; sys.path.insert(0, %r); import json_copy; print(json_copy.WHO)" % str(tmp_path)
+    out = subprocess.run([sys.executable, "-I", "-S", "-B", "-X", "pycache_prefix=%s" % prefix, "-c", code],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "compiled\n"
 
 
 @pytest.mark.skipif(__import__("sys").version_info[:2] != assemble.GUEST_PYTHON, reason="needs the guest's Python")

@@ -57,10 +57,13 @@ main()
 '''
 
 
+PYTHON = [sys.executable]  # --python: the interpreter that runs the CLI
+
+
 def hb(env, *args, timeout=900, before=False):
     t0 = time.perf_counter()
     cli = ["-c", BEFORE_CLI] if before else ["-m", "hostbridge.cli"]
-    r = subprocess.run([sys.executable] + cli + list(args), capture_output=True, text=True, env=env,
+    r = subprocess.run(PYTHON + cli + list(args), capture_output=True, text=True, env=env,
                        timeout=timeout, cwd=REPO)
     elapsed = time.perf_counter() - t0
     if r.returncode != 0:
@@ -118,6 +121,23 @@ def rss_mib(pid):
     return rss_kib([pid]) / 1024.0
 
 
+def image_report(img):
+    """What the image and the initramfs QEMU boots weigh (its dir may be the run's own, gone at the end)."""
+    from hostbridge.machines import image
+
+    sizes = {n: os.path.getsize(os.path.join(img.dir, n)) / 2 ** 20 for n in ("kernel", "initrd.img")}
+    text = ("guest image %s: kernel %.1f MiB + initramfs %.1f MiB = %.1f MiB (target <= 50 MB); system %.0f MiB "
+            "unpacked in RAM" % (os.path.basename(img.dir), sizes["kernel"], sizes["initrd.img"], sum(sizes.values()),
+                                 img.manifest.get("rootfs_bytes", 0) / 2 ** 20))
+    boot_copy = image.boot_initrd(img)
+    if boot_copy != img.initrd:
+        text += ("\nQEMU boots the initramfs unpacked (%s%s): %.1f MiB, beside the image in the cache (kernel + "
+                 "both: %.1f MiB)" % (os.path.basename(boot_copy), ", with the image's compiled modules"
+                                       if image.has_seed(img.dir) else "", os.path.getsize(boot_copy) / 2 ** 20,
+                                       sum(sizes.values()) + os.path.getsize(boot_copy) / 2 ** 20))
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20)
@@ -127,7 +147,13 @@ def main():
     ap.add_argument("--idle", type=float, default=20.0, help="seconds the VM idles before its memory is read")
     ap.add_argument("--empty-cache", action="store_true",
                     help="first time an empty image and package cache (downloads ~100 MB from the Debian mirror)")
+    ap.add_argument("--python", help="run the CLI with this Python (one with hostbridge's dependencies, e.g. a venv's), "
+                    "as on a host whose Python is not the guest's (macOS, Windows): the image is then built by that "
+                    "Python in a cache of the run's own, and its first machine (which keeps the image's compiled "
+                    "modules) is timed apart")
     args = ap.parse_args()
+    if args.python:
+        PYTHON[:] = [args.python]
 
     from hostbridge.machines import image
 
@@ -148,11 +174,30 @@ def main():
                   % (first, stages(out), got))
             hb(env, "destroy", "-f", "--machine", NAME)
             cache = os.path.join(home, "cache", "images")
+        elif args.python:
+            # Assembled offline, from the very packages this host's cached image was made of.
+            made = image.build(image.default_cache_dir()).manifest
+            from hostbridge.machines.debian import archive
+
+            debs = os.path.join(home, "debs")
+            os.makedirs(debs)
+            wanted = dict(made["packages"], **{"linux-image-" + made["kernel_release"]: made["kernel_package"]})
+            for package, stored in wanted.items():  # local_debs reads the package's name before its "_"
+                os.link(os.path.join(archive.default_cache_dir(), "debs", stored),
+                        os.path.join(debs, "%s_%s" % (package, stored)))
+            env[image.DEBS_ENV] = debs
+            cache = os.path.join(home, "cache", "images")
+            env["HOSTBRIDGE_IMAGE_CACHE"] = cache
+            first, out = hb(env, *up)
+            print("first up of an image built by %s (assembly from cached packages + boot; the image's compiled "
+                  "modules kept): %.1f s  [%s]" % (args.python, first, stages(out)))
+            hb(env, "destroy", "-f", "--machine", NAME)
         else:
             cache = image.default_cache_dir()
-        img = image.build(cache)
+        img = image.build(cache) if not args.python else image.cached(cache_dir=cache)
         env["HOSTBRIDGE_IMAGE_CACHE"] = cache
         cold, out = hb(env, *up)
+        report = image_report(img)
         serial = os.path.join(mdir, "serial.log")
         print("cold up (new machine, image cached) to engine ready: %.1f s  [%s] (target <= 10 s)"
               % (cold, stages(out)))
@@ -190,20 +235,12 @@ def main():
         print("  guest boot: %s" % guest_timeline(serial))
     finally:
         if os.path.exists(os.path.join(mdir, "machine.json")):
-            subprocess.run([sys.executable, "-m", "hostbridge.cli", "destroy", "-f", "--machine", NAME], env=env,
+            subprocess.run(PYTHON + ["-m", "hostbridge.cli", "destroy", "-f", "--machine", NAME], env=env,
                            cwd=REPO, capture_output=True, timeout=300)
         subprocess.run(["rm", "-rf", home])
     print("host load average (1, 5, 15 min) at the end: %.1f %.1f %.1f on %d CPUs: other work inflates every figure"
           % (os.getloadavg() + (os.cpu_count(),)))
-    sizes = {n: os.path.getsize(os.path.join(img.dir, n)) / 2 ** 20 for n in ("kernel", "initrd.img")}
-    print("guest image %s: kernel %.1f MiB + initramfs %.1f MiB = %.1f MiB (target <= 50 MB); system %.0f MiB "
-          "unpacked in RAM" % (os.path.basename(img.dir), sizes["kernel"], sizes["initrd.img"], sum(sizes.values()),
-                               img.manifest.get("rootfs_bytes", 0) / 2 ** 20))
-    boot_copy = image.boot_initrd(img)
-    if boot_copy != img.initrd:
-        print("QEMU boots the initramfs unpacked (%s): %.1f MiB, beside the image in the cache (kernel + both: %.1f MiB)"
-              % (os.path.basename(boot_copy), os.path.getsize(boot_copy) / 2 ** 20,
-                 sum(sizes.values()) + os.path.getsize(boot_copy) / 2 ** 20))
+    print(report)
 
 
 if __name__ == "__main__":

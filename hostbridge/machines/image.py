@@ -334,6 +334,7 @@ def keep_bytecode_seed(image_dir, files):
         return 0
     path = os.path.join(image_dir, BOOT_INITRD)
     _replace(path, base + b"\0" * (-len(base) % 512) + seed)
+    _remove(os.path.join(image_dir, "pycache-seed.img"))  # the seed's drive of an older hostbridge
     _replace(os.path.join(image_dir, SEED_META),
              json.dumps({"initrd": file_stamp(path), "size": len(seed), "files": count}).encode())
     return count
@@ -356,9 +357,10 @@ def boot_initrd(img):
     """The initramfs QEMU boots: ``initrd.img`` gunzipped once into ``BOOT_INITRD`` beside it
     (with the image's bytecode seed appended, once one is kept: ``keep_bytecode_seed``).
 
-    A copy whose size is neither the one gzip recorded nor the seeded one's (a crash while it
-    was written) is made again (without a seed: the next new machine keeps one again). When it cannot be written (a full disk, a read-only cache), the gzip'd initrd is
-    booted: slower, the same guest.
+    A copy that is neither the size gzip recorded nor the seeded one ``has_seed`` knows (a crash
+    while it was written, a change behind our back) is made again, without a seed (the next
+    new machine keeps one again). When it cannot be written (a full disk, a read-only cache),
+    the gzip'd initrd is booted: slower, the same guest.
 
     Args:
         img: a GuestImage (``load`` checked its parts).

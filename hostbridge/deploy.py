@@ -322,7 +322,7 @@ def compile_pycs(into: str) -> str:
     return into
 
 
-def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
+def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True, tags=None) -> str:
     """Pack hostbridge/guest into ``out_dir/engine-VERSION.pyz`` (deterministic bytes for a
     given host Python).
 
@@ -332,6 +332,8 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
     emulation); any other Python ignores them. ``pyc_dirs`` hold more compiled modules (another
     Python's from ``harvest_pycs``, or this host's from ``compile_pycs``), added as they are laid
     out there; ``compile_here=False`` compiles nothing here (then only those are shipped).
+    ``tags``: the cache tags whose compiled modules of ``pyc_dirs`` are shipped (None: all; the
+    QEMU guest's Python is known, and each other one's would be unpacked there for nothing).
 
     Returns:
         The zipapp's path. Runs as ``python3 engine.pyz CMD`` (``__main__.py`` calls
@@ -365,7 +367,8 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True) -> str:
                 dirnames.sort()
                 for fn in sorted(filenames):
                     name = os.path.relpath(os.path.join(dirpath, fn), top).replace(os.sep, "/")
-                    if fn.endswith(".pyc") and name.startswith("hostbridge/") and name not in names:
+                    if fn.endswith(".pyc") and name.startswith("hostbridge/") and name not in names \
+                            and (tags is None or fn.rsplit(".", 2)[-2] in tags):
                         with open(os.path.join(dirpath, fn), "rb") as f:
                             add(name, f.read())
     os.makedirs(out_dir, exist_ok=True)

@@ -130,30 +130,33 @@ def engine_blob():
     import tempfile
 
     from .. import deploy, paths
+    from .guestimage.assemble import GUEST_PYTHON
     from .image import file_stamp
 
+    tag = "cpython-%d%d" % GUEST_PYTHON  # only the guest's Python's compiled modules
     pycs = deploy.compile_pycs(engine_pyc_dir())
-    kept = sum(len([n for n in files if n.endswith(".pyc")]) for _top, _dirs, files in os.walk(pycs))
+    kept = sum(len([n for n in files if n.endswith(".%s.pyc" % tag)]) for _top, _dirs, files in os.walk(pycs))
     d = os.path.join(paths.cache_dir(), "engine-offer", deploy.engine_digest())
     path, meta_path = os.path.join(d, "engine-%s.img" % deploy.engine_version()), os.path.join(d, "offer.json")
     try:
         with open(meta_path) as f:
             meta = json.load(f)
-        if meta["stamp"] == file_stamp(path) and meta["pycs"] == kept:
+        if meta["stamp"] == file_stamp(path) and meta["pycs"] == kept and meta.get("tag") == tag:
             return path, meta["sha256"], meta["size"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     os.makedirs(d, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=d)  # two `up`s at once each build their own, then rename
     try:
-        with open(deploy.build_zipapp(tmp, [pycs], compile_here=False), "rb") as f:
+        with open(deploy.build_zipapp(tmp, [pycs], compile_here=False, tags={tag}), "rb") as f:
             data = f.read()
         with open(os.path.join(tmp, "drive"), "wb") as f:
             f.write(data + b"\0" * (-len(data) % 512))
         os.replace(os.path.join(tmp, "drive"), path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    meta = {"stamp": file_stamp(path), "pycs": kept, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    meta = {"stamp": file_stamp(path), "pycs": kept, "tag": tag, "sha256": hashlib.sha256(data).hexdigest(),
+            "size": len(data)}
     with open(meta_path + ".tmp%d" % os.getpid(), "w") as f:
         json.dump(meta, f)
     os.replace(meta_path + ".tmp%d" % os.getpid(), meta_path)

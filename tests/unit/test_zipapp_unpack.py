@@ -177,6 +177,26 @@ def test_the_hosts_compiled_engine_is_kept_once_and_shipped_as_compiled_here(tmp
             "hostbridge/guest/__pycache__/__main__.%s.pyc" % tag)
 
 
+def test_only_the_named_pythons_compiled_modules_are_shipped(tmp_path):
+    """The QEMU guest's Python is known: another one's modules (this host's, when it is not the
+    guest's) would only be unpacked there for nothing."""
+    import shutil
+    import zipfile
+
+    kept = deploy.compile_pycs(str(tmp_path / "kept"))
+    tag = sys.implementation.cache_tag
+    for top, _dirs, files in os.walk(kept):  # as if another Python's had been kept beside
+        for fn in [f for f in files if f.endswith(".%s.pyc" % tag)]:
+            shutil.copy(os.path.join(top, fn), os.path.join(top, fn.replace(tag, "cpython-399")))
+    pyz = deploy.build_zipapp(str(tmp_path / "a"), pyc_dirs=[kept], compile_here=False, tags={"cpython-399"})
+    with zipfile.ZipFile(pyz) as z:
+        pycs = [n for n in z.namelist() if n.endswith(".pyc") and n.startswith("hostbridge/")]
+    assert pycs and all(n.endswith(".cpython-399.pyc") for n in pycs)
+    everything = deploy.build_zipapp(str(tmp_path / "b"), pyc_dirs=[kept], compile_here=False)
+    with zipfile.ZipFile(everything) as z:
+        assert {n.rsplit(".", 2)[-2] for n in z.namelist() if n.endswith(".pyc")} >= {tag, "cpython-399"}
+
+
 def test_a_start_from_a_fresh_copy_imports_no_unpacking_module(tmp_path):
     # zipfile and its imports cost a fair part of the engine's start in an emulated guest:
     # only a start that unpacks needs them.

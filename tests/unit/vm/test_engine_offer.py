@@ -5,6 +5,7 @@ thing (tests/vm/test_vm_engine_offer.py)."""
 
 import base64
 import hashlib
+import io
 import json
 import os
 import socket
@@ -152,6 +153,26 @@ def test_the_host_offers_the_engine_on_a_sector_padded_drive_built_once(record):
     again = steps.engine_offer(record, None)
     with open(drive, "rb") as f:
         assert hashlib.sha256(f.read()[:again["size"]]).hexdigest() == again["sha256"] == offer["sha256"]
+
+
+def test_the_drive_ships_only_the_guest_pythons_compiled_modules(record):
+    """Kept beside the guest's (a host whose Python differs compiled its own there too), another
+    Python's modules are not on the drive: the guest would only unpack them for nothing."""
+    import zipfile
+
+    from hostbridge.machines.guestimage.assemble import GUEST_PYTHON
+
+    guest_tag = "cpython-%d%d" % GUEST_PYTHON
+    kept = os.path.join(steps.engine_pyc_dir(), "hostbridge", "__pycache__")
+    os.makedirs(kept)
+    for tag in (guest_tag, "cpython-399"):
+        with open(os.path.join(kept, "__init__.%s.pyc" % tag), "wb") as f:
+            f.write(b"pyc of " + tag.encode())
+    offer = steps.engine_offer(record, None)
+    with open(offer["drive"], "rb") as f:
+        with zipfile.ZipFile(io.BytesIO(f.read()[:offer["size"]])) as z:
+            tags = {n.rsplit(".", 2)[-2] for n in z.namelist() if n.endswith(".pyc")}
+    assert guest_tag in tags and "cpython-399" not in tags
 
 
 def test_the_offer_carries_proxies_and_cas_as_write_settings_would(record, tmp_path):

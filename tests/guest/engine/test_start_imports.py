@@ -19,7 +19,8 @@ pytestmark = pytest.mark.root
 # client. (shutil, which the start uses, imports bz2 and lzma.) hashlib is checked apart: a root
 # other than the default one, as a test's, names its bridge by a digest (network.manager).
 NOT_AT_START = ["tarfile", "gzip", "tempfile", "random", "secrets", "uuid", "datetime",
-                "concurrent.futures", "shlex", "runpy", "importlib.util",
+                "concurrent.futures", "shlex", "runpy", "importlib.util", "pty", "termios",
+                "hostbridge.guest.api.schema",
                 "hostbridge.guest.containers.fs", "hostbridge.guest.images.archive",
                 "hostbridge.guest.images.build", "hostbridge.guest.images.distribution",
                 "hostbridge.guest.images.tarsafe", "hostbridge.guest.images.difftar",

@@ -299,6 +299,9 @@ def shift_tree(path: str, remap: Remap, back: bool = False) -> None:
             one(os.path.join(base, name))
 
 
+_ContainerIdsTar = None  # made by _container_ids_tar
+
+
 def _container_ids_tar():
     """The tar writer class that records host ids as a remapped container sees them (made at the
     first use: a start imports this module, and tarfile is a fair part of a start in an emulated
@@ -318,9 +321,6 @@ def _container_ids_tar():
                 return super().addfile(tarinfo, fileobj)
         _ContainerIdsTar = ContainerIdsTar
     return _ContainerIdsTar
-
-
-_ContainerIdsTar = None
 
 
 def tar_writer(out, remap=None) -> "tarfile.TarFile":

@@ -81,15 +81,31 @@ def _placed_path(d, source):
 
 
 def _archive(pyz):
-    # (names, read(name)) of the archive's files. zipimport (frozen, already loaded: this very
-    # file was imported by it) reads it; zipfile, whose import alone cost ~0.5 s in the guest,
-    # only where zipimport's table is not what it was in Python 3.9-3.13.
+    # (names, read(name)) of the archive's files. zipimport's table (frozen, already loaded: this
+    # very file was imported by it) says where each is; the archive is read once (zipimport's
+    # get_data opens it for every file: a tenth of a second more in an emulated guest), and each
+    # file is checked against its local header and CRC. zipfile, whose import alone cost ~0.5 s
+    # in the guest, only where zipimport's table is not what it was in Python 3.9-3.13.
     import zipimport
+    import zlib
     try:
         zi = zipimport.zipimporter(pyz)
         files = zi._get_files() if hasattr(zi, "_get_files") else zi._files
         names = sorted(name.replace(os.sep, "/") for name in files)
-        return names, lambda name: zi.get_data(name.replace("/", os.sep))
+        with open(pyz, "rb") as f:
+            blob = memoryview(f.read())
+
+        def read(name):
+            _, compress, size, _, at, _, _, crc = files[name.replace("/", os.sep)]
+            if blob[at:at + 4] != b"PK\x03\x04" or compress not in (0, 8):
+                raise zipimport.ZipImportError("%s: no local header for %s" % (pyz, name))
+            start = at + 30 + int.from_bytes(blob[at + 26:at + 28], "little") + int.from_bytes(blob[at + 28:at + 30], "little")
+            data = zlib.decompress(blob[start:start + size], -15) if compress else bytes(blob[start:start + size])
+            if zlib.crc32(data) != crc:
+                raise zipimport.ZipImportError("%s: %s fails its CRC" % (pyz, name))
+            return data
+        read(names[0])  # a table not laid out as expected fails here, before anything is written
+        return names, read
     except Exception:  # noqa: BLE001 -- any surprise in a private table: the public way
         import zipfile
         with zipfile.ZipFile(pyz) as zf:
@@ -318,6 +334,9 @@ def compile_pycs(into: str) -> str:
         with open(dest + ".tmp", "wb") as f:
             f.write(pyc)
         os.replace(dest + ".tmp", dest)
+    with open(os.path.join(into, "__main__.pyc.tmp"), "wb") as f:  # build_zipapp's __main__.pyc
+        f.write(hash_pyc(_MAIN.encode(), "__main__.py"))
+    os.replace(os.path.join(into, "__main__.pyc.tmp"), os.path.join(into, "__main__.pyc"))
     open(done, "w").close()
     return into
 
@@ -329,7 +348,8 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True, tags=None
     The archive carries each module compiled by this host's Python too (``__pycache__/*.TAG.pyc``,
     checked-hash): a far side whose python3 has the same cache tag (the QEMU guest's 3.11 on a
     3.11 host) imports them instead of compiling the engine at its first start (seconds under
-    emulation); any other Python ignores them. ``pyc_dirs`` hold more compiled modules (another
+    emulation); any other Python ignores them. Its ``__main__.py`` comes compiled too, as
+    ``__main__.pyc`` beside it, where zipimport looks. ``pyc_dirs`` hold more compiled modules (another
     Python's from ``harvest_pycs``, or this host's from ``compile_pycs``), added as they are laid
     out there; ``compile_here=False`` compiles nothing here (then only those are shipped).
     ``tags``: the cache tags whose compiled modules of ``pyc_dirs`` are shipped (None: all; the
@@ -359,6 +379,9 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True, tags=None
                 add(posixpath.join(head, "__pycache__", "%s.%s.pyc" % (base[:-3], tag)), pyc)
 
         add("__main__.py", _MAIN)
+        main_pyc = hash_pyc(_MAIN.encode(), "__main__.py") if tag else None
+        if main_pyc is not None:  # beside it, where zipimport looks: not compiled at every start
+            add("__main__.pyc", main_pyc)
         for name, data in _guest_sources():
             add_module(name, data)
         names = set(zf.namelist())
@@ -367,8 +390,10 @@ def build_zipapp(out_dir: str, pyc_dirs=(), compile_here: bool = True, tags=None
                 dirnames.sort()
                 for fn in sorted(filenames):
                     name = os.path.relpath(os.path.join(dirpath, fn), top).replace(os.sep, "/")
-                    if fn.endswith(".pyc") and name.startswith("hostbridge/") and name not in names \
-                            and (tags is None or fn.rsplit(".", 2)[-2] in tags):
+                    # __main__.pyc: compile_pycs's, this host's Python's (its name carries no tag)
+                    tag_of = sys.implementation.cache_tag if name == "__main__.pyc" else fn.rsplit(".", 2)[-2]
+                    if fn.endswith(".pyc") and (name.startswith("hostbridge/") or name == "__main__.pyc") \
+                            and name not in names and (tags is None or tag_of in tags):
                         with open(os.path.join(dirpath, fn), "rb") as f:
                             add(name, f.read())
     os.makedirs(out_dir, exist_ok=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 
-from .containers import fs, resources
+# containers.fs (cp, export, diff: tar, temp mounts) is imported by those requests, not at start.
+from .containers import resources
 from .errors import InvalidParameter, NotFound
 from .images import reference
 
@@ -231,6 +232,7 @@ class ContainerBackend:
 
     # ---- files
     def changes(self, ref):
+        from .containers import fs
         spec = self._containers.rootfs_spec(self._containers.get(ref))
         if spec["driver"] == "vfs":
             raise InvalidParameter("docker diff is not available with the vfs storage driver")
@@ -238,18 +240,21 @@ class ContainerBackend:
 
     def export(self, ref, begin):
         """Write the container's filesystem as a tar to the writer ``begin()`` returns."""
+        from .containers import fs
         c = self._containers.get(ref)
         with fs.mounted_rootfs(self._containers, c) as root:
             fs.export_archive(root, begin(), self._containers.remap_of(c))
         self._containers.emit(c, "export")
 
     def archive_stat(self, ref, path):
+        from .containers import fs
         c = self._containers.get(ref)
         with fs.mounted_rootfs(self._containers, c) as root, _naming(ref):
             return fs.path_stat(root, path)[0]
 
     def archive_get(self, ref, path, begin):
         """Write ``path`` as a tar to the writer ``begin(stat_header)`` returns."""
+        from .containers import fs
         c = self._containers.get(ref)
         with fs.mounted_rootfs(self._containers, c) as root:
             with _naming(ref):
@@ -257,6 +262,7 @@ class ContainerBackend:
             fs.write_archive(root, path, begin(header), self._containers.remap_of(c))
 
     def archive_put(self, ref, path, stream, no_overwrite_dir_non_dir=False):
+        from .containers import fs
         c = self._containers.get(ref)
         with fs.mounted_rootfs(self._containers, c, writable=True) as root, _naming(ref):
             fs.check_writable(root, c, path)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 import time
 
@@ -106,6 +105,7 @@ def parse_timestamp(text: str, now: float | None = None) -> float:
     m = _TIMESTAMP.fullmatch(text)
     if not m:
         raise InvalidParameter('failed to parse value as time or duration: "%s"' % text[:80])
+    import datetime  # here: a start imports this module, and datetime is a fair part of one in an emulated guest
     year, month, day, hour, minute, sec, frac, zone = m.groups()
     if not zone:
         tz = None  # the engine's local time, as dockerd's

@@ -165,8 +165,12 @@ class Engine:
             with open(p) as f:
                 return f.read().strip()
         except FileNotFoundError:
-            import uuid
-            eid = str(uuid.uuid4())
+            # a random (version 4) UUID, as uuid.uuid4() makes it; uuid's import would cost the
+            # first /info of a new machine a fair part of a start in an emulated guest
+            b = bytearray(os.urandom(16))
+            b[6], b[8] = b[6] & 0x0F | 0x40, b[8] & 0x3F | 0x80
+            h = b.hex()
+            eid = "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
             with open(p, "w") as f:
                 f.write(eid)
             return eid

@@ -12,7 +12,6 @@ is unreachable, for a resume); ``distribution/`` is push's DiffID → compressed
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import shutil
@@ -124,6 +123,7 @@ class Transfers:
             tag; registry.progress.ProgressAborted when ``progress`` fails (client gone).
         """
         ref = reference.parse_normalized(name)
+        import hashlib  # not at start: it loads OpenSSL (~60 ms in an emulated guest)
         key = hashlib.sha256(ref.name.encode()).hexdigest()[:16]
         dl = os.path.join(self.downloads, key)
         with self._repo_lock(key):

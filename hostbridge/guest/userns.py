@@ -16,7 +16,6 @@ import pwd
 import shutil
 import stat
 import subprocess
-import tarfile
 
 from .errors import InvalidParameter
 
@@ -300,22 +299,34 @@ def shift_tree(path: str, remap: Remap, back: bool = False) -> None:
             one(os.path.join(base, name))
 
 
-class _ContainerIdsTar(tarfile.TarFile):
-    """A tar writer that records host ids as a remapped container sees them."""
-
-    remap = None
-
-    def addfile(self, tarinfo, fileobj=None):
-        if self.remap is not None:
-            tarinfo.uid = self.remap.container_uid(tarinfo.uid)
-            tarinfo.gid = self.remap.container_gid(tarinfo.gid)
-            tarinfo.uname = tarinfo.gname = ""  # the host's names of subordinate ids mean nothing
-        return super().addfile(tarinfo, fileobj)
+_ContainerIdsTar = None  # made by _container_ids_tar
 
 
-def tar_writer(out, remap=None) -> tarfile.TarFile:
+def _container_ids_tar():
+    """The tar writer class that records host ids as a remapped container sees them (made at the
+    first use: a start imports this module, and tarfile is a fair part of a start in an emulated
+    guest)."""
+    global _ContainerIdsTar
+    if _ContainerIdsTar is None:
+        import tarfile
+
+        class ContainerIdsTar(tarfile.TarFile):
+            remap = None
+
+            def addfile(self, tarinfo, fileobj=None):
+                if self.remap is not None:
+                    tarinfo.uid = self.remap.container_uid(tarinfo.uid)
+                    tarinfo.gid = self.remap.container_gid(tarinfo.gid)
+                    tarinfo.uname = tarinfo.gname = ""  # the host's names of subordinate ids mean nothing
+                return super().addfile(tarinfo, fileobj)
+        _ContainerIdsTar = ContainerIdsTar
+    return _ContainerIdsTar
+
+
+def tar_writer(out, remap=None) -> "tarfile.TarFile":
     """A streaming PAX tar writer on ``out``; with ``remap`` its entries carry the container's
     ids (``docker cp`` out, ``export``, ``commit`` of a remapped container), as dockerd's do."""
-    tar = _ContainerIdsTar.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
+    import tarfile
+    tar = _container_ids_tar().open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)
     tar.remap = remap
     return tar

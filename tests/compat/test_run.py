@@ -112,6 +112,21 @@ def test_restart_always_and_stop(env):
     assert ok(env, "inspect", "-f", "{{.State.Status}}", "compat-ra") == "exited\n"
 
 
+def test_a_stop_between_restarts_cancels_the_next(env):
+    # dockerd's: `docker stop` of a container waiting out its restart delay leaves it exited
+    ok(env, "run", "-d", "--name", "compat-rs", "--network", "none", "--restart", "always", "busybox", "sh", "-c",
+       "exit 1")
+    end = time.monotonic() + 20
+    while time.monotonic() < end and ok(env, "inspect", "-f", "{{.State.Status}} {{.RestartCount}}",
+                                         "compat-rs").split() != ["restarting", "3"]:
+        time.sleep(0.02)
+    ok(env, "stop", "-t", "1", "compat-rs")  # the delay before the 4th run: 0.8 s
+    count = ok(env, "inspect", "-f", "{{.RestartCount}}", "compat-rs")
+    time.sleep(1.5)
+    assert ok(env, "inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "compat-rs") == "exited %s" % count
+    ok(env, "rm", "compat-rs")
+
+
 def test_init_is_pid_1_and_reaps(env):
     out = ok(dict(env, B="from-cli-env"), "run", "--rm", "--network", "none", "--init", "busybox", "sh", "-c",
              "echo $$; cat /proc/1/comm; sleep 0.1 & wait; ps -o pid,comm | grep -c defunct || true")

@@ -125,6 +125,42 @@ def test_a_start_under_a_prefix_without_this_pythons_modules_opens_no_archive(tm
     assert "hostbridge.guest.__main__" in imported and "zipfile" not in imported
 
 
+def test_the_first_start_unpacks_every_file_as_zipfile_reads_it_without_importing_zipfile(tmp_path):
+    import zipfile
+    pyz = deploy.build_zipapp(str(tmp_path))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    r = subprocess.run([sys.executable, "-S", "-X", "importtime", pyz, "version"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert "hostbridge.guest.__main__" in imported and "zipfile" not in imported
+    unpacked = os.path.join(str(tmp_path), "." + os.path.basename(pyz) + ".d")
+    with zipfile.ZipFile(pyz) as zf:
+        for name in zf.namelist():
+            with open(os.path.join(unpacked, name), "rb") as f:
+                assert f.read() == zf.read(name), name
+
+
+def test_the_init_scripts_boot_runs_the_zipapp_without_runpy_nor_compiling_its_main(tmp_path):
+    import re
+    import zipimport
+    with open(os.path.join(os.path.dirname(deploy.__file__), os.pardir, "provision", "hostbridge.initd")) as f:
+        boot = re.search(r"^BOOT='(.*)'$", f.read(), re.M).group(1)
+    pyz = deploy.build_zipapp(str(tmp_path))
+    link = os.path.join(str(tmp_path), "engine.pyz")
+    os.symlink(os.path.basename(pyz), link)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    for _ in range(2):  # unpacking, then from the unpacked copy
+        r = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", boot, link, "version"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout.startswith("hostbridge-engine "), r.stderr
+        imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+        assert "hostbridge.guest.__main__" in imported and not imported & {"runpy", "importlib.util", "zipfile"}
+    assert os.path.isdir(os.path.join(str(tmp_path), "." + os.path.basename(pyz) + ".d"))
+    # __main__ comes compiled (zipimport would compile the source at every start)
+    assert zipimport.zipimporter(pyz).get_code("__main__").co_filename == "__main__.py"
+
+
 class _LocalShell:
     """Runs deploy's far-side commands in a local shell (the far side is this host here)."""
 

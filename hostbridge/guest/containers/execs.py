@@ -7,10 +7,8 @@ import fcntl
 import json
 import logging
 import os
-import pty
 import struct
 import subprocess
-import termios
 import threading
 import time
 
@@ -165,10 +163,12 @@ class ExecManager:
             pending = None
         tty = spec["tty"]
         if tty:
+            import termios  # here and in resize: the terminal modules are a fair part of a start under emulation
             from ..runtime.ptys import open_pty_in
             try:
                 master, slave, _ = open_pty_in(spec["pid"])  # in the container's devpts: `tty` names it
             except OSError:
+                import pty
                 master, slave = pty.openpty()
             e.master = master
             if console_size and len(console_size) == 2 and all(console_size):
@@ -299,4 +299,5 @@ class ExecManager:
             if not e.cfg.get("Tty"):
                 raise InvalidParameter("exec %s has no TTY to resize" % eid)
             return
+        import termios
         fcntl.ioctl(e.master, termios.TIOCSWINSZ, struct.pack("HHHH", h, w, 0, 0))

@@ -398,6 +398,13 @@ class ContainerManager:
     def stop(self, ref, timeout=None, sig=None):
         c = self.get(ref)
         with c.lock:
+            if not c.running and c.state.get("Restarting"):
+                # dockerd's: a stop between a restart policy's runs cancels the next one
+                c.stop_requested = True
+                c.state.update(Restarting=False, Status="exited")
+                self.store.save(c)
+                self._emit(c, "stop")
+                return
             if not c.running:
                 raise NotModified("container already stopped")
             c.stop_requested = True

@@ -1,7 +1,5 @@
 """Random container names in docker's style: ``adjective_surname``."""
 
-import random
-
 _LEFT = ("admiring adoring affectionate agitated amazing angry awesome beautiful blissful bold "
          "boring brave busy charming clever compassionate competent condescending confident cool "
          "cranky crazy dazzling determined distracted dreamy eager ecstatic elastic elated elegant "
@@ -38,6 +36,7 @@ _RIGHT = ("agnesi albattani allen almeida archimedes ardinghelli aryabhata austi
 
 def random_name(taken) -> str:
     """A fresh name not in ``taken`` (a container of names)."""
+    import random  # not at start: a fair part of one in an emulated guest
     for i in range(1000):
         name = "%s_%s" % (random.choice(_LEFT), random.choice(_RIGHT))
         if i > 10:

@@ -7,14 +7,12 @@ into place only when complete, so no partial layer is ever visible under ``layer
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import shutil
-import tempfile
 
 from .. import util
-from . import tarsafe
-from .difftar import write_diff_tar
+# hashlib, tempfile and the tar modules are imported where a layer is made, hashed or removed:
+# a start (seconds in an emulated guest) only lists the layers.
 from ..errors import InvalidParameter, NotFound
 
 
@@ -22,6 +20,7 @@ def chain_id(parent_chain, diff_id: str) -> str:
     """Docker's chain id: the diff id for a base layer, else sha256 of ``"parent diffid"``."""
     if not parent_chain:
         return diff_id
+    import hashlib
     return "sha256:" + hashlib.sha256(("%s %s" % (parent_chain, diff_id)).encode()).hexdigest()
 
 
@@ -42,6 +41,7 @@ class _HashingWriter:
     """A write-only file that hashes what passes through (for a tar written once)."""
 
     def __init__(self, f):
+        import hashlib
         self.f, self.sha = f, hashlib.sha256()
 
     def write(self, data):
@@ -113,6 +113,8 @@ class LayerStore:
         Raises:
             InvalidParameter: corrupt stream or a digest mismatch; UnsafeArchive.
         """
+        import tempfile
+        from . import tarsafe
         tmp_dir = tempfile.mkdtemp(prefix=".layer-", dir=self.tmp)
         try:
             diff = os.path.join(tmp_dir, "diff")
@@ -148,6 +150,9 @@ class LayerStore:
         Returns:
             Pending: commit it with ``put`` or drop it with ``discard``.
         """
+        import tempfile
+        from . import tarsafe
+        from .difftar import write_diff_tar
         tmp_dir = tempfile.mkdtemp(prefix=".layer-", dir=self.tmp)
         try:
             tar_path = os.path.join(tmp_dir, "layer.tar")
@@ -191,6 +196,7 @@ class LayerStore:
         src = self.path(chain)
         if not os.path.exists(src):
             return
+        import tempfile
         trash = tempfile.mkdtemp(prefix=".rm-", dir=self.tmp)
         os.rename(src, os.path.join(trash, "layer"))
         shutil.rmtree(trash, ignore_errors=True)
@@ -207,6 +213,7 @@ class LayerStore:
         dest = os.path.join(self.path(chain), "remapped", remap.dir_name)
         if os.path.isdir(dest):
             return dest
+        import tempfile
         tmp_dir = tempfile.mkdtemp(prefix=".remap-", dir=self.tmp)
         try:
             copy = os.path.join(tmp_dir, "diff")

@@ -7,14 +7,15 @@ are the Docker Engine API's JSON shapes so the API layer only serialises them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
 
 from .. import util
 from ..errors import Conflict, InvalidParameter, NotFound
-from . import archive, build, distribution, driver, reference, tarsafe, views
+# archive, build, distribution and tarsafe (tar, compression, digests) are imported by the
+# requests that use them: a start needs none of them (seconds in an emulated guest).
+from . import driver, reference, views
 from .layers import LayerStore, chain_ids
 
 HARD_CHILD, HARD_RUNNING, SOFT_REF, SOFT_STOPPED = 1, 2, 4, 8
@@ -168,6 +169,7 @@ class ImageStore:
                 for c in self.chains(image_id):
                     self.layers.meta(c)  # NotFound rather than a bare OSError
                     files.append(open(self.layers.tar_path(c), "rb"))
+            from . import tarsafe
             for f in files:
                 tarsafe.extract(f, dest, whiteouts="apply")
         finally:
@@ -189,6 +191,7 @@ class ImageStore:
         Returns:
             str: the image id, sha256 of ``config_bytes``.
         """
+        import hashlib
         iid = "sha256:" + hashlib.sha256(config_bytes).hexdigest()
         try:
             cfg = json.loads(config_bytes)
@@ -216,6 +219,7 @@ class ImageStore:
         Returns:
             list: the image ids, in the order of ``configs``.
         """
+        import hashlib
         with self.lock:
             added_layers, added_images = [], []
             try:
@@ -431,38 +435,47 @@ class ImageStore:
 
     def import_rootfs(self, stream, ref=None, changes=None, message="", src="-") -> str:
         """``docker import``. See ``build.import_rootfs``."""
+        from . import build
         return build.import_rootfs(self, stream, ref, changes, message, src)
 
     def commit(self, parent_image_id, diff_dir, **kw) -> str:
         """``docker commit`` and builder steps. See ``build.commit``."""
+        from . import build
         return build.commit(self, parent_image_id, diff_dir, **kw)
 
     def layer_from_dir(self, diff_dir: str, parent_image_id: str = None) -> str:
         """Register an overlay upper dir as a layer over the parent's layers; its DiffID."""
+        from . import build
         return build.layer_from_dir(self, diff_dir, parent_image_id)["diff_id"]
 
     def load(self, stream) -> list:
         """``docker load``. See ``archive.load``."""
+        from . import archive
         return archive.load(self, stream)
 
     def save(self, names, out) -> None:
         """``docker save``. See ``archive.save``."""
+        from . import archive
         archive.save(self, names, out)
 
     def has_layer(self, chain_id: str) -> bool:
         """True when a layer is in place (pull's seam). See ``distribution.has_layer``."""
+        from . import distribution
         return distribution.has_layer(self, chain_id)
 
     def add_pulled_image(self, config_bytes, layers, ref, manifest_digest) -> str:
         """Install a pulled image. See ``distribution.add_pulled_image``."""
+        from . import distribution
         return distribution.add_pulled_image(self, config_bytes, layers, ref, manifest_digest)
 
     def push_source(self, image_id: str):
         """(config bytes, layer tars, DiffIDs) to push. See ``distribution.push_source``."""
+        from . import distribution
         return distribution.push_source(self, image_id)
 
     def record_push(self, image_id: str, name: str, digest: str) -> None:
         """Record a pushed digest in RepoDigests. See ``distribution.record_push``."""
+        from . import distribution
         distribution.record_push(self, image_id, name, digest)
 
 

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
 from ..errors import Conflict, Forbidden, GuestError, InvalidParameter, NotFound
@@ -23,6 +22,7 @@ SHARED = ("host", "none")
 
 def _veth_name(cid, nid):
     # Derived, not random: after an engine crash the host end is found again without a state file.
+    import hashlib  # not at start: it loads OpenSSL (~60 ms in an emulated guest)
     return "vh" + hashlib.sha256((cid + nid).encode()).hexdigest()[:11]
 
 
@@ -233,6 +233,7 @@ class Endpoints:
         ns["Ports"] = ports.ports_view(exposed, published)
 
     def _fill_top(self, c, pid):
+        import hashlib
         ns = c.data["NetworkSettings"]
         ns.update(SandboxID=hashlib.sha256(("%s/%d" % (c.id, pid)).encode()).hexdigest(),
                   SandboxKey="/proc/%d/ns/net" % pid)

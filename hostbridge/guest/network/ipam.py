@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import ipaddress
 import os
-import tempfile
 import threading
 
 from ..errors import Conflict, InvalidParameter, Unavailable
@@ -103,7 +102,11 @@ def host_lock():
     Two engines starting at once would otherwise both read the routes, both pick the same free
     subnet, and both create a bridge for it.
     """
-    d = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+    if os.path.isdir("/run/lock"):
+        d = "/run/lock"
+    else:  # tempfile only then: its import is a fair part of a start in an emulated guest
+        import tempfile
+        d = tempfile.gettempdir()
     fd = os.open(os.path.join(d, "hostbridge-ipam.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

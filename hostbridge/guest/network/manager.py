@@ -9,7 +9,6 @@ The container manager calls the hooks: ``on_create`` (networks named, ``--ip`` r
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -36,6 +35,7 @@ def instance_names(root):
     root = os.path.abspath(root)
     if root == DEFAULT_ROOT:
         return "HOSTBRIDGE", "hb0"
+    import hashlib  # here: the default root needs none (hashlib loads OpenSSL: ~60 ms in an emulated guest)
     tag = hashlib.sha256(root.encode()).hexdigest()[:6]
     return "HB-" + tag, "hb-" + tag  # iptables chain names stay under 29 characters
 

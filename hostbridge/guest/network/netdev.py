@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 
 from ..errors import Unavailable
@@ -78,7 +77,7 @@ def delete_link(name):
 def new_veth_name():
     """A free host-side veth name (docker's ``veth`` + 7 hex digits)."""
     while True:
-        name = "veth" + secrets.token_hex(4)[:7]
+        name = "veth" + os.urandom(4).hex()[:7]
         if not link_exists(name):
             return name
 
@@ -99,7 +98,7 @@ def plumb(pid, bridge, host_veth, ifname, ip, prefixlen, mac, gateway=None, mtu=
     Raises:
         Unavailable: ``ip`` failed (the host end is removed again).
     """
-    tmp = "hbt" + secrets.token_hex(5)  # the peer gets its final name inside the namespace
+    tmp = "hbt" + os.urandom(5).hex()  # the peer gets its final name inside the namespace
     host = ["link add %s mtu %d type veth peer name %s mtu %d netns %d" % (host_veth, mtu, tmp, mtu, pid),
             "link set %s master %s up" % (host_veth, bridge)]
     if isolated:

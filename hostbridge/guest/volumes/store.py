@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import shutil
 import threading
+import time
 
 from .. import filters as _filters
 from ..containers.views import dir_size_of
@@ -113,7 +113,7 @@ class VolumeStore:
             if self.owner:
                 os.chown(self.path(name), *self.owner)
             meta = {"Name": name, "Driver": "local", "Labels": labels, "Options": opts, "Scope": "local",
-                    "CreatedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                    "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             write_json(os.path.join(self.dir, name, _META), meta)
         return self.view(meta), True
 

@@ -323,8 +323,8 @@ def _container_ids_tar():
     return _ContainerIdsTar
 
 
-def tar_writer(out, remap=None) -> "tarfile.TarFile":
-    """A streaming PAX tar writer on ``out``; with ``remap`` its entries carry the container's
+def tar_writer(out, remap=None):
+    """A streaming PAX tar writer (a tarfile.TarFile) on ``out``; with ``remap`` its entries carry the container's
     ids (``docker cp`` out, ``export``, ``commit`` of a remapped container), as dockerd's do."""
     import tarfile
     tar = _container_ids_tar().open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT)

@@ -22,14 +22,16 @@ def now_rfc3339() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10 ** 9)) + ".%06d000Z" % (ns // 1000 % 10 ** 6)
 
 
-def format_time(dt: datetime.datetime) -> str:
+def format_time(dt) -> str:
+    """A datetime.datetime in docker's RFC 3339 form (UTC, nanosecond digits)."""
     import datetime
 
     return dt.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
-def parse_time(text: str) -> datetime.datetime:
-    """Parse an RFC 3339 time as docker writes it (up to nanoseconds, Z or an offset)."""
+def parse_time(text: str):
+    """Parse an RFC 3339 time as docker writes it (up to nanoseconds, Z or an offset) into a
+    datetime.datetime (datetime is imported here: a start need not)."""
     import datetime
 
     if not text or text.startswith("0001-01-01"):

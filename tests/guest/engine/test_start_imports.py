@@ -18,7 +18,7 @@ pytestmark = pytest.mark.root
 # content (pull/push/build/commit; hashlib loads OpenSSL), temp files, random names, the registry
 # client. (shutil, which the start uses, imports bz2 and lzma.) hashlib is checked apart: a root
 # other than the default one, as a test's, names its bridge by a digest (network.manager).
-NOT_AT_START = ["tarfile", "gzip", "tempfile", "random", "secrets", "uuid", "datetime",
+NOT_AT_START = ["tarfile", "gzip", "tempfile", "random", "secrets", "uuid", "datetime", "typing",
                 "concurrent.futures", "shlex", "runpy", "importlib.util", "pty", "termios",
                 "hostbridge.guest.api.schema",
                 "hostbridge.guest.containers.fs", "hostbridge.guest.images.archive",

@@ -237,9 +237,11 @@ def wait_listening(port, timeout):
         time.sleep(0.02)
 
 
-def spawn(argv, setsid=True):
-    """Start argv (PATH searched) with the init's stdio (the console); return its pid."""
-    return os.posix_spawnp(argv[0], argv, os.environ, setsid=setsid)
+def spawn(argv, setsid=True, stdin=None):
+    """Start argv (PATH searched) with the init's stdio (the console; ``stdin``: a descriptor
+    instead); return its pid."""
+    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0)] if stdin is not None else []
+    return os.posix_spawnp(argv[0], argv, os.environ, setsid=setsid, file_actions=actions)
 
 
 def run(argv, timeout=None):
@@ -929,6 +931,8 @@ class Init:
         self.next_trim = time.monotonic() + TRIM_EVERY
         self.engine_deadline = None  # while the engine started at boot has no socket yet
         self.engine_version = ""  # the version of the engine started at boot
+        self.preload = None  # (pid, the pipe's write end) of the engine started ahead (preload_engine)
+        self.engine_exited = None  # the exit status of the engine started ahead, once it exited
         self.reclaim = IdleReclaim(0)
 
     def spawn(self, name, argv):
@@ -965,6 +969,8 @@ class Init:
             if pid == 0:
                 return
             name = self.children.pop(pid, None)
+            if name == "engine":  # the engine started ahead, a child of ours
+                self.engine_exited = status
             if name == "sshd" and self.action is None:
                 log("sshd exited (%s); restarting" % status)
                 self.start_sshd()
@@ -994,6 +1000,7 @@ class Init:
             mount("cgroup2", "/sys/fs/cgroup", "cgroup2", "nsdelegate")
         late = spawn(["modprobe", "-a", "-q"] + LATE_MODULES, setsid=False)
         self.start_sshd_unreachable()
+        self.preload_engine()
         settings = load_settings()
         set_hostname(settings.get("hostname", "hostbridge"))
         run(["modprobe", "-a", "-q"] + MODULES)
@@ -1018,6 +1025,7 @@ class Init:
         self.spawn("modprobe", ["modprobe", "-a", "-q"] + ENGINE_MODULES)
         if not failure:
             self.start_engine()
+        self.end_preload()  # not used (no data disk, no engine): it exits
         try:
             os.waitpid(late, 0)
         except ChildProcessError:
@@ -1040,11 +1048,51 @@ class Init:
                 tell_host("engine refused %s" % why)
             place_engine_settings(offer)
         if os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
-            self.spawn("engine", [ENGINE_CONTROL, "start"])
+            if not self.go_preloaded():
+                self.spawn("engine-control", [ENGINE_CONTROL, "start"])
             self.engine_deadline = time.monotonic() + ENGINE_WAIT
             self.engine_version = engine_version()
         else:
             tell_host("engine absent")
+
+    def preload_engine(self):
+        """Start the engine's Python ahead, before the data disk is there (ENGINE_CONTROL's
+        `preload`): it imports the standard library modules every start imports while the disk
+        is formatted or checked and the engine installed, then waits for ``go_preloaded``."""
+        if not os.path.exists(ENGINE_CONTROL):
+            return
+        rfd, wfd = os.pipe()
+        try:
+            pid = spawn([ENGINE_CONTROL, "preload"], stdin=rfd)
+        except OSError as e:
+            os.close(wfd)
+            log("cannot start the engine ahead: %s" % e)
+            return
+        finally:
+            os.close(rfd)
+        os.set_inheritable(wfd, False)
+        self.preload = (pid, wfd)
+
+    def go_preloaded(self):
+        """Tell the engine started ahead to run; False when there is none (or it died meanwhile)."""
+        if self.preload is None:
+            return False
+        pid, wfd = self.preload
+        self.preload = None
+        try:
+            os.write(wfd, b"go\n")
+        except OSError:  # it exited (EPIPE): started the usual way instead
+            return False
+        finally:
+            os.close(wfd)
+        self.children[pid] = "engine"
+        return True
+
+    def end_preload(self):
+        """The engine started ahead is not wanted (no data disk, no engine): EOF ends it."""
+        if self.preload is not None:
+            os.close(self.preload[1])
+            self.preload = None
 
     def watch_engine(self):
         """Tell the host once the engine started at boot has its socket ("ready engine
@@ -1064,7 +1112,10 @@ class Init:
         return None
 
     def engine_died(self):
-        """True when the engine wrote its pidfile and that process is gone."""
+        """True when the engine started ahead exited, or the engine wrote its pidfile and that
+        process is gone."""
+        if self.engine_exited is not None:
+            return True
         try:
             with open(ENGINE_PIDFILE) as f:
                 pid = int(f.read().strip())

@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import struct
+import time
 
 from hostbridge.machines.image import PROVISION_DIR
 
@@ -170,3 +171,56 @@ def test_a_slow_reclaim_never_holds_pid_1s_loop(monkeypatch, tmp_path):
     reclaim.worker.join(10)
     reclaim.poll()  # a new baseline once it is done
     assert reclaim.worker is None and (reclaim.busy, reclaim.dropped) == (clock.busy, True)
+
+
+def _preloader(tmp_path):
+    """A stand-in for ENGINE_CONTROL's `preload`: it records the line it reads on its stdin
+    (EOF: an empty file), as the real one runs the engine on "go" and ends on anything else."""
+    script = tmp_path / "control"
+    script.write_text("#!/bin/sh\n[ \"$1\" = preload ] || exit 2\nIFS= read -r line; printf '%%s' \"$line\" > %s\n"
+                      % (tmp_path / "got"))
+    script.chmod(0o755)
+    return str(script)
+
+
+def _wait_exit(pid):
+    _, status = os.waitpid(pid, 0)
+    return status
+
+
+def test_the_engine_started_ahead_runs_on_go_and_its_exit_is_seen(monkeypatch, tmp_path):
+    init = load_init()
+    monkeypatch.setattr(init, "ENGINE_CONTROL", _preloader(tmp_path))
+    monkeypatch.setattr(init, "ENGINE_PIDFILE", str(tmp_path / "no-pidfile"))
+    boot = init.Init()
+    boot.preload_engine()
+    pid, _ = boot.preload
+    assert boot.go_preloaded() and boot.preload is None and boot.children[pid] == "engine"
+    deadline = time.monotonic() + 10
+    while boot.engine_exited is None and time.monotonic() < deadline:  # as SIGCHLD has the init reap
+        boot.reap()
+        time.sleep(0.02)
+    assert (tmp_path / "got").read_text() == "go"
+    assert boot.engine_exited is not None and boot.engine_died()  # told to the host at once, not after ENGINE_WAIT
+
+
+def test_an_engine_started_ahead_that_is_not_wanted_ends_and_a_dead_one_is_started_the_usual_way(monkeypatch,
+                                                                                                  tmp_path):
+    init = load_init()
+    monkeypatch.setattr(init, "ENGINE_CONTROL", _preloader(tmp_path))
+    boot = init.Init()
+    boot.preload_engine()
+    pid, _ = boot.preload
+    boot.end_preload()  # no data disk, or no engine to start: EOF
+    _wait_exit(pid)
+    assert (tmp_path / "got").read_text() == "" and boot.preload is None and not boot.go_preloaded()
+    # One that died before the go: the write fails, and the init starts the engine itself.
+    boot.preload_engine()
+    pid, wfd = boot.preload
+    os.kill(pid, 9)
+    _wait_exit(pid)
+    assert not boot.go_preloaded() and pid not in boot.children
+    # No control script in the image: nothing started ahead.
+    monkeypatch.setattr(init, "ENGINE_CONTROL", str(tmp_path / "missing"))
+    boot.preload_engine()
+    assert boot.preload is None

@@ -151,7 +151,7 @@ class _Up:
                 self.stage("ping", steps.wait_ping, url)
                 if self.created and (steps.wants_guest_bytecode(self.record.driver)
                                      or steps.wants_pycache_seed(self.record)):
-                    self.stage("engine", steps.keep_guest_bytecode, self.record, info, url, offer)
+                    self.stage("engine", steps.keep_guest_bytecode, self.record, info, url)
                 return url
         conn = self.stage("deploy", steps.connect, self.record, info)
         try:

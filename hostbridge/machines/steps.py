@@ -307,7 +307,7 @@ def keep_pycache_seed(conn, image_dir, tree=SEED_TREE, init=None, init_pyc=None)
         return 0
 
 
-def keep_guest_bytecode(record, info, url, offer):
+def keep_guest_bytecode(record, info, url):
     """After a new machine's first boot, once its engine is ready (``/info`` waits until its
     start, imports included, is done), keep what the guest's Python compiled, over an SSH
     connection of its own: the engine's modules (``keep_engine_bytecode``, when

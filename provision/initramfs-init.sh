@@ -11,6 +11,9 @@ fail() {
     echo "HOSTBRIDGE-GUEST-ERROR: $*" >/dev/console
     exit 1
 }
+# The kernel's module loader; left out of the image (assemble.py LINKED_AT_BOOT) so that the
+# kernel's own asks before this point fail at once.
+$bb ln -sf ../bin/busybox /usr/sbin/modprobe || fail "cannot link /usr/sbin/modprobe"
 $bb mount -t proc proc /proc || fail "cannot mount /proc"
 read -r up _ </proc/uptime
 echo "hostbridge /init [$up] started" >/dev/console

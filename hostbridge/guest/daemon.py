@@ -219,6 +219,15 @@ def main(argv):
     return 0
 
 
+def prepare():
+    """Import what a start imports (``main`` before it listens, then ``_start_engine``), and run
+    nothing: the QEMU guest's engine started ahead does this before its data disk is there
+    (provision/hostbridge.initd PRELOAD), then ``main``."""
+    for name in ("logging", __package__ + ".api.routes", __package__ + ".api.server", __package__ + ".engine",
+                 __package__ + ".runtime.oom"):
+        __import__(name)
+
+
 def _start_engine(root, settings, server, log):
     """The Engine (its state restored) with the full router handed to ``server``, or None when
     it could not start: the error is logged, written to stderr, and told to waiting requests."""

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 # Seconds the tunnel agent started while QEMU loads a saved state tries QEMU's SSH port again while
 # nothing listens there yet (QEMU's own bound on the load, qemu.py _resume, is 30 s and more).
 RESUME_CONNECT_RETRY = 60
+# The same after a boot whose guest said that sshd listens (its port is not asked first).
+BOOT_CONNECT_RETRY = 10
 # Stage name → what the progress line says, and what to do when it fails (NAME: the machine).
 STAGES = {
     "recover": ("stopping what an interrupted `up` left running", "run `hostbridge down -f --machine NAME`"),
@@ -140,7 +142,8 @@ class _Up:
                 control.stop_agent(self.p)
             except OSError as e:
                 log.debug("stopping the tunnel agent started for the resume failed: %s", e)
-        info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout)
+        early = {"engine_offered": True} if offer is not None else {}  # the qemu driver's
+        info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout, **early)
         self.resumed = self.booted and getattr(self.driver, "resumed", False)
         stale = None  # the guest's engine of another version, running
         if offer is None and hasattr(self.driver, "close_ready"):
@@ -191,7 +194,8 @@ class _Up:
         """
         steps.pin_host_key(self.record, info)
         layout = steps.guest_layout()
-        tunnel = steps.Background(steps.start_tunnel, self.record, layout)
+        # The guest said that sshd listens (wait_ssh did not ask it): the agent tries again briefly.
+        tunnel = steps.Background(steps.start_tunnel, self.record, layout, BOOT_CONNECT_RETRY)
         try:
             said, detail = self.stage("engine", self.driver.wait_engine)
         except BaseException:

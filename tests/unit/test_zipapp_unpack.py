@@ -243,3 +243,62 @@ def test_a_start_from_a_fresh_copy_imports_no_unpacking_module(tmp_path):
     imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
     assert "hostbridge.guest.__main__" in imported
     assert "zipfile" not in imported
+
+
+def _preload_script():
+    import re
+    with open(os.path.join(os.path.dirname(deploy.__file__), os.pardir, "provision", "hostbridge.initd")) as f:
+        return re.search(r"^PRELOAD='(.*?)'$", f.read(), re.M | re.S).group(1)
+
+
+def _drive(tmp_path):
+    """A zipapp and a stand-in for its drive (the archive, then zeros to the sector's end)."""
+    import hashlib
+    pyz = deploy.build_zipapp(str(tmp_path / "host"))
+    with open(pyz, "rb") as f:
+        data = f.read()
+    drive = tmp_path / "vdb"
+    drive.write_bytes(data + b"\0" * (-len(data) % 512))
+    return str(drive), len(data), hashlib.sha256(data).hexdigest()
+
+
+def _preload(tmp_path, lines, prefix):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    return subprocess.run([sys.executable, "-S", "-X", "pycache_prefix=%s" % prefix, "-X", "importtime", "-c",
+                           _preload_script(), str(tmp_path / "absent.pyz"), "version"], input=lines,
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_the_engine_started_ahead_runs_the_offer_from_its_drive_imported_before_go(tmp_path):
+    """The QEMU guest's init starts the engine's Python before the data disk (PRELOAD): told
+    where the offered engine is, it copies it off the drive into RAM, unpacks and imports it
+    (daemon.prepare) while the disk is prepared, and "go" runs that copy, whose children find
+    its compiled modules below the prefix it was started with."""
+    drive, size, sha = _drive(tmp_path)
+    staged, prefix = tmp_path / "run", tmp_path / "ram-pycache"
+    staged.mkdir()
+    r = _preload(tmp_path, "stage %s %d %s %s/engine-x.pyz\ngo\n" % (drive, size, sha, staged), str(prefix))
+    assert r.returncode == 0 and r.stdout.startswith("hostbridge-engine "), r.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line}
+    assert {"hostbridge.guest.engine", "hostbridge.guest.api.routes"} <= imported  # `version` alone imports neither
+    with open(str(staged / "engine-x.pyz"), "rb") as f, open(drive, "rb") as d:
+        assert f.read() == d.read(size)
+    unpacked = staged / ".engine-x.pyz.d"
+    assert (unpacked / "hostbridge" / "guest" / "engine.py").is_file()
+    placed = prefix / str(unpacked).lstrip("/") / "hostbridge" / "guest"
+    assert any(n.startswith("engine.") and n.endswith(".pyc") for n in os.listdir(str(placed)))
+
+
+def test_an_engine_drive_that_is_not_the_offer_is_not_run_ahead(tmp_path):
+    drive, size, sha = _drive(tmp_path)
+    staged = tmp_path / "run"
+    staged.mkdir()
+    for line in ("stage %s %d %s %s/engine-x.pyz\n" % (drive, size, "0" * 64, staged),  # another engine
+                 "stage %s %d %s %s/engine-x.pyz\n" % (drive, size + 4096, sha, staged)):  # more than the drive holds
+        r = _preload(tmp_path, line, str(tmp_path / "ram-pycache"))  # then EOF: the init did not start it
+        assert r.returncode == 0 and r.stdout == "", r.stderr
+        assert "hostbridge engine: not started ahead from its drive: %s does not hold the engine offered" % drive \
+            in r.stderr
+        imported = {ln.rsplit("|", 1)[-1].strip() for ln in r.stderr.splitlines() if "|" in ln}
+        assert not any(name.startswith("hostbridge") for name in imported)
+        assert os.listdir(str(staged)) == []

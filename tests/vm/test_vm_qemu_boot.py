@@ -162,6 +162,16 @@ def test_ssh_with_the_injected_key_runs_python(running):
     assert status == 0 and (out + err).startswith("Python 3.")
 
 
+def test_the_kernel_module_loader_is_there_after_boot(running):
+    """The image leaves /sbin/modprobe to the initramfs' /init (assemble.LINKED_AT_BOOT): the
+    init's modules loaded through it, and the kernel asks it."""
+    with connect(running.ssh_info()) as client:
+        assert run(client, "readlink /sbin/modprobe; cat /proc/sys/kernel/modprobe")[1] == \
+            "../bin/busybox\n/sbin/modprobe\n"
+        status, out, _ = run(client, "lsmod")
+    assert status == 0 and {"ext4", "virtio_net", "overlay"} <= {line.split()[0] for line in out.splitlines()[1:]}
+
+
 def test_an_unexpected_host_key_is_refused(running):
     machine = running
     other = paramiko.Ed25519Key.from_private_key_file(machine.files.ssh_key)  # any other ed25519 key

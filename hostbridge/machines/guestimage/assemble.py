@@ -344,6 +344,12 @@ APPLETS = ("ash", "cat", "cp", "mv", "rm", "ln", "ls", "mkdir", "rmdir", "chmod"
 SBIN_APPLETS = ("modprobe", "insmod", "rmmod", "lsmod", "modinfo", "switch_root", "pivot_root", "sysctl", "losetup",
                 "blockdev", "fstrim", "start-stop-daemon", "chroot", "mknod")
 
+# Made by the initramfs' /init (provision/initramfs-init.sh), not in the image: the kernel's own
+# initcalls ask /sbin/modprobe for crypto algorithms they find built in (IPv6's segment routing
+# HMAC), each time after the whole initramfs is unpacked and before /init runs: ~0.2 s of busybox
+# runs under emulation, for nothing. Missing, the kernel's asks fail at once.
+LINKED_AT_BOOT = ("/usr/sbin/modprobe",)
+
 
 # Compiled ahead (when this host runs the guest's Python version): what the guest init imports
 # before the data disk, which keeps every later compilation, is mounted — compiling them at
@@ -427,6 +433,8 @@ def configure(tree: Tree, files: Dict[str, bytes], release: str) -> None:
         else:
             # The kernel runs /sbin/modprobe itself (request_module): system tools go there.
             where = "/usr/sbin/" if applet in SBIN_APPLETS else "/usr/bin/"
+            if where + applet in LINKED_AT_BOOT:
+                continue
             tree.symlink(where + applet, "../bin/busybox" if where == "/usr/sbin/" else "busybox")
     # What update-ca-certificates writes on install: the one bundle OpenSSL and Python read.
     certs = sorted(p for p in tree.nodes if p.startswith("/usr/share/ca-certificates/") and p.endswith(".crt"))

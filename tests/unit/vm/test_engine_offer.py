@@ -11,6 +11,7 @@ import os
 import socket
 import stat
 import threading
+import time
 
 import pytest
 
@@ -241,6 +242,45 @@ def test_the_host_hears_what_the_guest_says_of_its_engine(tmp_path, lines, expec
         server.close()
 
 
+@pytest.mark.parametrize("offered", [True, False])
+def test_sshd_is_taken_at_the_guests_word_when_the_boot_brings_the_engine(tmp_path, monkeypatch, offered):
+    """With the engine offered at boot, "ready init" ends the wait unchecked (the tunnel agent's
+    login is the first SSH); without, the deploy over SSH follows: sshd's banner is asked once."""
+    import time
+
+    from hostbridge.machines import driver, qemu
+    from hostbridge.machines.qemu import QemuDriver
+
+    path = str(tmp_path / "ready.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+
+    def guest():
+        conn, _ = server.accept()
+        conn.sendall(b"engine absent\nready init\n")
+        threading.Event().wait(1.0)
+        conn.close()
+
+    banners = []
+    monkeypatch.setattr(qemu, "ssh_banner", lambda host, port, timeout: banners.append(port) or True)
+    t = threading.Thread(target=guest)
+    t.start()
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")))
+    d.check_booting = lambda deadline, timeout: None  # no QEMU here: the vm tier boots one
+    d._record = lambda: {"ready": path}
+    d.ssh_info = lambda: driver.SSHInfo(host="127.0.0.1", port=2222, user="root", key_path="k")
+    d.launched = time.monotonic() - 60
+    try:
+        info = d.wait_ssh(timeout=5, engine_offered=offered)
+        assert info.port == 2222 and d.events == ["engine absent", "ready init"]
+        assert banners == ([] if offered else [2222])
+    finally:
+        d.close_ready()
+        t.join(5)
+        server.close()
+
+
 def test_guest_bytecode_is_wanted_only_from_a_host_whose_python_differs(monkeypatch, tmp_path):
     import sys
 
@@ -257,3 +297,72 @@ def test_guest_bytecode_is_wanted_only_from_a_host_whose_python_differs(monkeypa
     os.makedirs(kept)
     open(os.path.join(kept, "__init__.%s.pyc" % guest_tag), "w").close()
     assert not steps.wants_guest_bytecode("qemu")
+
+
+def _control(tmp_path):
+    """A stand-in for ENGINE_CONTROL: `preload` records every line it reads (up to EOF), `start`
+    that it was run."""
+    script = tmp_path / "control"
+    script.write_text("#!/bin/sh\ncase $1 in preload) cat > %s ;; start) touch %s ;; *) exit 2 ;; esac\n"
+                      % (tmp_path / "preload-read", tmp_path / "started"))
+    script.chmod(0o755)
+    return str(script)
+
+
+def _ended(tmp_path, pid):
+    os.waitpid(pid, 0)
+    return (tmp_path / "preload-read").read_text()
+
+
+@pytest.fixture
+def ahead(guest, monkeypatch):
+    monkeypatch.setattr(guest, "ENGINE_CONTROL", _control(guest.tmp))
+    monkeypatch.setattr(guest, "engine_drive", lambda *args: str(guest.drive))  # /sys/block here: the fixture's
+    return guest
+
+
+def test_the_engine_started_ahead_is_told_where_the_offered_engine_is(ahead, monkeypatch):
+    offer = offer_for(ahead, b"PK engine bytes" * 100)
+    monkeypatch.setattr(ahead, "engine_offer", lambda: offer)
+    boot = ahead.Init()
+    boot.preload_engine()
+    pid, _ = boot.preload
+    boot.stage_engine()  # before the data disk
+    boot.start_engine()  # installed on the data disk, then "go"
+    assert _ended(ahead.tmp, pid) == "stage %s 1500 %s /run/hostbridge/engine-9.9.pyz\ngo\n" % (
+        ahead.drive, offer["sha256"])
+    assert os.readlink(ahead.ENGINE) == "engine-9.9.pyz" and not (ahead.tmp / "started").exists()
+
+
+@pytest.mark.parametrize("bad", [{"name": "../engine-1.pyz"}, {"name": "engine-1 2.pyz"}, {"size": "1500"},
+                                 {"sha256": "x y"}, None])
+def test_an_offer_that_cannot_be_staged_is_not_told(ahead, monkeypatch, bad):
+    offer = None if bad is None else dict(offer_for(ahead, b"PK engine"), **bad)
+    monkeypatch.setattr(ahead, "engine_offer", lambda: offer)
+    boot = ahead.Init()
+    boot.preload_engine()
+    pid, _ = boot.preload
+    boot.stage_engine()
+    boot.end_preload()
+    assert _ended(ahead.tmp, pid) == ""
+
+
+def test_a_refused_offer_is_not_run_by_the_engine_started_ahead(ahead, monkeypatch):
+    """The engine started ahead may hold the offer that the init then refused: it ends, and the
+    installed engine starts the usual way."""
+    assert ahead.install_engine(offer_for(ahead, b"old engine", version="0.0.1")) is None
+    data = b"new engine " * 200
+    offer = offer_for(ahead, data, version="0.2")
+    monkeypatch.setattr(ahead, "engine_offer", lambda: offer)
+    boot = ahead.Init()
+    boot.preload_engine()
+    pid, _ = boot.preload
+    boot.stage_engine()
+    ahead.drive.write_bytes(b"X" + data[1:])  # the install finds it corrupt
+    boot.start_engine()
+    assert _ended(ahead.tmp, pid) == "stage %s %d %s /run/hostbridge/engine-0.2.pyz\n" % (
+        ahead.drive, len(data), offer["sha256"])
+    deadline = time.monotonic() + 10
+    while not (ahead.tmp / "started").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (ahead.tmp / "started").exists() and os.readlink(ahead.ENGINE) == "engine-0.0.1.pyz"

@@ -397,3 +397,21 @@ def test_a_module_without_a_whole_signature_is_left_as_it_is():
     assert kmod.strip_signature(bogus) == bogus  # a length beyond the file: not a signature
     ok = b"\x7fELF" + b"S" * 5 + kmod.SIGNATURE_INFO.pack(0, 0, 2, 0, 0, 5) + kmod.SIGNATURE_MARK
     assert kmod.strip_signature(ok) == b"\x7fELF"
+
+
+def test_the_module_loader_link_is_left_to_the_guest_boot():
+    """The kernel's initcalls ask /sbin/modprobe for built-in crypto before /init (~0.2 s under
+    emulation): the image leaves that link out and the initramfs' /init makes it, first thing,
+    as the image would have it (the VM tier boots it: its modules load through it)."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    files = assemble.read_provision(os.path.join(repo, "provision"))
+    tree = Tree()
+    tree.file("/usr/bin/busybox", b"\x7fELF", 0o755)
+    assemble.configure(tree, files, "12")
+    assert tree.resolve("/usr/sbin/insmod") and tree.nodes["/usr/sbin/insmod"].data == b"../bin/busybox"
+    init = files["initramfs-init.sh"].decode().splitlines()
+    first_command = next(i for i, line in enumerate(init) if line.startswith("$bb "))
+    for path in assemble.LINKED_AT_BOOT:
+        assert not tree.resolve(path)
+        assert init[first_command] == '$bb ln -sf ../bin/busybox %s || fail "cannot link %s"' % (path, path)
+        first_command += 1

@@ -223,9 +223,11 @@ def prepare():
     """Import what a start imports (``main`` before it listens, then ``_start_engine``), and run
     nothing: the QEMU guest's engine started ahead does this before its data disk is there
     (provision/hostbridge.initd PRELOAD), then ``main``."""
-    for name in ("logging", __package__ + ".api.routes", __package__ + ".api.server", __package__ + ".engine",
+    for name in ("logging", "hashlib", "random", "tempfile", __package__ + ".api.server", __package__ + ".engine",
                  __package__ + ".runtime.oom"):
         __import__(name)
+    from .api.routes import build_router
+    build_router()  # its modules (what Engine() imports: hashlib, random, tempfile, above)
 
 
 def _start_engine(root, settings, server, log):

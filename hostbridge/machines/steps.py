@@ -134,13 +134,14 @@ def engine_blob():
     once; after that a stamp (size, mtime, inode) says the file is the one hashed.
 
     Returns:
-        (the drive's path, the zipapp's sha256, the zipapp's size).
+        (the drive's path, the zipapp's sha256, its size, its CRC-32).
     """
     import hashlib
     import json
     import os
     import shutil
     import tempfile
+    import zlib
 
     from .. import deploy, paths
     from .guestimage.assemble import GUEST_PYTHON
@@ -155,7 +156,7 @@ def engine_blob():
         with open(meta_path) as f:
             meta = json.load(f)
         if meta["stamp"] == file_stamp(path) and meta["pycs"] == kept and meta.get("tag") == tag:
-            return path, meta["sha256"], meta["size"]
+            return path, meta["sha256"], meta["size"], meta["crc32"]
     except (OSError, ValueError, KeyError, TypeError):
         pass
     os.makedirs(d, exist_ok=True)
@@ -169,17 +170,19 @@ def engine_blob():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     meta = {"stamp": file_stamp(path), "pycs": kept, "tag": tag, "sha256": hashlib.sha256(data).hexdigest(),
-            "size": len(data)}
+            "size": len(data), "crc32": zlib.crc32(data)}
     with open(meta_path + ".tmp%d" % os.getpid(), "w") as f:
         json.dump(meta, f)
     os.replace(meta_path + ".tmp%d" % os.getpid(), meta_path)
-    return path, meta["sha256"], meta["size"]
+    return path, meta["sha256"], meta["size"], meta["crc32"]
 
 
 def engine_offer(record, settings):
     """Write what the QEMU guest's init installs at boot, before the engine starts (fw_cfg
     engine.json: ``record.paths.engine_offer``, mode 0600: a proxy URL may hold a password): the
-    engine (``engine_blob``: its version, sha256 and size; the zipapp itself is on a read-only
+    engine (``engine_blob``: its version, sha256 (which says which engine it is), size and
+    CRC-32 (what the guest checks the drive's bytes with: a tenth of a second less than a
+    sha256 under emulation; the offer and the drive come from this host alike); the zipapp itself is on a read-only
     drive: qemu_cmd.engine_drive_args), the relay and the docker shim, the engine's settings (``settings``: (proxies,
     CA files), as ``engine_settings`` writes them; None: left as they are), the share map
     (``share_map``'s). A boot then needs no SSH exec. Returns the offer (a dict; ``drive`` is the drive's path on this host)."""
@@ -192,7 +195,7 @@ def engine_offer(record, settings):
     from ..guest import relay
 
     layout = guest_layout()
-    drive, sha, size = engine_blob()
+    drive, sha, size, crc = engine_blob()
     with open(relay.__file__, encoding="utf-8") as f:
         relay_source = f.read()
     offered = None
@@ -207,7 +210,7 @@ def engine_offer(record, settings):
             offered = {"daemon": daemon_json(proxies, [deploy.remote_ca_path(layout, i, p) for i, p in enumerate(cas)]),
                        "cas": blobs}
     offer = {"version": layout.version, "name": os.path.basename(layout.zipapp), "sha256": sha, "size": size,
-             "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout), "settings": offered,
+             "crc32": crc, "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout), "settings": offered,
              "host_paths": hostos.host_path_map(record.fields.get("shares") or ())}
     path = record.paths.engine_offer
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

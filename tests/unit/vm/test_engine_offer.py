@@ -12,6 +12,7 @@ import socket
 import stat
 import threading
 import time
+import zlib
 
 import pytest
 
@@ -57,7 +58,8 @@ def offer_for(init, data, version="9.9", **extra):
     """Put ``data`` on the guest's engine drive (zero-padded) and return the host's offer for it."""
     init.drive.write_bytes(data + b"\0" * (-len(data) % 512))
     offer = {"version": version, "name": "engine-%s.pyz" % version, "sha256": hashlib.sha256(data).hexdigest(),
-             "size": len(data), "relay": "# relay\n", "shim": "#!/bin/sh\n# shim\n", "settings": None,
+             "size": len(data), "crc32": zlib.crc32(data), "relay": "# relay\n", "shim": "#!/bin/sh\n# shim\n",
+             "settings": None,
              "host_paths": None}
     offer.update(extra)
     return offer
@@ -102,6 +104,16 @@ def test_a_damaged_engine_is_refused_and_the_old_one_stays(guest, damage):
     assert not (guest.lib / "engine-0.2.pyz").exists()
 
 
+def test_an_offer_without_a_crc_is_checked_by_its_sha256(guest):
+    data = b"new engine " * 200
+    offer = offer_for(guest, data, version="0.2")
+    del offer["crc32"]
+    guest.drive.write_bytes(b"X" + data[1:])
+    assert "corrupt or truncated" in guest.install_engine(offer)
+    guest.drive.write_bytes(data)
+    assert guest.install_engine(offer) is None and os.readlink(guest.ENGINE) == "engine-0.2.pyz"
+
+
 def test_an_offer_naming_a_path_is_refused(guest):
     assert "not an engine-VERSION.pyz" in guest.install_engine(dict(offer_for(guest, b"x"), name="../../sbin/init"))
     assert not os.path.lexists(guest.ENGINE)
@@ -137,6 +149,7 @@ def test_the_host_offers_the_engine_on_a_sector_padded_drive_built_once(record):
         data = f.read()
     assert len(data) % 512 == 0 and len(data) - offer["size"] < 512
     assert hashlib.sha256(data[:offer["size"]]).hexdigest() == offer["sha256"]
+    assert zlib.crc32(data[:offer["size"]]) == offer["crc32"]
     assert data[offer["size"]:].strip(b"\0") == b""
     layout = steps.guest_layout()
     assert offer["name"] == os.path.basename(layout.zipapp) and offer["version"] == deploy.engine_version()
@@ -246,8 +259,6 @@ def test_the_host_hears_what_the_guest_says_of_its_engine(tmp_path, lines, expec
 def test_sshd_is_taken_at_the_guests_word_when_the_boot_brings_the_engine(tmp_path, monkeypatch, offered):
     """With the engine offered at boot, "ready init" ends the wait unchecked (the tunnel agent's
     login is the first SSH); without, the deploy over SSH follows: sshd's banner is asked once."""
-    import time
-
     from hostbridge.machines import driver, qemu
     from hostbridge.machines.qemu import QemuDriver
 
@@ -329,13 +340,13 @@ def test_the_engine_started_ahead_is_told_where_the_offered_engine_is(ahead, mon
     pid, _ = boot.preload
     boot.stage_engine()  # before the data disk
     boot.start_engine()  # installed on the data disk, then "go"
-    assert _ended(ahead.tmp, pid) == "stage %s 1500 %s /run/hostbridge/engine-9.9.pyz\ngo\n" % (
-        ahead.drive, offer["sha256"])
+    assert _ended(ahead.tmp, pid) == "stage %s 1500 %d /run/hostbridge/engine-9.9.pyz\ngo\n" % (
+        ahead.drive, offer["crc32"])
     assert os.readlink(ahead.ENGINE) == "engine-9.9.pyz" and not (ahead.tmp / "started").exists()
 
 
 @pytest.mark.parametrize("bad", [{"name": "../engine-1.pyz"}, {"name": "engine-1 2.pyz"}, {"size": "1500"},
-                                 {"sha256": "x y"}, None])
+                                 {"crc32": "1 2"}, None])
 def test_an_offer_that_cannot_be_staged_is_not_told(ahead, monkeypatch, bad):
     offer = None if bad is None else dict(offer_for(ahead, b"PK engine"), **bad)
     monkeypatch.setattr(ahead, "engine_offer", lambda: offer)
@@ -360,8 +371,8 @@ def test_a_refused_offer_is_not_run_by_the_engine_started_ahead(ahead, monkeypat
     boot.stage_engine()
     ahead.drive.write_bytes(b"X" + data[1:])  # the install finds it corrupt
     boot.start_engine()
-    assert _ended(ahead.tmp, pid) == "stage %s %d %s /run/hostbridge/engine-0.2.pyz\n" % (
-        ahead.drive, len(data), offer["sha256"])
+    assert _ended(ahead.tmp, pid) == "stage %s %d %d /run/hostbridge/engine-0.2.pyz\n" % (
+        ahead.drive, len(data), offer["crc32"])
     deadline = time.monotonic() + 10
     while not (ahead.tmp / "started").exists() and time.monotonic() < deadline:
         time.sleep(0.02)

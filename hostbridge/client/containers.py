@@ -130,7 +130,8 @@ class ContainerAPIMixin:
         self._post("/containers/{}/resize", container, params={"h": height, "w": width})
 
     def wait_later(self, container, condition=None):
-        """Send ``POST /containers/ID/wait`` now; ``.json()`` on the result blocks for the reply.
+        """Send ``POST /containers/ID/wait`` now and return once the engine has registered it (the
+        reply's head: a start may follow); ``.json()`` on the result blocks for the reply.
 
         Returns:
             A ``hijack.PendingResponse``.

@@ -80,15 +80,30 @@ def _error_from(status, body):
 
 
 class PendingResponse:
-    """A request already sent on its own connection whose reply is read later.
+    """A request already sent on its own connection, its reply's head read, its body read later.
 
-    ``run`` sends ``POST /containers/ID/wait`` this way *before* starting the container, so the
-    engine has registered the wait when the container exits (docker's CLI does the same).
+    ``run`` sends ``POST /containers/ID/wait`` this way *before* starting the container: the
+    engine answers the head once it has registered the wait, so a container that exits at once
+    still ends it (docker's client waits for that head too before its start).
+
+    Raises:
+        EngineUnreachable: the connection broke before the head.
     """
 
     def __init__(self, endpoint, sock):
         self.endpoint = endpoint
         self.sock = sock
+        self._conn = Conn(sock)
+        try:
+            self._status, _, self._headers = read_head(self._conn)
+        except (OSError, ValueError) as e:
+            sock.close()
+            raise self._unreachable(e)
+
+    def _unreachable(self, e):
+        from .endpoint import unreachable
+
+        return unreachable(self.endpoint, e)
 
     def close(self):
         """Give up on the reply."""
@@ -102,25 +117,21 @@ class PendingResponse:
             EngineUnreachable: the connection broke.
         """
         try:
-            conn = Conn(self.sock)
-            status, _, headers = read_head(conn)
-            body = Body(conn, headers, "POST", status).read()
+            body = Body(self._conn, self._headers, "POST", self._status).read()
         except (OSError, ValueError) as e:
-            from .endpoint import unreachable
-
-            raise unreachable(self.endpoint, e)
+            raise self._unreachable(e)
         finally:
             self.sock.close()
-        if status >= 400:
-            raise _error_from(status, body)
+        if self._status >= 400:
+            raise _error_from(self._status, body)
         return json.loads(body.decode("utf-8")) if body.strip() else None
 
 
 def send_request(endpoint, method, path, params=None, body=None) -> PendingResponse:
-    """Send a request now on a fresh connection; read its reply later with ``.json()``.
+    """Send a request now on a fresh connection and read its reply's head; the body later with ``.json()``.
 
     Raises:
-        EngineUnreachable: cannot connect.
+        EngineUnreachable: cannot connect, or no head.
     """
     return PendingResponse(endpoint, _send(endpoint, method, path, params, body, {}, None))
 

@@ -189,8 +189,12 @@ class ContainerBackend:
     def prune(self, filters):
         return self._engine.prune_containers(filters)
 
-    def wait(self, ref, condition, stop):
-        return self._containers.wait(ref, condition, stop=stop)
+    def wait_begin(self, ref, condition):
+        """Register a wait (before the response's headers: see ContainerManager.wait_begin)."""
+        return self._containers.wait_begin(ref, condition)
+
+    def wait_end(self, handle, stop):
+        return self._containers.wait_end(handle, stop=stop)
 
     def commit(self, ref, repo_tag, config, comment, author, changes, pause=True):
         return self._engine.commit(ref, repo_tag, config, comment, author, changes, pause)

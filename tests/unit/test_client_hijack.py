@@ -13,8 +13,9 @@ from hostbridge.errors import Conflict, NotFound
 class Server:
     """A one-connection HTTP peer on a unix socket that answers with canned bytes."""
 
-    def __init__(self, path, reply):
+    def __init__(self, path, reply, gate=None):
         self.path, self.reply, self.request = path, reply, b""
+        self.gate = gate  # a threading.Event the reply waits for, when given
         self.listener = socket.socket(socket.AF_UNIX)
         self.listener.bind(path)
         self.listener.listen(1)
@@ -31,6 +32,8 @@ class Server:
             while len(body) < length:
                 body += conn.recv(4096)
             self.request = head + b"\r\n\r\n" + body
+            if self.gate is not None:
+                self.gate.wait(10)
             for part in self.reply:
                 conn.sendall(part)
             if self.reply and self.reply[0].startswith(b"HTTP/1.1 101"):
@@ -71,6 +74,22 @@ def test_pending_reply_read_later_chunked(endpoint):
     assert pending.json() == {"StatusCode": 3, "x": 1}
     srv.thread.join(5)
     assert srv.request.startswith(b"POST /containers/abc/wait?condition=next-exit HTTP/1.1\r\n")
+
+
+def test_pending_request_returns_once_its_head_arrived(endpoint):
+    """run starts the container right after wait_later: the engine must have registered the
+    wait by then, which it tells by answering the head (as docker's client waits for it)."""
+    gate, returned = threading.Event(), threading.Event()
+    Server(endpoint.path, [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                           b"11\r\n{\"StatusCode\": 3}\r\n0\r\n\r\n"], gate=gate)
+    got = []
+    t = threading.Thread(target=lambda: (got.append(hijack.send_request(endpoint, "POST", "/containers/abc/wait")),
+                                         returned.set()), daemon=True)
+    t.start()
+    assert not returned.wait(0.5)  # the request is out, the head is not: still sending
+    gate.set()
+    assert returned.wait(10)
+    assert got[0].json() == {"StatusCode": 3}
 
 
 def test_pending_error_reply(endpoint):

@@ -40,6 +40,13 @@ class PendingAttach:
         self.cancelled = False
 
 
+class PendingWait:
+    """A wait registered at ``generation`` (the container's exit count then): see wait_begin."""
+
+    def __init__(self, container, condition, generation):
+        self.container, self.condition, self.generation = container, condition, generation
+
+
 class ContainerManager:
     def __init__(self, root, images, events, init_path="", remap=None):
         self.root = root
@@ -467,21 +474,33 @@ class ContainerManager:
         self._emit(c, "restart")
 
     # ---- wait -----------------------------------------------------------------------------
-    def wait(self, ref, condition="not-running", stop=lambda: False):
-        """Block until the condition holds; returns {"StatusCode": N, "Error": …}."""
+    def wait_begin(self, ref, condition="not-running"):
+        """Register a wait for ``condition``; ``wait_end`` blocks until it holds.
+
+        Exits count from this call on, so it comes before the client hears that the wait is on:
+        docker run starts the container once the wait's headers arrive, and an exit recorded
+        before the registration would never end a ``next-exit`` wait. Raises NotFound or
+        InvalidParameter (before any header).
+        """
         c = self.get(ref)
         if condition not in ("", "not-running", "next-exit", "removed"):
             raise InvalidParameter("invalid condition: %s" % condition)
         with c.lock:
-            gen = c.exit_generation
+            return PendingWait(c, condition, c.exit_generation)
+
+    def wait_end(self, pw, stop=lambda: False):
+        """Block until ``pw``'s condition holds; returns {"StatusCode": N, "Error": …}, or None
+        once ``stop()`` is true."""
+        c = pw.container
+        with c.lock:
             while True:
-                if condition == "removed":
+                if pw.condition == "removed":
                     if c.removed:
                         break
-                elif condition == "next-exit":
-                    if c.exit_generation != gen:
+                elif pw.condition == "next-exit":
+                    if c.exit_generation != pw.generation:
                         break
-                elif c.exit_generation != gen or (not c.running and not c.state.get("Restarting")):
+                elif c.exit_generation != pw.generation or (not c.running and not c.state.get("Restarting")):
                     # dockerd's not-running wait ends at the first exit, even when a restart
                     # policy brings the container back up right after.
                     break

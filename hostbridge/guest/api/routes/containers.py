@@ -72,14 +72,12 @@ def resize(containers, req, resp, id):
 
 
 def wait(containers, req, resp, id):
-    cond = req.query.get("condition") or "not-running"
-    containers.is_tty(id)  # 404 before the 200 headers
-    if cond not in ("not-running", "next-exit", "removed"):
-        raise InvalidParameter("invalid condition: %s" % cond)
-    # The CLI registers this wait before start: the headers must be out before we block.
+    # docker run starts the container as soon as these headers arrive: the wait is registered
+    # (404 or 400 otherwise) before they go out, so that an exit at once still ends it.
+    handle = containers.wait_begin(id, req.query.get("condition") or "not-running")
     resp.start_stream()
     conn = resp.conn
-    result = containers.wait(id, cond, stop=lambda: _client_gone(conn))
+    result = containers.wait_end(handle, stop=lambda: _client_gone(conn))
     if result is not None:
         resp.write_json(result)
     resp.end_stream()

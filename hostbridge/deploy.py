@@ -198,8 +198,7 @@ if os.path.isfile(sys.path[0]):
     except (OSError, ImportError):  # ImportError: zipimport's ZipImportError (an unreadable entry)
         pass
 from hostbridge.guest.__main__ import main
-# HOLD: the QEMU guest's engine started ahead (provision/hostbridge.initd PRELOAD) runs main itself.
-sys.exit(HOLD(main) if "HOLD" in globals() else main())
+sys.exit(main())
 '''
 _PKG_INIT = '"""hostbridge, guest engine only (packed by hostbridge.deploy)."""\n'
 
@@ -232,7 +231,7 @@ def hash_pyc(source: bytes, path: str, checked: bool = True):
     return bytes(_bootstrap_external._code_to_hash_pyc(code, importlib.util.source_hash(source), checked=checked))
 
 
-def harvest_pycs(conn, layout: "Layout", prefix: str, into: str, unpacked: str = "") -> int:
+def harvest_pycs(conn, layout: "Layout", prefix: str, into: str) -> int:
     """Keep what the far side's Python compiled for the running engine under its
     PYTHONPYCACHEPREFIX ``prefix``, in ``into`` (laid out as the zipapp's ``__pycache__`` entries),
     unless the zipapp carried them already (this host's Python is that one). Those modules are
@@ -240,14 +239,12 @@ def harvest_pycs(conn, layout: "Layout", prefix: str, into: str, unpacked: str =
     so ``build_zipapp(out_dir, [into])`` ships them: a host whose Python is not the guest's pays
     the engine's compilation once, not at each new machine's first start.
 
-    ``unpacked``: where the running engine's copy is, when not beside ``layout.zipapp``.
-
     Returns:
         How many compiled modules were kept (0: none to keep).
     Raises:
         RemoteHostError: the archive from the far side is unreadable. OSError: ``into`` cannot be written.
     """
-    unpacked = unpacked or posixpath.join(posixpath.dirname(layout.zipapp), "." + posixpath.basename(layout.zipapp) + ".d")
+    unpacked = posixpath.join(posixpath.dirname(layout.zipapp), "." + posixpath.basename(layout.zipapp) + ".d")
     # .placed: the zipapp carried this far side's compiled modules (_MAIN's _place_pycs).
     kept = 0
     for name, data in remote_pycs(conn, layout, posixpath.join(prefix, unpacked.lstrip("/")), unless=".placed"):

@@ -84,8 +84,6 @@ ENGINE_RELAY = "/usr/local/lib/hostbridge/relay.py"
 ENGINE_SHIM = "/usr/local/bin/docker"  # hostbridge.deploy.install_shim's place in this guest
 ENGINE_PIDFILE = "/run/hostbridge/engine.pid"
 ENGINE_ROOT = "/var/lib/hostbridge"
-# Where the engine started ahead keeps the offered engine it runs, in RAM (Boot.stage_engine).
-STAGED_ENGINE = "/run/hostbridge"
 # Where this Python keeps what it compiles of the image's own modules, in RAM (the init's
 # pycache prefix: hostbridge/machines/guestimage/assemble.py IMAGE_PYCACHE); the image's
 # bytecode seed is there from the initrd. PYCACHE's tree of the stdlib links to it, so the
@@ -454,8 +452,10 @@ def engine_offer():
     return offer
 
 
-def engine_drive(sys_block="/sys/block", dev="/dev", serial=ENGINE_SERIAL):
-    """The device of the drive whose serial is ``serial``, or None."""
+def read_engine_drive(size, sys_block="/sys/block", dev="/dev", serial=ENGINE_SERIAL):
+    """The first ``size`` bytes of the drive whose serial is ``serial``, or None."""
+    if not isinstance(size, int) or size <= 0:
+        return None
     try:
         names = os.listdir(sys_block)
     except OSError:
@@ -463,23 +463,13 @@ def engine_drive(sys_block="/sys/block", dev="/dev", serial=ENGINE_SERIAL):
     for name in sorted(names):
         try:
             with open(os.path.join(sys_block, name, "serial")) as f:
-                if f.read().strip() == serial:
-                    return os.path.join(dev, name)
+                if f.read().strip() != serial:
+                    continue
+            with open(os.path.join(dev, name), "rb") as f:
+                return f.read(size)
         except OSError:
             continue
     return None
-
-
-def read_engine_drive(size, sys_block="/sys/block", dev="/dev", serial=ENGINE_SERIAL):
-    """The first ``size`` bytes of the drive whose serial is ``serial``, or None."""
-    if not isinstance(size, int) or size <= 0:
-        return None
-    drive = engine_drive(sys_block, dev, serial)
-    try:
-        with open(drive, "rb") as f:
-            return f.read(size)
-    except (OSError, TypeError):
-        return None
 
 
 def install_engine(offer):
@@ -501,7 +491,7 @@ def install_engine(offer):
     t0 = time.monotonic()
     data = read_engine_drive(offer.get("size"))
     if data is None or len(data) != offer.get("size") or not offered_bytes(data, offer):
-        return "the engine from the host is corrupt or truncated (%s bytes, %s expected; sha256 differs)" % (
+        return "the engine from the host is corrupt or truncated (%s bytes, %s expected, or its checksum differs)" % (
             "no" if data is None else len(data), offer.get("size"))
     write_atomic(dest, data, 0o644)
     write_atomic(ENGINE_RELAY, str(offer.get("relay", "")).encode(), 0o644)
@@ -1026,7 +1016,6 @@ class Init:
         set_hostname(settings.get("hostname", "hostbridge"))
         run(["modprobe", "-a", "-q"] + MODULES)
         log("modules loaded")
-        self.stage_engine()
         failure = prepare_data_disk()
         if failure:
             log("%s data disk: %s" % (ERROR_MARK, failure))
@@ -1062,7 +1051,7 @@ class Init:
         """Install the engine the host offers (when it differs from the installed one) and its
         settings, then start the engine; the host hears "engine refused WHY" for an offer that
         is not installed, "engine absent" when there is none to start."""
-        offer, why = engine_offer(), None
+        offer = engine_offer()
         if offer is not None:
             why = install_engine(offer)
             if why:
@@ -1070,9 +1059,6 @@ class Init:
                 tell_host("engine refused %s" % why)
             place_engine_settings(offer)
         if os.path.exists(ENGINE) and os.path.exists(ENGINE_CONTROL):
-            # A refused offer: the engine started ahead may hold it (stage_engine), not the installed one.
-            if offer is not None and why:
-                self.end_preload()
             if not self.go_preloaded():
                 self.spawn("engine-control", [ENGINE_CONTROL, "start"])
             self.engine_deadline = time.monotonic() + ENGINE_WAIT
@@ -1097,25 +1083,6 @@ class Init:
             os.close(rfd)
         os.set_inheritable(wfd, False)
         self.preload = (pid, wfd)
-
-    def stage_engine(self):
-        """Once the drives are there, before the data disk: the engine started ahead reads the
-        offered engine off its drive (checked against the offer), into RAM (STAGED_ENGINE), and
-        imports it while the init prepares the disk; "go" then runs that copy (ENGINE_CONTROL's
-        `preload`). The engine installed on the data disk is the same offer (start_engine)."""
-        offer = engine_offer() if self.preload is not None else None
-        if offer is None:
-            return
-        name, size, crc = offer.get("name"), offer.get("size"), offer.get("crc32")
-        drive = engine_drive()
-        if not (drive and isinstance(size, int) and size > 0 and isinstance(crc, int)
-                and isinstance(name, str) and name.startswith("engine-") and name.endswith(".pyz")
-                and "/" not in name and " " not in name):
-            return
-        try:
-            os.write(self.preload[1], ("stage %s %d %d %s/%s\n" % (drive, size, crc, STAGED_ENGINE, name)).encode())
-        except OSError:  # it exited: go_preloaded says so
-            pass
 
     def go_preloaded(self):
         """Tell the engine started ahead to run; False when there is none (or it died meanwhile)."""

@@ -219,17 +219,6 @@ def main(argv):
     return 0
 
 
-def prepare():
-    """Import what a start imports (``main`` before it listens, then ``_start_engine``), and run
-    nothing: the QEMU guest's engine started ahead does this before its data disk is there
-    (provision/hostbridge.initd PRELOAD), then ``main``."""
-    for name in ("logging", "hashlib", "random", "tempfile", __package__ + ".api.server", __package__ + ".engine",
-                 __package__ + ".runtime.oom"):
-        __import__(name)
-    from .api.routes import build_router
-    build_router()  # its modules (what Engine() imports: hashlib, random, tempfile, above)
-
-
 def _start_engine(root, settings, server, log):
     """The Engine (its state restored) with the full router handed to ``server``, or None when
     it could not start: the error is logged, written to stderr, and told to waiting requests."""

@@ -77,19 +77,6 @@ GUEST_PYCACHE = "/var/cache/hostbridge/pycache"
 # the image's bytecode seed (image.keep_bytecode_seed). The data disk's (usr/local: the
 # engine) are kept per engine (engine_pyc_dir).
 SEED_TREE = "/usr/lib/hostbridge"
-IMAGE_PYCACHE = SEED_TREE + "/pycache"
-# Where the QEMU guest's engine, started ahead at boot, runs from: a copy of the offered engine
-# in RAM (provision/guest-init.py STAGED_ENGINE), unpacked beside it, its compiled modules below
-# IMAGE_PYCACHE.
-STAGED_ENGINE = "/run/hostbridge"
-STAGED_PYCACHE = IMAGE_PYCACHE + STAGED_ENGINE
-
-
-def staged_engine(layout):
-    """The unpacked copy of the engine the QEMU guest started ahead, in RAM."""
-    import posixpath
-
-    return posixpath.join(STAGED_ENGINE, "." + posixpath.basename(layout.zipapp) + ".d")
 
 
 def engine_pyc_dir():
@@ -252,10 +239,6 @@ def keep_engine_bytecode(conn, layout, driver):
         if sys.implementation.cache_tag == "cpython-%d%d" % GUEST_PYTHON:
             return 0
     try:
-        if driver == "qemu":  # the engine started ahead runs from RAM (provision/hostbridge.initd PRELOAD)
-            kept = deploy.harvest_pycs(conn, layout, IMAGE_PYCACHE, engine_pyc_dir(), unpacked=staged_engine(layout))
-            if kept:
-                return kept
         return deploy.harvest_pycs(conn, layout, GUEST_PYCACHE, engine_pyc_dir())
     except (RemoteHostError, OSError) as e:
         logging.getLogger(__name__).warning("could not keep the engine's compiled modules: %s", e)
@@ -318,10 +301,7 @@ def keep_pycache_seed(conn, image_dir, tree=SEED_TREE, init=None, init_pyc=None)
     init, init_pyc = init or assemble.INIT, init_pyc or assemble.INIT_PYC
     try:
         conn.run(_COMPILE_INIT.format(pyc=shlex.quote(init_pyc), init=shlex.quote(init)), timeout=120)
-        # Not the engine's (STAGED_PYCACHE: the engine it started ahead, which the next offer carries).
-        staged = posixpath.relpath(STAGED_PYCACHE, tree) + "/"
-        files = [(name, data) for name, data in deploy.remote_pycs(conn, guest_layout(), tree)
-                 if not name.startswith(staged)]
+        files = deploy.remote_pycs(conn, guest_layout(), tree)
         if not files:
             return 0
         return image.keep_bytecode_seed(image_dir, [(posixpath.join(tree, name), data) for name, data in files])

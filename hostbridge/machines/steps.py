@@ -197,8 +197,8 @@ def engine_offer(record, settings):
             offered = {"daemon": daemon_json(proxies, [deploy.remote_ca_path(layout, i, p) for i, p in enumerate(cas)]),
                        "cas": blobs}
     offer = {"version": layout.version, "name": os.path.basename(layout.zipapp), "sha256": sha, "size": size,
-             "crc32": crc, "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout), "settings": offered,
-             "host_paths": hostos.host_path_map(record.fields.get("shares") or ())}
+             "crc32": crc, "drive": drive, "relay": relay_source, "shim": deploy.shim_script(layout),
+             "settings": offered, "host_paths": hostos.host_path_map(record.fields.get("shares") or ())}
     path = record.paths.engine_offer
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

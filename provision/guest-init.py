@@ -491,8 +491,8 @@ def install_engine(offer):
     t0 = time.monotonic()
     data = read_engine_drive(offer.get("size"))
     if data is None or len(data) != offer.get("size") or not offered_bytes(data, offer):
-        return "the engine from the host is corrupt or truncated (%s bytes, %s expected, or its checksum differs)" % (
-            "no" if data is None else len(data), offer.get("size"))
+        return ("the engine from the host is corrupt or truncated (%s bytes, %s expected, or its checksum "
+                "differs)" % ("no" if data is None else len(data), offer.get("size")))
     write_atomic(dest, data, 0o644)
     write_atomic(ENGINE_RELAY, str(offer.get("relay", "")).encode(), 0o644)
     if offer.get("shim"):

@@ -142,8 +142,8 @@ class _Up:
                 control.stop_agent(self.p)
             except OSError as e:
                 log.debug("stopping the tunnel agent started for the resume failed: %s", e)
-        early = {"engine_offered": True} if offer is not None else {}  # the qemu driver's
-        info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout, **early)
+        offered = {"engine_offered": True} if offer is not None else {}  # (only a qemu boot brings an offer)
+        info = self.stage("ssh", self.driver.wait_ssh, ssh_timeout, **offered)
         self.resumed = self.booted and getattr(self.driver, "resumed", False)
         stale = None  # the guest's engine of another version, running
         if offer is None and hasattr(self.driver, "close_ready"):

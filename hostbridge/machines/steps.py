@@ -168,9 +168,9 @@ def engine_offer(record, settings):
     """Write what the QEMU guest's init installs at boot, before the engine starts (fw_cfg
     engine.json: ``record.paths.engine_offer``, mode 0600: a proxy URL may hold a password): the
     engine (``engine_blob``: its version, sha256 (which says which engine it is), size and
-    CRC-32 (what the guest checks the drive's bytes with: a tenth of a second less than a
-    sha256 under emulation; the offer and the drive come from this host alike); the zipapp itself is on a read-only
-    drive: qemu_cmd.engine_drive_args), the relay and the docker shim, the engine's settings (``settings``: (proxies,
+    CRC-32 (what the guest checks the drive's bytes with: a tenth of a second less than a sha256
+    under emulation; the offer and the drive come from this host alike); the zipapp itself is
+    on a read-only drive: qemu_cmd.engine_drive_args), the relay and the docker shim, the engine's settings (``settings``: (proxies,
     CA files), as ``engine_settings`` writes them; None: left as they are), the share map
     (``share_map``'s). A boot then needs no SSH exec. Returns the offer (a dict; ``drive`` is the drive's path on this host)."""
     import base64

@@ -4,6 +4,7 @@ the host reading what the guest says of it on the readiness port. The vm tier bo
 thing (tests/vm/test_vm_engine_offer.py)."""
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -215,6 +216,41 @@ def test_the_engine_drive_comes_after_the_data_disk():
     assert "engine0" not in " ".join(qemu_cmd.build_command(cfg))
 
 
+@contextlib.contextmanager
+def _guest_port(tmp_path, lines):
+    """A stand-in for the guest's end of the readiness port: a unix socket (its path yielded)
+    that says ``lines`` to the first connection and stays open until the block ends."""
+    path = str(tmp_path / "ready.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(1)
+    done = threading.Event()
+
+    def guest():
+        conn, _ = server.accept()
+        conn.sendall(lines)
+        done.wait(10)
+        conn.close()
+
+    t = threading.Thread(target=guest)
+    t.start()
+    try:
+        yield path
+    finally:
+        done.set()
+        t.join(5)
+        server.close()
+
+
+def _driver(tmp_path):
+    from hostbridge.machines import driver
+    from hostbridge.machines.qemu import QemuDriver
+
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")))
+    d.check_booting = lambda deadline, timeout: None  # no QEMU here: the vm tier boots one
+    return d
+
+
 @pytest.mark.parametrize("lines,expected", [
     (b"ready init\nready engine 0.1.0\n", ("ready", "0.1.0")),
     (b"ready init\nengine refused the engine from the host is corrupt\nready engine 0.0.9\n",
@@ -224,25 +260,10 @@ def test_the_engine_drive_comes_after_the_data_disk():
     (b"ready init\n", (None, "the guest did not say that its engine started")),
 ])
 def test_the_host_hears_what_the_guest_says_of_its_engine(tmp_path, lines, expected):
-    from hostbridge.machines import driver
-    from hostbridge.machines.qemu import QemuDriver, ReadyChannel
+    from hostbridge.machines.qemu import ReadyChannel
 
-    path = str(tmp_path / "ready.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-
-    def guest():
-        conn, _ = server.accept()
-        conn.sendall(lines)
-        threading.Event().wait(1.0)
-        conn.close()
-
-    t = threading.Thread(target=guest)
-    t.start()
-    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")))
-    d.check_booting = lambda deadline, timeout: None  # no QEMU here: the vm tier boots one
-    try:
+    with _guest_port(tmp_path, lines) as path:
+        d = _driver(tmp_path)
         d._channel = ReadyChannel(path)
         while "ready init" not in d.events:  # as wait_ssh leaves it: the lines up to "ready init" read
             event = d._channel.next_event(1)
@@ -250,9 +271,6 @@ def test_the_host_hears_what_the_guest_says_of_its_engine(tmp_path, lines, expec
                 d.events.append(event)
         assert d.wait_engine(timeout=0.5) == expected
         assert d._channel is None
-    finally:
-        t.join(5)
-        server.close()
 
 
 @pytest.mark.parametrize("offered", [True, False])
@@ -260,36 +278,20 @@ def test_sshd_is_taken_at_the_guests_word_when_the_boot_brings_the_engine(tmp_pa
     """With the engine offered at boot, "ready init" ends the wait unchecked (the tunnel agent's
     login is the first SSH); without, the deploy over SSH follows: sshd's banner is asked once."""
     from hostbridge.machines import driver, qemu
-    from hostbridge.machines.qemu import QemuDriver
-
-    path = str(tmp_path / "ready.sock")
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen(1)
-
-    def guest():
-        conn, _ = server.accept()
-        conn.sendall(b"engine absent\nready init\n")
-        threading.Event().wait(1.0)
-        conn.close()
 
     banners = []
     monkeypatch.setattr(qemu, "ssh_banner", lambda host, port, timeout: banners.append(port) or True)
-    t = threading.Thread(target=guest)
-    t.start()
-    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")))
-    d.check_booting = lambda deadline, timeout: None  # no QEMU here: the vm tier boots one
-    d._record = lambda: {"ready": path}
-    d.ssh_info = lambda: driver.SSHInfo(host="127.0.0.1", port=2222, user="root", key_path="k")
-    d.launched = time.monotonic() - 60
-    try:
-        info = d.wait_ssh(timeout=5, engine_offered=offered)
-        assert info.port == 2222 and d.events == ["engine absent", "ready init"]
-        assert banners == ([] if offered else [2222])
-    finally:
-        d.close_ready()
-        t.join(5)
-        server.close()
+    with _guest_port(tmp_path, b"engine absent\nready init\n") as path:
+        d = _driver(tmp_path)
+        d._record = lambda: {"ready": path}
+        d.ssh_info = lambda: driver.SSHInfo(host="127.0.0.1", port=2222, user="root", key_path="k")
+        d.launched = time.monotonic() - 60
+        try:
+            info = d.wait_ssh(timeout=5, engine_offered=offered)
+            assert info.port == 2222 and d.events == ["engine absent", "ready init"]
+            assert banners == ([] if offered else [2222])
+        finally:
+            d.close_ready()
 
 
 def test_guest_bytecode_is_wanted_only_from_a_host_whose_python_differs(monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ command line itself is built in qemu_cmd.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -81,6 +82,39 @@ def _windows_pid_alive(pid):
     from hostbridge.tunnel.npipe import process_alive  # os.kill(pid, 0) would terminate it
 
     return process_alive(pid)
+
+
+PR_SET_THP_DISABLE, PR_GET_THP_DISABLE = 41, 42  # prctl(2); the setting is inherited across fork and execve
+
+
+@contextlib.contextmanager
+def _small_pages(wanted):
+    """While this runs, the processes it starts get no transparent huge pages (Linux).
+
+    QEMU backs guest RAM with huge pages where it can. Under TCG they save little (guest
+    accesses go through the emulator's own TLB), and where the host is itself a VM whose free
+    memory is handed back to its hypervisor (free page reporting gives back exactly the free
+    blocks a huge page is made of) each huge page's first fault is slow. On such a host QEMU's
+    setup after an idle minute spent 0.6-1.0 s in page faults (0.1 s with small pages), and a
+    cold `up` took 11.7 s (median of 4, 9.7-13.6) against 8.5 s (6.5-8.7) with small pages;
+    `docker run` in the running guest was no slower. Best effort: without prctl, nothing changes.
+    """
+    libc = before = None
+    if wanted:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            before = libc.prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0)
+            if before < 0 or libc.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
+                libc = None
+        except (OSError, AttributeError):
+            libc = None
+    try:
+        yield
+    finally:
+        if libc is not None:
+            libc.prctl(PR_SET_THP_DISABLE, before, 0, 0, 0)
 
 
 class ReadyChannel:
@@ -630,8 +664,9 @@ class QemuDriver(Driver):
                 rc = 0
             else:
                 # -daemonize: QEMU reports setup errors (a taken port, a bad disk) before detaching.
-                rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, timeout=120,
-                                     pass_fds=pass_fds)
+                with _small_pages(self.system == "Linux" and cfg.accel == "tcg"):
+                    rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, timeout=120,
+                                         pass_fds=pass_fds)
         deadline = time.monotonic() + 10
         while rc == 0 and self._pid() is None and time.monotonic() < deadline:
             time.sleep(0.05)

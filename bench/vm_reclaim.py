@@ -12,10 +12,10 @@ after the other, and prints:
   before issue 16's memory work (QEMU's default 1 GiB TCG buffer, free page reporting from
   2 MiB blocks, no idle cache drop), ``new`` the current one (qemu_cmd.TCG_TB_SIZE_MIB, the
   guest init's REPORTING_ORDER and IDLE_RECLAIM: caches dropped and memory compacted once idle),
-  ``order-N`` the current one reporting free blocks of 2^N pages, ``no-thp`` the current one with
-  QEMU's guest RAM in small pages (``PR_SET_THP_DISABLE``: QEMU asks for transparent huge pages,
-  which the host then faults in and khugepaged collapses whole 2 MiB at a time); and what the guest's idle
-  reclaim did (its console);
+  ``order-N`` the current one reporting free blocks of 2^N pages, ``thp`` the current one with
+  QEMU's guest RAM in transparent huge pages, as before session 10 (under TCG QEMU now starts
+  with ``PR_SET_THP_DISABLE``, ``qemu._small_pages``; with huge pages the host faults in and
+  khugepaged collapses whole 2 MiB at a time); and what the guest's idle reclaim did (its console);
 - disk (on the last variant, unless --no-disk): the qcow2 file's allocated size on the host
   (st_blocks, not its apparent size) and the guest's own view (ext4 used on the data disk,
   `docker system df`), after images of ``--image-mib`` were committed, then after `docker
@@ -33,7 +33,7 @@ ext4 says 7 MiB used; the rest is qcow2 and ext4 metadata, below the new disk's 
 With the idle compaction (host load 2-5, 20 s settle, 90 s after): today 523 / 725 / 750 MiB
 (guest RAM 232 / 286 / 308); new 483 / 569 / 529 MiB (guest RAM 227 / 306 / 268: a 38 MiB fall,
 60 MiB had lain in blocks below 128 KiB); order-0 (no compaction) guest RAM 209 / 290 / 258;
-no-thp guest RAM 220 / 281 / 245.
+no-thp guest RAM 220 / 281 / 245 (that variant is `new` since session 10; `thp` is the old `new`).
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ from hostbridge.machines import qemu, qemu_cmd
 patch = json.loads(sys.argv.pop(1))
 if patch.get("tb_default"):
     qemu_cmd.TCG_TB_SIZE_MIB = 0
-if patch.get("no_thp"):  # PR_SET_THP_DISABLE, inherited by QEMU: its guest RAM gets no transparent huge pages
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(41, 1, 0, 0, 0)
+if patch.get("thp"):  # QEMU's guest RAM in transparent huge pages, as before qemu._small_pages
+    import contextlib
+    qemu._small_pages = lambda wanted: contextlib.nullcontext()
 create = qemu.QemuDriver.create
 def create_patched(self):
     create(self)
@@ -81,7 +81,7 @@ from hostbridge.cli import main
 sys.argv[0] = "hostbridge"
 main()
 '''
-TODAY = {"tb_default": True, "memory": {"reporting_order": 9, "idle_reclaim": 0}}
+TODAY = {"tb_default": True, "thp": True, "memory": {"reporting_order": 9, "idle_reclaim": 0}}
 
 
 def variant_patch(variant):
@@ -90,8 +90,8 @@ def variant_patch(variant):
         return TODAY
     if variant.startswith("order-"):
         return {"memory": {"reporting_order": int(variant[len("order-"):])}}
-    if variant == "no-thp":
-        return {"no_thp": True}
+    if variant == "thp":
+        return {"thp": True}
     return None
 
 
@@ -173,8 +173,8 @@ def main():
                     help="seconds left alone after the containers are removed (the guest drops its caches after "
                          "30 s idle; free page reporting then takes up to ~30 s to report them all)")
     ap.add_argument("--variants", default="today,new",
-                    help="today, new, order-N (new, reporting 2^N pages), no-thp (new, QEMU without transparent huge "
-                         "pages)")
+                    help="today, new, order-N (new, reporting 2^N pages), thp (new, QEMU's guest RAM in transparent "
+                         "huge pages as before)")
     ap.add_argument("--no-disk", action="store_true", help="skip the disk figures")
     args = ap.parse_args()
 

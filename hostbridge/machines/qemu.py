@@ -32,6 +32,11 @@ from hostbridge.machines.qmp import QMP
 log = logging.getLogger(__name__)
 SSH_USER = "root"
 START_ATTEMPTS = 3  # a forwarded port can be taken between our check and QEMU's bind
+# QEMU's complaint when another process holds the disk image's lock. One just killed may still
+# hold it: the kernel drops a dead process's file locks a moment after the process is seen gone
+# (its last fput is deferred), ~50 ms here with the guest's RAM in small pages.
+DISK_LOCKED = 'Failed to get "write" lock'
+LOCK_RELEASE_WAIT = 3.0
 # While the readiness port is silent, sshd is asked this often, waiting this long for its banner.
 POLL_EVERY, POLL_BANNER = 1.0, 0.3
 # A guest this driver booted, whose readiness port it listens on from the start, is asked for
@@ -66,7 +71,13 @@ def pid_alive(pid, marker=None):
     if marker and os.path.isdir("/proc/self"):
         try:
             with open("/proc/%d/cmdline" % pid, "rb") as f:
-                return marker.encode() in f.read()
+                cmdline = f.read()
+            if cmdline:
+                return marker.encode() in cmdline
+            # None: a zombie, a kernel thread that took the pid, or a process still exiting
+            # (its memory gone, its threads and files not yet).
+            with open("/proc/%d/stat" % pid) as f:
+                return still_exiting(f.read())
         except OSError:
             return False
     try:
@@ -76,6 +87,20 @@ def pid_alive(pid, marker=None):
     except PermissionError:
         return True
     return True
+
+
+PF_KTHREAD = 0x00200000  # /proc/PID/stat flags: a kernel thread
+
+
+def still_exiting(stat):
+    """Whether the process of ``stat`` (its /proc/PID/stat line), one without a command line,
+    is a user process still exiting: not a zombie, not a kernel thread. A QEMU killed with its
+    guest's RAM in small pages is seen so for ~50 ms while it unmaps it (see also DISK_LOCKED)."""
+    try:
+        fields = stat.rsplit(")", 1)[1].split()
+        return fields[0] not in ("Z", "X", "x") and not int(fields[6]) & PF_KTHREAD
+    except (IndexError, ValueError):
+        return False
 
 
 def _windows_pid_alive(pid):
@@ -656,7 +681,19 @@ class QemuDriver(Driver):
 
     def _launch(self, cfg, extra=(), pass_fds=()):
         """Run QEMU (``extra``: options added to the command line; ``pass_fds``: descriptors it
-        inherits); True once it is up and daemonized, else (False, QEMU's message)."""
+        inherits, read from their start); True once it is up and daemonized, else (False, QEMU's
+        message). A disk still locked is waited for a moment (``DISK_LOCKED``)."""
+        deadline = time.monotonic() + LOCK_RELEASE_WAIT
+        while True:
+            for fd in pass_fds:  # a saved state: QEMU did not get to read it, or it starts over
+                os.lseek(fd, 0, os.SEEK_SET)
+            ok, msg = self._launch_once(cfg, extra, pass_fds)
+            if ok or DISK_LOCKED not in msg or time.monotonic() >= deadline:
+                return ok, msg
+            log.debug("the disk of %s is still locked; trying again: %s", self.spec.name, msg)
+            time.sleep(0.1)
+
+    def _launch_once(self, cfg, extra, pass_fds):
         self._clear_runtime()
         argv = qemu_cmd.build_command(cfg, self._binary_path()) + list(extra)
         with open(self.files.qemu_log, "wb") as errlog:

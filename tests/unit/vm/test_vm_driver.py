@@ -216,3 +216,89 @@ def test_qemu_under_tcg_runs_without_transparent_huge_pages(tmp_path, accel, exp
     assert d._launch(cfg) == (True, "")
     assert _thp_enabled((tmp_path / "thp").read_text()) == [expected]
     assert _thp_enabled(open("/proc/self/status").read()) == ["1"]  # the caller's own is back
+
+
+@pytest.mark.parametrize("stat,exiting", [
+    ("4242 (qemu-system-x86) R 1 4241 4241 0 -1 4194624 0 0", True),  # killed, unmapping its RAM
+    ("4242 (qemu-system-x86) D 1 4241 4241 0 -1 4194624 0 0", True),
+    ("4242 (qemu-system-x86) Z 1 4241 4241 0 -1 4227404 0 0", False),  # a zombie: its files are closed
+    ("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0", False),  # a kernel thread that took the pid
+    ("4242 (a) b) R 1", False),  # not a stat line
+    ("", False),
+])
+def test_a_process_without_a_command_line_is_alive_only_while_it_exits(stat, exiting):
+    from hostbridge.machines.qemu import still_exiting
+
+    assert still_exiting(stat) is exiting
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_a_zombie_qemu_is_not_alive_but_a_running_one_is(tmp_path):
+    """Real processes: QEMU's pidfile is the marker (its command line names it)."""
+    import subprocess
+    import sys
+    import time
+
+    from hostbridge.machines.qemu import pid_alive
+
+    marker = str(tmp_path / "qemu.pid")
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
+    try:
+        deadline = time.monotonic() + 10
+        while marker.encode() not in open("/proc/%d/cmdline" % p.pid, "rb").read():  # forked, not yet exec'd
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert pid_alive(p.pid, marker)
+        assert not pid_alive(p.pid, str(tmp_path / "other.pid"))  # a pid reused by another process
+        p.kill()
+        while open("/proc/%d/stat" % p.pid).read().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert not pid_alive(p.pid, marker)  # not reaped yet: no command line, files closed
+    finally:
+        p.kill()
+        p.wait()
+
+
+def _counting_qemu(tmp_path, locked_runs, message='Failed to get "write" lock'):
+    """A stand-in qemu-system (the vm tier runs the real one) that fails its first
+    ``locked_runs`` runs with ``message``, then starts as -daemonize does (writes the pidfile)."""
+    fake = tmp_path / "qemu-system-x86_64"
+    runs = tmp_path / "runs"
+    fake.write_text('#!/bin/sh\necho x >> "%s"\n'
+                    'if [ "$(wc -l < "%s")" -le %d ]; then echo \'qemu-system-x86_64: -drive file=d: %s\' >&2; exit 1; fi\n'
+                    'while [ "$1" != "-pidfile" ]; do shift; done\necho $$ > "$2"\n'
+                    % (runs, runs, locked_runs, message))
+    fake.chmod(0o755)
+    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")), system="Linux", arch="x86_64",
+                   binary=str(fake))
+    os.makedirs(d.spec.dir)
+    from hostbridge.machines import qemu_cmd
+
+    cfg = qemu_cmd.QemuConfig(system="Linux", arch="x86_64", accel="tcg", cpus=1, memory_mib=256,
+                              disk="d.qcow2", kernel="k", initrd="i", ssh_port=2222, qmp="unix:q",
+                              serial_log="s", pidfile=d.files.pidfile, name="x")
+    return d, cfg, runs
+
+
+def test_a_disk_still_locked_by_a_qemu_just_gone_is_waited_for(tmp_path):
+    d, cfg, runs = _counting_qemu(tmp_path, locked_runs=2)
+    assert d._launch(cfg) == (True, "")
+    assert len(runs.read_text().split()) == 3
+
+
+def test_a_disk_locked_for_good_fails_with_qemus_words(tmp_path, monkeypatch):
+    from hostbridge.machines import qemu
+
+    monkeypatch.setattr(qemu, "LOCK_RELEASE_WAIT", 0.3)
+    d, cfg, runs = _counting_qemu(tmp_path, locked_runs=1000)
+    ok, msg = d._launch(cfg)
+    assert not ok and 'Failed to get "write" lock' in msg
+    assert 2 <= len(runs.read_text().split()) <= 5
+
+
+def test_other_qemu_failures_are_not_tried_again(tmp_path):
+    d, cfg, runs = _counting_qemu(tmp_path, locked_runs=1, message="could not open disk image d.qcow2")
+    ok, msg = d._launch(cfg)
+    assert not ok and "could not open disk image" in msg
+    assert len(runs.read_text().split()) == 1

@@ -315,8 +315,11 @@ def test_stats_streams_until_interrupted(backend, sleeper):
     import select
     import signal
 
+    from tests.support.signals import sigint_default
+
     proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "stats", sleeper], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=backend.env(), cwd=backend.env()["PYTHONPATH"])
+                            stderr=subprocess.PIPE, env=backend.env(), cwd=backend.env()["PYTHONPATH"],
+                            preexec_fn=sigint_default)
     try:
         out = b""
         deadline = time.monotonic() + 20

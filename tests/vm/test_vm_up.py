@@ -294,9 +294,11 @@ def test_ssh_never_coming_up_is_an_error_with_the_serial_log(host):
 
 
 def test_ctrl_c_during_up_leaves_nothing_behind(host):
+    from tests.support.signals import sigint_default
+
     proc = subprocess.Popen([sys.executable, "-m", "hostbridge.cli", "up", "--machine", "vmt-int", "--driver", "qemu",
                              "--cpus", "1", "--memory", "512", "--disk", "2G"], env=host.env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     pidfile = os.path.join(host.machine_dir("vmt-int"), "qemu.pid")
     deadline = time.monotonic() + 120
     while not os.path.exists(pidfile) and time.monotonic() < deadline and proc.poll() is None:

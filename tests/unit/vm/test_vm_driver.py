@@ -199,20 +199,7 @@ def test_qemu_under_tcg_runs_without_transparent_huge_pages(tmp_path, accel, exp
     """Under TCG, QEMU is started with huge pages off (qemu._small_pages): its faults of huge
     pages after the host idled cost seconds of a cold up on a host that is itself a VM. A KVM
     guest keeps them (its RAM is mapped by huge pages of the hardware's)."""
-    from hostbridge.machines import qemu_cmd
-
-    # A stand-in for qemu-system (the vm tier boots the real one): it notes what its process
-    # was given and writes the pidfile, as -daemonize does.
-    fake = tmp_path / "qemu-system-x86_64"
-    fake.write_text('#!/bin/sh\ngrep THP_enabled /proc/$$/status > "%s"\n'
-                    'while [ "$1" != "-pidfile" ]; do shift; done\necho $$ > "$2"\n' % (tmp_path / "thp"))
-    fake.chmod(0o755)
-    d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")), system="Linux", arch="x86_64",
-                   binary=str(fake))
-    os.makedirs(d.spec.dir)
-    cfg = qemu_cmd.QemuConfig(system="Linux", arch="x86_64", accel=accel, cpus=1, memory_mib=256,
-                              disk="d.qcow2", kernel="k", initrd="i", ssh_port=2222, qmp="unix:q",
-                              serial_log="s", pidfile=d.files.pidfile, name="x")
+    d, cfg, _ = _stand_in_qemu(tmp_path, accel=accel)
     assert d._launch(cfg) == (True, "")
     assert _thp_enabled((tmp_path / "thp").read_text()) == [expected]
     assert _thp_enabled(open("/proc/self/status").read()) == ["1"]  # the caller's own is back
@@ -221,7 +208,7 @@ def test_qemu_under_tcg_runs_without_transparent_huge_pages(tmp_path, accel, exp
 @pytest.mark.parametrize("stat,exiting", [
     ("4242 (qemu-system-x86) R 1 4241 4241 0 -1 4194624 0 0", True),  # killed, unmapping its RAM
     ("4242 (qemu-system-x86) D 1 4241 4241 0 -1 4194624 0 0", True),
-    ("4242 (qemu-system-x86) Z 1 4241 4241 0 -1 4227404 0 0", False),  # a zombie: its files are closed
+    ("4242 (qemu-system-x86) Z 1 4241 4241 0 -1 4227404 0 0", False),  # a zombie: its threads are done
     ("2 (kthreadd) S 0 0 0 0 -1 2129984 0 0", False),  # a kernel thread that took the pid
     ("4242 (a) b) R 1", False),  # not a stat line
     ("", False),
@@ -260,29 +247,30 @@ def test_a_zombie_qemu_is_not_alive_but_a_running_one_is(tmp_path):
         p.wait()
 
 
-def _counting_qemu(tmp_path, locked_runs, message='Failed to get "write" lock'):
-    """A stand-in qemu-system (the vm tier runs the real one) that fails its first
-    ``locked_runs`` runs with ``message``, then starts as -daemonize does (writes the pidfile)."""
+def _stand_in_qemu(tmp_path, accel="tcg", locked_runs=0, message='Failed to get "write" lock'):
+    """A stand-in qemu-system (the vm tier runs the real one) and a QemuDriver using it. Each run
+    is counted (``runs``) and notes its process's THP_enabled (``thp``); the first ``locked_runs``
+    runs fail with ``message``, the next starts as -daemonize does (writes the pidfile)."""
+    from hostbridge.machines import qemu_cmd
+
     fake = tmp_path / "qemu-system-x86_64"
     runs = tmp_path / "runs"
-    fake.write_text('#!/bin/sh\necho x >> "%s"\n'
+    fake.write_text('#!/bin/sh\necho x >> "%s"\ngrep THP_enabled /proc/$$/status > "%s"\n'
                     'if [ "$(wc -l < "%s")" -le %d ]; then echo \'qemu-system-x86_64: -drive file=d: %s\' >&2; exit 1; fi\n'
                     'while [ "$1" != "-pidfile" ]; do shift; done\necho $$ > "$2"\n'
-                    % (runs, runs, locked_runs, message))
+                    % (runs, tmp_path / "thp", runs, locked_runs, message))
     fake.chmod(0o755)
     d = QemuDriver(driver.MachineSpec(name="x", dir=str(tmp_path / "x")), system="Linux", arch="x86_64",
                    binary=str(fake))
     os.makedirs(d.spec.dir)
-    from hostbridge.machines import qemu_cmd
-
-    cfg = qemu_cmd.QemuConfig(system="Linux", arch="x86_64", accel="tcg", cpus=1, memory_mib=256,
+    cfg = qemu_cmd.QemuConfig(system="Linux", arch="x86_64", accel=accel, cpus=1, memory_mib=256,
                               disk="d.qcow2", kernel="k", initrd="i", ssh_port=2222, qmp="unix:q",
                               serial_log="s", pidfile=d.files.pidfile, name="x")
     return d, cfg, runs
 
 
 def test_a_disk_still_locked_by_a_qemu_just_gone_is_waited_for(tmp_path):
-    d, cfg, runs = _counting_qemu(tmp_path, locked_runs=2)
+    d, cfg, runs = _stand_in_qemu(tmp_path, locked_runs=2)
     assert d._launch(cfg) == (True, "")
     assert len(runs.read_text().split()) == 3
 
@@ -291,14 +279,14 @@ def test_a_disk_locked_for_good_fails_with_qemus_words(tmp_path, monkeypatch):
     from hostbridge.machines import qemu
 
     monkeypatch.setattr(qemu, "LOCK_RELEASE_WAIT", 0.3)
-    d, cfg, runs = _counting_qemu(tmp_path, locked_runs=1000)
+    d, cfg, runs = _stand_in_qemu(tmp_path, locked_runs=1000)
     ok, msg = d._launch(cfg)
     assert not ok and 'Failed to get "write" lock' in msg
     assert 2 <= len(runs.read_text().split()) <= 5
 
 
 def test_other_qemu_failures_are_not_tried_again(tmp_path):
-    d, cfg, runs = _counting_qemu(tmp_path, locked_runs=1, message="could not open disk image d.qcow2")
+    d, cfg, runs = _stand_in_qemu(tmp_path, locked_runs=1, message="could not open disk image d.qcow2")
     ok, msg = d._launch(cfg)
     assert not ok and "could not open disk image" in msg
     assert len(runs.read_text().split()) == 1
